@@ -121,29 +121,18 @@ impl<'de> Deserialize<'de> for Digest {
     }
 }
 
-impl From<&Digest> for oci_spec::image::Digest {
-    fn from(d: &Digest) -> Self {
-        // A validated sha256 digest always parses as an oci-spec digest.
-        oci_spec::image::Sha256Digest::from_str(&d.hex)
-            .map(Into::into)
-            .unwrap_or_else(|_| unreachable_digest())
+impl TryFrom<&Digest> for oci_spec::image::Digest {
+    type Error = OciError;
+    fn try_from(d: &Digest) -> Result<Self, OciError> {
+        oci_spec::image::Digest::from_str(&d.to_string())
+            .map_err(|e| OciError::InvalidDigest { input: d.to_string(), why: e.to_string() })
     }
-}
-
-#[cold]
-fn unreachable_digest() -> oci_spec::image::Digest {
-    // Only reachable if oci-spec and this module disagree on what a sha256 hex string is.
-    #[allow(clippy::unwrap_used)]
-    oci_spec::image::Digest::from_str(
-        "sha256:0000000000000000000000000000000000000000000000000000000000000000",
-    )
-    .unwrap()
 }
 
 impl TryFrom<&oci_spec::image::Digest> for Digest {
     type Error = OciError;
     fn try_from(d: &oci_spec::image::Digest) -> Result<Self, OciError> {
-        Self::parse(&d.to_string())
+        Self::parse(d.as_ref())
     }
 }
 
@@ -174,6 +163,11 @@ impl<W: Write> HashingWriter<W> {
 
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.inner
+    }
+
+    /// The digest of what has been written so far.
+    pub fn current(&self) -> Digest {
+        Digest::from_raw(self.hasher.clone().finalize().as_slice())
     }
 
     /// The inner writer, the digest and the byte count.
@@ -219,6 +213,11 @@ impl<R: Read> HashingReader<R> {
         &mut self.inner
     }
 
+    /// The digest of what has been read so far.
+    pub fn current(&self) -> Digest {
+        Digest::from_raw(self.hasher.clone().finalize().as_slice())
+    }
+
     pub fn finish(self) -> (R, Digest, u64) {
         let d = Digest::from_raw(self.hasher.finalize().as_slice());
         (self.inner, d, self.count)
@@ -235,6 +234,7 @@ impl<R: Read> Read for HashingReader<R> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -281,7 +281,7 @@ mod tests {
     #[test]
     fn converts_to_oci_spec() {
         let d = Digest::of_bytes(b"x");
-        let o: oci_spec::image::Digest = (&d).into();
+        let o = oci_spec::image::Digest::try_from(&d).unwrap();
         assert_eq!(o.to_string(), d.to_string());
         assert_eq!(Digest::try_from(&o).unwrap(), d);
     }

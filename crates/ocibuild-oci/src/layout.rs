@@ -1,1 +1,610 @@
-//! (in progress)
+//! Where images live on disk: OCI image layout directories (`oci:`), OCI archives (`oci-archive:`,
+//! a tar of a layout), Docker archives (`docker-archive:`, what `docker save` writes and
+//! `docker load`/`podman load` read), and the content store.
+//!
+//! Readers implement [`ImageSource`]; reading never trusts a blob: callers verify through
+//! [`read_verified`] and [`VerifyingReader`]. Writers go through a temp file and a rename, so an
+//! interrupted export never leaves a half-written blob, index or archive under its final name.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{Digest, HashingWriter};
+use crate::error::{OciError, Result};
+use crate::image::{
+    Descriptor, Image, ImageSource, Index, REF_NAME, VerifyingReader, parse_index, to_json_bytes,
+};
+use crate::media::{self, Compression};
+use crate::reference::{Location, Reference};
+use crate::store::ContentStore;
+
+const OCI_LAYOUT_JSON: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// Pick the descriptor named `tag` (or the only one) from an index.json.
+fn select(index: &Index, tag: Option<&str>, location: &str) -> Result<Descriptor> {
+    let available: Vec<String> = index.manifests.iter().filter_map(|d| d.ref_name().map(str::to_string)).collect();
+    match tag {
+        Some(t) => index
+            .manifests
+            .iter()
+            .find(|d| d.ref_name() == Some(t))
+            .cloned()
+            .ok_or_else(|| OciError::TagNotFound { location: location.to_string(), tag: t.to_string(), available }),
+        None => match index.manifests.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(OciError::defect(location, "index.json lists no images")),
+            many => Err(OciError::AmbiguousImage { location: location.to_string(), count: many.len(), available }),
+        },
+    }
+}
+
+fn check_oci_layout(bytes: &[u8], location: &str) -> Result<()> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct L {
+        image_layout_version: String,
+    }
+    let l: L = serde_json::from_slice(bytes).map_err(OciError::json(format!("{location}/oci-layout")))?;
+    if l.image_layout_version != "1.0.0" {
+        return Err(OciError::defect(location, format!("oci-layout says imageLayoutVersion {}, expected 1.0.0", l.image_layout_version)));
+    }
+    Ok(())
+}
+
+fn parse_top_index(bytes: &[u8], location: &str) -> Result<Index> {
+    let d = Descriptor::of_bytes(media::OCI_INDEX, bytes);
+    parse_index(bytes, &d, &format!("{location}/index.json"))
+}
+
+/// An image in an OCI layout directory.
+pub struct LayoutSource {
+    dir: PathBuf,
+    tag: Option<String>,
+    root: Descriptor,
+    pub index: Index,
+}
+
+impl LayoutSource {
+    pub fn open(dir: &Path, tag: Option<&str>) -> Result<Self> {
+        let loc = format!("oci:{}", dir.display());
+        let ol = dir.join("oci-layout");
+        let bytes = fs::read(&ol).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                OciError::defect(&loc, "no `oci-layout` file: this is not an OCI image layout directory")
+            } else {
+                OciError::Io { op: "read", path: ol.clone(), source: e }
+            }
+        })?;
+        check_oci_layout(&bytes, &loc)?;
+        let ip = dir.join("index.json");
+        let bytes = fs::read(&ip).map_err(OciError::io("read", &ip))?;
+        let index = parse_top_index(&bytes, &loc)?;
+        let root = select(&index, tag, &loc)?;
+        Ok(Self { dir: dir.to_path_buf(), tag: tag.map(str::to_string), root, index })
+    }
+}
+
+impl ImageSource for LayoutSource {
+    fn describe(&self) -> String {
+        match &self.tag {
+            Some(t) => format!("oci:{}:{t}", self.dir.display()),
+            None => format!("oci:{}", self.dir.display()),
+        }
+    }
+    fn root(&self) -> Result<Descriptor> {
+        Ok(self.root.clone())
+    }
+    fn open_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + '_>> {
+        let p = self.dir.join(desc.digest.layout_path());
+        match File::open(&p) {
+            Ok(f) => Ok(Box::new(BufReader::with_capacity(256 * 1024, f))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(OciError::BlobMissing { digest: desc.digest.clone(), location: self.describe() })
+            }
+            Err(e) => Err(OciError::Io { op: "open", path: p, source: e }),
+        }
+    }
+}
+
+/// Byte ranges of the regular files in an uncompressed tar, by normalised name.
+fn index_tar(file: &Path) -> Result<HashMap<String, (u64, u64)>> {
+    let f = File::open(file).map_err(OciError::io("open", file))?;
+    let mut ar = tar::Archive::new(f);
+    let mut out = HashMap::new();
+    let what = format!("reading the tar archive {}", file.display());
+    for e in ar.entries_with_seek().map_err(OciError::stream(what.clone()))? {
+        let e = e.map_err(OciError::stream(what.clone()))?;
+        if !e.header().entry_type().is_file() {
+            continue;
+        }
+        let name = e.path().map_err(OciError::stream(what.clone()))?.to_string_lossy().to_string();
+        let name = name.trim_start_matches("./").to_string();
+        out.insert(name, (e.raw_file_position(), e.size()));
+    }
+    Ok(out)
+}
+
+fn open_range(file: &Path, (off, len): (u64, u64)) -> Result<Box<dyn Read + 'static>> {
+    let mut f = File::open(file).map_err(OciError::io("open", file))?;
+    f.seek(SeekFrom::Start(off)).map_err(OciError::io("seek in", file))?;
+    Ok(Box::new(BufReader::with_capacity(256 * 1024, f).take(len)))
+}
+
+/// An image in an oci-archive (a tar of an OCI layout), read in place without extracting it.
+pub struct ArchiveSource {
+    file: PathBuf,
+    tag: Option<String>,
+    entries: HashMap<String, (u64, u64)>,
+    root: Descriptor,
+}
+
+impl ArchiveSource {
+    pub fn open(file: &Path, tag: Option<&str>) -> Result<Self> {
+        let loc = format!("oci-archive:{}", file.display());
+        let entries = index_tar(file)?;
+        let read_entry = |name: &str| -> Result<Vec<u8>> {
+            let r = entries.get(name).ok_or_else(|| OciError::defect(&loc, format!("the archive has no `{name}`: not an OCI archive")))?;
+            if r.1 > crate::image::MAX_JSON_BLOB {
+                return Err(OciError::defect(&loc, format!("`{name}` is implausibly large ({} bytes)", r.1)));
+            }
+            let mut buf = Vec::new();
+            open_range(file, *r)?.read_to_end(&mut buf).map_err(OciError::io("read", file))?;
+            Ok(buf)
+        };
+        check_oci_layout(&read_entry("oci-layout")?, &loc)?;
+        let index = parse_top_index(&read_entry("index.json")?, &loc)?;
+        let root = select(&index, tag, &loc)?;
+        Ok(Self { file: file.to_path_buf(), tag: tag.map(str::to_string), entries, root })
+    }
+}
+
+impl ImageSource for ArchiveSource {
+    fn describe(&self) -> String {
+        match &self.tag {
+            Some(t) => format!("oci-archive:{}:{t}", self.file.display()),
+            None => format!("oci-archive:{}", self.file.display()),
+        }
+    }
+    fn root(&self) -> Result<Descriptor> {
+        Ok(self.root.clone())
+    }
+    fn open_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + '_>> {
+        let r = self
+            .entries
+            .get(&desc.digest.layout_path())
+            .ok_or_else(|| OciError::BlobMissing { digest: desc.digest.clone(), location: self.describe() })?;
+        open_range(&self.file, *r)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DockerManifestEntry {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "RepoTags", default)]
+    repo_tags: Option<Vec<String>>,
+    #[serde(rename = "Layers")]
+    layers: Vec<String>,
+}
+
+/// An image in a docker-archive (`docker save` format). Its manifest is synthesised as Docker
+/// schema2 from `manifest.json`, the config and the layer files, as containers-image does.
+pub struct DockerArchiveSource {
+    file: PathBuf,
+    name: Option<String>,
+    entries: HashMap<String, (u64, u64)>,
+    blobs: HashMap<Digest, String>,
+    manifest: Vec<u8>,
+    root: Descriptor,
+}
+
+impl DockerArchiveSource {
+    pub fn open(file: &Path, reference: Option<&Reference>) -> Result<Self> {
+        let loc = format!("docker-archive:{}", file.display());
+        let entries = index_tar(file)?;
+        let read_small = |name: &str| -> Result<Vec<u8>> {
+            let r = entries.get(name).ok_or_else(|| OciError::defect(&loc, format!("the archive has no `{name}`")))?;
+            if r.1 > crate::image::MAX_JSON_BLOB {
+                return Err(OciError::defect(&loc, format!("`{name}` is implausibly large ({} bytes)", r.1)));
+            }
+            let mut buf = Vec::new();
+            open_range(file, *r)?.read_to_end(&mut buf).map_err(OciError::io("read", file))?;
+            Ok(buf)
+        };
+        let list: Vec<DockerManifestEntry> =
+            serde_json::from_slice(&read_small("manifest.json")?).map_err(OciError::json(format!("{loc}/manifest.json")))?;
+        let entry = match reference {
+            Some(r) => {
+                let want_full = r.to_string();
+                let want_familiar = r.familiar();
+                let all: Vec<String> = list.iter().flat_map(|e| e.repo_tags.clone().unwrap_or_default()).collect();
+                list.iter()
+                    .find(|e| {
+                        e.repo_tags.iter().flatten().any(|t| {
+                            t == &want_familiar || t == &want_full || Reference::parse(t).is_ok_and(|p| p.to_string() == want_full)
+                        })
+                    })
+                    .ok_or_else(|| OciError::TagNotFound { location: loc.clone(), tag: want_familiar.clone(), available: all })?
+            }
+            None => match list.as_slice() {
+                [one] => one,
+                [] => return Err(OciError::defect(&loc, "manifest.json lists no images")),
+                many => {
+                    let available = many.iter().flat_map(|e| e.repo_tags.clone().unwrap_or_default()).collect();
+                    return Err(OciError::AmbiguousImage { location: loc, count: many.len(), available });
+                }
+            },
+        };
+        let config_bytes = read_small(&entry.config)?;
+        let config_desc = Descriptor::of_bytes(media::DOCKER_CONFIG, &config_bytes);
+        let mut blobs = HashMap::new();
+        blobs.insert(config_desc.digest.clone(), entry.config.clone());
+        let mut layers = Vec::new();
+        for l in &entry.layers {
+            let name = l.trim_start_matches("./");
+            let range = *entries.get(name).ok_or_else(|| OciError::defect(&loc, format!("manifest.json names layer `{l}`, which is not in the archive")))?;
+            let mut r = open_range(file, range)?;
+            let mut magic = [0u8; 4];
+            let n = read_up_to(&mut r, &mut magic).map_err(OciError::io("read", file))?;
+            let mut hw = HashingWriter::new(io::sink());
+            hw.write_all(&magic[..n]).map_err(OciError::io("read", file))?;
+            io::copy(&mut r, &mut hw).map_err(OciError::io("read", file))?;
+            let (_, digest, size) = hw.finish();
+            let mt = match &magic[..n] {
+                [0x1f, 0x8b, ..] => media::DOCKER_LAYER_GZIP,
+                [0x28, 0xb5, 0x2f, 0xfd] => media::OCI_LAYER_ZSTD,
+                _ => media::DOCKER_LAYER_TAR,
+            };
+            blobs.insert(digest.clone(), name.to_string());
+            layers.push(Descriptor::new(mt, digest, size));
+        }
+        let manifest = crate::image::Manifest {
+            schema_version: 2,
+            media_type: Some(media::DOCKER_MANIFEST.into()),
+            artifact_type: None,
+            config: config_desc,
+            layers,
+            subject: None,
+            annotations: BTreeMap::new(),
+        };
+        let manifest = to_json_bytes(&manifest, "synthesised manifest")?;
+        let root = Descriptor::of_bytes(media::DOCKER_MANIFEST, &manifest);
+        Ok(Self { file: file.to_path_buf(), name: reference.map(|r| r.familiar()), entries, blobs, manifest, root })
+    }
+}
+
+fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+impl ImageSource for DockerArchiveSource {
+    fn describe(&self) -> String {
+        match &self.name {
+            Some(n) => format!("docker-archive:{}:{n}", self.file.display()),
+            None => format!("docker-archive:{}", self.file.display()),
+        }
+    }
+    fn root(&self) -> Result<Descriptor> {
+        Ok(self.root.clone())
+    }
+    fn open_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + '_>> {
+        if desc.digest == self.root.digest {
+            return Ok(Box::new(io::Cursor::new(self.manifest.clone())));
+        }
+        let name = self
+            .blobs
+            .get(&desc.digest)
+            .ok_or_else(|| OciError::BlobMissing { digest: desc.digest.clone(), location: self.describe() })?;
+        let range = *self
+            .entries
+            .get(name)
+            .ok_or_else(|| OciError::BlobMissing { digest: desc.digest.clone(), location: self.describe() })?;
+        open_range(&self.file, range)
+    }
+}
+
+/// An image whose blobs are all in the content store.
+pub struct StoreSource {
+    store: ContentStore,
+    root: Descriptor,
+    label: String,
+}
+
+impl StoreSource {
+    pub fn new(store: ContentStore, root: Descriptor, label: impl Into<String>) -> Self {
+        Self { store, root, label: label.into() }
+    }
+}
+
+impl ImageSource for StoreSource {
+    fn describe(&self) -> String {
+        self.label.clone()
+    }
+    fn root(&self) -> Result<Descriptor> {
+        Ok(self.root.clone())
+    }
+    fn open_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + '_>> {
+        Ok(Box::new(BufReader::with_capacity(256 * 1024, self.store.open_blob(&desc.digest)?)))
+    }
+}
+
+/// Open any local location as an image source. Registries come with the registry client.
+pub fn open_location(loc: &Location) -> Result<Box<dyn ImageSource>> {
+    match loc {
+        Location::Layout { dir, tag } => Ok(Box::new(LayoutSource::open(dir, tag.as_deref())?)),
+        Location::OciArchive { file, tag } => Ok(Box::new(ArchiveSource::open(file, tag.as_deref())?)),
+        Location::DockerArchive { file, reference } => Ok(Box::new(DockerArchiveSource::open(file, reference.as_ref())?)),
+        Location::Registry(r) => Err(OciError::Unsupported {
+            what: format!("reading docker://{r}"),
+            hint: "registry access is not built yet; copy the image to a layout first (`skopeo copy docker://… oci:DIR:TAG`) and use oci:DIR:TAG".into(),
+        }),
+        Location::Scratch => Err(OciError::invalid("image location", "`scratch` is the empty image; it can only be a base")),
+    }
+}
+
+/// Every blob of an image, in the order a writer wants them: layers, config, manifest.
+fn image_blobs(img: &Image) -> Vec<(Descriptor, &'static str)> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for l in &img.manifest.layers {
+        if seen.insert(l.digest.clone()) {
+            out.push((l.clone(), "layer"));
+        }
+    }
+    if seen.insert(img.manifest.config.digest.clone()) {
+        out.push((img.manifest.config.clone(), "config"));
+    }
+    if seen.insert(img.manifest_desc.digest.clone()) {
+        out.push((img.manifest_desc.clone(), "manifest"));
+    }
+    out
+}
+
+/// Copy every blob of `img` into the content store, verifying each one: digest and size of every
+/// blob, and the diff_id of every layer (decompressed once, then remembered in the store's
+/// diff_id → blob map so it is not checked again).
+pub fn import_into_store(src: &dyn ImageSource, img: &Image, store: &ContentStore) -> Result<()> {
+    let diff_ids = img.diff_ids()?;
+    if diff_ids.len() != img.manifest.layers.len() {
+        return Err(OciError::defect(
+            src.describe(),
+            format!("config lists {} diff_ids but the manifest has {} layers", diff_ids.len(), img.manifest.layers.len()),
+        ));
+    }
+    for (d, what) in image_blobs(img) {
+        if store.size(&d.digest) == Some(d.size) {
+            store.touch(&d.digest);
+            continue;
+        }
+        let what = format!("{what} {} of {}", d.digest, src.describe());
+        let mut r = src.open_blob(&d)?;
+        store.put_verified(&mut r, &d.digest, Some(d.size), &what)?;
+    }
+    for (i, (l, diff_id)) in img.manifest.layers.iter().zip(&diff_ids).enumerate() {
+        let c = layer_compression_of(l, &src.describe())?;
+        let key = format!("verified-{}", c.name());
+        if store.lookup_layer(diff_id, &key).as_ref() == Some(&l.digest) {
+            continue;
+        }
+        let f = store.open_blob(&l.digest)?;
+        let mut dec = crate::extract::decompress(BufReader::with_capacity(256 * 1024, f), c)?;
+        let (got, _) = Digest::of_reader(&mut dec)
+            .map_err(OciError::stream(format!("decompressing layer {i} ({}) of {}", l.digest, src.describe())))?;
+        if &got != diff_id {
+            return Err(OciError::DigestMismatch {
+                what: format!("uncompressed layer {i} ({}) of {} (rootfs.diff_ids[{i}])", l.digest, src.describe()),
+                expected: diff_id.clone(),
+                actual: got,
+            });
+        }
+        store.record_layer(diff_id, &key, &l.digest)?;
+    }
+    Ok(())
+}
+
+/// The descriptor for `index.json`: the manifest, its platform, and the tag.
+fn index_entry(img: &Image, tag: Option<&str>) -> Descriptor {
+    let mut d = img.manifest_desc.clone();
+    d.annotations.clear();
+    d.urls = None;
+    d.platform = img.platform();
+    if let Some(t) = tag {
+        d.annotations.insert(REF_NAME.into(), t.to_string());
+    }
+    d
+}
+
+fn write_atomically(dest: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(OciError::io("create temp file in", dir))?;
+    tmp.write_all(bytes).map_err(OciError::io("write", tmp.path()))?;
+    tmp.as_file().sync_all().map_err(OciError::io("fsync", tmp.path()))?;
+    tmp.persist(dest).map_err(|e| OciError::Io { op: "rename into", path: dest.to_path_buf(), source: e.error })?;
+    Ok(())
+}
+
+/// Write (or add to) an OCI layout directory. Blobs already present are kept; `index.json` gets
+/// the image under `tag`, replacing an older image of the same tag.
+pub fn write_layout(dir: &Path, tag: Option<&str>, src: &dyn ImageSource, img: &Image) -> Result<Descriptor> {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).map_err(OciError::io("create", &blobs))?;
+    let lock = File::open(dir).map_err(OciError::io("open", dir))?;
+    lock.lock().map_err(OciError::io("lock", dir))?;
+    let ol = dir.join("oci-layout");
+    if !ol.exists() {
+        write_atomically(&ol, OCI_LAYOUT_JSON)?;
+    }
+    for (d, what) in image_blobs(img) {
+        let dest = dir.join(d.digest.layout_path());
+        if fs::metadata(&dest).is_ok_and(|m| m.len() == d.size) {
+            continue;
+        }
+        let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&blobs).map_err(OciError::io("create temp file in", &blobs))?;
+        let what = format!("{what} {} of {}", d.digest, src.describe());
+        let mut r = VerifyingReader::new(src.open_blob(&d)?, &d, what.clone());
+        io::copy(&mut r, &mut io::BufWriter::new(tmp.as_file_mut())).map_err(OciError::stream(format!("writing {what} to {}", dir.display())))?;
+        tmp.as_file().sync_all().map_err(OciError::io("fsync", tmp.path()))?;
+        tmp.persist(&dest).map_err(|e| OciError::Io { op: "rename into", path: dest.clone(), source: e.error })?;
+    }
+    let ip = dir.join("index.json");
+    let mut index = match fs::read(&ip) {
+        Ok(b) => parse_top_index(&b, &format!("oci:{}", dir.display()))?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Index::new(),
+        Err(e) => return Err(OciError::Io { op: "read", path: ip, source: e }),
+    };
+    let entry = index_entry(img, tag);
+    index.manifests.retain(|m| match tag {
+        Some(t) => m.ref_name() != Some(t),
+        None => !(m.ref_name().is_none() && m.digest == entry.digest),
+    });
+    index.manifests.push(entry.clone());
+    write_atomically(&ip, &to_json_bytes(&index, "index.json")?)?;
+    drop(lock);
+    Ok(entry)
+}
+
+fn tar_header(path: &str, size: u64, dir: bool) -> Result<tar::Header> {
+    let mut h = tar::Header::new_ustar();
+    h.set_path(path).map_err(OciError::stream(format!("tar entry {path}")))?;
+    h.set_size(size);
+    h.set_mode(if dir { 0o755 } else { 0o644 });
+    h.set_entry_type(if dir { tar::EntryType::Directory } else { tar::EntryType::Regular });
+    h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_cksum();
+    Ok(h)
+}
+
+/// Write into a temp file beside `dest`, then rename it over `dest`.
+fn write_tar_atomically(dest: &Path, f: impl FnOnce(&mut tar::Builder<io::BufWriter<&mut File>>) -> Result<()>) -> Result<()> {
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(dir).map_err(OciError::io("create", dir))?;
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(OciError::io("create temp file in", dir))?;
+    {
+        let mut b = tar::Builder::new(io::BufWriter::with_capacity(256 * 1024, tmp.as_file_mut()));
+        f(&mut b)?;
+        let w = b.into_inner().map_err(OciError::io("write", dest))?;
+        w.into_inner().map_err(|e| OciError::Io { op: "write", path: dest.to_path_buf(), source: e.into_error() })?;
+    }
+    tmp.as_file().sync_all().map_err(OciError::io("fsync", tmp.path()))?;
+    tmp.persist(dest).map_err(|e| OciError::Io { op: "rename into", path: dest.to_path_buf(), source: e.error })?;
+    Ok(())
+}
+
+/// Write an oci-archive: a tar of a layout holding this one image, deterministic byte for byte.
+pub fn write_oci_archive(file: &Path, tag: Option<&str>, src: &dyn ImageSource, img: &Image) -> Result<Descriptor> {
+    let entry = index_entry(img, tag);
+    let mut index = Index::new();
+    index.manifests.push(entry.clone());
+    let index_bytes = to_json_bytes(&index, "index.json")?;
+    write_tar_atomically(file, |b| {
+        let e = |p: &str| OciError::stream(format!("writing {p} into {}", file.display()));
+        b.append(&tar_header("oci-layout", OCI_LAYOUT_JSON.len() as u64, false)?, OCI_LAYOUT_JSON).map_err(e("oci-layout"))?;
+        b.append(&tar_header("index.json", index_bytes.len() as u64, false)?, &index_bytes[..]).map_err(e("index.json"))?;
+        b.append(&tar_header("blobs/", 0, true)?, io::empty()).map_err(e("blobs/"))?;
+        b.append(&tar_header("blobs/sha256/", 0, true)?, io::empty()).map_err(e("blobs/sha256/"))?;
+        for (d, what) in image_blobs(img) {
+            let path = d.digest.layout_path();
+            let what = format!("{what} {} of {}", d.digest, src.describe());
+            let r = VerifyingReader::new(src.open_blob(&d)?, &d, what.clone());
+            b.append(&tar_header(&path, d.size, false)?, r).map_err(OciError::stream(format!("writing {what} into {}", file.display())))?;
+        }
+        Ok(())
+    })?;
+    Ok(entry)
+}
+
+/// Write a docker-archive (`docker save` format: `manifest.json`, `repositories`, the config and
+/// uncompressed layers named by their diff_id), loadable by `docker load` and `podman load`.
+pub fn write_docker_archive(file: &Path, reference: Option<&Reference>, src: &dyn ImageSource, img: &Image) -> Result<()> {
+    let diff_ids = img.diff_ids()?;
+    if diff_ids.len() != img.manifest.layers.len() {
+        return Err(OciError::defect(
+            src.describe(),
+            format!("config lists {} diff_ids but the manifest has {} layers", diff_ids.len(), img.manifest.layers.len()),
+        ));
+    }
+    let scratch_dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let config_name = format!("{}.json", img.manifest.config.digest.hex());
+    let layer_names: Vec<String> = diff_ids.iter().map(|d| format!("{}.tar", d.hex())).collect();
+    let repo_tags: Option<Vec<String>> = reference.map(|r| vec![r.familiar()]);
+    let manifest = vec![DockerManifestEntry { config: config_name.clone(), repo_tags: repo_tags.clone(), layers: layer_names.clone() }];
+    let manifest_bytes = to_json_bytes(&manifest, "manifest.json")?;
+    write_tar_atomically(file, |b| {
+        let e = |p: String| OciError::stream(format!("writing {p} into {}", file.display()));
+        let mut written = BTreeSet::new();
+        for ((layer, diff_id), name) in img.manifest.layers.iter().zip(&diff_ids).zip(&layer_names) {
+            if !written.insert(name.clone()) {
+                continue;
+            }
+            let compression = media::layer_compression(&layer.media_type).ok_or_else(|| {
+                OciError::defect(src.describe(), format!("layer {} has media type `{}`, not a layer type", layer.digest, layer.media_type))
+            })?;
+            // The tar header needs the uncompressed size first: decompress into a temp file,
+            // checking the diff_id on the way.
+            let mut tmp = tempfile::Builder::new().prefix(".tmp-layer-").tempfile_in(scratch_dir).map_err(OciError::io("create temp file in", scratch_dir))?;
+            let what = format!("layer {} of {}", layer.digest, src.describe());
+            let raw = VerifyingReader::new(src.open_blob(layer)?, layer, what.clone());
+            let mut dec = crate::extract::decompress(raw, compression)?;
+            let mut hw = HashingWriter::new(io::BufWriter::new(tmp.as_file_mut()));
+            io::copy(&mut dec, &mut hw).map_err(OciError::stream(format!("decompressing {what}")))?;
+            let (w, got, size) = hw.finish();
+            w.into_inner().map_err(|e| OciError::Stream { what: what.clone(), source: e.into_error() })?;
+            if &got != diff_id {
+                return Err(OciError::DigestMismatch { what: format!("uncompressed {what} (its diff_id)"), expected: diff_id.clone(), actual: got });
+            }
+            let f = tmp.as_file_mut();
+            f.seek(SeekFrom::Start(0)).map_err(OciError::io("seek", scratch_dir))?;
+            b.append(&tar_header(name, size, false)?, BufReader::new(f)).map_err(e(name.clone()))?;
+        }
+        let mut cfg = VerifyingReader::new(src.open_blob(&img.manifest.config)?, &img.manifest.config, "config");
+        b.append(&tar_header(&config_name, img.manifest.config.size, false)?, &mut cfg).map_err(e(config_name.clone()))?;
+        b.append(&tar_header("manifest.json", manifest_bytes.len() as u64, false)?, &manifest_bytes[..]).map_err(e("manifest.json".into()))?;
+        if let (Some(r), Some(last)) = (reference, diff_ids.last()) {
+            let name = r.familiar();
+            let (repo, tag) = name.rsplit_once(':').unwrap_or((name.as_str(), "latest"));
+            let mut inner = BTreeMap::new();
+            inner.insert(tag.to_string(), last.hex().to_string());
+            let mut repos = BTreeMap::new();
+            repos.insert(repo.to_string(), inner);
+            let rb = to_json_bytes(&repos, "repositories")?;
+            b.append(&tar_header("repositories", rb.len() as u64, false)?, &rb[..]).map_err(e("repositories".into()))?;
+        }
+        Ok(())
+    })
+}
+
+/// Write `img` to a location.
+pub fn write_location(loc: &Location, src: &dyn ImageSource, img: &Image) -> Result<()> {
+    match loc {
+        Location::Layout { dir, tag } => write_layout(dir, tag.as_deref(), src, img).map(|_| ()),
+        Location::OciArchive { file, tag } => write_oci_archive(file, tag.as_deref(), src, img).map(|_| ()),
+        Location::DockerArchive { file, reference } => write_docker_archive(file, reference.as_ref(), src, img),
+        Location::Registry(r) => Err(OciError::Unsupported {
+            what: format!("pushing to docker://{r}"),
+            hint: "registry push is not built yet; write oci:DIR:TAG and push it with `skopeo copy`".into(),
+        }),
+        Location::Scratch => Err(OciError::invalid("output", "`scratch` cannot be written to")),
+    }
+}
+
+/// The compression of a layer descriptor, or a defect naming it.
+pub fn layer_compression_of(d: &Descriptor, location: &str) -> Result<Compression> {
+    media::layer_compression(&d.media_type)
+        .ok_or_else(|| OciError::defect(location, format!("layer {} has media type `{}`, which is not a layer type", d.digest, d.media_type)))
+}

@@ -94,6 +94,7 @@ pub fn is_schema1(media_type: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
