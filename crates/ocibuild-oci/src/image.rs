@@ -72,9 +72,17 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub struct Platform {
     pub architecture: String,
     pub os: String,
-    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
-    #[serde(rename = "os.features", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.features",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_features: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
@@ -83,12 +91,22 @@ pub struct Platform {
 impl Platform {
     /// Parse `linux/amd64`, `linux/arm64/v8`, `linux/arm/v7`.
     pub fn parse(s: &str) -> Result<Self> {
-        let bad = |why: &str| OciError::invalid("platform", format!("`{s}`: {why} (expected OS/ARCH[/VARIANT], like linux/amd64 or linux/arm64/v8)"));
+        let bad = |why: &str| {
+            OciError::invalid(
+                "platform",
+                format!(
+                    "`{s}`: {why} (expected OS/ARCH[/VARIANT], like linux/amd64 or linux/arm64/v8)"
+                ),
+            )
+        };
         let parts: Vec<&str> = s.split('/').collect();
         if parts.len() < 2 || parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
             return Err(bad("wrong number of parts"));
         }
-        if parts.iter().any(|p| !p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')) {
+        if parts.iter().any(|p| {
+            !p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        }) {
             return Err(bad("unexpected characters"));
         }
         let os = parts[0].to_ascii_lowercase();
@@ -97,13 +115,25 @@ impl Platform {
         if architecture == "arm64" && variant.as_deref() == Some("v8") {
             variant = None;
         }
-        Ok(Self { architecture, os, os_version: None, os_features: None, variant })
+        Ok(Self {
+            architecture,
+            os,
+            os_version: None,
+            os_features: None,
+            variant,
+        })
     }
 
     /// The platform this process runs on.
     pub fn host() -> Self {
         let architecture = normalize_arch(std::env::consts::ARCH).to_string();
-        Self { architecture, os: "linux".into(), os_version: None, os_features: None, variant: None }
+        Self {
+            architecture,
+            os: "linux".into(),
+            os_version: None,
+            os_features: None,
+            variant: None,
+        }
     }
 
     /// Does `other` (from an index) satisfy this request?
@@ -210,24 +240,39 @@ pub fn read_verified(src: &dyn ImageSource, desc: &Descriptor, what: &str) -> Re
     if desc.size > MAX_JSON_BLOB {
         return Err(OciError::defect(
             src.describe(),
-            format!("{what} {} claims {} bytes, more than the {} allowed for JSON blobs", desc.digest, desc.size, MAX_JSON_BLOB),
+            format!(
+                "{what} {} claims {} bytes, more than the {} allowed for JSON blobs",
+                desc.digest, desc.size, MAX_JSON_BLOB
+            ),
         ));
     }
     let r = src.open_blob(desc)?;
     let mut buf = Vec::with_capacity(desc.size as usize);
     r.take(desc.size + 1)
         .read_to_end(&mut buf)
-        .map_err(OciError::stream(format!("reading {what} {} from {}", desc.digest, src.describe())))?;
+        .map_err(OciError::stream(format!(
+            "reading {what} {} from {}",
+            desc.digest,
+            src.describe()
+        )))?;
     if buf.len() as u64 != desc.size {
         return Err(OciError::SizeMismatch {
             what: format!("{what} {} in {}", desc.digest, src.describe()),
             expected: desc.size,
-            actual: if buf.len() as u64 > desc.size { desc.size + 1 } else { buf.len() as u64 },
+            actual: if buf.len() as u64 > desc.size {
+                desc.size + 1
+            } else {
+                buf.len() as u64
+            },
         });
     }
     let actual = Digest::of_bytes(&buf);
     if actual != desc.digest {
-        return Err(OciError::DigestMismatch { what: format!("{what} in {}", src.describe()), expected: desc.digest.clone(), actual });
+        return Err(OciError::DigestMismatch {
+            what: format!("{what} in {}", src.describe()),
+            expected: desc.digest.clone(),
+            actual,
+        });
     }
     Ok(buf)
 }
@@ -243,7 +288,12 @@ pub struct VerifyingReader<R> {
 
 impl<R: Read> VerifyingReader<R> {
     pub fn new(inner: R, expected: &Descriptor, what: impl Into<String>) -> Self {
-        Self { inner: HashingReader::new(inner), expected: expected.clone(), what: what.into(), done: false }
+        Self {
+            inner: HashingReader::new(inner),
+            expected: expected.clone(),
+            what: what.into(),
+            done: false,
+        }
     }
 }
 
@@ -257,7 +307,10 @@ impl<R: Read> Read for VerifyingReader<R> {
         if count > self.expected.size {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("{} {} is larger than the {} bytes its descriptor says", self.what, self.expected.digest, self.expected.size),
+                format!(
+                    "{} {} is larger than the {} bytes its descriptor says",
+                    self.what, self.expected.digest, self.expected.size
+                ),
             ));
         }
         if n == 0 && !buf.is_empty() {
@@ -265,14 +318,20 @@ impl<R: Read> Read for VerifyingReader<R> {
             if count != self.expected.size {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    format!("{} {} is truncated: {} of {} bytes", self.what, self.expected.digest, count, self.expected.size),
+                    format!(
+                        "{} {} is truncated: {} of {} bytes",
+                        self.what, self.expected.digest, count, self.expected.size
+                    ),
                 ));
             }
             let d = self.inner.current();
             if d != self.expected.digest {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("{} does not match its digest: expected {}, content hashes to {}", self.what, self.expected.digest, d),
+                    format!(
+                        "{} does not match its digest: expected {}, content hashes to {}",
+                        self.what, self.expected.digest, d
+                    ),
                 ));
             }
         }
@@ -298,7 +357,12 @@ impl Image {
     }
 
     pub fn platform(&self) -> Option<Platform> {
-        let s = |k: &str| self.config.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let s = |k: &str| {
+            self.config
+                .get(k)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
         Some(Platform {
             architecture: s("architecture")?,
             os: s("os")?,
@@ -318,7 +382,9 @@ pub fn diff_ids(config: &serde_json::Value) -> Result<Vec<Digest>> {
     arr.iter()
         .map(|v| {
             v.as_str()
-                .ok_or_else(|| OciError::invalid("image config", "a rootfs.diff_ids entry is not a string"))
+                .ok_or_else(|| {
+                    OciError::invalid("image config", "a rootfs.diff_ids entry is not a string")
+                })
                 .and_then(Digest::parse)
         })
         .collect()
@@ -326,9 +392,14 @@ pub fn diff_ids(config: &serde_json::Value) -> Result<Vec<Digest>> {
 
 /// Parse a manifest's bytes, refusing schema1 and anything that is not an image manifest.
 pub fn parse_manifest(bytes: &[u8], desc: &Descriptor, location: &str) -> Result<Manifest> {
-    let peek: serde_json::Value = serde_json::from_slice(bytes).map_err(OciError::json(format!("manifest {} in {location}", desc.digest)))?;
+    let peek: serde_json::Value = serde_json::from_slice(bytes).map_err(OciError::json(
+        format!("manifest {} in {location}", desc.digest),
+    ))?;
     let schema = peek.get("schemaVersion").and_then(|v| v.as_u64());
-    let mt = peek.get("mediaType").and_then(|v| v.as_str()).unwrap_or(desc.media_type.as_str());
+    let mt = peek
+        .get("mediaType")
+        .and_then(|v| v.as_str())
+        .unwrap_or(desc.media_type.as_str());
     if schema == Some(1) || media::is_schema1(mt) || media::is_schema1(&desc.media_type) {
         return Err(OciError::Unsupported {
             what: format!("manifest {} in {location} (Docker schema 1)", desc.digest),
@@ -336,16 +407,34 @@ pub fn parse_manifest(bytes: &[u8], desc: &Descriptor, location: &str) -> Result
         });
     }
     if schema != Some(2) {
-        return Err(OciError::defect(location, format!("manifest {} has schemaVersion {:?}, expected 2", desc.digest, schema)));
+        return Err(OciError::defect(
+            location,
+            format!(
+                "manifest {} has schemaVersion {:?}, expected 2",
+                desc.digest, schema
+            ),
+        ));
     }
-    serde_json::from_slice(bytes).map_err(OciError::json(format!("manifest {} in {location}", desc.digest)))
+    serde_json::from_slice(bytes).map_err(OciError::json(format!(
+        "manifest {} in {location}",
+        desc.digest
+    )))
 }
 
 /// Parse an index's bytes.
 pub fn parse_index(bytes: &[u8], desc: &Descriptor, location: &str) -> Result<Index> {
-    let idx: Index = serde_json::from_slice(bytes).map_err(OciError::json(format!("index {} in {location}", desc.digest)))?;
+    let idx: Index = serde_json::from_slice(bytes).map_err(OciError::json(format!(
+        "index {} in {location}",
+        desc.digest
+    )))?;
     if idx.schema_version != 2 {
-        return Err(OciError::defect(location, format!("index {} has schemaVersion {}, expected 2", desc.digest, idx.schema_version)));
+        return Err(OciError::defect(
+            location,
+            format!(
+                "index {} has schemaVersion {}, expected 2",
+                desc.digest, idx.schema_version
+            ),
+        ));
     }
     Ok(idx)
 }
@@ -371,19 +460,43 @@ pub fn load_image(src: &dyn ImageSource, platform: Option<&Platform>) -> Result<
             if !media::is_config(&manifest.config.media_type) {
                 return Err(OciError::defect(
                     &loc,
-                    format!("manifest {} has config media type `{}`: not a container image (an artifact?)", desc.digest, manifest.config.media_type),
+                    format!(
+                        "manifest {} has config media type `{}`: not a container image (an artifact?)",
+                        desc.digest, manifest.config.media_type
+                    ),
                 ));
             }
             let config_bytes = read_verified(src, &manifest.config, "config")?;
-            let config: serde_json::Value = serde_json::from_slice(&config_bytes).map_err(OciError::json(format!("config {} in {loc}", manifest.config.digest)))?;
+            let config: serde_json::Value = serde_json::from_slice(&config_bytes).map_err(
+                OciError::json(format!("config {} in {loc}", manifest.config.digest)),
+            )?;
             if !config.is_object() {
-                return Err(OciError::defect(&loc, format!("config {} is not a JSON object", manifest.config.digest)));
+                return Err(OciError::defect(
+                    &loc,
+                    format!("config {} is not a JSON object", manifest.config.digest),
+                ));
             }
-            return Ok(Image { index, manifest_desc: desc, manifest_bytes, manifest, config_bytes, config });
+            return Ok(Image {
+                index,
+                manifest_desc: desc,
+                manifest_bytes,
+                manifest,
+                config_bytes,
+                config,
+            });
         }
-        return Err(OciError::defect(&loc, format!("{} has media type `{}`, which is neither an image manifest nor an index", desc.digest, desc.media_type)));
+        return Err(OciError::defect(
+            &loc,
+            format!(
+                "{} has media type `{}`, which is neither an image manifest nor an index",
+                desc.digest, desc.media_type
+            ),
+        ));
     }
-    Err(OciError::defect(&loc, "indexes nest more than 4 levels deep"))
+    Err(OciError::defect(
+        &loc,
+        "indexes nest more than 4 levels deep",
+    ))
 }
 
 fn choose_manifest(idx: &Index, platform: Option<&Platform>, loc: &str) -> Result<Descriptor> {
@@ -397,7 +510,12 @@ fn choose_manifest(idx: &Index, platform: Option<&Platform>, loc: &str) -> Resul
     let available = || {
         images
             .iter()
-            .map(|d| d.platform.as_ref().map_or_else(|| format!("{} (no platform)", d.digest.short()), |p| p.to_string()))
+            .map(|d| {
+                d.platform.as_ref().map_or_else(
+                    || format!("{} (no platform)", d.digest.short()),
+                    |p| p.to_string(),
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -419,7 +537,11 @@ pub fn config_bytes(config: &serde_json::Value) -> Result<Vec<u8>> {
 }
 
 /// The manifest of a new image.
-pub fn new_manifest(config: Descriptor, layers: Vec<Descriptor>, annotations: BTreeMap<String, String>) -> Manifest {
+pub fn new_manifest(
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+    annotations: BTreeMap<String, String>,
+) -> Manifest {
     Manifest {
         schema_version: 2,
         media_type: Some(media::OCI_MANIFEST.into()),
@@ -495,19 +617,29 @@ mod tests {
             Ok(self.1.clone())
         }
         fn open_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + '_>> {
-            let b = self.0.iter().find(|(d, _)| d.digest == desc.digest).map(|(_, b)| b.clone()).unwrap_or_default();
+            let b = self
+                .0
+                .iter()
+                .find(|(d, _)| d.digest == desc.digest)
+                .map(|(_, b)| b.clone())
+                .unwrap_or_default();
             Ok(Box::new(io::Cursor::new(b)))
         }
     }
 
     #[test]
     fn loads_and_verifies() {
-        let cfg = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+        let cfg =
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+                .to_vec();
         let cd = Descriptor::of_bytes(media::OCI_CONFIG, &cfg);
         let m = new_manifest(cd.clone(), vec![], BTreeMap::new());
         let mb = to_json_bytes(&m, "m").unwrap();
         let md = Descriptor::of_bytes(media::OCI_MANIFEST, &mb);
-        let src = Mem(vec![(cd.clone(), cfg.clone()), (md.clone(), mb.clone())], md.clone());
+        let src = Mem(
+            vec![(cd.clone(), cfg.clone()), (md.clone(), mb.clone())],
+            md.clone(),
+        );
         let img = load_image(&src, None).unwrap();
         assert_eq!(img.manifest_bytes, mb);
         assert_eq!(img.platform().unwrap().to_string(), "linux/amd64");
@@ -525,12 +657,18 @@ mod tests {
         let data = b"hello world".to_vec();
         let d = Descriptor::of_bytes(media::OCI_LAYER_TAR, &data);
         let mut out = Vec::new();
-        VerifyingReader::new(&data[..], &d, "layer").read_to_end(&mut out).unwrap();
-        let e = VerifyingReader::new(&data[..5], &d, "layer").read_to_end(&mut out).unwrap_err();
+        VerifyingReader::new(&data[..], &d, "layer")
+            .read_to_end(&mut out)
+            .unwrap();
+        let e = VerifyingReader::new(&data[..5], &d, "layer")
+            .read_to_end(&mut out)
+            .unwrap_err();
         assert!(e.to_string().contains("truncated"), "{e}");
         let mut other = data.clone();
         other[0] = b'H';
-        let e = VerifyingReader::new(&other[..], &d, "layer").read_to_end(&mut out).unwrap_err();
+        let e = VerifyingReader::new(&other[..], &d, "layer")
+            .read_to_end(&mut out)
+            .unwrap_err();
         assert!(e.to_string().contains("digest"), "{e}");
     }
 }

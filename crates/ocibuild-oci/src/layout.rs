@@ -26,18 +26,30 @@ const OCI_LAYOUT_JSON: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 /// Pick the descriptor named `tag` (or the only one) from an index.json.
 fn select(index: &Index, tag: Option<&str>, location: &str) -> Result<Descriptor> {
-    let available: Vec<String> = index.manifests.iter().filter_map(|d| d.ref_name().map(str::to_string)).collect();
+    let available: Vec<String> = index
+        .manifests
+        .iter()
+        .filter_map(|d| d.ref_name().map(str::to_string))
+        .collect();
     match tag {
         Some(t) => index
             .manifests
             .iter()
             .find(|d| d.ref_name() == Some(t))
             .cloned()
-            .ok_or_else(|| OciError::TagNotFound { location: location.to_string(), tag: t.to_string(), available }),
+            .ok_or_else(|| OciError::TagNotFound {
+                location: location.to_string(),
+                tag: t.to_string(),
+                available,
+            }),
         None => match index.manifests.as_slice() {
             [one] => Ok(one.clone()),
             [] => Err(OciError::defect(location, "index.json lists no images")),
-            many => Err(OciError::AmbiguousImage { location: location.to_string(), count: many.len(), available }),
+            many => Err(OciError::AmbiguousImage {
+                location: location.to_string(),
+                count: many.len(),
+                available,
+            }),
         },
     }
 }
@@ -48,9 +60,16 @@ fn check_oci_layout(bytes: &[u8], location: &str) -> Result<()> {
     struct L {
         image_layout_version: String,
     }
-    let l: L = serde_json::from_slice(bytes).map_err(OciError::json(format!("{location}/oci-layout")))?;
+    let l: L =
+        serde_json::from_slice(bytes).map_err(OciError::json(format!("{location}/oci-layout")))?;
     if l.image_layout_version != "1.0.0" {
-        return Err(OciError::defect(location, format!("oci-layout says imageLayoutVersion {}, expected 1.0.0", l.image_layout_version)));
+        return Err(OciError::defect(
+            location,
+            format!(
+                "oci-layout says imageLayoutVersion {}, expected 1.0.0",
+                l.image_layout_version
+            ),
+        ));
     }
     Ok(())
 }
@@ -74,9 +93,16 @@ impl LayoutSource {
         let ol = dir.join("oci-layout");
         let bytes = fs::read(&ol).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
-                OciError::defect(&loc, "no `oci-layout` file: this is not an OCI image layout directory")
+                OciError::defect(
+                    &loc,
+                    "no `oci-layout` file: this is not an OCI image layout directory",
+                )
             } else {
-                OciError::Io { op: "read", path: ol.clone(), source: e }
+                OciError::Io {
+                    op: "read",
+                    path: ol.clone(),
+                    source: e,
+                }
             }
         })?;
         check_oci_layout(&bytes, &loc)?;
@@ -84,7 +110,12 @@ impl LayoutSource {
         let bytes = fs::read(&ip).map_err(OciError::io("read", &ip))?;
         let index = parse_top_index(&bytes, &loc)?;
         let root = select(&index, tag, &loc)?;
-        Ok(Self { dir: dir.to_path_buf(), tag: tag.map(str::to_string), root, index })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            tag: tag.map(str::to_string),
+            root,
+            index,
+        })
     }
 }
 
@@ -102,10 +133,15 @@ impl ImageSource for LayoutSource {
         let p = self.dir.join(desc.digest.layout_path());
         match File::open(&p) {
             Ok(f) => Ok(Box::new(BufReader::with_capacity(256 * 1024, f))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                Err(OciError::BlobMissing { digest: desc.digest.clone(), location: self.describe() })
-            }
-            Err(e) => Err(OciError::Io { op: "open", path: p, source: e }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(OciError::BlobMissing {
+                digest: desc.digest.clone(),
+                location: self.describe(),
+            }),
+            Err(e) => Err(OciError::Io {
+                op: "open",
+                path: p,
+                source: e,
+            }),
         }
     }
 }
@@ -116,12 +152,19 @@ fn index_tar(file: &Path) -> Result<HashMap<String, (u64, u64)>> {
     let mut ar = tar::Archive::new(f);
     let mut out = HashMap::new();
     let what = format!("reading the tar archive {}", file.display());
-    for e in ar.entries_with_seek().map_err(OciError::stream(what.clone()))? {
+    for e in ar
+        .entries_with_seek()
+        .map_err(OciError::stream(what.clone()))?
+    {
         let e = e.map_err(OciError::stream(what.clone()))?;
         if !e.header().entry_type().is_file() {
             continue;
         }
-        let name = e.path().map_err(OciError::stream(what.clone()))?.to_string_lossy().to_string();
+        let name = e
+            .path()
+            .map_err(OciError::stream(what.clone()))?
+            .to_string_lossy()
+            .to_string();
         let name = name.trim_start_matches("./").to_string();
         out.insert(name, (e.raw_file_position(), e.size()));
     }
@@ -130,7 +173,8 @@ fn index_tar(file: &Path) -> Result<HashMap<String, (u64, u64)>> {
 
 fn open_range(file: &Path, (off, len): (u64, u64)) -> Result<Box<dyn Read + 'static>> {
     let mut f = File::open(file).map_err(OciError::io("open", file))?;
-    f.seek(SeekFrom::Start(off)).map_err(OciError::io("seek in", file))?;
+    f.seek(SeekFrom::Start(off))
+        .map_err(OciError::io("seek in", file))?;
     Ok(Box::new(BufReader::with_capacity(256 * 1024, f).take(len)))
 }
 
@@ -147,18 +191,33 @@ impl ArchiveSource {
         let loc = format!("oci-archive:{}", file.display());
         let entries = index_tar(file)?;
         let read_entry = |name: &str| -> Result<Vec<u8>> {
-            let r = entries.get(name).ok_or_else(|| OciError::defect(&loc, format!("the archive has no `{name}`: not an OCI archive")))?;
+            let r = entries.get(name).ok_or_else(|| {
+                OciError::defect(
+                    &loc,
+                    format!("the archive has no `{name}`: not an OCI archive"),
+                )
+            })?;
             if r.1 > crate::image::MAX_JSON_BLOB {
-                return Err(OciError::defect(&loc, format!("`{name}` is implausibly large ({} bytes)", r.1)));
+                return Err(OciError::defect(
+                    &loc,
+                    format!("`{name}` is implausibly large ({} bytes)", r.1),
+                ));
             }
             let mut buf = Vec::new();
-            open_range(file, *r)?.read_to_end(&mut buf).map_err(OciError::io("read", file))?;
+            open_range(file, *r)?
+                .read_to_end(&mut buf)
+                .map_err(OciError::io("read", file))?;
             Ok(buf)
         };
         check_oci_layout(&read_entry("oci-layout")?, &loc)?;
         let index = parse_top_index(&read_entry("index.json")?, &loc)?;
         let root = select(&index, tag, &loc)?;
-        Ok(Self { file: file.to_path_buf(), tag: tag.map(str::to_string), entries, root })
+        Ok(Self {
+            file: file.to_path_buf(),
+            tag: tag.map(str::to_string),
+            entries,
+            root,
+        })
     }
 }
 
@@ -176,7 +235,10 @@ impl ImageSource for ArchiveSource {
         let r = self
             .entries
             .get(&desc.digest.layout_path())
-            .ok_or_else(|| OciError::BlobMissing { digest: desc.digest.clone(), location: self.describe() })?;
+            .ok_or_else(|| OciError::BlobMissing {
+                digest: desc.digest.clone(),
+                location: self.describe(),
+            })?;
         open_range(&self.file, *r)
     }
 }
@@ -207,35 +269,58 @@ impl DockerArchiveSource {
         let loc = format!("docker-archive:{}", file.display());
         let entries = index_tar(file)?;
         let read_small = |name: &str| -> Result<Vec<u8>> {
-            let r = entries.get(name).ok_or_else(|| OciError::defect(&loc, format!("the archive has no `{name}`")))?;
+            let r = entries
+                .get(name)
+                .ok_or_else(|| OciError::defect(&loc, format!("the archive has no `{name}`")))?;
             if r.1 > crate::image::MAX_JSON_BLOB {
-                return Err(OciError::defect(&loc, format!("`{name}` is implausibly large ({} bytes)", r.1)));
+                return Err(OciError::defect(
+                    &loc,
+                    format!("`{name}` is implausibly large ({} bytes)", r.1),
+                ));
             }
             let mut buf = Vec::new();
-            open_range(file, *r)?.read_to_end(&mut buf).map_err(OciError::io("read", file))?;
+            open_range(file, *r)?
+                .read_to_end(&mut buf)
+                .map_err(OciError::io("read", file))?;
             Ok(buf)
         };
-        let list: Vec<DockerManifestEntry> =
-            serde_json::from_slice(&read_small("manifest.json")?).map_err(OciError::json(format!("{loc}/manifest.json")))?;
+        let list: Vec<DockerManifestEntry> = serde_json::from_slice(&read_small("manifest.json")?)
+            .map_err(OciError::json(format!("{loc}/manifest.json")))?;
         let entry = match reference {
             Some(r) => {
                 let want_full = r.to_string();
                 let want_familiar = r.familiar();
-                let all: Vec<String> = list.iter().flat_map(|e| e.repo_tags.clone().unwrap_or_default()).collect();
+                let all: Vec<String> = list
+                    .iter()
+                    .flat_map(|e| e.repo_tags.clone().unwrap_or_default())
+                    .collect();
                 list.iter()
                     .find(|e| {
                         e.repo_tags.iter().flatten().any(|t| {
-                            t == &want_familiar || t == &want_full || Reference::parse(t).is_ok_and(|p| p.to_string() == want_full)
+                            t == &want_familiar
+                                || t == &want_full
+                                || Reference::parse(t).is_ok_and(|p| p.to_string() == want_full)
                         })
                     })
-                    .ok_or_else(|| OciError::TagNotFound { location: loc.clone(), tag: want_familiar.clone(), available: all })?
+                    .ok_or_else(|| OciError::TagNotFound {
+                        location: loc.clone(),
+                        tag: want_familiar.clone(),
+                        available: all,
+                    })?
             }
             None => match list.as_slice() {
                 [one] => one,
                 [] => return Err(OciError::defect(&loc, "manifest.json lists no images")),
                 many => {
-                    let available = many.iter().flat_map(|e| e.repo_tags.clone().unwrap_or_default()).collect();
-                    return Err(OciError::AmbiguousImage { location: loc, count: many.len(), available });
+                    let available = many
+                        .iter()
+                        .flat_map(|e| e.repo_tags.clone().unwrap_or_default())
+                        .collect();
+                    return Err(OciError::AmbiguousImage {
+                        location: loc,
+                        count: many.len(),
+                        available,
+                    });
                 }
             },
         };
@@ -246,12 +331,18 @@ impl DockerArchiveSource {
         let mut layers = Vec::new();
         for l in &entry.layers {
             let name = l.trim_start_matches("./");
-            let range = *entries.get(name).ok_or_else(|| OciError::defect(&loc, format!("manifest.json names layer `{l}`, which is not in the archive")))?;
+            let range = *entries.get(name).ok_or_else(|| {
+                OciError::defect(
+                    &loc,
+                    format!("manifest.json names layer `{l}`, which is not in the archive"),
+                )
+            })?;
             let mut r = open_range(file, range)?;
             let mut magic = [0u8; 4];
             let n = read_up_to(&mut r, &mut magic).map_err(OciError::io("read", file))?;
             let mut hw = HashingWriter::new(io::sink());
-            hw.write_all(&magic[..n]).map_err(OciError::io("read", file))?;
+            hw.write_all(&magic[..n])
+                .map_err(OciError::io("read", file))?;
             io::copy(&mut r, &mut hw).map_err(OciError::io("read", file))?;
             let (_, digest, size) = hw.finish();
             let mt = match &magic[..n] {
@@ -273,7 +364,14 @@ impl DockerArchiveSource {
         };
         let manifest = to_json_bytes(&manifest, "synthesised manifest")?;
         let root = Descriptor::of_bytes(media::DOCKER_MANIFEST, &manifest);
-        Ok(Self { file: file.to_path_buf(), name: reference.map(|r| r.familiar()), entries, blobs, manifest, root })
+        Ok(Self {
+            file: file.to_path_buf(),
+            name: reference.map(|r| r.familiar()),
+            entries,
+            blobs,
+            manifest,
+            root,
+        })
     }
 }
 
@@ -305,11 +403,17 @@ impl ImageSource for DockerArchiveSource {
         let name = self
             .blobs
             .get(&desc.digest)
-            .ok_or_else(|| OciError::BlobMissing { digest: desc.digest.clone(), location: self.describe() })?;
+            .ok_or_else(|| OciError::BlobMissing {
+                digest: desc.digest.clone(),
+                location: self.describe(),
+            })?;
         let range = *self
             .entries
             .get(name)
-            .ok_or_else(|| OciError::BlobMissing { digest: desc.digest.clone(), location: self.describe() })?;
+            .ok_or_else(|| OciError::BlobMissing {
+                digest: desc.digest.clone(),
+                location: self.describe(),
+            })?;
         open_range(&self.file, range)
     }
 }
@@ -323,7 +427,11 @@ pub struct StoreSource {
 
 impl StoreSource {
     pub fn new(store: ContentStore, root: Descriptor, label: impl Into<String>) -> Self {
-        Self { store, root, label: label.into() }
+        Self {
+            store,
+            root,
+            label: label.into(),
+        }
     }
 }
 
@@ -335,7 +443,10 @@ impl ImageSource for StoreSource {
         Ok(self.root.clone())
     }
     fn open_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + '_>> {
-        Ok(Box::new(BufReader::with_capacity(256 * 1024, self.store.open_blob(&desc.digest)?)))
+        Ok(Box::new(BufReader::with_capacity(
+            256 * 1024,
+            self.store.open_blob(&desc.digest)?,
+        )))
     }
 }
 
@@ -379,7 +490,11 @@ pub fn import_into_store(src: &dyn ImageSource, img: &Image, store: &ContentStor
     if diff_ids.len() != img.manifest.layers.len() {
         return Err(OciError::defect(
             src.describe(),
-            format!("config lists {} diff_ids but the manifest has {} layers", diff_ids.len(), img.manifest.layers.len()),
+            format!(
+                "config lists {} diff_ids but the manifest has {} layers",
+                diff_ids.len(),
+                img.manifest.layers.len()
+            ),
         ));
     }
     for (d, what) in image_blobs(img) {
@@ -399,11 +514,18 @@ pub fn import_into_store(src: &dyn ImageSource, img: &Image, store: &ContentStor
         }
         let f = store.open_blob(&l.digest)?;
         let mut dec = crate::extract::decompress(BufReader::with_capacity(256 * 1024, f), c)?;
-        let (got, _) = Digest::of_reader(&mut dec)
-            .map_err(OciError::stream(format!("decompressing layer {i} ({}) of {}", l.digest, src.describe())))?;
+        let (got, _) = Digest::of_reader(&mut dec).map_err(OciError::stream(format!(
+            "decompressing layer {i} ({}) of {}",
+            l.digest,
+            src.describe()
+        )))?;
         if &got != diff_id {
             return Err(OciError::DigestMismatch {
-                what: format!("uncompressed layer {i} ({}) of {} (rootfs.diff_ids[{i}])", l.digest, src.describe()),
+                what: format!(
+                    "uncompressed layer {i} ({}) of {} (rootfs.diff_ids[{i}])",
+                    l.digest,
+                    src.describe()
+                ),
                 expected: diff_id.clone(),
                 actual: got,
             });
@@ -427,16 +549,31 @@ fn index_entry(img: &Image, tag: Option<&str>) -> Descriptor {
 
 fn write_atomically(dest: &Path, bytes: &[u8]) -> Result<()> {
     let dir = dest.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(OciError::io("create temp file in", dir))?;
-    tmp.write_all(bytes).map_err(OciError::io("write", tmp.path()))?;
-    tmp.as_file().sync_all().map_err(OciError::io("fsync", tmp.path()))?;
-    tmp.persist(dest).map_err(|e| OciError::Io { op: "rename into", path: dest.to_path_buf(), source: e.error })?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(OciError::io("create temp file in", dir))?;
+    tmp.write_all(bytes)
+        .map_err(OciError::io("write", tmp.path()))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(OciError::io("fsync", tmp.path()))?;
+    tmp.persist(dest).map_err(|e| OciError::Io {
+        op: "rename into",
+        path: dest.to_path_buf(),
+        source: e.error,
+    })?;
     Ok(())
 }
 
 /// Write (or add to) an OCI layout directory. Blobs already present are kept; `index.json` gets
 /// the image under `tag`, replacing an older image of the same tag.
-pub fn write_layout(dir: &Path, tag: Option<&str>, src: &dyn ImageSource, img: &Image) -> Result<Descriptor> {
+pub fn write_layout(
+    dir: &Path,
+    tag: Option<&str>,
+    src: &dyn ImageSource,
+    img: &Image,
+) -> Result<Descriptor> {
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).map_err(OciError::io("create", &blobs))?;
     let lock = File::open(dir).map_err(OciError::io("open", dir))?;
@@ -450,18 +587,35 @@ pub fn write_layout(dir: &Path, tag: Option<&str>, src: &dyn ImageSource, img: &
         if fs::metadata(&dest).is_ok_and(|m| m.len() == d.size) {
             continue;
         }
-        let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&blobs).map_err(OciError::io("create temp file in", &blobs))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(&blobs)
+            .map_err(OciError::io("create temp file in", &blobs))?;
         let what = format!("{what} {} of {}", d.digest, src.describe());
         let mut r = VerifyingReader::new(src.open_blob(&d)?, &d, what.clone());
-        io::copy(&mut r, &mut io::BufWriter::new(tmp.as_file_mut())).map_err(OciError::stream(format!("writing {what} to {}", dir.display())))?;
-        tmp.as_file().sync_all().map_err(OciError::io("fsync", tmp.path()))?;
-        tmp.persist(&dest).map_err(|e| OciError::Io { op: "rename into", path: dest.clone(), source: e.error })?;
+        io::copy(&mut r, &mut io::BufWriter::new(tmp.as_file_mut())).map_err(OciError::stream(
+            format!("writing {what} to {}", dir.display()),
+        ))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(OciError::io("fsync", tmp.path()))?;
+        tmp.persist(&dest).map_err(|e| OciError::Io {
+            op: "rename into",
+            path: dest.clone(),
+            source: e.error,
+        })?;
     }
     let ip = dir.join("index.json");
     let mut index = match fs::read(&ip) {
         Ok(b) => parse_top_index(&b, &format!("oci:{}", dir.display()))?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => Index::new(),
-        Err(e) => return Err(OciError::Io { op: "read", path: ip, source: e }),
+        Err(e) => {
+            return Err(OciError::Io {
+                op: "read",
+                path: ip,
+                source: e,
+            });
+        }
     };
     let entry = index_entry(img, tag);
     index.manifests.retain(|m| match tag {
@@ -476,10 +630,15 @@ pub fn write_layout(dir: &Path, tag: Option<&str>, src: &dyn ImageSource, img: &
 
 fn tar_header(path: &str, size: u64, dir: bool) -> Result<tar::Header> {
     let mut h = tar::Header::new_ustar();
-    h.set_path(path).map_err(OciError::stream(format!("tar entry {path}")))?;
+    h.set_path(path)
+        .map_err(OciError::stream(format!("tar entry {path}")))?;
     h.set_size(size);
     h.set_mode(if dir { 0o755 } else { 0o644 });
-    h.set_entry_type(if dir { tar::EntryType::Directory } else { tar::EntryType::Regular });
+    h.set_entry_type(if dir {
+        tar::EntryType::Directory
+    } else {
+        tar::EntryType::Regular
+    });
     h.set_mtime(0);
     h.set_uid(0);
     h.set_gid(0);
@@ -488,41 +647,76 @@ fn tar_header(path: &str, size: u64, dir: bool) -> Result<tar::Header> {
 }
 
 /// Write into a temp file beside `dest`, then rename it over `dest`.
-fn write_tar_atomically(dest: &Path, f: impl FnOnce(&mut tar::Builder<io::BufWriter<&mut File>>) -> Result<()>) -> Result<()> {
+fn write_tar_atomically(
+    dest: &Path,
+    f: impl FnOnce(&mut tar::Builder<io::BufWriter<&mut File>>) -> Result<()>,
+) -> Result<()> {
     let dir = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     fs::create_dir_all(dir).map_err(OciError::io("create", dir))?;
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(OciError::io("create temp file in", dir))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(OciError::io("create temp file in", dir))?;
     {
         let mut b = tar::Builder::new(io::BufWriter::with_capacity(256 * 1024, tmp.as_file_mut()));
         f(&mut b)?;
         let w = b.into_inner().map_err(OciError::io("write", dest))?;
-        w.into_inner().map_err(|e| OciError::Io { op: "write", path: dest.to_path_buf(), source: e.into_error() })?;
+        w.into_inner().map_err(|e| OciError::Io {
+            op: "write",
+            path: dest.to_path_buf(),
+            source: e.into_error(),
+        })?;
     }
-    tmp.as_file().sync_all().map_err(OciError::io("fsync", tmp.path()))?;
-    tmp.persist(dest).map_err(|e| OciError::Io { op: "rename into", path: dest.to_path_buf(), source: e.error })?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(OciError::io("fsync", tmp.path()))?;
+    tmp.persist(dest).map_err(|e| OciError::Io {
+        op: "rename into",
+        path: dest.to_path_buf(),
+        source: e.error,
+    })?;
     Ok(())
 }
 
 /// Write an oci-archive: a tar of a layout holding this one image, deterministic byte for byte.
-pub fn write_oci_archive(file: &Path, tag: Option<&str>, src: &dyn ImageSource, img: &Image) -> Result<Descriptor> {
+pub fn write_oci_archive(
+    file: &Path,
+    tag: Option<&str>,
+    src: &dyn ImageSource,
+    img: &Image,
+) -> Result<Descriptor> {
     let entry = index_entry(img, tag);
     let mut index = Index::new();
     index.manifests.push(entry.clone());
     let index_bytes = to_json_bytes(&index, "index.json")?;
     write_tar_atomically(file, |b| {
         let e = |p: &str| OciError::stream(format!("writing {p} into {}", file.display()));
-        b.append(&tar_header("oci-layout", OCI_LAYOUT_JSON.len() as u64, false)?, OCI_LAYOUT_JSON).map_err(e("oci-layout"))?;
-        b.append(&tar_header("index.json", index_bytes.len() as u64, false)?, &index_bytes[..]).map_err(e("index.json"))?;
-        b.append(&tar_header("blobs/", 0, true)?, io::empty()).map_err(e("blobs/"))?;
-        b.append(&tar_header("blobs/sha256/", 0, true)?, io::empty()).map_err(e("blobs/sha256/"))?;
+        b.append(
+            &tar_header("oci-layout", OCI_LAYOUT_JSON.len() as u64, false)?,
+            OCI_LAYOUT_JSON,
+        )
+        .map_err(e("oci-layout"))?;
+        b.append(
+            &tar_header("index.json", index_bytes.len() as u64, false)?,
+            &index_bytes[..],
+        )
+        .map_err(e("index.json"))?;
+        b.append(&tar_header("blobs/", 0, true)?, io::empty())
+            .map_err(e("blobs/"))?;
+        b.append(&tar_header("blobs/sha256/", 0, true)?, io::empty())
+            .map_err(e("blobs/sha256/"))?;
         for (d, what) in image_blobs(img) {
             let path = d.digest.layout_path();
             let what = format!("{what} {} of {}", d.digest, src.describe());
             let r = VerifyingReader::new(src.open_blob(&d)?, &d, what.clone());
-            b.append(&tar_header(&path, d.size, false)?, r).map_err(OciError::stream(format!("writing {what} into {}", file.display())))?;
+            b.append(&tar_header(&path, d.size, false)?, r)
+                .map_err(OciError::stream(format!(
+                    "writing {what} into {}",
+                    file.display()
+                )))?;
         }
         Ok(())
     })?;
@@ -531,50 +725,101 @@ pub fn write_oci_archive(file: &Path, tag: Option<&str>, src: &dyn ImageSource, 
 
 /// Write a docker-archive (`docker save` format: `manifest.json`, `repositories`, the config and
 /// uncompressed layers named by their diff_id), loadable by `docker load` and `podman load`.
-pub fn write_docker_archive(file: &Path, reference: Option<&Reference>, src: &dyn ImageSource, img: &Image) -> Result<()> {
+pub fn write_docker_archive(
+    file: &Path,
+    reference: Option<&Reference>,
+    src: &dyn ImageSource,
+    img: &Image,
+) -> Result<()> {
     let diff_ids = img.diff_ids()?;
     if diff_ids.len() != img.manifest.layers.len() {
         return Err(OciError::defect(
             src.describe(),
-            format!("config lists {} diff_ids but the manifest has {} layers", diff_ids.len(), img.manifest.layers.len()),
+            format!(
+                "config lists {} diff_ids but the manifest has {} layers",
+                diff_ids.len(),
+                img.manifest.layers.len()
+            ),
         ));
     }
-    let scratch_dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let scratch_dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let config_name = format!("{}.json", img.manifest.config.digest.hex());
-    let layer_names: Vec<String> = diff_ids.iter().map(|d| format!("{}.tar", d.hex())).collect();
+    let layer_names: Vec<String> = diff_ids
+        .iter()
+        .map(|d| format!("{}.tar", d.hex()))
+        .collect();
     let repo_tags: Option<Vec<String>> = reference.map(|r| vec![r.familiar()]);
-    let manifest = vec![DockerManifestEntry { config: config_name.clone(), repo_tags: repo_tags.clone(), layers: layer_names.clone() }];
+    let manifest = vec![DockerManifestEntry {
+        config: config_name.clone(),
+        repo_tags: repo_tags.clone(),
+        layers: layer_names.clone(),
+    }];
     let manifest_bytes = to_json_bytes(&manifest, "manifest.json")?;
     write_tar_atomically(file, |b| {
         let e = |p: String| OciError::stream(format!("writing {p} into {}", file.display()));
         let mut written = BTreeSet::new();
-        for ((layer, diff_id), name) in img.manifest.layers.iter().zip(&diff_ids).zip(&layer_names) {
+        for ((layer, diff_id), name) in img.manifest.layers.iter().zip(&diff_ids).zip(&layer_names)
+        {
             if !written.insert(name.clone()) {
                 continue;
             }
             let compression = media::layer_compression(&layer.media_type).ok_or_else(|| {
-                OciError::defect(src.describe(), format!("layer {} has media type `{}`, not a layer type", layer.digest, layer.media_type))
+                OciError::defect(
+                    src.describe(),
+                    format!(
+                        "layer {} has media type `{}`, not a layer type",
+                        layer.digest, layer.media_type
+                    ),
+                )
             })?;
             // The tar header needs the uncompressed size first: decompress into a temp file,
             // checking the diff_id on the way.
-            let mut tmp = tempfile::Builder::new().prefix(".tmp-layer-").tempfile_in(scratch_dir).map_err(OciError::io("create temp file in", scratch_dir))?;
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".tmp-layer-")
+                .tempfile_in(scratch_dir)
+                .map_err(OciError::io("create temp file in", scratch_dir))?;
             let what = format!("layer {} of {}", layer.digest, src.describe());
             let raw = VerifyingReader::new(src.open_blob(layer)?, layer, what.clone());
             let mut dec = crate::extract::decompress(raw, compression)?;
             let mut hw = HashingWriter::new(io::BufWriter::new(tmp.as_file_mut()));
-            io::copy(&mut dec, &mut hw).map_err(OciError::stream(format!("decompressing {what}")))?;
+            io::copy(&mut dec, &mut hw)
+                .map_err(OciError::stream(format!("decompressing {what}")))?;
             let (w, got, size) = hw.finish();
-            w.into_inner().map_err(|e| OciError::Stream { what: what.clone(), source: e.into_error() })?;
+            w.into_inner().map_err(|e| OciError::Stream {
+                what: what.clone(),
+                source: e.into_error(),
+            })?;
             if &got != diff_id {
-                return Err(OciError::DigestMismatch { what: format!("uncompressed {what} (its diff_id)"), expected: diff_id.clone(), actual: got });
+                return Err(OciError::DigestMismatch {
+                    what: format!("uncompressed {what} (its diff_id)"),
+                    expected: diff_id.clone(),
+                    actual: got,
+                });
             }
             let f = tmp.as_file_mut();
-            f.seek(SeekFrom::Start(0)).map_err(OciError::io("seek", scratch_dir))?;
-            b.append(&tar_header(name, size, false)?, BufReader::new(f)).map_err(e(name.clone()))?;
+            f.seek(SeekFrom::Start(0))
+                .map_err(OciError::io("seek", scratch_dir))?;
+            b.append(&tar_header(name, size, false)?, BufReader::new(f))
+                .map_err(e(name.clone()))?;
         }
-        let mut cfg = VerifyingReader::new(src.open_blob(&img.manifest.config)?, &img.manifest.config, "config");
-        b.append(&tar_header(&config_name, img.manifest.config.size, false)?, &mut cfg).map_err(e(config_name.clone()))?;
-        b.append(&tar_header("manifest.json", manifest_bytes.len() as u64, false)?, &manifest_bytes[..]).map_err(e("manifest.json".into()))?;
+        let mut cfg = VerifyingReader::new(
+            src.open_blob(&img.manifest.config)?,
+            &img.manifest.config,
+            "config",
+        );
+        b.append(
+            &tar_header(&config_name, img.manifest.config.size, false)?,
+            &mut cfg,
+        )
+        .map_err(e(config_name.clone()))?;
+        b.append(
+            &tar_header("manifest.json", manifest_bytes.len() as u64, false)?,
+            &manifest_bytes[..],
+        )
+        .map_err(e("manifest.json".into()))?;
         if let (Some(r), Some(last)) = (reference, diff_ids.last()) {
             let name = r.familiar();
             let (repo, tag) = name.rsplit_once(':').unwrap_or((name.as_str(), "latest"));
@@ -583,7 +828,11 @@ pub fn write_docker_archive(file: &Path, reference: Option<&Reference>, src: &dy
             let mut repos = BTreeMap::new();
             repos.insert(repo.to_string(), inner);
             let rb = to_json_bytes(&repos, "repositories")?;
-            b.append(&tar_header("repositories", rb.len() as u64, false)?, &rb[..]).map_err(e("repositories".into()))?;
+            b.append(
+                &tar_header("repositories", rb.len() as u64, false)?,
+                &rb[..],
+            )
+            .map_err(e("repositories".into()))?;
         }
         Ok(())
     })
@@ -593,18 +842,34 @@ pub fn write_docker_archive(file: &Path, reference: Option<&Reference>, src: &dy
 pub fn write_location(loc: &Location, src: &dyn ImageSource, img: &Image) -> Result<()> {
     match loc {
         Location::Layout { dir, tag } => write_layout(dir, tag.as_deref(), src, img).map(|_| ()),
-        Location::OciArchive { file, tag } => write_oci_archive(file, tag.as_deref(), src, img).map(|_| ()),
-        Location::DockerArchive { file, reference } => write_docker_archive(file, reference.as_ref(), src, img),
+        Location::OciArchive { file, tag } => {
+            write_oci_archive(file, tag.as_deref(), src, img).map(|_| ())
+        }
+        Location::DockerArchive { file, reference } => {
+            write_docker_archive(file, reference.as_ref(), src, img)
+        }
         Location::Registry(r) => Err(OciError::Unsupported {
             what: format!("pushing to docker://{r}"),
-            hint: "registry push is not built yet; write oci:DIR:TAG and push it with `skopeo copy`".into(),
+            hint:
+                "registry push is not built yet; write oci:DIR:TAG and push it with `skopeo copy`"
+                    .into(),
         }),
-        Location::Scratch => Err(OciError::invalid("output", "`scratch` cannot be written to")),
+        Location::Scratch => Err(OciError::invalid(
+            "output",
+            "`scratch` cannot be written to",
+        )),
     }
 }
 
 /// The compression of a layer descriptor, or a defect naming it.
 pub fn layer_compression_of(d: &Descriptor, location: &str) -> Result<Compression> {
-    media::layer_compression(&d.media_type)
-        .ok_or_else(|| OciError::defect(location, format!("layer {} has media type `{}`, which is not a layer type", d.digest, d.media_type)))
+    media::layer_compression(&d.media_type).ok_or_else(|| {
+        OciError::defect(
+            location,
+            format!(
+                "layer {} has media type `{}`, which is not a layer type",
+                d.digest, d.media_type
+            ),
+        )
+    })
 }

@@ -8,6 +8,7 @@
 //! the network, spawn processes, print to the terminal, or use an async runtime. Layers are never
 //! held in memory and never read back to hash them.
 
+pub mod assemble;
 pub mod digest;
 pub mod error;
 pub mod extract;
@@ -21,4 +22,5 @@ pub mod validate;
 
 pub use digest::{Digest, HashingReader, HashingWriter};
 pub use error::{OciError, Result};
+pub use image::{Descriptor, Image, ImageSource, Platform};
 pub use media::Compression;

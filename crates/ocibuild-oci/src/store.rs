@@ -85,14 +85,18 @@ impl ContentStore {
     /// Take the shared use-lock: many builds at once, but no prune under their feet.
     pub fn lock_shared(&self) -> Result<StoreLock> {
         let f = self.lock_file()?;
-        f.lock_shared().map_err(OciError::io("lock (shared)", self.root.join("store.lock")))?;
+        f.lock_shared()
+            .map_err(OciError::io("lock (shared)", self.root.join("store.lock")))?;
         Ok(StoreLock { _file: f })
     }
 
     /// Take the exclusive lock (prune).
     pub fn lock_exclusive(&self) -> Result<StoreLock> {
         let f = self.lock_file()?;
-        f.lock().map_err(OciError::io("lock (exclusive)", self.root.join("store.lock")))?;
+        f.lock().map_err(OciError::io(
+            "lock (exclusive)",
+            self.root.join("store.lock"),
+        ))?;
         Ok(StoreLock { _file: f })
     }
 
@@ -118,7 +122,10 @@ impl ContentStore {
 
     /// Size of a stored blob, if present.
     pub fn size(&self, d: &Digest) -> Option<u64> {
-        fs::metadata(self.blob_path(d)).ok().filter(|m| m.is_file()).map(|m| m.len())
+        fs::metadata(self.blob_path(d))
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
     }
 
     /// Open a blob for reading and mark it used (its mtime drives `prune --older-than`).
@@ -126,9 +133,16 @@ impl ContentStore {
         let p = self.blob_path(d);
         let f = File::open(&p).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
-                OciError::BlobMissing { digest: d.clone(), location: format!("the content store {}", self.root.display()) }
+                OciError::BlobMissing {
+                    digest: d.clone(),
+                    location: format!("the content store {}", self.root.display()),
+                }
             } else {
-                OciError::Io { op: "open", path: p.clone(), source: e }
+                OciError::Io {
+                    op: "open",
+                    path: p.clone(),
+                    source: e,
+                }
             }
         })?;
         self.touch(d);
@@ -149,7 +163,10 @@ impl ContentStore {
             .prefix("blob-")
             .tempfile_in(&dir)
             .map_err(OciError::io("create temp file in", &dir))?;
-        Ok(BlobWriter { inner: HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, tmp)), store: self.clone() })
+        Ok(BlobWriter {
+            inner: HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, tmp)),
+            store: self.clone(),
+        })
     }
 
     /// Store bytes; returns their digest.
@@ -160,24 +177,40 @@ impl ContentStore {
             return Ok(d);
         }
         let mut w = self.writer()?;
-        w.write_all(bytes).map_err(OciError::io("write", self.root.join("tmp")))?;
+        w.write_all(bytes)
+            .map_err(OciError::io("write", self.root.join("tmp")))?;
         w.commit()
     }
 
     /// Copy a blob in from outside, verifying it against `expected` digest and size.
     /// Nothing enters the store unless both match.
-    pub fn put_verified(&self, r: &mut dyn Read, expected: &Digest, size: Option<u64>, what: &str) -> Result<()> {
-        if self.size(expected).is_some_and(|s| size.is_none_or(|want| want == s)) {
+    pub fn put_verified(
+        &self,
+        r: &mut dyn Read,
+        expected: &Digest,
+        size: Option<u64>,
+        what: &str,
+    ) -> Result<()> {
+        if self
+            .size(expected)
+            .is_some_and(|s| size.is_none_or(|want| want == s))
+        {
             self.touch(expected);
             return Ok(());
         }
         let mut w = self.writer()?;
-        io::copy(r, &mut w).map_err(OciError::stream(format!("copying {what} into the content store")))?;
+        io::copy(r, &mut w).map_err(OciError::stream(format!(
+            "copying {what} into the content store"
+        )))?;
         let got_size = w.count();
         if let Some(want) = size
             && want != got_size
         {
-            return Err(OciError::SizeMismatch { what: what.to_string(), expected: want, actual: got_size });
+            return Err(OciError::SizeMismatch {
+                what: what.to_string(),
+                expected: want,
+                actual: got_size,
+            });
         }
         w.commit_expecting(expected, what)
     }
@@ -193,13 +226,21 @@ impl ContentStore {
             .map_err(OciError::io("create temp file in", &dir))?;
         fs::write(tmp.path(), digest.to_string()).map_err(OciError::io("write", tmp.path()))?;
         let dest = dir.join(sanitize_key(key));
-        tmp.persist(&dest).map_err(|e| OciError::Io { op: "rename into", path: dest.clone(), source: e.error })?;
+        tmp.persist(&dest).map_err(|e| OciError::Io {
+            op: "rename into",
+            path: dest.clone(),
+            source: e.error,
+        })?;
         Ok(())
     }
 
     /// The compressed blob previously recorded for `diff_id` under `key`, if it is still stored.
     pub fn lookup_layer(&self, diff_id: &Digest, key: &str) -> Option<Digest> {
-        let p = self.root.join("layers").join(diff_id.hex()).join(sanitize_key(key));
+        let p = self
+            .root
+            .join("layers")
+            .join(diff_id.hex())
+            .join(sanitize_key(key));
         let s = fs::read_to_string(p).ok()?;
         let d = Digest::parse(s.trim()).ok()?;
         self.has(&d).then_some(d)
@@ -213,13 +254,19 @@ impl ContentStore {
             u.bytes += len;
         }
         let layers = self.root.join("layers");
-        for e in fs::read_dir(&layers).map_err(OciError::io("read", &layers))?.flatten() {
+        for e in fs::read_dir(&layers)
+            .map_err(OciError::io("read", &layers))?
+            .flatten()
+        {
             if let Ok(rd) = fs::read_dir(e.path()) {
                 u.layer_mappings += rd.count() as u64;
             }
         }
         let tmp = self.root.join("tmp");
-        for e in fs::read_dir(&tmp).map_err(OciError::io("read", &tmp))?.flatten() {
+        for e in fs::read_dir(&tmp)
+            .map_err(OciError::io("read", &tmp))?
+            .flatten()
+        {
             u.temp_files += 1;
             u.temp_bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
         }
@@ -232,7 +279,10 @@ impl ContentStore {
         for e in fs::read_dir(&dir).map_err(OciError::io("read", &dir))? {
             let e = e.map_err(OciError::io("read", &dir))?;
             let name = e.file_name();
-            let Some(d) = name.to_str().and_then(|n| Digest::parse(&format!("sha256:{n}")).ok()) else {
+            let Some(d) = name
+                .to_str()
+                .and_then(|n| Digest::parse(&format!("sha256:{n}")).ok())
+            else {
                 continue;
             };
             let Ok(m) = e.metadata() else { continue };
@@ -244,7 +294,11 @@ impl ContentStore {
     /// Remove blobs not used for `older_than`, then the least recently used ones until the store
     /// holds at most `keep_storage` bytes. Waits for running builds (exclusive lock).
     /// With neither limit, removes everything.
-    pub fn prune(&self, older_than: Option<Duration>, keep_storage: Option<u64>) -> Result<PruneReport> {
+    pub fn prune(
+        &self,
+        older_than: Option<Duration>,
+        keep_storage: Option<u64>,
+    ) -> Result<PruneReport> {
         let _lock = self.lock_exclusive()?;
         let now = SystemTime::now();
         let mut blobs = self.list_blobs()?;
@@ -270,7 +324,10 @@ impl ContentStore {
         }
         // Mappings whose blob is gone.
         let layers = self.root.join("layers");
-        for e in fs::read_dir(&layers).map_err(OciError::io("read", &layers))?.flatten() {
+        for e in fs::read_dir(&layers)
+            .map_err(OciError::io("read", &layers))?
+            .flatten()
+        {
             let dir = e.path();
             for m in fs::read_dir(&dir).into_iter().flatten().flatten() {
                 let keep = fs::read_to_string(m.path())
@@ -285,7 +342,10 @@ impl ContentStore {
         }
         // Temp files left by killed processes: nobody holds the shared lock now, so none is live.
         let tmp = self.root.join("tmp");
-        for e in fs::read_dir(&tmp).map_err(OciError::io("read", &tmp))?.flatten() {
+        for e in fs::read_dir(&tmp)
+            .map_err(OciError::io("read", &tmp))?
+            .flatten()
+        {
             if fs::remove_file(e.path()).is_ok() {
                 report.removed_temp_files += 1;
             }
@@ -295,7 +355,15 @@ impl ContentStore {
 }
 
 fn sanitize_key(key: &str) -> String {
-    key.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect()
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// A blob being written into the store. Dropped without `commit`, it leaves nothing behind.
@@ -323,15 +391,28 @@ impl BlobWriter {
 
     fn commit_inner(self, expected: Option<&Digest>, what: &str) -> Result<(Digest, u64)> {
         let (buf, d, n) = self.inner.finish();
-        let tmp = buf.into_inner().map_err(|e| OciError::Stream { what: "flushing a blob into the content store".into(), source: e.into_error() })?;
+        let tmp = buf.into_inner().map_err(|e| OciError::Stream {
+            what: "flushing a blob into the content store".into(),
+            source: e.into_error(),
+        })?;
         if let Some(want) = expected
             && *want != d
         {
-            return Err(OciError::DigestMismatch { what: what.to_string(), expected: want.clone(), actual: d });
+            return Err(OciError::DigestMismatch {
+                what: what.to_string(),
+                expected: want.clone(),
+                actual: d,
+            });
         }
-        tmp.as_file().sync_all().map_err(OciError::io("fsync", tmp.path()))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(OciError::io("fsync", tmp.path()))?;
         let dest = self.store.blob_path(&d);
-        tmp.persist(&dest).map_err(|e| OciError::Io { op: "rename into", path: dest.clone(), source: e.error })?;
+        tmp.persist(&dest).map_err(|e| OciError::Io {
+            op: "rename into",
+            path: dest.clone(),
+            source: e.error,
+        })?;
         Ok((d, n))
     }
 }
@@ -347,7 +428,12 @@ impl Write for BlobWriter {
 
 /// Parse a duration like `7d`, `12h`, `30m`, `45s`, `2w`.
 pub fn parse_duration(s: &str) -> Result<Duration> {
-    let bad = || OciError::invalid("duration", format!("`{s}`: expected a number and a unit, like 7d, 12h, 30m, 45s or 2w"));
+    let bad = || {
+        OciError::invalid(
+            "duration",
+            format!("`{s}`: expected a number and a unit, like 7d, 12h, 30m, 45s or 2w"),
+        )
+    };
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (num, unit) = s.split_at(split);
@@ -365,9 +451,18 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
 
 /// Parse a size like `10GB`, `512MB`, `1.5GiB`, `1000` (bytes).
 pub fn parse_size(s: &str) -> Result<u64> {
-    let bad = || OciError::invalid("size", format!("`{s}`: expected a number and an optional unit, like 10GB, 512MB, 1GiB or 1000"));
+    let bad = || {
+        OciError::invalid(
+            "size",
+            format!(
+                "`{s}`: expected a number and an optional unit, like 10GB, 512MB, 1GiB or 1000"
+            ),
+        )
+    };
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num.parse().map_err(|_| bad())?;
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
@@ -406,12 +501,17 @@ mod tests {
 
         // verified put: wrong digest leaves nothing behind
         let wrong = Digest::of_bytes(b"other");
-        let e = s.put_verified(&mut &b"hello!"[..], &wrong, None, "blob x").unwrap_err();
+        let e = s
+            .put_verified(&mut &b"hello!"[..], &wrong, None, "blob x")
+            .unwrap_err();
         assert!(matches!(e, OciError::DigestMismatch { .. }), "{e}");
         assert!(!s.has(&wrong));
-        let e = s.put_verified(&mut &b"other"[..], &wrong, Some(6), "blob x").unwrap_err();
+        let e = s
+            .put_verified(&mut &b"other"[..], &wrong, Some(6), "blob x")
+            .unwrap_err();
         assert!(matches!(e, OciError::SizeMismatch { .. }), "{e}");
-        s.put_verified(&mut &b"other"[..], &wrong, Some(5), "blob x").unwrap();
+        s.put_verified(&mut &b"other"[..], &wrong, Some(5), "blob x")
+            .unwrap();
         assert!(s.has(&wrong));
         assert_eq!(fs::read_dir(t.path().join("tmp")).unwrap().count(), 0);
     }
@@ -438,9 +538,15 @@ mod tests {
         assert_eq!(s.lookup_layer(&diff, "gzip-6"), Some(a.clone()));
         assert_eq!(s.lookup_layer(&diff, "zstd-3"), None);
         // make `a` old
-        let f = OpenOptions::new().write(true).open(s.blob_path(&a)).unwrap();
-        f.set_modified(SystemTime::now() - Duration::from_secs(10 * 86_400)).unwrap();
-        let r = s.prune(Some(Duration::from_secs(7 * 86_400)), None).unwrap();
+        let f = OpenOptions::new()
+            .write(true)
+            .open(s.blob_path(&a))
+            .unwrap();
+        f.set_modified(SystemTime::now() - Duration::from_secs(10 * 86_400))
+            .unwrap();
+        let r = s
+            .prune(Some(Duration::from_secs(7 * 86_400)), None)
+            .unwrap();
         assert_eq!(r.removed_blobs, 1);
         assert!(!s.has(&a) && s.has(&b));
         assert_eq!(s.lookup_layer(&diff, "gzip-6"), None);
@@ -451,7 +557,10 @@ mod tests {
 
     #[test]
     fn parses_units() {
-        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86400));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86400)
+        );
         assert!(parse_duration("7").is_err());
         assert!(parse_duration("d").is_err());
         assert_eq!(parse_size("10GB").unwrap(), 10_000_000_000);

@@ -7,10 +7,12 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use ocibuild_oci::image::{Descriptor, Image, ImageSource, config_bytes, load_image, new_manifest, to_json_bytes};
+use ocibuild_oci::image::{
+    Descriptor, Image, ImageSource, config_bytes, load_image, new_manifest, to_json_bytes,
+};
 use ocibuild_oci::layout::{
-    ArchiveSource, DockerArchiveSource, LayoutSource, StoreSource, import_into_store, write_docker_archive, write_layout,
-    write_oci_archive,
+    ArchiveSource, DockerArchiveSource, LayoutSource, StoreSource, import_into_store,
+    write_docker_archive, write_layout, write_oci_archive,
 };
 use ocibuild_oci::media;
 use ocibuild_oci::reference::Reference;
@@ -55,7 +57,11 @@ fn image_in_store(store: &ContentStore, greeting: &str) -> (StoreSource, Image) 
                         "rootfs": {"type": "layers", "diff_ids": diff_ids}});
     let cb = config_bytes(&config).unwrap();
     let cd = store.put_bytes(&cb).unwrap();
-    let m = new_manifest(Descriptor::new(media::OCI_CONFIG, cd, cb.len() as u64), layers, BTreeMap::new());
+    let m = new_manifest(
+        Descriptor::new(media::OCI_CONFIG, cd, cb.len() as u64),
+        layers,
+        BTreeMap::new(),
+    );
     let mb = to_json_bytes(&m, "manifest").unwrap();
     let md = store.put_bytes(&mb).unwrap();
     let desc = Descriptor::new(media::OCI_MANIFEST, md, mb.len() as u64);
@@ -68,7 +74,11 @@ fn no_temp_files(dir: &Path) {
     for e in walkdir::WalkDir::new(dir) {
         let e = e.unwrap();
         let name = e.file_name().to_string_lossy().to_string();
-        assert!(!name.starts_with(".tmp-"), "temp file left behind: {}", e.path().display());
+        assert!(
+            !name.starts_with(".tmp-"),
+            "temp file left behind: {}",
+            e.path().display()
+        );
     }
 }
 
@@ -86,9 +96,15 @@ fn layout_roundtrip_keeps_other_tags() {
     let l = LayoutSource::open(&dir, Some("b")).unwrap();
     assert_eq!(l.index.manifests.len(), 2);
     assert_eq!(l.root().unwrap().digest, img2.manifest_desc.digest);
-    assert_eq!(l.root().unwrap().platform.unwrap().to_string(), "linux/amd64");
+    assert_eq!(
+        l.root().unwrap().platform.unwrap().to_string(),
+        "linux/amd64"
+    );
     let back = load_image(&l, None).unwrap();
-    assert_eq!(back.manifest_bytes, img2.manifest_bytes, "bytes are copied, never re-serialised");
+    assert_eq!(
+        back.manifest_bytes, img2.manifest_bytes,
+        "bytes are copied, never re-serialised"
+    );
     validate(&l, &ValidateOptions::default()).unwrap();
     no_temp_files(&dir);
 
@@ -97,7 +113,10 @@ fn layout_roundtrip_keeps_other_tags() {
     assert!(matches!(e, OciError::AmbiguousImage { .. }), "{e}");
     let e = LayoutSource::open(&dir, Some("zzz")).err().unwrap();
     let msg = e.to_string();
-    assert!(msg.contains("zzz") && msg.contains("a") && msg.contains("b"), "{msg}");
+    assert!(
+        msg.contains("zzz") && msg.contains("a") && msg.contains("b"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -121,7 +140,8 @@ fn oci_archive_roundtrip_is_deterministic() {
     let bytes = fs::read(&f1).unwrap();
     let cut = t.path().join("cut.tar");
     fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-    let res = ArchiveSource::open(&cut, Some("v1")).and_then(|a| validate(&a, &ValidateOptions::default()).map(|_| ()));
+    let res = ArchiveSource::open(&cut, Some("v1"))
+        .and_then(|a| validate(&a, &ValidateOptions::default()).map(|_| ()));
     assert!(res.is_err());
 }
 
@@ -163,7 +183,9 @@ fn docker_archive_roundtrip_and_import() {
         let s2 = ContentStore::open(t.path().join("store2")).unwrap();
         import_into_store(&d, &back, &s2).unwrap();
     }
-    let e = DockerArchiveSource::open(&f, Some(&Reference::parse("other:v1").unwrap())).err().unwrap();
+    let e = DockerArchiveSource::open(&f, Some(&Reference::parse("other:v1").unwrap()))
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("hello:v1"), "{e}");
 }
 
@@ -177,10 +199,18 @@ fn import_rejects_a_wrong_diff_id() {
     config["rootfs"]["diff_ids"][1] = json!(Digest::of_bytes(b"nope").to_string());
     let cb = config_bytes(&config).unwrap();
     let cd = store.put_bytes(&cb).unwrap();
-    let m = new_manifest(Descriptor::new(media::OCI_CONFIG, cd, cb.len() as u64), img.manifest.layers.clone(), BTreeMap::new());
+    let m = new_manifest(
+        Descriptor::new(media::OCI_CONFIG, cd, cb.len() as u64),
+        img.manifest.layers.clone(),
+        BTreeMap::new(),
+    );
     let mb = to_json_bytes(&m, "manifest").unwrap();
     let md = store.put_bytes(&mb).unwrap();
-    let bad = StoreSource::new(store.clone(), Descriptor::new(media::OCI_MANIFEST, md, mb.len() as u64), "bad");
+    let bad = StoreSource::new(
+        store.clone(),
+        Descriptor::new(media::OCI_MANIFEST, md, mb.len() as u64),
+        "bad",
+    );
     let bad_img = load_image(&bad, None).unwrap();
     let dir = t.path().join("l");
     write_layout(&dir, Some("bad"), &bad, &bad_img).unwrap();

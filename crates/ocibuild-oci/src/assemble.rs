@@ -1,0 +1,362 @@
+//! Assemble an image without a Dockerfile: a base (or scratch), directories appended as layers,
+//! and config edits — what `crane append` / rules_oci do. The result lands in the content store.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::PathBuf;
+
+use serde_json::{Map, Value, json};
+
+use crate::digest::Digest;
+use crate::error::{OciError, Result};
+use crate::image::{
+    Descriptor, Image, ImageSource, Platform, config_bytes, new_manifest, rfc3339, to_json_bytes,
+};
+use crate::layer::{LayerBuilder, LayerOptions};
+use crate::layout::{StoreSource, import_into_store};
+use crate::media::{self, Compression};
+use crate::store::ContentStore;
+
+/// One directory to append as one layer.
+#[derive(Clone, Debug)]
+pub struct LayerInput {
+    pub src: PathBuf,
+    /// Where it lands in the image, relative to `/` (`""` for the root).
+    pub dest: String,
+}
+
+/// Edits to the image config, applied in Docker's way.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigEdits {
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub env: Vec<(String, String)>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub exposed_ports: Vec<String>,
+}
+
+pub struct AssembleSpec<'a> {
+    /// The base image and its source; `None` is `scratch`.
+    pub base: Option<(&'a dyn ImageSource, Image)>,
+    pub layers: Vec<LayerInput>,
+    pub config: ConfigEdits,
+    pub annotations: BTreeMap<String, String>,
+    /// Required for scratch; for a base, must match it.
+    pub platform: Option<Platform>,
+    pub compression: Compression,
+    pub level: Option<u32>,
+    pub source_date_epoch: u64,
+    /// Owner of every file in the new layers (`None`: 0:0).
+    pub owner: Option<(u32, u32)>,
+}
+
+/// What `assemble` made.
+pub struct Assembled {
+    pub image: Image,
+    /// For each new layer: its descriptor, diff_id, and whether a stored compressed blob was reused.
+    pub new_layers: Vec<(Descriptor, Digest, bool)>,
+}
+
+impl Assembled {
+    /// An image source over the content store for exporters.
+    pub fn source(&self, store: &ContentStore) -> StoreSource {
+        StoreSource::new(
+            store.clone(),
+            self.image.manifest_desc.clone(),
+            format!("the built image {}", self.image.manifest_desc.digest),
+        )
+    }
+}
+
+/// The key under which a compressed form of a layer is remembered in the store.
+pub fn compression_key(c: Compression, level: Option<u32>) -> String {
+    match c {
+        Compression::Gzip => format!("gzip-{}-zlib-rs-v1", level.unwrap_or(6)),
+        Compression::Zstd => format!("zstd-{}-v1", level.unwrap_or(3)),
+        Compression::None => "none".into(),
+    }
+}
+
+pub fn assemble(store: &ContentStore, spec: AssembleSpec<'_>) -> Result<Assembled> {
+    let created = rfc3339(spec.source_date_epoch);
+    let (mut config, mut layers) = match &spec.base {
+        Some((src, img)) => {
+            import_into_store(*src, img, store)?;
+            if let (Some(want), Some(have)) = (&spec.platform, img.platform())
+                && !want.matches(&have)
+            {
+                return Err(OciError::invalid(
+                    "platform",
+                    format!(
+                        "the base {} is {have}, but {want} was asked for; choose a base for {want} (or drop --platform)",
+                        src.describe()
+                    ),
+                ));
+            }
+            (img.config.clone(), img.manifest.layers.clone())
+        }
+        None => {
+            let p = spec.platform.clone().unwrap_or_else(Platform::host);
+            let mut c = json!({
+                "architecture": p.architecture,
+                "os": p.os,
+                "config": {},
+                "rootfs": {"type": "layers", "diff_ids": []},
+                "history": [],
+            });
+            if let Some(v) = &p.variant {
+                c["variant"] = json!(v);
+            }
+            (c, Vec::new())
+        }
+    };
+    // Docker-schema2 bases may carry docker-only layer media types: convert the descriptors to
+    // their OCI names, the blobs are identical.
+    for l in &mut layers {
+        l.media_type = match media::layer_compression(&l.media_type) {
+            Some(c) => c.oci_layer_media_type().to_string(),
+            None => l.media_type.clone(),
+        };
+        l.annotations.clear();
+    }
+    let obj = config
+        .as_object_mut()
+        .ok_or_else(|| OciError::invalid("base image config", "it is not a JSON object"))?;
+    // Per-image fields of the base do not describe the new image.
+    for k in [
+        "container",
+        "container_config",
+        "docker_version",
+        "id",
+        "parent",
+    ] {
+        obj.remove(k);
+    }
+    obj.insert("created".into(), json!(created));
+
+    let key = compression_key(spec.compression, spec.level);
+    let opts = || LayerOptions {
+        compression: spec.compression,
+        level: spec.level,
+        source_date_epoch: spec.source_date_epoch,
+        owner: spec.owner,
+    };
+    let mut new_layers = Vec::new();
+    let mut new_diff_ids = Vec::new();
+    let mut history = Vec::new();
+    for input in &spec.layers {
+        // Pass 1: the uncompressed tar only, hashed (fast); reuse a stored compressed blob when
+        // this exact layer was compressed the same way before.
+        let mut b = LayerBuilder::new(LayerOptions {
+            compression: Compression::None,
+            ..opts()
+        });
+        b.add_dir(&input.src, &input.dest)?;
+        let (_, pre) = b.write(io::sink())?;
+        let (desc, reused) = match store.lookup_layer(&pre.diff_id, &key) {
+            Some(d) => {
+                let size = store.size(&d).unwrap_or(0);
+                (
+                    Descriptor::new(spec.compression.oci_layer_media_type(), d, size),
+                    true,
+                )
+            }
+            None => {
+                let mut b = LayerBuilder::new(opts());
+                b.add_dir(&input.src, &input.dest)?;
+                let w = store.writer()?;
+                let (w, info) = b.write(w)?;
+                if info.diff_id != pre.diff_id {
+                    return Err(OciError::invalid(
+                        "layer input",
+                        format!(
+                            "{} changed while it was being packed; run again when nothing writes to it",
+                            input.src.display()
+                        ),
+                    ));
+                }
+                let digest = w.commit()?;
+                if digest != info.digest {
+                    return Err(OciError::DigestMismatch {
+                        what: format!("layer from {}", input.src.display()),
+                        expected: info.digest,
+                        actual: digest,
+                    });
+                }
+                store.record_layer(&info.diff_id, &key, &digest)?;
+                (Descriptor::new(info.media_type, digest, info.size), false)
+            }
+        };
+        let dest = if input.dest.is_empty() {
+            "/".to_string()
+        } else {
+            format!("/{}", input.dest.trim_matches('/'))
+        };
+        history.push(
+            json!({"created": created, "created_by": format!("ocibuild assemble: layer {dest}")}),
+        );
+        new_diff_ids.push(pre.diff_id.clone());
+        new_layers.push((desc.clone(), pre.diff_id, reused));
+        layers.push(desc);
+    }
+
+    apply_edits(obj, &spec.config, &new_diff_ids, history)?;
+    let cfg_bytes = config_bytes(&config)?;
+    let cfg_digest = store.put_bytes(&cfg_bytes)?;
+    let cfg_desc = Descriptor::new(media::OCI_CONFIG, cfg_digest, cfg_bytes.len() as u64);
+    let manifest = new_manifest(cfg_desc, layers, spec.annotations.clone());
+    let manifest_bytes = to_json_bytes(&manifest, "manifest")?;
+    let md = store.put_bytes(&manifest_bytes)?;
+    let manifest_desc = Descriptor::new(media::OCI_MANIFEST, md, manifest_bytes.len() as u64);
+    let image = Image {
+        index: None,
+        manifest_desc,
+        manifest_bytes,
+        manifest,
+        config_bytes: cfg_bytes,
+        config,
+    };
+    Ok(Assembled { image, new_layers })
+}
+
+fn apply_edits(
+    obj: &mut Map<String, Value>,
+    e: &ConfigEdits,
+    new_diff_ids: &[Digest],
+    history: Vec<Value>,
+) -> Result<()> {
+    let rootfs = obj
+        .entry("rootfs")
+        .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
+    let ids = rootfs
+        .as_object_mut()
+        .and_then(|r| {
+            r.insert("type".into(), json!("layers"));
+            r.entry("diff_ids")
+                .or_insert_with(|| json!([]))
+                .as_array_mut()
+        })
+        .ok_or_else(|| OciError::invalid("base image config", "rootfs.diff_ids is not an array"))?;
+    ids.extend(new_diff_ids.iter().map(|d| json!(d.to_string())));
+    if !history.is_empty() {
+        let h = obj.entry("history").or_insert_with(|| json!([]));
+        if let Some(a) = h.as_array_mut() {
+            a.extend(history);
+        }
+    }
+    let c = obj.entry("config").or_insert_with(|| json!({}));
+    if c.is_null() {
+        *c = json!({});
+    }
+    let c = c
+        .as_object_mut()
+        .ok_or_else(|| OciError::invalid("base image config", "`config` is not an object"))?;
+    if let Some(ep) = &e.entrypoint {
+        c.insert("Entrypoint".into(), json!(ep));
+        // As in a Dockerfile: a new ENTRYPOINT drops the base's CMD.
+        if e.cmd.is_none() {
+            c.remove("Cmd");
+        }
+    }
+    if let Some(cmd) = &e.cmd {
+        c.insert("Cmd".into(), json!(cmd));
+    }
+    if !e.env.is_empty() {
+        let mut env: Vec<String> = c
+            .get("Env")
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (k, v) in &e.env {
+            let prefix = format!("{k}=");
+            env.retain(|s| !s.starts_with(&prefix) && s != k);
+            env.push(format!("{k}={v}"));
+        }
+        c.insert("Env".into(), json!(env));
+    }
+    if let Some(w) = &e.workdir {
+        c.insert("WorkingDir".into(), json!(w));
+    }
+    if let Some(u) = &e.user {
+        c.insert("User".into(), json!(u));
+    }
+    if !e.labels.is_empty() {
+        let l = c.entry("Labels").or_insert_with(|| json!({}));
+        if l.is_null() {
+            *l = json!({});
+        }
+        if let Some(l) = l.as_object_mut() {
+            for (k, v) in &e.labels {
+                l.insert(k.clone(), json!(v));
+            }
+        }
+    }
+    if !e.exposed_ports.is_empty() {
+        let p = c.entry("ExposedPorts").or_insert_with(|| json!({}));
+        if p.is_null() {
+            *p = json!({});
+        }
+        if let Some(p) = p.as_object_mut() {
+            for port in &e.exposed_ports {
+                p.insert(normalize_port(port)?, json!({}));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `8080` → `8080/tcp`; `53/udp` stays; anything else is an error.
+pub fn normalize_port(p: &str) -> Result<String> {
+    let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+    let ok_num = num.parse::<u16>().is_ok_and(|n| n > 0);
+    let proto = proto.to_ascii_lowercase();
+    if !ok_num || !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(OciError::invalid(
+            "port",
+            format!("`{p}`: expected PORT[/tcp|udp|sctp], like 8080/tcp"),
+        ));
+    }
+    Ok(format!("{num}/{proto}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edits_follow_docker() {
+        let mut cfg = json!({"config": {"Cmd": ["sh"], "Env": ["PATH=/bin", "A=1"]}, "rootfs": {"type": "layers", "diff_ids": []}});
+        let e = ConfigEdits {
+            entrypoint: Some(vec!["/app".into()]),
+            env: vec![("A".into(), "2".into()), ("B".into(), "x=y".into())],
+            exposed_ports: vec!["8080".into()],
+            ..Default::default()
+        };
+        apply_edits(
+            cfg.as_object_mut().unwrap(),
+            &e,
+            &[Digest::of_bytes(b"")],
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(cfg["config"]["Entrypoint"], json!(["/app"]));
+        assert!(cfg["config"].get("Cmd").is_none());
+        assert_eq!(cfg["config"]["Env"], json!(["PATH=/bin", "A=2", "B=x=y"]));
+        assert_eq!(cfg["config"]["ExposedPorts"], json!({"8080/tcp": {}}));
+        assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn ports() {
+        assert_eq!(normalize_port("53/UDP").unwrap(), "53/udp");
+        assert!(normalize_port("0").is_err());
+        assert!(normalize_port("80/icmp").is_err());
+    }
+}

@@ -1,0 +1,170 @@
+//! Flags, as docker, buildah and skopeo users expect them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "ocibuild", version, about = "Daemonless, rootless OCI image builder", long_about = None)]
+#[command(after_help = "Exit codes: 0 ok, 1 error, 2 usage error, 3 a policy gate failed.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Content store and cache directory [default: $XDG_CACHE_HOME/ocibuild]
+    #[arg(long, global = true, env = "OCIBUILD_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Progress output: auto (tty when stderr is a terminal, else plain), tty, plain, or json lines
+    #[arg(long, global = true, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
+    /// More log output (-v info, -vv debug, -vvv trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    Auto,
+    Tty,
+    Plain,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Make an image without a Dockerfile: a base plus directories as layers plus config
+    Assemble(Box<AssembleArgs>),
+    /// Show an image's manifest, config and layers
+    Inspect(InspectArgs),
+    /// Check every digest, size, diff_id, media type and schema version of an image
+    Validate(ValidateArgs),
+    /// Manage the local content store and cache
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  ocibuild assemble --layer ./rootfs --entrypoint /hello -t hello:v1 --output oci:out:v1\n  ocibuild assemble --base oci:base:latest --layer dist:/app --cmd '[\"node\",\"/app/index.js\"]' \\\n      --user 65532:65532 --output oci-archive:app.tar --output docker-archive:app-docker.tar"
+)]
+pub struct AssembleArgs {
+    /// Base image: scratch, oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]
+    #[arg(long, default_value = "scratch", value_name = "IMAGE")]
+    pub base: String,
+    /// Add SRC_DIR as one layer, at DEST in the image (default /). Repeatable, in order.
+    #[arg(long = "layer", value_name = "SRC_DIR[:DEST]")]
+    pub layers: Vec<String>,
+    /// Entrypoint, as a JSON array or plain words
+    #[arg(long, value_name = "CMD")]
+    pub entrypoint: Option<String>,
+    /// Default arguments (CMD), as a JSON array or plain words
+    #[arg(long, value_name = "CMD")]
+    pub cmd: Option<String>,
+    /// Set an environment variable (repeatable)
+    #[arg(long = "env", short = 'e', value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Working directory
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// User to run as (name, uid, or uid:gid)
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Config label (repeatable)
+    #[arg(long = "label", value_name = "K=V")]
+    pub labels: Vec<String>,
+    /// Manifest annotation (repeatable)
+    #[arg(long = "annotation", value_name = "K=V")]
+    pub annotations: Vec<String>,
+    /// Exposed port, like 8080/tcp (repeatable)
+    #[arg(long = "expose", value_name = "PORT[/PROTO]")]
+    pub expose: Vec<String>,
+    /// Target platform, like linux/amd64
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// Name and tag, like hello:v1; the tag names the image in oci:/oci-archive: outputs without a tag
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    pub tags: Vec<String>,
+    /// Where to write: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] (repeatable)
+    #[arg(short = 'o', long = "output", value_name = "DEST")]
+    pub outputs: Vec<String>,
+    /// Layer compression
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    pub compression: CompressionArg,
+    /// Compression level [default: gzip 6, zstd 3]
+    #[arg(long, value_name = "N")]
+    pub compression_level: Option<u32>,
+    /// Owner of every file in the new layers, like 65532:65532 [default: 0:0]
+    #[arg(long, value_name = "UID:GID")]
+    pub owner: Option<String>,
+    /// Clamp file mtimes and set `created` to this Unix time
+    #[arg(
+        long,
+        env = "SOURCE_DATE_EPOCH",
+        default_value_t = 0,
+        value_name = "SECONDS"
+    )]
+    pub source_date_epoch: u64,
+    /// Write the digest, tags, layers and sizes as JSON to FILE
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum CompressionArg {
+    Gzip,
+    Zstd,
+    None,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  ocibuild inspect oci:out:v1\n  ocibuild inspect --json docker-archive:app.tar | jq .layers"
+)]
+pub struct InspectArgs {
+    /// oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]
+    pub image: String,
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+    /// Platform to pick from a multi-platform index
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Example:\n  ocibuild validate oci:out:v1 && echo valid")]
+pub struct ValidateArgs {
+    /// oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]
+    pub image: String,
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CacheCommand {
+    /// Show how much the content store holds
+    Du {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove blobs not used recently, or until the store fits a budget (with neither: everything)
+    #[command(
+        after_help = "Examples:\n  ocibuild cache prune --older-than 7d\n  ocibuild cache prune --keep-storage 10GB"
+    )]
+    Prune {
+        /// Remove blobs not used for this long: 30m, 12h, 7d, 2w
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<String>,
+        /// Then remove least recently used blobs until at most this much is kept: 500MB, 10GB
+        #[arg(long, value_name = "SIZE")]
+        keep_storage: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}

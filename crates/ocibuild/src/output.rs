@@ -1,0 +1,95 @@
+//! Rendering: logs, progress lines and errors. Libraries never print; this module does.
+
+use std::io::{IsTerminal, Write};
+
+use ocibuild_oci::OciError;
+
+use crate::cli::Progress;
+
+pub fn init_logging(verbose: u8, _progress: Progress) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OCIBUILD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}
+
+/// Progress events of a command, rendered to stderr as the user asked.
+pub struct Reporter {
+    mode: Progress,
+}
+
+impl Reporter {
+    pub fn new(mode: Progress) -> Self {
+        let mode = match mode {
+            Progress::Auto if std::io::stderr().is_terminal() => Progress::Tty,
+            Progress::Auto => Progress::Plain,
+            m => m,
+        };
+        Self { mode }
+    }
+
+    /// One event: a human line, and its JSON form for `--progress json`.
+    pub fn event(&self, human: &str, json: serde_json::Value) {
+        let mut err = std::io::stderr().lock();
+        let _ = match self.mode {
+            Progress::Json => writeln!(err, "{json}"),
+            Progress::Tty => writeln!(err, "\x1b[2m=>\x1b[0m {human}"),
+            _ => writeln!(err, "=> {human}"),
+        };
+    }
+}
+
+/// `error: …` with the whole cause chain, and a `help:` line where we know what to do.
+pub fn print_error(e: &anyhow::Error) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "error: {e}");
+    for cause in e.chain().skip(1) {
+        let _ = writeln!(err, "  caused by: {cause}");
+    }
+    if let Some(h) = hint(e) {
+        let _ = writeln!(err, "help: {h}");
+    }
+}
+
+fn hint(e: &anyhow::Error) -> Option<String> {
+    let oci = e.chain().find_map(|c| c.downcast_ref::<OciError>())?;
+    if oci.is_disk_full() {
+        return Some("the disk is full: free space, or point --root / --output at a larger filesystem; nothing was left half-written".into());
+    }
+    Some(
+        match oci {
+            OciError::TagNotFound { .. } | OciError::AmbiguousImage { .. } => "name the image with :TAG after the path (see `ocibuild inspect`)",
+            OciError::DigestMismatch { .. } | OciError::SizeMismatch { .. } | OciError::BlobMissing { .. } | OciError::Defect { .. } => {
+                "the image is damaged or incomplete: copy it again from its origin"
+            }
+            OciError::InvalidReference { .. } => "use a transport prefix: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or docker://REF",
+            OciError::UnsupportedFile { .. } => "remove the socket/device/fifo from the directory, or copy the directory without it",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+pub fn human_size(n: u64) -> String {
+    const U: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < U.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
