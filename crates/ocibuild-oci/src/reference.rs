@@ -295,13 +295,12 @@ fn check_registry(r: &str) -> std::result::Result<(), String> {
              '-', optionally with `:PORT` (like `ghcr.io` or `localhost:5000`)"
         ));
     }
-    if let Some(p) = port {
-        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u16>().is_err() {
-            return Err(format!(
-                "`{p}` in `{r}` is not a valid port: write a number from 0 to 65535 \
-                 (like `localhost:5000`)"
-            ));
-        }
+    let bad_port = |p: &&str| !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u16>().is_err();
+    if let Some(p) = port.filter(bad_port) {
+        return Err(format!(
+            "`{p}` in `{r}` is not a valid port: write a number from 0 to 65535 \
+             (like `localhost:5000`)"
+        ));
     }
     Ok(())
 }
@@ -318,6 +317,12 @@ fn check_repository(path: &str) -> std::result::Result<(), String> {
             return Err(format!(
                 "`{path}` has an empty path component (a leading, trailing or doubled '/'); write \
                  components separated by single slashes, like `org/app`"
+            ));
+        }
+        if comp.contains(':') {
+            return Err(format!(
+                "`{comp}` contains ':'; a reference has at most one tag (`NAME:TAG`), and a port \
+                 belongs to a registry host (like `localhost:5000/app`)"
             ));
         }
         if !component_ok(comp) {
@@ -407,6 +412,10 @@ pub enum Location {
 impl Location {
     /// Parse `TRANSPORT:DETAILS`. A bare name without a transport is refused (ocibuild does not
     /// guess between a registry and a directory); only the word `scratch` stands alone.
+    ///
+    /// After `oci:`, `oci-archive:` and `docker-archive:`, the path ends at the **first** `':'`,
+    /// exactly as in containers-image: paths with a `':'` cannot be named, and everything after it
+    /// is the tag (or, for docker-archive, a Docker reference that may itself contain ':').
     pub fn parse(s: &str) -> Result<Location> {
         let bad = |why: String| OciError::InvalidReference {
             input: s.to_string(),
@@ -547,13 +556,12 @@ fn split_path_tag(
     what: &str,
 ) -> std::result::Result<(PathBuf, Option<String>), String> {
     let (path, tag) = split_path(rest, transport, what)?;
-    if let Some(t) = tag {
-        if let Some(c) = t.chars().find(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!(
-                "the tag `{t}` contains the character {c:?}; layout tags have no spaces or \
-                 control characters (like `v1` or `1.0.0-rc1`)"
-            ));
-        }
+    let bad_char = |t: &str| t.chars().find(|c| c.is_whitespace() || c.is_control());
+    if let Some((t, c)) = tag.and_then(|t| bad_char(t).map(|c| (t, c))) {
+        return Err(format!(
+            "the tag `{t}` contains the character {c:?}; layout tags have no spaces or \
+             control characters (like `v1` or `1.0.0-rc1`)"
+        ));
     }
     Ok((PathBuf::from(path), tag.map(str::to_string)))
 }
@@ -732,7 +740,7 @@ mod tests {
             ("a:-v1", "not a valid tag"),
             ("a:.v1", "not a valid tag"),
             ("a:v1+x", "not a valid tag"),
-            ("a:b:c", "not a valid repository component"),
+            ("a:b:c", "at most one tag"),
             ("a@sha256:abc", "not a valid digest"),
             ("a@md5:0123", "not a valid digest"),
             ("a@", "not a valid digest"),

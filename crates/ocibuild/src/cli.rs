@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "ocibuild", version, about = "Daemonless, rootless OCI image builder", long_about = None)]
+#[command(name = "ocibuild", version, about = "Daemonless, rootless OCI image builder", long_about = None, args_override_self = true)]
 #[command(after_help = "Exit codes: 0 ok, 1 error, 2 usage error, 3 a policy gate failed.")]
 pub struct Cli {
     #[command(flatten)]
