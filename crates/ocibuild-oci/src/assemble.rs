@@ -50,6 +50,9 @@ pub struct AssembleSpec<'a> {
     pub source_date_epoch: u64,
     /// Owner of every file in the new layers (`None`: 0:0).
     pub owner: Option<(u32, u32)>,
+    /// Keep permission bits exactly instead of normalising them git-style (see
+    /// [`LayerOptions::normalize_modes`]).
+    pub keep_modes: bool,
 }
 
 /// What `assemble` made.
@@ -73,8 +76,8 @@ impl Assembled {
 /// The key under which a compressed form of a layer is remembered in the store.
 pub fn compression_key(c: Compression, level: Option<u32>) -> String {
     match c {
-        Compression::Gzip => format!("gzip-{}-zlib-rs-v1", level.unwrap_or(6)),
-        Compression::Zstd => format!("zstd-{}-v1", level.unwrap_or(3)),
+        Compression::Gzip => format!("gzip-{}-zlib-rs-chunked-v1", level.unwrap_or(6)),
+        Compression::Zstd => format!("zstd-{}-mt-v1", level.unwrap_or(3)),
         Compression::None => "none".into(),
     }
 }
@@ -142,6 +145,7 @@ pub fn assemble(store: &ContentStore, spec: AssembleSpec<'_>) -> Result<Assemble
         level: spec.level,
         source_date_epoch: spec.source_date_epoch,
         owner: spec.owner,
+        normalize_modes: !spec.keep_modes,
     };
     let mut new_layers = Vec::new();
     let mut new_diff_ids = Vec::new();

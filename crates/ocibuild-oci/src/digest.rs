@@ -124,8 +124,10 @@ impl<'de> Deserialize<'de> for Digest {
 impl TryFrom<&Digest> for oci_spec::image::Digest {
     type Error = OciError;
     fn try_from(d: &Digest) -> Result<Self, OciError> {
-        oci_spec::image::Digest::from_str(&d.to_string())
-            .map_err(|e| OciError::InvalidDigest { input: d.to_string(), why: e.to_string() })
+        oci_spec::image::Digest::from_str(&d.to_string()).map_err(|e| OciError::InvalidDigest {
+            input: d.to_string(),
+            why: e.to_string(),
+        })
     }
 }
 

@@ -590,7 +590,10 @@ const TAG: &str = "t";
 
 /// The layout reader under test.
 fn open(dir: &Path) -> ocibuild_oci::Result<Box<dyn ImageSource>> {
-    Ok(Box::new(ocibuild_oci::layout::LayoutSource::open(dir, Some(TAG))?))
+    Ok(Box::new(ocibuild_oci::layout::LayoutSource::open(
+        dir,
+        Some(TAG),
+    )?))
 }
 
 /// Open and validate; opening is part of validating a layout (a missing `oci-layout` fails there).

@@ -101,6 +101,10 @@ pub struct AssembleArgs {
     /// Owner of every file in the new layers, like 65532:65532 [default: 0:0]
     #[arg(long, value_name = "UID:GID")]
     pub owner: Option<String>,
+    /// Keep file permission bits exactly (default: normalised like a git checkout: 0644/0755,
+    /// so the umask that wrote the files does not change the digest)
+    #[arg(long)]
+    pub keep_modes: bool,
     /// Clamp file mtimes and set `created` to this Unix time
     #[arg(
         long,

@@ -106,6 +106,7 @@ pub fn run(g: &Global, a: AssembleArgs) -> Result<ExitCode> {
         level: a.compression_level,
         source_date_epoch: a.source_date_epoch,
         owner,
+        keep_modes: a.keep_modes,
     };
     let built = assemble(&store, spec)?;
     for ((d, diff_id, reused), input) in built.new_layers.iter().zip(&layers) {
