@@ -178,6 +178,30 @@ fn open_range(file: &Path, (off, len): (u64, u64)) -> Result<Box<dyn Read + 'sta
     Ok(Box::new(BufReader::with_capacity(256 * 1024, f).take(len)))
 }
 
+/// Read a small file (JSON) from an archive, refusing an implausibly large one.
+fn read_small_entry(
+    file: &Path,
+    entries: &HashMap<String, (u64, u64)>,
+    name: &str,
+    loc: &str,
+    missing_hint: &str,
+) -> Result<Vec<u8>> {
+    let r = entries.get(name).ok_or_else(|| {
+        OciError::defect(loc, format!("the archive has no `{name}`{missing_hint}"))
+    })?;
+    if r.1 > crate::image::MAX_JSON_BLOB {
+        return Err(OciError::defect(
+            loc,
+            format!("`{name}` is implausibly large ({} bytes)", r.1),
+        ));
+    }
+    let mut buf = Vec::new();
+    open_range(file, *r)?
+        .read_to_end(&mut buf)
+        .map_err(OciError::io("read", file))?;
+    Ok(buf)
+}
+
 /// An image in an oci-archive (a tar of an OCI layout), read in place without extracting it.
 pub struct ArchiveSource {
     file: PathBuf,
@@ -190,25 +214,8 @@ impl ArchiveSource {
     pub fn open(file: &Path, tag: Option<&str>) -> Result<Self> {
         let loc = format!("oci-archive:{}", file.display());
         let entries = index_tar(file)?;
-        let read_entry = |name: &str| -> Result<Vec<u8>> {
-            let r = entries.get(name).ok_or_else(|| {
-                OciError::defect(
-                    &loc,
-                    format!("the archive has no `{name}`: not an OCI archive"),
-                )
-            })?;
-            if r.1 > crate::image::MAX_JSON_BLOB {
-                return Err(OciError::defect(
-                    &loc,
-                    format!("`{name}` is implausibly large ({} bytes)", r.1),
-                ));
-            }
-            let mut buf = Vec::new();
-            open_range(file, *r)?
-                .read_to_end(&mut buf)
-                .map_err(OciError::io("read", file))?;
-            Ok(buf)
-        };
+        let read_entry =
+            |name: &str| read_small_entry(file, &entries, name, &loc, ": not an OCI archive");
         check_oci_layout(&read_entry("oci-layout")?, &loc)?;
         let index = parse_top_index(&read_entry("index.json")?, &loc)?;
         let root = select(&index, tag, &loc)?;
@@ -268,22 +275,7 @@ impl DockerArchiveSource {
     pub fn open(file: &Path, reference: Option<&Reference>) -> Result<Self> {
         let loc = format!("docker-archive:{}", file.display());
         let entries = index_tar(file)?;
-        let read_small = |name: &str| -> Result<Vec<u8>> {
-            let r = entries
-                .get(name)
-                .ok_or_else(|| OciError::defect(&loc, format!("the archive has no `{name}`")))?;
-            if r.1 > crate::image::MAX_JSON_BLOB {
-                return Err(OciError::defect(
-                    &loc,
-                    format!("`{name}` is implausibly large ({} bytes)", r.1),
-                ));
-            }
-            let mut buf = Vec::new();
-            open_range(file, *r)?
-                .read_to_end(&mut buf)
-                .map_err(OciError::io("read", file))?;
-            Ok(buf)
-        };
+        let read_small = |name: &str| read_small_entry(file, &entries, name, &loc, "");
         let list: Vec<DockerManifestEntry> = serde_json::from_slice(&read_small("manifest.json")?)
             .map_err(OciError::json(format!("{loc}/manifest.json")))?;
         let entry = match reference {
