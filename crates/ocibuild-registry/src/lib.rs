@@ -1,0 +1,19 @@
+//! # ocibuild-registry — the OCI distribution client
+//!
+//! Pull, push and copy images and artifacts against any OCI registry (ACR first), with every kind
+//! of authentication users have: anonymous, Basic, Bearer token challenges, `~/.docker/config.json`
+//! with credential helpers, containers' `auth.json`, and Azure Container Registry's Entra ID
+//! exchange built in.
+//!
+//! Uses reqwest's blocking client (its tokio runtime stays inside reqwest); parallelism is a
+//! bounded set of threads. May depend on `ocibuild-oci`; must never print, and never let a
+//! credential or token reach a log line or an error message.
+
+pub mod acr;
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod copy;
+pub mod error;
+
+pub use error::RegistryError;
