@@ -226,7 +226,7 @@ pub fn to_json_bytes<T: Serialize>(v: &T, what: &str) -> Result<Vec<u8>> {
 }
 
 /// Anywhere an image can be read from: a layout dir, an archive, the content store, a registry.
-pub trait ImageSource {
+pub trait ImageSource: Sync {
     /// Where this is, for messages: `oci:/path/to/dir:tag`.
     fn describe(&self) -> String;
     /// The descriptor of the selected image (a manifest or an index).

@@ -566,6 +566,94 @@ pub fn write_layout(
     src: &dyn ImageSource,
     img: &Image,
 ) -> Result<Descriptor> {
+    write_layout_plan(dir, tag, src, image_blobs(img), index_entry(img, tag))
+}
+
+/// Every blob reachable from the source's root (an index with all its platforms, or one
+/// manifest), children before parents, and the root's descriptor for `index.json`.
+pub fn plan_root(
+    src: &dyn ImageSource,
+    tag: Option<&str>,
+) -> Result<(Vec<(Descriptor, &'static str)>, Descriptor)> {
+    let root = src.root()?;
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    collect_blobs(src, &root, &mut seen, &mut out, 0)?;
+    let mut entry = root.clone();
+    entry.annotations.clear();
+    entry.urls = None;
+    if let Some(t) = tag {
+        entry.annotations.insert(REF_NAME.into(), t.to_string());
+    }
+    Ok((out, entry))
+}
+
+fn collect_blobs(
+    src: &dyn ImageSource,
+    desc: &Descriptor,
+    seen: &mut BTreeSet<Digest>,
+    out: &mut Vec<(Descriptor, &'static str)>,
+    depth: u32,
+) -> Result<()> {
+    if depth > 4 || !seen.insert(desc.digest.clone()) {
+        return Ok(());
+    }
+    let loc = src.describe();
+    if media::is_index(&desc.media_type) {
+        let bytes = crate::image::read_verified(src, desc, "index")?;
+        let idx = parse_index(&bytes, desc, &loc)?;
+        for m in &idx.manifests {
+            collect_blobs(src, m, seen, out, depth + 1)?;
+        }
+        out.push((desc.clone(), "index"));
+    } else if media::is_manifest(&desc.media_type) {
+        let bytes = crate::image::read_verified(src, desc, "manifest")?;
+        let m = crate::image::parse_manifest(&bytes, desc, &loc)?;
+        for l in m.layers.iter().chain(std::iter::once(&m.config)) {
+            if seen.insert(l.digest.clone()) {
+                out.push((l.clone(), "blob"));
+            }
+        }
+        out.push((desc.clone(), "manifest"));
+    } else {
+        return Err(OciError::defect(
+            loc,
+            format!(
+                "{} has media type `{}`, neither a manifest nor an index",
+                desc.digest, desc.media_type
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Write the whole root of a source (every platform of an index) into a layout directory.
+pub fn write_layout_root(
+    dir: &Path,
+    tag: Option<&str>,
+    src: &dyn ImageSource,
+) -> Result<Descriptor> {
+    let (blobs, entry) = plan_root(src, tag)?;
+    write_layout_plan(dir, tag, src, blobs, entry)
+}
+
+/// Write the whole root of a source into an oci-archive.
+pub fn write_oci_archive_root(
+    file: &Path,
+    tag: Option<&str>,
+    src: &dyn ImageSource,
+) -> Result<Descriptor> {
+    let (blobs, entry) = plan_root(src, tag)?;
+    write_oci_archive_plan(file, src, blobs, entry)
+}
+
+fn write_layout_plan(
+    dir: &Path,
+    tag: Option<&str>,
+    src: &dyn ImageSource,
+    plan: Vec<(Descriptor, &'static str)>,
+    entry: Descriptor,
+) -> Result<Descriptor> {
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).map_err(OciError::io("create", &blobs))?;
     let lock = File::open(dir).map_err(OciError::io("open", dir))?;
@@ -574,7 +662,7 @@ pub fn write_layout(
     if !ol.exists() {
         write_atomically(&ol, OCI_LAYOUT_JSON)?;
     }
-    for (d, what) in image_blobs(img) {
+    for (d, what) in plan {
         let dest = dir.join(d.digest.layout_path());
         if fs::metadata(&dest).is_ok_and(|m| m.len() == d.size) {
             continue;
@@ -609,7 +697,6 @@ pub fn write_layout(
             });
         }
     };
-    let entry = index_entry(img, tag);
     index.manifests.retain(|m| match tag {
         Some(t) => m.ref_name() != Some(t),
         None => !(m.ref_name().is_none() && m.digest == entry.digest),
@@ -680,7 +767,15 @@ pub fn write_oci_archive(
     src: &dyn ImageSource,
     img: &Image,
 ) -> Result<Descriptor> {
-    let entry = index_entry(img, tag);
+    write_oci_archive_plan(file, src, image_blobs(img), index_entry(img, tag))
+}
+
+fn write_oci_archive_plan(
+    file: &Path,
+    src: &dyn ImageSource,
+    plan: Vec<(Descriptor, &'static str)>,
+    entry: Descriptor,
+) -> Result<Descriptor> {
     let mut index = Index::new();
     index.manifests.push(entry.clone());
     let index_bytes = to_json_bytes(&index, "index.json")?;
@@ -700,7 +795,7 @@ pub fn write_oci_archive(
             .map_err(e("blobs/"))?;
         b.append(&tar_header("blobs/sha256/", 0, true)?, io::empty())
             .map_err(e("blobs/sha256/"))?;
-        for (d, what) in image_blobs(img) {
+        for (d, what) in plan {
             let path = d.digest.layout_path();
             let what = format!("{what} {} of {}", d.digest, src.describe());
             let r = VerifyingReader::new(src.open_blob(&d)?, &d, what.clone());
