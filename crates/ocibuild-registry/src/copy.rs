@@ -1,1 +1,351 @@
-//! (in progress)
+//! Images in registries as `ImageSource`s, and pushing any `ImageSource` (a layout, an archive,
+//! the content store, another registry) to a registry: blobs in parallel (bounded), skipped when
+//! present, mounted across repositories on the same registry, then manifests, then tags.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{self, Read};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ocibuild_oci::image::{Descriptor, ImageSource, parse_index, parse_manifest, read_verified};
+use ocibuild_oci::reference::Reference;
+use ocibuild_oci::{Digest, OciError, media};
+
+use crate::client::{BlobOutcome, Registry};
+use crate::error::{RegistryError, Result};
+
+fn to_oci(e: RegistryError) -> OciError {
+    OciError::Stream {
+        what: "registry".into(),
+        source: io::Error::other(e.to_string()),
+    }
+}
+
+/// An image in a registry, read without pulling layers until they are asked for.
+pub struct RegistrySource<'a> {
+    reg: &'a Registry,
+    reference: Reference,
+    root: Descriptor,
+    manifests: Mutex<HashMap<Digest, Vec<u8>>>,
+}
+
+impl<'a> RegistrySource<'a> {
+    /// Resolve the tag (or digest) to its manifest or index.
+    pub fn open(reg: &'a Registry, reference: &Reference) -> Result<Self> {
+        let r = reference
+            .digest
+            .as_ref()
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| reference.tag_or_latest().to_string());
+        let (bytes, mt, d) =
+            reg.get_manifest(reference.api_registry(), &reference.repository, &r)?;
+        let root = Descriptor::new(mt, d.clone(), bytes.len() as u64);
+        let mut m = HashMap::new();
+        m.insert(d, bytes);
+        Ok(Self {
+            reg,
+            reference: reference.clone(),
+            root,
+            manifests: Mutex::new(m),
+        })
+    }
+
+    pub fn reference(&self) -> &Reference {
+        &self.reference
+    }
+
+    pub fn host(&self) -> &str {
+        self.reference.api_registry()
+    }
+}
+
+impl ImageSource for RegistrySource<'_> {
+    fn describe(&self) -> String {
+        format!("docker://{}", self.reference)
+    }
+    fn root(&self) -> ocibuild_oci::Result<Descriptor> {
+        Ok(self.root.clone())
+    }
+    fn open_blob(&self, desc: &Descriptor) -> ocibuild_oci::Result<Box<dyn Read + '_>> {
+        if let Some(b) = self
+            .manifests
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&desc.digest).cloned())
+        {
+            return Ok(Box::new(io::Cursor::new(b)));
+        }
+        if media::is_manifest(&desc.media_type) || media::is_index(&desc.media_type) {
+            let (bytes, _, _) = self
+                .reg
+                .get_manifest(
+                    self.host(),
+                    &self.reference.repository,
+                    &desc.digest.to_string(),
+                )
+                .map_err(to_oci)?;
+            if let Ok(mut m) = self.manifests.lock() {
+                m.insert(desc.digest.clone(), bytes.clone());
+            }
+            return Ok(Box::new(io::Cursor::new(bytes)));
+        }
+        let r = self
+            .reg
+            .get_blob(self.host(), &self.reference.repository, &desc.digest)
+            .map_err(to_oci)?;
+        Ok(Box::new(io::BufReader::with_capacity(
+            256 * 1024,
+            ResumingBlob {
+                reg: self.reg,
+                host: self.host().to_string(),
+                repo: self.reference.repository.clone(),
+                desc: desc.clone(),
+                offset: 0,
+                body: Some(r),
+                failures: 0,
+            },
+        )))
+    }
+}
+
+/// A blob download that resumes with an HTTP Range request where the connection broke or the
+/// body ended early, up to the client's retry budget. The caller still verifies the digest.
+struct ResumingBlob<'a> {
+    reg: &'a Registry,
+    host: String,
+    repo: String,
+    desc: Descriptor,
+    offset: u64,
+    body: Option<reqwest::blocking::Response>,
+    failures: u32,
+}
+
+impl Read for ResumingBlob<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.offset >= self.desc.size && self.desc.size > 0 {
+                // Anything beyond the declared size is the verifier's business: pass it on.
+                if let Some(b) = self.body.as_mut() {
+                    let n = b.read(buf).unwrap_or(0);
+                    self.offset += n as u64;
+                    return Ok(n);
+                }
+                return Ok(0);
+            }
+            let res = match self.body.as_mut() {
+                Some(b) => b.read(buf),
+                None => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no body")),
+            };
+            let why = match res {
+                Ok(0) if buf.is_empty() => return Ok(0),
+                Ok(0) => format!(
+                    "the connection ended after {} of {} bytes",
+                    self.offset, self.desc.size
+                ),
+                Ok(n) => {
+                    self.offset += n as u64;
+                    return Ok(n);
+                }
+                Err(e) => format!("{e} after {} of {} bytes", self.offset, self.desc.size),
+            };
+            self.failures += 1;
+            self.body = None;
+            if self.failures >= self.reg.retries() {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "blob {} from {}/{} was truncated in transit {} times (last: {why}); giving up",
+                        self.desc.digest, self.host, self.repo, self.failures
+                    ),
+                ));
+            }
+            tracing::info!(
+                "blob {} truncated in transit ({why}); resuming",
+                self.desc.digest
+            );
+            let (mut r, ranged) = self
+                .reg
+                .get_blob_from(&self.host, &self.repo, &self.desc.digest, self.offset)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            if !ranged {
+                // the registry ignored the range: skip what we already have
+                io::copy(&mut (&mut r).take(self.offset), &mut io::sink())?;
+            }
+            self.body = Some(r);
+        }
+    }
+}
+
+/// What a push did, blob by blob.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PushReport {
+    pub digest: Option<Digest>,
+    pub blobs: Vec<(Digest, u64, BlobOutcome)>,
+    pub manifests: usize,
+    pub tags: Vec<String>,
+}
+
+/// One blob done (for progress bars): digest, size, outcome.
+pub type Progress<'p> = &'p (dyn Fn(&Digest, u64, BlobOutcome) + Sync);
+
+/// Push everything reachable from `src`'s root to `dest` (repository on a registry), then tag it
+/// with each of `tags` (or `dest`'s tag when `tags` is empty; or only by digest when `dest` has
+/// a digest). Blobs go `jobs` at a time. `mount_from`: a repository on the same registry that may
+/// already hold the blobs.
+pub fn push(
+    reg: &Registry,
+    src: &dyn ImageSource,
+    dest: &Reference,
+    tags: &[String],
+    jobs: usize,
+    mount_from: Option<&str>,
+    progress: Progress<'_>,
+) -> Result<PushReport> {
+    let host = dest.api_registry();
+    let repo = dest.repository.as_str();
+    let root = src.root()?;
+    // Plan: manifests (children before parents) and the blobs they need.
+    let mut manifests: Vec<(Descriptor, Vec<u8>)> = Vec::new();
+    let mut blobs: Vec<Descriptor> = Vec::new();
+    let mut seen = BTreeSet::new();
+    plan(src, &root, &mut manifests, &mut blobs, &mut seen, 0)?;
+
+    // Blobs, `jobs` at a time.
+    let report = Mutex::new(PushReport::default());
+    let next = AtomicUsize::new(0);
+    let first_err: Mutex<Option<RegistryError>> = Mutex::new(None);
+    let jobs = jobs.clamp(1, 16);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.min(blobs.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(d) = blobs.get(i) else { break };
+                    if first_err.lock().map(|e| e.is_some()).unwrap_or(true) {
+                        break;
+                    }
+                    let res = push_one(reg, src, host, repo, d, mount_from);
+                    match res {
+                        Ok(outcome) => {
+                            progress(&d.digest, d.size, outcome);
+                            if let Ok(mut r) = report.lock() {
+                                r.blobs.push((d.digest.clone(), d.size, outcome));
+                            }
+                        }
+                        Err(e) => {
+                            if let Ok(mut f) = first_err.lock()
+                                && f.is_none()
+                            {
+                                *f = Some(e);
+                            }
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_err.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    let mut report = report.into_inner().unwrap_or_default();
+    // Children by digest, the root last under its tags.
+    let (root_bytes, children) = match manifests.split_last() {
+        Some((last, rest)) => (last.1.clone(), rest),
+        None => {
+            return Err(RegistryError::Invalid {
+                what: src.describe(),
+                detail: "nothing to push".into(),
+            });
+        }
+    };
+    for (d, bytes) in children {
+        reg.put_manifest(host, repo, &d.digest.to_string(), bytes, &d.media_type)?;
+        report.manifests += 1;
+    }
+    let mut refs: Vec<String> = tags.to_vec();
+    if refs.is_empty() {
+        refs.push(match (&dest.tag, &dest.digest) {
+            (Some(t), _) => t.clone(),
+            (None, Some(d)) => d.to_string(),
+            (None, None) => "latest".into(),
+        });
+    }
+    for t in &refs {
+        reg.put_manifest(host, repo, t, &root_bytes, &root.media_type)?;
+    }
+    report.manifests += 1;
+    report.tags = refs;
+    report.digest = Some(root.digest.clone());
+    Ok(report)
+}
+
+fn push_one(
+    reg: &Registry,
+    src: &dyn ImageSource,
+    host: &str,
+    repo: &str,
+    d: &Descriptor,
+    mount_from: Option<&str>,
+) -> Result<BlobOutcome> {
+    // The blob is spooled (verified) into an unnamed temp file, so an upload can be retried or
+    // resumed from any offset whatever the source is.
+    let tmp = {
+        if reg.blob_exists(host, repo, &d.digest)?.is_some() {
+            return Ok(BlobOutcome::Existed);
+        }
+        let mut f = tempfile::tempfile().map_err(|source| RegistryError::Io {
+            what: "creating a temp file for an upload".into(),
+            source,
+        })?;
+        let mut r = ocibuild_oci::image::VerifyingReader::new(
+            src.open_blob(d)?,
+            d,
+            format!("blob {} of {}", d.digest, src.describe()),
+        );
+        io::copy(&mut r, &mut f).map_err(|source| RegistryError::Io {
+            what: format!("reading blob {} of {}", d.digest, src.describe()),
+            source,
+        })?;
+        f
+    };
+    let open = |offset: u64| -> io::Result<Box<dyn Read + Send>> {
+        use std::io::{Seek, SeekFrom};
+        let mut f = tmp.try_clone()?;
+        f.seek(SeekFrom::Start(offset))?;
+        Ok(Box::new(io::BufReader::with_capacity(256 * 1024, f)))
+    };
+    reg.put_blob(host, repo, d, mount_from, &open)
+}
+
+fn plan(
+    src: &dyn ImageSource,
+    desc: &Descriptor,
+    manifests: &mut Vec<(Descriptor, Vec<u8>)>,
+    blobs: &mut Vec<Descriptor>,
+    seen: &mut BTreeSet<Digest>,
+    depth: u32,
+) -> Result<()> {
+    if depth > 4 || !seen.insert(desc.digest.clone()) {
+        return Ok(());
+    }
+    let loc = src.describe();
+    if media::is_index(&desc.media_type) {
+        let bytes = read_verified(src, desc, "index")?;
+        let idx = parse_index(&bytes, desc, &loc)?;
+        for m in &idx.manifests {
+            plan(src, m, manifests, blobs, seen, depth + 1)?;
+        }
+        manifests.push((desc.clone(), bytes));
+    } else {
+        let bytes = read_verified(src, desc, "manifest")?;
+        let m = parse_manifest(&bytes, desc, &loc)?;
+        for b in std::iter::once(&m.config).chain(m.layers.iter()) {
+            if seen.insert(b.digest.clone()) {
+                blobs.push(b.clone());
+            }
+        }
+        manifests.push((desc.clone(), bytes));
+    }
+    Ok(())
+}

@@ -8,10 +8,22 @@ use crate::auth::AuthError;
 pub enum RegistryError {
     /// An HTTP status the operation cannot continue from, with the registry's error envelope.
     #[error("{status} from {registry} {operation} {repository}: {message}{}", hint.as_ref().map(|h| format!(" — {h}")).unwrap_or_default())]
-    Status { registry: String, repository: String, operation: String, status: u16, message: String, hint: Option<String> },
+    Status {
+        registry: String,
+        repository: String,
+        operation: String,
+        status: u16,
+        message: String,
+        hint: Option<String>,
+    },
 
     #[error("cannot reach {registry} ({operation}): {detail}{}", hint.as_ref().map(|h| format!(" — {h}")).unwrap_or_default())]
-    Transport { registry: String, operation: String, detail: String, hint: Option<String> },
+    Transport {
+        registry: String,
+        operation: String,
+        detail: String,
+        hint: Option<String>,
+    },
 
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -20,13 +32,21 @@ pub enum RegistryError {
     Oci(#[from] ocibuild_oci::OciError),
 
     #[error("{registry}/{repository}: {what}")]
-    Protocol { registry: String, repository: String, what: String },
+    Protocol {
+        registry: String,
+        repository: String,
+        what: String,
+    },
 
     #[error("{what}: {detail}")]
     Invalid { what: String, detail: String },
 
     #[error("{what}: {source}")]
-    Io { what: String, #[source] source: std::io::Error },
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;

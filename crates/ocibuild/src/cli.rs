@@ -25,6 +25,23 @@ pub struct Global {
     /// More log output (-v info, -vv debug, -vvv trace)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Registry that may be reached over plain HTTP (loopback always may); repeatable
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
+    /// Extra CA certificate (PEM) to trust for registries; repeatable. Also read:
+    /// /etc/docker/certs.d/HOST/*.crt and /etc/containers/certs.d/HOST/*.crt
+    #[arg(long = "ca-cert", global = true, value_name = "FILE")]
+    pub ca_certs: Vec<PathBuf>,
+    /// Registry credentials, overriding every other source (prefer `ocibuild login` or
+    /// OCIBUILD_REGISTRY_USER/OCIBUILD_REGISTRY_PASSWORD: a flag shows in `ps`)
+    #[arg(long, global = true, value_name = "USER:PASS", hide_env_values = true)]
+    pub creds: Option<String>,
+    /// Hosts to treat as Azure Container Registry besides *.azurecr.io; repeatable
+    #[arg(long = "acr-host", global = true, value_name = "HOST")]
+    pub acr_hosts: Vec<String>,
+    /// Parallel blob transfers
+    #[arg(long, global = true, default_value_t = 4, value_name = "N")]
+    pub jobs: usize,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +63,91 @@ pub enum Command {
     /// Manage the local content store and cache
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Pull an image from a registry into a layout or archive
+    Pull(PullArgs),
+    /// Push a local image (oci:, oci-archive:, docker-archive:) to a registry
+    Push(PushArgs),
+    /// Copy an image between any two locations (registry to registry included)
+    Copy(CopyArgs),
+    /// List the tags of a repository
+    Tags(TagsArgs),
+    /// Store credentials for a registry in ~/.docker/config.json (or its credential helper)
+    Login(LoginArgs),
+    /// Remove stored credentials for a registry
+    Logout(LogoutArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  ocibuild pull docker://127.0.0.1:5000/app:v1 --output oci:app:v1\n  ocibuild pull docker://myreg.azurecr.io/base:1 --platform linux/arm64 --output oci-archive:base.tar"
+)]
+pub struct PullArgs {
+    /// docker://REGISTRY/REPO[:TAG|@DIGEST]
+    pub image: String,
+    /// Pull only this platform of a multi-platform image (default: all of them, into oci:/oci-archive:)
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG] (repeatable)
+    #[arg(short = 'o', long = "output", value_name = "DEST", required = true)]
+    pub outputs: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  ocibuild push oci:out:v1 docker://myreg.azurecr.io/app --tag $BUILD_NUMBER --tag latest"
+)]
+pub struct PushArgs {
+    /// oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]
+    pub source: String,
+    /// docker://REGISTRY/REPO[:TAG]
+    pub destination: String,
+    /// Tag to push (repeatable; default: the destination's tag, else latest)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Write the pushed digest, tags and blobs as JSON to FILE
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  ocibuild copy docker://src.example:5000/app:v1 docker://dst.azurecr.io/app:v1\n  ocibuild copy oci-archive:app.tar:v1 oci:layout:v1"
+)]
+pub struct CopyArgs {
+    pub source: String,
+    pub destination: String,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Example:\n  ocibuild tags docker://127.0.0.1:5000/app")]
+pub struct TagsArgs {
+    /// docker://REGISTRY/REPO
+    pub repository: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  echo \"$TOKEN\" | ocibuild login myreg.azurecr.io -u 00000000-0000-0000-0000-000000000000 --password-stdin\n  ocibuild login 127.0.0.1:5000 -u alice --password-stdin < pass.txt"
+)]
+pub struct LoginArgs {
+    /// Registry host[:port]
+    pub registry: String,
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Read the password from standard input
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Password (insecure: prefer --password-stdin)
+    #[arg(short, long, hide_env_values = true)]
+    pub password: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogoutArgs {
+    /// Registry host[:port]
+    pub registry: String,
 }
 
 #[derive(Args, Debug)]

@@ -13,8 +13,10 @@ pub fn init_logging(verbose: u8, _progress: Progress) {
         2 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("OCIBUILD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OCIBUILD_LOG").unwrap_or_else(|_| {
+        // rustls' platform verifier logs every rejected certificate at ERROR; our error says it.
+        tracing_subscriber::EnvFilter::new(format!("{level},rustls_platform_verifier=off"))
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use ocibuild_oci::Compression;
 use ocibuild_oci::assemble::{AssembleSpec, ConfigEdits, LayerInput, assemble};
 use ocibuild_oci::image::{Platform, load_image, rfc3339};
-use ocibuild_oci::layout::{open_location, write_location};
+use ocibuild_oci::layout::write_location;
 use ocibuild_oci::reference::{Location, Reference};
 use serde_json::json;
 
@@ -78,11 +78,13 @@ pub fn run(g: &Global, a: AssembleArgs) -> Result<ExitCode> {
     };
 
     let base_loc = Location::parse(&a.base).with_context(|| format!("--base {}", a.base))?;
+    let reg = super::registry::registry(g)?;
     let base_src = match &base_loc {
         Location::Scratch => None,
-        loc => {
-            Some(open_location(loc).with_context(|| format!("opening the base image {}", a.base))?)
-        }
+        loc => Some(
+            super::registry::open_any(loc, &reg)
+                .with_context(|| format!("opening the base image {}", a.base))?,
+        ),
     };
     let base = match &base_src {
         Some(src) => {
@@ -119,6 +121,23 @@ pub fn run(g: &Global, a: AssembleArgs) -> Result<ExitCode> {
     let img = &built.image;
     let src = built.source(&store);
     for o in &outputs {
+        if let Location::Registry(dest) = o {
+            let done = |d: &ocibuild_oci::Digest,
+                        size: u64,
+                        outcome: ocibuild_registry::client::BlobOutcome| {
+                rep.event(
+                    &format!("{outcome:?} {d} ({})", human_size(size)).to_lowercase(),
+                    json!({"event": "blob", "digest": d, "size": size, "outcome": outcome}),
+                );
+            };
+            ocibuild_registry::copy::push(&reg, &src, dest, &[], g.jobs, None, &done)
+                .with_context(|| format!("pushing to {o}"))?;
+            rep.event(
+                &format!("pushed {o}"),
+                json!({"event": "output", "location": o.to_string()}),
+            );
+            continue;
+        }
         write_location(o, &src, img).with_context(|| format!("writing {o}"))?;
         rep.event(
             &format!("wrote {o}"),

@@ -2,16 +2,16 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use ocibuild_oci::image::{Platform, load_image};
-use ocibuild_oci::layout::open_location;
 use ocibuild_oci::reference::Location;
 use serde_json::json;
 
 use crate::cli::{Global, InspectArgs};
 use crate::output::human_size;
 
-pub fn run(_g: &Global, a: InspectArgs) -> Result<ExitCode> {
+pub fn run(g: &Global, a: InspectArgs) -> Result<ExitCode> {
     let loc = Location::parse(&a.image)?;
-    let src = open_location(&loc).with_context(|| format!("opening {}", a.image))?;
+    let reg = super::registry::registry(g)?;
+    let src = super::registry::open_any(&loc, &reg)?;
     let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
     let img = load_image(src.as_ref(), platform.as_ref())
         .with_context(|| format!("reading {}", src.describe()))?;

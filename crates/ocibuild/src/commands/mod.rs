@@ -3,6 +3,7 @@
 mod assemble;
 mod cache;
 mod inspect;
+pub mod registry;
 mod validate;
 
 use std::path::PathBuf;
@@ -19,6 +20,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inspect(a) => inspect::run(&cli.global, a),
         Command::Validate(a) => validate::run(&cli.global, a),
         Command::Cache(c) => cache::run(&cli.global, c),
+        Command::Pull(a) => registry::pull(&cli.global, a),
+        Command::Push(a) => registry::push_cmd(&cli.global, a),
+        Command::Copy(a) => registry::copy(&cli.global, a),
+        Command::Tags(a) => registry::tags(&cli.global, a),
+        Command::Login(a) => registry::login(&cli.global, a),
+        Command::Logout(a) => registry::logout(&cli.global, a),
     }
 }
 

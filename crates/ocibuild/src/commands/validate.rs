@@ -1,16 +1,16 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use ocibuild_oci::layout::open_location;
 use ocibuild_oci::reference::Location;
 use ocibuild_oci::validate::{ValidateOptions, validate};
 use serde_json::json;
 
 use crate::cli::{Global, ValidateArgs};
 
-pub fn run(_g: &Global, a: ValidateArgs) -> Result<ExitCode> {
+pub fn run(g: &Global, a: ValidateArgs) -> Result<ExitCode> {
     let loc = Location::parse(&a.image)?;
-    let src = open_location(&loc).with_context(|| format!("opening {}", a.image))?;
+    let reg = super::registry::registry(g)?;
+    let src = super::registry::open_any(&loc, &reg)?;
     let report = validate(src.as_ref(), &ValidateOptions::default())
         .with_context(|| format!("{} is not valid", src.describe()))?;
     if a.json {

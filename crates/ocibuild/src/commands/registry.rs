@@ -1,0 +1,279 @@
+//! pull, push, copy, tags, login, logout — and opening any location, registries included.
+
+use std::io::Read as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use ocibuild_oci::image::{ImageSource, Platform, load_image};
+use ocibuild_oci::layout::{
+    StoreSource, import_into_store, open_location, write_layout_root, write_location,
+    write_oci_archive_root,
+};
+use ocibuild_oci::media;
+use ocibuild_oci::reference::{Location, Reference};
+use ocibuild_registry::auth::{KeychainOptions, Secret};
+use ocibuild_registry::client::{BlobOutcome, Registry, RegistryOptions};
+use ocibuild_registry::config;
+use ocibuild_registry::copy::{RegistrySource, push};
+use serde_json::json;
+
+use super::open_store;
+use crate::cli::{CopyArgs, Global, LoginArgs, LogoutArgs, PullArgs, PushArgs, TagsArgs};
+use crate::output::{Reporter, human_size};
+
+/// The registry client configured from the global flags and the environment.
+pub fn registry(g: &Global) -> Result<Registry> {
+    let mut keychain = KeychainOptions::from_process_env();
+    if let Some(c) = &g.creds {
+        let (u, p) = c
+            .split_once(':')
+            .ok_or_else(|| anyhow!("--creds: expected USER:PASSWORD"))?;
+        keychain.creds = Some((u.to_string(), Secret::new(p.to_string())));
+    }
+    keychain.acr_hosts.extend(g.acr_hosts.iter().cloned());
+    let opts = RegistryOptions {
+        insecure: g.insecure_registries.clone(),
+        ca_certs: g.ca_certs.clone(),
+        keychain,
+        ..RegistryOptions::default()
+    };
+    Ok(Registry::new(opts))
+}
+
+/// A bare `host/repo:tag` is accepted where only a registry makes sense.
+fn registry_ref(s: &str, what: &str) -> Result<Reference> {
+    match Location::parse(s) {
+        Ok(Location::Registry(r)) => Ok(r),
+        Ok(other) => {
+            bail!("{what} must be a registry reference (docker://REGISTRY/REPO[:TAG]), not {other}")
+        }
+        Err(_) => Reference::parse(s).with_context(|| format!("{what} `{s}`")),
+    }
+}
+
+/// Open any location as an image source; `reg` serves docker:// ones.
+pub fn open_any<'r>(loc: &Location, reg: &'r Registry) -> Result<Box<dyn ImageSource + 'r>> {
+    match loc {
+        Location::Registry(r) => Ok(Box::new(
+            RegistrySource::open(reg, r).with_context(|| format!("opening docker://{r}"))?,
+        )),
+        other => Ok(open_location(other).with_context(|| format!("opening {other}"))?),
+    }
+}
+
+/// Write what `src` holds to a local location: the whole index when no platform is chosen and
+/// the destination can hold one, else one image, imported into the store first (every digest,
+/// size and diff_id verified).
+pub fn write_local(
+    g: &Global,
+    src: &dyn ImageSource,
+    dest: &Location,
+    platform: Option<&Platform>,
+) -> Result<String> {
+    let root = src.root()?;
+    let whole = platform.is_none() && media::is_index(&root.media_type);
+    match dest {
+        Location::Layout { dir, tag } if whole => {
+            let d = write_layout_root(dir, tag.as_deref(), src)?;
+            return Ok(d.digest.to_string());
+        }
+        Location::OciArchive { file, tag } if whole => {
+            let d = write_oci_archive_root(file, tag.as_deref(), src)?;
+            return Ok(d.digest.to_string());
+        }
+        _ => {}
+    }
+    let store = open_store(g)?;
+    let _lock = store.lock_shared()?;
+    let img = load_image(src, platform).with_context(|| format!("reading {}", src.describe()))?;
+    import_into_store(src, &img, &store).with_context(|| format!("pulling {}", src.describe()))?;
+    let from_store = StoreSource::new(store.clone(), img.manifest_desc.clone(), src.describe());
+    write_location(dest, &from_store, &img).with_context(|| format!("writing {dest}"))?;
+    Ok(img.manifest_desc.digest.to_string())
+}
+
+fn progress_fn(rep: &Reporter) -> impl Fn(&ocibuild_oci::Digest, u64, BlobOutcome) + Sync + '_ {
+    move |d, size, outcome| {
+        let word = match outcome {
+            BlobOutcome::Existed => "exists",
+            BlobOutcome::Mounted => "mounted",
+            BlobOutcome::Uploaded => "pushed",
+        };
+        rep.event(
+            &format!("{word} {} ({})", d, human_size(size)),
+            json!({"event": "blob", "digest": d, "size": size, "outcome": outcome}),
+        );
+    }
+}
+
+pub fn pull(g: &Global, a: PullArgs) -> Result<ExitCode> {
+    let rep = Reporter::new(g.progress);
+    let reg = registry(g)?;
+    let r = registry_ref(&a.image, "the image to pull")?;
+    let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
+    let src = RegistrySource::open(&reg, &r).with_context(|| format!("pulling docker://{r}"))?;
+    let mut digest = String::new();
+    for o in &a.outputs {
+        let dest = Location::parse(o).with_context(|| format!("--output {o}"))?;
+        if matches!(dest, Location::Registry(_)) {
+            bail!("--output {o}: pull writes local images; use `ocibuild copy` between registries");
+        }
+        digest = write_local(g, &src, &dest, platform.as_ref())?;
+        rep.event(
+            &format!("wrote {dest}"),
+            json!({"event": "output", "location": dest.to_string(), "digest": digest}),
+        );
+    }
+    println!("{digest}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn push_cmd(g: &Global, a: PushArgs) -> Result<ExitCode> {
+    let rep = Reporter::new(g.progress);
+    let reg = registry(g)?;
+    let dest = registry_ref(&a.destination, "the push destination")?;
+    let loc =
+        Location::parse(&a.source).with_context(|| format!("the push source `{}`", a.source))?;
+    let src = open_any(&loc, &reg)?;
+    let mount = match &loc {
+        Location::Registry(r) if r.registry == dest.registry => Some(r.repository.clone()),
+        _ => None,
+    };
+    let pf = progress_fn(&rep);
+    let report = push(
+        &reg,
+        src.as_ref(),
+        &dest,
+        &a.tags,
+        g.jobs,
+        mount.as_deref(),
+        &pf,
+    )
+    .with_context(|| format!("pushing {} to docker://{dest}", src.describe()))?;
+    let digest = report
+        .digest
+        .as_ref()
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    for t in &report.tags {
+        rep.event(
+            &format!("tagged {}/{}:{t}", dest.registry, dest.repository),
+            json!({"event": "tag", "tag": t, "digest": digest}),
+        );
+    }
+    if let Some(f) = &a.metadata_file {
+        let meta = json!({"containerimage.digest": digest, "image.name": report.tags.iter().map(|t| format!("{}/{}:{t}", dest.registry, dest.repository)).collect::<Vec<_>>().join(","), "push": report});
+        write_file(f, &serde_json::to_vec_pretty(&meta)?)?;
+    }
+    println!("{digest}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn copy(g: &Global, a: CopyArgs) -> Result<ExitCode> {
+    let rep = Reporter::new(g.progress);
+    let reg = registry(g)?;
+    let from =
+        Location::parse(&a.source).with_context(|| format!("the copy source `{}`", a.source))?;
+    let to = Location::parse(&a.destination)
+        .with_context(|| format!("the copy destination `{}`", a.destination))?;
+    let src = open_any(&from, &reg)?;
+    let digest = match &to {
+        Location::Registry(dest) => {
+            let mount = match &from {
+                Location::Registry(r) if r.registry == dest.registry => Some(r.repository.clone()),
+                _ => None,
+            };
+            let pf = progress_fn(&rep);
+            let report = push(&reg, src.as_ref(), dest, &[], g.jobs, mount.as_deref(), &pf)?;
+            report.digest.map(|d| d.to_string()).unwrap_or_default()
+        }
+        Location::Scratch => bail!("cannot copy to `scratch`"),
+        local => write_local(g, src.as_ref(), local, None)?,
+    };
+    rep.event(
+        &format!("copied {} to {to}", src.describe()),
+        json!({"event": "copied", "digest": digest}),
+    );
+    println!("{digest}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn tags(g: &Global, a: TagsArgs) -> Result<ExitCode> {
+    let reg = registry(g)?;
+    let r = registry_ref(&a.repository, "the repository")?;
+    let tags = reg
+        .list_tags(r.api_registry(), &r.repository)
+        .with_context(|| format!("listing tags of {}/{}", r.registry, r.repository))?;
+    if a.json {
+        println!(
+            "{}",
+            json!({"repository": format!("{}/{}", r.registry, r.repository), "tags": tags})
+        );
+    } else {
+        for t in tags {
+            println!("{t}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn login(g: &Global, a: LoginArgs) -> Result<ExitCode> {
+    let username = match &a.username {
+        Some(u) => u.clone(),
+        None => bail!("login needs -u USERNAME (and the password on stdin with --password-stdin)"),
+    };
+    let password = match (&a.password, a.password_stdin) {
+        (Some(_), true) => bail!("--password and --password-stdin are mutually exclusive"),
+        (Some(p), false) => p.clone(),
+        (None, true) => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the password from stdin")?;
+            s.trim_end_matches(['\n', '\r']).to_string()
+        }
+        (None, false) => {
+            bail!("give the password with --password-stdin (or -p, which shows in `ps`)")
+        }
+    };
+    if password.is_empty() {
+        bail!("the password is empty");
+    }
+    let secret = Secret::new(password);
+    // Check the credentials against the registry before storing them, as docker does.
+    let mut kg = g.clone();
+    kg.creds = Some(format!("{username}:{}", secret.expose()));
+    let reg = registry(&kg)?;
+    reg.check_login(&a.registry)
+        .with_context(|| format!("logging in to {}", a.registry))?;
+    let env = KeychainOptions::from_process_env().env;
+    let path = config::docker_config_path(&env);
+    let stored = config::login(&path, &a.registry, &username, &secret, &env)
+        .with_context(|| format!("storing credentials in {}", path.display()))?;
+    eprintln!("Login Succeeded ({stored})");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn logout(_g: &Global, a: LogoutArgs) -> Result<ExitCode> {
+    let env = KeychainOptions::from_process_env().env;
+    let path = config::docker_config_path(&env);
+    if config::logout(&path, &a.registry, &env)? {
+        eprintln!("Removed login credentials for {}", a.registry);
+    } else {
+        eprintln!("Not logged in to {}", a.registry);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.persist(path)?;
+    Ok(())
+}

@@ -1,0 +1,515 @@
+//! End-to-end registry tests: the built `ocibuild` against the real CNCF `docker-registry`
+//! (plain HTTP, TLS with a test CA, htpasswd basic auth, bearer tokens from a token-server
+//! fixture), interop with skopeo both ways, multi-platform indexes, and a fault-injecting proxy.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use ocibuild_testkit as tk;
+use ocibuild_testkit::proxy::{FaultPlan, start_fault_proxy};
+use ocibuild_testkit::registry::{Registry, RegistryOptions, start_registry};
+use serde_json::{Value, json};
+
+fn ocibuild(ctx: &tk::TestContext) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+    c.arg("--root")
+        .arg(ctx.path("store"))
+        .arg("--progress")
+        .arg("plain");
+    // a private docker config, never the user's
+    c.env("DOCKER_CONFIG", ctx.path("docker"));
+    c.env("HOME", ctx.path("home"));
+    for v in [
+        "OCIBUILD_REGISTRY_USER",
+        "OCIBUILD_REGISTRY_PASSWORD",
+        "REGISTRY_AUTH_FILE",
+        "SOURCE_DATE_EPOCH",
+        "XDG_RUNTIME_DIR",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
+fn stdout(o: std::process::Output) -> String {
+    String::from_utf8(o.stdout).unwrap().trim().to_string()
+}
+
+/// A busybox image in a layout at `dir:TAG`; returns its digest.
+fn hello_layout(ctx: &tk::TestContext, dir: &Path, tag: &str, extra: &[&str]) -> String {
+    let rootfs = ctx.path(format!("rootfs-{tag}"));
+    fs::create_dir_all(rootfs.join("bin")).unwrap();
+    fs::copy(tk::busybox_static(), rootfs.join("bin/busybox")).unwrap();
+    fs::set_permissions(
+        rootfs.join("bin/busybox"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let _ = symlink("busybox", rootfs.join("bin/sh"));
+    fs::write(rootfs.join("msg"), format!("hello {tag}\n")).unwrap();
+    stdout(tk::run_ok(
+        ocibuild(ctx)
+            .arg("assemble")
+            .arg("--layer")
+            .arg(format!("{}:/", rootfs.display()))
+            .args(["--entrypoint", "/bin/busybox cat /msg"])
+            .args(extra)
+            .arg("--output")
+            .arg(format!("oci:{}:{tag}", dir.display())),
+    ))
+}
+
+fn skopeo(args: &[&str]) -> std::process::Output {
+    let mut c = Command::new(tk::require_tool("skopeo", "skopeo"));
+    c.arg("--insecure-policy").args(args);
+    tk::run_ok(&mut c)
+}
+
+#[test]
+fn push_pull_copy_tags_and_skopeo_interop_on_plain_http() {
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let layout = ctx.path("layout");
+    let digest = hello_layout(&ctx, &layout, "v1", &[]);
+
+    // push with two tags, as CI does with BUILD_NUMBER and latest
+    let pushed = stdout(tk::run_ok(ocibuild(&ctx).args([
+        "push",
+        &format!("oci:{}:v1", layout.display()),
+        &format!("docker://{}/app", reg.host),
+        "--tag",
+        "42",
+        "--tag",
+        "latest",
+    ])));
+    assert_eq!(pushed, digest);
+    let tags = stdout(tk::run_ok(
+        ocibuild(&ctx).args(["tags", &format!("docker://{}/app", reg.host)]),
+    ));
+    let mut tags: Vec<&str> = tags.lines().collect();
+    tags.sort();
+    assert_eq!(tags, vec!["42", "latest"]);
+
+    // skopeo sees the same digest and pulls it
+    let out = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{}/app:42", reg.host),
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["Digest"], Value::String(digest.clone()));
+    skopeo(&[
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        &format!("docker://{}/app:latest", reg.host),
+        &format!("oci:{}:x", ctx.path("skopeo-pulled").display()),
+    ]);
+    tk::run_ok(ocibuild(&ctx).args([
+        "validate",
+        &format!("oci:{}:x", ctx.path("skopeo-pulled").display()),
+    ]));
+
+    // what skopeo pushes, ocibuild pulls and validates, with identical digests
+    skopeo(&[
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", layout.display()),
+        &format!("docker://{}/by-skopeo:v1", reg.host),
+    ]);
+    let pulled = ctx.path("pulled");
+    let d = stdout(tk::run_ok(ocibuild(&ctx).args([
+        "pull",
+        &format!("docker://{}/by-skopeo:v1", reg.host),
+        "--output",
+        &format!("oci:{}:v1", pulled.display()),
+    ])));
+    assert_eq!(d, digest);
+    tk::run_ok(ocibuild(&ctx).args(["validate", &format!("oci:{}:v1", pulled.display())]));
+    tk::oci_image_tool_validate(&pulled, "v1");
+
+    // inspect without pulling layers
+    let out = tk::run_ok(ocibuild(&ctx).args([
+        "inspect",
+        "--json",
+        &format!("docker://{}/app:42", reg.host),
+    ]));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["digest"], Value::String(digest.clone()));
+
+    // registry to registry on the same host: blobs are mounted, not uploaded again
+    let out = tk::run_ok(ocibuild(&ctx).args([
+        "--progress",
+        "json",
+        "copy",
+        &format!("docker://{}/app:42", reg.host),
+        &format!("docker://{}/other:7", reg.host),
+    ]));
+    let events = String::from_utf8(out.stderr).unwrap();
+    assert!(events.contains(r#""outcome":"mounted""#), "{events}");
+    assert!(!events.contains(r#""outcome":"uploaded""#), "{events}");
+    // pushing again: every blob exists
+    let out = tk::run_ok(ocibuild(&ctx).args([
+        "--progress",
+        "json",
+        "push",
+        &format!("oci:{}:v1", layout.display()),
+        &format!("docker://{}/app:again", reg.host),
+    ]));
+    let events = String::from_utf8(out.stderr).unwrap();
+    assert!(!events.contains(r#""outcome":"uploaded""#), "{events}");
+
+    // pull to the other archive formats; docker-archive loads in podman
+    let da = ctx.path("pulled-docker.tar");
+    tk::run_ok(ocibuild(&ctx).args([
+        "pull",
+        &format!("docker://{}/other:7", reg.host),
+        "--output",
+        &format!("docker-archive:{}:app:7", da.display()),
+        "--output",
+        &format!("oci-archive:{}:7", ctx.path("p.tar").display()),
+    ]));
+    let names = tk::podman_load(&ctx, &da);
+    assert!(names.iter().any(|n| n.contains("app:7")), "{names:?}");
+
+    // a missing tag is a clear 404
+    let err = tk::run_fail(ocibuild(&ctx).args([
+        "pull",
+        &format!("docker://{}/app:nope", reg.host),
+        "--output",
+        &format!("oci:{}", ctx.path("x").display()),
+    ]));
+    assert!(err.contains("404") && err.contains("nope"), "{err}");
+}
+
+#[test]
+fn tls_with_a_test_ca() {
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(
+        &ctx,
+        RegistryOptions {
+            tls: true,
+            ..Default::default()
+        },
+    );
+    let layout = ctx.path("layout");
+    let digest = hello_layout(&ctx, &layout, "v1", &[]);
+    let dest = format!(
+        "docker://{}/tls/app:v1",
+        reg.host.replace("127.0.0.1", "localhost")
+    );
+    // without the CA: a certificate error that says what to do
+    let err =
+        tk::run_fail(ocibuild(&ctx).args(["push", &format!("oci:{}:v1", layout.display()), &dest]));
+    assert!(err.contains("--ca-cert"), "{err}");
+    let ca = reg.ca_cert.clone().unwrap();
+    let d = stdout(tk::run_ok(ocibuild(&ctx).arg("--ca-cert").arg(&ca).args([
+        "push",
+        &format!("oci:{}:v1", layout.display()),
+        &dest,
+    ])));
+    assert_eq!(d, digest);
+    let pulled = ctx.path("pulled");
+    tk::run_ok(ocibuild(&ctx).arg("--ca-cert").arg(&ca).args([
+        "pull",
+        &dest,
+        "--output",
+        &format!("oci:{}:v1", pulled.display()),
+    ]));
+    tk::run_ok(ocibuild(&ctx).args(["validate", &format!("oci:{}:v1", pulled.display())]));
+}
+
+fn login(ctx: &tk::TestContext, reg: &Registry, user: &str, pass: &str) -> std::process::Output {
+    let mut c = ocibuild(ctx);
+    c.args(["login", &reg.host, "-u", user, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{pass}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn auth_flow(opts: RegistryOptions) {
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(&ctx, opts);
+    let (user, pass) = reg.creds.clone().unwrap();
+    let layout = ctx.path("layout");
+    let digest = hello_layout(&ctx, &layout, "v1", &[]);
+    let src = format!("oci:{}:v1", layout.display());
+    let dest = format!("docker://{}/team/app:v1", reg.host);
+
+    // no credentials: 401 and the next step
+    let err = tk::run_fail(ocibuild(&ctx).args(["push", &src, &dest]));
+    assert!(
+        err.contains("401") && err.contains("ocibuild login"),
+        "{err}"
+    );
+    // wrong password: refused, and the password never echoed
+    let out = login(&ctx, &reg, &user, "wrong-password-xyz");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("wrong-password-xyz"), "secret leaked: {err}");
+    // login, push, pull, logout
+    let out = login(&ctx, &reg, &user, &pass);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg: Value =
+        serde_json::from_slice(&fs::read(ctx.path("docker/config.json")).unwrap()).unwrap();
+    assert!(cfg["auths"][&reg.host]["auth"].is_string(), "{cfg}");
+    assert_eq!(
+        stdout(tk::run_ok(ocibuild(&ctx).args(["push", &src, &dest]))),
+        digest
+    );
+    let pulled = ctx.path("pulled");
+    tk::run_ok(ocibuild(&ctx).args([
+        "pull",
+        &dest,
+        "--output",
+        &format!("oci:{}:v1", pulled.display()),
+    ]));
+    tk::run_ok(ocibuild(&ctx).args(["logout", &reg.host]));
+    assert!(
+        tk::run_fail(ocibuild(&ctx).args(["tags", &format!("docker://{}/team/app", reg.host)]))
+            .contains("401")
+    );
+    // credentials from the environment
+    let out = tk::run_ok(
+        ocibuild(&ctx)
+            .env("OCIBUILD_REGISTRY_USER", &user)
+            .env("OCIBUILD_REGISTRY_PASSWORD", &pass)
+            .args(["tags", &format!("docker://{}/team/app", reg.host)]),
+    );
+    assert_eq!(stdout(out), "v1");
+    // and --creds
+    let out = tk::run_ok(
+        ocibuild(&ctx)
+            .arg("--creds")
+            .arg(format!("{user}:{pass}"))
+            .args(["tags", &format!("docker://{}/team/app", reg.host)]),
+    );
+    assert_eq!(stdout(out), "v1");
+}
+
+#[test]
+fn htpasswd_basic_auth() {
+    auth_flow(RegistryOptions {
+        htpasswd: Some(("alice".into(), "s3cret-pass".into())),
+        ..Default::default()
+    });
+}
+
+#[test]
+fn bearer_tokens_from_a_token_server() {
+    auth_flow(RegistryOptions {
+        token_auth: true,
+        htpasswd: Some(("bob".into(), "t0ken-pass".into())),
+        ..Default::default()
+    });
+}
+
+/// Put two single-platform images into one layout under an index tagged `multi`.
+fn make_index(layout: &Path, a: &str, b: &str) {
+    let idx: Value = serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let pick = |t: &str| {
+        idx["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == t)
+            .unwrap()
+            .clone()
+    };
+    let mut ma = pick(a);
+    let mut mb = pick(b);
+    for m in [&mut ma, &mut mb] {
+        m.as_object_mut().unwrap().remove("annotations");
+    }
+    let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [ma, mb]});
+    let bytes = serde_json::to_vec(&index).unwrap();
+    let d = ocibuild_oci::Digest::of_bytes(&bytes);
+    fs::write(layout.join("blobs/sha256").join(d.hex()), &bytes).unwrap();
+    let mut top = idx.clone();
+    top["manifests"].as_array_mut().unwrap().push(json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": d.to_string(), "size": bytes.len(), "annotations": {"org.opencontainers.image.ref.name": "multi"}}));
+    fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+}
+
+#[test]
+fn multi_platform_index_push_pull_whole_and_one_platform() {
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let layout = ctx.path("layout");
+    hello_layout(&ctx, &layout, "amd", &["--platform", "linux/amd64"]);
+    hello_layout(&ctx, &layout, "arm", &["--platform", "linux/arm64"]);
+    make_index(&layout, "amd", "arm");
+    let dest = format!("docker://{}/multi:1", reg.host);
+    let d = stdout(tk::run_ok(ocibuild(&ctx).args([
+        "push",
+        &format!("oci:{}:multi", layout.display()),
+        &dest,
+    ])));
+    let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", &dest[..]]);
+    let v: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(v["manifests"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        format!(
+            "sha256:{}",
+            ocibuild_oci::Digest::of_bytes(&raw.stdout).hex()
+        ),
+        d
+    );
+
+    // the whole index
+    let whole = ctx.path("whole");
+    assert_eq!(
+        stdout(tk::run_ok(ocibuild(&ctx).args([
+            "pull",
+            &dest,
+            "--output",
+            &format!("oci:{}:m", whole.display())
+        ]))),
+        d
+    );
+    tk::run_ok(ocibuild(&ctx).args(["validate", &format!("oci:{}:m", whole.display())]));
+    skopeo(&[
+        "copy",
+        "-q",
+        "--all",
+        &format!("oci:{}:m", whole.display()),
+        &format!("oci:{}:m", ctx.path("skopeo-all").display()),
+    ]);
+    // one platform
+    let arm = ctx.path("arm");
+    tk::run_ok(ocibuild(&ctx).args([
+        "pull",
+        &dest,
+        "--platform",
+        "linux/arm64",
+        "--output",
+        &format!("oci:{}:a", arm.display()),
+    ]));
+    let out =
+        tk::run_ok(ocibuild(&ctx).args(["inspect", "--json", &format!("oci:{}:a", arm.display())]));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["platform"], "linux/arm64");
+}
+
+#[test]
+fn push_and_pull_survive_injected_faults() {
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let proxy = start_fault_proxy(
+        &reg.host,
+        FaultPlan {
+            reset_every: Some(5),
+            status_every: Some((3, 500, None)),
+            truncate_blob_every: None,
+        },
+    );
+    let layout = ctx.path("layout");
+    let digest = hello_layout(&ctx, &layout, "v1", &[]);
+    let dest = format!("docker://{}/faulty:v1", proxy.host);
+    assert_eq!(
+        stdout(tk::run_ok(ocibuild(&ctx).args([
+            "push",
+            &format!("oci:{}:v1", layout.display()),
+            &dest
+        ]))),
+        digest
+    );
+    let pulled = ctx.path("pulled");
+    assert_eq!(
+        stdout(tk::run_ok(ocibuild(&ctx).args([
+            "pull",
+            &dest,
+            "--output",
+            &format!("oci:{}:v1", pulled.display())
+        ]))),
+        digest
+    );
+    tk::run_ok(ocibuild(&ctx).args(["validate", &format!("oci:{}:v1", pulled.display())]));
+    let f = proxy.faults();
+    assert!(
+        f.resets > 0 && f.statuses > 0,
+        "faults were injected: {f:?}"
+    );
+    // 429 with Retry-After
+    proxy.set_plan(FaultPlan {
+        reset_every: None,
+        status_every: Some((2, 429, Some(0))),
+        truncate_blob_every: None,
+    });
+    assert_eq!(
+        stdout(tk::run_ok(ocibuild(&ctx).args([
+            "pull",
+            &dest,
+            "--output",
+            &format!("oci:{}:v1", ctx.path("p2").display())
+        ]))),
+        digest
+    );
+
+    // a blob cut in half on every other download: the pull resumes with Range requests
+    proxy.set_plan(FaultPlan {
+        reset_every: None,
+        status_every: None,
+        truncate_blob_every: Some(2),
+    });
+    let p4 = ctx.path("p4");
+    let mut c = ocibuild(&ctx);
+    c.arg("--root").arg(ctx.path("store4")).args([
+        "pull",
+        &dest,
+        "--output",
+        &format!("oci:{}:v1", p4.display()),
+    ]);
+    assert_eq!(stdout(tk::run_ok(&mut c)), digest);
+    assert!(proxy.faults().truncations > 0);
+    tk::run_ok(ocibuild(&ctx).args(["validate", &format!("oci:{}:v1", p4.display())]));
+
+    // a blob truncated every time is detected, the pull fails, and nothing bad is stored
+    proxy.set_plan(FaultPlan {
+        reset_every: None,
+        status_every: None,
+        truncate_blob_every: Some(1),
+    });
+    let store2 = ctx.path("store2");
+    let mut c = ocibuild(&ctx);
+    c.arg("--root").arg(&store2).args([
+        "pull",
+        &dest,
+        "--output",
+        &format!("oci:{}:v1", ctx.path("p3").display()),
+    ]);
+    let out = c.output().unwrap();
+    assert!(!out.status.success(), "a truncated blob must fail the pull");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("truncated") || err.contains("digest") || err.contains("size"),
+        "{err}"
+    );
+    let blobs: Vec<_> = fs::read_dir(store2.join("blobs/sha256"))
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    for b in &blobs {
+        let data = fs::read(store2.join("blobs/sha256").join(b)).unwrap();
+        assert_eq!(
+            ocibuild_oci::Digest::of_bytes(&data).hex(),
+            b.to_string_lossy(),
+            "a stored blob does not match its name"
+        );
+    }
+}
