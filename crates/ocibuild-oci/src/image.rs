@@ -233,6 +233,11 @@ pub trait ImageSource: Sync {
     fn root(&self) -> Result<Descriptor>;
     /// The raw bytes of a blob, unverified; callers verify (`read_verified`, `VerifyingReader`).
     fn open_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + '_>>;
+    /// A file holding the blob's bytes, already verified against its digest when it was stored
+    /// (the content store), so writers may copy it in the kernel instead of streaming it.
+    fn verified_blob_path(&self, _desc: &Descriptor) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 /// Read a small blob (manifest, index, config) fully and check its size and digest.

@@ -440,6 +440,10 @@ impl ImageSource for StoreSource {
             self.store.open_blob(&desc.digest)?,
         )))
     }
+    fn verified_blob_path(&self, desc: &Descriptor) -> Option<PathBuf> {
+        (self.store.size(&desc.digest) == Some(desc.size))
+            .then(|| self.store.blob_path(&desc.digest))
+    }
 }
 
 /// Open any local location as an image source. Registries come with the registry client.
@@ -475,9 +479,20 @@ fn image_blobs(img: &Image) -> Vec<(Descriptor, &'static str)> {
 }
 
 /// Copy every blob of `img` into the content store, verifying each one: digest and size of every
-/// blob, and the diff_id of every layer (decompressed once, then remembered in the store's
-/// diff_id → blob map so it is not checked again).
+/// blob, and the diff_id of every layer — in the same pass as the download (the stream is teed
+/// into the store and into the decompressor), four blobs at a time. A verified layer is
+/// remembered in the store's diff_id → blob map, so it is not checked again.
 pub fn import_into_store(src: &dyn ImageSource, img: &Image, store: &ContentStore) -> Result<()> {
+    import_into_store_with(src, img, store, 4)
+}
+
+/// [`import_into_store`] with `jobs` blobs in flight.
+pub fn import_into_store_with(
+    src: &dyn ImageSource,
+    img: &Image,
+    store: &ContentStore,
+    jobs: usize,
+) -> Result<()> {
     let diff_ids = img.diff_ids()?;
     if diff_ids.len() != img.manifest.layers.len() {
         return Err(OciError::defect(
@@ -489,42 +504,142 @@ pub fn import_into_store(src: &dyn ImageSource, img: &Image, store: &ContentStor
             ),
         ));
     }
-    for (d, what) in image_blobs(img) {
-        if store.size(&d.digest) == Some(d.size) {
-            store.touch(&d.digest);
-            continue;
+    // Layers first (the big ones), then config and manifest.
+    let mut work: Vec<(Descriptor, Option<(usize, Digest)>)> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, (l, d)) in img.manifest.layers.iter().zip(&diff_ids).enumerate() {
+        if seen.insert(l.digest.clone()) {
+            work.push((l.clone(), Some((i, d.clone()))));
         }
-        let what = format!("{what} {} of {}", d.digest, src.describe());
-        let mut r = src.open_blob(&d)?;
-        store.put_verified(&mut r, &d.digest, Some(d.size), &what)?;
     }
-    for (i, (l, diff_id)) in img.manifest.layers.iter().zip(&diff_ids).enumerate() {
-        let c = layer_compression_of(l, &src.describe())?;
-        let key = format!("verified-{}", c.name());
-        if store.lookup_layer(diff_id, &key).as_ref() == Some(&l.digest) {
-            continue;
+    for d in [&img.manifest.config, &img.manifest_desc] {
+        if seen.insert(d.digest.clone()) {
+            work.push((d.clone(), None));
         }
-        let f = store.open_blob(&l.digest)?;
-        let mut dec = crate::extract::decompress(BufReader::with_capacity(256 * 1024, f), c)?;
-        let (got, _) = Digest::of_reader(&mut dec).map_err(OciError::stream(format!(
-            "decompressing layer {i} ({}) of {}",
-            l.digest,
-            src.describe()
-        )))?;
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let first_err: std::sync::Mutex<Option<OciError>> = std::sync::Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, 16).min(work.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some((d, layer)) = work.get(k) else { break };
+                    if first_err.lock().map(|e| e.is_some()).unwrap_or(true) {
+                        break;
+                    }
+                    let res = match layer {
+                        Some((i, diff_id)) => import_layer(src, store, d, *i, diff_id),
+                        None => import_blob(src, store, d, "blob"),
+                    };
+                    if let Err(e) = res {
+                        if let Ok(mut f) = first_err.lock()
+                            && f.is_none()
+                        {
+                            *f = Some(e);
+                        }
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    match first_err.into_inner() {
+        Ok(Some(e)) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn import_blob(
+    src: &dyn ImageSource,
+    store: &ContentStore,
+    d: &Descriptor,
+    what: &str,
+) -> Result<()> {
+    if store.size(&d.digest) == Some(d.size) {
+        store.touch(&d.digest);
+        return Ok(());
+    }
+    let what = format!("{what} {} of {}", d.digest, src.describe());
+    let mut r = src.open_blob(d)?;
+    store.put_verified(&mut r, &d.digest, Some(d.size), &what)
+}
+
+/// Writes everything read through it into a second writer.
+struct Tee<R, W> {
+    inner: R,
+    sink: W,
+}
+
+impl<R: Read, W: Write> Read for Tee<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sink.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+fn import_layer(
+    src: &dyn ImageSource,
+    store: &ContentStore,
+    l: &Descriptor,
+    i: usize,
+    diff_id: &Digest,
+) -> Result<()> {
+    let c = layer_compression_of(l, &src.describe())?;
+    let key = format!("verified-{}", c.name());
+    let what = format!("layer {i} ({}) of {}", l.digest, src.describe());
+    let check = |got: Digest| -> Result<()> {
         if &got != diff_id {
             return Err(OciError::DigestMismatch {
-                what: format!(
-                    "uncompressed layer {i} ({}) of {} (rootfs.diff_ids[{i}])",
-                    l.digest,
-                    src.describe()
-                ),
+                what: format!("uncompressed {what} (rootfs.diff_ids[{i}])"),
                 expected: diff_id.clone(),
                 actual: got,
             });
         }
-        store.record_layer(diff_id, &key, &l.digest)?;
+        Ok(())
+    };
+    if store.size(&l.digest) == Some(l.size) {
+        if store.lookup_layer(diff_id, &key).as_ref() == Some(&l.digest) {
+            store.touch(&l.digest);
+            return Ok(());
+        }
+        let f = store.open_blob(&l.digest)?;
+        let mut dec = crate::extract::decompress(BufReader::with_capacity(256 * 1024, f), c)?;
+        let (got, _) = Digest::of_reader(&mut dec)
+            .map_err(OciError::stream(format!("decompressing {what}")))?;
+        check(got)?;
+        return store.record_layer(diff_id, &key, &l.digest);
     }
-    Ok(())
+    // One pass: download → (store writer) → decompressor → diff_id hash.
+    let raw = VerifyingReader::new(src.open_blob(l)?, l, what.clone());
+    let mut w = store.writer()?;
+    let got = {
+        let mut tee = Tee {
+            inner: raw,
+            sink: &mut w,
+        };
+        let got = {
+            let mut dec = crate::extract::decompress(&mut tee, c)?;
+            let (got, _) =
+                Digest::of_reader(&mut dec).map_err(OciError::stream(format!("pulling {what}")))?;
+            got
+        };
+        // the decompressor may stop before the end of the blob (trailing bytes): the rest still
+        // goes through the tee into the store, and the verifier sees the whole blob
+        io::copy(&mut tee, &mut io::sink()).map_err(OciError::stream(format!("pulling {what}")))?;
+        got
+    };
+    if w.count() != l.size {
+        return Err(OciError::SizeMismatch {
+            what,
+            expected: l.size,
+            actual: w.count(),
+        });
+    }
+    check(got)?;
+    w.commit_expecting(&l.digest, &what)?;
+    store.record_layer(diff_id, &key, &l.digest)
 }
 
 /// The descriptor for `index.json`: the manifest, its platform, and the tag.
@@ -672,10 +787,15 @@ fn write_layout_plan(
             .tempfile_in(&blobs)
             .map_err(OciError::io("create temp file in", &blobs))?;
         let what = format!("{what} {} of {}", d.digest, src.describe());
-        let mut r = VerifyingReader::new(src.open_blob(&d)?, &d, what.clone());
-        io::copy(&mut r, &mut io::BufWriter::new(tmp.as_file_mut())).map_err(OciError::stream(
-            format!("writing {what} to {}", dir.display()),
-        ))?;
+        if let Some(p) = src.verified_blob_path(&d) {
+            // copy_file_range: no bytes through user space
+            fs::copy(&p, tmp.path()).map_err(OciError::io("copy", &p))?;
+        } else {
+            let mut r = VerifyingReader::new(src.open_blob(&d)?, &d, what.clone());
+            io::copy(&mut r, &mut io::BufWriter::new(tmp.as_file_mut())).map_err(
+                OciError::stream(format!("writing {what} to {}", dir.display())),
+            )?;
+        }
         tmp.as_file()
             .sync_all()
             .map_err(OciError::io("fsync", tmp.path()))?;

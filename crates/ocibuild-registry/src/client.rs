@@ -88,6 +88,7 @@ pub struct Registry {
     keychain: Keychain,
     tokens: TokenCache,
     hosts: Mutex<HashMap<String, std::sync::Arc<Host>>>,
+    setup: Mutex<()>,
     /// Authorization header per (host, scope key), reused until a 401.
     auth: Mutex<HashMap<(String, String), HeaderValue>>,
     /// Hosts whose /v2/ answered with a challenge; stored to avoid an extra round trip.
@@ -115,6 +116,7 @@ impl Registry {
             keychain,
             tokens: TokenCache::default(),
             hosts: Mutex::new(HashMap::new()),
+            setup: Mutex::new(()),
             auth: Mutex::new(HashMap::new()),
             challenges: Mutex::new(HashMap::new()),
         }
@@ -126,6 +128,10 @@ impl Registry {
 
     fn allows_http(&self, host: &str) -> bool {
         is_loopback(host) || self.opts.insecure.iter().any(|h| h == host)
+    }
+
+    fn has_host_certs(&self, host: &str) -> bool {
+        self.opts.cert_dirs.iter().any(|d| d.join(host).is_dir())
     }
 
     fn build_client(&self, host: &str) -> Result<Client> {
@@ -179,6 +185,44 @@ impl Registry {
     fn host(&self, host: &str) -> Result<std::sync::Arc<Host>> {
         if let Some(h) = self.hosts.lock().map_err(poisoned)?.get(host) {
             return Ok(h.clone());
+        }
+        // One thread sets a host up (TLS roots, the probe); the others wait for it.
+        let _setup = self.setup.lock().map_err(poisoned)?;
+        if let Some(h) = self.hosts.lock().map_err(poisoned)?.get(host) {
+            return Ok(h.clone());
+        }
+        // Loopback registries are mostly plain HTTP: try that first with a client that does not
+        // load the system's trust store (tens of milliseconds), unless CAs are configured.
+        if is_loopback(host) && self.opts.ca_certs.is_empty() && !self.has_host_certs(host) {
+            let cheap = Client::builder()
+                .user_agent(self.opts.user_agent.clone())
+                .connect_timeout(Duration::from_secs(30))
+                .tls_certs_only(Vec::new())
+                .no_proxy()
+                .pool_max_idle_per_host(8)
+                .build();
+            if let Ok(cheap) = cheap {
+                let http = format!("http://{host}");
+                if let Ok(r) = cheap
+                    .get(format!("{http}/v2/"))
+                    .timeout(Duration::from_secs(30))
+                    .send()
+                {
+                    let tls_only = r.status() == StatusCode::BAD_REQUEST;
+                    if !tls_only {
+                        self.remember_challenge(host, &r);
+                        let h = std::sync::Arc::new(Host {
+                            client: cheap,
+                            base: http,
+                        });
+                        self.hosts
+                            .lock()
+                            .map_err(poisoned)?
+                            .insert(host.to_string(), h.clone());
+                        return Ok(h);
+                    }
+                }
+            }
         }
         let client = self.build_client(host)?;
         let https = format!("https://{host}");
@@ -674,9 +718,7 @@ impl Registry {
                                 .headers()
                                 .get(header::RANGE)
                                 .and_then(|v| v.to_str().ok())
-                                .and_then(|v| v.rsplit('-').next())
-                                .and_then(|v| v.parse::<u64>().ok())
-                                .map_or(0, |end| end + 1);
+                                .map_or(0, upload_offset);
                         }
                         _ => {
                             // the session is gone: start a new one
@@ -963,6 +1005,22 @@ pub enum BlobOutcome {
     Existed,
     Mounted,
     Uploaded,
+}
+
+/// The next byte to send, from an upload session's `Range: 0-<last>` header. An empty session
+/// says `0-0` (distribution) or `0--1`: both mean 0 — a one-byte session is indistinguishable,
+/// and resending its byte is refused by the registry, which restarts the upload. Anything
+/// unparsable restarts at 0.
+fn upload_offset(range: &str) -> u64 {
+    let r = range.trim().trim_start_matches("bytes=");
+    match r.split_once('-') {
+        Some(("0", end)) => end
+            .parse::<i64>()
+            .ok()
+            .filter(|e| *e > 0)
+            .map_or(0, |e| e as u64 + 1),
+        _ => 0,
+    }
 }
 
 fn with_query(url: &str, q: &str) -> String {

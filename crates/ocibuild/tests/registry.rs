@@ -513,3 +513,117 @@ fn push_and_pull_survive_injected_faults() {
         );
     }
 }
+
+/// A push killed after its first blob leaves no tag behind; running it again completes.
+#[test]
+fn a_killed_push_leaves_no_partial_tag_and_a_rerun_completes() {
+    use std::io::{BufRead, BufReader};
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let layout = ctx.path("layout");
+    let digest = hello_layout(&ctx, &layout, "v1", &[]);
+    let src = format!("oci:{}:v1", layout.display());
+    let dest = format!("docker://{}/killed:v1", reg.host);
+    let mut child = ocibuild(&ctx)
+        .args(["--progress", "json", "--jobs", "1", "push", &src, &dest])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // wait for the first finished blob, then kill
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains(r#""event":"blob""#), "{first}");
+    child.kill().unwrap();
+    let _ = child.wait();
+    let tags = Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+        .args(["tags", &format!("docker://{}/killed", reg.host)])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&tags.stdout).to_string();
+    assert!(
+        !listed.lines().any(|t| t == "v1"),
+        "a partial push left the tag: {listed}"
+    );
+    assert_eq!(
+        stdout(tk::run_ok(ocibuild(&ctx).args(["push", &src, &dest]))),
+        digest
+    );
+    let pulled = ctx.path("pulled");
+    tk::run_ok(ocibuild(&ctx).args([
+        "pull",
+        &dest,
+        "--output",
+        &format!("oci:{}:v1", pulled.display()),
+    ]));
+    tk::run_ok(ocibuild(&ctx).args(["validate", &format!("oci:{}:v1", pulled.display())]));
+}
+
+/// A blob larger than one chunk goes up in PATCH chunks; resets and 500s in the middle are
+/// resumed from where the registry says the session stands.
+#[test]
+fn chunked_upload_resumes_through_faults() {
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let data = ctx.path("data");
+    fs::create_dir_all(&data).unwrap();
+    // 40 MB that gzip cannot shrink (xorshift), so the layer blob spans three chunks
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut buf = Vec::with_capacity(40 << 20);
+    while buf.len() < 40 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        buf.extend_from_slice(&x.to_le_bytes());
+    }
+    fs::write(data.join("random.bin"), &buf).unwrap();
+    let layout = ctx.path("layout");
+    let digest = stdout(tk::run_ok(
+        ocibuild(&ctx)
+            .arg("assemble")
+            .arg("--layer")
+            .arg(format!("{}:/data", data.display()))
+            .arg("--output")
+            .arg(format!("oci:{}:big", layout.display())),
+    ));
+    let proxy = start_fault_proxy(
+        &reg.host,
+        FaultPlan {
+            reset_every: Some(7),
+            status_every: Some((4, 500, None)),
+            truncate_blob_every: None,
+        },
+    );
+    let dest = format!("docker://{}/big:v1", proxy.host);
+    let out = ocibuild(&ctx)
+        .args([
+            "-vv",
+            "push",
+            &format!("oci:{}:big", layout.display()),
+            &dest,
+        ])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        panic!(
+            "push failed: {}\nproxy log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            proxy.log().join("\n")
+        );
+    }
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), digest);
+    let f = proxy.faults();
+    assert!(f.resets + f.statuses > 0, "{f:?}");
+    // the registry holds exactly the right bytes: skopeo pulls and checks them
+    skopeo(&[
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        &format!("docker://{}/big:v1", reg.host),
+        &format!("oci:{}:big", ctx.path("check").display()),
+    ]);
+    tk::run_ok(ocibuild(&ctx).args([
+        "validate",
+        &format!("oci:{}:big", ctx.path("check").display()),
+    ]));
+}
