@@ -39,6 +39,8 @@ pub struct RegistryOptions {
     pub keychain: KeychainOptions,
     /// Attempts per request on 429, 5xx and connection errors.
     pub retries: u32,
+    /// Pull-through mirrors, per registry.
+    pub mirrors: Vec<Mirror>,
     /// Cap on one wait between attempts (and on `Retry-After`).
     pub max_backoff: Duration,
     pub user_agent: String,
@@ -55,10 +57,80 @@ impl Default for RegistryOptions {
             ],
             keychain: KeychainOptions::from_process_env(),
             retries: 6,
+            mirrors: Vec::new(),
             max_backoff: Duration::from_secs(10),
             user_agent: format!("ocibuild/{}", env!("CARGO_PKG_VERSION")),
         }
     }
+}
+
+/// Mirrors of one registry (`docker.io` → `mirror.local:5000`). Exclusive: never fall back to
+/// the registry itself (allow-listed networks need that).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct Mirror {
+    pub registry: String,
+    pub mirrors: Vec<String>,
+    #[serde(default)]
+    pub exclusive: bool,
+}
+
+/// The registries config file (`--registries-config`, `$OCIBUILD_REGISTRIES_CONFIG`, or
+/// `$XDG_CONFIG_HOME/ocibuild/registries.json`):
+/// `{"mirrors": [{"registry": "docker.io", "mirrors": ["mirror.local:5000"], "exclusive": true}],
+///   "insecure": ["mirror.local:5000"]}`.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistriesConfig {
+    #[serde(default)]
+    pub mirrors: Vec<Mirror>,
+    #[serde(default)]
+    pub insecure: Vec<String>,
+    #[serde(default)]
+    pub acr_hosts: Vec<String>,
+}
+
+impl RegistriesConfig {
+    pub fn load(path: &std::path::Path) -> Result<Self> {
+        let bytes = fs::read(path).map_err(|source| RegistryError::Io {
+            what: format!("reading the registries config {}", path.display()),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| RegistryError::Invalid {
+            what: format!("registries config {}", path.display()),
+            detail: format!("{e} (expected {{\"mirrors\": [{{\"registry\": \"docker.io\", \"mirrors\": [\"mirror.local:5000\"], \"exclusive\": true}}], \"insecure\": [...]}})"),
+        })
+    }
+}
+
+/// Parse `--registry-mirror REGISTRY=MIRROR[,MIRROR…][;exclusive]`.
+pub fn parse_mirror_flag(s: &str) -> Result<Mirror> {
+    let bad = || {
+        RegistryError::Invalid { what: format!("--registry-mirror {s}"), detail: "expected REGISTRY=MIRROR[,MIRROR...][;exclusive], like docker.io=mirror.local:5000;exclusive".into() }
+    };
+    let (spec, exclusive) = match s.split_once(';') {
+        Some((a, "exclusive")) => (a, true),
+        Some(_) => return Err(bad()),
+        None => (s, false),
+    };
+    let (reg, mirrors) = spec.split_once('=').ok_or_else(bad)?;
+    let mirrors: Vec<String> = mirrors
+        .split(',')
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
+        .collect();
+    if reg.is_empty() || mirrors.is_empty() {
+        return Err(bad());
+    }
+    let registry = if reg == "index.docker.io" || reg == "registry-1.docker.io" {
+        "docker.io".to_string()
+    } else {
+        reg.to_string()
+    };
+    Ok(Mirror {
+        registry,
+        mirrors,
+        exclusive,
+    })
 }
 
 /// True for 127.0.0.0/8, localhost and [::1], with or without a port.
@@ -124,6 +196,17 @@ impl Registry {
 
     pub fn options(&self) -> &RegistryOptions {
         &self.opts
+    }
+
+    /// The mirrors configured for a registry (in order) and whether they are exclusive.
+    pub fn mirrors_for(&self, registry: &str) -> (Vec<String>, bool) {
+        let mut out = Vec::new();
+        let mut exclusive = false;
+        for m in self.opts.mirrors.iter().filter(|m| m.registry == registry) {
+            out.extend(m.mirrors.iter().cloned());
+            exclusive |= m.exclusive;
+        }
+        (out, exclusive)
     }
 
     fn allows_http(&self, host: &str) -> bool {
@@ -1166,6 +1249,20 @@ pub fn status_error(op: &Op<'_>, r: Response) -> RegistryError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mirror_flags() {
+        let m = parse_mirror_flag("docker.io=a:5000,b:5000;exclusive").unwrap();
+        assert_eq!(m.mirrors, vec!["a:5000", "b:5000"]);
+        assert!(m.exclusive);
+        assert!(!parse_mirror_flag("index.docker.io=a").unwrap().exclusive);
+        assert_eq!(
+            parse_mirror_flag("index.docker.io=a").unwrap().registry,
+            "docker.io"
+        );
+        assert!(parse_mirror_flag("docker.io").is_err());
+        assert!(parse_mirror_flag("docker.io=a;sometimes").is_err());
+    }
 
     #[test]
     fn loopback_hosts() {

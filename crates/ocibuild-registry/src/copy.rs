@@ -25,28 +25,65 @@ fn to_oci(e: RegistryError) -> OciError {
 pub struct RegistrySource<'a> {
     reg: &'a Registry,
     reference: Reference,
+    /// The host actually serving the image: a mirror, or the registry itself.
+    served_by: String,
     root: Descriptor,
     manifests: Mutex<HashMap<Digest, Vec<u8>>>,
 }
 
 impl<'a> RegistrySource<'a> {
-    /// Resolve the tag (or digest) to its manifest or index.
+    /// Resolve the tag (or digest) to its manifest or index, through the configured mirrors
+    /// first; an exclusive mirror never falls back to the registry itself.
     pub fn open(reg: &'a Registry, reference: &Reference) -> Result<Self> {
         let r = reference
             .digest
             .as_ref()
             .map(|d| d.to_string())
             .unwrap_or_else(|| reference.tag_or_latest().to_string());
-        let (bytes, mt, d) =
-            reg.get_manifest(reference.api_registry(), &reference.repository, &r)?;
-        let root = Descriptor::new(mt, d.clone(), bytes.len() as u64);
-        let mut m = HashMap::new();
-        m.insert(d, bytes);
-        Ok(Self {
-            reg,
-            reference: reference.clone(),
-            root,
-            manifests: Mutex::new(m),
+        let (mirrors, exclusive) = reg.mirrors_for(&reference.registry);
+        let mut hosts: Vec<String> = mirrors.clone();
+        if !exclusive || mirrors.is_empty() {
+            hosts.push(reference.api_registry().to_string());
+        }
+        let mut failures = Vec::new();
+        for host in &hosts {
+            match reg.get_manifest(host, &reference.repository, &r) {
+                Ok((bytes, mt, d)) => {
+                    if host != reference.api_registry() {
+                        tracing::info!("{} served by mirror {host}", reference);
+                    }
+                    let root = Descriptor::new(mt, d.clone(), bytes.len() as u64);
+                    let mut m = HashMap::new();
+                    m.insert(d, bytes);
+                    return Ok(Self {
+                        reg,
+                        reference: reference.clone(),
+                        served_by: host.clone(),
+                        root,
+                        manifests: Mutex::new(m),
+                    });
+                }
+                Err(e) if mirrors.is_empty() => return Err(e),
+                Err(e) => failures.push(format!("{host}: {e}")),
+            }
+        }
+        Err(RegistryError::Protocol {
+            registry: reference.registry.clone(),
+            repository: reference.repository.clone(),
+            what: format!(
+                "{reference} was not found in {}{}: {}",
+                if exclusive {
+                    "its exclusive mirror(s) "
+                } else {
+                    "the mirror(s) or the registry "
+                },
+                hosts.join(", "),
+                failures.join("; ")
+            ) + if exclusive {
+                " (the mirror is exclusive, so the registry itself was not asked)"
+            } else {
+                ""
+            },
         })
     }
 
@@ -54,8 +91,9 @@ impl<'a> RegistrySource<'a> {
         &self.reference
     }
 
+    /// The host serving the image (a mirror, or the registry).
     pub fn host(&self) -> &str {
-        self.reference.api_registry()
+        &self.served_by
     }
 }
 

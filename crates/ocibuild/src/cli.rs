@@ -39,6 +39,23 @@ pub struct Global {
     /// Hosts to treat as Azure Container Registry besides *.azurecr.io; repeatable
     #[arg(long = "acr-host", global = true, value_name = "HOST")]
     pub acr_hosts: Vec<String>,
+    /// Pull-through mirror for a registry: docker.io=mirror.local:5000[;exclusive] (repeatable).
+    /// Exclusive mirrors never fall back to the registry itself.
+    #[arg(
+        long = "registry-mirror",
+        global = true,
+        value_name = "REGISTRY=MIRROR[;exclusive]"
+    )]
+    pub registry_mirrors: Vec<String>,
+    /// Registries config (JSON: mirrors, insecure, acr_hosts)
+    /// [default: $OCIBUILD_REGISTRIES_CONFIG, else $XDG_CONFIG_HOME/ocibuild/registries.json if present]
+    #[arg(
+        long = "registries-config",
+        global = true,
+        env = "OCIBUILD_REGISTRIES_CONFIG",
+        value_name = "FILE"
+    )]
+    pub registries_config: Option<PathBuf>,
     /// Parallel blob transfers
     #[arg(long, global = true, default_value_t = 4, value_name = "N")]
     pub jobs: usize,

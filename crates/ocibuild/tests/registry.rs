@@ -627,3 +627,69 @@ fn chunked_upload_resumes_through_faults() {
         &format!("oci:{}:big", ctx.path("check").display()),
     ]));
 }
+
+/// Pull-through mirrors: the mirror answers first; a non-exclusive mirror falls back to the
+/// registry; an exclusive one never does, and the error names the mirror that was asked.
+#[test]
+fn registry_mirrors_exclusive_and_fallback() {
+    let ctx = tk::TestContext::new();
+    let origin = start_registry(&ctx, RegistryOptions::default());
+    let mirror = start_registry(&ctx, RegistryOptions::default());
+    let layout = ctx.path("layout");
+    let digest = hello_layout(&ctx, &layout, "v1", &[]);
+    let src = format!("oci:{}:v1", layout.display());
+    tk::run_ok(ocibuild(&ctx).args([
+        "push",
+        &src,
+        &format!("docker://{}/lib/in-mirror:v1", mirror.host),
+    ]));
+    tk::run_ok(ocibuild(&ctx).args([
+        "push",
+        &src,
+        &format!("docker://{}/lib/only-origin:v1", origin.host),
+    ]));
+    // stop the origin from serving in-mirror: it never had it, so success proves the mirror served
+    let flag = format!("{}={};exclusive", origin.host, mirror.host);
+    let out = ctx.path("o1");
+    let d = stdout(tk::run_ok(ocibuild(&ctx).args([
+        "--registry-mirror",
+        &flag,
+        "pull",
+        &format!("docker://{}/lib/in-mirror:v1", origin.host),
+        "--output",
+        &format!("oci:{}:v1", out.display()),
+    ])));
+    assert_eq!(d, digest);
+    // exclusive: the origin is never asked
+    let err = tk::run_fail(ocibuild(&ctx).args([
+        "--registry-mirror",
+        &flag,
+        "pull",
+        &format!("docker://{}/lib/only-origin:v1", origin.host),
+        "--output",
+        &format!("oci:{}:v1", ctx.path("o2").display()),
+    ]));
+    assert!(
+        err.contains(&mirror.host) && err.contains("exclusive"),
+        "{err}"
+    );
+    // not exclusive: falls back to the origin; also through the config file
+    let cfg = ctx.path("registries.json");
+    fs::write(
+        &cfg,
+        serde_json::to_vec(
+            &json!({"mirrors": [{"registry": origin.host, "mirrors": [mirror.host]}]}),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let d = stdout(tk::run_ok(
+        ocibuild(&ctx).arg("--registries-config").arg(&cfg).args([
+            "pull",
+            &format!("docker://{}/lib/only-origin:v1", origin.host),
+            "--output",
+            &format!("oci:{}:v1", ctx.path("o3").display()),
+        ]),
+    ));
+    assert_eq!(d, digest);
+}

@@ -13,7 +13,9 @@ use ocibuild_oci::layout::{
 use ocibuild_oci::media;
 use ocibuild_oci::reference::{Location, Reference};
 use ocibuild_registry::auth::{KeychainOptions, Secret};
-use ocibuild_registry::client::{BlobOutcome, Registry, RegistryOptions};
+use ocibuild_registry::client::{
+    BlobOutcome, RegistriesConfig, Registry, RegistryOptions, parse_mirror_flag,
+};
 use ocibuild_registry::config;
 use ocibuild_registry::copy::{RegistrySource, push};
 use serde_json::json;
@@ -32,10 +34,28 @@ pub fn registry(g: &Global) -> Result<Registry> {
         keychain.creds = Some((u.to_string(), Secret::new(p.to_string())));
     }
     keychain.acr_hosts.extend(g.acr_hosts.iter().cloned());
+    let mut insecure = g.insecure_registries.clone();
+    let mut mirrors = Vec::new();
+    // flags first, then the config file
+    for m in &g.registry_mirrors {
+        mirrors.push(parse_mirror_flag(m)?);
+    }
+    let default_cfg = std::env::var_os("XDG_CONFIG_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".config")))
+        .map(|d| d.join("ocibuild/registries.json"))
+        .filter(|p| p.is_file());
+    if let Some(path) = g.registries_config.clone().or(default_cfg) {
+        let cfg = RegistriesConfig::load(&path)?;
+        mirrors.extend(cfg.mirrors);
+        insecure.extend(cfg.insecure);
+        keychain.acr_hosts.extend(cfg.acr_hosts);
+    }
     let opts = RegistryOptions {
-        insecure: g.insecure_registries.clone(),
+        insecure,
         ca_certs: g.ca_certs.clone(),
         keychain,
+        mirrors,
         ..RegistryOptions::default()
     };
     Ok(Registry::new(opts))
