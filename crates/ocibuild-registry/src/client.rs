@@ -1247,6 +1247,7 @@ pub fn status_error(op: &Op<'_>, r: Response) -> RegistryError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
