@@ -483,15 +483,61 @@ fn image_blobs(img: &Image) -> Vec<(Descriptor, &'static str)> {
 /// into the store and into the decompressor), four blobs at a time. A verified layer is
 /// remembered in the store's diff_id → blob map, so it is not checked again.
 pub fn import_into_store(src: &dyn ImageSource, img: &Image, store: &ContentStore) -> Result<()> {
-    import_into_store_with(src, img, store, 4)
+    import_into_store_with(src, img, store, 4, None)
 }
 
-/// [`import_into_store`] with `jobs` blobs in flight.
+/// Bytes moved so far for one blob: `(digest, done, total)`, reported about every MiB and at
+/// the end, for progress bars.
+pub type ByteProgress<'a> = &'a (dyn Fn(&Digest, u64, u64) + Sync);
+
+/// Counts the bytes read through it and reports them.
+pub struct ProgressReader<'a, R> {
+    inner: R,
+    digest: Digest,
+    total: u64,
+    done: u64,
+    last: u64,
+    progress: ByteProgress<'a>,
+}
+
+impl<'a, R> ProgressReader<'a, R> {
+    /// Start counting at `offset` (a resumed transfer).
+    pub fn skip(&mut self, offset: u64) {
+        self.done = offset;
+        self.last = offset;
+    }
+
+    pub fn new(inner: R, desc: &Descriptor, progress: ByteProgress<'a>) -> Self {
+        Self {
+            inner,
+            digest: desc.digest.clone(),
+            total: desc.size,
+            done: 0,
+            last: 0,
+            progress,
+        }
+    }
+}
+
+impl<R: Read> Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        if (n == 0 && self.last != self.done) || self.done - self.last >= 1 << 20 {
+            self.last = self.done;
+            (self.progress)(&self.digest, self.done, self.total);
+        }
+        Ok(n)
+    }
+}
+
+/// [`import_into_store`] with `jobs` blobs in flight and optional byte progress.
 pub fn import_into_store_with(
     src: &dyn ImageSource,
     img: &Image,
     store: &ContentStore,
     jobs: usize,
+    progress: Option<ByteProgress<'_>>,
 ) -> Result<()> {
     let diff_ids = img.diff_ids()?;
     if diff_ids.len() != img.manifest.layers.len() {
@@ -529,7 +575,7 @@ pub fn import_into_store_with(
                         break;
                     }
                     let res = match layer {
-                        Some((i, diff_id)) => import_layer(src, store, d, *i, diff_id),
+                        Some((i, diff_id)) => import_layer(src, store, d, *i, diff_id, progress),
                         None => import_blob(src, store, d, "blob"),
                     };
                     if let Err(e) = res {
@@ -585,6 +631,7 @@ fn import_layer(
     l: &Descriptor,
     i: usize,
     diff_id: &Digest,
+    progress: Option<ByteProgress<'_>>,
 ) -> Result<()> {
     let c = layer_compression_of(l, &src.describe())?;
     let key = format!("verified-{}", c.name());
@@ -612,7 +659,11 @@ fn import_layer(
         return store.record_layer(diff_id, &key, &l.digest);
     }
     // One pass: download → (store writer) → decompressor → diff_id hash.
-    let raw = VerifyingReader::new(src.open_blob(l)?, l, what.clone());
+    let blob: Box<dyn Read + '_> = match progress {
+        Some(p) => Box::new(ProgressReader::new(src.open_blob(l)?, l, p)),
+        None => src.open_blob(l)?,
+    };
+    let raw = VerifyingReader::new(blob, l, what.clone());
     let mut w = store.writer()?;
     let got = {
         let mut tee = Tee {

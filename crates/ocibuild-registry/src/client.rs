@@ -647,6 +647,19 @@ impl Registry {
         mount_from: Option<&str>,
         open: &dyn Fn(u64) -> std::io::Result<Box<dyn Read + Send>>,
     ) -> Result<BlobOutcome> {
+        self.put_blob_with_progress(host, repo, desc, mount_from, open, None)
+    }
+
+    /// [`Registry::put_blob`], reporting bytes uploaded (per chunk, and at the end).
+    pub fn put_blob_with_progress(
+        &self,
+        host: &str,
+        repo: &str,
+        desc: &Descriptor,
+        mount_from: Option<&str>,
+        open: &dyn Fn(u64) -> std::io::Result<Box<dyn Read + Send>>,
+        progress: Option<ocibuild_oci::layout::ByteProgress<'_>>,
+    ) -> Result<BlobOutcome> {
         if self.blob_exists(host, repo, &desc.digest)?.is_some() {
             return Ok(BlobOutcome::Existed);
         }
@@ -673,7 +686,7 @@ impl Registry {
                 // 202: the registry declined the mount and opened an upload session instead.
                 202 => {
                     let loc = location(&op, &r)?;
-                    return self.upload(&op, loc, desc, open);
+                    return self.upload(&op, loc, desc, open, progress);
                 }
                 _ => {} // fall back to a plain upload
             }
@@ -684,7 +697,7 @@ impl Registry {
                 .header(header::CONTENT_LENGTH, "0")
         })?;
         let loc = location(&op, &r)?;
-        self.upload(&op, loc, desc, open)
+        self.upload(&op, loc, desc, open, progress)
     }
 
     fn absolute(&self, op: &Op<'_>, loc: &str) -> Result<String> {
@@ -701,6 +714,7 @@ impl Registry {
         loc: String,
         desc: &Descriptor,
         open: &dyn Fn(u64) -> std::io::Result<Box<dyn Read + Send>>,
+        progress: Option<ocibuild_oci::layout::ByteProgress<'_>>,
     ) -> Result<BlobOutcome> {
         let d = desc.digest.to_string();
         let mut loc = self.absolute(op, &loc)?;
@@ -730,6 +744,9 @@ impl Registry {
             }
             if r.status().as_u16() != 201 {
                 return Err(status_error(op, r));
+            }
+            if let Some(p) = progress {
+                p(&desc.digest, desc.size, desc.size);
             }
             return Ok(BlobOutcome::Uploaded);
         }
@@ -776,6 +793,9 @@ impl Registry {
                     loc = self.absolute(op, &location(op, &r)?)?;
                     offset = start + len;
                     failures = 0;
+                    if let Some(p) = progress {
+                        p(&desc.digest, offset, desc.size);
+                    }
                 }
                 other => {
                     failures += 1;

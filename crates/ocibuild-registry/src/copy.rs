@@ -226,19 +226,35 @@ pub struct PushReport {
 /// One blob done (for progress bars): digest, size, outcome.
 pub type Progress<'p> = &'p (dyn Fn(&Digest, u64, BlobOutcome) + Sync);
 
+/// Bytes uploaded so far for one blob: `(digest, done, total)`.
+pub use ocibuild_oci::layout::ByteProgress;
+
 /// Push everything reachable from `src`'s root to `dest` (repository on a registry), then tag it
 /// with each of `tags` (or `dest`'s tag when `tags` is empty; or only by digest when `dest` has
 /// a digest). Blobs go `jobs` at a time. `mount_from`: a repository on the same registry that may
 /// already hold the blobs.
+/// How to push.
+pub struct PushOptions<'a> {
+    /// Tags to set (empty: the destination's tag, else latest).
+    pub tags: &'a [String],
+    /// Blobs in flight.
+    pub jobs: usize,
+    /// A repository on the same registry to mount blobs from.
+    pub mount_from: Option<&'a str>,
+    /// Called when a blob is done.
+    pub on_blob: Progress<'a>,
+    /// Called as bytes go up.
+    pub on_bytes: Option<ByteProgress<'a>>,
+}
+
 pub fn push(
     reg: &Registry,
     src: &dyn ImageSource,
     dest: &Reference,
-    tags: &[String],
-    jobs: usize,
-    mount_from: Option<&str>,
-    progress: Progress<'_>,
+    o: &PushOptions<'_>,
 ) -> Result<PushReport> {
+    let (tags, jobs, mount_from, progress, bytes) =
+        (o.tags, o.jobs, o.mount_from, o.on_blob, o.on_bytes);
     let host = dest.api_registry();
     let repo = dest.repository.as_str();
     let root = src.root()?;
@@ -262,7 +278,7 @@ pub fn push(
                     if first_err.lock().map(|e| e.is_some()).unwrap_or(true) {
                         break;
                     }
-                    let res = push_one(reg, src, host, repo, d, mount_from);
+                    let res = push_one(reg, src, host, repo, d, mount_from, bytes);
                     match res {
                         Ok(outcome) => {
                             progress(&d.digest, d.size, outcome);
@@ -325,6 +341,7 @@ fn push_one(
     repo: &str,
     d: &Descriptor,
     mount_from: Option<&str>,
+    bytes: Option<ByteProgress<'_>>,
 ) -> Result<BlobOutcome> {
     // The blob is spooled (verified) into an unnamed temp file, so an upload can be retried or
     // resumed from any offset whatever the source is.
@@ -353,7 +370,7 @@ fn push_one(
         f.seek(SeekFrom::Start(offset))?;
         Ok(Box::new(io::BufReader::with_capacity(256 * 1024, f)))
     };
-    reg.put_blob(host, repo, d, mount_from, &open)
+    reg.put_blob_with_progress(host, repo, d, mount_from, &open, bytes)
 }
 
 fn plan(

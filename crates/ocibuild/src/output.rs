@@ -50,6 +50,20 @@ impl Reporter {
     }
 }
 
+impl Reporter {
+    /// Bytes moved for one blob (progress bars): JSON lines only; humans get the per-blob lines.
+    pub fn bytes(&self, digest: &ocibuild_oci::Digest, done: u64, total: u64) {
+        if self.mode == Progress::Json {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(
+                err,
+                "{}",
+                serde_json::json!({"event": "bytes", "digest": digest, "done": done, "total": total})
+            );
+        }
+    }
+}
+
 /// `error: …` with the whole cause chain, and a `help:` line where we know what to do.
 pub fn print_error(e: &anyhow::Error) {
     let mut err = std::io::stderr().lock();

@@ -531,9 +531,16 @@ fn a_killed_push_leaves_no_partial_tag_and_a_rerun_completes() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    // wait for the first finished blob, then kill
-    let first = lines.next().unwrap().unwrap();
-    assert!(first.contains(r#""event":"blob""#), "{first}");
+    // wait for the first finished blob (byte progress comes before it), then kill
+    let mut saw_bytes = false;
+    loop {
+        let line = lines.next().unwrap().unwrap();
+        saw_bytes |= line.contains(r#""event":"bytes""#);
+        if line.contains(r#""event":"blob""#) {
+            break;
+        }
+    }
+    assert!(saw_bytes, "byte progress events come before a blob is done");
     child.kill().unwrap();
     let _ = child.wait();
     let tags = Command::new(env!("CARGO_BIN_EXE_ocibuild"))

@@ -130,8 +130,19 @@ pub fn run(g: &Global, a: AssembleArgs) -> Result<ExitCode> {
                     json!({"event": "blob", "digest": d, "size": size, "outcome": outcome}),
                 );
             };
-            ocibuild_registry::copy::push(&reg, &src, dest, &[], g.jobs, None, &done)
-                .with_context(|| format!("pushing to {o}"))?;
+            ocibuild_registry::copy::push(
+                &reg,
+                &src,
+                dest,
+                &ocibuild_registry::copy::PushOptions {
+                    tags: &[],
+                    jobs: g.jobs,
+                    mount_from: None,
+                    on_blob: &done,
+                    on_bytes: Some(&|d: &ocibuild_oci::Digest, n: u64, t: u64| rep.bytes(d, n, t)),
+                },
+            )
+            .with_context(|| format!("pushing to {o}"))?;
             rep.event(
                 &format!("pushed {o}"),
                 json!({"event": "output", "location": o.to_string()}),

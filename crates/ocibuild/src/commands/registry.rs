@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use ocibuild_oci::image::{ImageSource, Platform, load_image};
 use ocibuild_oci::layout::{
-    StoreSource, import_into_store, open_location, write_layout_root, write_location,
+    StoreSource, import_into_store_with, open_location, write_layout_root, write_location,
     write_oci_archive_root,
 };
 use ocibuild_oci::media;
@@ -17,7 +17,7 @@ use ocibuild_registry::client::{
     BlobOutcome, RegistriesConfig, Registry, RegistryOptions, parse_mirror_flag,
 };
 use ocibuild_registry::config;
-use ocibuild_registry::copy::{RegistrySource, push};
+use ocibuild_registry::copy::{PushOptions, RegistrySource, push};
 use serde_json::json;
 
 use super::open_store;
@@ -87,6 +87,7 @@ pub fn open_any<'r>(loc: &Location, reg: &'r Registry) -> Result<Box<dyn ImageSo
 /// size and diff_id verified).
 pub fn write_local(
     g: &Global,
+    rep: &Reporter,
     src: &dyn ImageSource,
     dest: &Location,
     platform: Option<&Platform>,
@@ -107,7 +108,9 @@ pub fn write_local(
     let store = open_store(g)?;
     let _lock = store.lock_shared()?;
     let img = load_image(src, platform).with_context(|| format!("reading {}", src.describe()))?;
-    import_into_store(src, &img, &store).with_context(|| format!("pulling {}", src.describe()))?;
+    let bf = |d: &ocibuild_oci::Digest, n: u64, t: u64| rep.bytes(d, n, t);
+    import_into_store_with(src, &img, &store, g.jobs, Some(&bf))
+        .with_context(|| format!("pulling {}", src.describe()))?;
     let from_store = StoreSource::new(store.clone(), img.manifest_desc.clone(), src.describe());
     write_location(dest, &from_store, &img).with_context(|| format!("writing {dest}"))?;
     Ok(img.manifest_desc.digest.to_string())
@@ -139,7 +142,7 @@ pub fn pull(g: &Global, a: PullArgs) -> Result<ExitCode> {
         if matches!(dest, Location::Registry(_)) {
             bail!("--output {o}: pull writes local images; use `ocibuild copy` between registries");
         }
-        digest = write_local(g, &src, &dest, platform.as_ref())?;
+        digest = write_local(g, &rep, &src, &dest, platform.as_ref())?;
         rep.event(
             &format!("wrote {dest}"),
             json!({"event": "output", "location": dest.to_string(), "digest": digest}),
@@ -161,14 +164,18 @@ pub fn push_cmd(g: &Global, a: PushArgs) -> Result<ExitCode> {
         _ => None,
     };
     let pf = progress_fn(&rep);
+    let bf = |d: &ocibuild_oci::Digest, n: u64, t: u64| rep.bytes(d, n, t);
     let report = push(
         &reg,
         src.as_ref(),
         &dest,
-        &a.tags,
-        g.jobs,
-        mount.as_deref(),
-        &pf,
+        &PushOptions {
+            tags: &a.tags,
+            jobs: g.jobs,
+            mount_from: mount.as_deref(),
+            on_blob: &pf,
+            on_bytes: Some(&bf),
+        },
     )
     .with_context(|| format!("pushing {} to docker://{dest}", src.describe()))?;
     let digest = report
@@ -205,11 +212,23 @@ pub fn copy(g: &Global, a: CopyArgs) -> Result<ExitCode> {
                 _ => None,
             };
             let pf = progress_fn(&rep);
-            let report = push(&reg, src.as_ref(), dest, &[], g.jobs, mount.as_deref(), &pf)?;
+            let bf = |d: &ocibuild_oci::Digest, n: u64, t: u64| rep.bytes(d, n, t);
+            let report = push(
+                &reg,
+                src.as_ref(),
+                dest,
+                &PushOptions {
+                    tags: &[],
+                    jobs: g.jobs,
+                    mount_from: mount.as_deref(),
+                    on_blob: &pf,
+                    on_bytes: Some(&bf),
+                },
+            )?;
             report.digest.map(|d| d.to_string()).unwrap_or_default()
         }
         Location::Scratch => bail!("cannot copy to `scratch`"),
-        local => write_local(g, src.as_ref(), local, None)?,
+        local => write_local(g, &rep, src.as_ref(), local, None)?,
     };
     rep.event(
         &format!("copied {} to {to}", src.describe()),
