@@ -10,6 +10,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // The sandbox re-executes this binary in hidden helper modes; serve them before anything else.
+    ocibuild_sandbox::helper::dispatch();
     let cli = cli::Cli::parse();
     output::init_logging(cli.global.verbose, cli.global.progress);
     match commands::run(cli) {
