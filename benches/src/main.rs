@@ -14,11 +14,14 @@
 //! Usage: `cargo run --release -p ocibuild-benches --bin layer-bench -- [--runs N] [--tree DIR]
 //! [--threads N] [--keep]`
 
+#[path = "common.rs"]
+mod common;
+use common::{Rng, have, machine_info, median};
 use std::error::Error;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use ocibuild_oci::Compression;
@@ -81,16 +84,6 @@ fn main() {
     }
 }
 
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
 fn run() -> Res<()> {
     let args = parse_args()?;
     let missing: Vec<&str> = ["tar", "pigz", "zstd", "sha256sum", "bash"]
@@ -137,7 +130,14 @@ fn bench(args: &Args, work: &Path) -> Res<()> {
         .ok_or("the tree path must be valid UTF-8")?
         .replace('\'', "'\\''");
 
-    println!("{}", machine_info());
+    println!(
+        "{}",
+        machine_info(&[
+            ("pigz", "--version"),
+            ("zstd", "--version"),
+            ("tar", "--version")
+        ])
+    );
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -317,73 +317,8 @@ fn shell_bytes(cmd: &str) -> Res<u64> {
     Ok(String::from_utf8(out.stdout)?.trim().parse()?)
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-fn machine_info() -> String {
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let cpu = fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_default();
-    let version = |tool: &str, arg: &str| {
-        Command::new(tool)
-            .arg(arg)
-            .output()
-            .ok()
-            .map(|o| {
-                let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
-                s.push_str(&String::from_utf8_lossy(&o.stderr));
-                s.lines().next().unwrap_or("").trim().to_string()
-            })
-            .unwrap_or_default()
-    };
-    format!(
-        "machine: nproc {nproc}, cpu {cpu}, loadavg {} | {} | {} | {}",
-        load.trim(),
-        version("pigz", "--version"),
-        version("zstd", "--version"),
-        version("tar", "--version")
-    )
-}
-
 // -------------------------------------------------------------------------------------------
 // The generated tree: node_modules-shaped, JavaScript-like contents (gzip-6 ratio ≈ 0.3)
-
-/// splitmix64: small, seeded, good enough for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a>(&mut self, v: &[&'a str]) -> &'a str {
-        v[self.below(v.len())]
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-}
 
 const KEYWORDS: &[&str] = &[
     "const",

@@ -19,6 +19,9 @@
 //! Usage: `cargo build --release -p ocibuild && cargo run --release -p ocibuild-benches --bin
 //! registry-bench -- [--runs N] [--layout DIR] [--keep]`
 
+#[path = "common.rs"]
+mod common;
+use common::{Rng, have, machine_info, median};
 use std::error::Error;
 use std::fmt::Write as _;
 use std::fs;
@@ -88,16 +91,6 @@ fn main() {
         eprintln!("registry-bench: {e}");
         std::process::exit(1);
     }
-}
-
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
 }
 
 /// `target/release/ocibuild`, next to this benchmark's own binary.
@@ -251,7 +244,14 @@ impl Times {
 }
 
 fn bench(args: &Args, ocibuild: &Path, work: &TestContext) -> Res<()> {
-    println!("{}", machine_info(ocibuild));
+    println!(
+        "{}",
+        machine_info(&[
+            (&ocibuild.to_string_lossy(), "--version"),
+            ("skopeo", "--version"),
+            ("docker-registry", "--version")
+        ])
+    );
     let layout = match &args.layout {
         Some(d) => d.clone(),
         None => work.path("image"),
@@ -613,22 +613,6 @@ fn prepare_image(ocibuild: &Path, work: &TestContext, layout: &Path) -> Res<Imag
     read_image(layout)
 }
 
-/// splitmix64: small, seeded, good enough for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// Incompressible files (one large, the rest 0.5–4 MB) adding up to `RANDOM_LAYER_BYTES`.
 fn random_tree(rng: &mut Rng, dir: &Path) -> Res<usize> {
     fs::create_dir_all(dir)?;
@@ -692,46 +676,3 @@ fn text_tree(rng: &mut Rng, dir: &Path) -> Res<usize> {
 
 // -------------------------------------------------------------------------------------------
 // Helpers
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-fn machine_info(ocibuild: &Path) -> String {
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let cpu = fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_default();
-    let version = |tool: &Path, arg: &str| {
-        Command::new(tool)
-            .arg(arg)
-            .output()
-            .ok()
-            .map(|o| {
-                let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
-                s.push_str(&String::from_utf8_lossy(&o.stderr));
-                s.lines().next().unwrap_or("").trim().to_string()
-            })
-            .unwrap_or_default()
-    };
-    format!(
-        "machine: nproc {nproc}, cpu {cpu}, loadavg {} | {} | {} | {}",
-        load.trim(),
-        version(ocibuild, "--version"),
-        version(Path::new("skopeo"), "--version"),
-        version(Path::new("docker-registry"), "--version")
-    )
-}

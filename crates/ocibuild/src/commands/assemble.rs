@@ -184,7 +184,7 @@ pub fn run(g: &Global, a: AssembleArgs) -> Result<ExitCode> {
             "size": total,
             "outputs": outputs.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
         });
-        write_file_atomically(f, serde_json::to_vec_pretty(&meta)?.as_slice())
+        super::write_file_atomically(f, serde_json::to_vec_pretty(&meta)?.as_slice())
             .with_context(|| format!("writing --metadata-file {}", f.display()))?;
     }
     println!("{}", img.manifest_desc.digest);
@@ -314,17 +314,6 @@ fn strip_credentials(url: &str) -> String {
     }
 }
 
-fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.persist(path)?;
-    Ok(())
-}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -1,7 +1,6 @@
 //! pull, push, copy, tags, login, logout — and opening any location, registries included.
 
 use std::io::Read as _;
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -191,7 +190,7 @@ pub fn push_cmd(g: &Global, a: PushArgs) -> Result<ExitCode> {
     }
     if let Some(f) = &a.metadata_file {
         let meta = json!({"containerimage.digest": digest, "image.name": report.tags.iter().map(|t| format!("{}/{}:{t}", dest.registry, dest.repository)).collect::<Vec<_>>().join(","), "push": report});
-        write_file(f, &serde_json::to_vec_pretty(&meta)?)?;
+        super::write_file_atomically(f, &serde_json::to_vec_pretty(&meta)?)?;
     }
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
@@ -305,14 +304,3 @@ pub fn logout(_g: &Global, a: LogoutArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.persist(path)?;
-    Ok(())
-}
