@@ -24,9 +24,12 @@ pub fn init_logging(verbose: u8, _progress: Progress) {
         .try_init();
 }
 
-/// Progress events of a command, rendered to stderr as the user asked.
+/// Progress events of a command, rendered to stderr as the user asked: `tty` draws a bar per
+/// blob in flight, `plain` prints one line per event, `json` one JSON object per line.
 pub struct Reporter {
     mode: Progress,
+    bars: Option<indicatif::MultiProgress>,
+    active: std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>,
 }
 
 impl Reporter {
@@ -36,11 +39,21 @@ impl Reporter {
             Progress::Auto => Progress::Plain,
             m => m,
         };
-        Self { mode }
+        let bars = (mode == Progress::Tty && std::io::stderr().is_terminal())
+            .then(indicatif::MultiProgress::new);
+        Self {
+            mode,
+            bars,
+            active: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
     }
 
     /// One event: a human line, and its JSON form for `--progress json`.
     pub fn event(&self, human: &str, json: serde_json::Value) {
+        if let Some(m) = &self.bars {
+            let _ = m.println(format!("\x1b[2m=>\x1b[0m {human}"));
+            return;
+        }
         let mut err = std::io::stderr().lock();
         let _ = match self.mode {
             Progress::Json => writeln!(err, "{json}"),
@@ -53,6 +66,25 @@ impl Reporter {
 impl Reporter {
     /// Bytes moved for one blob (progress bars): JSON lines only; humans get the per-blob lines.
     pub fn bytes(&self, digest: &ocibuild_oci::Digest, done: u64, total: u64) {
+        if let (Some(m), Ok(mut active)) = (&self.bars, self.active.lock()) {
+            let key = digest.to_string();
+            let bar = active.entry(key.clone()).or_insert_with(|| {
+                let b = m.add(indicatif::ProgressBar::new(total));
+                if let Ok(style) = indicatif::ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                ) {
+                    b.set_style(style.progress_chars("=> "));
+                }
+                b.set_prefix(digest.short().to_string());
+                b
+            });
+            bar.set_position(done);
+            if done >= total {
+                bar.finish_and_clear();
+                active.remove(&key);
+            }
+            return;
+        }
         if self.mode == Progress::Json {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(
