@@ -314,7 +314,6 @@ fn strip_credentials(url: &str) -> String {
     }
 }
 
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -303,4 +303,3 @@ pub fn logout(_g: &Global, a: LogoutArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
-
