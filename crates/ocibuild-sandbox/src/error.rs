@@ -4,10 +4,18 @@
 pub enum SandboxError {
     /// A namespace/mount/… operation the host refused, with the exact fix.
     #[error("{what} failed: {cause}{}", fix.as_ref().map(|f| format!(" — fix: {f}")).unwrap_or_default())]
-    Refused { what: String, cause: String, fix: Option<String> },
+    Refused {
+        what: String,
+        cause: String,
+        fix: Option<String>,
+    },
 
     #[error("{what}: {source}")]
-    Io { what: String, #[source] source: std::io::Error },
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
 
     #[error("invalid sandbox spec: {0}")]
     Spec(String),

@@ -36,7 +36,8 @@ pub struct LinuxSyscall;
 
 impl Syscall for LinuxSyscall {
     fn unshare(&self, flags: i32) -> std::io::Result<()> {
-        nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(flags)).map_err(std::io::Error::from)
+        nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(flags))
+            .map_err(std::io::Error::from)
     }
     fn mount(&self, m: &MountCall) -> std::io::Result<()> {
         nix::mount::mount(
@@ -49,7 +50,11 @@ impl Syscall for LinuxSyscall {
         .map_err(std::io::Error::from)
     }
     fn umount(&self, target: &Path, detach: bool) -> std::io::Result<()> {
-        let f = if detach { nix::mount::MntFlags::MNT_DETACH } else { nix::mount::MntFlags::empty() };
+        let f = if detach {
+            nix::mount::MntFlags::MNT_DETACH
+        } else {
+            nix::mount::MntFlags::empty()
+        };
         nix::mount::umount2(target, f).map_err(std::io::Error::from)
     }
     fn pivot_root(&self, new_root: &Path, put_old: &Path) -> std::io::Result<()> {
@@ -109,7 +114,11 @@ pub struct TestSyscall {
 
 impl TestSyscall {
     pub fn new(euid: u32) -> Self {
-        Self { euid, egid: euid, ..Default::default() }
+        Self {
+            euid,
+            egid: euid,
+            ..Default::default()
+        }
     }
     pub fn with_file(self, path: &str, content: &str) -> Self {
         if let Ok(mut f) = self.files.lock() {
@@ -156,7 +165,10 @@ impl Syscall for TestSyscall {
     }
     fn pivot_root(&self, new_root: &Path, put_old: &Path) -> std::io::Result<()> {
         self.check("pivot_root")?;
-        self.record(Call::PivotRoot(new_root.to_path_buf(), put_old.to_path_buf()));
+        self.record(Call::PivotRoot(
+            new_root.to_path_buf(),
+            put_old.to_path_buf(),
+        ));
         Ok(())
     }
     fn chroot(&self, path: &Path) -> std::io::Result<()> {
@@ -185,7 +197,10 @@ impl Syscall for TestSyscall {
             .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOENT))
     }
     fn exists(&self, path: &Path) -> bool {
-        self.files.lock().map(|f| f.contains_key(path)).unwrap_or(false)
+        self.files
+            .lock()
+            .map(|f| f.contains_key(path))
+            .unwrap_or(false)
     }
     fn geteuid(&self) -> u32 {
         self.euid

@@ -92,6 +92,8 @@ pub enum Command {
     Login(LoginArgs),
     /// Remove stored credentials for a registry
     Logout(LogoutArgs),
+    /// Report what isolation this host allows, and how to get more
+    Doctor(DoctorArgs),
 }
 
 #[derive(Args, Debug)]
@@ -290,4 +292,17 @@ pub enum CacheCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Probes (in throwaway child processes) user namespaces, overlayfs and /proc inside them, and\nmount namespaces as root; prints each check, the tiers, the chosen one and the exact fixes.\nAlways exits 0: it reports, it does not judge.\n\nExamples:\n  ocibuild doctor\n  ocibuild doctor --json | jq -r .chosen"
+)]
+pub struct DoctorArgs {
+    /// Machine-readable output (the whole probe report)
+    #[arg(long)]
+    pub json: bool,
+    /// Force the helper executable the probe re-executes (tests)
+    #[arg(long, hide = true, value_name = "EXE")]
+    pub helper: Option<PathBuf>,
 }

@@ -2,6 +2,7 @@
 
 mod assemble;
 mod cache;
+mod doctor;
 mod inspect;
 pub mod registry;
 mod validate;
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tags(a) => registry::tags(&cli.global, a),
         Command::Login(a) => registry::login(&cli.global, a),
         Command::Logout(a) => registry::logout(&cli.global, a),
+        Command::Doctor(a) => doctor::run(&cli.global, a),
     }
 }
 
