@@ -955,3 +955,109 @@ mod tests {
         assert_eq!(sub_range(&sys, "/etc/subuid", None, 1002), None);
     }
 }
+
+/// How a caller asks for isolation: `--isolation userns|chroot|host`, or automatic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    /// The strongest tier the probe finds; `host` only when `allow_host` says so.
+    Auto { allow_host: bool },
+    /// Exactly this tier, or an error explaining why it is unavailable and how to fix it.
+    Force(Tier),
+}
+
+/// Decide the tier for a step from a probe report. Never silently falls back to `host`: that
+/// needs `--isolation host` or an explicit `allow_host`.
+pub fn choose_tier(report: &Report, want: Isolation) -> Result<Tier, crate::SandboxError> {
+    let fixes = || {
+        if report.fixes.is_empty() {
+            "run `ocibuild doctor` for details".to_string()
+        } else {
+            report
+                .fixes
+                .iter()
+                .map(|f| format!("{}: {}", f.problem, f.fix))
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
+    };
+    match want {
+        Isolation::Force(t) => {
+            if report.available(t) {
+                Ok(t)
+            } else {
+                let why = report.tier(t).map(|s| s.why.clone()).unwrap_or_default();
+                Err(crate::SandboxError::TierUnavailable {
+                    tier: t.to_string(),
+                    why: format!("{why}; to fix: {}", fixes()),
+                })
+            }
+        }
+        Isolation::Auto { allow_host } => {
+            for t in [Tier::Userns, Tier::Chroot] {
+                if report.available(t) {
+                    return Ok(t);
+                }
+            }
+            if allow_host {
+                tracing::warn!(
+                    "no isolation is available: build steps run directly on this host ({})",
+                    fixes()
+                );
+                Ok(Tier::Host)
+            } else {
+                Err(crate::SandboxError::TierUnavailable {
+                    tier: "userns or chroot".into(),
+                    why: format!(
+                        "neither user namespaces nor a root mount namespace are available; pass --isolation host to run steps without isolation, or fix: {}",
+                        fixes()
+                    ),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod choose_tests {
+    use super::*;
+    use crate::syscall::TestSyscall;
+
+    fn report(userns: bool, root: bool) -> Report {
+        let sys = TestSyscall::new(if root { 0 } else { 1000 });
+        probe_with(&sys, &|name| match name {
+            "userns" | "overlay" | "proc" if userns => Check::ok("fine"),
+            "mntns" if root => Check::ok("fine"),
+            _ => Check::no("refused: Operation not permitted (os error 1)"),
+        })
+    }
+
+    #[test]
+    fn automatic_choice_never_falls_back_to_host_silently() {
+        assert_eq!(
+            choose_tier(&report(true, false), Isolation::Auto { allow_host: false }).unwrap(),
+            Tier::Userns
+        );
+        assert_eq!(
+            choose_tier(&report(false, true), Isolation::Auto { allow_host: false }).unwrap(),
+            Tier::Chroot
+        );
+        let e =
+            choose_tier(&report(false, false), Isolation::Auto { allow_host: false }).unwrap_err();
+        assert!(e.to_string().contains("--isolation host"), "{e}");
+        assert_eq!(
+            choose_tier(&report(false, false), Isolation::Auto { allow_host: true }).unwrap(),
+            Tier::Host
+        );
+    }
+
+    #[test]
+    fn forcing_an_unavailable_tier_says_why() {
+        let e = choose_tier(&report(true, false), Isolation::Force(Tier::Chroot)).unwrap_err();
+        assert!(e.to_string().contains("chroot"), "{e}");
+        assert_eq!(
+            choose_tier(&report(true, false), Isolation::Force(Tier::Host)).unwrap(),
+            Tier::Host
+        );
+    }
+}

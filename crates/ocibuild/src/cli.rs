@@ -80,6 +80,8 @@ pub enum Command {
     /// Manage the local content store and cache
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Run a command in the build sandbox over a root filesystem (what a build step does)
+    Run(RunArgs),
     /// Pull an image from a registry into a layout or archive
     Pull(PullArgs),
     /// Push a local image (oci:, oci-archive:, docker-archive:) to a registry
@@ -305,4 +307,59 @@ pub struct DoctorArgs {
     /// Force the helper executable the probe re-executes (tests)
     #[arg(long, hide = true, value_name = "EXE")]
     pub helper: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IsolationArg {
+    /// The strongest tier available (userns, then chroot); never host unless --allow-host
+    Auto,
+    Userns,
+    Chroot,
+    Host,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetworkArg {
+    None,
+    Host,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  ocibuild run --rootfs ./rootfs -- /bin/sh -c 'id -u; echo hi > /out'\n  ocibuild run --isolation chroot --rootfs base --rootfs app --upper changes --network host -- make\n\nThe step's changes land in --upper (an overlay upper dir, or a diff with .wh. whiteouts when\noverlayfs is refused). Exit status: the step's own (128+signal when killed), 1 when the sandbox\ncould not be set up. See `ocibuild doctor` for what this host allows."
+)]
+pub struct RunArgs {
+    /// A root filesystem directory; repeat to stack layers (first = lowest). Never modified.
+    #[arg(long = "rootfs", value_name = "DIR", required = true)]
+    pub rootfs: Vec<PathBuf>,
+    /// Empty directory that receives the step's changes [default: a temp dir, removed after]
+    #[arg(long, value_name = "DIR")]
+    pub upper: Option<PathBuf>,
+    /// Isolation tier
+    #[arg(long, value_enum, default_value_t = IsolationArg::Auto)]
+    pub isolation: IsolationArg,
+    /// With --isolation auto: fall back to no isolation when nothing else works (said loudly)
+    #[arg(long)]
+    pub allow_host: bool,
+    /// Network inside the sandbox
+    #[arg(long, value_enum, default_value_t = NetworkArg::None)]
+    pub network: NetworkArg,
+    /// Environment variable (repeatable); nothing else is inherited except PATH's default
+    #[arg(long = "env", short = 'e', value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Working directory inside the rootfs
+    #[arg(long, default_value = "/", value_name = "DIR")]
+    pub workdir: String,
+    /// uid[:gid] or a name from the rootfs's /etc/passwd
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Kill the step (and everything it started) after this many seconds
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Bind-mount a host directory: SRC:DEST[:ro] (repeatable)
+    #[arg(long = "mount", value_name = "SRC:DEST[:ro]")]
+    pub mounts: Vec<String>,
+    /// The command and its arguments
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }

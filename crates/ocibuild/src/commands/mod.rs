@@ -5,6 +5,7 @@ mod cache;
 mod doctor;
 mod inspect;
 pub mod registry;
+mod run;
 mod validate;
 
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inspect(a) => inspect::run(&cli.global, a),
         Command::Validate(a) => validate::run(&cli.global, a),
         Command::Cache(c) => cache::run(&cli.global, c),
+        Command::Run(a) => run::run(&cli.global, a),
         Command::Pull(a) => registry::pull(&cli.global, a),
         Command::Push(a) => registry::push_cmd(&cli.global, a),
         Command::Copy(a) => registry::copy(&cli.global, a),
