@@ -8,6 +8,9 @@ use std::path::PathBuf;
 pub const MODE_RUN: &str = "__ocibuild-sandbox-run";
 /// Stage 2: PID 1 of the new pid namespace: mounts, pivot_root, then the step itself.
 pub const MODE_INIT: &str = "__ocibuild-sandbox-init";
+/// Writes the id maps of a process that has just unshared its user namespace, from outside it:
+/// a full range (root: identity; others: their `/etc/subuid` range through newuidmap).
+pub const MODE_MAP: &str = "__ocibuild-sandbox-map";
 /// The probe's actual attempts (unshare, overlay in a userns, mounting /proc), in a child so
 /// nothing of it touches the calling process.
 pub const MODE_PROBE: &str = "__ocibuild-sandbox-probe";
@@ -23,6 +26,7 @@ pub fn dispatch() {
         Some(MODE_RUN) => crate::run::stage1_main(&rest),
         Some(MODE_INIT) => crate::run::stage2_main(&rest),
         Some(MODE_PROBE) => crate::probe::probe_child_main(&rest),
+        Some(MODE_MAP) => crate::idmap::map_main(&rest),
         _ => return,
     };
     std::process::exit(code);

@@ -17,6 +17,7 @@
 
 pub mod error;
 pub mod helper;
+pub mod idmap;
 pub mod mounts;
 pub mod probe;
 pub mod run;

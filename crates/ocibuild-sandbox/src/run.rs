@@ -709,10 +709,34 @@ pub fn write_id_maps(sys: &dyn Syscall, uid: u32, gid: u32) -> Result<()> {
 fn stage1(hs: &HelperSpec, spec_path: &OsString, sys: &dyn Syscall) -> Result<i32> {
     die_with_parent()?;
     let (uid, gid) = (sys.geteuid(), sys.getegid());
+    // A full id range needs a writer outside the new user namespace: spawn it before unsharing.
+    let needs_range = hs.tier == Tier::Userns && (hs.uid, hs.gid) != (0, 0);
+    let mapper = if hs.tier == Tier::Userns {
+        crate::idmap::plan(uid, gid)
+            .filter(|p| !needs_range || (p.covers(hs.uid) && p.covers(hs.gid)))
+            .and_then(|p| {
+                crate::idmap::Mapper::spawn(Path::new("/proc/self/exe"), std::process::id(), &p)
+                    .ok()
+            })
+    } else {
+        None
+    };
     sys.unshare(namespace_flags(hs.tier, hs.plan.network))
         .map_err(|e| unshare_refused(sys, hs.tier, &e))?;
     if hs.tier == Tier::Userns {
-        write_id_maps(sys, uid, gid)?;
+        let ranged = match mapper {
+            Some(m) => match m.go() {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::info!("full id range refused ({e}); mapping one id");
+                    false
+                }
+            },
+            None => false,
+        };
+        if !ranged {
+            write_id_maps(sys, uid, gid)?;
+        }
     }
     let mut child = Command::new("/proc/self/exe")
         .arg(MODE_INIT)
@@ -907,7 +931,7 @@ fn stage2(hs: &HelperSpec, sys: &dyn Syscall) -> Result<i32> {
     }
     let child = cmd.spawn().map_err(|e| {
         let mapped = if hs.tier == Tier::Userns && (hs.uid, hs.gid) != (0, 0) {
-            " (only uid/gid 0 is mapped in the user namespace: subuid ranges are not supported yet)"
+            " (only uid/gid 0 could be mapped in the user namespace: run as root, or give this user an /etc/subuid and /etc/subgid range and install uidmap (newuidmap/newgidmap))"
         } else {
             ""
         };

@@ -96,3 +96,41 @@ fn a_timeout_kills_the_step() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// As root, the userns tier maps a full id range (identity), so a step can run as another user
+/// and what it writes keeps that owner.
+#[test]
+fn userns_tier_runs_steps_as_other_users() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert!(tk::is_root(), "this test needs root (CI runs as root)");
+    let ctx = tk::TestContext::new();
+    let root = rootfs(&ctx);
+    fs::create_dir_all(root.join("work")).unwrap();
+    fs::set_permissions(root.join("work"), fs::Permissions::from_mode(0o777)).unwrap();
+    let upper = ctx.path("upper");
+    let out = Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+        .args([
+            "run",
+            "--isolation",
+            "userns",
+            "--user",
+            "1000:1000",
+            "--rootfs",
+        ])
+        .arg(&root)
+        .arg("--upper")
+        .arg(&upper)
+        .args(["--", "/bin/sh", "-c", "id -u > /work/who"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        fs::read_to_string(upper.join("work/who")).unwrap(),
+        "1000\n"
+    );
+    assert_eq!(fs::metadata(upper.join("work/who")).unwrap().uid(), 1000);
+}
