@@ -390,17 +390,41 @@ impl Drop for StateDir {
     }
 }
 
+/// State dirs are named `.ocibuild-sandbox-<pid>-XXXXXX` after the process that made them, so a
+/// later run can remove the ones whose process is gone (killed before its cleanup ran).
+fn sweep_stale_state_dirs(dir: &Path) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| {
+            n.strip_prefix(".ocibuild-sandbox-")
+                .or_else(|| n.strip_prefix("ocibuild-sandbox-"))
+        }) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = mounts::remove_tree(&e.path());
+        }
+    }
+}
+
 fn upper_sibling_tempdir(upper: &Path) -> Result<StateDir> {
     let parent = upper
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(std::env::temp_dir);
+    sweep_stale_state_dirs(&parent);
+    sweep_stale_state_dirs(&std::env::temp_dir());
+    let pid = std::process::id();
     let td = tempfile::Builder::new()
-        .prefix(".ocibuild-sandbox-")
+        .prefix(&format!(".ocibuild-sandbox-{pid}-"))
         .tempdir_in(&parent)
         .or_else(|_| {
             tempfile::Builder::new()
-                .prefix("ocibuild-sandbox-")
+                .prefix(&format!("ocibuild-sandbox-{pid}-"))
                 .tempdir()
         })
         .map_err(SandboxError::io("create the sandbox's state dir"))?;

@@ -134,3 +134,36 @@ fn userns_tier_runs_steps_as_other_users() {
     );
     assert_eq!(fs::metadata(upper.join("work/who")).unwrap().uid(), 1000);
 }
+
+/// A run killed before its cleanup leaves a state dir; the next run beside it removes it.
+#[test]
+fn state_left_by_a_killed_run_is_swept() {
+    let ctx = tk::TestContext::new();
+    let root = rootfs(&ctx);
+    let stale = ctx.path("work/.ocibuild-sandbox-999999999-abcdef");
+    fs::create_dir_all(stale.join("work")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+        .args(["run", "--rootfs"])
+        .arg(&root)
+        .arg("--upper")
+        .arg(ctx.path("work/upper"))
+        .args(["--", "/bin/sh", "-c", "true"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stale.exists(), "the stale state dir was not removed");
+    let left: Vec<_> = fs::read_dir(ctx.path("work"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("upper")],
+        "only the upper dir remains"
+    );
+}
