@@ -12,7 +12,10 @@ pub struct Paragraph {
 impl Paragraph {
     /// A field by case-insensitive name.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn fields(&self) -> &[(String, String)] {
@@ -20,7 +23,11 @@ impl Paragraph {
     }
 
     pub fn insert(&mut self, name: &str, value: &str) {
-        match self.fields.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+        match self
+            .fields
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        {
             Some(f) => f.1 = value.to_string(),
             None => self.fields.push((name.to_string(), value.to_string())),
         }
@@ -50,7 +57,10 @@ impl Paragraph {
     }
 
     pub fn as_map(&self) -> BTreeMap<String, String> {
-        self.fields.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect()
+        self.fields
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect()
     }
 }
 
@@ -77,7 +87,8 @@ pub fn parse(text: &str) -> Vec<Paragraph> {
             continue;
         }
         if let Some((k, v)) = line.split_once(':') {
-            cur.fields.push((k.trim().to_string(), v.trim().to_string()));
+            cur.fields
+                .push((k.trim().to_string(), v.trim().to_string()));
         }
     }
     if !cur.fields.is_empty() {

@@ -3,13 +3,23 @@
 #[derive(Debug, thiserror::Error)]
 pub enum DebianError {
     #[error("{url}: {detail}{}", hint.as_ref().map(|h| format!(" — {h}")).unwrap_or_default())]
-    Fetch { url: String, detail: String, hint: Option<String> },
+    Fetch {
+        url: String,
+        detail: String,
+        hint: Option<String>,
+    },
 
     #[error("{what}: the OpenPGP signature does not verify: {detail}")]
     Signature { what: String, detail: String },
 
-    #[error("{what} does not match the hash its index lists: expected sha256 {expected}, got {actual}")]
-    Hash { what: String, expected: String, actual: String },
+    #[error(
+        "{what} does not match the hash its index lists: expected sha256 {expected}, got {actual}"
+    )]
+    Hash {
+        what: String,
+        expected: String,
+        actual: String,
+    },
 
     #[error("{what}: {detail}")]
     Parse { what: String, detail: String },
@@ -18,7 +28,11 @@ pub enum DebianError {
     Unresolvable { package: String, detail: String },
 
     #[error("{what}: {source}")]
-    Io { what: String, #[source] source: std::io::Error },
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
 
     #[error("{what}: {detail}")]
     Invalid { what: String, detail: String },
