@@ -9,9 +9,11 @@
 //! May depend on `ocibuild-oci` and the HTTP client; must never print or run programs.
 
 pub mod apt;
+pub mod base;
 pub mod control;
 pub mod deb;
 pub mod error;
+pub mod fixups;
 pub mod resolve;
 pub mod version;
 

@@ -96,6 +96,9 @@ pub enum Command {
     Logout(LogoutArgs),
     /// Report what isolation this host allows, and how to get more
     Doctor(DoctorArgs),
+    /// Distroless bases and toolchain roots from Debian packages, pinned by a lockfile
+    #[command(subcommand)]
+    Base(BaseCommand),
 }
 
 #[derive(Args, Debug)]
@@ -362,4 +365,84 @@ pub struct RunArgs {
     /// The command and its arguments
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BaseCommand {
+    /// Build a distroless base (or toolchain root) from Debian packages
+    Build(BaseBuildArgs),
+    /// Resolve a profile and write its lockfile (exact versions, sha256, suite, source)
+    Lock(BaseLockArgs),
+    /// List the profiles and their packages
+    List(BaseListArgs),
+}
+
+/// What `base build` and `base lock` share.
+#[derive(Args, Debug, Clone)]
+pub struct BaseSelectArgs {
+    /// Profile, with an optional variant: static, cc, python3:nonroot, nodejs:debug … (see `base list`)
+    #[arg(long, value_name = "NAME[:nonroot|:debug]")]
+    pub profile: String,
+    /// Extra packages, in their own layer (comma-separated, repeatable)
+    #[arg(long = "packages", value_name = "A,B", value_delimiter = ',')]
+    pub packages: Vec<String>,
+    /// Debian release: trixie (13) or bookworm (12)
+    #[arg(long, default_value = "trixie", value_name = "RELEASE")]
+    pub distro: String,
+    /// Debian architecture: amd64 or arm64
+    #[arg(long, default_value = "amd64", value_name = "ARCH")]
+    pub arch: String,
+    /// Use no network: indexes and packages come from the cache
+    #[arg(long)]
+    pub offline: bool,
+    /// An apt source to use instead of the machine's: "URI SUITE COMPONENT…" (a local mirror
+    /// directory or file:// URL for air-gapped sites); repeatable
+    #[arg(long = "apt-source", value_name = "URI SUITE COMPONENT…")]
+    pub apt_sources: Vec<String>,
+    /// The package cache [default: ROOT/debian]
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  ocibuild base build --profile static --output oci:base:static\n  ocibuild base build --profile python3:nonroot --distro bookworm --output oci-archive:py.tar\n  ocibuild base build --profile cc --lock ocibuild.lock --offline --output oci:base:cc"
+)]
+pub struct BaseBuildArgs {
+    #[command(flatten)]
+    pub select: BaseSelectArgs,
+    /// Build exactly the packages of this lockfile (written by `ocibuild base lock`)
+    #[arg(long, value_name = "FILE")]
+    pub lock: Option<PathBuf>,
+    /// SOURCE_DATE_EPOCH for `created` and file times [default: the lockfile's, i.e. the
+    /// release's InRelease date]
+    #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
+    pub source_date_epoch: Option<u64>,
+    /// oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG] (repeatable)
+    #[arg(short = 'o', long = "output", value_name = "DEST")]
+    pub outputs: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct BaseLockArgs {
+    #[command(flatten)]
+    pub select: BaseSelectArgs,
+    /// Where to write the lockfile
+    #[arg(
+        short = 'o',
+        long = "output",
+        default_value = "ocibuild.lock",
+        value_name = "FILE"
+    )]
+    pub output: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct BaseListArgs {
+    /// Show the packages of this release
+    #[arg(long, default_value = "trixie", value_name = "RELEASE")]
+    pub distro: String,
+    /// JSON output
+    #[arg(long)]
+    pub json: bool,
 }

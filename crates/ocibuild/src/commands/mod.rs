@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod assemble;
+mod base;
 mod cache;
 mod doctor;
 mod inspect;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Login(a) => registry::login(&cli.global, a),
         Command::Logout(a) => registry::logout(&cli.global, a),
         Command::Doctor(a) => doctor::run(&cli.global, a),
+        Command::Base(c) => base::run(&cli.global, c),
     }
 }
 

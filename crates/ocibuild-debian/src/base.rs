@@ -1,0 +1,1114 @@
+//! Distroless bases and toolchain roots, assembled from Debian packages.
+//!
+//! A *profile* (data: `profiles.json`) names the packages of one image and the packages its
+//! dependency closure must not pull in (`exclude`), on top of a parent profile (`cc` is
+//! `static` + libc …). [`lock_base`] resolves a profile over the release, `-updates` and
+//! `-security` suites into a [`Lockfile`]: one layer per profile of the chain (each layer holds
+//! the packages its profile adds to its parent's closure, so images of different profiles share
+//! their lower layers), then `debug` (busybox) and `extra` (user packages) layers.
+//! [`build_base`] downloads the locked `.deb`s (SHA256-verified, cached: a second build works
+//! offline), unpacks each layer's packages natively (no maintainer scripts, distroless trimming,
+//! dpkg records in `/var/lib/dpkg/status.d`), moves everything into merged `/usr`, adds the
+//! [fixups](crate::fixups) layer, and writes the image into the content store.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::fs;
+use std::io::{self, BufReader, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use ocibuild_oci::assemble::compression_key;
+use ocibuild_oci::digest::Digest;
+use ocibuild_oci::image::{Descriptor, Image, config_bytes, new_manifest, rfc3339, to_json_bytes};
+use ocibuild_oci::layer::{EntryKind, LayerBuilder, LayerEntry, LayerOptions};
+use ocibuild_oci::layout::StoreSource;
+use ocibuild_oci::media::{self, Compression};
+use ocibuild_oci::store::ContentStore;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+use crate::apt::{
+    Keyring, Release, Repo, Source, parse_release_date, sources_for_release, system_sources,
+};
+use crate::control::Paragraph;
+use crate::deb::{Trim, dpkg_record, read_control, unpack_into};
+use crate::error::{DebianError, Result};
+use crate::fixups::{self, FixupOptions, NONROOT_UID, Tree, USRMERGE_DIRS};
+use crate::resolve::{Universe, resolve};
+
+/// The profiles shipped with ocibuild.
+pub const PROFILES_JSON: &str = include_str!("../profiles.json");
+
+/// The default `PATH` of every base image.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The label keys written into the image config.
+pub const LABEL_PROFILE: &str = "dev.ocibuild.base.profile";
+pub const LABEL_RELEASE: &str = "dev.ocibuild.base.release";
+
+// ---------------------------------------------------------------------------------------------
+// Profiles
+// ---------------------------------------------------------------------------------------------
+
+/// One profile of `profiles.json`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    #[serde(skip)]
+    pub name: String,
+    pub description: String,
+    /// The parent profile whose layers this one builds on.
+    #[serde(default)]
+    pub base: Option<String>,
+    /// Packages for every release.
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// Packages for one release (codename → names).
+    #[serde(default)]
+    pub release_packages: BTreeMap<String, Vec<String>>,
+    /// Names the closure must not pull in.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// `KEY=VALUE` added to the config's `Env`.
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    /// A toolchain root for build stages rather than a runtime base.
+    #[serde(default)]
+    pub toolchain: bool,
+}
+
+impl Profile {
+    /// The packages this profile adds for `release`.
+    pub fn packages_for(&self, release: Release) -> Vec<String> {
+        let mut v = self.packages.clone();
+        if let Some(r) = self.release_packages.get(release.codename()) {
+            v.extend(r.iter().cloned());
+        }
+        v
+    }
+}
+
+#[derive(Deserialize)]
+struct ProfilesFile {
+    profiles: BTreeMap<String, Profile>,
+}
+
+/// Every profile, by name.
+pub fn profiles() -> Result<BTreeMap<String, Profile>> {
+    let f: ProfilesFile = serde_json::from_str(PROFILES_JSON).map_err(|e| DebianError::Parse {
+        what: "profiles.json".into(),
+        detail: e.to_string(),
+    })?;
+    Ok(f.profiles
+        .into_iter()
+        .map(|(k, mut p)| {
+            p.name = k.clone();
+            (k, p)
+        })
+        .collect())
+}
+
+/// The chain of a profile, root first (`python3` → `[static, cc, python3]`).
+pub fn profile_chain(name: &str) -> Result<Vec<Profile>> {
+    let all = profiles()?;
+    let mut chain = Vec::new();
+    let mut cur = Some(name.to_string());
+    while let Some(n) = cur {
+        let p = all.get(&n).ok_or_else(|| DebianError::Invalid {
+            what: format!("profile {n:?}"),
+            detail: format!(
+                "unknown; known profiles: {}",
+                all.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        })?;
+        if chain.iter().any(|c: &Profile| c.name == n) || chain.len() > 16 {
+            return Err(DebianError::Invalid {
+                what: format!("profile {name:?}"),
+                detail: "its `base` chain loops".into(),
+            });
+        }
+        chain.push(p.clone());
+        cur = p.base.clone();
+    }
+    chain.reverse();
+    Ok(chain)
+}
+
+/// An image variant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    /// Runs as root (uid 0).
+    #[default]
+    Default,
+    /// Runs as `nonroot` (uid 65532).
+    Nonroot,
+    /// Adds busybox (`sh` …) and uses it as the entrypoint.
+    Debug,
+}
+
+impl FromStr for Variant {
+    type Err = DebianError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "" | "default" | "root" | "latest" => Ok(Variant::Default),
+            "nonroot" => Ok(Variant::Nonroot),
+            "debug" => Ok(Variant::Debug),
+            other => Err(DebianError::Invalid {
+                what: format!("variant {other:?}"),
+                detail: "use nonroot or debug".into(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Variant::Default => "default",
+            Variant::Nonroot => "nonroot",
+            Variant::Debug => "debug",
+        })
+    }
+}
+
+/// `python3:nonroot` → (`python3`, Nonroot).
+pub fn parse_profile_spec(s: &str) -> Result<(String, Variant)> {
+    let (name, variant) = s.split_once(':').unwrap_or((s, ""));
+    if name.is_empty() {
+        return Err(DebianError::Invalid {
+            what: format!("profile {s:?}"),
+            detail: "expected NAME[:nonroot|:debug]".into(),
+        });
+    }
+    Ok((name.to_string(), variant.parse()?))
+}
+
+fn profile_label(name: &str, v: Variant) -> String {
+    match v {
+        Variant::Default => name.to_string(),
+        _ => format!("{name}:{v}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options and the lockfile
+// ---------------------------------------------------------------------------------------------
+
+/// What to build.
+#[derive(Clone, Debug)]
+pub struct BaseOptions {
+    pub profile: String,
+    pub variant: Variant,
+    pub release: Release,
+    /// Debian architecture: `amd64` or `arm64`.
+    pub arch: String,
+    /// Added in their own layer.
+    pub extra_packages: Vec<String>,
+    /// Build exactly the packages of this lockfile (no resolution).
+    pub lock: Option<PathBuf>,
+    /// No network: everything comes from the cache (or local sources).
+    pub offline: bool,
+    /// The package cache (InRelease, Packages, .debs).
+    pub cache_dir: PathBuf,
+    /// `created` and the mtime clamp; `None`: the lockfile's (the release suite's `Date`).
+    pub source_date_epoch: Option<u64>,
+    /// Use these sources as they are instead of the machine's apt sources for the release.
+    pub apt_sources: Vec<Source>,
+}
+
+impl BaseOptions {
+    /// Defaults: trixie, amd64, no extras, online.
+    pub fn new(profile: &str, cache_dir: impl Into<PathBuf>) -> Self {
+        BaseOptions {
+            profile: profile.to_string(),
+            variant: Variant::Default,
+            release: Release::default(),
+            arch: "amd64".into(),
+            extra_packages: Vec::new(),
+            lock: None,
+            offline: false,
+            cache_dir: cache_dir.into(),
+            source_date_epoch: None,
+            apt_sources: Vec::new(),
+        }
+    }
+}
+
+/// The lockfile format version.
+pub const LOCK_VERSION: u32 = 1;
+
+/// `ocibuild.lock`: the exact packages of an image, layer by layer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lockfile {
+    pub version: u32,
+    pub profile: String,
+    pub variant: Variant,
+    pub release: String,
+    pub arch: String,
+    /// Unix seconds: the `Date` of the release suite's InRelease at lock time.
+    pub created: u64,
+    #[serde(default)]
+    pub extra_packages: Vec<String>,
+    pub layers: Vec<LockedLayer>,
+}
+
+/// One layer of a lockfile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedLayer {
+    /// The profile it comes from, or `debug` / `extra`.
+    pub name: String,
+    pub packages: Vec<LockedPackage>,
+}
+
+/// One package of a lockfile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedPackage {
+    pub name: String,
+    pub version: String,
+    pub arch: String,
+    pub sha256: String,
+    pub size: u64,
+    pub filename: String,
+    pub suite: String,
+    /// The repository URI it is downloaded from.
+    pub source: String,
+}
+
+impl LockedPackage {
+    /// The `Packages` paragraph [`Repo::fetch_deb`] needs.
+    fn paragraph(&self) -> Paragraph {
+        let mut p = Paragraph::default();
+        p.insert("Package", &self.name);
+        p.insert("Version", &self.version);
+        p.insert("Architecture", &self.arch);
+        p.insert("Filename", &self.filename);
+        p.insert("SHA256", &self.sha256);
+        p.insert("Size", &self.size.to_string());
+        p
+    }
+}
+
+impl Lockfile {
+    pub fn release(&self) -> Result<Release> {
+        self.release.parse()
+    }
+
+    /// Every package, in layer order.
+    pub fn packages(&self) -> impl Iterator<Item = &LockedPackage> {
+        self.layers.iter().flat_map(|l| l.packages.iter())
+    }
+
+    /// Pretty JSON with a trailing newline.
+    pub fn to_json(&self) -> Result<String> {
+        let mut s = serde_json::to_string_pretty(self).map_err(|e| DebianError::Parse {
+            what: "lockfile".into(),
+            detail: e.to_string(),
+        })?;
+        s.push('\n');
+        Ok(s)
+    }
+
+    pub fn from_json(text: &str, what: &str) -> Result<Lockfile> {
+        let l: Lockfile = serde_json::from_str(text).map_err(|e| DebianError::Parse {
+            what: what.to_string(),
+            detail: e.to_string(),
+        })?;
+        if l.version != LOCK_VERSION {
+            return Err(DebianError::Invalid {
+                what: what.to_string(),
+                detail: format!(
+                    "lockfile version {} is not supported (this ocibuild writes {LOCK_VERSION}); \
+                     run `ocibuild base lock` again",
+                    l.version
+                ),
+            });
+        }
+        l.release()?;
+        Ok(l)
+    }
+
+    pub fn load(path: &Path) -> Result<Lockfile> {
+        let text = fs::read_to_string(path).map_err(DebianError::io(path.display().to_string()))?;
+        Lockfile::from_json(&text, &path.display().to_string())
+    }
+
+    /// Write atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)
+            .map_err(DebianError::io(dir.display().to_string()))?;
+        tmp.write_all(self.to_json()?.as_bytes())
+            .map_err(DebianError::io(path.display().to_string()))?;
+        tmp.persist(path).map_err(|e| DebianError::Io {
+            what: path.display().to_string(),
+            source: e.error,
+        })?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolution
+// ---------------------------------------------------------------------------------------------
+
+fn check_arch(arch: &str) -> Result<()> {
+    if matches!(arch, "amd64" | "arm64") {
+        Ok(())
+    } else {
+        Err(DebianError::Invalid {
+            what: format!("architecture {arch:?}"),
+            detail: "use amd64 or arm64".into(),
+        })
+    }
+}
+
+/// Resolve a profile into a lockfile: fetch and verify the suites' indexes (release,
+/// `-updates`, `-security`), then resolve each profile of the chain (cumulatively, with the
+/// chain's exclusions), then the `debug` and `extra` layers.
+pub fn lock_base(opts: &BaseOptions) -> Result<Lockfile> {
+    check_arch(&opts.arch)?;
+    let chain = profile_chain(&opts.profile)?;
+    let rel = opts.release;
+    let sources = if opts.apt_sources.is_empty() {
+        sources_for_release(&system_sources()?, rel, false)?
+    } else {
+        opts.apt_sources.clone()
+    };
+    let repo = Repo::new(&opts.cache_dir, opts.offline)?;
+    let mut universe = Universe::new(&opts.arch);
+    let mut suite_uri: BTreeMap<String, String> = BTreeMap::new();
+    let mut created = None;
+    for src in &sources {
+        let keyring = Keyring::for_source(src)?;
+        for suite in &src.suites {
+            let idx = repo.fetch_suite(src, suite, &keyring)?;
+            if suite == rel.codename() {
+                created = idx.date.as_deref().and_then(parse_release_date);
+            }
+            for comp in &src.components {
+                let paras = repo.fetch_packages(&idx, comp, &opts.arch)?;
+                universe.add(&paras, suite, 500)?;
+            }
+            suite_uri.insert(suite.clone(), src.uri.clone());
+        }
+    }
+
+    let mut wanted: Vec<String> = Vec::new();
+    let mut excluded: Vec<String> = Vec::new();
+    let mut assigned: BTreeSet<String> = BTreeSet::new();
+    let mut layers = Vec::new();
+    let mut level = |name: &str,
+                     add: Vec<String>,
+                     excl: &[String],
+                     wanted: &mut Vec<String>,
+                     excluded: &mut Vec<String>|
+     -> Result<()> {
+        wanted.extend(add);
+        excluded.extend(excl.iter().cloned());
+        let wanted_names: BTreeSet<&str> = wanted
+            .iter()
+            .map(|w| w.split(['=', '/']).next().unwrap_or(w))
+            .collect();
+        let excl: Vec<String> = excluded
+            .iter()
+            .filter(|x| !wanted_names.contains(x.as_str()))
+            .cloned()
+            .collect();
+        let res = resolve(&universe, wanted, &excl)?;
+        let mut pkgs = Vec::new();
+        for p in res.packages {
+            if !assigned.insert(p.name.clone()) {
+                continue;
+            }
+            let field = |f: &str| {
+                p.paragraph
+                    .get(f)
+                    .map(str::trim)
+                    .ok_or_else(|| DebianError::Invalid {
+                        what: format!("package {} {}", p.name, p.version),
+                        detail: format!("its Packages paragraph has no {f} field"),
+                    })
+            };
+            let size = field("Size")?
+                .parse::<u64>()
+                .map_err(|e| DebianError::Parse {
+                    what: format!("package {} Size", p.name),
+                    detail: e.to_string(),
+                })?;
+            pkgs.push(LockedPackage {
+                name: p.name.clone(),
+                version: p.version.to_string(),
+                arch: p.arch.clone(),
+                sha256: field("SHA256")?.to_ascii_lowercase(),
+                size,
+                filename: field("Filename")?.to_string(),
+                source: suite_uri.get(&p.suite).cloned().unwrap_or_default(),
+                suite: p.suite.clone(),
+            });
+        }
+        layers.push(LockedLayer {
+            name: name.to_string(),
+            packages: pkgs,
+        });
+        Ok(())
+    };
+    for p in &chain {
+        let add = p.packages_for(rel);
+        if add.is_empty() && p.base.is_none() {
+            return Err(DebianError::Invalid {
+                what: format!("profile {}", p.name),
+                detail: format!("it has no packages for {rel}"),
+            });
+        }
+        level(&p.name, add, &p.exclude, &mut wanted, &mut excluded)?;
+    }
+    if chain.last().is_some_and(|p| p.packages_for(rel).is_empty()) {
+        return Err(DebianError::Invalid {
+            what: format!("profile {}", opts.profile),
+            detail: format!("it has no packages for {rel} (choose another --distro)"),
+        });
+    }
+    if opts.variant == Variant::Debug {
+        level(
+            "debug",
+            vec!["busybox-static".into()],
+            &[],
+            &mut wanted,
+            &mut excluded,
+        )?;
+    }
+    if !opts.extra_packages.is_empty() {
+        level(
+            "extra",
+            opts.extra_packages.clone(),
+            &[],
+            &mut wanted,
+            &mut excluded,
+        )?;
+    }
+    Ok(Lockfile {
+        version: LOCK_VERSION,
+        profile: opts.profile.clone(),
+        variant: opts.variant,
+        release: rel.codename().to_string(),
+        arch: opts.arch.clone(),
+        created: created.unwrap_or(0),
+        extra_packages: opts.extra_packages.clone(),
+        layers,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unpacking into merged /usr
+// ---------------------------------------------------------------------------------------------
+
+/// The merged-`/usr` location of a path: `lib/x` → (`usr/lib/x`, Some("lib")); unchanged paths
+/// give `None`.
+fn usrmerge_path(path: &str) -> (String, Option<&'static str>) {
+    let first = path.split('/').next().unwrap_or("");
+    match USRMERGE_DIRS.iter().find(|d| **d == first) {
+        Some(d) => (format!("usr/{path}"), Some(d)),
+        None => (path.to_string(), None),
+    }
+}
+
+/// `a/b/../c` → `a/c`, relative, clamped at the root.
+fn normalize(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out.join("/")
+}
+
+/// A relative link target from directory `from_dir` to `to` (both relative to the root).
+fn relative(from_dir: &str, to: &str) -> String {
+    let f: Vec<&str> = from_dir.split('/').filter(|c| !c.is_empty()).collect();
+    let t: Vec<&str> = to.split('/').filter(|c| !c.is_empty()).collect();
+    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<&str> = vec![".."; f.len() - common];
+    parts.extend(&t[common..]);
+    if parts.is_empty() {
+        ".".into()
+    } else {
+        parts.join("/")
+    }
+}
+
+fn parent_dir(path: &str) -> &str {
+    path.rsplit_once('/').map(|(d, _)| d).unwrap_or("")
+}
+
+/// Where a symlink at `orig` (moved to `new`) with `target` should point.
+fn rebase_link(orig: &str, new: &str, target: &str) -> String {
+    if target.starts_with('/') {
+        return target.to_string();
+    }
+    let abs = normalize(&format!("{}/{target}", parent_dir(orig)));
+    let (mapped, moved_target) = usrmerge_path(&abs);
+    if orig == new && moved_target.is_none() {
+        return target.to_string();
+    }
+    relative(parent_dir(new), &mapped)
+}
+
+fn oci_err(what: &str) -> impl FnOnce(ocibuild_oci::OciError) -> DebianError + '_ {
+    move |e| DebianError::Invalid {
+        what: what.to_string(),
+        detail: e.to_string(),
+    }
+}
+
+/// Stream `r` into `<staging>/sha256/<hex>`; the staged path.
+fn stage(staging: &Path, r: &mut dyn Read) -> io::Result<PathBuf> {
+    let dir = staging.join("sha256");
+    fs::create_dir_all(&dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..n]);
+        tmp.write_all(&buf[..n])?;
+        size += n as u64;
+    }
+    let dest = dir.join(hex::encode(h.finalize()));
+    if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == size) {
+        return Ok(dest);
+    }
+    tmp.persist(&dest).map_err(|e| e.error)?;
+    Ok(dest)
+}
+
+/// Unpack one `.deb` (trimmed) into `tree`, every path moved into merged `/usr` (`lib/x` →
+/// `usr/lib/x`; links re-targeted), except the top-level links themselves (`bin -> usr/bin`).
+/// Returns the merged directories that had to be moved.
+pub fn unpack_merged(
+    deb: &Path,
+    staging: &Path,
+    trim: &Trim,
+    source_date_epoch: u64,
+    tree: &mut Tree,
+) -> Result<BTreeSet<String>> {
+    let what = deb.display().to_string();
+    let mut b = LayerBuilder::new(LayerOptions {
+        compression: Compression::None,
+        source_date_epoch,
+        ..LayerOptions::default()
+    });
+    b.set_threads(1);
+    unpack_into(deb, &mut b, staging, trim)?;
+    let tmp =
+        tempfile::tempfile_in(staging).map_err(DebianError::io(staging.display().to_string()))?;
+    let (mut f, _) = b.write(tmp).map_err(oci_err(&what))?;
+    f.rewind().map_err(DebianError::io(what.clone()))?;
+    let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 16, f));
+    let mut used = BTreeSet::new();
+    let entries = archive.entries().map_err(DebianError::io(what.clone()))?;
+    for entry in entries {
+        let mut entry = entry.map_err(DebianError::io(what.clone()))?;
+        let path = String::from_utf8_lossy(&entry.path_bytes())
+            .trim_end_matches('/')
+            .to_string();
+        let h = entry.header();
+        let bad = |e: io::Error| DebianError::Io {
+            what: format!("{what}: {path}"),
+            source: e,
+        };
+        let mode = h.mode().map_err(bad)? & 0o7777;
+        let uid = u32::try_from(h.uid().map_err(bad)?).unwrap_or(0);
+        let gid = u32::try_from(h.gid().map_err(bad)?).unwrap_or(0);
+        let mtime = h.mtime().map_err(bad)?;
+        let ty = h.entry_type();
+        let link = entry
+            .link_name_bytes()
+            .map(|l| String::from_utf8_lossy(&l).into_owned());
+        let (mut new_path, moved) = usrmerge_path(&path);
+        let kind = match ty {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let staged = stage(staging, &mut entry).map_err(DebianError::io(what.clone()))?;
+                EntryKind::File(staged)
+            }
+            tar::EntryType::Directory => EntryKind::Dir,
+            tar::EntryType::Symlink => {
+                let target = link.unwrap_or_default();
+                if moved.is_some() && !path.contains('/') {
+                    // `bin -> usr/bin` itself (base-files of a merged-/usr release).
+                    new_path = path.clone();
+                    EntryKind::Symlink(target)
+                } else {
+                    EntryKind::Symlink(rebase_link(&path, &new_path, &target))
+                }
+            }
+            tar::EntryType::Link => {
+                let target = normalize(&link.unwrap_or_default());
+                EntryKind::Hardlink(usrmerge_path(&target).0)
+            }
+            _ => continue,
+        };
+        if let Some(d) = moved
+            && new_path != path
+        {
+            used.insert(d.to_string());
+        }
+        tree.insert(
+            new_path.clone(),
+            LayerEntry {
+                path: new_path,
+                kind,
+                mode,
+                uid: Some(uid),
+                gid: Some(gid),
+                mtime: Some(mtime),
+            },
+        );
+    }
+    Ok(used)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building
+// ---------------------------------------------------------------------------------------------
+
+/// One layer of a built image.
+#[derive(Clone, Debug)]
+pub struct BuiltLayer {
+    /// The profile it comes from, `debug`, `extra` or `fixups`.
+    pub name: String,
+    pub descriptor: Descriptor,
+    pub diff_id: Digest,
+    pub uncompressed_size: u64,
+    pub packages: usize,
+    /// Whether the compressed blob was already in the store.
+    pub reused: bool,
+}
+
+/// What [`build_base`] made.
+#[derive(Clone, Debug)]
+pub struct BuiltImage {
+    pub image: Image,
+    pub lock: Lockfile,
+    pub layers: Vec<BuiltLayer>,
+    /// Sum of the compressed layer sizes.
+    pub compressed_size: u64,
+    pub uncompressed_size: u64,
+}
+
+impl BuiltImage {
+    /// An image source over the content store for exporters.
+    pub fn source(&self, store: &ContentStore) -> StoreSource {
+        StoreSource::new(
+            store.clone(),
+            self.image.manifest_desc.clone(),
+            format!("the base image {}", self.image.manifest_desc.digest),
+        )
+    }
+}
+
+fn store_layer(
+    store: &ContentStore,
+    entries: &[LayerEntry],
+    epoch: u64,
+    what: &str,
+) -> Result<(Descriptor, Digest, u64, bool)> {
+    let opts = |compression| LayerOptions {
+        compression,
+        level: None,
+        source_date_epoch: epoch,
+        owner: None,
+        normalize_modes: false,
+    };
+    let build = |compression| -> Result<LayerBuilder> {
+        let mut b = LayerBuilder::new(opts(compression));
+        for e in entries {
+            b.add_entry(e.clone()).map_err(oci_err(what))?;
+        }
+        Ok(b)
+    };
+    let (_, pre) = build(Compression::None)?
+        .write(io::sink())
+        .map_err(oci_err(what))?;
+    let key = compression_key(Compression::Gzip, None);
+    if let Some(d) = store.lookup_layer(&pre.diff_id, &key)
+        && let Some(size) = store.size(&d)
+    {
+        let desc = Descriptor::new(Compression::Gzip.oci_layer_media_type(), d, size);
+        return Ok((desc, pre.diff_id, pre.uncompressed_size, true));
+    }
+    let w = store.writer().map_err(oci_err(what))?;
+    let (w, info) = build(Compression::Gzip)?.write(w).map_err(oci_err(what))?;
+    let digest = w.commit().map_err(oci_err(what))?;
+    if digest != info.digest || info.diff_id != pre.diff_id {
+        return Err(DebianError::Invalid {
+            what: what.to_string(),
+            detail: "the layer changed between its two passes (staging modified?)".into(),
+        });
+    }
+    store
+        .record_layer(&info.diff_id, &key, &digest)
+        .map_err(oci_err(what))?;
+    Ok((
+        Descriptor::new(info.media_type, digest, info.size),
+        info.diff_id,
+        info.uncompressed_size,
+        false,
+    ))
+}
+
+/// Build a base image into `store`: from `opts.lock` when given (exactly those packages, no
+/// resolution), else from a fresh [`lock_base`].
+pub fn build_base(store: &ContentStore, opts: &BaseOptions) -> Result<BuiltImage> {
+    let lock = match &opts.lock {
+        Some(p) => {
+            let l = Lockfile::load(p)?;
+            if !opts.profile.is_empty() && l.profile != opts.profile {
+                return Err(DebianError::Invalid {
+                    what: format!("lockfile {}", p.display()),
+                    detail: format!(
+                        "it locks profile {}, not {}; run `ocibuild base lock` for {}",
+                        l.profile, opts.profile, opts.profile
+                    ),
+                });
+            }
+            l
+        }
+        None => lock_base(opts)?,
+    };
+    build_from_lock(store, &lock, opts)
+}
+
+/// Build exactly the packages of `lock`.
+pub fn build_from_lock(
+    store: &ContentStore,
+    lock: &Lockfile,
+    opts: &BaseOptions,
+) -> Result<BuiltImage> {
+    check_arch(&lock.arch)?;
+    let release = lock.release()?;
+    let chain = profile_chain(&lock.profile)?;
+    let epoch = opts.source_date_epoch.unwrap_or(lock.created);
+    let repo = Repo::new(&opts.cache_dir, opts.offline)?;
+    let staging = tempfile::Builder::new()
+        .prefix("base-staging-")
+        .tempdir_in(&opts.cache_dir)
+        .map_err(DebianError::io(opts.cache_dir.display().to_string()))?;
+    let trim = Trim::default();
+
+    let mut trees: Vec<Tree> = Vec::new();
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    for layer in &lock.layers {
+        let mut tree = Tree::new();
+        for pkg in &layer.packages {
+            let deb = repo.fetch_deb(&pkg.source, &pkg.paragraph())?;
+            let contents = read_control(&deb)?;
+            let (n, v) = (
+                contents.control.get("Package").unwrap_or(""),
+                contents.control.get("Version").unwrap_or(""),
+            );
+            if n.trim() != pkg.name || v.trim() != pkg.version {
+                return Err(DebianError::Invalid {
+                    what: format!("{} ({})", pkg.filename, deb.display()),
+                    detail: format!(
+                        "it is {n} {v}, but the lockfile says {} {}",
+                        pkg.name, pkg.version
+                    ),
+                });
+            }
+            used.extend(unpack_merged(
+                &deb,
+                staging.path(),
+                &trim,
+                epoch,
+                &mut tree,
+            )?);
+            for e in dpkg_record(&contents) {
+                tree.insert(e.path.clone(), e);
+            }
+        }
+        trees.push(tree);
+    }
+    // The merged-/usr links belong to the bottom layer (base-files of bookworm lacks them).
+    let mut union = Tree::new();
+    for t in &trees {
+        union.extend(t.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    let mut fix: Vec<LayerEntry> = Vec::new();
+    if let Some(first) = trees.first_mut() {
+        for l in fixups::usrmerge_links(first, &lock.arch, &[]) {
+            union.insert(l.path.clone(), l.clone());
+            first.insert(l.path.clone(), l);
+        }
+    }
+    let used: Vec<String> = used.into_iter().collect();
+    fix.extend(fixups::usrmerge_links(&union, &lock.arch, &used));
+    fix.extend(fixups::fixups(
+        &union,
+        &FixupOptions {
+            busybox: lock.variant == Variant::Debug,
+        },
+    )?);
+
+    let created = rfc3339(epoch);
+    let mut built = Vec::new();
+    let mut history = Vec::new();
+    for (layer, tree) in lock.layers.iter().zip(&trees) {
+        let entries: Vec<LayerEntry> = tree.values().cloned().collect();
+        let what = format!("base layer {}", layer.name);
+        let (descriptor, diff_id, uncompressed_size, reused) =
+            store_layer(store, &entries, epoch, &what)?;
+        history.push(json!({
+            "created": created,
+            "created_by": format!(
+                "ocibuild base: {} ({} packages from {release})",
+                layer.name,
+                layer.packages.len()
+            ),
+        }));
+        built.push(BuiltLayer {
+            name: layer.name.clone(),
+            descriptor,
+            diff_id,
+            uncompressed_size,
+            packages: layer.packages.len(),
+            reused,
+        });
+    }
+    let (descriptor, diff_id, uncompressed_size, reused) =
+        store_layer(store, &fix, epoch, "base layer fixups")?;
+    history.push(json!({"created": created, "created_by": "ocibuild base: fixups (users, CA bundle, links)"}));
+    built.push(BuiltLayer {
+        name: "fixups".into(),
+        descriptor,
+        diff_id,
+        uncompressed_size,
+        packages: 0,
+        reused,
+    });
+
+    // Config.
+    let mut env = vec![format!("PATH={DEFAULT_PATH}")];
+    let mut entrypoint = None;
+    for p in &chain {
+        for e in &p.env {
+            let key = e.split('=').next().unwrap_or(e);
+            env.retain(|x| x.split('=').next() != Some(key));
+            env.push(e.clone());
+        }
+        if p.entrypoint.is_some() {
+            entrypoint = p.entrypoint.clone();
+        }
+    }
+    if lock.variant == Variant::Debug {
+        entrypoint = Some(vec!["/usr/bin/sh".into()]);
+    }
+    let (user, workdir) = match lock.variant {
+        Variant::Nonroot => (NONROOT_UID.to_string(), "/home/nonroot"),
+        _ => ("0".to_string(), "/"),
+    };
+    let label = profile_label(&lock.profile, lock.variant);
+    let mut cfg = json!({
+        "Env": env,
+        "User": user,
+        "WorkingDir": workdir,
+        "Labels": {
+            LABEL_PROFILE: label,
+            LABEL_RELEASE: format!("debian-{} ({release})", release.version()),
+        },
+    });
+    if let Some(ep) = entrypoint {
+        cfg["Entrypoint"] = json!(ep);
+    }
+    let mut config = json!({
+        "architecture": lock.arch,
+        "os": "linux",
+        "created": created,
+        "config": cfg,
+        "rootfs": {
+            "type": "layers",
+            "diff_ids": built.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>(),
+        },
+        "history": history,
+    });
+    if lock.arch == "arm64" {
+        config["variant"] = json!("v8");
+    }
+    let cfg_bytes = config_bytes(&config).map_err(oci_err("image config"))?;
+    let cfg_digest = store
+        .put_bytes(&cfg_bytes)
+        .map_err(oci_err("image config"))?;
+    let cfg_desc = Descriptor::new(media::OCI_CONFIG, cfg_digest, cfg_bytes.len() as u64);
+    let mut annotations = BTreeMap::new();
+    annotations.insert(
+        "org.opencontainers.image.created".to_string(),
+        created.clone(),
+    );
+    annotations.insert(
+        "org.opencontainers.image.title".to_string(),
+        format!("ocibuild base {label} (Debian {release})"),
+    );
+    let manifest = new_manifest(
+        cfg_desc,
+        built.iter().map(|l| l.descriptor.clone()).collect(),
+        annotations,
+    );
+    let manifest_bytes = to_json_bytes(&manifest, "manifest").map_err(oci_err("manifest"))?;
+    let md = store
+        .put_bytes(&manifest_bytes)
+        .map_err(oci_err("manifest"))?;
+    let manifest_desc = Descriptor::new(media::OCI_MANIFEST, md, manifest_bytes.len() as u64);
+    let compressed_size = built.iter().map(|l| l.descriptor.size).sum();
+    let uncompressed_size = built.iter().map(|l| l.uncompressed_size).sum();
+    Ok(BuiltImage {
+        image: Image {
+            index: None,
+            manifest_desc,
+            manifest_bytes,
+            manifest,
+            config_bytes: cfg_bytes,
+            config,
+        },
+        lock: lock.clone(),
+        layers: built,
+        compressed_size,
+        uncompressed_size,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_parse_and_chain() {
+        let all = profiles().unwrap();
+        for name in ["static", "cc", "python3", "nodejs", "java"] {
+            assert!(all.contains_key(name), "{name}");
+        }
+        let chain: Vec<String> = profile_chain("python3")
+            .unwrap()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(chain, ["static", "cc", "python3"]);
+        assert!(profile_chain("nope").is_err());
+        let java = &all["java"];
+        assert_eq!(
+            java.packages_for(Release::Trixie),
+            ["openjdk-21-jre-headless"]
+        );
+        assert_eq!(
+            java.packages_for(Release::Bookworm),
+            ["openjdk-17-jre-headless"]
+        );
+        assert!(!all["static"].packages.contains(&"libc6".to_string()));
+    }
+
+    #[test]
+    fn specs() {
+        assert_eq!(
+            parse_profile_spec("python3:nonroot").unwrap(),
+            ("python3".into(), Variant::Nonroot)
+        );
+        assert_eq!(
+            parse_profile_spec("static").unwrap(),
+            ("static".into(), Variant::Default)
+        );
+        assert!(parse_profile_spec("static:x").is_err());
+        assert!(parse_profile_spec(":debug").is_err());
+    }
+
+    #[test]
+    fn merged_usr_paths() {
+        assert_eq!(
+            usrmerge_path("lib/x86_64-linux-gnu/libz.so.1").0,
+            "usr/lib/x86_64-linux-gnu/libz.so.1"
+        );
+        assert_eq!(usrmerge_path("usr/lib/x").1, None);
+        assert_eq!(usrmerge_path("library/x").1, None);
+        assert_eq!(normalize("a/b/../c/./d"), "a/c/d");
+        assert_eq!(relative("usr/lib/x", "usr/lib/y/z"), "../y/z");
+        assert_eq!(relative("usr/bin", "usr/bin/busybox"), "busybox");
+        // moved link, relative target in the same directory: unchanged
+        assert_eq!(
+            rebase_link("lib/x/libz.so.1", "usr/lib/x/libz.so.1", "libz.so.1.3"),
+            "libz.so.1.3"
+        );
+        // moved link pointing into /usr: re-targeted
+        assert_eq!(
+            rebase_link(
+                "lib/x/libfoo.so",
+                "usr/lib/x/libfoo.so",
+                "../../usr/lib/x/libfoo.so.1"
+            ),
+            "libfoo.so.1"
+        );
+        // a /usr link pointing at /lib: re-targeted into /usr
+        assert_eq!(
+            rebase_link(
+                "usr/lib/x/libz.so",
+                "usr/lib/x/libz.so",
+                "../../../lib/x/libz.so.1"
+            ),
+            "libz.so.1"
+        );
+        assert_eq!(rebase_link("usr/bin/x", "usr/bin/x", "/bin/y"), "/bin/y");
+    }
+
+    #[test]
+    fn lockfile_round_trip() {
+        let l = Lockfile {
+            version: LOCK_VERSION,
+            profile: "static".into(),
+            variant: Variant::Nonroot,
+            release: "trixie".into(),
+            arch: "amd64".into(),
+            created: 1,
+            extra_packages: vec![],
+            layers: vec![LockedLayer {
+                name: "static".into(),
+                packages: vec![LockedPackage {
+                    name: "base-files".into(),
+                    version: "13".into(),
+                    arch: "amd64".into(),
+                    sha256: "0".repeat(64),
+                    size: 1,
+                    filename: "pool/main/b/base-files/base-files_13_amd64.deb".into(),
+                    suite: "trixie".into(),
+                    source: "file:///srv/mirror".into(),
+                }],
+            }],
+        };
+        let text = l.to_json().unwrap();
+        assert!(text.contains("\"variant\": \"nonroot\""), "{text}");
+        assert_eq!(Lockfile::from_json(&text, "t").unwrap(), l);
+        let bad = text.replace("\"version\": 1", "\"version\": 9");
+        assert!(Lockfile::from_json(&bad, "t").is_err());
+        let p = l.layers[0].packages[0].paragraph();
+        assert_eq!(p.get("SHA256").unwrap().len(), 64);
+    }
+}
