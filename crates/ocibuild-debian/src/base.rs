@@ -27,7 +27,6 @@ use ocibuild_oci::media::{self, Compression};
 use ocibuild_oci::store::ContentStore;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest as _, Sha256};
 
 use crate::apt::{
     Keyring, Release, Repo, Source, parse_release_date, sources_for_release, system_sources,
@@ -577,31 +576,9 @@ fn oci_err(what: &str) -> impl FnOnce(ocibuild_oci::OciError) -> DebianError + '
     }
 }
 
-/// Stream `r` into `<staging>/sha256/<hex>`; the staged path.
+/// Stream `r` into `<staging>/sha256/<hex>`; the staged path (shared with `deb.rs`).
 fn stage(staging: &Path, r: &mut dyn Read) -> io::Result<PathBuf> {
-    let dir = staging.join("sha256");
-    fs::create_dir_all(&dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut size = 0u64;
-    loop {
-        let n = match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        h.update(&buf[..n]);
-        tmp.write_all(&buf[..n])?;
-        size += n as u64;
-    }
-    let dest = dir.join(hex::encode(h.finalize()));
-    if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == size) {
-        return Ok(dest);
-    }
-    tmp.persist(&dest).map_err(|e| e.error)?;
-    Ok(dest)
+    crate::deb::stage(staging, r).map(|(p, _)| p)
 }
 
 /// Unpack one `.deb` (trimmed) into `tree`, every path moved into merged `/usr` (`lib/x` →

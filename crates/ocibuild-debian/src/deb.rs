@@ -497,7 +497,7 @@ fn unsafe_entry(deb: &Path, member: &str, name: &str, why: &str) -> DebianError 
 }
 
 /// Stream `r` into the content-addressed staging directory; returns the staged path and size.
-fn stage(staging: &Path, r: &mut dyn Read) -> io::Result<(PathBuf, u64)> {
+pub(crate) fn stage(staging: &Path, r: &mut dyn Read) -> io::Result<(PathBuf, u64)> {
     let dir = staging.join("sha256");
     fs::create_dir_all(&dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
