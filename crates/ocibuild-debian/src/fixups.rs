@@ -166,6 +166,103 @@ pub fn ca_bundle(tree: &Tree) -> Result<Option<LayerEntry>> {
     Ok(Some(bytes(CA_BUNDLE, out)))
 }
 
+/// Where Debian's ca-certificates-java puts the JVM trust store (the JRE's
+/// `lib/security/cacerts` is a symlink to it).
+pub const JAVA_CACERTS: &str = "etc/ssl/certs/java/cacerts";
+
+/// The Java trust store that ca-certificates-java would generate: a JKS keystore (password
+/// `changeit`, as Debian's) holding every certificate of the CA set as a trusted-certificate
+/// entry named `debian:<file>.pem`, in path order, with timestamp 0 so the bytes are
+/// reproducible. `None` without a JVM or without certificates.
+pub fn java_cacerts(tree: &Tree) -> Result<Option<LayerEntry>> {
+    if !tree.keys().any(|p| p.starts_with("usr/lib/jvm/")) {
+        return Ok(None);
+    }
+    let mut certs: Vec<(String, Vec<u8>)> = Vec::new();
+    for (path, e) in tree.range(CA_DIR.to_string()..) {
+        if !path.starts_with(CA_DIR) {
+            break;
+        }
+        if !path.ends_with(".crt") || !matches!(e.kind, EntryKind::File(_) | EntryKind::Bytes(_)) {
+            continue;
+        }
+        let pem = read_entry(e)?;
+        let file = path
+            .rsplit('/')
+            .next()
+            .unwrap_or(path)
+            .trim_end_matches(".crt");
+        for (i, der) in pem_certificates(&pem).into_iter().enumerate() {
+            let alias = if i == 0 {
+                format!("debian:{file}.pem")
+            } else {
+                format!("debian:{file}.pem-{i}")
+            };
+            certs.push((alias.to_ascii_lowercase(), der));
+        }
+    }
+    if certs.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(bytes(
+        JAVA_CACERTS,
+        jks_truststore(&certs, "changeit"),
+    )))
+}
+
+/// The DER bodies of the `CERTIFICATE` blocks of a PEM file.
+pub fn pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
+    use base64::Engine as _;
+    let text = String::from_utf8_lossy(pem);
+    let mut out = Vec::new();
+    let mut body: Option<String> = None;
+    for line in text.lines() {
+        let l = line.trim();
+        if l == "-----BEGIN CERTIFICATE-----" {
+            body = Some(String::new());
+        } else if l == "-----END CERTIFICATE-----" {
+            if let Some(b) = body.take()
+                && let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b.as_bytes())
+            {
+                out.push(der);
+            }
+        } else if let Some(b) = body.as_mut() {
+            b.push_str(l);
+        }
+    }
+    out
+}
+
+/// A JKS keystore of trusted certificates (Sun's format: magic FEEDFEED, version 2, entries of
+/// tag 2, and a SHA-1 over the password as UTF-16BE, "Mighty Aphrodite" and the contents).
+pub fn jks_truststore(certs: &[(String, Vec<u8>)], password: &str) -> Vec<u8> {
+    use sha1::{Digest as _, Sha1};
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xFEED_FEEDu32.to_be_bytes());
+    out.extend_from_slice(&2u32.to_be_bytes());
+    out.extend_from_slice(&(certs.len() as u32).to_be_bytes());
+    let utf = |out: &mut Vec<u8>, s: &str| {
+        out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+        out.extend_from_slice(s.as_bytes());
+    };
+    for (alias, der) in certs {
+        out.extend_from_slice(&2u32.to_be_bytes());
+        utf(&mut out, alias);
+        out.extend_from_slice(&0u64.to_be_bytes());
+        utf(&mut out, "X.509");
+        out.extend_from_slice(&(der.len() as u32).to_be_bytes());
+        out.extend_from_slice(der);
+    }
+    let mut h = Sha1::new();
+    for c in password.encode_utf16() {
+        h.update(c.to_be_bytes());
+    }
+    h.update(b"Mighty Aphrodite");
+    h.update(&out);
+    out.extend_from_slice(&h.finalize());
+    out
+}
+
 /// busybox applet links for `debug` images: `usr/bin/<applet> -> busybox` for each applet that
 /// nothing in the tree provides (in `usr/bin` or `bin`). An error when the tree has no busybox.
 pub fn busybox_links(tree: &Tree) -> Result<Vec<LayerEntry>> {
@@ -244,6 +341,9 @@ pub fn fixups(tree: &Tree, opts: &FixupOptions) -> Result<Vec<LayerEntry>> {
         out.extend(busybox_links(tree)?);
     }
     out.extend(java_alternatives(tree));
+    if let Some(cacerts) = java_cacerts(tree)? {
+        out.push(cacerts);
+    }
     Ok(out)
 }
 
@@ -251,6 +351,17 @@ pub fn fixups(tree: &Tree, opts: &FixupOptions) -> Result<Vec<LayerEntry>> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jks_layout() {
+        let ks = jks_truststore(&[("debian:a.pem".into(), vec![1, 2, 3])], "changeit");
+        assert_eq!(&ks[..8], &[0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]);
+        assert_eq!(&ks[8..12], &[0, 0, 0, 1]);
+        // tag, alias, timestamp, type, length, DER, then a 20-byte SHA-1
+        assert_eq!(ks.len(), 12 + 4 + 2 + 12 + 8 + 2 + 5 + 4 + 3 + 20);
+        let pem = b"junk\n-----BEGIN CERTIFICATE-----\nAQID\n-----END CERTIFICATE-----\n";
+        assert_eq!(pem_certificates(pem), vec![vec![1, 2, 3]]);
+    }
 
     fn tree(entries: Vec<LayerEntry>) -> Tree {
         entries.into_iter().map(|e| (e.path.clone(), e)).collect()

@@ -217,5 +217,26 @@ fn nodejs_and_java_runtimes_start() {
             out.contains(want) || err.contains(want),
             "{profile}: {out}{err}"
         );
+        if profile == "java" {
+            // The JVM trust store is generated from the CA set (JKS, like ca-certificates-java)
+            // and reachable through the JRE's lib/security/cacerts.
+            let (rc, out, err) = runc_run(
+                &bundle,
+                Some(&["keytool", "-list", "-cacerts", "-storepass", "changeit"]),
+            );
+            assert_eq!(rc, 0, "keytool: {out}{err}");
+            let n: usize = out
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("Your keystore contains ")
+                        .and_then(|r| r.split(' ').next())
+                        .and_then(|n| n.parse().ok())
+                })
+                .unwrap_or(0);
+            assert!(
+                n > 100,
+                "the Java trust store holds {n} certificates: {out}{err}"
+            );
+        }
     }
 }
