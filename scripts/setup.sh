@@ -14,7 +14,8 @@ PACKAGES=(
   build-essential pkg-config git ca-certificates jq      # build
   skopeo umoci oci-image-tool runc podman                # peers that check and run what we write
   pigz zstd busybox-static uidmap                        # benchmark peers, test payloads
-  docker-registry apache2-utils openssl                  # registry peer, bcrypt htpasswd, test CAs
+  docker-registry apache2-utils openssl curl             # registry peer, bcrypt htpasswd, test CAs, readiness probes
+  util-linux dpkg                                        # setpriv/unshare (sandbox tests), dpkg-deb (.deb tests)
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }
