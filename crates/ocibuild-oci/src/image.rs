@@ -238,6 +238,11 @@ pub trait ImageSource: Sync {
     fn verified_blob_path(&self, _desc: &Descriptor) -> Option<std::path::PathBuf> {
         None
     }
+    /// A file on disk holding the blob as stored (not verified here), for readers that need to
+    /// seek (resumed uploads) and check the digest elsewhere.
+    fn blob_file(&self, desc: &Descriptor) -> Option<std::path::PathBuf> {
+        self.verified_blob_path(desc)
+    }
 }
 
 /// Read a small blob (manifest, index, config) fully and check its size and digest.

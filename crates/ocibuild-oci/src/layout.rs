@@ -129,6 +129,12 @@ impl ImageSource for LayoutSource {
     fn root(&self) -> Result<Descriptor> {
         Ok(self.root.clone())
     }
+    fn blob_file(&self, desc: &Descriptor) -> Option<PathBuf> {
+        let p = self.dir.join(desc.digest.layout_path());
+        fs::metadata(&p)
+            .is_ok_and(|m| m.is_file() && m.len() == desc.size)
+            .then_some(p)
+    }
     fn open_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + '_>> {
         let p = self.dir.join(desc.digest.layout_path());
         match File::open(&p) {

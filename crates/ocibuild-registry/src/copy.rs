@@ -343,30 +343,36 @@ fn push_one(
     mount_from: Option<&str>,
     bytes: Option<ByteProgress<'_>>,
 ) -> Result<BlobOutcome> {
-    // The blob is spooled (verified) into an unnamed temp file, so an upload can be retried or
-    // resumed from any offset whatever the source is.
-    let tmp = {
-        if reg.blob_exists(host, repo, &d.digest)?.is_some() {
-            return Ok(BlobOutcome::Existed);
+    if reg.blob_exists(host, repo, &d.digest)?.is_some() {
+        return Ok(BlobOutcome::Existed);
+    }
+    // Uploads may be retried or resumed from any offset, so they read a seekable file: the
+    // source's own file when it has one (the registry checks the digest when the upload
+    // completes), else a verified spool made on first use — never when a mount succeeds.
+    let direct = src.blob_file(d);
+    let spool: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+    let spooled = || -> io::Result<std::fs::File> {
+        if let Some(f) = spool.get() {
+            return f.try_clone();
         }
-        let mut f = tempfile::tempfile().map_err(|source| RegistryError::Io {
-            what: "creating a temp file for an upload".into(),
-            source,
-        })?;
+        let mut f = tempfile::tempfile()?;
+        let blob = src.open_blob(d).map_err(io::Error::other)?;
         let mut r = ocibuild_oci::image::VerifyingReader::new(
-            src.open_blob(d)?,
+            blob,
             d,
             format!("blob {} of {}", d.digest, src.describe()),
         );
-        io::copy(&mut r, &mut f).map_err(|source| RegistryError::Io {
-            what: format!("reading blob {} of {}", d.digest, src.describe()),
-            source,
-        })?;
-        f
+        io::copy(&mut r, &mut f)?;
+        let clone = f.try_clone()?;
+        let _ = spool.set(f);
+        Ok(clone)
     };
     let open = |offset: u64| -> io::Result<Box<dyn Read + Send>> {
         use std::io::{Seek, SeekFrom};
-        let mut f = tmp.try_clone()?;
+        let mut f = match &direct {
+            Some(p) => std::fs::File::open(p)?,
+            None => spooled()?,
+        };
         f.seek(SeekFrom::Start(offset))?;
         Ok(Box::new(io::BufReader::with_capacity(256 * 1024, f)))
     };
