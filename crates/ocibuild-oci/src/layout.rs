@@ -741,30 +741,29 @@ pub fn write_layout(
     write_layout_plan(dir, tag, src, image_blobs(img), index_entry(img, tag))
 }
 
-/// Every blob reachable from the source's root (an index with all its platforms, or one
-/// manifest), children before parents, and the root's descriptor for `index.json`.
-pub fn plan_root(
-    src: &dyn ImageSource,
-    tag: Option<&str>,
-) -> Result<(Vec<(Descriptor, &'static str)>, Descriptor)> {
-    let root = src.root()?;
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    collect_blobs(src, &root, &mut seen, &mut out, 0)?;
-    let mut entry = root.clone();
-    entry.annotations.clear();
-    entry.urls = None;
-    if let Some(t) = tag {
-        entry.annotations.insert(REF_NAME.into(), t.to_string());
-    }
-    Ok((out, entry))
+/// Everything reachable from a source's root, verified on the way: the blobs (configs and
+/// layers, each once) and the manifests and indexes with their bytes, children before parents
+/// (the root last).
+#[derive(Debug, Default)]
+pub struct RootGraph {
+    pub blobs: Vec<Descriptor>,
+    pub manifests: Vec<(Descriptor, Vec<u8>)>,
 }
 
-fn collect_blobs(
+/// Walk the root of a source (an index with all its platforms, or one manifest).
+pub fn walk_root(src: &dyn ImageSource) -> Result<RootGraph> {
+    let root = src.root()?;
+    let mut seen = BTreeSet::new();
+    let mut g = RootGraph::default();
+    walk(src, &root, &mut seen, &mut g, 0)?;
+    Ok(g)
+}
+
+fn walk(
     src: &dyn ImageSource,
     desc: &Descriptor,
     seen: &mut BTreeSet<Digest>,
-    out: &mut Vec<(Descriptor, &'static str)>,
+    g: &mut RootGraph,
     depth: u32,
 ) -> Result<()> {
     if depth > 4 || !seen.insert(desc.digest.clone()) {
@@ -775,18 +774,18 @@ fn collect_blobs(
         let bytes = crate::image::read_verified(src, desc, "index")?;
         let idx = parse_index(&bytes, desc, &loc)?;
         for m in &idx.manifests {
-            collect_blobs(src, m, seen, out, depth + 1)?;
+            walk(src, m, seen, g, depth + 1)?;
         }
-        out.push((desc.clone(), "index"));
+        g.manifests.push((desc.clone(), bytes));
     } else if media::is_manifest(&desc.media_type) {
         let bytes = crate::image::read_verified(src, desc, "manifest")?;
         let m = crate::image::parse_manifest(&bytes, desc, &loc)?;
         for l in m.layers.iter().chain(std::iter::once(&m.config)) {
             if seen.insert(l.digest.clone()) {
-                out.push((l.clone(), "blob"));
+                g.blobs.push(l.clone());
             }
         }
-        out.push((desc.clone(), "manifest"));
+        g.manifests.push((desc.clone(), bytes));
     } else {
         return Err(OciError::defect(
             loc,
@@ -797,6 +796,32 @@ fn collect_blobs(
         ));
     }
     Ok(())
+}
+
+/// Every blob reachable from the source's root in the order a writer wants them (blobs, then
+/// manifests and indexes children first), and the root's descriptor for `index.json`.
+pub fn plan_root(
+    src: &dyn ImageSource,
+    tag: Option<&str>,
+) -> Result<(Vec<(Descriptor, &'static str)>, Descriptor)> {
+    let g = walk_root(src)?;
+    let mut out: Vec<(Descriptor, &'static str)> =
+        g.blobs.into_iter().map(|b| (b, "blob")).collect();
+    out.extend(g.manifests.into_iter().map(|(d, _)| {
+        let kind = if media::is_index(&d.media_type) {
+            "index"
+        } else {
+            "manifest"
+        };
+        (d, kind)
+    }));
+    let mut entry = src.root()?;
+    entry.annotations.clear();
+    entry.urls = None;
+    if let Some(t) = tag {
+        entry.annotations.insert(REF_NAME.into(), t.to_string());
+    }
+    Ok((out, entry))
 }
 
 /// Write the whole root of a source (every platform of an index) into a layout directory.

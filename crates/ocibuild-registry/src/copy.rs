@@ -2,12 +2,12 @@
 //! the content store, another registry) to a registry: blobs in parallel (bounded), skipped when
 //! present, mounted across repositories on the same registry, then manifests, then tags.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::io::{self, Read};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ocibuild_oci::image::{Descriptor, ImageSource, parse_index, parse_manifest, read_verified};
+use ocibuild_oci::image::{Descriptor, ImageSource};
 use ocibuild_oci::reference::Reference;
 use ocibuild_oci::{Digest, OciError, media};
 
@@ -258,11 +258,9 @@ pub fn push(
     let host = dest.api_registry();
     let repo = dest.repository.as_str();
     let root = src.root()?;
-    // Plan: manifests (children before parents) and the blobs they need.
-    let mut manifests: Vec<(Descriptor, Vec<u8>)> = Vec::new();
-    let mut blobs: Vec<Descriptor> = Vec::new();
-    let mut seen = BTreeSet::new();
-    plan(src, &root, &mut manifests, &mut blobs, &mut seen, 0)?;
+    // Plan: the blobs, and the manifests (children before parents) that need them.
+    let ocibuild_oci::layout::RootGraph { blobs, manifests } =
+        ocibuild_oci::layout::walk_root(src)?;
 
     // Blobs, `jobs` at a time.
     let report = Mutex::new(PushReport::default());
@@ -377,36 +375,4 @@ fn push_one(
         Ok(Box::new(io::BufReader::with_capacity(256 * 1024, f)))
     };
     reg.put_blob_with_progress(host, repo, d, mount_from, &open, bytes)
-}
-
-fn plan(
-    src: &dyn ImageSource,
-    desc: &Descriptor,
-    manifests: &mut Vec<(Descriptor, Vec<u8>)>,
-    blobs: &mut Vec<Descriptor>,
-    seen: &mut BTreeSet<Digest>,
-    depth: u32,
-) -> Result<()> {
-    if depth > 4 || !seen.insert(desc.digest.clone()) {
-        return Ok(());
-    }
-    let loc = src.describe();
-    if media::is_index(&desc.media_type) {
-        let bytes = read_verified(src, desc, "index")?;
-        let idx = parse_index(&bytes, desc, &loc)?;
-        for m in &idx.manifests {
-            plan(src, m, manifests, blobs, seen, depth + 1)?;
-        }
-        manifests.push((desc.clone(), bytes));
-    } else {
-        let bytes = read_verified(src, desc, "manifest")?;
-        let m = parse_manifest(&bytes, desc, &loc)?;
-        for b in std::iter::once(&m.config).chain(m.layers.iter()) {
-            if seen.insert(b.digest.clone()) {
-                blobs.push(b.clone());
-            }
-        }
-        manifests.push((desc.clone(), bytes));
-    }
-    Ok(())
 }
