@@ -338,35 +338,13 @@ fn init_layer(plan: &MountPlan) -> io::Result<bool> {
                 }
                 Some(_) => continue 'dests,
                 None => {
-                    if last && is_file {
-                        if let Some(p) = t.parent() {
-                            fs::create_dir_all(p)?;
-                        }
-                        fs::OpenOptions::new()
-                            .write(true)
-                            .create(true)
-                            .truncate(false)
-                            .open(&t)?;
-                    } else {
-                        fs::create_dir_all(&t)?;
-                    }
+                    create_mount_point(&t, last && is_file)?;
                     any = true;
                     if !last {
                         // Everything below is missing too.
                         let rest: PathBuf = comps[i + 1..].iter().collect();
                         let full = t.join(rest);
-                        if is_file {
-                            if let Some(p) = full.parent() {
-                                fs::create_dir_all(p)?;
-                            }
-                            fs::OpenOptions::new()
-                                .write(true)
-                                .create(true)
-                                .truncate(false)
-                                .open(&full)?;
-                        } else {
-                            fs::create_dir_all(&full)?;
-                        }
+                        create_mount_point(&full, is_file)?;
                         continue 'dests;
                     }
                 }
@@ -837,6 +815,22 @@ pub fn remove_tree(p: &Path) -> io::Result<()> {
         }
     }
     fs::remove_dir_all(p)
+}
+
+/// An empty file (for a file bind) or a directory at `p`, with its parents.
+fn create_mount_point(p: &Path, file: bool) -> std::io::Result<()> {
+    if !file {
+        return fs::create_dir_all(p);
+    }
+    if let Some(parent) = p.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(p)
+        .map(|_| ())
 }
 
 #[cfg(test)]
