@@ -28,6 +28,7 @@ use ocibuild_oci::store::ContentStore;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::alternatives::parse_alternatives;
 use crate::apt::{
     Keyring, Release, Repo, Source, parse_release_date, sources_for_release, system_sources,
 };
@@ -219,6 +220,9 @@ pub struct BaseOptions {
     pub source_date_epoch: Option<u64>,
     /// Use these sources as they are instead of the machine's apt sources for the release.
     pub apt_sources: Vec<Source>,
+    /// Add `<release>-backports` (apt priority 100: used only for packages the release lacks or
+    /// that are asked for by name, e.g. `golang-1.26-go`).
+    pub backports: bool,
 }
 
 impl BaseOptions {
@@ -235,6 +239,7 @@ impl BaseOptions {
             cache_dir: cache_dir.into(),
             source_date_epoch: None,
             apt_sources: Vec::new(),
+            backports: false,
         }
     }
 }
@@ -381,7 +386,7 @@ pub fn lock_base(opts: &BaseOptions) -> Result<Lockfile> {
     let chain = profile_chain(&opts.profile)?;
     let rel = opts.release;
     let sources = if opts.apt_sources.is_empty() {
-        sources_for_release(&system_sources()?, rel, false)?
+        sources_for_release(&system_sources()?, rel, opts.backports)?
     } else {
         opts.apt_sources.clone()
     };
@@ -398,7 +403,13 @@ pub fn lock_base(opts: &BaseOptions) -> Result<Lockfile> {
             }
             for comp in &src.components {
                 let paras = repo.fetch_packages(&idx, comp, &opts.arch)?;
-                universe.add(&paras, suite, 500)?;
+                // apt's default pin: backports 100 (NotAutomatic/ButAutomaticUpgrades), else 500.
+                let prio = if suite.ends_with("-backports") {
+                    100
+                } else {
+                    500
+                };
+                universe.add(&paras, suite, prio)?;
             }
             suite_uri.insert(suite.clone(), src.uri.clone());
         }
@@ -797,6 +808,7 @@ pub fn build_from_lock(
 
     let mut trees: Vec<Tree> = Vec::new();
     let mut used: BTreeSet<String> = BTreeSet::new();
+    let mut alternatives = Vec::new();
     for layer in &lock.layers {
         let mut tree = Tree::new();
         for pkg in &layer.packages {
@@ -822,6 +834,9 @@ pub fn build_from_lock(
                 epoch,
                 &mut tree,
             )?);
+            if let Some(script) = &contents.postinst {
+                alternatives.extend(parse_alternatives(script));
+            }
             for e in dpkg_record(&contents) {
                 tree.insert(e.path.clone(), e);
             }
@@ -846,6 +861,7 @@ pub fn build_from_lock(
         &union,
         &FixupOptions {
             busybox: lock.variant == Variant::Debug,
+            alternatives,
         },
     )?);
 

@@ -37,6 +37,9 @@ pub struct DebContents {
     pub md5sums: Option<String>,
     /// `conffiles` from the control member, if the package has one.
     pub conffiles: Option<String>,
+    /// `postinst` from the control member: never run, only read for the
+    /// `update-alternatives --install` links it would make ([`crate::alternatives`]).
+    pub postinst: Option<String>,
     /// Compression of the data member: `"xz"`, `"zst"`, `"gz"` or `"none"`.
     pub data_compression: &'static str,
 }
@@ -392,6 +395,7 @@ pub fn read_control(deb: &Path) -> Result<DebContents> {
     let mut control: Option<String> = None;
     let mut md5sums = None;
     let mut conffiles = None;
+    let mut postinst = None;
     let mut data_compression = None;
     walk_deb(deb, |member, name, r| match member {
         Member::Control(_) => {
@@ -406,6 +410,7 @@ pub fn read_control(deb: &Path) -> Result<DebContents> {
                     "control" => &mut control,
                     "md5sums" => &mut md5sums,
                     "conffiles" => &mut conffiles,
+                    "postinst" => &mut postinst,
                     _ => continue,
                 };
                 if !entry.header().entry_type().is_file() {
@@ -452,6 +457,7 @@ pub fn read_control(deb: &Path) -> Result<DebContents> {
         control_text,
         md5sums,
         conffiles,
+        postinst,
         data_compression,
     })
 }

@@ -7,11 +7,12 @@
 //! `debug` images, the `update-alternatives` links of a JRE (`/usr/bin/java` …), and the
 //! merged-`/usr` links (`bin -> usr/bin` …) a release's `base-files` may not ship.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 
 use ocibuild_oci::layer::{EntryKind, LayerEntry};
 
+use crate::alternatives::Alternative;
 use crate::error::{DebianError, Result};
 
 /// An unpacked tree: layer path (relative, no leading `/`) → entry. Later inserts win.
@@ -70,6 +71,8 @@ const BUSYBOX_APPLETS: &[&str] = &[
 pub struct FixupOptions {
     /// Link busybox applets (`sh` …) into `/usr/bin` (the `debug` variant).
     pub busybox: bool,
+    /// The `update-alternatives` calls of the packages' `postinst` scripts.
+    pub alternatives: Vec<Alternative>,
 }
 
 fn entry(path: &str, kind: EntryKind, mode: u32, owner: u32) -> LayerEntry {
@@ -309,6 +312,48 @@ pub fn java_alternatives(tree: &Tree) -> Vec<LayerEntry> {
         .collect()
 }
 
+/// A path of a maintainer script (`/bin/x`, `/usr/bin/x`) → the image path in merged `/usr`.
+fn merged(path: &str) -> String {
+    let rel = path.trim_start_matches('/');
+    let first = rel.split('/').next().unwrap_or("");
+    if USRMERGE_DIRS.contains(&first) {
+        format!("usr/{rel}")
+    } else {
+        rel.to_string()
+    }
+}
+
+/// The links `update-alternatives` would make (see [`crate::alternatives`]): for each name, the
+/// highest-priority implementation present in `tree` wins; its master and slave links are made
+/// where nothing else owns the path. Targets are absolute, as `/etc/alternatives` would resolve.
+pub fn alternative_links(tree: &Tree, alts: &[Alternative]) -> Vec<LayerEntry> {
+    let mut best: BTreeMap<&str, &Alternative> = BTreeMap::new();
+    for a in alts {
+        if !tree.contains_key(&merged(&a.path)) {
+            continue;
+        }
+        match best.get(a.name.as_str()) {
+            Some(b) if b.priority >= a.priority => {}
+            _ => {
+                best.insert(&a.name, a);
+            }
+        }
+    }
+    let mut out: BTreeMap<String, LayerEntry> = BTreeMap::new();
+    for a in best.values() {
+        let pairs = std::iter::once((a.link.as_str(), a.path.as_str()))
+            .chain(a.slaves.iter().map(|s| (s.link.as_str(), s.path.as_str())));
+        for (link, path) in pairs {
+            let l = merged(link);
+            if tree.contains_key(&l) || !tree.contains_key(&merged(path)) {
+                continue;
+            }
+            out.entry(l.clone()).or_insert_with(|| symlink(&l, path));
+        }
+    }
+    out.into_values().collect()
+}
+
 /// The merged-`/usr` links (`bin -> usr/bin` …) that `tree` lacks: `bin`, `sbin` and `lib`
 /// always, `lib64` on amd64, and any other merged directory that `used` names.
 pub fn usrmerge_links(tree: &Tree, arch: &str, used: &[String]) -> Vec<LayerEntry> {
@@ -341,6 +386,12 @@ pub fn fixups(tree: &Tree, opts: &FixupOptions) -> Result<Vec<LayerEntry>> {
         out.extend(busybox_links(tree)?);
     }
     out.extend(java_alternatives(tree));
+    let made: BTreeSet<String> = out.iter().map(|e| e.path.clone()).collect();
+    out.extend(
+        alternative_links(tree, &opts.alternatives)
+            .into_iter()
+            .filter(|e| !made.contains(&e.path)),
+    );
     if let Some(cacerts) = java_cacerts(tree)? {
         out.push(cacerts);
     }
@@ -469,7 +520,14 @@ mod tests {
             bytes("usr/share/ca-certificates/mozilla/A.crt", "A\n"),
             bytes("usr/bin/busybox", "elf"),
         ]);
-        let v = fixups(&t, &FixupOptions { busybox: true }).unwrap();
+        let v = fixups(
+            &t,
+            &FixupOptions {
+                busybox: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert!(v.iter().any(|e| e.path == CA_BUNDLE));
         assert!(v.iter().any(|e| e.path == "usr/bin/sh"));
         let v = fixups(&Tree::new(), &FixupOptions::default()).unwrap();

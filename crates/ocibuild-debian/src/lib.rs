@@ -8,6 +8,7 @@
 //!
 //! May depend on `ocibuild-oci` and the HTTP client; must never print or run programs.
 
+pub mod alternatives;
 pub mod apt;
 pub mod base;
 pub mod control;

@@ -395,6 +395,10 @@ pub struct BaseSelectArgs {
     /// Use no network: indexes and packages come from the cache
     #[arg(long)]
     pub offline: bool,
+    /// Add <release>-backports (apt priority 100: only for packages asked for by name or missing
+    /// from the release, e.g. --packages golang-1.26-go)
+    #[arg(long)]
+    pub backports: bool,
     /// An apt source to use instead of the machine's: "URI SUITE COMPONENT…" (a local mirror
     /// directory or file:// URL for air-gapped sites); repeatable
     #[arg(long = "apt-source", value_name = "URI SUITE COMPONENT…")]
@@ -418,7 +422,8 @@ pub struct BaseBuildArgs {
     /// release's InRelease date]
     #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
     pub source_date_epoch: Option<u64>,
-    /// oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG] (repeatable)
+    /// oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or
+    /// docker://REGISTRY/REPO:TAG (pushed) (repeatable)
     #[arg(short = 'o', long = "output", value_name = "DEST")]
     pub outputs: Vec<String>,
 }

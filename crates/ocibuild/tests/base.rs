@@ -240,3 +240,378 @@ fn nodejs_and_java_runtimes_start() {
         }
     }
 }
+
+/// `umoci raw unpack` a layout tag into a plain rootfs dir (what a build stage runs over).
+fn rootfs(layout: &Path, tag: &str, dir: &Path) -> PathBuf {
+    let umoci = ocibuild_testkit::require_tool("umoci", "umoci");
+    run_ok_stdout(
+        Command::new(umoci)
+            .args(["raw", "unpack", "--rootless", "--image"])
+            .arg(format!("{}:{tag}", layout.display()))
+            .arg(dir),
+    );
+    dir.to_path_buf()
+}
+
+/// `ocibuild run` over a toolchain root with SRC:/src and OUT:/out mounted.
+fn run_in(ctx: &TestContext, root: &Path, mounts: &[(&Path, &str)], script: &str) -> String {
+    let mut c = ocibuild(ctx);
+    c.arg("run").arg("--rootfs").arg(root);
+    for (src, dest) in mounts {
+        c.arg("--mount").arg(format!("{}:{dest}", src.display()));
+    }
+    c.args(["--env", "HOME=/root", "--", "sh", "-c", script]);
+    run_ok_stdout(&mut c)
+}
+
+/// Put the files of `dir` at `/app` on top of `base`, as a build's final stage does.
+fn app_on(ctx: &TestContext, base: &str, dir: &Path, out: &str) {
+    run_ok_stdout(
+        ocibuild(ctx)
+            .arg("assemble")
+            .arg("--base")
+            .arg(base)
+            .arg("--layer")
+            .arg(format!("{}:/app", dir.display()))
+            .arg("--output")
+            .arg(out),
+    );
+}
+
+#[test]
+fn go_toolchain_root_builds_a_static_binary_that_runs_on_static_nonroot() {
+    let ctx = TestContext::new();
+    let layout = ctx.path("layout");
+    let l = layout.display().to_string();
+    build(&ctx, &["--profile", "go"], &format!("oci:{l}:go"));
+    build(
+        &ctx,
+        &["--profile", "static:nonroot"],
+        &format!("oci:{l}:static"),
+    );
+    let root = rootfs(&layout, "go", &ctx.path("go-root"));
+    let src = ctx.tmp_dir("src");
+    fs::write(src.join("go.mod"), "module example.com/hello\n\ngo 1.22\n").unwrap();
+    fs::write(
+        src.join("main.go"),
+        "package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n\t\"strings\"\n)\n\nfunc main() {\n\tb, err := os.ReadFile(\"/etc/ssl/certs/ca-certificates.crt\")\n\tif err != nil {\n\t\tpanic(err)\n\t}\n\tfmt.Printf(\"hello from go as %d, %d certs\\n\", os.Getuid(), strings.Count(string(b), \"BEGIN CERT\"))\n}\n",
+    )
+    .unwrap();
+    let out = ctx.tmp_dir("out");
+    let said = run_in(
+        &ctx,
+        &root,
+        &[(&src, "/src"), (&out, "/out")],
+        "cd /src && go version && CGO_ENABLED=0 GOCACHE=/tmp/gocache go build -trimpath -ldflags='-s -w' -o /out/hello .",
+    );
+    assert!(said.contains("go version go1."), "{said}");
+    assert!(ocibuild_testkit::is_static_elf(&out.join("hello")).unwrap());
+    app_on(
+        &ctx,
+        &format!("oci:{l}:static"),
+        &out,
+        &format!("oci:{l}:app"),
+    );
+    validate(&ctx, &format!("oci:{l}:app"));
+    umoci_unpack(&layout, "app", &ctx.path("bundle"));
+    let (rc, out, err) = runc_run(&ctx.path("bundle"), Some(&["/app/hello"]));
+    assert_eq!(rc, 0, "{out}{err}");
+    let out = out.trim();
+    let n: usize = out
+        .strip_prefix("hello from go as 65532, ")
+        .and_then(|r| r.strip_suffix(" certs"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output {out:?} {err}"));
+    assert!(n > 100, "{out}");
+}
+
+#[test]
+fn java_build_root_compiles_a_jar_that_runs_on_the_java_runtime() {
+    let ctx = TestContext::new();
+    let layout = ctx.path("layout");
+    let l = layout.display().to_string();
+    build(&ctx, &["--profile", "java-build"], &format!("oci:{l}:jdk"));
+    build(
+        &ctx,
+        &["--profile", "java:nonroot"],
+        &format!("oci:{l}:jre"),
+    );
+    let root = rootfs(&layout, "jdk", &ctx.path("jdk-root"));
+    let src = ctx.tmp_dir("src");
+    fs::write(
+        src.join("Hello.java"),
+        "public class Hello {\n  public static void main(String[] a) {\n    System.out.println(\"hello from java \" + Runtime.version().feature() + \" as \" + System.getProperty(\"user.name\"));\n  }\n}\n",
+    )
+    .unwrap();
+    let out = ctx.tmp_dir("out");
+    // javac and jar come from the JDK's update-alternatives links, mvn from maven's postinst.
+    let said = run_in(
+        &ctx,
+        &root,
+        &[(&src, "/src"), (&out, "/out")],
+        "javac -version && mvn -v | head -1 && cd /tmp && javac -d classes /src/Hello.java && jar --create --file /out/hello.jar --main-class Hello -C classes .",
+    );
+    assert!(said.contains("javac 21"), "{said}");
+    assert!(said.contains("Apache Maven 3"), "{said}");
+    app_on(&ctx, &format!("oci:{l}:jre"), &out, &format!("oci:{l}:app"));
+    validate(&ctx, &format!("oci:{l}:app"));
+    umoci_unpack(&layout, "app", &ctx.path("bundle"));
+    // the java profile's entrypoint is `java -jar`
+    let (rc, out, err) = runc_run(
+        &ctx.path("bundle"),
+        Some(&["/usr/bin/java", "-jar", "/app/hello.jar"]),
+    );
+    assert_eq!(
+        (rc, out.trim()),
+        (0, "hello from java 21 as nonroot"),
+        "{err}"
+    );
+}
+
+#[test]
+fn python_and_node_build_roots_have_their_tools() {
+    let ctx = TestContext::new();
+    let layout = ctx.path("layout");
+    let l = layout.display().to_string();
+    build(&ctx, &["--profile", "python-build"], &format!("oci:{l}:py"));
+    let root = rootfs(&layout, "py", &ctx.path("py-root"));
+    let said = run_in(
+        &ctx,
+        &root,
+        &[],
+        "python3 -m venv /tmp/v && /tmp/v/bin/pip --version && cc --version | head -1 && python3 -c 'import sysconfig; print(sysconfig.get_paths()[\"include\"])' && ls /usr/include/python3*/Python.h",
+    );
+    assert!(said.contains("pip "), "{said}");
+    assert!(said.contains("cc (Debian"), "{said}");
+    assert!(said.contains("Python.h"), "{said}");
+    build(&ctx, &["--profile", "node-build"], &format!("oci:{l}:node"));
+    let root = rootfs(&layout, "node", &ctx.path("node-root"));
+    let said = run_in(&ctx, &root, &[], "node --version && npm --version");
+    let lines: Vec<&str> = said.lines().collect();
+    assert!(lines.len() == 2 && lines[0].starts_with("v20."), "{said}");
+}
+
+#[test]
+fn backports_give_a_newer_go() {
+    let ctx = TestContext::new();
+    let lock = ctx.path("go.lock");
+    let out = run_ok_stdout(
+        ocibuild(&ctx)
+            .args([
+                "base",
+                "lock",
+                "--profile",
+                "build-base",
+                "--backports",
+                "--packages",
+                "golang-1.26-go",
+                "--cache-dir",
+            ])
+            .arg(cache())
+            .arg("--output")
+            .arg(&lock),
+    );
+    assert!(out.contains("go.lock"));
+    let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&lock).unwrap()).unwrap();
+    let pkgs: Vec<&serde_json::Value> = v["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| l["packages"].as_array().unwrap())
+        .collect();
+    let go = pkgs
+        .iter()
+        .find(|p| p["name"] == "golang-1.26-go")
+        .expect("golang-1.26-go locked");
+    assert_eq!(go["suite"], "trixie-backports");
+    // everything else the release has stays on the release (apt's backports priority 100)
+    let bash = pkgs.iter().find(|p| p["name"] == "bash").unwrap();
+    assert_ne!(bash["suite"], "trixie-backports");
+    // without --backports the package does not exist
+    let err = ocibuild_testkit::run_fail(
+        ocibuild(&ctx)
+            .args([
+                "base",
+                "lock",
+                "--profile",
+                "build-base",
+                "--packages",
+                "golang-1.26-go",
+                "--cache-dir",
+            ])
+            .arg(cache())
+            .arg("--output")
+            .arg(ctx.path("x.lock")),
+    );
+    assert!(err.contains("golang-1.26-go"), "{err}");
+}
+
+#[test]
+fn bookworm_static_and_python3_run() {
+    let ctx = TestContext::new();
+    let layout = ctx.path("layout");
+    let l = layout.display().to_string();
+    let (_, size) = build(
+        &ctx,
+        &["--profile", "python3:nonroot", "--distro", "bookworm"],
+        &format!("oci:{l}:py"),
+    );
+    report("python3 (bookworm)", size, "≈50 MB");
+    validate(&ctx, &format!("oci:{l}:py"));
+    umoci_unpack(&layout, "py", &ctx.path("bundle-py"));
+    let (rc, out, err) = runc_run(
+        &ctx.path("bundle-py"),
+        Some(&[
+            "python3",
+            "-c",
+            "import ssl, json, sqlite3, sys, os; ssl.create_default_context(); print(sys.version_info[:2], os.getuid())",
+        ]),
+    );
+    assert_eq!((rc, out.trim()), (0, "(3, 11) 65532"), "{err}");
+
+    let (_, size) = build(
+        &ctx,
+        &["--profile", "static", "--distro", "bookworm"],
+        &format!("oci:{l}:static"),
+    );
+    report("static (bookworm)", size, "≈2 MiB");
+    validate(&ctx, &format!("oci:{l}:static"));
+    let tag = with_busybox(&ctx, &layout, "static");
+    let rootfs = umoci_unpack(&layout, &tag, &ctx.path("bundle-static"));
+    let osr = fs::read_to_string(rootfs.join("etc/os-release")).unwrap();
+    assert!(osr.contains("bookworm"), "{osr}");
+    let (rc, out, err) = runc_run(
+        &ctx.path("bundle-static"),
+        Some(&[
+            "/usr/local/bin/busybox",
+            "head",
+            "-1",
+            "/etc/ssl/certs/ca-certificates.crt",
+        ]),
+    );
+    assert_eq!(
+        (rc, out.trim()),
+        (0, "-----BEGIN CERTIFICATE-----"),
+        "{err}"
+    );
+}
+
+#[test]
+fn arm64_resolves_and_validates() {
+    let ctx = TestContext::new();
+    let layout = ctx.path("layout");
+    let l = layout.display().to_string();
+    build(
+        &ctx,
+        &["--profile", "python3", "--arch", "arm64"],
+        &format!("oci:{l}:py"),
+    );
+    validate(&ctx, &format!("oci:{l}:py"));
+    let cfg = ocibuild_testkit::skopeo_inspect_config(&format!("oci:{l}:py"));
+    assert_eq!(cfg["architecture"], "arm64", "{cfg}");
+    let rootfs = umoci_unpack(&layout, "py", &ctx.path("bundle"));
+    // the interpreter is an aarch64 ELF (e_machine 183)
+    let target = fs::read_link(rootfs.join("usr/bin/python3")).unwrap();
+    let elf = fs::read(rootfs.join("usr/bin").join(target)).unwrap();
+    assert_eq!(&elf[..4], b"\x7fELF");
+    assert_eq!(u16::from_le_bytes([elf[18], elf[19]]), 183);
+    assert!(rootfs.join("usr/lib/aarch64-linux-gnu").is_dir());
+}
+
+#[test]
+fn offline_lockfile_build_needs_no_network_at_all() {
+    let ctx = TestContext::new();
+    let unshare = ocibuild_testkit::require_tool("unshare", "util-linux");
+    assert!(
+        ocibuild_testkit::is_root(),
+        "this test runs ocibuild in a new network namespace (unshare -n) and needs root"
+    );
+    let lock = ctx.path("ocibuild.lock");
+    let cache = ctx.tmp_dir("cache");
+    run_ok_stdout(
+        ocibuild(&ctx)
+            .args(["base", "lock", "--profile", "cc", "--cache-dir"])
+            .arg(&cache)
+            .arg("--output")
+            .arg(&lock),
+    );
+    let layout = ctx.path("layout");
+    let l = layout.display().to_string();
+    let (online, _) = build(
+        &ctx,
+        &["--profile", "cc", "--lock", lock.to_str().unwrap()],
+        &format!("oci:{l}:online"),
+    );
+    // `build` uses the shared cache: warm this test's own cache from the lockfile too.
+    run_ok_stdout(
+        ocibuild(&ctx)
+            .args(["base", "build", "--profile", "cc", "--lock"])
+            .arg(&lock)
+            .arg("--cache-dir")
+            .arg(&cache),
+    );
+    // A fresh network namespace has only a loopback interface (down) and no route anywhere.
+    let probe = Command::new(&unshare)
+        .args([
+            "-n",
+            "sh",
+            "-c",
+            "cat /proc/net/route; cat /proc/self/net/dev",
+        ])
+        .output()
+        .unwrap();
+    let probe = String::from_utf8_lossy(&probe.stdout);
+    let ifaces: Vec<&str> = probe
+        .lines()
+        .filter_map(|l| l.split_once(':').map(|(i, _)| i.trim()))
+        .filter(|i| !i.contains('|'))
+        .collect();
+    assert_eq!(ifaces, ["lo"], "{probe}");
+    assert!(
+        !probe.contains("Gateway"),
+        "a route in the new namespace: {probe}"
+    );
+    let mut c = Command::new(&unshare);
+    c.arg("-n")
+        .arg(env!("CARGO_BIN_EXE_ocibuild"))
+        .arg("--root")
+        .arg(ctx.root_dir())
+        .args(["--progress", "plain", "base", "build", "--profile", "cc"])
+        .arg("--lock")
+        .arg(&lock)
+        .arg("--offline")
+        .arg("--cache-dir")
+        .arg(&cache)
+        .arg("--output")
+        .arg(format!("oci:{l}:offline"));
+    let stdout = run_ok_stdout(&mut c);
+    assert_eq!(stdout.lines().next(), Some(online.as_str()), "{stdout}");
+    validate(&ctx, &format!("oci:{l}:offline"));
+    // and without --offline, in the same namespace, it says the network is unreachable
+    let mut c = Command::new(&unshare);
+    c.arg("-n")
+        .arg(env!("CARGO_BIN_EXE_ocibuild"))
+        .arg("--root")
+        .arg(ctx.root_dir())
+        .args(["base", "lock", "--profile", "cc", "--cache-dir"])
+        .arg(ctx.tmp_dir("empty-cache"))
+        .arg("--output")
+        .arg(ctx.path("x.lock"));
+    let err = ocibuild_testkit::run_fail(&mut c);
+    assert!(err.contains("InRelease"), "{err}");
+}
+
+#[test]
+fn base_build_pushes_to_a_registry() {
+    use ocibuild_testkit::registry::{RegistryOptions, start_registry};
+    let ctx = TestContext::new();
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let (digest, _) = build(
+        &ctx,
+        &["--profile", "static:nonroot"],
+        &format!("docker://{}/base/static:nonroot", reg.host),
+    );
+    let v = ocibuild_testkit::skopeo_inspect_full(&reg.docker_ref("base/static:nonroot"));
+    assert_eq!(v["Digest"], digest, "{v}");
+    assert_eq!(v["Architecture"], "amd64", "{v}");
+}

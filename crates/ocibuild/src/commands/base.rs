@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use ocibuild_debian::apt::{Release, parse_apt_source_flag};
 use ocibuild_debian::base::{
     BaseOptions, build_base, lock_base, parse_profile_spec, profile_chain, profiles,
@@ -47,6 +47,7 @@ fn options(g: &Global, store: Option<&ContentStore>, s: &BaseSelectArgs) -> Resu
     o.release = s.distro.parse()?;
     o.arch = s.arch.clone();
     o.offline = s.offline;
+    o.backports = s.backports;
     o.extra_packages = s
         .packages
         .iter()
@@ -70,11 +71,6 @@ fn build(g: &Global, a: BaseBuildArgs) -> Result<ExitCode> {
         .iter()
         .map(|o| Location::parse(o).with_context(|| format!("--output {o}")))
         .collect::<Result<_>>()?;
-    if outputs.iter().any(|o| matches!(o, Location::Registry(_))) {
-        bail!(
-            "base build writes oci:, oci-archive: or docker-archive: outputs; push the result with `ocibuild push`"
-        );
-    }
     let mut opts = options(g, Some(&store), &a.select)?;
     opts.lock = a.lock.clone();
     opts.source_date_epoch = a.source_date_epoch;
@@ -104,8 +100,20 @@ fn build(g: &Global, a: BaseBuildArgs) -> Result<ExitCode> {
         );
     }
     let src = built.source(&store);
+    let reg = if outputs.iter().any(|o| matches!(o, Location::Registry(_))) {
+        Some(super::registry::registry(g)?)
+    } else {
+        None
+    };
     for o in &outputs {
-        write_location(o, &src, &built.image).with_context(|| format!("writing {o}"))?;
+        match &reg {
+            Some(reg) => {
+                super::registry::export(g, reg, &rep, &src, &built.image, o)?;
+            }
+            None => {
+                write_location(o, &src, &built.image).with_context(|| format!("writing {o}"))?;
+            }
+        }
         rep.event(
             &format!("wrote {o}"),
             json!({"event": "output", "location": o.to_string()}),

@@ -115,6 +115,43 @@ pub fn write_local(
     Ok(img.manifest_desc.digest.to_string())
 }
 
+/// Write an image to any location: a push for `docker://`, else a local layout/archive.
+/// Returns the manifest digest at the destination.
+pub fn export(
+    g: &Global,
+    reg: &Registry,
+    rep: &Reporter,
+    src: &dyn ImageSource,
+    img: &ocibuild_oci::image::Image,
+    dest: &Location,
+) -> Result<String> {
+    match dest {
+        Location::Registry(r) => {
+            let pf = progress_fn(rep);
+            let bf = |d: &ocibuild_oci::Digest, n: u64, t: u64| rep.bytes(d, n, t);
+            let report = push(
+                reg,
+                src,
+                r,
+                &PushOptions {
+                    tags: &[],
+                    jobs: g.jobs,
+                    mount_from: None,
+                    on_blob: &pf,
+                    on_bytes: Some(&bf),
+                },
+            )
+            .with_context(|| format!("pushing {} to docker://{r}", src.describe()))?;
+            Ok(report.digest.map(|d| d.to_string()).unwrap_or_default())
+        }
+        Location::Scratch => bail!("cannot write an image to `scratch`"),
+        local => {
+            write_location(local, src, img).with_context(|| format!("writing {local}"))?;
+            Ok(img.manifest_desc.digest.to_string())
+        }
+    }
+}
+
 fn progress_fn(rep: &Reporter) -> impl Fn(&ocibuild_oci::Digest, u64, BlobOutcome) + Sync + '_ {
     move |d, size, outcome| {
         let word = match outcome {
