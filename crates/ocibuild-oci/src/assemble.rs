@@ -35,6 +35,9 @@ pub struct ConfigEdits {
     pub user: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub exposed_ports: Vec<String>,
+    /// Other fields of the config's `config` object set as they are (`Healthcheck`,
+    /// `StopSignal`, `OnBuild`, `Volumes` …); `null` removes a field.
+    pub extra: BTreeMap<String, Value>,
 }
 
 pub struct AssembleSpec<'a> {
@@ -299,6 +302,13 @@ fn apply_edits(
             for (k, v) in &e.labels {
                 l.insert(k.clone(), json!(v));
             }
+        }
+    }
+    for (k, v) in &e.extra {
+        if v.is_null() {
+            c.remove(k);
+        } else {
+            c.insert(k.clone(), v.clone());
         }
     }
     if !e.exposed_ports.is_empty() {

@@ -71,6 +71,8 @@ pub enum Progress {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Build an image: zero-config from source (Go, Node.js, Python, Java) when CONTEXT has no Dockerfile
+    Build(Box<BuildArgs>),
     /// Make an image without a Dockerfile: a base plus directories as layers plus config
     Assemble(Box<AssembleArgs>),
     /// Show an image's manifest, config and layers
@@ -450,4 +452,107 @@ pub struct BaseListArgs {
     /// JSON output
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ToolchainArg {
+    /// A toolchain root assembled from the release's Debian packages (default)
+    Debian,
+    /// The host's own toolchain, run over the host's `/` (sandboxed when possible)
+    Host,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BuildNetworkArg {
+    /// Steps that download dependencies get the host's network
+    Default,
+    /// No step gets a network (vendored or cached dependencies only)
+    None,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  ocibuild build ./app -t registry.example/app:1 --push\n  ocibuild build ./app --output oci:out:app --explain\n  ocibuild build ./svc --lang go --main ./cmd/server --platform linux/arm64 --output oci-archive:svc.tar\n  ocibuild build ./web --distro bookworm --build-ca /etc/corp/ca.pem --output docker-archive:web.tar:web:1\n\nOutputs: --output oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG],\ndocker://REGISTRY/REPO:TAG; --push pushes every -t. Without either the image stays in the content store\n(its digest is printed)."
+)]
+pub struct BuildArgs {
+    /// The app directory (build context)
+    #[arg(default_value = ".", value_name = "CONTEXT")]
+    pub context: PathBuf,
+    /// Name and tag (repeatable); with --push each is pushed
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    pub tags: Vec<String>,
+    /// Where to write the image (repeatable)
+    #[arg(short = 'o', long = "output", value_name = "DEST")]
+    pub outputs: Vec<String>,
+    /// Push the image to every -t name
+    #[arg(long)]
+    pub push: bool,
+    /// Dockerfile to use (the Dockerfile frontend is not in this build yet)
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Force a language instead of detecting it: go, node, python, java
+    #[arg(long, value_name = "LANG")]
+    pub lang: Option<String>,
+    /// Go main package (./cmd/x), Java main class, Node or Python entry file
+    #[arg(long, value_name = "MAIN")]
+    pub main: Option<String>,
+    /// The image entrypoint (JSON array or words), instead of the detected one
+    #[arg(long, value_name = "CMD")]
+    pub entrypoint: Option<String>,
+    /// Debian release of the toolchain and the runtime: trixie (13) or bookworm (12)
+    #[arg(long, default_value = "trixie", value_name = "RELEASE")]
+    pub distro: String,
+    /// Target platform (Go cross-compiles; no emulation)
+    #[arg(long, default_value = "linux/amd64", value_name = "OS/ARCH")]
+    pub platform: String,
+    /// Which toolchain runs the build steps
+    #[arg(long, value_enum, default_value = "debian")]
+    pub toolchain: ToolchainArg,
+    /// Network for steps that download dependencies
+    #[arg(long, value_enum, default_value = "default")]
+    pub network: BuildNetworkArg,
+    /// CA bundle for steps that download: `host` (this machine's trust store, so intercepting
+    /// proxies work), `none` (the toolchain root's own), or a PEM file
+    #[arg(
+        long = "build-ca",
+        default_value = "host",
+        value_name = "host|none|FILE"
+    )]
+    pub build_ca: String,
+    /// Do not pass the host's HTTP(S)_PROXY/NO_PROXY variables into build steps
+    #[arg(long)]
+    pub no_proxy_env: bool,
+    /// Extra environment for every build step (repeatable)
+    #[arg(long = "build-env", value_name = "KEY=VALUE")]
+    pub build_env: Vec<String>,
+    /// Print why the language, versions and entrypoint were chosen, and the plan, then build
+    #[arg(long)]
+    pub explain: bool,
+    /// Print the plan (JSON) and stop
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Build Debian roots from cached packages only
+    #[arg(long)]
+    pub offline: bool,
+    /// Sandbox isolation tier for build steps
+    #[arg(long, value_enum, default_value = "auto")]
+    pub isolation: IsolationArg,
+    /// Allow the host tier (no isolation) when nothing else works
+    #[arg(long)]
+    pub allow_host: bool,
+    /// `created` and file times [default: 0, so digests reproduce]
+    #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
+    pub source_date_epoch: Option<u64>,
+    /// Layer compression: gzip or zstd
+    #[arg(long, default_value = "gzip", value_name = "gzip|zstd")]
+    pub compression: String,
+    /// Write the image digest to this file
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// Write build metadata (digest, names, plan) as JSON to this file
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+    /// The package cache for Debian roots [default: ROOT/debian]
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 }

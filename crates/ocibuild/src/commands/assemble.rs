@@ -69,6 +69,7 @@ pub fn run(g: &Global, a: AssembleArgs) -> Result<ExitCode> {
         user: a.user.clone(),
         labels,
         exposed_ports: a.expose.clone(),
+        extra: Default::default(),
     };
     let owner = a.owner.as_deref().map(parse_owner).transpose()?;
     let compression = match a.compression {
@@ -263,7 +264,7 @@ fn parse_kv(items: &[String], flag: &str) -> Result<BTreeMap<String, String>> {
 }
 
 /// A JSON array (`["/app","--port","80"]`), or plain words split on whitespace.
-fn parse_command(s: &str, flag: &str) -> Result<Vec<String>> {
+pub(crate) fn parse_command(s: &str, flag: &str) -> Result<Vec<String>> {
     let t = s.trim();
     if t.starts_with('[') {
         return serde_json::from_str::<Vec<String>>(t).with_context(|| {

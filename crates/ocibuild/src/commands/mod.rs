@@ -2,6 +2,7 @@
 
 mod assemble;
 mod base;
+mod build;
 mod cache;
 mod doctor;
 mod inspect;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Logout(a) => registry::logout(&cli.global, a),
         Command::Doctor(a) => doctor::run(&cli.global, a),
         Command::Base(c) => base::run(&cli.global, c),
+        Command::Build(a) => build::run(&cli.global, *a),
     }
 }
 

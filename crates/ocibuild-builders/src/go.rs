@@ -1,0 +1,549 @@
+//! Go: go.mod, the Go toolchain of the Debian release (or its backports), the main package.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::common::{Ctx, Parts, finish, read_opt};
+use crate::error::{BuildersError, Result, line_of};
+use crate::plan::{Lang, Plan, Toolchain};
+use crate::spec::{self, Inputs, Spec};
+use crate::version::go_version;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Release {
+    /// golang-go of the release.
+    pub default: String,
+    /// golang-1.N-go in -backports.
+    #[serde(default)]
+    pub backports: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Rules {
+    pub backports_package: String,
+    pub backports_path: String,
+    pub cmd_dirs: Vec<String>,
+}
+
+pub(crate) type GoSpec = Spec<Release, Rules>;
+
+pub(crate) fn spec() -> Result<GoSpec> {
+    spec::load("go.toml", spec::GO_TOML)
+}
+
+/// What go.mod says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct GoMod {
+    pub module: String,
+    /// The `go` line.
+    pub go: Option<String>,
+    /// The `toolchain` line (`go1.23.4`).
+    pub toolchain: Option<String>,
+    /// Whether any module is required.
+    pub requires: bool,
+}
+
+/// Parse go.mod (`path` names it in errors).
+pub(crate) fn parse_go_mod(text: &str, path: &Path) -> Result<GoMod> {
+    let mut m = GoMod::default();
+    let mut block: Option<String> = None;
+    let mut offset = 0;
+    for raw in text.split_inclusive('\n') {
+        let line_no = line_of(text, offset);
+        offset += raw.len();
+        let line = raw.split("//").next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(b) = &block {
+            if line == ")" {
+                block = None;
+            } else if b == "require" {
+                m.requires = true;
+            }
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let verb = words.next().unwrap_or("");
+        let rest: Vec<&str> = words.collect();
+        if rest.first() == Some(&"(") {
+            block = Some(verb.to_string());
+            continue;
+        }
+        let bad = |detail: String| BuildersError::Parse {
+            path: path.to_path_buf(),
+            line: Some(line_no),
+            detail,
+            hint: "fix go.mod (`go mod tidy` rewrites it)".into(),
+        };
+        match verb {
+            "module" => {
+                let name = rest
+                    .first()
+                    .ok_or_else(|| bad("module line without a path".into()))?;
+                m.module = name.trim_matches(|c| c == '"' || c == '`').to_string();
+            }
+            "go" => {
+                let v = rest
+                    .first()
+                    .ok_or_else(|| bad("go line without a version".into()))?;
+                if go_version(v).is_none() {
+                    return Err(bad(format!("go line: {v:?} is not a Go version")));
+                }
+                m.go = Some(v.to_string());
+            }
+            "toolchain" => {
+                let v = rest
+                    .first()
+                    .ok_or_else(|| bad("toolchain line without a version".into()))?;
+                if *v != "default" {
+                    if go_version(v).is_none() {
+                        return Err(bad(format!("toolchain line: {v:?} is not a Go toolchain")));
+                    }
+                    m.toolchain = Some(v.to_string());
+                }
+            }
+            "require" => m.requires = true,
+            _ => {}
+        }
+    }
+    if block.is_some() {
+        return Err(BuildersError::Parse {
+            path: path.to_path_buf(),
+            line: None,
+            detail: "a ( block is never closed".into(),
+            hint: "fix go.mod (`go mod tidy` rewrites it)".into(),
+        });
+    }
+    if m.module.is_empty() {
+        return Err(BuildersError::Parse {
+            path: path.to_path_buf(),
+            line: None,
+            detail: "no module line".into(),
+            hint: "add `module example.com/app` (or run `go mod init`)".into(),
+        });
+    }
+    Ok(m)
+}
+
+pub(crate) fn describe(dir: &Path) -> Vec<String> {
+    let path = dir.join("go.mod");
+    match read_opt(&path)
+        .ok()
+        .flatten()
+        .map(|t| parse_go_mod(&t, &path))
+    {
+        Some(Ok(m)) => vec![format!(
+            "go.mod found at go.mod (module {}{})",
+            m.module,
+            m.go.map(|g| format!(", go {g}")).unwrap_or_default()
+        )],
+        _ => vec!["go.mod found at go.mod".into()],
+    }
+}
+
+/// The toolchain for `required` (the larger of the go and toolchain lines) on `release`.
+pub(crate) fn choose_toolchain(
+    spec: &GoSpec,
+    distro: &str,
+    required: &str,
+    gomod: &Path,
+) -> Result<(Toolchain, String)> {
+    let rel = spec.release(distro)?;
+    let req = go_version(required).ok_or_else(|| BuildersError::Parse {
+        path: gomod.to_path_buf(),
+        line: None,
+        detail: format!("{required:?} is not a Go version"),
+        hint: "fix the go line of go.mod".into(),
+    })?;
+    let minor = |v: &str| -> Result<(u64, u64)> {
+        go_version(v)
+            .map(|(a, b, _)| (a, b))
+            .ok_or_else(|| BuildersError::data("go.toml", format!("{v:?} is not a Go version")))
+    };
+    let want = (req.0, req.1);
+    if want <= minor(&rel.default)? {
+        return Ok((
+            Toolchain {
+                profile: spec.toolchain.profile.clone(),
+                packages: Vec::new(),
+                backports: false,
+                path_prepend: Vec::new(),
+                version: rel.default.clone(),
+            },
+            format!(
+                "toolchain: Go {} (golang-go of Debian {distro}) satisfies go {required}",
+                rel.default
+            ),
+        ));
+    }
+    let mut backports = rel.backports.clone();
+    backports.sort_by_key(|v| go_version(v));
+    for b in &backports {
+        if minor(b)? >= want {
+            let mut inp = Inputs::default();
+            inp.var("version", b.clone());
+            return Ok((
+                Toolchain {
+                    profile: spec.toolchain.profile.clone(),
+                    packages: vec![spec.render_str(&spec.rules.backports_package, &inp)?],
+                    backports: true,
+                    path_prepend: vec![spec.render_str(&spec.rules.backports_path, &inp)?],
+                    version: b.clone(),
+                },
+                format!(
+                    "toolchain: Go {b} from {distro}-backports (go {required} is newer than the \
+                     release's Go {})",
+                    rel.default
+                ),
+            ));
+        }
+    }
+    let newest = backports.last().unwrap_or(&rel.default).clone();
+    let hint = if distro == "bookworm" {
+        "pass --distro trixie (newer Go), or --toolchain host to build with the host's Go"
+    } else {
+        "pass --toolchain host to build with the host's Go, or lower the go line of go.mod"
+    };
+    Err(BuildersError::Version {
+        path: gomod.to_path_buf(),
+        detail: format!(
+            "go {required} is required, but the newest Go Debian {distro} has (with backports) is {newest}"
+        ),
+        hint: hint.into(),
+    })
+}
+
+/// The package clause of a Go file, skipping comments; None for files excluded by a
+/// `//go:build ignore` constraint.
+pub(crate) fn package_clause(text: &str) -> Option<String> {
+    let mut in_block = false;
+    for raw in text.lines() {
+        let mut line = raw.trim();
+        if in_block {
+            match line.find("*/") {
+                Some(i) => {
+                    in_block = false;
+                    line = line[i + 2..].trim();
+                }
+                None => continue,
+            }
+        }
+        if let Some(c) = line.strip_prefix("//") {
+            let c = c.trim_start();
+            if let Some(expr) = c.strip_prefix("go:build")
+                && expr.split_whitespace().any(|w| w == "ignore")
+            {
+                return None;
+            }
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("/*") {
+            match rest.find("*/") {
+                Some(i) => line = rest[i + 2..].trim(),
+                None => {
+                    in_block = true;
+                    continue;
+                }
+            }
+        }
+        if line.is_empty() {
+            continue;
+        }
+        let rest = line.strip_prefix("package")?;
+        if !rest.starts_with(char::is_whitespace) {
+            return None;
+        }
+        return rest
+            .split(|c: char| c.is_whitespace() || c == ';' || c == '/')
+            .find(|w| !w.is_empty())
+            .map(str::to_string);
+    }
+    None
+}
+
+/// Whether the directory holds a non-test `package main` file.
+pub(crate) fn is_main_package(dir: &Path) -> Result<bool> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(BuildersError::io(dir)(e)),
+    };
+    let mut names = Vec::new();
+    for e in rd {
+        let e = e.map_err(BuildersError::io(dir))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".go") && !name.ends_with("_test.go") && e.path().is_file() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    for n in names {
+        let p = dir.join(&n);
+        let text = std::fs::read_to_string(&p).map_err(BuildersError::io(&p))?;
+        if package_clause(&text).as_deref() == Some("main") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The binary name `go build` would give the module root: its last path element, skipping a
+/// major version suffix (`example.com/app/v2` → `app`).
+pub(crate) fn module_binary_name(module: &str) -> String {
+    let parts: Vec<&str> = module.split('/').filter(|p| !p.is_empty()).collect();
+    let is_major =
+        |s: &str| s.len() > 1 && s.starts_with('v') && s[1..].chars().all(|c| c.is_ascii_digit());
+    match parts.as_slice() {
+        [.., prev, last] if is_major(last) => prev.to_string(),
+        [.., last] => last.to_string(),
+        [] => "app".into(),
+    }
+}
+
+/// The main package (`.` or `./cmd/x`) and the binary name.
+pub(crate) fn main_package(
+    ctx: &Ctx<'_>,
+    spec: &GoSpec,
+    gomod: &GoMod,
+) -> Result<(String, String, String)> {
+    if let Some((m, origin)) = ctx.main() {
+        let rel = m.trim_start_matches("./").trim_end_matches('/');
+        let rel = if rel.is_empty() { "." } else { rel };
+        if rel.starts_with('/') || rel.split('/').any(|c| c == "..") {
+            return Err(BuildersError::InvalidOption {
+                option: origin.into(),
+                value: m.clone(),
+                detail: "must be a package directory inside the module, like ./cmd/server".into(),
+            });
+        }
+        if !is_main_package(&ctx.path(rel))? {
+            return Err(BuildersError::Entrypoint {
+                path: ctx.path(rel),
+                detail: format!("{origin} {m}: no `package main` .go file there"),
+                hint: "point --main at a directory of the module holding package main".into(),
+            });
+        }
+        let (pkg, name) = if rel == "." {
+            (".".to_string(), module_binary_name(&gomod.module))
+        } else {
+            (
+                format!("./{rel}"),
+                rel.rsplit('/').next().unwrap_or(rel).to_string(),
+            )
+        };
+        let why = format!("main package {pkg}: from {origin}");
+        return Ok((pkg, name, why));
+    }
+    if is_main_package(ctx.dir)? {
+        let name = module_binary_name(&gomod.module);
+        return Ok((
+            ".".into(),
+            name.clone(),
+            format!("main package .: the module root is package main (binary {name})"),
+        ));
+    }
+    let mut candidates = Vec::new();
+    for cmd in &spec.rules.cmd_dirs {
+        let d = ctx.path(cmd);
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        let mut subs = Vec::new();
+        for e in rd {
+            let e = e.map_err(BuildersError::io(&d))?;
+            if e.path().is_dir() {
+                subs.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+        subs.sort();
+        for s in subs {
+            if is_main_package(&d.join(&s))? {
+                candidates.push((format!("./{cmd}/{s}"), s));
+            }
+        }
+    }
+    match candidates.len() {
+        1 => {
+            let (pkg, name) = candidates.remove(0);
+            let why = format!("main package {pkg}: the only package main under cmd/");
+            Ok((pkg, name, why))
+        }
+        0 => Err(BuildersError::Entrypoint {
+            path: ctx.dir.to_path_buf(),
+            detail: format!(
+                "no main package: neither the module root nor {} holds `package main`",
+                spec.rules
+                    .cmd_dirs
+                    .iter()
+                    .map(|c| format!("{c}/*"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            hint: "pass --main ./path/to/main/package".into(),
+        }),
+        _ => Err(BuildersError::Entrypoint {
+            path: ctx.dir.to_path_buf(),
+            detail: format!(
+                "several main packages: {}",
+                candidates
+                    .iter()
+                    .map(|c| c.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            hint: format!("pass --main to choose one, e.g. --main {}", candidates[0].0),
+        }),
+    }
+}
+
+pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
+    let spec = spec()?;
+    let gomod_path = ctx.path("go.mod");
+    let text = ctx
+        .read("go.mod")?
+        .ok_or_else(|| BuildersError::NotDetected {
+            dir: ctx.dir.to_path_buf(),
+            looked_for: "go.mod".into(),
+        })?;
+    let gomod = parse_go_mod(&text, &gomod_path)?;
+
+    // The version the module needs: the larger of the go and toolchain lines.
+    let go_line = gomod.go.clone().unwrap_or_else(|| "1.16".into());
+    let mut required = go_line.clone();
+    if let Some(t) = &gomod.toolchain
+        && go_version(t) > go_version(&required)
+    {
+        required = t.trim_start_matches("go").to_string();
+    }
+    let (toolchain, why) = match choose_toolchain(&spec, ctx.distro(), &required, &gomod_path) {
+        Ok(t) => t,
+        // The host's Go builds; a static binary needs nothing of the release at run time.
+        Err(BuildersError::Version { .. }) if ctx.opts.toolchain_host => (
+            Toolchain {
+                profile: spec.toolchain.profile.clone(),
+                packages: Vec::new(),
+                backports: false,
+                path_prepend: Vec::new(),
+                version: required.clone(),
+            },
+            format!(
+                "toolchain: go {required} is newer than Debian {}'s Go: the host's Go must be",
+                ctx.distro()
+            ),
+        ),
+        Err(e) => return Err(e),
+    };
+    ctx.reasons.push(match &gomod.toolchain {
+        Some(t) => format!("{why} (go.mod: go {go_line}, toolchain {t})"),
+        None => why,
+    });
+    if go_version(&required).is_some_and(|v| v.2 > 0) {
+        ctx.reasons.push(format!(
+            "note: go.mod asks for the patch release {required}; with GOTOOLCHAIN=local the \
+             build fails if the packaged Go is older"
+        ));
+    }
+
+    let (main, name, why) = main_package(&ctx, &spec, &gomod)?;
+    ctx.reasons.push(why);
+
+    let vendor = ctx.is_file("vendor/modules.txt");
+    let vendor_dir = ctx.is_dir("vendor");
+    if vendor {
+        ctx.reasons
+            .push("vendor/modules.txt found: -mod=vendor, GOPROXY=off, no network".into());
+    } else if !gomod.requires {
+        ctx.reasons
+            .push("go.mod requires no modules: the build needs no network".into());
+    }
+    let mut inp: Inputs = ctx.inputs();
+    inp.fact("vendor", vendor)
+        .fact("vendor_dir", vendor_dir)
+        .fact("requires", gomod.requires)
+        .fact("backports", toolchain.backports)
+        .var("name", name.clone())
+        .var("main", main)
+        .var(
+            "goflags",
+            if vendor {
+                "-mod=vendor"
+            } else {
+                "-mod=readonly"
+            },
+        );
+
+    let entrypoint = spec.entrypoint("binary", &inp)?;
+    let source_exclude = ctx.source_excludes(&spec.source.exclude)?;
+    let runtime_profile = spec.runtime.profile.clone();
+    ctx.reasons.push(format!(
+        "runtime {runtime_profile}: a static binary (CGO_ENABLED=0) for {}/{}",
+        ctx.opts.goos, ctx.opts.goarch
+    ));
+    let parts = Parts {
+        toolchain,
+        runtime_profile,
+        inputs: inp,
+        source_exclude,
+        entrypoint,
+        cmd: Vec::new(),
+        ports: Vec::new(),
+        version: None,
+    };
+    finish(ctx, Lang::Go, &spec, parts)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn go_mod_parsing() {
+        let m = parse_go_mod(
+            "// comment\nmodule \"example.com/x/v2\" // trailing\n\ngo 1.22.1\ntoolchain go1.23.4\n\nrequire (\n\tgolang.org/x/text v0.3.0\n)\n",
+            Path::new("go.mod"),
+        )
+        .unwrap();
+        assert_eq!(m.module, "example.com/x/v2");
+        assert_eq!(m.go.as_deref(), Some("1.22.1"));
+        assert_eq!(m.toolchain.as_deref(), Some("go1.23.4"));
+        assert!(m.requires);
+        let m = parse_go_mod("module a\ngo 1.22\n", Path::new("go.mod")).unwrap();
+        assert!(!m.requires);
+        assert!(m.toolchain.is_none());
+        let err = parse_go_mod("module a\ngo banana\n", Path::new("/x/go.mod")).unwrap_err();
+        assert!(err.to_string().contains("/x/go.mod:2"), "{err}");
+        assert!(parse_go_mod("go 1.22\n", Path::new("go.mod")).is_err());
+        assert!(parse_go_mod("module a\nrequire (\n x v1\n", Path::new("go.mod")).is_err());
+    }
+
+    #[test]
+    fn package_clauses() {
+        assert_eq!(
+            package_clause("// c\n/* x\n y */\npackage main\n").as_deref(),
+            Some("main")
+        );
+        assert_eq!(
+            package_clause("/* a */ package foo // x").as_deref(),
+            Some("foo")
+        );
+        assert_eq!(package_clause("//go:build ignore\n\npackage main\n"), None);
+        assert_eq!(
+            package_clause("//go:build linux && !ignore_x\npackage main").as_deref(),
+            Some("main")
+        );
+        assert_eq!(package_clause("packagemain"), None);
+    }
+
+    #[test]
+    fn binary_names() {
+        assert_eq!(module_binary_name("example.com/hello"), "hello");
+        assert_eq!(module_binary_name("example.com/app/v2"), "app");
+        assert_eq!(module_binary_name("hello"), "hello");
+        assert_eq!(module_binary_name("v2"), "v2");
+    }
+}

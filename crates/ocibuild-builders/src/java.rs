@@ -1,0 +1,738 @@
+//! Java: Maven (pom.xml) or plain sources (javac), the JDK of the Debian release, the main
+//! class.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::common::{Ctx, Parts, finish, read_opt};
+use crate::error::{BuildersError, Result};
+use crate::plan::{Lang, Plan, Toolchain};
+use crate::spec::{self, Spec};
+use crate::xml::{self, Element};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Jdk {
+    pub max_release: u32,
+    pub jdk: u32,
+    #[serde(default)]
+    pub packages: Vec<String>,
+    pub runtime: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Release {
+    pub jdks: Vec<Jdk>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Rules {
+    pub java_home: String,
+    pub maven_bin: String,
+    pub settings_files: Vec<String>,
+    pub main_class_properties: Vec<String>,
+    pub release_properties: Vec<String>,
+    pub test_dirs: Vec<String>,
+}
+
+pub(crate) type JavaSpec = Spec<Release, Rules>;
+
+pub(crate) fn spec() -> Result<JavaSpec> {
+    spec::load("java.toml", spec::JAVA_TOML)
+}
+
+/// What pom.xml says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Pom {
+    pub group_id: Option<String>,
+    pub artifact_id: Option<String>,
+    pub version: Option<String>,
+    pub packaging: String,
+    /// Java release and where it was found.
+    pub release: Option<(u32, String)>,
+    /// Main class and where it was found.
+    pub main_class: Option<(String, String)>,
+    pub has_parent: bool,
+    pub modules: Vec<String>,
+    /// Dependencies that reach the runtime classpath (scope compile/runtime).
+    pub runtime_deps: bool,
+}
+
+fn resolve(value: &str, props: &BTreeMap<String, String>) -> Option<String> {
+    let mut v = value.trim().to_string();
+    for _ in 0..10 {
+        let Some(start) = v.find("${") else {
+            return Some(v);
+        };
+        let end = start + v[start..].find('}')?;
+        let key = &v[start + 2..end];
+        let rep = props.get(key)?.clone();
+        v.replace_range(start..=end, rep.trim());
+    }
+    (!v.contains("${")).then_some(v)
+}
+
+/// `1.8` → 8, `17` → 17.
+pub(crate) fn java_release(v: &str) -> Option<u32> {
+    let v = v.trim();
+    let v = v.strip_prefix("1.").filter(|r| !r.is_empty()).unwrap_or(v);
+    let n: u32 = v.split('.').next()?.parse().ok()?;
+    (n > 0).then_some(n)
+}
+
+fn plugins(root: &Element) -> Vec<&Element> {
+    let mut out = Vec::new();
+    for base in [
+        &["build", "plugins"][..],
+        &["build", "pluginManagement", "plugins"][..],
+    ] {
+        if let Some(ps) = root.path(base) {
+            out.extend(ps.children_named("plugin"));
+        }
+    }
+    out
+}
+
+fn find_descendant<'a>(e: &'a Element, name: &str) -> Option<&'a Element> {
+    for c in &e.children {
+        if c.name == name {
+            return Some(c);
+        }
+        if let Some(d) = find_descendant(c, name) {
+            return Some(d);
+        }
+    }
+    None
+}
+
+pub(crate) fn parse_pom(text: &str, path: &Path, rules: &Rules) -> Result<Pom> {
+    let root = xml::parse(text).map_err(|e| BuildersError::Parse {
+        path: path.to_path_buf(),
+        line: Some(e.line),
+        detail: e.detail,
+        hint: "fix pom.xml: it must be well-formed XML".into(),
+    })?;
+    if root.name != "project" {
+        return Err(BuildersError::Parse {
+            path: path.to_path_buf(),
+            line: Some(root.line),
+            detail: format!("the root element is <{}>, not <project>", root.name),
+            hint: "a Maven POM starts with <project>".into(),
+        });
+    }
+    let mut props: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(p) = root.child("properties") {
+        for c in &p.children {
+            props.insert(c.name.clone(), c.text.trim().to_string());
+        }
+    }
+    let own_or_parent = |k: &str| root.text_of(&[k]).or_else(|| root.text_of(&["parent", k]));
+    let group_id = own_or_parent("groupId");
+    let version = own_or_parent("version");
+    let artifact_id = root.text_of(&["artifactId"]);
+    for (k, v) in [
+        ("project.groupId", &group_id),
+        ("project.artifactId", &artifact_id),
+        ("project.version", &version),
+    ] {
+        if let Some(v) = v {
+            props.insert(k.to_string(), v.clone());
+        }
+    }
+    let resolved = |v: Option<String>| v.and_then(|v| resolve(&v, &props));
+
+    // Java release: the compiler plugin's release, then the properties, then target/source.
+    let compiler = plugins(&root)
+        .into_iter()
+        .find(|p| p.text_of(&["artifactId"]).as_deref() == Some("maven-compiler-plugin"));
+    let mut release = None;
+    let mut candidates: Vec<(Option<String>, String)> = Vec::new();
+    if let Some(c) = compiler {
+        candidates.push((
+            c.text_of(&["configuration", "release"]),
+            "maven-compiler-plugin <release>".into(),
+        ));
+    }
+    for p in &rules.release_properties {
+        candidates.push((props.get(p).cloned(), format!("property {p}")));
+        if p == "maven.compiler.release"
+            && let Some(c) = compiler
+        {
+            for k in ["target", "source"] {
+                candidates.push((
+                    c.text_of(&["configuration", k]),
+                    format!("maven-compiler-plugin <{k}>"),
+                ));
+            }
+        }
+    }
+    for (v, origin) in candidates {
+        if let Some(n) = resolved(v).as_deref().and_then(java_release) {
+            release = Some((n, origin));
+            break;
+        }
+    }
+
+    // Main class: plugin configuration (jar manifest, exec, spring-boot, shade…), properties.
+    let mut main_class = None;
+    for p in plugins(&root) {
+        if let Some(m) = find_descendant(p, "mainClass")
+            && let Some(m) = resolve(&m.text, &props).filter(|m| !m.is_empty())
+        {
+            let a = p
+                .text_of(&["artifactId"])
+                .unwrap_or_else(|| "a plugin".into());
+            main_class = Some((m, format!("{a} <mainClass>")));
+            break;
+        }
+    }
+    if main_class.is_none() {
+        for k in &rules.main_class_properties {
+            if let Some(m) = props
+                .get(k)
+                .and_then(|v| resolve(v, &props))
+                .filter(|m| !m.is_empty())
+            {
+                main_class = Some((m, format!("property {k}")));
+                break;
+            }
+        }
+    }
+
+    let runtime_deps = root
+        .path(&["dependencies"])
+        .map(|d| {
+            d.children_named("dependency").any(|dep| {
+                !matches!(
+                    dep.text_of(&["scope"]).as_deref(),
+                    Some("test") | Some("provided") | Some("system") | Some("import")
+                )
+            })
+        })
+        .unwrap_or(false);
+    Ok(Pom {
+        group_id: resolved(group_id),
+        artifact_id,
+        version: resolved(version),
+        packaging: root.text_of(&["packaging"]).unwrap_or_else(|| "jar".into()),
+        release,
+        main_class,
+        has_parent: root.child("parent").is_some(),
+        modules: root
+            .child("modules")
+            .map(|m| {
+                m.children_named("module")
+                    .map(|e| e.text.trim().to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        runtime_deps,
+    })
+}
+
+/// Java source without comments and string/char literals (kept as empty quotes).
+fn strip_java(text: &str) -> String {
+    let b: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < b.len() {
+        match (b[i], b.get(i + 1)) {
+            ('/', Some('/')) => {
+                while i < b.len() && b[i] != '\n' {
+                    i += 1;
+                }
+            }
+            ('/', Some('*')) => {
+                i += 2;
+                while i + 1 < b.len() && !(b[i] == '*' && b[i + 1] == '/') {
+                    i += 1;
+                }
+                i += 2;
+                out.push(' ');
+            }
+            (q @ ('"' | '\''), _) => {
+                // text blocks """…""" are plain strings for our purpose
+                out.push(q);
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    if b[i] == '\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                out.push(q);
+                i += 1;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The fully qualified class of a source file with a `static void main(` method, if any.
+pub(crate) fn main_class_of(file_rel: &str, text: &str) -> Option<String> {
+    let code = strip_java(text);
+    let flat: String = code.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = flat.replace(" (", "(");
+    let has_main = flat.match_indices("void main(").any(|(i, _)| {
+        let before = &flat[..i];
+        let stmt_start = before.rfind([';', '{', '}']).map(|k| k + 1).unwrap_or(0);
+        before[stmt_start..]
+            .split_whitespace()
+            .any(|w| w == "static")
+    });
+    if !has_main {
+        return None;
+    }
+    let class = Path::new(file_rel).file_stem()?.to_str()?.to_string();
+    let package = flat
+        .split(';')
+        .map(str::trim)
+        .find_map(|s| s.strip_prefix("package "))
+        .map(|p| p.trim().to_string());
+    Some(match package {
+        Some(p) if !p.is_empty() => format!("{p}.{class}"),
+        _ => class,
+    })
+}
+
+pub(crate) fn describe(dir: &Path, found: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    // (.java sources found by extension are named by the caller)
+    for f in found.iter().filter(|f| !f.ends_with(".java")) {
+        if f == "pom.xml" {
+            let path = dir.join(f);
+            let parsed = spec().ok().and_then(|s| {
+                read_opt(&path)
+                    .ok()
+                    .flatten()
+                    .and_then(|t| parse_pom(&t, &path, &s.rules).ok())
+            });
+            if let Some(p) = parsed {
+                let gav = [&p.group_id, &p.artifact_id, &p.version]
+                    .iter()
+                    .map(|x| (*x).clone().unwrap_or_else(|| "?".into()))
+                    .collect::<Vec<_>>()
+                    .join(":");
+                let rel = p
+                    .release
+                    .map(|(n, _)| format!(", Java {n}"))
+                    .unwrap_or_default();
+                out.push(format!("pom.xml found ({gav}{rel})"));
+                continue;
+            }
+        }
+        out.push(format!("{f} found"));
+    }
+    out
+}
+
+fn choose_jdk<'a>(spec: &'a JavaSpec, distro: &str, release: u32, path: &Path) -> Result<&'a Jdk> {
+    let rel = spec.release(distro)?;
+    let mut jdks: Vec<&Jdk> = rel.jdks.iter().collect();
+    jdks.sort_by_key(|j| j.max_release);
+    if let Some(j) = jdks.iter().find(|j| j.max_release >= release) {
+        return Ok(j);
+    }
+    let newest = jdks.last().map(|j| j.jdk).unwrap_or(0);
+    let hint = if distro == "bookworm" {
+        "pass --distro trixie (JDK 21 and 25), or compile for an older release".to_string()
+    } else {
+        format!("compile for release {newest} or older (maven.compiler.release)")
+    };
+    Err(BuildersError::Version {
+        path: path.to_path_buf(),
+        detail: format!(
+            "Java {release} is required, but the newest JDK Debian {distro} has is {newest}"
+        ),
+        hint,
+    })
+}
+
+fn main_candidates(ctx: &Ctx<'_>, files: &[String]) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for f in files {
+        let Some(text) = ctx.read(f)? else { continue };
+        if let Some(c) = main_class_of(f, &text) {
+            out.push((c, f.clone()));
+        }
+    }
+    Ok(out)
+}
+
+fn pick_main(
+    ctx: &Ctx<'_>,
+    candidates: &[(String, String)],
+    where_: &str,
+) -> Result<(String, String)> {
+    if let Some((m, origin)) = ctx.main() {
+        if !candidates.is_empty() && !candidates.iter().any(|(c, _)| *c == m) {
+            return Err(BuildersError::Entrypoint {
+                path: ctx.dir.to_path_buf(),
+                detail: format!(
+                    "{origin} {m}: no such class with a main method (found: {})",
+                    candidates
+                        .iter()
+                        .map(|c| c.0.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                hint: "pass the fully qualified name of a class with `static void main`".into(),
+            });
+        }
+        return Ok((m, format!("from {origin}")));
+    }
+    match candidates {
+        [(c, f)] => Ok((
+            c.clone(),
+            format!("the only `static void main` in {where_} ({f})"),
+        )),
+        [] => Err(BuildersError::Entrypoint {
+            path: ctx.dir.to_path_buf(),
+            detail: format!("no class with `static void main(` in {where_}"),
+            hint: "pass --main com.example.Main, or --entrypoint".into(),
+        }),
+        _ => Err(BuildersError::Entrypoint {
+            path: ctx.dir.to_path_buf(),
+            detail: format!(
+                "several classes with `static void main(`: {}",
+                candidates
+                    .iter()
+                    .map(|c| c.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            hint: format!("pass --main to choose one, e.g. --main {}", candidates[0].0),
+        }),
+    }
+}
+
+pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
+    let spec = spec()?;
+    let rules = &spec.rules;
+    let distro = ctx.distro();
+    let source_exclude = ctx.source_excludes(&spec.source.exclude)?;
+
+    let pom = match ctx.read("pom.xml")? {
+        Some(t) => Some(parse_pom(&t, &ctx.path("pom.xml"), rules)?),
+        None => None,
+    };
+    if pom.is_none()
+        && let Some((f, tool)) = spec.detect.unsupported.iter().find(|(f, _)| ctx.is_file(f))
+    {
+        return Err(BuildersError::Unsupported {
+            path: ctx.path(f),
+            what: format!("{tool} builds are not supported yet (only Maven and plain javac)"),
+            hint: "add a pom.xml, or write a Dockerfile".into(),
+        });
+    }
+    if let Some(p) = &pom {
+        if !p.modules.is_empty() {
+            return Err(BuildersError::Unsupported {
+                path: ctx.path("pom.xml"),
+                what: format!(
+                    "multi-module Maven projects are not supported yet (modules: {})",
+                    p.modules.join(", ")
+                ),
+                hint: "build a single-module project, or write a Dockerfile".into(),
+            });
+        }
+        if p.packaging != "jar" {
+            return Err(BuildersError::Unsupported {
+                path: ctx.path("pom.xml"),
+                what: format!(
+                    "<packaging>{}</packaging>: only jar projects are built",
+                    p.packaging
+                ),
+                hint: "write a Dockerfile for war/ear/pom projects".into(),
+            });
+        }
+    }
+
+    // Release and JDK.
+    let default_jdk = spec
+        .release(distro)?
+        .jdks
+        .iter()
+        .map(|j| j.jdk)
+        .min()
+        .ok_or_else(|| BuildersError::data("java.toml", format!("no JDK for {distro}")))?;
+    let (release, release_why) = match pom.as_ref().and_then(|p| p.release.clone()) {
+        Some((n, origin)) => (n, format!("Java {n} from pom.xml {origin}")),
+        None if pom.is_some() => (
+            default_jdk,
+            format!("pom.xml names no Java release: Java {default_jdk}, Debian {distro}'s default"),
+        ),
+        None => (
+            default_jdk,
+            format!("plain sources: compiled for Java {default_jdk}"),
+        ),
+    };
+    let jdk = choose_jdk(&spec, distro, release, &ctx.path("pom.xml"))?.clone();
+    ctx.reasons.push(format!(
+        "toolchain: JDK {} ({release_why}){}",
+        jdk.jdk,
+        if jdk.packages.is_empty() {
+            String::new()
+        } else {
+            format!(", with {}", jdk.packages.join(", "))
+        }
+    ));
+
+    let mut inp = ctx.inputs();
+    inp.var("jdk", jdk.jdk.to_string());
+    let java_home = spec.render_str(&rules.java_home, &inp)?;
+    let mut path_prepend = vec![format!("{java_home}/bin")];
+    inp.var("java_home", java_home)
+        .var("release", release.to_string())
+        .fact("maven", pom.is_some())
+        .fact("plain", pom.is_none());
+
+    let overridden = ctx.entrypoint_overridden();
+    let mut main = None;
+    if let Some(p) = &pom {
+        path_prepend.push(rules.maven_bin.clone());
+        let settings = rules.settings_files.iter().find(|f| ctx.is_file(f));
+        if let Some(s) = settings {
+            ctx.reasons
+                .push(format!("Maven settings: {s} (mvn -s /src/{s})"));
+        }
+        inp.list(
+            "settings",
+            settings
+                .map(|s| vec!["-s".to_string(), format!("/src/{s}")])
+                .unwrap_or_default(),
+        )
+        .list("sources", Vec::new())
+        .list("pom_keys", vec!["pom.xml".to_string()])
+        .fact("libs", p.runtime_deps || p.has_parent);
+        if let Some((m, origin)) = ctx.main() {
+            main = Some((m, format!("from {origin}")));
+        } else if let Some((m, origin)) = &p.main_class {
+            main = Some((m.clone(), format!("pom.xml {origin}")));
+        } else if !overridden {
+            let files: Vec<String> = ctx
+                .source_files(&source_exclude)?
+                .into_iter()
+                .filter(|f| f.starts_with("src/main/java/") && f.ends_with(".java"))
+                .collect();
+            main = Some(pick_main(
+                &ctx,
+                &main_candidates(&ctx, &files)?,
+                "src/main/java",
+            )?);
+        }
+    } else {
+        let files: Vec<String> = ctx
+            .source_files(&source_exclude)?
+            .into_iter()
+            .filter(|f| f.ends_with(".java"))
+            .filter(|f| {
+                !rules
+                    .test_dirs
+                    .iter()
+                    .any(|t| f.starts_with(&format!("{t}/")))
+            })
+            .collect();
+        if files.is_empty() {
+            return Err(BuildersError::NotDetected {
+                dir: ctx.dir.to_path_buf(),
+                looked_for: "pom.xml, *.java".into(),
+            });
+        }
+        ctx.reasons.push(format!(
+            "no pom.xml: javac compiles {} source file(s)",
+            files.len()
+        ));
+        let candidates = main_candidates(&ctx, &files)?;
+        if !overridden || ctx.main().is_some() {
+            main = Some(pick_main(&ctx, &candidates, "the sources")?);
+        }
+        inp.list("settings", Vec::new())
+            .list("sources", files)
+            .list("pom_keys", Vec::new())
+            .fact("libs", false);
+    }
+
+    let entrypoint = match &main {
+        Some((m, why)) => {
+            ctx.reasons.push(format!("main class {m}: {why}"));
+            inp.var("main", m.clone());
+            if overridden {
+                Vec::new()
+            } else {
+                spec.entrypoint(if pom.is_some() { "maven" } else { "plain" }, &inp)?
+            }
+        }
+        None => Vec::new(),
+    };
+    ctx.reasons.push(format!(
+        "runtime {}: the JRE {} of Debian {distro}",
+        jdk.runtime, jdk.jdk
+    ));
+    let toolchain = Toolchain {
+        profile: spec.toolchain.profile.clone(),
+        packages: jdk.packages.clone(),
+        backports: false,
+        path_prepend,
+        version: format!("JDK {}", jdk.jdk),
+    };
+    let parts = Parts {
+        toolchain,
+        runtime_profile: jdk.runtime.clone(),
+        inputs: inp,
+        source_exclude,
+        entrypoint,
+        cmd: Vec::new(),
+        ports: Vec::new(),
+        version: pom.and_then(|p| p.version),
+    };
+    finish(ctx, Lang::Java, &spec, parts)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn rules() -> Rules {
+        spec().unwrap().rules
+    }
+
+    fn pom(body: &str) -> Pom {
+        parse_pom(
+            &format!("<project><modelVersion>4.0.0</modelVersion>{body}</project>"),
+            Path::new("pom.xml"),
+            &rules(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn release_sources() {
+        let cases = [
+            (
+                "<properties><maven.compiler.release>17</maven.compiler.release></properties>",
+                Some(17),
+            ),
+            (
+                "<properties><maven.compiler.target>1.8</maven.compiler.target></properties>",
+                Some(8),
+            ),
+            (
+                "<properties><maven.compiler.source>11</maven.compiler.source></properties>",
+                Some(11),
+            ),
+            (
+                "<properties><java.version>21</java.version></properties>",
+                Some(21),
+            ),
+            (
+                "<properties><!-- <maven.compiler.release>8</maven.compiler.release> --><maven.compiler.release>21</maven.compiler.release></properties>",
+                Some(21),
+            ),
+            (
+                "<properties><jdk>25</jdk></properties><build><plugins><plugin><artifactId>maven-compiler-plugin</artifactId><configuration><release>${jdk}</release></configuration></plugin></plugins></build>",
+                Some(25),
+            ),
+            (
+                "<properties><maven.compiler.release>11</maven.compiler.release></properties><build><plugins><plugin><artifactId>maven-compiler-plugin</artifactId><configuration><target>1.8</target></configuration></plugin></plugins></build>",
+                Some(11),
+            ),
+            (
+                "<properties><maven.compiler.release>${undefined}</maven.compiler.release></properties>",
+                None,
+            ),
+            ("", None),
+        ];
+        for (body, want) in cases {
+            assert_eq!(pom(body).release.map(|r| r.0), want, "{body}");
+        }
+    }
+
+    #[test]
+    fn main_class_sources() {
+        let p = pom("<properties><mainClass>com.example.App</mainClass></properties>");
+        assert_eq!(p.main_class.unwrap().0, "com.example.App");
+        let p = pom("<properties><start-class>a.B</start-class></properties>");
+        assert_eq!(p.main_class.unwrap().0, "a.B");
+        let p = pom(
+            "<properties><m>x.Y</m></properties><build><plugins><plugin><artifactId>maven-jar-plugin</artifactId>\
+             <configuration><archive><manifest><mainClass>${m}</mainClass></manifest></archive></configuration></plugin></plugins></build>",
+        );
+        assert_eq!(
+            p.main_class.unwrap(),
+            ("x.Y".into(), "maven-jar-plugin <mainClass>".into())
+        );
+        let p = pom(
+            "<build><plugins><plugin><artifactId>exec-maven-plugin</artifactId><configuration><mainClass>e.Main</mainClass></configuration></plugin></plugins></build>",
+        );
+        assert_eq!(p.main_class.unwrap().0, "e.Main");
+        let p = pom("<!-- <properties><mainClass>c.Commented</mainClass></properties> -->");
+        assert_eq!(p.main_class, None);
+    }
+
+    #[test]
+    fn coordinates_dependencies_modules() {
+        let p = pom(
+            "<parent><groupId>g.p</groupId><version>2.0</version></parent><artifactId>a</artifactId>\
+             <dependencies><dependency><artifactId>junit</artifactId><scope>test</scope></dependency></dependencies>",
+        );
+        assert_eq!(p.group_id.as_deref(), Some("g.p"));
+        assert_eq!(p.version.as_deref(), Some("2.0"));
+        assert!(p.has_parent);
+        assert!(!p.runtime_deps);
+        let p = pom(
+            "<dependencies><dependency><artifactId>gson</artifactId></dependency></dependencies><modules><module>x</module></modules>",
+        );
+        assert!(p.runtime_deps);
+        assert_eq!(p.modules, ["x"]);
+        assert_eq!(p.packaging, "jar");
+        let err = parse_pom(
+            "<project>\n<a>\n</project>",
+            Path::new("/p/pom.xml"),
+            &rules(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("/p/pom.xml:3"), "{err}");
+        assert!(parse_pom("<settings/>", Path::new("pom.xml"), &rules()).is_err());
+    }
+
+    #[test]
+    fn main_methods() {
+        let src = "package com.example;\n/* public static void main(String[] a) in a comment */\npublic class App {\n  public static void main ( String [] args ) {}\n}\n";
+        assert_eq!(
+            main_class_of("src/com/example/App.java", src).as_deref(),
+            Some("com.example.App")
+        );
+        assert_eq!(
+            main_class_of(
+                "Hello.java",
+                "class Hello { static public void main(String... a) {} }"
+            )
+            .as_deref(),
+            Some("Hello")
+        );
+        assert_eq!(
+            main_class_of(
+                "A.java",
+                "class A { // static void main(\n void main() {} }"
+            ),
+            None
+        );
+        assert_eq!(
+            main_class_of("A.java", "class A { String s = \"static void main(\"; }"),
+            None
+        );
+        assert_eq!(java_release("1.8"), Some(8));
+        assert_eq!(java_release("21"), Some(21));
+        assert_eq!(java_release("x"), None);
+    }
+}

@@ -1,0 +1,58 @@
+//! # ocibuild-builders — zero-config build plans for Go, Node.js, Python and Java apps
+//!
+//! This room turns an app directory into a [`Plan`]: which language it is ([`detect`]), which
+//! Debian toolchain builds it and which distroless runtime carries it, the commands to run in
+//! the sandbox, the layers to take from it and the image config. The per-language facts
+//! (detection files, version tables, profiles, commands, layering, entrypoint forms) are data
+//! in `builders/*.toml`, embedded in the binary; reading the app's own manifests (go.mod,
+//! package.json, pyproject.toml, pom.xml) is Rust, one module per language.
+//!
+//! It is a pure planning library: it may read the app directory, and depends only on serde
+//! (json, toml), thiserror, globset and walkdir. It must never run a program (not even git: see [`git_labels`]),
+//! touch the network, write files, or print. The executor runs the plan.
+
+pub mod config;
+pub mod error;
+pub mod filter;
+pub mod git;
+pub mod ignore;
+pub mod plan;
+
+mod common;
+mod go;
+mod java;
+mod node;
+mod python;
+mod spec;
+mod version;
+mod xml;
+
+use std::path::Path;
+
+pub use config::AppConfig;
+pub use error::BuildersError;
+pub use filter::{Filter, glob_filter};
+pub use git::git_labels;
+pub use ignore::DockerIgnore;
+pub use plan::{
+    CacheMount, Detection, Distro, ImageConfig, Lang, LayerSpec, Options, Plan, Runtime, Step,
+    Toolchain,
+};
+
+use error::Result;
+
+/// Which language the app in `dir` is written in, and why.
+///
+/// Manifests decide (`go.mod`, `package.json`, `requirements.txt`/`pyproject.toml`/`setup.py`/
+/// `uv.lock`, `pom.xml`, and files of unsupported build tools such as `build.gradle`, which
+/// select Java only to refuse it with a clear message when planning); when none is there,
+/// `.java` sources select Java. Several manifests of different languages are an error that
+/// names them and suggests `--lang`.
+pub fn detect(dir: &Path) -> Result<Detection> {
+    common::detect(dir)
+}
+
+/// The build plan for the app in `dir`.
+pub fn plan(dir: &Path, opts: &Options) -> Result<Plan> {
+    common::plan(dir, opts)
+}

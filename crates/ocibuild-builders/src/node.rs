@@ -1,0 +1,706 @@
+//! Node.js (npm): package.json, the lockfile, engines.node, the entrypoint.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::common::{Ctx, Parts, finish, read_opt};
+use crate::error::{BuildersError, Result};
+use crate::plan::{Lang, Plan, Toolchain};
+use crate::spec::{self, Spec};
+use crate::version::npm_range_satisfied;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Release {
+    pub nodejs: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Rules {
+    pub lockfiles: Vec<String>,
+    pub unsupported_lockfiles: BTreeMap<String, String>,
+    pub fallback_entries: Vec<String>,
+    pub output_dirs: Vec<String>,
+    pub ts_sources: Vec<String>,
+    pub prod_extra_files: Vec<String>,
+}
+
+pub(crate) type NodeSpec = Spec<Release, Rules>;
+
+pub(crate) fn spec() -> Result<NodeSpec> {
+    spec::load("node.toml", spec::NODE_TOML)
+}
+
+/// The parts of package.json the builder reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct PackageJson {
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub main: Option<String>,
+    pub scripts: BTreeMap<String, String>,
+    pub engines_node: Option<String>,
+    /// dependencies + optionalDependencies + peerDependencies.
+    pub deps: BTreeMap<String, String>,
+    pub dev_deps: BTreeMap<String, String>,
+    pub workspaces: bool,
+}
+
+fn json_error(path: &Path, e: &serde_json::Error, hint: &str) -> BuildersError {
+    BuildersError::Parse {
+        path: path.to_path_buf(),
+        line: (e.line() > 0).then_some(e.line()),
+        detail: e.to_string(),
+        hint: hint.into(),
+    }
+}
+
+fn str_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub(crate) fn parse_package_json(text: &str, path: &Path) -> Result<PackageJson> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| json_error(path, &e, "fix package.json: it must be valid JSON"))?;
+    let Some(o) = v.as_object() else {
+        return Err(BuildersError::Parse {
+            path: path.to_path_buf(),
+            line: None,
+            detail: "not a JSON object".into(),
+            hint: "package.json must be an object like {\"name\": …}".into(),
+        });
+    };
+    let s = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
+    let mut deps = str_map(o.get("dependencies"));
+    deps.extend(str_map(o.get("optionalDependencies")));
+    deps.extend(str_map(o.get("peerDependencies")));
+    Ok(PackageJson {
+        name: s("name"),
+        version: s("version"),
+        main: s("main"),
+        scripts: str_map(o.get("scripts")),
+        engines_node: o
+            .get("engines")
+            .and_then(|e| e.get("node"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        deps,
+        dev_deps: str_map(o.get("devDependencies")),
+        workspaces: o.get("workspaces").is_some(),
+    })
+}
+
+/// What the lockfile says about the install.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Lock {
+    /// Any package at all.
+    pub any: bool,
+    /// Any package the production install keeps.
+    pub prod: bool,
+    /// A dependency is a local directory (`file:`, a link): the lockfile does not pin it.
+    pub local: bool,
+}
+
+pub(crate) fn parse_lock(text: &str, path: &Path) -> Result<Lock> {
+    let v: Value = serde_json::from_str(text).map_err(|e| {
+        json_error(
+            path,
+            &e,
+            "the lockfile is not valid JSON: regenerate it with `npm install --package-lock-only`",
+        )
+    })?;
+    let mut lock = Lock::default();
+    if let Some(pkgs) = v.get("packages").and_then(Value::as_object) {
+        for (k, p) in pkgs {
+            if k.is_empty() {
+                continue;
+            }
+            lock.any = true;
+            let flag = |f: &str| p.get(f).and_then(Value::as_bool).unwrap_or(false);
+            if !flag("dev") {
+                lock.prod = true;
+            }
+            if flag("link")
+                || p.get("resolved")
+                    .and_then(Value::as_str)
+                    .is_some_and(|r| r.starts_with("file:"))
+            {
+                lock.local = true;
+            }
+        }
+    } else if let Some(deps) = v.get("dependencies").and_then(Value::as_object) {
+        // lockfileVersion 1
+        for p in deps.values() {
+            lock.any = true;
+            if !p.get("dev").and_then(Value::as_bool).unwrap_or(false) {
+                lock.prod = true;
+            }
+            if p.get("version")
+                .and_then(Value::as_str)
+                .is_some_and(|r| r.starts_with("file:"))
+            {
+                lock.local = true;
+            }
+        }
+    }
+    Ok(lock)
+}
+
+pub(crate) fn describe(dir: &Path) -> Vec<String> {
+    let path = dir.join("package.json");
+    match read_opt(&path)
+        .ok()
+        .flatten()
+        .map(|t| parse_package_json(&t, &path))
+    {
+        Some(Ok(p)) => {
+            let mut d = Vec::new();
+            if let Some(n) = &p.name {
+                d.push(format!("name {n}"));
+            }
+            if let Some(v) = &p.version {
+                d.push(format!("version {v}"));
+            }
+            if d.is_empty() {
+                vec!["package.json found".into()]
+            } else {
+                vec![format!("package.json found ({})", d.join(", "))]
+            }
+        }
+        _ => vec!["package.json found".into()],
+    }
+}
+
+/// Split a shell command into words, or None when it uses the shell beyond plain words
+/// (operators, substitutions, globs, redirections).
+pub(crate) fn shell_words(s: &str) -> Option<Vec<String>> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '\'' => break,
+                        c => cur.push(c),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '"' => break,
+                        '\\' => cur.push(chars.next()?),
+                        '$' | '`' => return None,
+                        c => cur.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                cur.push(chars.next()?);
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            ';' | '&' | '|' | '<' | '>' | '$' | '`' | '(' | ')' | '*' | '?' | '{' | '}' | '#'
+            | '~' => return None,
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Some(words)
+}
+
+/// `[K=V…] node ARGS…` → (env, ARGS); None when the start script is something else.
+/// Variables and arguments of a `node …` start script.
+pub(crate) type NodeStart = (Vec<(String, String)>, Vec<String>);
+
+pub(crate) fn node_start(script: &str) -> Option<NodeStart> {
+    let words = shell_words(script)?;
+    let mut env = Vec::new();
+    let mut i = 0;
+    while let Some(w) = words.get(i) {
+        match w.split_once('=') {
+            Some((k, v))
+                if !k.is_empty()
+                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !k.starts_with(|c: char| c.is_ascii_digit()) =>
+            {
+                env.push((k.to_string(), v.to_string()));
+                i += 1;
+            }
+            _ => break,
+        }
+    }
+    let prog = words.get(i)?;
+    if prog != "node" && prog != "nodejs" {
+        return None;
+    }
+    let args = words[i + 1..].to_vec();
+    if args.is_empty() {
+        return None;
+    }
+    Some((env, args))
+}
+
+/// Remove `//` and `/* */` comments and trailing commas from JSONC (tsconfig.json).
+fn strip_jsonc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let b: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    let mut in_str = false;
+    while i < b.len() {
+        let c = b[i];
+        if in_str {
+            out.push(c);
+            if c == '\\' {
+                if let Some(n) = b.get(i + 1) {
+                    out.push(*n);
+                    i += 1;
+                }
+            } else if c == '"' {
+                in_str = false;
+            }
+            i += 1;
+            continue;
+        }
+        match (c, b.get(i + 1)) {
+            ('"', _) => {
+                in_str = true;
+                out.push(c);
+                i += 1;
+            }
+            ('/', Some('/')) => {
+                while i < b.len() && b[i] != '\n' {
+                    i += 1;
+                }
+            }
+            ('/', Some('*')) => {
+                i += 2;
+                while i + 1 < b.len() && !(b[i] == '*' && b[i + 1] == '/') {
+                    i += 1;
+                }
+                i += 2;
+            }
+            (',', _) => {
+                let mut j = i + 1;
+                while j < b.len() && b[j].is_whitespace() {
+                    j += 1;
+                }
+                if !matches!(b.get(j), Some('}') | Some(']')) {
+                    out.push(c);
+                }
+                i += 1;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// `compilerOptions.outDir` of tsconfig.json, normalised (`./dist/` → `dist`).
+pub(crate) fn tsconfig_out_dir(text: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(&strip_jsonc(text)).ok()?;
+    let d = v.get("compilerOptions")?.get("outDir")?.as_str()?;
+    let d = crate::filter::normalize(d);
+    (!d.is_empty() && !d.starts_with("..")).then(|| d.to_string())
+}
+
+pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
+    let spec = spec()?;
+    let rules = &spec.rules;
+    let pj_path = ctx.path("package.json");
+    let text = ctx
+        .read("package.json")?
+        .ok_or_else(|| BuildersError::NotDetected {
+            dir: ctx.dir.to_path_buf(),
+            looked_for: "package.json".into(),
+        })?;
+    let pj = parse_package_json(&text, &pj_path)?;
+    if pj.workspaces {
+        return Err(BuildersError::Unsupported {
+            path: pj_path,
+            what: "npm workspaces are not supported yet".into(),
+            hint: "build one workspace package at a time (its own directory and lockfile), or \
+                   write a Dockerfile"
+                .into(),
+        });
+    }
+
+    // Lockfile: npm only.
+    let Some(lockfile) = rules.lockfiles.iter().find(|l| ctx.is_file(l)).cloned() else {
+        if let Some((f, tool)) = rules
+            .unsupported_lockfiles
+            .iter()
+            .find(|(f, _)| ctx.is_file(f))
+        {
+            return Err(BuildersError::Unsupported {
+                path: ctx.path(f),
+                what: format!("{f} found but no package-lock.json: {tool} is not supported yet"),
+                hint: "create a package-lock.json with `npm install --package-lock-only` and \
+                       commit it (the build runs `npm ci`)"
+                    .into(),
+            });
+        }
+        return Err(BuildersError::Unsupported {
+            path: ctx.dir.to_path_buf(),
+            what: format!("no lockfile ({})", rules.lockfiles.join(" or ")),
+            hint: "run `npm install` (it writes package-lock.json) and commit the lockfile: the \
+                   build installs exactly what it pins with `npm ci`"
+                .into(),
+        });
+    };
+    let lock_text = ctx.read(&lockfile)?.unwrap_or_default();
+    let lock = parse_lock(&lock_text, &ctx.path(&lockfile))?;
+    ctx.reasons
+        .push(format!("{lockfile} found: `npm ci` installs what it pins"));
+
+    // Node.js version.
+    let rel = spec.release(ctx.distro())?;
+    let distro = ctx.distro();
+    match &pj.engines_node {
+        Some(range) => {
+            let ok =
+                npm_range_satisfied(range, &rel.nodejs).map_err(|detail| BuildersError::Parse {
+                    path: pj_path.clone(),
+                    line: None,
+                    detail: format!("engines.node {range:?}: {detail}"),
+                    hint: "write a semver range such as \">=18\", \"^20\" or \"18 || 20\"".into(),
+                })?;
+            if ok {
+                ctx.reasons.push(format!(
+                    "toolchain: Node.js {} of Debian {distro} satisfies engines.node {range:?}",
+                    rel.nodejs
+                ));
+            } else if ctx.opts.toolchain_host {
+                ctx.reasons.push(format!(
+                    "warning: engines.node {range:?} is not satisfied by the runtime's Node.js {} \
+                     (Debian {distro}); building with the host's toolchain anyway",
+                    rel.nodejs
+                ));
+            } else {
+                let hint = if distro == "bookworm" {
+                    "pass --distro trixie (newer Node.js), or --toolchain host"
+                } else {
+                    "widen engines.node, or pass --toolchain host (the runtime stays Debian's Node.js)"
+                };
+                return Err(BuildersError::Version {
+                    path: pj_path,
+                    detail: format!(
+                        "engines.node {range:?} does not accept Node.js {}, the version Debian {distro} has",
+                        rel.nodejs
+                    ),
+                    hint: hint.into(),
+                });
+            }
+        }
+        None => ctx.reasons.push(format!(
+            "toolchain: Node.js {} of Debian {distro} (package.json has no engines.node)",
+            rel.nodejs
+        )),
+    }
+
+    // Entrypoint.
+    let mut image_env = Vec::new();
+    let mut entry_args: Vec<String> = Vec::new();
+    if !ctx.entrypoint_overridden() {
+        if let Some((m, origin)) = ctx.main() {
+            ctx.reasons
+                .push(format!("entrypoint: node {m} (from {origin})"));
+            entry_args = vec![m];
+        } else if let Some((env, args)) = pj.scripts.get("start").and_then(|s| node_start(s)) {
+            ctx.reasons.push(format!(
+                "entrypoint: scripts.start {:?}",
+                pj.scripts.get("start").cloned().unwrap_or_default()
+            ));
+            image_env = env;
+            entry_args = args;
+        } else {
+            if let Some(s) = pj.scripts.get("start") {
+                ctx.reasons.push(format!(
+                    "scripts.start {s:?} is not a plain `node …` command: not used"
+                ));
+            }
+            if let Some(m) = &pj.main {
+                ctx.reasons
+                    .push(format!("entrypoint: node {m} (package.json main)"));
+                entry_args = vec![m.clone()];
+            } else if let Some(f) = rules.fallback_entries.iter().find(|f| ctx.is_file(f)) {
+                ctx.reasons
+                    .push(format!("entrypoint: node {f} (file found)"));
+                entry_args = vec![f.clone()];
+            } else {
+                return Err(BuildersError::Entrypoint {
+                    path: pj_path,
+                    detail: format!(
+                        "cannot tell how to start the app: no `node …` start script, no main, none of {}",
+                        rules.fallback_entries.join(", ")
+                    ),
+                    hint: "add \"scripts\": {\"start\": \"node server.js\"} to package.json, or \
+                           pass --entrypoint"
+                        .into(),
+                });
+            }
+        }
+    }
+
+    // TypeScript compiled into an output directory: its sources stay out of the image.
+    let build_script = pj.scripts.contains_key("build");
+    let mut app_excludes = ctx.root_dotfiles()?;
+    let entry_file = entry_args.iter().find(|a| !a.starts_with('-'));
+    let entry_is_ts = entry_file.is_some_and(|f| {
+        [".ts", ".tsx", ".mts", ".cts"]
+            .iter()
+            .any(|e| f.ends_with(e))
+    });
+    if build_script && !entry_is_ts {
+        let out_dir = ctx
+            .read("tsconfig.json")?
+            .and_then(|t| tsconfig_out_dir(&t))
+            .or_else(|| {
+                entry_file
+                    .and_then(|f| {
+                        crate::filter::normalize(f)
+                            .split('/')
+                            .next()
+                            .map(str::to_string)
+                    })
+                    .filter(|d| rules.output_dirs.contains(d))
+            })
+            .or_else(|| rules.output_dirs.iter().find(|d| ctx.is_dir(d)).cloned());
+        let has_ts = ctx.is_file("tsconfig.json")
+            || !crate::common::find_by_extension(ctx.dir, &["ts".to_string()], 4, 1).is_empty();
+        if let (Some(d), true) = (out_dir, has_ts) {
+            ctx.reasons.push(format!(
+                "TypeScript compiled into {d}/ by scripts.build: .ts sources left out of the app layer"
+            ));
+            app_excludes.extend(rules.ts_sources.iter().cloned());
+        }
+    }
+
+    let install_scripts = ["preinstall", "install", "postinstall", "prepare"]
+        .iter()
+        .any(|s| pj.scripts.contains_key(*s));
+    let full_install = build_script || install_scripts;
+    if !full_install {
+        ctx.reasons
+            .push("no build or install script: only the production install runs".into());
+    }
+    let mut prod_files = vec![lockfile.clone()];
+    prod_files.extend(
+        rules
+            .prod_extra_files
+            .iter()
+            .filter(|f| ctx.is_file(f))
+            .cloned(),
+    );
+    let lock_keys = if lock.local {
+        ctx.reasons.push(
+            "a dependency is a local directory: node_modules is keyed by its content, not the lockfile"
+                .into(),
+        );
+        Vec::new()
+    } else {
+        let mut k = vec!["package.json".to_string()];
+        k.extend(prod_files.iter().cloned());
+        k
+    };
+    let prod_deps = lock.prod || !pj.deps.is_empty();
+    if !prod_deps {
+        ctx.reasons
+            .push("no production dependencies: no node_modules layer".into());
+    }
+
+    let mut inp = ctx.inputs();
+    inp.fact("build_script", build_script)
+        .fact("full_install", full_install)
+        .fact(
+            "deps",
+            lock.any || !pj.deps.is_empty() || !pj.dev_deps.is_empty(),
+        )
+        .fact("prod_deps", prod_deps)
+        .var("lockfile", lockfile.clone())
+        .list("prod_files", prod_files)
+        .list("lock_keys", lock_keys)
+        .list("app_excludes", app_excludes)
+        .list("args", entry_args.clone());
+    let entrypoint = if entry_args.is_empty() {
+        Vec::new()
+    } else {
+        spec.entrypoint("node", &inp)?
+    };
+    let source_exclude = ctx.source_excludes(&spec.source.exclude)?;
+    let runtime_profile = spec.runtime.profile.clone();
+    ctx.reasons.push(format!(
+        "runtime {runtime_profile}: Debian {distro}'s Node.js {} (no npm)",
+        rel.nodejs
+    ));
+    let toolchain = Toolchain {
+        profile: spec.toolchain.profile.clone(),
+        packages: Vec::new(),
+        backports: false,
+        path_prepend: Vec::new(),
+        version: rel.nodejs.clone(),
+    };
+    for (k, v) in image_env {
+        ctx.config.env.entry(k).or_insert(v);
+    }
+    let parts = Parts {
+        toolchain,
+        runtime_profile,
+        inputs: inp,
+        source_exclude,
+        entrypoint,
+        cmd: Vec::new(),
+        ports: Vec::new(),
+        version: pj.version.clone(),
+    };
+    finish(ctx, Lang::Node, &spec, parts)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn start_scripts() {
+        let s = |x: &str| node_start(x).map(|(e, a)| (e, a.join(" ")));
+        assert_eq!(s("node server.js"), Some((vec![], "server.js".into())));
+        assert_eq!(
+            s("node --enable-source-maps dist/index.js --port 80"),
+            Some((
+                vec![],
+                "--enable-source-maps dist/index.js --port 80".into()
+            ))
+        );
+        assert_eq!(
+            s("NODE_ENV=production node 'my app.js'"),
+            Some((
+                vec![("NODE_ENV".into(), "production".into())],
+                "my app.js".into()
+            ))
+        );
+        assert_eq!(s("next start"), None);
+        assert_eq!(s("node a.js && node b.js"), None);
+        assert_eq!(s("node $ENTRY"), None);
+        assert_eq!(s("node"), None);
+        assert_eq!(s("ts-node src/index.ts"), None);
+    }
+
+    #[test]
+    fn words() {
+        assert_eq!(
+            shell_words(r#"a "b c" 'd e' f\ g"#).unwrap(),
+            vec!["a", "b c", "d e", "f g"]
+        );
+        assert_eq!(shell_words("a 'unclosed"), None);
+        assert_eq!(shell_words("a | b"), None);
+    }
+
+    #[test]
+    fn tsconfig() {
+        let t = r#"{
+  // comment
+  "compilerOptions": { "outDir": "./dist/", /* x */ "strict": true, },
+  "include": ["src/**/*"],
+}"#;
+        assert_eq!(tsconfig_out_dir(t).as_deref(), Some("dist"));
+        assert_eq!(
+            tsconfig_out_dir(r#"{"compilerOptions":{"outDir":"."}}"#),
+            None
+        );
+        assert_eq!(tsconfig_out_dir(r#"{"compilerOptions":{}}"#), None);
+        assert_eq!(
+            tsconfig_out_dir(r#"{"compilerOptions":{"outDir":"a//b"}}"#).as_deref(),
+            Some("a//b")
+        );
+    }
+
+    #[test]
+    fn lockfiles() {
+        let l = parse_lock(
+            r#"{"lockfileVersion":3,"packages":{"":{"name":"x"},"node_modules/a":{"version":"1.0.0"},"node_modules/b":{"dev":true}}}"#,
+            Path::new("package-lock.json"),
+        )
+        .unwrap();
+        assert_eq!(
+            l,
+            Lock {
+                any: true,
+                prod: true,
+                local: false
+            }
+        );
+        let l = parse_lock(
+            r#"{"lockfileVersion":3,"packages":{"":{},"node_modules/b":{"dev":true}}}"#,
+            Path::new("package-lock.json"),
+        )
+        .unwrap();
+        assert_eq!(
+            l,
+            Lock {
+                any: true,
+                prod: false,
+                local: false
+            }
+        );
+        let l = parse_lock(
+            r#"{"lockfileVersion":3,"packages":{"":{},"node_modules/lib":{"resolved":"libs/x","link":true}}}"#,
+            Path::new("package-lock.json"),
+        )
+        .unwrap();
+        assert!(l.local);
+        let l = parse_lock(
+            r#"{"lockfileVersion":1,"dependencies":{"a":{"version":"1.0.0","dev":true}}}"#,
+            Path::new("package-lock.json"),
+        )
+        .unwrap();
+        assert_eq!(
+            l,
+            Lock {
+                any: true,
+                prod: false,
+                local: false
+            }
+        );
+        let err = parse_lock("{\n\"a\": ,}", Path::new("/x/package-lock.json")).unwrap_err();
+        assert!(err.to_string().contains("/x/package-lock.json:2"), "{err}");
+    }
+
+    #[test]
+    fn package_json_errors_name_line() {
+        let err = parse_package_json(
+            "{\n  \"name\": \"x\",\n  oops\n}",
+            Path::new("/a/package.json"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("/a/package.json:3"), "{err}");
+        assert!(parse_package_json("[]", Path::new("package.json")).is_err());
+    }
+}

@@ -1,0 +1,669 @@
+//! Python (venv + pip): requirements.txt, pyproject.toml/setup.py, requires-python, the
+//! entrypoint (console script, WSGI/ASGI server, script file).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::common::{Ctx, Parts, finish, read_opt};
+use crate::error::{BuildersError, Result, line_of};
+use crate::plan::{Lang, Plan, Toolchain};
+use crate::spec::{self, Inputs, Spec};
+use crate::version::pep440_satisfied;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Release {
+    pub python: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Rules {
+    pub backends: BTreeMap<String, Vec<String>>,
+    pub default_backend: String,
+    pub entry_files: Vec<String>,
+    pub wsgi_modules: Vec<String>,
+    pub asgi_modules: Vec<String>,
+    pub app_objects: Vec<String>,
+    pub server_port: String,
+    pub build_leftovers: Vec<String>,
+}
+
+pub(crate) type PythonSpec = Spec<Release, Rules>;
+
+pub(crate) fn spec() -> Result<PythonSpec> {
+    spec::load("python.toml", spec::PYTHON_TOML)
+}
+
+/// The parts of pyproject.toml the builder reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct PyProject {
+    /// A `[project]` table is there.
+    pub has_project: bool,
+    /// A `[build-system]` table is there.
+    pub has_build_system: bool,
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub requires_python: Option<String>,
+    pub build_backend: Option<String>,
+    /// Normalised names of `[project] dependencies`.
+    pub dependencies: Vec<String>,
+    /// `[project.scripts]` (then `[tool.poetry.scripts]`) names, in file order.
+    pub scripts: Vec<String>,
+}
+
+pub(crate) fn parse_pyproject(text: &str, path: &Path) -> Result<PyProject> {
+    let v: toml::Table = toml::from_str(text).map_err(|e| BuildersError::Parse {
+        path: path.to_path_buf(),
+        line: e.span().map(|s| line_of(text, s.start)),
+        detail: e.message().trim().to_string(),
+        hint: "fix pyproject.toml: it must be valid TOML".into(),
+    })?;
+    let project = v.get("project").and_then(toml::Value::as_table);
+    let bs = v.get("build-system").and_then(toml::Value::as_table);
+    let s = |t: Option<&toml::Table>, k: &str| {
+        t.and_then(|t| t.get(k))
+            .and_then(toml::Value::as_str)
+            .map(str::to_string)
+    };
+    let dependencies = project
+        .and_then(|p| p.get("dependencies"))
+        .and_then(toml::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(toml::Value::as_str)
+                .filter_map(requirement_name)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut scripts = Vec::new();
+    for (table, header) in [
+        (
+            project
+                .and_then(|p| p.get("scripts"))
+                .and_then(toml::Value::as_table),
+            "project.scripts",
+        ),
+        (
+            v.get("tool")
+                .and_then(|t| t.get("poetry"))
+                .and_then(|p| p.get("scripts"))
+                .and_then(toml::Value::as_table),
+            "tool.poetry.scripts",
+        ),
+    ] {
+        if let Some(t) = table {
+            let mut names: Vec<String> = t.keys().cloned().collect();
+            names.sort_by_key(|n| key_position(text, header, n).unwrap_or(usize::MAX));
+            scripts.extend(names);
+        }
+    }
+    Ok(PyProject {
+        has_project: project.is_some(),
+        has_build_system: bs.is_some(),
+        name: s(project, "name").or_else(|| {
+            v.get("tool")
+                .and_then(|t| t.get("poetry"))
+                .and_then(|p| p.get("name"))
+                .and_then(toml::Value::as_str)
+                .map(str::to_string)
+        }),
+        version: s(project, "version"),
+        requires_python: s(project, "requires-python"),
+        build_backend: s(bs, "build-backend"),
+        dependencies,
+        scripts,
+    })
+}
+
+/// Where key `name` of table `header` appears in the TOML text (for file order; the parsed
+/// table is sorted). Handles `[header]` sections and dotted `header.name =` keys.
+fn key_position(text: &str, header: &str, name: &str) -> Option<usize> {
+    let mut in_section = false;
+    let mut pos = 0;
+    let last = header.rsplit('.').next().unwrap_or(header);
+    for line in text.split_inclusive('\n') {
+        let l = line.trim();
+        if l.starts_with('[') {
+            let h: String = l
+                .trim_matches(|c| c == '[' || c == ']')
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            in_section = h == header;
+        } else if let Some((k, _)) = l.split_once('=') {
+            let k = k.trim().trim_matches('"').trim_matches('\'');
+            if in_section && k == name {
+                return Some(pos);
+            }
+            if k.ends_with(&format!("{last}.{name}")) || k == format!("{header}.{name}") {
+                return Some(pos);
+            }
+        }
+        pos += line.len();
+    }
+    None
+}
+
+/// `Flask[async]>=2 ; python_version>"3"` → `flask`.
+pub(crate) fn requirement_name(req: &str) -> Option<String> {
+    let r = req.trim();
+    let name: String = r
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect();
+    if name.is_empty() {
+        return None;
+    }
+    Some(name.to_ascii_lowercase().replace(['_', '.'], "-"))
+}
+
+/// What requirements.txt holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Requirements {
+    /// Normalised requirement names.
+    pub names: Vec<String>,
+    /// Files it includes with -r/-c (relative to the app).
+    pub includes: Vec<String>,
+    /// It installs a local directory (`-e .`, `./pkg`, `file:`).
+    pub local: bool,
+    /// At least one requirement or option line.
+    pub any: bool,
+}
+
+pub(crate) fn parse_requirements(text: &str) -> Requirements {
+    let mut r = Requirements::default();
+    let joined = text.replace("\\\r\n", " ").replace("\\\n", " ");
+    for raw in joined.lines() {
+        let line = match raw.find(" #").or_else(|| raw.starts_with('#').then_some(0)) {
+            Some(i) => &raw[..i],
+            None => raw,
+        };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        r.any = true;
+        // `-r file`, `-rfile`, `--requirement=file`, `--requirement file`
+        let opt = |long: &str, short: &str| -> Option<String> {
+            [long, short].iter().find_map(|p| {
+                let rest = line.strip_prefix(p)?;
+                let rest = rest.strip_prefix('=').unwrap_or(rest).trim();
+                (!rest.is_empty()).then(|| rest.to_string())
+            })
+        };
+        if let Some(f) = opt("--requirement", "-r").or_else(|| opt("--constraint", "-c")) {
+            r.includes.push(f);
+            continue;
+        }
+        if let Some(e) = opt("--editable", "-e") {
+            if !e.contains("://") || e.starts_with("file:") {
+                r.local = true;
+            }
+            continue;
+        }
+        if line.starts_with('-') {
+            continue; // --index-url and friends
+        }
+        if line.starts_with('.') || line.starts_with('/') || line.starts_with("file:") {
+            r.local = true;
+            continue;
+        }
+        if let Some(n) = requirement_name(line) {
+            if line.contains(" @ file:") {
+                r.local = true;
+            }
+            r.names.push(n);
+        }
+    }
+    r
+}
+
+pub(crate) fn describe(dir: &Path, found: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in found {
+        if f == "pyproject.toml" {
+            let path = dir.join(f);
+            if let Some(Ok(p)) = read_opt(&path)
+                .ok()
+                .flatten()
+                .map(|t| parse_pyproject(&t, &path))
+            {
+                let mut d = Vec::new();
+                if let Some(n) = &p.name {
+                    d.push(format!("project {n}"));
+                }
+                if let Some(v) = &p.version {
+                    d.push(format!("version {v}"));
+                }
+                if let Some(r) = &p.requires_python {
+                    d.push(format!("requires-python {r}"));
+                }
+                if !d.is_empty() {
+                    out.push(format!("pyproject.toml found ({})", d.join(", ")));
+                    continue;
+                }
+            }
+        }
+        out.push(format!("{f} found"));
+    }
+    out
+}
+
+/// Whether `text` (a Python module) binds `object` at the top level.
+fn binds_object(text: &str, object: &str) -> bool {
+    text.lines().any(|l| {
+        if l.starts_with(char::is_whitespace) {
+            return false;
+        }
+        let Some(rest) = l.strip_prefix(object) else {
+            return false;
+        };
+        let rest = rest.trim_start();
+        (rest.starts_with('=') && !rest.starts_with("=="))
+            || (rest.starts_with(':') && rest.contains('='))
+    }) || text.lines().any(|l| {
+        l.strip_prefix("def ")
+            .or_else(|| l.strip_prefix("async def "))
+            .is_some_and(|r| r.strip_prefix(object).is_some_and(|r| r.starts_with('(')))
+    })
+}
+
+/// `module:object` of a WSGI/ASGI app among `modules` at the root, then `*/module.py`.
+fn find_app_object(
+    ctx: &Ctx<'_>,
+    modules: &[String],
+    objects: &[String],
+) -> Result<Option<(String, String)>> {
+    let mut candidates: Vec<(String, String)> = modules
+        .iter()
+        .map(|m| (format!("{m}.py"), m.clone()))
+        .collect();
+    let mut subdirs = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(ctx.dir) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if e.path().is_dir()
+                && !n.starts_with('.')
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                subdirs.push(n);
+            }
+        }
+    }
+    subdirs.sort();
+    for d in &subdirs {
+        for m in modules {
+            candidates.push((format!("{d}/{m}.py"), format!("{d}.{m}")));
+        }
+    }
+    for (file, module) in candidates {
+        let Some(text) = ctx.read(&file)? else {
+            continue;
+        };
+        for o in objects {
+            if binds_object(&text, o) {
+                return Ok(Some((module, o.clone())));
+            }
+        }
+    }
+    Ok(None)
+}
+
+pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
+    let spec = spec()?;
+    let rules = &spec.rules;
+    let distro = ctx.distro();
+    let rel = spec.release(distro)?;
+
+    let pyproject = match ctx.read("pyproject.toml")? {
+        Some(t) => Some(parse_pyproject(&t, &ctx.path("pyproject.toml"))?),
+        None => None,
+    };
+    let req_text = ctx.read("requirements.txt")?;
+    let reqs = req_text
+        .as_deref()
+        .map(parse_requirements)
+        .unwrap_or_default();
+    let setup_py = ctx.is_file("setup.py");
+    let uv_lock = ctx.is_file("uv.lock");
+    if pyproject.is_none() && req_text.is_none() && !setup_py {
+        if uv_lock {
+            return Err(BuildersError::Unsupported {
+                path: ctx.path("uv.lock"),
+                what: "uv.lock without pyproject.toml".into(),
+                hint: "commit the pyproject.toml the lockfile belongs to".into(),
+            });
+        }
+        return Err(BuildersError::NotDetected {
+            dir: ctx.dir.to_path_buf(),
+            looked_for: "requirements.txt, pyproject.toml, setup.py".into(),
+        });
+    }
+
+    if ctx.opts.toolchain_host {
+        ctx.reasons.push(format!(
+            "warning: with --toolchain host the host's python3 builds /app/.venv; it must be \
+             Python {}.x like the runtime of Debian {distro}, or the venv will not run",
+            rel.python
+                .rsplit_once('.')
+                .map(|(mm, _)| mm)
+                .unwrap_or(&rel.python)
+        ));
+    }
+
+    // Python version.
+    let requires_python = pyproject.as_ref().and_then(|p| p.requires_python.clone());
+    match &requires_python {
+        Some(spec_text) => {
+            let ok = pep440_satisfied(spec_text, &rel.python).map_err(|detail| {
+                BuildersError::Parse {
+                    path: ctx.path("pyproject.toml"),
+                    line: None,
+                    detail: format!("requires-python {spec_text:?}: {detail}"),
+                    hint: "write a specifier such as \">=3.11\" or \">=3.10,<3.14\"".into(),
+                }
+            })?;
+            if ok {
+                ctx.reasons.push(format!(
+                    "toolchain: Python {} of Debian {distro} satisfies requires-python {spec_text:?}",
+                    rel.python
+                ));
+            } else if ctx.opts.toolchain_host {
+                ctx.reasons.push(format!(
+                    "warning: requires-python {spec_text:?} is not satisfied by the runtime's Python {} \
+                     (Debian {distro})",
+                    rel.python
+                ));
+            } else {
+                let hint = if distro == "bookworm" {
+                    "pass --distro trixie (Python 3.13), or widen requires-python"
+                } else {
+                    "pass --distro bookworm (Python 3.11) if it fits, or widen requires-python"
+                };
+                return Err(BuildersError::Version {
+                    path: ctx.path("pyproject.toml"),
+                    detail: format!(
+                        "requires-python {spec_text:?} does not accept Python {}, the version Debian {distro} has",
+                        rel.python
+                    ),
+                    hint: hint.into(),
+                });
+            }
+        }
+        None => ctx.reasons.push(format!(
+            "toolchain: Python {} of Debian {distro} (no requires-python)",
+            rel.python
+        )),
+    }
+
+    // What gets installed.
+    let project = pyproject
+        .as_ref()
+        .is_some_and(|p| p.has_project || p.has_build_system)
+        || setup_py;
+    let mut toolchain_packages = Vec::new();
+    if reqs.any {
+        ctx.reasons
+            .push("requirements.txt: pip installs it into /app/.venv".into());
+    } else if req_text.is_some() {
+        ctx.reasons
+            .push("requirements.txt lists nothing: no requirements to install".into());
+    }
+    if project {
+        let backend = pyproject
+            .as_ref()
+            .and_then(|p| p.build_backend.clone())
+            .unwrap_or_else(|| rules.default_backend.clone());
+        let Some(pkgs) = rules.backends.get(&backend) else {
+            return Err(BuildersError::Unsupported {
+                path: ctx.path("pyproject.toml"),
+                what: format!("build backend {backend:?} is not available in the build root"),
+                hint: format!(
+                    "use one of {} in [build-system], or list the app's dependencies in \
+                     requirements.txt and drop [build-system]",
+                    rules
+                        .backends
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        };
+        toolchain_packages = pkgs.clone();
+        ctx.reasons.push(format!(
+            "the project is built as a wheel with --no-build-isolation by {backend} from Debian \
+             ({}), offline, then pip installs it with its dependencies",
+            pkgs.join(", ")
+        ));
+    }
+    if uv_lock {
+        ctx.reasons.push(
+            "note: uv.lock is honoured only through pyproject.toml (uv is not in the build root): \
+             pip resolves the dependencies again, versions may differ from the lock"
+                .into(),
+        );
+    }
+    let venv_keys = if project || reqs.local {
+        Vec::new()
+    } else if reqs.any {
+        let mut k = vec!["requirements.txt".to_string()];
+        k.extend(reqs.includes.iter().cloned());
+        k
+    } else {
+        Vec::new()
+    };
+
+    // Entrypoint.
+    let mut deps: Vec<String> = reqs.names.clone();
+    if let Some(p) = &pyproject {
+        deps.extend(p.dependencies.iter().cloned());
+    }
+    let mut inp: Inputs = ctx.inputs();
+    inp.var("port", rules.server_port.clone());
+    let mut ports = Vec::new();
+    let mut entrypoint = Vec::new();
+    if !ctx.entrypoint_overridden() {
+        let scripts = pyproject
+            .as_ref()
+            .map(|p| p.scripts.clone())
+            .unwrap_or_default();
+        if let Some((m, origin)) = ctx.main() {
+            if m.ends_with(".py") {
+                inp.var("file", m.clone());
+                entrypoint = spec.entrypoint("file", &inp)?;
+            } else {
+                inp.var("module", m.clone());
+                entrypoint = spec.entrypoint("module", &inp)?;
+            }
+            ctx.reasons.push(format!("entrypoint: {m} (from {origin})"));
+        } else if let (Some(first), true) = (scripts.first(), project) {
+            inp.var("script", first.clone());
+            entrypoint = spec.entrypoint("script", &inp)?;
+            ctx.reasons.push(format!(
+                "entrypoint: console script {first:?}, the first of [project.scripts]"
+            ));
+        } else if let (true, Some((module, object))) = (
+            deps.iter().any(|d| d == "gunicorn"),
+            find_app_object(&ctx, &rules.wsgi_modules, &rules.app_objects)?,
+        ) {
+            inp.var("module", module.clone())
+                .var("object", object.clone());
+            entrypoint = spec.entrypoint("gunicorn", &inp)?;
+            ports.push(format!("{}/tcp", rules.server_port));
+            ctx.reasons.push(format!(
+                "entrypoint: gunicorn serves {module}:{object} on port {} (gunicorn is a dependency)",
+                rules.server_port
+            ));
+        } else if let (true, Some((module, object))) = (
+            deps.iter().any(|d| d == "uvicorn"),
+            find_app_object(&ctx, &rules.asgi_modules, &rules.app_objects)?,
+        ) {
+            inp.var("module", module.clone())
+                .var("object", object.clone());
+            entrypoint = spec.entrypoint("uvicorn", &inp)?;
+            ports.push(format!("{}/tcp", rules.server_port));
+            ctx.reasons.push(format!(
+                "entrypoint: uvicorn serves {module}:{object} on port {} (uvicorn is a dependency)",
+                rules.server_port
+            ));
+        } else if let Some(f) = rules.entry_files.iter().find(|f| ctx.is_file(f)) {
+            inp.var("file", f.clone());
+            entrypoint = spec.entrypoint("file", &inp)?;
+            ctx.reasons
+                .push(format!("entrypoint: python3 {f} (file found)"));
+        } else {
+            // A package runnable with -m.
+            let mut pkgs = Vec::new();
+            if let Ok(rd) = std::fs::read_dir(ctx.dir) {
+                for e in rd.flatten() {
+                    if e.path().join("__main__.py").is_file()
+                        && e.path().join("__init__.py").is_file()
+                    {
+                        pkgs.push(e.file_name().to_string_lossy().into_owned());
+                    }
+                }
+            }
+            pkgs.sort();
+            match pkgs.as_slice() {
+                [one] => {
+                    inp.var("module", one.clone());
+                    entrypoint = spec.entrypoint("module", &inp)?;
+                    ctx.reasons.push(format!(
+                        "entrypoint: python3 -m {one} ({one}/__main__.py found)"
+                    ));
+                }
+                _ => {
+                    return Err(BuildersError::Entrypoint {
+                        path: ctx.dir.to_path_buf(),
+                        detail: format!(
+                            "cannot tell how to start the app: no [project.scripts], no gunicorn/uvicorn \
+                             app, none of {}{}",
+                            rules.entry_files.join(", "),
+                            if pkgs.is_empty() {
+                                String::new()
+                            } else {
+                                format!("; several packages with __main__.py: {}", pkgs.join(", "))
+                            }
+                        ),
+                        hint: "pass --main app.py (or a module), or --entrypoint".into(),
+                    });
+                }
+            }
+        }
+    }
+
+    let mut app_excludes = ctx.root_dotfiles()?;
+    if project {
+        app_excludes.extend(rules.build_leftovers.iter().cloned());
+    }
+    inp.fact("requirements", reqs.any)
+        .fact("project", project)
+        .list("venv_keys", venv_keys)
+        .list("app_excludes", app_excludes);
+    let source_exclude = ctx.source_excludes(&spec.source.exclude)?;
+    let runtime_profile = spec.runtime.profile.clone();
+    ctx.reasons.push(format!(
+        "runtime {runtime_profile}: Debian {distro}'s Python {} with the venv at /app/.venv",
+        rel.python
+    ));
+    let toolchain = Toolchain {
+        profile: spec.toolchain.profile.clone(),
+        packages: toolchain_packages,
+        backports: false,
+        path_prepend: Vec::new(),
+        version: rel.python.clone(),
+    };
+    let parts = Parts {
+        toolchain,
+        runtime_profile,
+        inputs: inp,
+        source_exclude,
+        entrypoint,
+        cmd: Vec::new(),
+        ports,
+        version: pyproject.and_then(|p| p.version),
+    };
+    finish(ctx, Lang::Python, &spec, parts)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn pyproject_parsing_keeps_script_order() {
+        let p = parse_pyproject(
+            r#"
+[project]
+name = "hello"
+version = "0.1.0"
+requires-python = ">=3.11"
+dependencies = ["Flask>=2", "gunicorn_x ; python_version > '3'"]
+
+[project.scripts]
+zeta = "hello:z"
+alpha = "hello:a"
+
+[build-system]
+requires = ["setuptools"]
+build-backend = "setuptools.build_meta"
+"#,
+            Path::new("pyproject.toml"),
+        )
+        .unwrap();
+        assert!(p.has_project && p.has_build_system);
+        assert_eq!(p.name.as_deref(), Some("hello"));
+        assert_eq!(p.version.as_deref(), Some("0.1.0"));
+        assert_eq!(p.requires_python.as_deref(), Some(">=3.11"));
+        assert_eq!(p.build_backend.as_deref(), Some("setuptools.build_meta"));
+        assert_eq!(p.dependencies, ["flask", "gunicorn-x"]);
+        assert_eq!(p.scripts, ["zeta", "alpha"]);
+        let p = parse_pyproject(
+            "[project]\nname = \"x\"\nscripts.b = \"m:b\"\nscripts.a = \"m:a\"\n",
+            Path::new("pyproject.toml"),
+        )
+        .unwrap();
+        assert_eq!(p.scripts, ["b", "a"]);
+        let err = parse_pyproject("[project\nname=1", Path::new("/a/pyproject.toml")).unwrap_err();
+        assert!(err.to_string().contains("/a/pyproject.toml:1"), "{err}");
+    }
+
+    #[test]
+    fn requirements_parsing() {
+        let r = parse_requirements(
+            "# comment\nFlask==3.0 # web\ngunicorn\\\n>=21\n-r base.txt\n--constraint=c.txt\n--index-url https://x\n\n",
+        );
+        assert_eq!(r.names, ["flask", "gunicorn"]);
+        assert_eq!(r.includes, ["base.txt", "c.txt"]);
+        assert!(r.any && !r.local);
+        assert!(parse_requirements("-e .\n").local);
+        assert!(parse_requirements("./libs/x\n").local);
+        assert!(parse_requirements("pkg @ file:///src/pkg\n").local);
+        let empty = parse_requirements("# nothing\n\n   \n");
+        assert!(!empty.any);
+        assert_eq!(
+            requirement_name("Zope.Interface[x]>=5"),
+            Some("zope-interface".into())
+        );
+    }
+
+    #[test]
+    fn app_objects() {
+        assert!(binds_object(
+            "from flask import Flask\napp = Flask(__name__)\n",
+            "app"
+        ));
+        assert!(binds_object("app: FastAPI = FastAPI()\n", "app"));
+        assert!(binds_object(
+            "def application(environ, start):\n  pass\n",
+            "application"
+        ));
+        assert!(!binds_object("def main():\n    app = 1\n", "app"));
+        assert!(!binds_object("apple = 1\nif app == 2: pass\n", "app"));
+    }
+}

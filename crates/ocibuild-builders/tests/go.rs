@@ -1,0 +1,342 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use ocibuild_builders::{BuildersError, Distro, Options};
+
+const MAIN_GO: &str = "package main\n\nfunc main() {}\n";
+
+fn go_app(go_line: &str) -> tempfile::TempDir {
+    app(&[
+        ("go.mod", &format!("module example.com/v\n\ngo {go_line}\n")),
+        ("main.go", MAIN_GO),
+    ])
+}
+
+/// (distro, go line, Ok((packages, path_prepend, version)) | Err(substrings))
+type Want = Result<(Vec<&'static str>, Vec<&'static str>, &'static str), Vec<&'static str>>;
+
+#[test]
+fn go_version_selection_table() {
+    let cases: Vec<(Distro, &str, Want)> = vec![
+        (Distro::Trixie, "1.19", Ok((vec![], vec![], "1.24"))),
+        (Distro::Trixie, "1.22", Ok((vec![], vec![], "1.24"))),
+        (Distro::Trixie, "1.24", Ok((vec![], vec![], "1.24"))),
+        (Distro::Trixie, "1.24.3", Ok((vec![], vec![], "1.24"))),
+        (
+            Distro::Trixie,
+            "1.25",
+            Ok((vec!["golang-1.25-go"], vec!["/usr/lib/go-1.25/bin"], "1.25")),
+        ),
+        (
+            Distro::Trixie,
+            "1.25.2",
+            Ok((vec!["golang-1.25-go"], vec!["/usr/lib/go-1.25/bin"], "1.25")),
+        ),
+        (
+            Distro::Trixie,
+            "1.27",
+            Ok((vec!["golang-1.27-go"], vec!["/usr/lib/go-1.27/bin"], "1.27")),
+        ),
+        (
+            Distro::Trixie,
+            "1.30",
+            Err(vec!["go 1.30 is required", "1.27", "--toolchain host"]),
+        ),
+        (Distro::Bookworm, "1.19", Ok((vec![], vec![], "1.19"))),
+        (
+            Distro::Bookworm,
+            "1.20",
+            Ok((vec!["golang-1.21-go"], vec!["/usr/lib/go-1.21/bin"], "1.21")),
+        ),
+        (
+            Distro::Bookworm,
+            "1.22",
+            Ok((vec!["golang-1.22-go"], vec!["/usr/lib/go-1.22/bin"], "1.22")),
+        ),
+        (
+            Distro::Bookworm,
+            "1.24",
+            Err(vec!["go 1.24 is required", "is 1.23", "--distro trixie"]),
+        ),
+        (
+            Distro::Bookworm,
+            "1.30",
+            Err(vec!["1.23", "--distro trixie", "--toolchain host"]),
+        ),
+    ];
+    for (distro, line, want) in cases {
+        let d = go_app(line);
+        let o = on(distro);
+        match want {
+            Ok((pkgs, path, version)) => {
+                let p = plan_ok(d.path(), &o);
+                assert_eq!(p.toolchain.packages, strs(&pkgs), "{distro} go {line}");
+                assert_eq!(p.toolchain.path_prepend, strs(&path), "{distro} go {line}");
+                assert_eq!(p.toolchain.version, version, "{distro} go {line}");
+                assert_eq!(
+                    p.toolchain.backports,
+                    !pkgs.is_empty(),
+                    "{distro} go {line}"
+                );
+                assert_eq!(p.toolchain.profile, "go");
+            }
+            Err(needles) => {
+                let err = plan_err(d.path(), &o);
+                assert!(matches!(err, BuildersError::Version { .. }), "{err:?}");
+                let msg = err.to_string();
+                for n in needles {
+                    assert!(msg.contains(n), "{distro} go {line}: {msg} lacks {n}");
+                }
+                assert!(msg.contains("go.mod"), "{msg}");
+            }
+        }
+    }
+}
+
+#[test]
+fn toolchain_line_raises_the_requirement() {
+    let d = app(&[
+        (
+            "go.mod",
+            "module example.com/t\n\ngo 1.22\n\ntoolchain go1.25.1\n",
+        ),
+        ("main.go", MAIN_GO),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert_eq!(p.toolchain.packages, ["golang-1.25-go"]);
+    assert!(reasons_contain(&p, "toolchain go1.25.1"), "{:?}", p.reasons);
+    // a lower toolchain line does not lower anything
+    let d = app(&[
+        (
+            "go.mod",
+            "module example.com/t\n\ngo 1.25\n\ntoolchain go1.22.0\n",
+        ),
+        ("main.go", MAIN_GO),
+    ]);
+    assert_eq!(plan_ok(d.path(), &opts()).toolchain.version, "1.25");
+}
+
+#[test]
+fn go_hello_plan() {
+    let p = plan_ok(&testdata("go-hello"), &opts());
+    assert_eq!(p.lang.to_string(), "go");
+    assert_eq!(p.runtime.profile, "static");
+    assert_eq!(p.runtime.variant, "nonroot");
+    assert_eq!(p.source_dir, "/src");
+    assert_eq!(p.outputs, ["/out"]);
+    assert_eq!(step_names(&p), ["go-build"]);
+    let s = step(&p, "go-build");
+    assert_eq!(
+        s.argv,
+        strs(&[
+            "go",
+            "build",
+            "-trimpath",
+            "-buildvcs=false",
+            "-ldflags",
+            "-s -w -buildid=",
+            "-o",
+            "/out/hello",
+            "."
+        ])
+    );
+    assert_eq!(s.cwd, "/src");
+    assert!(!s.network, "no require lines: no network");
+    for (k, v) in [
+        ("CGO_ENABLED", "0"),
+        ("GOOS", "linux"),
+        ("GOARCH", "amd64"),
+        ("GOFLAGS", "-mod=readonly"),
+        ("GOTOOLCHAIN", "local"),
+        ("GOCACHE", "/root/.cache/go-build"),
+        ("GOMODCACHE", "/root/go/pkg/mod"),
+    ] {
+        assert_eq!(env_of(s, k), Some(v), "{k}");
+    }
+    assert_eq!(env_of(s, "GOPROXY"), None);
+    let caches: Vec<(&str, &str)> = p
+        .cache_mounts
+        .iter()
+        .map(|c| (c.name.as_str(), c.target.as_str()))
+        .collect();
+    assert_eq!(
+        caches,
+        [
+            ("go-build", "/root/.cache/go-build"),
+            ("go-mod", "/root/go/pkg/mod")
+        ]
+    );
+    assert_eq!(layer_names(&p), ["go-binary"]);
+    let l = &p.layers[0];
+    assert_eq!((l.from.as_str(), l.to.as_str()), ("/out", "/app"));
+    assert_eq!(l.include, ["hello"]);
+    assert_eq!(p.config.entrypoint, ["/app/hello"]);
+    assert_eq!(p.config.workdir, "/app");
+    assert_eq!(p.config.user, "65532:65532");
+    assert!(p.source_exclude.contains(&".git".to_string()));
+    // the plan prints as JSON for --explain
+    let json = serde_json::to_value(&p).unwrap();
+    assert_eq!(json["lang"], "go");
+    assert_eq!(json["steps"][0]["env"][0][0], "CGO_ENABLED");
+}
+
+#[test]
+fn go_new_needs_backports_on_trixie_and_fails_on_bookworm() {
+    let p = plan_ok(&testdata("go-new"), &opts());
+    assert_eq!(p.toolchain.packages, ["golang-1.26-go"]);
+    assert!(p.toolchain.backports);
+    assert_eq!(p.toolchain.path_prepend, ["/usr/lib/go-1.26/bin"]);
+    let err = plan_err(&testdata("go-new"), &on(Distro::Bookworm));
+    assert!(err.to_string().contains("--distro trixie"), "{err}");
+    // the host's toolchain skips the check
+    let o = Options {
+        distro: Distro::Bookworm,
+        toolchain_host: true,
+        ..Options::default()
+    };
+    let p = plan_ok(&testdata("go-new"), &o);
+    assert_eq!(p.toolchain.profile, "host");
+    assert!(p.toolchain.packages.is_empty());
+    assert!(p.toolchain.path_prepend.is_empty());
+}
+
+#[test]
+fn main_package_discovery() {
+    // a single cmd/ package
+    let p = plan_ok(&testdata("go-cmd"), &opts());
+    assert_eq!(step(&p, "go-build").argv.last().unwrap(), "./cmd/server");
+    assert!(
+        step(&p, "go-build")
+            .argv
+            .contains(&"/out/server".to_string())
+    );
+    assert_eq!(p.config.entrypoint, ["/app/server"]);
+    assert_eq!(p.layers[0].include, ["server"]);
+
+    // several: an error listing them and suggesting --main
+    let d = app(&[
+        ("go.mod", "module example.com/multi\ngo 1.22\n"),
+        ("cmd/api/main.go", MAIN_GO),
+        ("cmd/worker/main.go", MAIN_GO),
+        ("cmd/lib/lib.go", "package lib\n"),
+    ]);
+    let err = plan_err(d.path(), &opts());
+    assert!(matches!(err, BuildersError::Entrypoint { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("./cmd/api, ./cmd/worker"), "{msg}");
+    assert!(msg.contains("--main"), "{msg}");
+    assert!(!msg.contains("cmd/lib"), "{msg}");
+
+    // --main picks one
+    let mut o = opts();
+    o.main = Some("./cmd/worker".into());
+    let p = plan_ok(d.path(), &o);
+    assert_eq!(step(&p, "go-build").argv.last().unwrap(), "./cmd/worker");
+    assert_eq!(p.config.entrypoint, ["/app/worker"]);
+    assert!(reasons_contain(&p, "from --main"));
+    // also without ./
+    o.main = Some("cmd/api/".into());
+    assert_eq!(plan_ok(d.path(), &o).config.entrypoint, ["/app/api"]);
+    // --main at a non-main package or outside the module
+    o.main = Some("./cmd/lib".into());
+    assert!(plan_err(d.path(), &o).to_string().contains("package main"));
+    o.main = Some("../x".into());
+    assert!(matches!(
+        plan_err(d.path(), &o),
+        BuildersError::InvalidOption { .. }
+    ));
+
+    // none at all
+    let d = app(&[
+        ("go.mod", "module example.com/lib\ngo 1.22\n"),
+        ("lib.go", "package lib\n"),
+    ]);
+    let msg = plan_err(d.path(), &opts()).to_string();
+    assert!(msg.contains("no main package"), "{msg}");
+    assert!(msg.contains("--main"), "{msg}");
+}
+
+#[test]
+fn root_main_package_beats_cmd_and_ignores_tests_and_ignored_files() {
+    let d = app(&[
+        ("go.mod", "module example.com/tool/v3\ngo 1.22\n"),
+        ("tool.go", MAIN_GO),
+        ("cmd/other/main.go", MAIN_GO),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert_eq!(
+        p.config.entrypoint,
+        ["/app/tool"],
+        "major version suffix dropped"
+    );
+    assert_eq!(step(&p, "go-build").argv.last().unwrap(), ".");
+
+    let d = app(&[
+        ("go.mod", "module example.com/lib\ngo 1.22\n"),
+        ("lib.go", "package lib\n"),
+        ("gen.go", "//go:build ignore\n\npackage main\n"),
+        ("main_test.go", "package main\n"),
+        ("cmd/real/main.go", MAIN_GO),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert_eq!(p.config.entrypoint, ["/app/real"]);
+}
+
+#[test]
+fn vendored_and_networked_modules() {
+    let d = app(&[
+        (
+            "go.mod",
+            "module example.com/v\ngo 1.22\nrequire golang.org/x/text v0.14.0\n",
+        ),
+        ("main.go", MAIN_GO),
+        ("vendor/modules.txt", "# golang.org/x/text v0.14.0\n"),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    let s = step(&p, "go-build");
+    assert_eq!(env_of(s, "GOFLAGS"), Some("-mod=vendor"));
+    assert_eq!(env_of(s, "GOPROXY"), Some("off"));
+    assert!(!s.network);
+    assert!(p.cache_mounts.iter().all(|c| c.name != "go-mod"));
+
+    std::fs::remove_dir_all(d.path().join("vendor")).unwrap();
+    let p = plan_ok(d.path(), &opts());
+    let s = step(&p, "go-build");
+    assert_eq!(env_of(s, "GOFLAGS"), Some("-mod=readonly"));
+    assert_eq!(env_of(s, "GOPROXY"), None);
+    assert!(s.network, "modules to download");
+}
+
+#[test]
+fn platform_options() {
+    let mut o = opts();
+    o.goarch = "arm64".into();
+    let p = plan_ok(&testdata("go-hello"), &o);
+    assert_eq!(env_of(step(&p, "go-build"), "GOARCH"), Some("arm64"));
+    o.goarch = "riscv64".into();
+    assert!(matches!(
+        plan_err(&testdata("go-hello"), &o),
+        BuildersError::InvalidOption { .. }
+    ));
+    let mut o = opts();
+    o.goos = "windows".into();
+    assert!(
+        plan_err(&testdata("go-hello"), &o)
+            .to_string()
+            .contains("linux")
+    );
+}
+
+#[test]
+fn broken_go_mod_names_file_and_line() {
+    let d = app(&[
+        ("go.mod", "module example.com/x\n\ngo one.two\n"),
+        ("main.go", MAIN_GO),
+    ]);
+    let err = plan_err(d.path(), &opts());
+    assert!(matches!(err, BuildersError::Parse { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("go.mod:3"), "{msg}");
+}

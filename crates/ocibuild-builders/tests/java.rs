@@ -1,0 +1,316 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use ocibuild_builders::{BuildersError, Distro, glob_filter};
+
+fn pom(props: &str, rest: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\"?>\n<project>\n  <modelVersion>4.0.0</modelVersion>\n  <groupId>g</groupId>\n  \
+         <artifactId>a</artifactId>\n  <version>3.1.4</version>\n  <properties>{props}</properties>\n{rest}\n</project>\n"
+    )
+}
+
+const APP: &str =
+    "package com.example;\npublic class App { public static void main(String[] a) {} }\n";
+
+#[test]
+fn java_maven_plan() {
+    let p = plan_ok(&testdata("java-maven"), &opts());
+    assert_eq!(p.lang.to_string(), "java");
+    assert_eq!(p.toolchain.profile, "java-build");
+    assert_eq!(p.toolchain.version, "JDK 21");
+    assert!(p.toolchain.packages.is_empty());
+    assert!(
+        p.toolchain
+            .path_prepend
+            .iter()
+            .any(|d| d.starts_with("/usr/lib/jvm/java-21-openjdk-") && d.ends_with("/bin")),
+        "{:?}",
+        p.toolchain.path_prepend
+    );
+    assert!(
+        p.toolchain
+            .path_prepend
+            .contains(&"/usr/share/maven/bin".to_string())
+    );
+    assert_eq!(p.runtime.profile, "java");
+    assert_eq!(step_names(&p), ["mvn-package"]);
+    let s = step(&p, "mvn-package");
+    assert_eq!(
+        s.argv,
+        strs(&[
+            "mvn",
+            "-B",
+            "-q",
+            "package",
+            "-DskipTests",
+            "dependency:copy-dependencies",
+            "-DoutputDirectory=/out/libs",
+            "-DincludeScope=runtime"
+        ])
+    );
+    assert!(s.network);
+    assert!(
+        env_of(s, "JAVA_HOME")
+            .unwrap()
+            .starts_with("/usr/lib/jvm/java-21-openjdk-")
+    );
+    assert_eq!(p.cache_mounts[0].name, "m2");
+    assert_eq!(p.cache_mounts[0].target, "/root/.m2");
+    // no dependencies, no parent: no jar layers
+    assert_eq!(layer_names(&p), ["resources", "classes"]);
+    let res = glob_filter(&p.layers[0].include, &p.layers[0].exclude).unwrap();
+    let cls = glob_filter(&p.layers[1].include, &p.layers[1].exclude).unwrap();
+    assert!(res.matches("app.properties", false));
+    assert!(!res.matches("com/example/App.class", false));
+    assert!(cls.matches("com/example/App.class", false));
+    assert!(!cls.matches("app.properties", false));
+    assert!(
+        p.layers
+            .iter()
+            .all(|l| l.to == "/app/classes" && l.from == "/src/target/classes")
+    );
+    assert_eq!(
+        p.config.entrypoint,
+        [
+            "/usr/bin/java",
+            "-cp",
+            "/app/classes:/app/libs/*",
+            "com.example.App"
+        ]
+    );
+    assert_eq!(p.config.labels["org.opencontainers.image.version"], "1.0.0");
+    assert!(p.source_exclude.contains(&"target".to_string()));
+
+    let p = plan_ok(&testdata("java-maven"), &on(Distro::Bookworm));
+    assert_eq!(p.toolchain.version, "JDK 17");
+    assert_eq!(p.runtime.profile, "java");
+}
+
+#[test]
+fn jdk_choice_table() {
+    // (release, distro, Ok((jdk version, packages, runtime)) | Err(needle))
+    type Want = Result<(&'static str, Vec<&'static str>, &'static str), &'static str>;
+    let cases: Vec<(&str, Distro, Want)> = vec![
+        ("8", Distro::Trixie, Ok(("JDK 21", vec![], "java"))),
+        ("1.8", Distro::Bookworm, Ok(("JDK 17", vec![], "java"))),
+        ("17", Distro::Bookworm, Ok(("JDK 17", vec![], "java"))),
+        ("21", Distro::Trixie, Ok(("JDK 21", vec![], "java"))),
+        (
+            "22",
+            Distro::Trixie,
+            Ok(("JDK 25", vec!["openjdk-25-jdk-headless"], "java25")),
+        ),
+        (
+            "25",
+            Distro::Trixie,
+            Ok(("JDK 25", vec!["openjdk-25-jdk-headless"], "java25")),
+        ),
+        ("26", Distro::Trixie, Err("release 25 or older")),
+        ("21", Distro::Bookworm, Err("--distro trixie")),
+    ];
+    for (release, distro, want) in cases {
+        let d = app(&[
+            (
+                "pom.xml",
+                &pom(
+                    &format!(
+                        "<maven.compiler.release>{release}</maven.compiler.release><mainClass>com.example.App</mainClass>"
+                    ),
+                    "",
+                ),
+            ),
+            ("src/main/java/com/example/App.java", APP),
+        ]);
+        match want {
+            Ok((v, pkgs, rt)) => {
+                let p = plan_ok(d.path(), &on(distro));
+                assert_eq!(p.toolchain.version, v, "{release} {distro}");
+                assert_eq!(p.toolchain.packages, strs(&pkgs), "{release} {distro}");
+                assert_eq!(p.runtime.profile, rt, "{release} {distro}");
+                let jdk = v.trim_start_matches("JDK ");
+                assert!(
+                    p.toolchain.path_prepend[0].contains(&format!("java-{jdk}-openjdk")),
+                    "{:?}",
+                    p.toolchain.path_prepend
+                );
+            }
+            Err(needle) => {
+                let err = plan_err(d.path(), &on(distro));
+                assert!(matches!(err, BuildersError::Version { .. }), "{err:?}");
+                assert!(err.to_string().contains(needle), "{err}");
+            }
+        }
+    }
+}
+
+#[test]
+fn settings_dependencies_and_main_from_sources() {
+    let d = app(&[
+        (
+            "pom.xml",
+            &pom(
+                "<maven.compiler.release>17</maven.compiler.release>",
+                "<dependencies><dependency><groupId>com.google.code.gson</groupId><artifactId>gson</artifactId><version>2.10.1</version></dependency></dependencies>",
+            ),
+        ),
+        (".mvn/settings.xml", "<settings/>"),
+        ("src/main/java/com/example/App.java", APP),
+        (
+            "src/test/java/com/example/AppTest.java",
+            "package com.example;\nclass AppTest { public static void main(String[] a) {} }\n",
+        ),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    let s = step(&p, "mvn-package");
+    assert_eq!(&s.argv[3..5], &strs(&["-s", "/src/.mvn/settings.xml"])[..]);
+    assert_eq!(
+        layer_names(&p),
+        ["dependency-jars", "snapshot-jars", "resources", "classes"]
+    );
+    let deps = glob_filter(&p.layers[0].include, &p.layers[0].exclude).unwrap();
+    let snaps = glob_filter(&p.layers[1].include, &p.layers[1].exclude).unwrap();
+    assert!(deps.matches("gson-2.10.1.jar", false));
+    assert!(!deps.matches("mylib-1.0-SNAPSHOT.jar", false));
+    assert!(snaps.matches("mylib-1.0-SNAPSHOT.jar", false));
+    assert!(!snaps.matches("gson-2.10.1.jar", false));
+    assert_eq!(p.layers[0].key_files, ["pom.xml"]);
+    assert!(p.layers[1].key_files.is_empty());
+    assert_eq!(p.layers[0].to, "/app/libs");
+    // the test class's main does not compete
+    assert_eq!(p.config.entrypoint.last().unwrap(), "com.example.App");
+    assert!(reasons_contain(&p, "src/main/java/com/example/App.java"));
+
+    // two mains under src/main/java: an error listing them; --main picks
+    std::fs::write(
+        d.path().join("src/main/java/com/example/Tool.java"),
+        "package com.example;\nclass Tool { static void main(String[] a) {} }\n",
+    )
+    .unwrap();
+    let err = plan_err(d.path(), &opts());
+    assert!(matches!(err, BuildersError::Entrypoint { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("com.example.App, com.example.Tool"),
+        "{err}"
+    );
+    let mut o = opts();
+    o.main = Some("com.example.Tool".into());
+    assert_eq!(
+        plan_ok(d.path(), &o).config.entrypoint.last().unwrap(),
+        "com.example.Tool"
+    );
+}
+
+#[test]
+fn unsupported_maven_shapes() {
+    let d = app(&[(
+        "pom.xml",
+        &pom("", "<modules><module>core</module></modules>"),
+    )]);
+    assert!(
+        plan_err(d.path(), &opts())
+            .to_string()
+            .contains("multi-module")
+    );
+    let d = app(&[("pom.xml", &pom("", "<packaging>war</packaging>"))]);
+    assert!(plan_err(d.path(), &opts()).to_string().contains("war"));
+    let d = app(&[("pom.xml", "<project>\n  <properties>\n</project>\n")]);
+    let err = plan_err(d.path(), &opts());
+    assert!(matches!(err, BuildersError::Parse { .. }), "{err:?}");
+    assert!(err.to_string().contains("pom.xml:3"), "{err}");
+}
+
+#[test]
+fn java_plain_plan() {
+    let p = plan_ok(&testdata("java-plain"), &opts());
+    assert_eq!(step_names(&p), ["javac"]);
+    let s = step(&p, "javac");
+    assert_eq!(
+        s.argv,
+        strs(&[
+            "javac",
+            "--release",
+            "21",
+            "-encoding",
+            "UTF-8",
+            "-d",
+            "/out/classes",
+            "src/com/example/Hello.java"
+        ])
+    );
+    assert!(!s.network);
+    assert!(p.cache_mounts.is_empty());
+    assert_eq!(layer_names(&p), ["classes"]);
+    assert_eq!(p.layers[0].from, "/out/classes");
+    assert_eq!(p.layers[0].to, "/app/classes");
+    assert_eq!(
+        p.config.entrypoint,
+        ["/usr/bin/java", "-cp", "/app/classes", "com.example.Hello"]
+    );
+    assert_eq!(p.runtime.profile, "java");
+    let p = plan_ok(&testdata("java-plain"), &on(Distro::Bookworm));
+    assert_eq!(step(&p, "javac").argv[2], "17");
+}
+
+#[test]
+fn plain_main_discovery() {
+    let d = app(&[
+        (
+            "A.java",
+            "public class A { public static void main(String[] x) {} }",
+        ),
+        (
+            "b/B.java",
+            "package b;\n// public static void main(String[] x)\nclass B {}",
+        ),
+        (
+            "c/C.java",
+            "package c;\nclass C { public static void main(String... x) {} }",
+        ),
+        (
+            "test/T.java",
+            "class T { public static void main(String[] x) {} }",
+        ),
+    ]);
+    let err = plan_err(d.path(), &opts());
+    let msg = err.to_string();
+    assert!(msg.contains("A, c.C"), "{msg}");
+    assert!(!msg.contains("b.B") && !msg.contains(" T"), "{msg}");
+    let mut o = opts();
+    o.main = Some("c.C".into());
+    let p = plan_ok(d.path(), &o);
+    assert_eq!(p.config.entrypoint.last().unwrap(), "c.C");
+    assert_eq!(
+        &step(&p, "javac").argv[7..],
+        &strs(&["A.java", "b/B.java", "c/C.java"])[..]
+    );
+    o.main = Some("nope.Main".into());
+    let msg = plan_err(d.path(), &o).to_string();
+    assert!(msg.contains("nope.Main") && msg.contains("A, c.C"), "{msg}");
+    // no main at all
+    let d = app(&[("Lib.java", "class Lib {}")]);
+    assert!(
+        plan_err(d.path(), &opts())
+            .to_string()
+            .contains("static void main")
+    );
+    // an --entrypoint makes the main class unnecessary
+    let mut o = opts();
+    o.entrypoint = Some(strs(&["/usr/bin/java", "-version"]));
+    assert_eq!(
+        plan_ok(d.path(), &o).config.entrypoint,
+        ["/usr/bin/java", "-version"]
+    );
+}
+
+#[test]
+fn host_toolchain_drops_java_home() {
+    let mut o = opts();
+    o.toolchain_host = true;
+    let p = plan_ok(&testdata("java-maven"), &o);
+    assert_eq!(p.toolchain.profile, "host");
+    assert_eq!(env_of(step(&p, "mvn-package"), "JAVA_HOME"), None);
+}

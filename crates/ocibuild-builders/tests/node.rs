@@ -1,0 +1,364 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use ocibuild_builders::{BuildersError, Distro, Options, glob_filter};
+
+const LOCK_EMPTY: &str = r#"{"name":"x","version":"1.0.0","lockfileVersion":3,"requires":true,"packages":{"":{"name":"x","version":"1.0.0"}}}"#;
+
+fn node_app(package_json: &str) -> tempfile::TempDir {
+    app(&[
+        ("package.json", package_json),
+        ("package-lock.json", LOCK_EMPTY),
+        ("index.js", "console.log('x')\n"),
+    ])
+}
+
+#[test]
+fn node_app_plan() {
+    let p = plan_ok(&testdata("node-app"), &opts());
+    assert_eq!(p.lang.to_string(), "node");
+    assert_eq!(p.toolchain.profile, "node-build");
+    assert_eq!(p.toolchain.version, "20.19.2");
+    assert_eq!(p.runtime.profile, "nodejs");
+    assert_eq!(p.runtime.variant, "nonroot");
+    // no dependencies: no production install, no node_modules layer
+    assert_eq!(step_names(&p), ["npm-ci", "npm-run-build"]);
+    let ci = step(&p, "npm-ci");
+    assert_eq!(ci.argv, strs(&["npm", "ci", "--no-audit", "--no-fund"]));
+    assert_eq!(ci.cwd, "/src");
+    assert!(!ci.network, "nothing to download");
+    assert_eq!(env_of(ci, "npm_config_cache"), Some("/root/.npm"));
+    assert_eq!(
+        step(&p, "npm-run-build").argv,
+        strs(&["npm", "run", "build"])
+    );
+    assert_eq!(p.cache_mounts[0].name, "npm");
+    assert_eq!(p.cache_mounts[0].target, "/root/.npm");
+    assert_eq!(layer_names(&p), ["app"]);
+    assert_eq!(p.config.entrypoint, ["/usr/bin/node", "server.js"]);
+    assert!(p.config.env.contains(&"NODE_ENV=production".to_string()));
+    assert_eq!(p.config.labels["org.opencontainers.image.version"], "1.0.0");
+
+    // .dockerignore: *.md out, README.md back in — applied to the source copy
+    let src = glob_filter(&[], &p.source_exclude).unwrap();
+    assert!(!src.matches("NOTES.md", false));
+    assert!(src.matches("README.md", false));
+    assert!(src.matches("server.js", false));
+    assert!(!src.matches("node_modules/x/index.js", false));
+
+    // the app layer: tests, dotfiles, maps, node_modules out; the build output in
+    let app = &p.layers[0];
+    assert_eq!((app.from.as_str(), app.to.as_str()), ("/src", "/app"));
+    let f = glob_filter(&app.include, &app.exclude).unwrap();
+    for kept in [
+        "server.js",
+        "build.js",
+        "package.json",
+        "dist/banner.txt",
+        "README.md",
+    ] {
+        assert!(f.matches(kept, false), "{kept} should be in the app layer");
+    }
+    for gone in [
+        "test/server.test.js",
+        ".dockerignore",
+        "node_modules/a/index.js",
+        "dist/app.js.map",
+        "src/x.test.js",
+        ".git/HEAD",
+    ] {
+        assert!(
+            !f.matches(gone, false),
+            "{gone} should not be in the app layer"
+        );
+    }
+}
+
+#[test]
+fn production_dependencies_get_their_own_tree_and_layer() {
+    let d = app(&[
+        (
+            "package.json",
+            r#"{"name":"x","version":"2.0.0","dependencies":{"left-pad":"^1.3.0"},"devDependencies":{"typescript":"^5"},"scripts":{"start":"node index.js","prepare":"tsc"}}"#,
+        ),
+        (
+            "package-lock.json",
+            r#"{"lockfileVersion":3,"packages":{"":{},"node_modules/left-pad":{"version":"1.3.0"},"node_modules/typescript":{"version":"5.0.0","dev":true}}}"#,
+        ),
+        (".npmrc", "registry=https://registry.example/\n"),
+        ("index.js", ""),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert_eq!(
+        step_names(&p),
+        [
+            "npm-ci",
+            "prod-dir",
+            "prod-lockfile",
+            "prod-package-json",
+            "npm-ci-production"
+        ]
+    );
+    assert!(step(&p, "npm-ci").network);
+    assert_eq!(
+        step(&p, "prod-lockfile").argv,
+        strs(&["cp", "package-lock.json", ".npmrc", "/out/prod/"])
+    );
+    let pj = &step(&p, "prod-package-json").argv;
+    assert_eq!(pj[0], "node");
+    assert!(pj[2].contains("delete p.scripts"), "{pj:?}");
+    assert!(
+        pj[2].contains(r"'\n'"),
+        "the JS string keeps its escape: {pj:?}"
+    );
+    let prod = step(&p, "npm-ci-production");
+    assert_eq!(
+        prod.argv,
+        strs(&["npm", "ci", "--omit=dev", "--no-audit", "--no-fund"])
+    );
+    assert_eq!(prod.cwd, "/out/prod");
+    assert!(prod.network);
+    assert_eq!(env_of(prod, "NODE_ENV"), Some("production"));
+    assert_eq!(layer_names(&p), ["node_modules", "app"]);
+    let nm = &p.layers[0];
+    assert_eq!(nm.from, "/out/prod/node_modules");
+    assert_eq!(nm.to, "/app/node_modules");
+    assert_eq!(
+        nm.key_files,
+        ["package.json", "package-lock.json", ".npmrc"]
+    );
+    // .npmrc (maybe a token) stays out of the app layer
+    let f = glob_filter(&p.layers[1].include, &p.layers[1].exclude).unwrap();
+    assert!(!f.matches(".npmrc", false));
+}
+
+#[test]
+fn engines_node_ranges_against_each_release() {
+    // (range, trixie ok, bookworm ok)
+    let cases = [
+        (">=18", true, true),
+        (">=20", true, false),
+        ("^22", false, false),
+        ("18 || 20", true, true),
+        (">=18 <20", false, true),
+        ("20.x", true, false),
+        ("~18", false, true),
+        ("18.x || >=20.5", true, true),
+        ("*", true, true),
+    ];
+    for (range, trixie, bookworm) in cases {
+        let d = node_app(&format!(
+            r#"{{"name":"x","main":"index.js","engines":{{"node":"{range}"}}}}"#
+        ));
+        for (distro, ok) in [(Distro::Trixie, trixie), (Distro::Bookworm, bookworm)] {
+            let r = ocibuild_builders::plan(d.path(), &on(distro));
+            match (ok, r) {
+                (true, Ok(p)) => assert!(reasons_contain(&p, "satisfies engines.node")),
+                (false, Err(e)) => {
+                    assert!(matches!(e, BuildersError::Version { .. }), "{e:?}");
+                    let msg = e.to_string();
+                    assert!(msg.contains(range), "{msg}");
+                    let hint = if distro == Distro::Bookworm {
+                        "--distro trixie"
+                    } else {
+                        "--toolchain host"
+                    };
+                    assert!(msg.contains(hint), "{msg}");
+                }
+                (ok, r) => panic!("{range} on {distro}: want ok={ok}, got {r:?}"),
+            }
+        }
+    }
+    // a nonsense range is a parse error naming package.json
+    let d = node_app(r#"{"name":"x","main":"index.js","engines":{"node":"lts"}}"#);
+    let err = plan_err(d.path(), &opts());
+    assert!(matches!(err, BuildersError::Parse { .. }), "{err:?}");
+    assert!(err.to_string().contains("package.json"), "{err}");
+    // the host's toolchain: a warning, not an error
+    let d = node_app(r#"{"name":"x","main":"index.js","engines":{"node":"^22"}}"#);
+    let o = Options {
+        toolchain_host: true,
+        ..Options::default()
+    };
+    let p = plan_ok(d.path(), &o);
+    assert!(
+        reasons_contain(&p, "warning: engines.node"),
+        "{:?}",
+        p.reasons
+    );
+    assert_eq!(p.toolchain.profile, "host");
+}
+
+#[test]
+fn entrypoint_from_start_main_or_files() {
+    // (package.json, extra files, expected entrypoint or None for an error)
+    type Case = (&'static str, Vec<&'static str>, Option<Vec<&'static str>>);
+    let cases: Vec<Case> = vec![
+        (
+            r#"{"scripts":{"start":"node dist/index.js --port 8080"}}"#,
+            vec![],
+            Some(vec!["/usr/bin/node", "dist/index.js", "--port", "8080"]),
+        ),
+        (
+            r#"{"scripts":{"start":"node --enable-source-maps srv.js"},"main":"lib/x.js"}"#,
+            vec![],
+            Some(vec!["/usr/bin/node", "--enable-source-maps", "srv.js"]),
+        ),
+        (
+            r#"{"scripts":{"start":"next start"},"main":"lib/main.js"}"#,
+            vec![],
+            Some(vec!["/usr/bin/node", "lib/main.js"]),
+        ),
+        (
+            r#"{"scripts":{"start":"node a.js && node b.js"}}"#,
+            vec!["server.js"],
+            Some(vec!["/usr/bin/node", "server.js"]),
+        ),
+        (
+            r#"{}"#,
+            vec!["app.js"],
+            Some(vec!["/usr/bin/node", "app.js"]),
+        ),
+        (
+            r#"{}"#,
+            vec!["index.js", "app.js"],
+            Some(vec!["/usr/bin/node", "index.js"]),
+        ),
+        (
+            r#"{"scripts":{"start":"react-scripts start"}}"#,
+            vec!["other.js"],
+            None,
+        ),
+    ];
+    for (pj, files, want) in cases {
+        let mut all: Vec<(&str, &str)> =
+            vec![("package.json", pj), ("package-lock.json", LOCK_EMPTY)];
+        all.extend(files.iter().map(|f| (*f, "")));
+        let d = app(&all);
+        match want {
+            Some(ep) => assert_eq!(
+                plan_ok(d.path(), &opts()).config.entrypoint,
+                strs(&ep),
+                "{pj}"
+            ),
+            None => {
+                let err = plan_err(d.path(), &opts());
+                assert!(matches!(err, BuildersError::Entrypoint { .. }), "{err:?}");
+                assert!(err.to_string().contains("--entrypoint"), "{err}");
+            }
+        }
+    }
+    // env assignments in the start script become image env
+    let d = node_app(r#"{"scripts":{"start":"PORT=3000 node index.js"}}"#);
+    let p = plan_ok(d.path(), &opts());
+    assert!(
+        p.config.env.contains(&"PORT=3000".to_string()),
+        "{:?}",
+        p.config.env
+    );
+    // --main and --entrypoint win
+    let mut o = opts();
+    o.main = Some("other.js".into());
+    assert_eq!(
+        plan_ok(d.path(), &o).config.entrypoint,
+        ["/usr/bin/node", "other.js"]
+    );
+    let mut o = opts();
+    o.entrypoint = Some(strs(&["/usr/bin/node", "--version"]));
+    let d = app(&[("package.json", "{}"), ("package-lock.json", LOCK_EMPTY)]);
+    assert_eq!(
+        plan_ok(d.path(), &o).config.entrypoint,
+        ["/usr/bin/node", "--version"]
+    );
+}
+
+#[test]
+fn lockfiles_yarn_pnpm_and_none() {
+    let d = app(&[("package.json", "{}"), ("yarn.lock", ""), ("index.js", "")]);
+    let err = plan_err(d.path(), &opts());
+    assert!(matches!(err, BuildersError::Unsupported { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("yarn is not supported yet"), "{msg}");
+    assert!(msg.contains("npm install --package-lock-only"), "{msg}");
+
+    let d = app(&[
+        ("package.json", "{}"),
+        ("pnpm-lock.yaml", ""),
+        ("index.js", ""),
+    ]);
+    assert!(plan_err(d.path(), &opts()).to_string().contains("pnpm"));
+
+    let d = app(&[("package.json", "{}"), ("index.js", "")]);
+    let msg = plan_err(d.path(), &opts()).to_string();
+    assert!(msg.contains("no lockfile"), "{msg}");
+    assert!(msg.contains("npm install"), "{msg}");
+
+    // npm-shrinkwrap.json wins over package-lock.json
+    let d = app(&[
+        ("package.json", r#"{"dependencies":{"a":"1"}}"#),
+        (
+            "npm-shrinkwrap.json",
+            r#"{"lockfileVersion":3,"packages":{"":{},"node_modules/a":{}}}"#,
+        ),
+        ("package-lock.json", LOCK_EMPTY),
+        ("index.js", ""),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert_eq!(
+        step(&p, "prod-lockfile").argv,
+        strs(&["cp", "npm-shrinkwrap.json", "/out/prod/"])
+    );
+}
+
+#[test]
+fn typescript_sources_leave_the_app_layer_when_compiled() {
+    let files = [
+        (
+            "package.json",
+            r#"{"scripts":{"build":"tsc","start":"node dist/index.js"},"devDependencies":{"typescript":"5"}}"#,
+        ),
+        ("package-lock.json", LOCK_EMPTY),
+        (
+            "tsconfig.json",
+            "{\n // c\n \"compilerOptions\": {\"outDir\": \"./dist\",},\n}\n",
+        ),
+        ("src/index.ts", "console.log(1)\n"),
+    ];
+    let d = app(&files);
+    let p = plan_ok(d.path(), &opts());
+    let app_layer = p.layers.iter().find(|l| l.name == "app").unwrap();
+    let f = glob_filter(&app_layer.include, &app_layer.exclude).unwrap();
+    assert!(!f.matches("src/index.ts", false));
+    assert!(f.matches("dist/index.js", false));
+    assert!(reasons_contain(&p, "TypeScript compiled into dist/"));
+    // without a build script the .ts files are the app
+    let d = app(&[
+        ("package.json", r#"{"main":"index.js"}"#),
+        ("package-lock.json", LOCK_EMPTY),
+        ("lib/x.ts", ""),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    let f = glob_filter(&p.layers[0].include, &p.layers[0].exclude).unwrap();
+    assert!(f.matches("lib/x.ts", false));
+}
+
+#[test]
+fn workspaces_and_broken_json_are_clear_errors() {
+    let d = app(&[
+        ("package.json", r#"{"workspaces":["a"]}"#),
+        ("package-lock.json", LOCK_EMPTY),
+    ]);
+    assert!(
+        plan_err(d.path(), &opts())
+            .to_string()
+            .contains("workspaces")
+    );
+    let d = app(&[
+        ("package.json", "{\n\"a\": 1,\n}"),
+        ("package-lock.json", LOCK_EMPTY),
+    ]);
+    let err = plan_err(d.path(), &opts());
+    assert!(err.to_string().contains("package.json:3"), "{err}");
+}

@@ -1,0 +1,330 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use ocibuild_builders::{BuildersError, Distro, glob_filter};
+
+#[test]
+fn python_app_plan() {
+    let p = plan_ok(&testdata("python-app"), &opts());
+    assert_eq!(p.lang.to_string(), "python");
+    assert_eq!(p.toolchain.profile, "python-build");
+    assert_eq!(p.toolchain.version, "3.13.5");
+    assert_eq!(p.runtime.profile, "python3");
+    assert_eq!(p.outputs, ["/app", "/out"]);
+    // requirements.txt has only comments: the venv alone
+    assert_eq!(step_names(&p), ["venv"]);
+    assert_eq!(
+        step(&p, "venv").argv,
+        strs(&["python3", "-m", "venv", "/app/.venv"])
+    );
+    assert_eq!(
+        env_of(step(&p, "venv"), "PIP_CACHE_DIR"),
+        Some("/root/.cache/pip")
+    );
+    assert_eq!(p.cache_mounts[0].name, "pip");
+    assert_eq!(p.cache_mounts[0].target, "/root/.cache/pip");
+    assert_eq!(layer_names(&p), ["venv", "app"]);
+    let venv = &p.layers[0];
+    assert_eq!(
+        (venv.from.as_str(), venv.to.as_str()),
+        ("/app/.venv", "/app/.venv")
+    );
+    let f = glob_filter(&venv.include, &venv.exclude).unwrap();
+    assert!(!f.matches("lib/python3.13/site-packages/x/__pycache__/a.pyc", false));
+    let app = &p.layers[1];
+    assert_eq!((app.from.as_str(), app.to.as_str()), ("/src", "/app"));
+    let f = glob_filter(&app.include, &app.exclude).unwrap();
+    assert!(f.matches("main.py", false));
+    assert!(!f.matches("tests/test_x.py", false));
+    assert!(!f.matches("pkg/__pycache__/x.pyc", false));
+    assert_eq!(p.config.entrypoint, ["/app/.venv/bin/python3", "main.py"]);
+    for e in [
+        "PATH=/app/.venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "VIRTUAL_ENV=/app/.venv",
+        "PYTHONDONTWRITEBYTECODE=1",
+        "PYTHONUNBUFFERED=1",
+    ] {
+        assert!(p.config.env.contains(&e.to_string()), "{e}");
+    }
+}
+
+#[test]
+fn pyproject_app_plan() {
+    let p = plan_ok(&testdata("python-pyproject"), &opts());
+    assert_eq!(step_names(&p), ["venv", "pip-wheel", "pip-install-project"]);
+    let w = step(&p, "pip-wheel");
+    assert!(
+        w.argv.contains(&"--no-build-isolation".to_string()),
+        "{:?}",
+        w.argv
+    );
+    assert!(w.argv.contains(&"--no-deps".to_string()));
+    assert_eq!(w.argv.last().unwrap(), ".");
+    assert!(!w.network);
+    let i = step(&p, "pip-install-project");
+    assert_eq!(i.argv[0], "sh");
+    assert!(i.argv[2].contains("/app/.venv/bin/pip install --no-compile"));
+    assert!(i.argv[2].contains("/out/wheels/*.whl"));
+    assert!(i.network);
+    assert_eq!(
+        p.toolchain.packages,
+        ["python3-setuptools", "python3-wheel"]
+    );
+    assert!(reasons_contain(&p, "--no-build-isolation"));
+    assert_eq!(p.config.entrypoint, ["/app/.venv/bin/hello"]);
+    assert_eq!(p.config.labels["org.opencontainers.image.version"], "0.1.0");
+    // the project is in the venv: the layer is keyed by its own content
+    assert!(p.layers[0].key_files.is_empty());
+    // the wheel build's leftovers stay out of the app layer
+    let f = glob_filter(&p.layers[1].include, &p.layers[1].exclude).unwrap();
+    assert!(!f.matches("src/hello_app.egg-info/PKG-INFO", false));
+    assert!(!f.matches("build/lib/hello_app/__init__.py", false));
+    assert!(f.matches("src/hello_app/__init__.py", false));
+}
+
+#[test]
+fn requirements_are_installed_and_key_the_venv() {
+    let d = app(&[
+        ("requirements.txt", "flask==3.0.0\n-r base.txt\n"),
+        ("base.txt", "click\n"),
+        ("main.py", ""),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert_eq!(step_names(&p), ["venv", "pip-install-requirements"]);
+    let s = step(&p, "pip-install-requirements");
+    assert_eq!(
+        s.argv,
+        strs(&[
+            "/app/.venv/bin/pip",
+            "install",
+            "--no-compile",
+            "--disable-pip-version-check",
+            "-r",
+            "requirements.txt"
+        ])
+    );
+    assert!(s.network);
+    assert_eq!(p.layers[0].key_files, ["requirements.txt", "base.txt"]);
+    // an editable local install: content keyed
+    let d = app(&[("requirements.txt", "-e .\n"), ("main.py", "")]);
+    assert!(plan_ok(d.path(), &opts()).layers[0].key_files.is_empty());
+}
+
+#[test]
+fn requires_python_against_each_release() {
+    // (specifier, trixie 3.13 ok, bookworm 3.11 ok)
+    let cases = [
+        (">=3.11", true, true),
+        (">=3.12", true, false),
+        (">=3.9,<3.14", true, true),
+        (">=3.9,<3.12", false, true),
+        ("~=3.11", true, true),
+        ("~=3.11.0", false, true),
+        ("==3.13.*", true, false),
+        ("==3.11.*", false, true),
+        (">=3.14", false, false),
+    ];
+    for (spec, trixie, bookworm) in cases {
+        let d = app(&[
+            (
+                "pyproject.toml",
+                &format!(
+                    "[project]\nname = \"x\"\nversion = \"1\"\nrequires-python = \"{spec}\"\n"
+                ),
+            ),
+            ("main.py", ""),
+        ]);
+        for (distro, ok) in [(Distro::Trixie, trixie), (Distro::Bookworm, bookworm)] {
+            match (ok, ocibuild_builders::plan(d.path(), &on(distro))) {
+                (true, Ok(p)) => assert!(reasons_contain(&p, "satisfies requires-python")),
+                (false, Err(e)) => {
+                    assert!(matches!(e, BuildersError::Version { .. }), "{e:?}");
+                    let msg = e.to_string();
+                    assert!(msg.contains(spec), "{msg}");
+                    assert!(msg.contains("--distro"), "{msg}");
+                    assert!(msg.contains("pyproject.toml"), "{msg}");
+                }
+                (ok, r) => panic!("{spec} on {distro}: want ok={ok}, got {r:?}"),
+            }
+        }
+    }
+    let d = app(&[
+        (
+            "pyproject.toml",
+            "[project]\nname = \"x\"\nrequires-python = \">=3.13a1\"\n",
+        ),
+        ("main.py", ""),
+    ]);
+    assert!(matches!(
+        plan_err(d.path(), &opts()),
+        BuildersError::Parse { .. }
+    ));
+}
+
+#[test]
+fn entrypoint_detection() {
+    // (files, expected entrypoint, expected ports)
+    type Case = (
+        Vec<(&'static str, &'static str)>,
+        Vec<&'static str>,
+        Vec<&'static str>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            vec![
+                ("requirements.txt", "Flask\ngunicorn==22.0\n"),
+                ("app.py", "from flask import Flask\napp = Flask(__name__)\n"),
+            ],
+            vec![
+                "/app/.venv/bin/gunicorn",
+                "--bind",
+                "0.0.0.0:8000",
+                "app:app",
+            ],
+            vec!["8000/tcp"],
+        ),
+        (
+            vec![
+                ("requirements.txt", "django\ngunicorn\n"),
+                ("mysite/wsgi.py", "application = get_wsgi_application()\n"),
+                ("manage.py", ""),
+            ],
+            vec![
+                "/app/.venv/bin/gunicorn",
+                "--bind",
+                "0.0.0.0:8000",
+                "mysite.wsgi:application",
+            ],
+            vec!["8000/tcp"],
+        ),
+        (
+            vec![
+                ("requirements.txt", "fastapi\nuvicorn[standard]\n"),
+                ("main.py", "from fastapi import FastAPI\napp = FastAPI()\n"),
+            ],
+            vec![
+                "/app/.venv/bin/uvicorn",
+                "--host",
+                "0.0.0.0",
+                "--port",
+                "8000",
+                "main:app",
+            ],
+            vec!["8000/tcp"],
+        ),
+        (
+            vec![
+                (
+                    "pyproject.toml",
+                    "[project]\nname = \"t\"\nversion = \"1\"\ndependencies = [\"gunicorn\"]\n[project.scripts]\nserve = \"t:serve\"\nadmin = \"t:admin\"\n",
+                ),
+                ("app.py", "app = 1\n"),
+            ],
+            vec!["/app/.venv/bin/serve"],
+            vec![],
+        ),
+        (
+            vec![
+                ("requirements.txt", "requests\n"),
+                ("app.py", ""),
+                ("main.py", ""),
+            ],
+            vec!["/app/.venv/bin/python3", "main.py"],
+            vec![],
+        ),
+        (
+            vec![("requirements.txt", ""), ("server.py", "")],
+            vec!["/app/.venv/bin/python3", "server.py"],
+            vec![],
+        ),
+        (
+            vec![
+                ("requirements.txt", ""),
+                ("tool/__init__.py", ""),
+                ("tool/__main__.py", ""),
+            ],
+            vec!["/app/.venv/bin/python3", "-m", "tool"],
+            vec![],
+        ),
+        (
+            // gunicorn without an app object: falls through to the file
+            vec![("requirements.txt", "gunicorn\n"), ("app.py", "print(1)\n")],
+            vec!["/app/.venv/bin/python3", "app.py"],
+            vec![],
+        ),
+    ];
+    for (files, ep, ports) in cases {
+        let d = app(&files);
+        let p = plan_ok(d.path(), &opts());
+        assert_eq!(p.config.entrypoint, strs(&ep), "{files:?}");
+        assert_eq!(p.config.exposed_ports, strs(&ports), "{files:?}");
+    }
+    let d = app(&[("requirements.txt", "requests\n"), ("lib.py", "")]);
+    let err = plan_err(d.path(), &opts());
+    assert!(matches!(err, BuildersError::Entrypoint { .. }), "{err:?}");
+    assert!(err.to_string().contains("--main"), "{err}");
+    let mut o = opts();
+    o.main = Some("lib.py".into());
+    assert_eq!(
+        plan_ok(d.path(), &o).config.entrypoint,
+        ["/app/.venv/bin/python3", "lib.py"]
+    );
+    o.main = Some("pkg.cli".into());
+    assert_eq!(
+        plan_ok(d.path(), &o).config.entrypoint,
+        ["/app/.venv/bin/python3", "-m", "pkg.cli"]
+    );
+}
+
+#[test]
+fn uv_lock_and_backends() {
+    let d = app(&[
+        (
+            "pyproject.toml",
+            "[project]\nname = \"u\"\nversion = \"1\"\n[build-system]\nrequires = [\"hatchling\"]\nbuild-backend = \"hatchling.build\"\n",
+        ),
+        ("uv.lock", "version = 1\n"),
+        ("main.py", ""),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert!(reasons_contain(
+        &p,
+        "uv.lock is honoured only through pyproject.toml"
+    ));
+    assert_eq!(p.toolchain.packages, ["python3-hatchling"]);
+    assert!(step_names(&p).contains(&"pip-wheel".to_string()));
+
+    let d = app(&[
+        (
+            "pyproject.toml",
+            "[project]\nname = \"u\"\n[build-system]\nbuild-backend = \"maturin\"\n",
+        ),
+        ("main.py", ""),
+    ]);
+    let err = plan_err(d.path(), &opts());
+    assert!(matches!(err, BuildersError::Unsupported { .. }), "{err:?}");
+    assert!(err.to_string().contains("maturin"), "{err}");
+
+    // a pyproject.toml that only configures tools is not a project
+    let d = app(&[
+        ("pyproject.toml", "[tool.black]\nline-length = 100\n"),
+        ("requirements.txt", "requests\n"),
+        ("main.py", ""),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert_eq!(step_names(&p), ["venv", "pip-install-requirements"]);
+    assert!(p.toolchain.packages.is_empty());
+
+    // setup.py alone: the legacy setuptools backend
+    let d = app(&[
+        ("setup.py", "from setuptools import setup\nsetup()\n"),
+        ("main.py", ""),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert_eq!(
+        p.toolchain.packages,
+        ["python3-setuptools", "python3-wheel"]
+    );
+}

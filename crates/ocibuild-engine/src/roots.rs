@@ -1,0 +1,206 @@
+//! Toolchain roots and runtime bases, from Debian packages, cached.
+//!
+//! Each request is locked first ([`lock_base`]: the release's signed indexes, cheap), and the
+//! lockfile's hash names the result: `ROOT/engine/bases/<hash>.json` remembers the manifest of a
+//! built image so an unchanged lock costs no unpacking, and `ROOT/engine/rootfs/<manifest>/`
+//! holds a toolchain image extracted once (safely, verified against its diff_ids) for the
+//! sandbox to run over. Both are written to a temp name and renamed into place, so a killed
+//! build leaves nothing half-made behind.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use ocibuild_debian::apt::Release;
+use ocibuild_debian::base::{BaseOptions, Lockfile, Variant, build_from_lock, lock_base};
+use ocibuild_oci::extract::{ExtractOptions, extract_layer_blob};
+use ocibuild_oci::image::{Descriptor, Image, load_image};
+use ocibuild_oci::layout::StoreSource;
+use ocibuild_oci::media;
+use ocibuild_oci::store::ContentStore;
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{EngineError, Result};
+
+/// Where bases come from.
+#[derive(Clone, Debug)]
+pub struct Bases {
+    pub store: ContentStore,
+    /// The Debian package cache.
+    pub cache_dir: PathBuf,
+    pub release: Release,
+    pub arch: String,
+    pub offline: bool,
+    /// `created` and file times of the bases (`None`: the release's date).
+    pub source_date_epoch: Option<u64>,
+}
+
+/// A base image in the content store, and the lock it was built from.
+#[derive(Clone, Debug)]
+pub struct Base {
+    pub image: Image,
+    pub lock: Lockfile,
+    /// Whether it was found already built.
+    pub cached: bool,
+}
+
+impl Base {
+    pub fn source(&self, store: &ContentStore) -> StoreSource {
+        StoreSource::new(
+            store.clone(),
+            self.image.manifest_desc.clone(),
+            format!(
+                "the {} base {}",
+                self.lock.profile, self.image.manifest_desc.digest
+            ),
+        )
+    }
+}
+
+impl Bases {
+    fn engine_dir(&self, sub: &str) -> Result<PathBuf> {
+        let d = self.store.root().join("engine").join(sub);
+        fs::create_dir_all(&d).map_err(EngineError::io("creating the engine cache", &d))?;
+        Ok(d)
+    }
+
+    fn options(
+        &self,
+        profile: &str,
+        variant: Variant,
+        packages: &[String],
+        backports: bool,
+    ) -> BaseOptions {
+        let mut o = BaseOptions::new(profile, &self.cache_dir);
+        o.variant = variant;
+        o.release = self.release;
+        o.arch = self.arch.clone();
+        o.offline = self.offline;
+        o.extra_packages = packages.to_vec();
+        o.backports = backports;
+        o.source_date_epoch = self.source_date_epoch;
+        o
+    }
+
+    /// The image of `profile` (+ `packages`), built or found in the cache.
+    pub fn image(
+        &self,
+        profile: &str,
+        variant: Variant,
+        packages: &[String],
+        backports: bool,
+    ) -> Result<Base> {
+        let opts = self.options(profile, variant, packages, backports);
+        let lock = lock_base(&opts)?;
+        let key = {
+            let json = serde_json::to_vec(&lock).map_err(|e| EngineError::Invalid {
+                what: "lockfile".into(),
+                detail: e.to_string(),
+            })?;
+            let mut h = Sha256::new();
+            h.update(&json);
+            h.update(format!("{:?}", self.source_date_epoch).as_bytes());
+            hex::encode(h.finalize())
+        };
+        let marker = self.engine_dir("bases")?.join(format!("{key}.json"));
+        if let Ok(bytes) = fs::read(&marker)
+            && let Ok(desc) = serde_json::from_slice::<Descriptor>(&bytes)
+            && self.store.has(&desc.digest)
+        {
+            let src = StoreSource::new(self.store.clone(), desc, format!("the {profile} base"));
+            // Any blob missing or corrupt (pruned, damaged) → rebuild below.
+            if let Ok(image) = load_image(&src, None)
+                && image
+                    .manifest
+                    .layers
+                    .iter()
+                    .all(|l| self.store.has(&l.digest))
+            {
+                return Ok(Base {
+                    image,
+                    lock,
+                    cached: true,
+                });
+            }
+        }
+        let built = build_from_lock(&self.store, &lock, &opts)?;
+        let desc =
+            serde_json::to_vec(&built.image.manifest_desc).map_err(|e| EngineError::Invalid {
+                what: "manifest descriptor".into(),
+                detail: e.to_string(),
+            })?;
+        write_atomically(&marker, &desc)?;
+        Ok(Base {
+            image: built.image,
+            lock,
+            cached: false,
+        })
+    }
+
+    /// `image` extracted into a directory (once; later calls return the same directory).
+    pub fn rootfs(&self, image: &Image) -> Result<PathBuf> {
+        let dir = self.engine_dir("rootfs")?;
+        let name = image.manifest_desc.digest.hex().to_string();
+        let done = dir.join(&name);
+        if done.join("rootfs").is_dir() && done.join("complete").is_file() {
+            return Ok(done.join("rootfs"));
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix(".rootfs-")
+            .tempdir_in(&dir)
+            .map_err(EngineError::io("creating a temp dir for a rootfs", &dir))?;
+        let root = tmp.path().join("rootfs");
+        fs::create_dir(&root).map_err(EngineError::io("creating a rootfs", &root))?;
+        let diff_ids = image.diff_ids()?;
+        let opts = ExtractOptions {
+            preserve_owner: is_root(),
+            ..ExtractOptions::default()
+        };
+        for (layer, diff_id) in image.manifest.layers.iter().zip(&diff_ids) {
+            let c = media::layer_compression(&layer.media_type).ok_or_else(|| {
+                EngineError::Invalid {
+                    what: format!("layer {}", layer.digest),
+                    detail: format!("unsupported media type {}", layer.media_type),
+                }
+            })?;
+            let f = self.store.open_blob(&layer.digest)?;
+            extract_layer_blob(std::io::BufReader::new(f), c, Some(diff_id), &root, &opts)?;
+        }
+        fs::write(tmp.path().join("complete"), b"")
+            .map_err(EngineError::io("marking a rootfs complete", tmp.path()))?;
+        let tmp_path = tmp.keep();
+        match fs::rename(&tmp_path, &done) {
+            Ok(()) => {}
+            // Another build extracted the same image meanwhile: use theirs.
+            Err(_) if done.join("complete").is_file() => {
+                let _ = fs::remove_dir_all(&tmp_path);
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&done);
+                fs::rename(&tmp_path, &done).map_err(|_| EngineError::Io {
+                    what: "moving an extracted rootfs into place".into(),
+                    path: done.clone(),
+                    source: e,
+                })?;
+            }
+        }
+        Ok(done.join("rootfs"))
+    }
+}
+
+fn is_root() -> bool {
+    // The effective uid, read without unsafe code.
+    fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+/// Write `bytes` to `path` through a temp file in the same directory and a rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(EngineError::io("creating a temp file", dir))?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(EngineError::io("writing", path))?;
+    tmp.persist(path)
+        .map_err(|e| EngineError::io("renaming into place", path)(e.error))?;
+    Ok(())
+}

@@ -1,0 +1,334 @@
+//! `ocibuild build`: zero-config builds from source (Go, Node.js, Python, Java).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use ocibuild_builders::{Distro, Lang, Options as PlanOptions, git_labels, plan as make_plan};
+use ocibuild_debian::apt::Release;
+use ocibuild_engine::Event;
+use ocibuild_engine::roots::Bases;
+use ocibuild_engine::zeroconfig::{self, PROXY_VARS};
+use ocibuild_oci::image::Platform;
+use ocibuild_oci::media::Compression;
+use ocibuild_oci::reference::{Location, Reference};
+use ocibuild_sandbox::probe::Isolation;
+use ocibuild_sandbox::run::Tier;
+use serde_json::json;
+
+use super::assemble::parse_command;
+use super::open_store;
+use crate::cli::{BuildArgs, BuildNetworkArg, Global, IsolationArg, ToolchainArg};
+use crate::output::{Reporter, human_size};
+
+/// Where the host's trust store usually is (Debian/Ubuntu, then Fedora/RHEL, then Alpine/SUSE).
+const HOST_CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+];
+
+pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
+    let rep = Reporter::new(g.progress);
+    let ctx = a.context.canonicalize().with_context(|| {
+        format!(
+            "the build context {} does not exist or cannot be read",
+            a.context.display()
+        )
+    })?;
+    let dockerfile = a.file.clone().or_else(|| {
+        ["Dockerfile", "Containerfile"]
+            .iter()
+            .map(|n| ctx.join(n))
+            .find(|p| p.is_file())
+    });
+    if let Some(df) = dockerfile
+        && a.lang.is_none()
+    {
+        bail!(
+            "{} is a Dockerfile build, and the Dockerfile frontend is not in this version of ocibuild yet; \
+             build from source without it with `--lang go|node|python|java`",
+            df.display()
+        );
+    }
+    let platform =
+        Platform::parse(&a.platform).with_context(|| format!("--platform {}", a.platform))?;
+    if platform.os != "linux" || !matches!(platform.architecture.as_str(), "amd64" | "arm64") {
+        bail!(
+            "--platform {}: ocibuild builds linux/amd64 and linux/arm64 images",
+            a.platform
+        );
+    }
+    let distro: Distro = a
+        .distro
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--distro: {e}"))?;
+    let release: Release = a.distro.parse()?;
+    let popts = PlanOptions {
+        lang: a
+            .lang
+            .as_deref()
+            .map(|l| l.parse::<Lang>())
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--lang: {e}"))?,
+        main: a.main.clone(),
+        entrypoint: a
+            .entrypoint
+            .as_deref()
+            .map(|s| parse_command(s, "--entrypoint"))
+            .transpose()?,
+        distro,
+        goos: platform.os.clone(),
+        goarch: platform.architecture.clone(),
+        toolchain_host: a.toolchain == ToolchainArg::Host,
+    };
+    let plan = make_plan(&ctx, &popts)
+        .with_context(|| format!("planning the build of {}", ctx.display()))?;
+    if a.dry_run {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.explain {
+        for r in &plan.reasons {
+            rep.event(
+                &format!("why: {r}"),
+                json!({"event": "explain", "reason": r}),
+            );
+        }
+        rep.event(
+            &format!(
+                "plan: toolchain {} {} → runtime {}:{}; {} steps; layers {}",
+                plan.toolchain.profile,
+                plan.toolchain.version,
+                plan.runtime.profile,
+                plan.runtime.variant,
+                plan.steps.len(),
+                plan.layers
+                    .iter()
+                    .map(|l| l.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            json!({"event": "plan", "plan": plan}),
+        );
+    }
+    if platform.architecture != host_arch()
+        && matches!(plan.lang, Lang::Node | Lang::Python)
+        && plan.runtime.profile != "static"
+    {
+        bail!(
+            "--platform {}: cross-building a {} app would need emulation for native modules, which ocibuild does not use; build on a {} runner",
+            a.platform,
+            plan.lang,
+            platform.architecture
+        );
+    }
+
+    let store = open_store(g)?;
+    let _lock = store.lock_shared()?;
+    let cache_dir = a
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| store.root().join("debian"));
+    std::fs::create_dir_all(&cache_dir)
+        .with_context(|| format!("creating the package cache {}", cache_dir.display()))?;
+    let epoch = a.source_date_epoch.unwrap_or(0);
+    let toolchain_bases = Bases {
+        store: store.clone(),
+        cache_dir: cache_dir.clone(),
+        release,
+        arch: host_arch().to_string(),
+        offline: a.offline,
+        source_date_epoch: None,
+    };
+    let runtime_bases = Bases {
+        arch: platform.architecture.clone(),
+        ..toolchain_bases.clone()
+    };
+    let ca_bundle = match a.build_ca.as_str() {
+        "none" => None,
+        "host" => HOST_CA_BUNDLES
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file()),
+        f => {
+            let p = Path::new(f)
+                .canonicalize()
+                .with_context(|| format!("--build-ca {f}: cannot read it"))?;
+            let text = std::fs::read_to_string(&p)
+                .with_context(|| format!("--build-ca {f}: cannot read it"))?;
+            if !text.contains("-----BEGIN CERTIFICATE-----") {
+                bail!("--build-ca {f}: not a PEM bundle (no BEGIN CERTIFICATE line)");
+            }
+            Some(p)
+        }
+    };
+    let mut pass_env: Vec<(String, String)> = Vec::new();
+    if !a.no_proxy_env {
+        for v in PROXY_VARS {
+            if let Ok(val) = std::env::var(v) {
+                pass_env.push(((*v).to_string(), val));
+            }
+        }
+    }
+    for e in &a.build_env {
+        let (k, v) = e
+            .split_once('=')
+            .with_context(|| format!("--build-env {e}: expected KEY=VALUE"))?;
+        pass_env.push((k.to_string(), v.to_string()));
+    }
+    let isolation = match a.isolation {
+        IsolationArg::Auto => Isolation::Auto {
+            allow_host: a.allow_host,
+        },
+        IsolationArg::Userns => Isolation::Force(Tier::Userns),
+        IsolationArg::Chroot => Isolation::Force(Tier::Chroot),
+        IsolationArg::Host => Isolation::Force(Tier::Host),
+    };
+    let mut labels: BTreeMap<String, String> = git_labels(&ctx);
+    labels.insert(
+        "org.opencontainers.image.created".into(),
+        ocibuild_oci::image::rfc3339(epoch),
+    );
+    let compression = match a.compression.as_str() {
+        "gzip" => Compression::Gzip,
+        "zstd" => Compression::Zstd,
+        c => bail!("--compression {c}: use gzip or zstd"),
+    };
+    let opts = zeroconfig::Options {
+        toolchain_bases,
+        runtime_bases,
+        isolation,
+        network: a.network == BuildNetworkArg::Default,
+        ca_bundle,
+        pass_env,
+        source_date_epoch: epoch,
+        compression,
+        level: None,
+        host_toolchain: a.toolchain == ToolchainArg::Host,
+        labels,
+    };
+    let verbose = g.verbose > 0;
+    let ev = |e: Event| {
+        match e {
+        Event::Phase(p) => rep.event(&p, json!({"event": "phase", "phase": p})),
+        Event::Note(n) => rep.event(&n, json!({"event": "note", "message": n})),
+        Event::StepStarted { name, argv } => rep.event(
+            &format!("step {name}: {}", argv.join(" ")),
+            json!({"event": "step", "name": name, "argv": argv}),
+        ),
+        Event::StepFinished {
+            name,
+            status,
+            seconds,
+            output,
+        } => {
+            if verbose && !output.is_empty() {
+                eprintln!("{}", output.trim_end());
+            }
+            rep.event(
+                &format!("step {name}: exit {status} in {seconds:.1} s"),
+                json!({"event": "step-done", "name": name, "status": status, "seconds": seconds}),
+            )
+        }
+        Event::Layer {
+            name,
+            digest,
+            size,
+            reused,
+        } => rep.event(
+            &format!(
+                "layer {name}: {digest} {}{}",
+                human_size(size),
+                if reused { " (reused)" } else { "" }
+            ),
+            json!({"event": "layer", "name": name, "digest": digest, "size": size, "reused": reused}),
+        ),
+    }
+    };
+    let built = zeroconfig::build(&ctx, &plan, &opts, &ev)
+        .with_context(|| format!("building {} ({} app)", ctx.display(), plan.lang))?;
+    let digest = built.image.manifest_desc.digest.to_string();
+    let size: u64 = built.image.manifest.layers.iter().map(|l| l.size).sum();
+    rep.event(
+        &format!(
+            "image {digest}: {} compressed, on {}:{} ({})",
+            human_size(size),
+            plan.runtime.profile,
+            plan.runtime.variant,
+            built.runtime.image.manifest_desc.digest
+        ),
+        json!({"event": "image", "digest": digest, "size": size}),
+    );
+
+    // Outputs.
+    let mut dests: Vec<Location> = a
+        .outputs
+        .iter()
+        .map(|o| Location::parse(o).with_context(|| format!("--output {o}")))
+        .collect::<Result<_>>()?;
+    if a.push {
+        if a.tags.is_empty() {
+            bail!("--push needs at least one -t NAME:TAG to push to");
+        }
+        for t in &a.tags {
+            let r = Reference::parse(t).with_context(|| format!("-t {t}"))?;
+            dests.push(Location::Registry(r));
+        }
+    }
+    let src = ocibuild_oci::layout::StoreSource::new(
+        store.clone(),
+        built.image.manifest_desc.clone(),
+        format!("the built image {digest}"),
+    );
+    let reg = if dests.iter().any(|d| matches!(d, Location::Registry(_))) {
+        Some(super::registry::registry(g)?)
+    } else {
+        None
+    };
+    for d in &dests {
+        match &reg {
+            Some(reg) => {
+                super::registry::export(g, reg, &rep, &src, &built.image, d)?;
+            }
+            None => ocibuild_oci::layout::write_location(d, &src, &built.image)
+                .with_context(|| format!("writing {d}"))?,
+        }
+        rep.event(
+            &format!("wrote {d}"),
+            json!({"event": "output", "location": d.to_string()}),
+        );
+    }
+    if dests.is_empty() {
+        rep.event(
+            "no --output or --push: the image is only in the content store; add --output oci:DIR:TAG or -t NAME --push",
+            json!({"event": "warning", "message": "no output"}),
+        );
+    }
+    if let Some(f) = &a.iidfile {
+        super::write_file_atomically(f, digest.as_bytes())?;
+    }
+    if let Some(f) = &a.metadata_file {
+        let meta = json!({
+            "containerimage.digest": digest,
+            "image.name": a.tags.join(","),
+            "ocibuild.lang": plan.lang.to_string(),
+            "ocibuild.toolchain": built.toolchain.as_ref().map(|t| t.image.manifest_desc.digest.to_string()),
+            "ocibuild.runtime": built.runtime.image.manifest_desc.digest.to_string(),
+            "ocibuild.layers": built.layers.iter().map(|(n, d, s, r)| json!({"name": n, "digest": d, "size": s, "reused": r})).collect::<Vec<_>>(),
+            "ocibuild.steps": built.steps.iter().map(|(n, s)| json!({"name": n, "seconds": s})).collect::<Vec<_>>(),
+            "ocibuild.sandbox": format!("{:?}", built.tier).to_lowercase(),
+        });
+        super::write_file_atomically(f, &serde_json::to_vec_pretty(&meta)?)?;
+    }
+    println!("{digest}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        _ => "amd64",
+    }
+}

@@ -1,0 +1,311 @@
+//! `ocibuild build DIR` end to end: zero-config builds of the testdata apps with toolchain roots
+//! from the machine's Debian mirror, run under runc, checked for what a distroless image must
+//! not hold, and rebuilt for identical digests. The Debian package cache is shared between
+//! tests; each test has its own content store.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ocibuild_testkit::{TestContext, run_fail, run_ok_stdout, runc_run, umoci_unpack};
+use serde_json::Value;
+
+fn cache() -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn app(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/apps")
+        .join(name)
+}
+
+fn ocibuild(ctx: &TestContext) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+    c.arg("--root")
+        .arg(ctx.root_dir())
+        .arg("--progress")
+        .arg("plain");
+    c.env_remove("SOURCE_DATE_EPOCH");
+    c
+}
+
+/// `ocibuild build DIR ARGS --output oci:LAYOUT:TAG` → the printed digest.
+fn build(ctx: &TestContext, dir: &Path, args: &[&str], layout: &Path, tag: &str) -> String {
+    let mut c = ocibuild(ctx);
+    c.arg("build")
+        .arg(dir)
+        .args(args)
+        .arg("--cache-dir")
+        .arg(cache())
+        .arg("--output")
+        .arg(format!("oci:{}:{tag}", layout.display()));
+    let out = run_ok_stdout(&mut c);
+    let d = out.lines().last().unwrap_or_default().to_string();
+    assert!(d.starts_with("sha256:"), "{out}");
+    d
+}
+
+fn config(layout: &Path, tag: &str) -> Value {
+    ocibuild_testkit::skopeo_inspect_config(&format!("oci:{}:{tag}", layout.display()))
+}
+
+/// What no distroless app image may hold: shells, package managers, compilers, sources.
+fn assert_distroless(rootfs: &Path, also_absent: &[&str]) {
+    for p in [
+        "usr/bin/sh",
+        "usr/bin/bash",
+        "usr/bin/dash",
+        "usr/bin/apt",
+        "usr/bin/dpkg",
+        "usr/bin/gcc",
+        "usr/bin/go",
+        "usr/bin/npm",
+        "usr/bin/pip3",
+        "usr/bin/javac",
+    ]
+    .iter()
+    .chain(also_absent)
+    {
+        assert!(
+            fs::symlink_metadata(rootfs.join(p)).is_err(),
+            "{p} must not be in the final image"
+        );
+    }
+}
+
+fn run_image(
+    ctx: &TestContext,
+    layout: &Path,
+    tag: &str,
+    args: Option<&[&str]>,
+) -> (PathBuf, String) {
+    let bundle = ctx.path(format!("bundle-{tag}"));
+    let rootfs = if bundle.join("rootfs").is_dir() {
+        bundle.join("rootfs")
+    } else {
+        umoci_unpack(layout, tag, &bundle)
+    };
+    let (rc, out, err) = runc_run(&bundle, args);
+    assert_eq!(rc, 0, "{tag}: {out}{err}");
+    (rootfs, out)
+}
+
+fn image_size(layout: &Path, tag: &str) -> u64 {
+    let m = ocibuild_testkit::skopeo_inspect(&format!("oci:{}:{tag}", layout.display()));
+    m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["size"].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn go_app_builds_runs_as_nonroot_and_rebuilds_identically() {
+    let ctx = TestContext::new();
+    let layout = ctx.path("layout");
+    let meta = ctx.path("meta.json");
+    let a = build(
+        &ctx,
+        &app("go-hello"),
+        &["--explain", "--metadata-file", meta.to_str().unwrap()],
+        &layout,
+        "a",
+    );
+    ocibuild_testkit::oci_image_tool_validate(&layout, "a");
+    let cfg = config(&layout, "a");
+    assert_eq!(cfg["config"]["User"], "65532:65532", "{cfg}");
+    assert_eq!(cfg["config"]["WorkingDir"], "/app", "{cfg}");
+    let (rootfs, out) = run_image(&ctx, &layout, "a", None);
+    assert_eq!(out.trim(), "hello from go");
+    assert_distroless(&rootfs, &["usr/lib/go", "src", "app/main.go", "app/go.mod"]);
+    assert!(ocibuild_testkit::is_static_elf(&rootfs.join("app/hello")).unwrap());
+    let (_, out) = run_image(&ctx, &layout, "a", Some(&["/app/hello", "ca"]));
+    assert_eq!(out.trim().lines().last(), Some("-----BEGIN CERTIFICATE-----"));
+
+    // The second build (warm caches) gives the same digest; so do two builds of a copy of the
+    // source (outside git, so without the revision labels) whose files have other mtimes.
+    let a2 = build(&ctx, &app("go-hello"), &[], &layout, "a2");
+    assert_eq!(a, a2, "same source, same digest");
+    let copy = ctx.tmp_dir("copy");
+    for f in ["go.mod", "main.go"] {
+        fs::copy(app("go-hello").join(f), copy.join(f)).unwrap();
+    }
+    let b = build(&ctx, &copy, &[], &layout, "b");
+    for f in ["go.mod", "main.go"] {
+        let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        fs::File::options()
+            .write(true)
+            .open(copy.join(f))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+    let c = build(&ctx, &copy, &[], &layout, "c");
+    assert_eq!(b, c, "mtimes do not change the digest");
+    let m: Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    assert_eq!(m["containerimage.digest"], a.as_str());
+    assert_eq!(m["ocibuild.lang"], "go");
+
+    // ≥ 50% smaller than the naive image (the app on the Go toolchain root it was built in)
+    let naive = ctx.path("naive");
+    run_ok_stdout(
+        ocibuild(&ctx)
+            .args(["base", "build", "--profile", "go", "--cache-dir"])
+            .arg(cache())
+            .arg("--output")
+            .arg(format!("oci:{}:go", naive.display())),
+    );
+    let (ours, theirs) = (image_size(&layout, "a"), image_size(&naive, "go"));
+    eprintln!(
+        "go app: {:.2} MB vs naive {:.1} MB ({:.1}%)",
+        ours as f64 / 1e6,
+        theirs as f64 / 1e6,
+        100.0 * ours as f64 / theirs as f64
+    );
+    assert!(ours * 2 < theirs);
+}
+
+#[test]
+fn go_main_package_under_cmd_and_a_newer_go_from_backports() {
+    let ctx = TestContext::new();
+    let layout = ctx.path("layout");
+    build(&ctx, &app("go-cmd"), &[], &layout, "cmd");
+    let (_, out) = run_image(&ctx, &layout, "cmd", None);
+    assert!(!out.trim().is_empty());
+    let plan = run_ok_stdout(
+        ocibuild(&ctx)
+            .args(["build", "--dry-run"])
+            .arg(app("go-new")),
+    );
+    let plan: Value = serde_json::from_str(&plan).unwrap();
+    assert_eq!(plan["toolchain"]["backports"], true, "{plan}");
+    build(&ctx, &app("go-new"), &[], &layout, "new");
+    run_image(&ctx, &layout, "new", None);
+    // bookworm has no Go 1.26 even in backports: a clear error naming what it has
+    let err = run_fail(
+        ocibuild(&ctx)
+            .args(["build", "--dry-run", "--distro", "bookworm"])
+            .arg(app("go-new")),
+    );
+    assert!(err.contains("1.23") && err.contains("--distro"), "{err}");
+}
+
+#[test]
+fn go_cross_compiles_for_arm64() {
+    let ctx = TestContext::new();
+    let layout = ctx.path("layout");
+    build(
+        &ctx,
+        &app("go-hello"),
+        &["--platform", "linux/arm64"],
+        &layout,
+        "arm",
+    );
+    let cfg = config(&layout, "arm");
+    assert_eq!(cfg["architecture"], "arm64");
+    let rootfs = umoci_unpack(&layout, "arm", &ctx.path("bundle"));
+    let elf = fs::read(rootfs.join("app/hello")).unwrap();
+    assert_eq!(u16::from_le_bytes([elf[18], elf[19]]), 183, "aarch64 ELF");
+}
+
+#[test]
+fn node_app_runs_with_production_layers_only() {
+    let ctx = TestContext::new();
+    let layout = ctx.path("layout");
+    build(&ctx, &app("node-app"), &[], &layout, "node");
+    let cfg = config(&layout, "node");
+    assert_eq!(cfg["config"]["User"], "65532:65532");
+    let (rootfs, out) = run_image(&ctx, &layout, "node", None);
+    assert!(out.contains("hello from node"), "{out}");
+    assert_distroless(&rootfs, &["app/test", "app/NOTES.md", "app/.dockerignore"]);
+    assert!(
+        rootfs.join("app/README.md").is_file(),
+        ".dockerignore's ! re-include"
+    );
+    assert!(
+        rootfs.join("app/dist/banner.txt").is_file(),
+        "npm run build ran"
+    );
+    assert!(rootfs.join("app/package.json").is_file());
+}
+
+#[test]
+fn python_app_runs_from_its_venv() {
+    let ctx = TestContext::new();
+    let layout = ctx.path("layout");
+    build(&ctx, &app("python-app"), &[], &layout, "py");
+    let (rootfs, out) = run_image(&ctx, &layout, "py", None);
+    assert!(out.contains("hello from python"), "{out}");
+    assert_distroless(&rootfs, &[]);
+    assert!(rootfs.join("app/.venv/bin/python3").exists());
+    build(&ctx, &app("python-pyproject"), &[], &layout, "pp");
+    let (_, out) = run_image(&ctx, &layout, "pp", None);
+    assert!(!out.trim().is_empty());
+}
+
+#[test]
+fn java_sources_without_a_build_tool_become_a_runnable_jar() {
+    let ctx = TestContext::new();
+    let layout = ctx.path("layout");
+    build(&ctx, &app("java-plain"), &[], &layout, "java");
+    let (rootfs, out) = run_image(&ctx, &layout, "java", None);
+    assert!(out.contains("hello from java"), "{out}");
+    assert_distroless(&rootfs, &[]);
+}
+
+#[test]
+fn downloads_go_through_the_host_ca_and_network_none_stops_them() {
+    // A real dependency from the Python package index, fetched by pip inside the sandbox with
+    // the host's CA bundle (this network intercepts TLS with a CA only the host trusts).
+    let ctx = TestContext::new();
+    let dir = ctx.tmp_dir("pyreq");
+    fs::write(dir.join("requirements.txt"), "six==1.16.0\n").unwrap();
+    fs::write(
+        dir.join("main.py"),
+        "import six\nprint('six', six.__version__)\n",
+    )
+    .unwrap();
+    let layout = ctx.path("layout");
+    build(&ctx, &dir, &[], &layout, "six");
+    let (_, out) = run_image(&ctx, &layout, "six", None);
+    assert_eq!(out.trim(), "six 1.16.0");
+    // and one from the npm registry, through npm ci's own TLS stack
+    build(&ctx, &app("node-deps"), &[], &layout, "npm");
+    let (rootfs, out) = run_image(&ctx, &layout, "npm", None);
+    assert_eq!(out.trim(), "is-number true false");
+    assert!(
+        rootfs
+            .join("app/node_modules/is-number/package.json")
+            .is_file()
+    );
+    let err = run_fail(
+        ocibuild(&ctx)
+            .arg("build")
+            .arg(&dir)
+            .args(["--network", "none", "--cache-dir"])
+            .arg(cache())
+            .arg("--output")
+            .arg(format!("oci:{}:x", layout.display())),
+    );
+    assert!(err.contains("--network none"), "{err}");
+}
+
+#[test]
+fn clear_errors_for_what_cannot_be_built() {
+    let ctx = TestContext::new();
+    let empty = ctx.tmp_dir("empty");
+    let err = run_fail(ocibuild(&ctx).arg("build").arg(&empty));
+    assert!(
+        err.contains("go.mod") && err.contains("package.json") && err.contains("pom.xml"),
+        "{err}"
+    );
+    let df = ctx.tmp_dir("df");
+    fs::write(df.join("Dockerfile"), "FROM scratch\n").unwrap();
+    let err = run_fail(ocibuild(&ctx).arg("build").arg(&df));
+    assert!(err.contains("Dockerfile"), "{err}");
+}

@@ -1,0 +1,3 @@
+module example.com/gocmd
+
+go 1.22

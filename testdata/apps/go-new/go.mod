@@ -1,0 +1,3 @@
+module example.com/gonew
+
+go 1.26
