@@ -80,6 +80,9 @@ pub struct Options {
     pub host_toolchain: bool,
     /// Added to the plan's labels (created, version …).
     pub labels: BTreeMap<String, String>,
+    /// Also assemble the naive single-stage image (toolchain root + the source and build
+    /// outputs, what a one-stage Dockerfile gives) to report the size reduction.
+    pub compare_naive: bool,
 }
 
 /// What [`build`] made.
@@ -93,6 +96,8 @@ pub struct Built {
     pub tier: Tier,
     /// Steps run, with their wall seconds.
     pub steps: Vec<(String, f64)>,
+    /// With [`Options::compare_naive`]: the naive image's compressed size.
+    pub naive_size: Option<u64>,
 }
 
 /// The toolchain profile and packages to lock for a plan: a Go from backports comes on
@@ -325,6 +330,41 @@ pub fn build(app: &Path, plan: &Plan, o: &Options, ev: &dyn Fn(Event)) -> Result
         names.push(l.name.clone());
     }
 
+    // The naive single-stage image, for the size comparison: the toolchain root with the
+    // source tree (as built, dependencies included) and every output on top.
+    let naive_size = match (&toolchain, o.compare_naive) {
+        (Some(tc), true) => {
+            ev(Event::Phase(
+                "naive single-stage image (for --compare-naive)".into(),
+            ));
+            let naive_layers = binds
+                .iter()
+                .map(|(dest, src)| LayerInput {
+                    src: src.clone(),
+                    dest: dest.trim_matches('/').to_string(),
+                })
+                .collect();
+            let tsrc = tc.source(store);
+            let naive = assemble(
+                store,
+                AssembleSpec {
+                    base: Some((&tsrc, tc.image.clone())),
+                    layers: naive_layers,
+                    config: ConfigEdits::default(),
+                    annotations: BTreeMap::new(),
+                    platform: None,
+                    compression: o.compression,
+                    level: o.level,
+                    source_date_epoch: o.source_date_epoch,
+                    owner: Some((0, 0)),
+                    keep_modes: false,
+                },
+            )?;
+            Some(naive.image.manifest.layers.iter().map(|l| l.size).sum())
+        }
+        _ => None,
+    };
+
     // 5. The runtime base and the final image.
     let variant: Variant = plan.runtime.variant.parse().unwrap_or(Variant::Nonroot);
     ev(Event::Phase(format!(
@@ -396,6 +436,7 @@ pub fn build(app: &Path, plan: &Plan, o: &Options, ev: &dyn Fn(Event)) -> Result
         layers,
         tier,
         steps,
+        naive_size,
     })
 }
 

@@ -531,6 +531,10 @@ pub struct BuildArgs {
     /// Print the plan (JSON) and stop
     #[arg(long)]
     pub dry_run: bool,
+    /// Also assemble the naive single-stage image (toolchain + sources + outputs) and print the
+    /// size reduction
+    #[arg(long)]
+    pub compare_naive: bool,
     /// Build Debian roots from cached packages only
     #[arg(long)]
     pub offline: bool,

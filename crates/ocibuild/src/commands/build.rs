@@ -208,6 +208,7 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
         level: None,
         host_toolchain: a.toolchain == ToolchainArg::Host,
         labels,
+        compare_naive: a.compare_naive,
     };
     let verbose = g.verbose > 0;
     let ev = |e: Event| {
@@ -261,6 +262,18 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
         ),
         json!({"event": "image", "digest": digest, "size": size}),
     );
+
+    if let Some(naive) = built.naive_size {
+        let pct = 100.0 * (1.0 - size as f64 / naive.max(1) as f64);
+        rep.event(
+            &format!(
+                "size: {} compressed vs {} for the naive single-stage image: {pct:.1}% smaller",
+                human_size(size),
+                human_size(naive)
+            ),
+            json!({"event": "size", "compressed": size, "naive": naive, "reduction_percent": pct}),
+        );
+    }
 
     // Outputs.
     let mut dests: Vec<Location> = a
@@ -318,6 +331,8 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
             "ocibuild.runtime": built.runtime.image.manifest_desc.digest.to_string(),
             "ocibuild.layers": built.layers.iter().map(|(n, d, s, r)| json!({"name": n, "digest": d, "size": s, "reused": r})).collect::<Vec<_>>(),
             "ocibuild.steps": built.steps.iter().map(|(n, s)| json!({"name": n, "seconds": s})).collect::<Vec<_>>(),
+            "ocibuild.size": size,
+            "ocibuild.naive_size": built.naive_size,
             "ocibuild.sandbox": format!("{:?}", built.tier).to_lowercase(),
         });
         super::write_file_atomically(f, &serde_json::to_vec_pretty(&meta)?)?;
