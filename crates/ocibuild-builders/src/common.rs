@@ -446,7 +446,7 @@ pub(crate) fn finish<R, X>(
         parts.toolchain
     };
 
-    let runtime = match &config.runtime {
+    let mut runtime = match &config.runtime {
         Some((p, v)) => {
             reasons.push(format!(
                 "runtime {p}{}: from ocibuild.toml (detected: {})",
@@ -465,6 +465,18 @@ pub(crate) fn finish<R, X>(
             packages: spec.runtime.packages.clone(),
         },
     };
+
+    for p in &config.packages {
+        if !runtime.packages.contains(p) {
+            runtime.packages.push(p.clone());
+        }
+    }
+    if !config.packages.is_empty() {
+        reasons.push(format!(
+            "runtime packages {}: from ocibuild.toml",
+            config.packages.join(", ")
+        ));
+    }
 
     let cache_mounts = spec.cache_mounts(inp)?;
     let mut env = spec.build_env(inp)?;
@@ -530,7 +542,10 @@ pub(crate) fn finish<R, X>(
             entrypoint,
             cmd,
             workdir: spec.image.workdir.clone(),
-            user: spec.image.user.clone(),
+            user: config
+                .user
+                .clone()
+                .unwrap_or_else(|| spec.image.user.clone()),
             env: image_env
                 .into_iter()
                 .map(|(k, v)| format!("{k}={v}"))

@@ -40,6 +40,10 @@ pub struct AppConfig {
     /// Profile name and optional variant (`java21`, `python3:debug`).
     pub runtime: Option<(String, Option<String>)>,
     pub build_env: BTreeMap<String, String>,
+    /// Extra Debian packages for the runtime image (`packages = ["git"]`).
+    pub packages: Vec<String>,
+    /// The image's `USER` (default `65532:65532`).
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,6 +60,9 @@ struct Raw {
     labels: BTreeMap<String, String>,
     main: Option<String>,
     runtime: Option<String>,
+    #[serde(default)]
+    packages: Vec<String>,
+    user: Option<String>,
     #[serde(default)]
     build: RawBuild,
 }
@@ -118,6 +125,23 @@ impl AppConfig {
                 }
             }
         }
+        for p in &raw.packages {
+            let ok = !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.:=/".contains(c));
+            if !ok {
+                return Err(bad(format!(
+                    "packages: {p:?} is not a Debian package name (name, name=version or name/suite)"
+                )));
+            }
+        }
+        if let Some(u) = &raw.user
+            && (u.is_empty() || u.contains(char::is_whitespace))
+        {
+            return Err(bad(format!(
+                "user: {u:?} is not a user (NAME, UID or UID:GID)"
+            )));
+        }
         if raw.entrypoint.as_ref().is_some_and(Vec::is_empty) {
             return Err(bad("entrypoint must not be empty".into()));
         }
@@ -160,6 +184,8 @@ impl AppConfig {
             main: raw.main,
             runtime,
             build_env: raw.build.env,
+            packages: raw.packages,
+            user: raw.user,
         })
     }
 }

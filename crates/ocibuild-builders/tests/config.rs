@@ -169,3 +169,30 @@ fn git_labels_from_a_fake_repository() {
             .matches(".git/HEAD", false)
     );
 }
+
+#[test]
+fn ocibuild_toml_adds_runtime_packages_and_sets_the_user() {
+    let d = app(&[
+        ("go.mod", GO_MOD),
+        ("main.go", MAIN_GO),
+        (
+            "ocibuild.toml",
+            "packages = [\"git\", \"libsqlite3-0\"]\nuser = \"1000:1000\"\nruntime = \"cc:nonroot\"\n",
+        ),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert_eq!(p.runtime.profile, "cc");
+    assert_eq!(p.runtime.packages, ["git", "libsqlite3-0"]);
+    assert_eq!(p.config.user, "1000:1000");
+    assert!(p.reasons.iter().any(|r| r.contains("git, libsqlite3-0")));
+
+    let bad = app(&[
+        ("go.mod", GO_MOD),
+        ("main.go", MAIN_GO),
+        ("ocibuild.toml", "packages = [\"Bad Name\"]\n"),
+    ]);
+    let e = ocibuild_builders::plan(bad.path(), &opts())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Bad Name") && e.contains("ocibuild.toml"), "{e}");
+}

@@ -520,6 +520,8 @@ fn host_path(binds: &[(String, PathBuf)], sandbox: &str) -> Option<PathBuf> {
 fn copy_filtered(from: &Path, to: &Path, filter: &Filter, link: bool) -> Result<u64> {
     fs::create_dir_all(to).map_err(EngineError::io("creating a directory", to))?;
     let mut n = 0;
+    // Directories copied, to drop those the filter emptied (a `src/` of excluded `.ts` files).
+    let mut dirs: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut it = walkdir::WalkDir::new(from)
         .follow_links(false)
         .sort_by_file_name()
@@ -552,6 +554,7 @@ fn copy_filtered(from: &Path, to: &Path, filter: &Filter, link: bool) -> Result<
         }
         if ft.is_dir() {
             fs::create_dir_all(&dst).map_err(EngineError::io("creating a directory", &dst))?;
+            dirs.push((entry.path().to_path_buf(), dst.clone()));
             let mode = entry
                 .metadata()
                 .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
@@ -573,6 +576,16 @@ fn copy_filtered(from: &Path, to: &Path, filter: &Filter, link: bool) -> Result<
                 fs::copy(entry.path(), &dst).map_err(EngineError::io("copying", entry.path()))?;
             }
             n += 1;
+        }
+    }
+    for (src, dst) in dirs.iter().rev() {
+        let empty = |p: &Path| {
+            fs::read_dir(p)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false)
+        };
+        if empty(dst) && !empty(src) {
+            let _ = fs::remove_dir(dst);
         }
     }
     Ok(n)
@@ -629,6 +642,14 @@ mod tests {
         assert!(b.join("lib/m.js").is_file());
         assert!(!b.join("lib/m.js.map").exists());
         assert!(!b.join("node_modules").exists());
+        // a directory emptied by the filter is dropped; an empty one stays
+        fs::create_dir_all(a.join("maps")).unwrap();
+        fs::write(a.join("maps/x.map"), "{}").unwrap();
+        fs::create_dir_all(a.join("empty")).unwrap();
+        let c = t.path().join("c");
+        copy_filtered(&a, &c, &f, false).unwrap();
+        assert!(!c.join("maps").exists());
+        assert!(c.join("empty").is_dir());
         assert_eq!(
             fs::read_link(b.join("lib/link")).unwrap(),
             PathBuf::from("/etc/passwd")

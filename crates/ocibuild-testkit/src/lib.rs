@@ -615,6 +615,48 @@ fn limit(name: &str) -> Option<(u64, u64)> {
 // runc
 // ---------------------------------------------------------------------------------------------
 
+/// Edit a umoci bundle's `config.json` for a non-interactive run: `process.terminal=false`,
+/// `process.args` replaced when given, `env` entries set.
+fn prepare_bundle(bundle: &Path, args_override: Option<&[&str]>, env: &[(&str, &str)]) {
+    let config_path = bundle.join("config.json");
+    let text = fs::read_to_string(&config_path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {} (is {} a bundle from umoci_unpack?): {e}",
+            config_path.display(),
+            bundle.display()
+        )
+    });
+    let mut config: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not JSON: {e}", config_path.display()));
+    let Some(process) = config.get_mut("process").and_then(Value::as_object_mut) else {
+        panic!("{} has no `process` object", config_path.display());
+    };
+    process.insert("terminal".into(), Value::Bool(false));
+    if !env.is_empty() {
+        let mut cur: Vec<Value> = process
+            .get("env")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for (k, v) in env {
+            let prefix = format!("{k}=");
+            cur.retain(|e| !e.as_str().is_some_and(|s| s.starts_with(&prefix)));
+            cur.push(Value::String(format!("{k}={v}")));
+        }
+        process.insert("env".into(), Value::Array(cur));
+    }
+    if let Some(args) = args_override {
+        process.insert(
+            "args".into(),
+            Value::Array(args.iter().map(|a| Value::String(a.to_string())).collect()),
+        );
+    }
+    let bytes = serde_json::to_vec_pretty(&config)
+        .unwrap_or_else(|e| panic!("cannot serialise the edited config.json: {e}"));
+    fs::write(&config_path, bytes)
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", config_path.display()));
+}
+
 /// Run the bundle that [`umoci_unpack`] made with `runc run`, stdin empty, and return (exit code,
 /// stdout, stderr). `config.json` is edited first: `process.terminal=false` (umoci's `true` fails
 /// without a tty) and, when given, `process.args` replaced. runc's state lives in a private temp
@@ -631,31 +673,7 @@ pub fn runc_run(bundle: &Path, args_override: Option<&[&str]>) -> (i32, String, 
         );
     }
     let runc = require_tool("runc", "runc");
-
-    let config_path = bundle.join("config.json");
-    let text = fs::read_to_string(&config_path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {} (is {} a bundle from umoci_unpack?): {e}",
-            config_path.display(),
-            bundle.display()
-        )
-    });
-    let mut config: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{} is not JSON: {e}", config_path.display()));
-    let Some(process) = config.get_mut("process").and_then(Value::as_object_mut) else {
-        panic!("{} has no `process` object", config_path.display());
-    };
-    process.insert("terminal".into(), Value::Bool(false));
-    if let Some(args) = args_override {
-        process.insert(
-            "args".into(),
-            Value::Array(args.iter().map(|a| Value::String(a.to_string())).collect()),
-        );
-    }
-    let bytes = serde_json::to_vec_pretty(&config)
-        .unwrap_or_else(|e| panic!("cannot serialise the edited config.json: {e}"));
-    fs::write(&config_path, bytes)
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", config_path.display()));
+    prepare_bundle(bundle, args_override, &[]);
 
     let state = tempfile::Builder::new()
         .prefix("ocibuild-runc-")
@@ -690,6 +708,101 @@ pub fn runc_run(bundle: &Path, args_override: Option<&[&str]>) -> (i32, String, 
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Start the bundle's entrypoint as a server with runc (in its own network namespace, loopback
+/// brought up with `ip` through `nsenter`), GET `http://127.0.0.1:PORT{path}` from inside that
+/// namespace with curl (which retries until the server listens, up to 60 s), then kill and delete
+/// the container. Returns the response body; panics with the server's output when the request
+/// fails. Needs root, runc, nsenter (util-linux), ip (iproute2) and curl.
+pub fn runc_http_get(bundle: &Path, env: &[(&str, &str)], port: u16, path: &str) -> String {
+    assert!(
+        is_root(),
+        "runc_http_get runs an image with runc, which needs root: run the tests as root"
+    );
+    let runc = require_tool("runc", "runc");
+    let nsenter = require_tool("nsenter", "util-linux");
+    let ip = require_tool("ip", "iproute2");
+    let curl = require_tool("curl", "curl");
+    prepare_bundle(bundle, None, env);
+    let state = tempfile::Builder::new()
+        .prefix("ocibuild-runc-")
+        .tempdir()
+        .unwrap_or_else(|e| panic!("cannot create a runc state dir: {e}"));
+    let id = format!("ocibuild-serve-{}-{}", std::process::id(), next_id());
+    let log = state.path().join("server.log");
+    let logf =
+        fs::File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+    let runc_cmd = |args: &[&str]| {
+        let mut c = Command::new(&runc);
+        c.arg("--root").arg(state.path()).args(args);
+        c
+    };
+    let mut create = runc_cmd(&["create", "--bundle"]);
+    create.arg(bundle).arg(&id).stdin(Stdio::null());
+    create.stdout(logf.try_clone().unwrap_or_else(|e| panic!("{e}")));
+    create.stderr(logf);
+    let created = run(&mut create);
+    let cleanup = || {
+        let _ = runc_cmd(&["delete", "--force", &id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    };
+    if !created.status.success() {
+        cleanup();
+        panic!(
+            "runc create failed: {}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+    let st = run(runc_cmd(&["state", &id]).stdin(Stdio::null()));
+    let pid = serde_json::from_slice::<Value>(&st.stdout)
+        .ok()
+        .and_then(|v| v["pid"].as_u64())
+        .unwrap_or_else(|| {
+            cleanup();
+            panic!("runc state {id}: {}", String::from_utf8_lossy(&st.stdout))
+        });
+    let pid = pid.to_string();
+    let up = run(Command::new(&nsenter)
+        .args(["-t", &pid, "-n"])
+        .arg(&ip)
+        .args(["link", "set", "lo", "up"]));
+    let started = run(runc_cmd(&["start", &id]).stdin(Stdio::null()));
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let got = run(Command::new(&nsenter)
+        .args(["-t", &pid, "-n"])
+        .arg(&curl)
+        .args([
+            "-sS",
+            "--fail",
+            "--retry",
+            "60",
+            "--retry-connrefused",
+            "--retry-delay",
+            "1",
+            "--retry-max-time",
+            "60",
+            "--max-time",
+            "90",
+            &url,
+        ]));
+    let _ = runc_cmd(&["kill", &id, "KILL"])
+        .stdin(Stdio::null())
+        .status();
+    cleanup();
+    if !up.status.success() || !started.status.success() || !got.status.success() {
+        panic!(
+            "GET {url} in the container failed:\nip: {}\nrunc start: {}\ncurl: {}\n--- server output ---\n{}",
+            String::from_utf8_lossy(&up.stderr),
+            String::from_utf8_lossy(&started.stderr),
+            String::from_utf8_lossy(&got.stderr),
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+    String::from_utf8_lossy(&got.stdout).into_owned()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,192 @@
+//! The server apps, built zero-config and served: a Go HTTP server, a TypeScript +
+//! Express app (npm ci, tsc, production dependencies only) and a Flask app whose MarkupSafe C
+//! extension is compiled in the build root. Each is built, validated, started under runc and
+//! asked over HTTP from inside its own network namespace; the image must hold no compiler,
+//! toolchain, package manager, shell or sources, and be ≥ 50% smaller than the naive image
+//! (Node excepted, see there).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ocibuild_testkit::{TestContext, run_ok_stdout, runc_http_get, umoci_unpack};
+use serde_json::Value;
+
+fn ocibuild(ctx: &TestContext) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+    c.arg("--root")
+        .arg(ctx.root_dir())
+        .args(["--progress", "plain"])
+        .env_remove("SOURCE_DATE_EPOCH");
+    c
+}
+
+/// Build `testdata/apps/NAME` with `--compare-naive`; returns (digest, size, naive size).
+fn build(ctx: &TestContext, name: &str, layout: &Path) -> (String, u64, u64) {
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    fs::create_dir_all(&cache).unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/apps")
+        .join(name);
+    let meta = ctx.path(format!("{name}.json"));
+    let out = run_ok_stdout(
+        ocibuild(ctx)
+            .arg("build")
+            .arg(&dir)
+            .arg("--compare-naive")
+            .arg("--cache-dir")
+            .arg(&cache)
+            .arg("--metadata-file")
+            .arg(&meta)
+            .arg("--output")
+            .arg(format!("oci:{}:{name}", layout.display())),
+    );
+    let m: Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    let digest = out.lines().last().unwrap().to_string();
+    assert_eq!(m["containerimage.digest"], digest.as_str());
+    let (size, naive) = (
+        m["ocibuild.size"].as_u64().unwrap(),
+        m["ocibuild.naive_size"].as_u64().unwrap(),
+    );
+    eprintln!(
+        "{name}: {:.1} MB compressed vs naive {:.1} MB: {:.1}% smaller",
+        size as f64 / 1e6,
+        naive as f64 / 1e6,
+        100.0 - 100.0 * size as f64 / naive as f64
+    );
+    let valid = run_ok_stdout(
+        ocibuild(ctx)
+            .arg("validate")
+            .arg(format!("oci:{}:{name}", layout.display())),
+    );
+    assert!(valid.starts_with("valid:"), "{valid}");
+    (digest, size, naive)
+}
+
+/// Nothing a build leaves behind may be in the final image.
+fn assert_clean(rootfs: &Path, extra: &[&str]) {
+    let banned = [
+        "usr/bin/sh",
+        "usr/bin/bash",
+        "usr/bin/dash",
+        "usr/bin/go",
+        "usr/lib/go",
+        "usr/bin/gcc",
+        "usr/bin/cc",
+        "usr/bin/npm",
+        "usr/share/nodejs/npm",
+        "usr/bin/pip",
+        "usr/bin/pip3",
+        "usr/bin/javac",
+        "usr/bin/mvn",
+        "usr/bin/apt",
+        "usr/bin/dpkg",
+        "app/.git",
+        "src",
+    ];
+    for p in banned.iter().chain(extra) {
+        assert!(
+            fs::symlink_metadata(rootfs.join(p)).is_err(),
+            "{p} must not be in the final image"
+        );
+    }
+    // no TypeScript sources and no source maps anywhere under /app
+    for e in walk(&rootfs.join("app")) {
+        let s = e.to_string_lossy();
+        assert!(
+            (!s.ends_with(".ts") || s.ends_with(".d.ts")) && !s.ends_with(".map"),
+            "{s} must not be in the final image"
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                todo.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn go_http_server_answers_and_is_tiny() {
+    let ctx = TestContext::new();
+    let layout = ctx.path("layout");
+    let (_, size, naive) = build(&ctx, "go-http", &layout);
+    assert!(size * 5 < naive, "≥ 80% smaller than the naive image");
+    let cfg = ocibuild_testkit::skopeo_inspect_config(&format!("oci:{}:go-http", layout.display()));
+    assert_eq!(
+        cfg["config"]["ExposedPorts"]["8080/tcp"],
+        serde_json::json!({})
+    );
+    assert_eq!(
+        cfg["config"]["Healthcheck"]["Test"][0], "CMD",
+        "healthcheck from ocibuild.toml: {cfg}"
+    );
+    let bundle = ctx.path("bundle");
+    let rootfs = umoci_unpack(&layout, "go-http", &bundle);
+    assert_clean(&rootfs, &["app/main.go", "app/go.mod"]);
+    let body = runc_http_get(&bundle, &[("PORT", "8080")], 8080, "/");
+    assert_eq!(body.trim(), "hello from go-http as uid 65532");
+}
+
+#[test]
+fn typescript_express_app_answers_without_dev_dependencies() {
+    let ctx = TestContext::new();
+    let layout = ctx.path("layout");
+    let (_, size, naive) = build(&ctx, "node-ts-express", &layout);
+    // The naive image is the node-build root (nodejs + npm) + sources + node_modules; Debian's
+    // npm adds little to nodejs, whose runtime (libnode, ICU) is most of both images, so the
+    // reduction here is under 50% (against `node:20` it would be ~90%). Printed, and only
+    // required to be a reduction.
+    assert!(size < naive);
+    let bundle = ctx.path("bundle");
+    let rootfs = umoci_unpack(&layout, "node-ts-express", &bundle);
+    assert_clean(&rootfs, &["app/test", "app/src"]);
+    assert!(rootfs.join("app/dist/server.js").is_file(), "tsc output");
+    assert!(rootfs.join("app/node_modules/express").is_dir());
+    assert!(
+        !rootfs.join("app/node_modules/typescript").exists(),
+        "dev dependencies stay out"
+    );
+    let body = runc_http_get(&bundle, &[("PORT", "3000")], 3000, "/");
+    assert!(
+        body.starts_with("hello from node-ts-express on node v20."),
+        "{body}"
+    );
+}
+
+#[test]
+fn flask_app_with_a_compiled_c_extension_answers() {
+    let ctx = TestContext::new();
+    let layout = ctx.path("layout");
+    let (a, size, naive) = build(&ctx, "python-flask", &layout);
+    assert!(size * 2 < naive, "≥ 50% smaller than the naive image");
+    let bundle = ctx.path("bundle");
+    let rootfs = umoci_unpack(&layout, "python-flask", &bundle);
+    assert_clean(&rootfs, &[]);
+    let so: Vec<PathBuf> = walk(&rootfs.join("app/.venv"))
+        .into_iter()
+        .filter(|p| {
+            let s = p.to_string_lossy();
+            s.contains("markupsafe/_speedups") && s.ends_with(".so")
+        })
+        .collect();
+    assert_eq!(so.len(), 1, "MarkupSafe's C extension was compiled: {so:?}");
+    let body = runc_http_get(&bundle, &[], 8000, "/");
+    assert_eq!(
+        body.trim(),
+        "hello from python-flask as uid 65532, escaped &lt;b&gt;, speedups True"
+    );
+    // the compiled extension does not break reproducibility
+    let (b, _, _) = build(&ctx, "python-flask", &ctx.path("layout2"));
+    assert_eq!(a, b);
+}
