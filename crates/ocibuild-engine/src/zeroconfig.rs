@@ -23,6 +23,7 @@ use ocibuild_debian::base::Variant;
 use ocibuild_oci::assemble::{AssembleSpec, ConfigEdits, LayerInput, assemble};
 use ocibuild_oci::image::Image;
 use ocibuild_oci::media::Compression;
+use ocibuild_oci::store::ContentStore;
 use ocibuild_sandbox::probe::{Isolation, choose_tier, probe};
 use ocibuild_sandbox::run::{Mount, Network, RootfsSource, Spec, Tier, run};
 use serde_json::json;
@@ -344,22 +345,7 @@ pub fn build(app: &Path, plan: &Plan, o: &Options, ev: &dyn Fn(Event)) -> Result
                     dest: dest.trim_matches('/').to_string(),
                 })
                 .collect();
-            let tsrc = tc.source(store);
-            let naive = assemble(
-                store,
-                AssembleSpec {
-                    base: Some((&tsrc, tc.image.clone())),
-                    layers: naive_layers,
-                    config: ConfigEdits::default(),
-                    annotations: BTreeMap::new(),
-                    platform: None,
-                    compression: o.compression,
-                    level: o.level,
-                    source_date_epoch: o.source_date_epoch,
-                    owner: Some((0, 0)),
-                    keep_modes: false,
-                },
-            )?;
+            let naive = assemble_on(store, tc, naive_layers, ConfigEdits::default(), o)?;
             Some(naive.image.manifest.layers.iter().map(|l| l.size).sum())
         }
         _ => None,
@@ -403,22 +389,7 @@ pub fn build(app: &Path, plan: &Plan, o: &Options, ev: &dyn Fn(Event)) -> Result
         exposed_ports: cfg.exposed_ports.clone(),
         extra,
     };
-    let src = runtime.source(store);
-    let assembled = assemble(
-        store,
-        AssembleSpec {
-            base: Some((&src, runtime.image.clone())),
-            layers: inputs,
-            config: edits,
-            annotations: BTreeMap::new(),
-            platform: None,
-            compression: o.compression,
-            level: o.level,
-            source_date_epoch: o.source_date_epoch,
-            owner: Some((0, 0)),
-            keep_modes: false,
-        },
-    )?;
+    let assembled = assemble_on(store, &runtime, inputs, edits, o)?;
     let mut layers = Vec::new();
     for (name, (desc, _, reused)) in names.iter().zip(&assembled.new_layers) {
         ev(Event::Layer {
@@ -438,6 +409,32 @@ pub fn build(app: &Path, plan: &Plan, o: &Options, ev: &dyn Fn(Event)) -> Result
         steps,
         naive_size,
     })
+}
+
+/// `layers` and `config` on top of `base`, with the run's compression and times.
+fn assemble_on(
+    store: &ContentStore,
+    base: &Base,
+    layers: Vec<LayerInput>,
+    config: ConfigEdits,
+    o: &Options,
+) -> Result<ocibuild_oci::assemble::Assembled> {
+    let src = base.source(store);
+    Ok(assemble(
+        store,
+        AssembleSpec {
+            base: Some((&src, base.image.clone())),
+            layers,
+            config,
+            annotations: BTreeMap::new(),
+            platform: None,
+            compression: o.compression,
+            level: o.level,
+            source_date_epoch: o.source_date_epoch,
+            owner: Some((0, 0)),
+            keep_modes: false,
+        },
+    )?)
 }
 
 /// A root for `--toolchain host`: an empty directory (with the host's merged-/usr links) over

@@ -278,42 +278,51 @@ fn app_on(ctx: &TestContext, base: &str, dir: &Path, out: &str) {
     );
 }
 
+/// Build `toolchain` and `runtime` into one layout, write `files` into a source dir, run `script`
+/// in the toolchain root with the source at /src and an output dir at /out, put /out at /app on
+/// the runtime, validate it and unpack it into `ctx/bundle`. Returns what the script printed.
+fn build_in_root_onto(
+    ctx: &TestContext,
+    toolchain: &str,
+    runtime: &str,
+    files: &[(&str, &str)],
+    script: &str,
+) -> String {
+    let layout = ctx.path("layout");
+    let l = layout.display().to_string();
+    build(ctx, &["--profile", toolchain], &format!("oci:{l}:tc"));
+    build(ctx, &["--profile", runtime], &format!("oci:{l}:rt"));
+    let root = rootfs(&layout, "tc", &ctx.path("tc-root"));
+    let src = ctx.tmp_dir("src");
+    for (name, text) in files {
+        fs::write(src.join(name), text).unwrap();
+    }
+    let out = ctx.tmp_dir("out");
+    let said = run_in(ctx, &root, &[(&src, "/src"), (&out, "/out")], script);
+    app_on(ctx, &format!("oci:{l}:rt"), &out, &format!("oci:{l}:app"));
+    validate(ctx, &format!("oci:{l}:app"));
+    umoci_unpack(&layout, "app", &ctx.path("bundle"));
+    said
+}
+
 #[test]
 fn go_toolchain_root_builds_a_static_binary_that_runs_on_static_nonroot() {
     let ctx = TestContext::new();
-    let layout = ctx.path("layout");
-    let l = layout.display().to_string();
-    build(&ctx, &["--profile", "go"], &format!("oci:{l}:go"));
-    build(
+    let said = build_in_root_onto(
         &ctx,
-        &["--profile", "static:nonroot"],
-        &format!("oci:{l}:static"),
-    );
-    let root = rootfs(&layout, "go", &ctx.path("go-root"));
-    let src = ctx.tmp_dir("src");
-    fs::write(src.join("go.mod"), "module example.com/hello\n\ngo 1.22\n").unwrap();
-    fs::write(
-        src.join("main.go"),
-        "package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n\t\"strings\"\n)\n\nfunc main() {\n\tb, err := os.ReadFile(\"/etc/ssl/certs/ca-certificates.crt\")\n\tif err != nil {\n\t\tpanic(err)\n\t}\n\tfmt.Printf(\"hello from go as %d, %d certs\\n\", os.Getuid(), strings.Count(string(b), \"BEGIN CERT\"))\n}\n",
-    )
-    .unwrap();
-    let out = ctx.tmp_dir("out");
-    let said = run_in(
-        &ctx,
-        &root,
-        &[(&src, "/src"), (&out, "/out")],
+        "go",
+        "static:nonroot",
+        &[
+            ("go.mod", "module example.com/hello\n\ngo 1.22\n"),
+            (
+                "main.go",
+                "package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n\t\"strings\"\n)\n\nfunc main() {\n\tb, err := os.ReadFile(\"/etc/ssl/certs/ca-certificates.crt\")\n\tif err != nil {\n\t\tpanic(err)\n\t}\n\tfmt.Printf(\"hello from go as %d, %d certs\\n\", os.Getuid(), strings.Count(string(b), \"BEGIN CERT\"))\n}\n",
+            ),
+        ],
         "cd /src && go version && CGO_ENABLED=0 GOCACHE=/tmp/gocache go build -trimpath -ldflags='-s -w' -o /out/hello .",
     );
     assert!(said.contains("go version go1."), "{said}");
-    assert!(ocibuild_testkit::is_static_elf(&out.join("hello")).unwrap());
-    app_on(
-        &ctx,
-        &format!("oci:{l}:static"),
-        &out,
-        &format!("oci:{l}:app"),
-    );
-    validate(&ctx, &format!("oci:{l}:app"));
-    umoci_unpack(&layout, "app", &ctx.path("bundle"));
+    assert!(ocibuild_testkit::is_static_elf(&ctx.path("bundle/rootfs/app/hello")).unwrap());
     let (rc, out, err) = runc_run(&ctx.path("bundle"), Some(&["/app/hello"]));
     assert_eq!(rc, 0, "{out}{err}");
     let out = out.trim();
@@ -328,34 +337,19 @@ fn go_toolchain_root_builds_a_static_binary_that_runs_on_static_nonroot() {
 #[test]
 fn java_build_root_compiles_a_jar_that_runs_on_the_java_runtime() {
     let ctx = TestContext::new();
-    let layout = ctx.path("layout");
-    let l = layout.display().to_string();
-    build(&ctx, &["--profile", "java-build"], &format!("oci:{l}:jdk"));
-    build(
-        &ctx,
-        &["--profile", "java:nonroot"],
-        &format!("oci:{l}:jre"),
-    );
-    let root = rootfs(&layout, "jdk", &ctx.path("jdk-root"));
-    let src = ctx.tmp_dir("src");
-    fs::write(
-        src.join("Hello.java"),
-        "public class Hello {\n  public static void main(String[] a) {\n    System.out.println(\"hello from java \" + Runtime.version().feature() + \" as \" + System.getProperty(\"user.name\"));\n  }\n}\n",
-    )
-    .unwrap();
-    let out = ctx.tmp_dir("out");
     // javac and jar come from the JDK's update-alternatives links, mvn from maven's postinst.
-    let said = run_in(
+    let said = build_in_root_onto(
         &ctx,
-        &root,
-        &[(&src, "/src"), (&out, "/out")],
+        "java-build",
+        "java:nonroot",
+        &[(
+            "Hello.java",
+            "public class Hello {\n  public static void main(String[] a) {\n    System.out.println(\"hello from java \" + Runtime.version().feature() + \" as \" + System.getProperty(\"user.name\"));\n  }\n}\n",
+        )],
         "javac -version && mvn -v | head -1 && cd /tmp && javac -d classes /src/Hello.java && jar --create --file /out/hello.jar --main-class Hello -C classes .",
     );
     assert!(said.contains("javac 21"), "{said}");
     assert!(said.contains("Apache Maven 3"), "{said}");
-    app_on(&ctx, &format!("oci:{l}:jre"), &out, &format!("oci:{l}:app"));
-    validate(&ctx, &format!("oci:{l}:app"));
-    umoci_unpack(&layout, "app", &ctx.path("bundle"));
     // the java profile's entrypoint is `java -jar`
     let (rc, out, err) = runc_run(
         &ctx.path("bundle"),
