@@ -22,10 +22,21 @@ pub(crate) struct Jdk {
     pub runtime: String,
 }
 
+/// Air-gapped Maven builds from Debian's Maven repository.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DebianMaven {
+    /// The Debian packages of the plugins `mvn package` and copy-dependencies run.
+    pub packages: Vec<String>,
+    /// The maven-dependency-plugin version those packages hold.
+    pub dependency_plugin: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Release {
     pub jdks: Vec<Jdk>,
+    pub debian_maven: DebianMaven,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +45,9 @@ pub(crate) struct Rules {
     pub java_home: String,
     pub maven_bin: String,
     pub settings_files: Vec<String>,
+    pub repository_property: String,
+    pub packages_property: String,
+    pub debian_repo: String,
     pub main_class_properties: Vec<String>,
     pub release_properties: Vec<String>,
     pub test_dirs: Vec<String>,
@@ -60,6 +74,27 @@ pub(crate) struct Pom {
     pub modules: Vec<String>,
     /// Dependencies that reach the runtime classpath (scope compile/runtime).
     pub runtime_deps: bool,
+    /// The repository property (`remote` or `debian`) and its line.
+    pub repository: Option<(String, usize)>,
+    /// The Debian-packages property and its line.
+    pub debian_packages: Option<(String, usize)>,
+}
+
+/// Where Maven resolves plugins and dependencies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MavenRepo {
+    /// The network: Maven Central, or what the app's settings name.
+    Remote,
+    /// Debian's Maven repository, offline.
+    Debian,
+}
+
+/// A Debian package name: lowercase letters, digits, `+ - .`, starting alphanumeric.
+fn is_package_name(s: &str) -> bool {
+    s.len() >= 2
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '-' | '.'))
 }
 
 fn resolve(value: &str, props: &BTreeMap<String, String>) -> Option<String> {
@@ -125,9 +160,11 @@ pub(crate) fn parse_pom(text: &str, path: &Path, rules: &Rules) -> Result<Pom> {
         });
     }
     let mut props: BTreeMap<String, String> = BTreeMap::new();
+    let mut prop_lines: BTreeMap<String, usize> = BTreeMap::new();
     if let Some(p) = root.child("properties") {
         for c in &p.children {
             props.insert(c.name.clone(), c.text.trim().to_string());
+            prop_lines.insert(c.name.clone(), c.line);
         }
     }
     let own_or_parent = |k: &str| root.text_of(&[k]).or_else(|| root.text_of(&["parent", k]));
@@ -214,6 +251,16 @@ pub(crate) fn parse_pom(text: &str, path: &Path, rules: &Rules) -> Result<Pom> {
             })
         })
         .unwrap_or(false);
+    let located = |k: &str| {
+        props.get(k).map(|v| {
+            (
+                resolve(v, &props).unwrap_or_else(|| v.clone()),
+                prop_lines.get(k).copied().unwrap_or(root.line),
+            )
+        })
+    };
+    let repository = located(&rules.repository_property);
+    let debian_packages = located(&rules.packages_property);
     Ok(Pom {
         group_id: resolved(group_id),
         artifact_id,
@@ -231,6 +278,8 @@ pub(crate) fn parse_pom(text: &str, path: &Path, rules: &Rules) -> Result<Pom> {
             })
             .unwrap_or_default(),
         runtime_deps,
+        repository,
+        debian_packages,
     })
 }
 
@@ -354,6 +403,80 @@ fn choose_jdk<'a>(spec: &'a JavaSpec, distro: &str, release: u32, path: &Path) -
         ),
         hint,
     })
+}
+
+/// Where the pom says Maven resolves from, and the Debian packages it names for its
+/// dependencies; `settings` is the app's own Maven settings file, if any.
+fn maven_repo(
+    path: &Path,
+    pom: &Pom,
+    rules: &Rules,
+    settings: Option<&String>,
+) -> Result<(MavenRepo, Vec<String>)> {
+    let (rp, pp) = (&rules.repository_property, &rules.packages_property);
+    let bad = |line: usize, detail: String, hint: String| BuildersError::Parse {
+        path: path.to_path_buf(),
+        line: Some(line),
+        detail,
+        hint,
+    };
+    let repo = match &pom.repository {
+        None => MavenRepo::Remote,
+        Some((v, line)) => match v.trim() {
+            "remote" | "" => MavenRepo::Remote,
+            "debian" => MavenRepo::Debian,
+            other => {
+                return Err(bad(
+                    *line,
+                    format!("property {rp} is {other:?}"),
+                    format!(
+                        "use <{rp}>remote</{rp}> (the default: Maven downloads, through the app's \
+                         settings if it has some) or <{rp}>debian</{rp}> (air-gapped, from \
+                         Debian's packages)"
+                    ),
+                ));
+            }
+        },
+    };
+    if repo == MavenRepo::Debian
+        && let (Some(s), Some((_, line))) = (settings, &pom.repository)
+    {
+        return Err(bad(
+            *line,
+            format!(
+                "<{rp}>debian</{rp}> builds offline from Debian's Maven repository, but the app \
+                 also has Maven settings ({s})"
+            ),
+            format!(
+                "drop {s} for the air-gapped build, or drop the property to resolve through {s}"
+            ),
+        ));
+    }
+    let mut packages: Vec<String> = Vec::new();
+    if let Some((v, line)) = &pom.debian_packages {
+        if repo != MavenRepo::Debian {
+            return Err(bad(
+                *line,
+                format!("property {pp} names Debian packages, but Maven resolves remotely"),
+                format!("add <{rp}>debian</{rp}> to build from Debian's packages, or drop {pp}"),
+            ));
+        }
+        for name in v.split(|c: char| c == ',' || c.is_whitespace()) {
+            if name.is_empty() || packages.iter().any(|p| p == name) {
+                continue;
+            }
+            if !is_package_name(name) {
+                return Err(bad(
+                    *line,
+                    format!("property {pp}: {name:?} is not a Debian package name"),
+                    "list packages like libcommons-lang3-java, separated by commas or spaces"
+                        .into(),
+                ));
+            }
+            packages.push(name.to_string());
+        }
+    }
+    Ok((repo, packages))
 }
 
 fn main_candidates(ctx: &Ctx<'_>, files: &[String]) -> Result<Vec<(String, String)>> {
@@ -486,8 +609,12 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         }
     ));
 
+    let debian_maven = spec.release(distro)?.debian_maven.clone();
+    let mut packages = jdk.packages.clone();
     let mut inp = ctx.inputs();
-    inp.var("jdk", jdk.jdk.to_string());
+    inp.var("jdk", jdk.jdk.to_string())
+        .var("debian_repo", rules.debian_repo.clone())
+        .var("dependency_plugin", debian_maven.dependency_plugin.clone());
     let java_home = spec.render_str(&rules.java_home, &inp)?;
     let mut path_prepend = vec![format!("{java_home}/bin")];
     inp.var("java_home", java_home)
@@ -500,10 +627,40 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     if let Some(p) = &pom {
         path_prepend.push(rules.maven_bin.clone());
         let settings = rules.settings_files.iter().find(|f| ctx.is_file(f));
-        if let Some(s) = settings {
-            ctx.reasons
-                .push(format!("Maven settings: {s} (mvn -s /src/{s})"));
+        let (repo, app_packages) = maven_repo(&ctx.path("pom.xml"), p, rules, settings)?;
+        let rp = &rules.repository_property;
+        match (repo, settings) {
+            (MavenRepo::Remote, Some(s)) => ctx.reasons.push(format!(
+                "Maven resolves remotely through the app's settings {s} (mvn -s /src/{s})"
+            )),
+            (MavenRepo::Remote, None) => ctx.reasons.push(format!(
+                "Maven resolves remotely (Maven Central; the step has the network); \
+                 <{rp}>debian</{rp}> in pom.xml builds air-gapped from Debian's packages"
+            )),
+            (MavenRepo::Debian, _) => {
+                for pk in debian_maven.packages.iter().chain(&app_packages) {
+                    if !packages.contains(pk) {
+                        packages.push(pk.clone());
+                    }
+                }
+                ctx.reasons.push(format!(
+                    "Maven resolves offline from Debian's Maven repository {} (pom.xml \
+                     <{rp}>debian</{rp}>; no network, no ~/.m2 cache): the build root gets {}{}",
+                    rules.debian_repo,
+                    debian_maven.packages.join(", "),
+                    if app_packages.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ", and {} for the app's dependencies ({})",
+                            app_packages.join(", "),
+                            rules.packages_property
+                        )
+                    }
+                ));
+            }
         }
+        inp.fact("debian_repo", repo == MavenRepo::Debian);
         inp.list(
             "settings",
             settings
@@ -558,7 +715,8 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         inp.list("settings", Vec::new())
             .list("sources", files)
             .list("pom_keys", Vec::new())
-            .fact("libs", false);
+            .fact("libs", false)
+            .fact("debian_repo", false);
     }
 
     let entrypoint = match &main {
@@ -579,7 +737,7 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     ));
     let toolchain = Toolchain {
         profile: spec.toolchain.profile.clone(),
-        packages: jdk.packages.clone(),
+        packages,
         backports: false,
         path_prepend,
         version: format!("JDK {}", jdk.jdk),
@@ -703,6 +861,23 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("/p/pom.xml:3"), "{err}");
         assert!(parse_pom("<settings/>", Path::new("pom.xml"), &rules()).is_err());
+    }
+
+    #[test]
+    fn repository_properties_and_package_names() {
+        let p = pom(
+            "<properties>\n<r>debian</r>\n<ocibuild.maven.repository>${r}</ocibuild.maven.repository>\n\
+             <ocibuild.debian.packages>libgson-java</ocibuild.debian.packages></properties>",
+        );
+        assert_eq!(p.repository, Some(("debian".into(), 3)));
+        assert_eq!(p.debian_packages, Some(("libgson-java".into(), 4)));
+        assert_eq!(pom("").repository, None);
+        for ok in ["libcommons-lang3-java", "g++", "libc6.1", "0ad"] {
+            assert!(is_package_name(ok), "{ok}");
+        }
+        for bad in ["", "a", "Lib", "-x", "a b", "a;b", "a/b", "a_b"] {
+            assert!(!is_package_name(bad), "{bad}");
+        }
     }
 
     #[test]

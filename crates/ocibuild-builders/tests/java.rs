@@ -15,13 +15,39 @@ fn pom(props: &str, rest: &str) -> String {
 const APP: &str =
     "package com.example;\npublic class App { public static void main(String[] a) {} }\n";
 
+/// The argv of the remote (default) Maven step.
+const REMOTE_ARGV: &[&str] = &[
+    "mvn",
+    "-B",
+    "-q",
+    "package",
+    "-DskipTests",
+    "dependency:copy-dependencies",
+    "-DoutputDirectory=/out/libs",
+    "-DincludeScope=runtime",
+];
+
+/// The Debian packages of the plugins an air-gapped Maven build adds to the root.
+const PLUGIN_PACKAGES: &[&str] = &[
+    "libmaven-resources-plugin-java",
+    "libmaven-compiler-plugin-java",
+    "libsurefire-java",
+    "libmaven-jar-plugin-java",
+    "libmaven-dependency-plugin-java",
+];
+
+const DEBIAN: &str = "<ocibuild.maven.repository>debian</ocibuild.maven.repository>";
+
 #[test]
 fn java_maven_plan() {
+    // testdata/apps/java-maven builds air-gapped from Debian's Maven repository
     let p = plan_ok(&testdata("java-maven"), &opts());
     assert_eq!(p.lang.to_string(), "java");
     assert_eq!(p.toolchain.profile, "java-build");
     assert_eq!(p.toolchain.version, "JDK 21");
-    assert!(p.toolchain.packages.is_empty());
+    let mut want = strs(PLUGIN_PACKAGES);
+    want.push("libcommons-lang3-java".into());
+    assert_eq!(p.toolchain.packages, want);
     assert!(
         p.toolchain
             .path_prepend
@@ -44,31 +70,49 @@ fn java_maven_plan() {
             "mvn",
             "-B",
             "-q",
+            "--offline",
+            "-Dmaven.repo.local=/usr/share/maven-repo",
             "package",
             "-DskipTests",
-            "dependency:copy-dependencies",
+            "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies",
             "-DoutputDirectory=/out/libs",
             "-DincludeScope=runtime"
         ])
     );
-    assert!(s.network);
+    assert!(!s.network, "nothing to download");
     assert!(
         env_of(s, "JAVA_HOME")
             .unwrap()
             .starts_with("/usr/lib/jvm/java-21-openjdk-")
     );
-    assert_eq!(p.cache_mounts[0].name, "m2");
-    assert_eq!(p.cache_mounts[0].target, "/root/.m2");
-    // no dependencies, no parent: no jar layers
-    assert_eq!(layer_names(&p), ["resources", "classes"]);
-    let res = glob_filter(&p.layers[0].include, &p.layers[0].exclude).unwrap();
-    let cls = glob_filter(&p.layers[1].include, &p.layers[1].exclude).unwrap();
+    assert_eq!(env_of(s, "MAVEN_OPTS"), None, "no ~/.m2 local repository");
+    assert!(p.cache_mounts.is_empty(), "{:?}", p.cache_mounts);
+    assert!(reasons_contain(
+        &p,
+        "offline from Debian's Maven repository"
+    ));
+    assert!(reasons_contain(
+        &p,
+        "libcommons-lang3-java for the app's dependencies"
+    ));
+    // commons-lang3 is a runtime dependency: the jar layers come first
+    assert_eq!(
+        layer_names(&p),
+        ["dependency-jars", "snapshot-jars", "resources", "classes"]
+    );
+    assert!(
+        p.layers[..2]
+            .iter()
+            .all(|l| l.from == "/out/libs" && l.to == "/app/libs")
+    );
+    let res = glob_filter(&p.layers[2].include, &p.layers[2].exclude).unwrap();
+    let cls = glob_filter(&p.layers[3].include, &p.layers[3].exclude).unwrap();
     assert!(res.matches("app.properties", false));
     assert!(!res.matches("com/example/App.class", false));
     assert!(cls.matches("com/example/App.class", false));
     assert!(!cls.matches("app.properties", false));
     assert!(
-        p.layers
+        p.layers[2..]
             .iter()
             .all(|l| l.to == "/app/classes" && l.from == "/src/target/classes")
     );
@@ -84,9 +128,139 @@ fn java_maven_plan() {
     assert_eq!(p.config.labels["org.opencontainers.image.version"], "1.0.0");
     assert!(p.source_exclude.contains(&"target".to_string()));
 
+    // bookworm: JDK 17, and the dependency plugin version Debian 12 ships
     let p = plan_ok(&testdata("java-maven"), &on(Distro::Bookworm));
     assert_eq!(p.toolchain.version, "JDK 17");
     assert_eq!(p.runtime.profile, "java");
+    assert_eq!(
+        step(&p, "mvn-package").argv[7],
+        "org.apache.maven.plugins:maven-dependency-plugin:3.5.0:copy-dependencies"
+    );
+    assert_eq!(p.toolchain.packages, want);
+}
+
+#[test]
+fn java_maven_remote_by_default() {
+    // no property (or `remote`): Maven downloads, with the network and the ~/.m2 cache
+    for props in [
+        "<maven.compiler.release>17</maven.compiler.release>",
+        "<maven.compiler.release>17</maven.compiler.release>\
+         <ocibuild.maven.repository>remote</ocibuild.maven.repository>",
+    ] {
+        let d = app(&[
+            ("pom.xml", &pom(props, "")),
+            ("src/main/java/com/example/App.java", APP),
+        ]);
+        let p = plan_ok(d.path(), &opts());
+        assert!(p.toolchain.packages.is_empty(), "{props}");
+        let s = step(&p, "mvn-package");
+        assert_eq!(s.argv, strs(REMOTE_ARGV), "{props}");
+        assert!(s.network);
+        assert_eq!(
+            env_of(s, "MAVEN_OPTS"),
+            Some("-Dmaven.repo.local=/root/.m2/repository")
+        );
+        assert_eq!(p.cache_mounts[0].name, "m2");
+        assert_eq!(p.cache_mounts[0].target, "/root/.m2");
+        // no dependencies, no parent: no jar layers
+        assert_eq!(layer_names(&p), ["resources", "classes"]);
+        assert!(reasons_contain(&p, "Maven resolves remotely"));
+        assert!(
+            reasons_contain(&p, DEBIAN),
+            "the explanation names the switch: {:?}",
+            p.reasons
+        );
+    }
+}
+
+#[test]
+fn java_maven_debian_repository_packages_and_errors() {
+    let with = |props: &str, extra: &[(&str, &str)]| {
+        let pom = pom(props, "");
+        let mut files = vec![
+            ("pom.xml", pom.as_str()),
+            ("src/main/java/com/example/App.java", APP),
+        ];
+        files.extend_from_slice(extra);
+        app(&files)
+    };
+    // the app's packages: commas or spaces, duplicates dropped; a property may be referenced
+    let d = with(
+        "<repo>debian</repo><ocibuild.maven.repository>${repo}</ocibuild.maven.repository>\
+         <ocibuild.debian.packages>libgson-java, libcommons-lang3-java\n  libgson-java \
+         libsurefire-java</ocibuild.debian.packages>",
+        &[],
+    );
+    let p = plan_ok(d.path(), &opts());
+    let mut want = strs(PLUGIN_PACKAGES);
+    want.extend(strs(&["libgson-java", "libcommons-lang3-java"]));
+    assert_eq!(p.toolchain.packages, want);
+    assert!(!step(&p, "mvn-package").network);
+
+    // a newer JDK's package comes first
+    let d = with(
+        &format!("<maven.compiler.release>25</maven.compiler.release>{DEBIAN}"),
+        &[],
+    );
+    let p = plan_ok(d.path(), &opts());
+    let mut want = strs(&["openjdk-25-jdk-headless"]);
+    want.extend(strs(PLUGIN_PACKAGES));
+    assert_eq!(p.toolchain.packages, want);
+
+    // --toolchain host: the host's own repository, no packages, still offline
+    let mut o = opts();
+    o.toolchain_host = true;
+    let p = plan_ok(d.path(), &o);
+    assert!(p.toolchain.packages.is_empty());
+    let s = step(&p, "mvn-package");
+    assert!(s.argv.contains(&"--offline".to_string()));
+    assert_eq!(env_of(s, "JAVA_HOME"), None);
+
+    // errors name pom.xml, the property's line and the way out
+    // (properties, extra files, what the message must say)
+    type Case<'a> = (String, Vec<(&'a str, &'a str)>, &'a [&'a str]);
+    let cases: Vec<Case> = vec![
+        (
+            "<ocibuild.maven.repository>central</ocibuild.maven.repository>".into(),
+            vec![],
+            &["\"central\"", "remote", "debian"],
+        ),
+        (
+            DEBIAN.into(),
+            vec![(".mvn/settings.xml", "<settings/>")],
+            &[".mvn/settings.xml", "drop"],
+        ),
+        (
+            DEBIAN.into(),
+            vec![("settings.xml", "<settings/>")],
+            &["settings.xml"],
+        ),
+        (
+            "<ocibuild.debian.packages>libgson-java</ocibuild.debian.packages>".into(),
+            vec![],
+            &["resolves remotely", DEBIAN],
+        ),
+        (
+            format!("{DEBIAN}<ocibuild.debian.packages>libgson-java;rm</ocibuild.debian.packages>"),
+            vec![],
+            &["\"libgson-java;rm\"", "not a Debian package name"],
+        ),
+        (
+            format!("{DEBIAN}<ocibuild.debian.packages>LibFoo</ocibuild.debian.packages>"),
+            vec![],
+            &["\"LibFoo\""],
+        ),
+    ];
+    for (props, extra, needles) in cases {
+        let d = with(&props, &extra);
+        let err = plan_err(d.path(), &opts());
+        assert!(matches!(err, BuildersError::Parse { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("pom.xml:7:"), "{props}: {msg}");
+        for n in needles {
+            assert!(msg.contains(n), "{props}: {msg} lacks {n}");
+        }
+    }
 }
 
 #[test]
@@ -166,6 +340,13 @@ fn settings_dependencies_and_main_from_sources() {
     let p = plan_ok(d.path(), &opts());
     let s = step(&p, "mvn-package");
     assert_eq!(&s.argv[3..5], &strs(&["-s", "/src/.mvn/settings.xml"])[..]);
+    // the app's settings (a corporate mirror, say) keep Maven remote
+    assert!(s.network);
+    assert!(p.toolchain.packages.is_empty());
+    assert!(reasons_contain(
+        &p,
+        "through the app's settings .mvn/settings.xml"
+    ));
     assert_eq!(
         layer_names(&p),
         ["dependency-jars", "snapshot-jars", "resources", "classes"]

@@ -331,3 +331,71 @@ fn clear_errors_for_what_cannot_be_built() {
     let err = run_fail(ocibuild(&ctx).arg("build").arg(&df));
     assert!(err.contains("Dockerfile"), "{err}");
 }
+
+#[test]
+fn java_maven_app_builds_offline_from_debians_repository() {
+    // The pom asks for Debian's Maven repository: the plugins and commons-lang3 come from
+    // Debian packages in the build root, Maven runs --offline in a step without the network.
+    let ctx = TestContext::new();
+    let plan = run_ok_stdout(
+        ocibuild(&ctx)
+            .args(["build", "--dry-run"])
+            .arg(app("java-maven")),
+    );
+    let plan: Value = serde_json::from_str(&plan).unwrap();
+    let step = &plan["steps"][0];
+    assert_eq!(step["name"], "mvn-package", "{plan}");
+    assert_eq!(step["network"], false, "{plan}");
+    let argv: Vec<&str> = step["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(argv.contains(&"--offline"), "{argv:?}");
+    assert!(
+        argv.contains(&"-Dmaven.repo.local=/usr/share/maven-repo"),
+        "{argv:?}"
+    );
+    let packages = plan["toolchain"]["packages"].as_array().unwrap();
+    for p in ["libmaven-dependency-plugin-java", "libcommons-lang3-java"] {
+        assert!(packages.iter().any(|x| x == p), "{p}: {plan}");
+    }
+    assert_eq!(plan["cache_mounts"].as_array().unwrap().len(), 0, "{plan}");
+
+    let layout = ctx.path("layout");
+    build(&ctx, &app("java-maven"), &[], &layout, "mvn");
+    let cfg = config(&layout, "mvn");
+    assert_eq!(cfg["config"]["User"], "65532:65532", "{cfg}");
+    let (rootfs, out) = run_image(&ctx, &layout, "mvn", None);
+    let lines: Vec<&str> = out.trim().lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "hello from java-maven",
+            "Commons-lang3 says offline",
+            "java 21"
+        ],
+        "{out}"
+    );
+    assert!(
+        rootfs
+            .join("app/libs/commons-lang3-3.17.0.jar")
+            .symlink_metadata()
+            .unwrap()
+            .is_file(),
+        "the dependency jar is a file in its own layer"
+    );
+    assert!(rootfs.join("app/classes/app.properties").is_file());
+    assert!(rootfs.join("app/classes/com/example/App.class").is_file());
+    assert_distroless(
+        &rootfs,
+        &[
+            "usr/share/maven-repo",
+            "usr/share/maven",
+            "usr/bin/mvn",
+            "app/pom.xml",
+            "app/src",
+        ],
+    );
+}
