@@ -13,9 +13,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PACKAGES=(
   build-essential pkg-config git ca-certificates jq      # build
   skopeo umoci oci-image-tool runc podman                # peers that check and run what we write
+  buildah                                                # build-bench peer (Dockerfile builds)
   pigz zstd busybox-static uidmap                        # benchmark peers, test payloads
   docker-registry apache2-utils openssl curl             # registry peer, bcrypt htpasswd, test CAs, readiness probes
-  util-linux dpkg                                        # setpriv/unshare (sandbox tests), dpkg-deb (.deb tests)
+  util-linux dpkg iproute2                               # setpriv/unshare/nsenter (sandbox tests), dpkg-deb (.deb tests), ip (serving apps under runc)
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

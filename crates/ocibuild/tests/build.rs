@@ -23,10 +23,17 @@ fn app(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// One content store for every build test (bases and extracted toolchain roots are built once
+/// and shared, as on a CI runner; the store is safe for concurrent processes). Each test still
+/// writes its outputs under its own temp dir.
+fn shared_store(_ctx: &TestContext) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-build-tests-store")
+}
+
 fn ocibuild(ctx: &TestContext) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
     c.arg("--root")
-        .arg(ctx.root_dir())
+        .arg(shared_store(ctx))
         .arg("--progress")
         .arg("plain");
     c.env_remove("SOURCE_DATE_EPOCH");
