@@ -874,6 +874,8 @@ pub struct Repo {
     offline: bool,
     check_valid_until: bool,
     clock: Option<u64>,
+    /// Reuse a cached `InRelease` younger than this instead of fetching it again.
+    max_age: Option<Duration>,
 }
 
 fn hex_sha256(data: &[u8]) -> String {
@@ -930,7 +932,14 @@ impl Repo {
             offline,
             check_valid_until: true,
             clock: None,
+            max_age: None,
         })
+    }
+
+    /// Reuse a cached `InRelease` younger than `age` (still signature- and expiry-checked)
+    /// instead of fetching it again: what `apt-get update` intervals do; `None` always fetches.
+    pub fn set_max_age(&mut self, age: Option<Duration>) {
+        self.max_age = age;
     }
 
     /// Whether an expired `Valid-Until` refuses a suite (default: yes).
@@ -1036,8 +1045,17 @@ impl Repo {
             .join("inrelease")
             .join(hex_sha256(url.as_bytes()));
         let local = local_path(&src.uri).is_some();
+        let fresh = self.max_age.is_some_and(|age| {
+            fs::metadata(&cached)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|e| e < age)
+        });
         let (bytes, from_network) = if local {
             (self.get(&url)?, false)
+        } else if fresh && let Ok(b) = fs::read(&cached) {
+            (b, false)
         } else if self.offline {
             match fs::read(&cached) {
                 Ok(b) => (b, false),

@@ -223,6 +223,8 @@ pub struct BaseOptions {
     /// Add `<release>-backports` (apt priority 100: used only for packages the release lacks or
     /// that are asked for by name, e.g. `golang-1.26-go`).
     pub backports: bool,
+    /// Reuse cached `InRelease` files younger than this (see [`Repo::set_max_age`]).
+    pub index_max_age: Option<std::time::Duration>,
 }
 
 impl BaseOptions {
@@ -240,6 +242,7 @@ impl BaseOptions {
             source_date_epoch: None,
             apt_sources: Vec::new(),
             backports: false,
+            index_max_age: None,
         }
     }
 }
@@ -390,7 +393,8 @@ pub fn lock_base(opts: &BaseOptions) -> Result<Lockfile> {
     } else {
         opts.apt_sources.clone()
     };
-    let repo = Repo::new(&opts.cache_dir, opts.offline)?;
+    let mut repo = Repo::new(&opts.cache_dir, opts.offline)?;
+    repo.set_max_age(opts.index_max_age);
     let mut universe = Universe::new(&opts.arch);
     let mut suite_uri: BTreeMap<String, String> = BTreeMap::new();
     let mut created = None;

@@ -32,6 +32,9 @@ pub struct Bases {
     pub offline: bool,
     /// `created` and file times of the bases (`None`: the release's date).
     pub source_date_epoch: Option<u64>,
+    /// Reuse a resolution (lock) and the signed indexes it came from when younger than this;
+    /// `None`: resolve against freshly fetched indexes every time.
+    pub index_max_age: Option<std::time::Duration>,
 }
 
 /// A base image in the content store, and the lock it was built from.
@@ -78,7 +81,49 @@ impl Bases {
         o.extra_packages = packages.to_vec();
         o.backports = backports;
         o.source_date_epoch = self.source_date_epoch;
+        o.index_max_age = self.index_max_age;
         o
+    }
+
+    /// `lock_base`, remembered for [`Bases::index_max_age`] (always, when offline) under a key
+    /// of everything that selects the packages.
+    fn lock(&self, opts: &BaseOptions) -> Result<Lockfile> {
+        let key = {
+            let mut h = Sha256::new();
+            h.update(
+                format!(
+                    "lock-v1\0{}\0{:?}\0{:?}\0{}\0{}\0{}",
+                    opts.profile,
+                    opts.variant,
+                    opts.extra_packages,
+                    opts.backports,
+                    opts.release.codename(),
+                    opts.arch
+                )
+                .as_bytes(),
+            );
+            hex::encode(h.finalize())
+        };
+        let path = self.engine_dir("locks")?.join(format!("{key}.json"));
+        let young = |p: &Path| {
+            fs::metadata(p)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|e| self.index_max_age.is_some_and(|max| e < max))
+        };
+        if (self.offline || young(&path))
+            && let Ok(l) = Lockfile::load(&path)
+        {
+            return Ok(l);
+        }
+        let lock = lock_base(opts)?;
+        let json = serde_json::to_vec_pretty(&lock).map_err(|e| EngineError::Invalid {
+            what: "lockfile".into(),
+            detail: e.to_string(),
+        })?;
+        write_atomically(&path, &json)?;
+        Ok(lock)
     }
 
     /// The image of `profile` (+ `packages`), built or found in the cache.
@@ -90,7 +135,7 @@ impl Bases {
         backports: bool,
     ) -> Result<Base> {
         let opts = self.options(profile, variant, packages, backports);
-        let lock = lock_base(&opts)?;
+        let lock = self.lock(&opts)?;
         let key = {
             let json = serde_json::to_vec(&lock).map_err(|e| EngineError::Invalid {
                 what: "lockfile".into(),

@@ -84,6 +84,8 @@ pub struct Options {
     /// Also assemble the naive single-stage image (toolchain root + the source and build
     /// outputs, what a one-stage Dockerfile gives) to report the size reduction.
     pub compare_naive: bool,
+    /// `--no-cache`: run every step even when nothing changed.
+    pub no_cache: bool,
 }
 
 /// What [`build`] made.
@@ -99,6 +101,128 @@ pub struct Built {
     pub steps: Vec<(String, f64)>,
     /// With [`Options::compare_naive`]: the naive image's compressed size.
     pub naive_size: Option<u64>,
+    /// Taken whole from the build cache: no step ran.
+    pub cached: bool,
+}
+
+struct CachedBuild {
+    image: Image,
+    layers: Vec<(String, String, u64, bool)>,
+    naive_size: Option<u64>,
+}
+
+/// The image a build record names, when every blob it needs is still in the store (a pruned or
+/// damaged entry is a miss, never a wrong image).
+fn cached_build(store: &ContentStore, record: &Path) -> Option<CachedBuild> {
+    let v: serde_json::Value = serde_json::from_slice(&fs::read(record).ok()?).ok()?;
+    let desc: ocibuild_oci::image::Descriptor =
+        serde_json::from_value(v.get("manifest")?.clone()).ok()?;
+    let src =
+        ocibuild_oci::layout::StoreSource::new(store.clone(), desc, "a cached build".to_string());
+    let image = ocibuild_oci::image::load_image(&src, None).ok()?;
+    if !image.manifest.layers.iter().all(|l| store.has(&l.digest)) {
+        return None;
+    }
+    let layers = serde_json::from_value(v.get("layers")?.clone()).ok()?;
+    let naive_size = v.get("naive_size").and_then(|n| n.as_u64());
+    Some(CachedBuild {
+        image,
+        layers,
+        naive_size,
+    })
+}
+
+/// The whole-build key: the plan, the content of every source file the build copies (path,
+/// executable bit, link target, SHA256 — never mtimes), the toolchain and runtime images, and
+/// the options that change the result. The CA bundle, proxies and network switch are left out:
+/// they decide whether downloads succeed, not what they produce.
+fn build_key(
+    app: &Path,
+    plan: &Plan,
+    o: &Options,
+    filter: &Filter,
+    toolchain: Option<&Base>,
+    runtime: &Base,
+) -> Result<String> {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    let plan_json = serde_json::to_vec(plan).map_err(|e| EngineError::Invalid {
+        what: "plan".into(),
+        detail: e.to_string(),
+    })?;
+    h.update(b"zeroconfig-build-v1\0");
+    h.update(&plan_json);
+    h.update(
+        format!(
+            "\0{:?}\0{}\0{:?}\0{:?}\0{:?}\0{}\0{}",
+            toolchain.map(|t| t.image.manifest_desc.digest.to_string()),
+            runtime.image.manifest_desc.digest,
+            o.source_date_epoch,
+            o.compression,
+            o.level,
+            o.host_toolchain,
+            o.compare_naive,
+        )
+        .as_bytes(),
+    );
+    for (k, v) in &o.labels {
+        h.update(format!("\0label {k}={v}").as_bytes());
+    }
+    for (k, v) in &o.pass_env {
+        if !PROXY_VARS.contains(&k.as_str()) {
+            h.update(format!("\0env {k}={v}").as_bytes());
+        }
+    }
+    let mut it = walkdir::WalkDir::new(app)
+        .follow_links(false)
+        .sort_by_file_name()
+        .min_depth(1)
+        .into_iter();
+    while let Some(entry) = it.next() {
+        let entry = entry.map_err(|e| EngineError::Io {
+            what: "hashing the source".into(),
+            path: app.to_path_buf(),
+            source: e.into(),
+        })?;
+        let rel = entry
+            .path()
+            .strip_prefix(app)
+            .map(|r| r.to_string_lossy().replace('\\', "/"))
+            .unwrap_or_default();
+        let ft = entry.file_type();
+        if !filter.matches(&rel, ft.is_dir()) {
+            if ft.is_dir() {
+                it.skip_current_dir();
+            }
+            continue;
+        }
+        if ft.is_symlink() {
+            let t = fs::read_link(entry.path())
+                .map_err(EngineError::io("reading a link", entry.path()))?;
+            h.update(format!("\0L {rel} {}", t.display()).as_bytes());
+        } else if ft.is_file() {
+            let exec = entry
+                .metadata()
+                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+                .unwrap_or(false);
+            let mut f = fs::File::open(entry.path())
+                .map_err(EngineError::io("hashing the source", entry.path()))?;
+            let mut fh = Sha256::new();
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let n = std::io::Read::read(&mut f, &mut buf)
+                    .map_err(EngineError::io("hashing the source", entry.path()))?;
+                if n == 0 {
+                    break;
+                }
+                fh.update(&buf[..n]);
+            }
+            h.update(format!("\0F {rel} {exec} {}", hex::encode(fh.finalize())).as_bytes());
+        } else if ft.is_dir() {
+            h.update(format!("\0D {rel}").as_bytes());
+        }
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
 /// The toolchain profile and packages to lock for a plan: a Go from backports comes on
@@ -159,6 +283,48 @@ pub fn build(app: &Path, plan: &Plan, o: &Options, ev: &dyn Fn(Event)) -> Result
         (Some(base), root)
     };
 
+    // The runtime base, and the whole-build cache: the same plan, source content, toolchain,
+    // runtime and options give the image built before, without running anything.
+    let variant: Variant = plan.runtime.variant.parse().unwrap_or(Variant::Nonroot);
+    ev(Event::Phase(format!(
+        "runtime {}:{} ({})",
+        plan.runtime.profile,
+        plan.runtime.variant,
+        o.runtime_bases.release.codename()
+    )));
+    let runtime = o.runtime_bases.image(
+        &plan.runtime.profile,
+        variant,
+        &plan.runtime.packages,
+        false,
+    )?;
+    let src_filter = glob_filter(&[], &plan.source_exclude)?;
+    let key = build_key(app, plan, o, &src_filter, toolchain.as_ref(), &runtime)?;
+    let record = store
+        .root()
+        .join("engine")
+        .join("builds")
+        .join(format!("{key}.json"));
+    if !o.no_cache
+        && let Some(hit) = cached_build(store, &record)
+    {
+        ev(Event::Note(format!(
+            "cache hit: nothing the build reads changed (build key {}), image {}",
+            &key[..16],
+            hit.image.manifest_desc.digest
+        )));
+        return Ok(Built {
+            image: hit.image,
+            runtime,
+            toolchain,
+            layers: hit.layers,
+            tier: Tier::Host,
+            steps: Vec::new(),
+            naive_size: hit.naive_size,
+            cached: true,
+        });
+    }
+
     // 2. The work area: the source copy and the outputs.
     let work_parent = store.root().join("engine").join("work");
     fs::create_dir_all(&work_parent)
@@ -168,7 +334,6 @@ pub fn build(app: &Path, plan: &Plan, o: &Options, ev: &dyn Fn(Event)) -> Result
         .tempdir_in(&work_parent)
         .map_err(EngineError::io("creating a work dir", &work_parent))?;
     let src_host = work.path().join("src");
-    let src_filter = glob_filter(&[], &plan.source_exclude)?;
     copy_filtered(app, &src_host, &src_filter, false)?;
     let mut binds: Vec<(String, PathBuf)> = vec![(plan.source_dir.clone(), src_host.clone())];
     for (i, out) in plan.outputs.iter().enumerate() {
@@ -351,20 +516,7 @@ pub fn build(app: &Path, plan: &Plan, o: &Options, ev: &dyn Fn(Event)) -> Result
         _ => None,
     };
 
-    // 5. The runtime base and the final image.
-    let variant: Variant = plan.runtime.variant.parse().unwrap_or(Variant::Nonroot);
-    ev(Event::Phase(format!(
-        "runtime {}:{} ({})",
-        plan.runtime.profile,
-        plan.runtime.variant,
-        o.runtime_bases.release.codename()
-    )));
-    let runtime = o.runtime_bases.image(
-        &plan.runtime.profile,
-        variant,
-        &plan.runtime.packages,
-        false,
-    )?;
+    // 5. The final image on the runtime base.
     let cfg = &plan.config;
     let mut labels = cfg.labels.clone();
     labels.extend(o.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -400,6 +552,19 @@ pub fn build(app: &Path, plan: &Plan, o: &Options, ev: &dyn Fn(Event)) -> Result
         });
         layers.push((name.clone(), desc.digest.to_string(), desc.size, *reused));
     }
+    let rec = serde_json::json!({
+        "manifest": assembled.image.manifest_desc,
+        "layers": layers,
+        "naive_size": naive_size,
+    });
+    if let Some(dir) = record.parent() {
+        fs::create_dir_all(dir).map_err(EngineError::io("creating the build cache", dir))?;
+    }
+    let bytes = serde_json::to_vec(&rec).map_err(|e| EngineError::Invalid {
+        what: "build record".into(),
+        detail: e.to_string(),
+    })?;
+    crate::roots::write_atomically(&record, &bytes)?;
     Ok(Built {
         image: assembled.image,
         runtime,
@@ -408,6 +573,7 @@ pub fn build(app: &Path, plan: &Plan, o: &Options, ev: &dyn Fn(Event)) -> Result
         tier,
         steps,
         naive_size,
+        cached: false,
     })
 }
 

@@ -538,6 +538,12 @@ pub struct BuildArgs {
     /// Build Debian roots from cached packages only
     #[arg(long)]
     pub offline: bool,
+    /// Run every step even when nothing the build reads changed
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Fetch the Debian indexes and resolve the roots again now [default: reuse them for an hour]
+    #[arg(long)]
+    pub refresh: bool,
     /// Sandbox isolation tier for build steps
     #[arg(long, value_enum, default_value = "auto")]
     pub isolation: IsolationArg,

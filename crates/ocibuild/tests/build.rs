@@ -129,7 +129,8 @@ fn go_app_builds_runs_as_nonroot_and_rebuilds_identically() {
 
     // The second build (warm caches) gives the same digest; so do two builds of a copy of the
     // source (outside git, so without the revision labels) whose files have other mtimes.
-    let a2 = build(&ctx, &app("go-hello"), &[], &layout, "a2");
+    // (--no-cache: really rebuild, not take the cached image)
+    let a2 = build(&ctx, &app("go-hello"), &["--no-cache"], &layout, "a2");
     assert_eq!(a, a2, "same source, same digest");
     let copy = ctx.tmp_dir("copy");
     for f in ["go.mod", "main.go"] {
@@ -145,7 +146,7 @@ fn go_app_builds_runs_as_nonroot_and_rebuilds_identically() {
             .set_modified(t)
             .unwrap();
     }
-    let c = build(&ctx, &copy, &[], &layout, "c");
+    let c = build(&ctx, &copy, &["--no-cache"], &layout, "c");
     assert_eq!(b, c, "mtimes do not change the digest");
     let m: Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
     assert_eq!(m["containerimage.digest"], a.as_str());
@@ -316,7 +317,7 @@ fn downloads_go_through_the_host_ca_and_network_none_stops_them() {
         ocibuild(&ctx)
             .arg("build")
             .arg(&dir)
-            .args(["--network", "none", "--cache-dir"])
+            .args(["--network", "none", "--no-cache", "--cache-dir"])
             .arg(cache())
             .arg("--output")
             .arg(format!("oci:{}:x", layout.display())),
@@ -405,4 +406,56 @@ fn java_maven_app_builds_offline_from_debians_repository() {
             "app/src",
         ],
     );
+}
+
+#[test]
+fn unchanged_builds_come_from_the_cache_and_edits_rebuild() {
+    let ctx = TestContext::new();
+    let dir = ctx.tmp_dir("cached-app");
+    fs::copy(app("go-hello").join("go.mod"), dir.join("go.mod")).unwrap();
+    let main = fs::read_to_string(app("go-hello").join("main.go"))
+        .unwrap()
+        .replace("hello from go", "hello from the cache test");
+    fs::write(dir.join("main.go"), &main).unwrap();
+    let layout = ctx.path("layout");
+    let meta = ctx.path("meta.json");
+    let m = ["--metadata-file", meta.to_str().unwrap()];
+    let cached = || -> bool {
+        let v: Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+        v["ocibuild.cached"].as_bool().unwrap()
+    };
+    let a = build(&ctx, &dir, &m, &layout, "a");
+    assert!(!cached(), "first build runs its steps");
+    let b = build(&ctx, &dir, &m, &layout, "b");
+    assert!(cached(), "nothing changed: no step runs");
+    assert_eq!(a, b);
+    // mtimes are not content
+    let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(2_000_000);
+    fs::File::options()
+        .write(true)
+        .open(dir.join("main.go"))
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+    build(&ctx, &dir, &m, &layout, "c");
+    assert!(cached(), "an mtime change is not a change");
+    let d = build(
+        &ctx,
+        &dir,
+        &[&m[..], &["--no-cache"]].concat(),
+        &layout,
+        "d",
+    );
+    assert!(!cached(), "--no-cache runs the steps");
+    assert_eq!(a, d, "and gives the same image");
+    fs::write(
+        dir.join("main.go"),
+        main.replace("cache test", "edited cache test"),
+    )
+    .unwrap();
+    let e = build(&ctx, &dir, &m, &layout, "e");
+    assert!(!cached(), "an edit rebuilds");
+    assert_ne!(a, e);
+    let (_, out) = run_image(&ctx, &layout, "e", None);
+    assert_eq!(out.trim(), "hello from the edited cache test");
 }

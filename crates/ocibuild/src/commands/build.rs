@@ -141,6 +141,7 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
         arch: host_arch().to_string(),
         offline: a.offline,
         source_date_epoch: None,
+        index_max_age: (!a.refresh).then_some(std::time::Duration::from_secs(3600)),
     };
     let runtime_bases = Bases {
         arch: platform.architecture.clone(),
@@ -209,6 +210,7 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
         host_toolchain: a.toolchain == ToolchainArg::Host,
         labels,
         compare_naive: a.compare_naive,
+        no_cache: a.no_cache,
     };
     let verbose = g.verbose > 0;
     let ev = |e: Event| {
@@ -251,6 +253,12 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
     let built = zeroconfig::build(&ctx, &plan, &opts, &ev)
         .with_context(|| format!("building {} ({} app)", ctx.display(), plan.lang))?;
     let digest = built.image.manifest_desc.digest.to_string();
+    if built.cached {
+        rep.event(
+            "nothing changed: the image is the one built before (--no-cache runs the steps again)",
+            json!({"event": "cache", "hit": true}),
+        );
+    }
     let size: u64 = built.image.manifest.layers.iter().map(|l| l.size).sum();
     rep.event(
         &format!(
@@ -333,6 +341,7 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
             "ocibuild.steps": built.steps.iter().map(|(n, s)| json!({"name": n, "seconds": s})).collect::<Vec<_>>(),
             "ocibuild.size": size,
             "ocibuild.naive_size": built.naive_size,
+            "ocibuild.cached": built.cached,
             "ocibuild.sandbox": format!("{:?}", built.tier).to_lowercase(),
         });
         super::write_file_atomically(f, &serde_json::to_vec_pretty(&meta)?)?;
