@@ -416,6 +416,9 @@ fn unchanged_builds_come_from_the_cache_and_edits_rebuild() {
     let main = fs::read_to_string(app("go-hello").join("main.go"))
         .unwrap()
         .replace("hello from go", "hello from the cache test");
+    // The build tests share one store that outlives a run: a comment unique to this run keeps
+    // the first build a miss.
+    let main = format!("{main}\n// run {}\n", ctx.dir().display());
     fs::write(dir.join("main.go"), &main).unwrap();
     let layout = ctx.path("layout");
     let meta = ctx.path("meta.json");
