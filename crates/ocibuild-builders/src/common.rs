@@ -9,6 +9,7 @@ use walkdir::WalkDir;
 use crate::config::AppConfig;
 use crate::error::{BuildersError, Result};
 use crate::filter::glob_filter;
+use crate::filter::walk_filtered;
 use crate::git::LABEL_VERSION;
 use crate::ignore::DockerIgnore;
 use crate::plan::{Detection, ImageConfig, Lang, Options, Plan, Runtime, Toolchain};
@@ -334,32 +335,23 @@ impl Ctx<'_> {
     pub fn source_files(&self, excludes: &[String]) -> Result<Vec<String>> {
         let flt = glob_filter(&[], excludes)?;
         let mut out = Vec::new();
-        let mut walk = WalkDir::new(self.dir)
-            .min_depth(1)
-            .sort_by_file_name()
-            .into_iter();
-        while let Some(entry) = walk.next() {
-            let e = entry.map_err(|e| {
+        walk_filtered(
+            self.dir,
+            &flt,
+            |e| {
                 let path = e.path().unwrap_or(self.dir).to_path_buf();
                 BuildersError::Io {
                     path,
                     source: e.into(),
                 }
-            })?;
-            let Some(rel) = rel_str(self.dir, e.path()) else {
-                continue;
-            };
-            let is_dir = e.file_type().is_dir();
-            if !flt.matches(&rel, is_dir) {
-                if is_dir {
-                    walk.skip_current_dir();
+            },
+            |e, rel| {
+                if !e.file_type().is_dir() {
+                    out.push(rel.to_string());
                 }
-                continue;
-            }
-            if !is_dir {
-                out.push(rel);
-            }
-        }
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 

@@ -9,6 +9,8 @@
 //! - a path is kept when it is not excluded and, if there are include patterns, it (or a
 //!   directory above it) matches one of them.
 
+use std::path::Path;
+
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::error::{BuildersError, Result};
@@ -137,6 +139,38 @@ impl Filter {
         let path = normalize(rel_path);
         !path.is_empty() && prefixes(path).any(|p| self.exclude.is_match(p))
     }
+}
+
+/// Walk `root` (sorted by name, symlinks never followed) and call `visit(entry, rel)` for every
+/// entry `filter` keeps, `rel` being its `/`-separated path relative to `root`; directories the
+/// filter drops are not entered. The one filtered walk the planner and the engine share.
+pub fn walk_filtered<E>(
+    root: &Path,
+    filter: &Filter,
+    walk_err: impl Fn(walkdir::Error) -> E,
+    mut visit: impl FnMut(&walkdir::DirEntry, &str) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let mut it = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .min_depth(1)
+        .into_iter();
+    while let Some(entry) = it.next() {
+        let entry = entry.map_err(&walk_err)?;
+        let Ok(rel) = entry.path().strip_prefix(root) else {
+            continue;
+        };
+        let rel = rel.to_string_lossy().replace('\\', "/");
+        let is_dir = entry.file_type().is_dir();
+        if !filter.matches(&rel, is_dir) {
+            if is_dir {
+                it.skip_current_dir();
+            }
+            continue;
+        }
+        visit(&entry, &rel)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

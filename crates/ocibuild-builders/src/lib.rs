@@ -31,7 +31,7 @@ use std::path::Path;
 
 pub use config::AppConfig;
 pub use error::BuildersError;
-pub use filter::{Filter, glob_filter};
+pub use filter::{Filter, glob_filter, walk_filtered};
 pub use git::git_labels;
 pub use ignore::DockerIgnore;
 pub use plan::{

@@ -18,7 +18,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ocibuild_builders::{Filter, Plan, glob_filter};
+use ocibuild_builders::{Filter, Plan, glob_filter, walk_filtered};
 use ocibuild_debian::base::Variant;
 use ocibuild_oci::assemble::{AssembleSpec, ConfigEdits, LayerInput, assemble};
 use ocibuild_oci::image::Image;
@@ -173,55 +173,44 @@ fn build_key(
             h.update(format!("\0env {k}={v}").as_bytes());
         }
     }
-    let mut it = walkdir::WalkDir::new(app)
-        .follow_links(false)
-        .sort_by_file_name()
-        .min_depth(1)
-        .into_iter();
-    while let Some(entry) = it.next() {
-        let entry = entry.map_err(|e| EngineError::Io {
+    walk_filtered(
+        app,
+        filter,
+        |e| EngineError::Io {
             what: "hashing the source".into(),
             path: app.to_path_buf(),
             source: e.into(),
-        })?;
-        let rel = entry
-            .path()
-            .strip_prefix(app)
-            .map(|r| r.to_string_lossy().replace('\\', "/"))
-            .unwrap_or_default();
-        let ft = entry.file_type();
-        if !filter.matches(&rel, ft.is_dir()) {
-            if ft.is_dir() {
-                it.skip_current_dir();
-            }
-            continue;
-        }
-        if ft.is_symlink() {
-            let t = fs::read_link(entry.path())
-                .map_err(EngineError::io("reading a link", entry.path()))?;
-            h.update(format!("\0L {rel} {}", t.display()).as_bytes());
-        } else if ft.is_file() {
-            let exec = entry
-                .metadata()
-                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
-                .unwrap_or(false);
-            let mut f = fs::File::open(entry.path())
-                .map_err(EngineError::io("hashing the source", entry.path()))?;
-            let mut fh = Sha256::new();
-            let mut buf = vec![0u8; 1 << 16];
-            loop {
-                let n = std::io::Read::read(&mut f, &mut buf)
+        },
+        |entry, rel| {
+            let ft = entry.file_type();
+            if ft.is_symlink() {
+                let t = fs::read_link(entry.path())
+                    .map_err(EngineError::io("reading a link", entry.path()))?;
+                h.update(format!("\0L {rel} {}", t.display()).as_bytes());
+            } else if ft.is_file() {
+                let exec = entry
+                    .metadata()
+                    .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+                    .unwrap_or(false);
+                let mut f = fs::File::open(entry.path())
                     .map_err(EngineError::io("hashing the source", entry.path()))?;
-                if n == 0 {
-                    break;
+                let mut fh = Sha256::new();
+                let mut buf = vec![0u8; 1 << 16];
+                loop {
+                    let n = std::io::Read::read(&mut f, &mut buf)
+                        .map_err(EngineError::io("hashing the source", entry.path()))?;
+                    if n == 0 {
+                        break;
+                    }
+                    fh.update(&buf[..n]);
                 }
-                fh.update(&buf[..n]);
+                h.update(format!("\0F {rel} {exec} {}", hex::encode(fh.finalize())).as_bytes());
+            } else if ft.is_dir() {
+                h.update(format!("\0D {rel}").as_bytes());
             }
-            h.update(format!("\0F {rel} {exec} {}", hex::encode(fh.finalize())).as_bytes());
-        } else if ft.is_dir() {
-            h.update(format!("\0D {rel}").as_bytes());
-        }
-    }
+            Ok(())
+        },
+    )?;
     Ok(hex::encode(h.finalize()))
 }
 
@@ -685,62 +674,49 @@ fn copy_filtered(from: &Path, to: &Path, filter: &Filter, link: bool) -> Result<
     let mut n = 0;
     // Directories copied, to drop those the filter emptied (a `src/` of excluded `.ts` files).
     let mut dirs: Vec<(PathBuf, PathBuf)> = Vec::new();
-    let mut it = walkdir::WalkDir::new(from)
-        .follow_links(false)
-        .sort_by_file_name()
-        .min_depth(1)
-        .into_iter();
-    while let Some(entry) = it.next() {
-        let entry = entry.map_err(|e| EngineError::Io {
+    walk_filtered(
+        from,
+        filter,
+        |e| EngineError::Io {
             what: "walking a directory".into(),
             path: from.to_path_buf(),
             source: e.into(),
-        })?;
-        let rel = entry
-            .path()
-            .strip_prefix(from)
-            .map_err(|_| EngineError::Invalid {
-                what: entry.path().display().to_string(),
-                detail: "outside the walked directory".into(),
-            })?;
-        let rel_s = rel.to_string_lossy().replace('\\', "/");
-        let ft = entry.file_type();
-        if !filter.matches(&rel_s, ft.is_dir()) {
+        },
+        |entry, rel| {
+            let ft = entry.file_type();
+            let dst = to.join(rel);
+            if let Some(p) = dst.parent() {
+                fs::create_dir_all(p).map_err(EngineError::io("creating a directory", p))?;
+            }
             if ft.is_dir() {
-                it.skip_current_dir();
+                fs::create_dir_all(&dst).map_err(EngineError::io("creating a directory", &dst))?;
+                dirs.push((entry.path().to_path_buf(), dst.clone()));
+                let mode = entry
+                    .metadata()
+                    .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
+                    .unwrap_or(0o755);
+                let _ = fs::set_permissions(
+                    &dst,
+                    std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777),
+                );
+            } else if ft.is_symlink() {
+                let target = fs::read_link(entry.path())
+                    .map_err(EngineError::io("reading a link", entry.path()))?;
+                std::os::unix::fs::symlink(&target, &dst)
+                    .map_err(EngineError::io("copying a link", &dst))?;
+                n += 1;
+            } else if ft.is_file() {
+                if link {
+                    link_or_copy(entry.path(), &dst)?;
+                } else {
+                    fs::copy(entry.path(), &dst)
+                        .map_err(EngineError::io("copying", entry.path()))?;
+                }
+                n += 1;
             }
-            continue;
-        }
-        let dst = to.join(rel);
-        if let Some(p) = dst.parent() {
-            fs::create_dir_all(p).map_err(EngineError::io("creating a directory", p))?;
-        }
-        if ft.is_dir() {
-            fs::create_dir_all(&dst).map_err(EngineError::io("creating a directory", &dst))?;
-            dirs.push((entry.path().to_path_buf(), dst.clone()));
-            let mode = entry
-                .metadata()
-                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
-                .unwrap_or(0o755);
-            let _ = fs::set_permissions(
-                &dst,
-                std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777),
-            );
-        } else if ft.is_symlink() {
-            let target = fs::read_link(entry.path())
-                .map_err(EngineError::io("reading a link", entry.path()))?;
-            std::os::unix::fs::symlink(&target, &dst)
-                .map_err(EngineError::io("copying a link", &dst))?;
-            n += 1;
-        } else if ft.is_file() {
-            if link {
-                link_or_copy(entry.path(), &dst)?;
-            } else {
-                fs::copy(entry.path(), &dst).map_err(EngineError::io("copying", entry.path()))?;
-            }
-            n += 1;
-        }
-    }
+            Ok(())
+        },
+    )?;
     for (src, dst) in dirs.iter().rev() {
         let empty = |p: &Path| {
             fs::read_dir(p)
