@@ -785,7 +785,7 @@ impl AzureCache {
             _ => {
                 let cred = self
                     .rt
-                    .block_on(self.store.credentials().get_credential())
+                    .block_on(async { self.store.credentials().get_credential().await })
                     .map_err(|e| {
                         fail(
                             error_chain(&e),
@@ -815,7 +815,7 @@ impl AzureCache {
             hv.set_sensitive(true);
             req = req.header(reqwest::header::AUTHORIZATION, hv);
         }
-        let resp = self.rt.block_on(req.send()).map_err(|e| {
+        let resp = self.rt.block_on(async { req.send().await }).map_err(|e| {
             let mut d = e.to_string();
             let mut src = std::error::Error::source(&e);
             while let Some(s) = src {
@@ -844,13 +844,17 @@ impl AzureCache {
             }
             409 => Ok(()),
             // Allowed to use the container but not to create one (a container-scoped SAS, a
-            // role on the container): it may well exist; the first write will say if not.
-            403 if code != "AuthenticationFailed" => {
+            // role on the container): it may well exist; the first write will say if not. A
+            // shared key may do anything in its account, so a 403 means the key is wrong.
+            403 if code != "AuthenticationFailed" && !matches!(r.auth, Auth::SharedKey { .. }) => {
                 tracing::debug!(cache = %self.describe, code, "not allowed to create the container; assuming it exists");
                 Ok(())
             }
             _ => {
-                let body = self.rt.block_on(resp.text()).unwrap_or_default();
+                let body = self
+                    .rt
+                    .block_on(async { resp.text().await })
+                    .unwrap_or_default();
                 let body: String = body.chars().take(300).collect();
                 Err(fail(
                     format!("{status} {code} {body}"),
