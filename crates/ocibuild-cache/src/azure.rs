@@ -555,7 +555,7 @@ pub fn scrub(msg: &str, secrets: &[String]) -> String {
         rest = &rest[i + 4..];
         if preceded_ok {
             let end = rest
-                .find(|c: char| matches!(c, '&' | ' ' | '"' | '\'' | ')' | '>' | '\n' | ',' | ';'))
+                .find(['&', ' ', '"', '\'', ')', '>', '\n', ',', ';'])
                 .unwrap_or(rest.len());
             res.push_str("<redacted>");
             rest = &rest[end..];

@@ -66,7 +66,7 @@ pub enum CacheError {
         cache: String,
         op: String,
         #[source]
-        source: ocibuild_registry::RegistryError,
+        source: Box<ocibuild_registry::RegistryError>,
     },
 
     /// The registry holds something under a cache tag that is not one of our index objects.

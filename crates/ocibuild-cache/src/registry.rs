@@ -97,7 +97,7 @@ impl<'a> RegistryCache<'a> {
         move |source| CacheError::Registry {
             cache: self.describe.clone(),
             op,
-            source,
+            source: Box::new(source),
         }
     }
 

@@ -25,6 +25,7 @@ use std::str::FromStr;
 
 use ocibuild_oci::reference::{Reference, TAG_LENGTH_MAX};
 
+use crate::azure::scrub;
 use crate::error::CacheError;
 
 /// A credential from a spec or the environment: never printed.
@@ -236,9 +237,10 @@ fn redact_input(s: &str) -> String {
 }
 
 fn parse(s: &str, for_export: Option<bool>) -> Result<CacheSpec, CacheError> {
+    // A SAS holding a comma splits into several fields: scrub signatures wherever they end up.
     let bad = |why: String| CacheError::Spec {
-        input: redact_input(s),
-        why,
+        input: scrub(&redact_input(s), &[]),
+        why: scrub(&why, &[]),
     };
     let fields = split_fields(s).map_err(&bad)?;
     let mut kv: Vec<(String, String)> = Vec::new();
@@ -706,6 +708,24 @@ mod tests {
         )
         .unwrap_err();
         assert!(!e.to_string().contains("TOPSECRET"), "{e}");
+        // an unquoted SAS with a comma (spr=https,http) splits; its signature is still hidden
+        let e = CacheSpec::parse(
+            "type=azblob,container=cache,account_url=https://a.blob.core.windows.net?sv=1&spr=https,http&sig=TOPSECRET",
+            true,
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("TOPSECRET"), "{e}");
+        assert!(!format!("{e:?}").contains("TOPSECRET"), "{e:?}");
+        // quoted, it parses
+        let s = CacheSpec::parse(
+            "type=azblob,container=cache,\"account_url=https://a.blob.core.windows.net?sv=1&spr=https,http&sig=TOPSECRET\"",
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            az(&s).sas_token.as_ref().unwrap().expose(),
+            "sv=1&spr=https,http&sig=TOPSECRET"
+        );
         // a bare secret field without '='
         let e =
             CacheSpec::parse("type=azblob,container=cache,secret_access_keyXYZ", true).unwrap_err();

@@ -452,6 +452,96 @@ mod azblob {
         );
         drop(az);
     }
+
+    /// An account SAS for the development account, signed as Microsoft documents it
+    /// (service version 2019-12-12: account, permissions, services, resource types, start,
+    /// expiry, IP, protocol, version, each followed by a newline).
+    fn account_sas() -> String {
+        let (sp, ss, srt, se, spr, sv) = (
+            "rwdlacup",
+            "b",
+            "sco",
+            "2099-01-01T00:00:00Z",
+            "https,http",
+            "2019-12-12",
+        );
+        let sts = format!("{DEV_ACCOUNT}\n{sp}\n{ss}\n{srt}\n\n{se}\n\n{spr}\n{sv}\n");
+        let sig = ocibuild_cache::azure::sign(&ocibuild_cache::Secret::new(DEV_ACCOUNT_KEY), &sts)
+            .unwrap();
+        let enc: String = sig
+            .chars()
+            .map(|c| match c {
+                '+' => "%2B".to_string(),
+                '/' => "%2F".to_string(),
+                '=' => "%3D".to_string(),
+                c => c.to_string(),
+            })
+            .collect();
+        format!("sv={sv}&ss={ss}&srt={srt}&sp={sp}&se={se}&spr={spr}&sig={enc}")
+    }
+
+    #[test]
+    fn azblob_with_a_sas_token_on_the_flag_and_in_the_environment() {
+        let ctx = TestContext::new();
+        let az = start_azurite(&ctx);
+        let sas = account_sas();
+        let sig = sas.split("sig=").nth(1).unwrap().to_string();
+        // Runner A: the SAS as a query on account_url; the container is created with it.
+        let to = CacheSpec::parse(
+            &format!(
+                "type=azblob,\"account_url={}?{sas}\",container=sas-cache",
+                az.account_url
+            ),
+            true,
+        )
+        .unwrap();
+        assert!(!to.to_string().contains(&sig), "{to}");
+        let a = open(&to, None).unwrap_or_else(|e| panic!("{e}\n--- azurite ---\n{}", az.log()));
+        assert!(a.describe().contains("SAS token"), "{}", a.describe());
+        assert!(!a.describe().contains(&sig), "{}", a.describe());
+        // Runner B: AZURE_STORAGE_SAS_TOKEN.
+        let env = {
+            let sas = sas.clone();
+            move |k: &str| (k == "AZURE_STORAGE_SAS_TOKEN").then(|| sas.clone())
+        };
+        let b = AzureCache::open(
+            &azblob_spec(
+                &format!(
+                    "type=azblob,account_url={},container=sas-cache",
+                    az.account_url
+                ),
+                false,
+            ),
+            false,
+            &env,
+        )
+        .unwrap();
+        assert!(
+            b.describe().contains("AZURE_STORAGE_SAS_TOKEN"),
+            "{}",
+            b.describe()
+        );
+        roundtrip(&ctx, a.as_ref(), &b, &fixture(false));
+
+        // a SAS whose signature is wrong: refused, and the error shows no signature
+        let bad = sas.replace(&sig, "AAAA%2BBBBBCCCCDDDDEEEEFFFFGGGGHHHHIIIIJJJJKKK%3D");
+        let c = AzureCache::open(
+            &azblob_spec(
+                &format!(
+                    "type=azblob,\"account_url={}?{bad}\",container=sas-cache",
+                    az.account_url
+                ),
+                false,
+            ),
+            false,
+            &no_env,
+        )
+        .unwrap();
+        let e = c.get_index(&hex_key("k")).unwrap_err().to_string();
+        assert!(e.contains("403"), "{e}");
+        assert!(!e.contains("AAAA") && !e.contains(&sig), "{e}");
+        drop(az);
+    }
 }
 
 mod registry {
