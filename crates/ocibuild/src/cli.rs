@@ -505,6 +505,17 @@ pub struct BuildArgs {
     /// NAME=docker-image://REF, NAME=oci-archive:FILE or NAME=DIR
     #[arg(long = "build-context", value_name = "NAME=SOURCE")]
     pub build_contexts: Vec<String>,
+    /// Import build cache from (repeatable): type=azblob,account_url=URL,container=NAME[,name=PREFIX],
+    /// type=registry,ref=REG/REPO:TAG, type=local,src=DIR
+    #[arg(long = "cache-from", value_name = "type=…")]
+    pub cache_from: Vec<String>,
+    /// Export build cache to (repeatable): type=azblob,…[,mode=min|max][,ignore-error=true],
+    /// type=registry,ref=…, type=local,dest=DIR
+    #[arg(long = "cache-to", value_name = "type=…")]
+    pub cache_to: Vec<String>,
+    /// For every step that misses the cache, say which input changed since the last build
+    #[arg(long)]
+    pub explain_cache: bool,
     /// Dockerfile: when to pull registry bases: always, missing (use a pulled copy) or never
     #[arg(long, default_value = "missing", value_name = "always|missing|never")]
     pub pull: String,

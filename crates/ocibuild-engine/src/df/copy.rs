@@ -637,21 +637,15 @@ impl Exec<'_> {
                 sha256_file(file).map_err(EngineError::io("hashing a download", file))?
             ]));
         }
-        let key = key_of(json!([
-            st.chain.key,
-            kw,
-            sources,
-            inline,
-            dest_abs,
-            dest_is_dir_syntax,
-            chown,
-            chmod,
-            a.link,
-            a.parents,
-            a.exclude,
-            content,
-        ]));
-        if let Some((layer, upper)) = self.lookup(&key) {
+        let parts = json!({
+            "parent": st.chain.key,
+            "instruction": [kw, sources, inline, dest_abs, dest_is_dir_syntax, chown, chmod, a.link, a.parents, a.exclude],
+            "content": content,
+        });
+        let key = key_of(parts.clone());
+        let hit = self.lookup(&key);
+        self.explain(st, label, &parts, hit.is_some());
+        if let Some((layer, upper)) = hit {
             return self.use_cached(st, key, layer, upper, label, created_by);
         }
         (self.ev)(crate::Event::StepStarted {

@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use ocibuild_dockerfile::{
     BaseRef, DockerIgnore, Dockerfile, StagePlan, platform_args, stage_graph,
 };
+use ocibuild_cache::{CacheBackend, Mode};
 use ocibuild_oci::Digest;
 use ocibuild_oci::extract::{ExtractOptions, extract_layer_blob};
 use ocibuild_oci::image::{
@@ -95,6 +96,13 @@ pub struct Options<'a> {
     pub no_cache: bool,
     /// Added to the final image's labels.
     pub labels: BTreeMap<String, String>,
+    /// Remote caches read on a local miss (`--cache-from`), in order.
+    pub cache_from: Vec<Box<dyn CacheBackend + 'a>>,
+    /// Remote caches written after the build (`--cache-to`), with their mode and whether an
+    /// export error is only a warning (`ignore-error=true`).
+    pub cache_to: Vec<(Box<dyn CacheBackend + 'a>, Mode, bool)>,
+    /// Say, for every step that misses the cache, what changed since the last build.
+    pub explain_cache: bool,
 }
 
 /// What [`build`] made.
@@ -112,8 +120,10 @@ pub struct Built {
 /// A stage's filesystem and config as a chain of layers.
 #[derive(Clone, Debug)]
 pub(crate) struct Chain {
-    /// The extracted base image (None: scratch).
-    pub base_root: Option<PathBuf>,
+    /// The base image (None: scratch), extracted only when a step needs the root.
+    pub base: Option<Image>,
+    /// This build's steps so far (key, layer): what `--cache-to` exports.
+    pub steps: Vec<(String, Option<(Descriptor, Digest)>)>,
     /// Every layer so far (the base's, then this build's), with its diff_id.
     pub layers: Vec<(Descriptor, Digest)>,
     /// The change dirs of this build's steps on top of `base_root`, in order.
@@ -253,6 +263,7 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
             detail: "the target stage was not built".into(),
         })?;
     let image = exec.finish(&out.chain)?;
+    exec.export_cache()?;
     let stages = exec
         .plan
         .order
@@ -368,7 +379,7 @@ impl Exec<'_> {
             return Ok(p.clone());
         }
         let dir = self.work.join(format!("final-{i}"));
-        materialize(&out.chain, &dir)?;
+        materialize(&self.o.store, &out.chain, &dir)?;
         *m = Some(dir.clone());
         Ok(dir)
     }
@@ -441,7 +452,8 @@ impl Exec<'_> {
                 }
                 Ok((
                     Chain {
-                        base_root: None,
+                        base: None,
+                        steps: Vec::new(),
                         layers: Vec::new(),
                         uppers: Vec::new(),
                         config,
@@ -484,7 +496,6 @@ impl Exec<'_> {
                         "{e}\nhelp: FROM takes scratch, an earlier stage, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE, a --build-context name, or a registry reference"
                     ),
                 })?;
-                let root = self.image_root(&img)?;
                 let diff_ids = img.diff_ids()?;
                 let layers = img
                     .manifest
@@ -518,7 +529,8 @@ impl Exec<'_> {
                 let triggers = take_onbuild(&mut config);
                 Ok((
                     Chain {
-                        base_root: Some(root),
+                        base: Some(img.clone()),
+                        steps: Vec::new(),
                         layers,
                         uppers: Vec::new(),
                         config,
@@ -549,9 +561,9 @@ fn take_onbuild(config: &mut Value) -> Vec<String> {
 }
 
 /// A chain's filesystem as one directory at `dir` (which must not exist).
-pub(crate) fn materialize(chain: &Chain, dir: &Path) -> Result<()> {
-    match &chain.base_root {
-        Some(b) => fsops::clone_tree(b, dir)?,
+pub(crate) fn materialize(store: &ContentStore, chain: &Chain, dir: &Path) -> Result<()> {
+    match &chain.base {
+        Some(img) => fsops::clone_tree(&extract_rootfs(store, img)?, dir)?,
         None => fs::create_dir_all(dir).map_err(EngineError::io("creating a stage root", dir))?,
     }
     for u in &chain.uppers {

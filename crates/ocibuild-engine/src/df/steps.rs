@@ -429,7 +429,7 @@ impl Exec<'_> {
         }
         let dir = self.work.join(format!("stage-{}", st.i));
         let t0 = Instant::now();
-        materialize(&st.chain, &dir)?;
+        materialize(&self.o.store, &st.chain, &dir)?;
         (self.ev)(Event::Note(format!(
             "[{}] root materialised ({} change dirs on the base) in {:.2}s",
             st.name,
@@ -445,6 +445,10 @@ impl Exec<'_> {
         if self.o.no_cache {
             return None;
         }
+        self.lookup_local(key).or_else(|| self.lookup_remote(key))
+    }
+
+    fn lookup_local(&self, key: &str) -> Option<(Option<(Descriptor, Digest)>, PathBuf)> {
         let rec: Record =
             serde_json::from_slice(&fs::read(self.cache_dir.join(format!("{key}.json"))).ok()?)
                 .ok()?;
@@ -458,6 +462,174 @@ impl Exec<'_> {
             return None;
         }
         Some((rec.layer, upper))
+    }
+
+    /// A step from a `--cache-from` cache: the record, the layer blob (verified by digest while
+    /// it is fetched), and the change dir rebuilt from the layer. A missing or corrupt entry is a
+    /// miss, never a wrong layer.
+    fn lookup_remote(&self, key: &str) -> Option<(Option<(Descriptor, Digest)>, PathBuf)> {
+        for be in &self.o.cache_from {
+            let bytes = match be.get_index(key) {
+                Ok(Some(b)) => b,
+                Ok(None) => continue,
+                Err(e) => {
+                    (self.ev)(Event::Note(format!("cache {}: {e} (treated as a miss)", be.describe())));
+                    continue;
+                }
+            };
+            let Ok(rec) = serde_json::from_slice::<Record>(&bytes) else {
+                (self.ev)(Event::Note(format!(
+                    "cache {}: the entry for step {} is not a step record (ignored)",
+                    be.describe(),
+                    &key[..16]
+                )));
+                continue;
+            };
+            match self.adopt_remote(key, &rec, be.as_ref()) {
+                Ok(true) => {
+                    return Some((rec.layer, self.cache_dir.join(key)));
+                }
+                Ok(false) => continue,
+                Err(e) => {
+                    (self.ev)(Event::Note(format!(
+                        "cache {}: step {}: {e} (treated as a miss)",
+                        be.describe(),
+                        &key[..16]
+                    )));
+                }
+            }
+        }
+        None
+    }
+
+    fn adopt_remote(&self, key: &str, rec: &Record, be: &dyn ocibuild_cache::CacheBackend) -> Result<bool> {
+        let tmp = self.new_upper()?;
+        if let Some((d, diff_id)) = &rec.layer {
+            let fetched = be.fetch_blob(&d.digest, &self.o.store).map_err(|e| EngineError::Invalid {
+                what: format!("cache blob {}", d.digest),
+                detail: e.to_string(),
+            })?;
+            match fetched {
+                ocibuild_cache::Fetch::Fetched { .. } | ocibuild_cache::Fetch::Present => {}
+                ocibuild_cache::Fetch::Missing => {
+                    let _ = ocibuild_sandbox::mounts::remove_tree(&tmp);
+                    (self.ev)(Event::Note(format!(
+                        "cache {}: layer {} of step {} is missing (a miss: the step runs)",
+                        be.describe(),
+                        d.digest,
+                        &key[..16]
+                    )));
+                    return Ok(false);
+                }
+                ocibuild_cache::Fetch::Corrupt { why } => {
+                    let _ = ocibuild_sandbox::mounts::remove_tree(&tmp);
+                    (self.ev)(Event::Note(format!(
+                        "cache {}: layer {} of step {} is corrupt ({why}); skipped, the step runs",
+                        be.describe(),
+                        d.digest,
+                        &key[..16]
+                    )));
+                    return Ok(false);
+                }
+            }
+            let c = ocibuild_oci::media::layer_compression(&d.media_type).ok_or_else(|| {
+                EngineError::Invalid {
+                    what: format!("cache layer {}", d.digest),
+                    detail: format!("unsupported media type {}", d.media_type),
+                }
+            })?;
+            let f = self.o.store.open_blob(&d.digest)?;
+            let opts = ocibuild_oci::extract::ExtractOptions {
+                privileged: false,
+                preserve_owner: fsops::is_root(),
+                apply_whiteouts: false,
+            };
+            if let Err(e) = ocibuild_oci::extract::extract_layer_blob(
+                std::io::BufReader::new(f),
+                c,
+                Some(diff_id),
+                &tmp,
+                &opts,
+            ) {
+                let _ = ocibuild_sandbox::mounts::remove_tree(&tmp);
+                return Err(e.into());
+            }
+        }
+        let dest = self.cache_dir.join(key);
+        if dest.exists() {
+            let _ = ocibuild_sandbox::mounts::remove_tree(&dest);
+        }
+        fs::rename(&tmp, &dest).map_err(EngineError::io("keeping a cached step", &dest))?;
+        let bytes = serde_json::to_vec(rec).map_err(|e| EngineError::Invalid {
+            what: "step record".into(),
+            detail: e.to_string(),
+        })?;
+        crate::roots::write_atomically(&self.cache_dir.join(format!("{key}.json")), &bytes)?;
+        Ok(true)
+    }
+
+    /// Write this build's steps to every `--cache-to` cache: each layer blob, then the step's
+    /// record (a conditional create: an existing record is left alone). `mode=min` exports the
+    /// target stage's steps, `mode=max` every stage's.
+    pub(crate) fn export_cache(&self) -> Result<()> {
+        if self.o.cache_to.is_empty() {
+            return Ok(());
+        }
+        let target = self.plan.target;
+        for (be, mode, ignore_error) in &self.o.cache_to {
+            let mut seen = std::collections::HashSet::new();
+            let mut steps = Vec::new();
+            for (i, slot) in self.stages.iter().enumerate() {
+                if *mode == ocibuild_cache::Mode::Min && i != target {
+                    continue;
+                }
+                if let Some(out) = slot.get() {
+                    for (k, l) in &out.chain.steps {
+                        if seen.insert(k.clone()) {
+                            steps.push((k.clone(), l.clone()));
+                        }
+                    }
+                }
+            }
+            let t0 = Instant::now();
+            let r = (|| -> Result<(usize, usize)> {
+                let (mut created, mut existing) = (0, 0);
+                for (k, layer) in &steps {
+                    if let Some((d, _)) = layer {
+                        be.push_blob(&d.digest, &self.o.store).map_err(|e| EngineError::Invalid {
+                            what: format!("exporting layer {} to {}", d.digest, be.describe()),
+                            detail: e.to_string(),
+                        })?;
+                    }
+                    let bytes = serde_json::to_vec(&Record { layer: layer.clone() }).map_err(|e| {
+                        EngineError::Invalid {
+                            what: "step record".into(),
+                            detail: e.to_string(),
+                        }
+                    })?;
+                    match be.put_index(k, &bytes).map_err(|e| EngineError::Invalid {
+                        what: format!("exporting a step record to {}", be.describe()),
+                        detail: e.to_string(),
+                    })? {
+                        ocibuild_cache::PutOutcome::Created => created += 1,
+                        ocibuild_cache::PutOutcome::AlreadyExists => existing += 1,
+                    }
+                }
+                Ok((created, existing))
+            })();
+            match r {
+                Ok((c, e)) => (self.ev)(Event::Note(format!(
+                    "cache export to {}: {c} step records written, {e} already there, in {:.2}s",
+                    be.describe(),
+                    t0.elapsed().as_secs_f64()
+                ))),
+                Err(e) if *ignore_error => (self.ev)(Event::Note(format!(
+                    "cache export failed (ignore-error=true): {e}"
+                ))),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Take a cached step into the stage.
@@ -483,7 +655,8 @@ impl Exec<'_> {
         created_by: &str,
     ) -> Result<()> {
         let epoch = ocibuild_oci::image::rfc3339(self.o.source_date_epoch);
-        st.chain.key = key;
+        st.chain.key = key.clone();
+        st.chain.steps.push((key, layer.clone()));
         match layer {
             Some(l) => {
                 st.chain.layers.push(l);
@@ -554,10 +727,40 @@ impl Exec<'_> {
         self.push_step(st, key, layer, dest, created_by)
     }
 
+    /// Remember what a step's key is made of; with `--explain-cache`, say for a miss what
+    /// changed since the last build of the same step (same Dockerfile, stage and position).
+    pub(crate) fn explain(&self, st: &StageRun, label: &str, parts: &Value, hit: bool) {
+        let slot = key_of(json!([
+            self.o.dockerfile.to_string_lossy(),
+            st.name,
+            st.step_no
+        ]));
+        let dir = self.cache_dir.join("explain");
+        let path = dir.join(format!("{}.json", &slot[..32]));
+        if self.o.explain_cache && !hit {
+            let reason = match fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            {
+                None => "not built before with this cache".to_string(),
+                Some(old) => explain_diff(&old, parts),
+            };
+            (self.ev)(Event::Note(format!("MISS {label}: {reason}")));
+        }
+        if fs::create_dir_all(&dir).is_ok()
+            && let Ok(b) = serde_json::to_vec(parts)
+        {
+            let _ = crate::roots::write_atomically(&path, &b);
+        }
+    }
+
     fn workdir_step(&self, st: &mut StageRun, abs: &str, label: &str) -> Result<()> {
         let created_by = format!("WORKDIR {abs}");
-        let key = key_of(json!([st.chain.key, "WORKDIR", abs, st.user()]));
-        if let Some((layer, upper)) = self.lookup(&key) {
+        let parts = json!({"parent": st.chain.key, "instruction": ["WORKDIR", abs], "user": st.user()});
+        let key = key_of(parts.clone());
+        let hit = self.lookup(&key);
+        self.explain(st, label, &parts, hit.is_some());
+        if let Some((layer, upper)) = hit {
             st.chain.key = key.clone();
             if layer.is_none() {
                 // nothing was created: not worth a CACHED line
@@ -658,19 +861,20 @@ impl Exec<'_> {
             _ if !self.o.network => Network::None,
             _ => Network::Host,
         };
-        let key = key_of(json!([
-            st.chain.key,
-            "RUN",
-            argv,
-            heredoc_files,
-            keyed_env,
-            st.user(),
-            st.workdir(),
-            mount_keys,
-            matches!(network, Network::Host),
-            plat_str(&self.o.platform),
-        ]));
-        if let Some((layer, upper)) = self.lookup(&key) {
+        let parts = json!({
+            "parent": st.chain.key,
+            "instruction": ["RUN", argv, heredoc_files],
+            "env": keyed_env,
+            "user": st.user(),
+            "workdir": st.workdir(),
+            "mounts": mount_keys,
+            "network": matches!(network, Network::Host),
+            "platform": plat_str(&self.o.platform),
+        });
+        let key = key_of(parts.clone());
+        let hit = self.lookup(&key);
+        self.explain(st, label, &parts, hit.is_some());
+        if let Some((layer, upper)) = hit {
             return self.use_cached(st, key, layer, upper, label, created_by);
         }
         let tier = self.tier()?;
@@ -961,6 +1165,64 @@ fn copy_any(src: &Path, dst: &Path) -> Result<()> {
         fs::copy(src, dst)
             .map(|_| ())
             .map_err(EngineError::io("copying a bind mount's source", src))
+    }
+}
+
+/// What differs between two steps' key components, in words.
+fn explain_diff(old: &Value, new: &Value) -> String {
+    let mut why = Vec::new();
+    let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else {
+        return "the step changed".into();
+    };
+    for (k, nv) in n {
+        let ov = o.get(k).unwrap_or(&Value::Null);
+        if ov == nv {
+            continue;
+        }
+        match k.as_str() {
+            "parent" => {}
+            "content" => {
+                let map = |v: &Value| -> BTreeMap<String, String> {
+                    v.as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|e| {
+                                    Some((e.get(0)?.as_str()?.to_string(), e.get(1)?.to_string()))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                let (om, nm) = (map(ov), map(nv));
+                let mut files = Vec::new();
+                for (p, h) in &nm {
+                    match om.get(p) {
+                        None => files.push(format!("{p} (new)")),
+                        Some(oh) if oh != h => files.push(format!("{p} (changed)")),
+                        _ => {}
+                    }
+                }
+                for p in om.keys().filter(|p| !nm.contains_key(*p)) {
+                    files.push(format!("{p} (removed)"));
+                }
+                let n = files.len();
+                files.truncate(8);
+                if n > 8 {
+                    files.push(format!("and {} more", n - 8));
+                }
+                why.push(format!("source files: {}", files.join(", ")));
+            }
+            "env" => why.push("the environment (ENV/ARG values) changed".into()),
+            other => why.push(format!("its {other} changed")),
+        }
+    }
+    if why.is_empty() && o.get("parent") != n.get("parent") {
+        return "an earlier step changed (its result is an input of this one)".into();
+    }
+    if why.is_empty() {
+        "the step changed".into()
+    } else {
+        why.join("; ")
     }
 }
 

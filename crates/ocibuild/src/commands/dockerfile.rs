@@ -98,6 +98,20 @@ impl ImageResolver for Puller<'_> {
     }
 }
 
+/// A flag value with anything secret-looking (keys, SAS signatures) cut out, for messages.
+fn redact(s: &str) -> String {
+    s.split(',')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.contains("key") || k.contains("sas") || k.contains("secret") || k.contains("token") => {
+                format!("{k}=<redacted>")
+            }
+            _ if kv.contains("sig=") => "<redacted>".to_string(),
+            _ => kv.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn parse_secret(s: &str) -> Result<(String, SecretSource)> {
     let mut id = None;
     let mut src = None;
@@ -217,6 +231,40 @@ pub fn run(g: &Global, a: &BuildArgs, dockerfile: &Path, ctx: &Path) -> Result<E
         store: store.clone(),
         policy: a.pull.clone(),
     };
+    let from_specs = a
+        .cache_from
+        .iter()
+        .map(|c| ocibuild_cache::CacheSpec::parse(c, false).with_context(|| format!("--cache-from {}", redact(c))))
+        .collect::<Result<Vec<_>>>()?;
+    let to_specs = a
+        .cache_to
+        .iter()
+        .map(|c| ocibuild_cache::CacheSpec::parse(c, true).with_context(|| format!("--cache-to {}", redact(c))))
+        .collect::<Result<Vec<_>>>()?;
+    let cache_reg = if from_specs
+        .iter()
+        .chain(&to_specs)
+        .any(|s| matches!(s.backend, ocibuild_cache::Backend::Registry { .. }))
+    {
+        Some(super::registry::registry(g)?)
+    } else {
+        None
+    };
+    let mut cache_from = Vec::new();
+    for s in &from_specs {
+        cache_from.push(
+            ocibuild_cache::open(s, cache_reg.as_ref())
+                .with_context(|| format!("--cache-from {s}"))?,
+        );
+    }
+    let mut cache_to = Vec::new();
+    for s in &to_specs {
+        cache_to.push((
+            ocibuild_cache::open(s, cache_reg.as_ref()).with_context(|| format!("--cache-to {s}"))?,
+            s.mode,
+            s.ignore_error,
+        ));
+    }
     let opts = df::Options {
         store: store.clone(),
         context: ctx.to_path_buf(),
@@ -236,6 +284,9 @@ pub fn run(g: &Global, a: &BuildArgs, dockerfile: &Path, ctx: &Path) -> Result<E
         level: None,
         no_cache: a.no_cache,
         labels: BTreeMap::new(),
+        cache_from,
+        cache_to,
+        explain_cache: a.explain_cache,
     };
     let verbose = g.verbose > 0;
     let ev = |e: Event| {
