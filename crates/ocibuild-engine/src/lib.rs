@@ -10,6 +10,7 @@
 //! May depend on the oci, debian, sandbox and builders crates; must never print, and never
 //! modify the app directory it builds.
 
+pub mod df;
 pub mod error;
 pub mod roots;
 pub mod zeroconfig;

@@ -487,9 +487,27 @@ pub struct BuildArgs {
     /// Push the image to every -t name
     #[arg(long)]
     pub push: bool,
-    /// Dockerfile to use (the Dockerfile frontend is not in this build yet)
+    /// Dockerfile to use [default: CONTEXT/Dockerfile or CONTEXT/Containerfile when present;
+    /// without one, a zero-config build from source]
     #[arg(short = 'f', long = "file", value_name = "PATH")]
     pub file: Option<PathBuf>,
+    /// Dockerfile: the stage to build [default: the last]
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+    /// Dockerfile: a build-time variable (repeatable); `KEY` alone takes it from the environment
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Dockerfile: a secret for `RUN --mount=type=secret` (repeatable): id=ID,src=FILE or
+    /// id=ID,env=VAR; never stored in a layer, the cache or the logs
+    #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
+    pub secrets: Vec<String>,
+    /// Dockerfile: an extra named context (repeatable): NAME=oci-layout://DIR[:TAG],
+    /// NAME=docker-image://REF, NAME=oci-archive:FILE or NAME=DIR
+    #[arg(long = "build-context", value_name = "NAME=SOURCE")]
+    pub build_contexts: Vec<String>,
+    /// Dockerfile: when to pull registry bases: always, missing (use a pulled copy) or never
+    #[arg(long, default_value = "missing", value_name = "always|missing|never")]
+    pub pull: String,
     /// Force a language instead of detecting it: go, node, python, java
     #[arg(long, value_name = "LANG")]
     pub lang: Option<String>,

@@ -46,11 +46,7 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
     if let Some(df) = dockerfile
         && a.lang.is_none()
     {
-        bail!(
-            "{} is a Dockerfile build, and the Dockerfile frontend is not in this version of ocibuild yet; \
-             build from source without it with `--lang go|node|python|java`",
-            df.display()
-        );
+        return super::dockerfile::run(g, &a, &df, &ctx);
     }
     let platform =
         Platform::parse(&a.platform).with_context(|| format!("--platform {}", a.platform))?;
@@ -147,56 +143,15 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
         arch: platform.architecture.clone(),
         ..toolchain_bases.clone()
     };
-    let ca_bundle = match a.build_ca.as_str() {
-        "none" => None,
-        "host" => HOST_CA_BUNDLES
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file()),
-        f => {
-            let p = Path::new(f)
-                .canonicalize()
-                .with_context(|| format!("--build-ca {f}: cannot read it"))?;
-            let text = std::fs::read_to_string(&p)
-                .with_context(|| format!("--build-ca {f}: cannot read it"))?;
-            if !text.contains("-----BEGIN CERTIFICATE-----") {
-                bail!("--build-ca {f}: not a PEM bundle (no BEGIN CERTIFICATE line)");
-            }
-            Some(p)
-        }
-    };
-    let mut pass_env: Vec<(String, String)> = Vec::new();
-    if !a.no_proxy_env {
-        for v in PROXY_VARS {
-            if let Ok(val) = std::env::var(v) {
-                pass_env.push(((*v).to_string(), val));
-            }
-        }
-    }
-    for e in &a.build_env {
-        let (k, v) = e
-            .split_once('=')
-            .with_context(|| format!("--build-env {e}: expected KEY=VALUE"))?;
-        pass_env.push((k.to_string(), v.to_string()));
-    }
-    let isolation = match a.isolation {
-        IsolationArg::Auto => Isolation::Auto {
-            allow_host: a.allow_host,
-        },
-        IsolationArg::Userns => Isolation::Force(Tier::Userns),
-        IsolationArg::Chroot => Isolation::Force(Tier::Chroot),
-        IsolationArg::Host => Isolation::Force(Tier::Host),
-    };
+    let ca_bundle = ca_bundle(&a)?;
+    let pass_env = pass_env(&a)?;
+    let isolation = isolation(&a);
     let mut labels: BTreeMap<String, String> = git_labels(&ctx);
     labels.insert(
         "org.opencontainers.image.created".into(),
         ocibuild_oci::image::rfc3339(epoch),
     );
-    let compression = match a.compression.as_str() {
-        "gzip" => Compression::Gzip,
-        "zstd" => Compression::Zstd,
-        c => bail!("--compression {c}: use gzip or zstd"),
-    };
+    let compression = compression(&a)?;
     let opts = zeroconfig::Options {
         toolchain_bases,
         runtime_bases,
@@ -283,50 +238,7 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
         );
     }
 
-    // Outputs.
-    let mut dests: Vec<Location> = a
-        .outputs
-        .iter()
-        .map(|o| Location::parse(o).with_context(|| format!("--output {o}")))
-        .collect::<Result<_>>()?;
-    if a.push {
-        if a.tags.is_empty() {
-            bail!("--push needs at least one -t NAME:TAG to push to");
-        }
-        for t in &a.tags {
-            let r = Reference::parse(t).with_context(|| format!("-t {t}"))?;
-            dests.push(Location::Registry(r));
-        }
-    }
-    let src = ocibuild_oci::layout::StoreSource::new(
-        store.clone(),
-        built.image.manifest_desc.clone(),
-        format!("the built image {digest}"),
-    );
-    let reg = if dests.iter().any(|d| matches!(d, Location::Registry(_))) {
-        Some(super::registry::registry(g)?)
-    } else {
-        None
-    };
-    for d in &dests {
-        match &reg {
-            Some(reg) => {
-                super::registry::export(g, reg, &rep, &src, &built.image, d)?;
-            }
-            None => ocibuild_oci::layout::write_location(d, &src, &built.image)
-                .with_context(|| format!("writing {d}"))?,
-        }
-        rep.event(
-            &format!("wrote {d}"),
-            json!({"event": "output", "location": d.to_string()}),
-        );
-    }
-    if dests.is_empty() {
-        rep.event(
-            "no --output or --push: the image is only in the content store; add --output oci:DIR:TAG or -t NAME --push",
-            json!({"event": "warning", "message": "no output"}),
-        );
-    }
+    write_outputs(g, &a, &rep, &store, &built.image)?;
     if let Some(f) = &a.iidfile {
         super::write_file_atomically(f, digest.as_bytes())?;
     }
@@ -350,7 +262,123 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn host_arch() -> &'static str {
+/// `--build-ca`: the CA bundle bound into build steps.
+pub(super) fn ca_bundle(a: &BuildArgs) -> Result<Option<PathBuf>> {
+    Ok(match a.build_ca.as_str() {
+        "none" => None,
+        "host" => HOST_CA_BUNDLES
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file()),
+        f => {
+            let p = Path::new(f)
+                .canonicalize()
+                .with_context(|| format!("--build-ca {f}: cannot read it"))?;
+            let text = std::fs::read_to_string(&p)
+                .with_context(|| format!("--build-ca {f}: cannot read it"))?;
+            if !text.contains("-----BEGIN CERTIFICATE-----") {
+                bail!("--build-ca {f}: not a PEM bundle (no BEGIN CERTIFICATE line)");
+            }
+            Some(p)
+        }
+    })
+}
+
+/// The host's proxy variables (unless `--no-proxy-env`) and `--build-env`.
+pub(super) fn pass_env(a: &BuildArgs) -> Result<Vec<(String, String)>> {
+    let mut pass_env: Vec<(String, String)> = Vec::new();
+    if !a.no_proxy_env {
+        for v in PROXY_VARS {
+            if let Ok(val) = std::env::var(v) {
+                pass_env.push(((*v).to_string(), val));
+            }
+        }
+    }
+    for e in &a.build_env {
+        let (k, v) = e
+            .split_once('=')
+            .with_context(|| format!("--build-env {e}: expected KEY=VALUE"))?;
+        pass_env.push((k.to_string(), v.to_string()));
+    }
+    Ok(pass_env)
+}
+
+pub(super) fn isolation(a: &BuildArgs) -> Isolation {
+    match a.isolation {
+        IsolationArg::Auto => Isolation::Auto {
+            allow_host: a.allow_host,
+        },
+        IsolationArg::Userns => Isolation::Force(Tier::Userns),
+        IsolationArg::Chroot => Isolation::Force(Tier::Chroot),
+        IsolationArg::Host => Isolation::Force(Tier::Host),
+    }
+}
+
+pub(super) fn compression(a: &BuildArgs) -> Result<Compression> {
+    Ok(match a.compression.as_str() {
+        "gzip" => Compression::Gzip,
+        "zstd" => Compression::Zstd,
+        c => bail!("--compression {c}: use gzip or zstd"),
+    })
+}
+
+/// Write the built image to every `--output`, and push it to every `-t` with `--push`.
+pub(super) fn write_outputs(
+    g: &Global,
+    a: &BuildArgs,
+    rep: &Reporter,
+    store: &ocibuild_oci::store::ContentStore,
+    image: &ocibuild_oci::image::Image,
+) -> Result<()> {
+    let digest = image.manifest_desc.digest.to_string();
+    // Outputs.
+    let mut dests: Vec<Location> = a
+        .outputs
+        .iter()
+        .map(|o| Location::parse(o).with_context(|| format!("--output {o}")))
+        .collect::<Result<_>>()?;
+    if a.push {
+        if a.tags.is_empty() {
+            bail!("--push needs at least one -t NAME:TAG to push to");
+        }
+        for t in &a.tags {
+            let r = Reference::parse(t).with_context(|| format!("-t {t}"))?;
+            dests.push(Location::Registry(r));
+        }
+    }
+    let src = ocibuild_oci::layout::StoreSource::new(
+        store.clone(),
+        image.manifest_desc.clone(),
+        format!("the built image {digest}"),
+    );
+    let reg = if dests.iter().any(|d| matches!(d, Location::Registry(_))) {
+        Some(super::registry::registry(g)?)
+    } else {
+        None
+    };
+    for d in &dests {
+        match &reg {
+            Some(reg) => {
+                super::registry::export(g, reg, rep, &src, image, d)?;
+            }
+            None => ocibuild_oci::layout::write_location(d, &src, image)
+                .with_context(|| format!("writing {d}"))?,
+        }
+        rep.event(
+            &format!("wrote {d}"),
+            json!({"event": "output", "location": d.to_string()}),
+        );
+    }
+    if dests.is_empty() {
+        rep.event(
+            "no --output or --push: the image is only in the content store; add --output oci:DIR:TAG or -t NAME --push",
+            json!({"event": "warning", "message": "no output"}),
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
         "aarch64" => "arm64",
         _ => "amd64",

@@ -4,6 +4,7 @@ mod assemble;
 mod base;
 mod build;
 mod cache;
+mod dockerfile;
 mod doctor;
 mod inspect;
 pub mod registry;

@@ -1,0 +1,999 @@
+//! COPY and ADD, done natively: sources from the context (after `.dockerignore`), a named
+//! context, an earlier stage or an image; written into a fresh change dir with the owners and
+//! modes docker gives them; never running anything in the image.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown};
+use std::path::{Path, PathBuf};
+
+use globset::{GlobBuilder, GlobMatcher};
+use ocibuild_dockerfile::{CopyArgs, DockerIgnore, Instruction, walk_context};
+use ocibuild_oci::extract::{ExtractOptions, decompress, extract_layer};
+use ocibuild_oci::media::Compression;
+use ocibuild_sandbox::mounts::resolve_in_root;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+use super::steps::{StageRun, join_abs, key_of, one_line};
+use super::{Exec, NamedContext, fsops, poison};
+use crate::error::{EngineError, Result};
+
+/// Where COPY/ADD/RUN --mount read from.
+pub(crate) enum Source {
+    /// The build context, `.dockerignore` applied.
+    Context(PathBuf),
+    /// A named directory context (no ignore rules).
+    Dir(PathBuf),
+    /// An earlier stage (materialised on first read).
+    Stage(usize),
+    /// An image's extracted root, with the image digest.
+    Image(PathBuf, String),
+}
+
+/// One thing to copy.
+struct Item {
+    /// Host path of the source entry.
+    host: PathBuf,
+    /// Path under the destination (empty: the destination itself, for a single file).
+    dest_rel: String,
+    /// Path relative to the source root, for keys.
+    src_rel: String,
+}
+
+fn has_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+fn clean_rel(s: &str) -> String {
+    let a = join_abs("/", s);
+    a.trim_start_matches('/').to_string()
+}
+
+fn glob(pattern: &str) -> Result<GlobMatcher> {
+    GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map(|g| g.compile_matcher())
+        .map_err(|e| EngineError::Invalid {
+            what: format!("source pattern {pattern}"),
+            detail: e.to_string(),
+        })
+}
+
+impl Source {
+    pub(crate) fn open(exec: &Exec<'_>, from: Option<&str>, loc: &str) -> Result<Source> {
+        let Some(name) = from else {
+            return Ok(Source::Context(exec.o.context.clone()));
+        };
+        if let Some(j) = exec.df.find_stage(name) {
+            return Ok(Source::Stage(j));
+        }
+        let reference = match exec.o.contexts.get(name) {
+            Some(NamedContext::Dir(d)) => return Ok(Source::Dir(d.clone())),
+            Some(NamedContext::Image(r)) => r.clone(),
+            None => name.to_string(),
+        };
+        let img = exec.image(&reference).map_err(|e| EngineError::Invalid {
+            what: format!("{loc}: --from={name}"),
+            detail: format!(
+                "{e}\nhelp: --from takes an earlier stage, a --build-context name or an image reference"
+            ),
+        })?;
+        let root = exec.image_root(&img)?;
+        Ok(Source::Image(root, img.manifest_desc.digest.to_string()))
+    }
+
+    fn root(&self, exec: &Exec<'_>) -> Result<PathBuf> {
+        Ok(match self {
+            Source::Context(p) | Source::Dir(p) | Source::Image(p, _) => p.clone(),
+            Source::Stage(j) => exec.stage_root(*j)?,
+        })
+    }
+
+    fn is_fs_root(&self) -> bool {
+        matches!(self, Source::Stage(_) | Source::Image(..))
+    }
+
+    /// A path inside the source, symlinks resolved within it.
+    pub(crate) fn resolve_in(&self, exec: &Exec<'_>, rel: &str) -> Result<PathBuf> {
+        let root = self.root(exec)?;
+        let rel = clean_rel(rel);
+        if rel.is_empty() {
+            return Ok(root);
+        }
+        Ok(resolve_in_root(&root, &format!("/{rel}"))?)
+    }
+
+    /// An id of what `rel` holds: file content hashes for local dirs, the stage's or image's
+    /// content id otherwise (their content is already determined by it).
+    pub(crate) fn content_id(&self, exec: &Exec<'_>, rel: &str) -> Result<String> {
+        match self {
+            Source::Stage(j) => {
+                let out = exec.stages[*j].get().ok_or_else(|| EngineError::Invalid {
+                    what: "build".into(),
+                    detail: format!("stage {j} used before it was built"),
+                })?;
+                Ok(key_of(json!(["stage", out.chain.content_id(), rel])))
+            }
+            Source::Image(_, d) => Ok(key_of(json!(["image", d, rel]))),
+            Source::Context(_) | Source::Dir(_) => {
+                let items = self.items(exec, &clean_rel(rel), false, &[])?;
+                let mut parts = Vec::new();
+                for it in &items {
+                    parts.push(json!([
+                        it.src_rel,
+                        exec.file_id(self, &it.host, &it.src_rel)?
+                    ]));
+                }
+                Ok(key_of(json!(parts)))
+            }
+        }
+    }
+
+    /// Entries of a local dir source: (rel, is_dir), sorted.
+    fn listing(&self, exec: &Exec<'_>) -> Result<Vec<(String, bool)>> {
+        match self {
+            Source::Context(root) => {
+                let r = exec.context_files.get_or_init(|| list(root, &exec.ignore));
+                r.clone().map_err(|detail| EngineError::Invalid {
+                    what: format!("build context {}", root.display()),
+                    detail,
+                })
+            }
+            Source::Dir(root) => {
+                list(root, &DockerIgnore::default()).map_err(|detail| EngineError::Invalid {
+                    what: format!("build context {}", root.display()),
+                    detail,
+                })
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// The items one source pattern selects.
+    fn items(
+        &self,
+        exec: &Exec<'_>,
+        pattern: &str,
+        parents: bool,
+        exclude: &[GlobMatcher],
+    ) -> Result<Vec<Item>> {
+        let root = self.root(exec)?;
+        let pattern = clean_rel(pattern);
+        let excluded = |rel: &str| exclude.iter().any(|g| g.is_match(rel));
+        let mut out = Vec::new();
+        if self.is_fs_root() {
+            // Walk from the pattern's literal prefix.
+            let (prefix, matcher) = if has_glob(&pattern) {
+                let lit: Vec<&str> = pattern.split('/').take_while(|c| !has_glob(c)).collect();
+                (lit.join("/"), Some(glob(&pattern)?))
+            } else {
+                (pattern.clone(), None)
+            };
+            let start = self.resolve_in(exec, &prefix)?;
+            let Ok(meta) = fs::metadata(&start) else {
+                return Ok(out);
+            };
+            match matcher {
+                None => {
+                    if meta.is_dir() {
+                        walk_into(&start, "", &pattern, parents, &excluded, &mut out)?;
+                    } else {
+                        let name = base_name(&pattern);
+                        out.push(Item {
+                            host: start,
+                            dest_rel: if parents { pattern.clone() } else { name },
+                            src_rel: pattern.clone(),
+                        });
+                    }
+                }
+                Some(m) => {
+                    let mut found = Vec::new();
+                    for e in walkdir::WalkDir::new(&start)
+                        .follow_links(false)
+                        .min_depth(1)
+                        .sort_by_file_name()
+                        .into_iter()
+                        .flatten()
+                    {
+                        let rel = e.path().strip_prefix(&start).unwrap_or(e.path());
+                        let full = if prefix.is_empty() {
+                            rel.to_string_lossy().into_owned()
+                        } else {
+                            format!("{prefix}/{}", rel.to_string_lossy())
+                        };
+                        if m.is_match(&full) {
+                            found.push((e.path().to_path_buf(), full, e.file_type().is_dir()));
+                        }
+                    }
+                    for (host, full, is_dir) in found {
+                        if excluded(&full) {
+                            continue;
+                        }
+                        if is_dir {
+                            let base = if parents {
+                                full.clone()
+                            } else {
+                                base_name(&full)
+                            };
+                            out.push(Item {
+                                host: host.clone(),
+                                dest_rel: base.clone(),
+                                src_rel: full.clone(),
+                            });
+                            walk_into(&host, &base, &full, parents, &excluded, &mut out)?;
+                        } else {
+                            out.push(Item {
+                                host,
+                                dest_rel: if parents {
+                                    full.clone()
+                                } else {
+                                    base_name(&full)
+                                },
+                                src_rel: full,
+                            });
+                        }
+                    }
+                }
+            }
+            return Ok(out);
+        }
+        // Local dirs: from the (ignore-filtered) listing.
+        let listing = self.listing(exec)?;
+        let matched: Vec<(String, bool)> = if pattern.is_empty() {
+            vec![(String::new(), true)]
+        } else if has_glob(&pattern) {
+            let m = glob(&pattern)?;
+            listing
+                .iter()
+                .filter(|(r, _)| m.is_match(r))
+                .cloned()
+                .collect()
+        } else {
+            listing
+                .iter()
+                .filter(|(r, _)| *r == pattern)
+                .cloned()
+                .collect()
+        };
+        for (rel, is_dir) in matched {
+            if excluded(&rel) {
+                continue;
+            }
+            if is_dir {
+                let base = if rel.is_empty() || !parents {
+                    String::new()
+                } else {
+                    rel.clone()
+                };
+                // glob-matched dirs land under their own name (docker copies their contents
+                // for an exact match only)
+                let base = if has_glob(&pattern) && !parents {
+                    base_name(&rel)
+                } else {
+                    base
+                };
+                if !base.is_empty() {
+                    out.push(Item {
+                        host: root.join(&rel),
+                        dest_rel: base.clone(),
+                        src_rel: rel.clone(),
+                    });
+                }
+                let prefix = if rel.is_empty() {
+                    String::new()
+                } else {
+                    format!("{rel}/")
+                };
+                for (r, _) in listing
+                    .iter()
+                    .filter(|(r, _)| r.starts_with(&prefix) && !r.is_empty())
+                {
+                    if excluded(r) {
+                        continue;
+                    }
+                    let sub = &r[prefix.len()..];
+                    out.push(Item {
+                        host: root.join(r),
+                        dest_rel: if base.is_empty() {
+                            sub.to_string()
+                        } else {
+                            format!("{base}/{sub}")
+                        },
+                        src_rel: r.clone(),
+                    });
+                }
+            } else {
+                out.push(Item {
+                    host: root.join(&rel),
+                    dest_rel: if parents {
+                        rel.clone()
+                    } else {
+                        base_name(&rel)
+                    },
+                    src_rel: rel,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn base_name(p: &str) -> String {
+    p.rsplit('/').next().unwrap_or(p).to_string()
+}
+
+fn walk_into(
+    dir: &Path,
+    base: &str,
+    src_base: &str,
+    _parents: bool,
+    excluded: &dyn Fn(&str) -> bool,
+    out: &mut Vec<Item>,
+) -> Result<()> {
+    for e in walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .min_depth(1)
+        .sort_by_file_name()
+    {
+        let e = e.map_err(|e| EngineError::Io {
+            what: "walking a copy source".into(),
+            path: dir.to_path_buf(),
+            source: e
+                .into_io_error()
+                .unwrap_or_else(|| std::io::Error::other("walk error")),
+        })?;
+        let rel = e
+            .path()
+            .strip_prefix(dir)
+            .unwrap_or(e.path())
+            .to_string_lossy()
+            .into_owned();
+        let src_rel = if src_base.is_empty() {
+            rel.clone()
+        } else {
+            format!("{src_base}/{rel}")
+        };
+        if excluded(&src_rel) {
+            continue;
+        }
+        out.push(Item {
+            host: e.path().to_path_buf(),
+            dest_rel: if base.is_empty() {
+                rel
+            } else {
+                format!("{base}/{rel}")
+            },
+            src_rel,
+        });
+    }
+    Ok(())
+}
+
+fn list(root: &Path, ignore: &DockerIgnore) -> std::result::Result<Vec<(String, bool)>, String> {
+    let paths = walk_context(root, ignore).map_err(|e| e.to_string())?;
+    let mut out: Vec<(String, bool)> = paths
+        .into_iter()
+        .filter_map(|p| {
+            let is_dir = root.join(&p).symlink_metadata().ok()?.is_dir();
+            Some((p.to_string_lossy().into_owned(), is_dir))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Parse `--chmod`: octal only.
+fn parse_chmod(s: &str, loc: &str) -> Result<u32> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| EngineError::Invalid {
+            what: format!("{loc}: --chmod={s}"),
+            detail: "ocibuild takes octal modes (e.g. --chmod=0755); symbolic modes are not supported yet".into(),
+        })
+}
+
+/// Resolve `--chown=user[:group]` against the destination root's /etc/passwd and /etc/group.
+fn parse_chown(spec: &str, root: Option<&Path>, loc: &str) -> Result<(u32, u32)> {
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let read = |f: &str| -> Vec<Vec<String>> {
+        root.and_then(|r| fs::read_to_string(r.join(f)).ok())
+            .map(|t| {
+                t.lines()
+                    .map(|l| l.split(':').map(str::to_string).collect())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let bad = |what: &str, name: &str, file: &str| EngineError::Invalid {
+        what: format!("{loc}: --chown={spec}"),
+        detail: format!(
+            "no {what} `{name}` in the stage's {file}; use numeric ids or create the {what} in an earlier step"
+        ),
+    };
+    let (uid, primary) = match u.parse::<u32>() {
+        Ok(n) => (n, n),
+        Err(_) => {
+            let pw = read("etc/passwd");
+            let e = pw
+                .iter()
+                .find(|f| f.first().map(String::as_str) == Some(u))
+                .ok_or_else(|| bad("user", u, "/etc/passwd"))?;
+            let uid = e
+                .get(2)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| bad("user", u, "/etc/passwd"))?;
+            let gid = e.get(3).and_then(|s| s.parse().ok()).unwrap_or(uid);
+            (uid, gid)
+        }
+    };
+    let gid = match g {
+        None => primary,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => {
+                let gr = read("etc/group");
+                gr.iter()
+                    .find(|f| f.first().map(String::as_str) == Some(g))
+                    .and_then(|e| e.get(2).and_then(|s| s.parse().ok()))
+                    .ok_or_else(|| bad("group", g, "/etc/group"))?
+            }
+        },
+    };
+    Ok((uid, gid))
+}
+
+fn sha256_file(p: &Path) -> std::io::Result<String> {
+    let mut f = fs::File::open(p)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// What kind of archive a file is, by its first bytes (None: not an archive).
+fn archive_kind(p: &Path) -> Option<Compression> {
+    let mut f = fs::File::open(p).ok()?;
+    let mut b = [0u8; 262];
+    let n = f.read(&mut b).ok()?;
+    let b = &b[..n];
+    if b.starts_with(&[0x1f, 0x8b]) {
+        Some(Compression::Gzip)
+    } else if b.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some(Compression::Zstd)
+    } else if n >= 262 && &b[257..262] == b"ustar" {
+        Some(Compression::None)
+    } else {
+        None
+    }
+}
+
+impl Exec<'_> {
+    /// A content id of one source entry (type, mode, content hash or link target).
+    pub(crate) fn file_id(&self, src: &Source, host: &Path, rel: &str) -> Result<String> {
+        let m =
+            fs::symlink_metadata(host).map_err(EngineError::io("reading a copy source", host))?;
+        let ft = m.file_type();
+        let mode = m.mode() & 0o7777;
+        if ft.is_dir() {
+            return Ok(format!("dir:{mode:o}"));
+        }
+        if ft.is_symlink() {
+            let t = fs::read_link(host).map_err(EngineError::io("reading a link", host))?;
+            return Ok(format!("link:{}", t.to_string_lossy()));
+        }
+        let memo = matches!(src, Source::Context(_));
+        if memo && let Some(h) = self.hashes.lock().map_err(poison)?.get(rel) {
+            return Ok(format!("file:{mode:o}:{h}"));
+        }
+        let h = sha256_file(host).map_err(EngineError::io("hashing a copy source", host))?;
+        if memo {
+            self.hashes
+                .lock()
+                .map_err(poison)?
+                .insert(rel.to_string(), h.clone());
+        }
+        Ok(format!("file:{mode:o}:{h}"))
+    }
+
+    pub(crate) fn copy_step(
+        &self,
+        st: &mut StageRun,
+        ins: &Instruction,
+        a: &CopyArgs,
+        is_add: bool,
+        label: &str,
+        created_by: &str,
+    ) -> Result<()> {
+        let line = ins.span.line;
+        let loc = self.loc(line);
+        let kw = if is_add { "ADD" } else { "COPY" };
+        let ex = |w: &str| -> Result<String> {
+            ocibuild_dockerfile::expand(w, &|n: &str| st.lookup(n), self.df.escape()).map_err(|e| {
+                EngineError::Invalid {
+                    what: loc.clone(),
+                    detail: e.to_string(),
+                }
+            })
+        };
+        let dest_raw = ex(&a.dest)?;
+        let sources: Vec<String> = a.sources.iter().map(|s| ex(s)).collect::<Result<_>>()?;
+        let chown = a.chown.as_deref().map(&ex).transpose()?;
+        let chmod = a.chmod.as_deref().map(&ex).transpose()?;
+        let from = a.from.as_deref().map(&ex).transpose()?;
+        let exclude: Vec<GlobMatcher> = a
+            .exclude
+            .iter()
+            .map(|p| ex(p).and_then(|p| glob(&clean_rel(&p))))
+            .collect::<Result<_>>()?;
+        let chmod = chmod.as_deref().map(|c| parse_chmod(c, &loc)).transpose()?;
+        let inline: Vec<(String, String)> = a
+            .inline_files
+            .iter()
+            .map(|f| {
+                let content = if f.expand {
+                    ex(&f.content).unwrap_or_else(|_| f.content.clone())
+                } else {
+                    f.content.clone()
+                };
+                (f.name.clone(), content)
+            })
+            .collect();
+        let workdir = st.workdir();
+        let dest_abs = join_abs(&workdir, &dest_raw);
+        let dest_is_dir_syntax =
+            dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/.");
+        if sources.len() + inline.len() > 1 && !dest_is_dir_syntax {
+            return Err(EngineError::Invalid {
+                what: format!("{loc}: {}", one_line(&ins.original)),
+                detail: format!(
+                    "when using {kw} with more than one source, the destination must be a directory and end with a /"
+                ),
+            });
+        }
+        let src = Source::open(self, from.as_deref(), &loc)?;
+        // URLs (ADD only)
+        let mut downloads: Vec<(String, PathBuf, String)> = Vec::new();
+        let private = tempfile::Builder::new()
+            .prefix(".copy-")
+            .tempdir_in(&self.work)
+            .map_err(EngineError::io("creating a private dir", &self.work))?;
+        let mut local_sources = Vec::new();
+        for s in &sources {
+            if s.starts_with("http://") || s.starts_with("https://") {
+                if !is_add {
+                    return Err(EngineError::Invalid {
+                        what: format!("{loc}: COPY {s}"),
+                        detail: "COPY takes local paths; use ADD for a URL".into(),
+                    });
+                }
+                let (file, name) = download(
+                    s,
+                    a.checksum.as_deref(),
+                    private.path(),
+                    downloads.len(),
+                    &loc,
+                )?;
+                downloads.push((s.clone(), file, name));
+            } else if s.starts_with("git@") || s.ends_with(".git") {
+                return Err(EngineError::Invalid {
+                    what: format!("{loc}: ADD {s}"),
+                    detail: "ADD of a git repository is not supported yet; clone it in a RUN step or copy a checkout from the context".into(),
+                });
+            } else {
+                local_sources.push(s.clone());
+            }
+        }
+        // Items, and the key over their content.
+        let mut all: Vec<(String, Vec<Item>)> = Vec::new();
+        let mut content: Vec<Value> = Vec::new();
+        let from_id = match &src {
+            Source::Stage(_) | Source::Image(..) => Some(src.content_id(self, "")?),
+            _ => None,
+        };
+        for s in &local_sources {
+            if let Some(id) = &from_id {
+                // the stage's/image's content id determines what any path holds
+                content.push(json!([s, id]));
+                all.push((s.clone(), Vec::new()));
+                continue;
+            }
+            let items = src.items(self, s, a.parents, &exclude)?;
+            if items.is_empty() {
+                return Err(EngineError::Invalid {
+                    what: format!("{loc}: {}", one_line(&ins.original)),
+                    detail: format!(
+                        "`{s}` is not in the build context ({}), or .dockerignore excludes it; check the path (it is relative to the context, not the Dockerfile)",
+                        self.o.context.display()
+                    ),
+                });
+            }
+            for it in &items {
+                content.push(json!([
+                    it.dest_rel,
+                    self.file_id(&src, &it.host, &it.src_rel)?
+                ]));
+            }
+            all.push((s.clone(), items));
+        }
+        for (url, file, name) in &downloads {
+            content.push(json!([
+                url,
+                name,
+                sha256_file(file).map_err(EngineError::io("hashing a download", file))?
+            ]));
+        }
+        let key = key_of(json!([
+            st.chain.key,
+            kw,
+            sources,
+            inline,
+            dest_abs,
+            dest_is_dir_syntax,
+            chown,
+            chmod,
+            a.link,
+            a.parents,
+            a.exclude,
+            content,
+        ]));
+        if let Some((layer, upper)) = self.lookup(&key) {
+            return self.use_cached(st, key, layer, upper, label, created_by);
+        }
+        (self.ev)(crate::Event::StepStarted {
+            name: label.to_string(),
+            argv: Vec::new(),
+        });
+        let t0 = std::time::Instant::now();
+        let merged = self.merged(st)?;
+        let owner = match &chown {
+            Some(c) => parse_chown(c, Some(&merged), &loc)?,
+            None => (0, 0),
+        };
+        // Stage/image sources are listed now (the key did not need them).
+        if from_id.is_some() {
+            for (s, items) in all.iter_mut() {
+                *items = src.items(self, s, a.parents, &exclude)?;
+                if items.is_empty() {
+                    return Err(EngineError::Invalid {
+                        what: format!("{loc}: {}", one_line(&ins.original)),
+                        detail: format!(
+                            "`{s}` does not exist in {}",
+                            from.as_deref().unwrap_or("the source")
+                        ),
+                    });
+                }
+            }
+        }
+        let upper = self.new_upper()?;
+        let mut w = Writer {
+            merged: &merged,
+            upper: &upper,
+            owner,
+            chmod,
+            chown: chown.is_some(),
+            resolved: HashMap::new(),
+            root: fsops::is_root(),
+        };
+        // Is the destination a directory?
+        let dest_exists_dir = (dest_abs == "/"
+            || resolve_in_root(&merged, &dest_abs).is_ok_and(|p| p.is_dir()))
+        .then_some(())
+        .is_some();
+        let single_file = all.len() + downloads.len() + inline.len() == 1
+            && all.first().is_none_or(|(s, items)| {
+                !has_glob(s)
+                    && items.len() == 1
+                    && items[0].host.symlink_metadata().is_ok_and(|m| !m.is_dir())
+            });
+        let dest_is_dir = dest_is_dir_syntax || dest_exists_dir || !single_file;
+        if dest_is_dir {
+            w.ensure_dir(&dest_abs, None)?;
+        }
+        let target = |rel: &str| -> String {
+            if dest_is_dir {
+                if rel.is_empty() {
+                    dest_abs.clone()
+                } else {
+                    join_abs(&dest_abs, rel)
+                }
+            } else {
+                dest_abs.clone()
+            }
+        };
+        for (_, items) in &all {
+            for it in items {
+                let t = target(&it.dest_rel);
+                if is_add
+                    && !matches!(src, Source::Stage(_) | Source::Image(..))
+                    && it.host.symlink_metadata().is_ok_and(|m| m.is_file())
+                    && let Some(c) = archive_kind(&it.host)
+                {
+                    // ADD of a local archive: extracted at the destination directory
+                    let dir = if dest_is_dir {
+                        dest_abs.clone()
+                    } else {
+                        t.clone()
+                    };
+                    w.ensure_dir(&dir, None)?;
+                    let real = w.real(&dir)?;
+                    let f =
+                        fs::File::open(&it.host).map_err(EngineError::io("opening", &it.host))?;
+                    let opts = ExtractOptions {
+                        privileged: false,
+                        preserve_owner: w.root,
+                        apply_whiteouts: false,
+                    };
+                    extract_layer(
+                        decompress(std::io::BufReader::new(f), c)?,
+                        &upper.join(&real),
+                        &opts,
+                    )?;
+                    continue;
+                }
+                w.put(&it.host, &t, false)?;
+            }
+        }
+        for (_, file, name) in &downloads {
+            let t = if dest_is_dir {
+                join_abs(&dest_abs, name)
+            } else {
+                dest_abs.clone()
+            };
+            w.put(file, &t, true)?;
+        }
+        for (i, (name, content)) in inline.iter().enumerate() {
+            let f = private.path().join(format!("inline-{i}"));
+            fs::write(&f, content).map_err(EngineError::io("writing a heredoc file", &f))?;
+            fs::set_permissions(&f, fs::Permissions::from_mode(0o644))
+                .map_err(EngineError::io("writing a heredoc file", &f))?;
+            let t = if dest_is_dir {
+                join_abs(&dest_abs, name)
+            } else {
+                dest_abs.clone()
+            };
+            w.put(&f, &t, false)?;
+        }
+        (self.ev)(crate::Event::StepFinished {
+            name: label.to_string(),
+            status: 0,
+            seconds: t0.elapsed().as_secs_f64(),
+            output: String::new(),
+        });
+        if let Ok(mut r) = self.ran.lock() {
+            r.push((label.to_string(), t0.elapsed().as_secs_f64()));
+        }
+        self.commit_step(st, key, upper, created_by)
+    }
+}
+
+/// Writes copied entries into a change dir, mirroring the merged root's directories.
+struct Writer<'a> {
+    merged: &'a Path,
+    upper: &'a Path,
+    owner: (u32, u32),
+    chmod: Option<u32>,
+    /// --chown given: new directories get the owner too.
+    chown: bool,
+    /// Destination dir (absolute) → its real path relative to the root (symlinks resolved).
+    resolved: HashMap<String, PathBuf>,
+    root: bool,
+}
+
+impl Writer<'_> {
+    /// The real (symlink-resolved) root-relative path of an absolute dir path.
+    fn real(&mut self, abs: &str) -> Result<PathBuf> {
+        if let Some(p) = self.resolved.get(abs) {
+            return Ok(p.clone());
+        }
+        if abs.trim_matches('/').is_empty() {
+            return Ok(PathBuf::new());
+        }
+        let host = resolve_in_root(self.merged, abs)?;
+        let rel = host
+            .strip_prefix(self.merged)
+            .unwrap_or(Path::new(""))
+            .to_path_buf();
+        self.resolved.insert(abs.to_string(), rel.clone());
+        Ok(rel)
+    }
+
+    fn parent_real(&mut self, abs: &str) -> Result<(PathBuf, String)> {
+        let (parent, name) = match abs.rsplit_once('/') {
+            Some((p, n)) => (if p.is_empty() { "/" } else { p }, n),
+            None => ("/", abs),
+        };
+        let p = self.real(parent)?;
+        Ok((p, name.to_string()))
+    }
+
+    /// Make sure the directory `abs` exists in the change dir (with its parents); `meta`: the
+    /// source dir whose mode it takes when created or copied.
+    fn ensure_dir(&mut self, abs: &str, meta: Option<&fs::Metadata>) -> Result<()> {
+        if abs == "/" {
+            return Ok(());
+        }
+        let (pr, name) = self.parent_real(abs)?;
+        let rel = pr.join(&name);
+        let new_owner = if self.chown { self.owner } else { (0, 0) };
+        fsops::mirror_parents(self.merged, self.upper, &rel.join("x"), new_owner)?;
+        let u = self.upper.join(&rel);
+        let existing = self
+            .merged
+            .join(&rel)
+            .symlink_metadata()
+            .ok()
+            .filter(|m| m.is_dir());
+        match (meta, existing) {
+            (Some(m), _) => {
+                let mode = self.chmod.unwrap_or(m.mode() & 0o7777);
+                set_meta(&u, mode, self.owner, self.root)?;
+            }
+            (None, None) => set_meta(&u, 0o755, new_owner, self.root)?,
+            (None, Some(_)) => {}
+        }
+        Ok(())
+    }
+
+    /// Copy one entry to the absolute path `abs`.
+    fn put(&mut self, host: &Path, abs: &str, downloaded: bool) -> Result<()> {
+        let meta =
+            fs::symlink_metadata(host).map_err(EngineError::io("reading a copy source", host))?;
+        if meta.is_dir() {
+            return self.ensure_dir(abs, Some(&meta));
+        }
+        let (pr, name) = self.parent_real(abs)?;
+        let rel = pr.join(&name);
+        let new_owner = if self.chown { self.owner } else { (0, 0) };
+        fsops::mirror_parents(self.merged, self.upper, &rel, new_owner)?;
+        let t = self.upper.join(&rel);
+        if let Ok(m) = t.symlink_metadata() {
+            if m.is_dir() {
+                let _ = fs::remove_dir_all(&t);
+            } else {
+                let _ = fs::remove_file(&t);
+            }
+        }
+        if meta.file_type().is_symlink() {
+            let target = fs::read_link(host).map_err(EngineError::io("reading a link", host))?;
+            std::os::unix::fs::symlink(&target, &t)
+                .map_err(EngineError::io("creating a link", &t))?;
+            if self.root {
+                lchown(&t, Some(self.owner.0), Some(self.owner.1))
+                    .map_err(EngineError::io("setting an owner", &t))?;
+            }
+            return Ok(());
+        }
+        fs::copy(host, &t).map_err(EngineError::io("copying", host))?;
+        let mode = self.chmod.unwrap_or(if downloaded {
+            0o600
+        } else {
+            meta.mode() & 0o7777
+        });
+        set_meta(&t, mode, self.owner, self.root)?;
+        if let Ok(mt) = meta.modified()
+            && let Ok(f) = fs::File::options().write(true).open(&t)
+        {
+            let _ = f.set_modified(mt);
+        }
+        Ok(())
+    }
+}
+
+fn set_meta(p: &Path, mode: u32, owner: (u32, u32), root: bool) -> Result<()> {
+    if root {
+        lchown(p, Some(owner.0), Some(owner.1)).map_err(EngineError::io("setting an owner", p))?;
+    }
+    fs::set_permissions(p, fs::Permissions::from_mode(mode))
+        .map_err(EngineError::io("setting a mode", p))
+}
+
+/// Download `url` into `dir`, checking `--checksum` when given; returns the file and the name
+/// it gets in a destination directory.
+fn download(
+    url: &str,
+    checksum: Option<&str>,
+    dir: &Path,
+    n: usize,
+    loc: &str,
+) -> Result<(PathBuf, String)> {
+    let shown = redact_url(url);
+    let bad = |detail: String| EngineError::Invalid {
+        what: format!("{loc}: ADD {shown}"),
+        detail,
+    };
+    let client = reqwest::blocking::Client::builder()
+        .build()
+        .map_err(|e| bad(format!("starting an HTTP client: {e}")))?;
+    let mut resp = client.get(url).send().map_err(|e| {
+        bad(format!(
+            "{e}; check the URL, the network and the proxy settings"
+        ))
+    })?;
+    if !resp.status().is_success() {
+        return Err(bad(format!("the server answered {}", resp.status())));
+    }
+    let file = dir.join(format!("download-{n}"));
+    let mut f = fs::File::create(&file).map_err(EngineError::io("writing a download", &file))?;
+    std::io::copy(&mut resp, &mut f).map_err(|e| bad(format!("downloading: {e}")))?;
+    if let Some(c) = checksum {
+        let want = c.strip_prefix("sha256:").ok_or_else(|| {
+            bad(format!(
+                "--checksum={c}: only sha256:<hex> checksums are supported"
+            ))
+        })?;
+        let got = sha256_file(&file).map_err(EngineError::io("hashing a download", &file))?;
+        if !got.eq_ignore_ascii_case(want) {
+            return Err(bad(format!(
+                "the download's checksum is sha256:{got}, not {c} as --checksum requires; the file changed or the URL is wrong"
+            )));
+        }
+    }
+    let name = url
+        .split(['?', '#'])
+        .next()
+        .and_then(|u| u.rsplit('/').next())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("index.html")
+        .to_string();
+    Ok((file, name))
+}
+
+/// A URL without credentials, for messages.
+fn redact_url(u: &str) -> String {
+    match (u.find("://"), u.find('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &u[..s], &u[at + 1..]),
+        _ => u.to_string(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chown_and_chmod() {
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir_all(t.path().join("etc")).unwrap();
+        fs::write(
+            t.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/app:/bin/sh\n",
+        )
+        .unwrap();
+        fs::write(t.path().join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+        assert_eq!(parse_chown("10", None, "f").unwrap(), (10, 10));
+        assert_eq!(parse_chown("10:20", None, "f").unwrap(), (10, 20));
+        assert_eq!(
+            parse_chown("app", Some(t.path()), "f").unwrap(),
+            (1000, 1001)
+        );
+        assert_eq!(
+            parse_chown("app:staff", Some(t.path()), "f").unwrap(),
+            (1000, 50)
+        );
+        assert!(
+            parse_chown("nobody", Some(t.path()), "f")
+                .unwrap_err()
+                .to_string()
+                .contains("/etc/passwd")
+        );
+        assert_eq!(parse_chmod("755", "f").unwrap(), 0o755);
+        assert!(parse_chmod("u+x", "f").is_err());
+        assert_eq!(redact_url("https://u:p@h/x"), "https://***@h/x");
+    }
+}

@@ -1,0 +1,391 @@
+//! Filesystem operations of the Dockerfile executor: a stage's merged root (a hard-link clone of
+//! its base plus each step's changes), a step's changes (an overlay upper dir or an OCI-style
+//! diff) applied onto it, and those changes turned into a layer.
+//!
+//! Trees shared between builds (an extracted base, cached step uppers) are only ever *linked*
+//! into a merged root, never written through: every change to a merged root unlinks the path
+//! first and creates a new inode, so a shared file can never be modified in place.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, lchown};
+use std::path::{Path, PathBuf};
+
+use ocibuild_oci::layer::{EntryKind, LayerEntry};
+
+use crate::error::{EngineError, Result};
+
+const WH_PREFIX: &str = ".wh.";
+const OPAQUE: &str = ".wh..wh..opq";
+
+/// An overlayfs whiteout: a character device 0/0.
+pub fn is_overlay_whiteout(meta: &fs::Metadata) -> bool {
+    meta.file_type().is_char_device() && meta.rdev() == 0
+}
+
+/// A directory overlayfs marked opaque (`trusted.overlay.opaque` or, in user namespaces,
+/// `user.overlay.opaque` = `y`).
+pub fn is_opaque_dir(path: &Path) -> bool {
+    let mut buf = [0u8; 4];
+    ["trusted.overlay.opaque", "user.overlay.opaque"]
+        .iter()
+        .any(|name| matches!(rustix::fs::lgetxattr(path, *name, &mut buf), Ok(n) if n >= 1 && buf[0] == b'y'))
+}
+
+fn remove_any(p: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(p),
+        Ok(_) => fs::remove_file(p),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn clear_dir(p: &Path) -> io::Result<()> {
+    if let Ok(rd) = fs::read_dir(p) {
+        for e in rd {
+            remove_any(&e?.path())?;
+        }
+    }
+    Ok(())
+}
+
+fn set_owner_mode(p: &Path, meta: &fs::Metadata, chown: bool) -> io::Result<()> {
+    if chown {
+        lchown(p, Some(meta.uid()), Some(meta.gid()))?;
+    }
+    if !meta.file_type().is_symlink() {
+        fs::set_permissions(p, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    }
+    Ok(())
+}
+
+fn link_or_copy(src: &Path, dst: &Path, meta: &fs::Metadata, chown: bool) -> io::Result<()> {
+    if fs::hard_link(src, dst).is_ok() {
+        return Ok(());
+    }
+    fs::copy(src, dst)?;
+    set_owner_mode(dst, meta, chown)
+}
+
+/// Is the current process root (owners can be kept)?
+pub fn is_root() -> bool {
+    fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+/// `src` cloned into `dst` (which must not exist): directories recreated with their modes and
+/// owners, files hard-linked, symlinks recreated. Devices, fifos and sockets are skipped.
+pub fn clone_tree(src: &Path, dst: &Path) -> Result<()> {
+    let chown = is_root();
+    fs::create_dir_all(dst).map_err(EngineError::io("creating a stage root", dst))?;
+    let mut dirs = Vec::new();
+    for e in walkdir::WalkDir::new(src).follow_links(false).min_depth(1) {
+        let e = e.map_err(|e| EngineError::Io {
+            what: "walking a root to clone it".into(),
+            path: src.to_path_buf(),
+            source: e
+                .into_io_error()
+                .unwrap_or_else(|| io::Error::other("walk error")),
+        })?;
+        let rel = e.path().strip_prefix(src).unwrap_or(e.path());
+        let t = dst.join(rel);
+        let meta = e
+            .path()
+            .symlink_metadata()
+            .map_err(EngineError::io("reading", e.path()))?;
+        let ft = meta.file_type();
+        let r = if ft.is_dir() {
+            fs::create_dir(&t).and_then(|_| {
+                dirs.push((t.clone(), meta.clone()));
+                fs::set_permissions(&t, fs::Permissions::from_mode(0o755))
+            })
+        } else if ft.is_symlink() {
+            fs::read_link(e.path())
+                .and_then(|target| std::os::unix::fs::symlink(target, &t))
+                .and_then(|_| set_owner_mode(&t, &meta, chown))
+        } else if ft.is_file() {
+            link_or_copy(e.path(), &t, &meta, chown)
+        } else {
+            Ok(())
+        };
+        r.map_err(EngineError::io("cloning into a stage root", &t))?;
+    }
+    for (d, meta) in dirs.into_iter().rev() {
+        set_owner_mode(&d, &meta, chown).map_err(EngineError::io("setting a dir's mode", &d))?;
+    }
+    let root_meta = fs::metadata(src).map_err(EngineError::io("reading", src))?;
+    set_owner_mode(dst, &root_meta, chown).map_err(EngineError::io("setting a dir's mode", dst))?;
+    Ok(())
+}
+
+/// Apply a step's changes (`upper`: an overlay upper dir, or an OCI-style diff with `.wh.`
+/// files) onto the merged root `merged`.
+pub fn apply_upper(merged: &Path, upper: &Path) -> Result<()> {
+    let chown = is_root();
+    apply_dir(merged, upper, chown).map_err(EngineError::io("applying a step's changes", merged))
+}
+
+fn apply_dir(dst: &Path, src: &Path, chown: bool) -> io::Result<()> {
+    let mut names: Vec<_> = fs::read_dir(src)?.collect::<io::Result<Vec<_>>>()?;
+    names.sort_by_key(|e| e.file_name());
+    // Opaque markers first, then whiteouts, then entries.
+    if names.iter().any(|e| e.file_name() == OPAQUE) {
+        clear_dir(dst)?;
+    }
+    for e in &names {
+        let n = e.file_name();
+        let n = n.to_string_lossy();
+        if n == OPAQUE {
+            continue;
+        }
+        if let Some(target) = n.strip_prefix(WH_PREFIX) {
+            remove_any(&dst.join(target))?;
+        }
+    }
+    let mut dirs = Vec::new();
+    for e in &names {
+        let name = e.file_name();
+        let ns = name.to_string_lossy();
+        if ns.starts_with(WH_PREFIX) {
+            continue;
+        }
+        let s = e.path();
+        let t = dst.join(&name);
+        let meta = s.symlink_metadata()?;
+        let ft = meta.file_type();
+        if is_overlay_whiteout(&meta) {
+            remove_any(&t)?;
+            continue;
+        }
+        if ft.is_dir() {
+            match t.symlink_metadata() {
+                Ok(m) if m.is_dir() => {
+                    if is_opaque_dir(&s) {
+                        clear_dir(&t)?;
+                    }
+                }
+                Ok(_) => {
+                    fs::remove_file(&t)?;
+                    fs::create_dir(&t)?;
+                }
+                Err(_) => fs::create_dir(&t)?,
+            }
+            fs::set_permissions(&t, fs::Permissions::from_mode(0o755))?;
+            apply_dir(&t, &s, chown)?;
+            dirs.push((t, meta));
+        } else if ft.is_symlink() {
+            remove_any(&t)?;
+            std::os::unix::fs::symlink(fs::read_link(&s)?, &t)?;
+            set_owner_mode(&t, &meta, chown)?;
+        } else if ft.is_file() {
+            remove_any(&t)?;
+            link_or_copy(&s, &t, &meta, chown)?;
+        }
+    }
+    for (d, meta) in dirs {
+        set_owner_mode(&d, &meta, chown)?;
+    }
+    Ok(())
+}
+
+/// The layer entries of a step's changes. Owners, modes and mtimes are kept; files sharing an
+/// inode become hard links to the first of them.
+pub fn upper_entries(upper: &Path) -> Result<Vec<LayerEntry>> {
+    let mut out = Vec::new();
+    let mut inodes: HashMap<(u64, u64), String> = HashMap::new();
+    let mut it = walkdir::WalkDir::new(upper)
+        .follow_links(false)
+        .min_depth(1)
+        .sort_by_file_name()
+        .into_iter();
+    while let Some(e) = it.next() {
+        let e = e.map_err(|e| EngineError::Io {
+            what: "walking a step's changes".into(),
+            path: upper.to_path_buf(),
+            source: e
+                .into_io_error()
+                .unwrap_or_else(|| io::Error::other("walk error")),
+        })?;
+        let rel = e.path().strip_prefix(upper).unwrap_or(e.path());
+        let Some(rel_s) = rel.to_str() else {
+            return Err(EngineError::Invalid {
+                what: format!("file {}", e.path().display()),
+                detail:
+                    "its name is not valid UTF-8 (layer paths are UTF-8); rename it in the step"
+                        .into(),
+            });
+        };
+        let rel_s = rel_s.to_string();
+        let meta = e
+            .path()
+            .symlink_metadata()
+            .map_err(EngineError::io("reading", e.path()))?;
+        let ft = meta.file_type();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let parent = rel
+            .parent()
+            .and_then(Path::to_str)
+            .unwrap_or("")
+            .to_string();
+        let entry = |path: String, kind: EntryKind, mode: u32| LayerEntry {
+            path,
+            kind,
+            mode,
+            uid: Some(meta.uid()),
+            gid: Some(meta.gid()),
+            mtime: Some(u64::try_from(meta.mtime()).unwrap_or(0)),
+        };
+        if name == OPAQUE {
+            out.push(LayerEntry::new(parent, EntryKind::OpaqueDir, 0));
+            continue;
+        }
+        if let Some(target) = name.strip_prefix(WH_PREFIX) {
+            let p = if parent.is_empty() {
+                target.to_string()
+            } else {
+                format!("{parent}/{target}")
+            };
+            out.push(LayerEntry::new(p, EntryKind::Whiteout, 0));
+            continue;
+        }
+        if is_overlay_whiteout(&meta) {
+            out.push(LayerEntry::new(rel_s, EntryKind::Whiteout, 0));
+            continue;
+        }
+        if ft.is_dir() {
+            out.push(entry(rel_s.clone(), EntryKind::Dir, meta.mode() & 0o7777));
+            if is_opaque_dir(e.path()) {
+                out.push(LayerEntry::new(rel_s, EntryKind::OpaqueDir, 0));
+            }
+        } else if ft.is_symlink() {
+            let target = fs::read_link(e.path())
+                .map_err(EngineError::io("reading a link", e.path()))?
+                .to_string_lossy()
+                .into_owned();
+            out.push(entry(rel_s, EntryKind::Symlink(target), 0o777));
+        } else if ft.is_file() {
+            if meta.nlink() > 1 {
+                let key = (meta.dev(), meta.ino());
+                if let Some(first) = inodes.get(&key) {
+                    out.push(entry(
+                        rel_s,
+                        EntryKind::Hardlink(first.clone()),
+                        meta.mode() & 0o7777,
+                    ));
+                    continue;
+                }
+                inodes.insert(key, rel_s.clone());
+            }
+            out.push(entry(
+                rel_s,
+                EntryKind::File(e.path().to_path_buf()),
+                meta.mode() & 0o7777,
+            ));
+        } else {
+            // fifos, sockets and device nodes other than whiteouts cannot be stored portably
+            // (and cannot be created rootless): left out, as buildah's rootless mode does.
+            if ft.is_dir() {
+                it.skip_current_dir();
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether an upper dir holds no change at all.
+pub fn is_empty_dir(p: &Path) -> bool {
+    fs::read_dir(p)
+        .map(|mut r| r.next().is_none())
+        .unwrap_or(true)
+}
+
+/// Create the parents of `rel` in `upper`, copying each one's mode and owner from `merged`
+/// when it exists there (so a layer never changes an existing directory's metadata), else
+/// 0755 owned by `owner`.
+pub fn mirror_parents(merged: &Path, upper: &Path, rel: &Path, owner: (u32, u32)) -> Result<()> {
+    let chown = is_root();
+    let mut cur = PathBuf::new();
+    let comps: Vec<_> = rel.components().collect();
+    for c in comps.iter().take(comps.len().saturating_sub(1)) {
+        cur.push(c);
+        let u = upper.join(&cur);
+        if u.symlink_metadata().is_ok() {
+            continue;
+        }
+        fs::create_dir(&u).map_err(EngineError::io("creating a directory", &u))?;
+        match merged.join(&cur).metadata() {
+            Ok(m) if m.is_dir() => {
+                set_owner_mode(&u, &m, chown).map_err(EngineError::io("setting a mode", &u))?
+            }
+            _ => {
+                fs::set_permissions(&u, fs::Permissions::from_mode(0o755))
+                    .map_err(EngineError::io("setting a mode", &u))?;
+                if chown {
+                    lchown(&u, Some(owner.0), Some(owner.1))
+                        .map_err(EngineError::io("setting an owner", &u))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applies_oci_diffs_with_whiteouts_and_opaque_dirs() {
+        let t = tempfile::tempdir().unwrap();
+        let merged = t.path().join("m");
+        fs::create_dir_all(merged.join("keep")).unwrap();
+        fs::create_dir_all(merged.join("opq")).unwrap();
+        fs::write(merged.join("opq/old"), "x").unwrap();
+        fs::write(merged.join("gone"), "x").unwrap();
+        fs::write(merged.join("keep/a"), "old").unwrap();
+        let up = t.path().join("u");
+        fs::create_dir_all(up.join("opq")).unwrap();
+        fs::create_dir_all(up.join("keep")).unwrap();
+        fs::write(up.join("opq/.wh..wh..opq"), "").unwrap();
+        fs::write(up.join("opq/new"), "n").unwrap();
+        fs::write(up.join(".wh.gone"), "").unwrap();
+        fs::write(up.join("keep/a"), "new").unwrap();
+        apply_upper(&merged, &up).unwrap();
+        assert!(!merged.join("gone").exists());
+        assert!(!merged.join("opq/old").exists());
+        assert_eq!(fs::read_to_string(merged.join("opq/new")).unwrap(), "n");
+        assert_eq!(fs::read_to_string(merged.join("keep/a")).unwrap(), "new");
+        let e = upper_entries(&up).unwrap();
+        let paths: Vec<(String, bool)> = e
+            .iter()
+            .map(|e| (e.path.clone(), e.kind == EntryKind::Whiteout))
+            .collect();
+        assert!(paths.contains(&("gone".into(), true)), "{paths:?}");
+        assert!(
+            e.iter()
+                .any(|x| x.kind == EntryKind::OpaqueDir && x.path == "opq")
+        );
+    }
+
+    #[test]
+    fn clones_never_share_dirs_and_replacing_a_file_keeps_the_source() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("s");
+        fs::create_dir_all(src.join("d")).unwrap();
+        fs::write(src.join("d/f"), "orig").unwrap();
+        std::os::unix::fs::symlink("d/f", src.join("l")).unwrap();
+        let dst = t.path().join("c");
+        clone_tree(&src, &dst).unwrap();
+        assert_eq!(fs::read_link(dst.join("l")).unwrap(), Path::new("d/f"));
+        let up = t.path().join("u");
+        fs::create_dir_all(up.join("d")).unwrap();
+        fs::write(up.join("d/f"), "changed").unwrap();
+        apply_upper(&dst, &up).unwrap();
+        assert_eq!(fs::read_to_string(src.join("d/f")).unwrap(), "orig");
+        assert_eq!(fs::read_to_string(dst.join("d/f")).unwrap(), "changed");
+    }
+}

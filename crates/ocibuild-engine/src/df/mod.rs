@@ -1,0 +1,610 @@
+//! The Dockerfile executor: a parsed [`Dockerfile`] and its stage plan → an image in the store.
+//!
+//! ```text
+//! stage_graph ─▶ levels of independent stages, each level's stages on their own threads
+//!   stage: FROM (scratch | earlier stage | oci:/oci-archive:/docker-archive: | build context |
+//!                registry through the caller's resolver)
+//!          each instruction: a cache key chained from the previous one
+//!            hit  → the recorded layer and change dir are reused, nothing runs
+//!            miss → RUN in the sandbox over the stage's merged root (overlay upper captured),
+//!                   COPY/ADD/WORKDIR written natively into a fresh change dir,
+//!                   the change dir becomes a layer (whiteouts included) and is kept for reuse
+//!          config instructions edit the image config
+//! ```
+//!
+//! A stage's merged root (`WORK/stage-N`) is only materialised when a step misses the cache (or
+//! another stage copies from it): a hard-link clone of the extracted base with every change dir
+//! applied in order. Cached change dirs live under `ROOT/engine/df/<key>/`, their records in
+//! `ROOT/engine/df/<key>.json`, written after the layer blob is in the store, so a killed build
+//! leaves no record pointing at nothing. Secrets are mounted into RUN steps only: their values
+//! are never part of a cache key, a layer, an event or an error.
+
+mod copy;
+pub mod fsops;
+mod steps;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use ocibuild_dockerfile::{
+    BaseRef, DockerIgnore, Dockerfile, StagePlan, platform_args, stage_graph,
+};
+use ocibuild_oci::Digest;
+use ocibuild_oci::extract::{ExtractOptions, extract_layer_blob};
+use ocibuild_oci::image::{
+    Descriptor, Image, Platform, config_bytes, load_image, new_manifest, rfc3339, to_json_bytes,
+};
+use ocibuild_oci::layout::{import_into_store, open_location};
+use ocibuild_oci::media::{self, Compression};
+use ocibuild_oci::reference::Location;
+use ocibuild_oci::store::ContentStore;
+use ocibuild_sandbox::probe::{Isolation, choose_tier, probe};
+use ocibuild_sandbox::run::Tier;
+use serde_json::{Value, json};
+
+use crate::Event;
+use crate::error::{EngineError, Result};
+
+/// Where a secret's value comes from (`--secret id=x,src=FILE|env=VAR`).
+#[derive(Clone, Debug)]
+pub enum SecretSource {
+    File(PathBuf),
+    Env(String),
+}
+
+/// A `--build-context NAME=…`.
+#[derive(Clone, Debug)]
+pub enum NamedContext {
+    /// A local directory (`dir:PATH` or a plain path).
+    Dir(PathBuf),
+    /// An image: `oci-layout://DIR[:TAG]`, `docker-image://REF`, or any transport reference.
+    Image(String),
+}
+
+/// Resolves image references the engine cannot read itself (registries): pulls the image for
+/// `platform` into the store and returns it.
+pub trait ImageResolver: Sync {
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<Image>;
+}
+
+/// How to run a Dockerfile.
+pub struct Options<'a> {
+    pub store: ContentStore,
+    pub context: PathBuf,
+    /// The Dockerfile's path (for error locations and `<Dockerfile>.dockerignore`).
+    pub dockerfile: PathBuf,
+    pub target: Option<String>,
+    pub build_args: BTreeMap<String, String>,
+    /// The target platform.
+    pub platform: Platform,
+    pub secrets: BTreeMap<String, SecretSource>,
+    pub contexts: BTreeMap<String, NamedContext>,
+    pub resolver: &'a dyn ImageResolver,
+    pub isolation: Isolation,
+    /// `--network none` makes this false: no RUN gets the network.
+    pub network: bool,
+    /// Bound at [`crate::zeroconfig::CA_PATH`] in every RUN, with the CA variables set.
+    pub ca_bundle: Option<PathBuf>,
+    /// Extra variables for every RUN (proxy settings): never part of a cache key or the image.
+    pub pass_env: Vec<(String, String)>,
+    pub source_date_epoch: u64,
+    pub compression: Compression,
+    pub level: Option<u32>,
+    pub no_cache: bool,
+    /// Added to the final image's labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What [`build`] made.
+#[derive(Clone, Debug)]
+pub struct Built {
+    pub image: Image,
+    /// Steps that ran, with their wall seconds.
+    pub ran: Vec<(String, f64)>,
+    /// Steps taken from the cache.
+    pub cached: Vec<String>,
+    /// The stages built, in order.
+    pub stages: Vec<String>,
+}
+
+/// A stage's filesystem and config as a chain of layers.
+#[derive(Clone, Debug)]
+pub(crate) struct Chain {
+    /// The extracted base image (None: scratch).
+    pub base_root: Option<PathBuf>,
+    /// Every layer so far (the base's, then this build's), with its diff_id.
+    pub layers: Vec<(Descriptor, Digest)>,
+    /// The change dirs of this build's steps on top of `base_root`, in order.
+    pub uppers: Vec<PathBuf>,
+    /// The whole image config.
+    pub config: Value,
+    /// The cache key of the last step.
+    pub key: String,
+}
+
+impl Chain {
+    /// An id of the filesystem content: the same layers give the same id.
+    pub fn content_id(&self) -> String {
+        let ids: Vec<String> = self.layers.iter().map(|(_, d)| d.to_string()).collect();
+        steps::key_of(json!(["content", ids]))
+    }
+}
+
+/// A finished stage.
+pub(crate) struct StageOut {
+    #[allow(dead_code)]
+    pub name: String,
+    pub chain: Chain,
+    /// The materialised root, made on first use by another stage.
+    pub merged: Mutex<Option<PathBuf>>,
+}
+
+pub(crate) struct Exec<'a> {
+    pub o: &'a Options<'a>,
+    pub df: &'a Dockerfile,
+    pub plan: StagePlan,
+    pub ev: &'a (dyn Fn(Event) + Sync),
+    pub ignore: DockerIgnore,
+    pub work: PathBuf,
+    pub cache_dir: PathBuf,
+    pub tier: OnceLock<std::result::Result<Tier, String>>,
+    pub stages: Vec<OnceLock<Arc<StageOut>>>,
+    /// The context's files after `.dockerignore` (relative path, is_dir), listed once.
+    pub context_files: OnceLock<std::result::Result<Vec<(String, bool)>, String>>,
+    /// Content hashes of context files, by relative path.
+    pub hashes: Mutex<HashMap<String, String>>,
+    pub ran: Mutex<Vec<(String, f64)>>,
+    pub cached: Mutex<Vec<String>>,
+    /// Images already resolved (reference → image).
+    pub images: Mutex<HashMap<String, Image>>,
+}
+
+/// Build the Dockerfile `text` (read from `o.dockerfile`).
+pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result<Built> {
+    let file = o.dockerfile.display().to_string();
+    let df = ocibuild_dockerfile::parse(text, &file).map_err(|e| EngineError::Invalid {
+        what: "Dockerfile".into(),
+        detail: e.to_string(),
+    })?;
+    if let Some(s) = &df.directives.syntax {
+        ev(Event::Note(format!(
+            "# syntax={s}: noted; ocibuild's own frontend is used (no frontend image is pulled)"
+        )));
+    }
+    let build_platform = Platform::host();
+    let mut args = o.build_args.clone();
+    for (k, v) in platform_args(&plat_str(&o.platform), &plat_str(&build_platform)) {
+        args.entry(k).or_insert(v);
+    }
+    let plan = stage_graph(&df, o.target.as_deref(), &args).map_err(|e| EngineError::Invalid {
+        what: file.clone(),
+        detail: e.to_string(),
+    })?;
+    let ignore = DockerIgnore::for_dockerfile(&o.context, &o.dockerfile).map_err(|e| {
+        EngineError::Invalid {
+            what: ".dockerignore".into(),
+            detail: e.to_string(),
+        }
+    })?;
+    if let Some(src) = ignore.source() {
+        ev(Event::Note(format!("ignore rules from {}", src.display())));
+    }
+    let root = o.store.root().to_path_buf();
+    let work_parent = root.join("engine").join("work");
+    fs::create_dir_all(&work_parent)
+        .map_err(EngineError::io("creating the work dir", &work_parent))?;
+    let work = tempfile::Builder::new()
+        .prefix("df-")
+        .tempdir_in(&work_parent)
+        .map_err(EngineError::io("creating a work dir", &work_parent))?;
+    let cache_dir = root.join("engine").join("df");
+    fs::create_dir_all(&cache_dir)
+        .map_err(EngineError::io("creating the step cache", &cache_dir))?;
+    let n = df.stages.len();
+    let exec = Exec {
+        o,
+        df: &df,
+        plan,
+        ev,
+        ignore,
+        work: work.path().to_path_buf(),
+        cache_dir,
+        tier: OnceLock::new(),
+        stages: (0..n).map(|_| OnceLock::new()).collect(),
+        context_files: OnceLock::new(),
+        hashes: Mutex::new(HashMap::new()),
+        ran: Mutex::new(Vec::new()),
+        cached: Mutex::new(Vec::new()),
+        images: Mutex::new(HashMap::new()),
+    };
+    let levels = exec.plan.levels.clone();
+    for level in &levels {
+        let results: Vec<Result<()>> = std::thread::scope(|s| {
+            let handles: Vec<_> = level
+                .iter()
+                .map(|&i| {
+                    let exec = &exec;
+                    s.spawn(move || exec.run_stage(i))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(EngineError::Invalid {
+                            what: "build".into(),
+                            detail: "a stage's thread panicked".into(),
+                        })
+                    })
+                })
+                .collect()
+        });
+        for r in results {
+            r?;
+        }
+    }
+    let target = exec.plan.target;
+    let out = exec.stages[target]
+        .get()
+        .ok_or_else(|| EngineError::Invalid {
+            what: "build".into(),
+            detail: "the target stage was not built".into(),
+        })?;
+    let image = exec.finish(&out.chain)?;
+    let stages = exec
+        .plan
+        .order
+        .iter()
+        .map(|&i| df.stages[i].display_name(i))
+        .collect();
+    let ran = std::mem::take(&mut *exec.ran.lock().map_err(poison)?);
+    let cached = std::mem::take(&mut *exec.cached.lock().map_err(poison)?);
+    drop(exec);
+    let _ = fsops_remove(work.path());
+    Ok(Built {
+        image,
+        ran,
+        cached,
+        stages,
+    })
+}
+
+fn fsops_remove(p: &Path) -> std::io::Result<()> {
+    ocibuild_sandbox::mounts::remove_tree(p)
+}
+
+pub(crate) fn poison<T>(_: T) -> EngineError {
+    EngineError::Invalid {
+        what: "build".into(),
+        detail: "an internal lock was poisoned by a failed thread".into(),
+    }
+}
+
+pub(crate) fn plat_str(p: &Platform) -> String {
+    match &p.variant {
+        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+        None => format!("{}/{}", p.os, p.architecture),
+    }
+}
+
+impl Exec<'_> {
+    pub(crate) fn loc(&self, line: usize) -> String {
+        format!("{}:{line}", self.o.dockerfile.display())
+    }
+
+    /// The sandbox tier, probed once, when the first RUN misses the cache.
+    pub(crate) fn tier(&self) -> Result<Tier> {
+        let r = self.tier.get_or_init(|| {
+            choose_tier(&probe(), self.o.isolation)
+                .map_err(|e| e.to_string())
+                .and_then(|t| {
+                    if t == Tier::Host {
+                        Err("RUN steps need a sandbox over the stage's root, which the host tier (no isolation) cannot give; run `ocibuild doctor` to see how to allow user namespaces or chroot".into())
+                    } else {
+                        Ok(t)
+                    }
+                })
+        });
+        r.clone().map_err(|detail| EngineError::Invalid {
+            what: "sandbox".into(),
+            detail,
+        })
+    }
+
+    /// An image by reference: a transport (`oci:`, `oci-archive:`, `docker-archive:`,
+    /// `oci-layout://`), else the caller's resolver (registries). Imported into the store.
+    pub(crate) fn image(&self, reference: &str) -> Result<Image> {
+        if let Some(img) = self.images.lock().map_err(poison)?.get(reference) {
+            return Ok(img.clone());
+        }
+        let local = if let Some(rest) = reference.strip_prefix("oci-layout://") {
+            Some(format!("oci:{rest}"))
+        } else if reference.starts_with("oci:")
+            || reference.starts_with("oci-archive:")
+            || reference.starts_with("docker-archive:")
+        {
+            Some(reference.to_string())
+        } else {
+            None
+        };
+        let img = match local {
+            Some(l) => {
+                let loc = Location::parse(&l)?;
+                let src = open_location(&loc)?;
+                let img = load_image(src.as_ref(), Some(&self.o.platform))?;
+                import_into_store(src.as_ref(), &img, &self.o.store)?;
+                img
+            }
+            None => {
+                let r = reference
+                    .strip_prefix("docker-image://")
+                    .unwrap_or(reference);
+                let r = r.strip_prefix("docker://").unwrap_or(r);
+                self.o.resolver.resolve(r, &self.o.platform)?
+            }
+        };
+        self.images
+            .lock()
+            .map_err(poison)?
+            .insert(reference.to_string(), img.clone());
+        Ok(img)
+    }
+
+    /// An image's root filesystem, extracted once into the store's rootfs cache.
+    pub(crate) fn image_root(&self, img: &Image) -> Result<PathBuf> {
+        extract_rootfs(&self.o.store, img)
+    }
+
+    /// A stage's merged root, materialised on first use.
+    pub(crate) fn stage_root(&self, i: usize) -> Result<PathBuf> {
+        let out = self.stages[i].get().ok_or_else(|| EngineError::Invalid {
+            what: "build".into(),
+            detail: format!("stage {i} is used before it was built"),
+        })?;
+        let mut m = out.merged.lock().map_err(poison)?;
+        if let Some(p) = &*m {
+            return Ok(p.clone());
+        }
+        let dir = self.work.join(format!("final-{i}"));
+        materialize(&out.chain, &dir)?;
+        *m = Some(dir.clone());
+        Ok(dir)
+    }
+
+    /// Record a step as cached (for the summary) and say so.
+    pub(crate) fn note_cached(&self, name: &str) {
+        (self.ev)(Event::Note(format!("CACHED {name}")));
+        if let Ok(mut c) = self.cached.lock() {
+            c.push(name.to_string());
+        }
+    }
+
+    /// The final image of a chain, written to the store.
+    fn finish(&self, chain: &Chain) -> Result<Image> {
+        let mut config = chain.config.clone();
+        let created = rfc3339(self.o.source_date_epoch);
+        if let Some(obj) = config.as_object_mut() {
+            obj.insert("created".into(), json!(created));
+            obj.insert(
+                "rootfs".into(),
+                json!({"type": "layers", "diff_ids": chain.layers.iter().map(|(_, d)| d.to_string()).collect::<Vec<_>>()}),
+            );
+            if !self.o.labels.is_empty() {
+                let c = obj.entry("config").or_insert_with(|| json!({}));
+                if let Some(c) = c.as_object_mut() {
+                    let l = c.entry("Labels").or_insert_with(|| json!({}));
+                    if !l.is_object() {
+                        *l = json!({});
+                    }
+                    if let Some(l) = l.as_object_mut() {
+                        for (k, v) in &self.o.labels {
+                            l.insert(k.clone(), json!(v));
+                        }
+                    }
+                }
+            }
+        }
+        let cfg = config_bytes(&config)?;
+        let cd = self.o.store.put_bytes(&cfg)?;
+        let cfg_desc = Descriptor::new(media::OCI_CONFIG, cd, cfg.len() as u64);
+        let layers: Vec<Descriptor> = chain.layers.iter().map(|(d, _)| d.clone()).collect();
+        let manifest = new_manifest(cfg_desc, layers, BTreeMap::new());
+        let mb = to_json_bytes(&manifest, "manifest")?;
+        let md = self.o.store.put_bytes(&mb)?;
+        Ok(Image {
+            index: None,
+            manifest_desc: Descriptor::new(media::OCI_MANIFEST, md, mb.len() as u64),
+            manifest_bytes: mb,
+            manifest,
+            config_bytes: cfg,
+            config,
+        })
+    }
+
+    /// The chain a stage starts from.
+    pub(crate) fn start_chain(&self, i: usize) -> Result<(Chain, Vec<String>)> {
+        let ps = &self.plan.stages[i];
+        let platform = self.o.platform.clone();
+        match &ps.base {
+            BaseRef::Scratch => {
+                let mut config = json!({
+                    "architecture": platform.architecture,
+                    "os": platform.os,
+                    "config": {},
+                    "rootfs": {"type": "layers", "diff_ids": []},
+                    "history": [],
+                });
+                if let Some(v) = &platform.variant {
+                    config["variant"] = json!(v);
+                }
+                Ok((
+                    Chain {
+                        base_root: None,
+                        layers: Vec::new(),
+                        uppers: Vec::new(),
+                        config,
+                        key: steps::key_of(json!(["FROM scratch", plat_str(&platform)])),
+                    },
+                    Vec::new(),
+                ))
+            }
+            BaseRef::Stage(j) => {
+                let out = self.stages[*j].get().ok_or_else(|| EngineError::Invalid {
+                    what: self.loc(self.df.stages[i].span.line),
+                    detail: format!("stage {j} is used before it was built"),
+                })?;
+                let mut chain = out.chain.clone();
+                let triggers = take_onbuild(&mut chain.config);
+                chain.key = steps::key_of(json!(["FROM stage", chain.key]));
+                Ok((chain, triggers))
+            }
+            BaseRef::Image(name) => {
+                let reference = match self.o.contexts.get(name) {
+                    Some(NamedContext::Image(r)) => r.clone(),
+                    Some(NamedContext::Dir(d)) => {
+                        return Err(EngineError::Invalid {
+                            what: self.loc(self.df.stages[i].span.line),
+                            detail: format!(
+                                "FROM {name}: the build context {name} is a directory ({}), which can only be used by COPY --from and RUN --mount=from; give an image (oci-layout://DIR) to build on it",
+                                d.display()
+                            ),
+                        });
+                    }
+                    None => name.clone(),
+                };
+                (self.ev)(Event::Phase(format!(
+                    "[{}] FROM {reference}",
+                    self.df.stages[i].display_name(i)
+                )));
+                let img = self.image(&reference).map_err(|e| EngineError::Invalid {
+                    what: format!("{}: FROM {name}", self.loc(self.df.stages[i].span.line)),
+                    detail: format!(
+                        "{e}\nhelp: FROM takes scratch, an earlier stage, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE, a --build-context name, or a registry reference"
+                    ),
+                })?;
+                let root = self.image_root(&img)?;
+                let diff_ids = img.diff_ids()?;
+                let layers = img
+                    .manifest
+                    .layers
+                    .iter()
+                    .cloned()
+                    .map(|mut l| {
+                        if let Some(c) = media::layer_compression(&l.media_type) {
+                            l.media_type = c.oci_layer_media_type().to_string();
+                        }
+                        l.annotations.clear();
+                        l
+                    })
+                    .zip(diff_ids)
+                    .collect();
+                let mut config = img.config.clone();
+                if let Some(obj) = config.as_object_mut() {
+                    for k in [
+                        "container",
+                        "container_config",
+                        "docker_version",
+                        "id",
+                        "parent",
+                    ] {
+                        obj.remove(k);
+                    }
+                    if !obj.get("config").is_some_and(Value::is_object) {
+                        obj.insert("config".into(), json!({}));
+                    }
+                }
+                let triggers = take_onbuild(&mut config);
+                Ok((
+                    Chain {
+                        base_root: Some(root),
+                        layers,
+                        uppers: Vec::new(),
+                        config,
+                        key: steps::key_of(json!([
+                            "FROM image",
+                            img.manifest_desc.digest.to_string()
+                        ])),
+                    },
+                    triggers,
+                ))
+            }
+        }
+    }
+}
+
+/// Remove and return the config's ONBUILD triggers (they run in the stage built on it).
+fn take_onbuild(config: &mut Value) -> Vec<String> {
+    let Some(c) = config.get_mut("config").and_then(Value::as_object_mut) else {
+        return Vec::new();
+    };
+    let t = c
+        .remove("OnBuild")
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default();
+    t.iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+/// A chain's filesystem as one directory at `dir` (which must not exist).
+pub(crate) fn materialize(chain: &Chain, dir: &Path) -> Result<()> {
+    match &chain.base_root {
+        Some(b) => fsops::clone_tree(b, dir)?,
+        None => fs::create_dir_all(dir).map_err(EngineError::io("creating a stage root", dir))?,
+    }
+    for u in &chain.uppers {
+        fsops::apply_upper(dir, u)?;
+    }
+    Ok(())
+}
+
+/// `image` extracted into `ROOT/engine/rootfs/<manifest>/rootfs` (once; later calls return it).
+pub fn extract_rootfs(store: &ContentStore, image: &Image) -> Result<PathBuf> {
+    let dir = store.root().join("engine").join("rootfs");
+    fs::create_dir_all(&dir).map_err(EngineError::io("creating the rootfs cache", &dir))?;
+    let name = image.manifest_desc.digest.hex().to_string();
+    let done = dir.join(&name);
+    if done.join("rootfs").is_dir() && done.join("complete").is_file() {
+        return Ok(done.join("rootfs"));
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix(".rootfs-")
+        .tempdir_in(&dir)
+        .map_err(EngineError::io("creating a temp dir for a rootfs", &dir))?;
+    let root = tmp.path().join("rootfs");
+    fs::create_dir(&root).map_err(EngineError::io("creating a rootfs", &root))?;
+    let diff_ids = image.diff_ids()?;
+    let opts = ExtractOptions {
+        preserve_owner: fsops::is_root(),
+        ..ExtractOptions::default()
+    };
+    for (layer, diff_id) in image.manifest.layers.iter().zip(&diff_ids) {
+        let c =
+            media::layer_compression(&layer.media_type).ok_or_else(|| EngineError::Invalid {
+                what: format!("layer {}", layer.digest),
+                detail: format!("unsupported media type {}", layer.media_type),
+            })?;
+        let f = store.open_blob(&layer.digest)?;
+        extract_layer_blob(std::io::BufReader::new(f), c, Some(diff_id), &root, &opts)?;
+    }
+    fs::write(tmp.path().join("complete"), b"")
+        .map_err(EngineError::io("marking a rootfs complete", tmp.path()))?;
+    let tmp_path = tmp.keep();
+    match fs::rename(&tmp_path, &done) {
+        Ok(()) => {}
+        Err(_) if done.join("complete").is_file() => {
+            let _ = ocibuild_sandbox::mounts::remove_tree(&tmp_path);
+        }
+        Err(e) => {
+            let _ = ocibuild_sandbox::mounts::remove_tree(&done);
+            fs::rename(&tmp_path, &done).map_err(|_| EngineError::Io {
+                what: "moving an extracted rootfs into place".into(),
+                path: done.clone(),
+                source: e,
+            })?;
+        }
+    }
+    Ok(done.join("rootfs"))
+}

@@ -1,0 +1,1018 @@
+//! One stage, instruction by instruction.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ocibuild_dockerfile::{
+    Command, CopyArgs, Instruction, InstructionKind, MountType, RunMount, expand, expand_words,
+    parse_onbuild_triggers,
+};
+use ocibuild_oci::Digest;
+use ocibuild_oci::image::Descriptor;
+use ocibuild_oci::layer::{LayerBuilder, LayerOptions};
+use ocibuild_sandbox::run::{Mount, Network, RootfsSource, Spec, run};
+use serde_json::{Map, Value, json};
+
+use super::{Chain, Exec, SecretSource, StageOut, fsops, materialize, plat_str};
+use crate::Event;
+use crate::error::{EngineError, Result};
+use crate::zeroconfig::{CA_PATH, CA_VARS};
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Build args every RUN sees without an ARG instruction (BuildKit's predefined args); like
+/// BuildKit, they are left out of cache keys and never stored in the image.
+const PROXY_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// A stage being built.
+pub(crate) struct StageRun {
+    pub i: usize,
+    pub name: String,
+    pub chain: Chain,
+    /// The materialised root, once a step needed it.
+    pub merged: Option<PathBuf>,
+    /// Declared ARGs with their values (None: declared without a value).
+    pub args: BTreeMap<String, Option<String>>,
+    pub cmd_set: bool,
+    pub step_no: usize,
+    pub steps_total: usize,
+}
+
+impl StageRun {
+    fn cfg(&mut self) -> &mut Map<String, Value> {
+        if !self.chain.config.is_object() {
+            self.chain.config = json!({});
+        }
+        let c = &mut self.chain.config["config"];
+        if !c.is_object() {
+            *c = Value::Object(Map::new());
+        }
+        match c {
+            Value::Object(m) => m,
+            // made an object just above
+            _ => unreachable!("config is an object"),
+        }
+    }
+
+    fn config_get(&self, k: &str) -> Option<&Value> {
+        self.chain.config.get("config").and_then(|c| c.get(k))
+    }
+
+    /// ENV of the image config, in order.
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.config_get("Env")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(|kv| match kv.split_once('=') {
+                        Some((k, v)) => (k.to_string(), v.to_string()),
+                        None => (kv.to_string(), String::new()),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn set_env(&mut self, k: &str, v: &str) {
+        let mut env = self.env();
+        if let Some(e) = env.iter_mut().find(|(ek, _)| ek == k) {
+            e.1 = v.to_string();
+        } else {
+            env.push((k.to_string(), v.to_string()));
+        }
+        let list: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        self.cfg().insert("Env".into(), json!(list));
+    }
+
+    /// A variable for expansion: ENV first, then declared ARGs.
+    pub fn lookup(&self, name: &str) -> Option<String> {
+        if let Some((_, v)) = self.env().into_iter().find(|(k, _)| k == name) {
+            return Some(v);
+        }
+        self.args.get(name).cloned().flatten()
+    }
+
+    pub fn workdir(&self) -> String {
+        self.config_get("WorkingDir")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or("/")
+            .to_string()
+    }
+
+    pub fn user(&self) -> Option<String> {
+        self.config_get("User")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    }
+
+    pub fn shell(&self) -> Vec<String> {
+        self.config_get("Shell")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+    }
+
+    fn history(&mut self, created_by: &str, empty: bool, epoch: &str) {
+        let Some(obj) = self.chain.config.as_object_mut() else {
+            return;
+        };
+        let h = obj.entry("history").or_insert_with(|| json!([]));
+        if !h.is_array() {
+            *h = json!([]);
+        }
+        if let Some(a) = h.as_array_mut() {
+            let mut e = json!({"created": epoch, "created_by": created_by, "comment": "buildkit.dockerfile.v0"});
+            if empty {
+                e["empty_layer"] = json!(true);
+            }
+            a.push(e);
+        }
+    }
+}
+
+/// A step's record in the cache.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Record {
+    layer: Option<(Descriptor, Digest)>,
+}
+
+pub(crate) fn key_of(v: Value) -> String {
+    use sha2::Digest as _;
+    let bytes = serde_json::to_vec(&v).unwrap_or_default();
+    hex::encode(sha2::Sha256::digest(&bytes))
+}
+
+impl Exec<'_> {
+    pub(crate) fn run_stage(&self, i: usize) -> Result<()> {
+        let stage = &self.df.stages[i];
+        let name = stage.display_name(i);
+        let (chain, triggers) = self.start_chain(i)?;
+        let mut st = StageRun {
+            i,
+            name: name.clone(),
+            chain,
+            merged: None,
+            args: BTreeMap::new(),
+            cmd_set: false,
+            step_no: 0,
+            steps_total: stage.instructions.len() + triggers.len(),
+        };
+        if !triggers.is_empty() {
+            let ins = parse_onbuild_triggers(&triggers).map_err(|e| EngineError::Invalid {
+                what: format!(
+                    "{}: ONBUILD triggers of the base",
+                    self.loc(stage.span.line)
+                ),
+                detail: e.to_string(),
+            })?;
+            for ins in &ins {
+                (self.ev)(Event::Note(format!("[{name}] ONBUILD {}", ins.original)));
+                self.step(&mut st, ins)?;
+            }
+        }
+        for ins in &stage.instructions {
+            self.step(&mut st, ins)?;
+        }
+        let out = StageOut {
+            name,
+            chain: st.chain,
+            merged: Mutex::new(st.merged),
+        };
+        let _ = self.stages[i].set(Arc::new(out));
+        Ok(())
+    }
+
+    fn expand(&self, st: &StageRun, word: &str, line: usize) -> Result<String> {
+        expand(word, &|n: &str| st.lookup(n), self.df.escape()).map_err(|e| EngineError::Invalid {
+            what: self.loc(line),
+            detail: format!("{e}"),
+        })
+    }
+
+    fn step(&self, st: &mut StageRun, ins: &Instruction) -> Result<()> {
+        st.step_no += 1;
+        let line = ins.span.line;
+        let label = format!(
+            "[{} {}/{}] {}",
+            st.name,
+            st.step_no,
+            st.steps_total,
+            one_line(&ins.original)
+        );
+        let epoch = ocibuild_oci::image::rfc3339(self.o.source_date_epoch);
+        let created_by = one_line(&ins.original);
+        match &ins.kind {
+            InstructionKind::Arg(args) => {
+                for a in args {
+                    let v = if let Some(v) = self.o.build_args.get(&a.name) {
+                        Some(v.clone())
+                    } else if let Some(d) = &a.default {
+                        Some(self.expand(st, d, line)?)
+                    } else if let Some(g) = self.plan.global_args.get(&a.name) {
+                        Some(g.clone())
+                    } else {
+                        ocibuild_dockerfile::platform_args(
+                            &plat_str(&self.o.platform),
+                            &plat_str(&ocibuild_oci::image::Platform::host()),
+                        )
+                        .get(&a.name)
+                        .cloned()
+                    };
+                    st.args.insert(a.name.clone(), v);
+                }
+                self.chain_config(st, "ARG", &json!(st.args));
+                return Ok(());
+            }
+            InstructionKind::Env(kvs) => {
+                for kv in kvs {
+                    let k = self.expand(st, &kv.key, line)?;
+                    let v = self.expand(st, &kv.value, line)?;
+                    st.set_env(&k, &v);
+                }
+            }
+            InstructionKind::Label(kvs) => {
+                for kv in kvs {
+                    let k = self.expand(st, &kv.key, line)?;
+                    let v = self.expand(st, &kv.value, line)?;
+                    let c = st.cfg();
+                    let l = c.entry("Labels").or_insert_with(|| json!({}));
+                    if !l.is_object() {
+                        *l = json!({});
+                    }
+                    if let Some(l) = l.as_object_mut() {
+                        l.insert(k, json!(v));
+                    }
+                }
+            }
+            InstructionKind::User(u) => {
+                let u = self.expand(st, u, line)?;
+                st.cfg().insert("User".into(), json!(u));
+            }
+            InstructionKind::Expose(ports) => {
+                let mut all = Vec::new();
+                for p in ports {
+                    let words = expand_words(p, &|n: &str| st.lookup(n), self.df.escape())
+                        .map_err(|e| EngineError::Invalid {
+                            what: self.loc(line),
+                            detail: e.to_string(),
+                        })?;
+                    all.extend(words);
+                }
+                let c = st.cfg();
+                let e = c.entry("ExposedPorts").or_insert_with(|| json!({}));
+                if !e.is_object() {
+                    *e = json!({});
+                }
+                for p in all {
+                    let p = ocibuild_oci::assemble::normalize_port(&p).map_err(|e| {
+                        EngineError::Invalid {
+                            what: self.loc(line),
+                            detail: format!("EXPOSE {p}: {e}"),
+                        }
+                    })?;
+                    if let Some(e) = e.as_object_mut() {
+                        e.insert(p, json!({}));
+                    }
+                }
+            }
+            InstructionKind::Volume(vols) => {
+                let mut vs = Vec::new();
+                for v in vols {
+                    vs.push(self.expand(st, v, line)?);
+                }
+                let c = st.cfg();
+                let e = c.entry("Volumes").or_insert_with(|| json!({}));
+                if !e.is_object() {
+                    *e = json!({});
+                }
+                for v in vs {
+                    if let Some(e) = e.as_object_mut() {
+                        e.insert(v, json!({}));
+                    }
+                }
+            }
+            InstructionKind::Entrypoint(cmd) => {
+                let v = self.command_vec(st, cmd);
+                let cmd_set = st.cmd_set;
+                let c = st.cfg();
+                c.insert("Entrypoint".into(), json!(v));
+                if !cmd_set {
+                    c.remove("Cmd");
+                }
+            }
+            InstructionKind::Cmd(cmd) => {
+                let v = self.command_vec(st, cmd);
+                st.cfg().insert("Cmd".into(), json!(v));
+                st.cmd_set = true;
+            }
+            InstructionKind::Shell(sh) => {
+                st.cfg().insert("Shell".into(), json!(sh));
+            }
+            InstructionKind::StopSignal(s) => {
+                let s = self.expand(st, s, line)?;
+                st.cfg().insert("StopSignal".into(), json!(s));
+            }
+            InstructionKind::Healthcheck(hc) => {
+                let mut h = Map::new();
+                match &hc.test {
+                    None => {
+                        h.insert("Test".into(), json!(["NONE"]));
+                    }
+                    Some(t) => {
+                        h.insert("Test".into(), json!(t));
+                        let ns = |d: &std::time::Duration| json!(d.as_nanos() as u64);
+                        if let Some(d) = &hc.interval {
+                            h.insert("Interval".into(), ns(d));
+                        }
+                        if let Some(d) = &hc.timeout {
+                            h.insert("Timeout".into(), ns(d));
+                        }
+                        if let Some(d) = &hc.start_period {
+                            h.insert("StartPeriod".into(), ns(d));
+                        }
+                        if let Some(d) = &hc.start_interval {
+                            h.insert("StartInterval".into(), ns(d));
+                        }
+                        if let Some(r) = hc.retries {
+                            h.insert("Retries".into(), json!(r));
+                        }
+                    }
+                }
+                st.cfg().insert("Healthcheck".into(), Value::Object(h));
+            }
+            InstructionKind::OnBuild(ob) => {
+                let c = st.cfg();
+                let e = c.entry("OnBuild").or_insert_with(|| json!([]));
+                if !e.is_array() {
+                    *e = json!([]);
+                }
+                if let Some(a) = e.as_array_mut() {
+                    a.push(json!(ob.trigger));
+                }
+            }
+            InstructionKind::Maintainer(m) => {
+                if let Some(o) = st.chain.config.as_object_mut() {
+                    o.insert("author".into(), json!(m));
+                }
+            }
+            InstructionKind::Workdir(w) => {
+                let w = self.expand(st, w, line)?;
+                let abs = join_abs(&st.workdir(), &w);
+                st.cfg().insert("WorkingDir".into(), json!(abs));
+                self.workdir_step(st, &abs, &label)?;
+                // the layer (if any) got its history entry
+                return Ok(());
+            }
+            InstructionKind::Run(r) => {
+                return self.run_step(st, ins, r, &label, &created_by);
+            }
+            InstructionKind::Copy(a) => {
+                return self.copy_step(st, ins, a, false, &label, &created_by);
+            }
+            InstructionKind::Add(a) => {
+                return self.copy_step(st, ins, a, true, &label, &created_by);
+            }
+        }
+        let snapshot = st
+            .chain
+            .config
+            .get("config")
+            .cloned()
+            .unwrap_or(Value::Null);
+        self.chain_config(st, ins.keyword(), &snapshot);
+        st.history(&created_by, true, &epoch);
+        Ok(())
+    }
+
+    /// A config-only step: the chain key moves on, nothing runs.
+    fn chain_config(&self, st: &mut StageRun, kw: &str, what: &Value) {
+        st.chain.key = key_of(json!([st.chain.key, kw, what]));
+    }
+
+    fn command_vec(&self, st: &StageRun, cmd: &Command) -> Vec<String> {
+        match cmd {
+            Command::Exec(v) => v.clone(),
+            Command::Shell(s) => {
+                let mut v = st.shell();
+                v.push(s.clone());
+                v
+            }
+        }
+    }
+
+    /// The stage's root, materialised now if it was not yet.
+    pub(crate) fn merged(&self, st: &mut StageRun) -> Result<PathBuf> {
+        if let Some(m) = &st.merged {
+            return Ok(m.clone());
+        }
+        let dir = self.work.join(format!("stage-{}", st.i));
+        let t0 = Instant::now();
+        materialize(&st.chain, &dir)?;
+        (self.ev)(Event::Note(format!(
+            "[{}] root materialised ({} change dirs on the base) in {:.2}s",
+            st.name,
+            st.chain.uppers.len(),
+            t0.elapsed().as_secs_f64()
+        )));
+        st.merged = Some(dir.clone());
+        Ok(dir)
+    }
+
+    /// Look a step up in the cache: its layer and change dir, when both are still there.
+    pub(crate) fn lookup(&self, key: &str) -> Option<(Option<(Descriptor, Digest)>, PathBuf)> {
+        if self.o.no_cache {
+            return None;
+        }
+        let rec: Record =
+            serde_json::from_slice(&fs::read(self.cache_dir.join(format!("{key}.json"))).ok()?)
+                .ok()?;
+        let upper = self.cache_dir.join(key);
+        if !upper.is_dir() {
+            return None;
+        }
+        if let Some((d, _)) = &rec.layer
+            && self.o.store.size(&d.digest) != Some(d.size)
+        {
+            return None;
+        }
+        Some((rec.layer, upper))
+    }
+
+    /// Take a cached step into the stage.
+    pub(crate) fn use_cached(
+        &self,
+        st: &mut StageRun,
+        key: String,
+        layer: Option<(Descriptor, Digest)>,
+        upper: PathBuf,
+        label: &str,
+        created_by: &str,
+    ) -> Result<()> {
+        self.note_cached(label);
+        self.push_step(st, key, layer, upper, created_by)
+    }
+
+    fn push_step(
+        &self,
+        st: &mut StageRun,
+        key: String,
+        layer: Option<(Descriptor, Digest)>,
+        upper: PathBuf,
+        created_by: &str,
+    ) -> Result<()> {
+        let epoch = ocibuild_oci::image::rfc3339(self.o.source_date_epoch);
+        st.chain.key = key;
+        match layer {
+            Some(l) => {
+                st.chain.layers.push(l);
+                if let Some(m) = &st.merged {
+                    fsops::apply_upper(m, &upper)?;
+                }
+                st.chain.uppers.push(upper);
+                st.history(created_by, false, &epoch);
+            }
+            None => st.history(created_by, true, &epoch),
+        }
+        Ok(())
+    }
+
+    /// A fresh, empty change dir for a step (renamed to its key when the step succeeds).
+    pub(crate) fn new_upper(&self) -> Result<PathBuf> {
+        let t = tempfile::Builder::new()
+            .prefix(".step-")
+            .tempdir_in(&self.cache_dir)
+            .map_err(EngineError::io("creating a step dir", &self.cache_dir))?;
+        Ok(t.keep())
+    }
+
+    /// Turn a finished step's change dir into a layer, keep both in the cache, and take them
+    /// into the stage.
+    pub(crate) fn commit_step(
+        &self,
+        st: &mut StageRun,
+        key: String,
+        upper: PathBuf,
+        created_by: &str,
+    ) -> Result<()> {
+        let layer = if fsops::is_empty_dir(&upper) {
+            None
+        } else {
+            let entries = fsops::upper_entries(&upper)?;
+            let mut b = LayerBuilder::new(LayerOptions {
+                compression: self.o.compression,
+                level: self.o.level,
+                source_date_epoch: self.o.source_date_epoch,
+                owner: None,
+                normalize_modes: false,
+            });
+            for e in entries {
+                b.add_entry(e)?;
+            }
+            let w = self.o.store.writer()?;
+            let (w, info) = b.write(w)?;
+            let digest = w.commit()?;
+            Some((
+                Descriptor::new(info.media_type, digest, info.size),
+                info.diff_id,
+            ))
+        };
+        let dest = self.cache_dir.join(&key);
+        if dest.exists() {
+            let _ = ocibuild_sandbox::mounts::remove_tree(&dest);
+        }
+        fs::rename(&upper, &dest).map_err(EngineError::io("keeping a step's changes", &dest))?;
+        let rec = serde_json::to_vec(&Record {
+            layer: layer.clone(),
+        })
+        .map_err(|e| EngineError::Invalid {
+            what: "step record".into(),
+            detail: e.to_string(),
+        })?;
+        crate::roots::write_atomically(&self.cache_dir.join(format!("{key}.json")), &rec)?;
+        self.push_step(st, key, layer, dest, created_by)
+    }
+
+    fn workdir_step(&self, st: &mut StageRun, abs: &str, label: &str) -> Result<()> {
+        let created_by = format!("WORKDIR {abs}");
+        let key = key_of(json!([st.chain.key, "WORKDIR", abs, st.user()]));
+        if let Some((layer, upper)) = self.lookup(&key) {
+            st.chain.key = key.clone();
+            if layer.is_none() {
+                // nothing was created: not worth a CACHED line
+                return self.push_step(st, key, None, upper, &created_by);
+            }
+            return self.use_cached(st, key, layer, upper, label, &created_by);
+        }
+        let merged = self.merged(st)?;
+        let upper = self.new_upper()?;
+        if abs == "/" {
+            return self.commit_step(st, key, upper, &created_by);
+        }
+        let real = ocibuild_sandbox::mounts::resolve_in_root(&merged, abs)?;
+        if !real.exists() {
+            let rel = real
+                .strip_prefix(&merged)
+                .unwrap_or(Path::new(""))
+                .to_path_buf();
+            if !rel.as_os_str().is_empty() {
+                fsops::mirror_parents(&merged, &upper, &rel.join("x"), (0, 0))?;
+            }
+        }
+        self.commit_step(st, key, upper, &created_by)
+    }
+
+    fn run_step(
+        &self,
+        st: &mut StageRun,
+        ins: &Instruction,
+        r: &ocibuild_dockerfile::Run,
+        label: &str,
+        created_by: &str,
+    ) -> Result<()> {
+        let line = ins.span.line;
+        let loc = self.loc(line);
+        // argv
+        let mut heredoc_files: Vec<(String, String)> = Vec::new();
+        let argv: Vec<String> = match (&r.command, r.heredoc_command()) {
+            (Command::Exec(v), _) => v.clone(),
+            (_, Some(ocibuild_dockerfile::HeredocCommand::Script { name, content })) => {
+                let path = format!("/run/ocibuild/heredoc-{}", sanitize(&name));
+                heredoc_files.push((path.clone(), content));
+                vec![path]
+            }
+            (_, Some(ocibuild_dockerfile::HeredocCommand::Inline(s)))
+            | (_, Some(ocibuild_dockerfile::HeredocCommand::Shell(s))) => {
+                let mut v = st.shell();
+                v.push(s);
+                v
+            }
+            (Command::Shell(s), None) => {
+                let mut v = st.shell();
+                v.push(s.clone());
+                v
+            }
+        };
+        // env: declared args, then ENV over them
+        let mut env: Vec<(String, String)> = st
+            .args
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
+            .collect();
+        for (k, v) in st.env() {
+            env.retain(|(ek, _)| *ek != k);
+            env.push((k, v));
+        }
+        if !env.iter().any(|(k, _)| k == "PATH") {
+            env.push(("PATH".into(), DEFAULT_PATH.into()));
+        }
+        let keyed_env = env.clone();
+        // mounts
+        let mut mounts: Vec<Mount> = Vec::new();
+        let mut mount_keys: Vec<Value> = Vec::new();
+        let mut secret_env: Vec<(String, String)> = Vec::new();
+        let private = tempfile::Builder::new()
+            .prefix(".run-")
+            .tempdir_in(&self.work)
+            .map_err(EngineError::io("creating a step's private dir", &self.work))?;
+        for m in &r.mounts {
+            let m = m
+                .expanded(&|n: &str| st.lookup(n), self.df.escape())
+                .map_err(|e| EngineError::Invalid {
+                    what: loc.clone(),
+                    detail: e.to_string(),
+                })?;
+            self.run_mount(
+                st,
+                &m,
+                &loc,
+                private.path(),
+                &mut mounts,
+                &mut mount_keys,
+                &mut secret_env,
+            )?;
+        }
+        let network = match r.network {
+            Some(ocibuild_dockerfile::Network::None) => Network::None,
+            _ if !self.o.network => Network::None,
+            _ => Network::Host,
+        };
+        let key = key_of(json!([
+            st.chain.key,
+            "RUN",
+            argv,
+            heredoc_files,
+            keyed_env,
+            st.user(),
+            st.workdir(),
+            mount_keys,
+            matches!(network, Network::Host),
+            plat_str(&self.o.platform),
+        ]));
+        if let Some((layer, upper)) = self.lookup(&key) {
+            return self.use_cached(st, key, layer, upper, label, created_by);
+        }
+        let tier = self.tier()?;
+        let merged = self.merged(st)?;
+        for (i, (path, content)) in heredoc_files.iter().enumerate() {
+            let f = private.path().join(format!("heredoc-{i}"));
+            fs::write(&f, content).map_err(EngineError::io("writing a heredoc", &f))?;
+            fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .map_err(EngineError::io("writing a heredoc", &f))?;
+            mounts.push(Mount::Bind {
+                src: f,
+                dest: path.clone(),
+                readonly: true,
+            });
+        }
+        // proxy args given with --build-arg, then the host's proxy/CA settings
+        for a in PROXY_ARGS {
+            if let Some(v) = self.o.build_args.get(*a) {
+                env.retain(|(k, _)| k != a);
+                env.push(((*a).to_string(), v.clone()));
+            }
+        }
+        if let Some(ca) = &self.o.ca_bundle {
+            mounts.push(Mount::Bind {
+                src: ca.clone(),
+                dest: CA_PATH.into(),
+                readonly: true,
+            });
+            for v in CA_VARS {
+                if !env.iter().any(|(k, _)| k == v) {
+                    env.push(((*v).into(), CA_PATH.into()));
+                }
+            }
+        }
+        for (k, v) in &self.o.pass_env {
+            if !env.iter().any(|(ek, _)| ek == k) {
+                env.push((k.clone(), v.clone()));
+            }
+        }
+        env.extend(secret_env);
+        let upper = self.new_upper()?;
+        let spec = Spec {
+            rootfs: RootfsSource::Dirs(vec![merged]),
+            upper: upper.clone(),
+            mounts,
+            env,
+            cwd: st.workdir(),
+            user: st.user(),
+            args: argv.clone(),
+            network,
+            capture: true,
+            ..Spec::default()
+        };
+        (self.ev)(Event::StepStarted {
+            name: label.to_string(),
+            argv: argv.clone(),
+        });
+        let t0 = Instant::now();
+        let out = run(&spec, tier);
+        drop(private);
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = ocibuild_sandbox::mounts::remove_tree(&upper);
+                return Err(EngineError::Invalid {
+                    what: format!("{loc}: {}", one_line(&ins.original)),
+                    detail: e.to_string(),
+                });
+            }
+        };
+        let secs = t0.elapsed().as_secs_f64();
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (self.ev)(Event::StepFinished {
+            name: label.to_string(),
+            status: out.status,
+            seconds: secs,
+            output: text.clone(),
+        });
+        if out.status != 0 {
+            let _ = ocibuild_sandbox::mounts::remove_tree(&upper);
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+            return Err(EngineError::StepFailed {
+                step: format!("{loc} {}", one_line(&ins.original)),
+                argv: argv.join(" "),
+                status: out.status,
+                tail,
+                hint: "the output above says what failed; fix the command in the Dockerfile (the steps before it are cached)".into(),
+            });
+        }
+        if let Ok(mut r) = self.ran.lock() {
+            r.push((label.to_string(), secs));
+        }
+        self.commit_step(st, key, upper, created_by)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_mount(
+        &self,
+        st: &mut StageRun,
+        m: &RunMount,
+        loc: &str,
+        private: &Path,
+        mounts: &mut Vec<Mount>,
+        keys: &mut Vec<Value>,
+        secret_env: &mut Vec<(String, String)>,
+    ) -> Result<()> {
+        let invalid = |detail: String| EngineError::Invalid {
+            what: format!("{loc}: RUN --mount={}", m.spec),
+            detail,
+        };
+        match m.kind {
+            MountType::Ssh => Err(invalid(
+                "type=ssh is not supported yet; pass what the step needs with --secret instead"
+                    .into(),
+            )),
+            MountType::Tmpfs => {
+                let target = m
+                    .target
+                    .clone()
+                    .ok_or_else(|| invalid("a tmpfs mount needs target=".into()))?;
+                keys.push(json!(["tmpfs", target]));
+                mounts.push(Mount::Tmpfs { dest: target });
+                Ok(())
+            }
+            MountType::Cache => {
+                let target = m
+                    .target
+                    .clone()
+                    .ok_or_else(|| invalid("a cache mount needs target=".into()))?;
+                let id = m.id.clone().unwrap_or_else(|| target.clone());
+                let dir = self
+                    .o
+                    .store
+                    .root()
+                    .join("engine")
+                    .join("cache")
+                    .join(format!("df-{}", &key_of(json!(id))[..16]));
+                if !dir.exists() {
+                    fs::create_dir_all(&dir)
+                        .map_err(EngineError::io("creating a cache mount", &dir))?;
+                    let mode = m.mode.unwrap_or(0o755);
+                    let _ = fs::set_permissions(
+                        &dir,
+                        std::os::unix::fs::PermissionsExt::from_mode(mode),
+                    );
+                    if fsops::is_root() {
+                        let _ = std::os::unix::fs::lchown(
+                            &dir,
+                            Some(m.uid.unwrap_or(0)),
+                            Some(m.gid.unwrap_or(0)),
+                        );
+                    }
+                }
+                // cache contents are not inputs: like BuildKit, the key names the mount only
+                keys.push(json!(["cache", target, id]));
+                mounts.push(Mount::Cache {
+                    src: dir,
+                    dest: target,
+                });
+                Ok(())
+            }
+            MountType::Secret => {
+                let id =
+                    m.id.clone()
+                        .or_else(|| {
+                            m.target
+                                .as_deref()
+                                .and_then(|t| Path::new(t).file_name())
+                                .map(|n| n.to_string_lossy().into_owned())
+                        })
+                        .ok_or_else(|| invalid("a secret mount needs id= or target=".into()))?;
+                keys.push(json!(["secret", id, m.target, m.env]));
+                let Some(src) = self.o.secrets.get(&id) else {
+                    if m.required {
+                        return Err(invalid(format!(
+                            "the secret `{id}` is required but was not given; pass it with --secret id={id},src=FILE (or env=VAR)"
+                        )));
+                    }
+                    return Ok(());
+                };
+                let value = match src {
+                    SecretSource::File(p) => fs::read(p).map_err(|e| {
+                        invalid(format!("reading the secret `{id}` from {}: {e}", p.display()))
+                    })?,
+                    SecretSource::Env(v) => std::env::var_os(v)
+                        .ok_or_else(|| {
+                            invalid(format!(
+                                "the secret `{id}` comes from the environment variable {v}, which is not set"
+                            ))
+                        })?
+                        .into_encoded_bytes(),
+                };
+                if let Some(var) = &m.env {
+                    secret_env.push((var.clone(), String::from_utf8_lossy(&value).into_owned()));
+                    if m.target.is_none() {
+                        return Ok(());
+                    }
+                }
+                let f = private.join(format!("secret-{}", sanitize(&id)));
+                {
+                    use std::io::Write;
+                    use std::os::unix::fs::OpenOptionsExt;
+                    let mut file = fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(m.mode.unwrap_or(0o400))
+                        .open(&f)
+                        .map_err(EngineError::io("writing a secret to a private file", &f))?;
+                    file.write_all(&value)
+                        .map_err(EngineError::io("writing a secret to a private file", &f))?;
+                }
+                if fsops::is_root() {
+                    let _ = std::os::unix::fs::lchown(
+                        &f,
+                        Some(m.uid.unwrap_or(0)),
+                        Some(m.gid.unwrap_or(0)),
+                    );
+                }
+                let dest = m
+                    .target
+                    .clone()
+                    .unwrap_or_else(|| format!("/run/secrets/{id}"));
+                mounts.push(Mount::Bind {
+                    src: f,
+                    dest,
+                    readonly: true,
+                });
+                Ok(())
+            }
+            MountType::Bind => {
+                let target = m
+                    .target
+                    .clone()
+                    .ok_or_else(|| invalid("a bind mount needs target=".into()))?;
+                let source = m.source.clone().unwrap_or_else(|| ".".into());
+                let (host, content) = self.mount_source(st, m.from.as_deref(), &source, loc)?;
+                keys.push(json!(["bind", target, m.from, source, content, m.readonly]));
+                let src = if m.readonly {
+                    host
+                } else {
+                    // rw: writes are discarded, so bind a copy
+                    let copy = private.join(format!("bind-{}", keys.len()));
+                    copy_any(&host, &copy)?;
+                    copy
+                };
+                mounts.push(Mount::Bind {
+                    src,
+                    dest: target,
+                    readonly: m.readonly,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// A bind mount's host path and an id of its content.
+    fn mount_source(
+        &self,
+        _st: &mut StageRun,
+        from: Option<&str>,
+        source: &str,
+        loc: &str,
+    ) -> Result<(PathBuf, String)> {
+        let src = super::copy::Source::open(self, from, loc)?;
+        let rel = source.trim_start_matches('/');
+        let host = src.resolve_in(self, rel)?;
+        let content = src.content_id(self, rel)?;
+        Ok((host, content))
+    }
+}
+
+/// Copy a file or tree (for rw bind mounts).
+fn copy_any(src: &Path, dst: &Path) -> Result<()> {
+    let m = fs::symlink_metadata(src).map_err(EngineError::io("reading", src))?;
+    if m.is_dir() {
+        ocibuild_sandbox::mounts::copy_tree(src, dst)
+            .or_else(|_| {
+                fs::create_dir_all(dst).and_then(|_| ocibuild_sandbox::mounts::copy_tree(src, dst))
+            })
+            .map_err(EngineError::io("copying a bind mount's source", src))
+    } else {
+        fs::copy(src, dst)
+            .map(|_| ())
+            .map_err(EngineError::io("copying a bind mount's source", src))
+    }
+}
+
+pub(crate) fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn one_line(s: &str) -> String {
+    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if s.chars().count() > 200 {
+        let t: String = s.chars().take(200).collect();
+        format!("{t}…")
+    } else {
+        s
+    }
+}
+
+/// `p` against the working dir `wd`, as an absolute, cleaned path.
+pub(crate) fn join_abs(wd: &str, p: &str) -> String {
+    let full = if p.starts_with('/') {
+        p.to_string()
+    } else {
+        format!("{}/{p}", wd.trim_end_matches('/'))
+    };
+    let mut out: Vec<&str> = Vec::new();
+    for c in full.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+#[allow(dead_code)]
+fn _unused(_: &CopyArgs) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_join_like_docker() {
+        assert_eq!(join_abs("/", "app"), "/app");
+        assert_eq!(join_abs("/a/b", "../c/./d/"), "/a/c/d");
+        assert_eq!(join_abs("/x", "/abs"), "/abs");
+    }
+}

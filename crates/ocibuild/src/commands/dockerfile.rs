@@ -1,0 +1,307 @@
+//! `ocibuild build -f Dockerfile CONTEXT`: the Dockerfile frontend.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use ocibuild_engine::df::{self, ImageResolver, NamedContext, SecretSource};
+use ocibuild_engine::{EngineError, Event};
+use ocibuild_oci::image::{Image, Platform, load_image};
+use ocibuild_oci::layout::import_into_store;
+use ocibuild_oci::reference::Reference;
+use ocibuild_oci::store::ContentStore;
+use ocibuild_registry::client::Registry;
+use ocibuild_registry::copy::RegistrySource;
+use serde_json::json;
+
+use super::build::{ca_bundle, compression, isolation, pass_env, write_outputs};
+use super::open_store;
+use crate::cli::{BuildArgs, BuildNetworkArg, Global};
+use crate::output::{Reporter, human_size};
+
+/// Pulls registry bases through the registry client, remembering what a reference resolved to
+/// (`ROOT/engine/pulled/`) for `--pull missing|never`.
+struct Puller<'a> {
+    reg: std::sync::OnceLock<std::result::Result<Registry, String>>,
+    g: &'a Global,
+    store: ContentStore,
+    policy: String,
+}
+
+impl Puller<'_> {
+    fn pin_path(&self, reference: &str, platform: &Platform) -> PathBuf {
+        use sha2::Digest as _;
+        let h = hex::encode(sha2::Sha256::digest(
+            format!("{reference}\n{}/{}", platform.os, platform.architecture).as_bytes(),
+        ));
+        self.store
+            .root()
+            .join("engine")
+            .join("pulled")
+            .join(format!("{h}.json"))
+    }
+
+    fn pinned(&self, path: &Path) -> Option<Image> {
+        let d: ocibuild_oci::image::Descriptor =
+            serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+        let src = ocibuild_oci::layout::StoreSource::new(self.store.clone(), d, "a pulled base");
+        let img = load_image(&src, None).ok()?;
+        img.manifest
+            .layers
+            .iter()
+            .all(|l| self.store.has(&l.digest))
+            .then_some(img)
+    }
+
+    fn pull(&self, reference: &str, platform: &Platform) -> anyhow::Result<Image> {
+        let r = Reference::parse(reference).with_context(|| format!("`{reference}`"))?;
+        let reg = self
+            .reg
+            .get_or_init(|| super::registry::registry(self.g).map_err(|e| format!("{e:#}")))
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let src = RegistrySource::open(reg, &r).with_context(|| format!("opening docker://{r}"))?;
+        let img = load_image(&src, Some(platform))?;
+        import_into_store(&src, &img, &self.store)?;
+        Ok(img)
+    }
+}
+
+impl ImageResolver for Puller<'_> {
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<Image, EngineError> {
+        let pin = self.pin_path(reference, platform);
+        if self.policy != "always"
+            && let Some(img) = self.pinned(&pin)
+        {
+            return Ok(img);
+        }
+        if self.policy == "never" {
+            return Err(EngineError::Invalid {
+                what: format!("image {reference}"),
+                detail: "--pull never, and it was never pulled into this store; pull it once (--pull missing) or use a local oci: layout".into(),
+            });
+        }
+        let img = self
+            .pull(reference, platform)
+            .map_err(|e| EngineError::Invalid {
+                what: format!("pulling {reference}"),
+                detail: format!("{e:#}"),
+            })?;
+        if let Some(d) = pin.parent() {
+            let _ = std::fs::create_dir_all(d);
+        }
+        if let Ok(bytes) = serde_json::to_vec(&img.manifest_desc) {
+            let _ = ocibuild_engine::roots::write_atomically(&pin, &bytes);
+        }
+        Ok(img)
+    }
+}
+
+fn parse_secret(s: &str) -> Result<(String, SecretSource)> {
+    let mut id = None;
+    let mut src = None;
+    let mut env = None;
+    for part in s.split(',') {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        match k {
+            "id" => id = Some(v.to_string()),
+            "src" | "source" => src = Some(PathBuf::from(v)),
+            "env" => env = Some(v.to_string()),
+            "type" if v == "file" || v == "env" => {}
+            _ => bail!("--secret: unknown field `{k}` (expected id=ID,src=FILE or id=ID,env=VAR)"),
+        }
+    }
+    let id = match id {
+        Some(i) => i,
+        None => match (&src, &env) {
+            (Some(p), _) => p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .context("--secret: give id=ID")?,
+            (_, Some(e)) => e.clone(),
+            _ => bail!("--secret: give id=ID with src=FILE or env=VAR"),
+        },
+    };
+    let source = match (src, env) {
+        (Some(p), None) => {
+            if !p.is_file() {
+                bail!(
+                    "--secret id={id}: the file {} does not exist or is not a file",
+                    p.display()
+                );
+            }
+            SecretSource::File(p.canonicalize().unwrap_or(p))
+        }
+        (None, Some(e)) => SecretSource::Env(e),
+        (None, None) => SecretSource::Env(id.clone()),
+        (Some(_), Some(_)) => bail!("--secret id={id}: give src= or env=, not both"),
+    };
+    Ok((id, source))
+}
+
+fn parse_context(s: &str) -> Result<(String, NamedContext)> {
+    let (name, v) = s
+        .split_once('=')
+        .with_context(|| format!("--build-context {s}: expected NAME=SOURCE"))?;
+    let c = if let Some(rest) = v.strip_prefix("oci-layout://") {
+        let (dir, tag) = match rest.rsplit_once(':') {
+            Some((d, t)) if !t.contains('/') => (d, Some(t)),
+            _ => (rest, None),
+        };
+        let dir = Path::new(dir)
+            .canonicalize()
+            .with_context(|| format!("--build-context {name}: {dir} does not exist"))?;
+        NamedContext::Image(match tag {
+            Some(t) => format!("oci:{}:{t}", dir.display()),
+            None => format!("oci:{}", dir.display()),
+        })
+    } else if v.starts_with("docker-image://")
+        || v.starts_with("oci:")
+        || v.starts_with("oci-archive:")
+        || v.starts_with("docker-archive:")
+    {
+        NamedContext::Image(v.to_string())
+    } else if v.starts_with("http://") || v.starts_with("https://") {
+        bail!(
+            "--build-context {name}: URL contexts are not supported yet; download into a directory and give its path"
+        )
+    } else {
+        let p = v.strip_prefix("dir:").unwrap_or(v);
+        let p = Path::new(p)
+            .canonicalize()
+            .with_context(|| format!("--build-context {name}: {p} does not exist"))?;
+        if !p.is_dir() {
+            bail!("--build-context {name}: {} is not a directory", p.display());
+        }
+        NamedContext::Dir(p)
+    };
+    Ok((name.to_string(), c))
+}
+
+pub fn run(g: &Global, a: &BuildArgs, dockerfile: &Path, ctx: &Path) -> Result<ExitCode> {
+    let rep = Reporter::new(g.progress);
+    let text = std::fs::read_to_string(dockerfile)
+        .with_context(|| format!("reading the Dockerfile {}", dockerfile.display()))?;
+    let platform =
+        Platform::parse(&a.platform).with_context(|| format!("--platform {}", a.platform))?;
+    if !matches!(a.pull.as_str(), "always" | "missing" | "never") {
+        bail!("--pull {}: use always, missing or never", a.pull);
+    }
+    let mut build_args = BTreeMap::new();
+    for b in &a.build_args {
+        match b.split_once('=') {
+            Some((k, v)) => build_args.insert(k.to_string(), v.to_string()),
+            None => match std::env::var(b) {
+                Ok(v) => build_args.insert(b.clone(), v),
+                Err(_) => continue,
+            },
+        };
+    }
+    let secrets = a
+        .secrets
+        .iter()
+        .map(|s| parse_secret(s))
+        .collect::<Result<BTreeMap<_, _>>>()?;
+    let contexts = a
+        .build_contexts
+        .iter()
+        .map(|s| parse_context(s))
+        .collect::<Result<BTreeMap<_, _>>>()?;
+    let store = open_store(g)?;
+    let _lock = store.lock_shared()?;
+    let epoch = a.source_date_epoch.unwrap_or(0);
+    let puller = Puller {
+        reg: std::sync::OnceLock::new(),
+        g,
+        store: store.clone(),
+        policy: a.pull.clone(),
+    };
+    let opts = df::Options {
+        store: store.clone(),
+        context: ctx.to_path_buf(),
+        dockerfile: dockerfile.to_path_buf(),
+        target: a.target.clone(),
+        build_args,
+        platform,
+        secrets,
+        contexts,
+        resolver: &puller,
+        isolation: isolation(a),
+        network: a.network == BuildNetworkArg::Default,
+        ca_bundle: ca_bundle(a)?,
+        pass_env: pass_env(a)?,
+        source_date_epoch: epoch,
+        compression: compression(a)?,
+        level: None,
+        no_cache: a.no_cache,
+        labels: BTreeMap::new(),
+    };
+    let verbose = g.verbose > 0;
+    let ev = |e: Event| {
+        match e {
+        Event::Phase(p) => rep.event(&p, json!({"event": "phase", "phase": p})),
+        Event::Note(n) => rep.event(&n, json!({"event": "note", "message": n})),
+        Event::StepStarted { name, argv: _ } => {
+            rep.event(&name, json!({"event": "step", "name": name}))
+        }
+        Event::StepFinished {
+            name,
+            status,
+            seconds,
+            output,
+        } => {
+            if !output.is_empty() && (verbose || status != 0) {
+                eprintln!("{}", output.trim_end());
+            }
+            rep.event(
+                &format!("{name}: done in {seconds:.2} s"),
+                json!({"event": "step-done", "name": name, "status": status, "seconds": seconds}),
+            )
+        }
+        Event::Layer {
+            name,
+            digest,
+            size,
+            reused,
+        } => rep.event(
+            &format!("layer {name}: {digest} {}", human_size(size)),
+            json!({"event": "layer", "name": name, "digest": digest, "size": size, "reused": reused}),
+        ),
+    }
+    };
+    let t0 = std::time::Instant::now();
+    let built = df::build(&text, &opts, &ev)
+        .with_context(|| format!("building {} with {}", ctx.display(), dockerfile.display()))?;
+    let digest = built.image.manifest_desc.digest.to_string();
+    let size: u64 = built.image.manifest.layers.iter().map(|l| l.size).sum();
+    rep.event(
+        &format!(
+            "image {digest}: {} compressed, {} layers; {} steps ran, {} cached, in {:.2} s",
+            human_size(size),
+            built.image.manifest.layers.len(),
+            built.ran.len(),
+            built.cached.len(),
+            t0.elapsed().as_secs_f64()
+        ),
+        json!({"event": "image", "digest": digest, "size": size, "ran": built.ran.len(), "cached": built.cached.len()}),
+    );
+    write_outputs(g, a, &rep, &store, &built.image)?;
+    if let Some(f) = &a.iidfile {
+        super::write_file_atomically(f, digest.as_bytes())?;
+    }
+    if let Some(f) = &a.metadata_file {
+        let meta = json!({
+            "containerimage.digest": digest,
+            "image.name": a.tags.join(","),
+            "ocibuild.frontend": "dockerfile",
+            "ocibuild.stages": built.stages,
+            "ocibuild.steps": built.ran.iter().map(|(n, s)| json!({"name": n, "seconds": s})).collect::<Vec<_>>(),
+            "ocibuild.cached": built.cached,
+            "ocibuild.size": size,
+        });
+        super::write_file_atomically(f, &serde_json::to_vec_pretty(&meta)?)?;
+    }
+    println!("{digest}");
+    Ok(ExitCode::SUCCESS)
+}
