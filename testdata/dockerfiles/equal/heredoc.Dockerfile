@@ -1,6 +1,7 @@
 # Heredocs: RUN with a script (default shell and an explicit interpreter, <<- strips leading
-# tabs), COPY of inline files (with and without variable expansion), several heredocs in one
-# instruction.
+# tabs; the RUN heredoc goes through /bin/sh, so a quoted delimiter keeps bash syntax from dash's
+# expansion), COPY of inline files (with and without variable expansion), several heredocs in
+# one instruction.
 ARG BASE
 FROM ${BASE}
 ENV GREETING=hi
@@ -10,7 +11,7 @@ mkdir -p /hd
 echo one > /hd/one
 echo "$GREETING" > /hd/greeting
 EOF
-RUN <<-EOT bash
+RUN <<-'EOT' bash
 	set -euo pipefail
 	echo "tabs stripped, bash ${BASH_VERSINFO[0]}" > /hd/tab
 	EOT
