@@ -57,10 +57,15 @@ fn shared_store() -> PathBuf {
 }
 
 fn ocibuild(root: &Path) -> Command {
+    ocibuild_progress(root, "plain")
+}
+
+/// `ocibuild --root ROOT --progress PROGRESS` (`plain` or `json`).
+fn ocibuild_progress(root: &Path, progress: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
     c.arg("--root")
         .arg(root)
-        .args(["--progress", "plain"])
+        .args(["--progress", progress])
         .env_remove("SOURCE_DATE_EPOCH")
         .stdin(Stdio::null());
     c
@@ -713,31 +718,31 @@ fn secrets_are_mounted_and_leave_no_trace() {
     let built = build_with(c, &dir.join("Dockerfile"), &dir, &args, &layout, "s");
     validate(&root, &layout, "s");
 
-    // the RUN steps saw the secrets
-    for line in [
-        "the secret file can be read",
-        &format!(
-            "the secret is in the environment ({} characters)",
-            token.len()
+    // the RUN steps saw the secrets: each wrote the SHA-256 of what it saw under /proof
+    let bundle = ctx.path("bundle");
+    let rootfs = umoci_unpack(&layout, "s", &bundle);
+    let (token_sha, env_sha) = (
+        sha256_hex(token.as_bytes(), &ctx),
+        sha256_hex(from_env.as_bytes(), &ctx),
+    );
+    for (proof, want, what) in [
+        ("file.sha256", &token_sha, "the file at /run/secrets/token"),
+        ("env.sha256", &token_sha, "the secret as $TOKEN (env=)"),
+        ("target.sha256", &token_sha, "the file at a custom target"),
+        (
+            "fromenv.sha256",
+            &env_sha,
+            "the secret taken from the builder's environment",
         ),
-        "the secret is at a custom target",
-        "the secret from the builder's environment is there",
     ] {
-        assert!(
-            built.stderr.contains(line),
-            "a RUN with a secret mount did not print `{line}` (RUN output goes to stderr):\n{}",
+        let got = fs::read_to_string(rootfs.join("proof").join(proof)).unwrap_or_default();
+        assert_eq!(
+            got.trim(),
+            want.as_str(),
+            "/proof/{proof}: the RUN did not see {what} with the secret's exact bytes\n{}",
             built.stderr
         );
     }
-    let bundle = ctx.path("bundle");
-    let rootfs = umoci_unpack(&layout, "s", &bundle);
-    assert_eq!(
-        fs::read_to_string(rootfs.join("token.sha256"))
-            .unwrap()
-            .trim(),
-        sha256_hex(token.as_bytes(), &ctx),
-        "the RUN read the secret file's exact bytes"
-    );
     assert_eq!(fs::read_to_string(rootfs.join("done")).unwrap(), "done\n");
 
     // …and it is nowhere: not in the layout (every blob, layers decompressed, the config), the
@@ -794,6 +799,16 @@ fn secrets_are_mounted_and_leave_no_trace() {
 // -------------------------------------------------------------------------------------------
 // --target
 
+/// The names of the `step` events (`--progress json`) in `stderr`: `[STAGE N/M] INSTRUCTION`.
+fn step_events(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event"] == "step")
+        .filter_map(|v| v["name"].as_str().map(str::to_string))
+        .collect()
+}
+
 #[test]
 fn target_builds_only_the_stages_it_needs_and_reproduces() {
     let ctx = TestContext::new();
@@ -811,23 +826,40 @@ fn target_builds_only_the_stages_it_needs_and_reproduces() {
         "-t".into(),
         "target-test:v1".into(),
     ]);
+
+    // the first build with JSON progress: which steps ran, from its events
     let mut first_args = args.clone();
     first_args.extend(["--metadata-file".into(), meta.display().to_string()]);
-    let first = build(&root, &df, &dir, &first_args, &layout, "one");
-
-    let ran = |stderr: &str, stage: &str| stderr.contains(&format!("MARK-{stage}-42"));
+    let first = build_with(
+        ocibuild_progress(&root, "json"),
+        &df,
+        &dir,
+        &first_args,
+        &layout,
+        "one",
+    );
+    let steps = step_events(&first.stderr);
+    let ran_in = |stage: &str| {
+        steps
+            .iter()
+            .any(|s| s.starts_with(&format!("[{stage} ")) && s.contains("RUN "))
+    };
     for stage in ["common", "needed", "app"] {
         assert!(
-            ran(&first.stderr, stage),
-            "the RUN of stage `{stage}`, which --target app needs, printed nothing (RUN output \
-             goes to stderr):\n{}",
+            ran_in(stage),
+            "no `step` event for the RUN of stage `{stage}`, which --target app needs; steps: \
+             {steps:#?}\n--- stderr ---\n{}",
             first.stderr
         );
     }
     for stage in ["skipped", "after"] {
         assert!(
-            !ran(&first.stderr, stage),
-            "the RUN of stage `{stage}` ran, but --target app does not need it:\n{}",
+            !steps.iter().any(|s| s.starts_with(&format!("[{stage} "))),
+            "stage `{stage}` ran, but --target app does not need it; steps: {steps:#?}"
+        );
+        assert!(
+            !first.stderr.contains(&format!("[{stage}]")),
+            "stage `{stage}` was prepared, but --target app does not need it:\n{}",
             first.stderr
         );
     }
@@ -842,7 +874,7 @@ fn target_builds_only_the_stages_it_needs_and_reproduces() {
     assert_eq!(fs::read_to_string(rootfs.join("app.txt")).unwrap(), "app\n");
     assert!(!rootfs.join("skipped.txt").exists());
 
-    // the same build again, every step run again: the same digest
+    // the same build again, every step run again (plain progress): the same digest
     let mut again = args.clone();
     again.push("--no-cache".into());
     let second = build(&root, &df, &dir, &again, &layout, "two");
@@ -850,18 +882,45 @@ fn target_builds_only_the_stages_it_needs_and_reproduces() {
         first.digest, second.digest,
         "two builds of the same Dockerfile"
     );
-    assert!(
-        ran(&second.stderr, "app"),
-        "--no-cache runs the steps again:\n{}",
-        second.stderr
-    );
+    for stage in ["skipped", "after"] {
+        assert!(
+            !second.stderr.contains(&format!("[{stage}")),
+            "stage `{stage}` ran with --no-cache:\n{}",
+            second.stderr
+        );
+    }
+    // and with the cache, too
+    let third = build(&root, &df, &dir, &args, &layout, "three");
+    assert_eq!(first.digest, third.digest, "a cached rebuild");
+    validate(&root, &layout, "three");
+
+    // RUN output (the markers are made by arithmetic expansion, so they are in what the RUN
+    // printed and not in its command text): on ocibuild's stderr with `--progress plain`, the
+    // RUN's stderr and its stdout alike, never on ocibuild's stdout (whose last line is the
+    // digest); nothing from the stages that did not run
+    let ran = |stderr: &str, stage: &str| stderr.contains(&format!("MARK-{stage}-42"));
+    for stage in ["common", "needed", "app"] {
+        assert!(
+            ran(&second.stderr, stage),
+            "the output of the RUN of stage `{stage}` (`echo MARK-{stage}-… >&2`) is not in \
+             ocibuild's stderr with --progress plain:\n{}",
+            second.stderr
+        );
+    }
     assert!(
         !ran(&second.stderr, "skipped") && !ran(&second.stderr, "after"),
         "{}",
         second.stderr
     );
-    // and with the cache, too
-    let third = build(&root, &df, &dir, &args, &layout, "three");
-    assert_eq!(first.digest, third.digest, "a cached rebuild");
-    validate(&root, &layout, "three");
+    assert!(
+        second.stderr.contains("STDOUT-common-42"),
+        "the stdout of a RUN (`echo STDOUT-common-…` in stage common) is not in ocibuild's \
+         stderr:\n{}",
+        second.stderr
+    );
+    assert!(
+        !second.stdout.contains("STDOUT-common-42"),
+        "{}",
+        second.stdout
+    );
 }
