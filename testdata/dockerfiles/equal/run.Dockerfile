@@ -1,5 +1,6 @@
 # RUN: files and directories created, base files modified, modes and owners changed, special
-# bits, an empty file and dir, a FIFO, names with spaces. Built on the `build-base` image.
+# bits, an empty file and dir, a FIFO, names with spaces, a file in /tmp (part of the root
+# filesystem in a RUN, as in Docker). Built on the `build-base` image.
 ARG BASE
 FROM ${BASE}
 RUN mkdir -p /opt/run/sub/empty-dir \
@@ -7,7 +8,8 @@ RUN mkdir -p /opt/run/sub/empty-dir \
  && printf 'a\nb\n' > /opt/run/sub/lines \
  && : > /opt/run/empty \
  && echo spaced > '/opt/run/with space.txt' \
- && mkfifo /opt/run/fifo
+ && mkfifo /opt/run/fifo \
+ && echo kept > /tmp/written-by-run
 # owners and modes of files made in an earlier layer (chown first: it clears setuid bits)
 RUN chown -R 4242:4343 /opt/run/sub \
  && chown 1000:1000 /opt/run/empty \
