@@ -205,8 +205,8 @@ fn list_tree(root: &Path) -> Vec<String> {
 // Templates: build, validate, serve under runc
 
 struct Template {
-    ctx: TestContext,
-    layout: PathBuf,
+    /// Keeps the temp dir (layout, bundle) until the test ends.
+    _ctx: TestContext,
     bundle: PathBuf,
     rootfs: PathBuf,
     config: Value,
@@ -239,8 +239,7 @@ fn template(name: &str, bases: &[(&str, PathBuf)]) -> Template {
     let bundle = ctx.path("bundle");
     let rootfs = umoci_unpack(&layout, TAG, &bundle);
     Template {
-        ctx,
-        layout,
+        _ctx: ctx,
         bundle,
         rootfs,
         config,
@@ -280,7 +279,6 @@ fn go_template_builds_from_scratch_with_ca_certs_and_serves_as_1000() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     assert!(n > 50, "the CA bundle copied from the builder: {body}");
-    let _ = (&t.ctx, &t.layout);
 }
 
 #[test]
