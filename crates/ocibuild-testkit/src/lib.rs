@@ -12,6 +12,7 @@
 //! Every helper panics (this is a test crate) with the full command line and the tool's complete
 //! stdout and stderr, so a failing test explains itself.
 
+pub mod azurite;
 pub mod buildah;
 pub mod proxy;
 pub mod registry;

@@ -335,9 +335,10 @@ fn clear_errors_for_what_cannot_be_built() {
         "{err}"
     );
     let df = ctx.tmp_dir("df");
-    fs::write(df.join("Dockerfile"), "FROM scratch\n").unwrap();
+    // A Dockerfile in the context makes it a Dockerfile build: its errors name file:line.
+    fs::write(df.join("Dockerfile"), "FROM scratch\nFROBNICATE x\n").unwrap();
     let err = run_fail(ocibuild(&ctx).arg("build").arg(&df));
-    assert!(err.contains("Dockerfile"), "{err}");
+    assert!(err.contains("Dockerfile:2"), "{err}");
 }
 
 #[test]

@@ -675,6 +675,10 @@ impl Exec<'_> {
         }
         let tier = self.tier()?;
         let merged = self.merged(st)?;
+        if !env.iter().any(|(k, _)| k == "HOME") {
+            // as docker: the user's home from the stage's /etc/passwd, else /root for root
+            env.push(("HOME".into(), home_of(&merged, st.user().as_deref())));
+        }
         for (i, (path, content)) in heredoc_files.iter().enumerate() {
             let f = private.path().join(format!("heredoc-{i}"));
             fs::write(&f, content).map_err(EngineError::io("writing a heredoc", &f))?;
@@ -957,6 +961,24 @@ fn copy_any(src: &Path, dst: &Path) -> Result<()> {
         fs::copy(src, dst)
             .map(|_| ())
             .map_err(EngineError::io("copying a bind mount's source", src))
+    }
+}
+
+/// The home directory of `user` (`name`, `uid`, `name:group` …) in the root's /etc/passwd.
+fn home_of(root: &Path, user: Option<&str>) -> String {
+    let u = user.unwrap_or("root");
+    let u = u.split(':').next().unwrap_or(u);
+    let passwd = fs::read_to_string(root.join("etc/passwd")).unwrap_or_default();
+    for l in passwd.lines() {
+        let f: Vec<&str> = l.split(':').collect();
+        if f.len() >= 6 && (f[0] == u || f[2] == u) && !f[5].is_empty() {
+            return f[5].to_string();
+        }
+    }
+    if u == "root" || u == "0" {
+        "/root".into()
+    } else {
+        "/".into()
     }
 }
 
