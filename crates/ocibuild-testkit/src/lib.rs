@@ -13,6 +13,7 @@
 //! stdout and stderr, so a failing test explains itself.
 
 pub mod azurite;
+pub mod buildah;
 pub mod proxy;
 pub mod registry;
 use std::ffi::OsStr;

@@ -1,0 +1,3 @@
+module example.com/gotemplate
+
+go 1.22
