@@ -154,6 +154,8 @@ pub enum EntryKind {
     /// Hides everything the layers below have in directory `path`: written as
     /// `<path>/.wh..wh..opq` (`path` may be empty for the root).
     OpaqueDir,
+    /// A named pipe (tar typeflag `6`), as a Dockerfile `RUN mkfifo` leaves it.
+    Fifo,
 }
 
 /// One entry of a layer.
@@ -217,6 +219,7 @@ enum Kind {
     Hardlink(String),
     /// An empty regular file (whiteout and opaque markers).
     Marker,
+    Fifo,
 }
 
 impl Kind {
@@ -408,6 +411,7 @@ impl LayerBuilder {
                     EntryKind::File(src) => Kind::File { src, inode: None },
                     EntryKind::Bytes(b) => Kind::Bytes(b),
                     EntryKind::Dir => Kind::Dir,
+                    EntryKind::Fifo => Kind::Fifo,
                     EntryKind::Symlink(t) => {
                         if t.is_empty() || t.contains('\0') {
                             return Err(bad_path(
@@ -570,6 +574,7 @@ impl LayerBuilder {
                         }
                         Kind::Marker => Planned::new(path, b'0', m, Body::Empty),
                         Kind::Dir => Planned::new(format!("{path}/"), b'5', m, Body::Empty),
+                        Kind::Fifo => Planned::new(path, b'6', m, Body::Empty),
                         Kind::Symlink(t) => {
                             let mut p =
                                 Planned::new(path, b'2', (0o777, m.1, m.2, m.3), Body::Empty);

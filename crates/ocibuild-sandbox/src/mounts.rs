@@ -160,6 +160,10 @@ pub struct MountPlan {
     pub network: Network,
     pub mounts: Vec<Mount>,
     pub hostname: String,
+    /// `/tmp` stays the rootfs's own directory (a Dockerfile RUN's writes there belong to the
+    /// layer, as with docker); default: a fresh tmpfs.
+    #[serde(default)]
+    pub keep_tmp: bool,
 }
 
 /// What the setup did, reported to the caller.
@@ -283,6 +287,7 @@ fn bind(sys: &dyn Syscall, src: &Path, target: &Path, readonly: bool) -> Result<
 fn mount_points(plan: &MountPlan) -> Vec<(String, bool)> {
     let mut v: Vec<(String, bool)> = ["/proc", "/dev", "/tmp"]
         .iter()
+        .filter(|d| !(plan.keep_tmp && **d == "/tmp"))
         .map(|d| (d.to_string(), false))
         .collect();
     if plan.network == Network::Host {
@@ -504,17 +509,19 @@ pub fn setup(
         let _ = std::os::unix::fs::symlink(t, dev.join(l));
     }
 
-    // 5. tmpfs /tmp.
-    let tmp = resolve_in_root(root, "/tmp")?;
-    ensure(root, &tmp, false, &mut rep.created)?;
-    sys.mount(&mcall(
-        Some(Path::new("tmpfs")),
-        &tmp,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=1777"),
-    ))
-    .map_err(|e| refused("mount a tmpfs /tmp", &e, None))?;
+    // 5. tmpfs /tmp (unless the rootfs's own /tmp is wanted).
+    if !plan.keep_tmp {
+        let tmp = resolve_in_root(root, "/tmp")?;
+        ensure(root, &tmp, false, &mut rep.created)?;
+        sys.mount(&mcall(
+            Some(Path::new("tmpfs")),
+            &tmp,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=1777"),
+        ))
+        .map_err(|e| refused("mount a tmpfs /tmp", &e, None))?;
+    }
 
     // 6. Name resolution when sharing the host's network.
     if plan.network == Network::Host {
@@ -897,6 +904,7 @@ mod tests {
                 dest: "/cache".into(),
             }],
             hostname: "sbx".into(),
+            keep_tmp: false,
         }
     }
 

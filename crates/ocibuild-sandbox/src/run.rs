@@ -143,6 +143,8 @@ pub struct Spec {
     pub helper: Option<PathBuf>,
     /// Do not try overlayfs: copy the lower dirs and diff (tests, and hosts with broken overlay).
     pub force_copy: bool,
+    /// Keep the rootfs's own `/tmp` (its changes land in `upper`) instead of a fresh tmpfs.
+    pub keep_tmp: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -298,6 +300,7 @@ pub fn run(spec: &Spec, tier: Tier) -> Result<Outcome> {
         network: spec.network,
         mounts: spec.mounts.clone(),
         hostname: spec.hostname.clone().unwrap_or_else(|| "ocibuild".into()),
+        keep_tmp: spec.keep_tmp,
     };
     let hs = HelperSpec {
         tier,

@@ -209,21 +209,22 @@ impl Source {
                             found.push((e.path().to_path_buf(), full, e.file_type().is_dir()));
                         }
                     }
-                    for (host, full, is_dir) in found {
+                    for (host, full, _) in found {
                         if excluded(&full) {
                             continue;
                         }
-                        if is_dir {
-                            let base = if parents {
-                                full.clone()
-                            } else {
-                                base_name(&full)
-                            };
-                            out.push(Item {
-                                host: host.clone(),
-                                dest_rel: base.clone(),
-                                src_rel: full.clone(),
-                            });
+                        // a matched symlink is followed (within the root), as docker does
+                        let host = self.resolve_in(exec, &full).unwrap_or(host);
+                        if host.is_dir() {
+                            // a matched directory gives its contents
+                            let base = if parents { full.clone() } else { String::new() };
+                            if parents {
+                                out.push(Item {
+                                    host: host.clone(),
+                                    dest_rel: base.clone(),
+                                    src_rel: full.clone(),
+                                });
+                            }
                             walk_into(&host, &base, &full, parents, &excluded, &mut out)?;
                         } else {
                             out.push(Item {
@@ -263,18 +264,67 @@ impl Source {
             if excluded(&rel) {
                 continue;
             }
+            // A named (or matched) symlink is followed within the context, as docker does: a
+            // link to a file copies the file under the link's name, a link to a directory
+            // copies the directory's contents.
+            let link = !rel.is_empty()
+                && root
+                    .join(&rel)
+                    .symlink_metadata()
+                    .is_ok_and(|m| m.file_type().is_symlink());
+            if link {
+                let host = resolve_in_root(&root, &format!("/{rel}"))?;
+                let target_rel = host
+                    .strip_prefix(&root)
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                match fs::metadata(&host) {
+                    Ok(m) if m.is_dir() => {
+                        let prefix = if target_rel.is_empty() {
+                            String::new()
+                        } else {
+                            format!("{target_rel}/")
+                        };
+                        let base = if parents { rel.clone() } else { String::new() };
+                        for (r, _) in listing
+                            .iter()
+                            .filter(|(r, _)| r.starts_with(&prefix) && !r.is_empty())
+                        {
+                            let sub = &r[prefix.len()..];
+                            out.push(Item {
+                                host: root.join(r),
+                                dest_rel: if base.is_empty() {
+                                    sub.to_string()
+                                } else {
+                                    format!("{base}/{sub}")
+                                },
+                                src_rel: r.clone(),
+                            });
+                        }
+                    }
+                    Ok(_) => out.push(Item {
+                        host,
+                        dest_rel: if parents {
+                            rel.clone()
+                        } else {
+                            base_name(&rel)
+                        },
+                        src_rel: rel,
+                    }),
+                    Err(_) => {
+                        return Err(EngineError::Invalid {
+                            what: format!("copy source {rel}"),
+                            detail: "it is a symlink to nothing inside the build context".into(),
+                        });
+                    }
+                }
+                continue;
+            }
             if is_dir {
                 let base = if rel.is_empty() || !parents {
                     String::new()
                 } else {
                     rel.clone()
-                };
-                // glob-matched dirs land under their own name (docker copies their contents
-                // for an exact match only)
-                let base = if has_glob(&pattern) && !parents {
-                    base_name(&rel)
-                } else {
-                    base
                 };
                 if !base.is_empty() {
                     out.push(Item {
@@ -399,7 +449,7 @@ fn parse_chmod(s: &str, loc: &str) -> Result<u32> {
 }
 
 /// Resolve `--chown=user[:group]` against the destination root's /etc/passwd and /etc/group.
-fn parse_chown(spec: &str, root: Option<&Path>, loc: &str) -> Result<(u32, u32)> {
+pub(crate) fn parse_chown(spec: &str, root: Option<&Path>, loc: &str) -> Result<(u32, u32)> {
     let (u, g) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -680,6 +730,7 @@ impl Exec<'_> {
             owner,
             chmod,
             chown: chown.is_some(),
+            keep_owner: chown.is_none() && matches!(src, Source::Stage(_) | Source::Image(..)),
             resolved: HashMap::new(),
             root: fsops::is_root(),
         };
@@ -783,6 +834,8 @@ struct Writer<'a> {
     chmod: Option<u32>,
     /// --chown given: new directories get the owner too.
     chown: bool,
+    /// COPY --from without --chown: entries keep their source owners (as docker does).
+    keep_owner: bool,
     /// Destination dir (absolute) → its real path relative to the root (symlinks resolved).
     resolved: HashMap<String, PathBuf>,
     root: bool,
@@ -835,12 +888,20 @@ impl Writer<'_> {
         match (meta, existing) {
             (Some(m), _) => {
                 let mode = self.chmod.unwrap_or(m.mode() & 0o7777);
-                set_meta(&u, mode, self.owner, self.root)?;
+                set_meta(&u, mode, self.owner_of(m), self.root)?;
             }
             (None, None) => set_meta(&u, 0o755, new_owner, self.root)?,
             (None, Some(_)) => {}
         }
         Ok(())
+    }
+
+    fn owner_of(&self, m: &fs::Metadata) -> (u32, u32) {
+        if self.keep_owner {
+            (m.uid(), m.gid())
+        } else {
+            self.owner
+        }
     }
 
     /// Copy one entry to the absolute path `abs`.
@@ -867,8 +928,12 @@ impl Writer<'_> {
             std::os::unix::fs::symlink(&target, &t)
                 .map_err(EngineError::io("creating a link", &t))?;
             if self.root {
-                lchown(&t, Some(self.owner.0), Some(self.owner.1))
-                    .map_err(EngineError::io("setting an owner", &t))?;
+                lchown(
+                    &t,
+                    Some(self.owner_of(&meta).0),
+                    Some(self.owner_of(&meta).1),
+                )
+                .map_err(EngineError::io("setting an owner", &t))?;
             }
             return Ok(());
         }
@@ -878,7 +943,7 @@ impl Writer<'_> {
         } else {
             meta.mode() & 0o7777
         });
-        set_meta(&t, mode, self.owner, self.root)?;
+        set_meta(&t, mode, self.owner_of(&meta), self.root)?;
         if let Ok(mt) = meta.modified()
             && let Ok(f) = fs::File::options().write(true).open(&t)
         {

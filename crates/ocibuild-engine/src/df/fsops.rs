@@ -284,13 +284,13 @@ pub fn upper_entries(upper: &Path) -> Result<Vec<LayerEntry>> {
                 EntryKind::File(e.path().to_path_buf()),
                 meta.mode() & 0o7777,
             ));
-        } else {
-            // fifos, sockets and device nodes other than whiteouts cannot be stored portably
-            // (and cannot be created rootless): left out, as buildah's rootless mode does.
-            if ft.is_dir() {
-                it.skip_current_dir();
-            }
+        } else if ft.is_fifo() {
+            out.push(entry(rel_s, EntryKind::Fifo, meta.mode() & 0o7777));
+        } else if ft.is_dir() {
+            it.skip_current_dir();
         }
+        // sockets and device nodes other than whiteouts cannot be stored portably (and cannot
+        // be created rootless): left out, as buildah's rootless mode does.
     }
     Ok(out)
 }

@@ -28,10 +28,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use ocibuild_cache::{CacheBackend, Mode};
 use ocibuild_dockerfile::{
     BaseRef, DockerIgnore, Dockerfile, StagePlan, platform_args, stage_graph,
 };
-use ocibuild_cache::{CacheBackend, Mode};
 use ocibuild_oci::Digest;
 use ocibuild_oci::extract::{ExtractOptions, extract_layer_blob};
 use ocibuild_oci::image::{

@@ -473,7 +473,10 @@ impl Exec<'_> {
                 Ok(Some(b)) => b,
                 Ok(None) => continue,
                 Err(e) => {
-                    (self.ev)(Event::Note(format!("cache {}: {e} (treated as a miss)", be.describe())));
+                    (self.ev)(Event::Note(format!(
+                        "cache {}: {e} (treated as a miss)",
+                        be.describe()
+                    )));
                     continue;
                 }
             };
@@ -502,13 +505,20 @@ impl Exec<'_> {
         None
     }
 
-    fn adopt_remote(&self, key: &str, rec: &Record, be: &dyn ocibuild_cache::CacheBackend) -> Result<bool> {
+    fn adopt_remote(
+        &self,
+        key: &str,
+        rec: &Record,
+        be: &dyn ocibuild_cache::CacheBackend,
+    ) -> Result<bool> {
         let tmp = self.new_upper()?;
         if let Some((d, diff_id)) = &rec.layer {
-            let fetched = be.fetch_blob(&d.digest, &self.o.store).map_err(|e| EngineError::Invalid {
-                what: format!("cache blob {}", d.digest),
-                detail: e.to_string(),
-            })?;
+            let fetched =
+                be.fetch_blob(&d.digest, &self.o.store)
+                    .map_err(|e| EngineError::Invalid {
+                        what: format!("cache blob {}", d.digest),
+                        detail: e.to_string(),
+                    })?;
             match fetched {
                 ocibuild_cache::Fetch::Fetched { .. } | ocibuild_cache::Fetch::Present => {}
                 ocibuild_cache::Fetch::Missing => {
@@ -596,16 +606,19 @@ impl Exec<'_> {
                 let (mut created, mut existing) = (0, 0);
                 for (k, layer) in &steps {
                     if let Some((d, _)) = layer {
-                        be.push_blob(&d.digest, &self.o.store).map_err(|e| EngineError::Invalid {
-                            what: format!("exporting layer {} to {}", d.digest, be.describe()),
-                            detail: e.to_string(),
+                        be.push_blob(&d.digest, &self.o.store).map_err(|e| {
+                            EngineError::Invalid {
+                                what: format!("exporting layer {} to {}", d.digest, be.describe()),
+                                detail: e.to_string(),
+                            }
                         })?;
                     }
-                    let bytes = serde_json::to_vec(&Record { layer: layer.clone() }).map_err(|e| {
-                        EngineError::Invalid {
-                            what: "step record".into(),
-                            detail: e.to_string(),
-                        }
+                    let bytes = serde_json::to_vec(&Record {
+                        layer: layer.clone(),
+                    })
+                    .map_err(|e| EngineError::Invalid {
+                        what: "step record".into(),
+                        detail: e.to_string(),
                     })?;
                     match be.put_index(k, &bytes).map_err(|e| EngineError::Invalid {
                         what: format!("exporting a step record to {}", be.describe()),
@@ -756,7 +769,8 @@ impl Exec<'_> {
 
     fn workdir_step(&self, st: &mut StageRun, abs: &str, label: &str) -> Result<()> {
         let created_by = format!("WORKDIR {abs}");
-        let parts = json!({"parent": st.chain.key, "instruction": ["WORKDIR", abs], "user": st.user()});
+        let parts =
+            json!({"parent": st.chain.key, "instruction": ["WORKDIR", abs], "user": st.user()});
         let key = key_of(parts.clone());
         let hit = self.lookup(&key);
         self.explain(st, label, &parts, hit.is_some());
@@ -780,7 +794,12 @@ impl Exec<'_> {
                 .unwrap_or(Path::new(""))
                 .to_path_buf();
             if !rel.as_os_str().is_empty() {
-                fsops::mirror_parents(&merged, &upper, &rel.join("x"), (0, 0))?;
+                // created as the current USER, as BuildKit and buildah do
+                let owner = st
+                    .user()
+                    .and_then(|u| super::copy::parse_chown(&u, Some(&merged), "").ok())
+                    .unwrap_or((0, 0));
+                fsops::mirror_parents(&merged, &upper, &rel.join("x"), owner)?;
             }
         }
         self.commit_step(st, key, upper, &created_by)
@@ -930,6 +949,7 @@ impl Exec<'_> {
             args: argv.clone(),
             network,
             capture: true,
+            keep_tmp: true,
             ..Spec::default()
         };
         (self.ev)(Event::StepStarted {

@@ -102,7 +102,12 @@ impl ImageResolver for Puller<'_> {
 fn redact(s: &str) -> String {
     s.split(',')
         .map(|kv| match kv.split_once('=') {
-            Some((k, _)) if k.contains("key") || k.contains("sas") || k.contains("secret") || k.contains("token") => {
+            Some((k, _))
+                if k.contains("key")
+                    || k.contains("sas")
+                    || k.contains("secret")
+                    || k.contains("token") =>
+            {
                 format!("{k}=<redacted>")
             }
             _ if kv.contains("sig=") => "<redacted>".to_string(),
@@ -234,12 +239,18 @@ pub fn run(g: &Global, a: &BuildArgs, dockerfile: &Path, ctx: &Path) -> Result<E
     let from_specs = a
         .cache_from
         .iter()
-        .map(|c| ocibuild_cache::CacheSpec::parse(c, false).with_context(|| format!("--cache-from {}", redact(c))))
+        .map(|c| {
+            ocibuild_cache::CacheSpec::parse(c, false)
+                .with_context(|| format!("--cache-from {}", redact(c)))
+        })
         .collect::<Result<Vec<_>>>()?;
     let to_specs = a
         .cache_to
         .iter()
-        .map(|c| ocibuild_cache::CacheSpec::parse(c, true).with_context(|| format!("--cache-to {}", redact(c))))
+        .map(|c| {
+            ocibuild_cache::CacheSpec::parse(c, true)
+                .with_context(|| format!("--cache-to {}", redact(c)))
+        })
         .collect::<Result<Vec<_>>>()?;
     let cache_reg = if from_specs
         .iter()
@@ -260,7 +271,8 @@ pub fn run(g: &Global, a: &BuildArgs, dockerfile: &Path, ctx: &Path) -> Result<E
     let mut cache_to = Vec::new();
     for s in &to_specs {
         cache_to.push((
-            ocibuild_cache::open(s, cache_reg.as_ref()).with_context(|| format!("--cache-to {s}"))?,
+            ocibuild_cache::open(s, cache_reg.as_ref())
+                .with_context(|| format!("--cache-to {s}"))?,
             s.mode,
             s.ignore_error,
         ));
@@ -289,6 +301,7 @@ pub fn run(g: &Global, a: &BuildArgs, dockerfile: &Path, ctx: &Path) -> Result<E
         explain_cache: a.explain_cache,
     };
     let verbose = g.verbose > 0;
+    let json_mode = matches!(g.progress, crate::cli::Progress::Json);
     let ev = |e: Event| {
         match e {
         Event::Phase(p) => rep.event(&p, json!({"event": "phase", "phase": p})),
@@ -302,7 +315,9 @@ pub fn run(g: &Global, a: &BuildArgs, dockerfile: &Path, ctx: &Path) -> Result<E
             seconds,
             output,
         } => {
-            if !output.is_empty() && (verbose || status != 0) {
+            // a step's output goes to stderr (as docker build --progress plain shows it),
+            // except in json mode, where only events are written
+            if !output.is_empty() && (!json_mode || verbose) {
                 eprintln!("{}", output.trim_end());
             }
             rep.event(
