@@ -196,12 +196,12 @@ fn apply_dir(dst: &Path, src: &Path, chown: bool) -> io::Result<()> {
 pub fn upper_entries(upper: &Path) -> Result<Vec<LayerEntry>> {
     let mut out = Vec::new();
     let mut inodes: HashMap<(u64, u64), String> = HashMap::new();
-    let mut it = walkdir::WalkDir::new(upper)
+    let it = walkdir::WalkDir::new(upper)
         .follow_links(false)
         .min_depth(1)
         .sort_by_file_name()
         .into_iter();
-    while let Some(e) = it.next() {
+    for e in it {
         let e = e.map_err(|e| EngineError::Io {
             what: "walking a step's changes".into(),
             path: upper.to_path_buf(),
@@ -286,8 +286,6 @@ pub fn upper_entries(upper: &Path) -> Result<Vec<LayerEntry>> {
             ));
         } else if ft.is_fifo() {
             out.push(entry(rel_s, EntryKind::Fifo, meta.mode() & 0o7777));
-        } else if ft.is_dir() {
-            it.skip_current_dir();
         }
         // sockets and device nodes other than whiteouts cannot be stored portably (and cannot
         // be created rootless): left out, as buildah's rootless mode does.
