@@ -280,6 +280,12 @@ pub struct ValidateArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum CacheCommand {
+    /// Prefetch from a remote cache what a Dockerfile build of CONTEXT will need (the steps'
+    /// layers and records, and its bases), stopping each stage at its first miss; runs nothing
+    #[command(
+        after_help = "Example:\n  ocibuild cache warm --from type=azblob,account_url=https://acct.blob.core.windows.net,container=cache ./app"
+    )]
+    Warm(Box<BuildArgs>),
     /// Show how much the content store holds
     Du {
         #[arg(long)]
@@ -507,7 +513,7 @@ pub struct BuildArgs {
     pub build_contexts: Vec<String>,
     /// Import build cache from (repeatable): type=azblob,account_url=URL,container=NAME[,name=PREFIX],
     /// type=registry,ref=REG/REPO:TAG, type=local,src=DIR
-    #[arg(long = "cache-from", value_name = "type=…")]
+    #[arg(long = "cache-from", alias = "from", value_name = "type=…")]
     pub cache_from: Vec<String>,
     /// Export build cache to (repeatable): type=azblob,…[,mode=min|max][,ignore-error=true],
     /// type=registry,ref=…, type=local,dest=DIR

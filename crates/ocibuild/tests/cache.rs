@@ -191,6 +191,31 @@ fn scenario(ctx: &TestContext, spec: &str, what: &str) {
         b.stderr
     );
 
+    // `cache warm` on an empty store, then a build with no cache flags: nothing runs
+    let root_w = ctx.tmp_dir("root-w");
+    let mut w = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+    w.arg("--root")
+        .arg(&root_w)
+        .args(["--progress", "plain", "cache", "warm", "--from", spec])
+        .arg("--build-arg")
+        .arg(format!("BASE=oci-archive:{}", base().display()))
+        .arg(&app_a)
+        .env("AZURE_STORAGE_ACCOUNT", DEV_ACCOUNT)
+        .env("AZURE_STORAGE_KEY", DEV_ACCOUNT_KEY);
+    let wo = run_ok(&mut w);
+    let werr = String::from_utf8_lossy(&wo.stderr);
+    assert!(
+        werr.contains("warmed: 5 steps"),
+        "{what}: cache warm\n{werr}"
+    );
+    let wb = build(&root_w, &app_a, &[], &ctx.tmp_dir("out-w"));
+    assert!(
+        wb.ran.is_empty(),
+        "{what}: after cache warm, steps ran: {:?}",
+        wb.ran
+    );
+    assert_eq!(wb.digest, a.digest);
+
     // one source file changes: only the steps after its COPY run, and the miss names the file
     fs::write(app_b.join("src/b.txt"), "beta, edited\n").unwrap();
     let mut args = from.clone();

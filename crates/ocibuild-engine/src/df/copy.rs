@@ -698,6 +698,9 @@ impl Exec<'_> {
         if let Some((layer, upper)) = hit {
             return self.use_cached(st, key, layer, upper, label, created_by);
         }
+        if self.warm_stop(st, label) {
+            return Ok(());
+        }
         (self.ev)(crate::Event::StepStarted {
             name: label.to_string(),
             argv: Vec::new(),

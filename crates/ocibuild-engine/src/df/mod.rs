@@ -103,6 +103,9 @@ pub struct Options<'a> {
     pub cache_to: Vec<(Box<dyn CacheBackend + 'a>, Mode, bool)>,
     /// Say, for every step that misses the cache, what changed since the last build.
     pub explain_cache: bool,
+    /// `cache warm`: fetch what hits, stop each stage at its first miss, run nothing, export
+    /// nothing.
+    pub warm_only: bool,
 }
 
 /// What [`build`] made.
@@ -115,6 +118,8 @@ pub struct Built {
     pub cached: Vec<String>,
     /// The stages built, in order.
     pub stages: Vec<String>,
+    /// With [`Options::warm_only`]: the first step of each stage that was not in any cache.
+    pub stopped: Vec<String>,
 }
 
 /// A stage's filesystem and config as a chain of layers.
@@ -167,6 +172,8 @@ pub(crate) struct Exec<'a> {
     pub hashes: Mutex<HashMap<String, String>>,
     pub ran: Mutex<Vec<(String, f64)>>,
     pub cached: Mutex<Vec<String>>,
+    /// Warm mode: the steps where a stage stopped.
+    pub stopped: Mutex<Vec<String>>,
     /// Images already resolved (reference → image).
     pub images: Mutex<HashMap<String, Image>>,
 }
@@ -227,6 +234,7 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
         hashes: Mutex::new(HashMap::new()),
         ran: Mutex::new(Vec::new()),
         cached: Mutex::new(Vec::new()),
+        stopped: Mutex::new(Vec::new()),
         images: Mutex::new(HashMap::new()),
     };
     let levels = exec.plan.levels.clone();
@@ -263,7 +271,9 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
             detail: "the target stage was not built".into(),
         })?;
     let image = exec.finish(&out.chain)?;
-    exec.export_cache()?;
+    if !o.warm_only {
+        exec.export_cache()?;
+    }
     let stages = exec
         .plan
         .order
@@ -272,6 +282,7 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
         .collect();
     let ran = std::mem::take(&mut *exec.ran.lock().map_err(poison)?);
     let cached = std::mem::take(&mut *exec.cached.lock().map_err(poison)?);
+    let stopped = std::mem::take(&mut *exec.stopped.lock().map_err(poison)?);
     drop(exec);
     let _ = fsops_remove(work.path());
     Ok(Built {
@@ -279,6 +290,7 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
         ran,
         cached,
         stages,
+        stopped,
     })
 }
 

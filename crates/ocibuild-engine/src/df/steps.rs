@@ -48,6 +48,8 @@ pub(crate) struct StageRun {
     /// Declared ARGs with their values (None: declared without a value).
     pub args: BTreeMap<String, Option<String>>,
     pub cmd_set: bool,
+    /// Warm mode: a step missed; the rest of the stage is skipped.
+    pub stopped: bool,
     pub step_no: usize,
     pub steps_total: usize,
 }
@@ -176,6 +178,7 @@ impl Exec<'_> {
             merged: None,
             args: BTreeMap::new(),
             cmd_set: false,
+            stopped: false,
             step_no: 0,
             steps_total: stage.instructions.len() + triggers.len(),
         };
@@ -213,6 +216,9 @@ impl Exec<'_> {
 
     fn step(&self, st: &mut StageRun, ins: &Instruction) -> Result<()> {
         st.step_no += 1;
+        if st.stopped {
+            return Ok(());
+        }
         let line = ins.span.line;
         let label = format!(
             "[{} {}/{}] {}",
@@ -684,6 +690,22 @@ impl Exec<'_> {
         Ok(())
     }
 
+    /// Warm mode: a step that is not in any cache stops its stage (returns true).
+    pub(crate) fn warm_stop(&self, st: &mut StageRun, label: &str) -> bool {
+        if !self.o.warm_only {
+            return false;
+        }
+        st.stopped = true;
+        (self.ev)(Event::Note(format!(
+            "warm: {label} is not in the cache; the rest of [{}] would run",
+            st.name
+        )));
+        if let Ok(mut s) = self.stopped.lock() {
+            s.push(label.to_string());
+        }
+        true
+    }
+
     /// A fresh, empty change dir for a step (renamed to its key when the step succeeds).
     pub(crate) fn new_upper(&self) -> Result<PathBuf> {
         let t = tempfile::Builder::new()
@@ -781,6 +803,9 @@ impl Exec<'_> {
                 return self.push_step(st, key, None, upper, &created_by);
             }
             return self.use_cached(st, key, layer, upper, label, &created_by);
+        }
+        if self.warm_stop(st, label) {
+            return Ok(());
         }
         let merged = self.merged(st)?;
         let upper = self.new_upper()?;
@@ -895,6 +920,9 @@ impl Exec<'_> {
         self.explain(st, label, &parts, hit.is_some());
         if let Some((layer, upper)) = hit {
             return self.use_cached(st, key, layer, upper, label, created_by);
+        }
+        if self.warm_stop(st, label) {
+            return Ok(());
         }
         let tier = self.tier()?;
         let merged = self.merged(st)?;

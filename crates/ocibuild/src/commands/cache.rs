@@ -8,8 +8,12 @@ use crate::cli::{CacheCommand, Global};
 use crate::output::human_size;
 
 pub fn run(g: &Global, c: CacheCommand) -> Result<ExitCode> {
+    if let CacheCommand::Warm(a) = c {
+        return super::dockerfile::warm(g, &a);
+    }
     let store = open_store(g)?;
     match c {
+        CacheCommand::Warm(_) => {}
         CacheCommand::Du { json } => {
             let u = store.du()?;
             if json {
