@@ -161,8 +161,32 @@ impl Source {
         parents: bool,
         exclude: &[GlobMatcher],
     ) -> Result<Vec<Item>> {
-        let root = self.root(exec)?;
         let pattern = clean_rel(pattern);
+        // One file from an earlier stage: read it from the stage's layers where it is, without
+        // materialising the stage's root.
+        if let Source::Stage(j) = self
+            && !has_glob(&pattern)
+            && !pattern.is_empty()
+            && let Some(out) = exec.stages[*j].get()
+        {
+            let merged = out.merged.lock().map_err(super::poison)?.clone();
+            let view = exec.view_of(&out.chain, merged.as_ref())?;
+            if let Ok(rel) = view.resolve(&format!("/{pattern}"))
+                && let Some((host, m)) = view.lstat(&rel)
+                && m.is_file()
+            {
+                return Ok(vec![Item {
+                    host,
+                    dest_rel: if parents {
+                        pattern.clone()
+                    } else {
+                        base_name(&pattern)
+                    },
+                    src_rel: pattern.clone(),
+                }]);
+            }
+        }
+        let root = self.root(exec)?;
         let excluded = |rel: &str| exclude.iter().any(|g| g.is_match(rel));
         let mut out = Vec::new();
         if self.is_fs_root() {
@@ -449,13 +473,13 @@ fn parse_chmod(s: &str, loc: &str) -> Result<u32> {
 }
 
 /// Resolve `--chown=user[:group]` against the destination root's /etc/passwd and /etc/group.
-pub(crate) fn parse_chown(spec: &str, root: Option<&Path>, loc: &str) -> Result<(u32, u32)> {
+pub(crate) fn parse_chown(spec: &str, root: Option<&fsops::View>, loc: &str) -> Result<(u32, u32)> {
     let (u, g) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
     let read = |f: &str| -> Vec<Vec<String>> {
-        root.and_then(|r| fs::read_to_string(r.join(f)).ok())
+        root.and_then(|r| r.read_to_string(&format!("/{f}")))
             .map(|t| {
                 t.lines()
                     .map(|l| l.split(':').map(str::to_string).collect())
@@ -706,9 +730,9 @@ impl Exec<'_> {
             argv: Vec::new(),
         });
         let t0 = std::time::Instant::now();
-        let merged = self.merged(st)?;
+        let view = self.view(st)?;
         let owner = match &chown {
-            Some(c) => parse_chown(c, Some(&merged), &loc)?,
+            Some(c) => parse_chown(c, Some(&view), &loc)?,
             None => (0, 0),
         };
         // Stage/image sources are listed now (the key did not need them).
@@ -728,7 +752,7 @@ impl Exec<'_> {
         }
         let upper = self.new_upper()?;
         let mut w = Writer {
-            merged: &merged,
+            view: &view,
             upper: &upper,
             owner,
             chmod,
@@ -738,10 +762,7 @@ impl Exec<'_> {
             root: fsops::is_root(),
         };
         // Is the destination a directory?
-        let dest_exists_dir = (dest_abs == "/"
-            || resolve_in_root(&merged, &dest_abs).is_ok_and(|p| p.is_dir()))
-        .then_some(())
-        .is_some();
+        let dest_exists_dir = dest_abs == "/" || view.stat(&dest_abs).is_some_and(|m| m.is_dir());
         let single_file = all.len() + downloads.len() + inline.len() == 1
             && all.first().is_none_or(|(s, items)| {
                 !has_glob(s)
@@ -831,7 +852,7 @@ impl Exec<'_> {
 
 /// Writes copied entries into a change dir, mirroring the merged root's directories.
 struct Writer<'a> {
-    merged: &'a Path,
+    view: &'a fsops::View,
     upper: &'a Path,
     owner: (u32, u32),
     chmod: Option<u32>,
@@ -853,11 +874,7 @@ impl Writer<'_> {
         if abs.trim_matches('/').is_empty() {
             return Ok(PathBuf::new());
         }
-        let host = resolve_in_root(self.merged, abs)?;
-        let rel = host
-            .strip_prefix(self.merged)
-            .unwrap_or(Path::new(""))
-            .to_path_buf();
+        let rel = self.view.resolve(abs)?;
         self.resolved.insert(abs.to_string(), rel.clone());
         Ok(rel)
     }
@@ -880,14 +897,9 @@ impl Writer<'_> {
         let (pr, name) = self.parent_real(abs)?;
         let rel = pr.join(&name);
         let new_owner = if self.chown { self.owner } else { (0, 0) };
-        fsops::mirror_parents(self.merged, self.upper, &rel.join("x"), new_owner)?;
+        fsops::mirror_parents(self.view, self.upper, &rel.join("x"), new_owner)?;
         let u = self.upper.join(&rel);
-        let existing = self
-            .merged
-            .join(&rel)
-            .symlink_metadata()
-            .ok()
-            .filter(|m| m.is_dir());
+        let existing = self.view.lstat(&rel).map(|(_, m)| m).filter(|m| m.is_dir());
         match (meta, existing) {
             (Some(m), _) => {
                 let mode = self.chmod.unwrap_or(m.mode() & 0o7777);
@@ -917,7 +929,7 @@ impl Writer<'_> {
         let (pr, name) = self.parent_real(abs)?;
         let rel = pr.join(&name);
         let new_owner = if self.chown { self.owner } else { (0, 0) };
-        fsops::mirror_parents(self.merged, self.upper, &rel, new_owner)?;
+        fsops::mirror_parents(self.view, self.upper, &rel, new_owner)?;
         let t = self.upper.join(&rel);
         if let Ok(m) = t.symlink_metadata() {
             if m.is_dir() {
@@ -1038,18 +1050,15 @@ mod tests {
         )
         .unwrap();
         fs::write(t.path().join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+        let v = fsops::View {
+            layers: vec![t.path().to_path_buf()],
+        };
         assert_eq!(parse_chown("10", None, "f").unwrap(), (10, 10));
         assert_eq!(parse_chown("10:20", None, "f").unwrap(), (10, 20));
-        assert_eq!(
-            parse_chown("app", Some(t.path()), "f").unwrap(),
-            (1000, 1001)
-        );
-        assert_eq!(
-            parse_chown("app:staff", Some(t.path()), "f").unwrap(),
-            (1000, 50)
-        );
+        assert_eq!(parse_chown("app", Some(&v), "f").unwrap(), (1000, 1001));
+        assert_eq!(parse_chown("app:staff", Some(&v), "f").unwrap(), (1000, 50));
         assert!(
-            parse_chown("nobody", Some(t.path()), "f")
+            parse_chown("nobody", Some(&v), "f")
                 .unwrap_err()
                 .to_string()
                 .contains("/etc/passwd")

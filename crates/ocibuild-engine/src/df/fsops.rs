@@ -300,10 +300,147 @@ pub fn is_empty_dir(p: &Path) -> bool {
         .unwrap_or(true)
 }
 
-/// Create the parents of `rel` in `upper`, copying each one's mode and owner from `merged`
+/// A read-only view of a stage's filesystem without materialising it: layers (bottom first:
+/// the extracted base, then each change dir, in either whiteout format), looked up top-down.
+/// A materialised root is a view of one layer.
+#[derive(Clone, Debug)]
+pub struct View {
+    pub layers: Vec<PathBuf>,
+}
+
+impl View {
+    /// `lstat` of the root-relative `rel` (no symlink followed) in the merged view: the host
+    /// path holding it and its metadata.
+    pub fn lstat(&self, rel: &Path) -> Option<(PathBuf, fs::Metadata)> {
+        let comps: Vec<&std::ffi::OsStr> = rel
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        if comps.is_empty() {
+            let l = self.layers.last()?;
+            return fs::symlink_metadata(l).ok().map(|m| (l.clone(), m));
+        }
+        'layers: for layer in self.layers.iter().rev() {
+            let mut p = layer.clone();
+            let mut opaque = false;
+            for (i, c) in comps.iter().enumerate() {
+                let mut wh = std::ffi::OsString::from(WH_PREFIX);
+                wh.push(c);
+                if p.join(&wh).symlink_metadata().is_ok() {
+                    return None;
+                }
+                let next = p.join(c);
+                match next.symlink_metadata() {
+                    Ok(m) if is_overlay_whiteout(&m) => return None,
+                    Ok(m) => {
+                        if i + 1 == comps.len() {
+                            return Some((next, m));
+                        }
+                        if !m.is_dir() {
+                            return None;
+                        }
+                        if is_opaque_dir(&next) || next.join(OPAQUE).symlink_metadata().is_ok() {
+                            opaque = true;
+                        }
+                    }
+                    Err(_) => {
+                        if opaque {
+                            return None;
+                        }
+                        continue 'layers;
+                    }
+                }
+                p = next;
+            }
+        }
+        None
+    }
+
+    /// `abs` resolved in the view the way the kernel would after pivot_root (symlinks followed
+    /// within the root, `..` stops at the root), as a root-relative path; missing components
+    /// are kept.
+    pub fn resolve(&self, abs: &str) -> Result<PathBuf> {
+        let mut queue: std::collections::VecDeque<std::ffi::OsString> = Path::new(abs)
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(n) => Some(n.to_os_string()),
+                std::path::Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect();
+        let mut cur = PathBuf::new();
+        let mut hops = 0;
+        while let Some(c) = queue.pop_front() {
+            if c == ".." {
+                cur.pop();
+                continue;
+            }
+            let cand = cur.join(&c);
+            match self.lstat(&cand) {
+                Some((host, m)) if m.file_type().is_symlink() => {
+                    hops += 1;
+                    if hops > 40 {
+                        return Err(EngineError::Invalid {
+                            what: format!("path {abs}"),
+                            detail: "too many symlinks".into(),
+                        });
+                    }
+                    let target =
+                        fs::read_link(&host).map_err(EngineError::io("reading a link", &host))?;
+                    let mut pre = Vec::new();
+                    for tc in target.components() {
+                        match tc {
+                            std::path::Component::RootDir => {
+                                cur = PathBuf::new();
+                                pre.clear();
+                            }
+                            std::path::Component::ParentDir => pre.push("..".into()),
+                            std::path::Component::Normal(n) => pre.push(n.to_os_string()),
+                            _ => {}
+                        }
+                    }
+                    for p in pre.into_iter().rev() {
+                        queue.push_front(p);
+                    }
+                }
+                _ => cur = cand,
+            }
+        }
+        Ok(cur)
+    }
+
+    /// Metadata of `rel` with symlinks followed.
+    pub fn stat(&self, abs: &str) -> Option<fs::Metadata> {
+        let rel = self.resolve(abs).ok()?;
+        self.lstat(&rel).map(|(_, m)| m)
+    }
+
+    /// A file's text (symlinks followed), e.g. /etc/passwd.
+    pub fn read_to_string(&self, abs: &str) -> Option<String> {
+        let rel = self.resolve(abs).ok()?;
+        let (host, _) = self.lstat(&rel)?;
+        fs::read_to_string(host).ok()
+    }
+
+    /// Does any change dir of the view hold OCI `.wh.` markers (which overlayfs would not
+    /// understand as whiteouts)?
+    pub fn has_oci_markers(&self) -> bool {
+        self.layers.iter().skip(1).any(|l| {
+            walkdir::WalkDir::new(l)
+                .into_iter()
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(WH_PREFIX))
+        })
+    }
+}
+
+/// Create the parents of `rel` in `upper`, copying each one's mode and owner from the view
 /// when it exists there (so a layer never changes an existing directory's metadata), else
 /// 0755 owned by `owner`.
-pub fn mirror_parents(merged: &Path, upper: &Path, rel: &Path, owner: (u32, u32)) -> Result<()> {
+pub fn mirror_parents(view: &View, upper: &Path, rel: &Path, owner: (u32, u32)) -> Result<()> {
     let chown = is_root();
     let mut cur = PathBuf::new();
     let comps: Vec<_> = rel.components().collect();
@@ -314,8 +451,8 @@ pub fn mirror_parents(merged: &Path, upper: &Path, rel: &Path, owner: (u32, u32)
             continue;
         }
         fs::create_dir(&u).map_err(EngineError::io("creating a directory", &u))?;
-        match merged.join(&cur).metadata() {
-            Ok(m) if m.is_dir() => {
+        match view.lstat(&cur).map(|(_, m)| m) {
+            Some(m) if m.is_dir() => {
                 set_owner_mode(&u, &m, chown).map_err(EngineError::io("setting a mode", &u))?
             }
             _ => {

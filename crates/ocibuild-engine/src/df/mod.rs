@@ -164,7 +164,8 @@ pub(crate) struct Exec<'a> {
     pub ignore: DockerIgnore,
     pub work: PathBuf,
     pub cache_dir: PathBuf,
-    pub tier: OnceLock<std::result::Result<Tier, String>>,
+    /// The sandbox tier and whether overlayfs is expected to work in it.
+    pub tier: OnceLock<std::result::Result<(Tier, bool), String>>,
     pub stages: Vec<OnceLock<Arc<StageOut>>>,
     /// The context's files after `.dockerignore` (relative path, is_dir), listed once.
     pub context_files: OnceLock<std::result::Result<Vec<(String, bool)>, String>>,
@@ -318,15 +319,20 @@ impl Exec<'_> {
     }
 
     /// The sandbox tier, probed once, when the first RUN misses the cache.
-    pub(crate) fn tier(&self) -> Result<Tier> {
+    pub(crate) fn tier(&self) -> Result<(Tier, bool)> {
         let r = self.tier.get_or_init(|| {
-            choose_tier(&probe(), self.o.isolation)
+            let report = probe();
+            choose_tier(&report, self.o.isolation)
                 .map_err(|e| e.to_string())
                 .and_then(|t| {
                     if t == Tier::Host {
                         Err("RUN steps need a sandbox over the stage's root, which the host tier (no isolation) cannot give; run `ocibuild doctor` to see how to allow user namespaces or chroot".into())
                     } else {
-                        Ok(t)
+                        let overlay = match t {
+                            Tier::Userns => report.overlay_in_userns.ok,
+                            _ => report.root,
+                        };
+                        Ok((t, overlay))
                     }
                 })
         });

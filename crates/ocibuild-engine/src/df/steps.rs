@@ -428,6 +428,33 @@ impl Exec<'_> {
         }
     }
 
+    /// A read-only view of the stage's filesystem: its materialised root when there is one,
+    /// else the extracted base and the change dirs as layers (nothing copied).
+    pub(crate) fn view(&self, st: &StageRun) -> Result<fsops::View> {
+        self.view_of(&st.chain, st.merged.as_ref())
+    }
+
+    /// The view of a chain (see [`Self::view`]).
+    pub(crate) fn view_of(&self, chain: &Chain, merged: Option<&PathBuf>) -> Result<fsops::View> {
+        if let Some(m) = merged {
+            return Ok(fsops::View {
+                layers: vec![m.clone()],
+            });
+        }
+        let mut layers = Vec::new();
+        if let Some(img) = &chain.base {
+            layers.push(super::extract_rootfs(&self.o.store, img)?);
+        } else {
+            // scratch: an empty bottom layer
+            let empty = self.work.join("empty-root");
+            fs::create_dir_all(&empty)
+                .map_err(EngineError::io("creating an empty root", &empty))?;
+            layers.push(empty);
+        }
+        layers.extend(chain.uppers.iter().cloned());
+        Ok(fsops::View { layers })
+    }
+
     /// The stage's root, materialised now if it was not yet.
     pub(crate) fn merged(&self, st: &mut StageRun) -> Result<PathBuf> {
         if let Some(m) = &st.merged {
@@ -807,25 +834,19 @@ impl Exec<'_> {
         if self.warm_stop(st, label) {
             return Ok(());
         }
-        let merged = self.merged(st)?;
+        let view = self.view(st)?;
         let upper = self.new_upper()?;
         if abs == "/" {
             return self.commit_step(st, key, upper, &created_by);
         }
-        let real = ocibuild_sandbox::mounts::resolve_in_root(&merged, abs)?;
-        if !real.exists() {
-            let rel = real
-                .strip_prefix(&merged)
-                .unwrap_or(Path::new(""))
-                .to_path_buf();
-            if !rel.as_os_str().is_empty() {
-                // created as the current USER, as BuildKit and buildah do
-                let owner = st
-                    .user()
-                    .and_then(|u| super::copy::parse_chown(&u, Some(&merged), "").ok())
-                    .unwrap_or((0, 0));
-                fsops::mirror_parents(&merged, &upper, &rel.join("x"), owner)?;
-            }
+        let rel = view.resolve(abs)?;
+        if view.lstat(&rel).is_none() && !rel.as_os_str().is_empty() {
+            // created as the current USER, as BuildKit and buildah do
+            let owner = st
+                .user()
+                .and_then(|u| super::copy::parse_chown(&u, Some(&view), "").ok())
+                .unwrap_or((0, 0));
+            fsops::mirror_parents(&view, &upper, &rel.join("x"), owner)?;
         }
         self.commit_step(st, key, upper, &created_by)
     }
@@ -924,11 +945,19 @@ impl Exec<'_> {
         if self.warm_stop(st, label) {
             return Ok(());
         }
-        let tier = self.tier()?;
-        let merged = self.merged(st)?;
+        let (tier, overlay) = self.tier()?;
+        // Over overlayfs, the base and the change dirs are the lower layers as they are;
+        // otherwise (copy mode, OCI markers from a remote cache, very many layers) the stage's
+        // root is materialised once and used as the single lower.
+        let mut view = self.view(st)?;
+        if view.layers.len() > 1 && (!overlay || view.layers.len() > 24 || view.has_oci_markers()) {
+            view = fsops::View {
+                layers: vec![self.merged(st)?],
+            };
+        }
         if !env.iter().any(|(k, _)| k == "HOME") {
             // as docker: the user's home from the stage's /etc/passwd, else /root for root
-            env.push(("HOME".into(), home_of(&merged, st.user().as_deref())));
+            env.push(("HOME".into(), home_of(&view, st.user().as_deref())));
         }
         for (i, (path, content)) in heredoc_files.iter().enumerate() {
             let f = private.path().join(format!("heredoc-{i}"));
@@ -967,8 +996,9 @@ impl Exec<'_> {
         }
         env.extend(secret_env);
         let upper = self.new_upper()?;
-        let spec = Spec {
-            rootfs: RootfsSource::Dirs(vec![merged]),
+        let layered = view.layers.len() > 1;
+        let mut spec = Spec {
+            rootfs: RootfsSource::Dirs(view.layers.clone()),
             upper: upper.clone(),
             mounts,
             env,
@@ -985,7 +1015,19 @@ impl Exec<'_> {
             argv: argv.clone(),
         });
         let t0 = Instant::now();
-        let out = run(&spec, tier);
+        let mut out = run(&spec, tier);
+        if layered && out.as_ref().is_ok_and(|o| !o.overlay) {
+            // overlayfs was refused after all: the copy fallback cannot read overlay
+            // whiteouts in the lower layers, so run again over the materialised root
+            (self.ev)(Event::Note(format!(
+                "[{}] overlayfs refused: running the step again over a materialised root",
+                st.name
+            )));
+            let _ = ocibuild_sandbox::mounts::remove_tree(&upper);
+            fs::create_dir_all(&upper).map_err(EngineError::io("creating a step dir", &upper))?;
+            spec.rootfs = RootfsSource::Dirs(vec![self.merged(st)?]);
+            out = run(&spec, tier);
+        }
         drop(private);
         let out = match out {
             Ok(o) => o,
@@ -1275,10 +1317,10 @@ fn explain_diff(old: &Value, new: &Value) -> String {
 }
 
 /// The home directory of `user` (`name`, `uid`, `name:group` …) in the root's /etc/passwd.
-fn home_of(root: &Path, user: Option<&str>) -> String {
+fn home_of(view: &fsops::View, user: Option<&str>) -> String {
     let u = user.unwrap_or("root");
     let u = u.split(':').next().unwrap_or(u);
-    let passwd = fs::read_to_string(root.join("etc/passwd")).unwrap_or_default();
+    let passwd = view.read_to_string("/etc/passwd").unwrap_or_default();
     for l in passwd.lines() {
         let f: Vec<&str> = l.split(':').collect();
         if f.len() >= 6 && (f[0] == u || f[2] == u) && !f[5].is_empty() {
