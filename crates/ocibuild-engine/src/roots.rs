@@ -12,10 +12,8 @@ use std::path::{Path, PathBuf};
 
 use ocibuild_debian::apt::Release;
 use ocibuild_debian::base::{BaseOptions, Lockfile, Variant, build_from_lock, lock_base};
-use ocibuild_oci::extract::{ExtractOptions, extract_layer_blob};
 use ocibuild_oci::image::{Descriptor, Image, load_image};
 use ocibuild_oci::layout::StoreSource;
-use ocibuild_oci::media;
 use ocibuild_oci::store::ContentStore;
 use sha2::{Digest as _, Sha256};
 
@@ -183,60 +181,8 @@ impl Bases {
 
     /// `image` extracted into a directory (once; later calls return the same directory).
     pub fn rootfs(&self, image: &Image) -> Result<PathBuf> {
-        let dir = self.engine_dir("rootfs")?;
-        let name = image.manifest_desc.digest.hex().to_string();
-        let done = dir.join(&name);
-        if done.join("rootfs").is_dir() && done.join("complete").is_file() {
-            return Ok(done.join("rootfs"));
-        }
-        let tmp = tempfile::Builder::new()
-            .prefix(".rootfs-")
-            .tempdir_in(&dir)
-            .map_err(EngineError::io("creating a temp dir for a rootfs", &dir))?;
-        let root = tmp.path().join("rootfs");
-        fs::create_dir(&root).map_err(EngineError::io("creating a rootfs", &root))?;
-        let diff_ids = image.diff_ids()?;
-        let opts = ExtractOptions {
-            preserve_owner: is_root(),
-            ..ExtractOptions::default()
-        };
-        for (layer, diff_id) in image.manifest.layers.iter().zip(&diff_ids) {
-            let c = media::layer_compression(&layer.media_type).ok_or_else(|| {
-                EngineError::Invalid {
-                    what: format!("layer {}", layer.digest),
-                    detail: format!("unsupported media type {}", layer.media_type),
-                }
-            })?;
-            let f = self.store.open_blob(&layer.digest)?;
-            extract_layer_blob(std::io::BufReader::new(f), c, Some(diff_id), &root, &opts)?;
-        }
-        fs::write(tmp.path().join("complete"), b"")
-            .map_err(EngineError::io("marking a rootfs complete", tmp.path()))?;
-        let tmp_path = tmp.keep();
-        match fs::rename(&tmp_path, &done) {
-            Ok(()) => {}
-            // Another build extracted the same image meanwhile: use theirs.
-            Err(_) if done.join("complete").is_file() => {
-                let _ = fs::remove_dir_all(&tmp_path);
-            }
-            Err(e) => {
-                let _ = fs::remove_dir_all(&done);
-                fs::rename(&tmp_path, &done).map_err(|_| EngineError::Io {
-                    what: "moving an extracted rootfs into place".into(),
-                    path: done.clone(),
-                    source: e,
-                })?;
-            }
-        }
-        Ok(done.join("rootfs"))
+        crate::df::extract_rootfs(&self.store, image)
     }
-}
-
-fn is_root() -> bool {
-    // The effective uid, read without unsafe code.
-    fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
 }
 
 /// Write `bytes` to `path` through a temp file in the same directory and a rename.

@@ -359,6 +359,38 @@ fn registry_cache_is_shared_between_runners() {
     let peer = start_registry(&ctx, RegistryOptions::default());
     let spec = format!("type=registry,ref={}/cache/app:buildcache", peer.host);
     scenario(&ctx, &spec, "registry");
+
+    // `cache du` counts runner B's step records; `cache prune` removes them with the blobs,
+    // and the next build takes them from the registry again without running anything
+    let root_b = ctx.tmp_dir("root-b");
+    let du = |root: &Path| -> Value {
+        serde_json::from_slice(
+            &run_ok(
+                Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+                    .arg("--root")
+                    .arg(root)
+                    .args(["cache", "du", "--json"]),
+            )
+            .stdout,
+        )
+        .unwrap()
+    };
+    assert!(du(&root_b)["dockerfile_steps"]["records"].as_u64().unwrap() >= 5);
+    run_ok(
+        Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+            .arg("--root")
+            .arg(&root_b)
+            .args(["cache", "prune"]),
+    );
+    assert_eq!(du(&root_b)["dockerfile_steps"]["records"], 0);
+    let app_p = app(&ctx, "app-pruned", "deps v1\n");
+    let from = vec!["--cache-from".to_string(), spec.clone()];
+    let p = build(&root_b, &app_p, &from, &ctx.tmp_dir("out-pruned"));
+    assert!(
+        p.ran.is_empty(),
+        "after cache prune, from the registry: {:?}",
+        p.ran
+    );
     // bit rot in the registry's storage: same length, other bytes
     let storage = peer.storage.clone();
     corruption(&ctx, &spec, "registry", &|digest: &str| {

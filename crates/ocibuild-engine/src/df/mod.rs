@@ -638,3 +638,62 @@ pub fn extract_rootfs(store: &ContentStore, image: &Image) -> Result<PathBuf> {
     }
     Ok(done.join("rootfs"))
 }
+
+/// The Dockerfile step cache in a store: (step records, bytes of their change dirs).
+pub fn step_cache_usage(store: &ContentStore) -> (u64, u64) {
+    let dir = store.root().join("engine").join("df");
+    let mut records = 0;
+    let mut bytes = 0;
+    for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "json") {
+            records += 1;
+        } else if p.is_dir() && e.file_name() != "explain" {
+            bytes += walkdir::WalkDir::new(&p)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum::<u64>();
+        }
+    }
+    (records, bytes)
+}
+
+/// Remove step records (and their change dirs) not used for `older_than`, and those whose
+/// layer blob is gone from the store; with no age, every record. Returns how many went.
+/// The caller holds the store's exclusive lock.
+pub fn prune_steps(store: &ContentStore, older_than: Option<std::time::Duration>) -> Result<u64> {
+    let dir = store.root().join("engine").join("df");
+    let now = std::time::SystemTime::now();
+    let mut removed = 0;
+    for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let age = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .unwrap_or_default();
+        let dangling = fs::read(&p)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| {
+                let d = v.get("layer")?.get(0)?.get("digest")?.as_str()?.to_string();
+                Some(d)
+            })
+            .and_then(|d| d.parse::<Digest>().ok())
+            .is_some_and(|d| !store.has(&d));
+        if older_than.is_none_or(|o| age >= o) || dangling {
+            let upper = p.with_extension("");
+            let _ = ocibuild_sandbox::mounts::remove_tree(&upper);
+            fs::remove_file(&p).map_err(EngineError::io("removing a step record", &p))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}

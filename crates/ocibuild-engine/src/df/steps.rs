@@ -494,6 +494,14 @@ impl Exec<'_> {
         {
             return None;
         }
+        // used now: `cache prune --older-than` keeps recently used steps
+        let _ = fs::File::options()
+            .write(true)
+            .open(self.cache_dir.join(format!("{key}.json")))
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        if let Some((d, _)) = &rec.layer {
+            self.o.store.touch(&d.digest);
+        }
         Some((rec.layer, upper))
     }
 

@@ -17,7 +17,11 @@ pub fn run(g: &Global, c: CacheCommand) -> Result<ExitCode> {
         CacheCommand::Du { json } => {
             let u = store.du()?;
             if json {
-                println!("{}", serde_json::json!({"root": store.root(), "usage": u}));
+                let (steps, bytes) = ocibuild_engine::df::step_cache_usage(&store);
+                println!(
+                    "{}",
+                    serde_json::json!({"root": store.root(), "usage": u, "dockerfile_steps": {"records": steps, "bytes": bytes}})
+                );
             } else {
                 println!("{}", store.root().display());
                 println!(
@@ -31,6 +35,12 @@ pub fn run(g: &Global, c: CacheCommand) -> Result<ExitCode> {
                     u.temp_files,
                     human_size(u.temp_bytes)
                 );
+                let (steps, bytes) = ocibuild_engine::df::step_cache_usage(&store);
+                println!(
+                    "  Dockerfile steps {:>10}  {} (change dirs; their layers are blobs)",
+                    steps,
+                    human_size(bytes)
+                );
             }
         }
         CacheCommand::Prune {
@@ -41,8 +51,23 @@ pub fn run(g: &Global, c: CacheCommand) -> Result<ExitCode> {
             let older = older_than.as_deref().map(parse_duration).transpose()?;
             let keep = keep_storage.as_deref().map(parse_size).transpose()?;
             let r = store.prune(older, keep)?;
+            let steps = {
+                let _lock = store.lock_exclusive()?;
+                ocibuild_engine::df::prune_steps(
+                    &store,
+                    if keep.is_some() && older.is_none() {
+                        // a size budget prunes blobs; the records of pruned layers go with them
+                        Some(std::time::Duration::MAX)
+                    } else {
+                        older
+                    },
+                )?
+            };
             if json {
-                println!("{}", serde_json::json!({"root": store.root(), "pruned": r}));
+                println!(
+                    "{}",
+                    serde_json::json!({"root": store.root(), "pruned": r, "steps_removed": steps})
+                );
             } else {
                 println!(
                     "removed {} blobs ({}), kept {} ({}), removed {} stale temp files",
@@ -52,6 +77,7 @@ pub fn run(g: &Global, c: CacheCommand) -> Result<ExitCode> {
                     human_size(r.kept_bytes),
                     r.removed_temp_files
                 );
+                println!("removed {steps} Dockerfile step records");
             }
         }
     }
