@@ -114,3 +114,93 @@ fn from_a_registry_a_layout_context_and_copy_from_a_dir_context() {
         "{err}"
     );
 }
+
+/// A loopback HTTP server (a test fixture) answering every GET with `body`.
+fn serve(body: &'static [u8]) -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(body);
+        }
+    });
+    port
+}
+
+#[test]
+fn add_downloads_a_url_and_checks_its_checksum() {
+    use sha2::Digest as _;
+    use std::os::unix::fs::PermissionsExt;
+    const BODY: &[u8] = b"payload from the web\n";
+    let port = serve(BODY);
+    let ctx = TestContext::new();
+    let root = ctx.tmp_dir("root");
+    let sum = hex::encode(sha2::Sha256::digest(BODY));
+    let app = ctx.tmp_dir("app");
+    let build = |dockerfile: &str, out: &std::path::Path| {
+        fs::write(app.join("Dockerfile"), dockerfile).unwrap();
+        let mut c = ocibuild(&root);
+        c.arg("build")
+            .arg("--output")
+            .arg(format!("oci:{}:t", out.display()))
+            .arg(&app);
+        for v in [
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ] {
+            c.env_remove(v);
+        }
+        c.output().unwrap()
+    };
+    let out = ctx.path("out");
+    let o = build(
+        &format!(
+            "FROM scratch\n\
+             ADD --checksum=sha256:{sum} http://127.0.0.1:{port}/dl/payload.txt /files/\n\
+             ADD http://127.0.0.1:{port}/dl/payload.txt /files/renamed.txt\n"
+        ),
+        &out,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rootfs = umoci_unpack(&out, "t", &ctx.path("bundle"));
+    let f = rootfs.join("files/payload.txt");
+    assert_eq!(fs::read(&f).unwrap(), BODY);
+    // docker gives downloaded files mode 0600
+    assert_eq!(
+        fs::metadata(&f).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
+    assert_eq!(fs::read(rootfs.join("files/renamed.txt")).unwrap(), BODY);
+    // a wrong checksum fails, naming it
+    let o = build(
+        &format!(
+            "FROM scratch\nADD --checksum=sha256:{} http://127.0.0.1:{port}/x /x\n",
+            "0".repeat(64)
+        ),
+        &ctx.path("out2"),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("checksum") && err.contains("Dockerfile:2"),
+        "{err}"
+    );
+}
