@@ -58,6 +58,14 @@ check_rust() {
 }
 
 install_packages
+# Debian's own nodejs comes without npm (a separate package); a nodejs that bundles npm
+# conflicts with Debian's npm, so install it only when npm is missing.
+if ! command -v npm >/dev/null 2>&1; then
+  [ "$(id -u)" -eq 0 ] || die "need root to install npm (for Azurite in the cache tests): run with sudo"
+  log "apt-get install npm"
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends npm >/tmp/ocibuild-apt.log 2>&1 \
+    || die "apt-get install npm failed (see /tmp/ocibuild-apt.log)"
+fi
 [ "${1:-}" = "--packages-only" ] && exit 0
 check_rust
 log "cargo build --release"
