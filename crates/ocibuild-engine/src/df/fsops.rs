@@ -427,13 +427,21 @@ impl View {
 
     /// Does any change dir of the view hold OCI `.wh.` markers (which overlayfs would not
     /// understand as whiteouts)?
+    /// (Change dirs adopted from a remote cache with such markers carry a `<dir>.oci` flag
+    /// file beside them, written when they were adopted: no walk here.)
     pub fn has_oci_markers(&self) -> bool {
-        self.layers.iter().skip(1).any(|l| {
-            walkdir::WalkDir::new(l)
-                .into_iter()
-                .flatten()
-                .any(|e| e.file_name().to_string_lossy().starts_with(WH_PREFIX))
-        })
+        self.layers
+            .iter()
+            .skip(1)
+            .any(|l| l.with_extension("oci").exists())
+    }
+
+    /// Whether a change dir holds OCI `.wh.` markers (walked once, when it is adopted).
+    pub fn dir_has_oci_markers(dir: &Path) -> bool {
+        walkdir::WalkDir::new(dir)
+            .into_iter()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(WH_PREFIX))
     }
 }
 

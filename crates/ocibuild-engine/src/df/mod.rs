@@ -691,6 +691,7 @@ pub fn prune_steps(store: &ContentStore, older_than: Option<std::time::Duration>
         if older_than.is_none_or(|o| age >= o) || dangling {
             let upper = p.with_extension("");
             let _ = ocibuild_sandbox::mounts::remove_tree(&upper);
+            let _ = fs::remove_file(p.with_extension("oci"));
             fs::remove_file(&p).map_err(EngineError::io("removing a step record", &p))?;
             removed += 1;
         }

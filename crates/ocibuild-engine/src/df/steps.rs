@@ -610,6 +610,12 @@ impl Exec<'_> {
         if dest.exists() {
             let _ = ocibuild_sandbox::mounts::remove_tree(&dest);
         }
+        let flag = dest.with_extension("oci");
+        if fsops::View::dir_has_oci_markers(&tmp) {
+            fs::write(&flag, b"").map_err(EngineError::io("flagging a cached step", &flag))?;
+        } else {
+            let _ = fs::remove_file(&flag);
+        }
         fs::rename(&tmp, &dest).map_err(EngineError::io("keeping a cached step", &dest))?;
         let bytes = serde_json::to_vec(rec).map_err(|e| EngineError::Invalid {
             what: "step record".into(),
@@ -784,6 +790,13 @@ impl Exec<'_> {
         let dest = self.cache_dir.join(&key);
         if dest.exists() {
             let _ = ocibuild_sandbox::mounts::remove_tree(&dest);
+        }
+        // copy-mode steps leave OCI `.wh.` markers, which overlayfs would not understand
+        let flag = dest.with_extension("oci");
+        if fsops::View::dir_has_oci_markers(&upper) {
+            fs::write(&flag, b"").map_err(EngineError::io("flagging a step", &flag))?;
+        } else {
+            let _ = fs::remove_file(&flag);
         }
         fs::rename(&upper, &dest).map_err(EngineError::io("keeping a step's changes", &dest))?;
         let rec = serde_json::to_vec(&Record {
