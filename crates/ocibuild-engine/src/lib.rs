@@ -12,6 +12,7 @@
 
 pub mod df;
 pub mod error;
+pub mod mountcache;
 pub mod roots;
 pub mod zeroconfig;
 

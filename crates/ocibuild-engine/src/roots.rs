@@ -35,6 +35,15 @@ pub struct Bases {
     pub index_max_age: Option<std::time::Duration>,
 }
 
+/// A resolved base request: the lock, the options it came from, and the key of its image.
+#[derive(Clone, Debug)]
+pub struct Locked {
+    pub opts: BaseOptions,
+    pub lock: Lockfile,
+    /// SHA256 hex over the lock and the image's time: equal keys give equal images.
+    pub key: String,
+}
+
 /// A base image in the content store, and the lock it was built from.
 #[derive(Clone, Debug)]
 pub struct Base {
@@ -132,6 +141,20 @@ impl Bases {
         packages: &[String],
         backports: bool,
     ) -> Result<Base> {
+        let l = self.locked(profile, variant, packages, backports)?;
+        self.image_locked(&l)
+    }
+
+    /// Resolve `profile` (+ `packages`) into a lock (cheap: the signed indexes, reused for
+    /// [`Bases::index_max_age`]), without building anything. [`Locked::key`] names the image the
+    /// lock gives, so it can key a build before the image exists.
+    pub fn locked(
+        &self,
+        profile: &str,
+        variant: Variant,
+        packages: &[String],
+        backports: bool,
+    ) -> Result<Locked> {
         let opts = self.options(profile, variant, packages, backports);
         let lock = self.lock(&opts)?;
         let key = {
@@ -144,6 +167,13 @@ impl Bases {
             h.update(format!("{:?}", self.source_date_epoch).as_bytes());
             hex::encode(h.finalize())
         };
+        Ok(Locked { opts, lock, key })
+    }
+
+    /// The image of a lock, built or found in the cache.
+    pub fn image_locked(&self, l: &Locked) -> Result<Base> {
+        let (opts, lock, key) = (&l.opts, l.lock.clone(), &l.key);
+        let profile = &opts.profile;
         let marker = self.engine_dir("bases")?.join(format!("{key}.json"));
         if let Ok(bytes) = fs::read(&marker)
             && let Ok(desc) = serde_json::from_slice::<Descriptor>(&bytes)
@@ -165,7 +195,7 @@ impl Bases {
                 });
             }
         }
-        let built = build_from_lock(&self.store, &lock, &opts)?;
+        let built = build_from_lock(&self.store, &lock, opts)?;
         let desc =
             serde_json::to_vec(&built.image.manifest_desc).map_err(|e| EngineError::Invalid {
                 what: "manifest descriptor".into(),

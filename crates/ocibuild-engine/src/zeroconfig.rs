@@ -31,6 +31,9 @@ use serde_json::json;
 use crate::Event;
 use crate::error::{EngineError, Result};
 use crate::roots::{Base, Bases};
+use ocibuild_cache::{CacheBackend, Fetch, Mode, PutOutcome};
+use ocibuild_oci::image::Descriptor;
+use serde::{Deserialize, Serialize};
 
 /// Where the CA bundle is bound inside a step.
 pub const CA_PATH: &str = "/run/ocibuild/ca-certificates.crt";
@@ -92,8 +95,10 @@ pub struct Options {
 #[derive(Clone, Debug)]
 pub struct Built {
     pub image: Image,
-    pub runtime: Base,
-    pub toolchain: Option<Base>,
+    /// The runtime base's manifest digest.
+    pub runtime: String,
+    /// The toolchain root's manifest digest (`None` with `--toolchain host`).
+    pub toolchain: Option<String>,
     /// (layer name, digest, compressed size, reused)
     pub layers: Vec<(String, String, u64, bool)>,
     pub tier: Tier,
@@ -105,74 +110,305 @@ pub struct Built {
     pub cached: bool,
 }
 
-struct CachedBuild {
-    image: Image,
+/// The shared build caches of a zero-config build (`--cache-from` / `--cache-to`), and what to
+/// do with them.
+#[derive(Default)]
+pub struct Shared<'a> {
+    pub from: Vec<Box<dyn CacheBackend + 'a>>,
+    pub to: Vec<(Box<dyn CacheBackend + 'a>, Mode, bool)>,
+    /// `--explain-cache`: on a miss, say what changed since this app's last build.
+    pub explain: bool,
+}
+
+/// A build record: the image a build key gave (local: `ROOT/engine/builds/<key>.json`; shared:
+/// the index object of the key).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct BuildRecord {
+    kind: String,
+    manifest: Descriptor,
+    /// (layer name, digest, compressed size, reused)
     layers: Vec<(String, String, u64, bool)>,
     naive_size: Option<u64>,
+    runtime: String,
+    toolchain: Option<String>,
+    /// What the key was made of (local records only: it lists every source file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    components: Option<Components>,
 }
 
-/// The image a build record names, when every blob it needs is still in the store (a pruned or
-/// damaged entry is a miss, never a wrong image).
-fn cached_build(store: &ContentStore, record: &Path) -> Option<CachedBuild> {
-    let v: serde_json::Value = serde_json::from_slice(&fs::read(record).ok()?).ok()?;
-    let desc: ocibuild_oci::image::Descriptor =
-        serde_json::from_value(v.get("manifest")?.clone()).ok()?;
-    let src =
-        ocibuild_oci::layout::StoreSource::new(store.clone(), desc, "a cached build".to_string());
-    let image = ocibuild_oci::image::load_image(&src, None).ok()?;
-    if !image.manifest.layers.iter().all(|l| store.has(&l.digest)) {
-        return None;
+const RECORD_KIND: &str = "zeroconfig-build";
+
+/// Everything a zero-config build's key is made of, kept so a miss can be explained.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Components {
+    /// SHA256 of the plan (builder definition, ocibuild.toml, detected facts).
+    plan: String,
+    /// The toolchain root's lock key (`None`: the host's toolchain).
+    toolchain: Option<String>,
+    /// The runtime base's lock key.
+    runtime: String,
+    /// The options that change the result (times, compression, labels, `--build-env`).
+    options: String,
+    /// Source file → `F <exec> <sha256>`, `L <target>` or `D`.
+    files: BTreeMap<String, String>,
+}
+
+impl Components {
+    fn key(&self) -> String {
+        use sha2::{Digest as _, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"zeroconfig-build-v2\0");
+        h.update(serde_json::to_vec(self).unwrap_or_default());
+        hex::encode(h.finalize())
     }
-    let layers = serde_json::from_value(v.get("layers")?.clone()).ok()?;
-    let naive_size = v.get("naive_size").and_then(|n| n.as_u64());
-    Some(CachedBuild {
-        image,
-        layers,
-        naive_size,
-    })
+
+    /// What differs from an earlier build's components, in words.
+    fn explain(&self, before: &Components) -> Vec<String> {
+        let mut why = Vec::new();
+        if self.plan != before.plan {
+            why.push(
+                "the build plan (builder definition, ocibuild.toml, detected entrypoint or versions)"
+                    .to_string(),
+            );
+        }
+        if self.toolchain != before.toolchain {
+            why.push(
+                "the toolchain root (its Debian packages were updated, or --toolchain changed)"
+                    .to_string(),
+            );
+        }
+        if self.runtime != before.runtime {
+            why.push("the runtime base (its Debian packages were updated)".to_string());
+        }
+        if self.options != before.options {
+            why.push("the build options (--source-date-epoch, --compression, labels, --build-env, --compare-naive)".to_string());
+        }
+        let mut files = Vec::new();
+        for (p, v) in &self.files {
+            match before.files.get(p) {
+                None => files.push(format!("{p} (added)")),
+                Some(b) if b != v => files.push(format!("{p} (changed)")),
+                _ => {}
+            }
+        }
+        for p in before.files.keys() {
+            if !self.files.contains_key(p) {
+                files.push(format!("{p} (removed)"));
+            }
+        }
+        if !files.is_empty() {
+            let n = files.len();
+            let shown: Vec<String> = files.into_iter().take(10).collect();
+            why.push(format!(
+                "source files: {}{}",
+                shown.join(", "),
+                if n > 10 {
+                    format!(" and {} more", n - 10)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        why
+    }
 }
 
-/// The whole-build key: the plan, the content of every source file the build copies (path,
-/// executable bit, link target, SHA256 — never mtimes), the toolchain and runtime images, and
-/// the options that change the result. The CA bundle, proxies and network switch are left out:
-/// they decide whether downloads succeed, not what they produce.
-fn build_key(
+fn read_record(path: &Path) -> Option<BuildRecord> {
+    let r: BuildRecord = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
+    (r.kind == RECORD_KIND).then_some(r)
+}
+
+/// The image a build record names, when every blob it needs is in the store (a pruned or
+/// damaged entry is a miss, never a wrong image).
+fn record_image(store: &ContentStore, r: &BuildRecord) -> Option<Image> {
+    let src = ocibuild_oci::layout::StoreSource::new(
+        store.clone(),
+        r.manifest.clone(),
+        "a cached build".to_string(),
+    );
+    let image = ocibuild_oci::image::load_image(&src, None).ok()?;
+    image
+        .manifest
+        .layers
+        .iter()
+        .all(|l| store.has(&l.digest))
+        .then_some(image)
+}
+
+/// Fetch a build from the shared caches: the record, then its manifest, config and layers, each
+/// verified by digest. A missing or corrupt blob is a miss.
+fn remote_build(
+    store: &ContentStore,
+    shared: &Shared<'_>,
+    key: &str,
+    ev: &dyn Fn(Event),
+) -> Option<(BuildRecord, Image)> {
+    for be in &shared.from {
+        let t0 = Instant::now();
+        let rec = match be.get_index(key) {
+            Ok(Some(b)) => match serde_json::from_slice::<BuildRecord>(&b) {
+                Ok(r) if r.kind == RECORD_KIND => r,
+                _ => {
+                    ev(Event::Note(format!(
+                        "cache {}: the entry for build {} is not a build record (ignored)",
+                        be.describe(),
+                        &key[..16]
+                    )));
+                    continue;
+                }
+            },
+            Ok(None) => continue,
+            Err(e) => {
+                ev(Event::Note(format!(
+                    "cache {}: {e} (treated as a miss)",
+                    be.describe()
+                )));
+                continue;
+            }
+        };
+        let fetch = |d: &ocibuild_oci::Digest, what: &str| -> bool {
+            match be.fetch_blob(d, store) {
+                Ok(Fetch::Fetched { .. } | Fetch::Present) => true,
+                Ok(Fetch::Missing) => {
+                    ev(Event::Note(format!(
+                        "cache {}: {what} {d} is missing (a miss: the build runs)",
+                        be.describe()
+                    )));
+                    false
+                }
+                Ok(Fetch::Corrupt { why }) => {
+                    ev(Event::Note(format!(
+                        "cache {}: {what} {d} is corrupt ({why}); skipped, the build runs",
+                        be.describe()
+                    )));
+                    false
+                }
+                Err(e) => {
+                    ev(Event::Note(format!(
+                        "cache {}: {what} {d}: {e} (treated as a miss)",
+                        be.describe()
+                    )));
+                    false
+                }
+            }
+        };
+        if !fetch(&rec.manifest.digest, "manifest") {
+            continue;
+        }
+        let Ok(bytes) = fs::read(store.blob_path(&rec.manifest.digest)) else {
+            continue;
+        };
+        let Ok(manifest) = serde_json::from_slice::<ocibuild_oci::image::Manifest>(&bytes) else {
+            ev(Event::Note(format!(
+                "cache {}: manifest {} does not parse (a miss)",
+                be.describe(),
+                rec.manifest.digest
+            )));
+            continue;
+        };
+        if !fetch(&manifest.config.digest, "config")
+            || !manifest.layers.iter().all(|l| fetch(&l.digest, "layer"))
+        {
+            continue;
+        }
+        if let Some(image) = record_image(store, &rec) {
+            ev(Event::Note(format!(
+                "cache hit in {}: build {} (image {}) fetched in {:.2}s",
+                be.describe(),
+                &key[..16],
+                image.manifest_desc.digest,
+                t0.elapsed().as_secs_f64()
+            )));
+            return Some((rec, image));
+        }
+    }
+    None
+}
+
+/// Write the build to every `--cache-to` cache: its blobs, then its record (conditional
+/// create: an existing record is left alone).
+fn export_build(
+    store: &ContentStore,
+    shared: &Shared<'_>,
+    key: &str,
+    rec: &BuildRecord,
+    image: &Image,
+    ev: &dyn Fn(Event),
+) -> Result<()> {
+    let mut shared_rec = rec.clone();
+    shared_rec.components = None;
+    let bytes = serde_json::to_vec(&shared_rec).map_err(|e| EngineError::Invalid {
+        what: "build record".into(),
+        detail: e.to_string(),
+    })?;
+    for (be, _mode, ignore_error) in &shared.to {
+        let t0 = Instant::now();
+        let r = (|| -> Result<PutOutcome> {
+            let wrap = |e: ocibuild_cache::CacheError| EngineError::Invalid {
+                what: format!("exporting the build to {}", be.describe()),
+                detail: e.to_string(),
+            };
+            let mut blobs = vec![
+                image.manifest_desc.digest.clone(),
+                image.manifest.config.digest.clone(),
+            ];
+            blobs.extend(image.manifest.layers.iter().map(|l| l.digest.clone()));
+            for d in &blobs {
+                be.push_blob(d, store).map_err(wrap)?;
+            }
+            be.put_index(key, &bytes).map_err(wrap)
+        })();
+        match r {
+            Ok(PutOutcome::Created) => ev(Event::Note(format!(
+                "cache export to {}: build {} written in {:.2}s",
+                be.describe(),
+                &key[..16],
+                t0.elapsed().as_secs_f64()
+            ))),
+            Ok(PutOutcome::AlreadyExists) => ev(Event::Note(format!(
+                "cache export to {}: build {} already there",
+                be.describe(),
+                &key[..16]
+            ))),
+            Err(e) if *ignore_error => ev(Event::Note(format!(
+                "cache export failed (ignore-error=true): {e}"
+            ))),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The whole-build key's components: the plan, the content of every source file the build
+/// copies (path, executable bit, link target, SHA256 — never mtimes), the toolchain and runtime
+/// locks, and the options that change the result. The CA bundle, proxies and network switch are
+/// left out: they decide whether downloads succeed, not what they produce.
+fn components(
     app: &Path,
     plan: &Plan,
     o: &Options,
     filter: &Filter,
-    toolchain: Option<&Base>,
-    runtime: &Base,
-) -> Result<String> {
+    toolchain: Option<&str>,
+    runtime: &str,
+) -> Result<Components> {
     use sha2::{Digest as _, Sha256};
-    let mut h = Sha256::new();
     let plan_json = serde_json::to_vec(plan).map_err(|e| EngineError::Invalid {
         what: "plan".into(),
         detail: e.to_string(),
     })?;
-    h.update(b"zeroconfig-build-v1\0");
-    h.update(&plan_json);
-    h.update(
-        format!(
-            "\0{:?}\0{}\0{:?}\0{:?}\0{:?}\0{}\0{}",
-            toolchain.map(|t| t.image.manifest_desc.digest.to_string()),
-            runtime.image.manifest_desc.digest,
-            o.source_date_epoch,
-            o.compression,
-            o.level,
-            o.host_toolchain,
-            o.compare_naive,
-        )
-        .as_bytes(),
+    let mut options = format!(
+        "{:?}\0{:?}\0{:?}\0{}\0{}",
+        o.source_date_epoch, o.compression, o.level, o.host_toolchain, o.compare_naive,
     );
     for (k, v) in &o.labels {
-        h.update(format!("\0label {k}={v}").as_bytes());
+        options.push_str(&format!("\0label {k}={v}"));
     }
     for (k, v) in &o.pass_env {
         if !PROXY_VARS.contains(&k.as_str()) {
-            h.update(format!("\0env {k}={v}").as_bytes());
+            options.push_str(&format!("\0env {k}={v}"));
         }
     }
+    let mut files = BTreeMap::new();
     walk_filtered(
         app,
         filter,
@@ -186,7 +422,7 @@ fn build_key(
             if ft.is_symlink() {
                 let t = fs::read_link(entry.path())
                     .map_err(EngineError::io("reading a link", entry.path()))?;
-                h.update(format!("\0L {rel} {}", t.display()).as_bytes());
+                files.insert(rel.to_string(), format!("L {}", t.display()));
             } else if ft.is_file() {
                 let exec = entry
                     .metadata()
@@ -204,14 +440,23 @@ fn build_key(
                     }
                     fh.update(&buf[..n]);
                 }
-                h.update(format!("\0F {rel} {exec} {}", hex::encode(fh.finalize())).as_bytes());
+                files.insert(
+                    rel.to_string(),
+                    format!("F {exec} {}", hex::encode(fh.finalize())),
+                );
             } else if ft.is_dir() {
-                h.update(format!("\0D {rel}").as_bytes());
+                files.insert(rel.to_string(), "D".to_string());
             }
             Ok(())
         },
     )?;
-    Ok(hex::encode(h.finalize()))
+    Ok(Components {
+        plan: hex::encode(Sha256::digest(&plan_json)),
+        toolchain: toolchain.map(str::to_string),
+        runtime: runtime.to_string(),
+        options,
+        files,
+    })
 }
 
 /// The toolchain profile and packages to lock for a plan: a Go from backports comes on
@@ -233,86 +478,268 @@ pub fn toolchain_request(plan: &Plan) -> (String, Vec<String>) {
     }
 }
 
-/// Build the app in `app` following `plan`.
-pub fn build(app: &Path, plan: &Plan, o: &Options, ev: &dyn Fn(Event)) -> Result<Built> {
+/// What [`warm`] found.
+#[derive(Clone, Debug, Default)]
+pub struct Warmed {
+    /// The whole build was in the store or a shared cache: a build will run nothing.
+    pub build_hit: bool,
+    /// Cache mounts filled from a shared cache.
+    pub mounts: Vec<String>,
+}
+
+/// The build's key, its local record path and the plan's locks, worked out before anything is
+/// built (locks are cheap: signed indexes).
+struct Keyed {
+    key: String,
+    components: Components,
+    record: PathBuf,
+    toolchain_lock: Option<crate::roots::Locked>,
+    runtime_lock: crate::roots::Locked,
+    variant: Variant,
+}
+
+fn host_toolchain(plan: &Plan, o: &Options) -> bool {
+    o.host_toolchain || plan.toolchain.profile == "host"
+}
+
+fn keyed(app: &Path, plan: &Plan, o: &Options) -> Result<Keyed> {
     let store = &o.toolchain_bases.store;
-    // 1. The toolchain root.
-    let mut host_mounts = Vec::new();
-    let (toolchain, rootfs) = if o.host_toolchain || plan.toolchain.profile == "host" {
-        ev(Event::Phase(
-            "toolchain: the host's (--toolchain host)".into(),
-        ));
-        let (root, mounts) = host_root(store.root())?;
-        host_mounts = mounts;
-        (None, root)
+    let toolchain_lock = if host_toolchain(plan, o) {
+        None
     } else {
         let (profile, packages) = toolchain_request(plan);
-        ev(Event::Phase(format!(
-            "toolchain {profile}{} ({}, {})",
-            if packages.is_empty() {
-                String::new()
-            } else {
-                format!(" + {}", packages.join(","))
-            },
-            o.toolchain_bases.release.codename(),
-            plan.toolchain.version
-        )));
-        let base = o.toolchain_bases.image(
+        Some(o.toolchain_bases.locked(
             &profile,
             Variant::Default,
             &packages,
             plan.toolchain.backports,
-        )?;
-        let root = o.toolchain_bases.rootfs(&base.image)?;
-        ev(Event::Note(format!(
-            "toolchain root {} ({})",
-            base.image.manifest_desc.digest,
-            if base.cached { "cached" } else { "built" }
-        )));
-        (Some(base), root)
+        )?)
     };
-
-    // The runtime base, and the whole-build cache: the same plan, source content, toolchain,
-    // runtime and options give the image built before, without running anything.
     let variant: Variant = plan.runtime.variant.parse().unwrap_or(Variant::Nonroot);
-    ev(Event::Phase(format!(
-        "runtime {}:{} ({})",
-        plan.runtime.profile,
-        plan.runtime.variant,
-        o.runtime_bases.release.codename()
-    )));
-    let runtime = o.runtime_bases.image(
+    let runtime_lock = o.runtime_bases.locked(
         &plan.runtime.profile,
         variant,
         &plan.runtime.packages,
         false,
     )?;
     let src_filter = glob_filter(&[], &plan.source_exclude)?;
-    let key = build_key(app, plan, o, &src_filter, toolchain.as_ref(), &runtime)?;
+    let components = components(
+        app,
+        plan,
+        o,
+        &src_filter,
+        toolchain_lock.as_ref().map(|l| l.key.as_str()),
+        &runtime_lock.key,
+    )?;
+    let key = components.key();
     let record = store
         .root()
         .join("engine")
         .join("builds")
         .join(format!("{key}.json"));
-    if !o.no_cache
-        && let Some(hit) = cached_build(store, &record)
+    Ok(Keyed {
+        key,
+        components,
+        record,
+        toolchain_lock,
+        runtime_lock,
+        variant,
+    })
+}
+
+/// The last build of `app` in this store (its key), for `--explain-cache`.
+fn last_build_pointer(store: &ContentStore, app: &Path) -> PathBuf {
+    use sha2::{Digest as _, Sha256};
+    let id = hex::encode(Sha256::digest(app.to_string_lossy().as_bytes()));
+    store
+        .root()
+        .join("engine")
+        .join("builds")
+        .join(format!("last-{}", &id[..32]))
+}
+
+/// A build found in the store or (then kept in the store) in a `--cache-from` cache.
+fn find_build(
+    store: &ContentStore,
+    k: &Keyed,
+    shared: &Shared<'_>,
+    ev: &dyn Fn(Event),
+) -> Result<Option<(BuildRecord, Image)>> {
+    if let Some(r) = read_record(&k.record)
+        && let Some(image) = record_image(store, &r)
     {
         ev(Event::Note(format!(
             "cache hit: nothing the build reads changed (build key {}), image {}",
-            &key[..16],
-            hit.image.manifest_desc.digest
+            &k.key[..16],
+            image.manifest_desc.digest
         )));
+        return Ok(Some((r, image)));
+    }
+    if let Some((mut r, image)) = remote_build(store, shared, &k.key, ev) {
+        r.components = Some(k.components.clone());
+        write_record(&k.record, &r)?;
+        return Ok(Some((r, image)));
+    }
+    Ok(None)
+}
+
+fn write_record(path: &Path, r: &BuildRecord) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(EngineError::io("creating the build cache", dir))?;
+    }
+    let bytes = serde_json::to_vec(r).map_err(|e| EngineError::Invalid {
+        what: "build record".into(),
+        detail: e.to_string(),
+    })?;
+    crate::roots::write_atomically(path, &bytes)
+}
+
+/// The plan's cache mounts: (name, host dir, shared-cache key).
+fn plan_mounts(
+    app: &Path,
+    plan: &Plan,
+    o: &Options,
+) -> Result<Vec<(String, PathBuf, String, crate::mountcache::LockDigest)>> {
+    let lock = crate::mountcache::lock_digest(app)?;
+    let platform = format!("linux/{}", o.runtime_bases.arch);
+    Ok(plan
+        .cache_mounts
+        .iter()
+        .map(|c| {
+            let name = format!("{}:{}", plan.lang, c.name);
+            let key = crate::mountcache::mount_key(&name, &platform, &lock);
+            let dir = o
+                .toolchain_bases
+                .store
+                .root()
+                .join("engine")
+                .join("cache")
+                .join(&c.name);
+            (name, dir, key, lock.clone())
+        })
+        .collect())
+}
+
+/// `ocibuild cache warm` for a zero-config app: fetch the build when a shared cache has it,
+/// else fill the plan's empty cache mounts, so the build that follows runs nothing or runs warm.
+pub fn warm(
+    app: &Path,
+    plan: &Plan,
+    o: &Options,
+    shared: &Shared<'_>,
+    ev: &dyn Fn(Event),
+) -> Result<Warmed> {
+    let store = &o.toolchain_bases.store;
+    let k = keyed(app, plan, o)?;
+    let mut w = Warmed::default();
+    if find_build(store, &k, shared, ev)?.is_some() {
+        w.build_hit = true;
+        return Ok(w);
+    }
+    for (name, dir, key, _) in plan_mounts(app, plan, o)? {
+        if crate::mountcache::import(store, &shared.from, &name, &key, &dir, ev)? {
+            w.mounts.push(name);
+        }
+    }
+    Ok(w)
+}
+
+/// Build the app in `app` following `plan`.
+pub fn build(
+    app: &Path,
+    plan: &Plan,
+    o: &Options,
+    shared: &Shared<'_>,
+    ev: &dyn Fn(Event),
+) -> Result<Built> {
+    let store = &o.toolchain_bases.store;
+    // The whole-build cache: the same plan, source content, toolchain and runtime locks and
+    // options give the image built before (here, or on another runner through --cache-from),
+    // without building roots or running anything.
+    let k = keyed(app, plan, o)?;
+    let pointer = last_build_pointer(store, app);
+    if !o.no_cache
+        && let Some((r, image)) = find_build(store, &k, shared, ev)?
+    {
+        let _ = crate::roots::write_atomically(&pointer, k.key.as_bytes());
+        export_build(store, shared, &k.key, &r, &image, ev)?;
         return Ok(Built {
-            image: hit.image,
-            runtime,
-            toolchain,
-            layers: hit.layers,
+            image,
+            runtime: r.runtime,
+            toolchain: r.toolchain,
+            layers: r.layers,
             tier: Tier::Host,
             steps: Vec::new(),
-            naive_size: hit.naive_size,
+            naive_size: r.naive_size,
             cached: true,
         });
     }
+    if shared.explain {
+        let before = fs::read_to_string(&pointer)
+            .ok()
+            .and_then(|key| read_record(&pointer.with_file_name(format!("{}.json", key.trim()))))
+            .and_then(|r| r.components);
+        let why = match &before {
+            Some(b) => k.components.explain(b),
+            None => vec!["no earlier build of this app in this store".to_string()],
+        };
+        ev(Event::Note(format!(
+            "cache miss (build {}): {}",
+            &k.key[..16],
+            if why.is_empty() {
+                "the earlier build's image is gone (pruned) or --no-cache".to_string()
+            } else {
+                why.join("; ")
+            }
+        )));
+    }
+
+    // 1. The toolchain root.
+    let mut host_mounts = Vec::new();
+    let (toolchain, rootfs) = match &k.toolchain_lock {
+        None => {
+            ev(Event::Phase(
+                "toolchain: the host's (--toolchain host)".into(),
+            ));
+            let (root, mounts) = host_root(store.root())?;
+            host_mounts = mounts;
+            (None, root)
+        }
+        Some(lock) => {
+            let (profile, packages) = toolchain_request(plan);
+            ev(Event::Phase(format!(
+                "toolchain {profile}{} ({}, {})",
+                if packages.is_empty() {
+                    String::new()
+                } else {
+                    format!(" + {}", packages.join(","))
+                },
+                o.toolchain_bases.release.codename(),
+                plan.toolchain.version
+            )));
+            let base = o.toolchain_bases.image_locked(lock)?;
+            let root = o.toolchain_bases.rootfs(&base.image)?;
+            ev(Event::Note(format!(
+                "toolchain root {} ({})",
+                base.image.manifest_desc.digest,
+                if base.cached { "cached" } else { "built" }
+            )));
+            (Some(base), root)
+        }
+    };
+
+    // The runtime base.
+    let _ = k.variant;
+    ev(Event::Phase(format!(
+        "runtime {}:{} ({})",
+        plan.runtime.profile,
+        plan.runtime.variant,
+        o.runtime_bases.release.codename()
+    )));
+    let runtime = o.runtime_bases.image_locked(&k.runtime_lock)?;
+    let src_filter = glob_filter(&[], &plan.source_exclude)?;
+    let key = k.key.clone();
+    let record = k.record.clone();
 
     // 2. The work area: the source copy and the outputs.
     let work_parent = store.root().join("engine").join("work");
@@ -339,6 +766,15 @@ pub fn build(app: &Path, plan: &Plan, o: &Options, ev: &dyn Fn(Event)) -> Result
         })
         .collect();
     mounts.extend(host_mounts);
+    // cache mounts: an empty one is filled from --cache-from (keyed by the app's lockfiles)
+    let shared_mounts = if shared.from.is_empty() && shared.to.is_empty() {
+        Vec::new()
+    } else {
+        plan_mounts(app, plan, o)?
+    };
+    for (name, dir, key, _) in &shared_mounts {
+        crate::mountcache::import(store, &shared.from, name, key, dir, ev)?;
+    }
     for c in &plan.cache_mounts {
         let d = store.root().join("engine").join("cache").join(&c.name);
         fs::create_dir_all(&d).map_err(EngineError::io("creating a cache mount", &d))?;
@@ -541,23 +977,27 @@ pub fn build(app: &Path, plan: &Plan, o: &Options, ev: &dyn Fn(Event)) -> Result
         });
         layers.push((name.clone(), desc.digest.to_string(), desc.size, *reused));
     }
-    let rec = serde_json::json!({
-        "manifest": assembled.image.manifest_desc,
-        "layers": layers,
-        "naive_size": naive_size,
-    });
-    if let Some(dir) = record.parent() {
-        fs::create_dir_all(dir).map_err(EngineError::io("creating the build cache", dir))?;
+    let rec = BuildRecord {
+        kind: RECORD_KIND.into(),
+        manifest: assembled.image.manifest_desc.clone(),
+        layers: layers.clone(),
+        naive_size,
+        runtime: runtime.image.manifest_desc.digest.to_string(),
+        toolchain: toolchain
+            .as_ref()
+            .map(|t| t.image.manifest_desc.digest.to_string()),
+        components: Some(k.components.clone()),
+    };
+    write_record(&record, &rec)?;
+    let _ = crate::roots::write_atomically(&pointer, key.as_bytes());
+    export_build(store, shared, &key, &rec, &assembled.image, ev)?;
+    for (name, dir, key, lock) in &shared_mounts {
+        crate::mountcache::export(store, &shared.to, name, key, lock, dir, ev)?;
     }
-    let bytes = serde_json::to_vec(&rec).map_err(|e| EngineError::Invalid {
-        what: "build record".into(),
-        detail: e.to_string(),
-    })?;
-    crate::roots::write_atomically(&record, &bytes)?;
     Ok(Built {
         image: assembled.image,
-        runtime,
-        toolchain,
+        runtime: rec.runtime,
+        toolchain: rec.toolchain,
         layers,
         tier,
         steps,

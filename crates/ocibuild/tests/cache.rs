@@ -403,3 +403,202 @@ fn registry_cache_is_shared_between_runners() {
         fs::write(&p, flip(&data)).unwrap();
     });
 }
+
+const MOUNT_DOCKERFILE: &str = "ARG BASE
+FROM ${BASE}
+ARG EXPECT
+COPY package-lock.json src.txt /app/
+RUN --mount=type=cache,target=/cache,id=tools \\
+    if [ \"$EXPECT\" = warm ]; then test -s /cache/seen; else od -An -N8 -tx8 /dev/urandom > /cache/seen; fi; \\
+    cp /cache/seen /app/seen
+";
+
+/// A Dockerfile app whose RUN step needs its cache mount warm when `EXPECT=warm`.
+fn mount_app(ctx: &TestContext, name: &str, lock: &str, src: &str) -> PathBuf {
+    let d = ctx.tmp_dir(name);
+    fs::write(d.join("Dockerfile"), MOUNT_DOCKERFILE).unwrap();
+    fs::write(d.join("package-lock.json"), lock).unwrap();
+    fs::write(d.join("src.txt"), src).unwrap();
+    d
+}
+
+/// The zero-config Go app, copied so it can be edited.
+fn go_app(ctx: &TestContext, name: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/apps/go-hello");
+    let d = ctx.tmp_dir(name);
+    for e in fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            fs::copy(e.path(), d.join(e.file_name())).unwrap();
+        }
+    }
+    d
+}
+
+/// A zero-config build (no Dockerfile): the Debian package cache is shared, the store is not.
+fn zc_build(root: &Path, app: &Path, args: &[String], out: &Path) -> Built {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+    c.arg("--root")
+        .arg(root)
+        .args(["--progress", "json", "build"])
+        .arg("--cache-dir")
+        .arg(cache())
+        .args(args)
+        .arg("--output")
+        .arg(format!("oci:{}:t", out.display()))
+        .arg(app)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("AZURE_STORAGE_CONNECTION_STRING")
+        .env("AZURE_STORAGE_ACCOUNT", DEV_ACCOUNT)
+        .env("AZURE_STORAGE_KEY", DEV_ACCOUNT_KEY)
+        .stdin(Stdio::null());
+    parse(&run(&mut c))
+}
+
+/// Cache mounts (a Dockerfile's `RUN --mount=type=cache`, the Go builder's GOCACHE) travel
+/// through the shared cache keyed by the lockfiles, and zero-config builds are shared whole.
+#[test]
+fn cache_mounts_and_zero_config_builds_are_shared_through_azure_blob() {
+    let ctx = TestContext::new();
+    let az: Azurite = start_azurite(&ctx);
+    let spec = format!(
+        "type=azblob,account_url={},container=ci-mounts",
+        az.account_url
+    );
+    let to = |extra: &[&str]| -> Vec<String> {
+        let mut v = vec!["--cache-to".to_string(), spec.clone()];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let from = |extra: &[&str]| -> Vec<String> {
+        let mut v = vec!["--cache-from".to_string(), spec.clone()];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+
+    // Dockerfile: runner A fills the mount and exports it
+    let a_app = mount_app(&ctx, "m-a", "{\"v\":1}", "a\n");
+    let a = build(
+        &ctx.tmp_dir("m-root-a"),
+        &a_app,
+        &to(&["--build-arg", "EXPECT=cold"]),
+        &ctx.tmp_dir("m-out-a"),
+    );
+    assert!(
+        a.stderr.contains("cache mount id=tools: exported"),
+        "the cache mount is not exported\n{}",
+        a.stderr
+    );
+    // runner B: empty store, another source file (the RUN step runs), same lockfile: the
+    // step finds the mount warm (it fails otherwise)
+    let b_app = mount_app(&ctx, "m-b", "{\"v\":1}", "b\n");
+    let b = build(
+        &ctx.tmp_dir("m-root-b"),
+        &b_app,
+        &from(&["--build-arg", "EXPECT=warm"]),
+        &ctx.tmp_dir("m-out-b"),
+    );
+    assert_eq!(b.ran.len(), 2, "runner B runs COPY and RUN: {:?}", b.ran);
+    assert!(
+        b.stderr.contains("cache mount id=tools: imported"),
+        "{}",
+        b.stderr
+    );
+    // runner C: a new lockfile is another key: the mount starts empty
+    let c_app = mount_app(&ctx, "m-c", "{\"v\":2}", "b\n");
+    let c = build(
+        &ctx.tmp_dir("m-root-c"),
+        &c_app,
+        &from(&["--build-arg", "EXPECT=cold"]),
+        &ctx.tmp_dir("m-out-c"),
+    );
+    assert!(
+        !c.stderr.contains("cache mount id=tools: imported"),
+        "a changed lockfile must not import the old mount\n{}",
+        c.stderr
+    );
+
+    // zero-config Go app: runner A builds and exports the build and GOCACHE/GOMODCACHE
+    let go_a = go_app(&ctx, "go-a");
+    let ga = zc_build(
+        &ctx.tmp_dir("go-root-a"),
+        &go_a,
+        &to(&[]),
+        &ctx.tmp_dir("go-out-a"),
+    );
+    assert!(!ga.ran.is_empty(), "runner A builds: {}", ga.stderr);
+    assert!(
+        ga.stderr.contains("cache mount go:go-build: exported"),
+        "GOCACHE is not exported\n{}",
+        ga.stderr
+    );
+    // runner B: empty store, same source: nothing runs, the same image
+    let go_b = go_app(&ctx, "go-b");
+    let gb = zc_build(
+        &ctx.tmp_dir("go-root-b"),
+        &go_b,
+        &from(&[]),
+        &ctx.tmp_dir("go-out-b"),
+    );
+    assert!(
+        gb.ran.is_empty(),
+        "runner B ran steps: {:?}\n{}",
+        gb.ran,
+        gb.stderr
+    );
+    assert_eq!(gb.digest, ga.digest, "{}", gb.stderr);
+    // runner C: empty store, main.go edited: the build runs with GOCACHE from runner A
+    let go_c = go_app(&ctx, "go-c");
+    let main = fs::read_to_string(go_c.join("main.go")).unwrap();
+    fs::write(
+        go_c.join("main.go"),
+        main.replace("hello from go", "hello from runner C"),
+    )
+    .unwrap();
+    let root_c = ctx.tmp_dir("go-root-c");
+    let gc = zc_build(&root_c, &go_c, &from(&[]), &ctx.tmp_dir("go-out-c"));
+    assert!(!gc.ran.is_empty(), "runner C must build: {}", gc.stderr);
+    assert!(
+        gc.stderr.contains("cache mount go:go-build: imported"),
+        "GOCACHE is not imported\n{}",
+        gc.stderr
+    );
+    assert_ne!(gc.digest, ga.digest);
+    // another edit on runner C: --explain-cache names the file
+    fs::write(
+        go_c.join("main.go"),
+        main.replace("hello from go", "hello again"),
+    )
+    .unwrap();
+    let gc2 = zc_build(
+        &root_c,
+        &go_c,
+        &["--explain-cache".to_string()],
+        &ctx.tmp_dir("go-out-c2"),
+    );
+    assert!(
+        gc2.stderr.contains("source files: main.go (changed)"),
+        "--explain-cache does not name main.go\n{}",
+        gc2.stderr
+    );
+    // `cache warm` of the app on an empty store, then a plain build: nothing runs
+    let root_w = ctx.tmp_dir("go-root-w");
+    let mut w = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+    w.arg("--root")
+        .arg(&root_w)
+        .args(["--progress", "plain", "cache", "warm", "--from", &spec])
+        .arg("--cache-dir")
+        .arg(cache())
+        .arg(&go_a)
+        .env("AZURE_STORAGE_ACCOUNT", DEV_ACCOUNT)
+        .env("AZURE_STORAGE_KEY", DEV_ACCOUNT_KEY);
+    let wo = run_ok(&mut w);
+    assert!(
+        String::from_utf8_lossy(&wo.stderr).contains("a build will run nothing"),
+        "{}",
+        String::from_utf8_lossy(&wo.stderr)
+    );
+    let gw = zc_build(&root_w, &go_a, &[], &ctx.tmp_dir("go-out-w"));
+    assert!(gw.ran.is_empty(), "after cache warm: {:?}", gw.ran);
+    assert_eq!(gw.digest, ga.digest);
+}

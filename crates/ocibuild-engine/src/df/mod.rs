@@ -177,6 +177,21 @@ pub(crate) struct Exec<'a> {
     pub stopped: Mutex<Vec<String>>,
     /// Images already resolved (reference → image).
     pub images: Mutex<HashMap<String, Image>>,
+    /// The cache mounts the build used: host dir → (id, mode, uid, gid), for `--cache-to`.
+    pub cache_mounts: Mutex<std::collections::BTreeMap<PathBuf, CacheMountUse>>,
+    /// The context's lockfiles, which key shared cache mounts (computed when first needed).
+    pub lockfiles: OnceLock<std::result::Result<crate::mountcache::LockDigest, String>>,
+    /// Held while a cache mount is imported.
+    pub import_lock: Mutex<()>,
+}
+
+/// A `RUN --mount=type=cache` as the build used it.
+#[derive(Clone, Debug)]
+pub(crate) struct CacheMountUse {
+    pub id: String,
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
 }
 
 /// Build the Dockerfile `text` (read from `o.dockerfile`).
@@ -237,6 +252,9 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
         cached: Mutex::new(Vec::new()),
         stopped: Mutex::new(Vec::new()),
         images: Mutex::new(HashMap::new()),
+        cache_mounts: Mutex::new(std::collections::BTreeMap::new()),
+        lockfiles: OnceLock::new(),
+        import_lock: Mutex::new(()),
     };
     let levels = exec.plan.levels.clone();
     for level in &levels {
@@ -274,6 +292,7 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
     let image = exec.finish(&out.chain)?;
     if !o.warm_only {
         exec.export_cache()?;
+        exec.export_mounts()?;
     }
     let stages = exec
         .plan

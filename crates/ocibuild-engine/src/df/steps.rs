@@ -731,6 +731,103 @@ impl Exec<'_> {
         Ok(())
     }
 
+    /// The context's lockfiles, which key shared cache mounts.
+    fn lockfiles(&self) -> Result<&crate::mountcache::LockDigest> {
+        self.lockfiles
+            .get_or_init(|| {
+                crate::mountcache::lock_digest(&self.o.context).map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| EngineError::Invalid {
+                what: "the build context's lockfiles".into(),
+                detail: e.clone(),
+            })
+    }
+
+    fn mount_key(&self, id: &str) -> Result<String> {
+        Ok(crate::mountcache::mount_key(
+            &format!("df:{id}"),
+            &plat_str(&self.o.platform),
+            self.lockfiles()?,
+        ))
+    }
+
+    /// Fill the step's empty cache mounts from the `--cache-from` caches (keyed by the
+    /// context's lockfiles), then give them the mount's mode and owner again.
+    fn import_mounts(&self, mounts: &[Mount]) -> Result<()> {
+        if self.o.cache_from.is_empty() {
+            return Ok(());
+        }
+        for m in mounts {
+            let Mount::Cache { src, .. } = m else {
+                continue;
+            };
+            let Some(u) = self
+                .cache_mounts
+                .lock()
+                .ok()
+                .and_then(|used| used.get(src).cloned())
+            else {
+                continue;
+            };
+            let key = self.mount_key(&u.id)?;
+            // one import at a time: parallel stages sharing an id must not both unpack it
+            let _g = self.import_lock.lock().map_err(|_| EngineError::Invalid {
+                what: "cache mount import".into(),
+                detail: "a parallel stage failed while importing".into(),
+            })?;
+            let filled = crate::mountcache::import(
+                &self.o.store,
+                &self.o.cache_from,
+                &format!("id={}", u.id),
+                &key,
+                src,
+                self.ev,
+            )?;
+            if filled {
+                if let Some(mode) = u.mode {
+                    let _ = fs::set_permissions(
+                        src,
+                        std::os::unix::fs::PermissionsExt::from_mode(mode),
+                    );
+                }
+                if fsops::is_root() {
+                    let _ = std::os::unix::fs::lchown(
+                        src,
+                        Some(u.uid.unwrap_or(0)),
+                        Some(u.gid.unwrap_or(0)),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Export every cache mount the build used to the `--cache-to` caches.
+    pub(crate) fn export_mounts(&self) -> Result<()> {
+        if self.o.cache_to.is_empty() {
+            return Ok(());
+        }
+        let used: Vec<(PathBuf, super::CacheMountUse)> = self
+            .cache_mounts
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        for (dir, u) in used {
+            let key = self.mount_key(&u.id)?;
+            crate::mountcache::export(
+                &self.o.store,
+                &self.o.cache_to,
+                &format!("id={}", u.id),
+                &key,
+                self.lockfiles()?,
+                &dir,
+                self.ev,
+            )?;
+        }
+        Ok(())
+    }
+
     /// Warm mode: a step that is not in any cache stops its stage (returns true).
     pub(crate) fn warm_stop(&self, st: &mut StageRun, label: &str) -> bool {
         if !self.o.warm_only {
@@ -963,6 +1060,8 @@ impl Exec<'_> {
         if let Some((layer, upper)) = hit {
             return self.use_cached(st, key, layer, upper, label, created_by);
         }
+        // the step runs (or, warming, would): its cache mounts from --cache-from
+        self.import_mounts(&mounts)?;
         if self.warm_stop(st, label) {
             return Ok(());
         }
@@ -1144,6 +1243,17 @@ impl Exec<'_> {
                             Some(m.gid.unwrap_or(0)),
                         );
                     }
+                }
+                if let Ok(mut used) = self.cache_mounts.lock() {
+                    used.insert(
+                        dir.clone(),
+                        super::CacheMountUse {
+                            id: id.clone(),
+                            mode: m.mode,
+                            uid: m.uid,
+                            gid: m.gid,
+                        },
+                    );
                 }
                 // cache contents are not inputs: like BuildKit, the key names the mount only
                 keys.push(json!(["cache", target, id]));

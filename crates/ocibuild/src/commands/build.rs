@@ -30,6 +30,12 @@ const HOST_CA_BUNDLES: &[&str] = &[
 ];
 
 pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
+    run_mode(g, &a, false)
+}
+
+/// A build; with `warm_only` (`ocibuild cache warm` of an app without a Dockerfile), only
+/// fetch what a build will need from the `--from` caches.
+pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<ExitCode> {
     let rep = Reporter::new(g.progress);
     let ctx = a.context.canonicalize().with_context(|| {
         format!(
@@ -46,7 +52,11 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
     if let Some(df) = dockerfile
         && a.lang.is_none()
     {
-        return super::dockerfile::run(g, &a, &df, &ctx);
+        return if warm_only {
+            super::dockerfile::warm(g, a)
+        } else {
+            super::dockerfile::run(g, a, &df, &ctx)
+        };
     }
     let platform =
         Platform::parse(&a.platform).with_context(|| format!("--platform {}", a.platform))?;
@@ -143,15 +153,15 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
         arch: platform.architecture.clone(),
         ..toolchain_bases.clone()
     };
-    let ca_bundle = ca_bundle(&a)?;
-    let pass_env = pass_env(&a)?;
-    let isolation = isolation(&a);
+    let ca_bundle = ca_bundle(a)?;
+    let pass_env = pass_env(a)?;
+    let isolation = isolation(a);
     let mut labels: BTreeMap<String, String> = git_labels(&ctx);
     labels.insert(
         "org.opencontainers.image.created".into(),
         ocibuild_oci::image::rfc3339(epoch),
     );
-    let compression = compression(&a)?;
+    let compression = compression(a)?;
     let opts = zeroconfig::Options {
         toolchain_bases,
         runtime_bases,
@@ -205,7 +215,33 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
         ),
     }
     };
-    let built = zeroconfig::build(&ctx, &plan, &opts, &ev)
+    let (from_specs, to_specs) = cache_specs(a)?;
+    let cache_reg = cache_registry(g, &from_specs, &to_specs)?;
+    let (from, to) = open_caches(&from_specs, &to_specs, cache_reg.as_ref())?;
+    let shared = zeroconfig::Shared {
+        from,
+        to,
+        explain: a.explain_cache,
+    };
+    if warm_only {
+        let w = zeroconfig::warm(&ctx, &plan, &opts, &shared, &ev)
+            .with_context(|| format!("warming the cache for {}", ctx.display()))?;
+        rep.event(
+            &format!(
+                "warm: {}",
+                if w.build_hit {
+                    "the whole build is in the store now: a build will run nothing".to_string()
+                } else if w.mounts.is_empty() {
+                    "the build is not in the cache and no cache mount was filled".to_string()
+                } else {
+                    format!("cache mounts filled: {}", w.mounts.join(", "))
+                }
+            ),
+            json!({"event": "warm", "build_hit": w.build_hit, "mounts": w.mounts}),
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let built = zeroconfig::build(&ctx, &plan, &opts, &shared, &ev)
         .with_context(|| format!("building {} ({} app)", ctx.display(), plan.lang))?;
     let digest = built.image.manifest_desc.digest.to_string();
     if built.cached {
@@ -221,7 +257,7 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
             human_size(size),
             plan.runtime.profile,
             plan.runtime.variant,
-            built.runtime.image.manifest_desc.digest
+            built.runtime
         ),
         json!({"event": "image", "digest": digest, "size": size}),
     );
@@ -238,7 +274,7 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
         );
     }
 
-    write_outputs(g, &a, &rep, &store, &built.image)?;
+    write_outputs(g, a, &rep, &store, &built.image)?;
     if let Some(f) = &a.iidfile {
         super::write_file_atomically(f, digest.as_bytes())?;
     }
@@ -247,8 +283,8 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
             "containerimage.digest": digest,
             "image.name": a.tags.join(","),
             "ocibuild.lang": plan.lang.to_string(),
-            "ocibuild.toolchain": built.toolchain.as_ref().map(|t| t.image.manifest_desc.digest.to_string()),
-            "ocibuild.runtime": built.runtime.image.manifest_desc.digest.to_string(),
+            "ocibuild.toolchain": built.toolchain,
+            "ocibuild.runtime": built.runtime.clone(),
             "ocibuild.layers": built.layers.iter().map(|(n, d, s, r)| json!({"name": n, "digest": d, "size": s, "reused": r})).collect::<Vec<_>>(),
             "ocibuild.steps": built.steps.iter().map(|(n, s)| json!({"name": n, "seconds": s})).collect::<Vec<_>>(),
             "ocibuild.size": size,
@@ -260,6 +296,98 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
     }
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A flag value with anything secret-looking (keys, SAS signatures) cut out, for messages.
+pub(super) fn redact(s: &str) -> String {
+    s.split(',')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _))
+                if k.contains("key")
+                    || k.contains("sas")
+                    || k.contains("secret")
+                    || k.contains("token") =>
+            {
+                format!("{k}=<redacted>")
+            }
+            _ if kv.contains("sig=") => "<redacted>".to_string(),
+            _ => kv.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Caches opened from `--cache-from`.
+pub(super) type CacheFrom<'r> = Vec<Box<dyn ocibuild_cache::CacheBackend + 'r>>;
+/// Caches opened from `--cache-to`, with their mode and `ignore-error`.
+pub(super) type CacheTo<'r> = Vec<(
+    Box<dyn ocibuild_cache::CacheBackend + 'r>,
+    ocibuild_cache::Mode,
+    bool,
+)>;
+
+/// `--cache-from` and `--cache-to`, parsed (secrets redacted from errors).
+pub(super) fn cache_specs(
+    a: &BuildArgs,
+) -> Result<(
+    Vec<ocibuild_cache::CacheSpec>,
+    Vec<ocibuild_cache::CacheSpec>,
+)> {
+    let from = a
+        .cache_from
+        .iter()
+        .map(|c| {
+            ocibuild_cache::CacheSpec::parse(c, false)
+                .with_context(|| format!("--cache-from {}", redact(c)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let to = a
+        .cache_to
+        .iter()
+        .map(|c| {
+            ocibuild_cache::CacheSpec::parse(c, true)
+                .with_context(|| format!("--cache-to {}", redact(c)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((from, to))
+}
+
+/// The registry client `type=registry` caches use (the build's auth and TLS settings).
+pub(super) fn cache_registry(
+    g: &Global,
+    from: &[ocibuild_cache::CacheSpec],
+    to: &[ocibuild_cache::CacheSpec],
+) -> Result<Option<ocibuild_registry::client::Registry>> {
+    if from
+        .iter()
+        .chain(to)
+        .any(|s| matches!(s.backend, ocibuild_cache::Backend::Registry { .. }))
+    {
+        Ok(Some(super::registry::registry(g)?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Open the caches the specs name.
+pub(super) fn open_caches<'r>(
+    from: &[ocibuild_cache::CacheSpec],
+    to: &[ocibuild_cache::CacheSpec],
+    reg: Option<&'r ocibuild_registry::client::Registry>,
+) -> Result<(CacheFrom<'r>, CacheTo<'r>)> {
+    let mut cache_from = Vec::new();
+    for s in from {
+        cache_from.push(ocibuild_cache::open(s, reg).with_context(|| format!("--cache-from {s}"))?);
+    }
+    let mut cache_to = Vec::new();
+    for s in to {
+        cache_to.push((
+            ocibuild_cache::open(s, reg).with_context(|| format!("--cache-to {s}"))?,
+            s.mode,
+            s.ignore_error,
+        ));
+    }
+    Ok((cache_from, cache_to))
 }
 
 /// `--build-ca`: the CA bundle bound into build steps.

@@ -15,7 +15,10 @@ use ocibuild_registry::client::Registry;
 use ocibuild_registry::copy::RegistrySource;
 use serde_json::json;
 
-use super::build::{ca_bundle, compression, isolation, pass_env, write_outputs};
+use super::build::{
+    ca_bundle, cache_registry, cache_specs, compression, isolation, open_caches, pass_env,
+    write_outputs,
+};
 use super::open_store;
 use crate::cli::{BuildArgs, BuildNetworkArg, Global};
 use crate::output::{Reporter, human_size};
@@ -96,25 +99,6 @@ impl ImageResolver for Puller<'_> {
         }
         Ok(img)
     }
-}
-
-/// A flag value with anything secret-looking (keys, SAS signatures) cut out, for messages.
-fn redact(s: &str) -> String {
-    s.split(',')
-        .map(|kv| match kv.split_once('=') {
-            Some((k, _))
-                if k.contains("key")
-                    || k.contains("sas")
-                    || k.contains("secret")
-                    || k.contains("token") =>
-            {
-                format!("{k}=<redacted>")
-            }
-            _ if kv.contains("sig=") => "<redacted>".to_string(),
-            _ => kv.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 fn parse_secret(s: &str) -> Result<(String, SecretSource)> {
@@ -215,10 +199,8 @@ pub fn warm(g: &Global, a: &BuildArgs) -> Result<ExitCode> {
             .map(|n| ctx.join(n))
             .find(|p| p.is_file())
     }) else {
-        bail!(
-            "{}: no Dockerfile; cache warm works for Dockerfile builds (zero-config builds keep their cache in the local store)",
-            ctx.display()
-        );
+        // an app without a Dockerfile: its zero-config build record and cache mounts
+        return super::build::run_mode(g, a, true);
     };
     build_impl(g, a, &df, &ctx, true)
 }
@@ -271,47 +253,9 @@ fn build_impl(
         store: store.clone(),
         policy: a.pull.clone(),
     };
-    let from_specs = a
-        .cache_from
-        .iter()
-        .map(|c| {
-            ocibuild_cache::CacheSpec::parse(c, false)
-                .with_context(|| format!("--cache-from {}", redact(c)))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let to_specs = a
-        .cache_to
-        .iter()
-        .map(|c| {
-            ocibuild_cache::CacheSpec::parse(c, true)
-                .with_context(|| format!("--cache-to {}", redact(c)))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let cache_reg = if from_specs
-        .iter()
-        .chain(&to_specs)
-        .any(|s| matches!(s.backend, ocibuild_cache::Backend::Registry { .. }))
-    {
-        Some(super::registry::registry(g)?)
-    } else {
-        None
-    };
-    let mut cache_from = Vec::new();
-    for s in &from_specs {
-        cache_from.push(
-            ocibuild_cache::open(s, cache_reg.as_ref())
-                .with_context(|| format!("--cache-from {s}"))?,
-        );
-    }
-    let mut cache_to = Vec::new();
-    for s in &to_specs {
-        cache_to.push((
-            ocibuild_cache::open(s, cache_reg.as_ref())
-                .with_context(|| format!("--cache-to {s}"))?,
-            s.mode,
-            s.ignore_error,
-        ));
-    }
+    let (from_specs, to_specs) = cache_specs(a)?;
+    let cache_reg = cache_registry(g, &from_specs, &to_specs)?;
+    let (cache_from, cache_to) = open_caches(&from_specs, &to_specs, cache_reg.as_ref())?;
     let opts = df::Options {
         store: store.clone(),
         context: ctx.to_path_buf(),
