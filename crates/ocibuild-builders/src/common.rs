@@ -12,7 +12,9 @@ use crate::filter::glob_filter;
 use crate::filter::walk_filtered;
 use crate::git::LABEL_VERSION;
 use crate::ignore::DockerIgnore;
-use crate::plan::{Detection, ImageConfig, Lang, Options, Plan, Runtime, Toolchain};
+use crate::plan::{
+    Detection, HostTool, ImageConfig, Lang, Options, Plan, Requirement, Runtime, Toolchain,
+};
 use crate::spec::{DetectSpec, Inputs, Spec, set_env};
 use crate::{go, java, node, python};
 
@@ -386,6 +388,19 @@ pub(crate) fn build_arch() -> &'static str {
     }
 }
 
+/// `file:line` of `needles` found in order (`"engines"`, then `"node"` after it), or `file`
+/// when they are not all found.
+pub(crate) fn origin_of(file: &str, text: &str, needles: &[&str]) -> String {
+    let mut pos = 0;
+    for n in needles {
+        match text.get(pos..).and_then(|t| t.find(n)) {
+            Some(i) => pos += i,
+            None => return file.to_string(),
+        }
+    }
+    format!("{file}:{}", crate::error::line_of(text, pos))
+}
+
 pub(crate) fn read_opt(path: &Path) -> Result<Option<String>> {
     match std::fs::read_to_string(path) {
         Ok(t) => Ok(Some(t)),
@@ -406,6 +421,8 @@ pub(crate) struct Parts {
     pub cmd: Vec<String>,
     pub ports: Vec<String>,
     pub version: Option<String>,
+    /// What the app needs of its toolchain (checked against the host's with `--toolchain host`).
+    pub requirements: Vec<Requirement>,
 }
 
 pub(crate) fn finish<R, X>(
@@ -425,7 +442,8 @@ pub(crate) fn finish<R, X>(
 
     let toolchain = if opts.toolchain_host {
         reasons.push(
-            "toolchain: the host's (--toolchain host); its version is not checked".to_string(),
+            "toolchain: the host's (--toolchain host); its programs are probed before building"
+                .to_string(),
         );
         Toolchain {
             profile: "host".into(),
@@ -433,6 +451,7 @@ pub(crate) fn finish<R, X>(
             backports: false,
             path_prepend: Vec::new(),
             version: format!("host ({} wanted)", parts.toolchain.version),
+            host_tools: Vec::new(),
         }
     } else {
         parts.toolchain
@@ -482,6 +501,25 @@ pub(crate) fn finish<R, X>(
     }
     let steps = spec.steps(inp, &env)?;
     let layers = spec.layers(inp)?;
+    let mut toolchain = toolchain;
+    if opts.toolchain_host {
+        // The host programs the steps run (and the one the app's version requirement is
+        // about), each with its version command: the executor probes them before building.
+        toolchain.host_tools = spec
+            .host_tools
+            .iter()
+            .filter(|t| t.requirement || steps.iter().any(|s| s.argv.first() == Some(&t.program)))
+            .map(|t| HostTool {
+                program: t.program.clone(),
+                version_argv: t.version.clone(),
+                requirements: if t.requirement {
+                    parts.requirements.clone()
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect();
+    }
 
     let entrypoint = if let Some(e) = &opts.entrypoint {
         reasons.push("entrypoint: from --entrypoint".into());

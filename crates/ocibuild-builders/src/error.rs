@@ -59,6 +59,10 @@ pub enum BuildersError {
         hint: String,
     },
 
+    /// `--toolchain host`: a host program the build runs is missing, broken or too old.
+    #[error("--toolchain host: {detail} — {hint}")]
+    HostToolchain { detail: String, hint: String },
+
     /// The main package/class or the entrypoint could not be chosen.
     #[error("{}: {detail} — {hint}", path.display())]
     Entrypoint {

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::common::{Ctx, Parts, finish, read_opt};
 use crate::error::{BuildersError, Result, line_of};
-use crate::plan::{Lang, Plan, Toolchain};
+use crate::plan::{Constraint, Lang, Plan, Requirement, Toolchain};
 use crate::spec::{self, Inputs, Spec};
 use crate::version::go_version;
 
@@ -42,6 +42,9 @@ pub(crate) struct GoMod {
     pub go: Option<String>,
     /// The `toolchain` line (`go1.23.4`).
     pub toolchain: Option<String>,
+    /// Lines (1-based) of the `go` and `toolchain` lines.
+    pub go_line_no: Option<usize>,
+    pub toolchain_line_no: Option<usize>,
     /// Whether any module is required.
     pub requires: bool,
 }
@@ -94,6 +97,7 @@ pub(crate) fn parse_go_mod(text: &str, path: &Path) -> Result<GoMod> {
                     return Err(bad(format!("go line: {v:?} is not a Go version")));
                 }
                 m.go = Some(v.to_string());
+                m.go_line_no = Some(line_no);
             }
             "toolchain" => {
                 let v = rest
@@ -104,6 +108,7 @@ pub(crate) fn parse_go_mod(text: &str, path: &Path) -> Result<GoMod> {
                         return Err(bad(format!("toolchain line: {v:?} is not a Go toolchain")));
                     }
                     m.toolchain = Some(v.to_string());
+                    m.toolchain_line_no = Some(line_no);
                 }
             }
             "require" => m.requires = true,
@@ -173,6 +178,7 @@ pub(crate) fn choose_toolchain(
                 backports: false,
                 path_prepend: Vec::new(),
                 version: rel.default.clone(),
+                host_tools: Vec::new(),
             },
             format!(
                 "toolchain: Go {} (golang-go of Debian {distro}) satisfies go {required}",
@@ -193,6 +199,7 @@ pub(crate) fn choose_toolchain(
                     backports: true,
                     path_prepend: vec![spec.render_str(&spec.rules.backports_path, &inp)?],
                     version: b.clone(),
+                    host_tools: Vec::new(),
                 },
                 format!(
                     "toolchain: Go {b} from {distro}-backports (go {required} is newer than the \
@@ -414,11 +421,24 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     // The version the module needs: the larger of the go and toolchain lines.
     let go_line = gomod.go.clone().unwrap_or_else(|| "1.16".into());
     let mut required = go_line.clone();
+    let mut required_at = match gomod.go_line_no {
+        Some(n) => format!("go.mod:{n}"),
+        None => "go.mod, which has no go line".to_string(),
+    };
     if let Some(t) = &gomod.toolchain
         && go_version(t) > go_version(&required)
     {
         required = t.trim_start_matches("go").to_string();
+        if let Some(n) = gomod.toolchain_line_no {
+            required_at = format!("go.mod:{n}");
+        }
     }
+    let requirement = Requirement {
+        what: "Go".into(),
+        constraint: Constraint::GoAtLeast(required.clone()),
+        origin: required_at,
+        hint: format!("install Go {required} or newer on the host, or drop --toolchain host"),
+    };
     let (toolchain, why) = match choose_toolchain(&spec, ctx.distro(), &required, &gomod_path) {
         Ok(t) => t,
         // The host's Go builds; a static binary needs nothing of the release at run time.
@@ -429,6 +449,7 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
                 backports: false,
                 path_prepend: Vec::new(),
                 version: required.clone(),
+                host_tools: Vec::new(),
             },
             format!(
                 "toolchain: go {required} is newer than Debian {}'s Go: the host's Go must be",
@@ -492,6 +513,7 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         cmd: Vec::new(),
         ports: Vec::new(),
         version: None,
+        requirements: vec![requirement],
     };
     finish(ctx, Lang::Go, &spec, parts)
 }

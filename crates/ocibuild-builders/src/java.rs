@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::common::{Ctx, Parts, finish, read_opt};
 use crate::error::{BuildersError, Result};
-use crate::plan::{Lang, Plan, Toolchain};
+use crate::plan::{Constraint, Lang, Plan, Requirement, Toolchain};
 use crate::spec::{self, Spec};
 use crate::xml::{self, Element};
 
@@ -598,6 +598,24 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
             format!("plain sources: compiled for Java {default_jdk}"),
         ),
     };
+    // The host's javac must compile for the release (plain sources: `javac --release N` for
+    // the runtime's Java; a pom without a release leaves it to javac).
+    let requirement_origin = match (&pom, pom.as_ref().and_then(|p| p.release.clone())) {
+        (_, Some((_, origin))) => Some(format!("pom.xml, {origin}")),
+        (None, None) => Some(format!(
+            "plain sources are compiled with --release {release} for Debian {distro}'s java runtime"
+        )),
+        (Some(_), None) => None,
+    };
+    let requirements: Vec<Requirement> = requirement_origin
+        .into_iter()
+        .map(|origin| Requirement {
+            what: "Java".into(),
+            constraint: Constraint::JavaRelease(release),
+            origin,
+            hint: format!("install JDK {release} or newer on the host, or drop --toolchain host"),
+        })
+        .collect();
     let jdk = choose_jdk(&spec, distro, release, &ctx.path("pom.xml"))?.clone();
     ctx.reasons.push(format!(
         "toolchain: JDK {} ({release_why}){}",
@@ -741,6 +759,7 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         backports: false,
         path_prepend,
         version: format!("JDK {}", jdk.jdk),
+        host_tools: Vec::new(),
     };
     let parts = Parts {
         toolchain,
@@ -751,6 +770,7 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         cmd: Vec::new(),
         ports: Vec::new(),
         version: pom.and_then(|p| p.version),
+        requirements,
     };
     finish(ctx, Lang::Java, &spec, parts)
 }

@@ -8,13 +8,15 @@
 //! package.json, pyproject.toml, pom.xml) is Rust, one module per language.
 //!
 //! It is a pure planning library: it may read the app directory, and depends only on serde
-//! (json, toml), thiserror, globset and walkdir. It must never run a program (not even git: see [`git_labels`]),
+//! (json, toml), thiserror, globset and walkdir. It must never run a program (not even git: see [`git_labels`];
+//! `--toolchain host`'s version probes are run by the executor and judged by [`check_host_tool`]),
 //! touch the network, write files, or print. The executor runs the plan.
 
 pub mod config;
 pub mod error;
 pub mod filter;
 pub mod git;
+pub mod host;
 pub mod ignore;
 pub mod plan;
 
@@ -33,10 +35,11 @@ pub use config::AppConfig;
 pub use error::BuildersError;
 pub use filter::{Filter, glob_filter, walk_filtered};
 pub use git::git_labels;
+pub use host::{HostVersion, ProbeOutcome, check_host_tool, parse_host_version};
 pub use ignore::DockerIgnore;
 pub use plan::{
-    CacheMount, Detection, Distro, ImageConfig, Lang, LayerSpec, Options, Plan, Runtime, Step,
-    Toolchain,
+    CacheMount, Constraint, Detection, Distro, HostTool, ImageConfig, Lang, LayerSpec, Options,
+    Plan, Requirement, Runtime, Step, Toolchain,
 };
 
 use error::Result;

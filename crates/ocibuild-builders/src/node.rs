@@ -6,9 +6,9 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::common::{Ctx, Parts, finish, read_opt};
+use crate::common::{Ctx, Parts, finish, origin_of, read_opt};
 use crate::error::{BuildersError, Result};
-use crate::plan::{Lang, Plan, Toolchain};
+use crate::plan::{Constraint, Lang, Plan, Requirement, Toolchain};
 use crate::spec::{self, Spec};
 use crate::version::npm_range_satisfied;
 
@@ -383,6 +383,21 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     // Node.js version.
     let rel = spec.release(ctx.distro())?;
     let distro = ctx.distro();
+    let requirements: Vec<Requirement> = pj
+        .engines_node
+        .iter()
+        .map(|range| Requirement {
+            what: "Node.js".into(),
+            constraint: Constraint::NpmRange(range.clone()),
+            origin: format!(
+                "{}, engines.node",
+                origin_of("package.json", &text, &["\"engines\"", "\"node\""])
+            ),
+            hint: "install a Node.js that engines.node accepts on the host, or drop \
+                   --toolchain host"
+                .into(),
+        })
+        .collect();
     match &pj.engines_node {
         Some(range) => {
             let ok =
@@ -566,6 +581,7 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         backports: false,
         path_prepend: Vec::new(),
         version: rel.nodejs.clone(),
+        host_tools: Vec::new(),
     };
     for (k, v) in image_env {
         ctx.config.env.entry(k).or_insert(v);
@@ -579,6 +595,7 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         cmd: Vec::new(),
         ports: Vec::new(),
         version: pj.version.clone(),
+        requirements,
     };
     finish(ctx, Lang::Node, &spec, parts)
 }

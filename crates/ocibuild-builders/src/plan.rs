@@ -198,6 +198,58 @@ pub struct Toolchain {
     pub path_prepend: Vec<String>,
     /// The chosen toolchain version, for humans.
     pub version: String,
+    /// With `--toolchain host`: the host programs the steps run, which the executor probes
+    /// ([`crate::check_host_tool`]) before building. Empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub host_tools: Vec<HostTool>,
+}
+
+/// A program `--toolchain host` takes from the host, and what the app needs of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostTool {
+    /// The program looked up on the steps' `PATH` (`go`, `node`, `npm`, `python3`, `javac`…).
+    pub program: String,
+    /// The command printing its version (`["go", "env", "GOVERSION"]`, `["node", "--version"]`).
+    pub version_argv: Vec<String>,
+    /// What its version must satisfy (none: only its presence is checked).
+    pub requirements: Vec<Requirement>,
+}
+
+/// A version requirement of the app on a toolchain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Requirement {
+    /// The toolchain, for messages: `Go`, `Node.js`, `Python`, `Java`.
+    pub what: String,
+    pub constraint: Constraint,
+    /// Where it comes from: `go.mod:3`, `package.json:6 (engines.node)`.
+    pub origin: String,
+    /// What to do when the host's version does not satisfy it.
+    pub hint: String,
+}
+
+/// The constraint languages of [`Requirement`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "value")]
+pub enum Constraint {
+    /// Go: at least this version (`1.24`, `1.23.4`).
+    GoAtLeast(String),
+    /// An npm semver range (`>=20`, `^18 || ^20`).
+    NpmRange(String),
+    /// A PEP 440 specifier set (`>=3.11`, `==3.13.*`).
+    Pep440(String),
+    /// Java: a compiler that can target at least this release.
+    JavaRelease(u32),
+}
+
+impl fmt::Display for Constraint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Constraint::GoAtLeast(v) => write!(f, ">= {v}"),
+            Constraint::NpmRange(r) => write!(f, "{r}"),
+            Constraint::Pep440(s) => write!(f, "{s}"),
+            Constraint::JavaRelease(r) => write!(f, ">= {r}"),
+        }
+    }
 }
 
 /// The base of the final image.

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::common::{Ctx, Parts, finish, read_opt};
+use crate::common::{Ctx, Parts, finish, origin_of, read_opt};
 use crate::error::{BuildersError, Result, line_of};
-use crate::plan::{Lang, Plan, Toolchain};
+use crate::plan::{Constraint, Lang, Plan, Requirement, Toolchain};
 use crate::spec::{self, Inputs, Spec};
 use crate::version::pep440_satisfied;
 
@@ -318,8 +318,9 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     let distro = ctx.distro();
     let rel = spec.release(distro)?;
 
-    let pyproject = match ctx.read("pyproject.toml")? {
-        Some(t) => Some(parse_pyproject(&t, &ctx.path("pyproject.toml"))?),
+    let pyproject_text = ctx.read("pyproject.toml")?;
+    let pyproject = match &pyproject_text {
+        Some(t) => Some(parse_pyproject(t, &ctx.path("pyproject.toml"))?),
         None => None,
     };
     let req_text = ctx.read("requirements.txt")?;
@@ -343,19 +344,49 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         });
     }
 
-    if ctx.opts.toolchain_host {
-        ctx.reasons.push(format!(
-            "warning: with --toolchain host the host's python3 builds /app/.venv; it must be \
-             Python {}.x like the runtime of Debian {distro}, or the venv will not run",
-            rel.python
-                .rsplit_once('.')
-                .map(|(mm, _)| mm)
-                .unwrap_or(&rel.python)
-        ));
-    }
+    // With --toolchain host the host's python3 makes /app/.venv, which only runs on the same
+    // minor version: the runtime's.
+    let minor = rel
+        .python
+        .rsplit_once('.')
+        .map(|(mm, _)| mm)
+        .unwrap_or(&rel.python)
+        .to_string();
+    let other = match distro {
+        "trixie" => " (or pass --distro bookworm if the host has Python 3.11)",
+        _ => " (or pass --distro trixie if the host has Python 3.13)",
+    };
+    let mut requirements = vec![Requirement {
+        what: "Python".into(),
+        constraint: Constraint::Pep440(format!("=={minor}.*")),
+        origin: format!(
+            "the python3 runtime of Debian {distro}: a venv only runs on its own minor version"
+        ),
+        hint: format!("install Python {minor} on the host{other}, or drop --toolchain host"),
+    }];
 
     // Python version.
     let requires_python = pyproject.as_ref().and_then(|p| p.requires_python.clone());
+    if let Some(spec_text) = &requires_python {
+        requirements.insert(
+            0,
+            Requirement {
+                what: "Python".into(),
+                constraint: Constraint::Pep440(spec_text.clone()),
+                origin: format!(
+                    "{}, requires-python",
+                    origin_of(
+                        "pyproject.toml",
+                        pyproject_text.as_deref().unwrap_or(""),
+                        &["requires-python"]
+                    )
+                ),
+                hint: "install a Python that requires-python accepts on the host, or drop \
+                       --toolchain host"
+                    .into(),
+            },
+        );
+    }
     match &requires_python {
         Some(spec_text) => {
             let ok = pep440_satisfied(spec_text, &rel.python).map_err(|detail| {
@@ -576,6 +607,7 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         backports: false,
         path_prepend: Vec::new(),
         version: rel.python.clone(),
+        host_tools: Vec::new(),
     };
     let parts = Parts {
         toolchain,
@@ -586,6 +618,7 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         cmd: Vec::new(),
         ports,
         version: pyproject.and_then(|p| p.version),
+        requirements,
     };
     finish(ctx, Lang::Python, &spec, parts)
 }

@@ -47,6 +47,21 @@ pub(crate) struct Spec<R, X> {
     pub image: ImageSpec,
     #[serde(default)]
     pub entrypoints: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub host_tools: Vec<HostToolSpec>,
+}
+
+/// `[[host_tools]]`: how `--toolchain host` checks a host program before building.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HostToolSpec {
+    /// The program; probed when a planned step runs it, or always with `requirement`.
+    pub program: String,
+    /// The command that prints its version.
+    pub version: Vec<String>,
+    /// Whether the app's version requirement (go.mod, engines.node…) applies to it.
+    #[serde(default)]
+    pub requirement: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -200,6 +200,29 @@ fn go_new_needs_backports_on_trixie_and_fails_on_bookworm() {
     assert_eq!(p.toolchain.profile, "host");
     assert!(p.toolchain.packages.is_empty());
     assert!(p.toolchain.path_prepend.is_empty());
+    // … and hands the executor the host's go to probe, with go.mod's requirement and its line
+    assert_eq!(
+        p.toolchain.host_tools.len(),
+        1,
+        "{:?}",
+        p.toolchain.host_tools
+    );
+    let go = &p.toolchain.host_tools[0];
+    assert_eq!(go.program, "go");
+    assert_eq!(go.version_argv, ["go", "env", "GOVERSION"]);
+    assert_eq!(go.requirements.len(), 1);
+    assert_eq!(
+        go.requirements[0].constraint,
+        ocibuild_builders::Constraint::GoAtLeast("1.26".into())
+    );
+    assert_eq!(go.requirements[0].origin, "go.mod:3");
+    // without --toolchain host there is nothing to probe
+    assert!(
+        plan_ok(&testdata("go-new"), &opts())
+            .toolchain
+            .host_tools
+            .is_empty()
+    );
 }
 
 #[test]

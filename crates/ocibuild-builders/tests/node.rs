@@ -189,6 +189,19 @@ fn engines_node_ranges_against_each_release() {
         p.reasons
     );
     assert_eq!(p.toolchain.profile, "host");
+    // the host's node is probed against engines.node (npm only when a step runs it)
+    let node = &p.toolchain.host_tools[0];
+    assert_eq!(node.program, "node");
+    assert_eq!(
+        node.requirements[0].constraint,
+        ocibuild_builders::Constraint::NpmRange("^22".into())
+    );
+    assert_eq!(node.requirements[0].origin, "package.json:1, engines.node");
+    assert!(
+        p.toolchain.host_tools.iter().all(|t| t.program != "npm"),
+        "no npm step for an app without dependencies: {:?}",
+        p.toolchain.host_tools
+    );
 }
 
 #[test]

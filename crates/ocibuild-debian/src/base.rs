@@ -79,6 +79,30 @@ pub struct Profile {
     /// A toolchain root for build stages rather than a runtime base.
     #[serde(default)]
     pub toolchain: bool,
+    /// Paths left out of every layer of this profile's images and of the profiles built on it,
+    /// on top of the distroless defaults ([`Trim`] patterns: `usr/lib/*/gconv`,
+    /// `usr/share/nodejs/**/*.d.ts`). A pattern must only match what its own profile's
+    /// packages add, so that a parent's layer stays the same blob in every child.
+    #[serde(default)]
+    pub drop: Vec<String>,
+}
+
+/// The [`Trim`] of an image of `chain`: the distroless defaults and every profile's `drop`.
+pub fn chain_trim(chain: &[Profile]) -> Trim {
+    let mut trim = Trim::default();
+    trim.drop
+        .extend(chain.iter().flat_map(|p| p.drop.iter().cloned()));
+    trim
+}
+
+/// Bumped whenever unpacking, trimming or the fixups change what a lockfile builds to.
+pub const BUILD_REVISION: u32 = 2;
+
+/// What decides the image [`build_from_lock`] makes besides the lockfile: the build revision
+/// and the profile definitions (drops, env, entrypoint). Part of the key of caches that map a
+/// lockfile to a built image, so that they miss rather than return a stale one.
+pub fn build_fingerprint() -> String {
+    format!("base-build-v{BUILD_REVISION}\0{PROFILES_JSON}")
 }
 
 impl Profile {
@@ -840,7 +864,7 @@ pub fn build_from_lock(
         .prefix("base-staging-")
         .tempdir_in(&opts.cache_dir)
         .map_err(DebianError::io(opts.cache_dir.display().to_string()))?;
-    let trim = Trim::default();
+    let trim = chain_trim(&chain);
     prefetch(&repo, lock)?;
 
     let mut trees: Vec<Tree> = Vec::new();

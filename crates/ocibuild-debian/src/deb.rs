@@ -56,8 +56,10 @@ impl DebContents {
 pub struct Trim {
     /// Glob-like path prefixes (relative, `/`-separated). A pattern matches a path when its
     /// components match the path's leading components; `*` within a component matches any run
-    /// of characters. `usr/share/man` drops the directory and everything below it;
-    /// `usr/share/doc/*` drops everything below `usr/share/doc` but keeps the directory itself.
+    /// of characters, and a `**` component spans any number of components (none included).
+    /// `usr/share/man` drops the directory and everything below it; `usr/share/doc/*` drops
+    /// everything below `usr/share/doc` but keeps the directory itself;
+    /// `usr/share/nodejs/**/*.d.ts` drops type declarations at any depth.
     pub drop: Vec<String>,
     /// Keep `usr/share/doc/<pkg>/copyright` even when a `drop` pattern matches it (licences stay
     /// for compliance). Default `true`.
@@ -119,7 +121,19 @@ fn pattern_matches(pattern: &str, path: &str) -> bool {
         return false;
     }
     let comps: Vec<&str> = path.split('/').collect();
-    comps.len() >= pat.len() && pat.iter().zip(&comps).all(|(p, c)| glob_component(p, c))
+    prefix_matches(&pat, &comps)
+}
+
+/// Whether `pat` matches the leading components of `comps`; a `**` component spans any number
+/// of components (none included).
+fn prefix_matches(pat: &[&str], comps: &[&str]) -> bool {
+    match pat.split_first() {
+        None => true,
+        Some((&"**", rest)) => (0..=comps.len()).any(|skip| prefix_matches(rest, &comps[skip..])),
+        Some((p, rest)) => comps
+            .split_first()
+            .is_some_and(|(c, more)| glob_component(p, c) && prefix_matches(rest, more)),
+    }
 }
 
 /// `*` matches any run of characters (within one component).
@@ -827,8 +841,24 @@ mod tests {
             keep_docs_copyright: false,
         };
         assert!(t.drops("usr/lib/x86_64-linux-gnu/gconv/UTF-16.so"));
+        assert!(!t.drops("usr/lib/x86_64-linux-gnu/libc.so.6"));
         assert!(t.drops("etc/profile.d/x"));
         assert!(!t.drops("etc/profile"));
+        let t = Trim {
+            drop: vec![
+                "usr/share/nodejs/**/*.d.ts".into(),
+                "usr/share/nodejs/@types".into(),
+            ],
+            keep_docs_copyright: true,
+        };
+        assert!(t.drops("usr/share/nodejs/undici-types/agent.d.ts"));
+        assert!(t.drops("usr/share/nodejs/a/b/c/x.d.ts"));
+        assert!(t.drops("usr/share/nodejs/x.d.ts"));
+        assert!(t.drops("usr/share/nodejs/@types/node/package.json"));
+        assert!(!t.drops("usr/share/nodejs/undici/index.js"));
+        assert!(!t.drops("usr/share/nodejs/undici"));
+        assert!(!t.drops("usr/share/other/x.d.ts"));
+        assert!(!t.drops("usr/share/nodejs"));
     }
 
     #[test]

@@ -164,6 +164,7 @@ impl Bases {
             })?;
             let mut h = Sha256::new();
             h.update(&json);
+            h.update(ocibuild_debian::base::build_fingerprint().as_bytes());
             h.update(format!("{:?}", self.source_date_epoch).as_bytes());
             hex::encode(h.finalize())
         };

@@ -18,7 +18,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ocibuild_builders::{Filter, Plan, glob_filter, walk_filtered};
+use ocibuild_builders::{
+    Filter, HostTool, Plan, ProbeOutcome, check_host_tool, glob_filter, walk_filtered,
+};
 use ocibuild_debian::base::Variant;
 use ocibuild_oci::assemble::{AssembleSpec, ConfigEdits, LayerInput, assemble};
 use ocibuild_oci::image::Image;
@@ -457,6 +459,65 @@ fn components(
         options,
         files,
     })
+}
+
+/// `--toolchain host`: probe the host programs the plan's steps run (each looked up on the
+/// steps' `PATH`, which over the host root is the host's own `/usr` and `/bin`, and asked for
+/// its version), before anything is built. Returns what was found, one line per program
+/// (for `--explain`); fails with what is missing or too old and what to do.
+pub fn probe_host_tools(plan: &Plan) -> Result<Vec<String>> {
+    let mut path = plan.toolchain.path_prepend.join(":");
+    if !path.is_empty() {
+        path.push(':');
+    }
+    path.push_str(DEFAULT_PATH);
+    plan.toolchain
+        .host_tools
+        .iter()
+        .map(|t| Ok(check_host_tool(t, &probe_host_tool(t, &path))?))
+        .collect()
+}
+
+fn probe_host_tool(tool: &HostTool, path: &str) -> ProbeOutcome {
+    use std::os::unix::fs::PermissionsExt as _;
+    let found = path
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(&tool.program))
+        .find(|p| {
+            fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        });
+    let Some(program) = found else {
+        return ProbeOutcome::NotFound {
+            path: path.to_string(),
+        };
+    };
+    let mut cmd = std::process::Command::new(&program);
+    cmd.args(tool.version_argv.iter().skip(1))
+        .env_clear()
+        .env("PATH", path)
+        .env("LC_ALL", "C")
+        .env("GOTOOLCHAIN", "local")
+        .stdin(std::process::Stdio::null());
+    if let Some(home) = std::env::var_os("HOME") {
+        cmd.env("HOME", home);
+    }
+    match cmd.output() {
+        Ok(out) => {
+            let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
+            output.push_str(&String::from_utf8_lossy(&out.stderr));
+            ProbeOutcome::Ran {
+                program,
+                success: out.status.success(),
+                status: out.status.to_string(),
+                output,
+            }
+        }
+        Err(e) => ProbeOutcome::Failed {
+            program,
+            error: e.to_string(),
+        },
+    }
 }
 
 /// The toolchain profile and packages to lock for a plan: a Go from backports comes on

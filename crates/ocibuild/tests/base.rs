@@ -217,6 +217,30 @@ fn nodejs_and_java_runtimes_start() {
             out.contains(want) || err.contains(want),
             "{profile}: {out}{err}"
         );
+        if profile == "nodejs" {
+            // What the profiles drop (node never loads it) is gone, and what node does use
+            // still works: ICU (Intl, TextDecoder of a legacy charset: no glibc gconv needed),
+            // fetch (Debian's undici), and the TLS stack.
+            let root = bundle.join("rootfs");
+            for gone in [
+                "usr/lib/x86_64-linux-gnu/gconv",
+                "usr/lib/x86_64-linux-gnu/libicutu.so.76",
+                "usr/share/nodejs/@types",
+                "usr/share/gcc",
+            ] {
+                assert!(!root.join(gone).exists(), "{gone} is dropped");
+            }
+            assert!(
+                root.join("usr/lib/x86_64-linux-gnu/libicui18n.so.76")
+                    .exists()
+            );
+            let script = "const d = new TextDecoder('shift_jis').decode(new Uint8Array([0x82, 0xa0])); \
+                console.log([new Intl.NumberFormat('de-DE').format(1234.5), d, typeof fetch, \
+                require('crypto').createHash('sha256').update('').digest('hex').slice(0, 8)].join(' '))";
+            let (rc, out, err) = runc_run(&bundle, Some(&["node", "-e", script]));
+            assert_eq!(rc, 0, "node: {out}{err}");
+            assert_eq!(out.trim(), "1.234,5 \u{3042} function e3b0c442", "{err}");
+        }
         if profile == "java" {
             // The JVM trust store is generated from the CA set (JKS, like ca-certificates-java)
             // and reachable through the JRE's lib/security/cacerts.

@@ -89,8 +89,14 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
         goarch: platform.architecture.clone(),
         toolchain_host: a.toolchain == ToolchainArg::Host,
     };
-    let plan = make_plan(&ctx, &popts)
+    let mut plan = make_plan(&ctx, &popts)
         .with_context(|| format!("planning the build of {}", ctx.display()))?;
+    if a.toolchain == ToolchainArg::Host && !a.dry_run {
+        // Before anything is built: the host's programs exist and are new enough.
+        let found = zeroconfig::probe_host_tools(&plan)
+            .with_context(|| format!("checking the host's toolchain for {}", ctx.display()))?;
+        plan.reasons.extend(found);
+    }
     if a.dry_run {
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(ExitCode::SUCCESS);
