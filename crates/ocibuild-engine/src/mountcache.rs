@@ -189,8 +189,9 @@ pub fn import(
                 continue;
             }
         };
-        match be.fetch_blob(&rec.layer.digest, store) {
-            Ok(Fetch::Fetched { .. } | Fetch::Present) => {}
+        let fetched = match be.fetch_blob(&rec.layer.digest, store) {
+            Ok(Fetch::Fetched { .. }) => true,
+            Ok(Fetch::Present) => false,
             Ok(Fetch::Missing) => {
                 ev(Event::Note(format!(
                     "cache {}: cache mount {name}: blob {} is missing (a miss)",
@@ -214,8 +215,13 @@ pub fn import(
                 )));
                 continue;
             }
+        };
+        let unpacked = unpack_into(store, &rec, dir);
+        if fetched {
+            // the blob was only the way in: the mount holds its contents now
+            let _ = fs::remove_file(store.blob_path(&rec.layer.digest));
         }
-        match unpack_into(store, &rec, dir) {
+        match unpacked {
             Ok(true) => {
                 ev(Event::Note(format!(
                     "cache mount {name}: imported from {} ({} compressed, keyed by {}) in {:.2}s",
@@ -362,10 +368,21 @@ pub fn export(
             Err(e) if *ignore_error => ev(Event::Note(format!(
                 "cache mount {name}: export failed (ignore-error=true): {e}"
             ))),
-            Err(e) => return Err(e),
+            Err(e) => {
+                drop_packed(store, &packed);
+                return Err(e);
+            }
         }
     }
+    drop_packed(store, &packed);
     Ok(())
+}
+
+/// The packed blob is only the way out: the caches have it now, the store need not keep it.
+fn drop_packed(store: &ContentStore, packed: &Option<(Descriptor, Digest)>) {
+    if let Some((d, _)) = packed {
+        let _ = fs::remove_file(store.blob_path(&d.digest));
+    }
 }
 
 /// A zstd tar of `dir` in the content store, with owners, modes and mtimes as they are.
