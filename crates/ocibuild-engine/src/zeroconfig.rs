@@ -257,13 +257,12 @@ pub fn build(app: &Path, plan: &Plan, o: &Options, ev: &dyn Fn(Event)) -> Result
             o.toolchain_bases.release.codename(),
             plan.toolchain.version
         )));
-        let base = o.toolchain_bases.image(
+        let (base, root) = o.toolchain_bases.toolchain(
             &profile,
             Variant::Default,
             &packages,
             plan.toolchain.backports,
         )?;
-        let root = o.toolchain_bases.rootfs(&base.image)?;
         ev(Event::Note(format!(
             "toolchain root {} ({})",
             base.image.manifest_desc.digest,
