@@ -14,14 +14,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
-use std::io::{self, BufReader, Read, Seek, Write};
+use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use ocibuild_oci::assemble::compression_key;
 use ocibuild_oci::digest::Digest;
+use ocibuild_oci::extract::{ExtractOptions, extract_layer};
 use ocibuild_oci::image::{Descriptor, Image, config_bytes, new_manifest, rfc3339, to_json_bytes};
-use ocibuild_oci::layer::{EntryKind, LayerBuilder, LayerEntry, LayerOptions};
+use ocibuild_oci::layer::{EntryKind, LayerBuilder, LayerEntry, LayerInfo, LayerOptions};
 use ocibuild_oci::layout::StoreSource;
 use ocibuild_oci::media::{self, Compression};
 use ocibuild_oci::store::ContentStore;
@@ -30,10 +31,11 @@ use serde_json::json;
 
 use crate::alternatives::parse_alternatives;
 use crate::apt::{
-    Keyring, Release, Repo, Source, parse_release_date, sources_for_release, system_sources,
+    Keyring, Release, Repo, Source, SuiteIndex, parse_release_date, sources_for_release,
+    system_sources,
 };
 use crate::control::Paragraph;
-use crate::deb::{Trim, dpkg_record, read_control, unpack_into};
+use crate::deb::{DebContents, Trim, dpkg_record, read_control, unpack_into};
 use crate::error::{DebianError, Result};
 use crate::fixups::{self, FixupOptions, NONROOT_UID, Tree, USRMERGE_DIRS};
 use crate::resolve::{Universe, resolve};
@@ -249,6 +251,11 @@ pub struct BaseOptions {
     pub backports: bool,
     /// Reuse cached `InRelease` files younger than this (see [`Repo::set_max_age`]).
     pub index_max_age: Option<std::time::Duration>,
+    /// Compression of the layers (default gzip, for images that get pushed); `level`: its
+    /// level (`None`: the default). A toolchain root that never leaves the machine is cheaper
+    /// with fast zstd.
+    pub compression: Compression,
+    pub level: Option<u32>,
 }
 
 impl BaseOptions {
@@ -267,6 +274,8 @@ impl BaseOptions {
             apt_sources: Vec::new(),
             backports: false,
             index_max_age: None,
+            compression: Compression::Gzip,
+            level: None,
         }
     }
 }
@@ -419,18 +428,36 @@ pub fn lock_base(opts: &BaseOptions) -> Result<Lockfile> {
     };
     let mut repo = Repo::new(&opts.cache_dir, opts.offline)?;
     repo.set_max_age(opts.index_max_age);
-    let mut universe = Universe::new(&opts.arch);
-    let mut suite_uri: BTreeMap<String, String> = BTreeMap::new();
-    let mut created = None;
+    // The signed indexes first (cheap); a resolution of the same request over the same indexes
+    // is remembered in the package cache, so parsing and resolving happen once per index change.
+    let mut suites = Vec::new();
     for src in &sources {
         let keyring = Keyring::for_source(src)?;
         for suite in &src.suites {
-            let idx = repo.fetch_suite(src, suite, &keyring)?;
+            suites.push((src, repo.fetch_suite(src, suite, &keyring)?));
+        }
+    }
+    let remembered = opts
+        .cache_dir
+        .join("locks")
+        .join(format!("{}.json", lock_cache_key(opts, &suites)));
+    if let Ok(l) = Lockfile::load(&remembered)
+        && l.profile == opts.profile
+        && l.variant == opts.variant
+    {
+        return Ok(l);
+    }
+    let mut universe = Universe::new(&opts.arch);
+    let mut suite_uri: BTreeMap<String, String> = BTreeMap::new();
+    let mut created = None;
+    for (src, idx) in &suites {
+        let suite = &idx.suite;
+        {
             if suite == rel.codename() {
                 created = idx.date.as_deref().and_then(parse_release_date);
             }
             for comp in &src.components {
-                let paras = repo.fetch_packages(&idx, comp, &opts.arch)?;
+                let paras = repo.fetch_packages(idx, comp, &opts.arch)?;
                 // apt's default pin: backports 100 (NotAutomatic/ButAutomaticUpgrades), else 500.
                 let prio = if suite.ends_with("-backports") {
                     100
@@ -536,7 +563,7 @@ pub fn lock_base(opts: &BaseOptions) -> Result<Lockfile> {
             &mut excluded,
         )?;
     }
-    Ok(Lockfile {
+    let lock = Lockfile {
         version: LOCK_VERSION,
         profile: opts.profile.clone(),
         variant: opts.variant,
@@ -545,7 +572,45 @@ pub fn lock_base(opts: &BaseOptions) -> Result<Lockfile> {
         created: created.unwrap_or(0),
         extra_packages: opts.extra_packages.clone(),
         layers,
-    })
+    };
+    // Best effort: a cache that cannot be written only costs the next resolution.
+    if let Some(dir) = remembered.parent()
+        && fs::create_dir_all(dir).is_ok()
+        && let Err(e) = lock.save(&remembered)
+    {
+        tracing::debug!(error = %e, "resolution not remembered");
+    }
+    Ok(lock)
+}
+
+/// What a resolution depends on: the request, the profiles, the resolver, and the exact
+/// indexes (each suite's signed file list names its `Packages` files by SHA256).
+fn lock_cache_key(opts: &BaseOptions, suites: &[(&Source, SuiteIndex)]) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    h.update(
+        format!(
+            "resolution-v1\0{}\0{:?}\0{:?}\0{}\0{}\0{}\0",
+            opts.profile,
+            opts.variant,
+            opts.extra_packages,
+            opts.backports,
+            opts.release.codename(),
+            opts.arch,
+        )
+        .as_bytes(),
+    );
+    h.update(PROFILES_JSON.as_bytes());
+    for (src, idx) in suites {
+        h.update(
+            format!(
+                "\0{}\0{}\0{:?}\0{:?}\0{:?}",
+                src.uri, idx.suite, src.components, idx.date, idx.files
+            )
+            .as_bytes(),
+        );
+    }
+    hex::encode(h.finalize())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -615,21 +680,16 @@ fn oci_err(what: &str) -> impl FnOnce(ocibuild_oci::OciError) -> DebianError + '
     }
 }
 
-/// Stream `r` into `<staging>/sha256/<hex>`; the staged path (shared with `deb.rs`).
-fn stage(staging: &Path, r: &mut dyn Read) -> io::Result<PathBuf> {
-    crate::deb::stage(staging, r).map(|(p, _)| p)
-}
-
-/// Unpack one `.deb` (trimmed) into `tree`, every path moved into merged `/usr` (`lib/x` →
-/// `usr/lib/x`; links re-targeted), except the top-level links themselves (`bin -> usr/bin`).
-/// Returns the merged directories that had to be moved.
-pub fn unpack_merged(
+/// Unpack one `.deb` (trimmed) into its layer entries, exactly as a layer of it alone would
+/// hold them: missing parents added, hard links resolved, owners set and mtimes clamped to
+/// `source_date_epoch`. File contents are staged under `staging` (shared, content-addressed:
+/// several packages may be unpacked into it at once).
+pub fn unpack_entries(
     deb: &Path,
     staging: &Path,
     trim: &Trim,
     source_date_epoch: u64,
-    tree: &mut Tree,
-) -> Result<BTreeSet<String>> {
+) -> Result<Vec<LayerEntry>> {
     let what = deb.display().to_string();
     let mut b = LayerBuilder::new(LayerOptions {
         compression: Compression::None,
@@ -638,40 +698,20 @@ pub fn unpack_merged(
     });
     b.set_threads(1);
     unpack_into(deb, &mut b, staging, trim)?;
-    let tmp =
-        tempfile::tempfile_in(staging).map_err(DebianError::io(staging.display().to_string()))?;
-    let (mut f, _) = b.write(tmp).map_err(oci_err(&what))?;
-    f.rewind().map_err(DebianError::io(what.clone()))?;
-    let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 16, f));
+    b.into_entries().map_err(oci_err(&what))
+}
+
+/// Insert the entries of one package ([`unpack_entries`]) into `tree`, every path moved into
+/// merged `/usr` (`lib/x` → `usr/lib/x`; links re-targeted), except the top-level links
+/// themselves (`bin -> usr/bin`). Returns the merged directories that had to be moved.
+pub fn merge_entries(entries: Vec<LayerEntry>, tree: &mut Tree) -> BTreeSet<String> {
     let mut used = BTreeSet::new();
-    let entries = archive.entries().map_err(DebianError::io(what.clone()))?;
-    for entry in entries {
-        let mut entry = entry.map_err(DebianError::io(what.clone()))?;
-        let path = String::from_utf8_lossy(&entry.path_bytes())
-            .trim_end_matches('/')
-            .to_string();
-        let h = entry.header();
-        let bad = |e: io::Error| DebianError::Io {
-            what: format!("{what}: {path}"),
-            source: e,
-        };
-        let mode = h.mode().map_err(bad)? & 0o7777;
-        let uid = u32::try_from(h.uid().map_err(bad)?).unwrap_or(0);
-        let gid = u32::try_from(h.gid().map_err(bad)?).unwrap_or(0);
-        let mtime = h.mtime().map_err(bad)?;
-        let ty = h.entry_type();
-        let link = entry
-            .link_name_bytes()
-            .map(|l| String::from_utf8_lossy(&l).into_owned());
+    for e in entries {
+        let path = e.path;
         let (mut new_path, moved) = usrmerge_path(&path);
-        let kind = match ty {
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let staged = stage(staging, &mut entry).map_err(DebianError::io(what.clone()))?;
-                EntryKind::File(staged)
-            }
-            tar::EntryType::Directory => EntryKind::Dir,
-            tar::EntryType::Symlink => {
-                let target = link.unwrap_or_default();
+        let kind = match e.kind {
+            k @ (EntryKind::File(_) | EntryKind::Bytes(_) | EntryKind::Dir) => k,
+            EntryKind::Symlink(target) => {
                 if moved.is_some() && !path.contains('/') {
                     // `bin -> usr/bin` itself (base-files of a merged-/usr release).
                     new_path = path.clone();
@@ -680,11 +720,11 @@ pub fn unpack_merged(
                     EntryKind::Symlink(rebase_link(&path, &new_path, &target))
                 }
             }
-            tar::EntryType::Link => {
-                let target = normalize(&link.unwrap_or_default());
-                EntryKind::Hardlink(usrmerge_path(&target).0)
+            EntryKind::Hardlink(target) => {
+                EntryKind::Hardlink(usrmerge_path(&normalize(&target)).0)
             }
-            _ => continue,
+            // A package's data member has none of these (fifos are refused when unpacking).
+            EntryKind::Fifo | EntryKind::Whiteout | EntryKind::OpaqueDir => continue,
         };
         if let Some(d) = moved
             && new_path != path
@@ -696,14 +736,27 @@ pub fn unpack_merged(
             LayerEntry {
                 path: new_path,
                 kind,
-                mode,
-                uid: Some(uid),
-                gid: Some(gid),
-                mtime: Some(mtime),
+                mode: e.mode,
+                uid: e.uid,
+                gid: e.gid,
+                mtime: e.mtime,
             },
         );
     }
-    Ok(used)
+    used
+}
+
+/// Unpack one `.deb` (trimmed) into `tree`: [`unpack_entries`], then [`merge_entries`].
+/// Returns the merged directories that had to be moved.
+pub fn unpack_merged(
+    deb: &Path,
+    staging: &Path,
+    trim: &Trim,
+    source_date_epoch: u64,
+    tree: &mut Tree,
+) -> Result<BTreeSet<String>> {
+    let entries = unpack_entries(deb, staging, trim, source_date_epoch)?;
+    Ok(merge_entries(entries, tree))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -745,40 +798,101 @@ impl BuiltImage {
     }
 }
 
+/// Where [`build_from_lock_into`] also extracts the image it builds.
+#[derive(Clone, Debug)]
+pub struct ExtractTo<'a> {
+    /// An existing, empty directory: the root the layers are applied to, in order.
+    pub root: &'a Path,
+    pub options: ExtractOptions,
+}
+
+/// Write the layer of `b` into `out`, copying its uncompressed tar stream (in the same pass)
+/// into a pipe that [`extract_layer`] reads on another thread: the layer is applied to
+/// `to.root` from the very bytes its diff_id is computed from, and no blob is read back.
+fn write_extracting<W: Write>(
+    b: LayerBuilder,
+    out: W,
+    to: &ExtractTo<'_>,
+    what: &str,
+) -> Result<(W, LayerInfo)> {
+    let (reader, writer) = io::pipe().map_err(DebianError::io(what.to_string()))?;
+    std::thread::scope(|s| {
+        let extractor = s.spawn(move || -> ocibuild_oci::Result<()> {
+            let mut r = BufReader::with_capacity(1 << 16, reader);
+            extract_layer(&mut r, to.root, &to.options)?;
+            // The tar reader stops at the end-of-archive blocks; the writer sends them all.
+            io::copy(&mut r, &mut io::sink()).map_err(ocibuild_oci::OciError::stream(
+                "reading the end of the layer",
+            ))?;
+            Ok(())
+        });
+        // The writer is dropped when this returns: the extractor's input ends.
+        let written = {
+            let mut writer = writer;
+            b.write_tapped(out, &mut writer)
+        };
+        let extracted = extractor.join().map_err(|_| DebianError::Invalid {
+            what: what.to_string(),
+            detail: "the extracting thread panicked".into(),
+        })?;
+        match (written, extracted) {
+            (Ok(done), Ok(())) => Ok(done),
+            (Ok(_), Err(x)) => Err(oci_err(what)(x)),
+            (Err(w), Ok(())) => Err(oci_err(what)(w)),
+            (Err(w), Err(x)) => Err(DebianError::Invalid {
+                what: what.to_string(),
+                detail: format!("{w} (extracting: {x})"),
+            }),
+        }
+    })
+}
+
+/// Write one layer into `store`, unless a blob of the same diff_id and compression is there
+/// already (found by a first, uncompressed pass). With `extract`, one pass instead: the layer
+/// is compressed into the store and applied to `extract.root` at once.
 fn store_layer(
     store: &ContentStore,
     entries: &[LayerEntry],
+    opts: &BaseOptions,
     epoch: u64,
     what: &str,
+    extract: Option<&ExtractTo<'_>>,
 ) -> Result<(Descriptor, Digest, u64, bool)> {
-    let opts = |compression| LayerOptions {
-        compression,
-        level: None,
-        source_date_epoch: epoch,
-        owner: None,
-        normalize_modes: false,
-    };
     let build = |compression| -> Result<LayerBuilder> {
-        let mut b = LayerBuilder::new(opts(compression));
+        let mut b = LayerBuilder::new(LayerOptions {
+            compression,
+            level: opts.level,
+            source_date_epoch: epoch,
+            owner: None,
+            normalize_modes: false,
+        });
         for e in entries {
             b.add_entry(e.clone()).map_err(oci_err(what))?;
         }
         Ok(b)
     };
-    let (_, pre) = build(Compression::None)?
-        .write(io::sink())
-        .map_err(oci_err(what))?;
-    let key = compression_key(Compression::Gzip, None);
-    if let Some(d) = store.lookup_layer(&pre.diff_id, &key)
-        && let Some(size) = store.size(&d)
-    {
-        let desc = Descriptor::new(Compression::Gzip.oci_layer_media_type(), d, size);
-        return Ok((desc, pre.diff_id, pre.uncompressed_size, true));
+    let compression = opts.compression;
+    let key = compression_key(compression, opts.level);
+    let mut pre_diff_id = None;
+    if extract.is_none() {
+        let (_, pre) = build(Compression::None)?
+            .write(io::sink())
+            .map_err(oci_err(what))?;
+        if let Some(d) = store.lookup_layer(&pre.diff_id, &key)
+            && let Some(size) = store.size(&d)
+        {
+            let desc = Descriptor::new(compression.oci_layer_media_type(), d, size);
+            return Ok((desc, pre.diff_id, pre.uncompressed_size, true));
+        }
+        pre_diff_id = Some(pre.diff_id);
     }
     let w = store.writer().map_err(oci_err(what))?;
-    let (w, info) = build(Compression::Gzip)?.write(w).map_err(oci_err(what))?;
+    let (w, info) = match extract {
+        Some(to) => write_extracting(build(compression)?, w, to, what)?,
+        None => build(compression)?.write(w).map_err(oci_err(what))?,
+    };
     let digest = w.commit().map_err(oci_err(what))?;
-    if digest != info.digest || info.diff_id != pre.diff_id {
+    if digest != info.digest || pre_diff_id.is_some_and(|d| d != info.diff_id) {
         return Err(DebianError::Invalid {
             what: what.to_string(),
             detail: "the layer changed between its two passes (staging modified?)".into(),
@@ -849,11 +963,115 @@ fn prefetch(repo: &Repo, lock: &Lockfile) -> Result<()> {
     }
 }
 
+/// A package's control data and its layer entries.
+type Unpacked = (DebContents, Vec<LayerEntry>);
+
+/// Read and unpack the `.deb` of every package of `pkgs` (already in the cache), checking that
+/// each is the package the lockfile names; results in the order of `pkgs`. Decompressing and
+/// staging is the expensive part of building a base, and packages are independent until they
+/// are merged (in lock order, by the caller), so they are unpacked on up to one thread per core,
+/// biggest first. On failure, the error of the first failing package in lock order.
+fn unpack_all(
+    repo: &Repo,
+    pkgs: &[&LockedPackage],
+    staging: &Path,
+    trim: &Trim,
+    epoch: u64,
+) -> Result<Vec<Unpacked>> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let one = |pkg: &LockedPackage| -> Result<Unpacked> {
+        let deb = repo.fetch_deb(&pkg.source, &pkg.paragraph())?;
+        let contents = read_control(&deb)?;
+        let (n, v) = (
+            contents.control.get("Package").unwrap_or(""),
+            contents.control.get("Version").unwrap_or(""),
+        );
+        if n.trim() != pkg.name || v.trim() != pkg.version {
+            return Err(DebianError::Invalid {
+                what: format!("{} ({})", pkg.filename, deb.display()),
+                detail: format!(
+                    "it is {n} {v}, but the lockfile says {} {}",
+                    pkg.name, pkg.version
+                ),
+            });
+        }
+        let entries = unpack_entries(&deb, staging, trim, epoch)?;
+        Ok((contents, entries))
+    };
+    // Biggest first, so the long pole (a compiler, a JDK) starts at once.
+    let mut order: Vec<usize> = (0..pkgs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(pkgs[i].size));
+    let slots: Vec<Mutex<Option<Result<Unpacked>>>> =
+        pkgs.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8)
+        .min(pkgs.len().max(1));
+    let work = || {
+        loop {
+            if failed.load(Ordering::Relaxed) {
+                break;
+            }
+            let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            let r = one(pkgs[i]);
+            if r.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            if let Ok(mut slot) = slots[i].lock() {
+                *slot = Some(r);
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..threads {
+            s.spawn(work);
+        }
+        work();
+    });
+    let mut out = Vec::with_capacity(pkgs.len());
+    let mut skipped = None;
+    for (slot, pkg) in slots.into_iter().zip(pkgs) {
+        match slot.into_inner().ok().flatten() {
+            Some(Ok(r)) => out.push(r),
+            Some(Err(e)) => return Err(e),
+            None => {
+                skipped.get_or_insert(pkg);
+            }
+        }
+    }
+    match skipped {
+        Some(pkg) => Err(DebianError::Invalid {
+            what: format!("package {} {}", pkg.name, pkg.version),
+            detail: "it was not unpacked".into(),
+        }),
+        None => Ok(out),
+    }
+}
+
 /// Build exactly the packages of `lock`.
 pub fn build_from_lock(
     store: &ContentStore,
     lock: &Lockfile,
     opts: &BaseOptions,
+) -> Result<BuiltImage> {
+    build_from_lock_into(store, lock, opts, None)
+}
+
+/// [`build_from_lock`], also applying each layer to `extract.root` as it is written (from the
+/// uncompressed tar stream: no compressed blob is read back), so a caller that needs the image
+/// as a directory gets exactly what extracting it would give, without decompressing it. On
+/// error, `extract.root` holds a partial tree: the caller discards it.
+pub fn build_from_lock_into(
+    store: &ContentStore,
+    lock: &Lockfile,
+    opts: &BaseOptions,
+    extract: Option<&ExtractTo<'_>>,
 ) -> Result<BuiltImage> {
     check_arch(&lock.arch)?;
     let release = lock.release()?;
@@ -865,36 +1083,23 @@ pub fn build_from_lock(
         .tempdir_in(&opts.cache_dir)
         .map_err(DebianError::io(opts.cache_dir.display().to_string()))?;
     let trim = chain_trim(&chain);
+    let t0 = std::time::Instant::now();
     prefetch(&repo, lock)?;
+    tracing::debug!(target: "ocibuild::timing", ms = t0.elapsed().as_millis() as u64, "prefetch");
+    let t0 = std::time::Instant::now();
 
+    let all: Vec<&LockedPackage> = lock.packages().collect();
+    let mut unpacked = unpack_all(&repo, &all, staging.path(), &trim, epoch)?.into_iter();
     let mut trees: Vec<Tree> = Vec::new();
     let mut used: BTreeSet<String> = BTreeSet::new();
     let mut alternatives = Vec::new();
     for layer in &lock.layers {
         let mut tree = Tree::new();
-        for pkg in &layer.packages {
-            let deb = repo.fetch_deb(&pkg.source, &pkg.paragraph())?;
-            let contents = read_control(&deb)?;
-            let (n, v) = (
-                contents.control.get("Package").unwrap_or(""),
-                contents.control.get("Version").unwrap_or(""),
-            );
-            if n.trim() != pkg.name || v.trim() != pkg.version {
-                return Err(DebianError::Invalid {
-                    what: format!("{} ({})", pkg.filename, deb.display()),
-                    detail: format!(
-                        "it is {n} {v}, but the lockfile says {} {}",
-                        pkg.name, pkg.version
-                    ),
-                });
-            }
-            used.extend(unpack_merged(
-                &deb,
-                staging.path(),
-                &trim,
-                epoch,
-                &mut tree,
-            )?);
+        for _ in &layer.packages {
+            let Some((contents, entries)) = unpacked.next() else {
+                break;
+            };
+            used.extend(merge_entries(entries, &mut tree));
             if let Some(script) = &contents.postinst {
                 alternatives.extend(parse_alternatives(script));
             }
@@ -904,6 +1109,8 @@ pub fn build_from_lock(
         }
         trees.push(tree);
     }
+    tracing::debug!(target: "ocibuild::timing", ms = t0.elapsed().as_millis() as u64, "unpack");
+    let t0 = std::time::Instant::now();
     // The merged-/usr links belong to the bottom layer (base-files of bookworm lacks them).
     let mut union = Tree::new();
     for t in &trees {
@@ -926,14 +1133,17 @@ pub fn build_from_lock(
         },
     )?);
 
+    tracing::debug!(target: "ocibuild::timing", ms = t0.elapsed().as_millis() as u64, "fixups");
     let created = rfc3339(epoch);
     let mut built = Vec::new();
     let mut history = Vec::new();
     for (layer, tree) in lock.layers.iter().zip(&trees) {
         let entries: Vec<LayerEntry> = tree.values().cloned().collect();
         let what = format!("base layer {}", layer.name);
+        let t0 = std::time::Instant::now();
         let (descriptor, diff_id, uncompressed_size, reused) =
-            store_layer(store, &entries, epoch, &what)?;
+            store_layer(store, &entries, opts, epoch, &what, extract)?;
+        tracing::debug!(target: "ocibuild::timing", layer = %layer.name, bytes = uncompressed_size, reused, ms = t0.elapsed().as_millis() as u64, "store_layer");
         history.push(json!({
             "created": created,
             "created_by": format!(
@@ -952,7 +1162,7 @@ pub fn build_from_lock(
         });
     }
     let (descriptor, diff_id, uncompressed_size, reused) =
-        store_layer(store, &fix, epoch, "base layer fixups")?;
+        store_layer(store, &fix, opts, epoch, "base layer fixups", extract)?;
     history.push(json!({"created": created, "created_by": "ocibuild base: fixups (users, CA bundle, links)"}));
     built.push(BuiltLayer {
         name: "fixups".into(),

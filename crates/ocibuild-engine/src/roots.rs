@@ -11,9 +11,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use ocibuild_debian::apt::Release;
-use ocibuild_debian::base::{BaseOptions, Lockfile, Variant, build_from_lock, lock_base};
+use ocibuild_debian::base::{
+    BaseOptions, ExtractTo, Lockfile, Variant, build_from_lock_into, lock_base,
+};
+use ocibuild_oci::extract::ExtractOptions;
 use ocibuild_oci::image::{Descriptor, Image, load_image};
 use ocibuild_oci::layout::StoreSource;
+use ocibuild_oci::media::Compression;
 use ocibuild_oci::store::ContentStore;
 use sha2::{Digest as _, Sha256};
 
@@ -40,7 +44,8 @@ pub struct Bases {
 pub struct Locked {
     pub opts: BaseOptions,
     pub lock: Lockfile,
-    /// SHA256 hex over the lock and the image's time: equal keys give equal images.
+    /// SHA256 hex over the lock, the build's fingerprint, the image's time and compression:
+    /// equal keys give equal images.
     pub key: String,
 }
 
@@ -124,7 +129,9 @@ impl Bases {
         {
             return Ok(l);
         }
+        let t0 = std::time::Instant::now();
         let lock = lock_base(opts)?;
+        tracing::debug!(target: "ocibuild::timing", profile = %opts.profile, ms = t0.elapsed().as_millis() as u64, "lock");
         let json = serde_json::to_vec_pretty(&lock).map_err(|e| EngineError::Invalid {
             what: "lockfile".into(),
             detail: e.to_string(),
@@ -156,6 +163,56 @@ impl Bases {
         backports: bool,
     ) -> Result<Locked> {
         let opts = self.options(profile, variant, packages, backports);
+        self.lock_key(opts)
+    }
+
+    /// As [`Bases::locked`], for a toolchain root ([`Bases::toolchain_locked_root`]): a
+    /// toolchain image never leaves the machine, so its layers are written with fast zstd
+    /// (`-1`) instead of gzip.
+    pub fn toolchain_locked(
+        &self,
+        profile: &str,
+        variant: Variant,
+        packages: &[String],
+        backports: bool,
+    ) -> Result<Locked> {
+        let mut opts = self.options(profile, variant, packages, backports);
+        opts.compression = Compression::Zstd;
+        opts.level = Some(1);
+        self.lock_key(opts)
+    }
+
+    /// The image of a lock, built or found in the cache.
+    pub fn image_locked(&self, l: &Locked) -> Result<Base> {
+        Ok(self.image_with(l, false)?.0)
+    }
+
+    /// A toolchain root: the image of `profile` (+ `packages`), built or found in the cache, and
+    /// the directory it is extracted in ([`Bases::rootfs`]). A fresh build applies each layer to
+    /// the directory as it writes it, instead of compressing the layers and decompressing them
+    /// again.
+    pub fn toolchain(
+        &self,
+        profile: &str,
+        variant: Variant,
+        packages: &[String],
+        backports: bool,
+    ) -> Result<(Base, PathBuf)> {
+        let l = self.toolchain_locked(profile, variant, packages, backports)?;
+        self.toolchain_locked_root(&l)
+    }
+
+    /// [`Bases::toolchain`] for a lock from [`Bases::toolchain_locked`].
+    pub fn toolchain_locked_root(&self, l: &Locked) -> Result<(Base, PathBuf)> {
+        let (base, root) = self.image_with(l, true)?;
+        let root = match root {
+            Some(r) => r,
+            None => self.rootfs(&base.image)?,
+        };
+        Ok((base, root))
+    }
+
+    fn lock_key(&self, opts: BaseOptions) -> Result<Locked> {
         let lock = self.lock(&opts)?;
         let key = {
             let json = serde_json::to_vec(&lock).map_err(|e| EngineError::Invalid {
@@ -166,15 +223,19 @@ impl Bases {
             h.update(&json);
             h.update(ocibuild_debian::base::build_fingerprint().as_bytes());
             h.update(format!("{:?}", self.source_date_epoch).as_bytes());
+            if opts.compression != Compression::Gzip || opts.level.is_some() {
+                h.update(format!("\0{:?}\0{:?}", opts.compression, opts.level).as_bytes());
+            }
             hex::encode(h.finalize())
         };
         Ok(Locked { opts, lock, key })
     }
 
-    /// The image of a lock, built or found in the cache.
-    pub fn image_locked(&self, l: &Locked) -> Result<Base> {
+    /// The image for a lock, built or found in the cache; with `extract`, a fresh build is also
+    /// extracted (as [`Bases::rootfs`] would) and the directory returned.
+    fn image_with(&self, l: &Locked, extract: bool) -> Result<(Base, Option<PathBuf>)> {
         let (opts, lock, key) = (&l.opts, l.lock.clone(), &l.key);
-        let profile = &opts.profile;
+        let profile = opts.profile.as_str();
         let marker = self.engine_dir("bases")?.join(format!("{key}.json"));
         if let Ok(bytes) = fs::read(&marker)
             && let Ok(desc) = serde_json::from_slice::<Descriptor>(&bytes)
@@ -189,30 +250,61 @@ impl Bases {
                     .iter()
                     .all(|l| self.store.has(&l.digest))
             {
-                return Ok(Base {
-                    image,
-                    lock,
-                    cached: true,
-                });
+                return Ok((
+                    Base {
+                        image,
+                        lock,
+                        cached: true,
+                    },
+                    None,
+                ));
             }
         }
-        let built = build_from_lock(&self.store, &lock, opts)?;
+        let t0 = std::time::Instant::now();
+        let (built, root) = if extract {
+            let dir = self.engine_dir("rootfs")?;
+            let tmp = tempfile::Builder::new()
+                .prefix(".rootfs-")
+                .tempdir_in(&dir)
+                .map_err(EngineError::io("creating a temp dir for a rootfs", &dir))?;
+            let root = tmp.path().join("rootfs");
+            fs::create_dir(&root).map_err(EngineError::io("creating a rootfs", &root))?;
+            let to = ExtractTo {
+                root: &root,
+                options: ExtractOptions {
+                    preserve_owner: crate::df::fsops::is_root(),
+                    ..ExtractOptions::default()
+                },
+            };
+            let built = build_from_lock_into(&self.store, &lock, opts, Some(&to))?;
+            let done = crate::df::publish_rootfs(tmp, &built.image)?;
+            (built, Some(done))
+        } else {
+            (build_from_lock_into(&self.store, &lock, opts, None)?, None)
+        };
+        tracing::debug!(target: "ocibuild::timing", profile, ms = t0.elapsed().as_millis() as u64, "build_from_lock");
         let desc =
             serde_json::to_vec(&built.image.manifest_desc).map_err(|e| EngineError::Invalid {
                 what: "manifest descriptor".into(),
                 detail: e.to_string(),
             })?;
         write_atomically(&marker, &desc)?;
-        Ok(Base {
-            image: built.image,
-            lock,
-            cached: false,
-        })
+        Ok((
+            Base {
+                image: built.image,
+                lock,
+                cached: false,
+            },
+            root,
+        ))
     }
 
     /// `image` extracted into a directory (once; later calls return the same directory).
     pub fn rootfs(&self, image: &Image) -> Result<PathBuf> {
-        crate::df::extract_rootfs(&self.store, image)
+        let t0 = std::time::Instant::now();
+        let r = crate::df::extract_rootfs(&self.store, image);
+        tracing::debug!(target: "ocibuild::timing", ms = t0.elapsed().as_millis() as u64, "rootfs");
+        r
     }
 }
 

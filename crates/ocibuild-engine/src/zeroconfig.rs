@@ -569,7 +569,7 @@ fn keyed(app: &Path, plan: &Plan, o: &Options) -> Result<Keyed> {
         None
     } else {
         let (profile, packages) = toolchain_request(plan);
-        Some(o.toolchain_bases.locked(
+        Some(o.toolchain_bases.toolchain_locked(
             &profile,
             Variant::Default,
             &packages,
@@ -778,8 +778,7 @@ pub fn build(
                 o.toolchain_bases.release.codename(),
                 plan.toolchain.version
             )));
-            let base = o.toolchain_bases.image_locked(lock)?;
-            let root = o.toolchain_bases.rootfs(&base.image)?;
+            let (base, root) = o.toolchain_bases.toolchain_locked_root(lock)?;
             ev(Event::Note(format!(
                 "toolchain root {} ({})",
                 base.image.manifest_desc.digest,

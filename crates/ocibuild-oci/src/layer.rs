@@ -452,6 +452,25 @@ impl LayerBuilder {
     /// All validation (levels, hard link targets, parents that are not directories) happens
     /// before the first byte is written.
     pub fn write<W: Write>(self, out: W) -> Result<(W, LayerInfo)> {
+        self.write_inner(out, None)
+    }
+
+    /// [`LayerBuilder::write`], also copying the uncompressed tar stream into `tap` as it is
+    /// produced (in the same pass: e.g. a pipe to an extractor that applies the layer while it
+    /// is compressed). `tap` is flushed at the end; a failing tap fails the write.
+    pub fn write_tapped<W: Write>(
+        self,
+        out: W,
+        tap: &mut (dyn Write + Send),
+    ) -> Result<(W, LayerInfo)> {
+        self.write_inner(out, Some(tap))
+    }
+
+    fn write_inner<W: Write>(
+        self,
+        out: W,
+        tap: Option<&mut (dyn Write + Send)>,
+    ) -> Result<(W, LayerInfo)> {
         let compression = self.opts.compression;
         let level = resolve_level(compression, self.opts.level)?;
         let threads = self.threads.unwrap_or_else(|| {
@@ -461,9 +480,9 @@ impl LayerBuilder {
         });
         let plan = self.plan()?;
         let done = match compression {
-            Compression::None => run_serial(plan, |rx| consume_plain(out, rx))?,
-            Compression::Gzip => run_gzip(plan, out, level, threads)?,
-            Compression::Zstd => run_zstd(plan, out, level, threads)?,
+            Compression::None => run_serial(plan, tap, |rx| consume_plain(out, rx))?,
+            Compression::Gzip => run_gzip(plan, tap, out, level, threads)?,
+            Compression::Zstd => run_zstd(plan, tap, out, level, threads)?,
         };
         let Done {
             out,
@@ -487,6 +506,68 @@ impl LayerBuilder {
                 compression,
             },
         ))
+    }
+
+    /// The entries exactly as [`LayerBuilder::write`] would emit them, in tar order, without
+    /// reading or writing any file contents: missing parents added (`0755`), hard-link groups
+    /// resolved (the group's first path carries the contents, the others are
+    /// [`EntryKind::Hardlink`]s to it with its metadata), ownership and clamped mtimes filled
+    /// in, symlinks `0777`; whiteout markers come back as [`EntryKind::Whiteout`] /
+    /// [`EntryKind::OpaqueDir`]. A builder fed these entries (with the same options) writes the
+    /// same tar stream as this one would.
+    pub fn into_entries(self) -> Result<Vec<LayerEntry>> {
+        let plan = self.plan()?;
+        let mut out = Vec::with_capacity(plan.len());
+        for p in plan {
+            let id = |v: u64, what: &str| {
+                u32::try_from(v).map_err(|_| bad_path(&p.name, &format!("{what} {v} too large")))
+            };
+            let (uid, gid) = (id(p.uid, "uid")?, id(p.gid, "gid")?);
+            let kind = match (p.typeflag, p.body) {
+                (b'5', _) => EntryKind::Dir,
+                (b'2', _) => EntryKind::Symlink(p.link),
+                (b'1', _) => EntryKind::Hardlink(p.link),
+                (b'6', _) => EntryKind::Fifo,
+                (_, Body::File(src)) => EntryKind::File(src),
+                (_, Body::Bytes(b)) => EntryKind::Bytes(b),
+                (_, Body::Empty) => {
+                    // Only whiteout markers are bodiless regular files.
+                    let (dir, name) = split_parent(&p.name);
+                    let path = if name == OPAQUE_MARKER {
+                        out.push(LayerEntry {
+                            path: dir.to_string(),
+                            kind: EntryKind::OpaqueDir,
+                            mode: p.mode,
+                            uid: Some(uid),
+                            gid: Some(gid),
+                            mtime: Some(p.mtime),
+                        });
+                        continue;
+                    } else {
+                        join(dir, name.strip_prefix(WHITEOUT_PREFIX).unwrap_or(name))
+                    };
+                    out.push(LayerEntry {
+                        path,
+                        kind: EntryKind::Whiteout,
+                        mode: p.mode,
+                        uid: Some(uid),
+                        gid: Some(gid),
+                        mtime: Some(p.mtime),
+                    });
+                    continue;
+                }
+            };
+            let path = p.name.trim_end_matches('/').to_string();
+            out.push(LayerEntry {
+                path,
+                kind,
+                mode: p.mode,
+                uid: Some(uid),
+                gid: Some(gid),
+                mtime: Some(p.mtime),
+            });
+        }
+        Ok(out)
     }
 
     /// Resolve parents, hard links and ownership into the exact list of tar entries.
@@ -1101,7 +1182,36 @@ impl<'a> TarSink<'a> {
 }
 
 /// Write the whole tar stream through `ship`.
-fn produce(plan: Vec<Planned>, ship: &mut Ship<'_>) -> Result<(Digest, u64)> {
+fn produce(
+    plan: Vec<Planned>,
+    ship: &mut Ship<'_>,
+    tap: Option<&mut (dyn Write + Send)>,
+) -> Result<(Digest, u64)> {
+    let Some(tap) = tap else {
+        return produce_into(plan, ship);
+    };
+    let mut tap_err = None;
+    let mut tapped = |chunk: Vec<u8>, last: bool| {
+        let r = tap.write_all(&chunk).and_then(|()| match last {
+            true => tap.flush(),
+            false => Ok(()),
+        });
+        match r {
+            Ok(()) => ship(chunk, last),
+            Err(e) => {
+                tap_err = Some(e);
+                false
+            }
+        }
+    };
+    let r = produce_into(plan, &mut tapped);
+    match tap_err {
+        Some(e) => Err(OciError::stream("copying the layer's tar stream")(e)),
+        None => r,
+    }
+}
+
+fn produce_into(plan: Vec<Planned>, ship: &mut Ship<'_>) -> Result<(Digest, u64)> {
     let mut sink = TarSink::new(ship);
     let mut header = Vec::with_capacity(3 * BLOCK);
     for p in plan {
@@ -1203,7 +1313,11 @@ fn finish<W>(consumed: Consumed<W>, produced: Result<(Digest, u64)>) -> Result<D
 }
 
 /// Producer thread → channel of chunks → `consume` on the calling thread.
-fn run_serial<W, F>(plan: Vec<Planned>, consume: F) -> Result<Done<W>>
+fn run_serial<W, F>(
+    plan: Vec<Planned>,
+    tap: Option<&mut (dyn Write + Send)>,
+    consume: F,
+) -> Result<Done<W>>
 where
     F: FnOnce(&Receiver<(Vec<u8>, bool)>) -> Consumed<W>,
 {
@@ -1211,7 +1325,7 @@ where
         let (tx, rx) = mpsc::sync_channel::<(Vec<u8>, bool)>(4);
         let producer = spawn(s, "ocibuild-tar", move || {
             let mut ship = |chunk: Vec<u8>, last: bool| tx.send((chunk, last)).is_ok();
-            produce(plan, &mut ship)
+            produce(plan, &mut ship, tap)
         })?;
         let consumed = consume(&rx);
         drop(rx);
@@ -1241,8 +1355,14 @@ fn consume_plain<W: Write>(mut out: W, rx: &Receiver<(Vec<u8>, bool)>) -> Consum
 }
 
 #[cfg(feature = "zstd")]
-fn run_zstd<W: Write>(plan: Vec<Planned>, out: W, level: u32, threads: usize) -> Result<Done<W>> {
-    run_serial(plan, |rx| {
+fn run_zstd<W: Write>(
+    plan: Vec<Planned>,
+    tap: Option<&mut (dyn Write + Send)>,
+    out: W,
+    level: u32,
+    threads: usize,
+) -> Result<Done<W>> {
+    run_serial(plan, tap, |rx| {
         let zerr = OciError::stream("zstd compression");
         let level = i32::try_from(level).unwrap_or(3);
         let mut enc = zstd::stream::Encoder::new(HashingWriter::new(out), level).map_err(zerr)?;
@@ -1271,6 +1391,7 @@ fn run_zstd<W: Write>(plan: Vec<Planned>, out: W, level: u32, threads: usize) ->
 #[cfg(not(feature = "zstd"))]
 fn run_zstd<W: Write>(
     _plan: Vec<Planned>,
+    _tap: Option<&mut (dyn Write + Send)>,
     _out: W,
     _level: u32,
     _threads: usize,
@@ -1368,7 +1489,13 @@ fn deflate_worker(jobs: Receiver<DeflateJob>, results: SyncSender<Result<Deflate
 
 /// Producer thread → `threads` deflate workers (chunk *i* goes to worker *i mod threads*) → the
 /// calling thread writes results in order.
-fn run_gzip<W: Write>(plan: Vec<Planned>, out: W, level: u32, threads: usize) -> Result<Done<W>> {
+fn run_gzip<W: Write>(
+    plan: Vec<Planned>,
+    tap: Option<&mut (dyn Write + Send)>,
+    out: W,
+    level: u32,
+    threads: usize,
+) -> Result<Done<W>> {
     let workers = threads.max(1);
     thread::scope(|s| {
         let mut job_txs = Vec::with_capacity(workers);
@@ -1397,7 +1524,7 @@ fn run_gzip<W: Write>(plan: Vec<Planned>, out: W, level: u32, threads: usize) ->
                 seq += 1;
                 ok
             };
-            produce(plan, &mut ship)
+            produce(plan, &mut ship, tap)
         })?;
         let consumed = consume_gzip(out, &res_rxs, level);
         drop(res_rxs);
@@ -1755,6 +1882,103 @@ mod tests {
         b.add_entry(entry("l", EntryKind::Hardlink("d".into())))
             .unwrap();
         assert!(b.write(Vec::new()).is_err());
+    }
+
+    #[test]
+    fn write_tapped_copies_the_tar_stream() {
+        let fill = |b: &mut LayerBuilder| {
+            for i in 0..40u32 {
+                b.add_entry(entry(&format!("d/f{i}"), EntryKind::Bytes(text(50_000, i))))
+                    .unwrap();
+            }
+        };
+        let mut b = LayerBuilder::new(LayerOptions::default());
+        fill(&mut b);
+        let (tar, plain) = write_tar(b);
+        for c in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let mut b = LayerBuilder::new(LayerOptions {
+                compression: c,
+                ..LayerOptions::default()
+            });
+            fill(&mut b);
+            let mut tap = Vec::new();
+            let (_, info) = b.write_tapped(Vec::new(), &mut tap).unwrap();
+            assert_eq!(info.diff_id, plain.diff_id, "{c:?}");
+            assert!(tap == tar, "{c:?}: the tap got other bytes");
+        }
+    }
+
+    #[test]
+    fn into_entries_round_trips_to_the_same_tar() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("blob");
+        std::fs::write(&src, b"file contents").unwrap();
+        let opts = LayerOptions {
+            source_date_epoch: 50,
+            owner: Some((7, 8)),
+            ..LayerOptions::default()
+        };
+        let fill = |b: &mut LayerBuilder| {
+            b.add_entry(entry("b/data", EntryKind::Bytes(b"payload".to_vec())))
+                .unwrap();
+            b.add_entry(entry("a/link", EntryKind::Hardlink("b/data".into())))
+                .unwrap();
+            b.add_entry(LayerEntry {
+                mtime: Some(100),
+                uid: Some(3),
+                ..entry("x/y/z/file", EntryKind::File(src.clone()))
+            })
+            .unwrap();
+            b.add_entry(entry("x/sym", EntryKind::Symlink("y/z/file".into())))
+                .unwrap();
+            b.add_entry(LayerEntry::new(
+                "x/setuid",
+                EntryKind::Bytes(vec![]),
+                0o4755,
+            ))
+            .unwrap();
+            b.add_entry(entry("gone", EntryKind::Whiteout)).unwrap();
+            b.add_entry(entry("opq", EntryKind::OpaqueDir)).unwrap();
+        };
+        let mut b = LayerBuilder::new(opts.clone());
+        fill(&mut b);
+        let (tar, info) = write_tar(b);
+        let mut b = LayerBuilder::new(opts.clone());
+        fill(&mut b);
+        let entries = b.into_entries().unwrap();
+        let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "gone",
+                "a",
+                "a/link",
+                "b",
+                "b/data",
+                "opq",
+                "opq",
+                "x",
+                "x/setuid",
+                "x/sym",
+                "x/y",
+                "x/y/z",
+                "x/y/z/file"
+            ]
+        );
+        assert_eq!(entries[4].kind, EntryKind::Hardlink("a/link".into()));
+        let mut again = LayerBuilder::new(LayerOptions {
+            owner: None,
+            ..opts
+        });
+        for e in entries {
+            if e.path == "gone" {
+                assert_eq!(e.kind, EntryKind::Whiteout);
+            }
+            again.add_entry(e).unwrap();
+        }
+        let (tar2, info2) = write_tar(again);
+        assert_eq!(info2.diff_id, info.diff_id);
+        assert_eq!(tar2, tar);
     }
 
     #[test]
