@@ -14,7 +14,6 @@ use ocibuild_debian::apt::Release;
 use ocibuild_debian::base::{
     BaseOptions, ExtractTo, Lockfile, Variant, build_from_lock_into, lock_base,
 };
-use ocibuild_oci::extract::ExtractOptions;
 use ocibuild_oci::image::{Descriptor, Image, load_image};
 use ocibuild_oci::layout::StoreSource;
 use ocibuild_oci::media::Compression;
@@ -262,19 +261,10 @@ impl Bases {
         }
         let t0 = std::time::Instant::now();
         let (built, root) = if extract {
-            let dir = self.engine_dir("rootfs")?;
-            let tmp = tempfile::Builder::new()
-                .prefix(".rootfs-")
-                .tempdir_in(&dir)
-                .map_err(EngineError::io("creating a temp dir for a rootfs", &dir))?;
-            let root = tmp.path().join("rootfs");
-            fs::create_dir(&root).map_err(EngineError::io("creating a rootfs", &root))?;
+            let (tmp, root) = crate::df::rootfs_tmp(&self.store)?;
             let to = ExtractTo {
                 root: &root,
-                options: ExtractOptions {
-                    preserve_owner: crate::df::fsops::is_root(),
-                    ..ExtractOptions::default()
-                },
+                options: crate::df::rootfs_extract_options(),
             };
             let built = build_from_lock_into(&self.store, &lock, opts, Some(&to))?;
             let done = crate::df::publish_rootfs(tmp, &built.image)?;

@@ -556,7 +556,6 @@ struct Keyed {
     record: PathBuf,
     toolchain_lock: Option<crate::roots::Locked>,
     runtime_lock: crate::roots::Locked,
-    variant: Variant,
 }
 
 fn host_toolchain(plan: &Plan, o: &Options) -> bool {
@@ -604,7 +603,6 @@ fn keyed(app: &Path, plan: &Plan, o: &Options) -> Result<Keyed> {
         record,
         toolchain_lock,
         runtime_lock,
-        variant,
     })
 }
 
@@ -789,7 +787,6 @@ pub fn build(
     };
 
     // The runtime base.
-    let _ = k.variant;
     ev(Event::Phase(format!(
         "runtime {}:{} ({})",
         plan.runtime.profile,

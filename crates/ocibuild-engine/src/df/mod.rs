@@ -618,17 +618,9 @@ pub fn extract_rootfs(store: &ContentStore, image: &Image) -> Result<PathBuf> {
     if done.join("rootfs").is_dir() && done.join("complete").is_file() {
         return Ok(done.join("rootfs"));
     }
-    let tmp = tempfile::Builder::new()
-        .prefix(".rootfs-")
-        .tempdir_in(&dir)
-        .map_err(EngineError::io("creating a temp dir for a rootfs", &dir))?;
-    let root = tmp.path().join("rootfs");
-    fs::create_dir(&root).map_err(EngineError::io("creating a rootfs", &root))?;
+    let (tmp, root) = rootfs_tmp(store)?;
     let diff_ids = image.diff_ids()?;
-    let opts = ExtractOptions {
-        preserve_owner: fsops::is_root(),
-        ..ExtractOptions::default()
-    };
+    let opts = rootfs_extract_options();
     for (layer, diff_id) in image.manifest.layers.iter().zip(&diff_ids) {
         let c =
             media::layer_compression(&layer.media_type).ok_or_else(|| EngineError::Invalid {
@@ -639,6 +631,27 @@ pub fn extract_rootfs(store: &ContentStore, image: &Image) -> Result<PathBuf> {
         extract_layer_blob(std::io::BufReader::new(f), c, Some(diff_id), &root, &opts)?;
     }
     publish_rootfs(tmp, image)
+}
+
+/// A temp dir in `ROOT/engine/rootfs` with an empty `rootfs/` in it, for [`publish_rootfs`].
+pub(crate) fn rootfs_tmp(store: &ContentStore) -> Result<(tempfile::TempDir, PathBuf)> {
+    let dir = store.root().join("engine").join("rootfs");
+    fs::create_dir_all(&dir).map_err(EngineError::io("creating the rootfs cache", &dir))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".rootfs-")
+        .tempdir_in(&dir)
+        .map_err(EngineError::io("creating a temp dir for a rootfs", &dir))?;
+    let root = tmp.path().join("rootfs");
+    fs::create_dir(&root).map_err(EngineError::io("creating a rootfs", &root))?;
+    Ok((tmp, root))
+}
+
+/// How layers are extracted into a rootfs the sandbox runs over (owners kept when root).
+pub(crate) fn rootfs_extract_options() -> ExtractOptions {
+    ExtractOptions {
+        preserve_owner: fsops::is_root(),
+        ..ExtractOptions::default()
+    }
 }
 
 /// Move `<tmp>/rootfs`, `image` fully extracted, into place as `<manifest hex>/rootfs` next to
