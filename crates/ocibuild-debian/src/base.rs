@@ -20,7 +20,7 @@ use std::str::FromStr;
 
 use ocibuild_oci::assemble::compression_key;
 use ocibuild_oci::digest::Digest;
-use ocibuild_oci::extract::{ExtractOptions, extract_layer};
+use ocibuild_oci::extract::{ExtractOptions, Sources, apply_entries, extract_layer};
 use ocibuild_oci::image::{Descriptor, Image, config_bytes, new_manifest, rfc3339, to_json_bytes};
 use ocibuild_oci::layer::{EntryKind, LayerBuilder, LayerEntry, LayerInfo, LayerOptions};
 use ocibuild_oci::layout::StoreSource;
@@ -1054,34 +1054,21 @@ fn unpack_all(
     }
 }
 
-/// Build exactly the packages of `lock`.
-pub fn build_from_lock(
-    store: &ContentStore,
-    lock: &Lockfile,
-    opts: &BaseOptions,
-) -> Result<BuiltImage> {
-    build_from_lock_into(store, lock, opts, None)
+/// The packages of a lock, unpacked and merged into merged `/usr`: one tree per layer of the
+/// lock, and the fixups (users, CA bundle, alternatives, links) as the last layer's entries. File
+/// contents are staged under the caller's `staging` directory.
+struct Assembled {
+    trees: Vec<Tree>,
+    fix: Vec<LayerEntry>,
+    epoch: u64,
 }
 
-/// [`build_from_lock`], also applying each layer to `extract.root` as it is written (from the
-/// uncompressed tar stream: no compressed blob is read back), so a caller that needs the image
-/// as a directory gets exactly what extracting it would give, without decompressing it. On
-/// error, `extract.root` holds a partial tree: the caller discards it.
-pub fn build_from_lock_into(
-    store: &ContentStore,
-    lock: &Lockfile,
-    opts: &BaseOptions,
-    extract: Option<&ExtractTo<'_>>,
-) -> Result<BuiltImage> {
+/// Fetch (if needed), unpack and merge the packages of `lock` ([`Assembled`]).
+fn assemble(lock: &Lockfile, opts: &BaseOptions, staging: &Path) -> Result<Assembled> {
     check_arch(&lock.arch)?;
-    let release = lock.release()?;
     let chain = profile_chain(&lock.profile)?;
     let epoch = opts.source_date_epoch.unwrap_or(lock.created);
     let repo = Repo::new(&opts.cache_dir, opts.offline)?;
-    let staging = tempfile::Builder::new()
-        .prefix("base-staging-")
-        .tempdir_in(&opts.cache_dir)
-        .map_err(DebianError::io(opts.cache_dir.display().to_string()))?;
     let trim = chain_trim(&chain);
     let t0 = std::time::Instant::now();
     prefetch(&repo, lock)?;
@@ -1089,7 +1076,7 @@ pub fn build_from_lock_into(
     let t0 = std::time::Instant::now();
 
     let all: Vec<&LockedPackage> = lock.packages().collect();
-    let mut unpacked = unpack_all(&repo, &all, staging.path(), &trim, epoch)?.into_iter();
+    let mut unpacked = unpack_all(&repo, &all, staging, &trim, epoch)?.into_iter();
     let mut trees: Vec<Tree> = Vec::new();
     let mut used: BTreeSet<String> = BTreeSet::new();
     let mut alternatives = Vec::new();
@@ -1134,6 +1121,99 @@ pub fn build_from_lock_into(
     )?);
 
     tracing::debug!(target: "ocibuild::timing", ms = t0.elapsed().as_millis() as u64, "fixups");
+    Ok(Assembled { trees, fix, epoch })
+}
+
+/// What [`build_rootfs_from_lock`] applied.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BuiltRootfs {
+    pub packages: usize,
+    /// Entries applied (all layers, the fixups included).
+    pub entries: u64,
+    /// Bytes of regular-file content.
+    pub bytes: u64,
+}
+
+/// The filesystem of the image [`build_from_lock`] builds, applied straight to `root` (an
+/// existing, empty directory) without writing, compressing or hashing any layer: for a
+/// toolchain root, which is only ever run in and never shipped. Each layer's entries are exactly
+/// the ones its tar would hold, applied in the same order with the same rules as extracting that
+/// tar ([`ocibuild_oci::extract::apply_entries`]). File contents are staged once, in a temp dir
+/// under `staging_in`, and hard-linked into `root` (copied when they are on different
+/// filesystems, or for a second path with the same contents). On error, `root` holds a partial
+/// tree: the caller discards it.
+pub fn build_rootfs_from_lock(
+    lock: &Lockfile,
+    opts: &BaseOptions,
+    root: &Path,
+    extract: &ExtractOptions,
+    staging_in: &Path,
+) -> Result<BuiltRootfs> {
+    let staging = tempfile::Builder::new()
+        .prefix("base-staging-")
+        .tempdir_in(staging_in)
+        .map_err(DebianError::io(staging_in.display().to_string()))?;
+    let Assembled { trees, fix, epoch } = assemble(lock, opts, staging.path())?;
+    let t0 = std::time::Instant::now();
+    let mut built = BuiltRootfs {
+        packages: lock.packages().count(),
+        ..BuiltRootfs::default()
+    };
+    let layers = trees
+        .into_iter()
+        .map(|t| (t.into_values().collect::<Vec<_>>(), "base layer"))
+        .chain(std::iter::once((fix, "base layer fixups")));
+    for (entries, what) in layers {
+        let mut b = LayerBuilder::new(LayerOptions {
+            compression: Compression::None,
+            level: None,
+            source_date_epoch: epoch,
+            owner: None,
+            normalize_modes: false,
+        });
+        for e in entries {
+            b.add_entry(e).map_err(oci_err(what))?;
+        }
+        let planned = b.into_entries().map_err(oci_err(what))?;
+        let stats =
+            apply_entries(planned, root, extract, Sources::Consume).map_err(oci_err(what))?;
+        built.entries += stats.entries;
+        built.bytes += stats.bytes;
+    }
+    tracing::debug!(target: "ocibuild::timing", ms = t0.elapsed().as_millis() as u64, "apply");
+    let t0 = std::time::Instant::now();
+    drop(staging);
+    tracing::debug!(target: "ocibuild::timing", ms = t0.elapsed().as_millis() as u64, "staging_removed");
+    Ok(built)
+}
+
+/// Build exactly the packages of `lock`.
+pub fn build_from_lock(
+    store: &ContentStore,
+    lock: &Lockfile,
+    opts: &BaseOptions,
+) -> Result<BuiltImage> {
+    build_from_lock_into(store, lock, opts, None)
+}
+
+/// [`build_from_lock`], also applying each layer to `extract.root` as it is written (from the
+/// uncompressed tar stream: no compressed blob is read back), so a caller that needs the image
+/// as a directory gets exactly what extracting it would give, without decompressing it. On
+/// error, `extract.root` holds a partial tree: the caller discards it.
+pub fn build_from_lock_into(
+    store: &ContentStore,
+    lock: &Lockfile,
+    opts: &BaseOptions,
+    extract: Option<&ExtractTo<'_>>,
+) -> Result<BuiltImage> {
+    check_arch(&lock.arch)?;
+    let release = lock.release()?;
+    let chain = profile_chain(&lock.profile)?;
+    let staging = tempfile::Builder::new()
+        .prefix("base-staging-")
+        .tempdir_in(&opts.cache_dir)
+        .map_err(DebianError::io(opts.cache_dir.display().to_string()))?;
+    let Assembled { trees, fix, epoch } = assemble(lock, opts, staging.path())?;
     let created = rfc3339(epoch);
     let mut built = Vec::new();
     let mut history = Vec::new();

@@ -146,3 +146,89 @@ fn bookworm_static_gets_merged_usr_links() {
         img.compressed_size as f64 / 1e6
     );
 }
+
+/// path → (type, mode, owner, mtime, contents' SHA256 or link target, link count of files).
+fn tree_snapshot(root: &std::path::Path) -> BTreeMap<String, String> {
+    use sha2::{Digest as _, Sha256};
+    use std::os::unix::fs::MetadataExt;
+    let mut out = BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let body = if m.file_type().is_symlink() {
+                std::fs::read_link(&p).unwrap().display().to_string()
+            } else if m.is_dir() {
+                todo.push(p.clone());
+                String::new()
+            } else {
+                let data = std::fs::read(&p).unwrap();
+                format!("{} nlink={}", hex::encode(Sha256::digest(&data)), m.nlink())
+            };
+            let mode = if m.file_type().is_symlink() {
+                0
+            } else {
+                m.mode()
+            };
+            out.insert(
+                rel,
+                format!("{mode:o} {}:{} {} {body}", m.uid(), m.gid(), m.mtime()),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn rootfs_straight_from_the_lock_equals_the_extracted_image() {
+    use ocibuild_debian::base::build_rootfs_from_lock;
+    use ocibuild_oci::extract::{ExtractOptions, extract_layer_blob};
+    use ocibuild_oci::media::layer_compression;
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ContentStore::open(tmp.path().join("store")).unwrap();
+    // several layers (static, cc, python3, fixups), files with the same contents in more than
+    // one layer (licences), setuid-free but with links, alternatives and merged /usr
+    let o = BaseOptions::new("python3", cache());
+    let img = build_base(&store, &o).unwrap();
+    let root_owned = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    let xo = ExtractOptions {
+        preserve_owner: root_owned,
+        ..ExtractOptions::default()
+    };
+    let extracted = tmp.path().join("extracted");
+    std::fs::create_dir(&extracted).unwrap();
+    let diff_ids = img.image.diff_ids().unwrap();
+    for (l, d) in img.image.manifest.layers.iter().zip(&diff_ids) {
+        let c = layer_compression(&l.media_type).unwrap();
+        let f = std::io::BufReader::new(store.open_blob(&l.digest).unwrap());
+        extract_layer_blob(f, c, Some(d), &extracted, &xo).unwrap();
+    }
+    let direct = tmp.path().join("direct");
+    std::fs::create_dir(&direct).unwrap();
+    let built = build_rootfs_from_lock(&img.lock, &o, &direct, &xo, tmp.path()).unwrap();
+    assert_eq!(built.packages, img.lock.packages().count());
+    let (a, b) = (tree_snapshot(&extracted), tree_snapshot(&direct));
+    assert!(a.len() > 1000, "{} entries", a.len());
+    let differ: Vec<_> = a
+        .iter()
+        .filter(|(k, v)| b.get(*k) != Some(v))
+        .map(|(k, v)| format!("{k}: extracted {v} / direct {:?}", b.get(k)))
+        .chain(
+            b.keys()
+                .filter(|k| !a.contains_key(*k))
+                .map(|k| format!("{k}: only direct")),
+        )
+        .take(10)
+        .collect();
+    assert!(differ.is_empty(), "{differ:#?}");
+    // the staging dir is gone: nothing but the two roots and the store in the temp dir
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("base-staging-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

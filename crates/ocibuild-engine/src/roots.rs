@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use ocibuild_debian::apt::Release;
 use ocibuild_debian::base::{
-    BaseOptions, ExtractTo, Lockfile, Variant, build_from_lock_into, lock_base,
+    BaseOptions, ExtractTo, Lockfile, Variant, build_from_lock_into, build_rootfs_from_lock,
+    lock_base,
 };
 use ocibuild_oci::image::{Descriptor, Image, load_image};
 use ocibuild_oci::layout::StoreSource;
@@ -55,6 +56,19 @@ pub struct Base {
     pub lock: Lockfile,
     /// Whether it was found already built.
     pub cached: bool,
+}
+
+/// A toolchain root to run build steps in ([`Bases::toolchain_locked_root`]).
+#[derive(Clone, Debug)]
+pub struct ToolchainRoot {
+    /// The directory (a cached rootfs: steps run over it, never in it).
+    pub root: PathBuf,
+    /// The lock key that names it ([`Locked::key`]).
+    pub key: String,
+    /// Whether it was found in the store.
+    pub cached: bool,
+    /// The root as an image in the store, when one was asked for or was there already.
+    pub image: Option<Base>,
 }
 
 impl Base {
@@ -186,29 +200,65 @@ impl Bases {
         Ok(self.image_with(l, false)?.0)
     }
 
-    /// A toolchain root: the image of `profile` (+ `packages`), built or found in the cache, and
-    /// the directory it is extracted in ([`Bases::rootfs`]). A fresh build applies each layer to
-    /// the directory as it writes it, instead of compressing the layers and decompressing them
-    /// again.
-    pub fn toolchain(
-        &self,
-        profile: &str,
-        variant: Variant,
-        packages: &[String],
-        backports: bool,
-    ) -> Result<(Base, PathBuf)> {
-        let l = self.toolchain_locked(profile, variant, packages, backports)?;
-        self.toolchain_locked_root(&l)
-    }
-
-    /// [`Bases::toolchain`] for a lock from [`Bases::toolchain_locked`].
-    pub fn toolchain_locked_root(&self, l: &Locked) -> Result<(Base, PathBuf)> {
-        let (base, root) = self.image_with(l, true)?;
-        let root = match root {
-            Some(r) => r,
-            None => self.rootfs(&base.image)?,
-        };
-        Ok((base, root))
+    /// A toolchain root for a lock from [`Bases::toolchain_locked`], found in the store or
+    /// assembled. Without `with_image` it is assembled straight into a directory
+    /// (`ROOT/engine/rootfs/lock-<key>`): the packages are unpacked once and their files
+    /// hard-linked into place, with no layer written, compressed, hashed or extracted — a
+    /// toolchain root is only ever run in. With `with_image` (`--compare-naive`, which reuses the
+    /// root's layers) the image is built into the store too, and the directory is the by-product
+    /// of writing its layers.
+    pub fn toolchain_locked_root(&self, l: &Locked, with_image: bool) -> Result<ToolchainRoot> {
+        let key = l.key.clone();
+        if with_image {
+            let (base, root) = self.image_with(l, true)?;
+            let root = match root {
+                Some(r) => r,
+                None => self.rootfs(&base.image)?,
+            };
+            return Ok(ToolchainRoot {
+                root,
+                key,
+                cached: base.cached,
+                image: Some(base),
+            });
+        }
+        let name = format!("lock-{key}");
+        let done = self.engine_dir("rootfs")?.join(&name);
+        if done.join("complete").is_file() && done.join("rootfs").is_dir() {
+            return Ok(ToolchainRoot {
+                root: done.join("rootfs"),
+                key,
+                cached: true,
+                image: None,
+            });
+        }
+        // The image of this lock is in the store already (an earlier --compare-naive build).
+        if let Some(base) = self.cached_image(l)? {
+            return Ok(ToolchainRoot {
+                root: self.rootfs(&base.image)?,
+                key,
+                cached: true,
+                image: Some(base),
+            });
+        }
+        let t0 = std::time::Instant::now();
+        let (tmp, root) = crate::df::rootfs_tmp(&self.store)?;
+        let staging_in = tmp.path().to_path_buf();
+        build_rootfs_from_lock(
+            &l.lock,
+            &l.opts,
+            &root,
+            &crate::df::rootfs_extract_options(),
+            &staging_in,
+        )?;
+        let root = crate::df::publish_rootfs(tmp, &name)?;
+        tracing::debug!(target: "ocibuild::timing", profile = %l.opts.profile, ms = t0.elapsed().as_millis() as u64, "build_rootfs_from_lock");
+        Ok(ToolchainRoot {
+            root,
+            key,
+            cached: false,
+            image: None,
+        })
     }
 
     fn lock_key(&self, opts: BaseOptions) -> Result<Locked> {
@@ -232,16 +282,16 @@ impl Bases {
 
     /// The image for a lock, built or found in the cache; with `extract`, a fresh build is also
     /// extracted (as [`Bases::rootfs`] would) and the directory returned.
-    fn image_with(&self, l: &Locked, extract: bool) -> Result<(Base, Option<PathBuf>)> {
-        let (opts, lock, key) = (&l.opts, l.lock.clone(), &l.key);
-        let profile = opts.profile.as_str();
-        let marker = self.engine_dir("bases")?.join(format!("{key}.json"));
+    /// The image of a lock, when the store has it whole.
+    fn cached_image(&self, l: &Locked) -> Result<Option<Base>> {
+        let profile = l.opts.profile.as_str();
+        let marker = self.engine_dir("bases")?.join(format!("{}.json", l.key));
         if let Ok(bytes) = fs::read(&marker)
             && let Ok(desc) = serde_json::from_slice::<Descriptor>(&bytes)
             && self.store.has(&desc.digest)
         {
             let src = StoreSource::new(self.store.clone(), desc, format!("the {profile} base"));
-            // Any blob missing or corrupt (pruned, damaged) → rebuild below.
+            // Any blob missing or corrupt (pruned, damaged) → rebuild.
             if let Ok(image) = load_image(&src, None)
                 && image
                     .manifest
@@ -249,15 +299,22 @@ impl Bases {
                     .iter()
                     .all(|l| self.store.has(&l.digest))
             {
-                return Ok((
-                    Base {
-                        image,
-                        lock,
-                        cached: true,
-                    },
-                    None,
-                ));
+                return Ok(Some(Base {
+                    image,
+                    lock: l.lock.clone(),
+                    cached: true,
+                }));
             }
+        }
+        Ok(None)
+    }
+
+    fn image_with(&self, l: &Locked, extract: bool) -> Result<(Base, Option<PathBuf>)> {
+        let (opts, lock, key) = (&l.opts, l.lock.clone(), &l.key);
+        let profile = opts.profile.as_str();
+        let marker = self.engine_dir("bases")?.join(format!("{key}.json"));
+        if let Some(base) = self.cached_image(l)? {
+            return Ok((base, None));
         }
         let t0 = std::time::Instant::now();
         let (built, root) = if extract {
@@ -267,7 +324,7 @@ impl Bases {
                 options: crate::df::rootfs_extract_options(),
             };
             let built = build_from_lock_into(&self.store, &lock, opts, Some(&to))?;
-            let done = crate::df::publish_rootfs(tmp, &built.image)?;
+            let done = crate::df::publish_rootfs(tmp, built.image.manifest_desc.digest.hex())?;
             (built, Some(done))
         } else {
             (build_from_lock_into(&self.store, &lock, opts, None)?, None)

@@ -99,7 +99,7 @@ pub struct Built {
     pub image: Image,
     /// The runtime base's manifest digest.
     pub runtime: String,
-    /// The toolchain root's manifest digest (`None` with `--toolchain host`).
+    /// The toolchain root's lock key (`None` with `--toolchain host`).
     pub toolchain: Option<String>,
     /// (layer name, digest, compressed size, reused)
     pub layers: Vec<(String, String, u64, bool)>,
@@ -776,13 +776,19 @@ pub fn build(
                 o.toolchain_bases.release.codename(),
                 plan.toolchain.version
             )));
-            let (base, root) = o.toolchain_bases.toolchain_locked_root(lock)?;
+            let tc = o
+                .toolchain_bases
+                .toolchain_locked_root(lock, o.compare_naive)?;
             ev(Event::Note(format!(
                 "toolchain root {} ({})",
-                base.image.manifest_desc.digest,
-                if base.cached { "cached" } else { "built" }
+                match &tc.image {
+                    Some(b) => b.image.manifest_desc.digest.to_string(),
+                    None => format!("lock {}", &tc.key[..tc.key.len().min(16)]),
+                },
+                if tc.cached { "cached" } else { "assembled" }
             )));
-            (Some(base), root)
+            let root = tc.root.clone();
+            (Some(tc), root)
         }
     };
 
@@ -980,7 +986,10 @@ pub fn build(
 
     // The naive single-stage image, for the size comparison: the toolchain root with the
     // source tree (as built, dependencies included) and every output on top.
-    let naive_size = match (&toolchain, o.compare_naive) {
+    let naive_size = match (
+        toolchain.as_ref().and_then(|t| t.image.as_ref()),
+        o.compare_naive,
+    ) {
         (Some(tc), true) => {
             ev(Event::Phase(
                 "naive single-stage image (for --compare-naive)".into(),
@@ -1040,9 +1049,7 @@ pub fn build(
         layers: layers.clone(),
         naive_size,
         runtime: runtime.image.manifest_desc.digest.to_string(),
-        toolchain: toolchain
-            .as_ref()
-            .map(|t| t.image.manifest_desc.digest.to_string()),
+        toolchain: toolchain.as_ref().map(|t| t.key.clone()),
         components: Some(k.components.clone()),
     };
     write_record(&record, &rec)?;

@@ -53,10 +53,11 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::ffi::{OsStr, OsString};
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -70,6 +71,7 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, linkat, symlinkat, 
 
 use crate::digest::{Digest, HashingReader};
 use crate::error::{OciError, Result};
+use crate::layer::{EntryKind, LayerEntry};
 use crate::media::Compression;
 
 /// How many symlinks one path resolution may follow before it is refused (as the kernel does).
@@ -169,22 +171,7 @@ pub fn extract_layer_blob(
 /// order by calling this repeatedly on the same root. See the module documentation for the
 /// safety rules.
 pub fn extract_layer(tar: impl Read, root: &Path, opts: &ExtractOptions) -> Result<ExtractStats> {
-    let root_fd = openat(
-        AT_FDCWD,
-        root,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(nix_io("open extraction root", root))?;
-    let mut x = Extractor {
-        root_path: root,
-        root: root_fd,
-        opts,
-        is_root: nix::unistd::geteuid().is_root(),
-        touched: HashSet::new(),
-        dirs: Vec::new(),
-        stats: ExtractStats::default(),
-    };
+    let mut x = Extractor::new(root, opts)?;
     let mut archive = tar::Archive::new(tar);
     let entries = archive
         .entries()
@@ -202,6 +189,39 @@ pub fn extract_layer(tar: impl Read, root: &Path, opts: &ExtractOptions) -> Resu
         let name = String::from_utf8_lossy(&raw).into_owned();
         x.entry(&mut entry, &raw, &name)?;
         last = Some(name);
+    }
+    x.finish()
+}
+
+/// Where [`apply_entries`] gets the contents of an [`EntryKind::File`] entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sources {
+    /// Copy each source file; sources are left as they are.
+    Copy,
+    /// Hard-link each source file into the root when it has no other link yet (so the first
+    /// entry, in this or any earlier call, that uses it; later ones, and sources on another
+    /// filesystem, are copied): the source's inode *becomes* the root's file, and its owner,
+    /// mode and times are changed to the entry's. Only for staged, single-purpose files that the
+    /// caller deletes afterwards (never a user's files).
+    Consume,
+}
+
+/// Apply the entries of one layer beneath `root` (which must exist) without a tar stream: the
+/// entries as [`LayerBuilder::into_entries`](crate::layer::LayerBuilder::into_entries) gives
+/// them (tar order, missing parents present, hard-link groups resolved, owners and clamped
+/// mtimes filled in). The result is what extracting the tar [`LayerBuilder::write`]
+/// (crate::layer::LayerBuilder::write) makes of the same entries gives, under the same safety
+/// rules (see the module documentation); file contents come from their sources as `sources`
+/// says. Layers are applied in order by calling this repeatedly on the same root.
+pub fn apply_entries(
+    entries: impl IntoIterator<Item = LayerEntry>,
+    root: &Path,
+    opts: &ExtractOptions,
+    sources: Sources,
+) -> Result<ExtractStats> {
+    let mut x = Extractor::new(root, opts)?;
+    for e in entries {
+        x.planned(e, sources)?;
     }
     x.finish()
 }
@@ -398,7 +418,167 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta>
     })
 }
 
-impl Extractor<'_> {
+impl<'a> Extractor<'a> {
+    fn new(root: &'a Path, opts: &'a ExtractOptions) -> Result<Self> {
+        let root_fd = openat(
+            AT_FDCWD,
+            root,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(nix_io("open extraction root", root))?;
+        Ok(Extractor {
+            root_path: root,
+            root: root_fd,
+            opts,
+            is_root: nix::unistd::geteuid().is_root(),
+            touched: HashSet::new(),
+            dirs: Vec::new(),
+            stats: ExtractStats::default(),
+        })
+    }
+
+    /// One entry of [`apply_entries`]: what [`Extractor::entry`] does with the tar entry
+    /// `LayerBuilder::write` makes of it.
+    fn planned(&mut self, e: LayerEntry, sources: Sources) -> Result<()> {
+        let LayerEntry {
+            path,
+            kind,
+            mode,
+            uid,
+            gid,
+            mtime,
+        } = e;
+        let name = path.as_str();
+        self.stats.entries += 1;
+        let meta = Meta {
+            mode: mode & 0o7777,
+            uid: uid.unwrap_or(0),
+            gid: gid.unwrap_or(0),
+            mtime: TimeSpec::new(
+                i64::try_from(mtime.unwrap_or(0)).unwrap_or(i64::MAX) as _,
+                0,
+            ),
+        };
+        let comps = split_name(path.as_bytes(), name, "name")?;
+        if matches!(kind, EntryKind::OpaqueDir) {
+            if self.opts.apply_whiteouts {
+                return self.whiteout(&comps, b".wh..opq", name);
+            }
+            return self.file(
+                &mut io::empty(),
+                0,
+                &comps,
+                OsStr::new(".wh..wh..opq"),
+                name,
+                &meta,
+            );
+        }
+        let Some((last, parent)) = comps.split_last() else {
+            if matches!(kind, EntryKind::Dir) {
+                self.dirs.push(DirFixup {
+                    real: Vec::new(),
+                    mode: meta.mode,
+                    mtime: None,
+                });
+                let now = self.working_dir_mode(meta.mode);
+                fchmod(&self.root, mode_bits(now)).map_err(nix_io("chmod", self.root_path))?;
+                return Ok(());
+            }
+            return Err(unsafe_entry(
+                name,
+                "names the root directory itself but is not a directory",
+            ));
+        };
+        match kind {
+            EntryKind::File(src) => self.file_from(&src, parent, last, name, &meta, sources),
+            EntryKind::Bytes(b) => {
+                let len = b.len() as u64;
+                self.file(&mut b.as_slice(), len, parent, last, name, &meta)
+            }
+            EntryKind::Dir => self.dir(parent, last, name, &meta),
+            EntryKind::Symlink(t) => self.symlink(parent, last, t.as_bytes(), name, &meta),
+            EntryKind::Hardlink(t) => self.hardlink(parent, last, t.as_bytes(), name),
+            EntryKind::Fifo => {
+                let mut h = tar::Header::new_ustar();
+                h.set_entry_type(tar::EntryType::Fifo);
+                self.device(&h, parent, last, name, &meta)
+            }
+            EntryKind::Whiteout if self.opts.apply_whiteouts => {
+                self.whiteout(parent, last.as_bytes(), name)
+            }
+            EntryKind::Whiteout => {
+                let mut marker = OsString::from(".wh.");
+                marker.push(last);
+                self.file(&mut io::empty(), 0, parent, &marker, name, &meta)
+            }
+            EntryKind::OpaqueDir => Ok(()), // handled above
+        }
+    }
+
+    /// A regular file whose contents are the file `src` (see [`Sources`]).
+    fn file_from(
+        &mut self,
+        src: &Path,
+        parent: &[&OsStr],
+        last: &OsStr,
+        name: &str,
+        meta: &Meta,
+        sources: Sources,
+    ) -> Result<()> {
+        let dir = self.parent_for_create(parent, name)?;
+        let shown = self.shown(&dir.real, Some(last));
+        self.prepare_slot(dir.fd.as_fd(), last, &shown, false)?;
+        // A source with another link already is in use (by an earlier entry or layer): copied.
+        let linked = sources == Sources::Consume
+            && fs::symlink_metadata(src).is_ok_and(|m| m.is_file() && m.nlink() == 1)
+            && linkat(AT_FDCWD, src, &dir.fd, last, AtFlags::empty()).is_ok();
+        let (f, size) = if linked {
+            let fd = openat(
+                &dir.fd,
+                last,
+                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(nix_io("open", &shown))?;
+            let f = File::from(fd);
+            let st = f.metadata().map_err(OciError::io("inspect", &shown))?;
+            if !st.is_file() {
+                return Err(OciError::invalid(
+                    format!("layer entry `{name}`"),
+                    format!("its source {} is not a regular file", src.display()),
+                ));
+            }
+            (f, st.len())
+        } else {
+            let mut from = File::open(src).map_err(OciError::io("open", src))?;
+            let fd = openat(
+                &dir.fd,
+                last,
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )
+            .map_err(nix_io("create", &shown))?;
+            let mut f = File::from(fd);
+            let n = io::copy(&mut from, &mut f).map_err(OciError::io("write", &shown))?;
+            (f, n)
+        };
+        if self.opts.preserve_owner {
+            let (u, g) = self.owner(meta);
+            fchown(&f, u, g).map_err(nix_io("chown", &shown))?;
+        }
+        // After chown, which clears setuid/setgid.
+        fchmod(&f, mode_bits(meta.mode)).map_err(nix_io("chmod", &shown))?;
+        futimens(&f, &meta.mtime, &meta.mtime).map_err(nix_io("set mtime of", &shown))?;
+        self.stats.bytes += size;
+        self.touch(&dir.real, Some(last));
+        Ok(())
+    }
+
     fn entry<R: Read>(
         &mut self,
         entry: &mut tar::Entry<'_, R>,

@@ -630,7 +630,7 @@ pub fn extract_rootfs(store: &ContentStore, image: &Image) -> Result<PathBuf> {
         let f = store.open_blob(&layer.digest)?;
         extract_layer_blob(std::io::BufReader::new(f), c, Some(diff_id), &root, &opts)?;
     }
-    publish_rootfs(tmp, image)
+    publish_rootfs(tmp, image.manifest_desc.digest.hex())
 }
 
 /// A temp dir in `ROOT/engine/rootfs` with an empty `rootfs/` in it, for [`publish_rootfs`].
@@ -654,11 +654,12 @@ pub(crate) fn rootfs_extract_options() -> ExtractOptions {
     }
 }
 
-/// Move `<tmp>/rootfs`, `image` fully extracted, into place as `<manifest hex>/rootfs` next to
-/// `tmp` (in `ROOT/engine/rootfs`): marked complete, then renamed, so a killed build leaves only
-/// a temp dir behind. A concurrent build that got there first wins; this copy is dropped.
-pub(crate) fn publish_rootfs(tmp: tempfile::TempDir, image: &Image) -> Result<PathBuf> {
-    let done = tmp.path().with_file_name(image.manifest_desc.digest.hex());
+/// Move `<tmp>/rootfs`, complete, into place as `<name>/rootfs` next to `tmp` (in
+/// `ROOT/engine/rootfs`; `name` is an image's manifest hex, or `lock-<key>` for a toolchain root
+/// assembled without layers): marked complete, then renamed, so a killed build leaves only a temp
+/// dir behind. A concurrent build that got there first wins; this copy is dropped.
+pub(crate) fn publish_rootfs(tmp: tempfile::TempDir, name: &str) -> Result<PathBuf> {
+    let done = tmp.path().with_file_name(name);
     fs::write(tmp.path().join("complete"), b"")
         .map_err(EngineError::io("marking a rootfs complete", tmp.path()))?;
     let tmp_path = tmp.keep();
