@@ -520,23 +520,31 @@ fn probe_host_tool(tool: &HostTool, path: &str) -> ProbeOutcome {
     }
 }
 
-/// The toolchain profile and packages to lock for a plan: a Go from backports comes on
-/// `build-base` alone, not on top of the release's default Go.
+/// The toolchain profile and packages to lock for a plan. Go comes on `build-base` with its
+/// golang package (the release's `golang-go`, or a `golang-1.N-go` from backports), plus git only
+/// when a step may download modules (go.mod requires modules and there is no `vendor/`: the
+/// steps that get the network): `go` needs git for `GOPROXY=direct` and private modules, never
+/// for a stdlib-only or vendored build (`-buildvcs=false`), and git brings perl along (about
+/// 120 MB and a second of unpacking on every cold toolchain root).
 pub fn toolchain_request(plan: &Plan) -> (String, Vec<String>) {
     let t = &plan.toolchain;
+    if t.profile != "go" {
+        return (t.profile.clone(), t.packages.clone());
+    }
     let backport_go = t
         .packages
         .iter()
         .any(|p| p.starts_with("golang-1.") && p.ends_with("-go"));
-    if t.profile == "go" && backport_go {
-        let mut pk = t.packages.clone();
-        if !pk.iter().any(|p| p == "git") {
-            pk.push("git".into());
-        }
-        ("build-base".into(), pk)
-    } else {
-        (t.profile.clone(), t.packages.clone())
+    let mut pk: Vec<String> = Vec::new();
+    if !backport_go {
+        pk.push("golang-go".into());
     }
+    pk.extend(t.packages.iter().cloned());
+    let downloads = plan.steps.iter().any(|s| s.network);
+    if downloads && !pk.iter().any(|p| p == "git") {
+        pk.push("git".into());
+    }
+    ("build-base".into(), pk)
 }
 
 /// What [`warm`] found.
@@ -1246,6 +1254,40 @@ fn link_or_copy(src: &Path, dst: &Path) -> Result<()> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_toolchains_get_git_only_when_modules_may_be_downloaded() {
+        let t = tempfile::tempdir().unwrap();
+        let app = |name: &str, gomod: &str, vendor: bool| {
+            let d = t.path().join(name);
+            fs::create_dir_all(&d).unwrap();
+            fs::write(d.join("go.mod"), gomod).unwrap();
+            fs::write(d.join("main.go"), "package main\nfunc main() {}\n").unwrap();
+            if vendor {
+                fs::create_dir_all(d.join("vendor")).unwrap();
+                fs::write(d.join("vendor/modules.txt"), "").unwrap();
+            }
+            let plan = ocibuild_builders::plan(&d, &ocibuild_builders::Options::default()).unwrap();
+            toolchain_request(&plan)
+        };
+        let req = "module x\n\ngo 1.22\n\nrequire example.com/dep v1.0.0\n";
+        let std_only = app("std", "module x\n\ngo 1.22\n", false);
+        assert_eq!(
+            std_only,
+            ("build-base".to_string(), vec!["golang-go".to_string()])
+        );
+        let deps = app("deps", req, false);
+        assert_eq!(deps.1, ["golang-go", "git"]);
+        let vendored = app("vendored", req, true);
+        assert_eq!(vendored.1, ["golang-go"]);
+        // a Go from backports replaces golang-go
+        let newer = app(
+            "newer",
+            "module x\n\ngo 1.26\n\nrequire example.com/dep v1.0.0\n",
+            false,
+        );
+        assert_eq!(newer.1, ["golang-1.26-go", "git"]);
+    }
 
     #[test]
     fn host_paths_take_the_longest_bind() {
