@@ -10,8 +10,9 @@
 //! Both tools start from the same bits: ocibuild assembles its Go toolchain root and the
 //! `static:nonroot` runtime from Debian packages; buildah's Dockerfile starts `FROM
 //! oci-archive:` of the very same images, made untimed beforehand with `ocibuild base build
-//! --profile go` and `--profile static:nonroot` (instead of a debootstrap root: the same
-//! toolchain makes a fairer comparison). The Debian package cache (`--cache-dir`) is shared by
+//! --profile build-base --packages golang-go` (the root a module without requirements gets: no
+//! git) and `--profile static:nonroot` (instead of a debootstrap root: the same toolchain makes a
+//! fairer comparison). The Debian package cache (`--cache-dir`) is shared by
 //! every ocibuild build and warmed first by one untimed build: downloading `.deb`s is network
 //! time, not build time. ocibuild still checks the release indexes (InRelease) online on every
 //! build unless `--offline` is given.
@@ -345,16 +346,26 @@ impl Bench<'_> {
             self.cache_dir.display()
         );
         let mut bases = Vec::new();
-        for (profile, file) in [
-            ("go", "go-root.tar"),
-            ("static:nonroot", "static-nonroot.tar"),
+        // The Go root the zero-config build locks for a module without requirements:
+        // build-base + golang-go (no git, see zeroconfig::toolchain_request).
+        for (profile, packages, file) in [
+            ("build-base", "golang-go", "go-root.tar"),
+            ("static:nonroot", "", "static-nonroot.tar"),
         ] {
             let path = self.work.path(file);
             let mut cmd = Command::new(&self.ocibuild);
-            cmd.arg("--root")
-                .arg(&root)
-                .args(["--progress", "plain", "base", "build", "--profile", profile])
-                .arg("--cache-dir")
+            cmd.arg("--root").arg(&root).args([
+                "--progress",
+                "plain",
+                "base",
+                "build",
+                "--profile",
+                profile,
+            ]);
+            if !packages.is_empty() {
+                cmd.args(["--packages", packages]);
+            }
+            cmd.arg("--cache-dir")
                 .arg(&self.cache_dir)
                 .arg("--output")
                 .arg(format!("oci-archive:{}", path.display()));
@@ -370,7 +381,12 @@ impl Bench<'_> {
                 .unwrap_or("?")
                 .to_string();
             let mb = fs::metadata(&path)?.len() as f64 / 1e6;
-            bases.push(format!("{profile} {digest} ({mb:.1} MB, {secs:.1}s)"));
+            let what = if packages.is_empty() {
+                profile.to_string()
+            } else {
+                format!("{profile}+{packages}")
+            };
+            bases.push(format!("{what} {digest} ({mb:.1} MB, {secs:.1}s)"));
         }
         remove_tree(&root);
         remove_tree(&out);
@@ -752,7 +768,7 @@ impl Bench<'_> {
             println!(
                 "\nnotes: --frontend dockerfile: both tools build the same Dockerfile (FROM oci-archive: \
                  of the same two bases, no cache mounts, --network none); cold = empty store, so both \
-                 import and unpack the 136 MB Go root. The edit changes the greeting string in main.go."
+                 import and unpack the same Go root. The edit changes the greeting string in main.go."
             );
         } else {
             println!(

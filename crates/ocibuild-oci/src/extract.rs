@@ -475,20 +475,7 @@ impl<'a> Extractor<'a> {
             );
         }
         let Some((last, parent)) = comps.split_last() else {
-            if matches!(kind, EntryKind::Dir) {
-                self.dirs.push(DirFixup {
-                    real: Vec::new(),
-                    mode: meta.mode,
-                    mtime: None,
-                });
-                let now = self.working_dir_mode(meta.mode);
-                fchmod(&self.root, mode_bits(now)).map_err(nix_io("chmod", self.root_path))?;
-                return Ok(());
-            }
-            return Err(unsafe_entry(
-                name,
-                "names the root directory itself but is not a directory",
-            ));
+            return self.root_entry(matches!(kind, EntryKind::Dir), name, &meta);
         };
         match kind {
             EntryKind::File(src) => self.file_from(&src, parent, last, name, &meta, sources),
@@ -593,21 +580,7 @@ impl<'a> Extractor<'a> {
         let comps = split_name(raw, name, "name")?;
         let meta = read_meta(entry, name)?;
         let Some((last, parent)) = comps.split_last() else {
-            if kind.is_dir() {
-                // `.`: the root itself; only its mode is applied (at the end, like any directory).
-                self.dirs.push(DirFixup {
-                    real: Vec::new(),
-                    mode: meta.mode,
-                    mtime: None,
-                });
-                let now = self.working_dir_mode(meta.mode);
-                fchmod(&self.root, mode_bits(now)).map_err(nix_io("chmod", self.root_path))?;
-                return Ok(());
-            }
-            return Err(unsafe_entry(
-                name,
-                "names the root directory itself but is not a directory",
-            ));
+            return self.root_entry(kind.is_dir(), name, &meta);
         };
         if self.opts.apply_whiteouts
             && let Some(target) = last.as_bytes().strip_prefix(b".wh.")
@@ -637,6 +610,25 @@ impl<'a> Extractor<'a> {
             tracing::debug!(entry = name, kind = ?kind, "skipping layer entry of unsupported type");
             Ok(())
         }
+    }
+
+    /// An entry naming the root itself (`.`): a directory only sets the root's mode (at the end,
+    /// like any directory); anything else is refused.
+    fn root_entry(&mut self, is_dir: bool, name: &str, meta: &Meta) -> Result<()> {
+        if !is_dir {
+            return Err(unsafe_entry(
+                name,
+                "names the root directory itself but is not a directory",
+            ));
+        }
+        self.dirs.push(DirFixup {
+            real: Vec::new(),
+            mode: meta.mode,
+            mtime: None,
+        });
+        let now = self.working_dir_mode(meta.mode);
+        fchmod(&self.root, mode_bits(now)).map_err(nix_io("chmod", self.root_path))?;
+        Ok(())
     }
 
     /// Mode a directory gets while the layer is being extracted: a non-root caller must still be
