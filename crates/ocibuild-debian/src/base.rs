@@ -9,7 +9,7 @@
 //! [`build_base`] downloads the locked `.deb`s (SHA256-verified, cached: a second build works
 //! offline), unpacks each layer's packages natively (no maintainer scripts, distroless trimming,
 //! dpkg records in `/var/lib/dpkg/status.d`), moves everything into merged `/usr`, adds the
-//! [fixups](crate::fixups) layer, and writes the image into the content store.
+//! [fixups] layer, and writes the image into the content store.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

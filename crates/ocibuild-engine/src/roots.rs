@@ -242,14 +242,14 @@ impl Bases {
             });
         }
         let t0 = std::time::Instant::now();
+        // The staging dir goes beside the root (one filesystem: its files are hard-linked in).
         let (tmp, root) = crate::df::rootfs_tmp(&self.store)?;
-        let staging_in = tmp.path().to_path_buf();
         build_rootfs_from_lock(
             &l.lock,
             &l.opts,
             &root,
             &crate::df::rootfs_extract_options(),
-            &staging_in,
+            tmp.path(),
         )?;
         let root = crate::df::publish_rootfs(tmp, &name)?;
         tracing::debug!(target: "ocibuild::timing", profile = %l.opts.profile, ms = t0.elapsed().as_millis() as u64, "build_rootfs_from_lock");
@@ -280,8 +280,6 @@ impl Bases {
         Ok(Locked { opts, lock, key })
     }
 
-    /// The image for a lock, built or found in the cache; with `extract`, a fresh build is also
-    /// extracted (as [`Bases::rootfs`] would) and the directory returned.
     /// The image of a lock, when the store has it whole.
     fn cached_image(&self, l: &Locked) -> Result<Option<Base>> {
         let profile = l.opts.profile.as_str();
@@ -309,6 +307,8 @@ impl Bases {
         Ok(None)
     }
 
+    /// The image for a lock, built or found in the cache; with `extract`, a fresh build is also
+    /// extracted (as [`Bases::rootfs`] would) and the directory returned.
     fn image_with(&self, l: &Locked, extract: bool) -> Result<(Base, Option<PathBuf>)> {
         let (opts, lock, key) = (&l.opts, l.lock.clone(), &l.key);
         let profile = opts.profile.as_str();

@@ -5,7 +5,7 @@
 //! path, and each cache mount a persistent directory under `ROOT/engine/cache/<name>`. Only those
 //! binds survive from one step to the next (each step's changes to the toolchain root itself are
 //! discarded), so plans put everything they need later under them. After the last step, each
-//! [`LayerSpec`] selects files from a bound directory and becomes one layer of the final image,
+//! [`LayerSpec`](ocibuild_builders::LayerSpec) selects files from a bound directory and becomes one layer of the final image,
 //! on the runtime base.
 //!
 //! Steps that download (npm ci, pip install) run with the host's network when the plan says so

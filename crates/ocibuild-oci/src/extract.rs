@@ -207,12 +207,14 @@ pub enum Sources {
 }
 
 /// Apply the entries of one layer beneath `root` (which must exist) without a tar stream: the
-/// entries as [`LayerBuilder::into_entries`](crate::layer::LayerBuilder::into_entries) gives
-/// them (tar order, missing parents present, hard-link groups resolved, owners and clamped
-/// mtimes filled in). The result is what extracting the tar [`LayerBuilder::write`]
-/// (crate::layer::LayerBuilder::write) makes of the same entries gives, under the same safety
-/// rules (see the module documentation); file contents come from their sources as `sources`
-/// says. Layers are applied in order by calling this repeatedly on the same root.
+/// entries as [`LayerBuilder::into_entries`] gives them (tar order, missing parents present,
+/// hard-link groups resolved, owners and clamped mtimes filled in). The result is what
+/// extracting the tar [`LayerBuilder::write`] makes of the same entries gives, under the same
+/// safety rules (see the module documentation); file contents come from their sources as
+/// `sources` says. Layers are applied in order by calling this repeatedly on the same root.
+///
+/// [`LayerBuilder::into_entries`]: crate::layer::LayerBuilder::into_entries
+/// [`LayerBuilder::write`]: crate::layer::LayerBuilder::write
 pub fn apply_entries(
     entries: impl IntoIterator<Item = LayerEntry>,
     root: &Path,

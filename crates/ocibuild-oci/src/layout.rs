@@ -3,7 +3,7 @@
 //! `docker load`/`podman load` read), and the content store.
 //!
 //! Readers implement [`ImageSource`]; reading never trusts a blob: callers verify through
-//! [`read_verified`] and [`VerifyingReader`]. Writers go through a temp file and a rename, so an
+//! [`read_verified`](crate::image::read_verified) and [`VerifyingReader`]. Writers go through a temp file and a rename, so an
 //! interrupted export never leaves a half-written blob, index or archive under its final name.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
