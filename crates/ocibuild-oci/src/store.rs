@@ -62,6 +62,9 @@ impl ContentStore {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(OciError::io("create store directory", &p))?;
         }
+        // Absolute: paths beneath the root are handed to sandboxes (bind sources), which run
+        // elsewhere, and a relative `--root` must mean the directory it named when opened.
+        let root = std::path::absolute(&root).map_err(OciError::io("resolve store root", &root))?;
         Ok(Self { root })
     }
 
@@ -488,6 +491,26 @@ pub fn parse_size(s: &str) -> Result<u64> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relative_root_is_made_absolute() {
+        let t = tempfile::tempdir().unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        // the temp dir, relative to the working directory ("../../tmp/x/store")
+        let mut rel = PathBuf::new();
+        for _ in cwd.components().skip(1) {
+            rel.push("..");
+        }
+        rel.push(t.path().strip_prefix("/").unwrap());
+        rel.push("store");
+        let s = ContentStore::open(&rel).unwrap();
+        assert!(s.root().is_absolute(), "{}", s.root().display());
+        assert!(s.root().join("blobs/sha256").is_dir());
+        assert_eq!(
+            fs::canonicalize(s.root()).unwrap(),
+            fs::canonicalize(t.path().join("store")).unwrap()
+        );
+    }
 
     #[test]
     fn put_get_verify() {
