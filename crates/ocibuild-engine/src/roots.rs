@@ -180,8 +180,8 @@ impl Bases {
     }
 
     /// As [`Bases::locked`], for a toolchain root ([`Bases::toolchain_locked_root`]): a
-    /// toolchain image never leaves the machine, so its layers are written with fast zstd
-    /// (`-1`) instead of gzip.
+    /// toolchain image (only built for `--compare-naive`) never leaves the machine, so its
+    /// layers are written with fast zstd (`-1`) instead of gzip.
     pub fn toolchain_locked(
         &self,
         profile: &str,
@@ -209,6 +209,19 @@ impl Bases {
     /// of writing its layers.
     pub fn toolchain_locked_root(&self, l: &Locked, with_image: bool) -> Result<ToolchainRoot> {
         let key = l.key.clone();
+        let name = format!("lock-{key}");
+        let done = self.engine_dir("rootfs")?.join(&name);
+        let assembled = done.join("complete").is_file() && done.join("rootfs").is_dir();
+        if with_image && assembled {
+            // The directory is there already: only the image is missing (or cached).
+            let (base, _) = self.image_with(l, false)?;
+            return Ok(ToolchainRoot {
+                root: done.join("rootfs"),
+                key,
+                cached: base.cached,
+                image: Some(base),
+            });
+        }
         if with_image {
             let (base, root) = self.image_with(l, true)?;
             let root = match root {
@@ -222,9 +235,7 @@ impl Bases {
                 image: Some(base),
             });
         }
-        let name = format!("lock-{key}");
-        let done = self.engine_dir("rootfs")?.join(&name);
-        if done.join("complete").is_file() && done.join("rootfs").is_dir() {
+        if assembled {
             return Ok(ToolchainRoot {
                 root: done.join("rootfs"),
                 key,
