@@ -17,7 +17,7 @@ fn python_app_plan() {
     assert_eq!(step_names(&p), ["venv"]);
     assert_eq!(
         step(&p, "venv").argv,
-        strs(&["python3", "-m", "venv", "/app/.venv"])
+        strs(&["python3", "-m", "venv", "--without-pip", "/app/.venv"])
     );
     assert_eq!(
         env_of(step(&p, "venv"), "PIP_CACHE_DIR"),
@@ -65,7 +65,11 @@ fn pyproject_app_plan() {
     assert!(!w.network);
     let i = step(&p, "pip-install-project");
     assert_eq!(i.argv[0], "sh");
-    assert!(i.argv[2].contains("/app/.venv/bin/pip install --no-compile"));
+    assert!(
+        i.argv[2].contains("python3 -m pip --python /app/.venv/bin/python3 install --no-compile"),
+        "{:?}",
+        i.argv
+    );
     assert!(i.argv[2].contains("/out/wheels/*.whl"));
     assert!(i.network);
     assert_eq!(
@@ -97,7 +101,11 @@ fn requirements_are_installed_and_key_the_venv() {
     assert_eq!(
         s.argv,
         strs(&[
-            "/app/.venv/bin/pip",
+            "python3",
+            "-m",
+            "pip",
+            "--python",
+            "/app/.venv/bin/python3",
             "install",
             "--no-compile",
             "--disable-pip-version-check",
