@@ -520,6 +520,17 @@ fn probe_host_tool(tool: &HostTool, path: &str) -> ProbeOutcome {
     }
 }
 
+/// The earliest time a ZIP entry can carry (1980-01-01T00:00:00Z).
+pub const ZIP_EPOCH: u64 = 315_532_800;
+
+/// The `SOURCE_DATE_EPOCH` the steps see: the user's, raised to [`ZIP_EPOCH`]. Steps write
+/// ZIP-based artefacts (wheels, jars, eggs) stamped with it, and ZIP cannot hold earlier times
+/// (hatchling stops with "ZIP does not support timestamps before 1980" on the default 0). The
+/// image's `created` and file times still follow the user's epoch.
+pub fn step_source_date_epoch(user: u64) -> u64 {
+    user.max(ZIP_EPOCH)
+}
+
 /// The toolchain profile and packages to lock for a plan. Go comes on `build-base` with its
 /// golang package (the release's `golang-go`, or a `golang-1.N-go` from backports), plus git only
 /// when a step may download modules (go.mod requires modules and there is no `vendor/`: the
@@ -863,7 +874,10 @@ pub fn build(
     base_env.push(("PATH".into(), path));
     base_env.push(("HOME".into(), "/root".into()));
     base_env.push(("LANG".into(), "C.UTF-8".into()));
-    base_env.push(("SOURCE_DATE_EPOCH".into(), o.source_date_epoch.to_string()));
+    base_env.push((
+        "SOURCE_DATE_EPOCH".into(),
+        step_source_date_epoch(o.source_date_epoch).to_string(),
+    ));
     if let Some(ca) = &o.ca_bundle {
         mounts.push(Mount::Bind {
             src: ca.clone(),
@@ -1287,6 +1301,13 @@ mod tests {
             false,
         );
         assert_eq!(newer.1, ["golang-1.26-go", "git"]);
+    }
+
+    #[test]
+    fn steps_see_an_epoch_zip_can_hold() {
+        assert_eq!(step_source_date_epoch(0), 315_532_800);
+        assert_eq!(step_source_date_epoch(1), ZIP_EPOCH);
+        assert_eq!(step_source_date_epoch(1_700_000_000), 1_700_000_000);
     }
 
     #[test]
