@@ -8,7 +8,9 @@ use serde::Deserialize;
 
 use crate::common::{Ctx, Parts, finish, origin_of, read_opt};
 use crate::error::{BuildersError, Result, line_of};
-use crate::plan::{Constraint, Lang, Plan, Requirement, Toolchain};
+use crate::markers::MarkerEnv;
+use crate::plan::{Constraint, GeneratedFile, Lang, Plan, Requirement, Toolchain};
+use crate::pylock::{self, LockKind};
 use crate::spec::{self, Inputs, Spec};
 use crate::version::pep440_satisfied;
 
@@ -329,19 +331,33 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         .map(parse_requirements)
         .unwrap_or_default();
     let setup_py = ctx.is_file("setup.py");
-    let uv_lock = ctx.is_file("uv.lock");
+    let locks: Vec<LockKind> = LockKind::ALL
+        .into_iter()
+        .filter(|k| ctx.is_file(k.file()))
+        .collect();
+    if ctx.is_file("Pipfile") && !locks.contains(&LockKind::Pipenv) && req_text.is_none() {
+        return Err(BuildersError::Unsupported {
+            path: ctx.path("Pipfile"),
+            what: "a Pipfile without its Pipfile.lock".into(),
+            hint: "run `pipenv lock` and commit Pipfile.lock (the image installs the locked \
+                   versions), or list the dependencies in requirements.txt"
+                .into(),
+        });
+    }
     if pyproject.is_none() && req_text.is_none() && !setup_py {
-        if uv_lock {
+        if let Some(k) = locks.iter().find(|k| **k != LockKind::Pipenv) {
             return Err(BuildersError::Unsupported {
-                path: ctx.path("uv.lock"),
-                what: "uv.lock without pyproject.toml".into(),
+                path: ctx.path(k.file()),
+                what: format!("{k} without pyproject.toml"),
                 hint: "commit the pyproject.toml the lockfile belongs to".into(),
             });
         }
-        return Err(BuildersError::NotDetected {
-            dir: ctx.dir.to_path_buf(),
-            looked_for: "requirements.txt, pyproject.toml, setup.py".into(),
-        });
+        if locks.is_empty() {
+            return Err(BuildersError::NotDetected {
+                dir: ctx.dir.to_path_buf(),
+                looked_for: "requirements.txt, pyproject.toml, setup.py, Pipfile.lock".into(),
+            });
+        }
     }
 
     // With --toolchain host the host's python3 makes /app/.venv, which only runs on the same
@@ -435,11 +451,64 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         .as_ref()
         .is_some_and(|p| p.has_project || p.has_build_system)
         || setup_py;
+    // A lockfile pins the dependencies: exactly its versions, checked against its hashes.
+    let project_name = pyproject
+        .as_ref()
+        .and_then(|p| p.name.as_deref())
+        .map(|n| n.to_ascii_lowercase().replace(['_', '.'], "-"));
+    let locked = match locks.first() {
+        Some(&kind) => {
+            let text = ctx.read(kind.file())?.unwrap_or_default();
+            let env = MarkerEnv::new(&rel.python, &ctx.opts.goarch);
+            let l = pylock::read(
+                kind,
+                &text,
+                &ctx.path(kind.file()),
+                project_name.as_deref(),
+                &env,
+            )?;
+            let hashed = l.pins.iter().filter(|p| !p.hashes.is_empty()).count();
+            ctx.reasons.push(format!(
+                "lockfile {kind}: {} pinned packages installed exactly, without resolving \
+                 (pip --no-deps{}); {} locked packages left out (dev groups, extras, other \
+                 platforms or Pythons)",
+                l.pins.len(),
+                match (hashed, l.pins.len() - hashed) {
+                    (_, 0) => " --require-hashes: every download checked against the lock's hashes"
+                        .to_string(),
+                    (0, _) => "; the lock has no hashes".to_string(),
+                    (h, n) => format!(
+                        "; {h} checked against the lock's hashes, {n} without hashes in the lock"
+                    ),
+                },
+                l.left_out
+            ));
+            if locks.len() > 1 {
+                ctx.reasons.push(format!(
+                    "note: {} also found; {kind} is used",
+                    locks[1..]
+                        .iter()
+                        .map(|k| k.file())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            if reqs.any {
+                ctx.reasons.push(format!(
+                    "note: requirements.txt is not used: {kind} pins the dependencies"
+                ));
+            }
+            Some(l)
+        }
+        None => None,
+    };
+    let install_requirements = reqs.any && locked.is_none();
+
     let mut toolchain_packages = Vec::new();
-    if reqs.any {
+    if install_requirements {
         ctx.reasons
             .push("requirements.txt: pip installs it into /app/.venv".into());
-    } else if req_text.is_some() {
+    } else if req_text.is_some() && locked.is_none() {
         ctx.reasons
             .push("requirements.txt lists nothing: no requirements to install".into());
     }
@@ -467,19 +536,20 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         toolchain_packages = pkgs.clone();
         ctx.reasons.push(format!(
             "the project is built as a wheel with --no-build-isolation by {backend} from Debian \
-             ({}), offline, then pip installs it with its dependencies",
-            pkgs.join(", ")
+             ({}), offline, then pip installs it, not editable (the image never points back at \
+             the build's /src), {}",
+            pkgs.join(", "),
+            if locked.is_some() {
+                "alone: the lock's pins are its dependencies"
+            } else {
+                "with its dependencies"
+            }
         ));
     }
-    if uv_lock {
-        ctx.reasons.push(
-            "note: uv.lock is honoured only through pyproject.toml (uv is not in the build root): \
-             pip resolves the dependencies again, versions may differ from the lock"
-                .into(),
-        );
-    }
-    let venv_keys = if project || reqs.local {
+    let venv_keys = if project || (reqs.local && locked.is_none()) {
         Vec::new()
+    } else if let Some(k) = locks.first().filter(|_| locked.is_some()) {
+        vec![k.file().to_string()]
     } else if reqs.any {
         let mut k = vec!["requirements.txt".to_string()];
         k.extend(reqs.includes.iter().cloned());
@@ -492,6 +562,9 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     let mut deps: Vec<String> = reqs.names.clone();
     if let Some(p) = &pyproject {
         deps.extend(p.dependencies.iter().cloned());
+    }
+    if let Some(l) = &locked {
+        deps.extend(l.pins.iter().map(|p| p.name.clone()));
     }
     let mut inp: Inputs = ctx.inputs();
     inp.var("port", rules.server_port.clone());
@@ -591,7 +664,30 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     if project {
         app_excludes.extend(rules.build_leftovers.iter().cloned());
     }
-    inp.fact("requirements", reqs.any)
+    let mut files = Vec::new();
+    let (hashed, unhashed) = locked
+        .as_ref()
+        .map(|l| l.requirements())
+        .unwrap_or_default();
+    inp.fact("locked", locked.is_some())
+        .fact("locked_hashed", hashed.is_some())
+        .fact("locked_unhashed", unhashed.is_some())
+        .var(
+            "project_deps",
+            if locked.is_some() { "--no-deps " } else { "" },
+        );
+    for (path, content) in [
+        ("/out/ocibuild/locked.txt", hashed),
+        ("/out/ocibuild/locked-unhashed.txt", unhashed),
+    ] {
+        if let Some(content) = content {
+            files.push(GeneratedFile {
+                path: path.into(),
+                content,
+            });
+        }
+    }
+    inp.fact("requirements", install_requirements)
         .fact("project", project)
         .list("venv_keys", venv_keys)
         .list("app_excludes", app_excludes);
@@ -620,7 +716,9 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         version: pyproject.and_then(|p| p.version),
         requirements,
     };
-    finish(ctx, Lang::Python, &spec, parts)
+    let mut plan = finish(ctx, Lang::Python, &spec, parts)?;
+    plan.files = files;
+    Ok(plan)
 }
 
 #[cfg(test)]

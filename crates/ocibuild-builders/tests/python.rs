@@ -293,14 +293,9 @@ fn uv_lock_and_backends() {
             "pyproject.toml",
             "[project]\nname = \"u\"\nversion = \"1\"\n[build-system]\nrequires = [\"hatchling\"]\nbuild-backend = \"hatchling.build\"\n",
         ),
-        ("uv.lock", "version = 1\n"),
         ("main.py", ""),
     ]);
     let p = plan_ok(d.path(), &opts());
-    assert!(reasons_contain(
-        &p,
-        "uv.lock is honoured only through pyproject.toml"
-    ));
     assert_eq!(p.toolchain.packages, ["python3-hatchling"]);
     assert!(step_names(&p).contains(&"pip-wheel".to_string()));
 
@@ -335,4 +330,130 @@ fn uv_lock_and_backends() {
         p.toolchain.packages,
         ["python3-setuptools", "python3-wheel"]
     );
+}
+
+fn file_of<'a>(p: &'a ocibuild_builders::Plan, path: &str) -> Option<&'a str> {
+    p.files
+        .iter()
+        .find(|f| f.path == path)
+        .map(|f| f.content.as_str())
+}
+
+#[test]
+fn lockfiles_pin_exactly_what_the_image_installs() {
+    // uv.lock of a hatchling project: the runtime dependencies, no dev group, no Windows-only
+    // packages; the project's own wheel installed without dependencies.
+    let p = plan_ok(&testdata("python-uv-fastapi"), &opts());
+    assert_eq!(
+        step_names(&p),
+        [
+            "venv",
+            "pip-install-locked",
+            "pip-wheel",
+            "pip-install-project"
+        ]
+    );
+    let s = step(&p, "pip-install-locked");
+    for a in ["--no-deps", "--require-hashes", "/out/ocibuild/locked.txt"] {
+        assert!(s.argv.contains(&a.to_string()), "{:?}", s.argv);
+    }
+    assert!(s.network);
+    let i = step(&p, "pip-install-project");
+    assert!(
+        i.argv[2].contains("--no-deps /out/wheels/*.whl"),
+        "{:?}",
+        i.argv
+    );
+    assert!(!i.network, "the project alone needs nothing downloaded");
+    let req = file_of(&p, "/out/ocibuild/locked.txt").unwrap();
+    assert!(
+        req.contains("\nfastapi==0.165.0 \\\n    --hash=sha256:"),
+        "{req}"
+    );
+    assert!(req.contains("\nuvicorn=="), "{req}");
+    assert!(req.contains("\npydantic-core=="), "{req}");
+    for absent in ["pytest", "colorama", "pygments", "notes-api"] {
+        assert!(!req.contains(&format!("\n{absent}==")), "{absent}: {req}");
+    }
+    assert!(file_of(&p, "/out/ocibuild/locked-unhashed.txt").is_none());
+    assert!(
+        reasons_contain(&p, "lockfile uv.lock: 14 pinned packages"),
+        "{:?}",
+        p.reasons
+    );
+    assert!(reasons_contain(&p, "--require-hashes"));
+    assert!(
+        p.layers[0].key_files.is_empty(),
+        "the project is in the venv"
+    );
+
+    // (the entrypoint is not what this test is about)
+    let mut o = opts();
+    o.entrypoint = Some(strs(&["/app/.venv/bin/python3"]));
+    // poetry.lock (Poetry 2, [tool.poetry] project, poetry-core)
+    let p = plan_ok(&testdata("python-poetry-flask"), &o);
+    assert_eq!(p.toolchain.packages, ["python3-poetry-core"]);
+    let req = file_of(&p, "/out/ocibuild/locked.txt").unwrap();
+    assert!(req.contains("\nflask==3.1.3 \\\n"), "{req}");
+    assert!(req.contains("\ngunicorn==23.0.0 \\\n"), "{req}");
+    assert!(!req.contains("pytest"), "{req}");
+    assert!(
+        reasons_contain(&p, "lockfile poetry.lock: 9 pinned packages"),
+        "{:?}",
+        p.reasons
+    );
+
+    // Pipfile.lock without any pyproject.toml: only the pins, keyed by the lock
+    let p = plan_ok(&testdata("python-django-pipenv"), &o);
+    assert_eq!(step_names(&p), ["venv", "pip-install-locked"]);
+    let req = file_of(&p, "/out/ocibuild/locked.txt").unwrap();
+    assert!(req.contains("\ndjango==5.2.19 \\\n"), "{req}");
+    assert!(!req.contains("pytest"), "{req}");
+    assert!(
+        reasons_contain(&p, "lockfile Pipfile.lock: 4 pinned packages"),
+        "{:?}",
+        p.reasons
+    );
+    assert_eq!(p.layers[0].key_files, ["Pipfile.lock"]);
+
+    // pdm.lock of a flit project
+    let p = plan_ok(&testdata("python-flit-scripts"), &o);
+    assert_eq!(p.toolchain.packages, ["flit"]);
+    let req = file_of(&p, "/out/ocibuild/locked.txt").unwrap();
+    assert!(req.contains("\ntabulate==0.10.0 \\\n"), "{req}");
+    assert!(
+        reasons_contain(&p, "lockfile pdm.lock: 1 pinned packages"),
+        "{:?}",
+        p.reasons
+    );
+
+    // a lock beside requirements.txt wins; several locks: the first kind is used
+    let d = app(&[
+        (
+            "pyproject.toml",
+            "[project]\nname = \"x\"\nversion = \"1\"\n",
+        ),
+        ("requirements.txt", "flask\n"),
+        (
+            "pdm.lock",
+            "[[package]]\nname = \"six\"\nversion = \"1.16.0\"\ngroups = [\"default\"]\nfiles = [{file = \"six.whl\", hash = \"sha256:aa\"}]\n",
+        ),
+        ("Pipfile.lock", "{\"default\": {}}"),
+        ("main.py", ""),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert!(!step_names(&p).contains(&"pip-install-requirements".to_string()));
+    assert!(reasons_contain(&p, "requirements.txt is not used"));
+    assert!(reasons_contain(
+        &p,
+        "Pipfile.lock also found; pdm.lock is used"
+    ));
+
+    // a Pipfile without its lock, a lock without its pyproject.toml: clear errors
+    let d = app(&[("Pipfile", "[packages]\nflask = \"*\"\n"), ("app.py", "")]);
+    let err = plan_err(d.path(), &opts()).to_string();
+    assert!(err.contains("pipenv lock"), "{err}");
+    let d = app(&[("poetry.lock", ""), ("app.py", "")]);
+    let err = plan_err(d.path(), &opts()).to_string();
+    assert!(err.contains("poetry.lock without pyproject.toml"), "{err}");
 }

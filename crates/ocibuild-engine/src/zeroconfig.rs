@@ -848,6 +848,17 @@ pub fn build(
         })
         .collect();
     mounts.extend(host_mounts);
+    // files the planner made (a lockfile's pins as requirements), under an output
+    for f in &plan.files {
+        let host = host_path(&binds[1..], &f.path).ok_or_else(|| EngineError::Invalid {
+            what: format!("generated file {} of the plan", f.path),
+            detail: "it is not under one of the plan's outputs".into(),
+        })?;
+        if let Some(dir) = host.parent() {
+            fs::create_dir_all(dir).map_err(EngineError::io("creating a directory", dir))?;
+        }
+        fs::write(&host, &f.content).map_err(EngineError::io("writing a generated file", &host))?;
+    }
     // cache mounts: an empty one is filled from --cache-from (keyed by the app's lockfiles)
     let shared_mounts = if shared.from.is_empty() && shared.to.is_empty() {
         Vec::new()

@@ -14,7 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ocibuild_testkit::{TestContext, run_ok, runc_http_get, umoci_unpack};
+use ocibuild_testkit::{TestContext, run_ok, runc_http_get, runc_run, umoci_unpack};
 
 /// The content store the other build tests use (bases and toolchain roots built once).
 fn shared_store() -> PathBuf {
@@ -140,9 +140,36 @@ fn installed(rootfs: &Path) -> Vec<String> {
 fn uv_hatchling_fastapi_service_answers() {
     // hatchling stamps wheel entries with SOURCE_DATE_EPOCH: the default 0 must not reach it
     let ctx = TestContext::new();
-    let (rootfs, bundle, _explain) = build(&ctx, "python-uv-fastapi", &[]);
+    let (rootfs, bundle, explain) = build(&ctx, "python-uv-fastapi", &[]);
+    // exactly uv.lock's versions, without the dev group; the project itself, not editable
+    assert!(
+        explain.contains("lockfile uv.lock: 14 pinned packages installed exactly"),
+        "{explain}"
+    );
     let pkgs = installed(&rootfs);
-    assert!(pkgs.iter().any(|p| p == "notes-api==0.3.0"), "{pkgs:?}");
+    for p in [
+        "fastapi==0.165.0",
+        "notes-api==0.3.0",
+        "pydantic-core==",
+        "starlette==",
+        "uvicorn==",
+    ] {
+        assert!(pkgs.iter().any(|i| i.starts_with(p)), "{p}: {pkgs:?}");
+    }
+    assert_eq!(pkgs.len(), 15, "14 pins and the project: {pkgs:?}");
+    assert!(!pkgs.iter().any(|p| p.starts_with("pytest")), "{pkgs:?}");
+    let sp = site_packages(&rootfs);
+    assert!(
+        sp.join("notes_api/api.py").is_file(),
+        "installed, not editable"
+    );
+    for e in fs::read_dir(&sp).unwrap().flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        assert!(
+            !n.ends_with(".pth") || !fs::read_to_string(e.path()).unwrap().contains("/src"),
+            "{n} points at /src"
+        );
+    }
     let body = runc_http_get(&bundle, &[], 8000, "/");
     assert!(
         body.contains("\"service\":\"notes-api\"") && body.contains("\"uid\":65532"),
@@ -154,4 +181,87 @@ fn uv_hatchling_fastapi_service_answers() {
         ctx.path("layout").display()
     ));
     assert_eq!(cfg["created"], "1970-01-01T00:00:00Z", "{cfg}");
+}
+
+#[test]
+fn poetry_flask_factory_answers_under_gunicorn() {
+    let ctx = TestContext::new();
+    let (rootfs, bundle, explain) = build(
+        &ctx,
+        "python-poetry-flask",
+        &[
+            "--entrypoint",
+            r#"["/app/.venv/bin/gunicorn","--bind","0.0.0.0:8000","bookshelf:create_app()"]"#,
+        ],
+    );
+    assert!(
+        explain.contains("lockfile poetry.lock: 9 pinned packages installed exactly"),
+        "{explain}"
+    );
+    let pkgs = installed(&rootfs);
+    for p in [
+        "flask==3.1.3",
+        "gunicorn==23.0.0",
+        "werkzeug==3.1.9",
+        "bookshelf==1.2.0",
+    ] {
+        assert!(pkgs.iter().any(|i| i == p), "{p}: {pkgs:?}");
+    }
+    assert_eq!(pkgs.len(), 10, "{pkgs:?}");
+    let body = runc_http_get(&bundle, &[], 8000, "/");
+    assert_eq!(body.trim(), "bookshelf with 2 books, served as uid 65532");
+}
+
+#[test]
+fn django_project_from_a_pipfile_lock_answers_under_gunicorn() {
+    let ctx = TestContext::new();
+    let (rootfs, bundle, explain) = build(
+        &ctx,
+        "python-django-pipenv",
+        &[
+            "--entrypoint",
+            r#"["/app/.venv/bin/gunicorn","--bind","0.0.0.0:8000","guestbook.wsgi:application"]"#,
+        ],
+    );
+    assert!(
+        explain.contains("lockfile Pipfile.lock: 4 pinned packages installed exactly"),
+        "{explain}"
+    );
+    assert_eq!(
+        installed(&rootfs),
+        [
+            "asgiref==3.13.0",
+            "django==5.2.19",
+            "gunicorn==27.0.1",
+            "sqlparse==0.6.1"
+        ]
+    );
+    assert!(rootfs.join("app/guestbook/wsgi.py").is_file());
+    let body = runc_http_get(&bundle, &[], 8000, "/");
+    assert_eq!(
+        body.trim(),
+        "guestbook on django 5.2.19 as uid 65532: 0 entries"
+    );
+}
+
+#[test]
+fn flit_package_with_a_pdm_lock_runs_its_console_script() {
+    let ctx = TestContext::new();
+    let (rootfs, bundle, explain) = build(
+        &ctx,
+        "python-flit-scripts",
+        &["--entrypoint", r#"["/app/.venv/bin/tally"]"#],
+    );
+    assert!(
+        explain.contains("lockfile pdm.lock: 1 pinned packages installed exactly"),
+        "{explain}"
+    );
+    assert_eq!(installed(&rootfs), ["tabulate==0.10.0", "tally==2.0.1"]);
+    for s in ["tally", "tally-report", "tally-version"] {
+        assert!(rootfs.join("app/.venv/bin").join(s).is_file(), "{s}");
+    }
+    let (rc, out, err) = runc_run(&bundle, None);
+    assert_eq!(rc, 0, "{out}{err}");
+    assert!(out.contains("| <sample> |       3 |       9 |"), "{out}");
+    assert!(out.contains("tally ran as uid 65532"), "{out}");
 }
