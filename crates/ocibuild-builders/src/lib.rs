@@ -25,6 +25,7 @@ mod go;
 mod java;
 mod markers;
 mod node;
+mod pyentry;
 mod pylock;
 mod python;
 mod spec;

@@ -226,7 +226,7 @@ fn entrypoint_detection() {
             vec![
                 (
                     "pyproject.toml",
-                    "[project]\nname = \"t\"\nversion = \"1\"\ndependencies = [\"gunicorn\"]\n[project.scripts]\nserve = \"t:serve\"\nadmin = \"t:admin\"\n",
+                    "[project]\nname = \"serve\"\nversion = \"1\"\ndependencies = [\"gunicorn\"]\n[project.scripts]\nadmin = \"t:admin\"\nserve = \"t:serve\"\n",
                 ),
                 ("app.py", "app = 1\n"),
             ],
@@ -456,4 +456,135 @@ fn lockfiles_pin_exactly_what_the_image_installs() {
     let d = app(&[("poetry.lock", ""), ("app.py", "")]);
     let err = plan_err(d.path(), &opts()).to_string();
     assert!(err.contains("poetry.lock without pyproject.toml"), "{err}");
+}
+
+#[test]
+fn entrypoints_of_real_layouts() {
+    // a FastAPI app inside a src/ package wins over the console script (uvicorn is locked)
+    let p = plan_ok(&testdata("python-uv-fastapi"), &opts());
+    assert_eq!(
+        p.config.entrypoint,
+        [
+            "/app/.venv/bin/uvicorn",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "8000",
+            "notes_api.api:app"
+        ]
+    );
+    assert_eq!(p.config.exposed_ports, ["8000/tcp"]);
+    assert!(
+        reasons_contain(
+            &p,
+            "entrypoint candidates: FastAPI app notes_api.api:app in src/notes_api/api.py; console scripts notes-api"
+        ),
+        "{:?}",
+        p.reasons
+    );
+    // a Flask factory in the package, gunicorn a dependency
+    let p = plan_ok(&testdata("python-poetry-flask"), &opts());
+    assert_eq!(
+        p.config.entrypoint,
+        [
+            "/app/.venv/bin/gunicorn",
+            "--bind",
+            "0.0.0.0:8000",
+            "bookshelf:create_app()"
+        ]
+    );
+    // Django: manage.py names the settings, gunicorn serves the WSGI module
+    let p = plan_ok(&testdata("python-django-pipenv"), &opts());
+    assert_eq!(
+        p.config.entrypoint,
+        [
+            "/app/.venv/bin/gunicorn",
+            "--bind",
+            "0.0.0.0:8000",
+            "guestbook.wsgi:application"
+        ]
+    );
+    assert!(reasons_contain(
+        &p,
+        "entrypoint: gunicorn serves the Django app guestbook.wsgi:application"
+    ));
+    // several console scripts: the one named like the project
+    let p = plan_ok(&testdata("python-flit-scripts"), &opts());
+    assert_eq!(p.config.entrypoint, ["/app/.venv/bin/tally"]);
+    assert!(reasons_contain(
+        &p,
+        "console script \"tally\" (named like the project)"
+    ));
+    // a single script with a __main__ guard, whatever its name
+    let p = plan_ok(&testdata("python-script"), &opts());
+    assert_eq!(
+        p.config.entrypoint,
+        ["/app/.venv/bin/python3", "uptime_server.py"]
+    );
+
+    // several console scripts, none named like the project: an error listing them
+    let d = app(&[(
+        "pyproject.toml",
+        "[project]\nname = \"kit\"\nversion = \"1\"\n[project.scripts]\nkit-a = \"kit:a\"\nkit-b = \"kit:b\"\n",
+    )]);
+    let err = plan_err(d.path(), &opts());
+    assert!(matches!(err, BuildersError::Entrypoint { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("kit-a, kit-b") && msg.contains("--entrypoint"),
+        "{msg}"
+    );
+    // a FastAPI factory under uvicorn; a Flask app whose server is missing is not chosen
+    let d = app(&[
+        ("requirements.txt", "fastapi\nuvicorn\n"),
+        (
+            "svc/web.py",
+            "from fastapi import FastAPI\n\ndef create_app():\n    return FastAPI()\n",
+        ),
+    ]);
+    assert_eq!(
+        plan_ok(d.path(), &opts()).config.entrypoint,
+        [
+            "/app/.venv/bin/uvicorn",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "8000",
+            "--factory",
+            "svc.web:create_app"
+        ]
+    );
+    let d = app(&[
+        ("requirements.txt", "flask\n"),
+        (
+            "site/app.py",
+            "from flask import Flask\napp = Flask(__name__)\n",
+        ),
+    ]);
+    let msg = plan_err(d.path(), &opts()).to_string();
+    assert!(
+        msg.contains("Flask app site.app:app in site/app.py needs gunicorn"),
+        "{msg}"
+    );
+    assert!(msg.contains("--main"), "{msg}");
+    // several guarded scripts: the conventional name, else an error naming them
+    let d = app(&[
+        ("requirements.txt", ""),
+        ("main.py", "if __name__ == '__main__':\n    pass\n"),
+        ("tool.py", "if __name__ == \"__main__\":\n    pass\n"),
+    ]);
+    assert_eq!(
+        plan_ok(d.path(), &opts()).config.entrypoint,
+        ["/app/.venv/bin/python3", "main.py"]
+    );
+    let d = app(&[
+        ("requirements.txt", ""),
+        ("a.py", "if __name__ == '__main__':\n    pass\n"),
+        ("b.py", "if __name__ == '__main__':\n    pass\n"),
+    ]);
+    let msg = plan_err(d.path(), &opts()).to_string();
+    assert!(
+        msg.contains("a.py, b.py") && msg.contains("--main a.py"),
+        "{msg}"
+    );
 }

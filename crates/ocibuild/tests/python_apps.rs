@@ -141,6 +141,11 @@ fn uv_hatchling_fastapi_service_answers() {
     // hatchling stamps wheel entries with SOURCE_DATE_EPOCH: the default 0 must not reach it
     let ctx = TestContext::new();
     let (rootfs, bundle, explain) = build(&ctx, "python-uv-fastapi", &[]);
+    // the FastAPI app object wins over the console script: uvicorn (locked) serves it
+    assert!(
+        explain.contains("entrypoint: uvicorn serves the FastAPI app notes_api.api:app"),
+        "{explain}"
+    );
     // exactly uv.lock's versions, without the dev group; the project itself, not editable
     assert!(
         explain.contains("lockfile uv.lock: 14 pinned packages installed exactly"),
@@ -186,13 +191,10 @@ fn uv_hatchling_fastapi_service_answers() {
 #[test]
 fn poetry_flask_factory_answers_under_gunicorn() {
     let ctx = TestContext::new();
-    let (rootfs, bundle, explain) = build(
-        &ctx,
-        "python-poetry-flask",
-        &[
-            "--entrypoint",
-            r#"["/app/.venv/bin/gunicorn","--bind","0.0.0.0:8000","bookshelf:create_app()"]"#,
-        ],
+    let (rootfs, bundle, explain) = build(&ctx, "python-poetry-flask", &[]);
+    assert!(
+        explain.contains("entrypoint: gunicorn serves the Flask factory bookshelf:create_app"),
+        "{explain}"
     );
     assert!(
         explain.contains("lockfile poetry.lock: 9 pinned packages installed exactly"),
@@ -215,13 +217,10 @@ fn poetry_flask_factory_answers_under_gunicorn() {
 #[test]
 fn django_project_from_a_pipfile_lock_answers_under_gunicorn() {
     let ctx = TestContext::new();
-    let (rootfs, bundle, explain) = build(
-        &ctx,
-        "python-django-pipenv",
-        &[
-            "--entrypoint",
-            r#"["/app/.venv/bin/gunicorn","--bind","0.0.0.0:8000","guestbook.wsgi:application"]"#,
-        ],
+    let (rootfs, bundle, explain) = build(&ctx, "python-django-pipenv", &[]);
+    assert!(
+        explain.contains("entrypoint: gunicorn serves the Django app guestbook.wsgi:application"),
+        "{explain}"
     );
     assert!(
         explain.contains("lockfile Pipfile.lock: 4 pinned packages installed exactly"),
@@ -247,10 +246,12 @@ fn django_project_from_a_pipfile_lock_answers_under_gunicorn() {
 #[test]
 fn flit_package_with_a_pdm_lock_runs_its_console_script() {
     let ctx = TestContext::new();
-    let (rootfs, bundle, explain) = build(
-        &ctx,
-        "python-flit-scripts",
-        &["--entrypoint", r#"["/app/.venv/bin/tally"]"#],
+    let (rootfs, bundle, explain) = build(&ctx, "python-flit-scripts", &[]);
+    assert!(
+        explain
+            .contains("entrypoint candidates: console scripts tally-report, tally, tally-version")
+            && explain.contains("entrypoint: console script \"tally\" (named like the project)"),
+        "{explain}"
     );
     assert!(
         explain.contains("lockfile pdm.lock: 1 pinned packages installed exactly"),
@@ -264,4 +265,22 @@ fn flit_package_with_a_pdm_lock_runs_its_console_script() {
     assert_eq!(rc, 0, "{out}{err}");
     assert!(out.contains("| <sample> |       3 |       9 |"), "{out}");
     assert!(out.contains("tally ran as uid 65532"), "{out}");
+}
+
+#[test]
+fn single_script_service_answers() {
+    let ctx = TestContext::new();
+    let (rootfs, bundle, explain) = build(&ctx, "python-script", &[]);
+    assert!(
+        explain.contains(
+            "entrypoint: python3 uptime_server.py (its `if __name__ == \"__main__\":` guard)"
+        ),
+        "{explain}"
+    );
+    assert_eq!(installed(&rootfs), ["humanize==4.11.0"]);
+    let body = runc_http_get(&bundle, &[("PORT", "8080")], 8080, "/");
+    assert!(
+        body.starts_with("uptime-server as uid 65532, up for "),
+        "{body}"
+    );
 }
