@@ -584,5 +584,6 @@ pub(crate) fn finish<R, X>(
             labels,
             healthcheck: config.healthcheck.clone(),
         },
+        files: Vec::new(),
     })
 }

@@ -23,7 +23,10 @@ pub mod plan;
 mod common;
 mod go;
 mod java;
+mod markers;
 mod node;
+mod pyentry;
+mod pylock;
 mod python;
 mod spec;
 mod version;
@@ -38,8 +41,8 @@ pub use git::git_labels;
 pub use host::{HostVersion, ProbeOutcome, check_host_tool, parse_host_version};
 pub use ignore::DockerIgnore;
 pub use plan::{
-    CacheMount, Constraint, Detection, Distro, HostTool, ImageConfig, Lang, LayerSpec, Options,
-    Plan, Requirement, Runtime, Step, Toolchain,
+    CacheMount, Constraint, Detection, Distro, GeneratedFile, HostTool, ImageConfig, Lang,
+    LayerSpec, Options, Plan, Requirement, Runtime, Step, Toolchain,
 };
 
 use error::Result;

@@ -299,4 +299,16 @@ pub struct Plan {
     /// Bottom first.
     pub layers: Vec<LayerSpec>,
     pub config: ImageConfig,
+    /// Files the executor writes before the first step (a lockfile converted into what the
+    /// build's tools read, such as a hashed requirements list for pip).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<GeneratedFile>,
+}
+
+/// A file made while planning, written into the sandbox before the steps run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GeneratedFile {
+    /// Sandbox path under one of the plan's `outputs` (never the source copy).
+    pub path: String,
+    pub content: String,
 }

@@ -8,7 +8,10 @@ use serde::Deserialize;
 
 use crate::common::{Ctx, Parts, finish, origin_of, read_opt};
 use crate::error::{BuildersError, Result, line_of};
-use crate::plan::{Constraint, Lang, Plan, Requirement, Toolchain};
+use crate::markers::MarkerEnv;
+use crate::plan::{Constraint, GeneratedFile, Lang, Plan, Requirement, Toolchain};
+use crate::pyentry;
+use crate::pylock::{self, LockKind};
 use crate::spec::{self, Inputs, Spec};
 use crate::version::pep440_satisfied;
 
@@ -27,6 +30,7 @@ pub(crate) struct Rules {
     pub wsgi_modules: Vec<String>,
     pub asgi_modules: Vec<String>,
     pub app_objects: Vec<String>,
+    pub factories: Vec<String>,
     pub server_port: String,
     pub build_leftovers: Vec<String>,
 }
@@ -68,7 +72,7 @@ pub(crate) fn parse_pyproject(text: &str, path: &Path) -> Result<PyProject> {
             .and_then(toml::Value::as_str)
             .map(str::to_string)
     };
-    let dependencies = project
+    let mut dependencies: Vec<String> = project
         .and_then(|p| p.get("dependencies"))
         .and_then(toml::Value::as_array)
         .map(|a| {
@@ -78,6 +82,19 @@ pub(crate) fn parse_pyproject(text: &str, path: &Path) -> Result<PyProject> {
                 .collect()
         })
         .unwrap_or_default();
+    // Poetry's own table (`flask = "^3.1"`), python excluded
+    if let Some(t) = v
+        .get("tool")
+        .and_then(|t| t.get("poetry"))
+        .and_then(|p| p.get("dependencies"))
+        .and_then(toml::Value::as_table)
+    {
+        dependencies.extend(
+            t.keys()
+                .filter(|k| k.as_str() != "python")
+                .filter_map(|k| requirement_name(k)),
+        );
+    }
     let mut scripts = Vec::new();
     for (table, header) in [
         (
@@ -312,6 +329,203 @@ fn find_app_object(
     Ok(None)
 }
 
+/// The entrypoint when neither `--main` nor `--entrypoint` says: a web app object whose server
+/// is a dependency, then the console script named like the project (or the only one), then a
+/// WSGI/ASGI app found by its module name, then a top-level `__main__` script, then a package
+/// with `__main__.py`. `--explain` says what was found and what was chosen.
+#[allow(clippy::too_many_arguments)]
+fn detect_entrypoint(
+    ctx: &mut Ctx<'_>,
+    spec: &PythonSpec,
+    inp: &mut Inputs,
+    deps: &[String],
+    scripts: &[String],
+    project_name: Option<&str>,
+    ports: &mut Vec<String>,
+) -> Result<Vec<String>> {
+    let rules = &spec.rules;
+    let has = |d: &str| deps.iter().any(|x| x == d);
+    let web = pyentry::web_apps(ctx.dir, &rules.app_objects, &rules.factories);
+    let main_scripts: Vec<String> = pyentry::main_scripts(ctx.dir)
+        .into_iter()
+        .filter(|f| f != "manage.py" && f != "setup.py")
+        .collect();
+    let mut found = Vec::new();
+    for w in &web {
+        let server = w.framework.server();
+        found.push(if has(server) {
+            w.describe()
+        } else {
+            format!("{} ({server} is not a dependency)", w.describe())
+        });
+    }
+    if !scripts.is_empty() {
+        found.push(format!("console scripts {}", scripts.join(", ")));
+    }
+    if !main_scripts.is_empty() {
+        found.push(format!("__main__ scripts {}", main_scripts.join(", ")));
+    }
+    if !found.is_empty() {
+        ctx.reasons
+            .push(format!("entrypoint candidates: {}", found.join("; ")));
+    }
+    let port = rules.server_port.clone();
+
+    // 1. A web app whose server is a dependency.
+    if let Some(w) = web.iter().find(|w| has(w.framework.server())) {
+        let server = w.framework.server();
+        let (form, object) = match (server, w.factory) {
+            ("uvicorn", true) => ("uvicorn_factory", w.object.clone()),
+            ("uvicorn", false) => ("uvicorn", w.object.clone()),
+            (_, true) => ("gunicorn", format!("{}()", w.object)),
+            _ => ("gunicorn", w.object.clone()),
+        };
+        inp.var("module", w.module.clone()).var("object", object);
+        ports.push(format!("{port}/tcp"));
+        ctx.reasons.push(format!(
+            "entrypoint: {server} serves the {} on port {port} ({server} is a dependency)",
+            w.describe()
+        ));
+        return spec.entrypoint(form, inp);
+    }
+
+    // 2. The console script named like the project, or the only one.
+    let named = project_name.and_then(|n| scripts.iter().find(|s| pyentry::named_like(s, n)));
+    let chosen = match (named, scripts) {
+        (Some(s), _) => Some((s, "named like the project")),
+        (None, [one]) => Some((one, "the only one in [project.scripts]")),
+        (None, []) => None,
+        (None, several) => {
+            return Err(BuildersError::Entrypoint {
+                path: ctx.path("pyproject.toml"),
+                detail: format!(
+                    "[project.scripts] has {} console scripts ({}) and none is named like the \
+                     project{}",
+                    several.len(),
+                    several.join(", "),
+                    project_name.map(|n| format!(" {n:?}")).unwrap_or_default()
+                ),
+                hint: format!(
+                    "choose one: --entrypoint /app/.venv/bin/{} (or `entrypoint` in ocibuild.toml), \
+                     or --main with a module or script",
+                    several[0]
+                ),
+            });
+        }
+    };
+    if let Some((s, why)) = chosen {
+        inp.var("script", s.clone());
+        ctx.reasons
+            .push(format!("entrypoint: console script {s:?} ({why})"));
+        return spec.entrypoint("script", inp);
+    }
+
+    // 3. A WSGI/ASGI app found by its module and object names.
+    for (server, modules, form) in [
+        ("gunicorn", &rules.wsgi_modules, "gunicorn"),
+        ("uvicorn", &rules.asgi_modules, "uvicorn"),
+    ] {
+        if !has(server) {
+            continue;
+        }
+        if let Some((module, object)) = find_app_object(ctx, modules, &rules.app_objects)? {
+            inp.var("module", module.clone())
+                .var("object", object.clone());
+            ports.push(format!("{port}/tcp"));
+            ctx.reasons.push(format!(
+                "entrypoint: {server} serves {module}:{object} on port {port} ({server} is a \
+                 dependency)"
+            ));
+            return spec.entrypoint(form, inp);
+        }
+    }
+
+    // 4. A top-level script with a __main__ guard (the conventional names first), or a
+    //    conventional entry file.
+    let by_convention = |files: &[String]| {
+        rules
+            .entry_files
+            .iter()
+            .find(|f| files.contains(f))
+            .cloned()
+    };
+    let file = match main_scripts.as_slice() {
+        [one] => Some((one.clone(), "its `if __name__ == \"__main__\":` guard")),
+        [] => rules
+            .entry_files
+            .iter()
+            .find(|f| ctx.is_file(f))
+            .map(|f| (f.clone(), "file found")),
+        several => match by_convention(several) {
+            Some(f) => Some((f, "the conventional name among the __main__ scripts")),
+            None => {
+                return Err(BuildersError::Entrypoint {
+                    path: ctx.dir.to_path_buf(),
+                    detail: format!(
+                        "cannot tell how to start the app: several top-level scripts have an \
+                         `if __name__ == \"__main__\":` guard ({})",
+                        several.join(", ")
+                    ),
+                    hint: format!(
+                        "pass --main {} (or another of them), or --entrypoint",
+                        several[0]
+                    ),
+                });
+            }
+        },
+    };
+    if let Some((f, why)) = file {
+        inp.var("file", f.clone());
+        ctx.reasons.push(format!("entrypoint: python3 {f} ({why})"));
+        return spec.entrypoint("file", inp);
+    }
+
+    // 5. A package runnable with -m.
+    let mut pkgs = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(ctx.dir) {
+        for e in rd.flatten() {
+            if e.path().join("__main__.py").is_file() && e.path().join("__init__.py").is_file() {
+                pkgs.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    pkgs.sort();
+    if let [one] = pkgs.as_slice() {
+        inp.var("module", one.clone());
+        ctx.reasons.push(format!(
+            "entrypoint: python3 -m {one} ({one}/__main__.py found)"
+        ));
+        return spec.entrypoint("module", inp);
+    }
+    let unserved: Vec<String> = web
+        .iter()
+        .map(|w| format!("{} needs {}", w.describe(), w.framework.server()))
+        .collect();
+    Err(BuildersError::Entrypoint {
+        path: ctx.dir.to_path_buf(),
+        detail: format!(
+            "cannot tell how to start the app: no web app whose server is a dependency, no \
+             [project.scripts], no top-level script with an `if __name__ == \"__main__\":` \
+             guard, none of {}{}{}",
+            rules.entry_files.join(", "),
+            if pkgs.is_empty() {
+                String::new()
+            } else {
+                format!("; several packages with __main__.py: {}", pkgs.join(", "))
+            },
+            if unserved.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; found {} (add the server to the dependencies)",
+                    unserved.join(", ")
+                )
+            }
+        ),
+        hint: "pass --main app.py (or a module), or --entrypoint".into(),
+    })
+}
+
 pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     let spec = spec()?;
     let rules = &spec.rules;
@@ -329,19 +543,33 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         .map(parse_requirements)
         .unwrap_or_default();
     let setup_py = ctx.is_file("setup.py");
-    let uv_lock = ctx.is_file("uv.lock");
+    let locks: Vec<LockKind> = LockKind::ALL
+        .into_iter()
+        .filter(|k| ctx.is_file(k.file()))
+        .collect();
+    if ctx.is_file("Pipfile") && !locks.contains(&LockKind::Pipenv) && req_text.is_none() {
+        return Err(BuildersError::Unsupported {
+            path: ctx.path("Pipfile"),
+            what: "a Pipfile without its Pipfile.lock".into(),
+            hint: "run `pipenv lock` and commit Pipfile.lock (the image installs the locked \
+                   versions), or list the dependencies in requirements.txt"
+                .into(),
+        });
+    }
     if pyproject.is_none() && req_text.is_none() && !setup_py {
-        if uv_lock {
+        if let Some(k) = locks.iter().find(|k| **k != LockKind::Pipenv) {
             return Err(BuildersError::Unsupported {
-                path: ctx.path("uv.lock"),
-                what: "uv.lock without pyproject.toml".into(),
+                path: ctx.path(k.file()),
+                what: format!("{k} without pyproject.toml"),
                 hint: "commit the pyproject.toml the lockfile belongs to".into(),
             });
         }
-        return Err(BuildersError::NotDetected {
-            dir: ctx.dir.to_path_buf(),
-            looked_for: "requirements.txt, pyproject.toml, setup.py".into(),
-        });
+        if locks.is_empty() {
+            return Err(BuildersError::NotDetected {
+                dir: ctx.dir.to_path_buf(),
+                looked_for: "requirements.txt, pyproject.toml, setup.py, Pipfile.lock".into(),
+            });
+        }
     }
 
     // With --toolchain host the host's python3 makes /app/.venv, which only runs on the same
@@ -435,11 +663,64 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         .as_ref()
         .is_some_and(|p| p.has_project || p.has_build_system)
         || setup_py;
+    // A lockfile pins the dependencies: exactly its versions, checked against its hashes.
+    let project_name = pyproject
+        .as_ref()
+        .and_then(|p| p.name.as_deref())
+        .map(|n| n.to_ascii_lowercase().replace(['_', '.'], "-"));
+    let locked = match locks.first() {
+        Some(&kind) => {
+            let text = ctx.read(kind.file())?.unwrap_or_default();
+            let env = MarkerEnv::new(&rel.python, &ctx.opts.goarch);
+            let l = pylock::read(
+                kind,
+                &text,
+                &ctx.path(kind.file()),
+                project_name.as_deref(),
+                &env,
+            )?;
+            let hashed = l.pins.iter().filter(|p| !p.hashes.is_empty()).count();
+            ctx.reasons.push(format!(
+                "lockfile {kind}: {} pinned packages installed exactly, without resolving \
+                 (pip --no-deps{}); {} locked packages left out (dev groups, extras, other \
+                 platforms or Pythons)",
+                l.pins.len(),
+                match (hashed, l.pins.len() - hashed) {
+                    (_, 0) => " --require-hashes: every download checked against the lock's hashes"
+                        .to_string(),
+                    (0, _) => "; the lock has no hashes".to_string(),
+                    (h, n) => format!(
+                        "; {h} checked against the lock's hashes, {n} without hashes in the lock"
+                    ),
+                },
+                l.left_out
+            ));
+            if locks.len() > 1 {
+                ctx.reasons.push(format!(
+                    "note: {} also found; {kind} is used",
+                    locks[1..]
+                        .iter()
+                        .map(|k| k.file())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            if reqs.any {
+                ctx.reasons.push(format!(
+                    "note: requirements.txt is not used: {kind} pins the dependencies"
+                ));
+            }
+            Some(l)
+        }
+        None => None,
+    };
+    let install_requirements = reqs.any && locked.is_none();
+
     let mut toolchain_packages = Vec::new();
-    if reqs.any {
+    if install_requirements {
         ctx.reasons
             .push("requirements.txt: pip installs it into /app/.venv".into());
-    } else if req_text.is_some() {
+    } else if req_text.is_some() && locked.is_none() {
         ctx.reasons
             .push("requirements.txt lists nothing: no requirements to install".into());
     }
@@ -467,19 +748,20 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         toolchain_packages = pkgs.clone();
         ctx.reasons.push(format!(
             "the project is built as a wheel with --no-build-isolation by {backend} from Debian \
-             ({}), offline, then pip installs it with its dependencies",
-            pkgs.join(", ")
+             ({}), offline, then pip installs it, not editable (the image never points back at \
+             the build's /src), {}",
+            pkgs.join(", "),
+            if locked.is_some() {
+                "alone: the lock's pins are its dependencies"
+            } else {
+                "with its dependencies"
+            }
         ));
     }
-    if uv_lock {
-        ctx.reasons.push(
-            "note: uv.lock is honoured only through pyproject.toml (uv is not in the build root): \
-             pip resolves the dependencies again, versions may differ from the lock"
-                .into(),
-        );
-    }
-    let venv_keys = if project || reqs.local {
+    let venv_keys = if project || (reqs.local && locked.is_none()) {
         Vec::new()
+    } else if let Some(k) = locks.first().filter(|_| locked.is_some()) {
+        vec![k.file().to_string()]
     } else if reqs.any {
         let mut k = vec!["requirements.txt".to_string()];
         k.extend(reqs.includes.iter().cloned());
@@ -492,6 +774,9 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     let mut deps: Vec<String> = reqs.names.clone();
     if let Some(p) = &pyproject {
         deps.extend(p.dependencies.iter().cloned());
+    }
+    if let Some(l) = &locked {
+        deps.extend(l.pins.iter().map(|p| p.name.clone()));
     }
     let mut inp: Inputs = ctx.inputs();
     inp.var("port", rules.server_port.clone());
@@ -511,79 +796,16 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
                 entrypoint = spec.entrypoint("module", &inp)?;
             }
             ctx.reasons.push(format!("entrypoint: {m} (from {origin})"));
-        } else if let (Some(first), true) = (scripts.first(), project) {
-            inp.var("script", first.clone());
-            entrypoint = spec.entrypoint("script", &inp)?;
-            ctx.reasons.push(format!(
-                "entrypoint: console script {first:?}, the first of [project.scripts]"
-            ));
-        } else if let (true, Some((module, object))) = (
-            deps.iter().any(|d| d == "gunicorn"),
-            find_app_object(&ctx, &rules.wsgi_modules, &rules.app_objects)?,
-        ) {
-            inp.var("module", module.clone())
-                .var("object", object.clone());
-            entrypoint = spec.entrypoint("gunicorn", &inp)?;
-            ports.push(format!("{}/tcp", rules.server_port));
-            ctx.reasons.push(format!(
-                "entrypoint: gunicorn serves {module}:{object} on port {} (gunicorn is a dependency)",
-                rules.server_port
-            ));
-        } else if let (true, Some((module, object))) = (
-            deps.iter().any(|d| d == "uvicorn"),
-            find_app_object(&ctx, &rules.asgi_modules, &rules.app_objects)?,
-        ) {
-            inp.var("module", module.clone())
-                .var("object", object.clone());
-            entrypoint = spec.entrypoint("uvicorn", &inp)?;
-            ports.push(format!("{}/tcp", rules.server_port));
-            ctx.reasons.push(format!(
-                "entrypoint: uvicorn serves {module}:{object} on port {} (uvicorn is a dependency)",
-                rules.server_port
-            ));
-        } else if let Some(f) = rules.entry_files.iter().find(|f| ctx.is_file(f)) {
-            inp.var("file", f.clone());
-            entrypoint = spec.entrypoint("file", &inp)?;
-            ctx.reasons
-                .push(format!("entrypoint: python3 {f} (file found)"));
         } else {
-            // A package runnable with -m.
-            let mut pkgs = Vec::new();
-            if let Ok(rd) = std::fs::read_dir(ctx.dir) {
-                for e in rd.flatten() {
-                    if e.path().join("__main__.py").is_file()
-                        && e.path().join("__init__.py").is_file()
-                    {
-                        pkgs.push(e.file_name().to_string_lossy().into_owned());
-                    }
-                }
-            }
-            pkgs.sort();
-            match pkgs.as_slice() {
-                [one] => {
-                    inp.var("module", one.clone());
-                    entrypoint = spec.entrypoint("module", &inp)?;
-                    ctx.reasons.push(format!(
-                        "entrypoint: python3 -m {one} ({one}/__main__.py found)"
-                    ));
-                }
-                _ => {
-                    return Err(BuildersError::Entrypoint {
-                        path: ctx.dir.to_path_buf(),
-                        detail: format!(
-                            "cannot tell how to start the app: no [project.scripts], no gunicorn/uvicorn \
-                             app, none of {}{}",
-                            rules.entry_files.join(", "),
-                            if pkgs.is_empty() {
-                                String::new()
-                            } else {
-                                format!("; several packages with __main__.py: {}", pkgs.join(", "))
-                            }
-                        ),
-                        hint: "pass --main app.py (or a module), or --entrypoint".into(),
-                    });
-                }
-            }
+            entrypoint = detect_entrypoint(
+                &mut ctx,
+                &spec,
+                &mut inp,
+                &deps,
+                if project { &scripts } else { &[] },
+                pyproject.as_ref().and_then(|p| p.name.as_deref()),
+                &mut ports,
+            )?;
         }
     }
 
@@ -591,7 +813,30 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     if project {
         app_excludes.extend(rules.build_leftovers.iter().cloned());
     }
-    inp.fact("requirements", reqs.any)
+    let mut files = Vec::new();
+    let (hashed, unhashed) = locked
+        .as_ref()
+        .map(|l| l.requirements())
+        .unwrap_or_default();
+    inp.fact("locked", locked.is_some())
+        .fact("locked_hashed", hashed.is_some())
+        .fact("locked_unhashed", unhashed.is_some())
+        .var(
+            "project_deps",
+            if locked.is_some() { "--no-deps " } else { "" },
+        );
+    for (path, content) in [
+        ("/out/ocibuild/locked.txt", hashed),
+        ("/out/ocibuild/locked-unhashed.txt", unhashed),
+    ] {
+        if let Some(content) = content {
+            files.push(GeneratedFile {
+                path: path.into(),
+                content,
+            });
+        }
+    }
+    inp.fact("requirements", install_requirements)
         .fact("project", project)
         .list("venv_keys", venv_keys)
         .list("app_excludes", app_excludes);
@@ -620,7 +865,9 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         version: pyproject.and_then(|p| p.version),
         requirements,
     };
-    finish(ctx, Lang::Python, &spec, parts)
+    let mut plan = finish(ctx, Lang::Python, &spec, parts)?;
+    plan.files = files;
+    Ok(plan)
 }
 
 #[cfg(test)]

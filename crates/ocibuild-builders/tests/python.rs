@@ -17,7 +17,7 @@ fn python_app_plan() {
     assert_eq!(step_names(&p), ["venv"]);
     assert_eq!(
         step(&p, "venv").argv,
-        strs(&["python3", "-m", "venv", "/app/.venv"])
+        strs(&["python3", "-m", "venv", "--without-pip", "/app/.venv"])
     );
     assert_eq!(
         env_of(step(&p, "venv"), "PIP_CACHE_DIR"),
@@ -65,7 +65,11 @@ fn pyproject_app_plan() {
     assert!(!w.network);
     let i = step(&p, "pip-install-project");
     assert_eq!(i.argv[0], "sh");
-    assert!(i.argv[2].contains("/app/.venv/bin/pip install --no-compile"));
+    assert!(
+        i.argv[2].contains("python3 -m pip --python /app/.venv/bin/python3 install --no-compile"),
+        "{:?}",
+        i.argv
+    );
     assert!(i.argv[2].contains("/out/wheels/*.whl"));
     assert!(i.network);
     assert_eq!(
@@ -97,7 +101,11 @@ fn requirements_are_installed_and_key_the_venv() {
     assert_eq!(
         s.argv,
         strs(&[
-            "/app/.venv/bin/pip",
+            "python3",
+            "-m",
+            "pip",
+            "--python",
+            "/app/.venv/bin/python3",
             "install",
             "--no-compile",
             "--disable-pip-version-check",
@@ -218,7 +226,7 @@ fn entrypoint_detection() {
             vec![
                 (
                     "pyproject.toml",
-                    "[project]\nname = \"t\"\nversion = \"1\"\ndependencies = [\"gunicorn\"]\n[project.scripts]\nserve = \"t:serve\"\nadmin = \"t:admin\"\n",
+                    "[project]\nname = \"serve\"\nversion = \"1\"\ndependencies = [\"gunicorn\"]\n[project.scripts]\nadmin = \"t:admin\"\nserve = \"t:serve\"\n",
                 ),
                 ("app.py", "app = 1\n"),
             ],
@@ -285,14 +293,9 @@ fn uv_lock_and_backends() {
             "pyproject.toml",
             "[project]\nname = \"u\"\nversion = \"1\"\n[build-system]\nrequires = [\"hatchling\"]\nbuild-backend = \"hatchling.build\"\n",
         ),
-        ("uv.lock", "version = 1\n"),
         ("main.py", ""),
     ]);
     let p = plan_ok(d.path(), &opts());
-    assert!(reasons_contain(
-        &p,
-        "uv.lock is honoured only through pyproject.toml"
-    ));
     assert_eq!(p.toolchain.packages, ["python3-hatchling"]);
     assert!(step_names(&p).contains(&"pip-wheel".to_string()));
 
@@ -326,5 +329,262 @@ fn uv_lock_and_backends() {
     assert_eq!(
         p.toolchain.packages,
         ["python3-setuptools", "python3-wheel"]
+    );
+}
+
+fn file_of<'a>(p: &'a ocibuild_builders::Plan, path: &str) -> Option<&'a str> {
+    p.files
+        .iter()
+        .find(|f| f.path == path)
+        .map(|f| f.content.as_str())
+}
+
+#[test]
+fn lockfiles_pin_exactly_what_the_image_installs() {
+    // uv.lock of a hatchling project: the runtime dependencies, no dev group, no Windows-only
+    // packages; the project's own wheel installed without dependencies.
+    let p = plan_ok(&testdata("python-uv-fastapi"), &opts());
+    assert_eq!(
+        step_names(&p),
+        [
+            "venv",
+            "pip-install-locked",
+            "pip-wheel",
+            "pip-install-project"
+        ]
+    );
+    let s = step(&p, "pip-install-locked");
+    for a in ["--no-deps", "--require-hashes", "/out/ocibuild/locked.txt"] {
+        assert!(s.argv.contains(&a.to_string()), "{:?}", s.argv);
+    }
+    assert!(s.network);
+    let i = step(&p, "pip-install-project");
+    assert!(
+        i.argv[2].contains("--no-deps /out/wheels/*.whl"),
+        "{:?}",
+        i.argv
+    );
+    assert!(!i.network, "the project alone needs nothing downloaded");
+    let req = file_of(&p, "/out/ocibuild/locked.txt").unwrap();
+    assert!(
+        req.contains("\nfastapi==0.165.0 \\\n    --hash=sha256:"),
+        "{req}"
+    );
+    assert!(req.contains("\nuvicorn=="), "{req}");
+    assert!(req.contains("\npydantic-core=="), "{req}");
+    for absent in ["pytest", "colorama", "pygments", "notes-api"] {
+        assert!(!req.contains(&format!("\n{absent}==")), "{absent}: {req}");
+    }
+    assert!(file_of(&p, "/out/ocibuild/locked-unhashed.txt").is_none());
+    assert!(
+        reasons_contain(&p, "lockfile uv.lock: 14 pinned packages"),
+        "{:?}",
+        p.reasons
+    );
+    assert!(reasons_contain(&p, "--require-hashes"));
+    assert!(
+        p.layers[0].key_files.is_empty(),
+        "the project is in the venv"
+    );
+
+    // (the entrypoint is not what this test is about)
+    let mut o = opts();
+    o.entrypoint = Some(strs(&["/app/.venv/bin/python3"]));
+    // poetry.lock (Poetry 2, [tool.poetry] project, poetry-core)
+    let p = plan_ok(&testdata("python-poetry-flask"), &o);
+    assert_eq!(p.toolchain.packages, ["python3-poetry-core"]);
+    let req = file_of(&p, "/out/ocibuild/locked.txt").unwrap();
+    assert!(req.contains("\nflask==3.1.3 \\\n"), "{req}");
+    assert!(req.contains("\ngunicorn==23.0.0 \\\n"), "{req}");
+    assert!(!req.contains("pytest"), "{req}");
+    assert!(
+        reasons_contain(&p, "lockfile poetry.lock: 9 pinned packages"),
+        "{:?}",
+        p.reasons
+    );
+
+    // Pipfile.lock without any pyproject.toml: only the pins, keyed by the lock
+    let p = plan_ok(&testdata("python-django-pipenv"), &o);
+    assert_eq!(step_names(&p), ["venv", "pip-install-locked"]);
+    let req = file_of(&p, "/out/ocibuild/locked.txt").unwrap();
+    assert!(req.contains("\ndjango==5.2.19 \\\n"), "{req}");
+    assert!(!req.contains("pytest"), "{req}");
+    assert!(
+        reasons_contain(&p, "lockfile Pipfile.lock: 4 pinned packages"),
+        "{:?}",
+        p.reasons
+    );
+    assert_eq!(p.layers[0].key_files, ["Pipfile.lock"]);
+
+    // pdm.lock of a flit project
+    let p = plan_ok(&testdata("python-flit-scripts"), &o);
+    assert_eq!(p.toolchain.packages, ["flit"]);
+    let req = file_of(&p, "/out/ocibuild/locked.txt").unwrap();
+    assert!(req.contains("\ntabulate==0.10.0 \\\n"), "{req}");
+    assert!(
+        reasons_contain(&p, "lockfile pdm.lock: 1 pinned packages"),
+        "{:?}",
+        p.reasons
+    );
+
+    // a lock beside requirements.txt wins; several locks: the first kind is used
+    let d = app(&[
+        (
+            "pyproject.toml",
+            "[project]\nname = \"x\"\nversion = \"1\"\n",
+        ),
+        ("requirements.txt", "flask\n"),
+        (
+            "pdm.lock",
+            "[[package]]\nname = \"six\"\nversion = \"1.16.0\"\ngroups = [\"default\"]\nfiles = [{file = \"six.whl\", hash = \"sha256:aa\"}]\n",
+        ),
+        ("Pipfile.lock", "{\"default\": {}}"),
+        ("main.py", ""),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert!(!step_names(&p).contains(&"pip-install-requirements".to_string()));
+    assert!(reasons_contain(&p, "requirements.txt is not used"));
+    assert!(reasons_contain(
+        &p,
+        "Pipfile.lock also found; pdm.lock is used"
+    ));
+
+    // a Pipfile without its lock, a lock without its pyproject.toml: clear errors
+    let d = app(&[("Pipfile", "[packages]\nflask = \"*\"\n"), ("app.py", "")]);
+    let err = plan_err(d.path(), &opts()).to_string();
+    assert!(err.contains("pipenv lock"), "{err}");
+    let d = app(&[("poetry.lock", ""), ("app.py", "")]);
+    let err = plan_err(d.path(), &opts()).to_string();
+    assert!(err.contains("poetry.lock without pyproject.toml"), "{err}");
+}
+
+#[test]
+fn entrypoints_of_real_layouts() {
+    // a FastAPI app inside a src/ package wins over the console script (uvicorn is locked)
+    let p = plan_ok(&testdata("python-uv-fastapi"), &opts());
+    assert_eq!(
+        p.config.entrypoint,
+        [
+            "/app/.venv/bin/uvicorn",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "8000",
+            "notes_api.api:app"
+        ]
+    );
+    assert_eq!(p.config.exposed_ports, ["8000/tcp"]);
+    assert!(
+        reasons_contain(
+            &p,
+            "entrypoint candidates: FastAPI app notes_api.api:app in src/notes_api/api.py; console scripts notes-api"
+        ),
+        "{:?}",
+        p.reasons
+    );
+    // a Flask factory in the package, gunicorn a dependency
+    let p = plan_ok(&testdata("python-poetry-flask"), &opts());
+    assert_eq!(
+        p.config.entrypoint,
+        [
+            "/app/.venv/bin/gunicorn",
+            "--bind",
+            "0.0.0.0:8000",
+            "bookshelf:create_app()"
+        ]
+    );
+    // Django: manage.py names the settings, gunicorn serves the WSGI module
+    let p = plan_ok(&testdata("python-django-pipenv"), &opts());
+    assert_eq!(
+        p.config.entrypoint,
+        [
+            "/app/.venv/bin/gunicorn",
+            "--bind",
+            "0.0.0.0:8000",
+            "guestbook.wsgi:application"
+        ]
+    );
+    assert!(reasons_contain(
+        &p,
+        "entrypoint: gunicorn serves the Django app guestbook.wsgi:application"
+    ));
+    // several console scripts: the one named like the project
+    let p = plan_ok(&testdata("python-flit-scripts"), &opts());
+    assert_eq!(p.config.entrypoint, ["/app/.venv/bin/tally"]);
+    assert!(reasons_contain(
+        &p,
+        "console script \"tally\" (named like the project)"
+    ));
+    // a single script with a __main__ guard, whatever its name
+    let p = plan_ok(&testdata("python-script"), &opts());
+    assert_eq!(
+        p.config.entrypoint,
+        ["/app/.venv/bin/python3", "uptime_server.py"]
+    );
+
+    // several console scripts, none named like the project: an error listing them
+    let d = app(&[(
+        "pyproject.toml",
+        "[project]\nname = \"kit\"\nversion = \"1\"\n[project.scripts]\nkit-a = \"kit:a\"\nkit-b = \"kit:b\"\n",
+    )]);
+    let err = plan_err(d.path(), &opts());
+    assert!(matches!(err, BuildersError::Entrypoint { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("kit-a, kit-b") && msg.contains("--entrypoint"),
+        "{msg}"
+    );
+    // a FastAPI factory under uvicorn; a Flask app whose server is missing is not chosen
+    let d = app(&[
+        ("requirements.txt", "fastapi\nuvicorn\n"),
+        (
+            "svc/web.py",
+            "from fastapi import FastAPI\n\ndef create_app():\n    return FastAPI()\n",
+        ),
+    ]);
+    assert_eq!(
+        plan_ok(d.path(), &opts()).config.entrypoint,
+        [
+            "/app/.venv/bin/uvicorn",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "8000",
+            "--factory",
+            "svc.web:create_app"
+        ]
+    );
+    let d = app(&[
+        ("requirements.txt", "flask\n"),
+        (
+            "site/app.py",
+            "from flask import Flask\napp = Flask(__name__)\n",
+        ),
+    ]);
+    let msg = plan_err(d.path(), &opts()).to_string();
+    assert!(
+        msg.contains("Flask app site.app:app in site/app.py needs gunicorn"),
+        "{msg}"
+    );
+    assert!(msg.contains("--main"), "{msg}");
+    // several guarded scripts: the conventional name, else an error naming them
+    let d = app(&[
+        ("requirements.txt", ""),
+        ("main.py", "if __name__ == '__main__':\n    pass\n"),
+        ("tool.py", "if __name__ == \"__main__\":\n    pass\n"),
+    ]);
+    assert_eq!(
+        plan_ok(d.path(), &opts()).config.entrypoint,
+        ["/app/.venv/bin/python3", "main.py"]
+    );
+    let d = app(&[
+        ("requirements.txt", ""),
+        ("a.py", "if __name__ == '__main__':\n    pass\n"),
+        ("b.py", "if __name__ == '__main__':\n    pass\n"),
+    ]);
+    let msg = plan_err(d.path(), &opts()).to_string();
+    assert!(
+        msg.contains("a.py, b.py") && msg.contains("--main a.py"),
+        "{msg}"
     );
 }

@@ -520,6 +520,17 @@ fn probe_host_tool(tool: &HostTool, path: &str) -> ProbeOutcome {
     }
 }
 
+/// The earliest time a ZIP entry can carry (1980-01-01T00:00:00Z).
+pub const ZIP_EPOCH: u64 = 315_532_800;
+
+/// The `SOURCE_DATE_EPOCH` the steps see: the user's, raised to [`ZIP_EPOCH`]. Steps write
+/// ZIP-based artefacts (wheels, jars, eggs) stamped with it, and ZIP cannot hold earlier times
+/// (hatchling stops with "ZIP does not support timestamps before 1980" on the default 0). The
+/// image's `created` and file times still follow the user's epoch.
+pub fn step_source_date_epoch(user: u64) -> u64 {
+    user.max(ZIP_EPOCH)
+}
+
 /// The toolchain profile and packages to lock for a plan. Go comes on `build-base` with its
 /// golang package (the release's `golang-go`, or a `golang-1.N-go` from backports), plus git only
 /// when a step may download modules (go.mod requires modules and there is no `vendor/`: the
@@ -837,6 +848,17 @@ pub fn build(
         })
         .collect();
     mounts.extend(host_mounts);
+    // files the planner made (a lockfile's pins as requirements), under an output
+    for f in &plan.files {
+        let host = host_path(&binds[1..], &f.path).ok_or_else(|| EngineError::Invalid {
+            what: format!("generated file {} of the plan", f.path),
+            detail: "it is not under one of the plan's outputs".into(),
+        })?;
+        if let Some(dir) = host.parent() {
+            fs::create_dir_all(dir).map_err(EngineError::io("creating a directory", dir))?;
+        }
+        fs::write(&host, &f.content).map_err(EngineError::io("writing a generated file", &host))?;
+    }
     // cache mounts: an empty one is filled from --cache-from (keyed by the app's lockfiles)
     let shared_mounts = if shared.from.is_empty() && shared.to.is_empty() {
         Vec::new()
@@ -863,7 +885,10 @@ pub fn build(
     base_env.push(("PATH".into(), path));
     base_env.push(("HOME".into(), "/root".into()));
     base_env.push(("LANG".into(), "C.UTF-8".into()));
-    base_env.push(("SOURCE_DATE_EPOCH".into(), o.source_date_epoch.to_string()));
+    base_env.push((
+        "SOURCE_DATE_EPOCH".into(),
+        step_source_date_epoch(o.source_date_epoch).to_string(),
+    ));
     if let Some(ca) = &o.ca_bundle {
         mounts.push(Mount::Bind {
             src: ca.clone(),
@@ -1287,6 +1312,13 @@ mod tests {
             false,
         );
         assert_eq!(newer.1, ["golang-1.26-go", "git"]);
+    }
+
+    #[test]
+    fn steps_see_an_epoch_zip_can_hold() {
+        assert_eq!(step_source_date_epoch(0), 315_532_800);
+        assert_eq!(step_source_date_epoch(1), ZIP_EPOCH);
+        assert_eq!(step_source_date_epoch(1_700_000_000), 1_700_000_000);
     }
 
     #[test]

@@ -273,9 +273,46 @@ fn python_app_runs_from_its_venv() {
     assert!(out.contains("hello from python"), "{out}");
     assert_distroless(&rootfs, &[]);
     assert!(rootfs.join("app/.venv/bin/python3").exists());
+    assert_no_pip(&rootfs);
     build(&ctx, &app("python-pyproject"), &[], &layout, "pp");
-    let (_, out) = run_image(&ctx, &layout, "pp", None);
+    let (rootfs, out) = run_image(&ctx, &layout, "pp", None);
     assert!(!out.trim().is_empty());
+    // the project was built with setuptools and wheel: neither is in the venv
+    assert_no_pip(&rootfs);
+}
+
+/// No package manager in the venv: no pip scripts, no pip, setuptools or wheel packages.
+fn assert_no_pip(rootfs: &Path) {
+    let venv = rootfs.join("app/.venv");
+    for e in fs::read_dir(venv.join("bin")).unwrap().flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        assert!(
+            !n.starts_with("pip"),
+            "app/.venv/bin/{n} must not be in the image"
+        );
+    }
+    let lib = fs::read_dir(venv.join("lib"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    for e in fs::read_dir(lib.join("site-packages")).unwrap().flatten() {
+        let n = e.file_name().to_string_lossy().to_ascii_lowercase();
+        for banned in [
+            "pip",
+            "setuptools",
+            "wheel",
+            "_distutils_hack",
+            "pkg_resources",
+        ] {
+            assert!(
+                n != banned && !n.starts_with(&format!("{banned}-")),
+                "{} must not be in the image",
+                e.path().display()
+            );
+        }
+    }
 }
 
 #[test]
