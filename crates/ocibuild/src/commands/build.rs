@@ -91,6 +91,9 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
     };
     let mut plan = make_plan(&ctx, &popts)
         .with_context(|| format!("planning the build of {}", ctx.display()))?;
+    for rel in outputs_in_context(a, &ctx, &rep) {
+        plan.source_exclude.push(globset::escape(&rel));
+    }
     if a.toolchain == ToolchainArg::Host && !a.dry_run {
         // Before anything is built: the host's programs exist and are new enough.
         let found = zeroconfig::probe_host_tools(&plan)
@@ -302,6 +305,83 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
     }
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the build writes that lies inside its context (`--output oci:DIR`/`oci-archive:FILE`/
+/// `docker-archive:FILE`, `--iidfile`, `--metadata-file`), as paths relative to the context:
+/// they are left out of the context, so the next identical build does not see them as new
+/// files and runs nothing. Said once on stderr.
+pub(super) fn outputs_in_context(a: &BuildArgs, ctx: &Path, rep: &Reporter) -> Vec<String> {
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    for o in &a.outputs {
+        match Location::parse(o) {
+            Ok(Location::Layout { dir, .. }) => files.push((format!("--output {o}"), dir)),
+            Ok(Location::OciArchive { file, .. } | Location::DockerArchive { file, .. }) => {
+                files.push((format!("--output {o}"), file))
+            }
+            _ => {}
+        }
+    }
+    if let Some(f) = &a.iidfile {
+        files.push(("--iidfile".into(), f.clone()));
+    }
+    if let Some(f) = &a.metadata_file {
+        files.push(("--metadata-file".into(), f.clone()));
+    }
+    let mut out: Vec<String> = Vec::new();
+    let mut said: Vec<String> = Vec::new();
+    for (flag, p) in files {
+        let Some(abs) = absolute(&p) else { continue };
+        let Ok(rel) = abs.strip_prefix(ctx) else {
+            continue;
+        };
+        let rel = rel.to_string_lossy().replace('\\', "/");
+        if rel.is_empty() || out.contains(&rel) {
+            continue;
+        }
+        said.push(format!("{rel} ({flag})"));
+        out.push(rel);
+    }
+    if !said.is_empty() {
+        rep.event(
+            &format!(
+                "left out of the build context because this build writes them: {}",
+                said.join(", ")
+            ),
+            json!({"event": "context-exclude", "paths": out}),
+        );
+    }
+    out
+}
+
+/// `p` made absolute with symlinks resolved, also when it does not exist yet (its nearest
+/// existing ancestor is resolved).
+fn absolute(p: &Path) -> Option<PathBuf> {
+    let p = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(p)
+    };
+    let mut rest: Vec<std::ffi::OsString> = Vec::new();
+    let mut cur = p.as_path();
+    loop {
+        if let Ok(c) = cur.canonicalize() {
+            let mut out = c;
+            for r in rest.iter().rev() {
+                if r == ".." {
+                    out.pop();
+                } else if r != "." {
+                    out.push(r);
+                }
+            }
+            return Some(out);
+        }
+        rest.push(
+            cur.file_name()
+                .map_or_else(|| "..".into(), |n| n.to_os_string()),
+        );
+        cur = cur.parent()?;
+    }
 }
 
 /// A flag value with anything secret-looking (keys, SAS signatures) cut out, for messages.

@@ -256,9 +256,15 @@ fn build_impl(
     let (from_specs, to_specs) = cache_specs(a)?;
     let cache_reg = cache_registry(g, &from_specs, &to_specs)?;
     let (cache_from, cache_to) = open_caches(&from_specs, &to_specs, cache_reg.as_ref())?;
+    let (compression, level) = compression(a)?;
     let opts = df::Options {
         store: store.clone(),
         context: ctx.to_path_buf(),
+        context_excludes: if warm_only {
+            Vec::new()
+        } else {
+            outputs_in_context(a, ctx, &rep)
+        },
         dockerfile: dockerfile.to_path_buf(),
         target: a.target.clone(),
         build_args,
