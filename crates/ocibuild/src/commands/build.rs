@@ -201,6 +201,20 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
             seconds,
             output,
         } => {
+            if status != 0 {
+                // reported once, by the build's error (with the end of the output)
+                let shown = super::dockerfile::failed_output_prefix(&output);
+                if verbose && !shown.is_empty() {
+                    eprintln!("{}", shown.trim_end());
+                }
+                if matches!(g.progress, crate::cli::Progress::Json) {
+                    rep.event(
+                        &name,
+                        json!({"event": "step-failed", "name": name, "status": status, "seconds": seconds}),
+                    );
+                }
+                return;
+            }
             if verbose && !output.is_empty() {
                 eprintln!("{}", output.trim_end());
             }

@@ -301,6 +301,22 @@ fn build_impl(
             seconds,
             output,
         } => {
+            // A failed step is reported once, by the build's error (which carries the
+            // step, its exit status and the end of its output): only the part of a long
+            // output the error leaves out is printed here, and no "done" line.
+            if status != 0 {
+                let shown = failed_output_prefix(&output);
+                if !shown.is_empty() && (!json_mode || verbose) {
+                    eprintln!("{}", shown.trim_end());
+                }
+                if json_mode {
+                    rep.event(
+                        &name,
+                        json!({"event": "step-failed", "name": name, "status": status, "seconds": seconds}),
+                    );
+                }
+                return;
+            }
             // a step's output goes to stderr (as docker build --progress plain shows it),
             // except in json mode, where only events are written
             if !output.is_empty() && (!json_mode || verbose) {
@@ -368,4 +384,11 @@ fn build_impl(
     }
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The lines of a failed step's output that its error does not repeat (the error carries the
+/// last 30).
+pub(super) fn failed_output_prefix(output: &str) -> String {
+    let lines: Vec<&str> = output.lines().collect();
+    lines[..lines.len().saturating_sub(30)].join("\n")
 }
