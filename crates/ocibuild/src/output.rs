@@ -20,6 +20,9 @@ pub fn init_logging(verbose: u8, _progress: Progress) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // colours only for a terminal (and never with NO_COLOR): logs piped into a file or
+        // a CI log stay plain text
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .without_time()
         .try_init();
 }
@@ -139,5 +142,14 @@ pub fn human_size(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", U[i])
+    }
+}
+
+/// `1 package`, `2 packages`.
+pub fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }

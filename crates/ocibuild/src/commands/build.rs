@@ -19,8 +19,8 @@ use serde_json::json;
 
 use super::assemble::parse_command;
 use super::open_store;
-use crate::cli::{BuildArgs, BuildNetworkArg, Global, IsolationArg, ToolchainArg};
-use crate::output::{Reporter, human_size};
+use crate::cli::{BuildArgs, BuildNetworkArg, CompressionArg, Global, IsolationArg, ToolchainArg};
+use crate::output::{Reporter, human_size, plural};
 
 /// Where the host's trust store usually is (Debian/Ubuntu, then Fedora/RHEL, then Alpine/SUSE).
 const HOST_CA_BUNDLES: &[&str] = &[
@@ -113,12 +113,12 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
         }
         rep.event(
             &format!(
-                "plan: toolchain {} {} → runtime {}:{}; {} steps; layers {}",
+                "plan: toolchain {} {} → runtime {}:{}; {}; layers {}",
                 plan.toolchain.profile,
                 plan.toolchain.version,
                 plan.runtime.profile,
                 plan.runtime.variant,
-                plan.steps.len(),
+                plural(plan.steps.len(), "step"),
                 plan.layers
                     .iter()
                     .map(|l| l.name.as_str())

@@ -16,12 +16,12 @@ use ocibuild_registry::copy::RegistrySource;
 use serde_json::json;
 
 use super::build::{
-    ca_bundle, cache_registry, cache_specs, compression, isolation, open_caches, pass_env,
-    write_outputs,
+    ca_bundle, cache_registry, cache_specs, compression, isolation, open_caches,
+    outputs_in_context, pass_env, write_outputs,
 };
 use super::open_store;
 use crate::cli::{BuildArgs, BuildNetworkArg, Global};
-use crate::output::{Reporter, human_size};
+use crate::output::{Reporter, human_size, plural};
 
 /// Pulls registry bases through the registry client, remembering what a reference resolved to
 /// (`ROOT/engine/pulled/`) for `--pull missing|never`.
@@ -357,10 +357,10 @@ fn build_impl(
     let size: u64 = built.image.manifest.layers.iter().map(|l| l.size).sum();
     rep.event(
         &format!(
-            "image {digest}: {} compressed, {} layers; {} steps ran, {} cached, in {:.2} s",
+            "image {digest}: {} compressed, {}; {} ran, {} cached, in {:.2} s",
             human_size(size),
-            built.image.manifest.layers.len(),
-            built.ran.len(),
+            plural(built.image.manifest.layers.len(), "layer"),
+            plural(built.ran.len(), "step"),
             built.cached.len(),
             t0.elapsed().as_secs_f64()
         ),
