@@ -77,7 +77,20 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
             .as_deref()
             .map(|l| l.parse::<Lang>())
             .transpose()
-            .map_err(|e| anyhow::anyhow!("--lang: {e}"))?,
+            .map_err(|e| {
+                let near = a.lang.as_deref().and_then(|l| {
+                    ocibuild_oci::suggest::nearest(
+                        l,
+                        [
+                            "go", "golang", "node", "nodejs", "python", "python3", "java",
+                        ],
+                    )
+                });
+                crate::output::usage(match near {
+                    Some(n) => format!("--lang: {e}; did you mean `{n}`?"),
+                    None => format!("--lang: {e}"),
+                })
+            })?,
         main: a.main.clone(),
         entrypoint: a
             .entrypoint
