@@ -99,6 +99,36 @@ impl Reporter {
     }
 }
 
+/// A usage error: a flag or argument the command cannot take (exit code 2, as clap's own).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// A usage error with this message.
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
+/// The exit code for an error: 2 for a usage error (a [`UsageError`], or an image location
+/// given on the command line that does not parse), else 1.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    let usage = e.chain().any(|c| {
+        c.is::<UsageError>()
+            || matches!(
+                c.downcast_ref::<OciError>(),
+                Some(OciError::InvalidReference { .. })
+            )
+    });
+    if usage { 2 } else { 1 }
+}
+
 /// `error: …` with the whole cause chain, and a `help:` line where we know what to do.
 pub fn print_error(e: &anyhow::Error) {
     let mut err = std::io::stderr().lock();

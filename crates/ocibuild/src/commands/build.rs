@@ -37,6 +37,8 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
 /// fetch what a build will need from the `--from` caches.
 pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<ExitCode> {
     let rep = Reporter::new(g.progress);
+    // flag values first: a usage error is said before any work
+    let (compression, level) = compression(a)?;
     let ctx = a.context.canonicalize().with_context(|| {
         format!(
             "the build context {} does not exist or cannot be read",
@@ -183,7 +185,6 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
         "org.opencontainers.image.created".into(),
         ocibuild_oci::image::rfc3339(epoch),
     );
-    let compression = compression(a)?;
     let opts = zeroconfig::Options {
         toolchain_bases,
         runtime_bases,
@@ -193,7 +194,7 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
         pass_env,
         source_date_epoch: epoch,
         compression,
-        level: None,
+        level,
         host_toolchain: a.toolchain == ToolchainArg::Host,
         labels,
         compare_naive: a.compare_naive,
@@ -555,12 +556,33 @@ pub(super) fn isolation(a: &BuildArgs) -> Isolation {
     }
 }
 
-pub(super) fn compression(a: &BuildArgs) -> Result<Compression> {
-    Ok(match a.compression.as_str() {
-        "gzip" => Compression::Gzip,
-        "zstd" => Compression::Zstd,
-        c => bail!("--compression {c}: use gzip or zstd"),
-    })
+/// `--compression` and `--compression-level`, checked before anything is built.
+pub(super) fn compression(a: &BuildArgs) -> Result<(Compression, Option<u32>)> {
+    let c = match a.compression {
+        CompressionArg::Gzip => Compression::Gzip,
+        CompressionArg::Zstd => Compression::Zstd,
+        CompressionArg::None => Compression::None,
+    };
+    if let Some(l) = a.compression_level {
+        let range = match c {
+            Compression::Gzip => 0..=9,
+            Compression::Zstd => 1..=22,
+            Compression::None => {
+                return Err(crate::output::usage(format!(
+                    "--compression-level {l}: --compression none has no level; drop one of the two"
+                )));
+            }
+        };
+        if !range.contains(&l) {
+            return Err(crate::output::usage(format!(
+                "--compression-level {l}: {} levels are {}..={}",
+                c.name(),
+                range.start(),
+                range.end()
+            )));
+        }
+    }
+    Ok((c, a.compression_level))
 }
 
 /// Write the built image to every `--output`, and push it to every `-t` with `--push`.
