@@ -106,9 +106,6 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
     };
     let mut plan = make_plan(&ctx, &popts)
         .with_context(|| format!("planning the build of {}", ctx.display()))?;
-    for rel in outputs_in_context(a, &ctx, &rep) {
-        plan.source_exclude.push(globset::escape(&rel));
-    }
     if a.toolchain == ToolchainArg::Host && !a.dry_run {
         // Before anything is built: the host's programs exist and are new enough.
         let found = zeroconfig::probe_host_tools(&plan)
@@ -199,6 +196,11 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
         labels,
         compare_naive: a.compare_naive,
         no_cache: a.no_cache,
+        context_excludes: if warm_only {
+            Vec::new()
+        } else {
+            outputs_in_context(a, &ctx, &rep)
+        },
     };
     let verbose = g.verbose > 0;
     let ev = |e: Event| {
