@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Set up a fresh Debian 12 (or 13) machine for ocibuild, build it, and run the main job:
-# assemble a hello image from busybox onto scratch, check it with skopeo/umoci/oci-image-tool,
-# and run it with runc.
+# Set up a fresh Debian 12 (or 13) machine for ocibuild, build it, and run the main job: build the
+# Go HTTP server in testdata/apps/go-http zero-config (from source, no Dockerfile), check the image
+# with skopeo, umoci and oci-image-tool, run it with runc and get an HTTP answer from it, and print
+# the image size and the time taken.
 #
-#   sudo ./scripts/setup.sh            # everything
+#   ./scripts/setup.sh                 # as root, or as a user with sudo: everything
 #   ./scripts/setup.sh --packages-only # only the system packages (used by scripts/test.sh)
 #
-# Needs root for apt-get (skipped when every package is already installed) and for runc.
+# Root is needed for apt-get (skipped when every package is already installed) and for runc; the
+# script uses sudo for those only when it is not root and sudo is installed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -23,20 +25,30 @@ PACKAGES=(
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
+# `as_root CMD…`: CMD as root — directly when we are root, through sudo when it is installed.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo -- "$@"
+  else
+    die "need root for: $* — run this script as root, or install sudo"
+  fi
+}
+
 install_packages() {
   local missing=() p
   for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   [ "${#missing[@]}" -eq 0 ] && { log "system packages present"; return 0; }
-  [ "$(id -u)" -eq 0 ] || die "need root to install: ${missing[*]} (run with sudo)"
   log "apt-get install ${missing[*]}"
   local i
   for i in 1 2 3; do
     # Another apt may hold the lock, and Debian's docker-clean hook can delete .debs under a
     # concurrent run: wait for the lock and retry.
-    if DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq &&
-       DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    if as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq &&
+       as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
          --no-install-recommends "${missing[@]}" >/tmp/ocibuild-apt.log 2>&1; then
       return 0
     fi
@@ -61,9 +73,8 @@ install_packages
 # Debian's own nodejs comes without npm (a separate package); a nodejs that bundles npm
 # conflicts with Debian's npm, so install it only when npm is missing.
 if ! command -v npm >/dev/null 2>&1; then
-  [ "$(id -u)" -eq 0 ] || die "need root to install npm (for Azurite in the cache tests): run with sudo"
   log "apt-get install npm"
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends npm >/tmp/ocibuild-apt.log 2>&1 \
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends npm >/tmp/ocibuild-apt.log 2>&1 \
     || die "apt-get install npm failed (see /tmp/ocibuild-apt.log)"
 fi
 [ "${1:-}" = "--packages-only" ] && exit 0
@@ -72,33 +83,58 @@ log "cargo build --release"
 cargo build --release --locked -p ocibuild
 BIN="$PWD/target/release/ocibuild"
 
-# --- the main job: a hello image, checked by independent tools, run with runc ---------------
-W="$(mktemp -d "${TMPDIR:-/tmp}/ocibuild-hello.XXXXXX")"
-trap 'rm -rf "$W"' EXIT
-mkdir -p "$W/rootfs/bin"
-cp /bin/busybox "$W/rootfs/bin/busybox"
-ln -s busybox "$W/rootfs/bin/sh"
-ln -s busybox "$W/rootfs/bin/echo"
-log "ocibuild assemble (busybox onto scratch)"
-"$BIN" --root "$W/store" assemble \
-  --layer "$W/rootfs:/" \
-  --entrypoint '["/bin/busybox","echo"]' --cmd 'hello from ocibuild' \
-  --user 65532:65532 --label org.opencontainers.image.title=hello \
-  -t hello:v1 --output "oci:$W/layout:v1" --output "oci-archive:$W/hello.tar" \
-  --output "docker-archive:$W/hello-docker.tar"
-"$BIN" --root "$W/store" validate "oci:$W/layout:v1"
-"$BIN" --root "$W/store" inspect "oci:$W/layout:v1"
+# --- the main job: a Go HTTP server built from source, checked by independent tools, run with runc --
+APP=testdata/apps/go-http
+W="$(mktemp -d "${TMPDIR:-/tmp}/ocibuild-main.XXXXXX")"
+CID="ocibuild-go-http-$$"
+have_root() { [ "$(id -u)" -eq 0 ] || command -v sudo >/dev/null 2>&1; }
+cleanup() {
+  if have_root; then
+    as_root runc --root "$W/runc" delete --force "$CID" >/dev/null 2>&1 || true
+    as_root rm -rf "$W"
+  else
+    rm -rf "$W"
+  fi
+}
+trap cleanup EXIT
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+
+t0="$(now)"
+log "ocibuild build $APP (zero-config: detected from go.mod, no Dockerfile; the first run assembles the Go toolchain from Debian packages)"
+digest="$("$BIN" build "$APP" --output "oci:$W/layout:go-http" --metadata-file "$W/meta.json")"
+t_built="$(now)"
+size="$(jq -r '."ocibuild.size"' "$W/meta.json")"
+"$BIN" validate "oci:$W/layout:go-http"
+
 log "skopeo inspect / oci-image-tool validate / umoci unpack"
-skopeo inspect "oci:$W/layout:v1" | jq -c '{Digest, Architecture, Os, Layers}'
-oci-image-tool validate --type image --ref name=v1 "$W/layout"
-umoci unpack --image "$W/layout:v1" "$W/bundle" >/dev/null
-jq '.process.terminal = false' "$W/bundle/config.json" >"$W/bundle/config.tmp" && mv "$W/bundle/config.tmp" "$W/bundle/config.json"
-log "runc run"
-if [ "$(id -u)" -eq 0 ]; then
-  out="$(runc --root "$W/runc" run --bundle "$W/bundle" "ocibuild-hello-$$" </dev/null)"
-  echo "container said: $out"
-  [ "$out" = "hello from ocibuild" ] || die "unexpected output from the container: $out"
-else
-  log "not root: skipping runc (run as root to see the container run)"
+skopeo inspect "oci:$W/layout:go-http" | jq -c "{Digest, Architecture, Os, Layers}"
+oci-image-tool validate --type image --ref name=go-http "$W/layout"
+if ! have_root; then
+  umoci unpack --rootless --image "$W/layout:go-http" "$W/bundle" >/dev/null
+  log "not root and no sudo: the image unpacks, but running it with runc needs root (run this script as root to see it answer)"
+  log "image $digest: $size bytes compressed, built in $(secs "$t0" "$t_built") s"
+  exit 0
 fi
+as_root umoci unpack --image "$W/layout:go-http" "$W/bundle" >/dev/null
+as_root sh -c 'jq ".process.terminal = false | .process.env += [\"PORT=8080\"]" "$1/config.json" >"$1/config.tmp" && mv "$1/config.tmp" "$1/config.json"' sh "$W/bundle"
+
+log "runc: start the server in its own network namespace and GET / from inside it"
+as_root runc --root "$W/runc" create --bundle "$W/bundle" "$CID" </dev/null >"$W/server.log" 2>&1 ||
+  die "runc create failed: $(cat "$W/server.log")"
+pid="$(as_root runc --root "$W/runc" state "$CID" | jq -r .pid)"
+as_root nsenter -t "$pid" -n ip link set lo up
+as_root runc --root "$W/runc" start "$CID"
+answer="$(as_root nsenter -t "$pid" -n curl -sS --fail --retry 30 --retry-connrefused --retry-delay 1 \
+  --max-time 60 http://127.0.0.1:8080/)" || die "the server did not answer; its output: $(cat "$W/server.log")"
+t_answered="$(now)"
+as_root runc --root "$W/runc" kill "$CID" KILL >/dev/null 2>&1 || true
+echo "container answered: $answer"
+case "$answer" in
+  "hello from go-http as uid 65532") ;;
+  *) die "unexpected answer from the container: $answer" ;;
+esac
+human="$(numfmt --to=si --suffix=B --format=%.1f "$size" 2>/dev/null || echo "$size bytes")"
+log "image $digest: $human compressed ($size bytes), built in $(secs "$t0" "$t_built") s;" \
+  "build, checks, run and HTTP answer in $(secs "$t0" "$t_answered") s"
 log "done: $BIN"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the whole test suite: formatting, lints, the compressor pin, unit, integration and
 # end-to-end tests against real peer tools (skopeo, umoci, oci-image-tool, runc, podman).
-# Installs missing system packages first (needs root then). `.ci/run` runs exactly this.
+# Installs missing system packages first (needs root then). `.ci/run` runs exactly this, and
+# prints at the end how long each test binary took.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
@@ -25,5 +26,37 @@ grep -q 'feature "zlib-rs"' <<<"$feats" || { echo "ERROR: flate2 is not on the z
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# Build every test binary first (timed), then run them; cargo prints `Running <binary>` and a
+# `test result: … finished in Xs` line per binary, gathered into one table at the end (slowest
+# first), with the binaries that stopped without a result (a crash) marked.
+echo "== cargo test (build)"
+t0=$(date +%s)
+cargo test --workspace --locked --no-run
+echo "test binaries built in $(( $(date +%s) - t0 )) s"
+
 echo "== cargo test"
-cargo test --workspace --locked --no-fail-fast
+log="$(mktemp "${TMPDIR:-/tmp}/ocibuild-test.XXXXXX")"
+trap 'rm -f "$log"' EXIT
+t0=$(date +%s)
+set +e
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+echo "== time per test binary (run time; whole run $(( $(date +%s) - t0 )) s)"
+awk '
+  function flush() { if (name != "" && !done) printf "%9s  %-7s %s\n", "-", "NO RESULT", name }
+  /^ *Running / {
+    flush(); done = 0
+    bin = $0; sub(/.*deps\//, "", bin); sub(/-[0-9a-f]+\)$/, "", bin)
+    src = $0; sub(/^ *Running /, "", src); sub(/ \(.*/, "", src)
+    name = bin "  " src
+  }
+  /^ *Doc-tests / { flush(); name = "doc-tests " $2; done = 0 }
+  /^test result: / {
+    status = ($3 == "ok.") ? "ok" : "FAILED"
+    t = $0; sub(/.*finished in /, "", t); sub(/s$/, "", t)
+    printf "%8.2fs  %-7s %s\n", t, status, name; done = 1
+  }
+  END { flush() }
+' "$log" | sort -rn
+exit "$rc"

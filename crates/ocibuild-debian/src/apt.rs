@@ -67,7 +67,12 @@ impl FromStr for Release {
             "trixie" | "13" | "debian13" | "debian-13" => Ok(Release::Trixie),
             other => Err(DebianError::Invalid {
                 what: format!("Debian release {other:?}"),
-                detail: "unknown; use bookworm (12) or trixie (13)".into(),
+                detail: format!(
+                    "unknown;{} use bookworm (12) or trixie (13)",
+                    ocibuild_oci::suggest::nearest(other, ["bookworm", "trixie"])
+                        .map(|n| format!(" did you mean `{n}`?"))
+                        .unwrap_or_default()
+                ),
             }),
         }
     }

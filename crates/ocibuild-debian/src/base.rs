@@ -147,7 +147,10 @@ pub fn profile_chain(name: &str) -> Result<Vec<Profile>> {
         let p = all.get(&n).ok_or_else(|| DebianError::Invalid {
             what: format!("profile {n:?}"),
             detail: format!(
-                "unknown; known profiles: {}",
+                "unknown;{} known profiles: {} (see `ocibuild base list`)",
+                ocibuild_oci::suggest::nearest(&n, all.keys().map(String::as_str))
+                    .map(|near| format!(" did you mean `{near}`?"))
+                    .unwrap_or_default(),
                 all.keys().cloned().collect::<Vec<_>>().join(", ")
             ),
         })?;
@@ -187,7 +190,12 @@ impl FromStr for Variant {
             "debug" => Ok(Variant::Debug),
             other => Err(DebianError::Invalid {
                 what: format!("variant {other:?}"),
-                detail: "use nonroot or debug".into(),
+                detail: format!(
+                    "{}use nonroot or debug",
+                    ocibuild_oci::suggest::nearest(other, ["nonroot", "debug"])
+                        .map(|n| format!("did you mean `{n}`? "))
+                        .unwrap_or_default()
+                ),
             }),
         }
     }
@@ -1360,6 +1368,8 @@ mod tests {
             .collect();
         assert_eq!(chain, ["static", "cc", "python3"]);
         assert!(profile_chain("nope").is_err());
+        let e = profile_chain("pyhton3").unwrap_err().to_string();
+        assert!(e.contains("did you mean `python3`?"), "{e}");
         let java = &all["java"];
         assert_eq!(
             java.packages_for(Release::Trixie),

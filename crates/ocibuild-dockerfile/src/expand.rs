@@ -19,6 +19,28 @@ pub fn expand(
     Ok(s)
 }
 
+/// Checks the syntax of the expansions in `word` without any variable's value (for parse
+/// time): an unterminated `${`, a bad substitution or an unsupported modifier is returned with
+/// the byte offset in `word` of the `$` that starts it. Quoting problems and `${a?msg}` are
+/// left to expansion time.
+pub(crate) fn check_syntax(word: &str, escape: char) -> Result<(), (usize, ExpandError)> {
+    let vars = |_: &str| Some("x".to_string());
+    let mut lx = Lexer::new(word, &vars, escape);
+    match lx.process_stop_on(None) {
+        Ok(_) => Ok(()),
+        Err(
+            e @ (ExpandError::MissingBrace { .. }
+            | ExpandError::BadSubstitution { .. }
+            | ExpandError::UnsupportedModifier { .. }),
+        ) => {
+            let ci = lx.open.last().copied().unwrap_or(0);
+            let off = word.char_indices().nth(ci).map_or(0, |(b, _)| b);
+            Err((off, e))
+        }
+        Err(_) => Ok(()),
+    }
+}
+
 /// Expands `word` and splits the result into words, as BuildKit's `ProcessWords` (used for
 /// EXPOSE): whitespace from unquoted text and unquoted expansions separates words; quoted text
 /// never does.
@@ -176,6 +198,9 @@ struct Lexer<'a, F> {
     vars: &'a F,
     /// Keep escape characters (for shell patterns, where `\*` must stay literal).
     raw_escapes: bool,
+    /// Char positions of the `$` of the expansions being read, innermost last: after an error,
+    /// the last one is the expansion at fault.
+    open: Vec<usize>,
 }
 
 impl<'a, F: Fn(&str) -> Option<String>> Lexer<'a, F> {
@@ -187,6 +212,7 @@ impl<'a, F: Fn(&str) -> Option<String>> Lexer<'a, F> {
             escape,
             vars,
             raw_escapes: false,
+            open: Vec::new(),
         }
     }
 
@@ -331,6 +357,16 @@ impl<'a, F: Fn(&str) -> Option<String>> Lexer<'a, F> {
     }
 
     fn dollar(&mut self) -> Result<String, ExpandError> {
+        let depth = self.open.len();
+        self.open.push(self.pos);
+        let r = self.dollar_inner();
+        if r.is_ok() {
+            self.open.truncate(depth);
+        }
+        r
+    }
+
+    fn dollar_inner(&mut self) -> Result<String, ExpandError> {
         self.next(); // '$'
         if self.peek() != Some('{') {
             let name = self.name();

@@ -104,6 +104,33 @@ impl DockerIgnore {
         Ok(DockerIgnore::default())
     }
 
+    /// Leave `rel_path` (relative to the context, `/`-separated; a file, or a directory with
+    /// everything beneath it) out of the context whatever the other rules say: a build's own
+    /// outputs (`--output oci:DIR`, `--iidfile`) when they lie inside its context, so the next
+    /// identical build does not see them as new files. The path is taken literally.
+    pub fn exclude_always(&mut self, rel_path: &str) -> Result<(), IgnoreError> {
+        let cleaned = clean(rel_path.trim_start_matches('/'));
+        let bad = |message: String| IgnoreError::Pattern {
+            line: 0,
+            pattern: rel_path.to_string(),
+            message,
+        };
+        if cleaned == "." || cleaned.starts_with("..") {
+            return Err(bad("not a path inside the context".to_string()));
+        }
+        let glob = GlobBuilder::new(&globset::escape(&cleaned))
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| bad(e.kind().to_string()))?;
+        self.patterns.push(Pattern {
+            text: cleaned,
+            negated: false,
+            matcher: glob.compile_matcher(),
+        });
+        Ok(())
+    }
+
     /// The file the rules came from (`for_dockerfile`), if any.
     pub fn source(&self) -> Option<&Path> {
         self.source.as_deref()

@@ -5,8 +5,8 @@
 //! `--flags`; per-instruction argument parsing; heredoc bodies read after RUN/COPY/ADD lines.
 //! Every error carries the line and column of the offending word.
 
-use crate::error::ParseError;
-use crate::expand::split_words_at;
+use crate::error::{ExpandError, ParseError};
+use crate::expand::{check_syntax, split_words_at};
 use crate::model::*;
 use crate::mount::{MountError, parse_mount};
 
@@ -354,6 +354,7 @@ fn next_instruction(ctx: &Ctx<'_>, i: &mut usize) -> Result<Option<Node>, ParseE
             continue;
         }
         let (mut parsed, kw_off) = parse_instruction(ctx, &lg, 0)?;
+        check_expansions(ctx, &parsed, &lg, kw_off)?;
         if let Parsed::Kind(kind) = &mut parsed
             && heredoc_capable(kind)
             && lg.text.contains("<<")
@@ -377,6 +378,70 @@ fn next_instruction(ctx: &Ctx<'_>, i: &mut usize) -> Result<Option<Node>, ParseE
         }));
     }
     Ok(None)
+}
+
+/// Variable references in the instructions that expand them (FROM, ARG, ENV, LABEL, COPY, ADD,
+/// WORKDIR, USER, EXPOSE, VOLUME, STOPSIGNAL; not RUN, CMD or ENTRYPOINT, whose shell expands)
+/// are checked here, so an unterminated `${B` fails at parse time with its place, not when
+/// the stage runs.
+fn check_expansions(
+    ctx: &Ctx<'_>,
+    parsed: &Parsed,
+    lg: &Logical,
+    kw_off: usize,
+) -> Result<(), ParseError> {
+    let expands = match parsed {
+        Parsed::From { .. } => true,
+        Parsed::Kind(k) => matches!(
+            k,
+            InstructionKind::Arg(_)
+                | InstructionKind::Env(_)
+                | InstructionKind::Label(_)
+                | InstructionKind::Copy(_)
+                | InstructionKind::Add(_)
+                | InstructionKind::Workdir(_)
+                | InstructionKind::User(_)
+                | InstructionKind::Expose(_)
+                | InstructionKind::Volume(_)
+                | InstructionKind::StopSignal(_)
+        ),
+    };
+    if !expands {
+        return Ok(());
+    }
+    let text = &lg.text[kw_off..];
+    for (word, off) in split_words_at(text, ctx.escape).into_iter().skip(1) {
+        if word.starts_with("<<") {
+            continue; // a heredoc marker; its body is not expanded here
+        }
+        if let Err((at, e)) = check_syntax(&word, ctx.escape) {
+            let reference: String = word[at..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .take(40)
+                .collect();
+            let (message, hint) = match e {
+                ExpandError::MissingBrace { .. }
+                | ExpandError::UnsupportedModifier {
+                    modifier: '"' | '\'' | ' ' | '\t',
+                    ..
+                } => (
+                    format!("unterminated variable reference `{reference}`: missing `}}`"),
+                    "close it as `${NAME}`; to keep a literal `$`, escape it as `\\$`",
+                ),
+                ExpandError::UnsupportedModifier { modifier, .. } => (
+                    format!("unsupported modifier `{modifier}` in `{reference}`"),
+                    "write `${NAME}`, `${NAME:-default}`, `${NAME:+alternative}`, `${NAME:?message}`, `${NAME#pattern}`, `${NAME%pattern}` or `${NAME/pattern/replacement}`",
+                ),
+                _ => (
+                    format!("bad substitution `{reference}`"),
+                    "a variable reference is `$NAME` or `${NAME}` (with an optional modifier such as `${NAME:-default}`); escape a literal `$` as `\\$`",
+                ),
+            };
+            return Err(ctx.error_at(lg, kw_off + off + at, message, Some(hint.to_string())));
+        }
+    }
+    Ok(())
 }
 
 fn set_end_line(kind: &mut InstructionKind, end_line: usize) {

@@ -194,3 +194,18 @@ fn walk_context_lists_kept_entries_sorted() {
         ])
     );
 }
+
+#[test]
+fn exclude_always_wins_over_negations_and_takes_the_path_literally() {
+    let mut ig = DockerIgnore::parse("!out\n!out/**\n").unwrap();
+    ig.exclude_always("./out/").unwrap();
+    ig.exclude_always("img[1].tar").unwrap();
+    assert!(ig.matches("out", true));
+    assert!(ig.matches("out/index.json", false));
+    assert!(ig.matches("out/blobs/sha256/ab", false));
+    assert!(!ig.matches("outside.txt", false));
+    assert!(ig.matches("img[1].tar", false));
+    assert!(!ig.matches("img1.tar", false));
+    assert!(ig.exclude_always("../elsewhere").is_err());
+    assert!(ig.exclude_always(".").is_err());
+}

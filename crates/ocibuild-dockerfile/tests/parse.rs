@@ -863,3 +863,78 @@ fn model_helpers() {
     let back: Dockerfile = serde_json::from_str(&json).unwrap();
     assert_eq!(back, df);
 }
+
+/// Variable references are checked when the Dockerfile is parsed, in every instruction that
+/// expands them: an unterminated `${B` is a located error with a caret and a hint, not a
+/// failure when the stage runs.
+#[test]
+fn bad_variable_references_fail_at_parse_time_with_place_and_hint() {
+    // (source, line, col, message substring)
+    let cases: &[(&str, usize, usize, &str)] = &[
+        (
+            "FROM scratch\nENV A=1 B=${B\n",
+            2,
+            11,
+            "unterminated variable reference `${B`",
+        ),
+        (
+            "FROM scratch\nLABEL x=\"${a} ${b\"\n",
+            2,
+            15,
+            "unterminated variable reference",
+        ),
+        (
+            "ARG BASE=${X\nFROM scratch\n",
+            1,
+            10,
+            "unterminated variable reference",
+        ),
+        ("FROM ${BASE\n", 1, 6, "unterminated variable reference"),
+        ("FROM scratch\nCOPY ${SRC /dst/\n", 2, 6, "unterminated"),
+        (
+            "FROM scratch\nCOPY --chown=${U a /b/\n",
+            2,
+            14,
+            "unterminated",
+        ),
+        (
+            "FROM scratch\nWORKDIR /app/${}\n",
+            2,
+            14,
+            "bad substitution",
+        ),
+        (
+            "FROM scratch\nUSER ${U:x}\n",
+            2,
+            6,
+            "unsupported modifier `x`",
+        ),
+        ("FROM scratch\nEXPOSE ${P:-80\n", 2, 8, "unterminated"),
+        ("FROM scratch\nVOLUME /d/${V\n", 2, 11, "unterminated"),
+        ("FROM scratch\nSTOPSIGNAL ${S\n", 2, 12, "unterminated"),
+        ("FROM scratch\nADD a \\\n  ${DEST\n", 3, 3, "unterminated"),
+        ("FROM scratch\nENV A=${X:-${Y}\n", 2, 7, "unterminated"),
+    ];
+    for &(src, line, col, msg) in cases {
+        let e = match parse(src, "Dockerfile") {
+            Ok(df) => panic!("expected an error for {src:?}, got {df:#?}"),
+            Err(e) => e,
+        };
+        assert_eq!((e.line, e.col), (line, col), "{src:?}:\n{e}");
+        assert!(e.message.contains(msg), "{src:?}: {e}");
+        let hint = e.hint.clone().unwrap_or_default();
+        assert!(hint.contains("${NAME"), "{src:?}: no hint: {e}");
+        let shown = e.to_string();
+        assert!(shown.contains("^"), "no caret: {shown}");
+        assert!(
+            shown.starts_with(&format!("Dockerfile:{line}:{col}: error:")),
+            "{shown}"
+        );
+    }
+    // what is valid stays valid: escaped or single-quoted `$`, `$` not followed by a name,
+    // every modifier, and RUN/CMD, which the shell expands
+    parse_ok(
+        "ARG V=1\nFROM scratch\nENV A=\\${B C='${D' E=\"cost: $5\" F=${V:-x} G=${V#p} H=${V//a/b}\n\
+         LABEL k=\"${V:+y}\"\nRUN echo ${B\nCMD echo ${C\n",
+    );
+}

@@ -91,6 +91,16 @@ pub struct Options {
     pub compare_naive: bool,
     /// `--no-cache`: run every step even when nothing changed.
     pub no_cache: bool,
+    /// Paths relative to the app dir left out of the source (never part of the build key):
+    /// the build's own outputs when they lie inside the app dir.
+    pub context_excludes: Vec<String>,
+}
+
+/// The plan's source excludes plus [`Options::context_excludes`], taken literally.
+fn source_filter(plan: &Plan, o: &Options) -> Result<Filter> {
+    let mut ex = plan.source_exclude.clone();
+    ex.extend(o.context_excludes.iter().map(|r| globset::escape(r)));
+    Ok(glob_filter(&[], &ex)?)
 }
 
 /// What [`build`] made.
@@ -601,7 +611,7 @@ fn keyed(app: &Path, plan: &Plan, o: &Options) -> Result<Keyed> {
         &plan.runtime.packages,
         false,
     )?;
-    let src_filter = glob_filter(&[], &plan.source_exclude)?;
+    let src_filter = source_filter(plan, o)?;
     let components = components(
         app,
         plan,
@@ -819,7 +829,7 @@ pub fn build(
         o.runtime_bases.release.codename()
     )));
     let runtime = o.runtime_bases.image_locked(&k.runtime_lock)?;
-    let src_filter = glob_filter(&[], &plan.source_exclude)?;
+    let src_filter = source_filter(plan, o)?;
     let key = k.key.clone();
     let record = k.record.clone();
 

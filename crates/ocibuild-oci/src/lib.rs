@@ -18,6 +18,7 @@ pub mod layout;
 pub mod media;
 pub mod reference;
 pub mod store;
+pub mod suggest;
 pub mod validate;
 
 pub use digest::{Digest, HashingReader, HashingWriter};

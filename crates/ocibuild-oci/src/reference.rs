@@ -376,6 +376,9 @@ fn component_ok(c: &str) -> bool {
 pub const TRANSPORTS: &str = "oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME[:TAG]], \
      docker://REFERENCE, or `scratch` (as a base)";
 
+/// The transports' names, for "did you mean" suggestions.
+const TRANSPORT_NAMES: [&str; 4] = ["oci", "oci-archive", "docker-archive", "docker"];
+
 /// containers-image transports ocibuild does not implement, so the error can say so rather than
 /// calling them unknown.
 const OTHER_CI_TRANSPORTS: &[&str] = &[
@@ -485,6 +488,20 @@ impl Location {
             }
             t if OTHER_CI_TRANSPORTS.contains(&t) => Err(bad(format!(
                 "the containers-image transport `{t}:` is not supported by ocibuild; use {TRANSPORTS}"
+            ))),
+            "oci-layout" => Err(bad(format!(
+                "`oci-layout://` is how `--build-context NAME=oci-layout://DIR` names a layout; as an \
+                 image location write `oci:{}`",
+                rest.trim_start_matches("//")
+            ))),
+            "docker-image" => Err(bad(format!(
+                "`docker-image://` is how `--build-context NAME=docker-image://REF` names a registry \
+                 image; as an image location write `docker://{}`",
+                rest.trim_start_matches("//")
+            ))),
+            t if crate::suggest::nearest(t, TRANSPORT_NAMES).is_some() => Err(bad(format!(
+                "unknown transport `{t}:`; did you mean `{}:`? (valid: {TRANSPORTS})",
+                crate::suggest::nearest(t, TRANSPORT_NAMES).unwrap_or_default()
             ))),
             _ if Reference::parse(s).is_ok() => Err(bad(no_transport(s))),
             t => Err(bad(format!(

@@ -123,7 +123,8 @@ pub struct PullArgs {
     after_help = "Example:\n  ocibuild push oci:out:v1 docker://myreg.azurecr.io/app --tag $BUILD_NUMBER --tag latest"
 )]
 pub struct PushArgs {
-    /// oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]
+    /// oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or
+    /// docker://REGISTRY/REPO[:TAG|@DIGEST] (copied registry to registry)
     pub source: String,
     /// docker://REGISTRY/REPO[:TAG]
     pub destination: String,
@@ -181,7 +182,8 @@ pub struct LogoutArgs {
     after_help = "Examples:\n  ocibuild assemble --layer ./rootfs --entrypoint /hello -t hello:v1 --output oci:out:v1\n  ocibuild assemble --base oci:base:latest --layer dist:/app --cmd '[\"node\",\"/app/index.js\"]' \\\n      --user 65532:65532 --output oci-archive:app.tar --output docker-archive:app-docker.tar"
 )]
 pub struct AssembleArgs {
-    /// Base image: scratch, oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]
+    /// Base image: scratch, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG]
+    /// or docker://REGISTRY/REPO[:TAG|@DIGEST]
     #[arg(long, default_value = "scratch", value_name = "IMAGE")]
     pub base: String,
     /// Add SRC_DIR as one layer, at DEST in the image (default /). Repeatable, in order.
@@ -255,10 +257,11 @@ pub enum CompressionArg {
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Example:\n  ocibuild inspect oci:out:v1\n  ocibuild inspect --json docker-archive:app.tar | jq .layers"
+    after_help = "Examples:\n  ocibuild inspect oci:out:v1\n  ocibuild inspect --json docker-archive:app.tar | jq .layers\n  ocibuild inspect docker://127.0.0.1:5000/app:v1"
 )]
 pub struct InspectArgs {
-    /// oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]
+    /// oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or
+    /// docker://REGISTRY/REPO[:TAG|@DIGEST]
     pub image: String,
     /// Machine-readable output
     #[arg(long)]
@@ -269,9 +272,12 @@ pub struct InspectArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(after_help = "Example:\n  ocibuild validate oci:out:v1 && echo valid")]
+#[command(
+    after_help = "Examples:\n  ocibuild validate oci:out:v1 && echo valid\n  ocibuild validate docker://127.0.0.1:5000/app:v1"
+)]
 pub struct ValidateArgs {
-    /// oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]
+    /// oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or
+    /// docker://REGISTRY/REPO[:TAG|@DIGEST]
     pub image: String,
     /// Machine-readable output
     #[arg(long)]
@@ -285,7 +291,7 @@ pub enum CacheCommand {
     #[command(
         after_help = "Example:\n  ocibuild cache warm --from type=azblob,account_url=https://acct.blob.core.windows.net,container=cache ./app"
     )]
-    Warm(Box<BuildArgs>),
+    Warm(Box<WarmArgs>),
     /// Show how much the content store holds
     Du {
         #[arg(long)]
@@ -588,9 +594,12 @@ pub struct BuildArgs {
     /// `created` and file times [default: 0, so digests reproduce]
     #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
     pub source_date_epoch: Option<u64>,
-    /// Layer compression: gzip or zstd
-    #[arg(long, default_value = "gzip", value_name = "gzip|zstd")]
-    pub compression: String,
+    /// Compression of the layers this build writes (steps taken from the cache keep theirs)
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    pub compression: CompressionArg,
+    /// Compression level [default: gzip 6, zstd 3]
+    #[arg(long, value_name = "N")]
+    pub compression_level: Option<u32>,
     /// Write the image digest to this file
     #[arg(long, value_name = "FILE")]
     pub iidfile: Option<PathBuf>,
@@ -600,4 +609,107 @@ pub struct BuildArgs {
     /// The package cache for Debian roots [default: ROOT/debian]
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+}
+
+/// `ocibuild cache warm`: only the flags that decide what a build of CONTEXT would look up
+/// (its step and build keys), not what a build would write.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  ocibuild cache warm --from type=azblob,account_url=https://acct.blob.core.windows.net,container=cache ./app\n\nGive the flags the build will run with that change what it looks up (-f, --target, --build-arg,\n--platform, …): the warm then fetches exactly what that build will need."
+)]
+pub struct WarmArgs {
+    /// The app directory (build context)
+    #[arg(default_value = ".", value_name = "CONTEXT")]
+    pub context: PathBuf,
+    /// The cache to fetch from (repeatable): type=azblob,account_url=URL,container=NAME[,name=PREFIX],
+    /// type=registry,ref=REG/REPO:TAG, type=local,src=DIR
+    #[arg(
+        long = "from",
+        alias = "cache-from",
+        value_name = "type=…",
+        required = true
+    )]
+    pub from: Vec<String>,
+    /// Dockerfile to use [default: CONTEXT/Dockerfile or CONTEXT/Containerfile when present;
+    /// without one, the zero-config build of CONTEXT]
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Dockerfile: the stage to build [default: the last]
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+    /// Dockerfile: a build-time variable (repeatable); `KEY` alone takes it from the environment
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Dockerfile: an extra named context (repeatable), as for `build`
+    #[arg(long = "build-context", value_name = "NAME=SOURCE")]
+    pub build_contexts: Vec<String>,
+    /// Dockerfile: when to pull registry bases: always, missing or never
+    #[arg(long, default_value = "missing", value_name = "always|missing|never")]
+    pub pull: String,
+    /// Target platform
+    #[arg(long, default_value = "linux/amd64", value_name = "OS/ARCH")]
+    pub platform: String,
+    /// Zero-config: force a language instead of detecting it: go, node, python, java
+    #[arg(long, value_name = "LANG")]
+    pub lang: Option<String>,
+    /// Zero-config: Go main package, Java main class, Node or Python entry file
+    #[arg(long, value_name = "MAIN")]
+    pub main: Option<String>,
+    /// Zero-config: the image entrypoint (JSON array or words)
+    #[arg(long, value_name = "CMD")]
+    pub entrypoint: Option<String>,
+    /// Zero-config: Debian release of the toolchain and the runtime
+    #[arg(long, default_value = "trixie", value_name = "RELEASE")]
+    pub distro: String,
+    /// Zero-config: which toolchain runs the build steps
+    #[arg(long, value_enum, default_value = "debian")]
+    pub toolchain: ToolchainArg,
+    /// Zero-config: extra environment for every build step (repeatable)
+    #[arg(long = "build-env", value_name = "KEY=VALUE")]
+    pub build_env: Vec<String>,
+    /// `created` and file times [default: 0]
+    #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
+    pub source_date_epoch: Option<u64>,
+    /// Layer compression the build will use
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    pub compression: CompressionArg,
+    /// Compression level the build will use
+    #[arg(long, value_name = "N")]
+    pub compression_level: Option<u32>,
+    /// Build Debian roots from cached packages only
+    #[arg(long)]
+    pub offline: bool,
+    /// The package cache for Debian roots [default: ROOT/debian]
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl WarmArgs {
+    /// The build these flags describe, every other build flag at its default.
+    pub fn into_build_args(self) -> Result<BuildArgs, clap::Error> {
+        use clap::FromArgMatches as _;
+        let m = BuildArgs::augment_args(clap::Command::new("build").no_binary_name(true))
+            .try_get_matches_from(std::iter::empty::<String>())?;
+        let mut b = BuildArgs::from_arg_matches(&m)?;
+        b.context = self.context;
+        b.cache_from = self.from;
+        b.file = self.file;
+        b.target = self.target;
+        b.build_args = self.build_args;
+        b.build_contexts = self.build_contexts;
+        b.pull = self.pull;
+        b.platform = self.platform;
+        b.lang = self.lang;
+        b.main = self.main;
+        b.entrypoint = self.entrypoint;
+        b.distro = self.distro;
+        b.toolchain = self.toolchain;
+        b.build_env = self.build_env;
+        b.source_date_epoch = self.source_date_epoch;
+        b.compression = self.compression;
+        b.compression_level = self.compression_level;
+        b.offline = self.offline;
+        b.cache_dir = self.cache_dir;
+        Ok(b)
+    }
 }

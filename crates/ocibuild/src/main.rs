@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             output::print_error(&e);
-            ExitCode::from(1)
+            ExitCode::from(output::exit_code(&e))
         }
     }
 }

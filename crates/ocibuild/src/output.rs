@@ -20,6 +20,9 @@ pub fn init_logging(verbose: u8, _progress: Progress) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // colours only for a terminal (and never with NO_COLOR): logs piped into a file or
+        // a CI log stay plain text
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .without_time()
         .try_init();
 }
@@ -96,6 +99,36 @@ impl Reporter {
     }
 }
 
+/// A usage error: a flag or argument the command cannot take (exit code 2, as clap's own).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// A usage error with this message.
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
+/// The exit code for an error: 2 for a usage error (a [`UsageError`], or an image location
+/// given on the command line that does not parse), else 1.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    let usage = e.chain().any(|c| {
+        c.is::<UsageError>()
+            || matches!(
+                c.downcast_ref::<OciError>(),
+                Some(OciError::InvalidReference { .. })
+            )
+    });
+    if usage { 2 } else { 1 }
+}
+
 /// `error: …` with the whole cause chain, and a `help:` line where we know what to do.
 pub fn print_error(e: &anyhow::Error) {
     let mut err = std::io::stderr().lock();
@@ -139,5 +172,14 @@ pub fn human_size(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", U[i])
+    }
+}
+
+/// `1 package`, `2 packages`.
+pub fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }

@@ -32,14 +32,17 @@ fn build(ctx: &TestContext, args: &[&str], out: &str) -> (String, u64) {
         .arg("--cache-dir")
         .arg(cache());
     c.arg("--output").arg(out);
-    let stdout = run_ok_stdout(&mut c);
-    let mut lines = stdout.lines();
-    let digest = lines.next().unwrap().to_string();
+    let out = ocibuild_testkit::run_ok(&mut c);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // stdout is the digest alone, so `$(ocibuild base build …)` captures it
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let digest = stdout.trim().to_string();
     assert!(digest.starts_with("sha256:"), "{stdout}");
-    let size = lines
-        .next()
-        .and_then(|l| l.strip_prefix("compressed-size: "))
-        .unwrap()
+    let size = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("compressed-size: "))
+        .unwrap_or_else(|| panic!("no compressed-size line on stderr: {stderr}"))
         .parse()
         .unwrap();
     (digest, size)

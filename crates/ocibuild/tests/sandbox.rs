@@ -89,7 +89,8 @@ fn a_timeout_kills_the_step() {
         .args(["--", "/bin/busybox", "sleep", "60"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    // as `run --help` promises: 128 + the signal (SIGKILL)
+    assert_eq!(out.status.code(), Some(128 + 9));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("killed"),
         "{}",

@@ -74,6 +74,9 @@ pub trait ImageResolver: Sync {
 pub struct Options<'a> {
     pub store: ContentStore,
     pub context: PathBuf,
+    /// Paths relative to the context left out of it whatever `.dockerignore` says: the
+    /// build's own outputs when they lie inside the context.
+    pub context_excludes: Vec<String>,
     /// The Dockerfile's path (for error locations and `<Dockerfile>.dockerignore`).
     pub dockerfile: PathBuf,
     pub target: Option<String>,
@@ -215,12 +218,20 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
         what: file.clone(),
         detail: e.to_string(),
     })?;
-    let ignore = DockerIgnore::for_dockerfile(&o.context, &o.dockerfile).map_err(|e| {
+    let mut ignore = DockerIgnore::for_dockerfile(&o.context, &o.dockerfile).map_err(|e| {
         EngineError::Invalid {
             what: ".dockerignore".into(),
             detail: e.to_string(),
         }
     })?;
+    for rel in &o.context_excludes {
+        ignore
+            .exclude_always(rel)
+            .map_err(|e| EngineError::Invalid {
+                what: format!("leaving {rel} out of the build context"),
+                detail: e.to_string(),
+            })?;
+    }
     if let Some(src) = ignore.source() {
         ev(Event::Note(format!("ignore rules from {}", src.display())));
     }

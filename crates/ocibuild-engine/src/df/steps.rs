@@ -50,8 +50,23 @@ pub(crate) struct StageRun {
     pub cmd_set: bool,
     /// Warm mode: a step missed; the rest of the stage is skipped.
     pub stopped: bool,
+    /// Position of the current instruction in the stage (every instruction counts).
     pub step_no: usize,
-    pub steps_total: usize,
+    /// Position of the current filesystem step (RUN, COPY, ADD, WORKDIR) among the stage's,
+    /// and their number: what `[stage N/M]` shows, as BuildKit numbers them.
+    pub fs_no: usize,
+    pub fs_total: usize,
+}
+
+/// The instructions that are steps of their own in the progress output (`[stage N/M]`).
+fn is_fs_step(k: &InstructionKind) -> bool {
+    matches!(
+        k,
+        InstructionKind::Run(_)
+            | InstructionKind::Copy(_)
+            | InstructionKind::Add(_)
+            | InstructionKind::Workdir(_)
+    )
 }
 
 impl StageRun {
@@ -180,7 +195,12 @@ impl Exec<'_> {
             cmd_set: false,
             stopped: false,
             step_no: 0,
-            steps_total: stage.instructions.len() + triggers.len(),
+            fs_no: 0,
+            fs_total: stage
+                .instructions
+                .iter()
+                .filter(|i| is_fs_step(&i.kind))
+                .count(),
         };
         if !triggers.is_empty() {
             let ins = parse_onbuild_triggers(&triggers).map_err(|e| EngineError::Invalid {
@@ -190,6 +210,7 @@ impl Exec<'_> {
                 ),
                 detail: e.to_string(),
             })?;
+            st.fs_total += ins.iter().filter(|i| is_fs_step(&i.kind)).count();
             for ins in &ins {
                 (self.ev)(Event::Note(format!("[{name}] ONBUILD {}", ins.original)));
                 self.step(&mut st, ins)?;
@@ -216,6 +237,9 @@ impl Exec<'_> {
 
     fn step(&self, st: &mut StageRun, ins: &Instruction) -> Result<()> {
         st.step_no += 1;
+        if is_fs_step(&ins.kind) {
+            st.fs_no += 1;
+        }
         if st.stopped {
             return Ok(());
         }
@@ -223,8 +247,8 @@ impl Exec<'_> {
         let label = format!(
             "[{} {}/{}] {}",
             st.name,
-            st.step_no,
-            st.steps_total,
+            st.fs_no,
+            st.fs_total,
             one_line(&ins.original)
         );
         let epoch = ocibuild_oci::image::rfc3339(self.o.source_date_epoch);

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::open_store;
 use crate::cli::{BaseBuildArgs, BaseCommand, BaseListArgs, BaseLockArgs, BaseSelectArgs, Global};
-use crate::output::{Reporter, human_size};
+use crate::output::{Reporter, human_size, plural};
 
 /// Google distroless's published compressed sizes, for comparison.
 pub const DISTROLESS_SIZES: &[(&str, &str)] = &[
@@ -88,9 +88,9 @@ fn build(g: &Global, a: BaseBuildArgs) -> Result<ExitCode> {
     for l in &built.layers {
         rep.event(
             &format!(
-                "layer {}: {} packages, {} compressed, {} uncompressed{}",
+                "layer {}: {}, {} compressed, {} uncompressed{}",
                 l.name,
-                l.packages,
+                plural(l.packages, "package"),
                 human_size(l.descriptor.size),
                 human_size(l.uncompressed_size),
                 if l.reused { " (reused)" } else { "" }
@@ -138,8 +138,10 @@ fn build(g: &Global, a: BaseBuildArgs) -> Result<ExitCode> {
         ),
         json!({"event": "size", "compressed": built.compressed_size, "uncompressed": built.uncompressed_size}),
     );
+    // stdout is the digest alone, so `$(ocibuild base build …)` captures one line; the size
+    // goes to stderr for scripts that want it
+    eprintln!("compressed-size: {}", built.compressed_size);
     println!("{}", built.image.manifest_desc.digest);
-    println!("compressed-size: {}", built.compressed_size);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -151,12 +153,13 @@ fn lock(g: &Global, a: BaseLockArgs) -> Result<ExitCode> {
     let n = l.packages().count();
     let size: u64 = l.packages().map(|p| p.size).sum();
     eprintln!(
-        "locked {} for {} {}: {n} packages ({} of .debs) in {} layers",
+        "locked {} for {} {}: {} ({} of .debs) in {}",
         a.select.profile,
         l.release,
         l.arch,
+        plural(n, "package"),
         human_size(size),
-        l.layers.len()
+        plural(l.layers.len(), "layer")
     );
     println!("{}", a.output.display());
     Ok(ExitCode::SUCCESS)

@@ -19,8 +19,8 @@ use serde_json::json;
 
 use super::assemble::parse_command;
 use super::open_store;
-use crate::cli::{BuildArgs, BuildNetworkArg, Global, IsolationArg, ToolchainArg};
-use crate::output::{Reporter, human_size};
+use crate::cli::{BuildArgs, BuildNetworkArg, CompressionArg, Global, IsolationArg, ToolchainArg};
+use crate::output::{Reporter, human_size, plural};
 
 /// Where the host's trust store usually is (Debian/Ubuntu, then Fedora/RHEL, then Alpine/SUSE).
 const HOST_CA_BUNDLES: &[&str] = &[
@@ -37,6 +37,8 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
 /// fetch what a build will need from the `--from` caches.
 pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<ExitCode> {
     let rep = Reporter::new(g.progress);
+    // flag values first: a usage error is said before any work
+    let (compression, level) = compression(a)?;
     let ctx = a.context.canonicalize().with_context(|| {
         format!(
             "the build context {} does not exist or cannot be read",
@@ -77,7 +79,20 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
             .as_deref()
             .map(|l| l.parse::<Lang>())
             .transpose()
-            .map_err(|e| anyhow::anyhow!("--lang: {e}"))?,
+            .map_err(|e| {
+                let near = a.lang.as_deref().and_then(|l| {
+                    ocibuild_oci::suggest::nearest(
+                        l,
+                        [
+                            "go", "golang", "node", "nodejs", "python", "python3", "java",
+                        ],
+                    )
+                });
+                crate::output::usage(match near {
+                    Some(n) => format!("--lang: {e}; did you mean `{n}`?"),
+                    None => format!("--lang: {e}"),
+                })
+            })?,
         main: a.main.clone(),
         entrypoint: a
             .entrypoint
@@ -110,12 +125,12 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
         }
         rep.event(
             &format!(
-                "plan: toolchain {} {} → runtime {}:{}; {} steps; layers {}",
+                "plan: toolchain {} {} → runtime {}:{}; {}; layers {}",
                 plan.toolchain.profile,
                 plan.toolchain.version,
                 plan.runtime.profile,
                 plan.runtime.variant,
-                plan.steps.len(),
+                plural(plan.steps.len(), "step"),
                 plan.layers
                     .iter()
                     .map(|l| l.name.as_str())
@@ -167,7 +182,6 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
         "org.opencontainers.image.created".into(),
         ocibuild_oci::image::rfc3339(epoch),
     );
-    let compression = compression(a)?;
     let opts = zeroconfig::Options {
         toolchain_bases,
         runtime_bases,
@@ -177,11 +191,16 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
         pass_env,
         source_date_epoch: epoch,
         compression,
-        level: None,
+        level,
         host_toolchain: a.toolchain == ToolchainArg::Host,
         labels,
         compare_naive: a.compare_naive,
         no_cache: a.no_cache,
+        context_excludes: if warm_only {
+            Vec::new()
+        } else {
+            outputs_in_context(a, &ctx, &rep)
+        },
     };
     let verbose = g.verbose > 0;
     let ev = |e: Event| {
@@ -198,6 +217,20 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
             seconds,
             output,
         } => {
+            if status != 0 {
+                // reported once, by the build's error (with the end of the output)
+                let shown = super::dockerfile::failed_output_prefix(&output);
+                if verbose && !shown.is_empty() {
+                    eprintln!("{}", shown.trim_end());
+                }
+                if matches!(g.progress, crate::cli::Progress::Json) {
+                    rep.event(
+                        &name,
+                        json!({"event": "step-failed", "name": name, "status": status, "seconds": seconds}),
+                    );
+                }
+                return;
+            }
             if verbose && !output.is_empty() {
                 eprintln!("{}", output.trim_end());
             }
@@ -302,6 +335,83 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
     }
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the build writes that lies inside its context (`--output oci:DIR`/`oci-archive:FILE`/
+/// `docker-archive:FILE`, `--iidfile`, `--metadata-file`), as paths relative to the context:
+/// they are left out of the context, so the next identical build does not see them as new
+/// files and runs nothing. Said once on stderr.
+pub(super) fn outputs_in_context(a: &BuildArgs, ctx: &Path, rep: &Reporter) -> Vec<String> {
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    for o in &a.outputs {
+        match Location::parse(o) {
+            Ok(Location::Layout { dir, .. }) => files.push((format!("--output {o}"), dir)),
+            Ok(Location::OciArchive { file, .. } | Location::DockerArchive { file, .. }) => {
+                files.push((format!("--output {o}"), file))
+            }
+            _ => {}
+        }
+    }
+    if let Some(f) = &a.iidfile {
+        files.push(("--iidfile".into(), f.clone()));
+    }
+    if let Some(f) = &a.metadata_file {
+        files.push(("--metadata-file".into(), f.clone()));
+    }
+    let mut out: Vec<String> = Vec::new();
+    let mut said: Vec<String> = Vec::new();
+    for (flag, p) in files {
+        let Some(abs) = absolute(&p) else { continue };
+        let Ok(rel) = abs.strip_prefix(ctx) else {
+            continue;
+        };
+        let rel = rel.to_string_lossy().replace('\\', "/");
+        if rel.is_empty() || out.contains(&rel) {
+            continue;
+        }
+        said.push(format!("{rel} ({flag})"));
+        out.push(rel);
+    }
+    if !said.is_empty() {
+        rep.event(
+            &format!(
+                "left out of the build context because this build writes them: {}",
+                said.join(", ")
+            ),
+            json!({"event": "context-exclude", "paths": out}),
+        );
+    }
+    out
+}
+
+/// `p` made absolute with symlinks resolved, also when it does not exist yet (its nearest
+/// existing ancestor is resolved).
+fn absolute(p: &Path) -> Option<PathBuf> {
+    let p = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(p)
+    };
+    let mut rest: Vec<std::ffi::OsString> = Vec::new();
+    let mut cur = p.as_path();
+    loop {
+        if let Ok(c) = cur.canonicalize() {
+            let mut out = c;
+            for r in rest.iter().rev() {
+                if r == ".." {
+                    out.pop();
+                } else if r != "." {
+                    out.push(r);
+                }
+            }
+            return Some(out);
+        }
+        rest.push(
+            cur.file_name()
+                .map_or_else(|| "..".into(), |n| n.to_os_string()),
+        );
+        cur = cur.parent()?;
+    }
 }
 
 /// A flag value with anything secret-looking (keys, SAS signatures) cut out, for messages.
@@ -448,12 +558,33 @@ pub(super) fn isolation(a: &BuildArgs) -> Isolation {
     }
 }
 
-pub(super) fn compression(a: &BuildArgs) -> Result<Compression> {
-    Ok(match a.compression.as_str() {
-        "gzip" => Compression::Gzip,
-        "zstd" => Compression::Zstd,
-        c => bail!("--compression {c}: use gzip or zstd"),
-    })
+/// `--compression` and `--compression-level`, checked before anything is built.
+pub(super) fn compression(a: &BuildArgs) -> Result<(Compression, Option<u32>)> {
+    let c = match a.compression {
+        CompressionArg::Gzip => Compression::Gzip,
+        CompressionArg::Zstd => Compression::Zstd,
+        CompressionArg::None => Compression::None,
+    };
+    if let Some(l) = a.compression_level {
+        let range = match c {
+            Compression::Gzip => 0..=9,
+            Compression::Zstd => 1..=22,
+            Compression::None => {
+                return Err(crate::output::usage(format!(
+                    "--compression-level {l}: --compression none has no level; drop one of the two"
+                )));
+            }
+        };
+        if !range.contains(&l) {
+            return Err(crate::output::usage(format!(
+                "--compression-level {l}: {} levels are {}..={}",
+                c.name(),
+                range.start(),
+                range.end()
+            )));
+        }
+    }
+    Ok((c, a.compression_level))
 }
 
 /// Write the built image to every `--output`, and push it to every `-t` with `--push`.

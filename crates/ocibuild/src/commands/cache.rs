@@ -9,7 +9,7 @@ use crate::output::human_size;
 
 pub fn run(g: &Global, c: CacheCommand) -> Result<ExitCode> {
     if let CacheCommand::Warm(a) = c {
-        return super::dockerfile::warm(g, &a);
+        return super::dockerfile::warm(g, &(*a).into_build_args()?);
     }
     let store = open_store(g)?;
     match c {

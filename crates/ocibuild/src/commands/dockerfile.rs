@@ -16,12 +16,12 @@ use ocibuild_registry::copy::RegistrySource;
 use serde_json::json;
 
 use super::build::{
-    ca_bundle, cache_registry, cache_specs, compression, isolation, open_caches, pass_env,
-    write_outputs,
+    ca_bundle, cache_registry, cache_specs, compression, isolation, open_caches,
+    outputs_in_context, pass_env, write_outputs,
 };
 use super::open_store;
 use crate::cli::{BuildArgs, BuildNetworkArg, Global};
-use crate::output::{Reporter, human_size};
+use crate::output::{Reporter, human_size, plural};
 
 /// Pulls registry bases through the registry client, remembering what a reference resolved to
 /// (`ROOT/engine/pulled/`) for `--pull missing|never`.
@@ -256,9 +256,15 @@ fn build_impl(
     let (from_specs, to_specs) = cache_specs(a)?;
     let cache_reg = cache_registry(g, &from_specs, &to_specs)?;
     let (cache_from, cache_to) = open_caches(&from_specs, &to_specs, cache_reg.as_ref())?;
+    let (compression, level) = compression(a)?;
     let opts = df::Options {
         store: store.clone(),
         context: ctx.to_path_buf(),
+        context_excludes: if warm_only {
+            Vec::new()
+        } else {
+            outputs_in_context(a, ctx, &rep)
+        },
         dockerfile: dockerfile.to_path_buf(),
         target: a.target.clone(),
         build_args,
@@ -271,8 +277,8 @@ fn build_impl(
         ca_bundle: ca_bundle(a)?,
         pass_env: pass_env(a)?,
         source_date_epoch: epoch,
-        compression: compression(a)?,
-        level: None,
+        compression,
+        level,
         no_cache: a.no_cache,
         labels: BTreeMap::new(),
         cache_from,
@@ -295,6 +301,22 @@ fn build_impl(
             seconds,
             output,
         } => {
+            // A failed step is reported once, by the build's error (which carries the
+            // step, its exit status and the end of its output): only the part of a long
+            // output the error leaves out is printed here, and no "done" line.
+            if status != 0 {
+                let shown = failed_output_prefix(&output);
+                if !shown.is_empty() && (!json_mode || verbose) {
+                    eprintln!("{}", shown.trim_end());
+                }
+                if json_mode {
+                    rep.event(
+                        &name,
+                        json!({"event": "step-failed", "name": name, "status": status, "seconds": seconds}),
+                    );
+                }
+                return;
+            }
             // a step's output goes to stderr (as docker build --progress plain shows it),
             // except in json mode, where only events are written
             if !output.is_empty() && (!json_mode || verbose) {
@@ -335,10 +357,10 @@ fn build_impl(
     let size: u64 = built.image.manifest.layers.iter().map(|l| l.size).sum();
     rep.event(
         &format!(
-            "image {digest}: {} compressed, {} layers; {} steps ran, {} cached, in {:.2} s",
+            "image {digest}: {} compressed, {}; {} ran, {} cached, in {:.2} s",
             human_size(size),
-            built.image.manifest.layers.len(),
-            built.ran.len(),
+            plural(built.image.manifest.layers.len(), "layer"),
+            plural(built.ran.len(), "step"),
             built.cached.len(),
             t0.elapsed().as_secs_f64()
         ),
@@ -362,4 +384,11 @@ fn build_impl(
     }
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The lines of a failed step's output that its error does not repeat (the error carries the
+/// last 30).
+pub(super) fn failed_output_prefix(output: &str) -> String {
+    let lines: Vec<&str> = output.lines().collect();
+    lines[..lines.len().saturating_sub(30)].join("\n")
 }

@@ -277,9 +277,13 @@ pub fn copy(g: &Global, a: CopyArgs) -> Result<ExitCode> {
 pub fn tags(g: &Global, a: TagsArgs) -> Result<ExitCode> {
     let reg = registry(g)?;
     let r = registry_ref(&a.repository, "the repository")?;
-    let tags = reg
+    let mut tags = reg
         .list_tags(r.api_registry(), &r.repository)
         .with_context(|| format!("listing tags of {}/{}", r.registry, r.repository))?;
+    // registries list tags in their own order (lexical at best: 1, 10, 2): sort them as
+    // people number builds, numbers by value
+    tags.sort_by(|a, b| natural_cmp(a, b));
+    tags.dedup();
     if a.json {
         println!(
             "{}",
@@ -339,4 +343,46 @@ pub fn logout(_g: &Global, a: LogoutArgs) -> Result<ExitCode> {
         eprintln!("Not logged in to {}", a.registry);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Natural order: runs of digits compare by value (`2` < `10`), the rest as text.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn chunks(s: &str) -> Vec<(bool, &str)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let bytes = s.as_bytes();
+        for i in 1..=bytes.len() {
+            if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[start].is_ascii_digit() {
+                out.push((bytes[start].is_ascii_digit(), &s[start..i]));
+                start = i;
+            }
+        }
+        out
+    }
+    let (ca, cb) = (chunks(a), chunks(b));
+    for ((da, x), (db, y)) in ca.iter().zip(cb.iter()) {
+        let o = if *da && *db {
+            let (xt, yt) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
+            xt.len().cmp(&yt.len()).then_with(|| xt.cmp(yt))
+        } else {
+            x.cmp(y)
+        };
+        if o != std::cmp::Ordering::Equal {
+            return o;
+        }
+    }
+    ca.len().cmp(&cb.len()).then_with(|| a.cmp(b))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tags_sort_numbers_by_value() {
+        let mut t = vec!["latest", "10", "2", "1.10.0", "1.9.1", "v2", "1", "v10"];
+        t.sort_by(|a, b| super::natural_cmp(a, b));
+        assert_eq!(
+            t,
+            ["1", "1.9.1", "1.10.0", "2", "10", "latest", "v2", "v10"]
+        );
+    }
 }

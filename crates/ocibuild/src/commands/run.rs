@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use ocibuild_sandbox::SandboxError;
 use ocibuild_sandbox::probe::{Isolation, choose_tier, probe};
 use ocibuild_sandbox::run::{Mount, Network, RootfsSource, Spec, Tier, run as run_step};
 use serde_json::json;
@@ -43,7 +44,7 @@ pub fn run(g: &Global, a: RunArgs) -> Result<ExitCode> {
     for e in &a.env {
         let (k, v) = e
             .split_once('=')
-            .with_context(|| format!("--env {e}: expected KEY=VALUE"))?;
+            .ok_or_else(|| crate::output::usage(format!("--env {e}: expected KEY=VALUE")))?;
         env.push((k.to_string(), v.to_string()));
     }
     let mut mounts = Vec::new();
@@ -53,7 +54,11 @@ pub fn run(g: &Global, a: RunArgs) -> Result<ExitCode> {
             [s, d] => (*s, *d, false),
             [s, d, "ro"] => (*s, *d, true),
             [s, d, "rw"] => (*s, *d, false),
-            _ => bail!("--mount {m}: expected SRC:DEST[:ro]"),
+            _ => {
+                return Err(crate::output::usage(format!(
+                    "--mount {m}: expected SRC:DEST[:ro]"
+                )));
+            }
         };
         mounts.push(Mount::Bind {
             src: PathBuf::from(src),
@@ -99,7 +104,17 @@ pub fn run(g: &Global, a: RunArgs) -> Result<ExitCode> {
         &format!("running in the {tier} tier"),
         json!({"event": "sandbox", "tier": tier.to_string()}),
     );
-    let out = run_step(&spec, tier).context("running the step in the sandbox")?;
+    let out = match run_step(&spec, tier) {
+        Ok(o) => o,
+        Err(SandboxError::Timeout { secs }) => {
+            // as a shell reports a killed process: 128 + SIGKILL
+            eprintln!(
+                "error: the step ran longer than --timeout {secs} s and was killed (SIGKILL), with everything it started"
+            );
+            return Ok(ExitCode::from(128 + 9));
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("running the step in the sandbox")),
+    };
     for n in &out.notes {
         rep.event(n, json!({"event": "note", "message": n}));
     }
