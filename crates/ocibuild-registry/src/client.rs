@@ -217,41 +217,37 @@ impl Registry {
         self.opts.cert_dirs.iter().any(|d| d.join(host).is_dir())
     }
 
-    fn build_client(&self, host: &str) -> Result<Client> {
-        let mut certs = Vec::new();
+    /// The certificate files the user trusts for `host`: every `--ca-cert`, then
+    /// `<certs.d>/<host>/*.crt` (sorted, for stable messages).
+    fn trusted_files(&self, host: &str) -> Vec<PathBuf> {
         let mut pems: Vec<PathBuf> = self.opts.ca_certs.clone();
         for d in &self.opts.cert_dirs {
             let dir = d.join(host);
             if let Ok(rd) = fs::read_dir(&dir) {
-                for e in rd.flatten() {
-                    let p = e.path();
-                    if p.extension().is_some_and(|x| x == "crt") {
-                        pems.push(p);
-                    }
-                }
+                let mut found: Vec<PathBuf> = rd
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+                    .collect();
+                found.sort();
+                pems.extend(found);
             }
         }
-        for p in pems {
-            let bytes = fs::read(&p).map_err(|source| RegistryError::Io {
-                what: format!("reading CA certificate {}", p.display()),
-                source,
-            })?;
-            let c = reqwest::Certificate::from_pem_bundle(&bytes).map_err(|e| {
-                RegistryError::Invalid {
-                    what: format!("CA certificate {}", p.display()),
-                    detail: format!("not a PEM certificate: {e}"),
-                }
-            })?;
-            certs.extend(c);
-        }
+        pems
+    }
+
+    fn build_client(&self, host: &str) -> Result<Client> {
+        let trusted = crate::tls::TrustedCerts::load(&self.trusted_files(host))?;
         let mut b = Client::builder()
             .user_agent(self.opts.user_agent.clone())
             .connect_timeout(Duration::from_secs(30))
             .timeout(None::<Duration>)
             .redirect(reqwest::redirect::Policy::limited(10))
             .pool_max_idle_per_host(8);
-        if !certs.is_empty() {
-            b = b.tls_certs_merge(certs);
+        if !trusted.is_empty() {
+            // Our own verifier: chain validation with these as extra roots, and a server
+            // certificate identical to one of them accepted as is (self-signed registries).
+            b = b.tls_backend_preconfigured(crate::tls::client_config(&trusted)?);
         }
         if is_loopback(host) {
             b = b.no_proxy();
@@ -324,7 +320,7 @@ impl Registry {
                 // A server that speaks TLS with a certificate we do not trust: never fall back
                 // to plain HTTP, say how to trust it.
                 Err(e) if is_certificate_error(&e) => {
-                    return Err(transport(host, "connecting", &e));
+                    return Err(self.certificate_error(host, &e));
                 }
                 Err(_) if self.allows_http(host) => {
                     let http = format!("http://{host}");
@@ -360,6 +356,46 @@ impl Registry {
             .map_err(poisoned)?
             .insert(host.to_string(), h.clone());
         Ok(h)
+    }
+
+    /// A TLS certificate failure, with what to do about it: which file to put where.
+    fn certificate_error(&self, host: &str, e: &reqwest::Error) -> RegistryError {
+        let detail = error_chain(e);
+        let places = self
+            .opts
+            .cert_dirs
+            .iter()
+            .map(|d| d.join(host).join("ca.crt").display().to_string())
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let files = self.trusted_files(host);
+        let hint = if detail.contains("NotValidForName") {
+            format!(
+                "the registry's certificate does not name {0}: use a name it was issued for, or reissue it with subjectAltName=DNS:NAME (or IP:ADDRESS) for {0}",
+                host_name(host)
+            )
+        } else if detail.contains("Expired") || detail.contains("NotValidYet") {
+            "the registry's certificate is outside its validity dates: renew it (and check this machine's clock)".to_string()
+        } else if files.is_empty() {
+            format!(
+                "the registry's TLS certificate is not trusted: save the CA certificate that signed it — or, for a self-signed registry, the registry's own certificate (the .crt file it serves) — as {places}, or pass --ca-cert FILE"
+            )
+        } else {
+            format!(
+                "the registry's certificate is neither signed by nor identical to the certificates trusted for {host} ({}): put the right one (the signing CA, or the registry's own self-signed certificate) as {places}, or pass it with --ca-cert FILE",
+                files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        RegistryError::Transport {
+            registry: host.to_string(),
+            operation: "connecting".into(),
+            detail,
+            hint: Some(hint),
+        }
     }
 
     fn remember_challenge(&self, host: &str, r: &Response) {
@@ -1183,12 +1219,23 @@ fn is_certificate_error(e: &reqwest::Error) -> bool {
     d.contains("certificate") || d.contains("UnknownIssuer") || d.contains("NotValidForName")
 }
 
+/// The host name without its port.
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(host);
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
 fn transport(host: &str, what: &str, e: &reqwest::Error) -> RegistryError {
     // reqwest errors carry the URL; ours never contain credentials (they go in headers).
     let detail = error_chain(e);
     let hint = if is_certificate_error(e) {
         Some(format!(
-            "the registry's TLS certificate is not trusted: pass --ca-cert FILE, or put the CA in /etc/containers/certs.d/{host}/ca.crt"
+            "the registry's TLS certificate is not trusted: pass --ca-cert FILE, or put the CA (or a self-signed registry's own certificate) in /etc/containers/certs.d/{host}/ca.crt"
         ))
     } else if e.is_connect() {
         Some(format!(

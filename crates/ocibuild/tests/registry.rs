@@ -26,6 +26,7 @@ fn ocibuild(ctx: &tk::TestContext) -> Command {
     for v in [
         "OCIBUILD_REGISTRY_USER",
         "OCIBUILD_REGISTRY_PASSWORD",
+        "OCIBUILD_CERTS_D",
         "REGISTRY_AUTH_FILE",
         "SOURCE_DATE_EPOCH",
         "XDG_RUNTIME_DIR",
@@ -224,8 +225,153 @@ fn tls_with_a_test_ca() {
     tk::run_ok(ocibuild(&ctx).args(["validate", &format!("oci:{}:v1", pulled.display())]));
 }
 
+/// A registry serving one self-signed certificate with `CA:TRUE` (what `openssl req -x509` makes):
+/// trusted once that certificate is given with `--ca-cert` or in `certs.d/HOST/ca.crt`, for
+/// login, push, pull, copy and a `--cache-to type=registry` export; refused, with the file to
+/// put where, when it is not.
+#[test]
+fn self_signed_registry_certificate_given_by_the_user() {
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(
+        &ctx,
+        RegistryOptions {
+            self_signed: true,
+            htpasswd: Some(("carol".into(), "self-signed-pw".into())),
+            ..Default::default()
+        },
+    );
+    let cert = reg.ca_cert.clone().unwrap();
+    let certs_d = reg.certs_d.clone().unwrap();
+    let layout = ctx.path("layout");
+    let digest = hello_layout(&ctx, &layout, "v1", &[]);
+    let src = format!("oci:{}:v1", layout.display());
+    let dest = format!("docker://{}/ss/app:v1", reg.host);
+
+    // not trusted: the error says which file to put where
+    let err = tk::run_fail(ocibuild(&ctx).args(["push", &src, &dest]));
+    assert!(
+        err.contains("--ca-cert")
+            && err.contains(&format!("/etc/containers/certs.d/{}/ca.crt", reg.host)),
+        "{err}"
+    );
+    // another self-signed certificate is no substitute: the message names the file tried
+    let other = tk::registry::make_self_signed_cert(&ctx.path("other-cert"));
+    let err = tk::run_fail(
+        ocibuild(&ctx)
+            .arg("--ca-cert")
+            .arg(&other.server_cert)
+            .args(["push", &src, &dest]),
+    );
+    assert!(
+        err.contains(&other.server_cert.display().to_string()) && err.contains("self-signed"),
+        "{err}"
+    );
+
+    // login with --ca-cert
+    let mut c = ocibuild(&ctx);
+    c.arg("--ca-cert").arg(&cert);
+    let out = login_with(c, &reg, "carol", "self-signed-pw");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // push with --ca-cert, by IP and by name (both in the certificate's SAN)
+    let d = stdout(tk::run_ok(
+        ocibuild(&ctx)
+            .arg("--ca-cert")
+            .arg(&cert)
+            .args(["push", &src, &dest]),
+    ));
+    assert_eq!(d, digest);
+    let by_name = format!(
+        "docker://{}/ss/app:by-name",
+        reg.host.replace("127.0.0.1", "localhost")
+    );
+    tk::run_ok(
+        ocibuild(&ctx)
+            .arg("--ca-cert")
+            .arg(&cert)
+            .args(["--creds", "carol:self-signed-pw"])
+            .args(["copy", &src, &by_name]),
+    );
+    // pull and copy with the certificate in certs.d/HOST/ca.crt
+    let pulled = ctx.path("pulled");
+    let d = stdout(tk::run_ok(
+        ocibuild(&ctx).env("OCIBUILD_CERTS_D", &certs_d).args([
+            "pull",
+            &dest,
+            "--output",
+            &format!("oci:{}:v1", pulled.display()),
+        ]),
+    ));
+    assert_eq!(d, digest);
+    tk::run_ok(ocibuild(&ctx).args(["validate", &format!("oci:{}:v1", pulled.display())]));
+    let copy_dest = format!("docker://{}/ss/copy:v2", reg.host);
+    let d = stdout(tk::run_ok(
+        ocibuild(&ctx)
+            .env("OCIBUILD_CERTS_D", &certs_d)
+            .args(["copy", &dest, &copy_dest]),
+    ));
+    assert_eq!(d, digest);
+    // skopeo agrees on what is there
+    let out = skopeo(&[
+        "inspect",
+        "--cert-dir",
+        reg.cert_dir.as_ref().unwrap().to_str().unwrap(),
+        "--creds",
+        "carol:self-signed-pw",
+        &copy_dest,
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["Digest"], Value::String(digest.clone()));
+
+    // a build exporting its cache to the registry
+    let app = ctx.path("app");
+    fs::create_dir_all(&app).unwrap();
+    fs::write(
+        app.join("Dockerfile"),
+        format!(
+            "FROM oci:{}:v1\nCOPY notes.txt /notes.txt\n",
+            layout.display()
+        ),
+    )
+    .unwrap();
+    fs::write(
+        app.join("notes.txt"),
+        "cached through a self-signed registry\n",
+    )
+    .unwrap();
+    tk::run_ok(
+        ocibuild(&ctx)
+            .env("OCIBUILD_CERTS_D", &certs_d)
+            .arg("build")
+            .arg("--cache-to")
+            .arg(format!(
+                "type=registry,ref={}/ss/cache:buildcache,mode=max",
+                reg.host
+            ))
+            .arg("--output")
+            .arg(format!("oci:{}:b", ctx.path("built").display()))
+            .arg(&app),
+    );
+    let tags = stdout(tk::run_ok(
+        ocibuild(&ctx)
+            .arg("--ca-cert")
+            .arg(&cert)
+            .args(["tags", &format!("docker://{}/ss/cache", reg.host)]),
+    ));
+    assert!(
+        tags.lines().any(|t| t.starts_with("buildcache")),
+        "no cache records were exported: {tags}"
+    );
+}
+
 fn login(ctx: &tk::TestContext, reg: &Registry, user: &str, pass: &str) -> std::process::Output {
-    let mut c = ocibuild(ctx);
+    login_with(ocibuild(ctx), reg, user, pass)
+}
+
+fn login_with(mut c: Command, reg: &Registry, user: &str, pass: &str) -> std::process::Output {
     c.args(["login", &reg.host, "-u", user, "--password-stdin"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -50,13 +50,20 @@ pub fn registry(g: &Global) -> Result<Registry> {
         insecure.extend(cfg.insecure);
         keychain.acr_hosts.extend(cfg.acr_hosts);
     }
-    let opts = RegistryOptions {
+    let mut opts = RegistryOptions {
         insecure,
         ca_certs: g.ca_certs.clone(),
         keychain,
         mirrors,
         ..RegistryOptions::default()
     };
+    // OCIBUILD_CERTS_D=DIR[:DIR…] replaces /etc/docker/certs.d and /etc/containers/certs.d
+    // (each laid out as DIR/HOST[:PORT]/*.crt), for unprivileged users and tests.
+    if let Some(dirs) = std::env::var_os("OCIBUILD_CERTS_D") {
+        opts.cert_dirs = std::env::split_paths(&dirs)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
+    }
     Ok(Registry::new(opts))
 }
 
