@@ -188,6 +188,95 @@ fn push_pull_copy_tags_and_skopeo_interop_on_plain_http() {
     assert!(err.contains("404") && err.contains("nope"), "{err}");
 }
 
+fn sorted_tags(ctx: &tk::TestContext, repo: &str) -> Vec<String> {
+    let out = stdout(tk::run_ok(ocibuild(ctx).args(["tags", repo])));
+    let mut tags: Vec<String> = out.lines().map(str::to_string).collect();
+    tags.sort();
+    tags
+}
+
+/// `push SRC docker://REG/app:42 --tag latest` pushes `42` and `latest` (the destination's tag
+/// and every --tag, once each), and says so; `copy` and `assemble --output docker://` alike.
+#[test]
+fn the_destination_tag_and_every_tag_flag_are_pushed() {
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let layout = ctx.path("layout");
+    let digest = hello_layout(&ctx, &layout, "v1", &[]);
+    let src = format!("oci:{}:v1", layout.display());
+
+    let out = tk::run_ok(ocibuild(&ctx).args([
+        "push",
+        &src,
+        &format!("docker://{}/app:42", reg.host),
+        "--tag",
+        "latest",
+        "--tag",
+        "42",
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(stdout(out), digest);
+    assert_eq!(
+        sorted_tags(&ctx, &format!("docker://{}/app", reg.host)),
+        ["42", "latest"]
+    );
+    for t in ["42", "latest"] {
+        let line = format!("tagged {}/app:{t}", reg.host);
+        assert_eq!(err.matches(&line).count(), 1, "{line} once in:\n{err}");
+    }
+    // without a tag in the destination, the --tags alone
+    tk::run_ok(ocibuild(&ctx).args([
+        "push",
+        &src,
+        &format!("docker://{}/only", reg.host),
+        "--tag",
+        "7",
+    ]));
+    assert_eq!(
+        sorted_tags(&ctx, &format!("docker://{}/only", reg.host)),
+        ["7"]
+    );
+
+    // copy: the destination's tag, printed
+    let out = tk::run_ok(ocibuild(&ctx).args([
+        "copy",
+        &format!("docker://{}/app:42", reg.host),
+        &format!("docker://{}/copied:9", reg.host),
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("tagged {}/copied:9", reg.host)),
+        "{err}"
+    );
+    assert_eq!(
+        sorted_tags(&ctx, &format!("docker://{}/copied", reg.host)),
+        ["9"]
+    );
+
+    // assemble: the output's tag and each -t of the same repository
+    let rootfs = ctx.path("asm-root");
+    fs::create_dir_all(&rootfs).unwrap();
+    fs::write(rootfs.join("msg"), "assembled\n").unwrap();
+    let out = tk::run_ok(
+        ocibuild(&ctx)
+            .arg("assemble")
+            .arg("--layer")
+            .arg(format!("{}:/", rootfs.display()))
+            .args(["-t", &format!("{}/asm:latest", reg.host)])
+            .args(["--output", &format!("docker://{}/asm:3", reg.host)]),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("tagged {}/asm:3", reg.host)), "{err}");
+    assert!(
+        err.contains(&format!("tagged {}/asm:latest", reg.host)),
+        "{err}"
+    );
+    assert_eq!(
+        sorted_tags(&ctx, &format!("docker://{}/asm", reg.host)),
+        ["3", "latest"]
+    );
+}
+
 #[test]
 fn tls_with_a_test_ca() {
     let ctx = tk::TestContext::new();

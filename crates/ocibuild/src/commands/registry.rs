@@ -16,7 +16,7 @@ use ocibuild_registry::client::{
     BlobOutcome, RegistriesConfig, Registry, RegistryOptions, parse_mirror_flag,
 };
 use ocibuild_registry::config;
-use ocibuild_registry::copy::{PushOptions, RegistrySource, push};
+use ocibuild_registry::copy::{PushOptions, RegistrySource, push, push_tags};
 use serde_json::json;
 
 use super::open_store;
@@ -208,12 +208,13 @@ pub fn push_cmd(g: &Global, a: PushArgs) -> Result<ExitCode> {
     };
     let pf = progress_fn(&rep);
     let bf = |d: &ocibuild_oci::Digest, n: u64, t: u64| rep.bytes(d, n, t);
+    let tags = push_tags(&a.destination, &dest, &a.tags);
     let report = push(
         &reg,
         src.as_ref(),
         &dest,
         &PushOptions {
-            tags: &a.tags,
+            tags: &tags,
             jobs: g.jobs,
             mount_from: mount.as_deref(),
             on_blob: &pf,
@@ -226,18 +227,24 @@ pub fn push_cmd(g: &Global, a: PushArgs) -> Result<ExitCode> {
         .as_ref()
         .map(|d| d.to_string())
         .unwrap_or_default();
-    for t in &report.tags {
-        rep.event(
-            &format!("tagged {}/{}:{t}", dest.registry, dest.repository),
-            json!({"event": "tag", "tag": t, "digest": digest}),
-        );
-    }
+    report_tags(&rep, &dest, &report.tags, &digest);
     if let Some(f) = &a.metadata_file {
         let meta = json!({"containerimage.digest": digest, "image.name": report.tags.iter().map(|t| format!("{}/{}:{t}", dest.registry, dest.repository)).collect::<Vec<_>>().join(","), "push": report});
         super::write_file_atomically(f, &serde_json::to_vec_pretty(&meta)?)?;
     }
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// One `tagged REGISTRY/REPO:TAG` line per tag pushed.
+pub fn report_tags(rep: &Reporter, dest: &Reference, tags: &[String], digest: &str) {
+    for t in tags {
+        let sep = if t.contains(':') { "@" } else { ":" };
+        rep.event(
+            &format!("tagged {}/{}{sep}{t}", dest.registry, dest.repository),
+            json!({"event": "tag", "tag": t, "digest": digest}),
+        );
+    }
 }
 
 pub fn copy(g: &Global, a: CopyArgs) -> Result<ExitCode> {
@@ -256,19 +263,23 @@ pub fn copy(g: &Global, a: CopyArgs) -> Result<ExitCode> {
             };
             let pf = progress_fn(&rep);
             let bf = |d: &ocibuild_oci::Digest, n: u64, t: u64| rep.bytes(d, n, t);
+            let tags = push_tags(&a.destination, dest, &[]);
             let report = push(
                 &reg,
                 src.as_ref(),
                 dest,
                 &PushOptions {
-                    tags: &[],
+                    tags: &tags,
                     jobs: g.jobs,
                     mount_from: mount.as_deref(),
                     on_blob: &pf,
                     on_bytes: Some(&bf),
                 },
-            )?;
-            report.digest.map(|d| d.to_string()).unwrap_or_default()
+            )
+            .with_context(|| format!("copying {} to docker://{dest}", src.describe()))?;
+            let digest = report.digest.map(|d| d.to_string()).unwrap_or_default();
+            report_tags(&rep, dest, &report.tags, &digest);
+            digest
         }
         Location::Scratch => bail!("cannot copy to `scratch`"),
         local => write_local(g, &rep, src.as_ref(), local, None)?,
