@@ -597,8 +597,31 @@ impl Registry {
             actions: &[],
             extra_scopes: vec![],
         };
-        self.send_ok(&op, &[200], &|c, base| c.get(format!("{base}/v2/")))?;
-        Ok(())
+        match self.send_ok(&op, &[200], &|c, base| c.get(format!("{base}/v2/"))) {
+            Ok(_) => Ok(()),
+            Err(RegistryError::Status {
+                status: 401,
+                message,
+                ..
+            }) => Err(RegistryError::LoginRejected {
+                registry: host.to_string(),
+                detail: format!("401 {message}"),
+            }),
+            Err(RegistryError::Auth(crate::auth::AuthError::Rejected {
+                anonymous: false,
+                status,
+                realm_host,
+                detail,
+                ..
+            })) => Err(RegistryError::LoginRejected {
+                registry: host.to_string(),
+                detail: format!(
+                    "{status} from its token server {realm_host}{}",
+                    detail.map(|d| format!(": {d}")).unwrap_or_default()
+                ),
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     // ---- blobs -------------------------------------------------------------------------------

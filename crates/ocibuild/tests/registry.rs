@@ -495,6 +495,17 @@ fn auth_flow(opts: RegistryOptions) {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("wrong-password-xyz"), "secret leaked: {err}");
+    assert!(
+        err.contains(&format!(
+            "the username or password was rejected by {}",
+            reg.host
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains("ocibuild login"),
+        "suggests the login that failed: {err}"
+    );
     // login, push, pull, logout
     let out = login(&ctx, &reg, &user, &pass);
     assert!(
