@@ -277,6 +277,39 @@ fn the_destination_tag_and_every_tag_flag_are_pushed() {
     );
 }
 
+/// A push to a loopback port where nothing listens: one quick retry (seen with -v), then an
+/// error naming the address, with no `--insecure-registry` advice (loopback may use HTTP anyway).
+#[test]
+fn a_refused_connection_fails_fast_and_names_the_address() {
+    let ctx = tk::TestContext::new();
+    let layout = ctx.path("layout");
+    hello_layout(&ctx, &layout, "v1", &[]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let start = std::time::Instant::now();
+    let out = tk::run(ocibuild(&ctx).args([
+        "-v",
+        "push",
+        &format!("oci:{}:v1", layout.display()),
+        &format!("docker://{addr}/app:1"),
+    ]));
+    let took = start.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("nothing is listening at {addr}")),
+        "{err}"
+    );
+    assert!(!err.contains("--insecure-registry"), "{err}");
+    let retries = err.lines().filter(|l| l.contains("retrying in")).count();
+    assert_eq!(retries, 1, "one quick retry, logged:\n{err}");
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+}
+
 #[test]
 fn tls_with_a_test_ca() {
     let ctx = tk::TestContext::new();
