@@ -310,6 +310,55 @@ fn a_refused_connection_fails_fast_and_names_the_address() {
     assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
 }
 
+/// `pull --platform` of a single-platform image of another platform refuses and names the
+/// platform the image has; `inspect oci:DIR:TAG` of a missing directory says it does not exist.
+#[test]
+fn pull_platform_mismatch_and_a_missing_layout_directory() {
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let layout = ctx.path("layout");
+    hello_layout(&ctx, &layout, "v1", &["--platform", "linux/amd64"]);
+    let dest = format!("docker://{}/single:v1", reg.host);
+    tk::run_ok(ocibuild(&ctx).args(["push", &format!("oci:{}:v1", layout.display()), &dest]));
+    let out_dir = ctx.path("arm");
+    let err = tk::run_fail(ocibuild(&ctx).args([
+        "pull",
+        "--platform",
+        "linux/arm64",
+        &dest,
+        "--output",
+        &format!("oci:{}:v1", out_dir.display()),
+    ]));
+    assert!(
+        err.contains("linux/arm64")
+            && err.contains("linux/amd64")
+            && err.contains("single-platform"),
+        "{err}"
+    );
+    assert!(!out_dir.join("index.json").exists(), "nothing written");
+    // the matching platform still pulls
+    tk::run_ok(ocibuild(&ctx).args([
+        "pull",
+        "--platform",
+        "linux/amd64",
+        &dest,
+        "--output",
+        &format!("oci:{}:v1", ctx.path("amd").display()),
+    ]));
+
+    let missing = ctx.path("nope");
+    let err =
+        tk::run_fail(ocibuild(&ctx).args(["inspect", &format!("oci:{}:v1", missing.display())]));
+    assert!(
+        err.contains(&format!(
+            "the directory {} does not exist",
+            missing.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("damaged"), "{err}");
+}
+
 #[test]
 fn tls_with_a_test_ca() {
     let ctx = tk::TestContext::new();

@@ -114,6 +114,20 @@ pub fn write_local(
     let store = open_store(g)?;
     let _lock = store.lock_shared()?;
     let img = load_image(src, platform).with_context(|| format!("reading {}", src.describe()))?;
+    // A single-platform image is what it is: --platform must match it, never silently not.
+    if let (Some(want), false) = (platform, media::is_index(&root.media_type)) {
+        match img.platform() {
+            Some(have) if want.matches(&have) => {}
+            have => bail!(
+                "{} has no image for {want}: it is a single-platform image, and the one platform it has is {} — pick that platform (or drop --platform), or use a multi-platform tag",
+                src.describe(),
+                have.map_or_else(
+                    || "unknown (its config names no os/architecture)".to_string(),
+                    |p| p.to_string()
+                )
+            ),
+        }
+    }
     let bf = |d: &ocibuild_oci::Digest, n: u64, t: u64| rep.bytes(d, n, t);
     import_into_store_with(src, &img, &store, g.jobs, Some(&bf))
         .with_context(|| format!("pulling {}", src.describe()))?;
