@@ -90,6 +90,15 @@ pub struct LayoutSource {
 impl LayoutSource {
     pub fn open(dir: &Path, tag: Option<&str>) -> Result<Self> {
         let loc = format!("oci:{}", dir.display());
+        if fs::symlink_metadata(dir).is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
+            return Err(OciError::Invalid {
+                what: format!("location {loc}"),
+                detail: format!(
+                    "the directory {} does not exist; an oci: layout is a directory holding `oci-layout`, `index.json` and `blobs/` (check the path, or write one with --output oci:DIR:TAG)",
+                    dir.display()
+                ),
+            });
+        }
         let ol = dir.join("oci-layout");
         let bytes = fs::read(&ol).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {

@@ -154,6 +154,9 @@ struct Host {
     base: String,
 }
 
+/// Why a host could not be reached: the operation, the detail and the hint of the error.
+type Unreachable = (String, String, Option<String>);
+
 /// A handle on every registry this process talks to.
 pub struct Registry {
     opts: RegistryOptions,
@@ -165,6 +168,9 @@ pub struct Registry {
     auth: Mutex<HashMap<(String, String), HeaderValue>>,
     /// Hosts whose /v2/ answered with a challenge; stored to avoid an extra round trip.
     challenges: Mutex<HashMap<String, Option<Challenge>>>,
+    /// Hosts that could not be reached, with why: the other threads of this operation fail at
+    /// once with the same error instead of retrying the connection each in turn.
+    unreachable: Mutex<HashMap<String, Unreachable>>,
 }
 
 /// What an operation is, for error messages.
@@ -191,6 +197,7 @@ impl Registry {
             setup: Mutex::new(()),
             auth: Mutex::new(HashMap::new()),
             challenges: Mutex::new(HashMap::new()),
+            unreachable: Mutex::new(HashMap::new()),
         }
     }
 
@@ -217,41 +224,37 @@ impl Registry {
         self.opts.cert_dirs.iter().any(|d| d.join(host).is_dir())
     }
 
-    fn build_client(&self, host: &str) -> Result<Client> {
-        let mut certs = Vec::new();
+    /// The certificate files the user trusts for `host`: every `--ca-cert`, then
+    /// `<certs.d>/<host>/*.crt` (sorted, for stable messages).
+    fn trusted_files(&self, host: &str) -> Vec<PathBuf> {
         let mut pems: Vec<PathBuf> = self.opts.ca_certs.clone();
         for d in &self.opts.cert_dirs {
             let dir = d.join(host);
             if let Ok(rd) = fs::read_dir(&dir) {
-                for e in rd.flatten() {
-                    let p = e.path();
-                    if p.extension().is_some_and(|x| x == "crt") {
-                        pems.push(p);
-                    }
-                }
+                let mut found: Vec<PathBuf> = rd
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+                    .collect();
+                found.sort();
+                pems.extend(found);
             }
         }
-        for p in pems {
-            let bytes = fs::read(&p).map_err(|source| RegistryError::Io {
-                what: format!("reading CA certificate {}", p.display()),
-                source,
-            })?;
-            let c = reqwest::Certificate::from_pem_bundle(&bytes).map_err(|e| {
-                RegistryError::Invalid {
-                    what: format!("CA certificate {}", p.display()),
-                    detail: format!("not a PEM certificate: {e}"),
-                }
-            })?;
-            certs.extend(c);
-        }
+        pems
+    }
+
+    fn build_client(&self, host: &str) -> Result<Client> {
+        let trusted = crate::tls::TrustedCerts::load(&self.trusted_files(host))?;
         let mut b = Client::builder()
             .user_agent(self.opts.user_agent.clone())
             .connect_timeout(Duration::from_secs(30))
             .timeout(None::<Duration>)
             .redirect(reqwest::redirect::Policy::limited(10))
             .pool_max_idle_per_host(8);
-        if !certs.is_empty() {
-            b = b.tls_certs_merge(certs);
+        if !trusted.is_empty() {
+            // Our own verifier: chain validation with these as extra roots, and a server
+            // certificate identical to one of them accepted as is (self-signed registries).
+            b = b.tls_backend_preconfigured(crate::tls::client_config(&trusted)?);
         }
         if is_loopback(host) {
             b = b.no_proxy();
@@ -274,6 +277,38 @@ impl Registry {
         if let Some(h) = self.hosts.lock().map_err(poisoned)?.get(host) {
             return Ok(h.clone());
         }
+        if let Some((operation, detail, hint)) = self
+            .unreachable
+            .lock()
+            .map_err(poisoned)?
+            .get(host)
+            .cloned()
+        {
+            return Err(RegistryError::Transport {
+                registry: host.to_string(),
+                operation,
+                detail,
+                hint,
+            });
+        }
+        let res = self.set_up_host(host);
+        if let Err(RegistryError::Transport {
+            operation,
+            detail,
+            hint,
+            ..
+        }) = &res
+        {
+            self.unreachable.lock().map_err(poisoned)?.insert(
+                host.to_string(),
+                (operation.clone(), detail.clone(), hint.clone()),
+            );
+        }
+        res
+    }
+
+    /// [`Registry::host`] for a host not set up yet (the caller holds the setup lock).
+    fn set_up_host(&self, host: &str) -> Result<std::sync::Arc<Host>> {
         // Loopback registries are mostly plain HTTP: try that first with a client that does not
         // load the system's trust store (tens of milliseconds), unless CAs are configured.
         if is_loopback(host) && self.opts.ca_certs.is_empty() && !self.has_host_certs(host) {
@@ -312,11 +347,13 @@ impl Registry {
         let mut attempt = 0u32;
         let base = loop {
             attempt += 1;
-            let probe = client
-                .get(format!("{https}/v2/"))
-                .timeout(Duration::from_secs(30))
-                .send();
-            match probe {
+            let probe = |base: &str| {
+                client
+                    .get(format!("{base}/v2/"))
+                    .timeout(Duration::from_secs(30))
+                    .send()
+            };
+            let err = match probe(&https) {
                 Ok(r) => {
                     self.remember_challenge(host, &r);
                     break https;
@@ -324,35 +361,36 @@ impl Registry {
                 // A server that speaks TLS with a certificate we do not trust: never fall back
                 // to plain HTTP, say how to trust it.
                 Err(e) if is_certificate_error(&e) => {
-                    return Err(transport(host, "connecting", &e));
+                    return Err(self.certificate_error(host, &e));
                 }
-                Err(_) if self.allows_http(host) => {
-                    let http = format!("http://{host}");
-                    match client
-                        .get(format!("{http}/v2/"))
-                        .timeout(Duration::from_secs(30))
-                        .send()
-                    {
-                        Ok(r) => {
-                            self.remember_challenge(host, &r);
-                            break http;
-                        }
-                        Err(e2)
-                            if attempt < self.opts.retries
-                                && (e2.is_connect() || e2.is_request() || e2.is_timeout()) =>
-                        {
-                            std::thread::sleep(backoff(attempt).min(self.opts.max_backoff));
-                        }
-                        Err(e2) => {
-                            return Err(transport(host, "connecting over https and http", &e2));
-                        }
+                Err(e) => e,
+            };
+            let (err, what) = if self.allows_http(host) {
+                let http = format!("http://{host}");
+                match probe(&http) {
+                    Ok(r) => {
+                        self.remember_challenge(host, &r);
+                        break http;
                     }
+                    Err(e2) => (e2, "connecting over https and http"),
                 }
-                Err(e) if attempt < self.opts.retries && (e.is_connect() || e.is_timeout()) => {
-                    std::thread::sleep(backoff(attempt).min(self.opts.max_backoff));
-                }
-                Err(e) => return Err(transport(host, "connecting", &e)),
+            } else {
+                (err, "connecting")
+            };
+            let kind = Failure::of(&err);
+            let limit = kind.attempts(self.opts.retries);
+            if attempt >= limit || !(err.is_connect() || err.is_request() || err.is_timeout()) {
+                return Err(transport(host, what, &err));
             }
+            let wait = kind.wait(attempt).min(self.opts.max_backoff);
+            tracing::info!(
+                registry = host,
+                "cannot connect to {} ({}); retrying in {wait:?} (attempt {} of {limit})",
+                address(host),
+                kind.describe(),
+                attempt + 1
+            );
+            std::thread::sleep(wait);
         };
         let h = std::sync::Arc::new(Host { client, base });
         self.hosts
@@ -360,6 +398,46 @@ impl Registry {
             .map_err(poisoned)?
             .insert(host.to_string(), h.clone());
         Ok(h)
+    }
+
+    /// A TLS certificate failure, with what to do about it: which file to put where.
+    fn certificate_error(&self, host: &str, e: &reqwest::Error) -> RegistryError {
+        let detail = error_chain(e);
+        let places = self
+            .opts
+            .cert_dirs
+            .iter()
+            .map(|d| d.join(host).join("ca.crt").display().to_string())
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let files = self.trusted_files(host);
+        let hint = if detail.contains("NotValidForName") {
+            format!(
+                "the registry's certificate does not name {0}: use a name it was issued for, or reissue it with subjectAltName=DNS:NAME (or IP:ADDRESS) for {0}",
+                host_name(host)
+            )
+        } else if detail.contains("Expired") || detail.contains("NotValidYet") {
+            "the registry's certificate is outside its validity dates: renew it (and check this machine's clock)".to_string()
+        } else if files.is_empty() {
+            format!(
+                "the registry's TLS certificate is not trusted: save the CA certificate that signed it — or, for a self-signed registry, the registry's own certificate (the .crt file it serves) — as {places}, or pass --ca-cert FILE"
+            )
+        } else {
+            format!(
+                "the registry's certificate is neither signed by nor identical to the certificates trusted for {host} ({}): put the right one (the signing CA, or the registry's own self-signed certificate) as {places}, or pass it with --ca-cert FILE",
+                files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        RegistryError::Transport {
+            registry: host.to_string(),
+            operation: "connecting".into(),
+            detail,
+            hint: Some(hint),
+        }
     }
 
     fn remember_challenge(&self, host: &str, r: &Response) {
@@ -522,15 +600,21 @@ impl Registry {
                 }
                 Ok(r) => return Ok(r),
                 Err(e)
-                    if attempt < self.opts.retries
+                    if attempt < Failure::of(&e).attempts(self.opts.retries)
                         && (e.is_connect() || e.is_request() || e.is_timeout() || e.is_body()) =>
                 {
+                    let kind = Failure::of(&e);
+                    let wait = kind.wait(attempt).min(self.opts.max_backoff);
                     tracing::info!(
                         registry = op.host,
-                        "retrying {} after a connection error",
-                        op.what
+                        "retrying {} {} in {wait:?} after {} (attempt {} of {})",
+                        op.what,
+                        op.host,
+                        kind.describe(),
+                        attempt + 1,
+                        kind.attempts(self.opts.retries)
                     );
-                    std::thread::sleep(backoff(attempt).min(self.opts.max_backoff));
+                    std::thread::sleep(wait);
                 }
                 Err(e) => return Err(transport(op.host, op.what, &e)),
             }
@@ -561,8 +645,31 @@ impl Registry {
             actions: &[],
             extra_scopes: vec![],
         };
-        self.send_ok(&op, &[200], &|c, base| c.get(format!("{base}/v2/")))?;
-        Ok(())
+        match self.send_ok(&op, &[200], &|c, base| c.get(format!("{base}/v2/"))) {
+            Ok(_) => Ok(()),
+            Err(RegistryError::Status {
+                status: 401,
+                message,
+                ..
+            }) => Err(RegistryError::LoginRejected {
+                registry: host.to_string(),
+                detail: format!("401 {message}"),
+            }),
+            Err(RegistryError::Auth(crate::auth::AuthError::Rejected {
+                anonymous: false,
+                status,
+                realm_host,
+                detail,
+                ..
+            })) => Err(RegistryError::LoginRejected {
+                registry: host.to_string(),
+                detail: format!(
+                    "{status} from its token server {realm_host}{}",
+                    detail.map(|d| format!(": {d}")).unwrap_or_default()
+                ),
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     // ---- blobs -------------------------------------------------------------------------------
@@ -1183,17 +1290,156 @@ fn is_certificate_error(e: &reqwest::Error) -> bool {
     d.contains("certificate") || d.contains("UnknownIssuer") || d.contains("NotValidForName")
 }
 
+/// What kind of connection failure an error is: it decides the retries and the hint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    /// Nothing listening at the address (RST to the SYN).
+    Refused,
+    /// The name does not resolve.
+    Dns,
+    /// No answer in time.
+    Timeout,
+    /// No route to the network or host.
+    Unreachable,
+    /// The TLS handshake failed for another reason than the certificate (often: the server
+    /// speaks plain HTTP).
+    Tls,
+    Other,
+}
+
+impl Failure {
+    fn of(e: &reqwest::Error) -> Failure {
+        let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(s) = src {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => return Failure::Refused,
+                    std::io::ErrorKind::TimedOut => return Failure::Timeout,
+                    std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable => return Failure::Unreachable,
+                    _ => {}
+                }
+            }
+            src = s.source();
+        }
+        let d = error_chain(e).to_ascii_lowercase();
+        if e.is_timeout() {
+            Failure::Timeout
+        } else if d.contains("dns error")
+            || d.contains("failed to lookup address")
+            || d.contains("name or service not known")
+            || d.contains("no address associated")
+            || d.contains("temporary failure in name resolution")
+        {
+            Failure::Dns
+        } else if d.contains("connection refused") {
+            Failure::Refused
+        } else if d.contains("network is unreachable") || d.contains("no route to host") {
+            Failure::Unreachable
+        } else if d.contains("tls") || d.contains("handshake") || d.contains("corrupt message") {
+            Failure::Tls
+        } else {
+            Failure::Other
+        }
+    }
+
+    /// Attempts in all: a refused connection or an unknown name gets one quick retry, a
+    /// timeout one more wait; resets and the like the configured retries.
+    fn attempts(self, retries: u32) -> u32 {
+        match self {
+            Failure::Refused | Failure::Dns | Failure::Timeout | Failure::Tls => retries.min(2),
+            Failure::Unreachable | Failure::Other => retries,
+        }
+    }
+
+    fn wait(self, attempt: u32) -> Duration {
+        match self {
+            Failure::Refused | Failure::Dns => Duration::from_millis(200),
+            _ => backoff(attempt),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Failure::Refused => "connection refused",
+            Failure::Dns => "the name does not resolve",
+            Failure::Timeout => "no answer in time",
+            Failure::Unreachable => "no route",
+            Failure::Tls => "TLS handshake failed",
+            Failure::Other => "connection error",
+        }
+    }
+}
+
+/// `host:port`, with the HTTPS port when the host names none.
+fn address(host: &str) -> String {
+    let has_port = if let Some(rest) = host.strip_prefix('[') {
+        rest.contains("]:")
+    } else {
+        host.rsplit_once(':')
+            .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if has_port {
+        host.to_string()
+    } else {
+        format!("{host}:443")
+    }
+}
+
+/// What to do about a connection failure to `host`.
+fn connect_hint(host: &str, kind: Failure) -> String {
+    let addr = address(host);
+    // mirrors are configured per registry name: Docker Hub's is not its API host's
+    let registry = if host == ocibuild_oci::reference::DOCKER_HUB_API {
+        ocibuild_oci::reference::DOCKER_HUB
+    } else {
+        host
+    };
+    let mirror = format!(
+        "if this machine cannot reach {host}, pull through a mirror that it can reach: --registry-mirror {registry}=MIRROR[:PORT]"
+    );
+    match kind {
+        Failure::Refused => format!(
+            "nothing is listening at {addr} (connection refused): is the registry running, and on that port?"
+        ),
+        Failure::Dns => format!(
+            "the name `{}` does not resolve: check the registry name; {mirror}",
+            host_name(host)
+        ),
+        Failure::Timeout => format!(
+            "{addr} did not answer in time: check the network, a firewall, and the proxy settings (HTTPS_PROXY, NO_PROXY); {mirror}"
+        ),
+        Failure::Unreachable => format!(
+            "there is no route to {addr}: check the network and the proxy settings (HTTPS_PROXY, NO_PROXY); {mirror}"
+        ),
+        Failure::Tls if !is_loopback(host) => format!(
+            "the TLS handshake with {addr} failed: if it is a plain-HTTP registry, add --insecure-registry {host}"
+        ),
+        Failure::Tls => format!("the TLS handshake with {addr} failed"),
+        Failure::Other => format!("is the registry at {addr} running and reachable?"),
+    }
+}
+
+/// The host name without its port.
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(host);
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
 fn transport(host: &str, what: &str, e: &reqwest::Error) -> RegistryError {
     // reqwest errors carry the URL; ours never contain credentials (they go in headers).
     let detail = error_chain(e);
     let hint = if is_certificate_error(e) {
         Some(format!(
-            "the registry's TLS certificate is not trusted: pass --ca-cert FILE, or put the CA in /etc/containers/certs.d/{host}/ca.crt"
+            "the registry's TLS certificate is not trusted: pass --ca-cert FILE, or put the CA (or a self-signed registry's own certificate) in /etc/containers/certs.d/{host}/ca.crt"
         ))
-    } else if e.is_connect() {
-        Some(format!(
-            "is the registry at {host} running and reachable? For a plain-HTTP registry that is not on loopback, add --insecure-registry {host}"
-        ))
+    } else if e.is_connect() || e.is_timeout() || e.is_request() {
+        Some(connect_hint(host, Failure::of(e)))
     } else {
         None
     };
@@ -1292,6 +1538,35 @@ mod tests {
         assert!(is_loopback("[::1]:5000"));
         assert!(!is_loopback("myregistry.azurecr.io"));
         assert!(!is_loopback("10.0.0.1:5000"));
+    }
+
+    #[test]
+    fn addresses_and_hints() {
+        assert_eq!(address("127.0.0.1:25599"), "127.0.0.1:25599");
+        assert_eq!(address("reg.example"), "reg.example:443");
+        assert_eq!(address("[::1]:5000"), "[::1]:5000");
+        assert_eq!(address("[::1]"), "[::1]:443");
+        assert_eq!(host_name("reg.example:5000"), "reg.example");
+        let h = connect_hint("127.0.0.1:25599", Failure::Refused);
+        assert!(h.contains("nothing is listening at 127.0.0.1:25599"), "{h}");
+        assert!(!h.contains("insecure"), "{h}");
+        let h = connect_hint("reg.example", Failure::Dns);
+        assert!(
+            h.contains("--registry-mirror reg.example=") && h.contains("`reg.example`"),
+            "{h}"
+        );
+        assert!(connect_hint("reg.example", Failure::Timeout).contains("--registry-mirror"));
+        let hub = ocibuild_oci::reference::DOCKER_HUB;
+        let api = ocibuild_oci::reference::DOCKER_HUB_API;
+        assert!(connect_hint(api, Failure::Dns).contains(&format!("--registry-mirror {hub}=")));
+        assert!(
+            connect_hint("reg.example:5000", Failure::Tls)
+                .contains("--insecure-registry reg.example:5000")
+        );
+        assert!(!connect_hint("localhost:5000", Failure::Tls).contains("insecure"));
+        assert_eq!(Failure::Refused.attempts(6), 2);
+        assert_eq!(Failure::Other.attempts(6), 6);
+        assert!(Failure::Refused.wait(5) < Duration::from_secs(1));
     }
 
     #[test]

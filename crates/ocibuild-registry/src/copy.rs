@@ -229,13 +229,10 @@ pub type Progress<'p> = &'p (dyn Fn(&Digest, u64, BlobOutcome) + Sync);
 /// Bytes uploaded so far for one blob: `(digest, done, total)`.
 pub use ocibuild_oci::layout::ByteProgress;
 
-/// Push everything reachable from `src`'s root to `dest` (repository on a registry), then tag it
-/// with each of `tags` (or `dest`'s tag when `tags` is empty; or only by digest when `dest` has
-/// a digest). Blobs go `jobs` at a time. `mount_from`: a repository on the same registry that may
-/// already hold the blobs.
 /// How to push.
 pub struct PushOptions<'a> {
-    /// Tags to set (empty: the destination's tag, else latest).
+    /// Tags to set (empty: the destination's tag, else its digest, else latest); [`push_tags`]
+    /// makes this list from a destination and `--tag`s.
     pub tags: &'a [String],
     /// Blobs in flight.
     pub jobs: usize,
@@ -247,6 +244,28 @@ pub struct PushOptions<'a> {
     pub on_bytes: Option<ByteProgress<'a>>,
 }
 
+/// The tags to push for a destination written as `dest_text` (`docker://reg/app:42`) plus
+/// `--tag`s: the destination's own tag when it was written out, then every `--tag`, without
+/// duplicates (`docker://reg/app:42 --tag latest` → `42`, `latest`). Empty when neither: [`push`]
+/// then uses the destination's digest, else its tag (`latest` when none was written).
+pub fn push_tags(dest_text: &str, dest: &Reference, tags: &[String]) -> Vec<String> {
+    let name = dest_text.strip_prefix("docker://").unwrap_or(dest_text);
+    let name = name.split('@').next().unwrap_or(name);
+    let last = name.rsplit('/').next().unwrap_or(name);
+    let explicit = name.contains('/') && last.contains(':');
+    let mut out: Vec<String> = Vec::new();
+    for t in dest.tag.iter().filter(|_| explicit).chain(tags) {
+        if !out.contains(t) {
+            out.push(t.clone());
+        }
+    }
+    out
+}
+
+/// Push everything reachable from `src`'s root to `dest` (repository on a registry), then tag
+/// the root with each of `tags` (or `dest`'s tag when `tags` is empty; or only by digest when
+/// `dest` has a digest and no tag). Blobs go `jobs` at a time. `mount_from`: a
+/// repository on the same registry that may already hold the blobs.
 pub fn push(
     reg: &Registry,
     src: &dyn ImageSource,
@@ -315,7 +334,12 @@ pub fn push(
         reg.put_manifest(host, repo, &d.digest.to_string(), bytes, &d.media_type)?;
         report.manifests += 1;
     }
-    let mut refs: Vec<String> = tags.to_vec();
+    let mut refs: Vec<String> = Vec::new();
+    for t in tags {
+        if !refs.contains(t) {
+            refs.push(t.clone());
+        }
+    }
     if refs.is_empty() {
         refs.push(match (&dest.tag, &dest.digest) {
             (Some(t), _) => t.clone(),
@@ -375,4 +399,37 @@ fn push_one(
         Ok(Box::new(io::BufReader::with_capacity(256 * 1024, f)))
     };
     reg.put_blob_with_progress(host, repo, d, mount_from, &open, bytes)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn tags(dest: &str, extra: &[&str]) -> Vec<String> {
+        let r = Reference::parse(dest.trim_start_matches("docker://")).unwrap();
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        push_tags(dest, &r, &extra)
+    }
+
+    #[test]
+    fn destination_tag_and_every_tag_flag() {
+        assert_eq!(
+            tags("docker://reg:5000/app:42", &["latest"]),
+            ["42", "latest"]
+        );
+        assert_eq!(
+            tags("reg:5000/app:42", &["42", "latest", "42"]),
+            ["42", "latest"]
+        );
+        assert_eq!(
+            tags("docker://reg:5000/app", &["7", "latest"]),
+            ["7", "latest"]
+        );
+        assert_eq!(tags("docker://reg:5000/app", &["7"]), ["7"]);
+        assert!(tags("docker://reg:5000/app", &[]).is_empty());
+        assert_eq!(tags("docker://reg:5000/app:1", &[]), ["1"]);
+        let d = format!("docker://reg:5000/app:1@sha256:{}", "a".repeat(64));
+        assert_eq!(tags(&d, &["x"]), ["1", "x"]);
+    }
 }

@@ -25,6 +25,12 @@ pub enum RegistryError {
         hint: Option<String>,
     },
 
+    /// `login`: the registry (or its token server) refused the username and password given.
+    #[error(
+        "the username or password was rejected by {registry} ({detail}) — check them (a token or service-principal secret may have expired); nothing was stored"
+    )]
+    LoginRejected { registry: String, detail: String },
+
     #[error(transparent)]
     Auth(#[from] AuthError),
 

@@ -15,5 +15,6 @@ pub mod client;
 pub mod config;
 pub mod copy;
 pub mod error;
+pub mod tls;
 
 pub use error::RegistryError;

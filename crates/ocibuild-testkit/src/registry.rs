@@ -10,6 +10,10 @@
 //! - `tls`: a CA generated for the test (openssl) and a server certificate with the SAN
 //!   `IP:127.0.0.1,DNS:localhost`; [`Registry::ca_cert`] and [`Registry::cert_dir`] (laid out as
 //!   `certs.d/<host>/ca.crt`) say how to trust it;
+//! - `self_signed`: HTTPS with one self-signed certificate (RSA 2048, `basicConstraints
+//!   CA:TRUE`, SAN `IP:127.0.0.1,DNS:localhost`), what `openssl req -x509 -newkey rsa:2048 -nodes
+//!   -addext subjectAltName=…` makes from Docker's documentation; [`Registry::ca_cert`] and
+//!   [`Registry::cert_dir`] then hold that very certificate;
 //! - `htpasswd: Some((user, pass))` without `token_auth`: basic auth (bcrypt entries, the only
 //!   kind distribution accepts);
 //! - `token_auth`: `auth: token` pointing at a [`TokenServer`] started for the registry; the
@@ -48,6 +52,8 @@ pub const TOKEN_ISSUER: &str = "ocibuild-test-token-issuer";
 pub struct RegistryOptions {
     /// HTTPS with a CA generated for the test.
     pub tls: bool,
+    /// HTTPS with a self-signed certificate (`CA:TRUE`) and no CA (implies `tls`).
+    pub self_signed: bool,
     /// Basic auth with this user (bcrypt htpasswd); with `token_auth`, the token server's user.
     pub htpasswd: Option<(String, String)>,
     /// Bearer tokens from a [`TokenServer`] started for this registry.
@@ -165,7 +171,11 @@ pub fn start_registry(ctx: &TestContext, opts: RegistryOptions) -> Registry {
     fs::create_dir_all(&storage)
         .unwrap_or_else(|e| panic!("cannot create {}: {e}", storage.display()));
 
-    let tls = opts.tls.then(|| make_tls_certs(&dir.join("tls")));
+    let tls = if opts.self_signed {
+        Some(make_self_signed_cert(&dir.join("tls")))
+    } else {
+        opts.tls.then(|| make_tls_certs(&dir.join("tls")))
+    };
     let mut creds = opts.htpasswd.clone();
     let mut token_server = None;
     let auth_yaml = if opts.token_auth {
@@ -465,6 +475,32 @@ pub fn make_tls_certs(dir: &Path) -> TlsFiles {
             .arg(&f.server_cert),
     );
     f
+}
+
+/// A self-signed server certificate for 127.0.0.1/localhost under `dir`, made the way Docker's
+/// documentation says (`openssl req -x509 -newkey rsa:2048 -nodes …`): `basicConstraints
+/// CA:TRUE`, no CA of its own. `ca_cert` is the server certificate itself and `ca_key` its key.
+pub fn make_self_signed_cert(dir: &Path) -> TlsFiles {
+    fs::create_dir_all(dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    let cert = dir.join("domain.crt");
+    let key = dir.join("domain.key");
+    run_ok(
+        openssl()
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256"])
+            .args(["-days", "30", "-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+            .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+    );
+    TlsFiles {
+        ca_cert: cert.clone(),
+        ca_key: key.clone(),
+        server_cert: cert,
+        server_key: key,
+    }
 }
 
 /// An RSA key and a self-signed certificate for it, signing JWTs with RS256 (through

@@ -191,6 +191,41 @@ fn tls_registry_needs_its_ca() {
 }
 
 #[test]
+fn self_signed_registry_is_trusted_by_its_own_certificate() {
+    let ctx = tk::TestContext::new();
+    let layout = small_layout(&ctx);
+    let reg = start_registry(
+        &ctx,
+        RegistryOptions {
+            self_signed: true,
+            ..Default::default()
+        },
+    );
+    assert!(reg.url.starts_with("https://127.0.0.1:"), "{}", reg.url);
+    let cert = reg.ca_cert.clone().unwrap();
+    let text = tk::run_ok(
+        Command::new(tk::require_tool("openssl", "openssl"))
+            .args(["x509", "-noout", "-text", "-in"])
+            .arg(&cert),
+    );
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("CA:TRUE"), "{text}");
+    assert!(text.contains("IP Address:127.0.0.1"), "{text}");
+    assert_eq!(
+        fs::read(reg.cert_dir.clone().unwrap().join("ca.crt")).unwrap(),
+        fs::read(&cert).unwrap()
+    );
+    // skopeo (Go) trusts the certificate itself given as the CA
+    round_trip(&ctx, &reg, &layout, &reg.docker_ref("test/small:v1"));
+    let r = curl(&[
+        "--cacert",
+        cert.to_str().unwrap(),
+        &format!("{}/v2/", reg.url),
+    ]);
+    assert_eq!(r.status, 200, "{}", r.stderr);
+}
+
+#[test]
 fn htpasswd_registry_checks_bcrypt_credentials() {
     let ctx = tk::TestContext::new();
     let layout = small_layout(&ctx);

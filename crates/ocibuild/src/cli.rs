@@ -128,7 +128,8 @@ pub struct PushArgs {
     pub source: String,
     /// docker://REGISTRY/REPO[:TAG]
     pub destination: String,
-    /// Tag to push (repeatable; default: the destination's tag, else latest)
+    /// Another tag to push (repeatable): the destination's own tag and every --tag are pushed
+    /// [default: the destination's tag, else latest]
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
     /// Write the pushed digest, tags and blobs as JSON to FILE

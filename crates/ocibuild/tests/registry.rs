@@ -26,6 +26,7 @@ fn ocibuild(ctx: &tk::TestContext) -> Command {
     for v in [
         "OCIBUILD_REGISTRY_USER",
         "OCIBUILD_REGISTRY_PASSWORD",
+        "OCIBUILD_CERTS_D",
         "REGISTRY_AUTH_FILE",
         "SOURCE_DATE_EPOCH",
         "XDG_RUNTIME_DIR",
@@ -187,6 +188,177 @@ fn push_pull_copy_tags_and_skopeo_interop_on_plain_http() {
     assert!(err.contains("404") && err.contains("nope"), "{err}");
 }
 
+fn sorted_tags(ctx: &tk::TestContext, repo: &str) -> Vec<String> {
+    let out = stdout(tk::run_ok(ocibuild(ctx).args(["tags", repo])));
+    let mut tags: Vec<String> = out.lines().map(str::to_string).collect();
+    tags.sort();
+    tags
+}
+
+/// `push SRC docker://REG/app:42 --tag latest` pushes `42` and `latest` (the destination's tag
+/// and every --tag, once each), and says so; `copy` and `assemble --output docker://` alike.
+#[test]
+fn the_destination_tag_and_every_tag_flag_are_pushed() {
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let layout = ctx.path("layout");
+    let digest = hello_layout(&ctx, &layout, "v1", &[]);
+    let src = format!("oci:{}:v1", layout.display());
+
+    let out = tk::run_ok(ocibuild(&ctx).args([
+        "push",
+        &src,
+        &format!("docker://{}/app:42", reg.host),
+        "--tag",
+        "latest",
+        "--tag",
+        "42",
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(stdout(out), digest);
+    assert_eq!(
+        sorted_tags(&ctx, &format!("docker://{}/app", reg.host)),
+        ["42", "latest"]
+    );
+    for t in ["42", "latest"] {
+        let line = format!("tagged {}/app:{t}", reg.host);
+        assert_eq!(err.matches(&line).count(), 1, "{line} once in:\n{err}");
+    }
+    // without a tag in the destination, the --tags alone
+    tk::run_ok(ocibuild(&ctx).args([
+        "push",
+        &src,
+        &format!("docker://{}/only", reg.host),
+        "--tag",
+        "7",
+    ]));
+    assert_eq!(
+        sorted_tags(&ctx, &format!("docker://{}/only", reg.host)),
+        ["7"]
+    );
+
+    // copy: the destination's tag, printed
+    let out = tk::run_ok(ocibuild(&ctx).args([
+        "copy",
+        &format!("docker://{}/app:42", reg.host),
+        &format!("docker://{}/copied:9", reg.host),
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("tagged {}/copied:9", reg.host)),
+        "{err}"
+    );
+    assert_eq!(
+        sorted_tags(&ctx, &format!("docker://{}/copied", reg.host)),
+        ["9"]
+    );
+
+    // assemble: the output's tag and each -t of the same repository
+    let rootfs = ctx.path("asm-root");
+    fs::create_dir_all(&rootfs).unwrap();
+    fs::write(rootfs.join("msg"), "assembled\n").unwrap();
+    let out = tk::run_ok(
+        ocibuild(&ctx)
+            .arg("assemble")
+            .arg("--layer")
+            .arg(format!("{}:/", rootfs.display()))
+            .args(["-t", &format!("{}/asm:latest", reg.host)])
+            .args(["--output", &format!("docker://{}/asm:3", reg.host)]),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("tagged {}/asm:3", reg.host)), "{err}");
+    assert!(
+        err.contains(&format!("tagged {}/asm:latest", reg.host)),
+        "{err}"
+    );
+    assert_eq!(
+        sorted_tags(&ctx, &format!("docker://{}/asm", reg.host)),
+        ["3", "latest"]
+    );
+}
+
+/// A push to a loopback port where nothing listens: one quick retry (seen with -v), then an
+/// error naming the address, with no `--insecure-registry` advice (loopback may use HTTP anyway).
+#[test]
+fn a_refused_connection_fails_fast_and_names_the_address() {
+    let ctx = tk::TestContext::new();
+    let layout = ctx.path("layout");
+    hello_layout(&ctx, &layout, "v1", &[]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let start = std::time::Instant::now();
+    let out = tk::run(ocibuild(&ctx).args([
+        "-v",
+        "push",
+        &format!("oci:{}:v1", layout.display()),
+        &format!("docker://{addr}/app:1"),
+    ]));
+    let took = start.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("nothing is listening at {addr}")),
+        "{err}"
+    );
+    assert!(!err.contains("--insecure-registry"), "{err}");
+    let retries = err.lines().filter(|l| l.contains("retrying in")).count();
+    assert_eq!(retries, 1, "one quick retry, logged:\n{err}");
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+}
+
+/// `pull --platform` of a single-platform image of another platform refuses and names the
+/// platform the image has; `inspect oci:DIR:TAG` of a missing directory says it does not exist.
+#[test]
+fn pull_platform_mismatch_and_a_missing_layout_directory() {
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let layout = ctx.path("layout");
+    hello_layout(&ctx, &layout, "v1", &["--platform", "linux/amd64"]);
+    let dest = format!("docker://{}/single:v1", reg.host);
+    tk::run_ok(ocibuild(&ctx).args(["push", &format!("oci:{}:v1", layout.display()), &dest]));
+    let out_dir = ctx.path("arm");
+    let err = tk::run_fail(ocibuild(&ctx).args([
+        "pull",
+        "--platform",
+        "linux/arm64",
+        &dest,
+        "--output",
+        &format!("oci:{}:v1", out_dir.display()),
+    ]));
+    assert!(
+        err.contains("linux/arm64")
+            && err.contains("linux/amd64")
+            && err.contains("single-platform"),
+        "{err}"
+    );
+    assert!(!out_dir.join("index.json").exists(), "nothing written");
+    // the matching platform still pulls
+    tk::run_ok(ocibuild(&ctx).args([
+        "pull",
+        "--platform",
+        "linux/amd64",
+        &dest,
+        "--output",
+        &format!("oci:{}:v1", ctx.path("amd").display()),
+    ]));
+
+    let missing = ctx.path("nope");
+    let err =
+        tk::run_fail(ocibuild(&ctx).args(["inspect", &format!("oci:{}:v1", missing.display())]));
+    assert!(
+        err.contains(&format!(
+            "the directory {} does not exist",
+            missing.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("damaged"), "{err}");
+}
+
 #[test]
 fn tls_with_a_test_ca() {
     let ctx = tk::TestContext::new();
@@ -224,8 +396,153 @@ fn tls_with_a_test_ca() {
     tk::run_ok(ocibuild(&ctx).args(["validate", &format!("oci:{}:v1", pulled.display())]));
 }
 
+/// A registry serving one self-signed certificate with `CA:TRUE` (what `openssl req -x509` makes):
+/// trusted once that certificate is given with `--ca-cert` or in `certs.d/HOST/ca.crt`, for
+/// login, push, pull, copy and a `--cache-to type=registry` export; refused, with the file to
+/// put where, when it is not.
+#[test]
+fn self_signed_registry_certificate_given_by_the_user() {
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(
+        &ctx,
+        RegistryOptions {
+            self_signed: true,
+            htpasswd: Some(("carol".into(), "self-signed-pw".into())),
+            ..Default::default()
+        },
+    );
+    let cert = reg.ca_cert.clone().unwrap();
+    let certs_d = reg.certs_d.clone().unwrap();
+    let layout = ctx.path("layout");
+    let digest = hello_layout(&ctx, &layout, "v1", &[]);
+    let src = format!("oci:{}:v1", layout.display());
+    let dest = format!("docker://{}/ss/app:v1", reg.host);
+
+    // not trusted: the error says which file to put where
+    let err = tk::run_fail(ocibuild(&ctx).args(["push", &src, &dest]));
+    assert!(
+        err.contains("--ca-cert")
+            && err.contains(&format!("/etc/containers/certs.d/{}/ca.crt", reg.host)),
+        "{err}"
+    );
+    // another self-signed certificate is no substitute: the message names the file tried
+    let other = tk::registry::make_self_signed_cert(&ctx.path("other-cert"));
+    let err = tk::run_fail(
+        ocibuild(&ctx)
+            .arg("--ca-cert")
+            .arg(&other.server_cert)
+            .args(["push", &src, &dest]),
+    );
+    assert!(
+        err.contains(&other.server_cert.display().to_string()) && err.contains("self-signed"),
+        "{err}"
+    );
+
+    // login with --ca-cert
+    let mut c = ocibuild(&ctx);
+    c.arg("--ca-cert").arg(&cert);
+    let out = login_with(c, &reg, "carol", "self-signed-pw");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // push with --ca-cert, by IP and by name (both in the certificate's SAN)
+    let d = stdout(tk::run_ok(
+        ocibuild(&ctx)
+            .arg("--ca-cert")
+            .arg(&cert)
+            .args(["push", &src, &dest]),
+    ));
+    assert_eq!(d, digest);
+    let by_name = format!(
+        "docker://{}/ss/app:by-name",
+        reg.host.replace("127.0.0.1", "localhost")
+    );
+    tk::run_ok(
+        ocibuild(&ctx)
+            .arg("--ca-cert")
+            .arg(&cert)
+            .args(["--creds", "carol:self-signed-pw"])
+            .args(["copy", &src, &by_name]),
+    );
+    // pull and copy with the certificate in certs.d/HOST/ca.crt
+    let pulled = ctx.path("pulled");
+    let d = stdout(tk::run_ok(
+        ocibuild(&ctx).env("OCIBUILD_CERTS_D", &certs_d).args([
+            "pull",
+            &dest,
+            "--output",
+            &format!("oci:{}:v1", pulled.display()),
+        ]),
+    ));
+    assert_eq!(d, digest);
+    tk::run_ok(ocibuild(&ctx).args(["validate", &format!("oci:{}:v1", pulled.display())]));
+    let copy_dest = format!("docker://{}/ss/copy:v2", reg.host);
+    let d = stdout(tk::run_ok(
+        ocibuild(&ctx)
+            .env("OCIBUILD_CERTS_D", &certs_d)
+            .args(["copy", &dest, &copy_dest]),
+    ));
+    assert_eq!(d, digest);
+    // skopeo agrees on what is there
+    let out = skopeo(&[
+        "inspect",
+        "--cert-dir",
+        reg.cert_dir.as_ref().unwrap().to_str().unwrap(),
+        "--creds",
+        "carol:self-signed-pw",
+        &copy_dest,
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["Digest"], Value::String(digest.clone()));
+
+    // a build exporting its cache to the registry
+    let app = ctx.path("app");
+    fs::create_dir_all(&app).unwrap();
+    fs::write(
+        app.join("Dockerfile"),
+        format!(
+            "FROM oci:{}:v1\nCOPY notes.txt /notes.txt\n",
+            layout.display()
+        ),
+    )
+    .unwrap();
+    fs::write(
+        app.join("notes.txt"),
+        "cached through a self-signed registry\n",
+    )
+    .unwrap();
+    tk::run_ok(
+        ocibuild(&ctx)
+            .env("OCIBUILD_CERTS_D", &certs_d)
+            .arg("build")
+            .arg("--cache-to")
+            .arg(format!(
+                "type=registry,ref={}/ss/cache:buildcache,mode=max",
+                reg.host
+            ))
+            .arg("--output")
+            .arg(format!("oci:{}:b", ctx.path("built").display()))
+            .arg(&app),
+    );
+    let tags = stdout(tk::run_ok(
+        ocibuild(&ctx)
+            .arg("--ca-cert")
+            .arg(&cert)
+            .args(["tags", &format!("docker://{}/ss/cache", reg.host)]),
+    ));
+    assert!(
+        tags.lines().any(|t| t.starts_with("buildcache")),
+        "no cache records were exported: {tags}"
+    );
+}
+
 fn login(ctx: &tk::TestContext, reg: &Registry, user: &str, pass: &str) -> std::process::Output {
-    let mut c = ocibuild(ctx);
+    login_with(ocibuild(ctx), reg, user, pass)
+}
+
+fn login_with(mut c: Command, reg: &Registry, user: &str, pass: &str) -> std::process::Output {
     c.args(["login", &reg.host, "-u", user, "--password-stdin"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -260,6 +577,17 @@ fn auth_flow(opts: RegistryOptions) {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("wrong-password-xyz"), "secret leaked: {err}");
+    assert!(
+        err.contains(&format!(
+            "the username or password was rejected by {}",
+            reg.host
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains("ocibuild login"),
+        "suggests the login that failed: {err}"
+    );
     // login, push, pull, logout
     let out = login(&ctx, &reg, &user, &pass);
     assert!(

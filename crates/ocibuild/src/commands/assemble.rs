@@ -121,8 +121,15 @@ pub fn run(g: &Global, a: AssembleArgs) -> Result<ExitCode> {
     }
     let img = &built.image;
     let src = built.source(&store);
-    for o in &outputs {
+    for (o, text) in outputs.iter().zip(&a.outputs) {
         if let Location::Registry(dest) = o {
+            // the output's own tag, and every -t naming the same repository
+            let same_repo: Vec<String> = tags
+                .iter()
+                .filter(|t| t.registry == dest.registry && t.repository == dest.repository)
+                .filter_map(|t| t.tag.clone())
+                .collect();
+            let push_tags = ocibuild_registry::copy::push_tags(text, dest, &same_repo);
             let done = |d: &ocibuild_oci::Digest,
                         size: u64,
                         outcome: ocibuild_registry::client::BlobOutcome| {
@@ -131,12 +138,12 @@ pub fn run(g: &Global, a: AssembleArgs) -> Result<ExitCode> {
                     json!({"event": "blob", "digest": d, "size": size, "outcome": outcome}),
                 );
             };
-            ocibuild_registry::copy::push(
+            let report = ocibuild_registry::copy::push(
                 &reg,
                 &src,
                 dest,
                 &ocibuild_registry::copy::PushOptions {
-                    tags: &[],
+                    tags: &push_tags,
                     jobs: g.jobs,
                     mount_from: None,
                     on_blob: &done,
@@ -144,6 +151,12 @@ pub fn run(g: &Global, a: AssembleArgs) -> Result<ExitCode> {
                 },
             )
             .with_context(|| format!("pushing to {o}"))?;
+            super::registry::report_tags(
+                &rep,
+                dest,
+                &report.tags,
+                &img.manifest_desc.digest.to_string(),
+            );
             rep.event(
                 &format!("pushed {o}"),
                 json!({"event": "output", "location": o.to_string()}),

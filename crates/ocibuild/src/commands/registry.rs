@@ -16,7 +16,7 @@ use ocibuild_registry::client::{
     BlobOutcome, RegistriesConfig, Registry, RegistryOptions, parse_mirror_flag,
 };
 use ocibuild_registry::config;
-use ocibuild_registry::copy::{PushOptions, RegistrySource, push};
+use ocibuild_registry::copy::{PushOptions, RegistrySource, push, push_tags};
 use serde_json::json;
 
 use super::open_store;
@@ -50,13 +50,20 @@ pub fn registry(g: &Global) -> Result<Registry> {
         insecure.extend(cfg.insecure);
         keychain.acr_hosts.extend(cfg.acr_hosts);
     }
-    let opts = RegistryOptions {
+    let mut opts = RegistryOptions {
         insecure,
         ca_certs: g.ca_certs.clone(),
         keychain,
         mirrors,
         ..RegistryOptions::default()
     };
+    // OCIBUILD_CERTS_D=DIR[:DIR…] replaces /etc/docker/certs.d and /etc/containers/certs.d
+    // (each laid out as DIR/HOST[:PORT]/*.crt), for unprivileged users and tests.
+    if let Some(dirs) = std::env::var_os("OCIBUILD_CERTS_D") {
+        opts.cert_dirs = std::env::split_paths(&dirs)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
+    }
     Ok(Registry::new(opts))
 }
 
@@ -107,6 +114,20 @@ pub fn write_local(
     let store = open_store(g)?;
     let _lock = store.lock_shared()?;
     let img = load_image(src, platform).with_context(|| format!("reading {}", src.describe()))?;
+    // A single-platform image is what it is: --platform must match it, never silently not.
+    if let (Some(want), false) = (platform, media::is_index(&root.media_type)) {
+        match img.platform() {
+            Some(have) if want.matches(&have) => {}
+            have => bail!(
+                "{} has no image for {want}: it is a single-platform image, and the one platform it has is {} — pick that platform (or drop --platform), or use a multi-platform tag",
+                src.describe(),
+                have.map_or_else(
+                    || "unknown (its config names no os/architecture)".to_string(),
+                    |p| p.to_string()
+                )
+            ),
+        }
+    }
     let bf = |d: &ocibuild_oci::Digest, n: u64, t: u64| rep.bytes(d, n, t);
     import_into_store_with(src, &img, &store, g.jobs, Some(&bf))
         .with_context(|| format!("pulling {}", src.describe()))?;
@@ -201,12 +222,13 @@ pub fn push_cmd(g: &Global, a: PushArgs) -> Result<ExitCode> {
     };
     let pf = progress_fn(&rep);
     let bf = |d: &ocibuild_oci::Digest, n: u64, t: u64| rep.bytes(d, n, t);
+    let tags = push_tags(&a.destination, &dest, &a.tags);
     let report = push(
         &reg,
         src.as_ref(),
         &dest,
         &PushOptions {
-            tags: &a.tags,
+            tags: &tags,
             jobs: g.jobs,
             mount_from: mount.as_deref(),
             on_blob: &pf,
@@ -219,18 +241,24 @@ pub fn push_cmd(g: &Global, a: PushArgs) -> Result<ExitCode> {
         .as_ref()
         .map(|d| d.to_string())
         .unwrap_or_default();
-    for t in &report.tags {
-        rep.event(
-            &format!("tagged {}/{}:{t}", dest.registry, dest.repository),
-            json!({"event": "tag", "tag": t, "digest": digest}),
-        );
-    }
+    report_tags(&rep, &dest, &report.tags, &digest);
     if let Some(f) = &a.metadata_file {
         let meta = json!({"containerimage.digest": digest, "image.name": report.tags.iter().map(|t| format!("{}/{}:{t}", dest.registry, dest.repository)).collect::<Vec<_>>().join(","), "push": report});
         super::write_file_atomically(f, &serde_json::to_vec_pretty(&meta)?)?;
     }
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// One `tagged REGISTRY/REPO:TAG` line per tag pushed.
+pub fn report_tags(rep: &Reporter, dest: &Reference, tags: &[String], digest: &str) {
+    for t in tags {
+        let sep = if t.contains(':') { "@" } else { ":" };
+        rep.event(
+            &format!("tagged {}/{}{sep}{t}", dest.registry, dest.repository),
+            json!({"event": "tag", "tag": t, "digest": digest}),
+        );
+    }
 }
 
 pub fn copy(g: &Global, a: CopyArgs) -> Result<ExitCode> {
@@ -249,19 +277,23 @@ pub fn copy(g: &Global, a: CopyArgs) -> Result<ExitCode> {
             };
             let pf = progress_fn(&rep);
             let bf = |d: &ocibuild_oci::Digest, n: u64, t: u64| rep.bytes(d, n, t);
+            let tags = push_tags(&a.destination, dest, &[]);
             let report = push(
                 &reg,
                 src.as_ref(),
                 dest,
                 &PushOptions {
-                    tags: &[],
+                    tags: &tags,
                     jobs: g.jobs,
                     mount_from: mount.as_deref(),
                     on_blob: &pf,
                     on_bytes: Some(&bf),
                 },
-            )?;
-            report.digest.map(|d| d.to_string()).unwrap_or_default()
+            )
+            .with_context(|| format!("copying {} to docker://{dest}", src.describe()))?;
+            let digest = report.digest.map(|d| d.to_string()).unwrap_or_default();
+            report_tags(&rep, dest, &report.tags, &digest);
+            digest
         }
         Location::Scratch => bail!("cannot copy to `scratch`"),
         local => write_local(g, &rep, src.as_ref(), local, None)?,
