@@ -874,7 +874,8 @@ fn symlinks_replaced<'a>(
 }
 
 /// The symlinks an image's layers leave when applied in order (path → target), read from the
-/// layer blobs in `store` (tar headers only; contents are skipped).
+/// layer blobs in `store` (tar headers only; contents are skipped). A foreign layer whose blob
+/// is not in the store is left out.
 pub fn image_symlinks(
     store: &crate::store::ContentStore,
     layers: &[Descriptor],
@@ -887,7 +888,11 @@ pub fn image_symlinks(
                 format!("unsupported media type {}", l.media_type),
             )
         })?;
-        let f = store.open_blob(&l.digest)?;
+        let f = match store.open_blob(&l.digest) {
+            Ok(f) => f,
+            Err(OciError::BlobMissing { .. }) if is_foreign(l) => continue,
+            Err(e) => return Err(e),
+        };
         let dec = crate::extract::decompress(io::BufReader::new(f), c)?;
         let mut ar = tar::Archive::new(dec);
         let mut items = Vec::new();
