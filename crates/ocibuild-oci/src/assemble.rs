@@ -150,6 +150,14 @@ pub fn assemble(store: &ContentStore, spec: AssembleSpec<'_>) -> Result<Assemble
         owner: spec.owner,
         normalize_modes: !spec.keep_modes,
     };
+    // The base's symlinks: new layers follow them (a layer for `/bin` over a merged-/usr base
+    // lands in `/usr/bin` instead of replacing the `bin -> usr/bin` link).
+    let links = match &spec.base {
+        Some((_, img)) if !spec.layers.is_empty() => {
+            crate::validate::image_symlinks(store, &img.manifest.layers)?
+        }
+        _ => BTreeMap::new(),
+    };
     let mut new_layers = Vec::new();
     let mut new_diff_ids = Vec::new();
     let mut history = Vec::new();
@@ -161,6 +169,7 @@ pub fn assemble(store: &ContentStore, spec: AssembleSpec<'_>) -> Result<Assemble
             ..opts()
         });
         b.add_dir(&input.src, &input.dest)?;
+        b.follow_lower_links(&links)?;
         let (_, pre) = b.write(io::sink())?;
         let (desc, reused) = match store.lookup_layer(&pre.diff_id, &key) {
             Some(d) => {
@@ -173,6 +182,7 @@ pub fn assemble(store: &ContentStore, spec: AssembleSpec<'_>) -> Result<Assemble
             None => {
                 let mut b = LayerBuilder::new(opts());
                 b.add_dir(&input.src, &input.dest)?;
+                b.follow_lower_links(&links)?;
                 let w = store.writer()?;
                 let (w, info) = b.write(w)?;
                 if info.diff_id != pre.diff_id {

@@ -237,6 +237,58 @@ struct Item {
     mtime: Option<u64>,
 }
 
+/// `path` (relative, `/`-separated) with the symlinks of `links` (path → target, the links a
+/// lower layer leaves) followed, the last component only when `follow_last`; scoped to the root
+/// like a chroot (absolute targets restart at the root, `..` stops there). More than 40 links
+/// on the way is an error (a loop).
+pub fn resolve_through_links(
+    links: &BTreeMap<String, String>,
+    path: &str,
+    follow_last: bool,
+) -> Result<String> {
+    let mut queue: std::collections::VecDeque<String> = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(str::to_string)
+        .collect();
+    let mut cur: Vec<String> = Vec::new();
+    let mut hops = 0;
+    while let Some(c) = queue.pop_front() {
+        if c == ".." {
+            cur.pop();
+            continue;
+        }
+        let last = queue.is_empty();
+        let mut cand = cur.join("/");
+        if !cand.is_empty() {
+            cand.push('/');
+        }
+        cand.push_str(&c);
+        if (!last || follow_last)
+            && let Some(t) = links.get(&cand)
+        {
+            hops += 1;
+            if hops > 40 {
+                return Err(OciError::invalid(
+                    format!("layer path {path}"),
+                    format!(
+                        "resolving it through the base image's symlinks met more than 40 links (a loop: /{cand} is one of them); fix the base's links or choose a destination that does not go through them"
+                    ),
+                ));
+            }
+            if t.starts_with('/') {
+                cur.clear();
+            }
+            for tc in t.split('/').rev().filter(|c| !c.is_empty() && *c != ".") {
+                queue.push_front(tc.to_string());
+            }
+            continue;
+        }
+        cur.push(c);
+    }
+    Ok(cur.join("/"))
+}
+
 /// Collects entries (metadata only; file contents are streamed at write time), then writes.
 #[derive(Debug)]
 pub struct LayerBuilder {
@@ -378,6 +430,37 @@ impl LayerBuilder {
             ));
         }
         self.items.extend(found);
+        Ok(())
+    }
+
+    /// Move the entries whose path goes through a symlink that the layers below leave (`links`:
+    /// path → target, e.g. [`crate::validate::image_symlinks`] of the base) to where the link
+    /// leads, resolved as a chroot would (an absolute target from the image's root, `..` stops
+    /// there): over a merged-/usr base's `bin -> usr/bin`, `bin/app` becomes `usr/bin/app` and a
+    /// directory entry `bin` becomes `usr/bin` instead of replacing the link (which would hide
+    /// every program under `/usr/bin`). A file or a link at the link's own path keeps it: it
+    /// replaces the link, as it says. Hard-link targets and whiteouts move the same way.
+    pub fn follow_lower_links(&mut self, links: &BTreeMap<String, String>) -> Result<()> {
+        if links.is_empty() {
+            return Ok(());
+        }
+        let items = std::mem::take(&mut self.items);
+        let mut out: BTreeMap<String, Item> = BTreeMap::new();
+        for (path, mut item) in items {
+            let is_dir = matches!(item.kind, Kind::Dir);
+            let new = resolve_through_links(links, &path, is_dir)?;
+            if let Kind::Hardlink(t) = &mut item.kind {
+                *t = resolve_through_links(links, t, false)?;
+            }
+            if new.is_empty() {
+                continue; // a directory entry for the root itself
+            }
+            if is_dir && new != path && out.contains_key(&new) {
+                continue; // the link's target has its own entry
+            }
+            out.insert(new, item);
+        }
+        self.items = out;
         Ok(())
     }
 
@@ -1570,6 +1653,61 @@ mod tests {
 
     fn entry(path: &str, kind: EntryKind) -> LayerEntry {
         LayerEntry::new(path, kind, 0o644)
+    }
+
+    #[test]
+    fn entries_follow_the_links_of_the_layers_below() {
+        let links: BTreeMap<String, String> = [
+            ("bin", "usr/bin"),
+            ("lib", "/usr/lib"),
+            ("opt/up", "../../../usr/local"),
+            ("a", "/b"),
+            ("b", "opt/up/share"),
+            ("loop", "loop"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let r = |p: &str, last: bool| resolve_through_links(&links, p, last).unwrap();
+        assert_eq!(r("bin/app", false), "usr/bin/app");
+        assert_eq!(r("bin", true), "usr/bin");
+        assert_eq!(r("bin", false), "bin");
+        assert_eq!(r("lib/x/y", false), "usr/lib/x/y");
+        assert_eq!(r("opt/up/bin/t", false), "usr/local/bin/t");
+        assert_eq!(r("a/doc", false), "usr/local/share/doc");
+        assert_eq!(r("app/bin/x", false), "app/bin/x");
+        let e = resolve_through_links(&links, "loop/x", false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("loop/x") && e.contains("loop"), "{e}");
+
+        let mut b = LayerBuilder::new(LayerOptions::default());
+        b.add_entry(LayerEntry::new("bin", EntryKind::Dir, 0o755))
+            .unwrap();
+        b.add_entry(entry("bin/app", EntryKind::Bytes(b"app".to_vec())))
+            .unwrap();
+        b.add_entry(entry("bin/app2", EntryKind::Hardlink("bin/app".into())))
+            .unwrap();
+        b.add_entry(entry("lib", EntryKind::Symlink("elsewhere".into())))
+            .unwrap();
+        b.add_entry(LayerEntry::new("bin/gone", EntryKind::Whiteout, 0))
+            .unwrap();
+        b.follow_lower_links(&links).unwrap();
+        let (tar, _) = write_tar(b);
+        let rows: Vec<(String, u8, String)> =
+            list(&tar).into_iter().map(|r| (r.0, r.1, r.2)).collect();
+        let want: Vec<(String, u8, String)> = [
+            ("lib", b'2', "elsewhere"),
+            ("usr/", b'5', ""),
+            ("usr/bin/", b'5', ""),
+            ("usr/bin/.wh.gone", b'0', ""),
+            ("usr/bin/app", b'0', ""),
+            ("usr/bin/app2", b'1', "usr/bin/app"),
+        ]
+        .iter()
+        .map(|(p, t, l)| (p.to_string(), *t, l.to_string()))
+        .collect();
+        assert_eq!(rows, want);
     }
 
     fn gunzip(blob: &[u8]) -> Vec<u8> {

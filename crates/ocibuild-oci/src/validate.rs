@@ -16,6 +16,11 @@
 //! - layers, streamed in a single pass: size and digest of the blob, decompression per the media
 //!   type, the diff_id of the uncompressed stream, and a tar that parses to its end.
 //!
+//! With [`ValidateOptions::strict`], each image's layers are also read as a filesystem, in
+//! order, and [`ValidationReport::warnings`] lists what is valid but breaks images when applied:
+//! a layer whose directory entry replaces a symlink of a lower layer (a `bin/` directory over a
+//! merged-/usr base's `bin -> usr/bin` hides every program under `/usr/bin`).
+//!
 //! Memory stays bounded: JSON blobs are read through [`read_verified`] (at most [`MAX_JSON_BLOB`]),
 //! layers are streamed and never read twice.
 //!
@@ -47,6 +52,9 @@ pub struct ValidateOptions {
     /// Stream and check every layer blob (default). When false, layers are checked from their
     /// descriptors only (media type, and the diff_id count), and their blobs are not read.
     pub check_layers: bool,
+    /// Also warn about layers that are well-formed but break the image when applied (see
+    /// [`ValidationReport::warnings`]). Needs `check_layers`.
+    pub strict: bool,
 }
 
 impl Default for ValidateOptions {
@@ -54,6 +62,7 @@ impl Default for ValidateOptions {
         Self {
             all_platforms: true,
             check_layers: true,
+            strict: false,
         }
     }
 }
@@ -109,6 +118,9 @@ pub struct ValidationReport {
     /// Layers whose blob was not read: foreign / non-distributable layers absent from the source,
     /// or every layer when `check_layers` is off.
     pub layers_not_read: usize,
+    /// With [`ValidateOptions::strict`]: what is valid but wrong, one sentence each (a layer
+    /// replacing a lower layer's symlink with a directory).
+    pub warnings: Vec<String>,
 }
 
 impl ValidationReport {
@@ -137,6 +149,7 @@ pub fn validate(src: &dyn ImageSource, opts: &ValidateOptions) -> Result<Validat
         },
         seen: HashSet::new(),
         layers_seen: HashMap::new(),
+        layer_paths: HashMap::new(),
     };
     v.node(&root, "the root descriptor".to_string(), None, 0)?;
     Ok(v.report)
@@ -151,6 +164,8 @@ struct Validator<'a> {
     seen: HashSet<Digest>,
     /// Layer blob digest → its diff_id, once streamed.
     layers_seen: HashMap<Digest, Digest>,
+    /// With `strict`: layer blob digest → the filesystem entries it holds.
+    layer_paths: HashMap<Digest, Vec<TarItem>>,
 }
 
 impl Validator<'_> {
@@ -411,6 +426,22 @@ impl Validator<'_> {
                 i,
             )?;
         }
+        if self.opts.strict && self.opts.check_layers {
+            let layers: Vec<(&Digest, &[TarItem])> = m
+                .layers
+                .iter()
+                .filter_map(|l| {
+                    self.layer_paths
+                        .get(&l.digest)
+                        .map(|v| (&l.digest, v.as_slice()))
+                })
+                .collect();
+            for (i, digest, path, target) in symlinks_replaced(&layers) {
+                self.report.warnings.push(format!(
+                    "layer {i} ({digest}) of {name} replaces the symlink /{path} -> {target} of a lower layer with a directory: whatever the link led to is hidden at /{path} once the layers are applied (over a merged-/usr base's /bin, every program in /usr/bin); rebuild the layer with its files at the link's target (/{target} resolved), or delete the link explicitly first if the directory is meant"
+                ));
+            }
+        }
         self.report.images += 1;
         Ok(())
     }
@@ -441,6 +472,7 @@ impl Validator<'_> {
             Err(e) => return Err(with_role(e, role)),
         };
         let mut raw = HashingReader::new(blob.take(l.size.saturating_add(1)));
+        let mut items = self.opts.strict.then(Vec::new);
         let (stream, diff, tar) = {
             let dec = match decoder(comp, &mut raw) {
                 Ok(d) => d,
@@ -450,7 +482,7 @@ impl Validator<'_> {
                 inner: dec,
                 error: None,
             });
-            let tar = check_tar(&mut diff);
+            let tar = check_tar(&mut diff, items.as_mut());
             // hash whatever the tar reader left: end-of-archive blocks and padding
             let drained = if diff.get_mut().error.is_none() {
                 io::copy(&mut diff, &mut io::sink()).map(drop)
@@ -512,6 +544,9 @@ impl Validator<'_> {
             return Err(self.defect(format!("{what} is not a well-formed tar archive: {e}")));
         }
         self.layers_seen.insert(l.digest.clone(), diff.clone());
+        if let Some(items) = items {
+            self.layer_paths.insert(l.digest.clone(), items);
+        }
         self.record(BlobKind::Layer, l, Some(diff));
         Ok(())
     }
@@ -727,9 +762,160 @@ impl<R: Read> Read for Capture<R> {
     }
 }
 
+/// A layer entry as a filesystem change, for the strict checks (paths relative, no `./`, no
+/// trailing `/`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum TarItem {
+    Dir(String),
+    Symlink(String, String),
+    /// `.wh.NAME`: the path NAME deleted.
+    Whiteout(String),
+    /// `.wh..wh..opq`: the lower contents of the directory hidden.
+    Opaque(String),
+    Other(String),
+}
+
+fn clean_entry_path(p: &str) -> String {
+    p.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+pub(crate) fn tar_item(e: &tar::Entry<'_, impl Read>) -> Option<TarItem> {
+    let raw = e.path_bytes();
+    let path = clean_entry_path(&String::from_utf8_lossy(&raw));
+    let (parent, name) = match path.rsplit_once('/') {
+        Some((p, n)) => (p.to_string(), n.to_string()),
+        None => (String::new(), path.clone()),
+    };
+    if name == ".wh..wh..opq" {
+        return Some(TarItem::Opaque(parent));
+    }
+    if let Some(n) = name.strip_prefix(".wh.") {
+        let p = if parent.is_empty() {
+            n.to_string()
+        } else {
+            format!("{parent}/{n}")
+        };
+        return Some(TarItem::Whiteout(p));
+    }
+    if path.is_empty() {
+        return None;
+    }
+    Some(match e.header().entry_type() {
+        tar::EntryType::Directory => TarItem::Dir(path),
+        tar::EntryType::Symlink => {
+            let t = e
+                .link_name_bytes()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            TarItem::Symlink(path, t)
+        }
+        _ => TarItem::Other(path),
+    })
+}
+
+/// The symlinks the layers applied so far leave: path → target.
+pub(crate) type Links = std::collections::BTreeMap<String, String>;
+
+/// Apply one layer's entries to `links`: whiteouts and opaque directories first (they hide the
+/// layers below), then the layer's own entries.
+pub(crate) fn apply_links(links: &mut Links, items: &[TarItem]) {
+    let below = |links: &mut Links, dir: &str| {
+        if dir.is_empty() {
+            links.clear();
+        } else {
+            let prefix = format!("{dir}/");
+            links.retain(|k, _| !k.starts_with(&prefix));
+        }
+    };
+    for it in items {
+        match it {
+            TarItem::Opaque(d) => below(links, d),
+            TarItem::Whiteout(p) => {
+                links.remove(p);
+                below(links, p);
+            }
+            _ => {}
+        }
+    }
+    for it in items {
+        match it {
+            TarItem::Symlink(p, t) => {
+                links.insert(p.clone(), t.clone());
+            }
+            TarItem::Dir(p) | TarItem::Other(p) => {
+                links.remove(p);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The directories of each layer (bottom first) that replace a symlink the layers below left
+/// at that path: (layer index, layer digest, path, link target).
+fn symlinks_replaced<'a>(
+    layers: &[(&'a Digest, &[TarItem])],
+) -> Vec<(usize, &'a Digest, String, String)> {
+    let mut links = Links::new();
+    let mut out = Vec::new();
+    for (i, (digest, items)) in layers.iter().enumerate() {
+        for it in items.iter() {
+            if let TarItem::Dir(p) = it
+                && let Some(t) = links.get(p)
+            {
+                out.push((i, *digest, p.clone(), t.clone()));
+            }
+        }
+        apply_links(&mut links, items);
+    }
+    out
+}
+
+/// The symlinks an image's layers leave when applied in order (path → target), read from the
+/// layer blobs in `store` (tar headers only; contents are skipped). A foreign layer whose blob
+/// is not in the store is left out.
+pub fn image_symlinks(
+    store: &crate::store::ContentStore,
+    layers: &[Descriptor],
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut links = Links::new();
+    for l in layers {
+        let c = media::layer_compression(&l.media_type).ok_or_else(|| {
+            OciError::invalid(
+                format!("layer {}", l.digest),
+                format!("unsupported media type {}", l.media_type),
+            )
+        })?;
+        let f = match store.open_blob(&l.digest) {
+            Ok(f) => f,
+            Err(OciError::BlobMissing { .. }) if is_foreign(l) => continue,
+            Err(e) => return Err(e),
+        };
+        let dec = crate::extract::decompress(io::BufReader::new(f), c)?;
+        let mut ar = tar::Archive::new(dec);
+        let mut items = Vec::new();
+        for e in ar
+            .entries()
+            .map_err(OciError::stream(format!("reading layer {}", l.digest)))?
+        {
+            let e = e.map_err(OciError::stream(format!("reading layer {}", l.digest)))?;
+            if let Some(it) = tar_item(&e) {
+                items.push(it);
+            }
+        }
+        apply_links(&mut links, &items);
+    }
+    Ok(links)
+}
+
 /// Parse a tar to its end, reading every entry's data and checking it has the size its header
-/// says.
-fn check_tar(r: &mut dyn Read) -> std::result::Result<(), String> {
+/// says; with `items`, the entries as filesystem changes are collected there.
+fn check_tar(
+    r: &mut dyn Read,
+    mut items: Option<&mut Vec<TarItem>>,
+) -> std::result::Result<(), String> {
     let mut ar = tar::Archive::new(r);
     let entries = ar.entries().map_err(|e| e.to_string())?;
     for (n, e) in entries.enumerate() {
@@ -738,6 +924,11 @@ fn check_tar(r: &mut dyn Read) -> std::result::Result<(), String> {
             .path()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| "<unreadable path>".into());
+        if let Some(v) = items.as_mut()
+            && let Some(it) = tar_item(&e)
+        {
+            v.push(it);
+        }
         let size = e.size();
         let got =
             io::copy(&mut e, &mut io::sink()).map_err(|err| format!("entry `{path}`: {err}"))?;
@@ -748,4 +939,58 @@ fn check_tar(r: &mut dyn Read) -> std::result::Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn d(n: u8) -> Digest {
+        Digest::parse(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap()
+    }
+
+    #[test]
+    fn a_directory_over_a_lower_symlink_is_reported() {
+        use TarItem::*;
+        let base = vec![
+            Symlink("bin".into(), "usr/bin".into()),
+            Symlink("lib".into(), "usr/lib".into()),
+            Dir("usr".into()),
+            Dir("usr/bin".into()),
+            Symlink("usr/bin/sh".into(), "dash".into()),
+        ];
+        // a COPY that wrote bin/ as a directory (the broken layer)
+        let bad = vec![Dir("bin".into()), Other("bin/app".into())];
+        // a layer with files at the link's target: fine
+        let good = vec![
+            Dir("usr".into()),
+            Dir("usr/bin".into()),
+            Other("usr/bin/app".into()),
+        ];
+        // the link deleted, then a directory in a later layer: explicit, fine
+        let rm = vec![Whiteout("lib".into())];
+        let mkdir = vec![Dir("lib".into())];
+        // a file over a link to a file is no directory: fine
+        let file = vec![Other("usr/bin/sh".into())];
+        let (d0, d1, d2, d3, d4, d5) = (d(0), d(1), d(2), d(3), d(4), d(5));
+        let layers: Vec<(&Digest, &[TarItem])> = vec![
+            (&d0, &base),
+            (&d1, &good),
+            (&d2, &rm),
+            (&d3, &mkdir),
+            (&d4, &file),
+            (&d5, &bad),
+        ];
+        let r = symlinks_replaced(&layers);
+        assert_eq!(r, vec![(5, &d5, "bin".to_string(), "usr/bin".to_string())]);
+        // an opaque parent hides the lower links below it
+        let opq = vec![Dir("usr".into()), Opaque("usr".into())];
+        let dir_sh = vec![Dir("usr/bin/sh".into())];
+        let layers: Vec<(&Digest, &[TarItem])> = vec![(&d0, &base), (&d1, &opq), (&d2, &dir_sh)];
+        assert!(symlinks_replaced(&layers).is_empty());
+        let layers: Vec<(&Digest, &[TarItem])> = vec![(&d0, &base), (&d2, &dir_sh)];
+        assert_eq!(symlinks_replaced(&layers).len(), 1);
+        assert_eq!(clean_entry_path("./bin/"), "bin");
+    }
 }

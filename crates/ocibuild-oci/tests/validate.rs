@@ -790,6 +790,7 @@ fn every_kind_of_valid_layer_and_a_multi_platform_index_pass() {
         &ValidateOptions {
             all_platforms: false,
             check_layers: true,
+            strict: false,
         },
     );
     let host = ocibuild_oci::image::Platform::host();
@@ -810,6 +811,7 @@ fn check_layers_off_reads_no_layer_blob() {
     let opts = ValidateOptions {
         all_platforms: true,
         check_layers: false,
+        strict: false,
     };
     let r = check(&bad, &opts).unwrap();
     assert_eq!(

@@ -14,6 +14,7 @@
 
 pub mod azurite;
 pub mod buildah;
+pub mod equality;
 pub mod proxy;
 pub mod registry;
 use std::ffi::OsStr;

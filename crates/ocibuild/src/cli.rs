@@ -283,6 +283,11 @@ pub struct ValidateArgs {
     /// Machine-readable output
     #[arg(long)]
     pub json: bool,
+    /// Also read the layers as a filesystem and warn about what is valid but breaks the image
+    /// when applied (a layer replacing a lower layer's symlink, such as a merged-/usr base's
+    /// `bin -> usr/bin`, with a directory); warnings do not change the exit code
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -799,7 +799,6 @@ impl Exec<'_> {
                         t.clone()
                     };
                     w.ensure_dir(&dir, None)?;
-                    let real = w.real(&dir)?;
                     let f =
                         fs::File::open(&it.host).map_err(EngineError::io("opening", &it.host))?;
                     let opts = ExtractOptions {
@@ -807,11 +806,19 @@ impl Exec<'_> {
                         preserve_owner: w.root,
                         apply_whiteouts: false,
                     };
+                    // extracted beside the change dir (same filesystem), then moved in with
+                    // every path resolved in the stage's root: an archive holding `bin/x`
+                    // extracted at `/` lands in `usr/bin/x` on a merged-/usr base
+                    let staged = tempfile::Builder::new()
+                        .prefix(".add-")
+                        .tempdir_in(&self.cache_dir)
+                        .map_err(EngineError::io("creating a staging dir", &self.cache_dir))?;
                     extract_layer(
                         decompress(std::io::BufReader::new(f), c)?,
-                        &upper.join(&real),
+                        staged.path(),
                         &opts,
                     )?;
+                    w.merge_into(staged.path(), &dir)?;
                     continue;
                 }
                 w.put(&it.host, &t, false)?;
@@ -890,12 +897,17 @@ impl Writer<'_> {
 
     /// Make sure the directory `abs` exists in the change dir (with its parents); `meta`: the
     /// source dir whose mode it takes when created or copied.
+    ///
+    /// Every component of `abs` is resolved in the stage's root, the last one too: a directory
+    /// destination that is a symlink (`/bin -> usr/bin` on a merged-/usr base, a link an
+    /// earlier step made) is followed, never replaced by a directory (docker and buildah do the
+    /// same; a layer with `bin/` over the base's `bin` symlink hides everything in `/usr/bin`).
     fn ensure_dir(&mut self, abs: &str, meta: Option<&fs::Metadata>) -> Result<()> {
-        if abs == "/" {
+        let rel = self.real(abs)?;
+        if rel.as_os_str().is_empty() {
+            // the root itself (or a link to it)
             return Ok(());
         }
-        let (pr, name) = self.parent_real(abs)?;
-        let rel = pr.join(&name);
         let new_owner = if self.chown { self.owner } else { (0, 0) };
         fsops::mirror_parents(self.view, self.upper, &rel.join("x"), new_owner)?;
         let u = self.upper.join(&rel);
@@ -907,6 +919,58 @@ impl Writer<'_> {
             }
             (None, None) => set_meta(&u, 0o755, new_owner, self.root)?,
             (None, Some(_)) => {}
+        }
+        Ok(())
+    }
+
+    /// Move the entries of the directory `src` (an extracted archive) into the directory
+    /// `abs`, each path resolved in the stage's root like [`Self::ensure_dir`] and
+    /// [`Self::put`] do: directories are merged (taking the archive's mode and owner), other
+    /// entries renamed into place (so hard links stay links, owners and modes stay as
+    /// extracted).
+    fn merge_into(&mut self, src: &Path, abs: &str) -> Result<()> {
+        let mut names: Vec<_> = fs::read_dir(src)
+            .map_err(EngineError::io("reading an extracted archive", src))?
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(EngineError::io("reading an extracted archive", src))?;
+        names.sort_by_key(|e| e.file_name());
+        for e in names {
+            let host = e.path();
+            let name = e.file_name();
+            let child = join_abs(abs, &name.to_string_lossy());
+            let meta = fs::symlink_metadata(&host)
+                .map_err(EngineError::io("reading an extracted archive", &host))?;
+            if meta.is_dir() {
+                let rel = self.real(&child)?;
+                if rel.as_os_str().is_empty() {
+                    self.merge_into(&host, "/")?;
+                    continue;
+                }
+                let new_owner = if self.chown { self.owner } else { (0, 0) };
+                fsops::mirror_parents(self.view, self.upper, &rel.join("x"), new_owner)?;
+                self.merge_into(&host, &child)?;
+                let t = self.upper.join(&rel);
+                set_meta(
+                    &t,
+                    meta.mode() & 0o7777,
+                    (meta.uid(), meta.gid()),
+                    self.root,
+                )?;
+                continue;
+            }
+            let (pr, name) = self.parent_real(&child)?;
+            let rel = pr.join(&name);
+            let new_owner = if self.chown { self.owner } else { (0, 0) };
+            fsops::mirror_parents(self.view, self.upper, &rel, new_owner)?;
+            let t = self.upper.join(&rel);
+            if let Ok(m) = t.symlink_metadata() {
+                if m.is_dir() {
+                    let _ = fs::remove_dir_all(&t);
+                } else {
+                    let _ = fs::remove_file(&t);
+                }
+            }
+            fs::rename(&host, &t).map_err(EngineError::io("moving an extracted entry", &t))?;
         }
         Ok(())
     }
@@ -1039,6 +1103,107 @@ fn redact_url(u: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// Every path of a change dir, with `d`/`f`/`l` for its type.
+    fn listing_of(upper: &Path) -> Vec<String> {
+        let mut v: Vec<String> = walkdir::WalkDir::new(upper)
+            .min_depth(1)
+            .into_iter()
+            .map(|e| {
+                let e = e.unwrap();
+                let t = if e.file_type().is_dir() {
+                    "d"
+                } else if e.file_type().is_symlink() {
+                    "l"
+                } else {
+                    "f"
+                };
+                format!(
+                    "{t} {}",
+                    e.path().strip_prefix(upper).unwrap().to_string_lossy()
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn copies_into_symlinked_dirs_land_at_the_link_target() {
+        let t = tempfile::tempdir().unwrap();
+        let base = t.path().join("base");
+        fs::create_dir_all(base.join("usr/bin")).unwrap();
+        fs::create_dir_all(base.join("usr/lib")).unwrap();
+        std::os::unix::fs::symlink("usr/bin", base.join("bin")).unwrap();
+        std::os::unix::fs::symlink("/usr/lib", base.join("lib")).unwrap();
+        std::os::unix::fs::symlink("../../../lib", base.join("up")).unwrap();
+        std::os::unix::fs::symlink("busybox", base.join("usr/bin/sh")).unwrap();
+        let src = t.path().join("src");
+        fs::create_dir_all(src.join("tree/bin")).unwrap();
+        fs::write(src.join("app"), "app").unwrap();
+        fs::write(src.join("tree/bin/tool"), "tool").unwrap();
+        // an archive holding bin/x and lib/sub/y, extracted at /
+        let staged = t.path().join("staged");
+        fs::create_dir_all(staged.join("bin")).unwrap();
+        fs::create_dir_all(staged.join("lib/sub")).unwrap();
+        fs::write(staged.join("bin/x"), "x").unwrap();
+        fs::write(staged.join("lib/sub/y"), "y").unwrap();
+        fs::hard_link(staged.join("bin/x"), staged.join("lib/sub/x-link")).unwrap();
+        let upper = t.path().join("upper");
+        fs::create_dir_all(&upper).unwrap();
+        let view = fsops::View {
+            layers: vec![base.clone()],
+        };
+        let mut w = Writer {
+            view: &view,
+            upper: &upper,
+            owner: (0, 0),
+            chmod: None,
+            chown: false,
+            keep_owner: false,
+            resolved: HashMap::new(),
+            root: false,
+        };
+        // COPY app /bin/
+        w.ensure_dir("/bin", None).unwrap();
+        w.put(&src.join("app"), "/bin/app", false).unwrap();
+        // COPY tree/ / (a directory named like a symlinked one)
+        let tree_bin = fs::symlink_metadata(src.join("tree/bin")).unwrap();
+        w.ensure_dir("/bin", Some(&tree_bin)).unwrap();
+        w.put(&src.join("tree/bin/tool"), "/bin/tool", false)
+            .unwrap();
+        // WORKDIR-like and escaping destinations
+        w.ensure_dir("/up/deep", None).unwrap();
+        // COPY app /bin/sh: a file onto a symlink replaces the link
+        w.put(&src.join("app"), "/bin/sh", false).unwrap();
+        // ADD archive.tar /
+        w.merge_into(&staged, "/").unwrap();
+        assert_eq!(
+            listing_of(&upper),
+            [
+                "d usr",
+                "d usr/bin",
+                "d usr/lib",
+                "d usr/lib/deep",
+                "d usr/lib/sub",
+                "f usr/bin/app",
+                "f usr/bin/sh",
+                "f usr/bin/tool",
+                "f usr/bin/x",
+                "f usr/lib/sub/x-link",
+                "f usr/lib/sub/y",
+            ]
+        );
+        let (a, b) = (
+            fs::metadata(upper.join("usr/bin/x")).unwrap(),
+            fs::metadata(upper.join("usr/lib/sub/x-link")).unwrap(),
+        );
+        assert_eq!(a.ino(), b.ino(), "hard links in an archive stay links");
+        // a loop is a clear error
+        std::os::unix::fs::symlink("loop", base.join("loop")).unwrap();
+        let e = w.ensure_dir("/loop/x", None).unwrap_err().to_string();
+        assert!(e.contains("/loop/x") && e.contains("loop"), "{e}");
+    }
 
     #[test]
     fn chown_and_chmod() {

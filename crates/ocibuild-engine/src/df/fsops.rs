@@ -361,7 +361,9 @@ impl View {
 
     /// `abs` resolved in the view the way the kernel would after pivot_root (symlinks followed
     /// within the root, `..` stops at the root), as a root-relative path; missing components
-    /// are kept.
+    /// are kept. Scoped to the root like a chroot: an absolute link target restarts at the
+    /// stage's root and `..` never climbs above it, so no link can lead out of the root. More
+    /// than 40 links on the way (a loop) is an error naming the path.
     pub fn resolve(&self, abs: &str) -> Result<PathBuf> {
         let mut queue: std::collections::VecDeque<std::ffi::OsString> = Path::new(abs)
             .components()
@@ -384,8 +386,11 @@ impl View {
                     hops += 1;
                     if hops > 40 {
                         return Err(EngineError::Invalid {
-                            what: format!("path {abs}"),
-                            detail: "too many symlinks".into(),
+                            what: format!("path {abs} in the stage's root"),
+                            detail: format!(
+                                "resolving it met more than 40 symbolic links (a loop: {} is one of them); fix the links the base or an earlier step made, or use a path that does not go through them",
+                                cand.display()
+                            ),
                         });
                     }
                     let target =
@@ -512,6 +517,54 @@ mod tests {
             e.iter()
                 .any(|x| x.kind == EntryKind::OpaqueDir && x.path == "opq")
         );
+    }
+
+    #[test]
+    fn resolve_follows_links_inside_the_root_only() {
+        let t = tempfile::tempdir().unwrap();
+        let base = t.path().join("base");
+        let up = t.path().join("up");
+        fs::create_dir_all(base.join("usr/bin")).unwrap();
+        fs::create_dir_all(base.join("usr/lib")).unwrap();
+        fs::create_dir_all(base.join("usr/local/bin")).unwrap();
+        fs::create_dir_all(&up).unwrap();
+        let link = |dir: &Path, target: &str, name: &str| {
+            std::os::unix::fs::symlink(target, dir.join(name)).unwrap()
+        };
+        link(&base, "usr/bin", "bin");
+        link(&base, "usr/lib", "lib");
+        link(&base, "bin", "sbin");
+        // a chain made by a later step (an upper layer)
+        link(&up, "/b", "a");
+        link(&up, "usr/local/bin", "b");
+        // links that point outside the root
+        link(&up, "../../usr/lib", "out");
+        link(&up, "/../../../usr/lib", "abs");
+        link(&up, "../../../../etc", "etc-up");
+        // loops
+        link(&up, "loop2", "loop1");
+        link(&up, "/loop1", "loop2");
+        link(&up, "me", "me");
+        let v = View {
+            layers: vec![base.clone(), up.clone()],
+        };
+        let r = |p: &str| v.resolve(p).unwrap();
+        assert_eq!(r("/bin/app"), Path::new("usr/bin/app"));
+        assert_eq!(r("/bin"), Path::new("usr/bin"));
+        assert_eq!(r("/sbin/x"), Path::new("usr/bin/x"), "a link to a link");
+        assert_eq!(r("/a/tool"), Path::new("usr/local/bin/tool"), "a chain");
+        assert_eq!(r("/out/o.txt"), Path::new("usr/lib/o.txt"));
+        assert_eq!(r("/abs/sub/x"), Path::new("usr/lib/sub/x"));
+        assert_eq!(r("/etc-up/passwd"), Path::new("etc/passwd"));
+        assert_eq!(r("/../../bin/../../lib"), Path::new("usr/lib"));
+        assert_eq!(r("/missing/dir"), Path::new("missing/dir"));
+        for p in ["/loop1/x", "/loop2", "/me/x"] {
+            let e = v.resolve(p).unwrap_err().to_string();
+            assert!(e.contains(p) && e.contains("loop"), "{p}: {e}");
+        }
+        // a whiteout in the upper layer hides the base's link
+        fs::write(up.join(".wh.lib"), "").unwrap();
+        assert_eq!(r("/lib/x"), Path::new("lib/x"));
     }
 
     #[test]

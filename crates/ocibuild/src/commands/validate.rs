@@ -11,12 +11,19 @@ pub fn run(g: &Global, a: ValidateArgs) -> Result<ExitCode> {
     let loc = Location::parse(&a.image)?;
     let reg = super::registry::registry(g)?;
     let src = super::registry::open_any(&loc, &reg)?;
-    let report = validate(src.as_ref(), &ValidateOptions::default())
+    let opts = ValidateOptions {
+        strict: a.strict,
+        ..ValidateOptions::default()
+    };
+    let report = validate(src.as_ref(), &opts)
         .with_context(|| format!("{} is not valid", src.describe()))?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     if a.json {
         println!(
             "{}",
-            json!({"location": src.describe(), "valid": true, "images": report.images, "blobs": report.checked.len()})
+            json!({"location": src.describe(), "valid": true, "images": report.images, "blobs": report.checked.len(), "warnings": report.warnings})
         );
     } else {
         println!(
