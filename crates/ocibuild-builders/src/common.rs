@@ -196,6 +196,13 @@ pub(crate) fn plan(dir: &Path, opts: &Options) -> Result<Plan> {
             detail: "must name a program".into(),
         });
     }
+    if opts.module.as_deref().is_some_and(|m| m.trim().is_empty()) {
+        return Err(BuildersError::InvalidOption {
+            option: "--module".into(),
+            value: String::new(),
+            detail: "must not be empty".into(),
+        });
+    }
     let (lang, reasons) = match opts.lang {
         Some(l) => {
             std::fs::metadata(dir).map_err(BuildersError::io(dir))?;
@@ -221,6 +228,17 @@ pub(crate) fn plan(dir: &Path, opts: &Options) -> Result<Plan> {
             ".dockerignore honoured for the source copy ({} patterns)",
             d.patterns().len()
         ));
+    }
+    if lang != Lang::Java
+        && let Some(m) = &opts.module
+    {
+        return Err(BuildersError::InvalidOption {
+            option: "--module".into(),
+            value: m.clone(),
+            detail: format!(
+                "--module chooses the module of a multi-module Maven project; this is a {lang} app"
+            ),
+        });
     }
     match lang {
         Lang::Go => go::plan(ctx),

@@ -107,6 +107,9 @@ pub struct Options {
     pub main: Option<String>,
     /// `--entrypoint`: replaces the detected entrypoint.
     pub entrypoint: Option<Vec<String>>,
+    /// `--module`: the module of a multi-module Maven project to build (its directory or
+    /// artifactId); by default the one with a main class.
+    pub module: Option<String>,
     /// `--distro`.
     pub distro: Distro,
     /// From `--platform`: only `linux`.
@@ -124,6 +127,7 @@ impl Default for Options {
             lang: None,
             main: None,
             entrypoint: None,
+            module: None,
             distro: Distro::Trixie,
             goos: "linux".into(),
             goarch: "amd64".into(),

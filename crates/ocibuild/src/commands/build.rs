@@ -79,6 +79,7 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
             .transpose()
             .map_err(|e| anyhow::anyhow!("--lang: {e}"))?,
         main: a.main.clone(),
+        module: a.module.clone(),
         entrypoint: a
             .entrypoint
             .as_deref()
