@@ -39,7 +39,7 @@ pub use host::{HostVersion, ProbeOutcome, check_host_tool, parse_host_version};
 pub use ignore::DockerIgnore;
 pub use plan::{
     CacheMount, Constraint, Detection, Distro, HostTool, ImageConfig, Lang, LayerSpec, Options,
-    Plan, Requirement, Runtime, Step, Toolchain,
+    Plan, Requirement, Runtime, Step, Toolchain, Writable,
 };
 
 use error::Result;

@@ -283,6 +283,16 @@ pub struct ImageConfig {
     pub healthcheck: Option<Vec<String>>,
 }
 
+/// Directories the app writes at run time (`writable` in `ocibuild.toml`): created, with what
+/// the app ships in them, in a layer of their own owned by `uid:gid` (the image's user).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Writable {
+    /// Absolute image paths, normalised (`/app/instance`, `/data`), in the order given.
+    pub dirs: Vec<String>,
+    pub uid: u32,
+    pub gid: u32,
+}
+
 /// Everything the executor needs to build the app: pure data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
@@ -302,5 +312,8 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Bottom first.
     pub layers: Vec<LayerSpec>,
+    /// The writable directories' layer, on top of `layers`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writable: Option<Writable>,
     pub config: ImageConfig,
 }

@@ -469,6 +469,58 @@ fn java_multi_module_reactor_builds_the_server_module_and_serves() {
 }
 
 #[test]
+fn writable_directories_let_a_nonroot_app_write_beside_its_code() {
+    // The app appends to instance/boots.log (shipped with it), creates instance/uploads/ and
+    // writes /data/notes.db at start; `writable = ["instance", "/data"]` in its ocibuild.toml.
+    use std::os::unix::fs::MetadataExt as _;
+    let ctx = TestContext::new();
+    let layout = ctx.path("layout");
+    let meta = ctx.path("meta.json");
+    let m = ["--metadata-file", meta.to_str().unwrap()];
+    let a = build(&ctx, &app("python-instance"), &m, &layout, "notes");
+    let v: Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    let names: Vec<&str> = v["ocibuild.layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.last(), Some(&"writable"), "{v}");
+    let bundle = ctx.path("bundle");
+    let rootfs = umoci_unpack(&layout, "notes", &bundle);
+    let owner = |p: &str| {
+        let m = fs::symlink_metadata(rootfs.join(p)).unwrap();
+        (m.uid(), m.gid())
+    };
+    for p in [
+        "app/instance",
+        "app/instance/boots.log",
+        "app/instance/settings.ini",
+        "data",
+    ] {
+        assert_eq!(owner(p), (65532, 65532), "{p}");
+    }
+    for p in ["app", "app/app.py", "usr"] {
+        assert_eq!(owner(p), (0, 0), "{p} stays root's");
+    }
+    assert_distroless(&rootfs, &["usr/bin/pip"]);
+    let body = runc_http_get(&bundle, &[], 8000, "/");
+    assert_eq!(
+        body.trim(),
+        "python-instance notes: boot as uid 65532, 2 line(s) in boots.log, /data writable"
+    );
+    // the writable layer is reproducible like the others
+    let b = build(
+        &ctx,
+        &app("python-instance"),
+        &[&m[..], &["--no-cache"]].concat(),
+        &layout,
+        "notes2",
+    );
+    assert_eq!(a, b);
+}
+
+#[test]
 fn unchanged_builds_come_from_the_cache_and_edits_rebuild() {
     let ctx = TestContext::new();
     let dir = ctx.tmp_dir("cached-app");
