@@ -419,7 +419,7 @@ fn java_multi_module_reactor_builds_the_server_module_and_serves() {
     let ctx = TestContext::new();
     let layout = ctx.path("layout");
     let meta = ctx.path("meta.json");
-    build(
+    let a = build(
         &ctx,
         &app("java-multimodule"),
         &["--metadata-file", meta.to_str().unwrap()],
@@ -466,6 +466,15 @@ fn java_multi_module_reactor_builds_the_server_module_and_serves() {
     );
     let body = runc_http_get(&bundle, &[], 8080, "/quote?item=Pear&qty=3");
     assert_eq!(body.trim(), "java-multimodule shop: 3 x Pear = 1.80");
+    // the module jars are rebuilt byte for byte (outputTimestamp in the root pom)
+    let b = build(
+        &ctx,
+        &app("java-multimodule"),
+        &["--no-cache"],
+        &layout,
+        "shop2",
+    );
+    assert_eq!(a, b);
 }
 
 #[test]
