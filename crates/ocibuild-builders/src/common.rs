@@ -14,6 +14,7 @@ use crate::git::LABEL_VERSION;
 use crate::ignore::DockerIgnore;
 use crate::plan::{
     Detection, HostTool, ImageConfig, Lang, Options, Plan, Requirement, Runtime, Toolchain,
+    Writable,
 };
 use crate::spec::{DetectSpec, Inputs, Spec, set_env};
 use crate::{go, java, node, python};
@@ -196,6 +197,13 @@ pub(crate) fn plan(dir: &Path, opts: &Options) -> Result<Plan> {
             detail: "must name a program".into(),
         });
     }
+    if opts.module.as_deref().is_some_and(|m| m.trim().is_empty()) {
+        return Err(BuildersError::InvalidOption {
+            option: "--module".into(),
+            value: String::new(),
+            detail: "must not be empty".into(),
+        });
+    }
     let (lang, reasons) = match opts.lang {
         Some(l) => {
             std::fs::metadata(dir).map_err(BuildersError::io(dir))?;
@@ -221,6 +229,17 @@ pub(crate) fn plan(dir: &Path, opts: &Options) -> Result<Plan> {
             ".dockerignore honoured for the source copy ({} patterns)",
             d.patterns().len()
         ));
+    }
+    if lang != Lang::Java
+        && let Some(m) = &opts.module
+    {
+        return Err(BuildersError::InvalidOption {
+            option: "--module".into(),
+            value: m.clone(),
+            detail: format!(
+                "--module chooses the module of a multi-module Maven project; this is a {lang} app"
+            ),
+        });
     }
     match lang {
         Lang::Go => go::plan(ctx),
@@ -388,6 +407,81 @@ pub(crate) fn build_arch() -> &'static str {
     }
 }
 
+/// Image paths the app may never own: the system's, and `/tmp` (already writable by every user).
+const NOT_WRITABLE: [&str; 10] = [
+    "/proc", "/sys", "/dev", "/run", "/tmp", "/etc", "/usr", "/bin", "/sbin", "/lib",
+];
+
+/// `writable` of ocibuild.toml as absolute image paths (relative ones are below `workdir`, the
+/// app dir), owned by the image's `user` (numeric, or distroless's `nonroot`/`root`).
+fn writable_dirs(config: &AppConfig, workdir: &str, user: &str) -> Result<Option<Writable>> {
+    if config.writable.is_empty() {
+        return Ok(None);
+    }
+    let path = config
+        .path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(crate::config::CONFIG_FILE));
+    let bad = |detail: String| BuildersError::Config {
+        path: path.clone(),
+        line: None,
+        detail,
+    };
+    let owner = match user {
+        "nonroot" => Some((65532, 65532)),
+        "root" => Some((0, 0)),
+        u => {
+            let (a, b) = u.split_once(':').unwrap_or((u, u));
+            a.parse().ok().zip(b.parse().ok())
+        }
+    };
+    let Some((uid, gid)) = owner else {
+        return Err(bad(format!(
+            "writable: the directories are owned by the image's user, which must be numeric \
+             (UID or UID:GID), but user is {user:?}"
+        )));
+    };
+    let wd = format!("/{}", workdir.trim_matches('/'));
+    let mut dirs: Vec<String> = Vec::new();
+    for w in &config.writable {
+        let abs = if w.starts_with('/') {
+            w.clone()
+        } else {
+            format!("{wd}/{w}")
+        };
+        let parts: Vec<&str> = abs
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect();
+        let norm = format!("/{}", parts.join("/"));
+        if norm == "/" || norm == wd || wd.starts_with(&format!("{norm}/")) {
+            return Err(bad(format!(
+                "writable: {w:?} is {norm}, the app directory or one above it: the code the app \
+                 runs stays read-only to it; name the subdirectories it writes (instance, uploads, \
+                 /data)"
+            )));
+        }
+        if let Some(s) = NOT_WRITABLE
+            .iter()
+            .find(|s| norm == **s || norm.starts_with(&format!("{s}/")))
+        {
+            return Err(bad(format!(
+                "writable: {w:?} is under {s}, which belongs to the system{}; use a directory \
+                 of the app (instance) or of its own (/data)",
+                if *s == "/tmp" {
+                    " (/tmp is writable by every user already)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        if !dirs.contains(&norm) {
+            dirs.push(norm);
+        }
+    }
+    Ok(Some(Writable { dirs, uid, gid }))
+}
+
 /// `file:line` of `needles` found in order (`"engines"`, then `"node"` after it), or `file`
 /// when they are not all found.
 pub(crate) fn origin_of(file: &str, text: &str, needles: &[&str]) -> String {
@@ -551,6 +645,20 @@ pub(crate) fn finish<R, X>(
         }
     }
 
+    let user = config
+        .user
+        .clone()
+        .unwrap_or_else(|| spec.image.user.clone());
+    let writable = writable_dirs(&config, &spec.image.workdir, &user)?;
+    if let Some(w) = &writable {
+        reasons.push(format!(
+            "writable at run time (ocibuild.toml): {}, owned by {}:{} in a layer of their own",
+            w.dirs.join(", "),
+            w.uid,
+            w.gid
+        ));
+    }
+
     let mut labels = BTreeMap::new();
     if let Some(v) = &parts.version {
         labels.insert(LABEL_VERSION.to_string(), v.clone());
@@ -568,14 +676,12 @@ pub(crate) fn finish<R, X>(
         cache_mounts,
         steps,
         layers,
+        writable,
         config: ImageConfig {
             entrypoint,
             cmd,
             workdir: spec.image.workdir.clone(),
-            user: config
-                .user
-                .clone()
-                .unwrap_or_else(|| spec.image.user.clone()),
+            user,
             env: image_env
                 .into_iter()
                 .map(|(k, v)| format!("{k}={v}"))

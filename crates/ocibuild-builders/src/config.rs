@@ -9,6 +9,7 @@
 //! labels = { "org.example.team" = "web" }
 //! main = "./cmd/server"             # Go main package / Java main class / entry file
 //! runtime = "java21"                # distroless runtime profile (optionally `:variant`)
+//! writable = ["instance", "/data"]  # directories the app writes at run time (relative: to /app)
 //! [build]
 //! env = { GOFLAGS = "-tags=prod" }  # environment of every build step
 //! ```
@@ -44,6 +45,9 @@ pub struct AppConfig {
     pub packages: Vec<String>,
     /// The image's `USER` (default `65532:65532`).
     pub user: Option<String>,
+    /// Directories the app writes at run time, as written (relative to the app dir, or
+    /// absolute); each is a plain path without `..`.
+    pub writable: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +67,8 @@ struct Raw {
     #[serde(default)]
     packages: Vec<String>,
     user: Option<String>,
+    #[serde(default)]
+    writable: Vec<String>,
     #[serde(default)]
     build: RawBuild,
 }
@@ -173,6 +179,24 @@ impl AppConfig {
         if raw.main.as_deref().is_some_and(|m| m.trim().is_empty()) {
             return Err(bad("main must not be empty".into()));
         }
+        for w in &raw.writable {
+            let parts: Vec<&str> = w
+                .trim_start_matches('/')
+                .split('/')
+                .filter(|c| !c.is_empty() && *c != ".")
+                .collect();
+            if parts.is_empty() {
+                return Err(bad(format!(
+                    "writable: {w:?} names no directory (a directory the app writes, like \
+                     \"instance\" or \"/data\")"
+                )));
+            }
+            if parts.iter().any(|c| *c == ".." || c.contains(['\0', '\\'])) {
+                return Err(bad(format!(
+                    "writable: {w:?} must be a plain directory path without `..`"
+                )));
+            }
+        }
         Ok(AppConfig {
             path: Some(path.to_path_buf()),
             entrypoint: raw.entrypoint,
@@ -186,6 +210,7 @@ impl AppConfig {
             build_env: raw.build.env,
             packages: raw.packages,
             user: raw.user,
+            writable: raw.writable,
         })
     }
 }
@@ -259,6 +284,20 @@ env = { GOFLAGS = "-tags=prod" }
         assert!(parse("runtime = \"Java 21\"").is_err());
         assert!(parse("entrypoint = []").is_err());
         assert!(parse("entrypoint = \"x\"").is_err());
+    }
+
+    #[test]
+    fn writable_directories() {
+        let c = parse("writable = [\"instance\", \"/data\"]").unwrap();
+        assert_eq!(c.writable, ["instance", "/data"]);
+        for bad in [
+            "writable = [\"../x\"]",
+            "writable = [\"/\"]",
+            "writable = [\"a/../../b\"]",
+            "writable = \"x\"",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub enum BuildersError {
     },
 
     /// `ocibuild.toml` is invalid (unknown key, wrong type…).
-    #[error("{}{}: {detail} — fix ocibuild.toml (keys: entrypoint, cmd, expose, healthcheck, env, labels, main, runtime, [build] env)",
+    #[error("{}{}: {detail} — fix ocibuild.toml (keys: entrypoint, cmd, expose, healthcheck, env, labels, main, runtime, packages, user, writable, [build] env)",
         path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
     Config {
         path: PathBuf,

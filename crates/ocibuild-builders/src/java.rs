@@ -479,6 +479,303 @@ fn maven_repo(
     Ok((repo, packages))
 }
 
+/// One module of a Maven reactor.
+#[derive(Debug, Clone)]
+struct Module {
+    /// Its directory, relative to the app dir (`app`, `services/api`): what `mvn -pl` takes.
+    dir: String,
+    pom: Pom,
+    /// Its main classes (from its pom, else `static void main` in its sources), with where
+    /// each was found.
+    mains: Vec<(String, String)>,
+}
+
+/// A multi-module project: its modules (nested aggregators flattened) and the one built.
+#[derive(Debug, Clone)]
+struct Reactor {
+    modules: Vec<Module>,
+    chosen: usize,
+    /// Why that module, for `--explain`.
+    why: String,
+}
+
+/// The `.java` files under `dir` (relative paths, from the source listing).
+fn java_sources_under(files: &[String], dir: &str) -> Vec<String> {
+    let prefix = format!("{}/", dir.trim_end_matches('/'));
+    files
+        .iter()
+        .filter(|f| f.starts_with(&prefix) && f.ends_with(".java"))
+        .cloned()
+        .collect()
+}
+
+/// The modules of the reactor rooted at the app dir, nested aggregators walked (a module's own
+/// `<modules>` are relative to it).
+fn reactor_modules(
+    ctx: &Ctx<'_>,
+    root: &Pom,
+    rules: &Rules,
+    files: &[String],
+) -> Result<Vec<Module>> {
+    let mut out: Vec<Module> = Vec::new();
+    let mut todo: Vec<(String, String, usize)> = root
+        .modules
+        .iter()
+        .rev()
+        .map(|m| (String::new(), m.clone(), 0))
+        .collect();
+    while let Some((base, name, depth)) = todo.pop() {
+        let from = if base.is_empty() {
+            "pom.xml".to_string()
+        } else {
+            format!("{base}/pom.xml")
+        };
+        let rel = name.trim().trim_end_matches('/').trim_start_matches("./");
+        let bad = |detail: String, hint: &str| BuildersError::Unsupported {
+            path: ctx.path(&from),
+            what: detail,
+            hint: hint.to_string(),
+        };
+        if rel.is_empty()
+            || rel.starts_with('/')
+            || rel.split('/').any(|c| c == ".." || c.is_empty())
+        {
+            return Err(bad(
+                format!("<module>{name}</module> is not a directory inside the app"),
+                "ocibuild builds the app directory alone: list modules by their path below it \
+                 (run ocibuild on the directory that holds every module)",
+            ));
+        }
+        let rel = rel.strip_suffix("/pom.xml").unwrap_or(rel);
+        let dir = if base.is_empty() {
+            rel.to_string()
+        } else {
+            format!("{base}/{rel}")
+        };
+        if out.iter().any(|m| m.dir == dir) {
+            continue;
+        }
+        let pom_path = format!("{dir}/pom.xml");
+        let Some(text) = ctx.read(&pom_path)? else {
+            return Err(bad(
+                format!("module {dir}: {pom_path} does not exist"),
+                "fix <modules>, or add the module's pom.xml",
+            ));
+        };
+        let pom = parse_pom(&text, &ctx.path(&pom_path), rules)?;
+        if !pom.modules.is_empty() {
+            if depth >= 8 {
+                return Err(bad(
+                    format!("module {dir}: modules nested more than 8 deep"),
+                    "flatten the module tree",
+                ));
+            }
+            todo.extend(
+                pom.modules
+                    .iter()
+                    .rev()
+                    .map(|m| (dir.clone(), m.clone(), depth + 1)),
+            );
+        }
+        let mains = if pom.packaging != "jar" {
+            Vec::new()
+        } else if let Some((m, origin)) = &pom.main_class {
+            vec![(m.clone(), format!("{pom_path} {origin}"))]
+        } else {
+            main_candidates(
+                ctx,
+                &java_sources_under(files, &format!("{dir}/src/main/java")),
+            )?
+        };
+        out.push(Module { dir, pom, mains });
+    }
+    Ok(out)
+}
+
+/// The module to build: `--module NAME` (its directory, last path component or artifactId),
+/// else the one jar module with a main class (the one whose main `--main` names, when given).
+fn choose_module(ctx: &Ctx<'_>, root: &Pom, rules: &Rules, files: &[String]) -> Result<Reactor> {
+    let modules = reactor_modules(ctx, root, rules, files)?;
+    let name = |m: &Module| {
+        let a = m.pom.artifact_id.clone().unwrap_or_default();
+        if m.dir.rsplit('/').next() == Some(a.as_str()) {
+            m.dir.clone()
+        } else {
+            format!("{} ({a})", m.dir)
+        }
+    };
+    let listing = |ms: &[&Module]| {
+        ms.iter()
+            .map(|m| {
+                if m.mains.is_empty() {
+                    name(m)
+                } else {
+                    format!(
+                        "{}: {}",
+                        name(m),
+                        m.mains
+                            .iter()
+                            .map(|(c, _)| c.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let all: Vec<&Module> = modules.iter().collect();
+    let jar = |m: &Module| m.pom.packaging == "jar";
+    let chosen = if let Some(want) = ctx.opts.module.as_deref().map(str::trim) {
+        let want = want.trim_end_matches('/').trim_start_matches("./");
+        let Some(i) = modules.iter().position(|m| {
+            m.dir == want
+                || m.dir.rsplit('/').next() == Some(want)
+                || m.pom.artifact_id.as_deref() == Some(want)
+        }) else {
+            return Err(BuildersError::InvalidOption {
+                option: "--module".into(),
+                value: want.into(),
+                detail: format!(
+                    "no such module in {} (modules: {}); name a module by its directory or \
+                     artifactId",
+                    ctx.path("pom.xml").display(),
+                    listing(&all)
+                ),
+            });
+        };
+        if !jar(&modules[i]) {
+            return Err(BuildersError::InvalidOption {
+                option: "--module".into(),
+                value: want.into(),
+                detail: format!(
+                    "module {} has <packaging>{}</packaging>; only jar modules are built into \
+                     an image",
+                    modules[i].dir, modules[i].pom.packaging
+                ),
+            });
+        }
+        (i, "chosen with --module".to_string())
+    } else {
+        let main = ctx.main().map(|(m, _)| m);
+        let with_main: Vec<usize> = (0..modules.len())
+            .filter(|&i| {
+                jar(&modules[i])
+                    && match &main {
+                        Some(m) => modules[i].mains.iter().any(|(c, _)| c == m),
+                        None => !modules[i].mains.is_empty(),
+                    }
+            })
+            .collect();
+        match with_main.as_slice() {
+            [i] => {
+                let m = &modules[*i];
+                let origin = m
+                    .mains
+                    .iter()
+                    .find(|(c, _)| main.as_deref().is_none_or(|w| w == c))
+                    .map(|(c, f)| format!("{c} in {f}"))
+                    .unwrap_or_default();
+                (*i, format!("the only module with a main class ({origin})"))
+            }
+            [] => {
+                return Err(BuildersError::Entrypoint {
+                    path: ctx.path("pom.xml"),
+                    detail: format!(
+                        "multi-module project: no module has {} (modules: {})",
+                        match &main {
+                            Some(m) => format!("the main class {m}"),
+                            None => "a main class (`static void main` under src/main/java, or \
+                             mainClass in its pom)"
+                                .to_string(),
+                        },
+                        listing(&all)
+                    ),
+                    hint: "pass --module NAME to choose the module to run (with --main \
+                     com.example.Main or --entrypoint when it has no main class)"
+                        .into(),
+                });
+            }
+            several => {
+                let ms: Vec<&Module> = several.iter().map(|&i| &modules[i]).collect();
+                return Err(BuildersError::Entrypoint {
+                    path: ctx.path("pom.xml"),
+                    detail: format!(
+                        "multi-module project: several modules have a main class ({})",
+                        listing(&ms)
+                    ),
+                    hint: format!(
+                        "pass --module to choose the module to run, e.g. --module {}",
+                        ms[0].dir
+                    ),
+                });
+            }
+        }
+    };
+    let (i, how) = chosen;
+    let why = format!(
+        "multi-module Maven project ({} modules: {}): module {} {how}; the reactor builds it and \
+         the modules it needs (mvn -pl {} -am), the image holds its classes, its dependencies \
+         and its sibling modules' jars",
+        modules.len(),
+        modules
+            .iter()
+            .map(|m| m.dir.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        modules[i].dir,
+        modules[i].dir
+    );
+    Ok(Reactor {
+        modules,
+        chosen: i,
+        why,
+    })
+}
+
+/// Where a reactor resolves from: the root pom's choice (modules inherit it), the same for
+/// every module; the Debian packages every pom names for its dependencies.
+fn reactor_repo(
+    ctx: &Ctx<'_>,
+    r: &Reactor,
+    rules: &Rules,
+    settings: Option<&String>,
+) -> Result<(MavenRepo, Vec<String>)> {
+    let root_path = ctx.path("pom.xml");
+    let root = match ctx.read("pom.xml")? {
+        Some(t) => parse_pom(&t, &root_path, rules)?,
+        None => Pom::default(),
+    };
+    let (repo, mut packages) = maven_repo(&root_path, &root, rules, settings)?;
+    for m in &r.modules {
+        let mut p = m.pom.clone();
+        let path = ctx.path(&format!("{}/pom.xml", m.dir));
+        if p.repository.is_none() {
+            p.repository = root.repository.clone();
+        }
+        let (mrepo, pk) = maven_repo(&path, &p, rules, settings)?;
+        if mrepo != repo {
+            let rp = &rules.repository_property;
+            return Err(BuildersError::Parse {
+                path,
+                line: p.repository.as_ref().map(|(_, l)| *l),
+                detail: format!(
+                    "module {} sets <{rp}> differently from the root pom: one build resolves \
+                     from one place",
+                    m.dir
+                ),
+                hint: format!("set <{rp}> once, in the root pom"),
+            });
+        }
+        for x in pk {
+            if !packages.contains(&x) {
+                packages.push(x);
+            }
+        }
+    }
+    Ok((repo, packages))
+}
+
 fn main_candidates(ctx: &Ctx<'_>, files: &[String]) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for f in files {
@@ -556,28 +853,64 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
             hint: "add a pom.xml, or write a Dockerfile".into(),
         });
     }
-    if let Some(p) = &pom {
-        if !p.modules.is_empty() {
-            return Err(BuildersError::Unsupported {
-                path: ctx.path("pom.xml"),
-                what: format!(
-                    "multi-module Maven projects are not supported yet (modules: {})",
-                    p.modules.join(", ")
-                ),
-                hint: "build a single-module project, or write a Dockerfile".into(),
-            });
-        }
-        if p.packaging != "jar" {
-            return Err(BuildersError::Unsupported {
-                path: ctx.path("pom.xml"),
-                what: format!(
-                    "<packaging>{}</packaging>: only jar projects are built",
-                    p.packaging
-                ),
-                hint: "write a Dockerfile for war/ear/pom projects".into(),
-            });
-        }
+    if let Some(p) = &pom
+        && p.modules.is_empty()
+        && p.packaging != "jar"
+    {
+        return Err(BuildersError::Unsupported {
+            path: ctx.path("pom.xml"),
+            what: format!(
+                "<packaging>{}</packaging>: only jar projects are built",
+                p.packaging
+            ),
+            hint: "write a Dockerfile for war/ear/pom projects".into(),
+        });
     }
+
+    if let Some(p) = &pom
+        && !p.modules.is_empty()
+        && p.packaging != "pom"
+    {
+        return Err(BuildersError::Parse {
+            path: ctx.path("pom.xml"),
+            line: None,
+            detail: format!(
+                "the pom lists <modules> but its <packaging> is {}, not pom",
+                p.packaging
+            ),
+            hint: "an aggregator pom has <packaging>pom</packaging>".into(),
+        });
+    }
+    let source_files = ctx.source_files(&source_exclude)?;
+    let reactor = match &pom {
+        Some(p) if !p.modules.is_empty() => Some(choose_module(&ctx, p, rules, &source_files)?),
+        _ => None,
+    };
+    match (&reactor, &ctx.opts.module) {
+        (Some(r), _) => ctx.reasons.push(r.why.clone()),
+        (None, Some(m)) => {
+            return Err(BuildersError::InvalidOption {
+                option: "--module".into(),
+                value: m.clone(),
+                detail: format!(
+                    "{} is not a multi-module Maven project (no <modules> in a pom.xml); drop                      --module",
+                    ctx.dir.display()
+                ),
+            });
+        }
+        (None, None) => {}
+    }
+    // The pom the image is laid out from: the chosen module's, with what it inherits from the
+    // root where it says nothing itself.
+    let pom = match (pom, &reactor) {
+        (Some(root), Some(r)) => {
+            let mut m = r.modules[r.chosen].pom.clone();
+            m.release = m.release.or(root.release.clone());
+            m.repository = m.repository.or(root.repository.clone());
+            Some(m)
+        }
+        (p, _) => p,
+    };
 
     // Release and JDK.
     let default_jdk = spec
@@ -645,7 +978,10 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     if let Some(p) = &pom {
         path_prepend.push(rules.maven_bin.clone());
         let settings = rules.settings_files.iter().find(|f| ctx.is_file(f));
-        let (repo, app_packages) = maven_repo(&ctx.path("pom.xml"), p, rules, settings)?;
+        let (repo, app_packages) = match &reactor {
+            None => maven_repo(&ctx.path("pom.xml"), p, rules, settings)?,
+            Some(r) => reactor_repo(&ctx, r, rules, settings)?,
+        };
         let rp = &rules.repository_property;
         match (repo, settings) {
             (MavenRepo::Remote, Some(s)) => ctx.reasons.push(format!(
@@ -685,29 +1021,66 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
                 .map(|s| vec!["-s".to_string(), format!("/src/{s}")])
                 .unwrap_or_default(),
         )
-        .list("sources", Vec::new())
-        .list("pom_keys", vec!["pom.xml".to_string()])
-        .fact("libs", p.runtime_deps || p.has_parent);
+        .list("sources", Vec::new());
+        let mut snapshot_jars = vec!["*-SNAPSHOT.jar".to_string()];
+        match &reactor {
+            None => {
+                inp.list("pom_keys", vec!["pom.xml".to_string()])
+                    .list("reactor_args", Vec::new())
+                    .var("libs_out", "/out/libs")
+                    .var("libs", "/out/libs")
+                    .var("classes", "/src/target/classes")
+                    .fact("reactor", false)
+                    .fact("libs", p.runtime_deps || p.has_parent);
+            }
+            Some(r) => {
+                let dir = &r.modules[r.chosen].dir;
+                let mut keys = vec!["pom.xml".to_string()];
+                keys.extend(r.modules.iter().map(|m| format!("{}/pom.xml", m.dir)));
+                for (i, m) in r.modules.iter().enumerate() {
+                    if i != r.chosen
+                        && m.pom.packaging == "jar"
+                        && let Some(a) = &m.pom.artifact_id
+                    {
+                        let v = m
+                            .pom
+                            .version
+                            .as_deref()
+                            .map_or_else(|| "*".to_string(), globset::escape);
+                        snapshot_jars.push(format!("{}-{v}.jar", globset::escape(a)));
+                    }
+                }
+                inp.list("pom_keys", keys)
+                    .list(
+                        "reactor_args",
+                        vec!["-pl".to_string(), dir.clone(), "-am".to_string()],
+                    )
+                    .var("libs_out", "target/ocibuild-libs")
+                    .var("libs", format!("/src/{dir}/target/ocibuild-libs"))
+                    .var("classes", format!("/src/{dir}/target/classes"))
+                    .fact("reactor", true)
+                    .fact("libs", true);
+            }
+        }
+        inp.list("snapshot_jars", snapshot_jars);
+        let (main_dir, where_) = match &reactor {
+            None => (String::new(), "src/main/java".to_string()),
+            Some(r) => {
+                let d = &r.modules[r.chosen].dir;
+                (format!("{d}/"), format!("{d}/src/main/java"))
+            }
+        };
         if let Some((m, origin)) = ctx.main() {
             main = Some((m, format!("from {origin}")));
         } else if let Some((m, origin)) = &p.main_class {
-            main = Some((m.clone(), format!("pom.xml {origin}")));
+            main = Some((m.clone(), format!("{main_dir}pom.xml {origin}")));
         } else if !overridden {
-            let files: Vec<String> = ctx
-                .source_files(&source_exclude)?
-                .into_iter()
-                .filter(|f| f.starts_with("src/main/java/") && f.ends_with(".java"))
-                .collect();
-            main = Some(pick_main(
-                &ctx,
-                &main_candidates(&ctx, &files)?,
-                "src/main/java",
-            )?);
+            let files = java_sources_under(&source_files, &where_);
+            main = Some(pick_main(&ctx, &main_candidates(&ctx, &files)?, &where_)?);
         }
     } else {
-        let files: Vec<String> = ctx
-            .source_files(&source_exclude)?
-            .into_iter()
+        let files: Vec<String> = source_files
+            .iter()
             .filter(|f| f.ends_with(".java"))
             .filter(|f| {
                 !rules
@@ -715,6 +1088,7 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
                     .iter()
                     .any(|t| f.starts_with(&format!("{t}/")))
             })
+            .cloned()
             .collect();
         if files.is_empty() {
             return Err(BuildersError::NotDetected {
@@ -733,6 +1107,12 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         inp.list("settings", Vec::new())
             .list("sources", files)
             .list("pom_keys", Vec::new())
+            .list("reactor_args", Vec::new())
+            .list("snapshot_jars", Vec::new())
+            .var("libs_out", "/out/libs")
+            .var("libs", "/out/libs")
+            .var("classes", "/out/classes")
+            .fact("reactor", false)
             .fact("libs", false)
             .fact("debian_repo", false);
     }

@@ -42,7 +42,7 @@ pub use host::{HostVersion, ProbeOutcome, check_host_tool, parse_host_version};
 pub use ignore::DockerIgnore;
 pub use plan::{
     CacheMount, Constraint, Detection, Distro, GeneratedFile, HostTool, ImageConfig, Lang,
-    LayerSpec, Options, Plan, Requirement, Runtime, Step, Toolchain,
+    LayerSpec, Options, Plan, Requirement, Runtime, Step, Toolchain, Writable,
 };
 
 use error::Result;

@@ -107,6 +107,9 @@ pub struct Options {
     pub main: Option<String>,
     /// `--entrypoint`: replaces the detected entrypoint.
     pub entrypoint: Option<Vec<String>>,
+    /// `--module`: the module of a multi-module Maven project to build (its directory or
+    /// artifactId); by default the one with a main class.
+    pub module: Option<String>,
     /// `--distro`.
     pub distro: Distro,
     /// From `--platform`: only `linux`.
@@ -124,6 +127,7 @@ impl Default for Options {
             lang: None,
             main: None,
             entrypoint: None,
+            module: None,
             distro: Distro::Trixie,
             goos: "linux".into(),
             goarch: "amd64".into(),
@@ -279,6 +283,16 @@ pub struct ImageConfig {
     pub healthcheck: Option<Vec<String>>,
 }
 
+/// Directories the app writes at run time (`writable` in `ocibuild.toml`): created, with what
+/// the app ships in them, in a layer of their own owned by `uid:gid` (the image's user).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Writable {
+    /// Absolute image paths, normalised (`/app/instance`, `/data`), in the order given.
+    pub dirs: Vec<String>,
+    pub uid: u32,
+    pub gid: u32,
+}
+
 /// Everything the executor needs to build the app: pure data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
@@ -298,6 +312,9 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Bottom first.
     pub layers: Vec<LayerSpec>,
+    /// The writable directories' layer, on top of `layers`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writable: Option<Writable>,
     pub config: ImageConfig,
     /// Files the executor writes before the first step (a lockfile converted into what the
     /// build's tools read, such as a hashed requirements list for pip).

@@ -196,3 +196,58 @@ fn ocibuild_toml_adds_runtime_packages_and_sets_the_user() {
         .to_string();
     assert!(e.contains("Bad Name") && e.contains("ocibuild.toml"), "{e}");
 }
+
+#[test]
+fn writable_directories_for_every_language() {
+    let plan_with = |files: &[(&str, &str)], toml: &str| {
+        let mut f = files.to_vec();
+        f.push(("ocibuild.toml", toml));
+        let d = app(&f);
+        ocibuild_builders::plan(d.path(), &opts())
+    };
+    let go = [("go.mod", GO_MOD), ("main.go", MAIN_GO)];
+    let py = [("main.py", "print('hi')\n"), ("requirements.txt", "")];
+    for files in [&go[..], &py[..]] {
+        let p = plan_with(
+            files,
+            "writable = [\"instance\", \"./uploads/\", \"/data\", \"/data\"]\n",
+        )
+        .unwrap();
+        let w = p.writable.unwrap();
+        assert_eq!(w.dirs, ["/app/instance", "/app/uploads", "/data"]);
+        assert_eq!((w.uid, w.gid), (65532, 65532));
+        assert!(
+            reasons_contain_text(&p.reasons, "writable at run time"),
+            "{:?}",
+            p.reasons
+        );
+    }
+    // no key: no writable layer, and the plan JSON is as before
+    let d = app(&go);
+    let p = plan_ok(d.path(), &opts());
+    assert!(p.writable.is_none());
+    assert!(!serde_json::to_string(&p).unwrap().contains("writable"));
+    // the image's user owns them
+    let p = plan_with(&go, "user = \"1000:2000\"\nwritable = [\"x\"]\n").unwrap();
+    let w = p.writable.unwrap();
+    assert_eq!((w.uid, w.gid), (1000, 2000));
+    for (toml, want) in [
+        ("writable = [\".\"]", "names no directory"),
+        ("writable = [\"/\"]", "names no directory"),
+        ("writable = [\"/app\"]", "the app directory"),
+        ("writable = [\"/tmp/x\"]", "/tmp is writable by every user"),
+        ("writable = [\"/etc/app\"]", "belongs to the system"),
+        ("writable = [\"../up\"]", "without `..`"),
+        ("user = \"app\"\nwritable = [\"x\"]", "must be numeric"),
+    ] {
+        let err = plan_with(&go, toml).unwrap_err().to_string();
+        assert!(
+            err.contains(want) && err.contains("ocibuild.toml"),
+            "{toml}: {err}"
+        );
+    }
+}
+
+fn reasons_contain_text(reasons: &[String], needle: &str) -> bool {
+    reasons.iter().any(|r| r.contains(needle))
+}

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use ocibuild_builders::{BuildersError, Distro, glob_filter};
+use ocibuild_builders::{BuildersError, Distro, Options, glob_filter};
 
 fn pom(props: &str, rest: &str) -> String {
     format!(
@@ -387,14 +387,15 @@ fn settings_dependencies_and_main_from_sources() {
 
 #[test]
 fn unsupported_maven_shapes() {
+    // an aggregator is <packaging>pom</packaging>
     let d = app(&[(
         "pom.xml",
         &pom("", "<modules><module>core</module></modules>"),
     )]);
+    let err = plan_err(d.path(), &opts()).to_string();
     assert!(
-        plan_err(d.path(), &opts())
-            .to_string()
-            .contains("multi-module")
+        err.contains("<modules>") && err.contains("not pom"),
+        "{err}"
     );
     let d = app(&[("pom.xml", &pom("", "<packaging>war</packaging>"))]);
     assert!(plan_err(d.path(), &opts()).to_string().contains("war"));
@@ -494,4 +495,210 @@ fn host_toolchain_drops_java_home() {
     let p = plan_ok(&testdata("java-maven"), &o);
     assert_eq!(p.toolchain.profile, "host");
     assert_eq!(env_of(step(&p, "mvn-package"), "JAVA_HOME"), None);
+}
+
+/// A reactor pom (packaging pom) listing `modules`, resolving from Debian's repository.
+fn root_pom(modules: &[&str]) -> String {
+    pom(
+        &format!(
+            "{DEBIAN}<ocibuild.debian.packages>libcommons-lang3-java</ocibuild.debian.packages>"
+        ),
+        &format!(
+            "<packaging>pom</packaging><modules>{}</modules>",
+            modules
+                .iter()
+                .map(|m| format!("<module>{m}</module>"))
+                .collect::<String>()
+        ),
+    )
+}
+
+fn module_pom(artifact: &str, rest: &str) -> String {
+    format!(
+        "<project><modelVersion>4.0.0</modelVersion><parent><groupId>g</groupId><artifactId>a</artifactId>\
+         <version>3.1.4</version></parent><artifactId>{artifact}</artifactId>{rest}</project>"
+    )
+}
+
+fn main_src(pkg: &str, class: &str) -> String {
+    format!("package {pkg};\npublic class {class} {{ public static void main(String[] a) {{}} }}\n")
+}
+
+#[test]
+fn multi_module_builds_the_module_with_a_main_class() {
+    let p = plan_ok(&testdata("java-multimodule"), &opts());
+    let s = step(&p, "mvn-package");
+    let argv = s.argv.join(" ");
+    assert!(argv.contains(" -pl app -am package "), "{argv}");
+    assert!(argv.contains("--offline"), "{argv}");
+    assert!(
+        argv.contains("-DoutputDirectory=target/ocibuild-libs"),
+        "{argv}"
+    );
+    assert!(!s.network);
+    assert!(
+        p.toolchain
+            .packages
+            .contains(&"libcommons-lang3-java".to_string()),
+        "{:?}",
+        p.toolchain.packages
+    );
+    assert_eq!(
+        layer_names(&p),
+        ["dependency-jars", "snapshot-jars", "resources", "classes"]
+    );
+    let l = |n: &str| p.layers.iter().find(|l| l.name == n).unwrap();
+    assert_eq!(l("dependency-jars").from, "/src/app/target/ocibuild-libs");
+    assert_eq!(l("classes").from, "/src/app/target/classes");
+    assert_eq!(l("resources").from, "/src/app/target/classes");
+    // sibling modules are snapshot jars (whatever their version), never dependency jars
+    let snap = &l("snapshot-jars").include;
+    for j in [
+        "*-SNAPSHOT.jar",
+        "shop-api-1.0.0-SNAPSHOT.jar",
+        "shop-core-1.0.0-SNAPSHOT.jar",
+    ] {
+        assert!(snap.contains(&j.to_string()), "{snap:?}");
+    }
+    assert_eq!(&l("dependency-jars").exclude, snap);
+    assert_eq!(
+        p.config.entrypoint,
+        [
+            "/usr/bin/java",
+            "-cp",
+            "/app/classes:/app/libs/*",
+            "com.example.app.ShopServer"
+        ]
+    );
+    assert!(reasons_contain(
+        &p,
+        "module app the only module with a main class"
+    ));
+    assert!(reasons_contain(&p, "mvn -pl app -am"));
+    // the release comes from the root pom (the modules inherit it): JDK 21 for release 17
+    assert!(
+        reasons_contain(&p, "Java 17 from pom.xml"),
+        "{:#?}",
+        p.reasons
+    );
+}
+
+#[test]
+fn multi_module_choice_and_errors() {
+    let lib = module_pom("lib", "");
+    let cli = module_pom("cli", "");
+    let web = module_pom(
+        "web-server",
+        "<properties><mainClass>w.Web</mainClass></properties>",
+    );
+    let d = app(&[
+        ("pom.xml", &root_pom(&["lib", "tools/cli", "web"])),
+        ("lib/pom.xml", &lib),
+        (
+            "lib/src/main/java/l/Lib.java",
+            "package l;\npublic class Lib {}\n",
+        ),
+        ("tools/cli/pom.xml", &cli),
+        ("tools/cli/src/main/java/c/Cli.java", &main_src("c", "Cli")),
+        ("web/pom.xml", &web),
+    ]);
+    // two modules with a main class and no --module: an error listing them
+    let err = plan_err(d.path(), &opts()).to_string();
+    assert!(err.contains("several modules have a main class"), "{err}");
+    assert!(err.contains("tools/cli: c.Cli"), "{err}");
+    assert!(err.contains("web (web-server): w.Web"), "{err}");
+    assert!(err.contains("--module"), "{err}");
+    // --module by directory, last component or artifactId
+    for name in ["tools/cli", "cli"] {
+        let o = Options {
+            module: Some(name.into()),
+            ..Options::default()
+        };
+        let p = plan_ok(d.path(), &o);
+        assert!(
+            step(&p, "mvn-package")
+                .argv
+                .join(" ")
+                .contains("-pl tools/cli -am")
+        );
+        assert_eq!(p.config.entrypoint.last().unwrap(), "c.Cli");
+        assert!(reasons_contain(&p, "chosen with --module"));
+    }
+    let o = Options {
+        module: Some("web-server".into()),
+        ..Options::default()
+    };
+    let p = plan_ok(d.path(), &o);
+    assert_eq!(p.config.entrypoint.last().unwrap(), "w.Web");
+    assert!(
+        reasons_contain(&p, "web/pom.xml property mainClass"),
+        "{:#?}",
+        p.reasons
+    );
+    // --main picks the module that has it
+    let o = Options {
+        main: Some("c.Cli".into()),
+        ..Options::default()
+    };
+    assert!(
+        step(&plan_ok(d.path(), &o), "mvn-package")
+            .argv
+            .contains(&"tools/cli".to_string())
+    );
+    // an unknown module names the modules there are
+    let o = Options {
+        module: Some("nope".into()),
+        ..Options::default()
+    };
+    let err = plan_err(d.path(), &o).to_string();
+    assert!(
+        err.contains("--module") && err.contains("lib") && err.contains("tools/cli"),
+        "{err}"
+    );
+    // a module without a main class needs --main
+    let o = Options {
+        module: Some("lib".into()),
+        ..Options::default()
+    };
+    let err = plan_err(d.path(), &o).to_string();
+    assert!(
+        err.contains("no class with `static void main(` in lib/src/main/java"),
+        "{err}"
+    );
+    // --module on a single-module project or another language is an error, not ignored
+    let single = app(&[
+        ("pom.xml", &pom("", "")),
+        ("src/main/java/com/example/App.java", APP),
+    ]);
+    let o = Options {
+        module: Some("app".into()),
+        ..Options::default()
+    };
+    assert!(
+        plan_err(single.path(), &o)
+            .to_string()
+            .contains("not a multi-module")
+    );
+    assert!(
+        plan_err(&testdata("go-hello"), &o)
+            .to_string()
+            .contains("--module")
+    );
+
+    // no module with a main class
+    let d = app(&[("pom.xml", &root_pom(&["lib"])), ("lib/pom.xml", &lib)]);
+    let err = plan_err(d.path(), &opts()).to_string();
+    assert!(
+        err.contains("no module has a main class") && err.contains("--module"),
+        "{err}"
+    );
+    // modules outside the app dir, missing poms
+    for (m, want) in [
+        ("../other", "not a directory inside the app"),
+        ("gone", "gone/pom.xml does not exist"),
+    ] {
+        let d = app(&[("pom.xml", &root_pom(&[m]))]);
+        let err = plan_err(d.path(), &opts()).to_string();
+        assert!(err.contains(want), "{err}");
+    }
 }

@@ -1023,8 +1023,16 @@ pub fn build(
         }
         // A `from` naming a file lands in `to` (a directory) under its own name.
         let dest = l.to.trim_matches('/').to_string();
-        inputs.push(LayerInput { src: staged, dest });
+        inputs.push(LayerInput::new(staged, dest));
         names.push(l.name.clone());
+    }
+    // `writable` of ocibuild.toml: the directories, with whatever the app's layers put in
+    // them, in a small layer of their own owned by the image's user.
+    if let Some(w) = &plan.writable {
+        let staged = work.path().join("layers").join("writable");
+        let input = stage_writable(&staged, &mut inputs, &mut names, w, ev)?;
+        inputs.push(input);
+        names.push("writable".to_string());
     }
 
     // The naive single-stage image, for the size comparison: the toolchain root with the
@@ -1039,10 +1047,7 @@ pub fn build(
             ));
             let naive_layers = binds
                 .iter()
-                .map(|(dest, src)| LayerInput {
-                    src: src.clone(),
-                    dest: dest.trim_matches('/').to_string(),
-                })
+                .map(|(dest, src)| LayerInput::new(src.clone(), dest.trim_matches('/')))
                 .collect();
             let naive = assemble_on(store, tc, naive_layers, ConfigEdits::default(), o)?;
             Some(naive.image.manifest.layers.iter().map(|l| l.size).sum())
@@ -1182,6 +1187,119 @@ fn host_root(store_root: &Path) -> Result<(PathBuf, Vec<Mount>)> {
         }
     }
     Ok((root, mounts))
+}
+
+/// Stage the layer of the writable directories under `root` (image paths below it): each
+/// directory is created, and what the staged `inputs` hold at (or below) it is moved in — a
+/// whole input that lands inside one is taken out of `inputs` (and `names`). The returned input
+/// gives the directories and their contents to `w`'s owner; their parents stay root's.
+fn stage_writable(
+    root: &Path,
+    inputs: &mut Vec<LayerInput>,
+    names: &mut Vec<String>,
+    w: &ocibuild_builders::Writable,
+    ev: &dyn Fn(Event),
+) -> Result<LayerInput> {
+    fs::create_dir_all(root).map_err(EngineError::io("creating a directory", root))?;
+    let mut owners = Vec::new();
+    for d in &w.dirs {
+        let rel = d.trim_matches('/');
+        if rel.is_empty()
+            || rel
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(EngineError::Invalid {
+                what: format!("writable directory {d}"),
+                detail: "it must be a plain directory path below /".into(),
+            });
+        }
+        let target = root.join(rel);
+        let mut i = 0;
+        while i < inputs.len() {
+            let dest = inputs[i].dest.trim_matches('/').to_string();
+            if dest == rel || dest.starts_with(&format!("{rel}/")) {
+                // the whole layer lands in the writable directory
+                let sub = dest[rel.len()..].trim_start_matches('/');
+                let to = if sub.is_empty() {
+                    target.clone()
+                } else {
+                    target.join(sub)
+                };
+                merge_move(&inputs[i].src, &to)?;
+                ev(Event::Note(format!(
+                    "layer {}: it lands in the writable {d}, so it is part of the writable layer",
+                    names[i]
+                )));
+                inputs.remove(i);
+                names.remove(i);
+                continue;
+            }
+            if dest.is_empty() || rel.starts_with(&format!("{dest}/")) {
+                let sub = if dest.is_empty() {
+                    rel
+                } else {
+                    &rel[dest.len() + 1..]
+                };
+                let from = inputs[i].src.join(sub);
+                match fs::symlink_metadata(&from) {
+                    Ok(m) if m.is_dir() => {
+                        merge_move(&from, &target)?;
+                        ev(Event::Note(format!(
+                            "layer {}: what it holds in {d} moves to the writable layer",
+                            names[i]
+                        )));
+                    }
+                    Ok(_) => {
+                        return Err(EngineError::Invalid {
+                            what: format!("writable directory {d} (ocibuild.toml)"),
+                            detail: format!(
+                                "the app's layer {} has a file or link there, not a directory; \
+                                 make it a directory in the app, or drop it from writable",
+                                names[i]
+                            ),
+                        });
+                    }
+                    Err(_) => {}
+                }
+            }
+            i += 1;
+        }
+        fs::create_dir_all(&target).map_err(EngineError::io("creating a directory", &target))?;
+        owners.push((rel.to_string(), (w.uid, w.gid)));
+    }
+    let mut input = LayerInput::new(root, "");
+    input.owners = owners;
+    Ok(input)
+}
+
+/// Move `from` to `to`; when both are directories, merge (what `from` holds wins).
+fn merge_move(from: &Path, to: &Path) -> Result<()> {
+    let to_meta = fs::symlink_metadata(to).ok();
+    let from_dir = fs::symlink_metadata(from)
+        .map_err(EngineError::io("moving into the writable layer", from))?
+        .is_dir();
+    match to_meta {
+        None => {
+            if let Some(p) = to.parent() {
+                fs::create_dir_all(p).map_err(EngineError::io("creating a directory", p))?;
+            }
+        }
+        Some(m) if m.is_dir() && from_dir => {
+            for e in fs::read_dir(from).map_err(EngineError::io("reading a directory", from))? {
+                let e = e.map_err(EngineError::io("reading a directory", from))?;
+                merge_move(&e.path(), &to.join(e.file_name()))?;
+            }
+            return fs::remove_dir(from).map_err(EngineError::io("removing a directory", from));
+        }
+        Some(m) if m.is_dir() => {
+            fs::remove_dir_all(to).map_err(EngineError::io("replacing a directory", to))?;
+        }
+        Some(_) => {
+            fs::remove_file(to).map_err(EngineError::io("replacing a file", to))?;
+        }
+    }
+    fs::rename(from, to).map_err(EngineError::io("moving into the writable layer", from))
 }
 
 /// The host directory behind a sandbox path, through the longest matching bind.
@@ -1329,6 +1447,64 @@ mod tests {
         assert_eq!(step_source_date_epoch(0), 315_532_800);
         assert_eq!(step_source_date_epoch(1), ZIP_EPOCH);
         assert_eq!(step_source_date_epoch(1_700_000_000), 1_700_000_000);
+    }
+
+    #[test]
+    fn writable_dirs_take_what_the_layers_put_there() {
+        let t = tempfile::tempdir().unwrap();
+        // the app layer (at /app) ships instance/settings.ini; a second layer lands in /app/cache
+        let app = t.path().join("app");
+        fs::create_dir_all(app.join("instance")).unwrap();
+        fs::write(app.join("instance/settings.ini"), "x").unwrap();
+        fs::write(app.join("main.py"), "m").unwrap();
+        let cache = t.path().join("cache");
+        fs::create_dir_all(&cache).unwrap();
+        fs::write(cache.join("c.bin"), "c").unwrap();
+        let mut inputs = vec![
+            LayerInput::new(&app, "app"),
+            LayerInput::new(&cache, "app/cache"),
+        ];
+        let mut names = vec!["app".to_string(), "cache".to_string()];
+        let w = ocibuild_builders::Writable {
+            dirs: vec!["/app/instance".into(), "/app/cache".into(), "/data".into()],
+            uid: 65532,
+            gid: 65532,
+        };
+        let root = t.path().join("w");
+        let input = stage_writable(&root, &mut inputs, &mut names, &w, &|_| {}).unwrap();
+        assert_eq!(
+            names,
+            ["app"],
+            "the layer inside a writable dir is folded in"
+        );
+        assert!(root.join("app/instance/settings.ini").is_file());
+        assert!(root.join("app/cache/c.bin").is_file());
+        assert!(root.join("data").is_dir());
+        assert!(!app.join("instance").exists());
+        assert!(app.join("main.py").is_file());
+        assert_eq!(input.dest, "");
+        assert_eq!(
+            input.owners,
+            [
+                ("app/instance".to_string(), (65532, 65532)),
+                ("app/cache".to_string(), (65532, 65532)),
+                ("data".to_string(), (65532, 65532)),
+            ]
+        );
+        // a file where a writable directory should be is an error naming it
+        fs::write(app.join("uploads"), "not a dir").unwrap();
+        let w = ocibuild_builders::Writable {
+            dirs: vec!["/app/uploads".into()],
+            uid: 1,
+            gid: 1,
+        };
+        let err = stage_writable(&t.path().join("w2"), &mut inputs, &mut names, &w, &|_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/app/uploads") && err.contains("not a directory"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -23,6 +23,29 @@ pub struct LayerInput {
     pub src: PathBuf,
     /// Where it lands in the image, relative to `/` (`""` for the root).
     pub dest: String,
+    /// Image paths (relative to `/`) that, with everything below them, get their own owner
+    /// (`uid`, `gid`) instead of [`AssembleSpec::owner`]; their parents keep the layer's.
+    pub owners: Vec<(String, (u32, u32))>,
+}
+
+impl LayerInput {
+    /// `src` at `dest`, owned as the spec says.
+    pub fn new(src: impl Into<PathBuf>, dest: impl Into<String>) -> Self {
+        LayerInput {
+            src: src.into(),
+            dest: dest.into(),
+            owners: Vec::new(),
+        }
+    }
+
+    /// Add everything of `src` to `b`, with the input's owners.
+    fn add_to(&self, b: &mut LayerBuilder) -> Result<()> {
+        b.add_dir(&self.src, &self.dest)?;
+        for (p, (uid, gid)) in &self.owners {
+            b.set_owner_under(p, *uid, *gid)?;
+        }
+        Ok(())
+    }
 }
 
 /// Edits to the image config, applied in Docker's way.
@@ -168,7 +191,7 @@ pub fn assemble(store: &ContentStore, spec: AssembleSpec<'_>) -> Result<Assemble
             compression: Compression::None,
             ..opts()
         });
-        b.add_dir(&input.src, &input.dest)?;
+        input.add_to(&mut b)?;
         b.follow_lower_links(&links)?;
         let (_, pre) = b.write(io::sink())?;
         let (desc, reused) = match store.lookup_layer(&pre.diff_id, &key) {
@@ -181,7 +204,7 @@ pub fn assemble(store: &ContentStore, spec: AssembleSpec<'_>) -> Result<Assemble
             }
             None => {
                 let mut b = LayerBuilder::new(opts());
-                b.add_dir(&input.src, &input.dest)?;
+                input.add_to(&mut b)?;
                 b.follow_lower_links(&links)?;
                 let w = store.writer()?;
                 let (w, info) = b.write(w)?;

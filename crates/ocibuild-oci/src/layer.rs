@@ -325,6 +325,24 @@ impl LayerBuilder {
         self.items.is_empty()
     }
 
+    /// Give `path` (a layer path; a leading `/` is ignored) and every entry below it the owner
+    /// `uid:gid`, overriding [`LayerOptions::owner`] for them alone (the parents stay as they
+    /// are: a writable `app/data` never makes `app` writable). Entries added later are not
+    /// affected. Returns how many entries it changed.
+    pub fn set_owner_under(&mut self, path: &str, uid: u32, gid: u32) -> Result<usize> {
+        let p = normalize_dest(path)?;
+        let below = format!("{p}/");
+        let mut n = 0;
+        for (k, it) in self.items.iter_mut() {
+            if p.is_empty() || *k == p || k.starts_with(&below) {
+                it.uid = Some(uid);
+                it.gid = Some(gid);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Walk `src` (without following symlinks) and add everything below it under `dest` (e.g.
     /// `"app"`, or `""` for the root; a leading `/` is ignored). `src` itself becomes `dest`
     /// (not emitted when `dest` is the root). Keeps permission bits, symlinks, hard links (files
@@ -2287,7 +2305,9 @@ mod tests {
 
 #[cfg(test)]
 mod mode_tests {
-    use super::normalized_mode;
+    #![allow(clippy::unwrap_used)]
+    use super::{Compression, LayerBuilder, LayerOptions, normalized_mode};
+    use std::fs;
 
     #[test]
     fn modes_are_normalised_like_git() {
@@ -2297,5 +2317,34 @@ mod mode_tests {
         assert_eq!(normalized_mode(0o700, true), 0o755);
         assert_eq!(normalized_mode(0o1777, true), 0o1777);
         assert_eq!(normalized_mode(0o4755, false), 0o4755);
+    }
+
+    #[test]
+    fn owners_below_a_path_leave_its_parents_alone() {
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir_all(t.path().join("app/instance/up")).unwrap();
+        fs::write(t.path().join("app/instance/a.txt"), "a").unwrap();
+        fs::write(t.path().join("app/instance-x"), "x").unwrap();
+        let mut b = LayerBuilder::new(LayerOptions {
+            compression: Compression::None,
+            ..LayerOptions::default()
+        });
+        b.add_dir(t.path(), "").unwrap();
+        assert_eq!(b.set_owner_under("/app/instance", 65532, 65533).unwrap(), 3);
+        let owners: Vec<(String, Option<u32>, Option<u32>)> = b
+            .items
+            .iter()
+            .map(|(k, it)| (k.clone(), it.uid, it.gid))
+            .collect();
+        assert_eq!(
+            owners,
+            [
+                ("app".to_string(), None, None),
+                ("app/instance".to_string(), Some(65532), Some(65533)),
+                ("app/instance-x".to_string(), None, None),
+                ("app/instance/a.txt".to_string(), Some(65532), Some(65533)),
+                ("app/instance/up".to_string(), Some(65532), Some(65533)),
+            ]
+        );
     }
 }

@@ -543,6 +543,10 @@ pub struct BuildArgs {
     /// Go main package (./cmd/x), Java main class, Node or Python entry file
     #[arg(long, value_name = "MAIN")]
     pub main: Option<String>,
+    /// Multi-module Maven: the module to build and run (its directory or artifactId); by
+    /// default the one with a main class
+    #[arg(long, value_name = "NAME")]
+    pub module: Option<String>,
     /// The image entrypoint (JSON array or words), instead of the detected one
     #[arg(long, value_name = "CMD")]
     pub entrypoint: Option<String>,

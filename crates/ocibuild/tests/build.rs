@@ -8,7 +8,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ocibuild_testkit::{TestContext, run_fail, run_ok_stdout, runc_run, umoci_unpack};
+use ocibuild_testkit::{
+    TestContext, run_fail, run_ok_stdout, runc_http_get, runc_run, umoci_unpack,
+};
 use serde_json::Value;
 
 fn cache() -> PathBuf {
@@ -444,6 +446,124 @@ fn java_maven_app_builds_offline_from_debians_repository() {
             "app/src",
         ],
     );
+}
+
+#[test]
+fn java_multi_module_reactor_builds_the_server_module_and_serves() {
+    // api (interfaces, DTOs) <- core (logic, commons-lang3) <- app (the HTTP server): the
+    // reactor builds app and what it needs offline from Debian's repository; the image holds
+    // app's classes, core's dependency and the sibling modules as snapshot jars.
+    let ctx = TestContext::new();
+    let layout = ctx.path("layout");
+    let meta = ctx.path("meta.json");
+    let a = build(
+        &ctx,
+        &app("java-multimodule"),
+        &["--metadata-file", meta.to_str().unwrap()],
+        &layout,
+        "shop",
+    );
+    let m: Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    let names: Vec<&str> = m["ocibuild.layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["dependency-jars", "snapshot-jars", "resources", "classes"],
+        "{m}"
+    );
+    let bundle = ctx.path("bundle");
+    let rootfs = umoci_unpack(&layout, "shop", &bundle);
+    for jar in [
+        "app/libs/shop-api-1.0.0-SNAPSHOT.jar",
+        "app/libs/shop-core-1.0.0-SNAPSHOT.jar",
+        "app/libs/commons-lang3-3.17.0.jar",
+        "app/classes/shop.properties",
+        "app/classes/com/example/app/ShopServer.class",
+    ] {
+        assert!(rootfs.join(jar).is_file(), "{jar} in the image");
+    }
+    // only the chosen module's classes are loose; the others come as jars
+    assert!(!rootfs.join("app/classes/com/example/core").exists());
+    assert!(!rootfs.join("app/classes/com/example/api").exists());
+    assert!(!rootfs.join("app/libs/shop-app-1.0.0-SNAPSHOT.jar").exists());
+    assert_distroless(
+        &rootfs,
+        &[
+            "usr/share/maven-repo",
+            "usr/share/maven",
+            "usr/bin/mvn",
+            "app/pom.xml",
+            "app/src",
+            "app/app",
+        ],
+    );
+    let body = runc_http_get(&bundle, &[], 8080, "/quote?item=Pear&qty=3");
+    assert_eq!(body.trim(), "java-multimodule shop: 3 x Pear = 1.80");
+    // the module jars are rebuilt byte for byte (outputTimestamp in the root pom)
+    let b = build(
+        &ctx,
+        &app("java-multimodule"),
+        &["--no-cache"],
+        &layout,
+        "shop2",
+    );
+    assert_eq!(a, b);
+}
+
+#[test]
+fn writable_directories_let_a_nonroot_app_write_beside_its_code() {
+    // The app appends to instance/boots.log (shipped with it), creates instance/uploads/ and
+    // writes /data/notes.db at start; `writable = ["instance", "/data"]` in its ocibuild.toml.
+    use std::os::unix::fs::MetadataExt as _;
+    let ctx = TestContext::new();
+    let layout = ctx.path("layout");
+    let meta = ctx.path("meta.json");
+    let m = ["--metadata-file", meta.to_str().unwrap()];
+    let a = build(&ctx, &app("python-instance"), &m, &layout, "notes");
+    let v: Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    let names: Vec<&str> = v["ocibuild.layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.last(), Some(&"writable"), "{v}");
+    let bundle = ctx.path("bundle");
+    let rootfs = umoci_unpack(&layout, "notes", &bundle);
+    let owner = |p: &str| {
+        let m = fs::symlink_metadata(rootfs.join(p)).unwrap();
+        (m.uid(), m.gid())
+    };
+    for p in [
+        "app/instance",
+        "app/instance/boots.log",
+        "app/instance/settings.ini",
+        "data",
+    ] {
+        assert_eq!(owner(p), (65532, 65532), "{p}");
+    }
+    for p in ["app", "app/app.py", "usr"] {
+        assert_eq!(owner(p), (0, 0), "{p} stays root's");
+    }
+    assert_distroless(&rootfs, &["usr/bin/pip"]);
+    let body = runc_http_get(&bundle, &[], 8000, "/");
+    assert_eq!(
+        body.trim(),
+        "python-instance notes: boot as uid 65532, 2 line(s) in boots.log, /data writable"
+    );
+    // the writable layer is reproducible like the others
+    let b = build(
+        &ctx,
+        &app("python-instance"),
+        &[&m[..], &["--no-cache"]].concat(),
+        &layout,
+        "notes2",
+    );
+    assert_eq!(a, b);
 }
 
 #[test]

@@ -256,10 +256,7 @@ fn parse_layer(s: &str) -> Result<LayerInput> {
             c => parts.push(c),
         }
     }
-    Ok(LayerInput {
-        src,
-        dest: parts.join("/"),
-    })
+    Ok(LayerInput::new(src, parts.join("/")))
 }
 
 fn parse_kv(items: &[String], flag: &str) -> Result<BTreeMap<String, String>> {

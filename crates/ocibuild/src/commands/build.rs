@@ -94,6 +94,7 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
                 })
             })?,
         main: a.main.clone(),
+        module: a.module.clone(),
         entrypoint: a
             .entrypoint
             .as_deref()
