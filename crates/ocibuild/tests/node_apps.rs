@@ -1,0 +1,178 @@
+//! The Node.js apps people have, built zero-config and served under runc: a NestJS service
+//! (started from `start:prod`), native addons (a local node-gyp addon linking a library the
+//! runtime base lacks, and a real npm package with an install script), yarn classic, Yarn 4
+//! with the node-modules linker and pnpm projects, and a failing build whose cause is far above
+//! the last lines (the full step log is kept under the store). Every image must hold no package
+//! manager, compiler or shell.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ocibuild_testkit::{TestContext, run_fail, run_ok, runc_http_get, umoci_unpack};
+use serde_json::Value;
+
+/// The content store the build tests share (see tests/apps.rs).
+fn shared_store() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-build-tests-store")
+}
+
+fn app(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/apps")
+        .join(name)
+}
+
+fn ocibuild() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+    c.arg("--root")
+        .arg(shared_store())
+        .args(["--progress", "plain"])
+        .env_remove("SOURCE_DATE_EPOCH");
+    c
+}
+
+fn build_cmd(ctx: &TestContext, name: &str, layout: &Path) -> Command {
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    fs::create_dir_all(&cache).unwrap();
+    let mut c = ocibuild();
+    c.arg("build")
+        .arg(app(name))
+        .arg("--cache-dir")
+        .arg(&cache)
+        .arg("--metadata-file")
+        .arg(ctx.path(format!("{name}.json")))
+        .arg("--output")
+        .arg(format!("oci:{}:{name}", layout.display()));
+    c
+}
+
+/// Build `testdata/apps/NAME`, validate it, unpack it; returns (rootfs, bundle, build output).
+fn build_and_unpack(ctx: &TestContext, name: &str, extra: &[&str]) -> (PathBuf, PathBuf, String) {
+    let layout = ctx.path("layout");
+    let t0 = std::time::Instant::now();
+    let out = run_ok(build_cmd(ctx, name, &layout).args(extra));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: Value =
+        serde_json::from_slice(&fs::read(ctx.path(format!("{name}.json"))).unwrap()).unwrap();
+    eprintln!(
+        "{name}: built in {:.1}s, {:.1} MB compressed",
+        t0.elapsed().as_secs_f64(),
+        m["ocibuild.size"].as_u64().unwrap() as f64 / 1e6
+    );
+    let valid = String::from_utf8_lossy(
+        &run_ok(
+            ocibuild()
+                .arg("validate")
+                .arg(format!("oci:{}:{name}", layout.display())),
+        )
+        .stdout,
+    )
+    .into_owned();
+    assert!(valid.starts_with("valid:"), "{valid}");
+    let bundle = ctx.path("bundle");
+    let rootfs = umoci_unpack(&layout, name, &bundle);
+    assert_clean(&rootfs);
+    (rootfs, bundle, text)
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                todo.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// No package manager, compiler or shell in the image.
+fn assert_clean(rootfs: &Path) {
+    for p in [
+        "usr/bin/sh",
+        "usr/bin/bash",
+        "usr/bin/dash",
+        "bin/sh",
+        "usr/bin/npm",
+        "usr/bin/npx",
+        "usr/share/nodejs/npm",
+        "usr/bin/corepack",
+        "usr/bin/yarn",
+        "usr/bin/yarnpkg",
+        "usr/bin/pnpm",
+        "usr/bin/gcc",
+        "usr/bin/cc",
+        "usr/bin/g++",
+        "usr/bin/c++",
+        "usr/bin/make",
+        "usr/bin/python3",
+        "usr/bin/ld",
+        "usr/include/node",
+        "usr/share/nodejs/node-gyp",
+        "src",
+        "out",
+    ] {
+        assert!(
+            fs::symlink_metadata(rootfs.join(p)).is_err(),
+            "{p} must not be in the final image"
+        );
+    }
+    for e in walk(&rootfs.join("app")) {
+        let s = e.to_string_lossy();
+        for pm in [
+            "node_modules/npm",
+            "node_modules/yarn",
+            "node_modules/pnpm",
+            "node_modules/@yarnpkg/cli",
+            "node_modules/.pnpm",
+            ".yarn/cache",
+        ] {
+            assert!(!s.ends_with(pm), "{s}: a package manager in the image");
+        }
+        assert!(!s.ends_with(".o"), "{s}: an object file in the image");
+    }
+}
+
+#[test]
+fn a_failed_step_keeps_its_log_and_shows_the_first_error() {
+    let ctx = TestContext::new();
+    let err = run_fail(&mut build_cmd(
+        &ctx,
+        "node-build-error",
+        &ctx.path("layout"),
+    ));
+    // the cause, far above the last lines, is shown
+    assert!(
+        err.contains("error: views/contact.html:2: unclosed placeholder"),
+        "{err}"
+    );
+    assert!(err.contains("first lines that look like errors"), "{err}");
+    assert!(
+        err.contains("sitemap: /archive/2039.html"),
+        "the tail: {err}"
+    );
+    // and the whole output is kept under the store
+    let log = err
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("full output: "))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("no log path in: {err}"));
+    assert!(
+        log.starts_with(shared_store().join("logs")),
+        "{}",
+        log.display()
+    );
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(text.contains("rendered about.html"), "{text}");
+    assert!(text.contains("1 page(s) failed to render"), "{text}");
+}
