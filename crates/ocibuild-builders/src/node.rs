@@ -23,6 +23,7 @@ pub(crate) struct Release {
 pub(crate) struct Rules {
     pub lockfiles: Vec<String>,
     pub unsupported_lockfiles: BTreeMap<String, String>,
+    pub start_scripts: Vec<String>,
     pub fallback_entries: Vec<String>,
     pub output_dirs: Vec<String>,
     pub ts_sources: Vec<String>,
@@ -331,6 +332,161 @@ pub(crate) fn tsconfig_out_dir(text: &str) -> Option<String> {
     (!d.is_empty() && !d.starts_with("..")).then(|| d.to_string())
 }
 
+/// What the entrypoint detection found, and what it noted on the way.
+#[derive(Debug, Default)]
+pub(crate) struct Entry {
+    pub found: Option<NodeStart>,
+    pub reasons: Vec<String>,
+}
+
+/// The Next.js config file of the app when it asks for the standalone output
+/// (`output: "standalone"`), which `next build` turns into `.next/standalone/server.js`.
+fn next_standalone(ctx: &Ctx<'_>) -> Result<Option<String>> {
+    for f in [
+        "next.config.js",
+        "next.config.mjs",
+        "next.config.cjs",
+        "next.config.ts",
+    ] {
+        if let Some(t) = ctx.read(f)? {
+            let flat: String = t.chars().filter(|c| !c.is_whitespace()).collect();
+            let standalone = [
+                "output:\"standalone\"",
+                "output:'standalone'",
+                "output:`standalone`",
+            ]
+            .iter()
+            .chain(&["\"output\":\"standalone\"", "'output':'standalone'"])
+            .any(|p| flat.contains(p));
+            return Ok(standalone.then(|| f.to_string()));
+        }
+    }
+    Ok(None)
+}
+
+fn next_config_present(ctx: &Ctx<'_>) -> Option<&'static str> {
+    [
+        "next.config.js",
+        "next.config.mjs",
+        "next.config.cjs",
+        "next.config.ts",
+    ]
+    .into_iter()
+    .find(|f| ctx.is_file(f))
+}
+
+/// The start script names tried, in order.
+fn start_scripts(rules: &Rules) -> &[String] {
+    &rules.start_scripts
+}
+
+/// What the entrypoint detection tries, in order, for the error when nothing fits.
+fn tried_entrypoints(pj: &PackageJson, rules: &Rules) -> Vec<String> {
+    let mut tried = Vec::new();
+    for name in start_scripts(rules) {
+        match pj.scripts.get(name) {
+            Some(s) => tried.push(format!(
+                "scripts.{name} {s:?} (not a plain `node FILE` command)"
+            )),
+            None => tried.push(format!("scripts.{name} (absent)")),
+        }
+    }
+    tried.push("Next.js `output: \"standalone\"` in next.config.* (absent)".into());
+    tried.push("NestJS nest-cli.json (absent)".into());
+    tried.push("package.json main (absent)".into());
+    tried.push(format!(
+        "the files {} (none found)",
+        rules.fallback_entries.join(", ")
+    ));
+    tried
+}
+
+/// The start command: a `start:prod`/`start`/`serve` script that runs `node FILE`, a framework's
+/// convention (Next.js standalone output, NestJS), `main`, or a conventional file.
+pub(crate) fn entrypoint(
+    ctx: &Ctx<'_>,
+    pj: &PackageJson,
+    rules: &Rules,
+    next_standalone: Option<&str>,
+) -> Result<Entry> {
+    let mut e = Entry::default();
+    for name in start_scripts(rules) {
+        let Some(script) = pj.scripts.get(name) else {
+            continue;
+        };
+        if let Some(start) = node_start(script) {
+            e.reasons
+                .push(format!("scripts.{name} {script:?} runs node"));
+            e.found = Some(start);
+            return Ok(e);
+        }
+        e.reasons.push(format!(
+            "scripts.{name} {script:?} is not a plain `node …` command: not used"
+        ));
+    }
+    if let Some(cfg) = next_standalone {
+        e.reasons.push(format!(
+            "Next.js with output \"standalone\" ({cfg}): the image holds .next/standalone \
+             (server.js and the modules it traced) with .next/static and public"
+        ));
+        e.found = Some((
+            vec![("HOSTNAME".into(), "0.0.0.0".into())],
+            vec!["server.js".into()],
+        ));
+        return Ok(e);
+    }
+    if let Some(cfg) = next_config_present(ctx) {
+        return Err(BuildersError::Entrypoint {
+            path: ctx.path(cfg),
+            detail: "a Next.js app without `output: \"standalone\"`: `next start` needs the next \
+                     CLI and the whole dependency tree at run time"
+                .into(),
+            hint: "add `output: \"standalone\"` to the Next.js config (the image then runs \
+                   .next/standalone/server.js with node), or pass --entrypoint"
+                .into(),
+        });
+    }
+    if let Some(t) = ctx.read("nest-cli.json")? {
+        let v: Value = serde_json::from_str(&strip_jsonc(&t)).map_err(|err| {
+            json_error(
+                &ctx.path("nest-cli.json"),
+                &err,
+                "fix nest-cli.json: it must be valid JSON",
+            )
+        })?;
+        let entry_file = v
+            .get("entryFile")
+            .and_then(Value::as_str)
+            .unwrap_or("main")
+            .trim_end_matches(".js")
+            .to_string();
+        let out_dir = ["tsconfig.build.json", "tsconfig.json"]
+            .iter()
+            .find_map(|f| {
+                ctx.read(f)
+                    .ok()
+                    .flatten()
+                    .and_then(|t| tsconfig_out_dir(&t))
+            })
+            .unwrap_or_else(|| "dist".into());
+        let file = format!("{out_dir}/{entry_file}.js");
+        e.reasons
+            .push(format!("NestJS (nest-cli.json): the build writes {file}"));
+        e.found = Some((Vec::new(), vec![file]));
+        return Ok(e);
+    }
+    if let Some(m) = &pj.main {
+        e.reasons.push(format!("package.json main {m:?}"));
+        e.found = Some((Vec::new(), vec![m.clone()]));
+        return Ok(e);
+    }
+    if let Some(f) = rules.fallback_entries.iter().find(|f| ctx.is_file(f)) {
+        e.reasons.push(format!("{f} found"));
+        e.found = Some((Vec::new(), vec![f.clone()]));
+    }
+    Ok(e)
+}
+
 pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     let spec = spec()?;
     let rules = &spec.rules;
@@ -443,42 +599,38 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     // Entrypoint.
     let mut image_env = Vec::new();
     let mut entry_args: Vec<String> = Vec::new();
+    let next_standalone = next_standalone(&ctx)?;
     if !ctx.entrypoint_overridden() {
-        if let Some((m, origin)) = ctx.main() {
+        let found = if let Some((m, origin)) = ctx.main() {
             ctx.reasons
                 .push(format!("entrypoint: node {m} (from {origin})"));
-            entry_args = vec![m];
-        } else if let Some((env, args)) = pj.scripts.get("start").and_then(|s| node_start(s)) {
-            ctx.reasons.push(format!(
-                "entrypoint: scripts.start {:?}",
-                pj.scripts.get("start").cloned().unwrap_or_default()
-            ));
-            image_env = env;
-            entry_args = args;
+            Some((Vec::new(), vec![m]))
         } else {
-            if let Some(s) = pj.scripts.get("start") {
-                ctx.reasons.push(format!(
-                    "scripts.start {s:?} is not a plain `node …` command: not used"
-                ));
+            let ep = entrypoint(&ctx, &pj, rules, next_standalone.as_deref())?;
+            ctx.reasons.extend(ep.reasons);
+            ep.found.map(|(env, args)| {
+                ctx.reasons
+                    .push(format!("entrypoint: node {}", args.join(" ")));
+                (env, args)
+            })
+        };
+        match found {
+            Some((env, args)) => {
+                image_env = env;
+                entry_args = args;
             }
-            if let Some(m) = &pj.main {
-                ctx.reasons
-                    .push(format!("entrypoint: node {m} (package.json main)"));
-                entry_args = vec![m.clone()];
-            } else if let Some(f) = rules.fallback_entries.iter().find(|f| ctx.is_file(f)) {
-                ctx.reasons
-                    .push(format!("entrypoint: node {f} (file found)"));
-                entry_args = vec![f.clone()];
-            } else {
+            None => {
                 return Err(BuildersError::Entrypoint {
                     path: pj_path,
                     detail: format!(
-                        "cannot tell how to start the app: no `node …` start script, no main, none of {}",
-                        rules.fallback_entries.join(", ")
+                        "cannot tell how to start the app; tried: {}",
+                        tried_entrypoints(&pj, rules).join("; ")
                     ),
-                    hint: "add \"scripts\": {\"start\": \"node server.js\"} to package.json, or \
-                           pass --entrypoint"
-                        .into(),
+                    hint:
+                        "add \"scripts\": {\"start\": \"node server.js\"} to package.json (a plain \
+                           `node FILE` command: the image has no npm to run anything else), set \
+                           \"main\", or pass --entrypoint"
+                            .into(),
                 });
             }
         }
@@ -545,8 +697,13 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         k.extend(prod_files.iter().cloned());
         k
     };
-    let prod_deps = lock.prod || !pj.deps.is_empty();
-    if !prod_deps {
+    let prod_deps = (lock.prod || !pj.deps.is_empty()) && next_standalone.is_none();
+    if next_standalone.is_some() {
+        ctx.reasons.push(
+            "Next.js standalone output: no separate production install (the build traced the modules the server loads)"
+                .into(),
+        );
+    } else if !prod_deps {
         ctx.reasons
             .push("no production dependencies: no node_modules layer".into());
     }
@@ -559,6 +716,7 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
             lock.any || !pj.deps.is_empty() || !pj.dev_deps.is_empty(),
         )
         .fact("prod_deps", prod_deps)
+        .fact("next_standalone", next_standalone.is_some())
         .var("lockfile", lockfile.clone())
         .list("prod_files", prod_files)
         .list("lock_keys", lock_keys)

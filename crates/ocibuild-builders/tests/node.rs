@@ -375,3 +375,123 @@ fn workspaces_and_broken_json_are_clear_errors() {
     let err = plan_err(d.path(), &opts());
     assert!(err.to_string().contains("package.json:3"), "{err}");
 }
+
+#[test]
+fn framework_start_commands() {
+    // NestJS: start:prod wins over a `nest start` start script
+    let d = app(&[
+        (
+            "package.json",
+            r#"{"scripts":{"build":"nest build","start":"nest start","start:prod":"node dist/main"},"dependencies":{"@nestjs/core":"10"}}"#,
+        ),
+        ("package-lock.json", LOCK_EMPTY),
+        ("nest-cli.json", r#"{"sourceRoot":"src"}"#),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert_eq!(p.config.entrypoint, ["/usr/bin/node", "dist/main"]);
+    assert!(reasons_contain(&p, "scripts.start:prod"), "{:?}", p.reasons);
+    // NestJS without start:prod: nest-cli.json's entryFile in tsconfig's outDir
+    let d = app(&[
+        (
+            "package.json",
+            r#"{"scripts":{"build":"nest build","start":"nest start"}}"#,
+        ),
+        ("package-lock.json", LOCK_EMPTY),
+        (
+            "nest-cli.json",
+            r#"{"sourceRoot":"src","entryFile":"server"}"#,
+        ),
+        (
+            "tsconfig.json",
+            r#"{"compilerOptions":{"outDir":"./build"}}"#,
+        ),
+        ("tsconfig.build.json", r#"{"extends":"./tsconfig.json"}"#),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert_eq!(p.config.entrypoint, ["/usr/bin/node", "build/server.js"]);
+    let d = app(&[
+        ("package.json", r#"{"scripts":{"start":"nest start"}}"#),
+        ("package-lock.json", LOCK_EMPTY),
+        ("nest-cli.json", "{}"),
+    ]);
+    assert_eq!(
+        plan_ok(d.path(), &opts()).config.entrypoint,
+        ["/usr/bin/node", "dist/main.js"]
+    );
+    // serve
+    let d = node_app(r#"{"scripts":{"start":"vite","serve":"node srv/index.mjs"}}"#);
+    assert_eq!(
+        plan_ok(d.path(), &opts()).config.entrypoint,
+        ["/usr/bin/node", "srv/index.mjs"]
+    );
+    // Next.js standalone: server.js of .next/standalone, its static files and public
+    let d = app(&[
+        (
+            "package.json",
+            r#"{"scripts":{"build":"next build","start":"next start"},"dependencies":{"next":"15"}}"#,
+        ),
+        (
+            "package-lock.json",
+            r#"{"lockfileVersion":3,"packages":{"":{},"node_modules/next":{"version":"15.0.0"}}}"#,
+        ),
+        (
+            "next.config.mjs",
+            "/** @type {import('next').NextConfig} */\nconst nextConfig = {\n  output: 'standalone',\n};\nexport default nextConfig;\n",
+        ),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert_eq!(p.config.entrypoint, ["/usr/bin/node", "server.js"]);
+    assert!(p.config.env.contains(&"HOSTNAME=0.0.0.0".to_string()));
+    assert_eq!(
+        layer_names(&p),
+        ["next-standalone", "next-static", "public"]
+    );
+    let l: Vec<(&str, &str)> = p
+        .layers
+        .iter()
+        .map(|l| (l.from.as_str(), l.to.as_str()))
+        .collect();
+    assert_eq!(
+        l,
+        [
+            ("/src/.next/standalone", "/app"),
+            ("/src/.next/static", "/app/.next/static"),
+            ("/src/public", "/app/public")
+        ]
+    );
+    assert!(step_names(&p).iter().any(|s| s == "npm-run-build"));
+    // Next.js without standalone output: a clear error naming the fix
+    let d = app(&[
+        (
+            "package.json",
+            r#"{"scripts":{"build":"next build","start":"next start"}}"#,
+        ),
+        ("package-lock.json", LOCK_EMPTY),
+        (
+            "next.config.js",
+            "module.exports = { reactStrictMode: true };\n",
+        ),
+    ]);
+    let msg = plan_err(d.path(), &opts()).to_string();
+    assert!(msg.contains("output: \"standalone\""), "{msg}");
+    assert!(msg.contains("next.config.js"), "{msg}");
+    // nothing fits: the error lists what was tried
+    let d = app(&[
+        (
+            "package.json",
+            r#"{"scripts":{"start":"react-scripts start","serve":"serve -s build"}}"#,
+        ),
+        ("package-lock.json", LOCK_EMPTY),
+    ]);
+    let msg = plan_err(d.path(), &opts()).to_string();
+    for tried in [
+        "scripts.start:prod (absent)",
+        "scripts.start \"react-scripts start\"",
+        "scripts.serve \"serve -s build\"",
+        "nest-cli.json",
+        "main",
+        "index.js",
+    ] {
+        assert!(msg.contains(tried), "{tried} in {msg}");
+    }
+}

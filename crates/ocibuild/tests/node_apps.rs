@@ -144,6 +144,29 @@ fn assert_clean(rootfs: &Path) {
 }
 
 #[test]
+fn nest_app_starts_from_start_prod() {
+    let ctx = TestContext::new();
+    let (rootfs, bundle, _) = build_and_unpack(&ctx, "node-nest", &[]);
+    let cfg = ocibuild_testkit::skopeo_inspect_config(&format!(
+        "oci:{}:node-nest",
+        ctx.path("layout").display()
+    ));
+    assert_eq!(
+        cfg["config"]["Entrypoint"],
+        serde_json::json!(["/usr/bin/node", "dist/main"])
+    );
+    assert!(rootfs.join("app/dist/main.js").is_file());
+    assert!(rootfs.join("app/node_modules/@nestjs/core").is_dir());
+    assert!(!rootfs.join("app/node_modules/typescript").exists());
+    assert!(!rootfs.join("app/src/main.ts").exists());
+    let body = runc_http_get(&bundle, &[("PORT", "3000")], 3000, "/?name=nest");
+    assert!(
+        body.starts_with("hello nest from node-nest on node v20."),
+        "{body}"
+    );
+}
+
+#[test]
 fn a_failed_step_keeps_its_log_and_shows_the_first_error() {
     let ctx = TestContext::new();
     let err = run_fail(&mut build_cmd(
