@@ -28,6 +28,8 @@ pub(crate) struct Rules {
     pub output_dirs: Vec<String>,
     pub ts_sources: Vec<String>,
     pub prod_extra_files: Vec<String>,
+    pub native_packages: Vec<String>,
+    pub native_excludes: Vec<String>,
 }
 
 pub(crate) type NodeSpec = Spec<Release, Rules>;
@@ -109,6 +111,11 @@ pub(crate) struct Lock {
     pub prod: bool,
     /// A dependency is a local directory (`file:`, a link): the lockfile does not pin it.
     pub local: bool,
+    /// Packages with install scripts (`hasInstallScript`: node-gyp, prebuild-install,
+    /// node-pre-gyp…), by lockfile path; a lockfileVersion 1 does not record them.
+    pub install_scripts: Vec<String>,
+    /// lockfileVersion 1: whether packages have install scripts is unknown.
+    pub v1: bool,
 }
 
 pub(crate) fn parse_lock(text: &str, path: &Path) -> Result<Lock> {
@@ -130,6 +137,9 @@ pub(crate) fn parse_lock(text: &str, path: &Path) -> Result<Lock> {
             if !flag("dev") {
                 lock.prod = true;
             }
+            if flag("hasInstallScript") {
+                lock.install_scripts.push(k.clone());
+            }
             if flag("link")
                 || p.get("resolved")
                     .and_then(Value::as_str)
@@ -140,6 +150,7 @@ pub(crate) fn parse_lock(text: &str, path: &Path) -> Result<Lock> {
         }
     } else if let Some(deps) = v.get("dependencies").and_then(Value::as_object) {
         // lockfileVersion 1
+        lock.v1 = true;
         for p in deps.values() {
             lock.any = true;
             if !p.get("dev").and_then(Value::as_bool).unwrap_or(false) {
@@ -708,8 +719,37 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
             .push("no production dependencies: no node_modules layer".into());
     }
 
+    // Install scripts (native addons: node-gyp, prebuild-install and node-pre-gyp fallbacks)
+    // need a compiler, make and python3 in the build root; Node's headers come from the
+    // release's libnode-dev (npm_config_nodedir), never from a download.
+    let native = lock.v1 || !lock.install_scripts.is_empty();
+    if native {
+        let what = if lock.v1 {
+            "the lockfile (version 1) does not record install scripts".to_string()
+        } else {
+            let n = lock.install_scripts.len();
+            let names: Vec<&str> = lock
+                .install_scripts
+                .iter()
+                .take(5)
+                .map(|k| k.rsplit("node_modules/").next().unwrap_or(k))
+                .collect();
+            format!(
+                "{n} package{} with install scripts ({}{})",
+                if n == 1 { "" } else { "s" },
+                names.join(", "),
+                if n > 5 { ", …" } else { "" }
+            )
+        };
+        ctx.reasons.push(format!(
+            "{what}: the build root gets {} for native addons",
+            rules.native_packages.join(", ")
+        ));
+    }
+
     let mut inp = ctx.inputs();
     inp.fact("build_script", build_script)
+        .fact("native", native)
         .fact("full_install", full_install)
         .fact(
             "deps",
@@ -719,6 +759,7 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         .fact("next_standalone", next_standalone.is_some())
         .var("lockfile", lockfile.clone())
         .list("prod_files", prod_files)
+        .list("native_excludes", rules.native_excludes.clone())
         .list("lock_keys", lock_keys)
         .list("app_excludes", app_excludes)
         .list("args", entry_args.clone());
@@ -735,7 +776,11 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     ));
     let toolchain = Toolchain {
         profile: spec.toolchain.profile.clone(),
-        packages: Vec::new(),
+        packages: if native {
+            rules.native_packages.clone()
+        } else {
+            Vec::new()
+        },
         backports: false,
         path_prepend: Vec::new(),
         version: rel.nodejs.clone(),
@@ -829,7 +874,8 @@ mod tests {
             Lock {
                 any: true,
                 prod: true,
-                local: false
+                local: false,
+                ..Lock::default()
             }
         );
         let l = parse_lock(
@@ -842,7 +888,8 @@ mod tests {
             Lock {
                 any: true,
                 prod: false,
-                local: false
+                local: false,
+                ..Lock::default()
             }
         );
         let l = parse_lock(
@@ -861,7 +908,8 @@ mod tests {
             Lock {
                 any: true,
                 prod: false,
-                local: false
+                local: false,
+                ..Lock::default()
             }
         );
         let err = parse_lock("{\n\"a\": ,}", Path::new("/x/package-lock.json")).unwrap_err();

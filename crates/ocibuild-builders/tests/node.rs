@@ -91,39 +91,45 @@ fn production_dependencies_get_their_own_tree_and_layer() {
         ("index.js", ""),
     ]);
     let p = plan_ok(d.path(), &opts());
-    assert_eq!(
-        step_names(&p),
-        [
-            "npm-ci",
-            "prod-dir",
-            "prod-lockfile",
-            "prod-package-json",
-            "npm-ci-production"
-        ]
-    );
+    // the full install (for the app's prepare script) pruned to the production tree: nothing
+    // is installed or compiled twice
+    assert_eq!(step_names(&p), ["npm-ci", "npm-prune"]);
     assert!(step(&p, "npm-ci").network);
+    let prune = step(&p, "npm-prune");
     assert_eq!(
-        step(&p, "prod-lockfile").argv,
-        strs(&["cp", "package-lock.json", ".npmrc", "/out/prod/"])
+        prune.argv,
+        strs(&["npm", "prune", "--omit=dev", "--no-audit", "--no-fund"])
     );
-    let pj = &step(&p, "prod-package-json").argv;
-    assert_eq!(pj[0], "node");
-    assert!(pj[2].contains("delete p.scripts"), "{pj:?}");
-    assert!(
-        pj[2].contains(r"'\n'"),
-        "the JS string keeps its escape: {pj:?}"
-    );
-    let prod = step(&p, "npm-ci-production");
+    assert_eq!(prune.cwd, "/src");
+    assert_eq!(env_of(prune, "NODE_ENV"), Some("production"));
+    // no install script in the lockfile: no compilers in the build root
+    assert!(p.toolchain.packages.is_empty());
+    assert_eq!(env_of(prune, "npm_config_nodedir"), None);
+    // without a build or install script of the app: a production-only install
+    let d2 = app(&[
+        (
+            "package.json",
+            r#"{"dependencies":{"left-pad":"^1.3.0"},"devDependencies":{"typescript":"^5"},"main":"index.js"}"#,
+        ),
+        (
+            "package-lock.json",
+            r#"{"lockfileVersion":3,"packages":{"":{},"node_modules/left-pad":{"version":"1.3.0"},"node_modules/typescript":{"version":"5.0.0","dev":true}}}"#,
+        ),
+        ("index.js", ""),
+    ]);
+    let p2 = plan_ok(d2.path(), &opts());
+    assert_eq!(step_names(&p2), ["npm-ci-production"]);
+    let prod = step(&p2, "npm-ci-production");
     assert_eq!(
         prod.argv,
         strs(&["npm", "ci", "--omit=dev", "--no-audit", "--no-fund"])
     );
-    assert_eq!(prod.cwd, "/out/prod");
+    assert_eq!(prod.cwd, "/src");
     assert!(prod.network);
     assert_eq!(env_of(prod, "NODE_ENV"), Some("production"));
     assert_eq!(layer_names(&p), ["node_modules", "app"]);
     let nm = &p.layers[0];
-    assert_eq!(nm.from, "/out/prod/node_modules");
+    assert_eq!(nm.from, "/src/node_modules");
     assert_eq!(nm.to, "/app/node_modules");
     assert_eq!(
         nm.key_files,
@@ -319,10 +325,7 @@ fn lockfiles_yarn_pnpm_and_none() {
         ("index.js", ""),
     ]);
     let p = plan_ok(d.path(), &opts());
-    assert_eq!(
-        step(&p, "prod-lockfile").argv,
-        strs(&["cp", "npm-shrinkwrap.json", "/out/prod/"])
-    );
+    assert!(reasons_contain(&p, "npm-shrinkwrap.json found"));
 }
 
 #[test]
@@ -494,4 +497,53 @@ fn framework_start_commands() {
     ] {
         assert!(msg.contains(tried), "{tried} in {msg}");
     }
+}
+
+#[test]
+fn install_scripts_bring_compilers_and_node_headers() {
+    let d = app(&[
+        (
+            "package.json",
+            r#"{"main":"index.js","dependencies":{"bufferutil":"^4","native-hash":"file:packages/native-hash"}}"#,
+        ),
+        (
+            "package-lock.json",
+            r#"{"lockfileVersion":3,"packages":{"":{},"node_modules/bufferutil":{"version":"4.1.0","hasInstallScript":true},"node_modules/native-hash":{"resolved":"packages/native-hash","link":true},"packages/native-hash":{"version":"1.0.0","hasInstallScript":true}}}"#,
+        ),
+        ("index.js", ""),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert_eq!(p.toolchain.packages, ["python3", "make", "g++"]);
+    assert!(
+        reasons_contain(
+            &p,
+            "2 packages with install scripts (bufferutil, packages/native-hash)"
+        ),
+        "{:?}",
+        p.reasons
+    );
+    let prod = step(&p, "npm-ci-production");
+    assert_eq!(env_of(prod, "npm_config_nodedir"), Some("/usr"));
+    // what node-gyp leaves beside the addon stays out of both layers
+    for l in &p.layers {
+        let f = glob_filter(&l.include, &l.exclude).unwrap();
+        assert!(!f.matches("packages/native-hash/build/Release/obj.target/x.o", false));
+        assert!(!f.matches("x/build/Release/obj.target/native_hash/src/hash.o", false));
+        assert!(f.matches("packages/native-hash/build/Release/native_hash.node", false));
+    }
+    // a version 1 lockfile does not record install scripts: the compilers come along
+    let d = app(&[
+        (
+            "package.json",
+            r#"{"main":"index.js","dependencies":{"a":"1"}}"#,
+        ),
+        (
+            "package-lock.json",
+            r#"{"lockfileVersion":1,"dependencies":{"a":{"version":"1.0.0"}}}"#,
+        ),
+    ]);
+    assert_eq!(
+        plan_ok(d.path(), &opts()).toolchain.packages,
+        ["python3", "make", "g++"]
+    );
 }

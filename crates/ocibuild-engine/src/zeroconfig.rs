@@ -997,6 +997,45 @@ pub fn build(
         names.push(l.name.clone());
     }
 
+    // The shared libraries the layers' ELF files (native addons, C extensions) need that the
+    // runtime base lacks, read from their DT_NEEDED entries and copied from the build root.
+    {
+        let build_root = if toolchain.is_none() {
+            PathBuf::from("/")
+        } else {
+            rootfs.clone()
+        };
+        let libs_dir = work.path().join("native-libs");
+        let staged: Vec<PathBuf> = inputs.iter().map(|i| i.src.clone()).collect();
+        let mut runtime_root = || o.runtime_bases.rootfs(&runtime.image);
+        let libs = crate::elf::missing_libs(&staged, &mut runtime_root, &build_root, &libs_dir)?;
+        for (lib, by) in &libs.unresolved {
+            ev(Event::Note(format!(
+                "warning: {by} needs {lib}, which neither the runtime base nor the build root has; \
+                 it fails to load at run time unless the app ships it (add the Debian package \
+                 with `packages` in ocibuild.toml)"
+            )));
+        }
+        if !libs.copied.is_empty() {
+            ev(Event::Note(format!(
+                "native code needs libraries the runtime base lacks; copied from the build root: {}",
+                libs.copied
+                    .iter()
+                    .map(|(_, p)| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+            inputs.insert(
+                0,
+                LayerInput {
+                    src: libs_dir,
+                    dest: String::new(),
+                },
+            );
+            names.insert(0, "native-libs".to_string());
+        }
+    }
+
     // The naive single-stage image, for the size comparison: the toolchain root with the
     // source tree (as built, dependencies included) and every output on top.
     let naive_size = match (

@@ -167,6 +167,55 @@ fn nest_app_starts_from_start_prod() {
 }
 
 #[test]
+fn native_addons_are_built_once_and_their_libraries_shipped() {
+    let ctx = TestContext::new();
+    let (rootfs, bundle, out) = build_and_unpack(&ctx, "node-native", &["--no-cache"]);
+    // the full install (for the build script) compiled the addon; the production tree is that
+    // install, pruned: nothing is compiled twice
+    assert!(out.contains("step npm-ci: exit 0"), "{out}");
+    assert!(out.contains("step npm-prune: exit 0"), "{out}");
+    assert!(!out.contains("npm-ci-production"), "{out}");
+    assert!(rootfs.join("app/build-info.json").is_file(), "{out}");
+    // npm installs a `file:` dependency as a link to its directory or as a copy (install-links):
+    // the addon is compiled where it is, and only the addon of node-gyp's output is kept
+    let dirs = ["app/node_modules/native-hash", "app/packages/native-hash"];
+    let built: Vec<&str> = dirs
+        .iter()
+        .copied()
+        .filter(|d| {
+            rootfs
+                .join(d)
+                .join("build/Release/native_hash.node")
+                .is_file()
+        })
+        .collect();
+    assert!(!built.is_empty(), "the compiled addon is in the image");
+    for d in dirs {
+        for gone in [
+            "build/Release/obj.target",
+            "build/Makefile",
+            "build/config.gypi",
+        ] {
+            assert!(!rootfs.join(d).join(gone).exists(), "{d}/{gone}");
+        }
+    }
+    // the library it links (from its DT_NEEDED), which the nodejs runtime lacks, was copied
+    let sqlite: Vec<PathBuf> = walk(&rootfs.join("usr/lib"))
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "libsqlite3.so.0"))
+        .collect();
+    assert_eq!(sqlite.len(), 1, "{sqlite:?}\n{out}");
+    assert!(out.contains("libsqlite3.so.0"), "{out}");
+    assert!(rootfs.join("app/node_modules/bufferutil").is_dir());
+    let body = runc_http_get(&bundle, &[("PORT", "8080")], 8080, "/?text=hello");
+    assert!(
+        body.starts_with("hello from node-native: fnv1a(hello)=4f9f2cab sqlite 3."),
+        "{body}"
+    );
+    assert!(body.trim_end().ends_with("mask round trip true"), "{body}");
+}
+
+#[test]
 fn a_failed_step_keeps_its_log_and_shows_the_first_error() {
     let ctx = TestContext::new();
     let err = run_fail(&mut build_cmd(
