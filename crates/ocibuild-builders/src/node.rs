@@ -1,4 +1,4 @@
-//! Node.js (npm): package.json, the lockfile, engines.node, the entrypoint.
+//! Node.js (npm, yarn, pnpm): package.json, the lockfile, engines.node, the entrypoint.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,7 +22,12 @@ pub(crate) struct Release {
 #[serde(deny_unknown_fields)]
 pub(crate) struct Rules {
     pub lockfiles: Vec<String>,
+    pub yarn_lockfile: String,
+    pub pnpm_lockfile: String,
     pub unsupported_lockfiles: BTreeMap<String, String>,
+    pub package_managers: PackageManagers,
+    pub native_helpers: Vec<String>,
+    pub package_manager_bin: String,
     pub start_scripts: Vec<String>,
     pub fallback_entries: Vec<String>,
     pub output_dirs: Vec<String>,
@@ -32,7 +37,74 @@ pub(crate) struct Rules {
     pub native_excludes: Vec<String>,
 }
 
+/// The pinned npm packages of the package managers, used when package.json has no
+/// `packageManager` (never corepack: it downloads outside the npm registry).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PackageManagers {
+    pub yarn_classic: String,
+    pub yarn_berry: String,
+    pub pnpm: String,
+    pub pnpm_lockfile_v6: String,
+}
+
 pub(crate) type NodeSpec = Spec<Release, Rules>;
+
+/// The package manager a project uses, from its lockfile (and `packageManager`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pm {
+    Npm,
+    YarnClassic,
+    YarnBerry,
+    Pnpm,
+}
+
+impl Pm {
+    fn name(self) -> &'static str {
+        match self {
+            Pm::Npm => "npm",
+            Pm::YarnClassic => "yarn classic",
+            Pm::YarnBerry => "yarn berry",
+            Pm::Pnpm => "pnpm",
+        }
+    }
+}
+
+/// `packageManager` of package.json (`yarn@4.5.3+sha512.…`) → (name, version).
+pub(crate) fn package_manager_field(v: &str) -> Option<(String, String)> {
+    let (name, rest) = v.trim().split_once('@')?;
+    let version = rest.split('+').next()?.trim();
+    let ok = !version.is_empty()
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        && version.starts_with(|c: char| c.is_ascii_digit());
+    ok.then(|| (name.to_string(), version.to_string()))
+}
+
+/// The major version of a `lockfileVersion: '9.0'` line of pnpm-lock.yaml.
+fn pnpm_lock_major(text: &str) -> Option<u32> {
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("lockfileVersion:"))?;
+    let v = line
+        .split_once(':')?
+        .1
+        .trim()
+        .trim_matches(|c| c == '\'' || c == '"');
+    v.split('.').next()?.parse().ok()
+}
+
+/// Whether .yarnrc.yml selects the node-modules linker.
+fn yarnrc_node_modules(text: &str) -> bool {
+    text.lines().any(|l| {
+        let l: String = l
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '"' && *c != '\'')
+            .collect();
+        l == "nodeLinker:node-modules"
+    })
+}
 
 pub(crate) fn spec() -> Result<NodeSpec> {
     spec::load("node.toml", spec::NODE_TOML)
@@ -50,6 +122,8 @@ pub(crate) struct PackageJson {
     pub deps: BTreeMap<String, String>,
     pub dev_deps: BTreeMap<String, String>,
     pub workspaces: bool,
+    /// `packageManager` (`pnpm@9.15.0+sha512…`).
+    pub package_manager: Option<String>,
 }
 
 fn json_error(path: &Path, e: &serde_json::Error, hint: &str) -> BuildersError {
@@ -99,6 +173,7 @@ pub(crate) fn parse_package_json(text: &str, path: &Path) -> Result<PackageJson>
         deps,
         dev_deps: str_map(o.get("devDependencies")),
         workspaces: o.get("workspaces").is_some(),
+        package_manager: s("packageManager"),
     })
 }
 
@@ -498,6 +573,184 @@ pub(crate) fn entrypoint(
     Ok(e)
 }
 
+/// The project's package manager, its lockfile and the pinned npm package that provides it
+/// (`None` for npm, which the build root has).
+fn package_manager(
+    ctx: &mut Ctx<'_>,
+    pj: &PackageJson,
+    rules: &Rules,
+    pj_path: &Path,
+) -> Result<(Pm, String, Option<String>)> {
+    let field =
+        match &pj.package_manager {
+            Some(v) => Some(package_manager_field(v).ok_or_else(|| {
+                BuildersError::Parse {
+                    path: pj_path.to_path_buf(),
+                    line: None,
+                    detail: format!("packageManager {v:?} is not NAME@VERSION"),
+                    hint:
+                        "write it as \"pnpm@9.15.0\" or \"yarn@1.22.22\" (a hash suffix is allowed)"
+                            .into(),
+                }
+            })?),
+            None => None,
+        };
+    let npm_lock = rules.lockfiles.iter().find(|l| ctx.is_file(l)).cloned();
+    let yarn = ctx.is_file(&rules.yarn_lockfile);
+    let pnpm = ctx.is_file(&rules.pnpm_lockfile);
+    let wanted = field.as_ref().map(|(n, _)| n.as_str());
+    let chosen = match (wanted, &npm_lock, yarn, pnpm) {
+        (Some("yarn"), _, true, _) => "yarn",
+        (Some("pnpm"), _, _, true) => "pnpm",
+        (Some("npm"), Some(_), _, _) => "npm",
+        (Some(w @ ("yarn" | "pnpm" | "npm")), _, _, _) => {
+            let lock = match w {
+                "yarn" => rules.yarn_lockfile.clone(),
+                "pnpm" => rules.pnpm_lockfile.clone(),
+                _ => rules.lockfiles.join(" or "),
+            };
+            return Err(BuildersError::Unsupported {
+                path: ctx.dir.to_path_buf(),
+                what: format!("packageManager names {w} but there is no {lock}"),
+                hint: format!(
+                    "run `{w} install` and commit {lock}: the build installs exactly what it pins"
+                ),
+            });
+        }
+        (_, Some(_), _, _) => "npm",
+        (_, None, _, true) => "pnpm",
+        (_, None, true, false) => "yarn",
+        _ => {
+            if let Some((f, tool)) = rules
+                .unsupported_lockfiles
+                .iter()
+                .find(|(f, _)| ctx.is_file(f))
+            {
+                return Err(BuildersError::Unsupported {
+                    path: ctx.path(f),
+                    what: format!("{f} found: {tool} is not supported yet"),
+                    hint: "commit a lockfile of npm (package-lock.json), yarn (yarn.lock) or pnpm \
+                           (pnpm-lock.yaml)"
+                        .into(),
+                });
+            }
+            return Err(BuildersError::Unsupported {
+                path: ctx.dir.to_path_buf(),
+                what: format!(
+                    "no lockfile ({}, {} or {})",
+                    rules.lockfiles.join(", "),
+                    rules.yarn_lockfile,
+                    rules.pnpm_lockfile
+                ),
+                hint: "run `npm install` (it writes package-lock.json), `yarn install` or \
+                       `pnpm install`, and commit the lockfile: the build installs exactly what it pins"
+                    .into(),
+            });
+        }
+    };
+    let version = field.as_ref().map(|(_, v)| v.clone());
+    let major = |v: &str| v.split('.').next().and_then(|m| m.parse::<u32>().ok());
+    match chosen {
+        "npm" => {
+            let lockfile = npm_lock.unwrap_or_default();
+            ctx.reasons
+                .push(format!("{lockfile} found: `npm ci` installs what it pins"));
+            Ok((Pm::Npm, lockfile, None))
+        }
+        "yarn" => {
+            let lockfile = rules.yarn_lockfile.clone();
+            let text = ctx.read(&lockfile)?.unwrap_or_default();
+            let berry = text.contains("__metadata:");
+            let pm = if berry {
+                Pm::YarnBerry
+            } else {
+                Pm::YarnClassic
+            };
+            if let Some(v) = &version {
+                let field_berry = major(v).is_some_and(|m| m >= 2);
+                if field_berry != berry {
+                    return Err(BuildersError::Unsupported {
+                        path: ctx.path(&lockfile),
+                        what: format!(
+                            "packageManager is yarn@{v} but {lockfile} was written by {}",
+                            if berry {
+                                "Yarn 2 or later"
+                            } else {
+                                "yarn classic (1.x)"
+                            }
+                        ),
+                        hint: "run `yarn install` with the yarn packageManager names and commit \
+                               the lockfile it writes"
+                            .into(),
+                    });
+                }
+            }
+            if berry {
+                let rc = ctx.read(".yarnrc.yml")?.unwrap_or_default();
+                if !yarnrc_node_modules(&rc) {
+                    return Err(BuildersError::Unsupported {
+                        path: ctx.path(".yarnrc.yml"),
+                        what: "Yarn Plug'n'Play (the default linker of Yarn 2+) is not supported"
+                            .into(),
+                        hint: "add `nodeLinker: node-modules` to .yarnrc.yml, run `yarn install` \
+                               and commit the result"
+                            .into(),
+                    });
+                }
+            }
+            let package = match (&version, berry) {
+                (Some(v), false) => format!("yarn@{v}"),
+                (Some(v), true) => format!("@yarnpkg/cli-dist@{v}"),
+                (None, false) => rules.package_managers.yarn_classic.clone(),
+                (None, true) => rules.package_managers.yarn_berry.clone(),
+            };
+            let how = if berry {
+                "`yarn install --immutable`, production tree by `yarn workspaces focus --production`, node-modules linker"
+            } else {
+                "`yarn install --frozen-lockfile`, production tree by `--production`"
+            };
+            ctx.reasons.push(format!(
+                "{lockfile} found ({}): {package} from the npm registry{}; {how}",
+                pm.name(),
+                if version.is_some() {
+                    " (packageManager)"
+                } else {
+                    " (pinned default)"
+                }
+            ));
+            Ok((pm, lockfile, Some(package)))
+        }
+        _ => {
+            let lockfile = rules.pnpm_lockfile.clone();
+            let text = ctx.read(&lockfile)?.unwrap_or_default();
+            let lock_major = pnpm_lock_major(&text);
+            let package = match (&version, lock_major) {
+                (Some(v), _) => format!("pnpm@{v}"),
+                (None, Some(m)) if m >= 9 => rules.package_managers.pnpm.clone(),
+                (None, Some(6)) => rules.package_managers.pnpm_lockfile_v6.clone(),
+                (None, m) => {
+                    return Err(BuildersError::Unsupported {
+                        path: ctx.path(&lockfile),
+                        what: format!(
+                            "pnpm lockfileVersion {} is not supported without packageManager",
+                            m.map(|m| m.to_string()).unwrap_or_else(|| "(missing)".into())
+                        ),
+                        hint: "add \"packageManager\": \"pnpm@VERSION\" to package.json (the \
+                               pnpm that wrote the lockfile), or upgrade the lockfile with a newer pnpm"
+                            .into(),
+                    });
+                }
+            };
+            ctx.reasons.push(format!(
+                "{lockfile} found: {package} from the npm registry{}; `pnpm install --frozen-lockfile` \
+                 with the hoisted linker (a plain node_modules)",
+                if version.is_some() { " (packageManager)" } else { " (pinned default)" }
+            ));
+            Ok((Pm::Pnpm, lockfile, Some(package)))
+        }
+    }
+}
+
 pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     let spec = spec()?;
     let rules = &spec.rules;
@@ -519,33 +772,32 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         });
     }
 
-    // Lockfile: npm only.
-    let Some(lockfile) = rules.lockfiles.iter().find(|l| ctx.is_file(l)).cloned() else {
-        if let Some((f, tool)) = rules
-            .unsupported_lockfiles
-            .iter()
-            .find(|(f, _)| ctx.is_file(f))
-        {
-            return Err(BuildersError::Unsupported {
-                path: ctx.path(f),
-                what: format!("{f} found but no package-lock.json: {tool} is not supported yet"),
-                hint: "create a package-lock.json with `npm install --package-lock-only` and \
-                       commit it (the build runs `npm ci`)"
-                    .into(),
-            });
-        }
-        return Err(BuildersError::Unsupported {
-            path: ctx.dir.to_path_buf(),
-            what: format!("no lockfile ({})", rules.lockfiles.join(" or ")),
-            hint: "run `npm install` (it writes package-lock.json) and commit the lockfile: the \
-                   build installs exactly what it pins with `npm ci`"
-                .into(),
-        });
-    };
+    // Lockfile and package manager.
+    let (pm, lockfile, pm_package) = package_manager(&mut ctx, &pj, rules, &pj_path)?;
     let lock_text = ctx.read(&lockfile)?.unwrap_or_default();
-    let lock = parse_lock(&lock_text, &ctx.path(&lockfile))?;
-    ctx.reasons
-        .push(format!("{lockfile} found: `npm ci` installs what it pins"));
+    let lock = if pm == Pm::Npm {
+        parse_lock(&lock_text, &ctx.path(&lockfile))?
+    } else {
+        // yarn.lock and pnpm-lock.yaml do not say which packages run install scripts: the
+        // packages native addons are built with (node-gyp, prebuild-install…) tell.
+        let native = rules
+            .native_helpers
+            .iter()
+            .any(|h| lock_text.contains(h.as_str()));
+        Lock {
+            any: !pj.deps.is_empty() || !pj.dev_deps.is_empty(),
+            prod: !pj.deps.is_empty(),
+            local: ["file:", "link:", "portal:"]
+                .iter()
+                .any(|p| lock_text.contains(p)),
+            install_scripts: if native {
+                vec!["(a native-addon helper)".to_string()]
+            } else {
+                Vec::new()
+            },
+            v1: false,
+        }
+    };
 
     // Node.js version.
     let rel = spec.release(ctx.distro())?;
@@ -750,6 +1002,12 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     let mut inp = ctx.inputs();
     inp.fact("build_script", build_script)
         .fact("native", native)
+        .fact("npm", pm == Pm::Npm)
+        .fact("yarn", matches!(pm, Pm::YarnClassic | Pm::YarnBerry))
+        .fact("yarn_classic", pm == Pm::YarnClassic)
+        .fact("yarn_berry", pm == Pm::YarnBerry)
+        .fact("pnpm", pm == Pm::Pnpm)
+        .var("pm_package", pm_package.clone().unwrap_or_default())
         .fact("full_install", full_install)
         .fact(
             "deps",
@@ -782,7 +1040,11 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
             Vec::new()
         },
         backports: false,
-        path_prepend: Vec::new(),
+        path_prepend: if pm_package.is_some() {
+            vec![rules.package_manager_bin.clone()]
+        } else {
+            Vec::new()
+        },
         version: rel.nodejs.clone(),
         host_tools: Vec::new(),
     };

@@ -216,6 +216,55 @@ fn native_addons_are_built_once_and_their_libraries_shipped() {
 }
 
 #[test]
+fn yarn_classic_app_answers() {
+    let ctx = TestContext::new();
+    let (rootfs, bundle, _) = build_and_unpack(&ctx, "node-yarn-classic", &[]);
+    assert!(rootfs.join("app/node_modules/polka").is_dir());
+    assert!(
+        !rootfs.join("app/node_modules/prettier").exists(),
+        "dev dependency"
+    );
+    let body = runc_http_get(&bundle, &[("PORT", "3000")], 3000, "/");
+    assert!(
+        body.starts_with("hello from node-yarn-classic, up "),
+        "{body}"
+    );
+}
+
+#[test]
+fn yarn_berry_app_with_node_modules_linker_answers() {
+    let ctx = TestContext::new();
+    let (rootfs, bundle, _) = build_and_unpack(&ctx, "node-yarn-berry", &[]);
+    assert!(rootfs.join("app/node_modules/polka").is_dir());
+    assert!(
+        !rootfs.join("app/node_modules/prettier").exists(),
+        "dev dependency"
+    );
+    assert!(!rootfs.join("app/.yarnrc.yml").exists());
+    let body = runc_http_get(&bundle, &[("PORT", "3000")], 3000, "/");
+    assert_eq!(body.trim(), "hello from node-yarn-berry: db ok, queue ok");
+}
+
+#[test]
+fn pnpm_typescript_app_answers_from_a_flat_node_modules() {
+    let ctx = TestContext::new();
+    let (rootfs, bundle, _) = build_and_unpack(&ctx, "node-pnpm", &[]);
+    // a plain node_modules (pnpm's hoisted linker): real directories, no .pnpm store links
+    let hono = rootfs.join("app/node_modules/hono");
+    assert!(
+        fs::symlink_metadata(&hono).unwrap().is_dir(),
+        "hono is a directory"
+    );
+    assert!(!rootfs.join("app/node_modules/typescript").exists());
+    assert!(rootfs.join("app/dist/index.js").is_file());
+    let body = runc_http_get(&bundle, &[("PORT", "3000")], 3000, "/");
+    assert!(
+        body.starts_with("hello from node-pnpm on node v20.") && body.contains("2 todos"),
+        "{body}"
+    );
+}
+
+#[test]
 fn a_failed_step_keeps_its_log_and_shows_the_first_error() {
     let ctx = TestContext::new();
     let err = run_fail(&mut build_cmd(
