@@ -1,5 +1,5 @@
 //! The Node.js apps people have, built zero-config and served under runc: a NestJS service
-//! (started from `start:prod`), native addons (a local node-gyp addon linking a library the
+//! (started from `start:prod`), a Next.js app with `output: "standalone"`, native addons (a local node-gyp addon linking a library the
 //! runtime base lacks, and a real npm package with an install script), yarn classic, Yarn 4
 //! with the node-modules linker and pnpm projects, and a failing build whose cause is far above
 //! the last lines (the full step log is kept under the store). Every image must hold no package
@@ -296,4 +296,24 @@ fn a_failed_step_keeps_its_log_and_shows_the_first_error() {
     let text = fs::read_to_string(&log).unwrap();
     assert!(text.contains("rendered about.html"), "{text}");
     assert!(text.contains("1 page(s) failed to render"), "{text}");
+}
+
+#[test]
+fn next_standalone_app_serves_pages_static_files_and_public() {
+    let ctx = TestContext::new();
+    let (rootfs, bundle, _) = build_and_unpack(&ctx, "node-next", &[]);
+    // the standalone server and the modules next build traced, its static assets and public
+    assert!(rootfs.join("app/server.js").is_file());
+    assert!(rootfs.join("app/.next/static").is_dir());
+    assert!(rootfs.join("app/public/robots.txt").is_file());
+    assert!(!rootfs.join("app/app/page.js").exists(), "sources stay out");
+    assert!(
+        !rootfs.join("app/.next/cache").exists(),
+        "the build cache stays out"
+    );
+    let body = runc_http_get(&bundle, &[("PORT", "3000")], 3000, "/");
+    assert!(body.contains("hello from node-next"), "{body}");
+    assert!(body.contains("16:40"), "{body}");
+    // the page loads its scripts from .next/static, served by the same server
+    assert!(body.contains("/_next/static/chunks/"), "{body}");
 }
