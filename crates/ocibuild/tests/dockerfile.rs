@@ -924,3 +924,39 @@ fn target_builds_only_the_stages_it_needs_and_reproduces() {
         second.stdout
     );
 }
+
+#[test]
+fn a_failed_run_keeps_its_log_and_shows_the_first_error() {
+    let ctx = TestContext::new();
+    let base_archive = base("build-base", &[]);
+    let dir = ctx.tmp_dir("failing-run");
+    // a config check that reports the problem, then lists 40 more lines before failing
+    fs::write(
+        dir.join("Dockerfile"),
+        "ARG BASE\nFROM ${BASE}\nRUN echo 'error: settings.yml:3: unknown key \"prot\"'; \
+         for i in $(seq 1 40); do echo \"checked rule $i\"; done; exit 3\n",
+    )
+    .unwrap();
+    let root = ctx.root_dir();
+    let out = ocibuild_testkit::run_fail(
+        ocibuild(&root)
+            .arg("build")
+            .arg("-f")
+            .arg(dir.join("Dockerfile"))
+            .args(build_arg("BASE", &archive_ref(&base_archive)))
+            .arg("--output")
+            .arg(format!("oci:{}:x", ctx.path("layout").display()))
+            .arg(&dir),
+    );
+    assert!(out.contains("first lines that look like errors"), "{out}");
+    assert!(out.contains("error: settings.yml:3: unknown key"), "{out}");
+    assert!(out.contains("checked rule 40"), "the tail: {out}");
+    let log = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("full output: "))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("no log path in: {out}"));
+    assert!(log.starts_with(root.join("logs")), "{}", log.display());
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(text.contains("checked rule 1\n"), "{text}");
+}

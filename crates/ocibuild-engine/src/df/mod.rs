@@ -344,6 +344,16 @@ pub(crate) fn plat_str(p: &Platform) -> String {
 }
 
 impl Exec<'_> {
+    /// Where this build's RUN logs go (`ROOT/logs/df-<work dir>/<line>-<step>.log`).
+    pub(crate) fn log_dir(&self) -> PathBuf {
+        let id = self
+            .work
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        crate::steplog::dir(&self.o.store, &format!("df-{id}"))
+    }
+
     pub(crate) fn loc(&self, line: usize) -> String {
         format!("{}:{line}", self.o.dockerfile.display())
     }

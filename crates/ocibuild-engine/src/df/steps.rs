@@ -1192,17 +1192,17 @@ impl Exec<'_> {
             seconds: secs,
             output: text.clone(),
         });
+        let log = crate::steplog::save(&self.log_dir(), line, label, &text);
         if out.status != 0 {
             let _ = ocibuild_sandbox::mounts::remove_tree(&upper);
-            let lines: Vec<&str> = text.lines().collect();
-            let tail = lines[lines.len().saturating_sub(30)..].join("\n");
-            return Err(EngineError::StepFailed {
-                step: format!("{loc} {}", one_line(&ins.original)),
-                argv: argv.join(" "),
-                status: out.status,
-                tail,
-                hint: "the output above says what failed; fix the command in the Dockerfile (the steps before it are cached)".into(),
-            });
+            return Err(crate::steplog::failed(
+                format!("{loc} {}", one_line(&ins.original)),
+                argv.join(" "),
+                out.status,
+                &text,
+                log.as_deref(),
+                "the output above says what failed; fix the command in the Dockerfile (the steps before it are cached)".into(),
+            ));
         }
         if let Ok(mut r) = self.ran.lock() {
             r.push((label.to_string(), secs));

@@ -63,10 +63,14 @@ pub fn run(g: &Global, c: CacheCommand) -> Result<ExitCode> {
                     },
                 )?
             };
+            let logs = {
+                let _lock = store.lock_exclusive()?;
+                ocibuild_engine::steplog::prune(&store, older)?
+            };
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"root": store.root(), "pruned": r, "steps_removed": steps})
+                    serde_json::json!({"root": store.root(), "pruned": r, "steps_removed": steps, "step_logs_removed": logs})
                 );
             } else {
                 println!(
@@ -78,6 +82,7 @@ pub fn run(g: &Global, c: CacheCommand) -> Result<ExitCode> {
                     r.removed_temp_files
                 );
                 println!("removed {steps} Dockerfile step records");
+                println!("removed the step logs of {logs} builds");
             }
         }
     }

@@ -1,0 +1,319 @@
+//! The Node.js apps people have, built zero-config and served under runc: a NestJS service
+//! (started from `start:prod`), a Next.js app with `output: "standalone"`, native addons (a
+//! local node-gyp addon linking a library the runtime base lacks, and a real npm package with
+//! an install script), yarn classic, Yarn 4 with the node-modules linker and pnpm projects, and
+//! a failing build whose cause is far above the last lines (the full step log is kept under the
+//! store). Every image must hold no package manager, compiler or shell.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ocibuild_testkit::{TestContext, run_fail, run_ok, runc_http_get, umoci_unpack};
+use serde_json::Value;
+
+/// The content store the build tests share (see tests/apps.rs).
+fn shared_store() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-build-tests-store")
+}
+
+fn app(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/apps")
+        .join(name)
+}
+
+fn ocibuild() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+    c.arg("--root")
+        .arg(shared_store())
+        .args(["--progress", "plain"])
+        .env_remove("SOURCE_DATE_EPOCH");
+    c
+}
+
+fn build_cmd(ctx: &TestContext, name: &str, layout: &Path) -> Command {
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    fs::create_dir_all(&cache).unwrap();
+    let mut c = ocibuild();
+    c.arg("build")
+        .arg(app(name))
+        .arg("--cache-dir")
+        .arg(&cache)
+        .arg("--metadata-file")
+        .arg(ctx.path(format!("{name}.json")))
+        .arg("--output")
+        .arg(format!("oci:{}:{name}", layout.display()));
+    c
+}
+
+/// Build `testdata/apps/NAME`, validate it, unpack it; returns (rootfs, bundle, build output).
+fn build_and_unpack(ctx: &TestContext, name: &str, extra: &[&str]) -> (PathBuf, PathBuf, String) {
+    let layout = ctx.path("layout");
+    let t0 = std::time::Instant::now();
+    let out = run_ok(build_cmd(ctx, name, &layout).args(extra));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: Value =
+        serde_json::from_slice(&fs::read(ctx.path(format!("{name}.json"))).unwrap()).unwrap();
+    eprintln!(
+        "{name}: built in {:.1}s, {:.1} MB compressed",
+        t0.elapsed().as_secs_f64(),
+        m["ocibuild.size"].as_u64().unwrap() as f64 / 1e6
+    );
+    let valid = String::from_utf8_lossy(
+        &run_ok(
+            ocibuild()
+                .arg("validate")
+                .arg(format!("oci:{}:{name}", layout.display())),
+        )
+        .stdout,
+    )
+    .into_owned();
+    assert!(valid.starts_with("valid:"), "{valid}");
+    let bundle = ctx.path("bundle");
+    let rootfs = umoci_unpack(&layout, name, &bundle);
+    assert_clean(&rootfs);
+    (rootfs, bundle, text)
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                todo.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// No package manager, compiler or shell in the image.
+fn assert_clean(rootfs: &Path) {
+    for p in [
+        "usr/bin/sh",
+        "usr/bin/bash",
+        "usr/bin/dash",
+        "bin/sh",
+        "usr/bin/npm",
+        "usr/bin/npx",
+        "usr/share/nodejs/npm",
+        "usr/bin/corepack",
+        "usr/bin/yarn",
+        "usr/bin/yarnpkg",
+        "usr/bin/pnpm",
+        "usr/bin/gcc",
+        "usr/bin/cc",
+        "usr/bin/g++",
+        "usr/bin/c++",
+        "usr/bin/make",
+        "usr/bin/python3",
+        "usr/bin/ld",
+        "usr/include/node",
+        "usr/share/nodejs/node-gyp",
+        "src",
+        "out",
+    ] {
+        assert!(
+            fs::symlink_metadata(rootfs.join(p)).is_err(),
+            "{p} must not be in the final image"
+        );
+    }
+    for e in walk(&rootfs.join("app")) {
+        let s = e.to_string_lossy();
+        for pm in [
+            "node_modules/npm",
+            "node_modules/yarn",
+            "node_modules/pnpm",
+            "node_modules/@yarnpkg/cli",
+            "node_modules/.pnpm",
+            ".yarn/cache",
+        ] {
+            assert!(!s.ends_with(pm), "{s}: a package manager in the image");
+        }
+        assert!(!s.ends_with(".o"), "{s}: an object file in the image");
+    }
+}
+
+#[test]
+fn nest_app_starts_from_start_prod() {
+    let ctx = TestContext::new();
+    let (rootfs, bundle, _) = build_and_unpack(&ctx, "node-nest", &[]);
+    let cfg = ocibuild_testkit::skopeo_inspect_config(&format!(
+        "oci:{}:node-nest",
+        ctx.path("layout").display()
+    ));
+    assert_eq!(
+        cfg["config"]["Entrypoint"],
+        serde_json::json!(["/usr/bin/node", "dist/main"])
+    );
+    assert!(rootfs.join("app/dist/main.js").is_file());
+    assert!(rootfs.join("app/node_modules/@nestjs/core").is_dir());
+    assert!(!rootfs.join("app/node_modules/typescript").exists());
+    assert!(!rootfs.join("app/src/main.ts").exists());
+    let body = runc_http_get(&bundle, &[("PORT", "3000")], 3000, "/?name=nest");
+    assert!(
+        body.starts_with("hello nest from node-nest on node v20."),
+        "{body}"
+    );
+}
+
+#[test]
+fn native_addons_are_built_once_and_their_libraries_shipped() {
+    let ctx = TestContext::new();
+    let (rootfs, bundle, out) = build_and_unpack(&ctx, "node-native", &["--no-cache"]);
+    // the full install (for the build script) compiled the addon; the production tree is that
+    // install, pruned: nothing is compiled twice
+    assert!(out.contains("step npm-ci: exit 0"), "{out}");
+    assert!(out.contains("step npm-prune: exit 0"), "{out}");
+    assert!(!out.contains("npm-ci-production"), "{out}");
+    assert!(rootfs.join("app/build-info.json").is_file(), "{out}");
+    // npm installs a `file:` dependency as a link to its directory or as a copy (install-links):
+    // the addon is compiled where it is, and only the addon of node-gyp's output is kept
+    let dirs = ["app/node_modules/native-hash", "app/packages/native-hash"];
+    let built: Vec<&str> = dirs
+        .iter()
+        .copied()
+        .filter(|d| {
+            rootfs
+                .join(d)
+                .join("build/Release/native_hash.node")
+                .is_file()
+        })
+        .collect();
+    assert!(!built.is_empty(), "the compiled addon is in the image");
+    for d in dirs {
+        for gone in [
+            "build/Release/obj.target",
+            "build/Makefile",
+            "build/config.gypi",
+        ] {
+            assert!(!rootfs.join(d).join(gone).exists(), "{d}/{gone}");
+        }
+    }
+    // the library it links (from its DT_NEEDED), which the nodejs runtime lacks, was copied
+    let sqlite: Vec<PathBuf> = walk(&rootfs.join("usr/lib"))
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "libsqlite3.so.0"))
+        .collect();
+    assert_eq!(sqlite.len(), 1, "{sqlite:?}\n{out}");
+    assert!(out.contains("libsqlite3.so.0"), "{out}");
+    assert!(rootfs.join("app/node_modules/bufferutil").is_dir());
+    let body = runc_http_get(&bundle, &[("PORT", "8080")], 8080, "/?text=hello");
+    assert!(
+        body.starts_with("hello from node-native: fnv1a(hello)=4f9f2cab sqlite 3."),
+        "{body}"
+    );
+    assert!(body.trim_end().ends_with("mask round trip true"), "{body}");
+}
+
+#[test]
+fn yarn_classic_app_answers() {
+    let ctx = TestContext::new();
+    let (rootfs, bundle, _) = build_and_unpack(&ctx, "node-yarn-classic", &[]);
+    assert!(rootfs.join("app/node_modules/polka").is_dir());
+    assert!(
+        !rootfs.join("app/node_modules/prettier").exists(),
+        "dev dependency"
+    );
+    let body = runc_http_get(&bundle, &[("PORT", "3000")], 3000, "/");
+    assert!(
+        body.starts_with("hello from node-yarn-classic, up "),
+        "{body}"
+    );
+}
+
+#[test]
+fn yarn_berry_app_with_node_modules_linker_answers() {
+    let ctx = TestContext::new();
+    let (rootfs, bundle, _) = build_and_unpack(&ctx, "node-yarn-berry", &[]);
+    assert!(rootfs.join("app/node_modules/polka").is_dir());
+    assert!(
+        !rootfs.join("app/node_modules/prettier").exists(),
+        "dev dependency"
+    );
+    assert!(!rootfs.join("app/.yarnrc.yml").exists());
+    let body = runc_http_get(&bundle, &[("PORT", "3000")], 3000, "/");
+    assert_eq!(body.trim(), "hello from node-yarn-berry: db ok, queue ok");
+}
+
+#[test]
+fn pnpm_typescript_app_answers_from_a_flat_node_modules() {
+    let ctx = TestContext::new();
+    let (rootfs, bundle, _) = build_and_unpack(&ctx, "node-pnpm", &[]);
+    // a plain node_modules (pnpm's hoisted linker): real directories, no .pnpm store links
+    let hono = rootfs.join("app/node_modules/hono");
+    assert!(
+        fs::symlink_metadata(&hono).unwrap().is_dir(),
+        "hono is a directory"
+    );
+    assert!(!rootfs.join("app/node_modules/typescript").exists());
+    assert!(rootfs.join("app/dist/index.js").is_file());
+    let body = runc_http_get(&bundle, &[("PORT", "3000")], 3000, "/");
+    assert!(
+        body.starts_with("hello from node-pnpm on node v20.") && body.contains("2 todos"),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_failed_step_keeps_its_log_and_shows_the_first_error() {
+    let ctx = TestContext::new();
+    let err = run_fail(&mut build_cmd(
+        &ctx,
+        "node-build-error",
+        &ctx.path("layout"),
+    ));
+    // the cause, far above the last lines, is shown
+    assert!(
+        err.contains("error: views/contact.html:2: unclosed placeholder"),
+        "{err}"
+    );
+    assert!(err.contains("first lines that look like errors"), "{err}");
+    assert!(
+        err.contains("sitemap: /archive/2039.html"),
+        "the tail: {err}"
+    );
+    // and the whole output is kept under the store
+    let log = err
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("full output: "))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("no log path in: {err}"));
+    assert!(
+        log.starts_with(shared_store().join("logs")),
+        "{}",
+        log.display()
+    );
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(text.contains("rendered about.html"), "{text}");
+    assert!(text.contains("1 page(s) failed to render"), "{text}");
+}
+
+#[test]
+fn next_standalone_app_serves_pages_static_files_and_public() {
+    let ctx = TestContext::new();
+    let (rootfs, bundle, _) = build_and_unpack(&ctx, "node-next", &[]);
+    // the standalone server and the modules next build traced, its static assets and public
+    assert!(rootfs.join("app/server.js").is_file());
+    assert!(rootfs.join("app/.next/static").is_dir());
+    assert!(rootfs.join("app/public/robots.txt").is_file());
+    assert!(!rootfs.join("app/app/page.js").exists(), "sources stay out");
+    assert!(
+        !rootfs.join("app/.next/cache").exists(),
+        "the build cache stays out"
+    );
+    let body = runc_http_get(&bundle, &[("PORT", "3000")], 3000, "/");
+    assert!(body.contains("hello from node-next"), "{body}");
+    assert!(body.contains("16:40"), "{body}");
+    // the page loads its scripts from .next/static, served by the same server
+    assert!(body.contains("/_next/static/chunks/"), "{body}");
+}
