@@ -234,6 +234,55 @@ fn profile_label(name: &str, v: Variant) -> String {
 // Options and the lockfile
 // ---------------------------------------------------------------------------------------------
 
+/// What building a base reports while it works, so that a caller can show it (downloads with
+/// bytes and rate, unpacking): this library never prints.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BaseProgress {
+    /// `packages` `.deb`s the cache lacks, `bytes` in all, are about to be downloaded.
+    Downloading { packages: usize, bytes: u64 },
+    /// One more package landed (verified): counts and bytes so far.
+    Downloaded {
+        packages_done: usize,
+        packages: usize,
+        bytes_done: u64,
+        bytes: u64,
+    },
+    /// `packages` packages are being unpacked.
+    Unpacking { packages: usize },
+    /// A phase (`download`, `unpack`) finished after `seconds`.
+    Finished { phase: &'static str, seconds: f64 },
+}
+
+/// A receiver of [`BaseProgress`], called from the downloading threads.
+type ProgressFn = dyn Fn(&BaseProgress) + Send + Sync;
+
+/// Where [`BaseProgress`] goes: nowhere by default.
+#[derive(Clone, Default)]
+pub struct Progress(Option<std::sync::Arc<ProgressFn>>);
+
+impl Progress {
+    /// Report to `f` (called from the downloading threads).
+    pub fn new(f: impl Fn(&BaseProgress) + Send + Sync + 'static) -> Self {
+        Progress(Some(std::sync::Arc::new(f)))
+    }
+
+    fn emit(&self, e: BaseProgress) {
+        if let Some(f) = &self.0 {
+            f(&e);
+        }
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Progress(reported)"
+        } else {
+            "Progress(none)"
+        })
+    }
+}
+
 /// What to build.
 #[derive(Clone, Debug)]
 pub struct BaseOptions {
@@ -264,6 +313,8 @@ pub struct BaseOptions {
     /// with fast zstd.
     pub compression: Compression,
     pub level: Option<u32>,
+    /// Where downloads and unpacking are reported (not part of what is built).
+    pub progress: Progress,
 }
 
 impl BaseOptions {
@@ -284,6 +335,7 @@ impl BaseOptions {
             index_max_age: None,
             compression: Compression::Gzip,
             level: None,
+            progress: Progress::default(),
         }
     }
 }
@@ -941,10 +993,27 @@ pub fn build_base(store: &ContentStore, opts: &BaseOptions) -> Result<BuiltImage
 
 /// Download every `.deb` of `lock` that the cache lacks, four at a time (each verified against
 /// its SHA256 as it lands); the unpacking pass then reads them from the cache in order.
-fn prefetch(repo: &Repo, lock: &Lockfile) -> Result<()> {
+fn prefetch(repo: &Repo, lock: &Lockfile, progress: &Progress) -> Result<()> {
     use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let all: Vec<&LockedPackage> = lock.layers.iter().flat_map(|l| &l.packages).collect();
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    let t0 = std::time::Instant::now();
+    // what the cache lacks is what gets downloaded (and reported); the rest is verified in
+    // fetch_deb as before
+    let all: Vec<&LockedPackage> = lock
+        .layers
+        .iter()
+        .flat_map(|l| &l.packages)
+        .filter(|p| !repo.cache_path(&p.sha256).exists())
+        .collect();
+    if all.is_empty() {
+        return Ok(());
+    }
+    let bytes: u64 = all.iter().map(|p| p.size).sum();
+    progress.emit(BaseProgress::Downloading {
+        packages: all.len(),
+        bytes,
+    });
+    let (done, done_bytes) = (AtomicUsize::new(0), AtomicU64::new(0));
     let next = AtomicUsize::new(0);
     let failed: Mutex<Option<DebianError>> = Mutex::new(None);
     std::thread::scope(|s| {
@@ -961,13 +1030,27 @@ fn prefetch(repo: &Repo, lock: &Lockfile) -> Result<()> {
                         next.store(all.len(), Ordering::Relaxed);
                         break;
                     }
+                    let b = done_bytes.fetch_add(p.size, Ordering::Relaxed) + p.size;
+                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    progress.emit(BaseProgress::Downloaded {
+                        packages_done: n,
+                        packages: all.len(),
+                        bytes_done: b,
+                        bytes,
+                    });
                 }
             });
         }
     });
     match failed.into_inner() {
         Ok(Some(e)) => Err(e),
-        _ => Ok(()),
+        _ => {
+            progress.emit(BaseProgress::Finished {
+                phase: "download",
+                seconds: t0.elapsed().as_secs_f64(),
+            });
+            Ok(())
+        }
     }
 }
 
@@ -1079,11 +1162,14 @@ fn assemble(lock: &Lockfile, opts: &BaseOptions, staging: &Path) -> Result<Assem
     let repo = Repo::new(&opts.cache_dir, opts.offline)?;
     let trim = chain_trim(&chain);
     let t0 = std::time::Instant::now();
-    prefetch(&repo, lock)?;
+    prefetch(&repo, lock, &opts.progress)?;
     tracing::debug!(target: "ocibuild::timing", ms = t0.elapsed().as_millis() as u64, "prefetch");
     let t0 = std::time::Instant::now();
 
     let all: Vec<&LockedPackage> = lock.packages().collect();
+    opts.progress.emit(BaseProgress::Unpacking {
+        packages: all.len(),
+    });
     let mut unpacked = unpack_all(&repo, &all, staging, &trim, epoch)?.into_iter();
     let mut trees: Vec<Tree> = Vec::new();
     let mut used: BTreeSet<String> = BTreeSet::new();
@@ -1105,6 +1191,10 @@ fn assemble(lock: &Lockfile, opts: &BaseOptions, staging: &Path) -> Result<Assem
         trees.push(tree);
     }
     tracing::debug!(target: "ocibuild::timing", ms = t0.elapsed().as_millis() as u64, "unpack");
+    opts.progress.emit(BaseProgress::Finished {
+        phase: "unpack",
+        seconds: t0.elapsed().as_secs_f64(),
+    });
     let t0 = std::time::Instant::now();
     // The merged-/usr links belong to the bottom layer (base-files of bookworm lacks them).
     let mut union = Tree::new();

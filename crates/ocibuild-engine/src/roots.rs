@@ -37,6 +37,8 @@ pub struct Bases {
     /// Reuse a resolution (lock) and the signed indexes it came from when younger than this;
     /// `None`: resolve against freshly fetched indexes every time.
     pub index_max_age: Option<std::time::Duration>,
+    /// Where the packages' downloads and unpacking are reported.
+    pub progress: ocibuild_debian::base::Progress,
 }
 
 /// A resolved base request: the lock, the options it came from, and the key of its image.
@@ -107,6 +109,7 @@ impl Bases {
         o.backports = backports;
         o.source_date_epoch = self.source_date_epoch;
         o.index_max_age = self.index_max_age;
+        o.progress = self.progress.clone();
         o
     }
 

@@ -183,3 +183,122 @@ pub fn plural(n: usize, noun: &str) -> String {
         format!("{n} {noun}s")
     }
 }
+
+/// How a Debian base's downloads and unpacking are shown (`base build`, and the toolchain and
+/// runtime roots of zero-config builds): a progress bar with bytes and rate on a terminal; when
+/// plain, a line when the download starts, at each quarter of its bytes and when it ends (with
+/// the time and rate), and the unpacking's start and end; with `json`, every event.
+pub fn base_progress(mode: Progress, what: &str) -> ocibuild_debian::base::Progress {
+    use ocibuild_debian::base::BaseProgress as P;
+    let mode = match mode {
+        Progress::Auto if std::io::stderr().is_terminal() => Progress::Tty,
+        Progress::Auto => Progress::Plain,
+        m => m,
+    };
+    let tty = mode == Progress::Tty && std::io::stderr().is_terminal();
+    let what = what.to_string();
+    // (the bar, total bytes, packages, the last quarter of the bytes a plain line was printed for)
+    let state: std::sync::Mutex<(Option<indicatif::ProgressBar>, u64, usize, u64)> =
+        std::sync::Mutex::new((None, 0, 0, 0));
+    ocibuild_debian::base::Progress::new(move |e| {
+        let Ok(mut st) = state.lock() else { return };
+        if mode == Progress::Json {
+            let j = match e {
+                P::Downloading { packages, bytes } => {
+                    serde_json::json!({"event": "download-started", "what": what, "packages": packages, "bytes": bytes})
+                }
+                P::Downloaded {
+                    packages_done,
+                    packages,
+                    bytes_done,
+                    bytes,
+                } => {
+                    serde_json::json!({"event": "download", "what": what, "packages_done": packages_done, "packages": packages, "done": bytes_done, "total": bytes})
+                }
+                P::Unpacking { packages } => {
+                    serde_json::json!({"event": "unpack-started", "what": what, "packages": packages})
+                }
+                P::Finished { phase, seconds } => {
+                    serde_json::json!({"event": "phase-finished", "what": what, "phase": phase, "seconds": seconds})
+                }
+            };
+            let _ = writeln!(std::io::stderr().lock(), "{j}");
+            return;
+        }
+        let line = |s: String| {
+            let _ = writeln!(std::io::stderr().lock(), "=> {s}");
+        };
+        match e {
+            P::Downloading { packages, bytes } => {
+                st.1 = *bytes;
+                st.2 = *packages;
+                if tty {
+                    let b = indicatif::ProgressBar::new(*bytes);
+                    if let Ok(style) = indicatif::ProgressStyle::with_template(
+                        "=> {prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+                    ) {
+                        b.set_style(style.progress_chars("=> "));
+                    }
+                    b.set_prefix(format!("{what}: downloading"));
+                    st.0 = Some(b);
+                } else {
+                    line(format!(
+                        "{what}: downloading {} ({})",
+                        plural(*packages, "package"),
+                        human_size(*bytes)
+                    ));
+                }
+            }
+            P::Downloaded {
+                packages_done,
+                packages,
+                bytes_done,
+                bytes,
+            } => {
+                if let Some(b) = &st.0 {
+                    b.set_position(*bytes_done);
+                    b.set_message(format!("{packages_done}/{packages} packages"));
+                } else if *bytes > 0 {
+                    // a line at each quarter of the bytes crossed (threads report in any order)
+                    let q = bytes_done.saturating_mul(4) / bytes;
+                    if q > st.3 && *bytes_done < *bytes {
+                        st.3 = q;
+                        line(format!(
+                            "{what}: downloaded {packages_done}/{packages} packages, {} of {}",
+                            human_size(*bytes_done),
+                            human_size(*bytes)
+                        ));
+                    }
+                }
+            }
+            P::Finished {
+                phase: "download",
+                seconds,
+            } => {
+                if let Some(b) = st.0.take() {
+                    b.finish_and_clear();
+                }
+                let rate = if *seconds > 0.0 {
+                    format!(", {}/s", human_size((st.1 as f64 / seconds) as u64))
+                } else {
+                    String::new()
+                };
+                line(format!(
+                    "{what}: downloaded {} ({}) in {seconds:.1} s{rate}",
+                    plural(st.2, "package"),
+                    human_size(st.1)
+                ));
+            }
+            P::Unpacking { packages } => {
+                st.2 = *packages;
+                line(format!(
+                    "{what}: unpacking {}",
+                    plural(*packages, "package")
+                ));
+            }
+            P::Finished { phase, seconds } => {
+                line(format!("{what}: {phase} done in {seconds:.1} s"));
+            }
+        }
+    })
+}

@@ -39,6 +39,12 @@ fn build(ctx: &TestContext, args: &[&str], out: &str) -> (String, u64) {
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     let digest = stdout.trim().to_string();
     assert!(digest.starts_with("sha256:"), "{stdout}");
+    // never silent while it works: the unpacking is said (downloads too, when there are any:
+    // `downloads_are_reported_with_bytes_and_time`)
+    assert!(
+        stderr.contains(": unpacking ") && stderr.contains(": unpack done in "),
+        "{stderr}"
+    );
     let size = stderr
         .lines()
         .find_map(|l| l.strip_prefix("compressed-size: "))
@@ -635,4 +641,78 @@ fn base_build_pushes_to_a_registry() {
     let v = ocibuild_testkit::skopeo_inspect_full(&reg.docker_ref("base/static:nonroot"));
     assert_eq!(v["Digest"], digest, "{v}");
     assert_eq!(v["Architecture"], "amd64", "{v}");
+}
+
+/// `base build` into an empty package cache reports its downloads: how many packages and bytes,
+/// progress as they land, and the total time (plain lines, and JSON events with `--progress
+/// json`), instead of waiting in silence.
+#[test]
+fn downloads_are_reported_with_bytes_and_time() {
+    let ctx = TestContext::new();
+    let empty_cache = ctx.tmp_dir("empty-apt-cache");
+    let out = ocibuild_testkit::run_ok(
+        Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+            .arg("--root")
+            .arg(ctx.root_dir())
+            .args(["--progress", "json", "base", "build", "--profile", "static"])
+            .arg("--cache-dir")
+            .arg(&empty_cache)
+            .arg("--output")
+            .arg(format!("oci:{}:s", ctx.path("layout").display())),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let started = events
+        .iter()
+        .find(|e| e["event"] == "download-started")
+        .unwrap_or_else(|| panic!("no download-started event: {stderr}"));
+    let (packages, bytes) = (
+        started["packages"].as_u64().unwrap(),
+        started["bytes"].as_u64().unwrap(),
+    );
+    assert!(packages >= 3 && bytes > 100_000, "{started}");
+    let progress: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e["event"] == "download").collect();
+    assert_eq!(
+        progress.len() as u64,
+        packages,
+        "one event per package: {stderr}"
+    );
+    let max = progress
+        .iter()
+        .map(|e| e["done"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert_eq!(max, bytes, "the bytes add up to the total");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "phase-finished" && e["phase"] == "download"),
+        "{stderr}"
+    );
+    assert!(
+        events.iter().any(|e| e["event"] == "unpack-started"),
+        "{stderr}"
+    );
+    // plain lines for humans, from a second build into another empty cache
+    let empty2 = ctx.tmp_dir("empty-apt-cache-2");
+    let out = ocibuild_testkit::run_ok(
+        ocibuild(&ctx)
+            .args(["base", "build", "--profile", "static"])
+            .arg("--cache-dir")
+            .arg(&empty2),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("=> static: downloading {packages} packages")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("=> static: downloaded {packages} packages")),
+        "{stderr}"
+    );
+    assert!(stderr.contains(" s, ") && stderr.contains("/s"), "{stderr}");
 }

@@ -74,6 +74,7 @@ fn build(g: &Global, a: BaseBuildArgs) -> Result<ExitCode> {
     let mut opts = options(g, Some(&store), &a.select)?;
     opts.lock = a.lock.clone();
     opts.source_date_epoch = a.source_date_epoch;
+    opts.progress = crate::output::base_progress(g.progress, &a.select.profile);
     let built = build_base(&store, &opts).with_context(|| {
         format!(
             "building base {} ({})",

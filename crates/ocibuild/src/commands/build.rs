@@ -170,9 +170,11 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
         offline: a.offline,
         source_date_epoch: None,
         index_max_age: (!a.refresh).then_some(std::time::Duration::from_secs(3600)),
+        progress: crate::output::base_progress(g.progress, "toolchain root"),
     };
     let runtime_bases = Bases {
         arch: platform.architecture.clone(),
+        progress: crate::output::base_progress(g.progress, "runtime base"),
         ..toolchain_bases.clone()
     };
     let ca_bundle = ca_bundle(a)?;
