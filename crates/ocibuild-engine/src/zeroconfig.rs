@@ -1068,13 +1068,7 @@ pub fn build(
                     .collect::<Vec<_>>()
                     .join(", ")
             )));
-            inputs.insert(
-                0,
-                LayerInput {
-                    src: libs_dir,
-                    dest: String::new(),
-                },
-            );
+            inputs.insert(0, LayerInput::new(libs_dir, String::new()));
             names.insert(0, "native-libs".to_string());
         }
     }
