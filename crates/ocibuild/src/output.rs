@@ -33,6 +33,40 @@ pub struct Reporter {
     mode: Progress,
     bars: Option<indicatif::MultiProgress>,
     active: std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>,
+    /// Steps running now, each with what shows it is still running (see [`Reporter::step_started`]).
+    running: std::sync::Mutex<std::collections::HashMap<String, Running>>,
+}
+
+/// A running step's heartbeat: a spinner with the elapsed time on a terminal, else a thread that
+/// says every [`heartbeat`] that the step is still running. Dropping it stops both.
+struct Running {
+    bar: Option<indicatif::ProgressBar>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How often a plain or JSON heartbeat says a step is still running: 15 s, or
+/// `$OCIBUILD_HEARTBEAT` seconds (fractions allowed).
+fn heartbeat() -> std::time::Duration {
+    std::env::var("OCIBUILD_HEARTBEAT")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.1)
+        .map(std::time::Duration::from_secs_f64)
+        .unwrap_or(std::time::Duration::from_secs(15))
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        // closing the channel wakes the thread at once
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Reporter {
@@ -48,7 +82,65 @@ impl Reporter {
             mode,
             bars,
             active: std::sync::Mutex::new(std::collections::HashMap::new()),
+            running: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// A step started: until [`Reporter::step_finished`], show that it is running — a spinner
+    /// with its elapsed time on a terminal; plain, a line every 15 s (`NAME: still running
+    /// (45 s)`); JSON, a `step-running` event as often — so a long compile or install is never
+    /// a silent wait.
+    pub fn step_started(&self, name: &str) {
+        let running = if let Some(m) = &self.bars {
+            let b = m.add(indicatif::ProgressBar::new_spinner());
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{spinner} {prefix} {elapsed}")
+            {
+                b.set_style(style);
+            }
+            b.set_prefix(name.to_string());
+            b.enable_steady_tick(std::time::Duration::from_millis(120));
+            Running {
+                bar: Some(b),
+                stop: None,
+                thread: None,
+            }
+        } else {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let (name, json) = (name.to_string(), self.mode == Progress::Json);
+            let t0 = std::time::Instant::now();
+            let every = heartbeat();
+            let thread = std::thread::spawn(move || {
+                // wakes every heartbeat; a closed channel (the step finished) ends it
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
+                    let secs = t0.elapsed().as_secs();
+                    let mut err = std::io::stderr().lock();
+                    let _ = if json {
+                        writeln!(
+                            err,
+                            "{}",
+                            serde_json::json!({"event": "step-running", "name": name, "seconds": secs})
+                        )
+                    } else {
+                        writeln!(err, "=> {name}: still running ({secs} s)")
+                    };
+                }
+            });
+            Running {
+                bar: None,
+                stop: Some(tx),
+                thread: Some(thread),
+            }
+        };
+        if let Ok(mut r) = self.running.lock() {
+            r.insert(name.to_string(), running);
+        }
+    }
+
+    /// A step finished (or failed): its heartbeat stops.
+    pub fn step_finished(&self, name: &str) {
+        let done = self.running.lock().ok().and_then(|mut r| r.remove(name));
+        drop(done);
     }
 
     /// One event: a human line, and its JSON form for `--progress json`.

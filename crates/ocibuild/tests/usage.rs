@@ -625,3 +625,53 @@ fn step_numbers_count_the_steps_a_stage_shows_and_uncompressed_layers_build() {
     );
     assert!(numbers.contains(&(4, 4)), "{numbers:?}\n{err}");
 }
+
+/// A long step is never a silent wait: while it runs, a plain build says every heartbeat that it
+/// is still running (15 s by default; `OCIBUILD_HEARTBEAT` here), and `--progress json` gives
+/// `step-running` events with the seconds so far; a finished step says nothing more.
+#[test]
+fn a_long_step_says_it_is_still_running() {
+    let ctx = tk::TestContext::new();
+    let dir = df_context(
+        &ctx,
+        "long",
+        "RUN [\"/bin/sh\", \"-c\", \"sleep 2; echo slept\"]\nRUN [\"/bin/sh\", \"-c\", \"echo quick\"]\n",
+    );
+    let out = tk::run_ok(
+        ocibuild(&ctx)
+            .env("OCIBUILD_HEARTBEAT", "0.5")
+            .args(["build", "--no-cache"])
+            .arg(&dir),
+    );
+    let err = text(&out.stderr);
+    let beats: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("still running ("))
+        .collect();
+    assert!(
+        !beats.is_empty(),
+        "no heartbeat while a step ran 2 s:\n{err}"
+    );
+    assert!(
+        beats.iter().all(|l| l.contains("sleep 2")),
+        "only the long step beats: {beats:?}"
+    );
+    // nothing after the step finished: the last heartbeat comes before the step's output
+    let last_beat = err.rfind("still running (").unwrap();
+    assert!(last_beat < err.find("\nslept\n").unwrap(), "{err}");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+    c.arg("--root")
+        .arg(ctx.root_dir())
+        .args(["--progress", "json", "build", "--no-cache"])
+        .env("OCIBUILD_HEARTBEAT", "0.5")
+        .arg(&dir);
+    let out = tk::run_ok(&mut c);
+    let err = text(&out.stderr);
+    let running: Vec<Value> = err
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "step-running")
+        .collect();
+    assert!(!running.is_empty(), "{err}");
+    assert!(running.iter().all(|e| e["seconds"].is_u64()), "{running:?}");
+}

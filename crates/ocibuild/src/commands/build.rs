@@ -210,16 +210,20 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
         match e {
         Event::Phase(p) => rep.event(&p, json!({"event": "phase", "phase": p})),
         Event::Note(n) => rep.event(&n, json!({"event": "note", "message": n})),
-        Event::StepStarted { name, argv } => rep.event(
-            &format!("step {name}: {}", argv.join(" ")),
-            json!({"event": "step", "name": name, "argv": argv}),
-        ),
+        Event::StepStarted { name, argv } => {
+            rep.event(
+                &format!("step {name}: {}", argv.join(" ")),
+                json!({"event": "step", "name": name, "argv": argv}),
+            );
+            rep.step_started(&format!("step {name}"));
+        }
         Event::StepFinished {
             name,
             status,
             seconds,
             output,
         } => {
+            rep.step_finished(&format!("step {name}"));
             if status != 0 {
                 // reported once, by the build's error (with the end of the output)
                 let shown = super::dockerfile::failed_output_prefix(&output);

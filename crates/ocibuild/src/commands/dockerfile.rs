@@ -293,7 +293,8 @@ fn build_impl(
         Event::Phase(p) => rep.event(&p, json!({"event": "phase", "phase": p})),
         Event::Note(n) => rep.event(&n, json!({"event": "note", "message": n})),
         Event::StepStarted { name, argv: _ } => {
-            rep.event(&name, json!({"event": "step", "name": name}))
+            rep.event(&name, json!({"event": "step", "name": name}));
+            rep.step_started(&name);
         }
         Event::StepFinished {
             name,
@@ -301,6 +302,7 @@ fn build_impl(
             seconds,
             output,
         } => {
+            rep.step_finished(&name);
             // A failed step is reported once, by the build's error (which carries the
             // step, its exit status and the end of its output): only the part of a long
             // output the error leaves out is printed here, and no "done" line.
