@@ -602,3 +602,111 @@ fn cache_mounts_and_zero_config_builds_are_shared_through_azure_blob() {
     assert!(gw.ran.is_empty(), "after cache warm: {:?}", gw.ran);
     assert_eq!(gw.digest, ga.digest);
 }
+
+/// A two-stage app shaped like a compiled one: the build stage writes its artifact and, beside
+/// it, files that differ on every run (a tool's log with a random id, as compilers' and package
+/// managers' caches do); the production stage copies only the artifact.
+const MULTISTAGE_DOCKERFILE: &str = "ARG BASE
+FROM ${BASE} AS build
+WORKDIR /src
+COPY app.sh VERSION ./
+RUN mkdir -p /root/.cache/tool out \\
+ && echo \"build $(od -An -N8 -tx8 /dev/urandom)\" > /root/.cache/tool/last-run.log \\
+ && { echo '#!/bin/sh'; echo \"echo app $(cat VERSION)\"; cat app.sh; } > out/app \\
+ && chmod 755 out/app
+
+FROM ${BASE} AS production
+WORKDIR /app
+COPY --from=build /src/out/ ./
+USER 65534
+CMD [\"/app/app\"]
+";
+
+fn multistage_app(ctx: &TestContext, name: &str) -> PathBuf {
+    let d = ctx.tmp_dir(name);
+    fs::write(d.join("Dockerfile"), MULTISTAGE_DOCKERFILE).unwrap();
+    fs::write(d.join("VERSION"), "1.4.2\n").unwrap();
+    fs::write(d.join("app.sh"), "echo serving on :8080\n").unwrap();
+    d
+}
+
+/// Issue 23 item 2: step keys depend only on content. For each backend and each mode, a warm
+/// runner exports, a cold runner (another empty store, another copy of the app) imports:
+/// with `mode=min` the production stage's steps hit although the build stage ran again (and
+/// wrote other random bytes beside the artifact); with `mode=max` nothing runs. Both give the
+/// warm runner's digest.
+#[test]
+fn cold_runners_hit_the_final_stage_in_min_and_max_mode_on_every_backend() {
+    let ctx = TestContext::new();
+    let az: Azurite = start_azurite(&ctx);
+    let peer = start_registry(&ctx, RegistryOptions::default());
+    let local = ctx.tmp_dir("shared-local-cache");
+    for mode in ["min", "max"] {
+        let backends: Vec<(&str, String, String)> = vec![
+            (
+                "local",
+                format!("type=local,dest={}/{mode}", local.display()),
+                format!("type=local,src={}/{mode}", local.display()),
+            ),
+            (
+                "registry",
+                format!("type=registry,ref={}/keys/app:{mode}", peer.host),
+                format!("type=registry,ref={}/keys/app:{mode}", peer.host),
+            ),
+            (
+                "azblob",
+                format!(
+                    "type=azblob,account_url={},container=keys,name={mode}",
+                    az.account_url
+                ),
+                format!(
+                    "type=azblob,account_url={},container=keys,name={mode}",
+                    az.account_url
+                ),
+            ),
+        ];
+        for (what, to, from) in backends {
+            let tag = format!("{what}-{mode}");
+            let warm = build(
+                &ctx.tmp_dir(format!("k-root-warm-{tag}")),
+                &multistage_app(&ctx, &format!("k-app-warm-{tag}")),
+                &["--cache-to".to_string(), format!("{to},mode={mode}")],
+                &ctx.tmp_dir(format!("k-out-warm-{tag}")),
+            );
+            assert_eq!(warm.ran.len(), 3, "{tag}: the warm runner runs every step");
+            let cold = build(
+                &ctx.tmp_dir(format!("k-root-cold-{tag}")),
+                &multistage_app(&ctx, &format!("k-app-cold-{tag}")),
+                &[
+                    "--cache-from".to_string(),
+                    from.clone(),
+                    "--explain-cache".to_string(),
+                ],
+                &ctx.tmp_dir(format!("k-out-cold-{tag}")),
+            );
+            let ran = names(&cold.ran);
+            if mode == "min" {
+                // the build stage was not exported: it runs; the production stage hits
+                assert!(
+                    !ran.iter().any(|n| n.contains("--from=build")),
+                    "{tag}: the production stage's COPY --from=build missed on a cold runner: {ran:?}\n{}",
+                    cold.stderr
+                );
+                assert_eq!(ran.len(), 2, "{tag}: only the build stage runs: {ran:?}");
+                assert_eq!(ran[0], "COPY app.sh VERSION ./", "{tag}");
+                assert!(ran[1].starts_with("RUN mkdir"), "{tag}: {ran:?}");
+            } else {
+                assert!(
+                    ran.is_empty(),
+                    "{tag}: with mode=max nothing runs: {ran:?}\n{}",
+                    cold.stderr
+                );
+            }
+            assert_eq!(
+                cold.digest, warm.digest,
+                "{tag}: the cold runner's image differs\n{}",
+                cold.stderr
+            );
+        }
+    }
+}

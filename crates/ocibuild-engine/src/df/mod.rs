@@ -139,14 +139,6 @@ pub(crate) struct Chain {
     pub key: String,
 }
 
-impl Chain {
-    /// An id of the filesystem content: the same layers give the same id.
-    pub fn content_id(&self) -> String {
-        let ids: Vec<String> = self.layers.iter().map(|(_, d)| d.to_string()).collect();
-        steps::key_of(json!(["content", ids]))
-    }
-}
-
 /// A finished stage.
 pub(crate) struct StageOut {
     #[allow(dead_code)]
