@@ -14,6 +14,7 @@ pub mod df;
 pub mod error;
 pub mod mountcache;
 pub mod roots;
+pub mod storeusage;
 pub mod zeroconfig;
 
 pub use error::EngineError;

@@ -286,20 +286,23 @@ pub enum CacheCommand {
         after_help = "Example:\n  ocibuild cache warm --from type=azblob,account_url=https://acct.blob.core.windows.net,container=cache ./app"
     )]
     Warm(Box<BuildArgs>),
-    /// Show how much the content store holds
+    /// Show what the store root holds, by kind (blobs, toolchain roots, package cache, cache
+    /// mounts, step change dirs and records, logs, temp, other): every byte under the root
     Du {
         #[arg(long)]
         json: bool,
     },
-    /// Remove blobs not used recently, or until the store fits a budget (with neither: everything)
+    /// Remove what was not used recently, or the least recently used until the store fits a
+    /// budget, of every kind (with neither: everything, leaving the store's skeleton); never
+    /// what a running build uses
     #[command(
         after_help = "Examples:\n  ocibuild cache prune --older-than 7d\n  ocibuild cache prune --keep-storage 10GB"
     )]
     Prune {
-        /// Remove blobs not used for this long: 30m, 12h, 7d, 2w
+        /// Remove what was not used for this long: 30m, 12h, 7d, 2w
         #[arg(long, value_name = "AGE")]
         older_than: Option<String>,
-        /// Then remove least recently used blobs until at most this much is kept: 500MB, 10GB
+        /// Then remove the least recently used until at most this much is kept: 500MB, 10GB
         #[arg(long, value_name = "SIZE")]
         keep_storage: Option<String>,
         #[arg(long)]

@@ -710,3 +710,171 @@ fn cold_runners_hit_the_final_stage_in_min_and_max_mode_on_every_backend() {
         }
     }
 }
+
+/// `ocibuild --root ROOT cache ARGS --json`, parsed.
+fn cache_json(root: &Path, args: &[&str]) -> Value {
+    let out = run_ok(
+        Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+            .arg("--root")
+            .arg(root)
+            .arg("cache")
+            .args(args)
+            .arg("--json"),
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Every path under `root`, relative, sorted.
+fn tree(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .flatten()
+        .map(|e| e.path().strip_prefix(root).unwrap().display().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Issue 23 item 1: after a zero-config build and a Dockerfile build, `cache du` accounts for
+/// every byte under the root (within 5% of `du -sb`), by kind; `prune --older-than` takes each
+/// kind by last use; a root some process holds is kept; a flagless prune leaves the skeleton.
+#[test]
+fn cache_du_accounts_for_every_byte_and_prune_covers_every_kind() {
+    let ctx = TestContext::new();
+    let root = ctx.tmp_dir("du-root");
+    // the package cache lives in the root (the default), seeded with links to the shared one
+    let pkgs = root.join("debian");
+    for e in walkdir::WalkDir::new(cache())
+        .min_depth(1)
+        .into_iter()
+        .flatten()
+    {
+        let rel = e.path().strip_prefix(cache()).unwrap();
+        if e.file_type().is_dir() {
+            fs::create_dir_all(pkgs.join(rel)).unwrap();
+        } else if e.file_type().is_file() {
+            fs::hard_link(e.path(), pkgs.join(rel)).unwrap();
+        }
+    }
+    let mut zc = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+    zc.arg("--root")
+        .arg(&root)
+        .args(["--progress", "plain", "build"])
+        .arg("--output")
+        .arg(format!("oci:{}:t", ctx.tmp_dir("du-out-zc").display()))
+        .arg(go_app(&ctx, "du-go"))
+        .env_remove("SOURCE_DATE_EPOCH")
+        .stdin(Stdio::null());
+    run_ok(&mut zc);
+    build(
+        &root,
+        &app(&ctx, "du-df", "deps du\n"),
+        &[],
+        &ctx.tmp_dir("du-out-df"),
+    );
+    // a build killed while it assembled a root left this behind
+    let rootfs = root.join("engine/rootfs");
+    fs::create_dir_all(rootfs.join(".rootfs-killed/rootfs/usr")).unwrap();
+    fs::write(
+        rootfs.join(".rootfs-killed/rootfs/usr/half"),
+        vec![1u8; 100_000],
+    )
+    .unwrap();
+
+    let du = cache_json(&root, &["du"]);
+    let total = du["total_bytes"].as_u64().unwrap();
+    let out = run_ok(Command::new("du").arg("-sb").arg(&root));
+    let real: u64 = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let off = (total as f64 - real as f64).abs() / real as f64;
+    assert!(
+        off <= 0.05,
+        "cache du says {total} B, du -sb {real} B\n{du:#}"
+    );
+    for k in [
+        "blobs",
+        "toolchain_roots",
+        "package_cache",
+        "cache_mounts",
+        "step_changes",
+        "step_records",
+    ] {
+        assert!(du["kinds"][k]["bytes"].as_u64().unwrap() > 0, "{k}: {du:#}");
+    }
+    let sum: u64 = du["kinds"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v["bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, total, "{du:#}");
+
+    // the roots were last used two days ago, except the one a build holds now
+    let roots: Vec<PathBuf> = fs::read_dir(&rootfs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("complete").is_file())
+        .collect();
+    assert!(
+        roots.len() >= 2,
+        "a toolchain root and an extracted base: {roots:?}"
+    );
+    let two_days = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
+    for r in &roots {
+        fs::File::options()
+            .write(true)
+            .open(r.join("complete"))
+            .unwrap()
+            .set_modified(two_days)
+            .unwrap();
+    }
+    let held = roots[0].clone();
+    let holder = fs::File::open(held.join("complete")).unwrap();
+    holder.lock_shared().unwrap();
+    let p = cache_json(&root, &["prune", "--older-than", "1d"]);
+    assert!(
+        held.join("rootfs").is_dir(),
+        "a held root was removed\n{p:#}"
+    );
+    assert_eq!(p["held"], serde_json::json!([held]), "{p:#}");
+    for r in &roots[1..] {
+        assert!(
+            !r.exists(),
+            "{} was not used for 2 days\n{p:#}",
+            r.display()
+        );
+    }
+    assert!(!rootfs.join(".rootfs-killed").exists(), "{p:#}");
+    assert!(
+        p["removed"]["toolchain_roots"]["items"].as_u64().unwrap() >= 2,
+        "{p:#}"
+    );
+    assert_eq!(
+        p["removed"]["blobs"]["items"], 0,
+        "blobs were used today\n{p:#}"
+    );
+    assert_eq!(p["removed"]["step_records"]["items"], 0, "{p:#}");
+    let du2 = cache_json(&root, &["du"]);
+    assert_eq!(du2["kinds"]["toolchain_roots"]["items"], 1, "{du2:#}");
+
+    // flagless: everything but the held root, then (released) only the skeleton
+    let p = cache_json(&root, &["prune"]);
+    assert!(held.join("rootfs").is_dir(), "{p:#}");
+    drop(holder);
+    let p = cache_json(&root, &["prune"]);
+    assert_eq!(
+        tree(&root),
+        ["blobs", "blobs/sha256", "layers", "store.lock", "tmp"],
+        "{p:#}"
+    );
+    assert!(p["removed_bytes"].as_u64().unwrap() > 0);
+    let du3 = cache_json(&root, &["du"]);
+    for (k, v) in du3["kinds"].as_object().unwrap() {
+        assert_eq!(v["items"], 0, "{k}: {du3:#}");
+    }
+}

@@ -608,6 +608,7 @@ pub fn extract_rootfs(store: &ContentStore, image: &Image) -> Result<PathBuf> {
     let name = image.manifest_desc.digest.hex().to_string();
     let done = dir.join(&name);
     if done.join("rootfs").is_dir() && done.join("complete").is_file() {
+        crate::storeusage::hold_root(&done);
         return Ok(done.join("rootfs"));
     }
     let (tmp, root) = rootfs_tmp(store)?;
@@ -669,6 +670,7 @@ pub(crate) fn publish_rootfs(tmp: tempfile::TempDir, name: &str) -> Result<PathB
             })?;
         }
     }
+    crate::storeusage::hold_root(&done);
     Ok(done.join("rootfs"))
 }
 

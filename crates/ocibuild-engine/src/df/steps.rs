@@ -1244,6 +1244,7 @@ impl Exec<'_> {
                         );
                     }
                 }
+                crate::storeusage::touch_dir(&dir);
                 if let Ok(mut used) = self.cache_mounts.lock() {
                     used.insert(
                         dir.clone(),
