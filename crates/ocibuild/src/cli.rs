@@ -515,11 +515,13 @@ pub struct BuildArgs {
     #[arg(long = "build-context", value_name = "NAME=SOURCE")]
     pub build_contexts: Vec<String>,
     /// Import build cache from (repeatable): type=azblob,account_url=URL,container=NAME[,name=PREFIX],
-    /// type=registry,ref=REG/REPO:TAG, type=local,src=DIR
-    #[arg(long = "cache-from", alias = "from", value_name = "type=…")]
+    /// type=registry,ref=REG/REPO:TAG, type=local,src=DIR, or an image REG/REPO:TAG (as docker:
+    /// its inline cache, else type=registry,ref=REG/REPO:TAG)
+    #[arg(long = "cache-from", alias = "from", value_name = "type=…|IMAGE")]
     pub cache_from: Vec<String>,
     /// Export build cache to (repeatable): type=azblob,…[,mode=min|max][,ignore-error=true],
-    /// type=registry,ref=…, type=local,dest=DIR
+    /// type=registry,ref=…, type=local,dest=DIR, type=inline (with --push: the steps pushed
+    /// beside the image, for --cache-from IMAGE; also --build-arg BUILDKIT_INLINE_CACHE=1)
     #[arg(long = "cache-to", value_name = "type=…")]
     pub cache_to: Vec<String>,
     /// For every step that misses the cache, say which input changed since the last build

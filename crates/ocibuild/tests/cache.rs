@@ -878,3 +878,175 @@ fn cache_du_accounts_for_every_byte_and_prune_covers_every_kind() {
         assert_eq!(v["items"], 0, "{k}: {du3:#}");
     }
 }
+
+/// A base built once per test process with `ocibuild base build --profile PROFILE`, as an
+/// oci-archive (reused by later runs of the tests).
+fn profile_base(profile: &str) -> PathBuf {
+    static BASES: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut bases = BASES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, f)) = bases.iter().find(|(p, _)| p == profile) {
+        return f.clone();
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cache-test-bases");
+    fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{}.tar", profile.replace(':', "-")));
+    if !file.is_file() {
+        run_ok(
+            Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+                .arg("--root")
+                .arg(dir.join("store"))
+                .args(["--progress", "plain", "base", "build", "--profile", profile])
+                .arg("--cache-dir")
+                .arg(cache())
+                .arg("--output")
+                .arg(format!("oci-archive:{}", file.display())),
+        );
+    }
+    bases.push((profile.to_string(), file.clone()));
+    file
+}
+
+/// A Node service's Dockerfile as CI pipelines have it: a build stage, a `production` stage
+/// that takes only the built files, and a `test` stage after it that `--target production`
+/// leaves out. The bases are `ocibuild base build` archives (ARG defaults, so the command line
+/// stays the pipeline's own).
+fn node_service(ctx: &TestContext, name: &str) -> PathBuf {
+    let d = ctx.tmp_dir(name);
+    let dockerfile = format!(
+        "ARG BUILDER=oci-archive:{builder}
+ARG RUNTIME=oci-archive:{runtime}
+
+FROM ${{BUILDER}} AS build
+ENV npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
+WORKDIR /app
+COPY package.json ./
+COPY scripts/ ./scripts/
+COPY src/ ./src/
+RUN npm run build
+
+FROM ${{RUNTIME}} AS production
+WORKDIR /app
+ENV NODE_ENV=production
+COPY --from=build /app/dist ./dist
+COPY --from=build /app/package.json ./
+EXPOSE 3000
+CMD [\"dist/server.js\"]
+
+FROM build AS test
+RUN npm test
+",
+        builder = profile_base("node-build").display(),
+        runtime = profile_base("nodejs:nonroot").display(),
+    );
+    fs::write(d.join("Dockerfile"), dockerfile).unwrap();
+    fs::write(
+        d.join("package.json"),
+        r#"{
+  "name": "orders-api",
+  "version": "2.3.0",
+  "private": true,
+  "scripts": {
+    "build": "node scripts/build.js",
+    "test": "node dist/server.js --self-test"
+  }
+}
+"#,
+    )
+    .unwrap();
+    fs::create_dir_all(d.join("scripts")).unwrap();
+    fs::write(
+        d.join("scripts/build.js"),
+        r#"const fs = require('fs');
+const path = require('path');
+const pkg = require('../package.json');
+fs.mkdirSync('dist', { recursive: true });
+for (const f of fs.readdirSync('src')) {
+  const body = fs.readFileSync(path.join('src', f), 'utf8');
+  fs.writeFileSync(path.join('dist', f), `// ${pkg.name} ${pkg.version}\n${body}`);
+}
+"#,
+    )
+    .unwrap();
+    fs::create_dir_all(d.join("src")).unwrap();
+    fs::write(
+        d.join("src/server.js"),
+        r#"const http = require('http');
+const { total } = require('./orders');
+if (process.argv.includes('--self-test')) {
+  if (total([{ qty: 2, price: 3 }]) !== 6) process.exit(1);
+  process.exit(0);
+}
+http.createServer((req, res) => res.end(JSON.stringify({ total: total([]) })))
+  .listen(process.env.PORT || 3000);
+"#,
+    )
+    .unwrap();
+    fs::write(
+        d.join("src/orders.js"),
+        "exports.total = (items) => items.reduce((s, i) => s + i.qty * i.price, 0);\n",
+    )
+    .unwrap();
+    d
+}
+
+/// Issue 23 item 15: the seed's Jenkins command line, verbatim, on two runners with empty
+/// stores against docker-registry: the first pushes the image with its inline cache
+/// (`BUILDKIT_INLINE_CACHE=1`), the second (`--cache-from REG/app:latest`, an unchanged
+/// context) runs nothing and pushes the same image.
+#[test]
+fn the_seed_pipelines_inline_cache_command_line_runs_nothing_on_a_second_runner() {
+    let ctx = TestContext::new();
+    let peer = start_registry(&ctx, RegistryOptions::default());
+    let reg = &peer.host;
+    let seed = |root: &Path, app: &Path, meta: &Path| -> (Value, String) {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+        c.current_dir(app)
+            .arg("--root")
+            .arg(root)
+            .args(["--progress", "plain", "build"])
+            .args(["--cache-from", &format!("{reg}/app:latest")])
+            .args(["--build-arg", "BUILDKIT_INLINE_CACHE=1"])
+            .args(["--target", "production"])
+            .args(["-t", &format!("{reg}/app:1")])
+            .args(["-t", &format!("{reg}/app:latest")])
+            .arg("--push")
+            .arg("--metadata-file")
+            .arg(meta)
+            .arg(".")
+            .env_remove("SOURCE_DATE_EPOCH")
+            .stdin(Stdio::null());
+        let out = run_ok(&mut c);
+        let m: Value = serde_json::from_slice(&fs::read(meta).unwrap()).unwrap();
+        (m, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let meta = ctx.tmp_dir("seed-meta");
+    // runner A: the registry has no app:latest yet; every step of build and production runs
+    let (a, a_err) = seed(
+        &ctx.tmp_dir("seed-root-a"),
+        &node_service(&ctx, "seed-app-a"),
+        &meta.join("a.json"),
+    );
+    let ran_a = a["ocibuild.steps.ran"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no ocibuild.steps.ran in the metadata file: {a:#}\n{a_err}"));
+    assert!(ran_a >= 5, "runner A runs the steps: {a:#}\n{a_err}");
+    assert!(
+        !a_err.contains("npm test"),
+        "--target production builds the test stage: {a_err}"
+    );
+    // runner B: empty store, a fresh checkout of the same commit
+    let (b, b_err) = seed(
+        &ctx.tmp_dir("seed-root-b"),
+        &node_service(&ctx, "seed-app-b"),
+        &meta.join("b.json"),
+    );
+    assert_eq!(
+        b["ocibuild.steps.ran"], 0,
+        "runner B ran steps with the inline cache of {reg}/app:latest: {b:#}\n{b_err}"
+    );
+    assert!(b["ocibuild.steps.cached"].as_u64().unwrap() >= 5, "{b:#}");
+    assert_eq!(
+        b["containerimage.digest"], a["containerimage.digest"],
+        "runner B pushed another image\n{b_err}"
+    );
+}
