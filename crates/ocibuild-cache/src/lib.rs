@@ -67,7 +67,7 @@ use ocibuild_oci::store::ContentStore;
 use ocibuild_oci::{Digest, OciError};
 
 pub use error::CacheError;
-pub use spec::{AzblobSpec, Backend, CacheSpec, Mode, Secret};
+pub use spec::{AzblobSpec, Backend, CacheSpec, INLINE_LABEL, INLINE_TAG, Mode, Secret};
 
 /// Index objects larger than this are refused on write and treated as a miss on read.
 pub const MAX_INDEX_BYTES: u64 = 4 * 1024 * 1024;
@@ -137,6 +137,10 @@ pub fn open<'a>(
         Backend::Registry { reference } => {
             Ok(Box::new(registry::RegistryCache::new(reference, registry)))
         }
+        Backend::Inline => Err(CacheError::Spec {
+            input: spec.to_string(),
+            why: "an inline cache is written beside a pushed image: build with --push and -t NAME:TAG (it is then exported as type=registry,ref=NAME:buildcache-inline)".into(),
+        }),
     }
 }
 

@@ -9,6 +9,11 @@
 //!   them), and the annotation [`KEY_ANNOTATION`] holding the full key (a tag that carries
 //!   another key is never read as ours, nor overwritten).
 //!
+//! Inline caches: when the tag of `ref=` holds an image (not an index object) whose config has the
+//! label [`crate::INLINE_LABEL`], lookups use the tag prefix that label names (the inline cache a
+//! build with `--cache-to type=inline --push` wrote beside the image), so `--cache-from IMAGE`
+//! reuses the steps of the build that pushed IMAGE.
+//!
 //! Conditional create: registries offer no `If-None-Match` on manifests, so `put_index` looks the
 //! tag up first and pushes only when it is absent. Two runners racing on one key may both push;
 //! the last tag wins. Both describe the same step with the same inputs, and every blob is
@@ -56,6 +61,8 @@ pub struct RegistryCache<'a> {
     repo: String,
     tag: String,
     describe: String,
+    /// The tag prefix lookups use: `tag`, or the inline cache the image under `tag` names.
+    lookup_tag: std::sync::OnceLock<String>,
 }
 
 impl<'a> RegistryCache<'a> {
@@ -77,7 +84,52 @@ impl<'a> RegistryCache<'a> {
                 reference.repository,
                 reference.tag_or_latest()
             ),
+            lookup_tag: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The tag prefix index objects are looked up under (see the module doc on inline caches).
+    fn lookup_prefix(&self) -> &str {
+        self.lookup_tag.get_or_init(|| match self.inline_prefix() {
+            Some(t) => {
+                tracing::debug!(cache = %self.describe, prefix = %t, "the image names an inline cache");
+                t
+            }
+            None => self.tag.clone(),
+        })
+    }
+
+    /// The inline-cache tag prefix the image under `tag` names in its config, if it is one.
+    fn inline_prefix(&self) -> Option<String> {
+        let (bytes, _, _) = self
+            .reg()
+            .get_manifest(&self.host, &self.repo, &self.tag)
+            .ok()?;
+        let m: Manifest = serde_json::from_slice(&bytes).ok()?;
+        if m.artifact_type.as_deref() == Some(ARTIFACT_TYPE) || m.config.size > MAX_JSON_BLOB {
+            return None;
+        }
+        let r = self
+            .reg()
+            .get_blob(&self.host, &self.repo, &m.config.digest)
+            .ok()?;
+        let mut cfg = Vec::new();
+        r.take(m.config.size + 1).read_to_end(&mut cfg).ok()?;
+        if Digest::of_bytes(&cfg) != m.config.digest {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&cfg).ok()?;
+        let t = v
+            .get("config")?
+            .get("Labels")?
+            .get(crate::INLINE_LABEL)?
+            .as_str()?;
+        let valid = !t.is_empty()
+            && t.len() + crate::spec::REGISTRY_TAG_SUFFIX
+                <= ocibuild_oci::reference::TAG_LENGTH_MAX
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        valid.then(|| t.to_string())
     }
 
     fn reg(&self) -> &Registry {
@@ -175,7 +227,7 @@ impl CacheBackend for RegistryCache<'_> {
 
     fn get_index(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         check_key(key)?;
-        let tag = self.tag_for(key);
+        let tag = format!("{}-{}", self.lookup_prefix(), &key[..key.len().min(32)]);
         let m = match self.manifest(&tag) {
             Ok(Some(m)) => m,
             Ok(None) => return Ok(None),

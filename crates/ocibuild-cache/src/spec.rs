@@ -7,6 +7,8 @@
 //! type=azblob,account_url=URL,container=NAME[,name=PREFIX][,mode=min|max]
 //!             [,account_name=ACCOUNT][,secret_access_key=KEY][,sas_token=SAS]
 //! type=registry,ref=HOST/REPO:TAG[,mode=min|max]
+//! HOST/REPO:TAG                            (as docker: type=registry,ref=HOST/REPO:TAG)
+//! type=inline                              (--cache-to: the step records beside a pushed image)
 //! ```
 //!
 //! Every type also takes `mode=min|max` (default `min`: only the final stage's steps are
@@ -101,7 +103,17 @@ pub enum Backend {
     Registry {
         reference: Reference,
     },
+    /// `type=inline` (`--cache-to` only): the build's step records are pushed beside the image
+    /// (`--push`) under the tag prefix [`INLINE_TAG`], and the image's config label
+    /// [`INLINE_LABEL`] points to them, so `--cache-from IMAGE` finds them. The caller turns it
+    /// into a [`Backend::Registry`] per pushed repository ([`CacheSpec::inline_for`]).
+    Inline,
 }
+
+/// The config label of an image pushed with an inline cache: the tag prefix of its cache.
+pub const INLINE_LABEL: &str = "org.ocibuild.cache.inline";
+/// The tag prefix inline caches are written under, in the image's own repository.
+pub const INLINE_TAG: &str = "buildcache-inline";
 
 /// A parsed `--cache-to` / `--cache-from` value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,6 +152,23 @@ impl CacheSpec {
     /// direction decides the key: `dest=` to export, `src=` to import, as docker has it.
     pub fn parse(s: &str, for_export: bool) -> Result<CacheSpec, CacheError> {
         parse(s, Some(for_export))
+    }
+
+    /// The registry cache an inline cache (`type=inline`) is written to for an image pushed
+    /// to `image`: its repository, tag prefix [`INLINE_TAG`], every stage's steps (the image
+    /// carries only the final stage's layers, so the other stages' records and layers are
+    /// pushed beside it too; that is what lets a cold runner skip the build stages).
+    pub fn inline_for(&self, image: &Reference) -> CacheSpec {
+        let mut reference = image.clone();
+        reference.tag = Some(INLINE_TAG.to_string());
+        reference.digest = None;
+        CacheSpec {
+            backend: Backend::Registry { reference },
+            mode: Mode::Max,
+            for_export: true,
+            ignore_error: self.ignore_error,
+            ignored: Vec::new(),
+        }
     }
 
     /// A redacted, human form of the spec (what `Display` prints).
@@ -184,6 +213,7 @@ impl fmt::Display for CacheSpec {
             Backend::Registry { reference } => {
                 write!(f, "type=registry,ref={}", reference.familiar())?;
             }
+            Backend::Inline => f.write_str("type=inline")?,
         }
         write!(f, ",mode={}", self.mode.as_str())?;
         if self.ignore_error {
@@ -242,6 +272,19 @@ fn parse(s: &str, for_export: Option<bool>) -> Result<CacheSpec, CacheError> {
         input: scrub(&redact_input(s), &[]),
         why: scrub(&why, &[]),
     };
+    // A bare image reference, as docker takes it: `--cache-from HOST/REPO:TAG`.
+    let trimmed = s.trim();
+    if !trimmed.is_empty()
+        && !trimmed.contains(['=', ',', '"'])
+        && !trimmed.chars().any(char::is_whitespace)
+    {
+        return parse(&format!("type=registry,ref={trimmed}"), for_export).map_err(|e| match e {
+            CacheError::Spec { why, .. } => bad(format!(
+                "{why} (a value without `=` is taken as an image reference, as docker does: type=registry,ref=VALUE)"
+            )),
+            other => other,
+        });
+    }
     let fields = split_fields(s).map_err(&bad)?;
     let mut kv: Vec<(String, String)> = Vec::new();
     for f in fields.iter().map(|f| f.trim()).filter(|f| !f.is_empty()) {
@@ -420,14 +463,23 @@ fn parse(s: &str, for_export: Option<bool>) -> Result<CacheSpec, CacheError> {
                 &["type", "mode", "ignore-error", "ref"],
             )
         }
-        "gha" | "s3" | "inline" => {
+        "inline" => {
+            if for_export == Some(false) {
+                return Err(bad(
+                    "type=inline is for --cache-to; import an inline cache with --cache-from IMAGE (the pushed image's reference)".into(),
+                ));
+            }
+            export = true;
+            (Backend::Inline, &["type", "mode", "ignore-error"])
+        }
+        "gha" | "s3" => {
             return Err(bad(format!(
                 "type={ty} is not supported by ocibuild; use type=local, type=azblob or type=registry"
             )));
         }
         other => {
             return Err(bad(format!(
-                "unknown type `{other}`; use type=local, type=azblob or type=registry"
+                "unknown type `{other}`; use type=local, type=azblob, type=registry or type=inline"
             )));
         }
     };
@@ -553,6 +605,36 @@ mod tests {
         match &s.backend {
             Backend::Azblob(a) => a,
             other => panic!("not azblob: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bare_image_reference_is_a_registry_cache_and_inline_is_for_export() {
+        let s = CacheSpec::parse("127.0.0.1:5000/app:latest", false).unwrap();
+        match &s.backend {
+            Backend::Registry { reference } => {
+                assert_eq!(reference.repository, "app");
+                assert_eq!(reference.tag.as_deref(), Some("latest"));
+            }
+            other => panic!("not a registry cache: {other:?}"),
+        }
+        assert_eq!(s.mode, Mode::Min);
+        let e = CacheSpec::parse("127.0.0.1:5000/App:latest", false).unwrap_err();
+        assert!(e.to_string().contains("image reference"), "{e}");
+        let s = CacheSpec::parse("type=inline", true).unwrap();
+        assert_eq!(s.backend, Backend::Inline);
+        assert_eq!(s.to_string(), "type=inline,mode=min");
+        let e = CacheSpec::parse("type=inline", false).unwrap_err();
+        assert!(e.to_string().contains("--cache-from IMAGE"), "{e}");
+        let img = Reference::parse("127.0.0.1:5000/team/app:1").unwrap();
+        let r = s.inline_for(&img);
+        assert_eq!(r.mode, Mode::Max);
+        match r.backend {
+            Backend::Registry { reference } => {
+                assert_eq!(reference.repository, "team/app");
+                assert_eq!(reference.tag.as_deref(), Some(INLINE_TAG));
+            }
+            other => panic!("not a registry cache: {other:?}"),
         }
     }
 

@@ -16,6 +16,7 @@ pub mod error;
 pub mod mountcache;
 pub mod roots;
 pub mod steplog;
+pub mod storeusage;
 pub mod zeroconfig;
 
 pub use error::EngineError;

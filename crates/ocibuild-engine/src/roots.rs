@@ -216,6 +216,7 @@ impl Bases {
         let done = self.engine_dir("rootfs")?.join(&name);
         let assembled = done.join("complete").is_file() && done.join("rootfs").is_dir();
         if with_image && assembled {
+            crate::storeusage::hold_root(&done);
             // The directory is there already: only the image is missing (or cached).
             let (base, _) = self.image_with(l, false)?;
             return Ok(ToolchainRoot {
@@ -239,6 +240,7 @@ impl Bases {
             });
         }
         if assembled {
+            crate::storeusage::hold_root(&done);
             return Ok(ToolchainRoot {
                 root: done.join("rootfs"),
                 key,
@@ -372,6 +374,8 @@ impl Bases {
 /// Write `bytes` to `path` through a temp file in the same directory and a rename.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
+    // `cache prune` removes the store's record dirs when it empties them
+    fs::create_dir_all(dir).map_err(EngineError::io("creating a directory", dir))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .map_err(EngineError::io("creating a temp file", dir))?;
     std::io::Write::write_all(&mut tmp, bytes).map_err(EngineError::io("writing", path))?;

@@ -1,14 +1,15 @@
 //! The full output of build steps, kept under the store (`ROOT/logs/<build>/<NN>-<step>.log`),
 //! and what a failure shows of it: the lines that look like the first error (the cause is often
 //! far above the last lines: node-gyp's "could not find Python", a compiler error) besides the
-//! tail, and the path of the whole log. `ocibuild cache prune` removes old logs with the cache.
+//! tail, and the path of the whole log. `ocibuild cache prune` removes old logs with the cache
+//! (the `logs` kind of [`crate::storeusage`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use ocibuild_oci::store::ContentStore;
 
-use crate::error::{EngineError, Result};
+use crate::error::EngineError;
 
 /// Lines of the tail a failure shows.
 pub const TAIL_LINES: usize = 30;
@@ -146,33 +147,6 @@ pub fn failed(
     }
 }
 
-/// Remove the step logs of builds older than `older_than` (`None`: all of them). Returns how
-/// many builds' logs went. The caller holds the store's exclusive lock.
-pub fn prune(store: &ContentStore, older_than: Option<std::time::Duration>) -> Result<u64> {
-    let root = store.root().join("logs");
-    let now = std::time::SystemTime::now();
-    let mut removed = 0;
-    for e in fs::read_dir(&root).into_iter().flatten().flatten() {
-        let p = e.path();
-        let age = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|m| now.duration_since(m).ok())
-            .unwrap_or_default();
-        if older_than.is_none_or(|o| age >= o) {
-            let r = if p.is_dir() {
-                fs::remove_dir_all(&p)
-            } else {
-                fs::remove_file(&p)
-            };
-            r.map_err(EngineError::io("removing step logs", &p))?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -229,7 +203,7 @@ mod tests {
     }
 
     #[test]
-    fn logs_are_saved_and_pruned() {
+    fn logs_are_saved_under_the_store() {
         let t = tempfile::tempdir().unwrap();
         let store = ContentStore::open(t.path()).unwrap();
         let d = dir(&store, "abc/../x");
@@ -237,11 +211,5 @@ mod tests {
         let p = save(&d, 3, "npm ci (prod)", "hello\n").unwrap();
         assert_eq!(p.file_name().unwrap(), "03-npm_ci__prod_.log");
         assert_eq!(fs::read_to_string(&p).unwrap(), "hello\n");
-        assert_eq!(
-            prune(&store, Some(std::time::Duration::from_secs(3600))).unwrap(),
-            0
-        );
-        assert_eq!(prune(&store, None).unwrap(), 1);
-        assert!(!d.exists());
     }
 }

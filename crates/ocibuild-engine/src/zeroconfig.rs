@@ -881,6 +881,7 @@ pub fn build(
     for c in &plan.cache_mounts {
         let d = store.root().join("engine").join("cache").join(&c.name);
         fs::create_dir_all(&d).map_err(EngineError::io("creating a cache mount", &d))?;
+        crate::storeusage::touch_dir(&d);
         mounts.push(Mount::Cache {
             src: d,
             dest: c.target.clone(),

@@ -9,6 +9,9 @@
 //! store.lock                      shared by every process that uses the store, exclusive for prune
 //! ```
 //!
+//! The engine keeps more beside these (`engine/`, `debian/`, `logs/`); `cache du` and
+//! `cache prune` account for all of it (`ocibuild_engine::storeusage`).
+//!
 //! Every write goes to a temp file in `tmp/` (same filesystem), is fsynced and renamed into place,
 //! so a killed process never leaves a partial blob under its final name, and several processes can
 //! write the same blob at once (the last rename wins; the bytes are identical). Blobs coming from
@@ -325,7 +328,24 @@ impl ContentStore {
                 report.kept_bytes += len;
             }
         }
-        // Mappings whose blob is gone.
+        self.remove_dangling_mappings()?;
+        // Temp files left by killed processes: nobody holds the shared lock now, so none is live.
+        let tmp = self.root.join("tmp");
+        for e in fs::read_dir(&tmp)
+            .map_err(OciError::io("read", &tmp))?
+            .flatten()
+        {
+            if fs::remove_file(e.path()).is_ok() {
+                report.removed_temp_files += 1;
+            }
+        }
+        Ok(report)
+    }
+}
+
+impl ContentStore {
+    /// Remove the layer mappings whose blob is gone (after blobs were pruned).
+    pub fn remove_dangling_mappings(&self) -> Result<()> {
         let layers = self.root.join("layers");
         for e in fs::read_dir(&layers)
             .map_err(OciError::io("read", &layers))?
@@ -343,17 +363,22 @@ impl ContentStore {
             }
             let _ = fs::remove_dir(&dir); // only succeeds when empty
         }
-        // Temp files left by killed processes: nobody holds the shared lock now, so none is live.
-        let tmp = self.root.join("tmp");
-        for e in fs::read_dir(&tmp)
-            .map_err(OciError::io("read", &tmp))?
-            .flatten()
-        {
-            if fs::remove_file(e.path()).is_ok() {
-                report.removed_temp_files += 1;
-            }
+        Ok(())
+    }
+
+    /// The exclusive lock if nobody uses the store now, else `None` (for saying that prune
+    /// waits for running builds before it does).
+    pub fn try_lock_exclusive(&self) -> Result<Option<StoreLock>> {
+        let f = self.lock_file()?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(StoreLock { _file: f })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(OciError::Io {
+                op: "lock (exclusive)",
+                path: self.root.join("store.lock"),
+                source: e,
+            }),
         }
-        Ok(report)
     }
 }
 

@@ -298,20 +298,23 @@ pub enum CacheCommand {
         after_help = "Example:\n  ocibuild cache warm --from type=azblob,account_url=https://acct.blob.core.windows.net,container=cache ./app"
     )]
     Warm(Box<WarmArgs>),
-    /// Show how much the content store holds
+    /// Show what the store root holds, by kind (blobs, toolchain roots, package cache, cache
+    /// mounts, step change dirs and records, logs, temp, other): every byte under the root
     Du {
         #[arg(long)]
         json: bool,
     },
-    /// Remove blobs not used recently, or until the store fits a budget (with neither: everything)
+    /// Remove what was not used recently, or the least recently used until the store fits a
+    /// budget, of every kind (with neither: everything, leaving the store's skeleton); never
+    /// what a running build uses
     #[command(
         after_help = "Examples:\n  ocibuild cache prune --older-than 7d\n  ocibuild cache prune --keep-storage 10GB"
     )]
     Prune {
-        /// Remove blobs not used for this long: 30m, 12h, 7d, 2w
+        /// Remove what was not used for this long: 30m, 12h, 7d, 2w
         #[arg(long, value_name = "AGE")]
         older_than: Option<String>,
-        /// Then remove least recently used blobs until at most this much is kept: 500MB, 10GB
+        /// Then remove the least recently used until at most this much is kept: 500MB, 10GB
         #[arg(long, value_name = "SIZE")]
         keep_storage: Option<String>,
         #[arg(long)]
@@ -524,11 +527,13 @@ pub struct BuildArgs {
     #[arg(long = "build-context", value_name = "NAME=SOURCE")]
     pub build_contexts: Vec<String>,
     /// Import build cache from (repeatable): type=azblob,account_url=URL,container=NAME[,name=PREFIX],
-    /// type=registry,ref=REG/REPO:TAG, type=local,src=DIR
-    #[arg(long = "cache-from", alias = "from", value_name = "type=…")]
+    /// type=registry,ref=REG/REPO:TAG, type=local,src=DIR, or an image REG/REPO:TAG (as docker:
+    /// its inline cache, else type=registry,ref=REG/REPO:TAG)
+    #[arg(long = "cache-from", alias = "from", value_name = "type=…|IMAGE")]
     pub cache_from: Vec<String>,
     /// Export build cache to (repeatable): type=azblob,…[,mode=min|max][,ignore-error=true],
-    /// type=registry,ref=…, type=local,dest=DIR
+    /// type=registry,ref=…, type=local,dest=DIR, type=inline (with --push: the steps pushed
+    /// beside the image, for --cache-from IMAGE; also --build-arg BUILDKIT_INLINE_CACHE=1)
     #[arg(long = "cache-to", value_name = "type=…")]
     pub cache_to: Vec<String>,
     /// For every step that misses the cache, say which input changed since the last build

@@ -602,3 +602,451 @@ fn cache_mounts_and_zero_config_builds_are_shared_through_azure_blob() {
     assert!(gw.ran.is_empty(), "after cache warm: {:?}", gw.ran);
     assert_eq!(gw.digest, ga.digest);
 }
+
+/// A two-stage app shaped like a compiled one: the build stage writes its artifact and, beside
+/// it, files that differ on every run (a tool's log with a random id, as compilers' and package
+/// managers' caches do); the production stage copies only the artifact.
+const MULTISTAGE_DOCKERFILE: &str = "ARG BASE
+FROM ${BASE} AS build
+WORKDIR /src
+COPY app.sh VERSION ./
+RUN mkdir -p /root/.cache/tool out \\
+ && echo \"build $(od -An -N8 -tx8 /dev/urandom)\" > /root/.cache/tool/last-run.log \\
+ && { echo '#!/bin/sh'; echo \"echo app $(cat VERSION)\"; cat app.sh; } > out/app \\
+ && chmod 755 out/app
+
+FROM ${BASE} AS production
+WORKDIR /app
+COPY --from=build /src/out/ ./
+USER 65534
+CMD [\"/app/app\"]
+";
+
+fn multistage_app(ctx: &TestContext, name: &str) -> PathBuf {
+    let d = ctx.tmp_dir(name);
+    fs::write(d.join("Dockerfile"), MULTISTAGE_DOCKERFILE).unwrap();
+    fs::write(d.join("VERSION"), "1.4.2\n").unwrap();
+    fs::write(d.join("app.sh"), "echo serving on :8080\n").unwrap();
+    d
+}
+
+/// Issue 23 item 2: step keys depend only on content. For each backend and each mode, a warm
+/// runner exports, a cold runner (another empty store, another copy of the app) imports:
+/// with `mode=min` the production stage's steps hit although the build stage ran again (and
+/// wrote other random bytes beside the artifact); with `mode=max` nothing runs. Both give the
+/// warm runner's digest.
+#[test]
+fn cold_runners_hit_the_final_stage_in_min_and_max_mode_on_every_backend() {
+    let ctx = TestContext::new();
+    let az: Azurite = start_azurite(&ctx);
+    let peer = start_registry(&ctx, RegistryOptions::default());
+    let local = ctx.tmp_dir("shared-local-cache");
+    for mode in ["min", "max"] {
+        let backends: Vec<(&str, String, String)> = vec![
+            (
+                "local",
+                format!("type=local,dest={}/{mode}", local.display()),
+                format!("type=local,src={}/{mode}", local.display()),
+            ),
+            (
+                "registry",
+                format!("type=registry,ref={}/keys/app:{mode}", peer.host),
+                format!("type=registry,ref={}/keys/app:{mode}", peer.host),
+            ),
+            (
+                "azblob",
+                format!(
+                    "type=azblob,account_url={},container=keys,name={mode}",
+                    az.account_url
+                ),
+                format!(
+                    "type=azblob,account_url={},container=keys,name={mode}",
+                    az.account_url
+                ),
+            ),
+        ];
+        for (what, to, from) in backends {
+            let tag = format!("{what}-{mode}");
+            let warm = build(
+                &ctx.tmp_dir(format!("k-root-warm-{tag}")),
+                &multistage_app(&ctx, &format!("k-app-warm-{tag}")),
+                &["--cache-to".to_string(), format!("{to},mode={mode}")],
+                &ctx.tmp_dir(format!("k-out-warm-{tag}")),
+            );
+            assert_eq!(warm.ran.len(), 3, "{tag}: the warm runner runs every step");
+            let cold = build(
+                &ctx.tmp_dir(format!("k-root-cold-{tag}")),
+                &multistage_app(&ctx, &format!("k-app-cold-{tag}")),
+                &[
+                    "--cache-from".to_string(),
+                    from.clone(),
+                    "--explain-cache".to_string(),
+                ],
+                &ctx.tmp_dir(format!("k-out-cold-{tag}")),
+            );
+            let ran = names(&cold.ran);
+            if mode == "min" {
+                // the build stage was not exported: it runs; the production stage hits
+                assert!(
+                    !ran.iter().any(|n| n.contains("--from=build")),
+                    "{tag}: the production stage's COPY --from=build missed on a cold runner: {ran:?}\n{}",
+                    cold.stderr
+                );
+                assert_eq!(ran.len(), 2, "{tag}: only the build stage runs: {ran:?}");
+                assert_eq!(ran[0], "COPY app.sh VERSION ./", "{tag}");
+                assert!(ran[1].starts_with("RUN mkdir"), "{tag}: {ran:?}");
+            } else {
+                assert!(
+                    ran.is_empty(),
+                    "{tag}: with mode=max nothing runs: {ran:?}\n{}",
+                    cold.stderr
+                );
+            }
+            assert_eq!(
+                cold.digest, warm.digest,
+                "{tag}: the cold runner's image differs\n{}",
+                cold.stderr
+            );
+        }
+    }
+}
+
+/// `ocibuild --root ROOT cache ARGS --json`, parsed.
+fn cache_json(root: &Path, args: &[&str]) -> Value {
+    let out = run_ok(
+        Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+            .arg("--root")
+            .arg(root)
+            .arg("cache")
+            .args(args)
+            .arg("--json"),
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Every path under `root`, relative, sorted.
+fn tree(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .flatten()
+        .map(|e| e.path().strip_prefix(root).unwrap().display().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Issue 23 item 1: after a zero-config build and a Dockerfile build, `cache du` accounts for
+/// every byte under the root (within 5% of `du -sb`), by kind; `prune --older-than` takes each
+/// kind by last use; a root some process holds is kept; a flagless prune leaves the skeleton.
+#[test]
+fn cache_du_accounts_for_every_byte_and_prune_covers_every_kind() {
+    let ctx = TestContext::new();
+    let root = ctx.tmp_dir("du-root");
+    // the package cache lives in the root (the default), seeded with links to the shared one
+    let pkgs = root.join("debian");
+    for e in walkdir::WalkDir::new(cache())
+        .min_depth(1)
+        .into_iter()
+        .flatten()
+    {
+        let rel = e.path().strip_prefix(cache()).unwrap();
+        if e.file_type().is_dir() {
+            fs::create_dir_all(pkgs.join(rel)).unwrap();
+        } else if e.file_type().is_file() {
+            fs::hard_link(e.path(), pkgs.join(rel)).unwrap();
+        }
+    }
+    let mut zc = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+    zc.arg("--root")
+        .arg(&root)
+        .args(["--progress", "plain", "build"])
+        .arg("--output")
+        .arg(format!("oci:{}:t", ctx.tmp_dir("du-out-zc").display()))
+        .arg(go_app(&ctx, "du-go"))
+        .env_remove("SOURCE_DATE_EPOCH")
+        .stdin(Stdio::null());
+    run_ok(&mut zc);
+    build(
+        &root,
+        &app(&ctx, "du-df", "deps du\n"),
+        &[],
+        &ctx.tmp_dir("du-out-df"),
+    );
+    // a build killed while it assembled a root left this behind
+    let rootfs = root.join("engine/rootfs");
+    fs::create_dir_all(rootfs.join(".rootfs-killed/rootfs/usr")).unwrap();
+    fs::write(
+        rootfs.join(".rootfs-killed/rootfs/usr/half"),
+        vec![1u8; 100_000],
+    )
+    .unwrap();
+
+    let du = cache_json(&root, &["du"]);
+    let total = du["total_bytes"].as_u64().unwrap();
+    let out = run_ok(Command::new("du").arg("-sb").arg(&root));
+    let real: u64 = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let off = (total as f64 - real as f64).abs() / real as f64;
+    assert!(
+        off <= 0.05,
+        "cache du says {total} B, du -sb {real} B\n{du:#}"
+    );
+    for k in [
+        "blobs",
+        "toolchain_roots",
+        "package_cache",
+        "cache_mounts",
+        "step_changes",
+        "step_records",
+    ] {
+        assert!(du["kinds"][k]["bytes"].as_u64().unwrap() > 0, "{k}: {du:#}");
+    }
+    let sum: u64 = du["kinds"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v["bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, total, "{du:#}");
+
+    // the roots were last used two days ago, except the one a build holds now
+    let roots: Vec<PathBuf> = fs::read_dir(&rootfs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("complete").is_file())
+        .collect();
+    assert!(
+        roots.len() >= 2,
+        "a toolchain root and an extracted base: {roots:?}"
+    );
+    let two_days = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
+    for r in &roots {
+        fs::File::options()
+            .write(true)
+            .open(r.join("complete"))
+            .unwrap()
+            .set_modified(two_days)
+            .unwrap();
+    }
+    let held = roots[0].clone();
+    let holder = fs::File::open(held.join("complete")).unwrap();
+    holder.lock_shared().unwrap();
+    let p = cache_json(&root, &["prune", "--older-than", "1d"]);
+    assert!(
+        held.join("rootfs").is_dir(),
+        "a held root was removed\n{p:#}"
+    );
+    assert_eq!(p["held"], serde_json::json!([held]), "{p:#}");
+    for r in &roots[1..] {
+        assert!(
+            !r.exists(),
+            "{} was not used for 2 days\n{p:#}",
+            r.display()
+        );
+    }
+    assert!(!rootfs.join(".rootfs-killed").exists(), "{p:#}");
+    assert!(
+        p["removed"]["toolchain_roots"]["items"].as_u64().unwrap() >= 2,
+        "{p:#}"
+    );
+    assert_eq!(
+        p["removed"]["blobs"]["items"], 0,
+        "blobs were used today\n{p:#}"
+    );
+    assert_eq!(p["removed"]["step_records"]["items"], 0, "{p:#}");
+    let du2 = cache_json(&root, &["du"]);
+    assert_eq!(du2["kinds"]["toolchain_roots"]["items"], 1, "{du2:#}");
+
+    // flagless: everything but the held root, then (released) only the skeleton
+    let p = cache_json(&root, &["prune"]);
+    assert!(held.join("rootfs").is_dir(), "{p:#}");
+    drop(holder);
+    let p = cache_json(&root, &["prune"]);
+    assert_eq!(
+        tree(&root),
+        ["blobs", "blobs/sha256", "layers", "store.lock", "tmp"],
+        "{p:#}"
+    );
+    assert!(p["removed_bytes"].as_u64().unwrap() > 0);
+    let du3 = cache_json(&root, &["du"]);
+    for (k, v) in du3["kinds"].as_object().unwrap() {
+        assert_eq!(v["items"], 0, "{k}: {du3:#}");
+    }
+}
+
+/// A base built once per test process with `ocibuild base build --profile PROFILE`, as an
+/// oci-archive (reused by later runs of the tests).
+fn profile_base(profile: &str) -> PathBuf {
+    static BASES: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut bases = BASES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, f)) = bases.iter().find(|(p, _)| p == profile) {
+        return f.clone();
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cache-test-bases");
+    fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{}.tar", profile.replace(':', "-")));
+    if !file.is_file() {
+        run_ok(
+            Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+                .arg("--root")
+                .arg(dir.join("store"))
+                .args(["--progress", "plain", "base", "build", "--profile", profile])
+                .arg("--cache-dir")
+                .arg(cache())
+                .arg("--output")
+                .arg(format!("oci-archive:{}", file.display())),
+        );
+    }
+    bases.push((profile.to_string(), file.clone()));
+    file
+}
+
+/// A Node service's Dockerfile as CI pipelines have it: a build stage, a `production` stage
+/// that takes only the built files, and a `test` stage after it that `--target production`
+/// leaves out. The bases are `ocibuild base build` archives (ARG defaults, so the command line
+/// stays the pipeline's own).
+fn node_service(ctx: &TestContext, name: &str) -> PathBuf {
+    let d = ctx.tmp_dir(name);
+    let dockerfile = format!(
+        "ARG BUILDER=oci-archive:{builder}
+ARG RUNTIME=oci-archive:{runtime}
+
+FROM ${{BUILDER}} AS build
+ENV npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
+WORKDIR /app
+COPY package.json ./
+COPY scripts/ ./scripts/
+COPY src/ ./src/
+RUN npm run build
+
+FROM ${{RUNTIME}} AS production
+WORKDIR /app
+ENV NODE_ENV=production
+COPY --from=build /app/dist ./dist
+COPY --from=build /app/package.json ./
+EXPOSE 3000
+CMD [\"dist/server.js\"]
+
+FROM build AS test
+RUN npm test
+",
+        builder = profile_base("node-build").display(),
+        runtime = profile_base("nodejs:nonroot").display(),
+    );
+    fs::write(d.join("Dockerfile"), dockerfile).unwrap();
+    fs::write(
+        d.join("package.json"),
+        r#"{
+  "name": "orders-api",
+  "version": "2.3.0",
+  "private": true,
+  "scripts": {
+    "build": "node scripts/build.js",
+    "test": "node dist/server.js --self-test"
+  }
+}
+"#,
+    )
+    .unwrap();
+    fs::create_dir_all(d.join("scripts")).unwrap();
+    fs::write(
+        d.join("scripts/build.js"),
+        r#"const fs = require('fs');
+const path = require('path');
+const pkg = require('../package.json');
+fs.mkdirSync('dist', { recursive: true });
+for (const f of fs.readdirSync('src')) {
+  const body = fs.readFileSync(path.join('src', f), 'utf8');
+  fs.writeFileSync(path.join('dist', f), `// ${pkg.name} ${pkg.version}\n${body}`);
+}
+"#,
+    )
+    .unwrap();
+    fs::create_dir_all(d.join("src")).unwrap();
+    fs::write(
+        d.join("src/server.js"),
+        r#"const http = require('http');
+const { total } = require('./orders');
+if (process.argv.includes('--self-test')) {
+  if (total([{ qty: 2, price: 3 }]) !== 6) process.exit(1);
+  process.exit(0);
+}
+http.createServer((req, res) => res.end(JSON.stringify({ total: total([]) })))
+  .listen(process.env.PORT || 3000);
+"#,
+    )
+    .unwrap();
+    fs::write(
+        d.join("src/orders.js"),
+        "exports.total = (items) => items.reduce((s, i) => s + i.qty * i.price, 0);\n",
+    )
+    .unwrap();
+    d
+}
+
+/// Issue 23 item 15: the seed's Jenkins command line, verbatim, on two runners with empty
+/// stores against docker-registry: the first pushes the image with its inline cache
+/// (`BUILDKIT_INLINE_CACHE=1`), the second (`--cache-from REG/app:latest`, an unchanged
+/// context) runs nothing and pushes the same image.
+#[test]
+fn the_seed_pipelines_inline_cache_command_line_runs_nothing_on_a_second_runner() {
+    let ctx = TestContext::new();
+    let peer = start_registry(&ctx, RegistryOptions::default());
+    let reg = &peer.host;
+    let seed = |root: &Path, app: &Path, meta: &Path| -> (Value, String) {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+        c.current_dir(app)
+            .arg("--root")
+            .arg(root)
+            .args(["--progress", "plain", "build"])
+            .args(["--cache-from", &format!("{reg}/app:latest")])
+            .args(["--build-arg", "BUILDKIT_INLINE_CACHE=1"])
+            .args(["--target", "production"])
+            .args(["-t", &format!("{reg}/app:1")])
+            .args(["-t", &format!("{reg}/app:latest")])
+            .arg("--push")
+            .arg("--metadata-file")
+            .arg(meta)
+            .arg(".")
+            .env_remove("SOURCE_DATE_EPOCH")
+            .stdin(Stdio::null());
+        let out = run_ok(&mut c);
+        let m: Value = serde_json::from_slice(&fs::read(meta).unwrap()).unwrap();
+        (m, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let meta = ctx.tmp_dir("seed-meta");
+    // runner A: the registry has no app:latest yet; every step of build and production runs
+    let (a, a_err) = seed(
+        &ctx.tmp_dir("seed-root-a"),
+        &node_service(&ctx, "seed-app-a"),
+        &meta.join("a.json"),
+    );
+    let ran_a = a["ocibuild.steps.ran"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no ocibuild.steps.ran in the metadata file: {a:#}\n{a_err}"));
+    assert!(ran_a >= 5, "runner A runs the steps: {a:#}\n{a_err}");
+    assert!(
+        !a_err.contains("npm test"),
+        "--target production builds the test stage: {a_err}"
+    );
+    // runner B: empty store, a fresh checkout of the same commit
+    let (b, b_err) = seed(
+        &ctx.tmp_dir("seed-root-b"),
+        &node_service(&ctx, "seed-app-b"),
+        &meta.join("b.json"),
+    );
+    assert_eq!(
+        b["ocibuild.steps.ran"], 0,
+        "runner B ran steps with the inline cache of {reg}/app:latest: {b:#}\n{b_err}"
+    );
+    assert!(b["ocibuild.steps.cached"].as_u64().unwrap() >= 5, "{b:#}");
+    assert_eq!(
+        b["containerimage.digest"], a["containerimage.digest"],
+        "runner B pushed another image\n{b_err}"
+    );
+}

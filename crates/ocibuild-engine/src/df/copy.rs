@@ -107,25 +107,26 @@ impl Source {
         Ok(resolve_in_root(&root, &format!("/{rel}"))?)
     }
 
-    /// An id of what `rel` holds: file content hashes for local dirs, the stage's or image's
-    /// content id otherwise (their content is already determined by it).
+    /// An id of what `rel` holds: the image digest for an image (it determines the content),
+    /// else the entries' types, modes and content hashes (and owners, for a stage, as root).
     pub(crate) fn content_id(&self, exec: &Exec<'_>, rel: &str) -> Result<String> {
         match self {
-            Source::Stage(j) => {
-                let out = exec.stages[*j].get().ok_or_else(|| EngineError::Invalid {
-                    what: "build".into(),
-                    detail: format!("stage {j} used before it was built"),
-                })?;
-                Ok(key_of(json!(["stage", out.chain.content_id(), rel])))
-            }
             Source::Image(_, d) => Ok(key_of(json!(["image", d, rel]))),
-            Source::Context(_) | Source::Dir(_) => {
-                let items = self.items(exec, &clean_rel(rel), false, &[])?;
+            // an earlier stage by what the path holds, as a local dir: never by the stage's
+            // layers, which may differ elsewhere in files this step never reads
+            Source::Context(_) | Source::Dir(_) | Source::Stage(_) => {
+                let rel = clean_rel(rel);
                 let mut parts = Vec::new();
+                if matches!(self, Source::Stage(_))
+                    && let Ok(host) = self.resolve_in(exec, &rel)
+                {
+                    parts.push(json!([rel, exec.fs_entry_id(self, &host, &rel)?]));
+                }
+                let items = self.items(exec, &rel, false, &[])?;
                 for it in &items {
                     parts.push(json!([
                         it.src_rel,
-                        exec.file_id(self, &it.host, &it.src_rel)?
+                        exec.fs_entry_id(self, &it.host, &it.src_rel)?
                     ]));
                 }
                 Ok(key_of(json!(parts)))
@@ -584,6 +585,19 @@ impl Exec<'_> {
         Ok(format!("file:{mode:o}:{h}"))
     }
 
+    /// [`Self::file_id`], with the owner for a stage's entries when owners are kept (as
+    /// root): COPY --from keeps them. Rootless, entries belong to the invoking user, which is
+    /// local to this machine and not copied, so it stays out of the key.
+    pub(crate) fn fs_entry_id(&self, src: &Source, host: &Path, rel: &str) -> Result<String> {
+        let id = self.file_id(src, host, rel)?;
+        if matches!(src, Source::Stage(_)) && fsops::is_root() {
+            let m = fs::symlink_metadata(host)
+                .map_err(EngineError::io("reading a copy source", host))?;
+            return Ok(format!("{id}:{}:{}", m.uid(), m.gid()));
+        }
+        Ok(id)
+    }
+
     pub(crate) fn copy_step(
         &self,
         st: &mut StageRun,
@@ -675,31 +689,50 @@ impl Exec<'_> {
         // Items, and the key over their content.
         let mut all: Vec<(String, Vec<Item>)> = Vec::new();
         let mut content: Vec<Value> = Vec::new();
+        // An image's digest determines what any path in it holds. An earlier stage is keyed
+        // on what the selected paths hold (type, mode, owner, content), never on the stage's
+        // layers: a stage rebuilt on another runner may differ in files this COPY never reads
+        // (logs, tool caches, timestamps), and the step must still hit there.
         let from_id = match &src {
-            Source::Stage(_) | Source::Image(..) => Some(src.content_id(self, "")?),
+            Source::Image(..) => Some(src.content_id(self, "")?),
             _ => None,
         };
         for s in &local_sources {
             if let Some(id) = &from_id {
-                // the stage's/image's content id determines what any path holds
                 content.push(json!([s, id]));
                 all.push((s.clone(), Vec::new()));
                 continue;
             }
             let items = src.items(self, s, a.parents, &exclude)?;
             if items.is_empty() {
-                return Err(EngineError::Invalid {
-                    what: format!("{loc}: {}", one_line(&ins.original)),
-                    detail: format!(
+                let detail = match &src {
+                    Source::Stage(_) => format!(
+                        "`{s}` does not exist in {}",
+                        from.as_deref().unwrap_or("the source")
+                    ),
+                    _ => format!(
                         "`{s}` is not in the build context ({}), or .dockerignore excludes it; check the path (it is relative to the context, not the Dockerfile)",
                         self.o.context.display()
                     ),
+                };
+                return Err(EngineError::Invalid {
+                    what: format!("{loc}: {}", one_line(&ins.original)),
+                    detail,
                 });
+            }
+            if matches!(src, Source::Stage(_)) {
+                // the named path itself (a directory's mode and owner are copied too)
+                let top = clean_rel(s);
+                if !has_glob(&top)
+                    && let Ok(host) = src.resolve_in(self, &top)
+                {
+                    content.push(json!([s, self.fs_entry_id(&src, &host, &top)?]));
+                }
             }
             for it in &items {
                 content.push(json!([
                     it.src_rel,
-                    self.file_id(&src, &it.host, &it.src_rel)?
+                    self.fs_entry_id(&src, &it.host, &it.src_rel)?
                 ]));
             }
             all.push((s.clone(), items));
@@ -735,7 +768,7 @@ impl Exec<'_> {
             Some(c) => parse_chown(c, Some(&view), &loc)?,
             None => (0, 0),
         };
-        // Stage/image sources are listed now (the key did not need them).
+        // Image sources are listed now (the key did not need them).
         if from_id.is_some() {
             for (s, items) in all.iter_mut() {
                 *items = src.items(self, s, a.parents, &exclude)?;

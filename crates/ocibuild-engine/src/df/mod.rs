@@ -142,14 +142,6 @@ pub(crate) struct Chain {
     pub key: String,
 }
 
-impl Chain {
-    /// An id of the filesystem content: the same layers give the same id.
-    pub fn content_id(&self) -> String {
-        let ids: Vec<String> = self.layers.iter().map(|(_, d)| d.to_string()).collect();
-        steps::key_of(json!(["content", ids]))
-    }
-}
-
 /// A finished stage.
 pub(crate) struct StageOut {
     #[allow(dead_code)]
@@ -637,6 +629,7 @@ pub fn extract_rootfs(store: &ContentStore, image: &Image) -> Result<PathBuf> {
     let name = image.manifest_desc.digest.hex().to_string();
     let done = dir.join(&name);
     if done.join("rootfs").is_dir() && done.join("complete").is_file() {
+        crate::storeusage::hold_root(&done);
         return Ok(done.join("rootfs"));
     }
     let (tmp, root) = rootfs_tmp(store)?;
@@ -698,6 +691,7 @@ pub(crate) fn publish_rootfs(tmp: tempfile::TempDir, name: &str) -> Result<PathB
             })?;
         }
     }
+    crate::storeusage::hold_root(&done);
     Ok(done.join("rootfs"))
 }
 

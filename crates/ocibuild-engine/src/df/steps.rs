@@ -1268,6 +1268,7 @@ impl Exec<'_> {
                         );
                     }
                 }
+                crate::storeusage::touch_dir(&dir);
                 if let Ok(mut used) = self.cache_mounts.lock() {
                     used.insert(
                         dir.clone(),

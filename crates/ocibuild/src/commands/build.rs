@@ -261,7 +261,15 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
         ),
     }
     };
-    let (from_specs, to_specs) = cache_specs(a)?;
+    let (from_specs, to_specs, inline) = cache_specs(a)?;
+    let mut opts = opts;
+    if inline {
+        // the pushed image points to the records pushed beside it
+        opts.labels.insert(
+            ocibuild_cache::INLINE_LABEL.to_string(),
+            ocibuild_cache::INLINE_TAG.to_string(),
+        );
+    }
     let cache_reg = cache_registry(g, &from_specs, &to_specs)?;
     let (from, to) = open_caches(&from_specs, &to_specs, cache_reg.as_ref())?;
     let shared = zeroconfig::Shared {
@@ -449,12 +457,17 @@ pub(super) type CacheTo<'r> = Vec<(
     bool,
 )>;
 
-/// `--cache-from` and `--cache-to`, parsed (secrets redacted from errors).
+/// `--cache-from` and `--cache-to`, parsed (secrets redacted from errors), and whether an
+/// inline cache is written (`--cache-to type=inline`, or docker's `--build-arg
+/// BUILDKIT_INLINE_CACHE=1`, with `--push`): then the `--cache-to` list holds a registry cache
+/// beside every pushed image ([`ocibuild_cache::CacheSpec::inline_for`]), and the image needs
+/// the label [`ocibuild_cache::INLINE_LABEL`] that points to it.
 pub(super) fn cache_specs(
     a: &BuildArgs,
 ) -> Result<(
     Vec<ocibuild_cache::CacheSpec>,
     Vec<ocibuild_cache::CacheSpec>,
+    bool,
 )> {
     let from = a
         .cache_from
@@ -464,15 +477,41 @@ pub(super) fn cache_specs(
                 .with_context(|| format!("--cache-from {}", redact(c)))
         })
         .collect::<Result<Vec<_>>>()?;
-    let to = a
-        .cache_to
-        .iter()
-        .map(|c| {
-            ocibuild_cache::CacheSpec::parse(c, true)
-                .with_context(|| format!("--cache-to {}", redact(c)))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok((from, to))
+    let mut to = Vec::new();
+    let mut inline = None;
+    for c in &a.cache_to {
+        let s = ocibuild_cache::CacheSpec::parse(c, true)
+            .with_context(|| format!("--cache-to {}", redact(c)))?;
+        if s.backend == ocibuild_cache::Backend::Inline {
+            inline = Some(s);
+        } else {
+            to.push(s);
+        }
+    }
+    let inline_arg = a.build_args.iter().any(|b| {
+        b.split_once('=')
+            .is_some_and(|(k, v)| k == "BUILDKIT_INLINE_CACHE" && matches!(v.trim(), "1" | "true"))
+    });
+    if inline.is_none() && inline_arg {
+        inline = Some(ocibuild_cache::CacheSpec::parse("type=inline", true)?);
+    }
+    let Some(inline) = inline else {
+        return Ok((from, to, false));
+    };
+    if !a.push {
+        eprintln!(
+            "warning: an inline cache (--cache-to type=inline or --build-arg BUILDKIT_INLINE_CACHE=1) is written beside a pushed image; without --push nothing is exported"
+        );
+        return Ok((from, to, false));
+    }
+    for t in &a.tags {
+        let r = Reference::parse(t).with_context(|| format!("-t {t}"))?;
+        let spec = inline.inline_for(&r);
+        if !to.contains(&spec) {
+            to.push(spec);
+        }
+    }
+    Ok((from, to, true))
 }
 
 /// The registry client `type=registry` caches use (the build's auth and TLS settings).

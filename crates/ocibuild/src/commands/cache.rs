@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
+use ocibuild_engine::storeusage::{self, Kind};
 use ocibuild_oci::store::{parse_duration, parse_size};
 
 use super::open_store;
@@ -16,31 +17,46 @@ pub fn run(g: &Global, c: CacheCommand) -> Result<ExitCode> {
         CacheCommand::Warm(_) => {}
         CacheCommand::Du { json } => {
             let u = store.du()?;
+            let all = storeusage::usage(&store);
+            let (steps, bytes) = ocibuild_engine::df::step_cache_usage(&store);
             if json {
-                let (steps, bytes) = ocibuild_engine::df::step_cache_usage(&store);
+                let mut kinds = serde_json::Map::new();
+                for (k, v) in &all.kinds {
+                    kinds.insert(
+                        (*k).to_string(),
+                        serde_json::json!({"bytes": v.bytes, "items": v.items}),
+                    );
+                }
                 println!(
                     "{}",
-                    serde_json::json!({"root": store.root(), "usage": u, "dockerfile_steps": {"records": steps, "bytes": bytes}})
+                    serde_json::json!({
+                        "root": store.root(),
+                        "total_bytes": all.total_bytes,
+                        "kinds": kinds,
+                        "other_paths": all.other_paths,
+                        "usage": u,
+                        "dockerfile_steps": {"records": steps, "bytes": bytes},
+                    })
                 );
             } else {
                 println!("{}", store.root().display());
-                println!(
-                    "  blobs            {:>10}  {}",
-                    u.blobs,
-                    human_size(u.bytes)
-                );
-                println!("  layer mappings   {:>10}", u.layer_mappings);
-                println!(
-                    "  temp files       {:>10}  {}",
-                    u.temp_files,
-                    human_size(u.temp_bytes)
-                );
-                let (steps, bytes) = ocibuild_engine::df::step_cache_usage(&store);
-                println!(
-                    "  Dockerfile steps {:>10}  {} (change dirs; their layers are blobs)",
-                    steps,
-                    human_size(bytes)
-                );
+                for k in Kind::ALL {
+                    let v = all.kinds.get(k.as_str()).copied().unwrap_or_default();
+                    println!(
+                        "  {:<16} {:>10}  {:>7} items  {}",
+                        k.as_str(),
+                        human_size(v.bytes),
+                        v.items,
+                        k.what()
+                    );
+                }
+                println!("  {:<16} {:>10}", "total", human_size(all.total_bytes));
+                for p in &all.other_paths {
+                    println!(
+                        "  other: {} (not made by ocibuild; prune leaves it)",
+                        p.display()
+                    );
+                }
             }
         }
         CacheCommand::Prune {
@@ -50,39 +66,65 @@ pub fn run(g: &Global, c: CacheCommand) -> Result<ExitCode> {
         } => {
             let older = older_than.as_deref().map(parse_duration).transpose()?;
             let keep = keep_storage.as_deref().map(parse_size).transpose()?;
-            let r = store.prune(older, keep)?;
-            let steps = {
-                let _lock = store.lock_exclusive()?;
-                ocibuild_engine::df::prune_steps(
-                    &store,
-                    if keep.is_some() && older.is_none() {
-                        // a size budget prunes blobs; the records of pruned layers go with them
-                        Some(std::time::Duration::MAX)
-                    } else {
-                        older
-                    },
-                )?
-            };
-            let logs = {
-                let _lock = store.lock_exclusive()?;
-                ocibuild_engine::steplog::prune(&store, older)?
+            match store.try_lock_exclusive()? {
+                Some(l) => drop(l),
+                None => eprintln!(
+                    "waiting for the builds that use {} to finish (prune never removes what a build uses)…",
+                    store.root().display()
+                ),
+            }
+            let r = storeusage::prune(&store, older, keep)?;
+            let n = |m: &std::collections::BTreeMap<&str, storeusage::KindUsage>, k: Kind| {
+                m.get(k.as_str()).copied().unwrap_or_default()
             };
             if json {
+                let (rb, kb) = (n(&r.removed, Kind::Blobs), n(&r.kept, Kind::Blobs));
                 println!(
                     "{}",
-                    serde_json::json!({"root": store.root(), "pruned": r, "steps_removed": steps, "step_logs_removed": logs})
+                    serde_json::json!({
+                        "root": store.root(),
+                        "removed": r.removed,
+                        "kept": r.kept,
+                        "removed_bytes": r.removed_bytes,
+                        "kept_bytes": r.kept_bytes,
+                        "held": r.held,
+                        "other_paths": r.other_paths,
+                        "pruned": {
+                            "removed_blobs": rb.items,
+                            "removed_bytes": rb.bytes,
+                            "kept_blobs": kb.items,
+                            "kept_bytes": kb.bytes,
+                            "removed_temp_files": n(&r.removed, Kind::Temp).items,
+                        },
+                        "steps_removed": n(&r.removed, Kind::StepRecords).items,
+                    })
                 );
             } else {
                 println!(
-                    "removed {} blobs ({}), kept {} ({}), removed {} stale temp files",
-                    r.removed_blobs,
+                    "removed {}, kept {}",
                     human_size(r.removed_bytes),
-                    r.kept_blobs,
-                    human_size(r.kept_bytes),
-                    r.removed_temp_files
+                    human_size(r.kept_bytes)
                 );
-                println!("removed {steps} Dockerfile step records");
-                println!("removed the step logs of {logs} builds");
+                for k in Kind::ALL {
+                    let (rm, kp) = (n(&r.removed, k), n(&r.kept, k));
+                    if rm.items + kp.items == 0 {
+                        continue;
+                    }
+                    println!(
+                        "  {:<16} removed {:>10} ({} items), kept {:>10} ({} items)",
+                        k.as_str(),
+                        human_size(rm.bytes),
+                        rm.items,
+                        human_size(kp.bytes),
+                        kp.items
+                    );
+                }
+                for p in &r.held {
+                    println!("  kept {}: a running process holds it", p.display());
+                }
+                for p in &r.other_paths {
+                    println!("  kept {}: not made by ocibuild", p.display());
+                }
             }
         }
     }

@@ -253,7 +253,15 @@ fn build_impl(
         store: store.clone(),
         policy: a.pull.clone(),
     };
-    let (from_specs, to_specs) = cache_specs(a)?;
+    let (from_specs, to_specs, inline) = cache_specs(a)?;
+    let mut labels = BTreeMap::new();
+    if inline {
+        // the pushed image points to the step records pushed beside it
+        labels.insert(
+            ocibuild_cache::INLINE_LABEL.to_string(),
+            ocibuild_cache::INLINE_TAG.to_string(),
+        );
+    }
     let cache_reg = cache_registry(g, &from_specs, &to_specs)?;
     let (cache_from, cache_to) = open_caches(&from_specs, &to_specs, cache_reg.as_ref())?;
     let (compression, level) = compression(a)?;
@@ -280,7 +288,7 @@ fn build_impl(
         compression,
         level,
         no_cache: a.no_cache,
-        labels: BTreeMap::new(),
+        labels,
         cache_from,
         cache_to,
         explain_cache: a.explain_cache,
@@ -380,6 +388,8 @@ fn build_impl(
             "ocibuild.stages": built.stages,
             "ocibuild.steps": built.ran.iter().map(|(n, s)| json!({"name": n, "seconds": s})).collect::<Vec<_>>(),
             "ocibuild.cached": built.cached,
+            "ocibuild.steps.ran": built.ran.len(),
+            "ocibuild.steps.cached": built.cached.len(),
             "ocibuild.size": size,
         });
         super::write_file_atomically(f, &serde_json::to_vec_pretty(&meta)?)?;
