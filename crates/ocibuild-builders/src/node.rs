@@ -1165,12 +1165,14 @@ mod tests {
             Path::new("package-lock.json"),
         )
         .unwrap();
+        // a v1 lockfile does not record install scripts: it says so (the root gets compilers)
         assert_eq!(
             l,
             Lock {
                 any: true,
                 prod: false,
                 local: false,
+                v1: true,
                 ..Lock::default()
             }
         );

@@ -294,6 +294,16 @@ const FOREIGN_FLAGS: &[&str] = &[
     "--link",
     "--mount",
     "--parents",
+    // what the zero-config builders run, quoted in the language table: npm, yarn, pnpm and pip
+    "--frozen-lockfile",
+    "--immutable",
+    "--prod",
+    "--production",
+    "--no-deps",
+    "--python",
+    "--require-hashes",
+    // `build`'s and `base build`'s package cache, which the `cache du` table accounts for
+    "--cache-dir",
 ];
 
 /// The README's flags exist in the CLI: every `--flag` written in a command's section is a flag
