@@ -96,7 +96,7 @@ impl Buildah {
         assert!(
             crate::is_root(),
             "the buildah reference builds run buildah as root with a private store: run the \
-             tests as root (`sudo ./scripts/test.sh`; CI does); this test never skips"
+             tests as root (`./scripts/test.sh` as root; CI does); this test never skips"
         );
         let dir = ctx.tmp_dir("buildah");
         for sub in ["graph", "run", "tmp"] {

@@ -5,9 +5,9 @@
 //! `umoci`, `oci-image-tool`, `skopeo`, `podman` and `runc`.
 //!
 //! May depend on: plain Rust crates and the peer tools installed on the machine (Debian packages;
-//! `sudo ./scripts/setup.sh` installs them all). Must never: mock a peer, skip a test because a tool
-//! is missing (a missing tool is a panic naming the package to install), depend on anything outside
-//! this repository, or be a dependency of anything but tests and benches.
+//! `./scripts/setup.sh`, as root, installs them all). Must never: mock a peer, skip a test because
+//! a tool is missing (a missing tool is a panic naming the package to install), depend on anything
+//! outside this repository, or be a dependency of anything but tests and benches.
 //!
 //! Every helper panics (this is a test crate) with the full command line and the tool's complete
 //! stdout and stderr, so a failing test explains itself.
@@ -191,7 +191,7 @@ pub fn require_tool(name: &str, debian_pkg: &str) -> PathBuf {
 fn missing_tool_message(name: &str, debian_pkg: &str) -> String {
     format!(
         "peer tool `{name}` is not installed: run `apt-get install {debian_pkg}` (or the README's \
-         setup command, `sudo ./scripts/setup.sh`); this test never skips"
+         setup command, `./scripts/setup.sh` as root); this test never skips"
     )
 }
 
@@ -672,7 +672,7 @@ pub fn runc_run(bundle: &Path, args_override: Option<&[&str]>) -> (i32, String, 
             .to_string();
         panic!(
             "test `{test}` runs an image with runc, which needs root: run the tests as root \
-             (`sudo ./scripts/test.sh`; CI does); this test never skips"
+             (`./scripts/test.sh` as root; CI does); this test never skips"
         );
     }
     let runc = require_tool("runc", "runc");
@@ -916,7 +916,7 @@ mod tests {
         assert_eq!(
             msg,
             "peer tool `ocibuild-no-such-tool` is not installed: run `apt-get install no-such-pkg` \
-             (or the README's setup command, `sudo ./scripts/setup.sh`); this test never skips"
+             (or the README's setup command, `./scripts/setup.sh` as root); this test never skips"
         );
     }
 
