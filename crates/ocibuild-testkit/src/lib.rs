@@ -221,6 +221,66 @@ pub fn ocibuild_bin() -> PathBuf {
     p
 }
 
+/// Every path below `dir` (files, links and directories), depth first; unreadable dirs are
+/// skipped.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                todo.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// What no distroless image may hold, whatever its language: shells, compilers and linkers,
+/// package managers (system and language ones), toolchains, and the build's `/src`.
+pub const BUILD_TOOLS: &[&str] = &[
+    "bin/sh",
+    "usr/bin/sh",
+    "usr/bin/bash",
+    "usr/bin/dash",
+    "usr/bin/gcc",
+    "usr/bin/cc",
+    "usr/bin/g++",
+    "usr/bin/c++",
+    "usr/bin/make",
+    "usr/bin/ld",
+    "usr/bin/go",
+    "usr/lib/go",
+    "usr/bin/javac",
+    "usr/bin/mvn",
+    "usr/bin/npm",
+    "usr/bin/npx",
+    "usr/bin/corepack",
+    "usr/bin/yarn",
+    "usr/bin/yarnpkg",
+    "usr/bin/pnpm",
+    "usr/share/nodejs/npm",
+    "usr/bin/pip",
+    "usr/bin/pip3",
+    "usr/bin/apt",
+    "usr/bin/dpkg",
+    "src",
+];
+
+/// Panics naming the first of [`BUILD_TOOLS`] and `also` (paths relative to the image root)
+/// that an unpacked image root holds.
+pub fn assert_no_build_tools(rootfs: &Path, also: &[&str]) {
+    for p in BUILD_TOOLS.iter().chain(also) {
+        assert!(
+            fs::symlink_metadata(rootfs.join(p)).is_err(),
+            "{p} must not be in the final image ({})",
+            rootfs.display()
+        );
+    }
+}
+
 /// `target/<profile>/<name>` for a test binary at `target/<profile>/deps/<test>` (or
 /// `…/examples/<x>`, or directly in the profile dir).
 fn profile_bin(exe: &Path, name: &str) -> PathBuf {
