@@ -15,6 +15,7 @@
 pub mod azurite;
 pub mod buildah;
 pub mod equality;
+pub mod oracles;
 pub mod proxy;
 pub mod registry;
 use std::ffi::OsStr;
