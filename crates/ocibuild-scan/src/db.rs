@@ -51,6 +51,9 @@ pub struct DbInfo {
     pub index_entries: u64,
     pub records_bytes: u64,
     pub index_bytes: u64,
+    /// `sha256:<hex>` of `index.tsv`, checked at every open: a damaged index would otherwise
+    /// find nothing and pass every scan.
+    pub index_digest: String,
 }
 
 impl DbInfo {
@@ -120,6 +123,13 @@ impl Database {
                     index.len(),
                     info.index_bytes
                 ),
+            ));
+        }
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(index.as_bytes())));
+        if digest != info.index_digest {
+            return Err(corrupt(
+                dir,
+                format!("{INDEX} does not match the digest the import recorded"),
             ));
         }
         let rec_len = fs::metadata(dir.join(RECORDS))
@@ -496,9 +506,11 @@ pub fn import(source: &Path, dest: &Path) -> Result<DbInfo, ScanError> {
         fs::File::create(&index_path).map_err(ScanError::io(&index_path))?,
     );
     let mut index_bytes = 0u64;
+    let mut index_hash = Sha256::new();
     for (k, off, len) in &index {
         let line = format!("{k}\t{off}\t{len}\n");
         index_bytes += line.len() as u64;
+        index_hash.update(line.as_bytes());
         w.write_all(line.as_bytes())
             .map_err(ScanError::io(&index_path))?;
     }
@@ -506,6 +518,7 @@ pub fn import(source: &Path, dest: &Path) -> Result<DbInfo, ScanError> {
     drop(w);
     info.index_entries = index.len() as u64;
     info.index_bytes = index_bytes;
+    info.index_digest = format!("sha256:{}", hex::encode(index_hash.finalize()));
     info.records_bytes = offset;
     info.newest_modified = newest.map(|(_, s)| s);
     let meta_path = tmp.path().join(META);
