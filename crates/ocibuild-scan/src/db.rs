@@ -331,6 +331,7 @@ struct Importer {
     index: Vec<(String, u64, u64)>,
     info: DbInfo,
     newest: Option<(i64, String)>,
+    scratch: Vec<u8>,
 }
 
 impl Importer {
@@ -396,9 +397,10 @@ impl Importer {
         if keys.is_empty() {
             return Ok(());
         }
-        let len = bytes.len() as u64;
+        minify(bytes, &mut self.scratch);
+        let len = self.scratch.len() as u64;
         self.records
-            .write_all(bytes)
+            .write_all(&self.scratch)
             .map_err(ScanError::io(&self.records_path))?;
         for k in keys {
             self.index.push((k, self.offset, len));
@@ -436,6 +438,31 @@ impl Importer {
 
 fn trim_ascii(b: &[u8]) -> &[u8] {
     b.trim_ascii()
+}
+
+/// JSON without the whitespace between tokens (strings untouched): osv.dev's records are
+/// pretty-printed, and the index stores each once, compactly.
+fn minify(b: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(b.len());
+    let (mut in_str, mut escaped) = (false, false);
+    for &c in b {
+        if in_str {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_str = false;
+            }
+        } else if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+            if c == b'"' {
+                in_str = true;
+            }
+            out.push(c);
+        }
+    }
 }
 
 /// Imports the OSV records at `source` into the database directory `dest`, replacing what is
@@ -477,6 +504,7 @@ pub fn import(source: &Path, dest: &Path) -> Result<DbInfo, ScanError> {
             ..DbInfo::default()
         },
         newest: None,
+        scratch: Vec::new(),
     };
     for f in &files {
         if f.extension().is_some_and(|e| e == "zip") {
@@ -554,4 +582,23 @@ pub fn import(source: &Path, dest: &Path) -> Result<DbInfo, ScanError> {
     }
     info.path = Some(dest.to_path_buf());
     Ok(info)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn minify_keeps_strings() {
+        let mut out = Vec::new();
+        minify(
+            b"{\n  \"a b\": [1, 2],\n  \"s\": \"x \\\" \\\\ y\" }",
+            &mut out,
+        );
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"a b":[1,2],"s":"x \" \\ y"}"#
+        );
+    }
 }
