@@ -369,3 +369,110 @@ for line in open(sys.argv[1]):
         bad.join("\n")
     );
 }
+
+fn maven_version(r: &mut Rng) -> String {
+    let mut s = r.below(4).to_string();
+    for _ in 0..r.below(4) {
+        s.push_str(r.pick(&[".", ".", "-", ""]));
+        if r.chance(65) {
+            s.push_str(&r.below(12).to_string());
+        } else {
+            s.push_str(r.pick(&[
+                "alpha",
+                "a",
+                "beta",
+                "b",
+                "m",
+                "milestone",
+                "rc",
+                "cr",
+                "SNAPSHOT",
+                "ga",
+                "final",
+                "Final",
+                "RELEASE",
+                "sp",
+                "abc",
+                "jre",
+                "android",
+            ]));
+        }
+    }
+    s
+}
+
+/// Maven's own `ComparableVersion` (its `main` prints each consecutive comparison), from the
+/// Debian `maven` package's maven-artifact jar.
+#[test]
+fn maven_ordering_agrees_with_maven() {
+    let java = ocibuild_testkit::require_tool("java", "default-jre-headless");
+    let mvn = ocibuild_testkit::require_tool("mvn", "maven");
+    let lib = std::fs::canonicalize(&mvn)
+        .unwrap()
+        .parent()
+        .and_then(|b| b.parent())
+        .unwrap()
+        .join("lib");
+    let jar = std::fs::read_dir(&lib)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("maven-artifact")
+        })
+        .unwrap_or_else(|| panic!("no maven-artifact jar in {}", lib.display()));
+    let mut rng = Rng(0x5eed_0005);
+    let mut versions: Vec<String> = Vec::new();
+    for _ in 0..4000 {
+        let v = maven_version(&mut rng);
+        // near neighbours too
+        if rng.chance(30) {
+            versions.push(format!(
+                "{v}{}",
+                rng.pick(&[".0", "-0", ".1", "-1", "-ga", "-sp"])
+            ));
+        }
+        versions.push(v);
+    }
+    let out = std::process::Command::new(java)
+        .arg("-cp")
+        .arg(&jar)
+        .arg("org.apache.maven.artifact.versioning.ComparableVersion")
+        .args(&versions)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut n = 0;
+    let mut bad = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with("   ")) {
+        let t: Vec<&str> = line.split_whitespace().collect();
+        let [a, op, b] = t[..] else {
+            panic!("unexpected line {line:?}")
+        };
+        let theirs = match op {
+            "<" => Ordering::Less,
+            "==" => Ordering::Equal,
+            ">" => Ordering::Greater,
+            other => panic!("unexpected comparison {other} in {line:?}"),
+        };
+        n += 1;
+        let mine = ocibuild_scan::version::maven::compare(a, b);
+        if mine != theirs {
+            bad.push(format!("{a} vs {b}: maven {op}, ours {mine:?}"));
+        }
+    }
+    assert_eq!(n, versions.len() - 1, "one comparison per consecutive pair");
+    assert!(
+        bad.is_empty(),
+        "{} disagreements:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}

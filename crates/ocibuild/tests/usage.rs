@@ -65,8 +65,8 @@ fn hello_layout(ctx: &tk::TestContext) -> PathBuf {
 
 /// Every exit code the README and `--help` document, from a command that produces it today:
 /// 0 ok, 1 error, 2 usage error (clap's own and ocibuild's: an invalid transport, a flag value
-/// it cannot take), 128+N for `run` when the step is killed (`--timeout`: SIGKILL, 137). No
-/// command produces 3 yet (the policy gates are not written): `--help` says what it will mean.
+/// it cannot take), 128+N for `run` when the step is killed (`--timeout`: SIGKILL, 137). 3 (a
+/// policy gate) comes from `scan`, tested with its database in tests/scan.rs.
 #[test]
 fn every_documented_exit_code() {
     let ctx = tk::TestContext::new();

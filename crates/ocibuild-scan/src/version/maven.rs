@@ -2,7 +2,8 @@
 //! and digit/letter transitions; `alpha < beta < milestone < rc < snapshot < "" (release) < sp`,
 //! unknown qualifiers after those (as text); `ga`, `final` and `release` are the release itself,
 //! `cr` is `rc`, and `a1`/`b1`/`m1` are alpha/beta/milestone; trailing zeros and release
-//! qualifiers are dropped before comparing.
+//! qualifiers are dropped before comparing. Maven 3.8's parsing: a qualifier after other items
+//! (`1.0.0.X1`, a trailing `2.11.android`) opens a sub-list, as if written with `-`.
 
 use std::cmp::Ordering;
 
@@ -79,10 +80,12 @@ impl Item {
                 comparable_qualifier(a).cmp(&comparable_qualifier(b))
             }
             (Item::Str(_), Some(Item::List(_))) => Ordering::Less,
-            (Item::List(l), None) => match l.first() {
-                None => Ordering::Equal,
-                Some(first) => first.cmp_opt(None),
-            },
+            // the whole list against nothing, not just its first item (MNG-6964)
+            (Item::List(l), None) => l
+                .iter()
+                .map(|i| i.cmp_opt(None))
+                .find(|o| *o != Ordering::Equal)
+                .unwrap_or(Ordering::Equal),
             (Item::List(_), Some(Item::Int(_))) => Ordering::Less,
             (Item::List(_), Some(Item::Str(_))) => Ordering::Greater,
             (Item::List(a), Some(Item::List(b))) => {
@@ -148,6 +151,10 @@ fn parse(version: &str) -> Item {
             stack.push(Vec::new());
         } else if c.is_ascii_digit() {
             if !is_digit && i > start {
+                // 1.0.0.X1 < 1.0.0-X2: a qualifier after other items opens its own list
+                if stack.last().is_some_and(|l| !l.is_empty()) {
+                    stack.push(Vec::new());
+                }
                 push_item(&mut stack, string_item(&v[start..i], true));
                 start = i;
                 stack.push(Vec::new());
@@ -163,6 +170,10 @@ fn parse(version: &str) -> Item {
         }
     }
     if v.len() > start {
+        // a trailing `.X` qualifier is read as `-X`
+        if !is_digit && stack.last().is_some_and(|l| !l.is_empty()) {
+            stack.push(Vec::new());
+        }
         push_item(&mut stack, parse_item(is_digit, &v[start..]));
     }
     // close the lists innermost first: each is normalised, then becomes its parent's last item
