@@ -175,12 +175,40 @@ impl Database {
                 path: path.to_path_buf(),
             });
         }
+        // a source seen before with the same files, sizes and mtimes: its digest without
+        // reading it again (a full all.zip set is hundreds of MB)
+        let fingerprint = source_fingerprint(path)?;
+        let canonical = fs::canonicalize(path).map_err(ScanError::io(path))?;
+        let memo = store_dir.join("sources").join(format!(
+            "{}.json",
+            hex::encode(Sha256::digest(canonical.to_string_lossy().as_bytes()))
+        ));
+        if let Ok(bytes) = fs::read(&memo)
+            && let Ok(m) = serde_json::from_slice::<SourceMemo>(&bytes)
+            && m.fingerprint == fingerprint
+        {
+            let dest = store_dir.join(m.digest.replace(':', "-"));
+            if is_database(&dest) {
+                return Database::open(&dest);
+            }
+        }
         let digest = source_digest(path)?;
         let dest = store_dir.join(digest.replace(':', "-"));
-        if is_database(&dest) {
-            return Database::open(&dest);
+        if !is_database(&dest) {
+            import(path, &dest)?;
         }
-        import(path, &dest)?;
+        // best effort: a memo that cannot be written only costs a re-hash next time
+        if let Some(dir) = memo.parent()
+            && fs::create_dir_all(dir).is_ok()
+            && let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir)
+            && let Ok(bytes) = serde_json::to_vec(&SourceMemo {
+                fingerprint,
+                digest,
+            })
+            && tmp.write_all(&bytes).is_ok()
+        {
+            let _ = tmp.persist(&memo);
+        }
         Database::open(&dest)
     }
 
@@ -301,6 +329,29 @@ fn source_files(path: &Path) -> Result<Vec<PathBuf>, ScanError> {
         }
     }
     Ok(files)
+}
+
+#[derive(Serialize, Deserialize)]
+struct SourceMemo {
+    fingerprint: String,
+    digest: String,
+}
+
+/// A source's files with their sizes and modification times, hashed: cheap to compute, and
+/// changed by any rewrite of a file.
+fn source_fingerprint(path: &Path) -> Result<String, ScanError> {
+    let mut h = Sha256::new();
+    for f in source_files(path)? {
+        let m = fs::metadata(&f).map_err(ScanError::io(&f))?;
+        let mtime = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        h.update(f.to_string_lossy().as_bytes());
+        h.update(format!("\0{}\0{mtime}\0", m.len()).as_bytes());
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
 /// `sha256:<hex>` over a source's files (relative names and contents, in order).

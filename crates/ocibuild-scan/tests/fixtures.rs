@@ -269,7 +269,36 @@ fn a_zip_archive_imports_like_the_directory() {
     // imported once: the same content reuses the index
     let again = Database::open_or_import(&zip, &store).unwrap();
     assert_eq!(again.dir(), db.dir());
-    assert_eq!(std::fs::read_dir(&store).unwrap().count(), 1);
+    let dbs = |store: &Path| -> usize {
+        std::fs::read_dir(store)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("sha256-")
+            })
+            .count()
+    };
+    assert_eq!(dbs(&store), 1);
+    // a changed archive (the same name, other content) is imported again, not taken for the old
+    let out = std::process::Command::new(ocibuild_testkit::require_tool("python3", "python3"))
+        .arg("-c")
+        .arg(script)
+        .arg(testdata("osv/pypi"))
+        .arg(&zip)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let changed = Database::open_or_import(&zip, &store).unwrap();
+    assert_ne!(changed.dir(), db.dir());
+    assert_eq!(changed.info().records, 2);
+    assert_eq!(dbs(&store), 2);
 }
 
 #[test]
