@@ -248,6 +248,18 @@ fn the_json_report_groups_by_action_and_sarif_is_2_1_0() {
         .find(|r| r["id"] == "GHSA-9401-mvn1-log4")
         .unwrap();
     assert_eq!(rule["properties"]["security-severity"], "10.0");
+    // an independent reading: sarif-pydantic's SARIF 2.1.0 object model (required properties,
+    // types and enumerations such as `level`)
+    let sarif = ctx.path("scan.sarif");
+    fs::write(&sarif, &o.stdout).unwrap();
+    let checked = tk::oracles::python_eval(
+        &["sarif-pydantic==0.6.*"],
+        "import json, sys\nfrom sarif_pydantic import Sarif\n\
+         s = Sarif.model_validate(json.load(open(sys.argv[1])))\n\
+         print(s.version, len(s.runs[0].results))\n",
+        &[sarif.to_str().unwrap()],
+    );
+    assert!(checked.contains("13"), "{checked}");
 }
 
 #[test]
