@@ -213,6 +213,15 @@ pub fn from_purl(purl: &str) -> Result<Option<Package>, ScanError> {
     };
     let distro = quals.get("distro").map(|d| {
         let d = d.strip_prefix("debian-").unwrap_or(d);
+        // the purl spec's own example spells the release by name
+        let d = match d {
+            "buster" => "10",
+            "bullseye" => "11",
+            "bookworm" => "12",
+            "trixie" => "13",
+            "forky" => "14",
+            other => other,
+        };
         d.split('.').next().unwrap_or(d).to_string()
     });
     let source = quals
@@ -305,6 +314,14 @@ mod tests {
         assert_eq!(p.source.as_deref(), Some("openssl"));
         assert_eq!(p.distro.as_deref(), Some("12"));
         assert_eq!(p.lookup_names(), ["openssl", "libssl3"]);
+        let p = from_purl("pkg:deb/debian/curl@7.88.1-10?distro=debian-bookworm")
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.distro.as_deref(), Some("12"));
+        let p = from_purl("pkg:deb/debian/curl@7.88.1-10?distro=debian-12.5")
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.distro.as_deref(), Some("12"));
         let p = from_purl("pkg:npm/%40babel/core@7.22.0").unwrap().unwrap();
         assert_eq!(p.name, "@babel/core");
         let p = from_purl("pkg:golang/golang.org/x/net@v0.17.0")
