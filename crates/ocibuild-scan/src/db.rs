@@ -426,7 +426,7 @@ impl Importer {
             match Ecosystem::from_osv(&p.ecosystem) {
                 Some((e, _)) => {
                     let key = format!("{}\t{}", e.as_str(), e.normalize_name(&p.name));
-                    if !key.contains('\n') && !keys.contains(&key) {
+                    if !key[e.as_str().len() + 1..].contains(['\n', '\t']) && !keys.contains(&key) {
                         keys.push(key);
                     }
                     if !ecos.iter().any(|x| x == e.as_str()) {
