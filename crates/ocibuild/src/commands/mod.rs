@@ -9,6 +9,7 @@ mod doctor;
 mod inspect;
 pub mod registry;
 mod run;
+mod scan;
 mod validate;
 
 use std::path::PathBuf;
@@ -35,6 +36,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Doctor(a) => doctor::run(&cli.global, a),
         Command::Base(c) => base::run(&cli.global, c),
         Command::Build(a) => build::run(&cli.global, *a),
+        Command::Scan(a) => scan::run(&cli.global, *a),
+        Command::Db(c) => scan::db(&cli.global, c),
     }
 }
 
