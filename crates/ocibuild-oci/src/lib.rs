@@ -8,6 +8,7 @@
 //! the network, spawn processes, print to the terminal, or use an async runtime. Layers are never
 //! held in memory and never read back to hash them.
 
+pub mod artifact;
 pub mod assemble;
 pub mod digest;
 pub mod error;

@@ -10,6 +10,7 @@
 //! credential or token reach a log line or an error message.
 
 pub mod acr;
+pub mod artifacts;
 pub mod auth;
 pub mod client;
 pub mod config;

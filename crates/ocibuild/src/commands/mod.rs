@@ -9,6 +9,7 @@ mod doctor;
 mod inspect;
 pub mod registry;
 mod run;
+mod sign;
 mod validate;
 
 use std::path::PathBuf;
@@ -35,6 +36,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Doctor(a) => doctor::run(&cli.global, a),
         Command::Base(c) => base::run(&cli.global, c),
         Command::Build(a) => build::run(&cli.global, *a),
+        Command::GenerateKeyPair(a) => sign::generate_key_pair(a),
+        Command::Sign(a) => sign::sign(&cli.global, a),
+        Command::Verify(a) => sign::verify(&cli.global, a),
+        Command::Attest(a) => sign::attest(&cli.global, a),
+        Command::VerifyAttestation(a) => sign::verify_attestation(&cli.global, a),
     }
 }
 
