@@ -134,6 +134,7 @@ pub struct Stored {
 
 /// Store one layer (`bytes` with `annotations`) for `subject`: appended to the manifest under the
 /// cosign tag `sha256-<hex>.<suffix>`, or as a referrer.
+#[allow(clippy::too_many_arguments)]
 fn store_layer(
     target: &Target<'_>,
     subject: &Descriptor,

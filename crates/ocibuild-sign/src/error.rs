@@ -26,10 +26,10 @@ pub enum SignError {
     Exists { path: String },
 
     #[error(transparent)]
-    Registry(#[from] RegistryError),
+    Registry(Box<RegistryError>),
 
     #[error(transparent)]
-    Oci(#[from] OciError),
+    Oci(Box<OciError>),
 
     #[error("{what}: {source}")]
     Io {
@@ -37,6 +37,18 @@ pub enum SignError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<RegistryError> for SignError {
+    fn from(e: RegistryError) -> Self {
+        SignError::Registry(Box::new(e))
+    }
+}
+
+impl From<OciError> for SignError {
+    fn from(e: OciError) -> Self {
+        SignError::Oci(Box::new(e))
+    }
 }
 
 pub type Result<T, E = SignError> = std::result::Result<T, E>;

@@ -2,7 +2,6 @@
 //! signatures, attestations and SBOMs along with `copy` and `push`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -134,7 +133,7 @@ fn mode(m: ReferrersMode) -> Mode {
     }
 }
 
-fn signer(key: &PathBuf) -> Result<FileSigner> {
+fn signer(key: &std::path::Path) -> Result<FileSigner> {
     Ok(FileSigner::open(key, &|| password_from_env_or_tty(false))?)
 }
 
