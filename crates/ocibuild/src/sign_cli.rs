@@ -49,6 +49,9 @@ pub struct SignArgs {
     /// Accepted for cosign compatibility (there is nothing to confirm: no transparency log)
     #[arg(short = 'y', long)]
     pub yes: bool,
+    /// cosign's transparency-log upload: only `false` is accepted (ocibuild signs without a log)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub tlog_upload: Option<bool>,
     /// docker://REGISTRY/REPO[:TAG|@DIGEST] or oci:DIR[:TAG]
     pub image: String,
 }
@@ -94,6 +97,9 @@ pub struct AttestArgs {
     /// Accepted for cosign compatibility
     #[arg(short = 'y', long)]
     pub yes: bool,
+    /// cosign's transparency-log upload: only `false` is accepted (ocibuild signs without a log)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub tlog_upload: Option<bool>,
     /// docker://REGISTRY/REPO[:TAG|@DIGEST] or oci:DIR[:TAG]
     pub image: String,
 }

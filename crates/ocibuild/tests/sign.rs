@@ -370,7 +370,23 @@ fn sign_verify_attest_and_copy_against_docker_registry() {
         &img,
     ]));
     let (other_key, other_pub) = openssl_key_pair(&dir, "other");
-    tk::run_ok(ocibuild(&ctx).args(["sign", "--key", other_key.to_str().unwrap(), &img]));
+    tk::run_ok(ocibuild(&ctx).args([
+        "sign",
+        "--key",
+        other_key.to_str().unwrap(),
+        "--tlog-upload=false",
+        "-y",
+        &img,
+    ]));
+    let (c, _, err) = code(ocibuild(&ctx).args([
+        "sign",
+        "--key",
+        other_key.to_str().unwrap(),
+        "--tlog-upload=true",
+        &img,
+    ]));
+    assert_eq!(c, 2, "{err}");
+    assert!(err.contains("transparency log"), "{err}");
     let m = get_manifest(&reg, "app", &format!("sha256-{}.sig", hex_of(&digest)));
     assert_eq!(
         m["layers"].as_array().unwrap().len(),

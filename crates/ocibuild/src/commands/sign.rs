@@ -137,7 +137,19 @@ fn signer(key: &std::path::Path) -> Result<FileSigner> {
     Ok(FileSigner::open(key, &|| password_from_env_or_tty(false))?)
 }
 
+/// `--tlog-upload=true` asks for what ocibuild does not do.
+fn no_tlog(t: Option<bool>) -> Result<()> {
+    if t == Some(true) {
+        return Err(crate::output::UsageError(
+            "--tlog-upload=true: ocibuild signs without a transparency log (no Rekor); drop the flag or pass --tlog-upload=false, and verify with --insecure-ignore-tlog=true (docs/signing.md)".into(),
+        )
+        .into());
+    }
+    Ok(())
+}
+
 pub fn sign(g: &Global, a: SignArgs) -> Result<ExitCode> {
+    no_tlog(a.tlog_upload)?;
     let annotations = parse_annotations(&a.annotations)?;
     let signer = signer(&a.key)?;
     let reg = registry(g)?;
@@ -200,6 +212,7 @@ pub fn verify(g: &Global, a: VerifyArgs) -> Result<ExitCode> {
 }
 
 pub fn attest(g: &Global, a: AttestArgs) -> Result<ExitCode> {
+    no_tlog(a.tlog_upload)?;
     let ptype = ocibuild_sign::dsse::predicate_type(&a.predicate_type)?;
     let text = std::fs::read(&a.predicate)
         .with_context(|| format!("reading the predicate {}", a.predicate.display()))?;
