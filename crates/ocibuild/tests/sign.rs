@@ -792,4 +792,23 @@ fn sign_in_a_layout_then_push_and_copy_carry_signatures() {
         &format!("oci:{}:v1", back.display()),
     ]));
     assert_eq!(c, 0, "{err}");
+
+    // through an exclusive mirror: the origin (nothing listens there) is never asked, not even
+    // for the signatures
+    let mirrored = ctx.path("mirrored");
+    let flag = format!("127.0.0.1:1={};exclusive", reg.host);
+    tk::run_ok(ocibuild(&ctx).args([
+        "--registry-mirror",
+        &flag,
+        "copy",
+        "docker://127.0.0.1:1/app:1",
+        &format!("oci:{}:v1", mirrored.display()),
+    ]));
+    let (c, _, err) = code(ocibuild(&ctx).args([
+        "verify",
+        "--key",
+        p,
+        &format!("oci:{}:v1", mirrored.display()),
+    ]));
+    assert_eq!(c, 0, "{err}");
 }

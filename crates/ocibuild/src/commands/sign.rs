@@ -313,13 +313,33 @@ pub fn carry_artifacts(
     to: &Location,
     src: &dyn ImageSource,
 ) -> Result<()> {
-    let (Some(s), Some(d)) = (artifact_target(reg, from), artifact_target(reg, to)) else {
-        return Ok(());
-    };
     let root = src.root()?;
     if !(media::is_manifest(&root.media_type) || media::is_index(&root.media_type)) {
         return Ok(());
     }
+    let source = match from {
+        // the host that serves the image: a mirror (an exclusive one is the only host asked)
+        Location::Registry(r) => {
+            let (mirrors, exclusive) = reg.mirrors_for(&r.registry);
+            let mut hosts = mirrors.clone();
+            if !exclusive || mirrors.is_empty() {
+                hosts.push(r.api_registry().to_string());
+            }
+            let digest = root.digest.to_string();
+            let host = match hosts.as_slice() {
+                [one] => Some(one.clone()),
+                _ => hosts
+                    .iter()
+                    .find(|h| reg.get_manifest(h, &r.repository, &digest).is_ok())
+                    .cloned(),
+            };
+            host.map(|h| Target::registry(reg, &h, &r.repository))
+        }
+        other => artifact_target(reg, other),
+    };
+    let (Some(s), Some(d)) = (source, artifact_target(reg, to)) else {
+        return Ok(());
+    };
     let bytes = read_verified(src, &root, "manifest")?;
     let report = carry(&s, &d, &root, &bytes).with_context(|| {
         format!(
