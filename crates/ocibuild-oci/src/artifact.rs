@@ -30,6 +30,25 @@ pub fn cosign_tag(subject: &Digest, suffix: &str) -> String {
 /// The cosign tag suffixes ocibuild carries with an image.
 pub const COSIGN_SUFFIXES: [&str; 3] = ["sig", "att", "sbom"];
 
+/// True for an `index.json` entry that is attached to an image rather than an image itself: a
+/// cosign tag (`sha256-<hex>`, `.sig`, `.att`, `.sbom`) or an untagged referrer (`artifactType`).
+pub fn is_attached(entry: &Descriptor) -> bool {
+    match entry.ref_name() {
+        Some(name) => {
+            let Some(rest) = name.strip_prefix("sha256-") else {
+                return false;
+            };
+            let hex = rest.split('.').next().unwrap_or(rest);
+            let suffix_ok = rest.len() == hex.len()
+                || COSIGN_SUFFIXES
+                    .iter()
+                    .any(|s| rest.len() == hex.len() + 1 + s.len() && rest.ends_with(s));
+            hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) && suffix_ok
+        }
+        None => entry.artifact_type.is_some(),
+    }
+}
+
 /// The empty config blob of OCI 1.1 artifacts (`{}`).
 pub const EMPTY_JSON: &[u8] = b"{}";
 
@@ -193,7 +212,13 @@ pub fn put_manifest(
 ) -> Result<Descriptor> {
     write_blob(dir, bytes)?;
     let mut desc = Descriptor::of_bytes(media_type, bytes);
-    desc.artifact_type = artifact_type.map(str::to_string);
+    // a referrer's entry says what it is (its artifactType, else its config's media type)
+    desc.artifact_type = artifact_type.map(str::to_string).or_else(|| {
+        serde_json::from_slice::<Manifest>(bytes)
+            .ok()
+            .filter(|m| m.subject.is_some())
+            .map(|m| m.artifact_type.unwrap_or(m.config.media_type))
+    });
     if let Some(t) = tag {
         desc.annotations.insert(REF_NAME.into(), t.to_string());
     }
@@ -302,6 +327,14 @@ mod tests {
         // a wrong subject is refused
         let other = Digest::of_bytes(b"other");
         assert!(attach(dir, &other, &bytes, media::OCI_MANIFEST, None).is_err());
+        // the image is still the only image of the layout
+        assert!(!is_attached(&tagged(dir, "v1").unwrap().unwrap()));
+        assert!(is_attached(&tagged(dir, &tag).unwrap().unwrap()));
+        let src = crate::layout::LayoutSource::open(dir, None).unwrap();
+        assert_eq!(
+            crate::image::ImageSource::root(&src).unwrap().digest,
+            subject.digest
+        );
         // a tampered blob is refused when read
         let p = dir.join(Digest::of_bytes(b"payload").layout_path());
         fs::write(&p, b"paylaod").unwrap();

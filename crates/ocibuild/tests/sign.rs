@@ -777,6 +777,12 @@ fn sign_in_a_layout_then_push_and_copy_carry_signatures() {
         "the referrer was carried: {stdout}"
     );
 
+    // the layout named without a tag: its signatures are not images to choose between
+    let untagged = reg.docker_ref("untagged:1");
+    tk::run_ok(ocibuild(&ctx).args(["push", &format!("oci:{}", layout.display()), &untagged]));
+    let (c, _, err) = code(ocibuild(&ctx).args(["verify", "--key", p, &untagged]));
+    assert_eq!(c, 0, "{err}");
+
     // and back into a new layout (registry to layout)
     let back = ctx.path("back");
     tk::run_ok(ocibuild(&ctx).args(["copy", &img, &format!("oci:{}:v1", back.display())]));

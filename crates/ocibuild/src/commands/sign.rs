@@ -90,15 +90,7 @@ fn layout_only_image(dir: &std::path::Path) -> Result<(Descriptor, String)> {
     let images: Vec<_> = idx
         .manifests
         .into_iter()
-        .filter(|d| d.artifact_type.is_none())
-        .filter(|d| {
-            d.ref_name().is_some_and(|n| {
-                !(n.starts_with("sha256-")
-                    && ocibuild_oci::artifact::COSIGN_SUFFIXES
-                        .iter()
-                        .any(|s| n.ends_with(&format!(".{s}"))))
-            })
-        })
+        .filter(|d| d.ref_name().is_some() && !ocibuild_oci::artifact::is_attached(d))
         .collect();
     match images.as_slice() {
         [one] => {
