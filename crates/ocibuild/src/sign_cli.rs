@@ -42,6 +42,9 @@ pub struct SignArgs {
     /// Where signatures go: legacy (the sha256-<hex>.sig tag) or oci-1-1 (a referrer)
     #[arg(long, value_enum, default_value_t = ReferrersMode::Legacy)]
     pub registry_referrers_mode: ReferrersMode,
+    /// Also sign each manifest of a multi-platform index (cosign's --recursive)
+    #[arg(long)]
+    pub recursive: bool,
     /// The docker-reference the payload names [default: the image's repository; for a layout,
     /// its tag]
     #[arg(long, value_name = "NAME")]

@@ -53,6 +53,16 @@ fn code(cmd: &mut Command) -> (i32, String, String) {
 
 /// A one-file image in a layout at `dir:tag`; returns its digest.
 fn image(ctx: &tk::TestContext, dir: &Path, tag: &str, content: &str) -> String {
+    image_for(ctx, dir, tag, content, "linux/amd64")
+}
+
+fn image_for(
+    ctx: &tk::TestContext,
+    dir: &Path,
+    tag: &str,
+    content: &str,
+    platform: &str,
+) -> String {
     let rootfs = ctx.path(format!("rootfs-{tag}-{}", content.len()));
     fs::create_dir_all(&rootfs).unwrap();
     fs::write(rootfs.join("msg"), content).unwrap();
@@ -61,7 +71,7 @@ fn image(ctx: &tk::TestContext, dir: &Path, tag: &str, content: &str) -> String 
             .arg("assemble")
             .arg("--layer")
             .arg(format!("{}:/", rootfs.display()))
-            .args(["--entrypoint", "/msg"])
+            .args(["--entrypoint", "/msg", "--platform", platform])
             .arg("--output")
             .arg(format!("oci:{}:{tag}", dir.display())),
     ))
@@ -817,4 +827,67 @@ fn sign_in_a_layout_then_push_and_copy_carry_signatures() {
         &format!("oci:{}:v1", mirrored.display()),
     ]));
     assert_eq!(c, 0, "{err}");
+}
+
+/// An index of the two images tagged `a` and `b`, tagged `multi`; returns its digest.
+fn make_index(layout: &Path, a: &str, b: &str) -> String {
+    let idx: Value = serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let pick = |t: &str| {
+        let mut m = idx["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == t)
+            .unwrap()
+            .clone();
+        m.as_object_mut().unwrap().remove("annotations");
+        m
+    };
+    let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [pick(a), pick(b)]});
+    let bytes = serde_json::to_vec(&index).unwrap();
+    let d = sha256(&bytes);
+    fs::write(layout.join("blobs/sha256").join(hex_of(&d)), &bytes).unwrap();
+    let mut top = idx.clone();
+    top["manifests"].as_array_mut().unwrap().push(json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": d, "size": bytes.len(), "annotations": {"org.opencontainers.image.ref.name": "multi"}}));
+    fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    d
+}
+
+#[test]
+fn recursive_signatures_of_an_index_travel_with_copy() {
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let dir = ctx.path("work");
+    fs::create_dir_all(&dir).unwrap();
+    let layout = ctx.path("layout");
+    let amd = image_for(&ctx, &layout, "amd", "amd64\n", "linux/amd64");
+    let arm = image_for(&ctx, &layout, "arm", "arm64\n", "linux/arm64");
+    let index = make_index(&layout, "amd", "arm");
+    let img = reg.docker_ref("multi:1");
+    tk::run_ok(ocibuild(&ctx).args(["push", &format!("oci:{}:multi", layout.display()), &img]));
+    let (key, public) = openssl_key_pair(&dir, "k");
+    tk::run_ok(ocibuild(&ctx).args(["sign", "--key", key.to_str().unwrap(), "--recursive", &img]));
+    for d in [&index, &amd, &arm] {
+        assert_eq!(
+            openssl_check_sig_tag(&reg, "multi", d, &public, &dir).len(),
+            1,
+            "{d}"
+        );
+    }
+    let copied = reg.docker_ref("multi-copy:1");
+    tk::run_ok(ocibuild(&ctx).args(["copy", &img, &copied]));
+    for d in [&index, &amd, &arm] {
+        assert_eq!(
+            openssl_check_sig_tag(&reg, "multi-copy", d, &public, &dir).len(),
+            1,
+            "{d}"
+        );
+        let by_digest = format!(
+            "{}/multi-copy@{d}",
+            reg.docker_ref("").trim_end_matches('/')
+        );
+        let (c, _, err) =
+            code(ocibuild(&ctx).args(["verify", "--key", public.to_str().unwrap(), &by_digest]));
+        assert_eq!(c, 0, "{by_digest}: {err}");
+    }
 }

@@ -159,6 +159,25 @@ pub fn sign(g: &Global, a: SignArgs) -> Result<ExitCode> {
         mode(a.registry_referrers_mode),
     )
     .with_context(|| format!("signing {}", a.image))?;
+    if a.recursive && media::is_index(&img.root.media_type) {
+        let bytes = img.target.get_manifest(&img.root)?;
+        let idx = ocibuild_oci::image::parse_index(&bytes, &img.root, &a.image)?;
+        for m in idx.manifests {
+            let mut child = m.clone();
+            child.annotations.clear();
+            child.platform = None;
+            cosign::sign(
+                &img.target,
+                &child,
+                &identity,
+                &annotations,
+                &signer,
+                mode(a.registry_referrers_mode),
+            )
+            .with_context(|| format!("signing {}@{}", img.name, m.digest))?;
+            eprintln!("Signed {}@{}", img.name, m.digest);
+        }
+    }
     match &stored.tag {
         Some(t) => eprintln!(
             "Signed {}@{}: signature stored in {}:{t}",
