@@ -668,6 +668,39 @@ open(sys.argv[3], "wb").write(key.public_key().public_bytes(serialization.Encodi
     );
     let (c, _, err) = verify(&pypub);
     assert_eq!(c, 0, "{err}");
+    // and the other way: a key pair ocibuild writes is decrypted by the same independent code,
+    // whose public key is ocibuild's cosign.pub
+    let prefix = dir.join("ours");
+    tk::run_ok(ocibuild(&ctx).args([
+        "generate-key-pair",
+        "--output-key-prefix",
+        prefix.to_str().unwrap(),
+    ]));
+    let decrypt = r#"
+import base64, hashlib, json, sys
+import nacl.secret
+from cryptography.hazmat.primitives import serialization
+pem = open(sys.argv[2]).read().strip().splitlines()
+assert pem[0] == "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----", pem[0]
+doc = json.loads(base64.b64decode("".join(pem[1:-1])))
+assert doc["kdf"]["name"] == "scrypt" and doc["kdf"]["params"] == {"N": 32768, "r": 8, "p": 1}, doc["kdf"]
+assert doc["cipher"]["name"] == "nacl/secretbox"
+salt = base64.b64decode(doc["kdf"]["salt"])
+k = hashlib.scrypt(sys.argv[1].encode(), salt=salt, n=32768, r=8, p=1, dklen=32, maxmem=64*1024*1024)
+der = nacl.secret.SecretBox(k).decrypt(base64.b64decode(doc["ciphertext"]), base64.b64decode(doc["cipher"]["nonce"]))
+key = serialization.load_der_private_key(der, password=None)
+sys.stdout.write(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode())
+"#;
+    let py_pub = tk::oracles::python_eval(
+        &["pynacl", "cryptography"],
+        decrypt,
+        &[PASSWORD, dir.join("ours.key").to_str().unwrap()],
+    );
+    assert_eq!(
+        py_pub.trim(),
+        fs::read_to_string(dir.join("ours.pub")).unwrap().trim()
+    );
+
     // the old label reads too
     let old = dir.join("old.key");
     fs::write(
