@@ -106,6 +106,16 @@ pub enum Command {
     /// Import and describe the offline OSV vulnerability database that `scan` reads
     #[command(subcommand)]
     Db(DbCommand),
+    /// Write a cosign key pair: PREFIX.key (encrypted) and PREFIX.pub
+    GenerateKeyPair(crate::sign_cli::GenerateKeyPairArgs),
+    /// Sign an image in cosign's format (registry or OCI layout)
+    Sign(crate::sign_cli::SignArgs),
+    /// Verify an image's cosign signatures with a public key (exit 3 when none is valid)
+    Verify(crate::sign_cli::VerifyArgs),
+    /// Attach a signed in-toto attestation (DSSE) to an image, as `cosign attest`
+    Attest(crate::sign_cli::AttestArgs),
+    /// Verify an image's attestations with a public key (exit 3 when none is valid)
+    VerifyAttestation(crate::sign_cli::VerifyAttestationArgs),
 }
 
 #[derive(Args, Debug)]

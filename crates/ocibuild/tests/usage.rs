@@ -317,8 +317,24 @@ fn readme_flags_agree_with_the_cli() {
     let top = help(&ctx, &[]);
     let global = flags_of(&top);
     let subcommands = [
-        "build", "assemble", "inspect", "validate", "run", "pull", "push", "copy", "tags", "login",
-        "logout", "doctor", "scan",
+        "build",
+        "assemble",
+        "inspect",
+        "validate",
+        "run",
+        "pull",
+        "push",
+        "copy",
+        "tags",
+        "login",
+        "logout",
+        "doctor",
+        "scan",
+        "generate-key-pair",
+        "sign",
+        "verify",
+        "attest",
+        "verify-attestation",
     ];
     let nested: [(&str, &[&str]); 3] = [
         ("cache", &["warm", "du", "prune"]),
@@ -390,6 +406,11 @@ fn readme_flags_agree_with_the_cli() {
         "scan",
         "db import",
         "db info",
+        "generate-key-pair",
+        "sign",
+        "verify",
+        "attest",
+        "verify-attestation",
     ] {
         let doc = documented.get(c).cloned().unwrap_or_default();
         for f in &by_cmd[c] {
