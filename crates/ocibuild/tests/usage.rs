@@ -318,7 +318,7 @@ fn readme_flags_agree_with_the_cli() {
     let global = flags_of(&top);
     let subcommands = [
         "build", "assemble", "inspect", "validate", "run", "pull", "push", "copy", "tags", "login",
-        "logout", "doctor",
+        "logout", "doctor", "sbom",
     ];
     let nested = [
         ("cache", ["warm", "du", "prune"]),
@@ -381,7 +381,7 @@ fn readme_flags_agree_with_the_cli() {
                 .extend(flags_in(&all));
         }
     }
-    for c in ["assemble", "build", "base build", "cache warm"] {
+    for c in ["assemble", "build", "base build", "cache warm", "sbom"] {
         let doc = documented.get(c).cloned().unwrap_or_default();
         for f in &by_cmd[c] {
             if !doc.contains(f) && !global.contains(f) {

@@ -9,6 +9,7 @@ mod doctor;
 mod inspect;
 pub mod registry;
 mod run;
+mod sbom;
 mod validate;
 
 use std::path::PathBuf;
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Doctor(a) => doctor::run(&cli.global, a),
         Command::Base(c) => base::run(&cli.global, c),
         Command::Build(a) => build::run(&cli.global, *a),
+        Command::Sbom(a) => sbom::run(&cli.global, *a),
     }
 }
 
