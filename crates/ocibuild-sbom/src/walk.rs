@@ -310,3 +310,63 @@ pub(crate) fn parse_os_release(text: &str) -> BTreeMap<String, String> {
         })
         .collect()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data) in entries {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, path, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn whiteouts_and_opaque_dirs_hide_lower_files() {
+        let mut files = BTreeMap::new();
+        let l1 = tar_of(&[
+            ("var/lib/dpkg/status.d/old", b"Package: old\nVersion: 1\n"),
+            (
+                "app/node_modules/a/package.json",
+                br#"{"name":"a","version":"1.0.0"}"#,
+            ),
+            (
+                "app/node_modules/b/package.json",
+                br#"{"name":"b","version":"1.0.0"}"#,
+            ),
+            (
+                "srv/node_modules/c/package.json",
+                br#"{"name":"c","version":"1.0.0"}"#,
+            ),
+        ]);
+        read_layer(&mut l1.as_slice(), "sha256:l1", None, &mut files).unwrap();
+        let l2 = tar_of(&[
+            // opaque: what lower layers had in status.d is gone, this layer's entry stays
+            ("var/lib/dpkg/status.d/new", b"Package: new\nVersion: 2\n"),
+            ("var/lib/dpkg/status.d/.wh..wh..opq", b""),
+            ("app/node_modules/.wh.a", b""),
+            (
+                "app/node_modules/b/package.json",
+                br#"{"name":"b","version":"2.0.0"}"#,
+            ),
+            (".wh.srv", b""),
+        ]);
+        read_layer(&mut l2.as_slice(), "sha256:l2", None, &mut files).unwrap();
+        let keys: Vec<&str> = files.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "app/node_modules/b/package.json",
+                "var/lib/dpkg/status.d/new"
+            ]
+        );
+        assert_eq!(files["app/node_modules/b/package.json"].layer, "sha256:l2");
+    }
+}
