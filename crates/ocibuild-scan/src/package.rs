@@ -283,6 +283,12 @@ pub fn from_cyclonedx(doc: &Value) -> Result<Vec<Package>, ScanError> {
         let Some(purl) = c.get("purl").and_then(Value::as_str) else {
             continue;
         };
+        // A component without a version (a Go main module built as `(devel)`, the app itself)
+        // names no release an advisory could list: it is not matched, and not an error.
+        let bare = purl.split(['?', '#']).next().unwrap_or(purl);
+        if !bare.contains('@') {
+            continue;
+        }
         let Some(mut p) = from_purl(purl)? else {
             continue;
         };

@@ -116,6 +116,8 @@ pub enum Command {
     Attest(crate::sign_cli::AttestArgs),
     /// Verify an image's attestations with a public key (exit 3 when none is valid)
     VerifyAttestation(crate::sign_cli::VerifyAttestationArgs),
+    /// Write the SBOM of any image (CycloneDX 1.6 or SPDX 2.3 JSON), validate an SBOM, gate on licences
+    Sbom(Box<SbomArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -766,6 +768,9 @@ pub struct ScanArgs {
     /// Scan the packages of this CycloneDX JSON SBOM instead of an image
     #[arg(long, value_name = "FILE")]
     pub sbom: Option<PathBuf>,
+    /// Platform to pick from a multi-platform IMAGE
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", conflicts_with = "sbom")]
+    pub platform: Option<String>,
     /// An imported database, or a raw OSV directory/all.zip (imported into the store once, by its
     /// content) [default: the last `ocibuild db import` into the store]
     #[arg(long, value_name = "DIR")]
@@ -829,4 +834,44 @@ pub struct DbInfoArgs {
     pub db: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SbomFormat {
+    Cyclonedx,
+    Spdx,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  ocibuild sbom oci:out:v1 --format cyclonedx --output sbom.cdx.json\n  ocibuild sbom docker://127.0.0.1:5000/app:v1 --format spdx --platform linux/arm64\n  ocibuild sbom oci:out:v1 --license-deny GPL-3.0-only,AGPL-3.0-only --license-fail-unknown\n  ocibuild sbom --validate sbom.cdx.json\n\nExit codes: 0 ok, 1 error (or an invalid document with --validate), 2 usage, 3 the licence policy failed."
+)]
+pub struct SbomArgs {
+    /// oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or
+    /// docker://REGISTRY/REPO[:TAG|@DIGEST]
+    #[arg(required_unless_present = "validate", conflicts_with = "validate")]
+    pub image: Option<String>,
+    /// Document format
+    #[arg(long, value_enum, default_value_t = SbomFormat::Cyclonedx)]
+    pub format: SbomFormat,
+    /// Write the document here (through a temp file and a rename) instead of standard output
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Platform to pick from a multi-platform index
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// Validate a CycloneDX 1.6 or SPDX 2.3 JSON document against the official schema (bundled)
+    /// and say where it fails; exit 1 when it does
+    #[arg(long, value_name = "FILE")]
+    pub validate: Option<PathBuf>,
+    /// Fail (exit 3) when a package's licence is one of these SPDX ids (comma-separated)
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    pub license_deny: Vec<String>,
+    /// Licence policy file: JSON {"deny": ["GPL-3.0-only", ...], "failUnknown": true} or one
+    /// denied SPDX id per line
+    #[arg(long, value_name = "FILE")]
+    pub license_policy: Option<PathBuf>,
+    /// Also fail (exit 3) when a package's licence is unknown (none found, or not SPDX)
+    #[arg(long)]
+    pub license_fail_unknown: bool,
 }

@@ -335,6 +335,7 @@ fn readme_flags_agree_with_the_cli() {
         "verify",
         "attest",
         "verify-attestation",
+        "sbom",
     ];
     let nested: [(&str, &[&str]); 3] = [
         ("cache", &["warm", "du", "prune"]),
@@ -411,6 +412,7 @@ fn readme_flags_agree_with_the_cli() {
         "verify",
         "attest",
         "verify-attestation",
+        "sbom",
     ] {
         let doc = documented.get(c).cloned().unwrap_or_default();
         for f in &by_cmd[c] {

@@ -9,6 +9,7 @@ mod doctor;
 mod inspect;
 pub mod registry;
 mod run;
+mod sbom;
 mod scan;
 mod sign;
 mod validate;
@@ -44,6 +45,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(a) => sign::verify(&cli.global, a),
         Command::Attest(a) => sign::attest(&cli.global, a),
         Command::VerifyAttestation(a) => sign::verify_attestation(&cli.global, a),
+        Command::Sbom(a) => sbom::run(&cli.global, *a),
     }
 }
 

@@ -157,11 +157,23 @@ pub fn run(g: &Global, a: ScanArgs) -> Result<ExitCode> {
             ocibuild_scan::from_cyclonedx(&doc)
                 .with_context(|| format!("reading packages from {}", path.display()))?
         }
-        (None, Some(image)) => bail!(
-            "scanning the image {image} directly needs the SBOM catalogers, which this build does not \
-             have yet: write its SBOM with `ocibuild sbom {image} --format cyclonedx --output sbom.cdx.json` \
-             and run `ocibuild scan --sbom sbom.cdx.json`"
-        ),
+        (None, Some(image)) => {
+            // The same catalogers as `ocibuild sbom`, through the same CycloneDX seam a --sbom
+            // file goes through, so an image and its SBOM scan alike.
+            let loc = ocibuild_oci::reference::Location::parse(image)?;
+            let reg = super::registry::registry(g)?;
+            let src = super::registry::open_any(&loc, &reg)?;
+            let platform = a
+                .platform
+                .as_deref()
+                .map(ocibuild_oci::image::Platform::parse)
+                .transpose()?;
+            let sbom = ocibuild_sbom::catalog(src.as_ref(), platform.as_ref(), image)
+                .with_context(|| format!("cataloguing the packages of {}", src.describe()))?;
+            let doc = ocibuild_sbom::cyclonedx::document(&sbom);
+            ocibuild_scan::from_cyclonedx(&doc)
+                .with_context(|| format!("reading the packages catalogued in {image}"))?
+        }
         (None, None) => return Err(usage("give an IMAGE or --sbom FILE to scan")),
     };
     let db = open_db(g, a.db.as_deref())?;
