@@ -1393,3 +1393,113 @@ pub fn layer_compression_of(d: &Descriptor, location: &str) -> Result<Compressio
         )
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// One blob in memory, served as is.
+    struct OneBlob(Vec<u8>);
+
+    impl ImageSource for OneBlob {
+        fn describe(&self) -> String {
+            "memory".into()
+        }
+        fn root(&self) -> Result<Descriptor> {
+            Err(OciError::invalid("root", "none"))
+        }
+        fn open_blob(&self, _desc: &Descriptor) -> Result<Box<dyn Read + '_>> {
+            Ok(Box::new(io::Cursor::new(self.0.clone())))
+        }
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// ~3 MB of text-like data: several chunks through the hasher thread.
+    fn data() -> Vec<u8> {
+        (0..200_000u32)
+            .flat_map(|i| format!("line {i} of a layer\n").into_bytes())
+            .collect()
+    }
+
+    fn check(data: &[u8]) -> LayerCheck {
+        LayerCheck {
+            index: 0,
+            diff_id: Digest::of_bytes(data),
+            compression: Compression::Gzip,
+        }
+    }
+
+    #[test]
+    fn a_layer_streams_whole_with_digest_and_diff_id_checked() {
+        let data = data();
+        let blob = gzip(&data);
+        let d = Descriptor::of_bytes(media::OCI_LAYER_GZIP, &blob);
+        let mut out = tempfile::tempfile().unwrap();
+        stream_verified(
+            &OneBlob(blob.clone()),
+            &d,
+            "layer",
+            Some(&check(&data)),
+            None,
+            &mut out,
+        )
+        .unwrap();
+        let mut got = Vec::new();
+        out.seek(SeekFrom::Start(0)).unwrap();
+        out.read_to_end(&mut got).unwrap();
+        assert_eq!(got, blob);
+    }
+
+    #[test]
+    fn a_wrong_diff_id_and_a_corrupt_stream_are_refused() {
+        let data = data();
+        let blob = gzip(&data);
+        let d = Descriptor::of_bytes(media::OCI_LAYER_GZIP, &blob);
+        let mut wrong = check(&data);
+        wrong.diff_id = Digest::of_bytes(b"something else");
+        let e = stream_verified(
+            &OneBlob(blob.clone()),
+            &d,
+            "layer",
+            Some(&wrong),
+            None,
+            &mut tempfile::tempfile().unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("rootfs.diff_ids[0]"), "{e}");
+        // corrupted in transit: the digest mismatch is what is reported, not the inflate error
+        let mut bad = blob.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0x5a;
+        let e = stream_verified(
+            &OneBlob(bad),
+            &d,
+            "layer",
+            Some(&check(&data)),
+            None,
+            &mut tempfile::tempfile().unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("does not match its digest"), "{e}");
+        // cut short
+        let e = stream_verified(
+            &OneBlob(blob[..mid].to_vec()),
+            &d,
+            "layer",
+            Some(&check(&data)),
+            None,
+            &mut tempfile::tempfile().unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("truncated"), "{e}");
+    }
+}
