@@ -6,18 +6,20 @@
 //!   `skopeo copy oci:LAYOUT:big docker://HOST/bench:N`, each to its own fresh, empty registry;
 //! - push warm: the same commands again, to the same registry (every blob already exists);
 //! - pull: `ocibuild pull docker://HOST/bench:1 --output oci:NEW:big` (fresh `--root`) vs
-//!   `skopeo copy docker://HOST/bench:1 oci:NEW:big`, each into a fresh layout.
+//!   `skopeo copy docker://HOST/bench:1 oci:NEW:big`, each into a fresh layout;
+//! - FROM: `ocibuild build CTX` (fresh `--root`) of a Dockerfile `FROM HOST/bench:1` + `LABEL`:
+//!   the base pulled into the content store, against the same run's skopeo pull.
 //!
 //! The image (~200 MB: four layers of incompressible pseudo-random data and one text layer) is
 //! generated deterministically (a seeded PRNG, no `rand`) and assembled with `ocibuild assemble`.
 //! Prints machine info, medians, ratios, and whether the targets are met (push cold ≤ 0.8×
-//! skopeo, push warm ≤ 1.0×; pull has no target). It asserts nothing about time.
+//! skopeo, push warm ≤ 1.0×, pull and FROM ≤ 0.8× skopeo's pull). It asserts nothing about time.
 //!
 //! Every ocibuild command gets a fresh `--root` (the warm push reuses its cold push's root);
 //! skopeo keeps its usual state. Registry start-up, clean-up and the digest checks are untimed.
 //!
 //! Usage: `cargo build --release -p ocibuild && cargo run --release -p ocibuild-benches --bin
-//! registry-bench -- [--runs N] [--layout DIR] [--keep]`
+//! registry-bench -- [--runs N] [--layout DIR] [--keep] [--pull-only]`
 
 #[path = "common.rs"]
 mod common;
@@ -38,6 +40,7 @@ type Res<T> = Result<T, Box<dyn Error>>;
 
 const PUSH_COLD_TARGET: f64 = 0.8;
 const PUSH_WARM_TARGET: f64 = 1.0;
+const PULL_TARGET: f64 = 0.8;
 /// The tag of the image in the generated layout.
 const TAG: &str = "big";
 /// The repository pushed to and pulled from.
@@ -52,6 +55,7 @@ struct Args {
     runs: usize,
     layout: Option<PathBuf>,
     keep: bool,
+    pull_only: bool,
 }
 
 fn parse_args() -> Res<Args> {
@@ -59,6 +63,7 @@ fn parse_args() -> Res<Args> {
         runs: 3,
         layout: None,
         keep: false,
+        pull_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -67,12 +72,13 @@ fn parse_args() -> Res<Args> {
             "--runs" => a.runs = value("--runs")?.parse()?,
             "--layout" => a.layout = Some(PathBuf::from(value("--layout")?)),
             "--keep" => a.keep = true,
+            "--pull-only" => a.pull_only = true,
             "-h" | "--help" => {
                 println!(
-                    "registry-bench [--runs N (default 3)] [--layout DIR] [--keep]\n\
+                    "registry-bench [--runs N (default 3)] [--layout DIR] [--keep] [--pull-only]\n\
                      Compares ocibuild push/pull with skopeo copy against a local docker-registry.\n\
                      --layout DIR: generate the image into DIR (kept), or reuse it when DIR already\n\
-                     holds oci:DIR:{TAG}. --keep: keep the work dir.\n\
+                     holds oci:DIR:{TAG}. --keep: keep the work dir. --pull-only: skip the pushes.\n\
                      Needs the release binary: cargo build --release -p ocibuild"
                 );
                 std::process::exit(0);
@@ -215,6 +221,23 @@ impl Ctx<'_> {
         }
     }
 
+    /// `ocibuild build` of a Dockerfile whose base is `bench:1` on `reg` (the image stays in the
+    /// fresh store `root`).
+    fn from_cmd(&self, reg: &Registry, root: &Path) -> Res<Command> {
+        let dir = self.work.path("from-context");
+        fs::create_dir_all(&dir)?;
+        fs::write(
+            dir.join("Dockerfile"),
+            format!("FROM {}/{REPO}:1\nLABEL bench=from\n", reg.host),
+        )?;
+        let mut c = Command::new(self.ocibuild);
+        c.arg("--root")
+            .arg(root)
+            .args(["--progress", "plain", "build"])
+            .arg(&dir);
+        Ok(c)
+    }
+
     /// A fresh, not yet existing path in the work dir.
     fn fresh(&self, what: &str) -> PathBuf {
         self.work.path(format!("{what}-{}", next_id()))
@@ -288,6 +311,7 @@ fn bench(args: &Args, ocibuild: &Path, work: &TestContext) -> Res<()> {
     let mut cold = Times::default();
     let mut warm = Times::default();
     let mut pull = Times::default();
+    let mut from: Vec<f64> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     // one warm-up round (page cache, registry code paths), then `runs` timed rounds in
     // alternating order
@@ -303,7 +327,7 @@ fn bench(args: &Args, ocibuild: &Path, work: &TestContext) -> Res<()> {
             if timed { "run" } else { "warm-up" },
             args.runs
         );
-        for tool in order {
+        for tool in order.into_iter().filter(|_| !args.pull_only) {
             let reg = start_registry(work, RegistryOptions::default());
             let root = cx.fresh("root");
             let what = format!("{} push (cold)", tool.name());
@@ -345,7 +369,17 @@ fn bench(args: &Args, ocibuild: &Path, work: &TestContext) -> Res<()> {
             let _ = fs::remove_dir_all(&root);
             eprint!(" {}", tool.name());
         }
-        eprintln!();
+        eprint!(", FROM");
+        let root = cx.fresh("root");
+        let secs = time_cmd(&mut cx.from_cmd(&pull_reg, &root)?, "ocibuild build (FROM)")?;
+        if timed {
+            from.push(secs);
+        }
+        if let Err(e) = check_store(&root, &image) {
+            note(&mut notes, format!("ocibuild build (FROM): {e}"));
+        }
+        let _ = fs::remove_dir_all(&root);
+        eprintln!(" ocibuild");
     }
     drop(pull_reg);
 
@@ -368,6 +402,9 @@ fn bench(args: &Args, ocibuild: &Path, work: &TestContext) -> Res<()> {
         ("push warm", &mut warm),
         ("pull", &mut pull),
     ] {
+        if args.pull_only && op.starts_with("push") {
+            continue;
+        }
         let mut meds = [0.0; 2];
         for (i, (tool, v)) in [
             (Tool::Ocibuild, &mut times.ocibuild),
@@ -399,6 +436,22 @@ fn bench(args: &Args, ocibuild: &Path, work: &TestContext) -> Res<()> {
         }
         ratios.push((op, meds[0] / meds[1]));
     }
+    // FROM: ocibuild only; measured against the same rounds' skopeo pull
+    let mut runs = String::new();
+    for t in from.iter() {
+        let _ = write!(runs, "{t:.3} ");
+    }
+    let from_med = median(&mut from);
+    println!(
+        "| {:<10} | {:<8} | {:>8.3} | {:>8.1} | {:<26} |",
+        "FROM",
+        "ocibuild",
+        from_med,
+        mb / from_med,
+        runs.trim_end()
+    );
+    let skopeo_pull = median(&mut pull.skopeo);
+    ratios.push(("FROM", from_med / skopeo_pull));
     let mark = |ok: bool| if ok { "MET" } else { "NOT MET" };
     println!();
     for (op, r) in ratios {
@@ -411,7 +464,14 @@ fn bench(args: &Args, ocibuild: &Path, work: &TestContext) -> Res<()> {
                 "push warm: ocibuild/skopeo wall time {r:.3} (target <= {PUSH_WARM_TARGET}: {})",
                 mark(r <= PUSH_WARM_TARGET)
             ),
-            _ => println!("pull:      ocibuild/skopeo wall time {r:.3} (no target)"),
+            "pull" => println!(
+                "pull:      ocibuild/skopeo wall time {r:.3} (target <= {PULL_TARGET}: {})",
+                mark(r <= PULL_TARGET)
+            ),
+            _ => println!(
+                "FROM:      ocibuild build (base pulled into the store)/skopeo pull wall time {r:.3} (target <= {PULL_TARGET}: {})",
+                mark(r <= PULL_TARGET)
+            ),
         }
     }
     if notes.is_empty() {
@@ -503,6 +563,26 @@ fn check_registry_digest(reg: &Registry, tag: &str, expected: &str, what: &str) 
             "{what}: the registry holds manifest {got:?}, the layout has {expected}"
         )
         .into());
+    }
+    Ok(())
+}
+
+/// After a FROM build, the store holds every layer of the base at its size.
+fn check_store(root: &Path, image: &Image) -> Res<()> {
+    let manifest: Value = serde_json::from_slice(&fs::read(blob_path(
+        &image.layout,
+        &image.manifest_digest,
+    )?)?)?;
+    for l in manifest["layers"]
+        .as_array()
+        .ok_or("the manifest has no layers")?
+    {
+        let d = l["digest"].as_str().ok_or("a layer without a digest")?;
+        let p = blob_path(root, d)?;
+        let size = fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        if Some(size) != l["size"].as_u64() {
+            return Err(format!("layer {d} is not in the store at its size").into());
+        }
     }
     Ok(())
 }

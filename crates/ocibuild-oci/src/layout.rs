@@ -559,6 +559,189 @@ impl<R: Read> Read for ProgressReader<'_, R> {
     }
 }
 
+/// A layer's diff_id, checked while its blob streams in.
+#[derive(Clone, Debug)]
+pub struct LayerCheck {
+    /// The layer's position in the manifest (for messages: `rootfs.diff_ids[i]`).
+    pub index: usize,
+    pub diff_id: Digest,
+    pub compression: Compression,
+}
+
+/// Chunks handed from the download thread to the decompressing hasher.
+const STREAM_CHUNK: usize = 256 * 1024;
+
+/// Reads the chunks a [`stream_verified`] download sends; hands emptied buffers back.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    back: std::sync::mpsc::Sender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.cur.len() {
+            match self.rx.recv() {
+                Ok(next) => {
+                    let old = std::mem::replace(&mut self.cur, next);
+                    let _ = self.back.send(old);
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Fill `buf` from `r` (short only at the end of the stream).
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Stream the blob `d` of `src` into `out` in one pass: its digest and size are verified as the
+/// bytes go by, and a layer (`layer`) is decompressed and hashed on a second thread as they
+/// arrive, its diff_id checked at the end — download, write, digest and diff_id overlap, and
+/// nothing is read twice. On any error `out` holds unverified bytes the caller must discard.
+pub fn stream_verified(
+    src: &dyn ImageSource,
+    d: &Descriptor,
+    what: &str,
+    layer: Option<&LayerCheck>,
+    progress: Option<ByteProgress<'_>>,
+    out: &mut File,
+) -> Result<()> {
+    let blob: Box<dyn Read + '_> = match progress {
+        Some(p) => Box::new(ProgressReader::new(src.open_blob(d)?, d, p)),
+        None => src.open_blob(d)?,
+    };
+    let mut raw = VerifyingReader::new(blob, d, what.to_string());
+    let dest = || format!("writing {what}");
+    let Some(layer) = layer else {
+        let mut buf = vec![0u8; STREAM_CHUNK];
+        loop {
+            let n = read_full(&mut raw, &mut buf).map_err(OciError::stream(what.to_string()))?;
+            if n == 0 {
+                return Ok(());
+            }
+            out.write_all(&buf[..n]).map_err(OciError::stream(dest()))?;
+        }
+    };
+    let c = layer.compression;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+    let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|s| {
+        let hasher = s.spawn(move || -> Result<Digest> {
+            let mut cr = ChunkReader {
+                rx,
+                back: back_tx,
+                cur: Vec::new(),
+                pos: 0,
+            };
+            let got = {
+                let mut dec = crate::extract::decompress(&mut cr, c)?;
+                let (got, _) = Digest::of_reader(&mut dec)
+                    .map_err(OciError::stream(format!("decompressing {what}")))?;
+                got
+            };
+            // trailing bytes after the compressed stream: read them so the sender never blocks
+            io::copy(&mut cr, &mut io::sink())
+                .map_err(OciError::stream(format!("decompressing {what}")))?;
+            Ok(got)
+        });
+        // Download → file, and each chunk on to the hasher. When the hasher has failed (a
+        // corrupt stream), the download still runs to its end so that a digest mismatch (the
+        // clearer verdict) is the one reported.
+        let mut tx = Some(tx);
+        let downloaded = (|| -> Result<()> {
+            loop {
+                let mut buf = back_rx.try_recv().unwrap_or_default();
+                buf.resize(STREAM_CHUNK, 0);
+                let n =
+                    read_full(&mut raw, &mut buf).map_err(OciError::stream(what.to_string()))?;
+                if n == 0 {
+                    return Ok(());
+                }
+                buf.truncate(n);
+                out.write_all(&buf).map_err(OciError::stream(dest()))?;
+                if let Some(t) = &tx
+                    && t.send(buf).is_err()
+                {
+                    tx = None;
+                }
+            }
+        })();
+        drop(tx);
+        let hashed = hasher.join();
+        downloaded?;
+        let got = match hashed {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(OciError::Stream {
+                    what: format!("decompressing {what}"),
+                    source: io::Error::other("the decompressing thread panicked"),
+                });
+            }
+        };
+        if got != layer.diff_id {
+            return Err(OciError::DigestMismatch {
+                what: format!("uncompressed {what} (rootfs.diff_ids[{}])", layer.index),
+                expected: layer.diff_id.clone(),
+                actual: got,
+            });
+        }
+        Ok(())
+    })
+}
+
+/// Run `f` on every item, `jobs` at a time; the first error stops the rest and is returned.
+fn for_each_parallel<T: Sync>(
+    items: &[T],
+    jobs: usize,
+    f: impl Fn(&T) -> Result<()> + Sync,
+) -> Result<()> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let first_err: std::sync::Mutex<Option<OciError>> = std::sync::Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, 16).min(items.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(item) = items.get(k) else { break };
+                    if first_err.lock().map(|e| e.is_some()).unwrap_or(true) {
+                        break;
+                    }
+                    if let Err(e) = f(item) {
+                        if let Ok(mut fe) = first_err.lock()
+                            && fe.is_none()
+                        {
+                            *fe = Some(e);
+                        }
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    match first_err.into_inner() {
+        Ok(Some(e)) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// [`import_into_store`] with `jobs` blobs in flight and optional byte progress.
 pub fn import_into_store_with(
     src: &dyn ImageSource,
@@ -591,37 +774,10 @@ pub fn import_into_store_with(
             work.push((d.clone(), None));
         }
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let first_err: std::sync::Mutex<Option<OciError>> = std::sync::Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..jobs.clamp(1, 16).min(work.len().max(1)) {
-            s.spawn(|| {
-                loop {
-                    let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some((d, layer)) = work.get(k) else { break };
-                    if first_err.lock().map(|e| e.is_some()).unwrap_or(true) {
-                        break;
-                    }
-                    let res = match layer {
-                        Some((i, diff_id)) => import_layer(src, store, d, *i, diff_id, progress),
-                        None => import_blob(src, store, d, "blob"),
-                    };
-                    if let Err(e) = res {
-                        if let Ok(mut f) = first_err.lock()
-                            && f.is_none()
-                        {
-                            *f = Some(e);
-                        }
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    match first_err.into_inner() {
-        Ok(Some(e)) => Err(e),
-        _ => Ok(()),
-    }
+    for_each_parallel(&work, jobs, |(d, layer)| match layer {
+        Some((i, diff_id)) => import_layer(src, store, d, *i, diff_id, progress),
+        None => import_blob(src, store, d, "blob"),
+    })
 }
 
 fn import_blob(
@@ -637,20 +793,6 @@ fn import_blob(
     let what = format!("{what} {} of {}", d.digest, src.describe());
     let mut r = src.open_blob(d)?;
     store.put_verified(&mut r, &d.digest, Some(d.size), &what)
-}
-
-/// Writes everything read through it into a second writer.
-struct Tee<R, W> {
-    inner: R,
-    sink: W,
-}
-
-impl<R: Read, W: Write> Read for Tee<R, W> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.sink.write_all(&buf[..n])?;
-        Ok(n)
-    }
 }
 
 fn import_layer(
@@ -686,38 +828,15 @@ fn import_layer(
         check(got)?;
         return store.record_layer(diff_id, &key, &l.digest);
     }
-    // One pass: download → (store writer) → decompressor → diff_id hash.
-    let blob: Box<dyn Read + '_> = match progress {
-        Some(p) => Box::new(ProgressReader::new(src.open_blob(l)?, l, p)),
-        None => src.open_blob(l)?,
+    // One pass: download → store temp file, digest on the fly, diff_id on a second thread.
+    let check = LayerCheck {
+        index: i,
+        diff_id: diff_id.clone(),
+        compression: c,
     };
-    let raw = VerifyingReader::new(blob, l, what.clone());
-    let mut w = store.writer()?;
-    let got = {
-        let mut tee = Tee {
-            inner: raw,
-            sink: &mut w,
-        };
-        let got = {
-            let mut dec = crate::extract::decompress(&mut tee, c)?;
-            let (got, _) =
-                Digest::of_reader(&mut dec).map_err(OciError::stream(format!("pulling {what}")))?;
-            got
-        };
-        // the decompressor may stop before the end of the blob (trailing bytes): the rest still
-        // goes through the tee into the store, and the verifier sees the whole blob
-        io::copy(&mut tee, &mut io::sink()).map_err(OciError::stream(format!("pulling {what}")))?;
-        got
-    };
-    if w.count() != l.size {
-        return Err(OciError::SizeMismatch {
-            what,
-            expected: l.size,
-            actual: w.count(),
-        });
-    }
-    check(got)?;
-    w.commit_expecting(&l.digest, &what)?;
+    let mut tmp = store.temp_blob()?;
+    stream_verified(src, l, &what, Some(&check), progress, tmp.as_file_mut())?;
+    store.adopt_verified(tmp, &l.digest)?;
     store.record_layer(diff_id, &key, &l.digest)
 }
 
@@ -760,7 +879,61 @@ pub fn write_layout(
     src: &dyn ImageSource,
     img: &Image,
 ) -> Result<Descriptor> {
-    write_layout_plan(dir, tag, src, image_blobs(img), index_entry(img, tag))
+    write_layout_plan(
+        dir,
+        tag,
+        src,
+        image_blobs(img),
+        index_entry(img, tag),
+        &WriteOptions::default(),
+    )
+}
+
+/// Write one image into a layout straight from its source (a registry: no content store in
+/// between), `opts.jobs` blobs at a time, each blob's digest and size and each layer's diff_id
+/// verified while it streams in; a blob only gets its name once all of that has passed, and
+/// `index.json` names the image only once every blob is in place.
+pub fn write_layout_verified(
+    dir: &Path,
+    tag: Option<&str>,
+    src: &dyn ImageSource,
+    img: &Image,
+    jobs: usize,
+    progress: Option<ByteProgress<'_>>,
+) -> Result<Descriptor> {
+    let diff_ids = img.diff_ids()?;
+    if diff_ids.len() != img.manifest.layers.len() {
+        return Err(OciError::defect(
+            src.describe(),
+            format!(
+                "config lists {} diff_ids but the manifest has {} layers",
+                diff_ids.len(),
+                img.manifest.layers.len()
+            ),
+        ));
+    }
+    let mut layers = HashMap::new();
+    for (i, (l, diff_id)) in img.manifest.layers.iter().zip(diff_ids).enumerate() {
+        let compression = layer_compression_of(l, &src.describe())?;
+        layers.entry(l.digest.clone()).or_insert(LayerCheck {
+            index: i,
+            diff_id,
+            compression,
+        });
+    }
+    let opts = WriteOptions {
+        jobs,
+        layers,
+        progress,
+    };
+    write_layout_plan(
+        dir,
+        tag,
+        src,
+        image_blobs(img),
+        index_entry(img, tag),
+        &opts,
+    )
 }
 
 /// Everything reachable from a source's root, verified on the way: the blobs (configs and
@@ -852,8 +1025,18 @@ pub fn write_layout_root(
     tag: Option<&str>,
     src: &dyn ImageSource,
 ) -> Result<Descriptor> {
+    write_layout_root_with(dir, tag, src, &WriteOptions::default())
+}
+
+/// [`write_layout_root`] with options (blobs in flight, progress).
+pub fn write_layout_root_with(
+    dir: &Path,
+    tag: Option<&str>,
+    src: &dyn ImageSource,
+    opts: &WriteOptions<'_>,
+) -> Result<Descriptor> {
     let (blobs, entry) = plan_root(src, tag)?;
-    write_layout_plan(dir, tag, src, blobs, entry)
+    write_layout_plan(dir, tag, src, blobs, entry, opts)
 }
 
 /// Write the whole root of a source into an oci-archive.
@@ -866,39 +1049,68 @@ pub fn write_oci_archive_root(
     write_oci_archive_plan(file, src, blobs, entry)
 }
 
+/// How a layout is written: blobs in flight, the layers whose diff_id is checked on the way (by
+/// blob digest), and byte progress.
+pub struct WriteOptions<'a> {
+    pub jobs: usize,
+    pub layers: HashMap<Digest, LayerCheck>,
+    pub progress: Option<ByteProgress<'a>>,
+}
+
+impl Default for WriteOptions<'_> {
+    fn default() -> Self {
+        Self {
+            jobs: 4,
+            layers: HashMap::new(),
+            progress: None,
+        }
+    }
+}
+
 fn write_layout_plan(
     dir: &Path,
     tag: Option<&str>,
     src: &dyn ImageSource,
     plan: Vec<(Descriptor, &'static str)>,
     entry: Descriptor,
+    opts: &WriteOptions<'_>,
 ) -> Result<Descriptor> {
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).map_err(OciError::io("create", &blobs))?;
     let lock = File::open(dir).map_err(OciError::io("open", dir))?;
     lock.lock().map_err(OciError::io("lock", dir))?;
+    // Temp files an interrupted writer left behind (never under a blob's name): nobody else
+    // writes while we hold the lock.
+    if let Ok(rd) = fs::read_dir(&blobs) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
     let ol = dir.join("oci-layout");
     if !ol.exists() {
         write_atomically(&ol, OCI_LAYOUT_JSON)?;
     }
-    for (d, what) in plan {
+    let write_one = |(d, what): &(Descriptor, &'static str)| -> Result<()> {
         let dest = dir.join(d.digest.layout_path());
         if fs::metadata(&dest).is_ok_and(|m| m.len() == d.size) {
-            continue;
+            return Ok(());
         }
         let mut tmp = tempfile::Builder::new()
             .prefix(".tmp-")
             .tempfile_in(&blobs)
             .map_err(OciError::io("create temp file in", &blobs))?;
-        let what = format!("{what} {} of {}", d.digest, src.describe());
-        if let Some(p) = src.verified_blob_path(&d) {
+        if let Some(p) = src.verified_blob_path(d) {
             // copy_file_range: no bytes through user space
             fs::copy(&p, tmp.path()).map_err(OciError::io("copy", &p))?;
         } else {
-            let mut r = VerifyingReader::new(src.open_blob(&d)?, &d, what.clone());
-            io::copy(&mut r, &mut io::BufWriter::new(tmp.as_file_mut())).map_err(
-                OciError::stream(format!("writing {what} to {}", dir.display())),
-            )?;
+            let check = opts.layers.get(&d.digest);
+            let what = match check {
+                Some(c) => format!("layer {} ({}) of {}", c.index, d.digest, src.describe()),
+                None => format!("{what} {} of {}", d.digest, src.describe()),
+            };
+            stream_verified(src, d, &what, check, opts.progress, tmp.as_file_mut())?;
         }
         tmp.as_file()
             .sync_all()
@@ -908,6 +1120,16 @@ fn write_layout_plan(
             path: dest.clone(),
             source: e.error,
         })?;
+        Ok(())
+    };
+    // Layers and configs `jobs` at a time, then the manifests and indexes (children first), so
+    // a manifest is never in place before what it names; index.json last of all.
+    let (manifests, others): (Vec<_>, Vec<_>) = plan
+        .into_iter()
+        .partition(|(d, _)| media::is_manifest(&d.media_type) || media::is_index(&d.media_type));
+    for_each_parallel(&others, opts.jobs, write_one)?;
+    for m in &manifests {
+        write_one(m)?;
     }
     let ip = dir.join("index.json");
     let mut index = match fs::read(&ip) {
@@ -1183,4 +1405,114 @@ pub fn layer_compression_of(d: &Descriptor, location: &str) -> Result<Compressio
             ),
         )
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// One blob in memory, served as is.
+    struct OneBlob(Vec<u8>);
+
+    impl ImageSource for OneBlob {
+        fn describe(&self) -> String {
+            "memory".into()
+        }
+        fn root(&self) -> Result<Descriptor> {
+            Err(OciError::invalid("root", "none"))
+        }
+        fn open_blob(&self, _desc: &Descriptor) -> Result<Box<dyn Read + '_>> {
+            Ok(Box::new(io::Cursor::new(self.0.clone())))
+        }
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// ~3 MB of text-like data: several chunks through the hasher thread.
+    fn data() -> Vec<u8> {
+        (0..200_000u32)
+            .flat_map(|i| format!("line {i} of a layer\n").into_bytes())
+            .collect()
+    }
+
+    fn check(data: &[u8]) -> LayerCheck {
+        LayerCheck {
+            index: 0,
+            diff_id: Digest::of_bytes(data),
+            compression: Compression::Gzip,
+        }
+    }
+
+    #[test]
+    fn a_layer_streams_whole_with_digest_and_diff_id_checked() {
+        let data = data();
+        let blob = gzip(&data);
+        let d = Descriptor::of_bytes(media::OCI_LAYER_GZIP, &blob);
+        let mut out = tempfile::tempfile().unwrap();
+        stream_verified(
+            &OneBlob(blob.clone()),
+            &d,
+            "layer",
+            Some(&check(&data)),
+            None,
+            &mut out,
+        )
+        .unwrap();
+        let mut got = Vec::new();
+        out.seek(SeekFrom::Start(0)).unwrap();
+        out.read_to_end(&mut got).unwrap();
+        assert_eq!(got, blob);
+    }
+
+    #[test]
+    fn a_wrong_diff_id_and_a_corrupt_stream_are_refused() {
+        let data = data();
+        let blob = gzip(&data);
+        let d = Descriptor::of_bytes(media::OCI_LAYER_GZIP, &blob);
+        let mut wrong = check(&data);
+        wrong.diff_id = Digest::of_bytes(b"something else");
+        let e = stream_verified(
+            &OneBlob(blob.clone()),
+            &d,
+            "layer",
+            Some(&wrong),
+            None,
+            &mut tempfile::tempfile().unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("rootfs.diff_ids[0]"), "{e}");
+        // corrupted in transit: the digest mismatch is what is reported, not the inflate error
+        let mut bad = blob.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0x5a;
+        let e = stream_verified(
+            &OneBlob(bad),
+            &d,
+            "layer",
+            Some(&check(&data)),
+            None,
+            &mut tempfile::tempfile().unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("does not match its digest"), "{e}");
+        // cut short
+        let e = stream_verified(
+            &OneBlob(blob[..mid].to_vec()),
+            &d,
+            "layer",
+            Some(&check(&data)),
+            None,
+            &mut tempfile::tempfile().unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("truncated"), "{e}");
+    }
 }

@@ -175,6 +175,31 @@ impl ContentStore {
         })
     }
 
+    /// A temp file in the store's `tmp/` for a caller that streams and verifies a blob itself
+    /// (then hands it to [`ContentStore::adopt_verified`]). Dropped, it leaves nothing behind.
+    pub fn temp_blob(&self) -> Result<tempfile::NamedTempFile> {
+        let dir = self.root.join("tmp");
+        tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&dir)
+            .map_err(OciError::io("create temp file in", &dir))
+    }
+
+    /// fsync a temp file from [`ContentStore::temp_blob`] whose content the caller has verified
+    /// to hash to `d` while writing it, and rename it into place as that blob (no second read).
+    pub fn adopt_verified(&self, tmp: tempfile::NamedTempFile, d: &Digest) -> Result<()> {
+        tmp.as_file()
+            .sync_all()
+            .map_err(OciError::io("fsync", tmp.path()))?;
+        let dest = self.blob_path(d);
+        tmp.persist(&dest).map_err(|e| OciError::Io {
+            op: "rename into",
+            path: dest.clone(),
+            source: e.error,
+        })?;
+        Ok(())
+    }
+
     /// Store bytes; returns their digest.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest> {
         let d = Digest::of_bytes(bytes);

@@ -36,6 +36,9 @@ pub struct RegistryOptions {
     pub ca_certs: Vec<PathBuf>,
     /// Directories laid out as `<dir>/<host>/*.crt` (docker's and containers' certs.d).
     pub cert_dirs: Vec<PathBuf>,
+    /// CA certificates (PEM) trusted for one registry only: `(host[:port], file)`, from the
+    /// registries config's `registries[].ca`.
+    pub host_ca_certs: Vec<(String, PathBuf)>,
     pub keychain: KeychainOptions,
     /// Attempts per request on 429, 5xx and connection errors.
     pub retries: u32,
@@ -55,6 +58,7 @@ impl Default for RegistryOptions {
                 PathBuf::from("/etc/docker/certs.d"),
                 PathBuf::from("/etc/containers/certs.d"),
             ],
+            host_ca_certs: Vec::new(),
             keychain: KeychainOptions::from_process_env(),
             retries: 6,
             mirrors: Vec::new(),
@@ -77,7 +81,9 @@ pub struct Mirror {
 /// The registries config file (`--registries-config`, `$OCIBUILD_REGISTRIES_CONFIG`, or
 /// `$XDG_CONFIG_HOME/ocibuild/registries.json`):
 /// `{"mirrors": [{"registry": "docker.io", "mirrors": ["mirror.local:5000"], "exclusive": true}],
-///   "insecure": ["mirror.local:5000"]}`.
+///   "insecure": ["mirror.local:5000"],
+///   "registries": [{"registry": "reg.local:5000", "ca": "certs/reg-ca.pem"}]}`.
+/// A relative `ca` path is relative to the config file's directory.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistriesConfig {
@@ -87,6 +93,21 @@ pub struct RegistriesConfig {
     pub insecure: Vec<String>,
     #[serde(default)]
     pub acr_hosts: Vec<String>,
+    /// Settings of one registry each (its own CA certificate).
+    #[serde(default)]
+    pub registries: Vec<RegistryEntry>,
+}
+
+/// One registry's entry in the registries config.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryEntry {
+    /// `host[:port]`, as in image references.
+    pub registry: String,
+    /// CA certificate(s) (PEM) trusted for this registry only — or, for a self-signed registry,
+    /// its own certificate; as `certs.d/HOST/ca.crt` would be.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
 }
 
 impl RegistriesConfig {
@@ -95,10 +116,36 @@ impl RegistriesConfig {
             what: format!("reading the registries config {}", path.display()),
             source,
         })?;
-        serde_json::from_slice(&bytes).map_err(|e| RegistryError::Invalid {
+        let mut cfg: Self = serde_json::from_slice(&bytes).map_err(|e| RegistryError::Invalid {
             what: format!("registries config {}", path.display()),
-            detail: format!("{e} (expected {{\"mirrors\": [{{\"registry\": \"docker.io\", \"mirrors\": [\"mirror.local:5000\"], \"exclusive\": true}}], \"insecure\": [...]}})"),
-        })
+            detail: format!("{e} (expected {{\"mirrors\": [{{\"registry\": \"docker.io\", \"mirrors\": [\"mirror.local:5000\"], \"exclusive\": true}}], \"insecure\": [...], \"registries\": [{{\"registry\": \"reg.local:5000\", \"ca\": \"ca.pem\"}}]}})"),
+        })?;
+        let base = path.parent().unwrap_or(std::path::Path::new(""));
+        for r in &mut cfg.registries {
+            if r.registry.is_empty() || r.registry.contains('/') {
+                return Err(RegistryError::Invalid {
+                    what: format!("registries config {}", path.display()),
+                    detail: format!(
+                        "registries[].registry `{}` is not a registry host: write host[:port], like reg.local:5000",
+                        r.registry
+                    ),
+                });
+            }
+            if let Some(ca) = &r.ca
+                && ca.is_relative()
+            {
+                r.ca = Some(base.join(ca));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// `(host, CA file)` for every registry entry that names a CA.
+    pub fn host_ca_certs(&self) -> Vec<(String, PathBuf)> {
+        self.registries
+            .iter()
+            .filter_map(|r| r.ca.clone().map(|c| (r.registry.clone(), c)))
+            .collect()
     }
 }
 
@@ -221,13 +268,21 @@ impl Registry {
     }
 
     fn has_host_certs(&self, host: &str) -> bool {
-        self.opts.cert_dirs.iter().any(|d| d.join(host).is_dir())
+        self.opts.host_ca_certs.iter().any(|(h, _)| h == host)
+            || self.opts.cert_dirs.iter().any(|d| d.join(host).is_dir())
     }
 
-    /// The certificate files the user trusts for `host`: every `--ca-cert`, then
-    /// `<certs.d>/<host>/*.crt` (sorted, for stable messages).
+    /// The certificate files the user trusts for `host`: every `--ca-cert`, the registries
+    /// config's `ca` for this host, then `<certs.d>/<host>/*.crt` (sorted, for stable messages).
     fn trusted_files(&self, host: &str) -> Vec<PathBuf> {
         let mut pems: Vec<PathBuf> = self.opts.ca_certs.clone();
+        pems.extend(
+            self.opts
+                .host_ca_certs
+                .iter()
+                .filter(|(h, _)| h == host)
+                .map(|(_, p)| p.clone()),
+        );
         for d in &self.opts.cert_dirs {
             let dir = d.join(host);
             if let Ok(rd) = fs::read_dir(&dir) {

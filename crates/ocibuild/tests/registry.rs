@@ -1028,3 +1028,409 @@ fn registry_mirrors_exclusive_and_fallback() {
     ));
     assert_eq!(d, digest);
 }
+
+/// Every file under `blobs/sha256` of a layout (or store) is named by the hash of its bytes,
+/// and no temp file was left behind; returns the names.
+fn blobs_match_their_names(dir: &Path) -> Vec<String> {
+    let blobs = dir.join("blobs/sha256");
+    let mut names = Vec::new();
+    for e in fs::read_dir(&blobs).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        assert!(
+            !name.starts_with('.'),
+            "a temp file was left in {}: {name}",
+            blobs.display()
+        );
+        let data = fs::read(e.path()).unwrap();
+        assert_eq!(
+            ocibuild_oci::Digest::of_bytes(&data).hex(),
+            name,
+            "a blob in {} does not match its name",
+            blobs.display()
+        );
+        names.push(name);
+    }
+    names
+}
+
+/// The blob digests (hex) of a layout image: its manifest, config and layers.
+fn image_blobs(dir: &Path, tag: &str) -> (String, Vec<String>) {
+    let blob = |d: &str| -> Value {
+        let hex = d.trim_start_matches("sha256:");
+        serde_json::from_slice(&fs::read(dir.join("blobs/sha256").join(hex)).unwrap()).unwrap()
+    };
+    let index: Value = serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let entry = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap()
+        .clone();
+    let m = blob(entry["digest"].as_str().unwrap());
+    let layers = m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:")
+                .to_string()
+        })
+        .collect();
+    (m["config"]["digest"].as_str().unwrap().to_string(), layers)
+}
+
+/// Corrupt one byte in the middle of a blob as the registry stores it (filesystem driver): the
+/// registry then serves wrong bytes under the right digest and size.
+fn corrupt_registry_blob(reg: &Registry, hex: &str) {
+    let p = reg
+        .storage
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data");
+    let mut data = fs::read(&p).unwrap();
+    let mid = data.len() / 2;
+    data[mid] ^= 0x5a;
+    fs::write(&p, data).unwrap();
+}
+
+/// A registry serving corrupted bytes for a layer: the pull into a layout and a Dockerfile
+/// `FROM` of it both fail naming the blob and the digest it should have had; the layout keeps
+/// only what it held before (its index.json unchanged, no temp file, no unverified blob) and
+/// the store gets nothing under that digest. A good pull writes the layout straight from the
+/// download (the content store is not filled on the way) and passes `validate`.
+#[test]
+fn a_corrupted_blob_fails_pull_and_from_and_leaves_nothing_half_written() {
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let layout = ctx.path("layout");
+    let d1 = hello_layout(&ctx, &layout, "v1", &[]);
+    let d2 = hello_layout(&ctx, &layout, "v2", &[]);
+    for t in ["v1", "v2"] {
+        tk::run_ok(ocibuild(&ctx).args([
+            "push",
+            &format!("oci:{}:{t}", layout.display()),
+            &format!("docker://{}/corrupt:{t}", reg.host),
+        ]));
+    }
+    let out = ctx.path("out");
+    let pull_root = ctx.path("pull-root");
+    let pull = |tag: &str| {
+        let mut c = ocibuild(&ctx);
+        c.arg("--root").arg(&pull_root).args([
+            "pull",
+            &format!("docker://{}/corrupt:{tag}", reg.host),
+            "--output",
+            &format!("oci:{}:{tag}", out.display()),
+        ]);
+        c
+    };
+    assert_eq!(stdout(tk::run_ok(&mut pull("v1"))), d1);
+    tk::run_ok(ocibuild(&ctx).args(["validate", &format!("oci:{}:v1", out.display())]));
+    assert!(
+        blobs_match_their_names(&pull_root).is_empty(),
+        "a pull into a layout goes straight to the layout, not through the store"
+    );
+    let index_before = fs::read(out.join("index.json")).unwrap();
+    let blobs_before = blobs_match_their_names(&out);
+
+    let (_, layers) = image_blobs(&layout, "v2");
+    let bad = layers[0].clone();
+    assert!(!blobs_before.contains(&bad), "v2 has a layer of its own");
+    corrupt_registry_blob(&reg, &bad);
+    let err = tk::run_fail(&mut pull("v2"));
+    assert!(
+        err.contains("does not match its digest") && err.contains(&bad),
+        "the error names the blob and the digest mismatch: {err}"
+    );
+    assert_eq!(
+        fs::read(out.join("index.json")).unwrap(),
+        index_before,
+        "a failed pull must not touch index.json"
+    );
+    let blobs_after = blobs_match_their_names(&out);
+    assert!(!blobs_after.contains(&bad), "the corrupted blob was kept");
+    tk::run_ok(ocibuild(&ctx).args(["validate", &format!("oci:{}:v1", out.display())]));
+
+    // the same base in a Dockerfile: FROM streams it into the store, and refuses it
+    let app = ctx.path("app");
+    fs::create_dir_all(&app).unwrap();
+    fs::write(
+        app.join("Dockerfile"),
+        format!("FROM {}/corrupt:v2\nCOPY notes.txt /notes.txt\n", reg.host),
+    )
+    .unwrap();
+    fs::write(app.join("notes.txt"), "over a corrupted base\n").unwrap();
+    let build_root = ctx.path("build-root");
+    let mut c = ocibuild(&ctx);
+    c.arg("--root")
+        .arg(&build_root)
+        .arg("build")
+        .arg("--output")
+        .arg(format!("oci:{}:b", ctx.path("built").display()))
+        .arg(&app);
+    let err = tk::run_fail(&mut c);
+    assert!(
+        err.contains("does not match its digest") && err.contains(&bad),
+        "the build error names the blob and the digest mismatch: {err}"
+    );
+    let stored = blobs_match_their_names(&build_root);
+    assert!(!stored.contains(&bad), "the store kept the corrupted blob");
+    let tmp_left: Vec<_> = fs::read_dir(build_root.join("tmp"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().starts_with("blob-"))
+        .collect();
+    assert!(
+        tmp_left.is_empty(),
+        "temp blobs left in the store: {tmp_left:?}"
+    );
+    let _ = d2;
+}
+
+/// Rewrite image `tag` of a layout so its config's `rootfs.diff_ids[0]` is wrong while every
+/// blob still matches its digest (what a broken or malicious image builder could publish).
+fn break_diff_id(dir: &Path, tag: &str) {
+    let path = |d: &str| {
+        dir.join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let put = |v: &Value| -> (String, usize) {
+        let bytes = serde_json::to_vec(v).unwrap();
+        let d = ocibuild_oci::Digest::of_bytes(&bytes).to_string();
+        fs::write(path(&d), &bytes).unwrap();
+        (d, bytes.len())
+    };
+    let mut index: Value =
+        serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let entry = index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap();
+    let mut m: Value =
+        serde_json::from_slice(&fs::read(path(entry["digest"].as_str().unwrap())).unwrap())
+            .unwrap();
+    let mut cfg: Value =
+        serde_json::from_slice(&fs::read(path(m["config"]["digest"].as_str().unwrap())).unwrap())
+            .unwrap();
+    cfg["rootfs"]["diff_ids"][0] = json!(format!("sha256:{}", "0".repeat(64)));
+    let (cd, cl) = put(&cfg);
+    m["config"]["digest"] = json!(cd);
+    m["config"]["size"] = json!(cl);
+    let (md, ml) = put(&m);
+    entry["digest"] = json!(md);
+    entry["size"] = json!(ml);
+    fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+/// A layer whose bytes match their digest but not the config's diff_id: the pull fails naming
+/// `rootfs.diff_ids[0]`, and the layer never gets its name in the layout (it is checked while
+/// it streams in, before the rename).
+#[test]
+fn a_wrong_diff_id_fails_the_pull_before_the_layer_is_named() {
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let layout = ctx.path("layout");
+    hello_layout(&ctx, &layout, "v1", &[]);
+    break_diff_id(&layout, "v1");
+    let (_, layers) = image_blobs(&layout, "v1");
+    // skopeo copies the blobs byte for byte, without looking at diff_ids
+    skopeo(&[
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", layout.display()),
+        &format!("docker://{}/diffid:v1", reg.host),
+    ]);
+    let out = ctx.path("out");
+    let err = tk::run_fail(ocibuild(&ctx).arg("--root").arg(ctx.path("r")).args([
+        "pull",
+        &format!("docker://{}/diffid:v1", reg.host),
+        "--output",
+        &format!("oci:{}:v1", out.display()),
+    ]));
+    assert!(err.contains("rootfs.diff_ids[0]"), "{err}");
+    assert!(
+        !out.join("index.json").exists(),
+        "a failed pull into a new layout must not write index.json"
+    );
+    let names = blobs_match_their_names(&out);
+    assert!(
+        !names.contains(&layers[0]),
+        "the layer with the wrong diff_id was written under its name"
+    );
+}
+
+/// A pull killed while a big layer streams in leaves no blob that does not match its name and
+/// no index.json naming a partial image; pulling again cleans up and completes.
+#[test]
+fn a_killed_pull_leaves_no_corrupt_layout_and_a_rerun_completes() {
+    use std::io::{BufRead, BufReader};
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let data = ctx.path("data");
+    fs::create_dir_all(&data).unwrap();
+    // 48 MB gzip cannot shrink (xorshift), so the layer takes a while to stream
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut buf = Vec::with_capacity(48 << 20);
+    while buf.len() < 48 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        buf.extend_from_slice(&x.to_le_bytes());
+    }
+    fs::write(data.join("random.bin"), &buf).unwrap();
+    let layout = ctx.path("layout");
+    let digest = stdout(tk::run_ok(
+        ocibuild(&ctx)
+            .arg("assemble")
+            .arg("--layer")
+            .arg(format!("{}:/data", data.display()))
+            .arg("--output")
+            .arg(format!("oci:{}:big", layout.display())),
+    ));
+    let src = format!("docker://{}/killed-pull:big", reg.host);
+    tk::run_ok(ocibuild(&ctx).args(["push", &format!("oci:{}:big", layout.display()), &src]));
+    let out = ctx.path("out");
+    let dest = format!("oci:{}:big", out.display());
+    let mut child = ocibuild(&ctx)
+        .arg("--root")
+        .arg(ctx.path("r"))
+        .args([
+            "--progress",
+            "json",
+            "--jobs",
+            "1",
+            "pull",
+            &src,
+            "--output",
+            &dest,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // kill on the first byte progress of the layer
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains(r#""event":"bytes""#) => break,
+            Some(Ok(_)) => {}
+            _ => panic!("the pull ended before reporting any bytes"),
+        }
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    // whatever the kill interrupted: blobs are whole or absent (a temp file may remain);
+    // index.json, if any, names the whole image
+    for e in fs::read_dir(out.join("blobs/sha256")).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !name.starts_with(".tmp-") {
+            let bytes = fs::read(e.path()).unwrap();
+            assert_eq!(ocibuild_oci::Digest::of_bytes(&bytes).hex(), name);
+        }
+    }
+    if out.join("index.json").exists() {
+        tk::run_ok(ocibuild(&ctx).args(["validate", &dest]));
+    }
+    assert_eq!(
+        stdout(tk::run_ok(
+            ocibuild(&ctx)
+                .arg("--root")
+                .arg(ctx.path("r"))
+                .args(["pull", &src, "--output", &dest])
+        )),
+        digest
+    );
+    blobs_match_their_names(&out);
+    tk::run_ok(ocibuild(&ctx).args(["validate", &dest]));
+}
+
+/// `registries[].ca` in the registries config: the CA is trusted for that registry (a relative
+/// path is relative to the config file), not for another host name of it; a bad entry is a
+/// clear error.
+#[test]
+fn registries_config_ca_per_registry() {
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(
+        &ctx,
+        RegistryOptions {
+            tls: true,
+            ..Default::default()
+        },
+    );
+    let layout = ctx.path("layout");
+    let digest = hello_layout(&ctx, &layout, "v1", &[]);
+    let host = reg.host.replace("127.0.0.1", "localhost");
+    let cfg_dir = ctx.path("cfg");
+    fs::create_dir_all(cfg_dir.join("certs")).unwrap();
+    fs::copy(
+        reg.ca_cert.as_ref().unwrap(),
+        cfg_dir.join("certs/reg-ca.pem"),
+    )
+    .unwrap();
+    let cfg = cfg_dir.join("registries.json");
+    let write_cfg = |registry: &str, ca: &str| {
+        fs::write(
+            &cfg,
+            serde_json::to_vec(&json!({"registries": [{"registry": registry, "ca": ca}]})).unwrap(),
+        )
+        .unwrap();
+    };
+    let src = format!("oci:{}:v1", layout.display());
+    let dest = format!("docker://{host}/cfgca/app:v1");
+    // the CA given for another name of the registry does not apply to this one
+    write_cfg(&reg.host, "certs/reg-ca.pem");
+    let err = tk::run_fail(
+        ocibuild(&ctx)
+            .arg("--registries-config")
+            .arg(&cfg)
+            .args(["push", &src, &dest]),
+    );
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    // for this host it does, relative to the config file's directory
+    write_cfg(&host, "certs/reg-ca.pem");
+    let d = stdout(tk::run_ok(
+        ocibuild(&ctx)
+            .arg("--registries-config")
+            .arg(&cfg)
+            .args(["push", &src, &dest]),
+    ));
+    assert_eq!(d, digest);
+    let pulled = ctx.path("pulled");
+    tk::run_ok(ocibuild(&ctx).arg("--registries-config").arg(&cfg).args([
+        "pull",
+        &dest,
+        "--output",
+        &format!("oci:{}:v1", pulled.display()),
+    ]));
+    tk::run_ok(ocibuild(&ctx).args(["validate", &format!("oci:{}:v1", pulled.display())]));
+    // a missing CA file names the file; a registry written as a repository is refused
+    write_cfg(&host, "certs/missing.pem");
+    let err = tk::run_fail(
+        ocibuild(&ctx)
+            .arg("--registries-config")
+            .arg(&cfg)
+            .args(["push", &src, &dest]),
+    );
+    assert!(err.contains("missing.pem"), "{err}");
+    write_cfg(&format!("{host}/cfgca"), "certs/reg-ca.pem");
+    let err = tk::run_fail(
+        ocibuild(&ctx)
+            .arg("--registries-config")
+            .arg(&cfg)
+            .args(["push", &src, &dest]),
+    );
+    assert!(
+        err.contains("host[:port]") && err.contains("registries.json"),
+        "{err}"
+    );
+}

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use ocibuild_engine::df::{self, ImageResolver, NamedContext, SecretSource};
 use ocibuild_engine::{EngineError, Event};
 use ocibuild_oci::image::{Image, Platform, load_image};
-use ocibuild_oci::layout::import_into_store;
+use ocibuild_oci::layout::import_into_store_with;
 use ocibuild_oci::reference::Reference;
 use ocibuild_oci::store::ContentStore;
 use ocibuild_registry::client::Registry;
@@ -66,7 +66,9 @@ impl Puller<'_> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let src = RegistrySource::open(reg, &r).with_context(|| format!("opening docker://{r}"))?;
         let img = load_image(&src, Some(platform))?;
-        import_into_store(&src, &img, &self.store)?;
+        // `--jobs` blobs at a time, each streamed straight into the store and verified on the
+        // way (digest, size, and diff_id on a second thread): nothing is read twice.
+        import_into_store_with(&src, &img, &self.store, self.g.jobs, None)?;
         Ok(img)
     }
 }

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use ocibuild_oci::image::{ImageSource, Platform, load_image};
 use ocibuild_oci::layout::{
-    StoreSource, import_into_store_with, open_location, write_layout_root, write_location,
-    write_oci_archive_root,
+    StoreSource, WriteOptions, import_into_store_with, open_location, write_layout_root_with,
+    write_layout_verified, write_location, write_oci_archive_root,
 };
 use ocibuild_oci::media;
 use ocibuild_oci::reference::{Location, Reference};
@@ -35,6 +35,7 @@ pub fn registry(g: &Global) -> Result<Registry> {
     keychain.acr_hosts.extend(g.acr_hosts.iter().cloned());
     let mut insecure = g.insecure_registries.clone();
     let mut mirrors = Vec::new();
+    let mut host_ca_certs = Vec::new();
     // flags first, then the config file
     for m in &g.registry_mirrors {
         mirrors.push(parse_mirror_flag(m)?);
@@ -46,6 +47,7 @@ pub fn registry(g: &Global) -> Result<Registry> {
         .filter(|p| p.is_file());
     if let Some(path) = g.registries_config.clone().or(default_cfg) {
         let cfg = RegistriesConfig::load(&path)?;
+        host_ca_certs = cfg.host_ca_certs();
         mirrors.extend(cfg.mirrors);
         insecure.extend(cfg.insecure);
         keychain.acr_hosts.extend(cfg.acr_hosts);
@@ -53,6 +55,7 @@ pub fn registry(g: &Global) -> Result<Registry> {
     let mut opts = RegistryOptions {
         insecure,
         ca_certs: g.ca_certs.clone(),
+        host_ca_certs,
         keychain,
         mirrors,
         ..RegistryOptions::default()
@@ -89,8 +92,9 @@ pub fn open_any<'r>(loc: &Location, reg: &'r Registry) -> Result<Box<dyn ImageSo
 }
 
 /// Write what `src` holds to a local location: the whole index when no platform is chosen and
-/// the destination can hold one, else one image, imported into the store first (every digest,
-/// size and diff_id verified).
+/// the destination can hold one, else one image — into a layout straight from the source,
+/// `--jobs` blobs at a time, each verified (digest, size, diff_id) as it streams in; into an
+/// archive through the store (imported first, verified the same way).
 pub fn write_local(
     g: &Global,
     rep: &Reporter,
@@ -100,9 +104,16 @@ pub fn write_local(
 ) -> Result<String> {
     let root = src.root()?;
     let whole = platform.is_none() && media::is_index(&root.media_type);
+    let bf = |d: &ocibuild_oci::Digest, n: u64, t: u64| rep.bytes(d, n, t);
     match dest {
         Location::Layout { dir, tag } if whole => {
-            let d = write_layout_root(dir, tag.as_deref(), src)?;
+            let opts = WriteOptions {
+                jobs: g.jobs,
+                progress: Some(&bf),
+                ..WriteOptions::default()
+            };
+            let d = write_layout_root_with(dir, tag.as_deref(), src, &opts)
+                .with_context(|| format!("writing {dest}"))?;
             return Ok(d.digest.to_string());
         }
         Location::OciArchive { file, tag } if whole => {
@@ -111,8 +122,6 @@ pub fn write_local(
         }
         _ => {}
     }
-    let store = open_store(g)?;
-    let _lock = store.lock_shared()?;
     let img = load_image(src, platform).with_context(|| format!("reading {}", src.describe()))?;
     // A single-platform image is what it is: --platform must match it, never silently not.
     if let (Some(want), false) = (platform, media::is_index(&root.media_type)) {
@@ -128,7 +137,13 @@ pub fn write_local(
             ),
         }
     }
-    let bf = |d: &ocibuild_oci::Digest, n: u64, t: u64| rep.bytes(d, n, t);
+    if let Location::Layout { dir, tag } = dest {
+        write_layout_verified(dir, tag.as_deref(), src, &img, g.jobs, Some(&bf))
+            .with_context(|| format!("pulling {} into {dest}", src.describe()))?;
+        return Ok(img.manifest_desc.digest.to_string());
+    }
+    let store = open_store(g)?;
+    let _lock = store.lock_shared()?;
     import_into_store_with(src, &img, &store, g.jobs, Some(&bf))
         .with_context(|| format!("pulling {}", src.describe()))?;
     let from_store = StoreSource::new(store.clone(), img.manifest_desc.clone(), src.describe());
