@@ -540,6 +540,7 @@ impl BuildRecord {
                         "layers": i.layers.iter().map(|l| json!({
                             "digest": l.descriptor.digest.to_string(),
                             "size": l.descriptor.size,
+                            "diff_id": l.diff_id.to_string(),
                             "media_type": l.descriptor.media_type,
                             "origin": l.origin,
                         })).collect::<Vec<_>>(),
