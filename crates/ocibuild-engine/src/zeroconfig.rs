@@ -1078,8 +1078,8 @@ pub fn build(
         let mut runtime_root = || o.runtime_bases.rootfs(&runtime.image);
         let libs = crate::elf::missing_libs(&staged, &mut runtime_root, &build_root, &libs_dir)?;
         for (lib, by) in &libs.unresolved {
-            ev(Event::Note(format!(
-                "warning: {by} needs {lib}, which neither the runtime base nor the build root has; \
+            ev(Event::Warning(format!(
+                "{by} needs {lib}, which neither the runtime base nor the build root has; \
                  it fails to load at run time unless the app ships it (add the Debian package \
                  with `packages` in ocibuild.toml)"
             )));

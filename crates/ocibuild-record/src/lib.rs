@@ -699,6 +699,10 @@ mod tests {
             m["ocibuild.images"][0]["layers"][1]["origin"]["kind"],
             "app"
         );
+        assert_eq!(
+            m["ocibuild.images"][0]["layers"][1]["diff_id"],
+            json!(Digest::of_bytes(b"app").to_string())
+        );
         let mut df = r.clone();
         df.frontend = Frontend::Dockerfile {
             file: "Dockerfile".into(),

@@ -320,7 +320,9 @@ fn build_impl(
     if let Some(f) = &a.iidfile {
         super::write_file_atomically(f, digest.as_bytes())?;
     }
-    super::record::finish(a, &store, &built.record, BTreeMap::new())?;
+    // the Dockerfile frontend's own key (the rest is the record's, the same for both)
+    let extra = BTreeMap::from([("ocibuild.stages".to_string(), json!(built.stages))]);
+    super::record::finish(a, &store, &built.record, extra)?;
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
 }
