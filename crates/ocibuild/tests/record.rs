@@ -154,10 +154,17 @@ fn dockerfile_metadata_follows_the_schema_with_step_counts_and_layer_origins() {
                 .arg(&dir),
         );
         let digest = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        (digest, metadata(&meta))
+        (
+            digest,
+            metadata(&meta),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
-    // cold: WORKDIR, COPY and RUN run (LABEL is no step)
-    let (d1, m1) = build();
+    // cold: WORKDIR, COPY and RUN run (LABEL is no step), each says the layer it wrote
+    let (d1, m1, err) = build();
+    for id in ["production/1", "production/2", "production/4"] {
+        assert!(err.contains(&format!("=> layer {id}: sha256:")), "{err}");
+    }
     assert_valid(&m1);
     assert_eq!(m1["containerimage.digest"], d1.as_str(), "{m1:#}");
     assert_eq!(m1["ocibuild.steps.ran"], 3, "{m1:#}");
@@ -205,8 +212,10 @@ fn dockerfile_metadata_follows_the_schema_with_step_counts_and_layer_origins() {
     assert_eq!(rec["images"][0]["lockfiles"][0]["kind"], "npm-lock");
 
     // no change: nothing runs, every step comes from the store
-    let (d2, m2) = build();
+    let (d2, m2, err) = build();
     assert_eq!(d1, d2);
+    assert!(!err.contains("=> layer "), "{err}");
+    assert_eq!(err.matches("=> CACHED [production ").count(), 3, "{err}");
     assert_valid(&m2);
     assert_eq!(m2["ocibuild.steps.ran"], 0, "{m2:#}");
     assert_eq!(m2["ocibuild.steps.cached"], 3, "{m2:#}");

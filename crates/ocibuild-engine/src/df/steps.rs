@@ -948,6 +948,12 @@ impl Exec<'_> {
             let w = self.o.store.writer()?;
             let (w, info) = b.write(w)?;
             let digest = w.commit()?;
+            (self.ev)(Event::Layer {
+                name: format!("{}/{}", st.name, st.step_no),
+                digest: digest.to_string(),
+                size: info.size,
+                reused: false,
+            });
             Some((
                 Descriptor::new(info.media_type, digest, info.size),
                 info.diff_id,
