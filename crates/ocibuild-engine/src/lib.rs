@@ -20,14 +20,22 @@ pub mod storeusage;
 pub mod zeroconfig;
 
 pub use error::EngineError;
+pub use ocibuild_record as record;
 
-/// What the engine reports while it works (the CLI renders these).
+/// What the engine reports while it works, the same for both frontends (the CLI renders these
+/// through one renderer: plain lines, a terminal's bars, or `--progress json`; the JSON form is
+/// documented in `docs/progress-events.md`).
 #[derive(Clone, Debug)]
 pub enum Event {
     /// A phase started: `toolchain go (trixie)`, `runtime static:nonroot` …
     Phase(String),
     /// A step is about to run.
     StepStarted { name: String, argv: Vec<String> },
+    /// A line a running step printed (stdout or stderr), as soon as it was printed.
+    StepOutput { name: String, line: String },
+    /// A step was not run: its result came from a cache (`local`, or the `--cache-from`
+    /// backend that had it).
+    StepCached { name: String, from: String },
     /// A step finished; `output` is what it printed (stdout then stderr), for logs.
     StepFinished {
         name: String,
@@ -44,4 +52,61 @@ pub enum Event {
     },
     /// Anything else worth saying.
     Note(String),
+    /// Something the user should act on (it does not stop the build).
+    Warning(String),
+}
+
+/// Where the build record of the image `manifest` is kept in a store:
+/// `ROOT/engine/builds/image-<hex>.json` (a step record for `cache du`/`prune`).
+pub fn record_path(
+    store: &ocibuild_oci::store::ContentStore,
+    manifest: &ocibuild_oci::Digest,
+) -> std::path::PathBuf {
+    store
+        .root()
+        .join("engine")
+        .join("builds")
+        .join(format!("image-{}.json", manifest.hex()))
+}
+
+/// Keep a build record in the store, keyed by its image's digest (the index for a
+/// multi-platform build): SBOM and provenance steps read it with [`load_record`].
+pub fn save_record(
+    store: &ocibuild_oci::store::ContentStore,
+    record: &ocibuild_record::BuildRecord,
+) -> Result<std::path::PathBuf, EngineError> {
+    let Some(d) = record.digest() else {
+        return Err(EngineError::Invalid {
+            what: "build record".into(),
+            detail: "it names no image".into(),
+        });
+    };
+    let path = record_path(store, d);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(EngineError::io("creating the build records", dir))?;
+    }
+    roots::write_atomically(&path, &record.to_json())?;
+    Ok(path)
+}
+
+/// The build record of the image `manifest`, if this store built it.
+pub fn load_record(
+    store: &ocibuild_oci::store::ContentStore,
+    manifest: &ocibuild_oci::Digest,
+) -> Result<Option<ocibuild_record::BuildRecord>, EngineError> {
+    let path = record_path(store, manifest);
+    match std::fs::read(&path) {
+        Ok(b) => ocibuild_record::BuildRecord::from_json(&b)
+            .map(Some)
+            .map_err(|e| EngineError::Invalid {
+                what: format!("build record {}", path.display()),
+                detail: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(EngineError::Io {
+            what: "reading a build record".into(),
+            path,
+            source: e,
+        }),
+    }
 }

@@ -27,7 +27,7 @@ use ocibuild_oci::image::Image;
 use ocibuild_oci::media::Compression;
 use ocibuild_oci::store::ContentStore;
 use ocibuild_sandbox::probe::{Isolation, choose_tier, probe};
-use ocibuild_sandbox::run::{Mount, Network, RootfsSource, Spec, Tier, run};
+use ocibuild_sandbox::run::{Mount, Network, RootfsSource, Spec, Tier, run_streaming};
 use serde_json::json;
 
 use crate::Event;
@@ -120,6 +120,8 @@ pub struct Built {
     pub naive_size: Option<u64>,
     /// Taken whole from the build cache: no step ran.
     pub cached: bool,
+    /// What the build made and knows (`docs/build-record.md`).
+    pub record: ocibuild_record::BuildRecord,
 }
 
 /// The shared build caches of a zero-config build (`--cache-from` / `--cache-to`), and what to
@@ -254,7 +256,7 @@ fn remote_build(
     shared: &Shared<'_>,
     key: &str,
     ev: &dyn Fn(Event),
-) -> Option<(BuildRecord, Image)> {
+) -> Option<(BuildRecord, Image, String)> {
     for be in &shared.from {
         let t0 = Instant::now();
         let rec = match be.get_index(key) {
@@ -331,7 +333,7 @@ fn remote_build(
                 image.manifest_desc.digest,
                 t0.elapsed().as_secs_f64()
             )));
-            return Some((rec, image));
+            return Some((rec, image, crate::df::cache_kind(&be.describe())));
         }
     }
     None
@@ -646,13 +648,14 @@ fn last_build_pointer(store: &ContentStore, app: &Path) -> PathBuf {
         .join(format!("last-{}", &id[..32]))
 }
 
-/// A build found in the store or (then kept in the store) in a `--cache-from` cache.
+/// A build found in the store or (then kept in the store) in a `--cache-from` cache, and where
+/// it was found (`local`, or the cache's kind).
 fn find_build(
     store: &ContentStore,
     k: &Keyed,
     shared: &Shared<'_>,
     ev: &dyn Fn(Event),
-) -> Result<Option<(BuildRecord, Image)>> {
+) -> Result<Option<(BuildRecord, Image, String)>> {
     if let Some(r) = read_record(&k.record)
         && let Some(image) = record_image(store, &r)
     {
@@ -661,12 +664,12 @@ fn find_build(
             &k.key[..16],
             image.manifest_desc.digest
         )));
-        return Ok(Some((r, image)));
+        return Ok(Some((r, image, "local".to_string())));
     }
-    if let Some((mut r, image)) = remote_build(store, shared, &k.key, ev) {
+    if let Some((mut r, image, from)) = remote_build(store, shared, &k.key, ev) {
         r.components = Some(k.components.clone());
         write_record(&k.record, &r)?;
-        return Ok(Some((r, image)));
+        return Ok(Some((r, image, from)));
     }
     Ok(None)
 }
@@ -747,11 +750,25 @@ pub fn build(
     let k = keyed(app, plan, o)?;
     let pointer = last_build_pointer(store, app);
     if !o.no_cache
-        && let Some((r, image)) = find_build(store, &k, shared, ev)?
+        && let Some((r, image, from)) = find_build(store, &k, shared, ev)?
     {
         let _ = crate::roots::write_atomically(&pointer, k.key.as_bytes());
         export_build(store, shared, &k.key, &r, &image, ev)?;
+        let statuses = plan
+            .steps
+            .iter()
+            .map(|s| {
+                ev(Event::StepCached {
+                    name: s.name.clone(),
+                    from: from.clone(),
+                });
+                ocibuild_record::StepStatus::Cached { from: from.clone() }
+            })
+            .collect();
+        let names: Vec<String> = r.layers.iter().map(|l| l.0.clone()).collect();
+        let record = build_record(app, plan, o, &k, &image, &names, &r.runtime, statuses)?;
         return Ok(Built {
+            record,
             image,
             runtime: r.runtime,
             toolchain: r.toolchain,
@@ -921,6 +938,7 @@ pub fn build(
         });
     }
     let mut steps = Vec::new();
+    let mut statuses = Vec::new();
     // every step's whole output, for when the cause is above the lines a failure shows
     let log_dir = crate::steplog::dir(store, &format!("{}-{}", plan.lang, &key[..16]));
     let _ = fs::remove_dir_all(&log_dir);
@@ -953,7 +971,12 @@ pub fn build(
             ..Spec::default()
         };
         let t0 = Instant::now();
-        let out = run(&spec, tier)?;
+        let out = run_streaming(&spec, tier, &mut |_, line| {
+            ev(Event::StepOutput {
+                name: step.name.clone(),
+                line: line.to_string(),
+            })
+        })?;
         let secs = t0.elapsed().as_secs_f64();
         let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&out.stderr));
@@ -985,6 +1008,7 @@ pub fn build(
             ));
         }
         steps.push((step.name.clone(), secs));
+        statuses.push(ocibuild_record::StepStatus::Ran { seconds: secs });
     }
 
     // 4. The layers.
@@ -1054,8 +1078,8 @@ pub fn build(
         let mut runtime_root = || o.runtime_bases.rootfs(&runtime.image);
         let libs = crate::elf::missing_libs(&staged, &mut runtime_root, &build_root, &libs_dir)?;
         for (lib, by) in &libs.unresolved {
-            ev(Event::Note(format!(
-                "warning: {by} needs {lib}, which neither the runtime base nor the build root has; \
+            ev(Event::Warning(format!(
+                "{by} needs {lib}, which neither the runtime base nor the build root has; \
                  it fails to load at run time unless the app ships it (add the Debian package \
                  with `packages` in ocibuild.toml)"
             )));
@@ -1145,7 +1169,18 @@ pub fn build(
     for (name, dir, key, lock) in &shared_mounts {
         crate::mountcache::export(store, &shared.to, name, key, lock, dir, ev)?;
     }
+    let record = build_record(
+        app,
+        plan,
+        o,
+        &k,
+        &assembled.image,
+        &names,
+        &rec.runtime,
+        statuses,
+    )?;
     Ok(Built {
+        record,
         image: assembled.image,
         runtime: rec.runtime,
         toolchain: rec.toolchain,
@@ -1155,6 +1190,172 @@ pub fn build(
         naive_size,
         cached: false,
     })
+}
+
+/// The Debian packages of a lock, each with the layer (profile) it is placed in. The source
+/// package is not known yet: the lock does not record it (see `docs/build-record.md`).
+fn debian_set(lock: &ocibuild_debian::base::Lockfile) -> ocibuild_record::DebianSet {
+    ocibuild_record::DebianSet {
+        release: lock.release.clone(),
+        architecture: lock.arch.clone(),
+        packages: lock
+            .layers
+            .iter()
+            .flat_map(|l| {
+                l.packages.iter().map(|p| ocibuild_record::DebianPackage {
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                    architecture: p.arch.clone(),
+                    source: None,
+                    source_version: None,
+                    sha256: Some(p.sha256.clone()),
+                    layer: Some(l.name.clone()),
+                })
+            })
+            .collect(),
+    }
+}
+
+/// The build record of a zero-config build: the image on its runtime base (the base's layers
+/// named by its lock's layers, the app's by the plan's), the toolchain root, the app's
+/// lockfiles, and the plan's steps with how each ended. Zero-config steps have no keys of their
+/// own yet: each carries the whole build's key.
+#[allow(clippy::too_many_arguments)]
+fn build_record(
+    app: &Path,
+    plan: &Plan,
+    o: &Options,
+    k: &Keyed,
+    image: &Image,
+    app_layers: &[String],
+    runtime: &str,
+    statuses: Vec<ocibuild_record::StepStatus>,
+) -> Result<ocibuild_record::BuildRecord> {
+    use ocibuild_record as r;
+    let platform = format!("linux/{}", o.runtime_bases.arch);
+    let facts = BTreeMap::from([
+        ("entrypoint".to_string(), plan.config.entrypoint.join(" ")),
+        (
+            "toolchain".to_string(),
+            format!("{} {}", plan.toolchain.profile, plan.toolchain.version),
+        ),
+        (
+            "runtime".to_string(),
+            format!("{}:{}", plan.runtime.profile, plan.runtime.variant),
+        ),
+    ]);
+    let mut rec = r::BuildRecord::new(
+        r::Builder::ocibuild(env!("CARGO_PKG_VERSION")),
+        r::Frontend::ZeroConfig {
+            language: plan.lang.to_string(),
+            facts,
+        },
+    );
+    // the git labels the command set (credentials already stripped from the URL)
+    rec.source.revision = o.labels.get("org.opencontainers.image.revision").cloned();
+    rec.source.url = o.labels.get("org.opencontainers.image.source").cloned();
+    rec.parameters = r::Parameters {
+        build_args: BTreeMap::new(),
+        secrets: Vec::new(),
+        platforms: vec![platform.clone()],
+        source_date_epoch: Some(o.source_date_epoch),
+        flags: BTreeMap::from([
+            (
+                "network".to_string(),
+                if o.network { "default" } else { "none" }.to_string(),
+            ),
+            (
+                "distro".to_string(),
+                o.runtime_bases.release.codename().to_string(),
+            ),
+            (
+                "toolchain".to_string(),
+                if host_toolchain(plan, o) {
+                    "host"
+                } else {
+                    "debian"
+                }
+                .to_string(),
+            ),
+        ]),
+    };
+    let diff_ids = image.diff_ids()?;
+    let n_base = image.manifest.layers.len().saturating_sub(app_layers.len());
+    let base_names: Vec<String> = k
+        .runtime_lock
+        .lock
+        .layers
+        .iter()
+        .map(|l| l.name.clone())
+        .collect();
+    let layers = image
+        .manifest
+        .layers
+        .iter()
+        .zip(diff_ids)
+        .enumerate()
+        .map(|(i, (d, diff_id))| r::Layer {
+            descriptor: d.clone(),
+            diff_id,
+            origin: if i < n_base {
+                r::LayerOrigin::Base {
+                    base: 0,
+                    // the lock's layers, then the base's fixups (users, CA bundle, links)
+                    name: Some(
+                        base_names
+                            .get(i)
+                            .cloned()
+                            .unwrap_or_else(|| "fixups".to_string()),
+                    ),
+                }
+            } else {
+                r::LayerOrigin::App {
+                    name: app_layers[i - n_base].clone(),
+                }
+            },
+        })
+        .collect();
+    rec.images.push(r::PlatformImage {
+        platform: platform.clone(),
+        manifest: image.manifest_desc.clone(),
+        config: image.manifest.config.clone(),
+        layers,
+        bases: vec![r::Base {
+            name: "runtime".into(),
+            reference: format!("{}:{}", plan.runtime.profile, plan.runtime.variant),
+            digest: runtime.parse().ok(),
+            in_image: true,
+            debian: Some(debian_set(&k.runtime_lock.lock)),
+        }],
+        toolchains: k
+            .toolchain_lock
+            .as_ref()
+            .map(|t| r::Toolchain {
+                name: toolchain_request(plan).0,
+                lock_key: t.key.clone(),
+                debian: Some(debian_set(&t.lock)),
+            })
+            .into_iter()
+            .collect(),
+        lockfiles: crate::df::lockfiles_of(app),
+        outputs: Vec::new(),
+    });
+    rec.steps = plan
+        .steps
+        .iter()
+        .zip(statuses)
+        .enumerate()
+        .map(|(i, (s, status))| r::Step {
+            id: format!("build/{}", i + 1),
+            stage: "build".into(),
+            name: s.name.clone(),
+            platform: platform.clone(),
+            key: k.key.clone(),
+            status,
+            layer: None,
+        })
+        .collect();
+    Ok(rec)
 }
 
 /// `layers` and `config` on top of `base`, with the run's compression and times.

@@ -540,6 +540,7 @@ impl BuildRecord {
                         "layers": i.layers.iter().map(|l| json!({
                             "digest": l.descriptor.digest.to_string(),
                             "size": l.descriptor.size,
+                            "diff_id": l.diff_id.to_string(),
                             "media_type": l.descriptor.media_type,
                             "origin": l.origin,
                         })).collect::<Vec<_>>(),
@@ -697,6 +698,10 @@ mod tests {
         assert_eq!(
             m["ocibuild.images"][0]["layers"][1]["origin"]["kind"],
             "app"
+        );
+        assert_eq!(
+            m["ocibuild.images"][0]["layers"][1]["diff_id"],
+            json!(Digest::of_bytes(b"app").to_string())
         );
         let mut df = r.clone();
         df.frontend = Frontend::Dockerfile {

@@ -235,6 +235,29 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// something); the step's own failure is a non-zero [`Outcome::status`]. A timeout kills every
 /// process of the step and returns [`SandboxError::Timeout`].
 pub fn run(spec: &Spec, tier: Tier) -> Result<Outcome> {
+    run_streaming(spec, tier, &mut |_, _| {})
+}
+
+/// Which of a step's outputs a line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// The longest line handed to an `on_line` callback; the rest of a longer line is cut (the
+/// [`Outcome`] still has all of it).
+pub const MAX_LINE: usize = 4096;
+
+/// [`run`], calling `on_line` with every line the step prints (with [`Spec::capture`]) as soon
+/// as it is printed, on the calling thread, while the step still runs: a long step's last
+/// output line can be shown before it ends. Lines end at `\n` or `\r` (progress meters);
+/// empty lines are skipped; invalid UTF-8 is replaced. The [`Outcome`] has the whole output.
+pub fn run_streaming(
+    spec: &Spec,
+    tier: Tier,
+    on_line: &mut dyn FnMut(Stream, &str),
+) -> Result<Outcome> {
     if spec.args.is_empty() {
         return Err(SandboxError::Spec("no command to run".into()));
     }
@@ -250,7 +273,7 @@ pub fn run(spec: &Spec, tier: Tier) -> Result<Outcome> {
         }
     }
     if tier == Tier::Host {
-        return run_host(spec);
+        return run_host(spec, on_line);
     }
     let RootfsSource::Dirs(lowers) = &spec.rootfs;
     if lowers.is_empty() {
@@ -337,7 +360,7 @@ pub fn run(spec: &Spec, tier: Tier) -> Result<Outcome> {
         .env_clear()
         .stdin(Stdio::piped());
     let (status, stdout, stderr, timed_out) =
-        spawn_and_wait(cmd, spec.capture, spec.timeout, Some(&state_dir))?;
+        spawn_and_wait(cmd, spec.capture, spec.timeout, Some(&state_dir), on_line)?;
 
     if let Ok(b) = fs::read(state_dir.join(ERROR_FILE))
         && let Ok(r) = serde_json::from_slice::<ErrorRepr>(&b)
@@ -440,6 +463,7 @@ fn spawn_and_wait(
     capture: bool,
     timeout: Option<Duration>,
     state_dir: Option<&Path>,
+    on_line: &mut dyn FnMut(Stream, &str),
 ) -> Result<(i32, Vec<u8>, Vec<u8>, bool)> {
     if capture {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -449,11 +473,33 @@ fn spawn_and_wait(
         .map_err(SandboxError::io(format!("spawn {:?}", cmd.get_program())))?;
     // Keep stdin open: the helper watches it to notice if we die before its death signal is set.
     let _stdin = child.stdin.take();
-    let reader = |r: Option<Box<dyn Read + Send>>| {
+    // Each reader keeps all it reads and sends every complete line to this thread, which hands
+    // them to `on_line` while it waits for the step.
+    let (line_tx, line_rx) = std::sync::mpsc::channel::<(Stream, String)>();
+    let reader = |r: Option<Box<dyn Read + Send>>, which: Stream| {
+        let tx = line_tx.clone();
         std::thread::spawn(move || {
             let mut buf = Vec::new();
             if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut buf);
+                let mut chunk = [0u8; 8192];
+                let mut line_start = 0;
+                loop {
+                    let n = match r.read(&mut chunk) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(_) => break,
+                    };
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(i) = buf[line_start..]
+                        .iter()
+                        .position(|b| *b == b'\n' || *b == b'\r')
+                    {
+                        send_line(&tx, which, &buf[line_start..line_start + i]);
+                        line_start += i + 1;
+                    }
+                }
+                send_line(&tx, which, &buf[line_start.min(buf.len())..]);
             }
             buf
         })
@@ -463,13 +509,16 @@ fn spawn_and_wait(
             .stdout
             .take()
             .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        Stream::Stdout,
     );
     let err_t = reader(
         child
             .stderr
             .take()
             .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        Stream::Stderr,
     );
+    drop(line_tx);
     let start = Instant::now();
     let mut timed_out = false;
     let status = loop {
@@ -506,13 +555,32 @@ fn spawn_and_wait(
                         .wait()
                         .map_err(SandboxError::io("wait for the sandbox"))?;
                 }
-                std::thread::sleep(Duration::from_millis(10));
+                // wait for output (shown at once) or 10 ms, then look at the step again
+                if let Ok((which, line)) = line_rx.recv_timeout(Duration::from_millis(10)) {
+                    on_line(which, &line);
+                }
+                while let Ok((which, line)) = line_rx.try_recv() {
+                    on_line(which, &line);
+                }
             }
         }
     };
     let stdout = out_t.join().unwrap_or_default();
     let stderr = err_t.join().unwrap_or_default();
+    // the lines the step printed just before it ended
+    while let Ok((which, line)) = line_rx.try_recv() {
+        on_line(which, &line);
+    }
     Ok((exit_code(status), stdout, stderr, timed_out))
+}
+
+/// Send one line (cut at [`MAX_LINE`] bytes) unless it is empty.
+fn send_line(tx: &std::sync::mpsc::Sender<(Stream, String)>, which: Stream, bytes: &[u8]) {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    let cut = &bytes[..bytes.len().min(MAX_LINE)];
+    let _ = tx.send((which, String::from_utf8_lossy(cut).into_owned()));
 }
 
 fn exit_code(st: std::process::ExitStatus) -> i32 {
@@ -520,7 +588,7 @@ fn exit_code(st: std::process::ExitStatus) -> i32 {
 }
 
 /// [`Tier::Host`]: no isolation whatsoever.
-fn run_host(spec: &Spec) -> Result<Outcome> {
+fn run_host(spec: &Spec, on_line: &mut dyn FnMut(Stream, &str)) -> Result<Outcome> {
     let mut cmd = Command::new(&spec.args[0]);
     cmd.args(&spec.args[1..])
         .env_clear()
@@ -537,7 +605,7 @@ fn run_host(spec: &Spec) -> Result<Outcome> {
         cmd.uid(uid).gid(gid);
     }
     let (status, stdout, stderr, timed_out) =
-        spawn_and_wait(cmd, spec.capture, spec.timeout, None)?;
+        spawn_and_wait(cmd, spec.capture, spec.timeout, None, on_line)?;
     if timed_out {
         return Err(SandboxError::Timeout {
             secs: spec.timeout.map_or(0, |t| t.as_secs()),
@@ -989,6 +1057,62 @@ fn reap_until(step: nix::unistd::Pid) -> Result<i32> {
 mod tests {
     use super::*;
     use crate::syscall::{Call, TestSyscall};
+
+    /// A step's lines reach `on_line` while it runs: the step prints a line, then blocks reading
+    /// a FIFO that only the callback writes to after it saw the line (no sleeps: if the line
+    /// came only at the end, the step would block until its timeout and the test fail).
+    #[test]
+    fn output_lines_are_streamed_while_the_step_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("release");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let spec = Spec {
+            args: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                format!(
+                    "echo waiting-for-release; printf 'progress 50%%\\rprogress 100%%\\n' >&2; read x < {}; echo released-$x",
+                    fifo.display()
+                ),
+            ],
+            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+            capture: true,
+            timeout: Some(Duration::from_secs(60)),
+            upper: dir.path().to_path_buf(),
+            ..Spec::default()
+        };
+        let mut seen: Vec<(Stream, String)> = Vec::new();
+        let out = run_streaming(&spec, Tier::Host, &mut |which, line| {
+            seen.push((which, line.to_string()));
+            if line == "waiting-for-release" {
+                // the step is blocked on the FIFO until this write
+                fs::write(&fifo, b"ok\n").unwrap();
+            }
+        })
+        .unwrap();
+        assert_eq!(out.status, 0);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "waiting-for-release\nreleased-ok\n"
+        );
+        assert_eq!(
+            seen.first(),
+            Some(&(Stream::Stdout, "waiting-for-release".to_string()))
+        );
+        assert!(
+            seen.contains(&(Stream::Stdout, "released-ok".to_string())),
+            "{seen:?}"
+        );
+        // a carriage return ends a line too (progress meters)
+        assert!(
+            seen.contains(&(Stream::Stderr, "progress 50%".to_string())),
+            "{seen:?}"
+        );
+        assert!(
+            seen.contains(&(Stream::Stderr, "progress 100%".to_string())),
+            "{seen:?}"
+        );
+    }
 
     #[test]
     fn tier_parses_and_prints() {

@@ -3,8 +3,26 @@
 use std::io::{IsTerminal, Write};
 
 use ocibuild_oci::OciError;
+use serde_json::json;
 
 use crate::cli::Progress;
+
+/// How a step is named in human lines: a Dockerfile step's label carries its `[stage N/M]`; a
+/// builder's step is `step NAME`.
+fn step_label(name: &str) -> String {
+    if name.starts_with('[') {
+        name.to_string()
+    } else {
+        format!("step {name}")
+    }
+}
+
+/// The lines of a failed step's output that its error does not repeat (the error carries the
+/// last 30).
+pub fn failed_output_prefix(output: &str) -> String {
+    let lines: Vec<&str> = output.lines().collect();
+    lines[..lines.len().saturating_sub(30)].join("\n")
+}
 
 pub fn init_logging(verbose: u8, _progress: Progress) {
     let level = match verbose {
@@ -28,21 +46,47 @@ pub fn init_logging(verbose: u8, _progress: Progress) {
 }
 
 /// Progress events of a command, rendered to stderr as the user asked: `tty` draws a bar per
-/// blob in flight, `plain` prints one line per event, `json` one JSON object per line.
+/// blob in flight and a spinner per running step, `plain` prints one line per event (with
+/// timings), `json` one JSON object per line (`docs/progress-events.md`). The one renderer of
+/// both build frontends ([`Reporter::engine`]) and of the other commands' events.
 pub struct Reporter {
     mode: Progress,
     bars: Option<indicatif::MultiProgress>,
     active: std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>,
     /// Steps running now, each with what shows it is still running (see [`Reporter::step_started`]).
     running: std::sync::Mutex<std::collections::HashMap<String, Running>>,
+    /// Print a step's whole output when it ends (see [`Reporter::show_step_output`]).
+    step_output: bool,
 }
 
-/// A running step's heartbeat: a spinner with the elapsed time on a terminal, else a thread that
-/// says every [`heartbeat`] that the step is still running. Dropping it stops both.
+/// A running step's heartbeat: a spinner with the elapsed time and the step's last output line
+/// on a terminal, else a thread that says every [`heartbeat`] that the step is still running,
+/// with its last line. Dropping it stops both.
 struct Running {
     bar: Option<indicatif::ProgressBar>,
+    /// The last line the step printed (read by the plain heartbeat).
+    last: std::sync::Arc<std::sync::Mutex<String>>,
     stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The longest output line shown beside a spinner or a heartbeat (the rest is cut with `…`).
+const SHOWN_LINE: usize = 100;
+
+/// `line` without control characters, cut at [`SHOWN_LINE`] characters.
+fn shown_line(line: &str) -> String {
+    let clean: String = line
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if clean.chars().count() > SHOWN_LINE {
+        let mut cut: String = clean.chars().take(SHOWN_LINE - 1).collect();
+        cut.push('…');
+        cut
+    } else {
+        clean
+    }
 }
 
 /// How often a plain or JSON heartbeat says a step is still running: 15 s, or
@@ -83,6 +127,156 @@ impl Reporter {
             bars,
             active: std::sync::Mutex::new(std::collections::HashMap::new()),
             running: std::sync::Mutex::new(std::collections::HashMap::new()),
+            step_output: true,
+        }
+    }
+
+    /// Whether a finished step's whole output is printed (stderr), and for a failed step the
+    /// part its error leaves out: the Dockerfile frontend does, as `docker build --progress
+    /// plain` does (not in JSON mode unless `-v`); zero-config builds only with `-v`.
+    pub fn show_step_output(mut self, show: bool) -> Self {
+        self.step_output = show;
+        self
+    }
+
+    /// The mode events are rendered in (`Auto` resolved).
+    pub fn mode(&self) -> Progress {
+        self.mode
+    }
+
+    /// Render one engine event — the same rendering for both frontends.
+    pub fn engine(&self, e: ocibuild_engine::Event) {
+        use ocibuild_engine::Event;
+        match e {
+            Event::Phase(p) => self.event(&p, json!({"event": "phase", "phase": p})),
+            Event::Note(n) => self.event(&n, json!({"event": "note", "message": n})),
+            Event::Warning(w) => self.event(
+                &format!("warning: {w}"),
+                json!({"event": "warning", "message": w}),
+            ),
+            Event::StepStarted { name, argv } => {
+                let label = step_label(&name);
+                let human = if name.starts_with('[') || argv.is_empty() {
+                    label.clone()
+                } else {
+                    format!("{label}: {}", argv.join(" "))
+                };
+                self.event(
+                    &human,
+                    json!({"event": "step", "name": name, "argv": argv}),
+                );
+                self.step_started(&label);
+            }
+            Event::StepOutput { name, line } => self.step_output(&name, &line),
+            Event::StepCached { name, from } => self.event(
+                &format!("CACHED {}", step_label(&name).trim_start_matches("step ")),
+                json!({"event": "step-cached", "name": name, "from": from}),
+            ),
+            Event::StepFinished {
+                name,
+                status,
+                seconds,
+                output,
+            } => {
+                let label = step_label(&name);
+                self.step_finished(&label);
+                // A failed step is reported once, by the build's error (which carries the
+                // step, its exit status and the end of its output): only the part of a long
+                // output the error leaves out is printed here, and no "done" line.
+                if status != 0 {
+                    let shown = failed_output_prefix(&output);
+                    if self.step_output && !shown.is_empty() {
+                        eprintln!("{}", shown.trim_end());
+                    }
+                    if self.mode == Progress::Json {
+                        self.event(
+                            &name,
+                            json!({"event": "step-failed", "name": name, "status": status, "seconds": seconds}),
+                        );
+                    }
+                    return;
+                }
+                if self.step_output && !output.is_empty() {
+                    self.print(output.trim_end());
+                }
+                self.event(
+                    &format!("{label}: exit 0, done in {seconds:.2} s"),
+                    json!({"event": "step-done", "name": name, "status": status, "seconds": seconds}),
+                )
+            }
+            Event::Layer {
+                name,
+                digest,
+                size,
+                reused,
+            } => self.event(
+                &format!(
+                    "layer {name}: {digest} {}{}",
+                    human_size(size),
+                    if reused { " (reused)" } else { "" }
+                ),
+                json!({"event": "layer", "name": name, "digest": digest, "size": size, "reused": reused}),
+            ),
+        }
+    }
+
+    /// The image a build made: its digest, size, layers and steps (the `image` event).
+    pub fn image_done(&self, record: &ocibuild_record::BuildRecord, seconds: f64) {
+        let (ran, cached) = record.step_counts();
+        let digest = record.digest().map(|d| d.to_string()).unwrap_or_default();
+        let size: u64 = record
+            .images
+            .iter()
+            .flat_map(|i| i.layers.iter())
+            .map(|l| l.descriptor.size)
+            .sum();
+        let layers: usize = record.images.iter().map(|i| i.layers.len()).sum();
+        self.event(
+            &format!(
+                "image {digest}: {} compressed, {}; {} ran, {cached} cached, in {seconds:.2} s",
+                human_size(size),
+                plural(layers, "layer"),
+                plural(ran, "step"),
+            ),
+            json!({"event": "image", "digest": digest, "size": size, "layers": layers, "ran": ran, "cached": cached, "seconds": seconds}),
+        );
+    }
+
+    /// Text printed as it is (a step's output), above the bars on a terminal.
+    fn print(&self, text: &str) {
+        match &self.bars {
+            Some(m) => {
+                let _ = m.println(text);
+            }
+            None => {
+                let _ = writeln!(std::io::stderr().lock(), "{text}");
+            }
+        }
+    }
+
+    /// A line a running step printed: beside its spinner on a terminal, with its next heartbeat
+    /// when plain, a `step-output` event with `--progress json`.
+    fn step_output(&self, name: &str, line: &str) {
+        if self.mode == Progress::Json {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "{}",
+                json!({"event": "step-output", "name": name, "line": line})
+            );
+            return;
+        }
+        let label = step_label(name);
+        let Ok(r) = self.running.lock() else { return };
+        let Some(run) = r.get(&label) else { return };
+        let shown = shown_line(line);
+        if shown.is_empty() {
+            return;
+        }
+        if let Some(b) = &run.bar {
+            // drawn at the spinner's next tick: a chatty step costs no redraws
+            b.set_message(shown);
+        } else if let Ok(mut last) = run.last.lock() {
+            *last = shown;
         }
     }
 
@@ -93,15 +287,16 @@ impl Reporter {
     pub fn step_started(&self, name: &str) {
         let running = if let Some(m) = &self.bars {
             let b = m.add(indicatif::ProgressBar::new_spinner());
-            if let Ok(style) =
-                indicatif::ProgressStyle::with_template("{spinner} {prefix} {elapsed}")
-            {
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} {prefix} {elapsed} {wide_msg:.dim}",
+            ) {
                 b.set_style(style);
             }
             b.set_prefix(name.to_string());
             b.enable_steady_tick(std::time::Duration::from_millis(120));
             Running {
                 bar: Some(b),
+                last: Default::default(),
                 stop: None,
                 thread: None,
             }
@@ -110,10 +305,13 @@ impl Reporter {
             let (name, json) = (name.to_string(), self.mode == Progress::Json);
             let t0 = std::time::Instant::now();
             let every = heartbeat();
+            let last: std::sync::Arc<std::sync::Mutex<String>> = Default::default();
+            let seen = last.clone();
             let thread = std::thread::spawn(move || {
                 // wakes every heartbeat; a closed channel (the step finished) ends it
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
                     let secs = t0.elapsed().as_secs();
+                    let line = seen.lock().map(|l| l.clone()).unwrap_or_default();
                     let mut err = std::io::stderr().lock();
                     let _ = if json {
                         writeln!(
@@ -121,13 +319,16 @@ impl Reporter {
                             "{}",
                             serde_json::json!({"event": "step-running", "name": name, "seconds": secs})
                         )
-                    } else {
+                    } else if line.is_empty() {
                         writeln!(err, "=> {name}: still running ({secs} s)")
+                    } else {
+                        writeln!(err, "=> {name}: still running ({secs} s): {line}")
                     };
                 }
             });
             Running {
                 bar: None,
+                last,
                 stop: Some(tx),
                 thread: Some(thread),
             }

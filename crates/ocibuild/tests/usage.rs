@@ -570,12 +570,11 @@ fn outputs_inside_the_context_do_not_invalidate_the_next_build() {
         )
     };
     let (d1, m1) = build(1);
-    assert!(!m1["ocibuild.steps"].as_array().unwrap().is_empty(), "{m1}");
+    assert!(m1["ocibuild.steps.ran"].as_u64().unwrap() > 0, "{m1}");
     let (d2, m2) = build(2);
     assert_eq!(d1, d2);
     assert_eq!(
-        m2["ocibuild.steps"].as_array().unwrap().len(),
-        0,
+        m2["ocibuild.steps.ran"], 0,
         "the second identical build ran steps: {m2}"
     );
     // the image holds the context without the outputs

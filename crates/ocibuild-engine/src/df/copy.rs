@@ -883,9 +883,7 @@ impl Exec<'_> {
             seconds: t0.elapsed().as_secs_f64(),
             output: String::new(),
         });
-        if let Ok(mut r) = self.ran.lock() {
-            r.push((label.to_string(), t0.elapsed().as_secs_f64()));
-        }
+        self.note_ran(st, label, t0.elapsed().as_secs_f64());
         self.commit_step(st, key, upper, created_by)
     }
 }

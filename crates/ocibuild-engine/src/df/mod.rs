@@ -23,6 +23,8 @@ mod copy;
 pub mod fsops;
 mod steps;
 
+pub(crate) use steps::cache_kind;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -123,6 +125,8 @@ pub struct Built {
     pub stages: Vec<String>,
     /// With [`Options::warm_only`]: the first step of each stage that was not in any cache.
     pub stopped: Vec<String>,
+    /// What the build made and knows (`docs/build-record.md`).
+    pub record: ocibuild_record::BuildRecord,
 }
 
 /// A stage's filesystem and config as a chain of layers.
@@ -140,6 +144,10 @@ pub(crate) struct Chain {
     pub config: Value,
     /// The cache key of the last step.
     pub key: String,
+    /// Where each of `layers` came from (the base's, then the steps').
+    pub origins: Vec<ocibuild_record::LayerOrigin>,
+    /// The stage whose `FROM` named the base image, and the reference it resolved.
+    pub base_ref: Option<(String, String)>,
 }
 
 /// A finished stage.
@@ -168,6 +176,10 @@ pub(crate) struct Exec<'a> {
     pub hashes: Mutex<HashMap<String, String>>,
     pub ran: Mutex<Vec<(String, f64)>>,
     pub cached: Mutex<Vec<String>>,
+    /// Every RUN, COPY, ADD and WORKDIR step, ran or cached, in the order they finished.
+    pub records: Mutex<Vec<ocibuild_record::Step>>,
+    /// Steps taken from a `--cache-from` cache: key → the backend.
+    pub remote_hits: Mutex<HashMap<String, String>>,
     /// Warm mode: the steps where a stage stopped.
     pub stopped: Mutex<Vec<String>>,
     /// Images already resolved (reference → image).
@@ -253,6 +265,8 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
         hashes: Mutex::new(HashMap::new()),
         ran: Mutex::new(Vec::new()),
         cached: Mutex::new(Vec::new()),
+        records: Mutex::new(Vec::new()),
+        remote_hits: Mutex::new(HashMap::new()),
         stopped: Mutex::new(Vec::new()),
         images: Mutex::new(HashMap::new()),
         cache_mounts: Mutex::new(std::collections::BTreeMap::new()),
@@ -297,12 +311,13 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
         exec.export_cache()?;
         exec.export_mounts()?;
     }
-    let stages = exec
+    let stages: Vec<String> = exec
         .plan
         .order
         .iter()
         .map(|&i| df.stages[i].display_name(i))
         .collect();
+    let record = exec.record(&out.chain, &image, &stages)?;
     let ran = std::mem::take(&mut *exec.ran.lock().map_err(poison)?);
     let cached = std::mem::take(&mut *exec.cached.lock().map_err(poison)?);
     let stopped = std::mem::take(&mut *exec.stopped.lock().map_err(poison)?);
@@ -314,6 +329,7 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
         cached,
         stages,
         stopped,
+        record,
     })
 }
 
@@ -434,12 +450,113 @@ impl Exec<'_> {
         Ok(dir)
     }
 
-    /// Record a step as cached (for the summary) and say so.
-    pub(crate) fn note_cached(&self, name: &str) {
-        (self.ev)(Event::Note(format!("CACHED {name}")));
+    /// Record a step as cached (for the summary) and say so; returns where it came from.
+    pub(crate) fn note_cached(&self, name: &str, key: &str) -> String {
+        let from = self.cached_from(key);
+        (self.ev)(Event::StepCached {
+            name: name.to_string(),
+            from: from.clone(),
+        });
         if let Ok(mut c) = self.cached.lock() {
             c.push(name.to_string());
         }
+        from
+    }
+
+    /// Where a cached step came from: the `--cache-from` backend that had it, else `local`.
+    pub(crate) fn cached_from(&self, key: &str) -> String {
+        self.remote_hits
+            .lock()
+            .ok()
+            .and_then(|h| h.get(key).cloned())
+            .unwrap_or_else(|| "local".to_string())
+    }
+
+    /// The build record of the finished build: the final image with each layer's origin, the
+    /// bases (the final stage's first, then the other stages' images), every step.
+    fn record(
+        &self,
+        chain: &Chain,
+        image: &Image,
+        stages: &[String],
+    ) -> Result<ocibuild_record::BuildRecord> {
+        use ocibuild_record as r;
+        let file = self
+            .o
+            .dockerfile
+            .strip_prefix(&self.o.context)
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
+            .or_else(|| {
+                self.o
+                    .dockerfile
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "Dockerfile".into());
+        let mut rec = r::BuildRecord::new(
+            r::Builder::ocibuild(env!("CARGO_PKG_VERSION")),
+            r::Frontend::Dockerfile {
+                file,
+                target: self.o.target.clone(),
+                stages: stages.to_vec(),
+            },
+        );
+        let platform = plat_str(&self.o.platform);
+        rec.parameters = r::Parameters {
+            build_args: self.o.build_args.clone(),
+            secrets: self.o.secrets.keys().cloned().collect(),
+            platforms: vec![platform.clone()],
+            source_date_epoch: Some(self.o.source_date_epoch),
+            flags: BTreeMap::from([(
+                "network".to_string(),
+                if self.o.network { "default" } else { "none" }.to_string(),
+            )]),
+        };
+        let mut bases: Vec<r::Base> = Vec::new();
+        let mut base_of = |c: &Chain, in_image: bool| {
+            if let (Some(img), Some((stage, reference))) = (&c.base, &c.base_ref)
+                && !bases
+                    .iter()
+                    .any(|b| b.digest.as_ref() == Some(&img.manifest_desc.digest))
+            {
+                bases.push(r::Base {
+                    name: stage.clone(),
+                    reference: reference.clone(),
+                    digest: Some(img.manifest_desc.digest.clone()),
+                    in_image,
+                    debian: None,
+                });
+            }
+        };
+        base_of(chain, true);
+        for s in self.stages.iter().filter_map(|s| s.get()) {
+            base_of(&s.chain, false);
+        }
+        let layers = image
+            .manifest
+            .layers
+            .iter()
+            .zip(&chain.layers)
+            .zip(&chain.origins)
+            .map(|((d, (_, diff_id)), origin)| r::Layer {
+                descriptor: d.clone(),
+                diff_id: diff_id.clone(),
+                origin: origin.clone(),
+            })
+            .collect();
+        rec.images.push(r::PlatformImage {
+            platform,
+            manifest: image.manifest_desc.clone(),
+            config: image.manifest.config.clone(),
+            layers,
+            bases,
+            toolchains: Vec::new(),
+            lockfiles: lockfiles_of(&self.o.context),
+            outputs: Vec::new(),
+        });
+        rec.steps = std::mem::take(&mut *self.records.lock().map_err(poison)?);
+        Ok(rec)
     }
 
     /// The final image of a chain, written to the store.
@@ -508,6 +625,8 @@ impl Exec<'_> {
                         uppers: Vec::new(),
                         config,
                         key: steps::key_of(json!(["FROM scratch", plat_str(&platform)])),
+                        origins: Vec::new(),
+                        base_ref: None,
                     },
                     Vec::new(),
                 ))
@@ -577,8 +696,16 @@ impl Exec<'_> {
                     }
                 }
                 let triggers = take_onbuild(&mut config);
+                let origins = (0..img.manifest.layers.len())
+                    .map(|_| ocibuild_record::LayerOrigin::Base {
+                        base: 0,
+                        name: None,
+                    })
+                    .collect();
                 Ok((
                     Chain {
+                        origins,
+                        base_ref: Some((self.df.stages[i].display_name(i), reference.clone())),
                         base: Some(img.clone()),
                         steps: Vec::new(),
                         layers,
@@ -594,6 +721,36 @@ impl Exec<'_> {
             }
         }
     }
+}
+
+/// The lockfiles the builders know at the top of `dir` (the build context or the app), each with
+/// its SHA-256: what provenance lists as materials and an SBOM reads for dependencies.
+pub fn lockfiles_of(dir: &Path) -> Vec<ocibuild_record::Lockfile> {
+    use sha2::Digest as _;
+    let mut out = Vec::new();
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for name in names {
+        let Some(kind) = ocibuild_record::LockfileKind::of_file_name(&name) else {
+            continue;
+        };
+        let Ok(bytes) = fs::read(dir.join(&name)) else {
+            continue;
+        };
+        out.push(ocibuild_record::Lockfile {
+            path: name,
+            kind,
+            sha256: hex::encode(sha2::Sha256::digest(&bytes)),
+            packages: None,
+        });
+    }
+    out
 }
 
 /// Remove and return the config's ONBUILD triggers (they run in the stage built on it).

@@ -13,7 +13,7 @@ use ocibuild_dockerfile::{
 use ocibuild_oci::Digest;
 use ocibuild_oci::image::Descriptor;
 use ocibuild_oci::layer::{LayerBuilder, LayerOptions};
-use ocibuild_sandbox::run::{Mount, Network, RootfsSource, Spec, run};
+use ocibuild_sandbox::run::{Mount, Network, RootfsSource, Spec, run_streaming};
 use serde_json::{Map, Value, json};
 
 use super::{Chain, Exec, SecretSource, StageOut, fsops, materialize, plat_str};
@@ -56,6 +56,9 @@ pub(crate) struct StageRun {
     /// and their number: what `[stage N/M]` shows, as BuildKit numbers them.
     pub fs_no: usize,
     pub fs_total: usize,
+    /// How the current step ended (ran, or from a cache), recorded when it is taken into the
+    /// chain ([`Exec::push_step`]).
+    pub pending: Option<ocibuild_record::StepStatus>,
 }
 
 /// The instructions that are steps of their own in the progress output (`[stage N/M]`).
@@ -175,6 +178,16 @@ struct Record {
     layer: Option<(Descriptor, Digest)>,
 }
 
+/// A `--cache-from` backend as a build record names it (no host paths, no accounts):
+/// `registry`, `azblob`, `local-dir`.
+pub(crate) fn cache_kind(describe: &str) -> String {
+    match describe.split_whitespace().next() {
+        Some("local") => "local-dir".into(),
+        Some(w) => w.to_string(),
+        None => "remote".into(),
+    }
+}
+
 pub(crate) fn key_of(v: Value) -> String {
     use sha2::Digest as _;
     let bytes = serde_json::to_vec(&v).unwrap_or_default();
@@ -201,6 +214,7 @@ impl Exec<'_> {
                 .iter()
                 .filter(|i| is_fs_step(&i.kind))
                 .count(),
+            pending: None,
         };
         if !triggers.is_empty() {
             let ins = parse_onbuild_triggers(&triggers).map_err(|e| EngineError::Invalid {
@@ -555,6 +569,9 @@ impl Exec<'_> {
             };
             match self.adopt_remote(key, &rec, be.as_ref()) {
                 Ok(true) => {
+                    if let Ok(mut h) = self.remote_hits.lock() {
+                        h.insert(key.to_string(), cache_kind(&be.describe()));
+                    }
                     return Some((rec.layer, self.cache_dir.join(key)));
                 }
                 Ok(false) => continue,
@@ -726,8 +743,17 @@ impl Exec<'_> {
         label: &str,
         created_by: &str,
     ) -> Result<()> {
-        self.note_cached(label);
+        let from = self.note_cached(label, &key);
+        st.pending = Some(ocibuild_record::StepStatus::Cached { from });
         self.push_step(st, key, layer, upper, created_by)
+    }
+
+    /// A step ran for `seconds`: counted for the summary, recorded when its layer is taken.
+    pub(crate) fn note_ran(&self, st: &mut StageRun, label: &str, seconds: f64) {
+        if let Ok(mut r) = self.ran.lock() {
+            r.push((label.to_string(), seconds));
+        }
+        st.pending = Some(ocibuild_record::StepStatus::Ran { seconds });
     }
 
     fn push_step(
@@ -739,11 +765,30 @@ impl Exec<'_> {
         created_by: &str,
     ) -> Result<()> {
         let epoch = ocibuild_oci::image::rfc3339(self.o.source_date_epoch);
+        let id = format!("{}/{}", st.name, st.step_no);
+        let status = st
+            .pending
+            .take()
+            .unwrap_or(ocibuild_record::StepStatus::Ran { seconds: 0.0 });
+        if let Ok(mut r) = self.records.lock() {
+            r.push(ocibuild_record::Step {
+                id: id.clone(),
+                stage: st.name.clone(),
+                name: created_by.to_string(),
+                platform: plat_str(&self.o.platform),
+                key: key.clone(),
+                status,
+                layer: layer.as_ref().map(|(d, _)| d.digest.clone()),
+            });
+        }
         st.chain.key = key.clone();
         st.chain.steps.push((key, layer.clone()));
         match layer {
             Some(l) => {
                 st.chain.layers.push(l);
+                st.chain
+                    .origins
+                    .push(ocibuild_record::LayerOrigin::Step { step: id });
                 if let Some(m) = &st.merged {
                     fsops::apply_upper(m, &upper)?;
                 }
@@ -903,6 +948,12 @@ impl Exec<'_> {
             let w = self.o.store.writer()?;
             let (w, info) = b.write(w)?;
             let digest = w.commit()?;
+            (self.ev)(Event::Layer {
+                name: format!("{}/{}", st.name, st.step_no),
+                digest: digest.to_string(),
+                size: info.size,
+                reused: false,
+            });
             Some((
                 Descriptor::new(info.media_type, digest, info.size),
                 info.diff_id,
@@ -969,6 +1020,9 @@ impl Exec<'_> {
             st.chain.key = key.clone();
             if layer.is_none() {
                 // nothing was created: not worth a CACHED line
+                st.pending = Some(ocibuild_record::StepStatus::Cached {
+                    from: self.cached_from(&key),
+                });
                 return self.push_step(st, key, None, upper, &created_by);
             }
             return self.use_cached(st, key, layer, upper, label, &created_by);
@@ -1159,7 +1213,13 @@ impl Exec<'_> {
             argv: argv.clone(),
         });
         let t0 = Instant::now();
-        let mut out = run(&spec, tier);
+        let mut on_line = |_: ocibuild_sandbox::run::Stream, line: &str| {
+            (self.ev)(Event::StepOutput {
+                name: label.to_string(),
+                line: line.to_string(),
+            })
+        };
+        let mut out = run_streaming(&spec, tier, &mut on_line);
         if layered && out.as_ref().is_ok_and(|o| !o.overlay) {
             // overlayfs was refused after all: the copy fallback cannot read overlay
             // whiteouts in the lower layers, so run again over the materialised root
@@ -1170,7 +1230,7 @@ impl Exec<'_> {
             let _ = ocibuild_sandbox::mounts::remove_tree(&upper);
             fs::create_dir_all(&upper).map_err(EngineError::io("creating a step dir", &upper))?;
             spec.rootfs = RootfsSource::Dirs(vec![self.merged(st)?]);
-            out = run(&spec, tier);
+            out = run_streaming(&spec, tier, &mut on_line);
         }
         drop(private);
         let out = match out {
@@ -1204,9 +1264,7 @@ impl Exec<'_> {
                 "the output above says what failed; fix the command in the Dockerfile (the steps before it are cached)".into(),
             ));
         }
-        if let Ok(mut r) = self.ran.lock() {
-            r.push((label.to_string(), secs));
-        }
+        self.note_ran(st, label, secs);
         self.commit_step(st, key, upper, created_by)
     }
 

@@ -205,62 +205,9 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
             outputs_in_context(a, &ctx, &rep)
         },
     };
-    let verbose = g.verbose > 0;
-    let ev = |e: Event| {
-        match e {
-        Event::Phase(p) => rep.event(&p, json!({"event": "phase", "phase": p})),
-        Event::Note(n) => rep.event(&n, json!({"event": "note", "message": n})),
-        Event::StepStarted { name, argv } => {
-            rep.event(
-                &format!("step {name}: {}", argv.join(" ")),
-                json!({"event": "step", "name": name, "argv": argv}),
-            );
-            rep.step_started(&format!("step {name}"));
-        }
-        Event::StepFinished {
-            name,
-            status,
-            seconds,
-            output,
-        } => {
-            rep.step_finished(&format!("step {name}"));
-            if status != 0 {
-                // reported once, by the build's error (with the end of the output)
-                let shown = super::dockerfile::failed_output_prefix(&output);
-                if verbose && !shown.is_empty() {
-                    eprintln!("{}", shown.trim_end());
-                }
-                if matches!(g.progress, crate::cli::Progress::Json) {
-                    rep.event(
-                        &name,
-                        json!({"event": "step-failed", "name": name, "status": status, "seconds": seconds}),
-                    );
-                }
-                return;
-            }
-            if verbose && !output.is_empty() {
-                eprintln!("{}", output.trim_end());
-            }
-            rep.event(
-                &format!("step {name}: exit {status} in {seconds:.1} s"),
-                json!({"event": "step-done", "name": name, "status": status, "seconds": seconds}),
-            )
-        }
-        Event::Layer {
-            name,
-            digest,
-            size,
-            reused,
-        } => rep.event(
-            &format!(
-                "layer {name}: {digest} {}{}",
-                human_size(size),
-                if reused { " (reused)" } else { "" }
-            ),
-            json!({"event": "layer", "name": name, "digest": digest, "size": size, "reused": reused}),
-        ),
-    }
-    };
+    // a step's output only with -v (a build's own lines say what it does)
+    let rep = rep.show_step_output(g.verbose > 0);
+    let ev = |e: Event| rep.engine(e);
     let (from_specs, to_specs, inline) = cache_specs(a)?;
     let mut opts = opts;
     if inline {
@@ -295,6 +242,7 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
         );
         return Ok(ExitCode::SUCCESS);
     }
+    let t0 = std::time::Instant::now();
     let built = zeroconfig::build(&ctx, &plan, &opts, &shared, &ev)
         .with_context(|| format!("building {} ({} app)", ctx.display(), plan.lang))?;
     let digest = built.image.manifest_desc.digest.to_string();
@@ -307,14 +255,12 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
     let size: u64 = built.image.manifest.layers.iter().map(|l| l.size).sum();
     rep.event(
         &format!(
-            "image {digest}: {} compressed, on {}:{} ({})",
-            human_size(size),
-            plan.runtime.profile,
-            plan.runtime.variant,
-            built.runtime
+            "runtime base {}:{} ({})",
+            plan.runtime.profile, plan.runtime.variant, built.runtime
         ),
-        json!({"event": "image", "digest": digest, "size": size}),
+        json!({"event": "runtime", "profile": plan.runtime.profile, "variant": plan.runtime.variant, "digest": built.runtime}),
     );
+    rep.image_done(&built.record, t0.elapsed().as_secs_f64());
 
     if let Some(naive) = built.naive_size {
         let pct = 100.0 * (1.0 - size as f64 / naive.max(1) as f64);
@@ -332,22 +278,18 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
     if let Some(f) = &a.iidfile {
         super::write_file_atomically(f, digest.as_bytes())?;
     }
-    if let Some(f) = &a.metadata_file {
-        let meta = json!({
-            "containerimage.digest": digest,
-            "image.name": a.tags.join(","),
-            "ocibuild.lang": plan.lang.to_string(),
-            "ocibuild.toolchain": built.toolchain,
-            "ocibuild.runtime": built.runtime.clone(),
-            "ocibuild.layers": built.layers.iter().map(|(n, d, s, r)| json!({"name": n, "digest": d, "size": s, "reused": r})).collect::<Vec<_>>(),
-            "ocibuild.steps": built.steps.iter().map(|(n, s)| json!({"name": n, "seconds": s})).collect::<Vec<_>>(),
-            "ocibuild.size": size,
-            "ocibuild.naive_size": built.naive_size,
-            "ocibuild.cached": built.cached,
-            "ocibuild.sandbox": format!("{:?}", built.tier).to_lowercase(),
-        });
-        super::write_file_atomically(f, &serde_json::to_vec_pretty(&meta)?)?;
-    }
+    // the zero-config frontend's own keys (the rest is the record's, the same for both)
+    let extra = BTreeMap::from([
+        ("ocibuild.lang".to_string(), json!(plan.lang.to_string())),
+        ("ocibuild.toolchain".to_string(), json!(built.toolchain)),
+        ("ocibuild.runtime".to_string(), json!(built.runtime)),
+        ("ocibuild.naive_size".to_string(), json!(built.naive_size)),
+        (
+            "ocibuild.sandbox".to_string(),
+            json!(format!("{:?}", built.tier).to_lowercase()),
+        ),
+    ]);
+    super::record::finish(a, &store, &built.record, extra)?;
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
 }

@@ -21,7 +21,7 @@ use super::build::{
 };
 use super::open_store;
 use crate::cli::{BuildArgs, BuildNetworkArg, Global};
-use crate::output::{Reporter, human_size, plural};
+use crate::output::Reporter;
 
 /// Pulls registry bases through the registry client, remembering what a reference resolved to
 /// (`ROOT/engine/pulled/`) for `--pull missing|never`.
@@ -296,60 +296,11 @@ fn build_impl(
         explain_cache: a.explain_cache,
         warm_only,
     };
-    let verbose = g.verbose > 0;
-    let json_mode = matches!(g.progress, crate::cli::Progress::Json);
-    let ev = |e: Event| {
-        match e {
-        Event::Phase(p) => rep.event(&p, json!({"event": "phase", "phase": p})),
-        Event::Note(n) => rep.event(&n, json!({"event": "note", "message": n})),
-        Event::StepStarted { name, argv: _ } => {
-            rep.event(&name, json!({"event": "step", "name": name}));
-            rep.step_started(&name);
-        }
-        Event::StepFinished {
-            name,
-            status,
-            seconds,
-            output,
-        } => {
-            rep.step_finished(&name);
-            // A failed step is reported once, by the build's error (which carries the
-            // step, its exit status and the end of its output): only the part of a long
-            // output the error leaves out is printed here, and no "done" line.
-            if status != 0 {
-                let shown = failed_output_prefix(&output);
-                if !shown.is_empty() && (!json_mode || verbose) {
-                    eprintln!("{}", shown.trim_end());
-                }
-                if json_mode {
-                    rep.event(
-                        &name,
-                        json!({"event": "step-failed", "name": name, "status": status, "seconds": seconds}),
-                    );
-                }
-                return;
-            }
-            // a step's output goes to stderr (as docker build --progress plain shows it),
-            // except in json mode, where only events are written
-            if !output.is_empty() && (!json_mode || verbose) {
-                eprintln!("{}", output.trim_end());
-            }
-            rep.event(
-                &format!("{name}: done in {seconds:.2} s"),
-                json!({"event": "step-done", "name": name, "status": status, "seconds": seconds}),
-            )
-        }
-        Event::Layer {
-            name,
-            digest,
-            size,
-            reused,
-        } => rep.event(
-            &format!("layer {name}: {digest} {}", human_size(size)),
-            json!({"event": "layer", "name": name, "digest": digest, "size": size, "reused": reused}),
-        ),
-    }
-    };
+    // a RUN's output goes to stderr when it ends (as docker build --progress plain shows it),
+    // except in json mode, where only events are written
+    let show = !matches!(rep.mode(), crate::cli::Progress::Json) || g.verbose > 0;
+    let rep = rep.show_step_output(show);
+    let ev = |e: Event| rep.engine(e);
     let t0 = std::time::Instant::now();
     let built = df::build(&text, &opts, &ev)
         .with_context(|| format!("building {} with {}", ctx.display(), dockerfile.display()))?;
@@ -366,43 +317,14 @@ fn build_impl(
         return Ok(ExitCode::SUCCESS);
     }
     let digest = built.image.manifest_desc.digest.to_string();
-    let size: u64 = built.image.manifest.layers.iter().map(|l| l.size).sum();
-    rep.event(
-        &format!(
-            "image {digest}: {} compressed, {}; {} ran, {} cached, in {:.2} s",
-            human_size(size),
-            plural(built.image.manifest.layers.len(), "layer"),
-            plural(built.ran.len(), "step"),
-            built.cached.len(),
-            t0.elapsed().as_secs_f64()
-        ),
-        json!({"event": "image", "digest": digest, "size": size, "ran": built.ran.len(), "cached": built.cached.len()}),
-    );
+    rep.image_done(&built.record, t0.elapsed().as_secs_f64());
     write_outputs(g, a, &rep, &store, &built.image)?;
     if let Some(f) = &a.iidfile {
         super::write_file_atomically(f, digest.as_bytes())?;
     }
-    if let Some(f) = &a.metadata_file {
-        let meta = json!({
-            "containerimage.digest": digest,
-            "image.name": a.tags.join(","),
-            "ocibuild.frontend": "dockerfile",
-            "ocibuild.stages": built.stages,
-            "ocibuild.steps": built.ran.iter().map(|(n, s)| json!({"name": n, "seconds": s})).collect::<Vec<_>>(),
-            "ocibuild.cached": built.cached,
-            "ocibuild.steps.ran": built.ran.len(),
-            "ocibuild.steps.cached": built.cached.len(),
-            "ocibuild.size": size,
-        });
-        super::write_file_atomically(f, &serde_json::to_vec_pretty(&meta)?)?;
-    }
+    // the Dockerfile frontend's own key (the rest is the record's, the same for both)
+    let extra = BTreeMap::from([("ocibuild.stages".to_string(), json!(built.stages))]);
+    super::record::finish(a, &store, &built.record, extra)?;
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
-}
-
-/// The lines of a failed step's output that its error does not repeat (the error carries the
-/// last 30).
-pub(super) fn failed_output_prefix(output: &str) -> String {
-    let lines: Vec<&str> = output.lines().collect();
-    lines[..lines.len().saturating_sub(30)].join("\n")
 }

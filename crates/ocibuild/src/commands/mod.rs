@@ -7,6 +7,7 @@ mod cache;
 mod dockerfile;
 mod doctor;
 mod inspect;
+mod record;
 pub mod registry;
 mod run;
 mod sbom;
