@@ -223,7 +223,7 @@ impl Ctx<'_> {
 
     /// `ocibuild build` of a Dockerfile whose base is `bench:1` on `reg` (the image stays in the
     /// fresh store `root`).
-    fn from_cmd(&self, reg: &Registry, root: &Path) -> Res<Command> {
+    fn build_from_cmd(&self, reg: &Registry, root: &Path) -> Res<Command> {
         let dir = self.work.path("from-context");
         fs::create_dir_all(&dir)?;
         fs::write(
@@ -371,7 +371,7 @@ fn bench(args: &Args, ocibuild: &Path, work: &TestContext) -> Res<()> {
         }
         eprint!(", FROM");
         let root = cx.fresh("root");
-        let secs = time_cmd(&mut cx.from_cmd(&pull_reg, &root)?, "ocibuild build (FROM)")?;
+        let secs = time_cmd(&mut cx.build_from_cmd(&pull_reg, &root)?, "ocibuild build (FROM)")?;
         if timed {
             from.push(secs);
         }
