@@ -7,6 +7,7 @@ mod cache;
 mod dockerfile;
 mod doctor;
 mod inspect;
+mod policy;
 pub mod registry;
 mod run;
 mod validate;
@@ -35,6 +36,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Doctor(a) => doctor::run(&cli.global, a),
         Command::Base(c) => base::run(&cli.global, c),
         Command::Build(a) => build::run(&cli.global, *a),
+        Command::Check(a) => policy::check(&cli.global, a),
+        Command::Size(a) => policy::size(&cli.global, a),
     }
 }
 
