@@ -318,7 +318,7 @@ fn readme_flags_agree_with_the_cli() {
     let global = flags_of(&top);
     let subcommands = [
         "build", "assemble", "inspect", "validate", "run", "pull", "push", "copy", "tags", "login",
-        "logout", "doctor",
+        "logout", "doctor", "check", "size",
     ];
     let nested = [
         ("cache", ["warm", "du", "prune"]),
