@@ -652,6 +652,13 @@ pub struct BuildArgs {
     /// size reduction
     #[arg(long)]
     pub compare_naive: bool,
+    /// Check the built image (`ocibuild check`'s default checks) before writing or pushing
+    /// anything; a failure exits 3 with the table of failures and writes no output
+    #[arg(long)]
+    pub check: bool,
+    /// Policy file for --check (implies --check)
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
     /// Build Debian roots from cached packages only
     #[arg(long)]
     pub offline: bool,

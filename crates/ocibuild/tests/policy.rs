@@ -538,3 +538,40 @@ metadataTest:
     let (code, _) = check_json(&image, &["--policy", policy.to_str().unwrap()]);
     assert_eq!(code, 3);
 }
+
+#[test]
+fn build_check_gates_before_anything_is_written() {
+    let ctx = TestContext::new();
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    let layout = ctx.path("layout");
+    let policy = ctx.path("policy.toml");
+    fs::write(&policy, "required_files = [\"/app/config.yaml\"]\n").unwrap();
+    let build = |extra: &[&str]| {
+        run(ocibuild()
+            .arg("build")
+            .arg(app("go-http"))
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(extra)
+            .arg("--output")
+            .arg(format!("oci:{}:go", layout.display())))
+    };
+    let out = build(&["--policy", policy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("required-files")
+            && err.contains("/app/config.yaml")
+            && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert!(!layout.exists(), "no output after a failed check");
+    fs::write(
+        &policy,
+        "required_files = [\"/app/gohttp\"]\nnon_root = true\n",
+    )
+    .unwrap();
+    let out = build(&["--check", "--policy", policy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(layout.join("index.json").is_file());
+}

@@ -7,7 +7,7 @@ mod cache;
 mod dockerfile;
 mod doctor;
 mod inspect;
-mod policy;
+pub mod policy;
 pub mod registry;
 mod run;
 mod validate;
