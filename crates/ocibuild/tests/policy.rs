@@ -575,3 +575,58 @@ fn build_check_gates_before_anything_is_written() {
     assert_eq!(out.status.code(), Some(0));
     assert!(layout.join("index.json").is_file());
 }
+
+/// The commands of docs/ci (today's: build, check, size, push of $BUILD_NUMBER and latest) with
+/// its policy and budget files, against docker-registry; then `check` and `size` of the pushed
+/// image straight from the registry.
+#[test]
+fn the_ci_examples_commands_run_against_a_registry() {
+    use ocibuild_testkit::registry::{RegistryOptions, start_registry};
+    let ctx = TestContext::new();
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let ci = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/ci");
+    for f in ["Jenkinsfile", "github-actions.yml", "MIGRATION.md"] {
+        assert!(ci.join(f).is_file(), "docs/ci/{f}");
+    }
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    let layout = format!("oci:{}:42", ctx.path("out").display());
+    let meta = ctx.path("build.json");
+    run_ok_stdout(
+        ocibuild()
+            .arg("build")
+            .arg(app("go-http"))
+            .arg("--cache-dir")
+            .arg(&cache)
+            .arg("--metadata-file")
+            .arg(&meta)
+            .args(["--output", &layout]),
+    );
+    let policy = ci.join("policy.toml");
+    let budget = ci.join("budget.toml");
+    let md = run_ok_stdout(
+        ocibuild()
+            .args(["check", &layout, "--format", "markdown", "--policy"])
+            .arg(&policy),
+    );
+    assert!(md.contains("passed"), "{md}");
+    let md = run_ok_stdout(
+        ocibuild()
+            .args(["size", &layout, "--format", "markdown", "--budget"])
+            .arg(&budget),
+    );
+    assert!(
+        md.contains("## Image size") && md.contains("| BYTES | FILE |"),
+        "{md}"
+    );
+    let repo = format!("docker://{}/app", reg.host);
+    run_ok_stdout(ocibuild().args(["push", &layout, &repo, "--tag", "42", "--tag", "latest"]));
+    let (code, v) = check_json(
+        &format!("{repo}:42"),
+        &["--policy", policy.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{v:#}");
+    let out = run(ocibuild().args(["size", &format!("{repo}:latest"), "--format", "json"]));
+    assert!(out.status.success());
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["biggest_files"][0]["path"], "/app/gohttp", "{r:#}");
+}
