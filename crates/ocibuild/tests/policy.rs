@@ -193,6 +193,17 @@ fn python_app_passes_and_its_naive_image_fails_and_is_twice_as_big() {
 }
 
 #[test]
+fn java_app_passes_and_its_naive_image_fails_and_is_twice_as_big() {
+    app_against_naive(
+        "java-plain",
+        "java-build",
+        "[\"java\",\"-cp\",\"/app/src\",\"com.example.Hello\"]",
+        Some("/app/src/com/example/Hello.java"),
+        50.0,
+    );
+}
+
+#[test]
 fn a_budget_violation_exits_3_and_names_the_top_contributor() {
     let ctx = TestContext::new();
     let image = build("go-http", &ctx.path("layout"));
