@@ -934,3 +934,143 @@ fn python_dev_names(v: &toml::Value) -> Vec<String> {
     out.retain(|n| !main.contains(&py_norm(n)));
     out
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::index::{Entry, LayerInfo};
+
+    fn entry(kind: Kind, mode: u32, layer: usize) -> Entry {
+        Entry {
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+            size: 10,
+            layer,
+            target: None,
+            hash: 0,
+            elf: None,
+            shebang: None,
+        }
+    }
+
+    fn image(config: Value) -> Scanned {
+        let mut s = Scanned {
+            config,
+            ..Scanned::default()
+        };
+        for d in ["/app", "/etc", "/tmp", "/usr", "/usr/bin"] {
+            s.fs.insert(d.into(), entry(Kind::Dir, 0o755, 0));
+        }
+        s.fs.insert("/tmp".into(), entry(Kind::Dir, 0o1777, 0));
+        let mut run = entry(Kind::File, 0o750, 1);
+        run.shebang = Some("/usr/bin/python3 -u".into());
+        run.uid = 1000;
+        s.fs.insert("/app/run".into(), run);
+        let mut py = entry(Kind::File, 0o755, 0);
+        py.elf = Some(Box::default());
+        s.fs.insert("/usr/bin/python3".into(), py);
+        s.contents.insert(
+            "/etc/passwd".into(),
+            b"root:x:0:0::/root:/sbin/nologin\napp:x:1000:1000::/app:/sbin/nologin\nother:x:2000:2000::/:/x\n".to_vec(),
+        );
+        s.fs.insert("/etc/passwd".into(), entry(Kind::File, 0o644, 0));
+        for i in 0..2 {
+            s.layers.push(LayerInfo {
+                index: i,
+                digest: format!("sha256:{i}"),
+                compressed: 1,
+                uncompressed: 1,
+                files: 1,
+                created_by: None,
+                app: i == 1,
+            });
+        }
+        s
+    }
+
+    fn failed(s: &Scanned, policy: &Policy) -> Vec<(String, String)> {
+        check(s, "img", policy, None)
+            .unwrap()
+            .findings
+            .into_iter()
+            .filter(|f| f.severity == Severity::Error)
+            .map(|f| (f.check, f.message))
+            .collect()
+    }
+
+    #[test]
+    fn runnable_follows_the_user_and_the_shebang() {
+        let cfg = |user: &str| {
+            serde_json::json!({"config": {"User": user, "Entrypoint": ["/app/run"],
+                "Healthcheck": {"Test": ["CMD-SHELL", "curl -f localhost"]}}})
+        };
+        let s = image(cfg("app"));
+        let f = failed(&s, &Policy::default());
+        // the owner may run it; the shell healthcheck needs /bin/sh
+        assert!(!f.iter().any(|(c, _)| c == "runnable"), "{f:?}");
+        assert!(
+            f.iter()
+                .any(|(c, m)| c == "healthcheck" && m.contains("/bin/sh does not exist")),
+            "{f:?}"
+        );
+        // another user is neither owner nor in its group: mode 750 stops it
+        let f = failed(&image(cfg("other")), &Policy::default());
+        assert!(
+            f.iter()
+                .any(|(c, m)| c == "runnable"
+                    && m.contains("not executable by the image's user other")),
+            "{f:?}"
+        );
+        // a user that is not in /etc/passwd cannot start at all
+        let f = failed(&image(cfg("nobody")), &Policy::default());
+        assert!(
+            f.iter()
+                .any(|(_, m)| m.contains("`nobody` is not in its /etc/passwd")),
+            "{f:?}"
+        );
+        // the interpreter missing
+        let mut s = image(cfg("app"));
+        s.fs.remove("/usr/bin/python3");
+        let f = failed(&s, &Policy::default());
+        assert!(
+            f.iter().any(|(c, m)| c == "runnable"
+                && m.contains("#!/usr/bin/python3 -u, but /usr/bin/python3 does not exist")),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn setuid_world_writable_and_policy_limits() {
+        let mut s = image(serde_json::json!({"config": {"Entrypoint": ["/app/run"]}}));
+        s.fs.insert("/usr/bin/su".into(), entry(Kind::File, 0o4755, 0));
+        s.fs.insert("/app/data".into(), entry(Kind::Dir, 0o777, 1));
+        s.fs.insert("/tmp/x".into(), entry(Kind::File, 0o666, 1));
+        s.fs.insert("/usr/bin/bash".into(), entry(Kind::File, 0o755, 0));
+        let f = failed(&s, &Policy::default());
+        let has = |c: &str, p: &str| f.iter().any(|(k, m)| k == c && m.contains(p));
+        assert!(has("setuid", "/usr/bin/su is setuid"), "{f:?}");
+        assert!(has("world-writable", "/app/data"), "{f:?}");
+        assert!(!has("world-writable", "/tmp/x"), "{f:?}");
+        assert!(has("build-tools", "/usr/bin/bash"), "{f:?}");
+        let p = Policy {
+            disable: vec!["setuid".into(), "build-tools".into()],
+            non_root: true,
+            required_files: vec!["/etc/ssl/certs/ca-certificates.crt".into()],
+            required_labels: vec!["org.opencontainers.image.revision".into()],
+            forbidden_paths: Some(vec!["/app/**".into()]),
+            ..Policy::default()
+        };
+        let f = failed(&s, &p);
+        let checks: BTreeSet<&str> = f.iter().map(|(c, _)| c.as_str()).collect();
+        assert!(
+            !checks.contains("setuid") && !checks.contains("build-tools"),
+            "{f:?}"
+        );
+        for c in ["non-root", "required-files", "required-labels", "sources"] {
+            assert!(checks.contains(c), "{c}: {f:?}");
+        }
+    }
+}
