@@ -664,6 +664,136 @@ mod tests {
         assert!(find_secrets(b"-----BEGIN CERTIFICATE-----\n").is_empty());
     }
 
+    /// An OCI layout written by hand: two uncompressed layers with whiteouts, an opaque
+    /// directory, an overwrite, a duplicate, a hard link and a symlink replaced by a directory.
+    #[test]
+    fn streams_layers_into_the_final_filesystem() {
+        use ocibuild_oci::Digest;
+        let t = tempfile::tempdir().unwrap();
+        let blobs = t.path().join("blobs/sha256");
+        std::fs::create_dir_all(&blobs).unwrap();
+        let put = |b: &[u8]| -> (String, usize) {
+            let d = Digest::of_bytes(b);
+            std::fs::write(blobs.join(d.hex()), b).unwrap();
+            (d.to_string(), b.len())
+        };
+        let layer = |f: &dyn Fn(&mut tar::Builder<Vec<u8>>)| -> Vec<u8> {
+            let mut b = tar::Builder::new(Vec::new());
+            f(&mut b);
+            b.into_inner().unwrap()
+        };
+        fn file(b: &mut tar::Builder<Vec<u8>>, p: &str, body: &[u8], mode: u32) {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(body.len() as u64);
+            h.set_mode(mode);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, p, body).unwrap();
+        }
+        fn special(b: &mut tar::Builder<Vec<u8>>, p: &str, t: tar::EntryType, link: &str) {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(0);
+            h.set_mode(0o755);
+            h.set_entry_type(t);
+            if !link.is_empty() {
+                h.set_link_name(link).unwrap();
+            }
+            b.append_data(&mut h, p, &[][..]).unwrap();
+        }
+        let l0 = layer(&|b| {
+            special(b, "usr/bin/", tar::EntryType::Directory, "");
+            special(b, "bin", tar::EntryType::Symlink, "usr/bin");
+            file(b, "app/big", &[b'a'; 5000], 0o644);
+            file(b, "app/old", &[b'o'; 3000], 0o644);
+            file(b, "app/dup", &[b'd'; 2000], 0o644);
+            file(b, "app/opq/a", &[b'x'; 50], 0o644);
+            file(b, "app/key.pem", b"-----BEGIN EC PRIVATE KEY-----\n", 0o600);
+        });
+        let l1 = layer(&|b| {
+            special(b, "bin/", tar::EntryType::Directory, "");
+            file(b, "app/.wh.old", b"", 0o644);
+            file(b, "app/big", &[b'b'; 10], 0o644);
+            file(b, "app/dup2", &[b'd'; 2000], 0o644);
+            file(b, "app/opq/.wh..wh..opq", b"", 0o644);
+            file(b, "app/opq/b", b"b", 0o644);
+            special(b, "app/hl", tar::EntryType::Link, "app/dup2");
+            file(b, "app/elf", b"\x7fELF\x02\x01", 0o755);
+        });
+        let (d0, n0) = put(&l0);
+        let (d1, n1) = put(&l1);
+        let config = serde_json::json!({"architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [d0, d1]}, "config": {},
+            "history": [{"created_by": "base"}, {"created_by": "COPY . /app"}]});
+        let (dc, nc) = put(config.to_string().as_bytes());
+        let tar = "application/vnd.oci.image.layer.v1.tar";
+        let manifest = serde_json::json!({"schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": dc, "size": nc},
+            "layers": [{"mediaType": tar, "digest": d0, "size": n0}, {"mediaType": tar, "digest": d1, "size": n1}]});
+        let (dm, nm) = put(manifest.to_string().as_bytes());
+        std::fs::write(
+            t.path().join("index.json"),
+            serde_json::json!({"schemaVersion": 2, "manifests": [{
+                "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": dm, "size": nm,
+                "annotations": {"org.opencontainers.image.ref.name": "t"}}]})
+            .to_string(),
+        )
+        .unwrap();
+        std::fs::write(
+            t.path().join("oci-layout"),
+            r#"{"imageLayoutVersion":"1.0.0"}"#,
+        )
+        .unwrap();
+        let loc =
+            ocibuild_oci::reference::Location::parse(&format!("oci:{}:t", t.path().display()))
+                .unwrap();
+        let src = ocibuild_oci::layout::open_location(&loc).unwrap();
+        let img = ocibuild_oci::image::load_image(src.as_ref(), None).unwrap();
+        let s = scan(src.as_ref(), &img, &ScanOptions::default()).unwrap();
+
+        assert_eq!(
+            s.layers.iter().map(|l| l.app).collect::<Vec<_>>(),
+            [false, true]
+        );
+        assert_eq!(s.layers[0].uncompressed, l0.len() as u64);
+        assert!(!s.fs.contains_key("/app/old"), "whited out");
+        assert!(!s.fs.contains_key("/app/opq/a"), "opaque directory");
+        assert!(s.fs.contains_key("/app/opq/b"));
+        assert_eq!(s.fs["/app/big"].size, 10);
+        assert_eq!(s.fs["/app/hl"].size, 2000, "a hard link is its target");
+        assert_eq!(s.fs["/bin"].kind, Kind::Dir);
+        assert_eq!(s.symlink_dirs.len(), 1);
+        assert_eq!(s.symlink_dirs[0].target, "usr/bin");
+        let mut wasted: Vec<(&str, u64, bool)> = s
+            .wasted
+            .iter()
+            .map(|w| (w.path.as_str(), w.bytes, w.deleted))
+            .collect();
+        wasted.sort();
+        assert_eq!(
+            wasted,
+            [
+                ("/app/big", 5000, false),
+                ("/app/old", 3000, true),
+                ("/app/opq/a", 50, true)
+            ]
+        );
+        assert_eq!(s.secrets.len(), 1);
+        assert_eq!(s.secrets[0].path, "/app/key.pem");
+        assert!(
+            s.fs["/app/elf"].elf.is_none(),
+            "a truncated ELF header is not parsed"
+        );
+        let r = crate::size::report(&s, "t", None, None, 10);
+        assert_eq!(r.wasted_bytes, 8050);
+        assert_eq!(r.duplicates.len(), 1, "{:?}", r.duplicates);
+        assert_eq!(
+            r.duplicates[0].extra_bytes,
+            2000 * 2,
+            "dup, dup2 and the link"
+        );
+        assert_eq!(r.biggest_files[0].path, "/app/dup");
+    }
+
     #[test]
     fn app_layers_from_history() {
         let c = serde_json::json!({"history": [
