@@ -65,8 +65,8 @@ fn hello_layout(ctx: &tk::TestContext) -> PathBuf {
 
 /// Every exit code the README and `--help` document, from a command that produces it today:
 /// 0 ok, 1 error, 2 usage error (clap's own and ocibuild's: an invalid transport, a flag value
-/// it cannot take), 128+N for `run` when the step is killed (`--timeout`: SIGKILL, 137). No
-/// command produces 3 yet (the policy gates are not written): `--help` says what it will mean.
+/// it cannot take), 128+N for `run` when the step is killed (`--timeout`: SIGKILL, 137), 3 from
+/// `check` (a policy gate: the busybox image holds a shell).
 #[test]
 fn every_documented_exit_code() {
     let ctx = tk::TestContext::new();
@@ -189,6 +189,15 @@ fn every_documented_exit_code() {
             .args(["--", "/bin/sh", "-c", "exit 7"]),
     );
     assert_eq!(code(&out), 7, "{}", text(&out.stderr));
+
+    // 3: a policy gate failed
+    let out = tk::run(ocibuild(&ctx).args(["check", &img]));
+    assert_eq!(code(&out), 3, "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("build-tools"),
+        "{}",
+        text(&out.stdout)
+    );
 
     // the documentation says the same
     let help = text(&tk::run_ok(ocibuild(&ctx).arg("--help")).stdout);
