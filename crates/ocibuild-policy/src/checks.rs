@@ -1073,4 +1073,49 @@ mod tests {
             assert!(checks.contains(c), "{c}: {f:?}");
         }
     }
+
+    #[test]
+    fn python_and_maven_dev_dependencies() {
+        let poetry: toml::Value = toml::from_str(
+            "[[package]]\nname = \"Flask\"\ngroups = [\"main\"]\n[[package]]\nname = \"pytest\"\ngroups = [\"dev\"]\n[[package]]\nname = \"black\"\ncategory = \"dev\"\n",
+        )
+        .unwrap();
+        assert_eq!(python_dev_names(&poetry), ["pytest", "black"]);
+        let uv: toml::Value = toml::from_str(
+            "[[package]]\nname = \"app\"\ndependencies = [{ name = \"fastapi\" }]\n[package.dev-dependencies]\ndev = [{ name = \"pytest\" }, { name = \"fastapi\" }]\n",
+        )
+        .unwrap();
+        assert_eq!(python_dev_names(&uv), ["pytest"]);
+        // installed: a dist-info for pytest, a test-scoped junit jar
+        let mut s = image(serde_json::json!({"config": {}}));
+        let dir = "/app/.venv/lib/python3.13/site-packages";
+        s.fs.insert(
+            format!("{dir}/pytest-8.3.4.dist-info"),
+            entry(Kind::Dir, 0o755, 1),
+        );
+        s.fs.insert(
+            format!("{dir}/flask-3.1.0.dist-info"),
+            entry(Kind::Dir, 0o755, 1),
+        );
+        s.contents.insert(
+            "/app/poetry.lock".into(),
+            b"[[package]]\nname = \"flask\"\ngroups = [\"main\"]\n[[package]]\nname = \"pytest\"\ngroups = [\"dev\"]\n".to_vec(),
+        );
+        s.fs.insert(
+            "/app/lib/junit-4.13.2.jar".into(),
+            entry(Kind::File, 0o644, 1),
+        );
+        s.contents.insert(
+            "/app/pom.xml".into(),
+            b"<project><dependencies><dependency><groupId>junit</groupId><artifactId>junit</artifactId><version>4.13.2</version><scope>test</scope></dependency></dependencies></project>".to_vec(),
+        );
+        let found = dev_dependencies(&s);
+        assert_eq!(
+            found,
+            [
+                ("/app/poetry.lock".to_string(), vec!["pytest".to_string()]),
+                ("/app/pom.xml".to_string(), vec!["junit".to_string()])
+            ]
+        );
+    }
 }
