@@ -42,9 +42,22 @@ fn select(index: &Index, tag: Option<&str>, location: &str) -> Result<Descriptor
                 tag: t.to_string(),
                 available,
             }),
+        // signatures, attestations and SBOMs kept beside an image are not images to choose from
         None => match index.manifests.as_slice() {
             [one] => Ok(one.clone()),
             [] => Err(OciError::defect(location, "index.json lists no images")),
+            many if many
+                .iter()
+                .filter(|d| !crate::artifact::is_attached(d))
+                .count()
+                == 1 =>
+            {
+                Ok(many
+                    .iter()
+                    .find(|d| !crate::artifact::is_attached(d))
+                    .cloned()
+                    .unwrap_or_else(|| many[0].clone()))
+            }
             many => Err(OciError::AmbiguousImage {
                 location: location.to_string(),
                 count: many.len(),

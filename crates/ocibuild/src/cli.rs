@@ -105,6 +105,21 @@ pub enum Command {
     Check(CheckArgs),
     /// Where an image's bytes are: layers, directories, files, duplicates, waste; compare and budget (exit 3 over budget)
     Size(SizeArgs),
+    /// Gate an image (or its CycloneDX SBOM) on known vulnerabilities, offline, against an OSV database
+    Scan(Box<ScanArgs>),
+    /// Import and describe the offline OSV vulnerability database that `scan` reads
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Write a cosign key pair: PREFIX.key (encrypted) and PREFIX.pub
+    GenerateKeyPair(crate::sign_cli::GenerateKeyPairArgs),
+    /// Sign an image in cosign's format (registry or OCI layout)
+    Sign(crate::sign_cli::SignArgs),
+    /// Verify an image's cosign signatures with a public key (exit 3 when none is valid)
+    Verify(crate::sign_cli::VerifyArgs),
+    /// Attach a signed in-toto attestation (DSSE) to an image, as `cosign attest`
+    Attest(crate::sign_cli::AttestArgs),
+    /// Verify an image's attestations with a public key (exit 3 when none is valid)
+    VerifyAttestation(crate::sign_cli::VerifyAttestationArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -795,4 +810,91 @@ impl WarmArgs {
         b.cache_dir = self.cache_dir;
         Ok(b)
     }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanFormat {
+    Table,
+    Json,
+    Sarif,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Exit codes: 0 no finding at or above the threshold, 3 findings at or above it (or --exit-code N),\n1 the scan itself failed (missing or corrupt database, unreadable SBOM). UNKNOWN severities count\nas at or above any threshold unless --ignore-unknown.\n\nExamples:\n  ocibuild db import ./osv\n  ocibuild scan --sbom sbom.cdx.json --severity HIGH,CRITICAL --format json --output report.json\n  ocibuild scan --sbom sbom.cdx.json --db ./osv --allowlist scan-allow.toml --vex app.openvex.json"
+)]
+pub struct ScanArgs {
+    /// The image to scan (oci:DIR[:TAG], oci-archive:FILE[:TAG], docker://…); or give --sbom
+    #[arg(
+        value_name = "IMAGE",
+        required_unless_present = "sbom",
+        conflicts_with = "sbom"
+    )]
+    pub image: Option<String>,
+    /// Scan the packages of this CycloneDX JSON SBOM instead of an image
+    #[arg(long, value_name = "FILE")]
+    pub sbom: Option<PathBuf>,
+    /// An imported database, or a raw OSV directory/all.zip (imported into the store once, by its
+    /// content) [default: the last `ocibuild db import` into the store]
+    #[arg(long, value_name = "DIR")]
+    pub db: Option<PathBuf>,
+    /// Report and gate only these severities (comma-separated: UNKNOWN,LOW,MEDIUM,HIGH,CRITICAL) [default: all]
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub severity: Vec<String>,
+    /// snyk's spelling: report and gate this severity and above (low, medium, high, critical)
+    #[arg(long, value_name = "LEVEL", conflicts_with = "severity")]
+    pub severity_threshold: Option<String>,
+    /// Leave out vulnerabilities that have no fixed version yet
+    #[arg(long)]
+    pub ignore_unfixed: bool,
+    /// Leave out vulnerabilities without a severity (by default UNKNOWN counts at any threshold)
+    #[arg(long)]
+    pub ignore_unknown: bool,
+    #[arg(long, value_enum, default_value_t = ScanFormat::Table)]
+    pub format: ScanFormat,
+    /// Write the report to FILE instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Suppress advisories: TOML `[[ignore]]` entries with id, reason and expires = "YYYY-MM-DD"
+    #[arg(long, value_name = "FILE")]
+    pub allowlist: Option<PathBuf>,
+    /// OpenVEX document: `not_affected` statements with a justification suppress (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub vex: Vec<PathBuf>,
+    /// Fail (exit 1) when the newest record is older than this (7d, 48h, …); older than 7 days warns
+    #[arg(long, value_name = "DURATION")]
+    pub db_max_age: Option<String>,
+    /// trivy's spelling: the exit code when findings remain [default: 3]
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub exit_code: u8,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DbCommand {
+    /// Index OSV records (a directory of *.json, osv.dev's per-ecosystem all.zip, or a directory of those)
+    #[command(
+        after_help = "Examples:\n  ocibuild db import ./osv            # into the store; `scan` uses the last import\n  ocibuild db import Debian/all.zip --db ./vulndb"
+    )]
+    Import(DbImportArgs),
+    /// Records per ecosystem, the newest `modified` date and the database's age
+    Info(DbInfoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DbImportArgs {
+    /// A directory of OSV JSON records and/or all.zip archives, or one all.zip
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    /// Write the database here instead of the store
+    #[arg(long, value_name = "DIR")]
+    pub db: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct DbInfoArgs {
+    /// The database to describe [default: the last import into the store]
+    #[arg(long, value_name = "DIR")]
+    pub db: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
 }

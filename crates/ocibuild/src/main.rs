@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod output;
+mod sign_cli;
 
 use std::process::ExitCode;
 

@@ -65,8 +65,9 @@ fn hello_layout(ctx: &tk::TestContext) -> PathBuf {
 
 /// Every exit code the README and `--help` document, from a command that produces it today:
 /// 0 ok, 1 error, 2 usage error (clap's own and ocibuild's: an invalid transport, a flag value
-/// it cannot take), 128+N for `run` when the step is killed (`--timeout`: SIGKILL, 137), 3 from
-/// `check` (a policy gate: the busybox image holds a shell).
+/// it cannot take), 128+N for `run` when the step is killed (`--timeout`: SIGKILL, 137). 3 (a
+/// policy gate) comes from `scan`, tested with its database in tests/scan.rs,
+/// and from `check` (the busybox image holds a shell).
 #[test]
 fn every_documented_exit_code() {
     let ctx = tk::TestContext::new();
@@ -317,7 +318,7 @@ const FOREIGN_FLAGS: &[&str] = &[
 
 /// The README's flags exist in the CLI: every `--flag` written in a command's section is a flag
 /// of a command that section shows (or a global flag); and, the other way round, every flag of
-/// `assemble`, `build`, `base build` and `cache warm` is written in the README, so neither can
+/// `assemble`, `build`, `base build`, `cache warm`, `scan` and `db` is written in the README, so neither can
 /// drift from the other.
 #[test]
 fn readme_flags_agree_with_the_cli() {
@@ -326,19 +327,38 @@ fn readme_flags_agree_with_the_cli() {
     let top = help(&ctx, &[]);
     let global = flags_of(&top);
     let subcommands = [
-        "build", "assemble", "inspect", "validate", "run", "pull", "push", "copy", "tags", "login",
-        "logout", "doctor", "check", "size",
+        "build",
+        "assemble",
+        "inspect",
+        "validate",
+        "run",
+        "pull",
+        "push",
+        "copy",
+        "tags",
+        "login",
+        "logout",
+        "doctor",
+        "scan",
+        "generate-key-pair",
+        "sign",
+        "verify",
+        "attest",
+        "verify-attestation",
+        "check",
+        "size",
     ];
-    let nested = [
-        ("cache", ["warm", "du", "prune"]),
-        ("base", ["build", "lock", "list"]),
+    let nested: [(&str, &[&str]); 3] = [
+        ("cache", &["warm", "du", "prune"]),
+        ("base", &["build", "lock", "list"]),
+        ("db", &["import", "info"]),
     ];
     let mut by_cmd: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for s in subcommands {
         by_cmd.insert(s.to_string(), flags_of(&help(&ctx, &[s])));
     }
     for (parent, kids) in nested {
-        for k in kids {
+        for k in kids.iter().copied() {
             by_cmd.insert(format!("{parent} {k}"), flags_of(&help(&ctx, &[parent, k])));
         }
     }
@@ -362,7 +382,7 @@ fn readme_flags_agree_with_the_cli() {
             } else if by_cmd.contains_key(*first) {
                 cmds.insert(first.to_string());
             } else if let Some((p, kids)) = nested.iter().find(|(p, _)| p == first) {
-                for k in kids {
+                for k in kids.iter() {
                     cmds.insert(format!("{p} {k}"));
                 }
             }
@@ -390,7 +410,20 @@ fn readme_flags_agree_with_the_cli() {
                 .extend(flags_in(&all));
         }
     }
-    for c in ["assemble", "build", "base build", "cache warm"] {
+    for c in [
+        "assemble",
+        "build",
+        "base build",
+        "cache warm",
+        "scan",
+        "db import",
+        "db info",
+        "generate-key-pair",
+        "sign",
+        "verify",
+        "attest",
+        "verify-attestation",
+    ] {
         let doc = documented.get(c).cloned().unwrap_or_default();
         for f in &by_cmd[c] {
             if !doc.contains(f) && !global.contains(f) {

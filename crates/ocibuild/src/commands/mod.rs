@@ -10,6 +10,8 @@ mod inspect;
 pub mod policy;
 pub mod registry;
 mod run;
+mod scan;
+mod sign;
 mod validate;
 
 use std::path::PathBuf;
@@ -38,6 +40,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Build(a) => build::run(&cli.global, *a),
         Command::Check(a) => policy::check(&cli.global, a),
         Command::Size(a) => policy::size(&cli.global, a),
+        Command::Scan(a) => scan::run(&cli.global, *a),
+        Command::Db(c) => scan::db(&cli.global, c),
+        Command::GenerateKeyPair(a) => sign::generate_key_pair(a),
+        Command::Sign(a) => sign::sign(&cli.global, a),
+        Command::Verify(a) => sign::verify(&cli.global, a),
+        Command::Attest(a) => sign::attest(&cli.global, a),
+        Command::VerifyAttestation(a) => sign::verify_attestation(&cli.global, a),
     }
 }
 

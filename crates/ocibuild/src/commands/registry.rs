@@ -236,6 +236,14 @@ pub fn push_cmd(g: &Global, a: PushArgs) -> Result<ExitCode> {
         },
     )
     .with_context(|| format!("pushing {} to docker://{dest}", src.describe()))?;
+    // signatures, attestations, SBOMs and other referrers go along
+    super::sign::carry_artifacts(
+        &reg,
+        &rep,
+        &loc,
+        &Location::Registry(dest.clone()),
+        src.as_ref(),
+    )?;
     let digest = report
         .digest
         .as_ref()
@@ -298,6 +306,8 @@ pub fn copy(g: &Global, a: CopyArgs) -> Result<ExitCode> {
         Location::Scratch => bail!("cannot copy to `scratch`"),
         local => write_local(g, &rep, src.as_ref(), local, None)?,
     };
+    // signatures, attestations, SBOMs and other referrers go along
+    super::sign::carry_artifacts(&reg, &rep, &from, &to, src.as_ref())?;
     rep.event(
         &format!("copied {} to {to}", src.describe()),
         json!({"event": "copied", "digest": digest}),

@@ -1,0 +1,23 @@
+//! # ocibuild-sign — signing and verification in cosign's format
+//!
+//! - [`keys`]: cosign's encrypted private keys (`ENCRYPTED SIGSTORE PRIVATE KEY`: scrypt +
+//!   NaCl secretbox around PKCS#8), plain PEM keys (ECDSA P-256, RSA, Ed25519), PEM public keys.
+//! - [`signer`]: the [`Signer`](signer::Signer) trait — sign bytes, name the public key and
+//!   algorithm — and the file-key implementation; a key-management service plugs in here.
+//! - [`cosign`]: simple-signing signatures (`sha256-<hex>.sig`) and in-toto attestations in DSSE
+//!   envelopes (`sha256-<hex>.att`), stored and verified as cosign does, in registries and in OCI
+//!   layouts, or as OCI 1.1 referrers.
+//! - [`dsse`]: DSSE envelopes, PAE, in-toto Statement v1, cosign's `--type` names.
+//! - [`slsa`]: the SLSA Provenance v1 predicate.
+//!
+//! No transparency log: signatures are key-based, and verifiers are told to skip the log
+//! (`cosign verify --insecure-ignore-tlog=true`; see docs/signing.md).
+
+pub mod cosign;
+pub mod dsse;
+pub mod error;
+pub mod keys;
+pub mod signer;
+pub mod slsa;
+
+pub use error::{Result, SignError};

@@ -1,0 +1,126 @@
+//! Flags of the signing commands, as cosign users know them.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReferrersMode {
+    /// cosign's tags: sha256-<hex>.sig / .att, appended to
+    #[default]
+    Legacy,
+    /// OCI 1.1 referrers: an artifact manifest whose subject is the image
+    #[value(name = "oci-1-1")]
+    Oci11,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Writes PREFIX.key (cosign's encrypted format, mode 0600) and PREFIX.pub. The password comes from\nCOSIGN_PASSWORD, else it is asked on the terminal.\n\nExample:\n  COSIGN_PASSWORD=… ocibuild generate-key-pair --output-key-prefix cosign"
+)]
+pub struct GenerateKeyPairArgs {
+    /// Write PREFIX.key and PREFIX.pub
+    #[arg(long, default_value = "cosign", value_name = "PREFIX")]
+    pub output_key_prefix: PathBuf,
+    /// Overwrite existing files
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  ocibuild sign --key cosign.key docker://127.0.0.1:5000/app:1\n  ocibuild sign --key cosign.key -a ci=jenkins oci:out:app --sign-container-identity reg.example/app"
+)]
+pub struct SignArgs {
+    /// Private key: cosign's encrypted key (password from COSIGN_PASSWORD or a prompt), or a PEM
+    /// PKCS#8 ECDSA P-256, RSA or Ed25519 key
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// An annotation for the signature payload's `optional` section (repeatable)
+    #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// Where signatures go: legacy (the sha256-<hex>.sig tag) or oci-1-1 (a referrer)
+    #[arg(long, value_enum, default_value_t = ReferrersMode::Legacy)]
+    pub registry_referrers_mode: ReferrersMode,
+    /// Also sign each manifest of a multi-platform index (cosign's --recursive)
+    #[arg(long)]
+    pub recursive: bool,
+    /// The docker-reference the payload names [default: the image's repository; for a layout,
+    /// its tag]
+    #[arg(long, value_name = "NAME")]
+    pub sign_container_identity: Option<String>,
+    /// Accepted for cosign compatibility (there is nothing to confirm: no transparency log)
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// cosign's transparency-log upload: only `false` is accepted (ocibuild signs without a log)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub tlog_upload: Option<bool>,
+    /// docker://REGISTRY/REPO[:TAG|@DIGEST] or oci:DIR[:TAG]
+    pub image: String,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Exit codes: 0 a valid signature exists, 3 none does (the reasons are printed), 1 verification\ncould not run.\n\nExample:\n  ocibuild verify --key cosign.pub docker://127.0.0.1:5000/app:1"
+)]
+pub struct VerifyArgs {
+    /// Public key (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// Require this annotation in the payload (repeatable)
+    #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// Also require the payload's docker-reference to be the image's repository
+    #[arg(long)]
+    pub check_reference: bool,
+    /// Accepted for cosign compatibility: ocibuild never consults a transparency log
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub insecure_ignore_tlog: Option<bool>,
+    /// docker://REGISTRY/REPO[:TAG|@DIGEST] or oci:DIR[:TAG]
+    pub image: String,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Types: slsaprovenance1, slsaprovenance, cyclonedx, spdx, spdxjson, vuln, openvex, custom, or a predicate type URI.\n\nExample:\n  ocibuild attest --key cosign.key --type cyclonedx --predicate sbom.cdx.json docker://127.0.0.1:5000/app:1"
+)]
+pub struct AttestArgs {
+    /// Private key (as for `sign`)
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// The predicate type
+    #[arg(long = "type", default_value = "custom", value_name = "TYPE")]
+    pub predicate_type: String,
+    /// The predicate (JSON; for `custom` any text)
+    #[arg(long, value_name = "FILE")]
+    pub predicate: PathBuf,
+    /// Where attestations go: legacy (the sha256-<hex>.att tag) or oci-1-1 (a referrer)
+    #[arg(long, value_enum, default_value_t = ReferrersMode::Legacy)]
+    pub registry_referrers_mode: ReferrersMode,
+    /// Accepted for cosign compatibility
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// cosign's transparency-log upload: only `false` is accepted (ocibuild signs without a log)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub tlog_upload: Option<bool>,
+    /// docker://REGISTRY/REPO[:TAG|@DIGEST] or oci:DIR[:TAG]
+    pub image: String,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Exit codes: 0 a valid attestation exists, 3 none does, 1 verification could not run.\n\nExample:\n  ocibuild verify-attestation --key cosign.pub --type slsaprovenance1 docker://127.0.0.1:5000/app:1"
+)]
+pub struct VerifyAttestationArgs {
+    /// Public key (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// Only attestations of this predicate type [default: any]
+    #[arg(long = "type", value_name = "TYPE")]
+    pub predicate_type: Option<String>,
+    /// Accepted for cosign compatibility: ocibuild never consults a transparency log
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub insecure_ignore_tlog: Option<bool>,
+    /// docker://REGISTRY/REPO[:TAG|@DIGEST] or oci:DIR[:TAG]
+    pub image: String,
+}

@@ -1,0 +1,926 @@
+//! Signing in cosign's format, checked by implementations that are not ocibuild's: openssl
+//! verifies the signatures ocibuild stores (fetched with curl from a real docker-registry),
+//! signatures openssl makes (stored in cosign's layout by curl) verify with `ocibuild verify`,
+//! and a cosign-format encrypted key written by an independent Python implementation (PyNaCl's
+//! secretbox, hashlib's scrypt, `cryptography`'s PKCS#8) is read by `ocibuild sign`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use ocibuild_testkit as tk;
+use ocibuild_testkit::registry::{Registry, RegistryOptions, start_registry};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn ocibuild(ctx: &tk::TestContext) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+    c.arg("--root")
+        .arg(ctx.path("store"))
+        .arg("--progress")
+        .arg("plain");
+    c.env("DOCKER_CONFIG", ctx.path("docker"));
+    c.env("HOME", ctx.path("home"));
+    c.env("COSIGN_PASSWORD", PASSWORD);
+    for v in [
+        "OCIBUILD_REGISTRY_USER",
+        "OCIBUILD_REGISTRY_PASSWORD",
+        "OCIBUILD_CERTS_D",
+        "REGISTRY_AUTH_FILE",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
+fn out(o: std::process::Output) -> String {
+    String::from_utf8(o.stdout).unwrap().trim().to_string()
+}
+
+/// Run and return (exit code, stdout, stderr).
+fn code(cmd: &mut Command) -> (i32, String, String) {
+    let o = tk::run(cmd);
+    (
+        tk::exit_code(o.status),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A one-file image in a layout at `dir:tag`; returns its digest.
+fn image(ctx: &tk::TestContext, dir: &Path, tag: &str, content: &str) -> String {
+    image_for(ctx, dir, tag, content, "linux/amd64")
+}
+
+fn image_for(
+    ctx: &tk::TestContext,
+    dir: &Path,
+    tag: &str,
+    content: &str,
+    platform: &str,
+) -> String {
+    let rootfs = ctx.path(format!("rootfs-{tag}-{}", content.len()));
+    fs::create_dir_all(&rootfs).unwrap();
+    fs::write(rootfs.join("msg"), content).unwrap();
+    out(tk::run_ok(
+        ocibuild(ctx)
+            .arg("assemble")
+            .arg("--layer")
+            .arg(format!("{}:/", rootfs.display()))
+            .args(["--entrypoint", "/msg", "--platform", platform])
+            .arg("--output")
+            .arg(format!("oci:{}:{tag}", dir.display())),
+    ))
+}
+
+fn curl() -> Command {
+    let mut c = Command::new(tk::require_tool("curl", "curl"));
+    c.args(["-sS", "--fail"]);
+    c
+}
+
+fn get_manifest(reg: &Registry, repo: &str, reference: &str) -> Value {
+    let body = out(tk::run_ok(curl().args([
+        "-H",
+        "Accept: application/vnd.oci.image.manifest.v1+json",
+        &format!("{}/v2/{repo}/manifests/{reference}", reg.url),
+    ])));
+    serde_json::from_str(&body).unwrap()
+}
+
+fn get_blob(reg: &Registry, repo: &str, digest: &str, to: &Path) {
+    tk::run_ok(curl().args([
+        "-L",
+        "-o",
+        to.to_str().unwrap(),
+        &format!("{}/v2/{repo}/blobs/{digest}", reg.url),
+    ]));
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+/// Upload a blob with the distribution API (POST, then a monolithic PUT).
+fn put_blob(ctx: &tk::TestContext, reg: &Registry, repo: &str, bytes: &[u8]) -> String {
+    let d = sha256(bytes);
+    let headers = out(tk::run_ok(curl().args([
+        "-X",
+        "POST",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        &format!("{}/v2/{repo}/blobs/uploads/", reg.url),
+    ])));
+    let loc = headers
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .expect("a Location header");
+    let loc = if loc.starts_with("http") {
+        loc
+    } else {
+        format!("{}{loc}", reg.url)
+    };
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let f = ctx.path(format!("upload-{}", &d[7..19]));
+    fs::write(&f, bytes).unwrap();
+    tk::run_ok(curl().args([
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        &format!("@{}", f.display()),
+        &format!("{loc}{sep}digest={d}"),
+    ]));
+    d
+}
+
+fn put_manifest(ctx: &tk::TestContext, reg: &Registry, repo: &str, tag: &str, m: &Value) {
+    let f = ctx.path(format!("manifest-{tag}"));
+    fs::write(&f, serde_json::to_vec(m).unwrap()).unwrap();
+    tk::run_ok(curl().args([
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.oci.image.manifest.v1+json",
+        "--data-binary",
+        &format!("@{}", f.display()),
+        &format!("{}/v2/{repo}/manifests/{tag}", reg.url),
+    ]));
+}
+
+fn openssl() -> Command {
+    Command::new(tk::require_tool("openssl", "openssl"))
+}
+
+/// `openssl dgst -sha256 -verify PUB -signature SIG DATA` succeeds.
+fn openssl_verifies(public: &Path, sig: &[u8], data: &[u8], dir: &Path) -> bool {
+    let (s, d) = (dir.join("check.sig"), dir.join("check.data"));
+    fs::write(&s, sig).unwrap();
+    fs::write(&d, data).unwrap();
+    let o = tk::run(openssl().args([
+        "dgst",
+        "-sha256",
+        "-verify",
+        public.to_str().unwrap(),
+        "-signature",
+        s.to_str().unwrap(),
+        d.to_str().unwrap(),
+    ]));
+    o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Verified OK")
+}
+
+fn openssl_key_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{name}.pem"));
+    let public = dir.join(format!("{name}.pub.pem"));
+    tk::run_ok(openssl().args([
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        key.to_str().unwrap(),
+    ]));
+    tk::run_ok(openssl().args([
+        "pkey",
+        "-in",
+        key.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        public.to_str().unwrap(),
+    ]));
+    (key, public)
+}
+
+fn openssl_sign(key: &Path, data: &[u8], dir: &Path) -> Vec<u8> {
+    let (d, s) = (dir.join("tosign"), dir.join("signed"));
+    fs::write(&d, data).unwrap();
+    tk::run_ok(openssl().args([
+        "dgst",
+        "-sha256",
+        "-sign",
+        key.to_str().unwrap(),
+        "-out",
+        s.to_str().unwrap(),
+        d.to_str().unwrap(),
+    ]));
+    fs::read(&s).unwrap()
+}
+
+fn hex_of(digest: &str) -> &str {
+    digest.strip_prefix("sha256:").unwrap()
+}
+
+/// Check every signature in the registry's `sha256-<hex>.sig` with openssl; returns the payloads.
+fn openssl_check_sig_tag(
+    reg: &Registry,
+    repo: &str,
+    digest: &str,
+    public: &Path,
+    dir: &Path,
+) -> Vec<Value> {
+    let m = get_manifest(reg, repo, &format!("sha256-{}.sig", hex_of(digest)));
+    let mut payloads = Vec::new();
+    for l in m["layers"].as_array().unwrap() {
+        assert_eq!(
+            l["mediaType"], "application/vnd.dev.cosign.simplesigning.v1+json",
+            "{m}"
+        );
+        let sig = B64
+            .decode(
+                l["annotations"]["dev.cosignproject.cosign/signature"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap();
+        let p = dir.join("payload");
+        get_blob(reg, repo, l["digest"].as_str().unwrap(), &p);
+        let payload = fs::read(&p).unwrap();
+        if openssl_verifies(public, &sig, &payload, dir) {
+            let v: Value = serde_json::from_slice(&payload).unwrap();
+            assert_eq!(v["critical"]["image"]["docker-manifest-digest"], digest);
+            assert_eq!(v["critical"]["type"], "cosign container image signature");
+            payloads.push(v);
+        }
+    }
+    payloads
+}
+
+/// DSSE PAE, computed here independently of ocibuild.
+fn pae(t: &str, body: &[u8]) -> Vec<u8> {
+    let mut v = format!("DSSEv1 {} {t} {} ", t.len(), body.len()).into_bytes();
+    v.extend_from_slice(body);
+    v
+}
+
+/// Check the attestations in `sha256-<hex>.att` with openssl; returns the verified statements.
+fn openssl_check_att_tag(
+    reg: &Registry,
+    repo: &str,
+    digest: &str,
+    public: &Path,
+    dir: &Path,
+) -> Vec<Value> {
+    let m = get_manifest(reg, repo, &format!("sha256-{}.att", hex_of(digest)));
+    let mut out = Vec::new();
+    for l in m["layers"].as_array().unwrap() {
+        assert_eq!(l["mediaType"], "application/vnd.dsse.envelope.v1+json");
+        let p = dir.join("envelope");
+        get_blob(reg, repo, l["digest"].as_str().unwrap(), &p);
+        let env: Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+        assert_eq!(env["payloadType"], "application/vnd.in-toto+json");
+        let body = B64.decode(env["payload"].as_str().unwrap()).unwrap();
+        let sig = B64
+            .decode(env["signatures"][0]["sig"].as_str().unwrap())
+            .unwrap();
+        if openssl_verifies(
+            public,
+            &sig,
+            &pae("application/vnd.in-toto+json", &body),
+            dir,
+        ) {
+            let st: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(st["_type"], "https://in-toto.io/Statement/v1");
+            assert_eq!(st["subject"][0]["digest"]["sha256"], hex_of(digest));
+            assert_eq!(l["annotations"]["predicateType"], st["predicateType"]);
+            out.push(st);
+        }
+    }
+    out
+}
+
+fn provenance(dir: &Path) -> PathBuf {
+    let p = dir.join("provenance.json");
+    let v = json!({
+        "buildDefinition": {
+            "buildType": "https://ocibuild.dev/build/v1",
+            "externalParameters": {"context": "."},
+            "resolvedDependencies": [{"uri": "git+https://example.invalid/app", "digest": {"gitCommit": "0123456789abcdef0123456789abcdef01234567"}}]
+        },
+        "runDetails": {"builder": {"id": "https://ci.example.invalid/ocibuild"}}
+    });
+    fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+    p
+}
+
+#[test]
+fn sign_verify_attest_and_copy_against_docker_registry() {
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let dir = ctx.path("work");
+    fs::create_dir_all(&dir).unwrap();
+    let layout = ctx.path("layout");
+    let digest = image(&ctx, &layout, "v1", "hello\n");
+    let img = reg.docker_ref("app:1");
+    tk::run_ok(ocibuild(&ctx).args(["push", &format!("oci:{}:v1", layout.display()), &img]));
+
+    // keys: cosign's encrypted format, 0600, never overwritten without --force
+    let prefix = dir.join("cosign");
+    tk::run_ok(ocibuild(&ctx).args([
+        "generate-key-pair",
+        "--output-key-prefix",
+        prefix.to_str().unwrap(),
+    ]));
+    let key = dir.join("cosign.key");
+    let public = dir.join("cosign.pub");
+    let text = fs::read_to_string(&key).unwrap();
+    assert!(
+        text.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n"),
+        "{text}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let (c, _, err) = code(ocibuild(&ctx).args([
+        "generate-key-pair",
+        "--output-key-prefix",
+        prefix.to_str().unwrap(),
+    ]));
+    assert_eq!(c, 1, "{err}");
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(
+        fs::read_to_string(&key).unwrap(),
+        text,
+        "the key was overwritten"
+    );
+    // a wrong password says so and leaks nothing
+    let (c, _, err) = code(ocibuild(&ctx).env("COSIGN_PASSWORD", "wrong-pw-123").args([
+        "sign",
+        "--key",
+        key.to_str().unwrap(),
+        &img,
+    ]));
+    assert_eq!(c, 1, "{err}");
+    assert!(
+        err.contains("password") && !err.contains("wrong-pw-123"),
+        "{err}"
+    );
+
+    // sign twice (two keys): both signatures are kept, and openssl verifies ocibuild's
+    tk::run_ok(ocibuild(&ctx).args([
+        "sign",
+        "--key",
+        key.to_str().unwrap(),
+        "-a",
+        "ci=test",
+        &img,
+    ]));
+    let (other_key, other_pub) = openssl_key_pair(&dir, "other");
+    tk::run_ok(ocibuild(&ctx).args([
+        "sign",
+        "--key",
+        other_key.to_str().unwrap(),
+        "--tlog-upload=false",
+        "-y",
+        &img,
+    ]));
+    let (c, _, err) = code(ocibuild(&ctx).args([
+        "sign",
+        "--key",
+        other_key.to_str().unwrap(),
+        "--tlog-upload=true",
+        &img,
+    ]));
+    assert_eq!(c, 2, "{err}");
+    assert!(err.contains("transparency log"), "{err}");
+    let m = get_manifest(&reg, "app", &format!("sha256-{}.sig", hex_of(&digest)));
+    assert_eq!(
+        m["layers"].as_array().unwrap().len(),
+        2,
+        "appended, not replaced: {m}"
+    );
+    let payloads = openssl_check_sig_tag(&reg, "app", &digest, &public, &dir);
+    assert_eq!(payloads.len(), 1);
+    assert_eq!(payloads[0]["optional"]["ci"], "test");
+    assert_eq!(
+        payloads[0]["critical"]["identity"]["docker-reference"],
+        format!("{}/app", reg.host)
+    );
+    assert_eq!(
+        openssl_check_sig_tag(&reg, "app", &digest, &other_pub, &dir).len(),
+        1
+    );
+
+    // verify: 0 with the key, annotations required; 3 with a wrong key or a missing annotation
+    let (c, stdout, err) =
+        code(ocibuild(&ctx).args(["verify", "--key", public.to_str().unwrap(), &img]));
+    assert_eq!(c, 0, "{err}");
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v[0]["critical"]["image"]["docker-manifest-digest"], digest);
+    let (c, _, err) = code(ocibuild(&ctx).args([
+        "verify",
+        "--key",
+        public.to_str().unwrap(),
+        "-a",
+        "ci=test",
+        "--insecure-ignore-tlog=true",
+        &img,
+    ]));
+    assert_eq!(c, 0, "{err}");
+    let (c, _, err) = code(ocibuild(&ctx).args([
+        "verify",
+        "--key",
+        public.to_str().unwrap(),
+        "-a",
+        "ci=other",
+        &img,
+    ]));
+    assert_eq!(c, 3, "{err}");
+    assert!(err.contains("ci=other"), "{err}");
+    let (_, wrong_pub) = openssl_key_pair(&dir, "wrong");
+    let (c, _, err) =
+        code(ocibuild(&ctx).args(["verify", "--key", wrong_pub.to_str().unwrap(), &img]));
+    assert_eq!(c, 3, "{err}");
+    assert!(err.contains("does not verify with this key"), "{err}");
+
+    // attest; openssl checks the DSSE signature over PAE and the subject digest
+    let prov = provenance(&dir);
+    tk::run_ok(ocibuild(&ctx).args([
+        "attest",
+        "--key",
+        key.to_str().unwrap(),
+        "--type",
+        "slsaprovenance1",
+        "--predicate",
+        prov.to_str().unwrap(),
+        &img,
+    ]));
+    let sts = openssl_check_att_tag(&reg, "app", &digest, &public, &dir);
+    assert_eq!(sts.len(), 1);
+    assert_eq!(sts[0]["predicateType"], "https://slsa.dev/provenance/v1");
+    assert_eq!(
+        sts[0]["predicate"]["runDetails"]["builder"]["id"],
+        "https://ci.example.invalid/ocibuild"
+    );
+    let (c, stdout, err) = code(ocibuild(&ctx).args([
+        "verify-attestation",
+        "--key",
+        public.to_str().unwrap(),
+        "--type",
+        "slsaprovenance1",
+        &img,
+    ]));
+    assert_eq!(c, 0, "{err}");
+    assert!(stdout.contains("application/vnd.in-toto+json"), "{stdout}");
+    let (c, _, err) = code(ocibuild(&ctx).args([
+        "verify-attestation",
+        "--key",
+        public.to_str().unwrap(),
+        "--type",
+        "cyclonedx",
+        &img,
+    ]));
+    assert_eq!(c, 3, "{err}");
+    let (c, _, err) = code(ocibuild(&ctx).args([
+        "verify-attestation",
+        "--key",
+        wrong_pub.to_str().unwrap(),
+        &img,
+    ]));
+    assert_eq!(c, 3, "{err}");
+
+    // copy to another repository carries signatures and attestations; verify passes there,
+    // except with --check-reference (the payload names the first repository)
+    let copied = reg.docker_ref("copied:1");
+    tk::run_ok(ocibuild(&ctx).args(["copy", &img, &copied]));
+    let (c, _, err) =
+        code(ocibuild(&ctx).args(["verify", "--key", public.to_str().unwrap(), &copied]));
+    assert_eq!(c, 0, "{err}");
+    let (c, _, err) = code(ocibuild(&ctx).args([
+        "verify-attestation",
+        "--key",
+        public.to_str().unwrap(),
+        "--type",
+        "slsaprovenance1",
+        &copied,
+    ]));
+    assert_eq!(c, 0, "{err}");
+    assert_eq!(
+        openssl_check_sig_tag(&reg, "copied", &digest, &public, &dir).len(),
+        1
+    );
+    let (c, _, err) = code(ocibuild(&ctx).args([
+        "verify",
+        "--key",
+        public.to_str().unwrap(),
+        "--check-reference",
+        &copied,
+    ]));
+    assert_eq!(c, 3, "{err}");
+    let (c, _, err) = code(ocibuild(&ctx).args([
+        "verify",
+        "--key",
+        public.to_str().unwrap(),
+        "--check-reference",
+        &img,
+    ]));
+    assert_eq!(c, 0, "{err}");
+
+    // an image re-pushed under the same tag: its digest has no signature
+    let layout2 = ctx.path("layout2");
+    image(&ctx, &layout2, "v1", "changed\n");
+    tk::run_ok(ocibuild(&ctx).args(["push", &format!("oci:{}:v1", layout2.display()), &img]));
+    let (c, _, err) =
+        code(ocibuild(&ctx).args(["verify", "--key", public.to_str().unwrap(), &img]));
+    assert_eq!(c, 3, "{err}");
+    assert!(err.contains("no signature found"), "{err}");
+
+    // verification that cannot run is exit 1, not 3
+    let (c, _, err) = code(ocibuild(&ctx).args([
+        "verify",
+        "--key",
+        public.to_str().unwrap(),
+        "docker://127.0.0.1:1/app:1",
+    ]));
+    assert_eq!(c, 1, "{err}");
+    let (c, _, err) = code(ocibuild(&ctx).args([
+        "verify",
+        "--key",
+        dir.join("missing.pub").to_str().unwrap(),
+        &copied,
+    ]));
+    assert_eq!(c, 1, "{err}");
+}
+
+#[test]
+fn openssl_signatures_verify_and_tampering_fails_with_exit_3() {
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let dir = ctx.path("work");
+    fs::create_dir_all(&dir).unwrap();
+    let layout = ctx.path("layout");
+    let digest = image(&ctx, &layout, "v1", "signed elsewhere\n");
+    let img = reg.docker_ref("app:1");
+    tk::run_ok(ocibuild(&ctx).args(["push", &format!("oci:{}:v1", layout.display()), &img]));
+    let (key, public) = openssl_key_pair(&dir, "ext");
+    let tag = format!("sha256-{}.sig", hex_of(&digest));
+
+    // store a signature the way cosign does, with curl: payload blob, config, manifest
+    let store = |payload: &[u8], sig: &[u8]| {
+        let pd = put_blob(&ctx, &reg, "app", payload);
+        let cfg = serde_json::to_vec(&json!({"architecture": "", "os": "", "rootfs": {"type": "layers", "diff_ids": [pd]}, "config": {}})).unwrap();
+        let cd = put_blob(&ctx, &reg, "app", &cfg);
+        put_manifest(
+            &ctx,
+            &reg,
+            "app",
+            &tag,
+            &json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cfg.len()},
+                "layers": [{
+                    "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                    "digest": pd, "size": payload.len(),
+                    "annotations": {"dev.cosignproject.cosign/signature": B64.encode(sig)}
+                }]
+            }),
+        );
+    };
+    let payload_for = |d: &str| {
+        serde_json::to_vec(&json!({"critical": {"identity": {"docker-reference": format!("{}/app", reg.host)}, "image": {"docker-manifest-digest": d}, "type": "cosign container image signature"}, "optional": null})).unwrap()
+    };
+    let verify =
+        |key: &Path| code(ocibuild(&ctx).args(["verify", "--key", key.to_str().unwrap(), &img]));
+
+    let payload = payload_for(&digest);
+    let sig = openssl_sign(&key, &payload, &dir);
+    store(&payload, &sig);
+    let (c, stdout, err) = verify(&public);
+    assert_eq!(c, 0, "{err}");
+    assert!(stdout.contains(&digest), "{stdout}");
+
+    // a wrong key
+    let (_, other_pub) = openssl_key_pair(&dir, "other");
+    let (c, _, err) = verify(&other_pub);
+    assert_eq!(c, 3, "{err}");
+    assert!(err.contains("does not verify"), "{err}");
+
+    // a tampered payload (stored with the original signature)
+    let mut tampered = payload.clone();
+    let at = tampered.len() - 3;
+    tampered[at] = b' ';
+    store(&tampered, &sig);
+    let (c, _, err) = verify(&public);
+    assert_eq!(c, 3, "{err}");
+    assert!(err.contains("does not verify"), "{err}");
+
+    // one flipped signature byte
+    let mut flipped = sig.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x01;
+    store(&payload, &flipped);
+    let (c, _, err) = verify(&public);
+    assert_eq!(c, 3, "{err}");
+
+    // a validly signed payload that names another digest
+    let elsewhere = payload_for(&format!("sha256:{}", "ab".repeat(32)));
+    store(&elsewhere, &openssl_sign(&key, &elsewhere, &dir));
+    let (c, _, err) = verify(&public);
+    assert_eq!(c, 3, "{err}");
+    assert!(err.contains("digest mismatch"), "{err}");
+
+    // a cosign-format encrypted key made by an independent implementation signs with ocibuild
+    let script = r#"
+import base64, hashlib, json, os, sys
+import nacl.secret
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+key = ec.generate_private_key(ec.SECP256R1())
+der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+salt, nonce = os.urandom(32), os.urandom(24)
+k = hashlib.scrypt(sys.argv[1].encode(), salt=salt, n=32768, r=8, p=1, dklen=32, maxmem=64*1024*1024)
+ct = nacl.secret.SecretBox(k).encrypt(der, nonce).ciphertext
+doc = {"kdf": {"name": "scrypt", "params": {"N": 32768, "r": 8, "p": 1}, "salt": base64.b64encode(salt).decode()},
+       "cipher": {"name": "nacl/secretbox", "nonce": base64.b64encode(nonce).decode()},
+       "ciphertext": base64.b64encode(ct).decode()}
+b = base64.b64encode(json.dumps(doc).encode()).decode()
+pem = "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n" + "\n".join(b[i:i+64] for i in range(0, len(b), 64)) + "\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n"
+open(sys.argv[2], "w").write(pem)
+open(sys.argv[3], "wb").write(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+"#;
+    let (pykey, pypub) = (dir.join("py.key"), dir.join("py.pub"));
+    tk::oracles::python_eval(
+        &["pynacl", "cryptography"],
+        script,
+        &[PASSWORD, pykey.to_str().unwrap(), pypub.to_str().unwrap()],
+    );
+    tk::run_ok(ocibuild(&ctx).args(["sign", "--key", pykey.to_str().unwrap(), &img]));
+    let good = openssl_check_sig_tag(&reg, "app", &digest, &pypub, &dir);
+    assert_eq!(
+        good.len(),
+        1,
+        "openssl verifies the signature made with the Python-written key"
+    );
+    let (c, _, err) = verify(&pypub);
+    assert_eq!(c, 0, "{err}");
+    // and the other way: a key pair ocibuild writes is decrypted by the same independent code,
+    // whose public key is ocibuild's cosign.pub
+    let prefix = dir.join("ours");
+    tk::run_ok(ocibuild(&ctx).args([
+        "generate-key-pair",
+        "--output-key-prefix",
+        prefix.to_str().unwrap(),
+    ]));
+    let decrypt = r#"
+import base64, hashlib, json, sys
+import nacl.secret
+from cryptography.hazmat.primitives import serialization
+pem = open(sys.argv[2]).read().strip().splitlines()
+assert pem[0] == "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----", pem[0]
+doc = json.loads(base64.b64decode("".join(pem[1:-1])))
+assert doc["kdf"]["name"] == "scrypt" and doc["kdf"]["params"] == {"N": 32768, "r": 8, "p": 1}, doc["kdf"]
+assert doc["cipher"]["name"] == "nacl/secretbox"
+salt = base64.b64decode(doc["kdf"]["salt"])
+k = hashlib.scrypt(sys.argv[1].encode(), salt=salt, n=32768, r=8, p=1, dklen=32, maxmem=64*1024*1024)
+der = nacl.secret.SecretBox(k).decrypt(base64.b64decode(doc["ciphertext"]), base64.b64decode(doc["cipher"]["nonce"]))
+key = serialization.load_der_private_key(der, password=None)
+sys.stdout.write(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode())
+"#;
+    let py_pub = tk::oracles::python_eval(
+        &["pynacl", "cryptography"],
+        decrypt,
+        &[PASSWORD, dir.join("ours.key").to_str().unwrap()],
+    );
+    assert_eq!(
+        py_pub.trim(),
+        fs::read_to_string(dir.join("ours.pub")).unwrap().trim()
+    );
+
+    // the old label reads too
+    let old = dir.join("old.key");
+    fs::write(
+        &old,
+        fs::read_to_string(&pykey)
+            .unwrap()
+            .replace("SIGSTORE", "COSIGN"),
+    )
+    .unwrap();
+    tk::run_ok(ocibuild(&ctx).args(["sign", "--key", old.to_str().unwrap(), &img]));
+}
+
+#[test]
+fn sign_in_a_layout_then_push_and_copy_carry_signatures() {
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let dir = ctx.path("work");
+    fs::create_dir_all(&dir).unwrap();
+    let layout = ctx.path("layout");
+    let digest = image(&ctx, &layout, "v1", "air-gapped\n");
+    let src = format!("oci:{}:v1", layout.display());
+    let (key, public) = openssl_key_pair(&dir, "site");
+    let (k, p) = (key.to_str().unwrap(), public.to_str().unwrap());
+    let identity = format!("{}/app", reg.host);
+
+    tk::run_ok(ocibuild(&ctx).args([
+        "sign",
+        "--key",
+        k,
+        "--sign-container-identity",
+        &identity,
+        &src,
+    ]));
+    tk::run_ok(ocibuild(&ctx).args([
+        "sign",
+        "--key",
+        k,
+        "--registry-referrers-mode",
+        "oci-1-1",
+        &src,
+    ]));
+    let prov = provenance(&dir);
+    tk::run_ok(ocibuild(&ctx).args([
+        "attest",
+        "--key",
+        k,
+        "--type",
+        "slsaprovenance1",
+        "--predicate",
+        prov.to_str().unwrap(),
+        &src,
+    ]));
+    let index: Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let names: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&format!("sha256-{}.sig", hex_of(&digest)).as_str()),
+        "{index}"
+    );
+    assert!(
+        names.contains(&format!("sha256-{}.att", hex_of(&digest)).as_str()),
+        "{index}"
+    );
+    let (c, stdout, err) = code(ocibuild(&ctx).args(["verify", "--key", p, &src]));
+    assert_eq!(c, 0, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(stdout.trim())
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "the tag form and the referrer"
+    );
+    let (c, _, err) = code(ocibuild(&ctx).args(["verify-attestation", "--key", p, &src]));
+    assert_eq!(c, 0, "{err}");
+
+    // push the layout: the signature, the attestation and the referrer go along
+    let img = reg.docker_ref("app:1");
+    tk::run_ok(ocibuild(&ctx).args(["push", &src, &img]));
+    let payloads = openssl_check_sig_tag(&reg, "app", &digest, &public, &dir);
+    assert_eq!(payloads.len(), 1);
+    assert_eq!(
+        payloads[0]["critical"]["identity"]["docker-reference"],
+        identity
+    );
+    assert_eq!(
+        openssl_check_att_tag(&reg, "app", &digest, &public, &dir).len(),
+        1
+    );
+    let (c, stdout, err) =
+        code(ocibuild(&ctx).args(["verify", "--key", p, "--check-reference", &img]));
+    assert_eq!(c, 0, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(stdout.trim())
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "only the tag-form payload names the repository"
+    );
+    let (c, stdout, _) = code(ocibuild(&ctx).args(["verify", "--key", p, &img]));
+    assert_eq!(c, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(stdout.trim())
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "the referrer was carried: {stdout}"
+    );
+
+    // the layout named without a tag: its signatures are not images to choose between
+    let untagged = reg.docker_ref("untagged:1");
+    tk::run_ok(ocibuild(&ctx).args(["push", &format!("oci:{}", layout.display()), &untagged]));
+    let (c, _, err) = code(ocibuild(&ctx).args(["verify", "--key", p, &untagged]));
+    assert_eq!(c, 0, "{err}");
+
+    // and back into a new layout (registry to layout)
+    let back = ctx.path("back");
+    tk::run_ok(ocibuild(&ctx).args(["copy", &img, &format!("oci:{}:v1", back.display())]));
+    let (c, _, err) =
+        code(ocibuild(&ctx).args(["verify", "--key", p, &format!("oci:{}:v1", back.display())]));
+    assert_eq!(c, 0, "{err}");
+    let (c, _, err) = code(ocibuild(&ctx).args([
+        "verify-attestation",
+        "--key",
+        p,
+        "--type",
+        "slsaprovenance1",
+        &format!("oci:{}:v1", back.display()),
+    ]));
+    assert_eq!(c, 0, "{err}");
+
+    // through an exclusive mirror: the origin (nothing listens there) is never asked, not even
+    // for the signatures
+    let mirrored = ctx.path("mirrored");
+    let flag = format!("127.0.0.1:1={};exclusive", reg.host);
+    tk::run_ok(ocibuild(&ctx).args([
+        "--registry-mirror",
+        &flag,
+        "copy",
+        "docker://127.0.0.1:1/app:1",
+        &format!("oci:{}:v1", mirrored.display()),
+    ]));
+    let (c, _, err) = code(ocibuild(&ctx).args([
+        "verify",
+        "--key",
+        p,
+        &format!("oci:{}:v1", mirrored.display()),
+    ]));
+    assert_eq!(c, 0, "{err}");
+}
+
+/// An index of the two images tagged `a` and `b`, tagged `multi`; returns its digest.
+fn make_index(layout: &Path, a: &str, b: &str) -> String {
+    let idx: Value = serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let pick = |t: &str| {
+        let mut m = idx["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == t)
+            .unwrap()
+            .clone();
+        m.as_object_mut().unwrap().remove("annotations");
+        m
+    };
+    let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [pick(a), pick(b)]});
+    let bytes = serde_json::to_vec(&index).unwrap();
+    let d = sha256(&bytes);
+    fs::write(layout.join("blobs/sha256").join(hex_of(&d)), &bytes).unwrap();
+    let mut top = idx.clone();
+    top["manifests"].as_array_mut().unwrap().push(json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": d, "size": bytes.len(), "annotations": {"org.opencontainers.image.ref.name": "multi"}}));
+    fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    d
+}
+
+#[test]
+fn recursive_signatures_of_an_index_travel_with_copy() {
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let dir = ctx.path("work");
+    fs::create_dir_all(&dir).unwrap();
+    let layout = ctx.path("layout");
+    let amd = image_for(&ctx, &layout, "amd", "amd64\n", "linux/amd64");
+    let arm = image_for(&ctx, &layout, "arm", "arm64\n", "linux/arm64");
+    let index = make_index(&layout, "amd", "arm");
+    let img = reg.docker_ref("multi:1");
+    tk::run_ok(ocibuild(&ctx).args(["push", &format!("oci:{}:multi", layout.display()), &img]));
+    let (key, public) = openssl_key_pair(&dir, "k");
+    tk::run_ok(ocibuild(&ctx).args(["sign", "--key", key.to_str().unwrap(), "--recursive", &img]));
+    for d in [&index, &amd, &arm] {
+        assert_eq!(
+            openssl_check_sig_tag(&reg, "multi", d, &public, &dir).len(),
+            1,
+            "{d}"
+        );
+    }
+    let copied = reg.docker_ref("multi-copy:1");
+    tk::run_ok(ocibuild(&ctx).args(["copy", &img, &copied]));
+    for d in [&index, &amd, &arm] {
+        assert_eq!(
+            openssl_check_sig_tag(&reg, "multi-copy", d, &public, &dir).len(),
+            1,
+            "{d}"
+        );
+        let by_digest = format!(
+            "{}/multi-copy@{d}",
+            reg.docker_ref("").trim_end_matches('/')
+        );
+        let (c, _, err) =
+            code(ocibuild(&ctx).args(["verify", "--key", public.to_str().unwrap(), &by_digest]));
+        assert_eq!(c, 0, "{by_digest}: {err}");
+    }
+}
