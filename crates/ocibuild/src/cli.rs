@@ -101,6 +101,10 @@ pub enum Command {
     /// Distroless bases and toolchain roots from Debian packages, pinned by a lockfile
     #[command(subcommand)]
     Base(BaseCommand),
+    /// Check an image statically: entrypoint runnable, no secrets, setuid, dev dependencies or build tools, and a policy (exit 3 on failure)
+    Check(CheckArgs),
+    /// Where an image's bytes are: layers, directories, files, duplicates, waste; compare and budget (exit 3 over budget)
+    Size(SizeArgs),
     /// Gate an image (or its CycloneDX SBOM) on known vulnerabilities, offline, against an OSV database
     Scan(Box<ScanArgs>),
     /// Import and describe the offline OSV vulnerability database that `scan` reads
@@ -118,6 +122,63 @@ pub enum Command {
     VerifyAttestation(crate::sign_cli::VerifyAttestationArgs),
     /// Write the SBOM of any image (CycloneDX 1.6 or SPDX 2.3 JSON), validate an SBOM, gate on licences
     Sbom(Box<SbomArgs>),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Markdown,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Default checks: runnable, healthcheck, native-libs, symlink-dir, world-writable, setuid,\nsecrets, dev-dependencies, build-tools, sources (a policy's `disable` switches one off).\nExit codes: 0 all passed, 3 a check failed, 1 the check could not run.\n\nExamples:\n  ocibuild check oci:out:v1\n  ocibuild check docker://127.0.0.1:5000/app:v1 --policy policy.toml --format json\n  ocibuild check oci:out:v1 --config cst.yaml"
+)]
+pub struct CheckArgs {
+    /// oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or
+    /// docker://REGISTRY/REPO[:TAG|@DIGEST]
+    pub image: String,
+    /// Policy file (TOML): forbidden_executables, forbidden_paths, required_files,
+    /// required_executables, non_root, required_labels, max_*_size, disable, base_layers,
+    /// structure_test
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// A container-structure-test YAML file: its fileExistenceTests, fileContentTests and
+    /// metadataTest run statically
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Output format: table or json
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ReportFormat,
+    /// Platform to pick from a multi-platform index
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Exit codes: 0 ok (within budget), 3 over budget, 1 the image could not be read.\n\nExamples:\n  ocibuild size oci:out:v1\n  ocibuild size oci:out:v1 --compare oci:naive:v1 --format markdown >> $GITHUB_STEP_SUMMARY\n  ocibuild size docker://127.0.0.1:5000/app:v1 --budget budget.toml"
+)]
+pub struct SizeArgs {
+    /// oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or
+    /// docker://REGISTRY/REPO[:TAG|@DIGEST]
+    pub image: String,
+    /// Another image to compare with (the reduction in % is against it)
+    #[arg(long, value_name = "IMAGE")]
+    pub compare: Option<String>,
+    /// Budget file (TOML): max_compressed_size, max_uncompressed_size, max_layer_compressed_size
+    #[arg(long, value_name = "FILE")]
+    pub budget: Option<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ReportFormat,
+    /// How many directories, files and duplicates to list
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: usize,
+    /// Platform to pick from a multi-platform index
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -608,6 +669,13 @@ pub struct BuildArgs {
     /// size reduction
     #[arg(long)]
     pub compare_naive: bool,
+    /// Check the built image (`ocibuild check`'s default checks) before writing or pushing
+    /// anything; a failure exits 3 with the table of failures and writes no output
+    #[arg(long)]
+    pub check: bool,
+    /// Policy file for --check (implies --check)
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
     /// Build Debian roots from cached packages only
     #[arg(long)]
     pub offline: bool,

@@ -412,6 +412,11 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
 /// The exit code for an error: 2 for a usage error (a [`UsageError`], or an image location
 /// given on the command line that does not parse), else 1.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.chain()
+        .any(|c| c.is::<crate::commands::policy::GateFailed>())
+    {
+        return 3;
+    }
     let usage = e.chain().any(|c| {
         c.is::<UsageError>()
             || matches!(

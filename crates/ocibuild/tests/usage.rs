@@ -66,7 +66,8 @@ fn hello_layout(ctx: &tk::TestContext) -> PathBuf {
 /// Every exit code the README and `--help` document, from a command that produces it today:
 /// 0 ok, 1 error, 2 usage error (clap's own and ocibuild's: an invalid transport, a flag value
 /// it cannot take), 128+N for `run` when the step is killed (`--timeout`: SIGKILL, 137). 3 (a
-/// policy gate) comes from `scan`, tested with its database in tests/scan.rs.
+/// policy gate) comes from `scan`, tested with its database in tests/scan.rs,
+/// and from `check` (the busybox image holds a shell).
 #[test]
 fn every_documented_exit_code() {
     let ctx = tk::TestContext::new();
@@ -189,6 +190,15 @@ fn every_documented_exit_code() {
             .args(["--", "/bin/sh", "-c", "exit 7"]),
     );
     assert_eq!(code(&out), 7, "{}", text(&out.stderr));
+
+    // 3: a policy gate failed
+    let out = tk::run(ocibuild(&ctx).args(["check", &img]));
+    assert_eq!(code(&out), 3, "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("build-tools"),
+        "{}",
+        text(&out.stdout)
+    );
 
     // the documentation says the same
     let help = text(&tk::run_ok(ocibuild(&ctx).arg("--help")).stdout);
@@ -336,6 +346,8 @@ fn readme_flags_agree_with_the_cli() {
         "attest",
         "verify-attestation",
         "sbom",
+        "check",
+        "size",
     ];
     let nested: [(&str, &[&str]); 3] = [
         ("cache", &["warm", "du", "prune"]),

@@ -604,6 +604,9 @@ pub(super) fn write_outputs(
         image.manifest_desc.clone(),
         format!("the built image {digest}"),
     );
+    if a.check || a.policy.is_some() {
+        super::policy::gate(&src, image, a.policy.as_deref(), rep)?;
+    }
     let reg = if dests.iter().any(|d| matches!(d, Location::Registry(_))) {
         Some(super::registry::registry(g)?)
     } else {

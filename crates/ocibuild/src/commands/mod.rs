@@ -8,6 +8,7 @@ mod dockerfile;
 mod doctor;
 mod inspect;
 mod record;
+pub mod policy;
 pub mod registry;
 mod run;
 mod sbom;
@@ -39,6 +40,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Doctor(a) => doctor::run(&cli.global, a),
         Command::Base(c) => base::run(&cli.global, c),
         Command::Build(a) => build::run(&cli.global, *a),
+        Command::Check(a) => policy::check(&cli.global, a),
+        Command::Size(a) => policy::size(&cli.global, a),
         Command::Scan(a) => scan::run(&cli.global, *a),
         Command::Db(c) => scan::db(&cli.global, c),
         Command::GenerateKeyPair(a) => sign::generate_key_pair(a),
