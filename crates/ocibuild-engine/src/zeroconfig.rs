@@ -63,7 +63,8 @@ pub const PROXY_VARS: &[&str] = &[
     "all_proxy",
 ];
 
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The `PATH` every step starts from.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// How to run a plan.
 #[derive(Clone, Debug)]

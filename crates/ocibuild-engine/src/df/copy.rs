@@ -162,6 +162,29 @@ impl Source {
         parents: bool,
         exclude: &[GlobMatcher],
     ) -> Result<Vec<Item>> {
+        // `--parents` with a `/./` pivot (BuildKit): the path is kept from the pivot on.
+        if parents && let Some((pivot, rest)) = pattern.split_once("/./") {
+            let pivot = clean_rel(pivot);
+            let full = if pivot.is_empty() {
+                rest.to_string()
+            } else {
+                format!("{pivot}/{rest}")
+            };
+            let mut items = self.items(exec, &full, parents, exclude)?;
+            if !pivot.is_empty() {
+                let pre = format!("{pivot}/");
+                items.retain_mut(|it| {
+                    if let Some(r) = it.dest_rel.strip_prefix(&pre) {
+                        it.dest_rel = r.to_string();
+                        true
+                    } else {
+                        // the pivot itself and the directories above it are not copied
+                        false
+                    }
+                });
+            }
+            return Ok(items);
+        }
         let pattern = clean_rel(pattern);
         // One file from an earlier stage: read it from the stage's layers where it is, without
         // materialising the stage's root.
@@ -188,7 +211,13 @@ impl Source {
             }
         }
         let root = self.root(exec)?;
-        let excluded = |rel: &str| exclude.iter().any(|g| g.is_match(rel));
+        // An excluded directory takes its contents with it (BuildKit's `--exclude`).
+        let excluded = |rel: &str| {
+            rel.match_indices('/')
+                .map(|(i, _)| &rel[..i])
+                .chain(std::iter::once(rel))
+                .any(|p| exclude.iter().any(|g| g.is_match(p)))
+        };
         let mut out = Vec::new();
         if self.is_fs_root() {
             // Walk from the pattern's literal prefix.

@@ -1,0 +1,426 @@
+//! Eject: a zero-config [`Plan`] written as a Dockerfile on the same native bases
+//! (`FROM ocibuild:PROFILE`, [`crate::df::native`]).
+//!
+//! ```text
+//! FROM ocibuild:<toolchain root> AS build     the plan's toolchain profile and packages
+//!   ENV PATH, HOME, LANG, SOURCE_DATE_EPOCH   what the zero-config executor gives every step
+//!   COPY --exclude=… . /src/                  the source copy, with the plan's excludes
+//!   RUN mkdir -p <outputs>; COPY <<EOF …      the output dirs and the planner's files
+//!   RUN --mount=type=cache … K=V argv…        each step (its env, cwd, network, cache mounts)
+//! FROM ocibuild:<runtime>:nonroot
+//!   COPY --from=build [--exclude=…] …         one COPY per layer of the plan
+//!   ENV/WORKDIR/USER/EXPOSE/LABEL/HEALTHCHECK/ENTRYPOINT/CMD   the plan's config
+//! ```
+//!
+//! COPY `--exclude` patterns are matched, as ocibuild's Dockerfile executor matches them,
+//! against paths relative to the source's root (the context, or the build stage's `/`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use ocibuild_builders::{LayerSpec, Plan};
+
+use crate::error::{EngineError, Result};
+use crate::zeroconfig::{DEFAULT_PATH, step_source_date_epoch, toolchain_request};
+
+/// What the eject needs besides the plan.
+#[derive(Clone, Debug, Default)]
+pub struct EjectOptions {
+    /// For the header comment: the app's directory as the user gave it.
+    pub app: String,
+    /// Labels the zero-config build adds to the plan's (created, git revision and source).
+    pub labels: BTreeMap<String, String>,
+    /// `--source-date-epoch` (the steps see it raised to 1980, as zero-config steps do).
+    pub source_date_epoch: u64,
+}
+
+/// The Dockerfile equivalent to `plan`.
+pub fn dockerfile(plan: &Plan, o: &EjectOptions) -> Result<String> {
+    if plan.toolchain.profile == "host" {
+        return Err(EngineError::Invalid {
+            what: "--dry-run=dockerfile".into(),
+            detail: "a plan with --toolchain host runs the host's programs, which a Dockerfile cannot name; eject without --toolchain host".into(),
+        });
+    }
+    let mut d = String::new();
+    let w = &mut d;
+    let (tc_profile, tc_packages) = toolchain_request(plan);
+    let _ = writeln!(
+        w,
+        "# Ejected from ocibuild's zero-config plan of {} ({} app, toolchain {}).\n\
+         # Build it with: ocibuild build -f <this file> {}\n\
+         # `FROM ocibuild:PROFILE[:VARIANT][+PACKAGE…]` bases are assembled from Debian packages\n\
+         # (`ocibuild base list`); --distro and --base-lock choose and pin them.\n",
+        o.app, plan.lang, plan.toolchain.version, o.app
+    );
+    let tc_ref = native_ref(
+        &tc_profile,
+        "",
+        &tc_packages,
+        plan.toolchain
+            .backports
+            .then_some(plan.toolchain.packages.as_slice()),
+    );
+    let _ = writeln!(w, "FROM {tc_ref} AS build");
+    // What the zero-config executor gives every step.
+    let mut path = plan.toolchain.path_prepend.join(":");
+    if !path.is_empty() {
+        path.push(':');
+    }
+    path.push_str(DEFAULT_PATH);
+    let _ = writeln!(
+        w,
+        "ENV PATH={} HOME=/root LANG=C.UTF-8 SOURCE_DATE_EPOCH={}",
+        env_value(&path),
+        step_source_date_epoch(o.source_date_epoch)
+    );
+    // The source copy.
+    let src = plan.source_dir.trim_end_matches('/');
+    let mut excludes: Vec<String> = plan.source_exclude.clone();
+    for f in ["Dockerfile", "Containerfile"] {
+        if !excludes.iter().any(|e| e == f) {
+            excludes.push(f.to_string());
+        }
+    }
+    let _ = writeln!(w, "COPY{} . {src}/", exclude_flags(&excludes, ""));
+    // The output dirs and the files the planner made.
+    if !plan.outputs.is_empty() {
+        let _ = writeln!(
+            w,
+            "RUN --network=none mkdir -p {}",
+            plan.outputs
+                .iter()
+                .map(|o| sh_quote(o))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    for f in &plan.files {
+        let mut tag = "OCIBUILD_EOF".to_string();
+        while f.content.lines().any(|l| l == tag) {
+            tag.push('_');
+        }
+        let _ = writeln!(w, "COPY <<'{tag}' {}", f.path);
+        let _ = write!(w, "{}", f.content);
+        if !f.content.ends_with('\n') {
+            let _ = writeln!(w);
+        }
+        let _ = writeln!(w, "{tag}");
+    }
+    // The steps.
+    let mounts: String = plan
+        .cache_mounts
+        .iter()
+        .map(|c| format!(" --mount=type=cache,id={},target={}", c.name, c.target))
+        .collect();
+    let mut cwd = String::new();
+    for s in &plan.steps {
+        if s.cwd != cwd {
+            let _ = writeln!(w, "WORKDIR {}", s.cwd);
+            cwd = s.cwd.clone();
+        }
+        let net = if s.network { "" } else { " --network=none" };
+        let _ = writeln!(w, "# step {}", s.name);
+        if s.argv.iter().any(|a| a.contains('\n')) {
+            let mut argv = vec!["env".to_string()];
+            argv.extend(s.env.iter().map(|(k, v)| format!("{k}={v}")));
+            argv.extend(s.argv.iter().cloned());
+            let json = serde_json::to_string(&argv).map_err(|e| EngineError::Invalid {
+                what: format!("step {}", s.name),
+                detail: e.to_string(),
+            })?;
+            let _ = writeln!(w, "RUN{net}{mounts} {json}");
+        } else {
+            let mut words: Vec<String> = s
+                .env
+                .iter()
+                .map(|(k, v)| format!("{k}={}", sh_quote(v)))
+                .collect();
+            words.extend(s.argv.iter().map(|a| sh_quote(a)));
+            let _ = writeln!(w, "RUN{net}{mounts} {}", words.join(" "));
+        }
+    }
+    // The writable directories: their contents (what the layers put there) staged in the build
+    // stage, copied last with the image user as owner.
+    if let Some(wr) = &plan.writable {
+        let mut cmds = Vec::new();
+        for dir in &wr.dirs {
+            let staged = format!("/ocibuild/writable{dir}");
+            cmds.push(format!("mkdir -p {}", sh_quote(&staged)));
+            if let Some(from) = layer_source(&plan.layers, dir) {
+                cmds.push(format!(
+                    "if [ -d {f} ]; then cp -a {f}/. {s}/; fi",
+                    f = sh_quote(&from),
+                    s = sh_quote(&staged)
+                ));
+            }
+        }
+        let _ = writeln!(w, "RUN --network=none {}", cmds.join(" && "));
+    }
+
+    // The final stage.
+    let rt = &plan.runtime;
+    let _ = writeln!(
+        w,
+        "\nFROM {}",
+        native_ref(&rt.profile, &rt.variant, &rt.packages, None)
+    );
+    for l in &plan.layers {
+        let _ = writeln!(w, "# layer {}", l.name);
+        let _ = writeln!(w, "{}", copy_layer(l));
+    }
+    if let Some(wr) = &plan.writable {
+        let _ = writeln!(w, "# layer writable");
+        let _ = writeln!(
+            w,
+            "COPY --from=build --chown={}:{} /ocibuild/writable/ /",
+            wr.uid, wr.gid
+        );
+    }
+    let c = &plan.config;
+    if !c.env.is_empty() {
+        let _ = writeln!(
+            w,
+            "ENV {}",
+            c.env
+                .iter()
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, v)) => format!("{k}={}", env_value(v)),
+                    None => format!("{kv}=\"\""),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    let _ = writeln!(w, "WORKDIR {}", c.workdir);
+    let _ = writeln!(w, "USER {}", c.user);
+    for p in &c.exposed_ports {
+        let _ = writeln!(w, "EXPOSE {p}");
+    }
+    let mut labels = c.labels.clone();
+    labels.extend(o.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    for (k, v) in &labels {
+        let _ = writeln!(w, "LABEL {}={}", env_value(k), env_value(v));
+    }
+    let json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+    if let Some(hc) = &c.healthcheck {
+        match hc.split_first() {
+            Some((first, rest)) if first == "CMD" => {
+                let _ = writeln!(w, "HEALTHCHECK CMD {}", json(rest));
+            }
+            Some((first, rest)) if first == "CMD-SHELL" => {
+                let _ = writeln!(w, "HEALTHCHECK CMD {}", rest.join(" "));
+            }
+            Some((first, _)) if first == "NONE" => {
+                let _ = writeln!(w, "HEALTHCHECK NONE");
+            }
+            _ => {}
+        }
+    }
+    let _ = writeln!(w, "ENTRYPOINT {}", json(&c.entrypoint));
+    if !c.cmd.is_empty() {
+        let _ = writeln!(w, "CMD {}", json(&c.cmd));
+    }
+    Ok(d)
+}
+
+/// `ocibuild:PROFILE[:VARIANT][+PKG[/backports]…]`.
+fn native_ref(
+    profile: &str,
+    variant: &str,
+    packages: &[String],
+    backports: Option<&[String]>,
+) -> String {
+    let mut s = format!("ocibuild:{profile}");
+    if !variant.is_empty() && variant != "default" {
+        s.push(':');
+        s.push_str(variant);
+    }
+    for p in packages {
+        s.push('+');
+        s.push_str(p);
+        if backports.is_some_and(|b| b.contains(p)) {
+            s.push_str("/backports");
+        }
+    }
+    s
+}
+
+/// The build-stage directory that holds what the layers put at the image path `dir`.
+fn layer_source(layers: &[LayerSpec], dir: &str) -> Option<String> {
+    layers.iter().rev().find_map(|l| {
+        let to = l.to.trim_end_matches('/');
+        let rest = if dir == to {
+            Some("")
+        } else {
+            dir.strip_prefix(to).and_then(|r| r.strip_prefix('/'))
+        }?;
+        let from = l.from.trim_end_matches('/');
+        Some(if rest.is_empty() {
+            from.to_string()
+        } else {
+            format!("{from}/{rest}")
+        })
+    })
+}
+
+/// `--exclude=` flags, each pattern made relative to the source root (`base`, no leading
+/// slash): patterns that start with `**/` match anywhere already.
+fn exclude_flags(patterns: &[String], base: &str) -> String {
+    patterns
+        .iter()
+        .map(|p| {
+            let p = p.trim_start_matches("./").trim_start_matches('/');
+            if base.is_empty() || p.starts_with("**/") {
+                format!(" --exclude={p}")
+            } else {
+                format!(" --exclude={base}/{p}")
+            }
+        })
+        .collect()
+}
+
+fn has_meta(s: &str) -> bool {
+    s.contains(['*', '?', '[', '{', '\\'])
+}
+
+/// The COPY that makes one layer of the plan.
+fn copy_layer(l: &LayerSpec) -> String {
+    let from = l.from.trim_end_matches('/');
+    let to = l.to.trim_end_matches('/');
+    let base = from.trim_start_matches('/');
+    let excludes = exclude_flags(&l.exclude, base);
+    if l.include.is_empty() {
+        return format!("COPY --from=build{excludes} {from}/ {to}/");
+    }
+    let mut sources = Vec::new();
+    let mut parents = false;
+    for inc in &l.include {
+        let inc = inc.trim_start_matches("./").trim_start_matches('/');
+        if inc.contains('/') {
+            // a pattern below the layer's directory keeps its path from there (BuildKit's
+            // `--parents` with a `/./` pivot)
+            parents = true;
+            sources.push(format!("{from}/./{inc}"));
+        } else {
+            sources.push(format!("{from}/{inc}"));
+        }
+    }
+    let single_literal = l.include.len() == 1 && !parents && !has_meta(&l.include[0]);
+    if single_literal {
+        let name = l.include[0].trim_start_matches("./");
+        return format!("COPY --from=build{excludes} {from}/{name} {to}/{name}");
+    }
+    format!(
+        "COPY --from=build{}{excludes} {} {to}/",
+        if parents { " --parents" } else { "" },
+        sources.join(" ")
+    )
+}
+
+/// A word for `sh`: as it is when it is plain, else single-quoted.
+fn sh_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./:=@%+,-".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// An ENV/LABEL value: double-quoted when it holds anything but plain characters.
+fn env_value(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./:@%+,-".contains(c))
+    {
+        s.to_string()
+    } else {
+        let mut q = String::from("\"");
+        for c in s.chars() {
+            if matches!(c, '"' | '\\' | '$') {
+                q.push('\\');
+            }
+            q.push(c);
+        }
+        q.push('"');
+        q
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(sh_quote("-s -w -buildid="), "'-s -w -buildid='");
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+        assert_eq!(sh_quote("/out/gohttp"), "/out/gohttp");
+        assert_eq!(env_value("a b$c"), "\"a b\\$c\"");
+    }
+
+    #[test]
+    fn layers_become_copies() {
+        let l = |from: &str, to: &str, inc: &[&str], exc: &[&str]| LayerSpec {
+            name: "x".into(),
+            from: from.into(),
+            to: to.into(),
+            include: inc.iter().map(|s| s.to_string()).collect(),
+            exclude: exc.iter().map(|s| s.to_string()).collect(),
+            key_files: vec![],
+        };
+        assert_eq!(
+            copy_layer(&l("/out", "/app", &["gohttp"], &[])),
+            "COPY --from=build /out/gohttp /app/gohttp"
+        );
+        assert_eq!(
+            copy_layer(&l(
+                "/src/node_modules",
+                "/app/node_modules",
+                &[],
+                &["**/*.map", ".package-lock.json"]
+            )),
+            "COPY --from=build --exclude=**/*.map --exclude=src/node_modules/.package-lock.json /src/node_modules/ /app/node_modules/"
+        );
+        assert_eq!(
+            copy_layer(&l("/out/libs", "/app/libs", &["*-SNAPSHOT.jar"], &[])),
+            "COPY --from=build /out/libs/*-SNAPSHOT.jar /app/libs/"
+        );
+        assert_eq!(
+            copy_layer(&l(
+                "/src/target/classes",
+                "/app/classes",
+                &["**/*.class"],
+                &[]
+            )),
+            "COPY --from=build --parents /src/target/classes/./**/*.class /app/classes/"
+        );
+    }
+
+    #[test]
+    fn ejects_a_go_app() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("go.mod"), "module x\n\ngo 1.22\n").unwrap();
+        std::fs::write(t.path().join("main.go"), "package main\nfunc main() {}\n").unwrap();
+        let plan =
+            ocibuild_builders::plan(t.path(), &ocibuild_builders::Options::default()).unwrap();
+        let d = dockerfile(&plan, &EjectOptions::default()).unwrap();
+        assert!(
+            d.contains("FROM ocibuild:build-base+golang-go AS build\n"),
+            "{d}"
+        );
+        assert!(d.contains("\nFROM ocibuild:static:nonroot\n"), "{d}");
+        assert!(
+            d.contains("--mount=type=cache,id=go-build,target=/root/.cache/go-build"),
+            "{d}"
+        );
+        assert!(d.contains("'-s -w -buildid='"), "{d}");
+        assert!(d.contains("USER 65532:65532\n"), "{d}");
+        // it parses
+        ocibuild_dockerfile::parse(&d, "Dockerfile").unwrap();
+    }
+}

@@ -1,0 +1,418 @@
+//! Native bases in Dockerfiles (`FROM ocibuild:PROFILE`) and the eject of zero-config plans
+//! (`ocibuild build DIR --dry-run=dockerfile`), built with `ocibuild build -f` and compared
+//! with the zero-config image: layer by layer, config by config and root filesystem by root
+//! filesystem (unpacked by umoci). Bases and toolchain roots come from the store the other
+//! app tests share.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ocibuild_testkit::{
+    TestContext, busybox_static, compare_rootfs, run, run_fail, run_ok_stdout, runc_run,
+    skopeo_inspect_config, umoci_unpack,
+};
+use serde_json::Value;
+
+fn cache() -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn app(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/apps")
+        .join(name)
+}
+
+/// The store the app tests share (apps.rs, build.rs, node_apps.rs, python_apps.rs).
+fn shared_store() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-build-tests-store")
+}
+
+fn ocibuild() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+    c.arg("--root")
+        .arg(shared_store())
+        .args(["--progress", "plain"])
+        .env_remove("SOURCE_DATE_EPOCH");
+    c
+}
+
+/// `ocibuild build ARGS --output oci:LAYOUT:TAG` → (digest, stderr).
+fn build(args: &[&str], layout: &Path, tag: &str) -> (String, String) {
+    let mut c = ocibuild();
+    c.arg("build")
+        .args(args)
+        .arg("--cache-dir")
+        .arg(cache())
+        .arg("--output")
+        .arg(format!("oci:{}:{tag}", layout.display()));
+    let out = run(&mut c);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "{}\nstdout: {stdout}\nstderr: {stderr}",
+        ocibuild_testkit::command_line(&c)
+    );
+    let d = stdout.lines().last().unwrap_or_default().to_string();
+    assert!(d.starts_with("sha256:"), "{stdout}");
+    (d, stderr)
+}
+
+// ---------------------------------------------------------------------------------------------
+// FROM ocibuild:PROFILE
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn native_bases_build_a_multi_stage_dockerfile_that_runs() {
+    let ctx = TestContext::new();
+    let dir = ctx.tmp_dir("ctx");
+    fs::copy(busybox_static(), dir.join("busybox")).unwrap();
+    // a build stage on a toolchain profile runs a RUN step; the final stage is distroless
+    fs::write(
+        dir.join("Dockerfile"),
+        "FROM ocibuild:build-base AS build\n\
+         RUN mkdir -p /out && printf 'made by %s on %s\\n' \"$(id -u)\" \"$(sed -n 's/^VERSION_CODENAME=//p' /etc/os-release)\" > /out/msg\n\
+         FROM ocibuild:static:nonroot\n\
+         COPY busybox /bin/busybox\n\
+         COPY --from=build /out/msg /msg\n\
+         ENTRYPOINT [\"/bin/busybox\", \"cat\", \"/msg\"]\n",
+    )
+    .unwrap();
+    let layout = ctx.path("layout");
+    let (a, err) = build(&[dir.to_str().unwrap()], &layout, "a");
+    assert!(err.contains("ocibuild:static:nonroot: sha256:"), "{err}");
+    let cfg = skopeo_inspect_config(&format!("oci:{}:a", layout.display()));
+    assert_eq!(
+        cfg["config"]["User"], "65532",
+        "static:nonroot's user: {cfg}"
+    );
+    assert_eq!(
+        cfg["config"]["Labels"]["dev.ocibuild.base.profile"], "static:nonroot",
+        "{cfg}"
+    );
+    let bundle = ctx.path("bundle");
+    umoci_unpack(&layout, "a", &bundle);
+    let (rc, out, e) = runc_run(&bundle, None);
+    assert_eq!(rc, 0, "{out}{e}");
+    assert_eq!(out.trim(), "made by 0 on trixie");
+    let (rc, out, e) = runc_run(&bundle, Some(&["/bin/busybox", "id", "-u"]));
+    assert_eq!((rc, out.trim()), (0, "65532"), "{e}");
+
+    // The second build assembles nothing and runs nothing: the same image.
+    let (b, err) = build(&[dir.to_str().unwrap()], &layout, "b");
+    assert_eq!(a, b);
+    assert!(
+        err.contains("ocibuild:static:nonroot: sha256:") && err.contains("(cached,"),
+        "{err}"
+    );
+    assert!(!err.contains("(assembled,"), "{err}");
+    assert!(err.contains("0 steps ran"), "{err}");
+}
+
+#[test]
+fn an_unknown_profile_is_named_with_the_nearest_and_the_list_before_anything_runs() {
+    let ctx = TestContext::new();
+    let dir = ctx.tmp_dir("ctx");
+    fs::write(
+        dir.join("Dockerfile"),
+        "FROM ocibuild:build-base AS build\nRUN exit 1\nFROM ocibuild:statik:nonroot\nCOPY --from=build /etc/hostname /x\n",
+    )
+    .unwrap();
+    let err = run_fail(
+        ocibuild()
+            .arg("build")
+            .arg(&dir)
+            .arg("--cache-dir")
+            .arg(cache()),
+    );
+    assert!(err.contains("Dockerfile:3"), "{err}");
+    assert!(err.contains("did you mean `static`?"), "{err}");
+    for p in [
+        "static",
+        "cc",
+        "python3",
+        "nodejs",
+        "java",
+        "build-base",
+        "go",
+        "node-build",
+    ] {
+        assert!(err.contains(p), "{p} listed: {err}");
+    }
+    assert!(err.contains("ocibuild base list"), "{err}");
+    assert!(!err.contains("RUN exit 1"), "nothing ran: {err}");
+}
+
+#[test]
+fn a_base_lock_is_honoured() {
+    let ctx = TestContext::new();
+    // a bookworm lock: the default --distro is trixie, so only the lock can make it bookworm
+    let lock = ctx.path("static.lock");
+    run_ok_stdout(
+        ocibuild()
+            .args([
+                "base",
+                "lock",
+                "--profile",
+                "static:nonroot",
+                "--distro",
+                "bookworm",
+            ])
+            .arg("--cache-dir")
+            .arg(cache())
+            .arg("--output")
+            .arg(&lock),
+    );
+    let dir = ctx.tmp_dir("ctx");
+    fs::copy(busybox_static(), dir.join("busybox")).unwrap();
+    fs::write(
+        dir.join("Dockerfile"),
+        "FROM ocibuild:static:nonroot\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\", \"cat\", \"/etc/os-release\"]\n",
+    )
+    .unwrap();
+    let layout = ctx.path("layout");
+    let (_, err) = build(
+        &[dir.to_str().unwrap(), "--base-lock", lock.to_str().unwrap()],
+        &layout,
+        "a",
+    );
+    assert!(err.contains("from the lockfile"), "{err}");
+    let cfg = skopeo_inspect_config(&format!("oci:{}:a", layout.display()));
+    assert_eq!(
+        cfg["config"]["Labels"]["dev.ocibuild.base.release"], "bookworm",
+        "{cfg}"
+    );
+    let bundle = ctx.path("bundle");
+    umoci_unpack(&layout, "a", &bundle);
+    let (rc, out, e) = runc_run(&bundle, None);
+    assert_eq!(rc, 0, "{e}");
+    assert!(out.contains("VERSION_CODENAME=bookworm"), "{out}");
+    // without the lock the same Dockerfile gives trixie
+    let (_, _) = build(&[dir.to_str().unwrap()], &layout, "b");
+    let cfg = skopeo_inspect_config(&format!("oci:{}:b", layout.display()));
+    assert_eq!(
+        cfg["config"]["Labels"]["dev.ocibuild.base.release"],
+        "trixie"
+    );
+    // a lock for other packages than the FROM line names is refused, saying both
+    fs::write(
+        dir.join("Dockerfile"),
+        "FROM ocibuild:static:nonroot+libc6\nCOPY busybox /bin/busybox\n",
+    )
+    .unwrap();
+    let err = run_fail(
+        ocibuild()
+            .arg("build")
+            .arg(&dir)
+            .arg("--base-lock")
+            .arg(&lock)
+            .arg("--cache-dir")
+            .arg(cache()),
+    );
+    assert!(
+        err.contains("--base-lock") && err.contains("libc6"),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Eject
+// ---------------------------------------------------------------------------------------------
+
+/// Zero-config build of an app, its eject, the ejected Dockerfile built with no other flags,
+/// and what differs. Returns the differences (empty: the same digest).
+fn eject_and_compare(ctx: &TestContext, name: &str) -> Vec<String> {
+    let layout = ctx.path(format!("layout-{name}"));
+    let (zc, _) = build(&[app(name).to_str().unwrap()], &layout, "zc");
+    let dockerfile = ctx.path(format!("{name}.Dockerfile"));
+    let text = run_ok_stdout(
+        ocibuild()
+            .arg("build")
+            .arg(app(name))
+            .arg("--dry-run=dockerfile"),
+    );
+    fs::write(&dockerfile, &text).unwrap();
+    let (df, err) = build(
+        &[
+            "-f",
+            dockerfile.to_str().unwrap(),
+            app(name).to_str().unwrap(),
+        ],
+        &layout,
+        "df",
+    );
+    let mut diffs = Vec::new();
+    if zc == df {
+        eprintln!("{name}: same digest {zc}");
+        return diffs;
+    }
+    let manifest = |tag: &str| -> Value {
+        let out = run_ok_stdout(
+            Command::new("skopeo")
+                .args(["inspect", "--raw"])
+                .arg(format!("oci:{}:{tag}", layout.display())),
+        );
+        serde_json::from_str(&out).unwrap()
+    };
+    let (mz, md) = (manifest("zc"), manifest("df"));
+    let digests = |m: &Value| -> Vec<String> {
+        m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (lz, ld) = (digests(&mz), digests(&md));
+    if lz != ld {
+        let same = lz.iter().zip(&ld).take_while(|(a, b)| a == b).count();
+        diffs.push(format!(
+            "layers: {} zero-config, {} ejected; the first {same} equal",
+            lz.len(),
+            ld.len()
+        ));
+    }
+    let mut cz = skopeo_inspect_config(&format!("oci:{}:zc", layout.display()));
+    let mut cd = skopeo_inspect_config(&format!("oci:{}:df", layout.display()));
+    for c in [&mut cz, &mut cd] {
+        c.as_object_mut().unwrap().remove("history");
+        c["rootfs"] = Value::Null;
+    }
+    if cz != cd {
+        diffs.push(format!(
+            "config (beyond history and layers): zero-config {} vs ejected {}",
+            cz["config"], cd["config"]
+        ));
+    }
+    diffs.push("config history (created_by lines)".into());
+    let rz = umoci_unpack(&layout, "zc", &ctx.path(format!("bundle-{name}-zc")));
+    let rd = umoci_unpack(&layout, "df", &ctx.path(format!("bundle-{name}-df")));
+    let fs_diffs = compare_rootfs(&rz, &rd);
+    if !fs_diffs.is_empty() {
+        diffs.push(format!("ROOTFS: {}", fs_diffs.join("; ")));
+    }
+    eprintln!(
+        "{name}: zero-config {zc}, ejected {df}: {}\n--- ejected Dockerfile ---\n{text}\n--- its build ---\n{}",
+        diffs.join(" | "),
+        err.lines()
+            .filter(|l| l.contains("ocibuild:") || l.contains("image sha256"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    diffs
+}
+
+/// Every app of a family: the ejected Dockerfile gives the same root filesystem (and the same
+/// layers and config but for history, which the report lists).
+fn family(apps: &[&str]) {
+    let ctx = TestContext::new();
+    let mut bad = Vec::new();
+    let mut report = Vec::new();
+    for name in apps {
+        let diffs = eject_and_compare(&ctx, name);
+        if diffs.iter().any(|d| d.starts_with("ROOTFS")) {
+            bad.push(format!("{name}: {}", diffs.join(" | ")));
+        }
+        report.push(format!(
+            "{name}: {}",
+            if diffs.is_empty() {
+                "same digest".to_string()
+            } else {
+                diffs.join(" | ")
+            }
+        ));
+    }
+    eprintln!("eject report:\n{}", report.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "ejected Dockerfiles whose image differs in its files:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn ejected_go_apps_build_the_same_files() {
+    family(&["go-hello", "go-http", "go-cmd", "go-new"]);
+}
+
+#[test]
+fn ejected_node_apps_build_the_same_files() {
+    family(&[
+        "node-app",
+        "node-deps",
+        "node-native",
+        "node-nest",
+        "node-next",
+        "node-pnpm",
+        "node-ts-express",
+        "node-yarn-berry",
+        "node-yarn-classic",
+    ]);
+}
+
+#[test]
+fn ejected_python_apps_build_the_same_files() {
+    family(&[
+        "python-app",
+        "python-django-pipenv",
+        "python-flask",
+        "python-flit-scripts",
+        "python-instance",
+        "python-poetry-flask",
+        "python-pyproject",
+        "python-script",
+        "python-uv-fastapi",
+    ]);
+}
+
+#[test]
+fn ejected_java_apps_build_the_same_files() {
+    family(&["java-maven", "java-multimodule", "java-plain"]);
+}
+
+#[test]
+fn every_testdata_app_is_in_a_family() {
+    let listed: Vec<&str> = [
+        "go-hello",
+        "go-http",
+        "go-cmd",
+        "go-new",
+        "node-app",
+        "node-deps",
+        "node-native",
+        "node-nest",
+        "node-next",
+        "node-pnpm",
+        "node-ts-express",
+        "node-yarn-berry",
+        "node-yarn-classic",
+        "python-app",
+        "python-django-pipenv",
+        "python-flask",
+        "python-flit-scripts",
+        "python-instance",
+        "python-poetry-flask",
+        "python-pyproject",
+        "python-script",
+        "python-uv-fastapi",
+        "java-maven",
+        "java-multimodule",
+        "java-plain",
+    ]
+    .to_vec();
+    for e in fs::read_dir(app("")).unwrap() {
+        let n = e.unwrap().file_name().to_string_lossy().into_owned();
+        if n.ends_with("-error") {
+            continue;
+        }
+        assert!(
+            listed.contains(&n.as_str()),
+            "testdata/apps/{n} has no eject test"
+        );
+    }
+}
