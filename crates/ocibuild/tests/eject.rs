@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ocibuild_testkit::{
-    TestContext, busybox_static, compare_rootfs, run, run_fail, run_ok_stdout, runc_run,
+    TestContext, buildah::compare_rootfs, busybox_static, run, run_fail, run_ok_stdout, runc_run,
     skopeo_inspect_config, umoci_unpack,
 };
 use serde_json::Value;
@@ -183,10 +183,8 @@ fn a_base_lock_is_honoured() {
     );
     assert!(err.contains("from the lockfile"), "{err}");
     let cfg = skopeo_inspect_config(&format!("oci:{}:a", layout.display()));
-    assert_eq!(
-        cfg["config"]["Labels"]["dev.ocibuild.base.release"], "bookworm",
-        "{cfg}"
-    );
+    let release = cfg["config"]["Labels"]["dev.ocibuild.base.release"].to_string();
+    assert!(release.contains("bookworm"), "{cfg}");
     let bundle = ctx.path("bundle");
     umoci_unpack(&layout, "a", &bundle);
     let (rc, out, e) = runc_run(&bundle, None);
@@ -195,10 +193,8 @@ fn a_base_lock_is_honoured() {
     // without the lock the same Dockerfile gives trixie
     let (_, _) = build(&[dir.to_str().unwrap()], &layout, "b");
     let cfg = skopeo_inspect_config(&format!("oci:{}:b", layout.display()));
-    assert_eq!(
-        cfg["config"]["Labels"]["dev.ocibuild.base.release"],
-        "trixie"
-    );
+    let release = cfg["config"]["Labels"]["dev.ocibuild.base.release"].to_string();
+    assert!(release.contains("trixie"), "{cfg}");
     // a lock for other packages than the FROM line names is refused, saying both
     fs::write(
         dir.join("Dockerfile"),
