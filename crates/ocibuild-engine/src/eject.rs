@@ -165,22 +165,80 @@ pub fn dockerfile(plan: &Plan, o: &EjectOptions) -> Result<String> {
         "\nFROM {}",
         native_ref(&rt.profile, &rt.variant, &rt.packages, None)
     );
-    for l in &plan.layers {
-        let _ = writeln!(w, "# layer {}", l.name);
-        let _ = writeln!(w, "{}", copy_layer(l));
+    for l in final_stage(plan, o) {
+        if let Some(c) = &l.comment {
+            let _ = writeln!(w, "# {c}");
+        }
+        let _ = writeln!(w, "{}", l.text);
+    }
+    Ok(d)
+}
+
+/// What an instruction of the final stage makes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Makes {
+    /// Only config.
+    Config,
+    /// The plan's layer of this index.
+    Layer(usize),
+    /// The writable directories' layer: one COPY per directory (of this index), where the
+    /// zero-config build makes one layer of them all.
+    Writable(usize),
+}
+
+/// One instruction of the ejected final stage.
+#[derive(Clone, Debug)]
+pub struct Line {
+    pub comment: Option<String>,
+    /// The instruction, on one line (its history `created_by`).
+    pub text: String,
+    pub makes: Makes,
+}
+
+/// The final stage's instructions after its FROM: a COPY per layer, the writable layer, then
+/// the config.
+pub fn final_stage(plan: &Plan, o: &EjectOptions) -> Vec<Line> {
+    let mut out = Vec::new();
+    let writable: &[String] = plan.writable.as_ref().map_or(&[], |w| &w.dirs);
+    for (i, l) in plan.layers.iter().enumerate() {
+        // what the layer holds in a writable directory goes to the writable layer instead
+        let mut l = l.clone();
+        let to = l.to.trim_end_matches('/').to_string();
+        for d in writable {
+            if let Some(sub) = d.strip_prefix(&format!("{to}/")) {
+                l.exclude.push(sub.to_string());
+            }
+        }
+        out.push(Line {
+            comment: Some(format!("layer {}", l.name)),
+            text: copy_layer(&l),
+            makes: Makes::Layer(i),
+        });
     }
     if let Some(wr) = &plan.writable {
-        let _ = writeln!(w, "# layer writable");
-        let _ = writeln!(
-            w,
-            "COPY --from=build --chown={}:{} /ocibuild/writable/ /",
-            wr.uid, wr.gid
-        );
+        // one COPY per directory: its parents stay as they are (root's)
+        for (i, d) in wr.dirs.iter().enumerate() {
+            let d = d.trim_end_matches('/');
+            out.push(Line {
+                comment: (i == 0).then(|| "layer writable".to_string()),
+                text: format!(
+                    "COPY --from=build --chown={}:{} /ocibuild/writable{d}/ {d}/",
+                    wr.uid, wr.gid
+                ),
+                makes: Makes::Writable(i),
+            });
+        }
     }
+    let mut config = |text: String| {
+        out.push(Line {
+            comment: None,
+            text,
+            makes: Makes::Config,
+        })
+    };
     let c = &plan.config;
     if !c.env.is_empty() {
-        let _ = writeln!(
-            w,
+        config(format!(
             "ENV {}",
             c.env
                 .iter()
@@ -190,38 +248,60 @@ pub fn dockerfile(plan: &Plan, o: &EjectOptions) -> Result<String> {
                 })
                 .collect::<Vec<_>>()
                 .join(" ")
-        );
+        ));
     }
-    let _ = writeln!(w, "WORKDIR {}", c.workdir);
-    let _ = writeln!(w, "USER {}", c.user);
+    config(format!("WORKDIR {}", c.workdir));
+    config(format!("USER {}", c.user));
     for p in &c.exposed_ports {
-        let _ = writeln!(w, "EXPOSE {p}");
+        config(format!("EXPOSE {p}"));
     }
     let mut labels = c.labels.clone();
     labels.extend(o.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
     for (k, v) in &labels {
-        let _ = writeln!(w, "LABEL {}={}", env_value(k), env_value(v));
+        config(format!("LABEL {}={}", env_value(k), env_value(v)));
     }
     let json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
     if let Some(hc) = &c.healthcheck {
         match hc.split_first() {
             Some((first, rest)) if first == "CMD" => {
-                let _ = writeln!(w, "HEALTHCHECK CMD {}", json(rest));
+                config(format!("HEALTHCHECK CMD {}", json(rest)));
             }
             Some((first, rest)) if first == "CMD-SHELL" => {
-                let _ = writeln!(w, "HEALTHCHECK CMD {}", rest.join(" "));
+                config(format!("HEALTHCHECK CMD {}", rest.join(" ")));
             }
-            Some((first, _)) if first == "NONE" => {
-                let _ = writeln!(w, "HEALTHCHECK NONE");
-            }
+            Some((first, _)) if first == "NONE" => config("HEALTHCHECK NONE".into()),
             _ => {}
         }
     }
-    let _ = writeln!(w, "ENTRYPOINT {}", json(&c.entrypoint));
+    config(format!("ENTRYPOINT {}", json(&c.entrypoint)));
     if !c.cmd.is_empty() {
-        let _ = writeln!(w, "CMD {}", json(&c.cmd));
+        config(format!("CMD {}", json(&c.cmd)));
     }
-    Ok(d)
+    out
+}
+
+/// The config history the Dockerfile executor writes for [`final_stage`]: one entry per
+/// instruction, `empty_layer` where it made no layer (`made` says which did).
+pub fn final_history(
+    plan: &Plan,
+    o: &EjectOptions,
+    made: &dyn Fn(&Makes) -> bool,
+) -> Vec<serde_json::Value> {
+    let created = ocibuild_oci::image::rfc3339(o.source_date_epoch);
+    final_stage(plan, o)
+        .into_iter()
+        .map(|l| {
+            let mut e = serde_json::json!({
+                "created": created,
+                "created_by": l.text,
+                "comment": "buildkit.dockerfile.v0",
+            });
+            if !made(&l.makes) {
+                e["empty_layer"] = serde_json::json!(true);
+            }
+            e
+        })
+        .collect()
 }
 
 /// `ocibuild:PROFILE[:VARIANT][+PKG[/backports]…]`.
