@@ -293,7 +293,7 @@ pub fn final_history(
         .map(|l| {
             let mut e = serde_json::json!({
                 "created": created,
-                "created_by": l.text,
+                "created_by": crate::df::one_line(&l.text),
                 "comment": "buildkit.dockerfile.v0",
             });
             if !made(&l.makes) {

@@ -170,7 +170,7 @@ impl Components {
     fn key(&self) -> String {
         use sha2::{Digest as _, Sha256};
         let mut h = Sha256::new();
-        h.update(b"zeroconfig-build-v3\0");
+        h.update(b"zeroconfig-build-v4\0");
         h.update(serde_json::to_vec(self).unwrap_or_default());
         hex::encode(h.finalize())
     }

@@ -332,10 +332,24 @@ fn apply_edits(
                     .collect()
             })
             .unwrap_or_default();
+        // As a Dockerfile's ENV: a variable the base sets is replaced where it is.
         for (k, v) in &e.env {
             let prefix = format!("{k}=");
-            env.retain(|s| !s.starts_with(&prefix) && s != k);
-            env.push(format!("{k}={v}"));
+            let kv = format!("{k}={v}");
+            match env.iter().position(|s| s.starts_with(&prefix) || s == k) {
+                Some(i) => {
+                    env[i] = kv;
+                    let mut j = i + 1;
+                    while j < env.len() {
+                        if env[j].starts_with(&prefix) || env[j] == *k {
+                            env.remove(j);
+                        } else {
+                            j += 1;
+                        }
+                    }
+                }
+                None => env.push(kv),
+            }
         }
         c.insert("Env".into(), json!(env));
     }

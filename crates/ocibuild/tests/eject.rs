@@ -434,3 +434,59 @@ fn every_testdata_app_is_in_a_family() {
         );
     }
 }
+
+/// What the ejected layers rely on: `COPY --exclude=DIR` leaves out the directory's contents
+/// too (BuildKit's meaning), from the context and from a stage, and `COPY --parents` keeps the
+/// path from a `/./` pivot on; a wildcard that matches nothing copies nothing (BuildKit).
+#[test]
+fn copy_excludes_whole_directories_and_parents_take_a_pivot() {
+    let ctx = TestContext::new();
+    let dir = ctx.tmp_dir("ctx");
+    for (f, body) in [
+        ("keep.txt", "k"),
+        ("skip/x.txt", "x"),
+        ("sub/d/y.txt", "y"),
+        ("sub/z.md", "z"),
+    ] {
+        let p = dir.join(f);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, body).unwrap();
+    }
+    fs::write(
+        dir.join("Dockerfile"),
+        "FROM scratch AS src\n\
+         COPY --exclude=Dockerfile . /tree/\n\
+         FROM scratch\n\
+         COPY --from=src --exclude=tree/skip /tree/ /a/\n\
+         COPY --exclude=skip --exclude=Dockerfile . /b/\n\
+         COPY --from=src --parents /tree/./sub/**/*.txt /c/\n\
+         COPY --from=src /tree/*.none /c/\n",
+    )
+    .unwrap();
+    let layout = ctx.path("layout");
+    build(&[dir.to_str().unwrap()], &layout, "t");
+    let rootfs = umoci_unpack(&layout, "t", &ctx.path("bundle"));
+    let mut files: Vec<String> = ocibuild_testkit::walk(&rootfs)
+        .into_iter()
+        .filter(|p| p.is_file())
+        .map(|p| {
+            p.strip_prefix(&rootfs)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "a/keep.txt",
+            "a/sub/d/y.txt",
+            "a/sub/z.md",
+            "b/keep.txt",
+            "b/sub/d/y.txt",
+            "b/sub/z.md",
+            "c/sub/d/y.txt",
+        ]
+    );
+}

@@ -733,7 +733,9 @@ impl Exec<'_> {
                 continue;
             }
             let items = src.items(self, s, a.parents, &exclude)?;
-            if items.is_empty() {
+            // A wildcard that matches nothing copies nothing (BuildKit's AllowEmptyWildcard);
+            // a path that is not there is an error.
+            if items.is_empty() && !has_glob(s) {
                 let detail = match &src {
                     Source::Stage(_) => format!(
                         "`{s}` does not exist in {}",
@@ -801,7 +803,7 @@ impl Exec<'_> {
         if from_id.is_some() {
             for (s, items) in all.iter_mut() {
                 *items = src.items(self, s, a.parents, &exclude)?;
-                if items.is_empty() {
+                if items.is_empty() && !has_glob(s) {
                     return Err(EngineError::Invalid {
                         what: format!("{loc}: {}", one_line(&ins.original)),
                         detail: format!(
@@ -832,7 +834,11 @@ impl Exec<'_> {
                     && items[0].host.symlink_metadata().is_ok_and(|m| !m.is_dir())
             });
         let dest_is_dir = dest_is_dir_syntax || dest_exists_dir || !single_file;
-        if dest_is_dir {
+        // wildcards that matched nothing onto a directory that is there: no change, no layer
+        let nothing = all.iter().all(|(_, items)| items.is_empty())
+            && downloads.is_empty()
+            && inline.is_empty();
+        if dest_is_dir && !(nothing && dest_exists_dir) {
             w.ensure_dir(&dest_abs, None)?;
         }
         let target = |rel: &str| -> String {

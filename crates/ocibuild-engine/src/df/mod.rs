@@ -24,6 +24,8 @@ pub mod fsops;
 pub mod native;
 mod steps;
 
+pub(crate) use steps::one_line;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
