@@ -49,7 +49,7 @@ pub fn dockerfile(plan: &Plan, o: &EjectOptions) -> Result<String> {
         w,
         "# Ejected from ocibuild's zero-config plan of {} ({} app, toolchain {}).\n\
          # Build it with: ocibuild build -f <this file> {}\n\
-         # `FROM ocibuild:PROFILE[:VARIANT][+PACKAGE…]` bases are assembled from Debian packages\n\
+         # `FROM ocibuild:PROFILE[:VARIANT][+PACKAGE,…]` bases are assembled from Debian packages\n\
          # (`ocibuild base list`); --distro and --base-lock choose and pin them.\n",
         o.app, plan.lang, plan.toolchain.version, o.app
     );
@@ -304,7 +304,7 @@ pub fn final_history(
         .collect()
 }
 
-/// `ocibuild:PROFILE[:VARIANT][+PKG[/backports]…]`.
+/// `ocibuild:PROFILE[:VARIANT][+PKG[/backports][,PKG…]]`.
 fn native_ref(
     profile: &str,
     variant: &str,
@@ -316,8 +316,8 @@ fn native_ref(
         s.push(':');
         s.push_str(variant);
     }
-    for p in packages {
-        s.push('+');
+    for (i, p) in packages.iter().enumerate() {
+        s.push(if i == 0 { '+' } else { ',' });
         s.push_str(p);
         if backports.is_some_and(|b| b.contains(p)) {
             s.push_str("/backports");

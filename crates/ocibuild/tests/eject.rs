@@ -220,6 +220,16 @@ fn a_base_lock_is_honoured() {
 // Eject
 // ---------------------------------------------------------------------------------------------
 
+/// Files that differ between two builds whatever the frontend, and why (the maintainers' list).
+/// python-flask: MarkupSafe's C extension embeds pip's random build directory
+/// (`/tmp/pip-install-XXXX/…`), so it is only the same when pip's wheel cache (a cache mount,
+/// which the ejected Dockerfile's `RUN --mount=type=cache,id=pip` keeps apart from the
+/// zero-config build's) already holds the wheel; its RECORD lists the extension's hash.
+const KNOWN: &[(&str, &str)] = &[
+    ("python-flask", "/markupsafe/_speedups."),
+    ("python-flask", "/markupsafe-3.0.2.dist-info/RECORD"),
+];
+
 /// Zero-config build of an app, its eject, the ejected Dockerfile built with no other flags,
 /// and what differs. Returns the differences (empty: the same digest).
 fn eject_and_compare(ctx: &TestContext, name: &str) -> Vec<String> {
@@ -301,7 +311,15 @@ fn eject_and_compare(ctx: &TestContext, name: &str) -> Vec<String> {
     }
     let rz = umoci_unpack(&layout, "zc", &ctx.path(format!("bundle-{name}-zc")));
     let rd = umoci_unpack(&layout, "df", &ctx.path(format!("bundle-{name}-df")));
-    let fs_diffs = compare_rootfs(&rz, &rd);
+    let (known, fs_diffs): (Vec<String>, Vec<String>) =
+        compare_rootfs(&rz, &rd).into_iter().partition(|d| {
+            KNOWN
+                .iter()
+                .any(|(app, path)| *app == name && d.contains(path))
+        });
+    if !known.is_empty() {
+        diffs.push(format!("known: {}", known.join("; ")));
+    }
     if !fs_diffs.is_empty() {
         diffs.push(format!("ROOTFS: {}", fs_diffs.join("; ")));
     }
@@ -452,6 +470,7 @@ fn copy_excludes_whole_directories_and_parents_take_a_pivot() {
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(p, body).unwrap();
     }
+    fs::create_dir_all(dir.join("empty")).unwrap();
     fs::write(
         dir.join("Dockerfile"),
         "FROM scratch AS src\n\
@@ -460,7 +479,8 @@ fn copy_excludes_whole_directories_and_parents_take_a_pivot() {
          COPY --from=src --exclude=tree/skip /tree/ /a/\n\
          COPY --exclude=skip --exclude=Dockerfile . /b/\n\
          COPY --from=src --parents /tree/./sub/**/*.txt /c/\n\
-         COPY --from=src /tree/*.none /c/\n",
+         COPY --from=src /tree/*.none /c/\n\
+         COPY --from=src --chown=7:7 /tree/empty/ /e/\n",
     )
     .unwrap();
     let layout = ctx.path("layout");
@@ -489,4 +509,8 @@ fn copy_excludes_whole_directories_and_parents_take_a_pivot() {
             "c/sub/d/y.txt",
         ]
     );
+    // an empty directory copies as one (owned as --chown says)
+    let e = fs::metadata(rootfs.join("e")).unwrap();
+    assert!(e.is_dir());
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&e), 7);
 }

@@ -154,6 +154,24 @@ impl Source {
         }
     }
 
+    /// Whether `pattern` names a directory in an earlier stage (which may be empty).
+    fn is_stage_dir(&self, exec: &Exec<'_>, pattern: &str) -> bool {
+        let Source::Stage(j) = self else {
+            return false;
+        };
+        let Some(out) = exec.stages[*j].get() else {
+            return false;
+        };
+        let merged = out.merged.lock().ok().and_then(|m| m.clone());
+        let Ok(view) = exec.view_of(&out.chain, merged.as_ref()) else {
+            return false;
+        };
+        view.resolve(&format!("/{}", clean_rel(pattern)))
+            .ok()
+            .and_then(|rel| view.lstat(&rel))
+            .is_some_and(|(_, m)| m.is_dir())
+    }
+
     /// The items one source pattern selects.
     fn items(
         &self,
@@ -733,9 +751,9 @@ impl Exec<'_> {
                 continue;
             }
             let items = src.items(self, s, a.parents, &exclude)?;
-            // A wildcard that matches nothing copies nothing (BuildKit's AllowEmptyWildcard);
-            // a path that is not there is an error.
-            if items.is_empty() && !has_glob(s) {
+            // A wildcard that matches nothing copies nothing (BuildKit's AllowEmptyWildcard),
+            // and so does an empty directory; a path that is not there is an error.
+            if items.is_empty() && !has_glob(s) && !src.is_stage_dir(self, s) {
                 let detail = match &src {
                     Source::Stage(_) => format!(
                         "`{s}` does not exist in {}",
@@ -777,6 +795,8 @@ impl Exec<'_> {
         }
         let parts = json!({
             "parent": st.chain.key,
+            // v2: an excluded directory takes its contents, `/./` pivots, empty wildcards
+            "copy": 2,
             "instruction": [kw, sources, inline, dest_abs, dest_is_dir_syntax, chown, chmod, a.link, a.parents, a.exclude],
             "content": content,
         });

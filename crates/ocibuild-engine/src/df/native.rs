@@ -1,10 +1,10 @@
-//! `FROM ocibuild:PROFILE[:VARIANT][+PACKAGE…]`: a stage on a base assembled from Debian
+//! `FROM ocibuild:PROFILE[:VARIANT][+PACKAGE[,PACKAGE…]]`: a stage on a base assembled from Debian
 //! packages in the store (the profiles of `ocibuild base list`), with no registry involved.
 //!
-//! `ocibuild:static:nonroot`, `ocibuild:python-build`, `ocibuild:build-base+golang-go+git`:
-//! the profile and variant as `ocibuild base build --profile` takes them, then extra packages
-//! (each `+NAME`, `+NAME/backports` to take it from `<release>-backports`), in their own
-//! layer. Toolchain profiles (`toolchain: true`: `build-base`, `go`, `node-build`, …) are built
+//! `ocibuild:static:nonroot`, `ocibuild:python-build`, `ocibuild:build-base+golang-go,git`:
+//! the profile and variant as `ocibuild base build --profile` takes them, then after a `+` the
+//! extra packages, comma-separated (`NAME/backports` takes one from `<release>-backports`), in
+//! their own layer. Toolchain profiles (`toolchain: true`: `build-base`, `go`, `node-build`, …) are built
 //! as the zero-config builders build their roots (fast zstd layers: they are run in, not
 //! shipped), so a Dockerfile and a zero-config build of the same app share them. A built base
 //! is remembered by the hash of its lock ([`crate::roots`]): the second build assembles nothing.
@@ -58,8 +58,12 @@ pub fn parse(spec: &str) -> Result<NativeRef> {
         what: format!("FROM {PREFIX}{spec}"),
         detail,
     };
-    let mut parts = spec.split('+');
-    let head = parts.next().unwrap_or_default();
+    // the first `+` ends the profile (package names hold `+`, as in g++; never `,`)
+    let (head, list) = match spec.split_once('+') {
+        Some((h, l)) => (h, Some(l)),
+        None => (spec, None),
+    };
+    let parts = list.into_iter().flat_map(|l| l.split(','));
     let (profile, variant) = parse_profile_spec(head).map_err(|e| bad(e.to_string()))?;
     let chain = profile_chain(&profile).map_err(|e| bad(e.to_string()))?;
     let toolchain = chain.last().is_some_and(|p| p.toolchain);
@@ -82,7 +86,7 @@ pub fn parse(spec: &str) -> Result<NativeRef> {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
         {
             return Err(bad(format!(
-                "`{p}` is not a Debian package name; write ocibuild:PROFILE[:VARIANT][+PACKAGE…], e.g. ocibuild:build-base+golang-go"
+                "`{p}` is not a Debian package name; write ocibuild:PROFILE[:VARIANT][+PACKAGE[,PACKAGE…]], e.g. ocibuild:build-base+golang-go,git"
             )));
         }
         packages.push(name.to_string());
@@ -192,14 +196,16 @@ mod tests {
             ("static", Variant::Nonroot, false)
         );
         assert!(r.packages.is_empty());
-        let r = parse("build-base+golang-1.26-go/backports+git").unwrap();
+        let r = parse("build-base+golang-1.26-go/backports,git").unwrap();
         assert_eq!(r.profile, "build-base");
         assert!(r.toolchain && r.backports);
         assert_eq!(r.packages, ["golang-1.26-go", "git"]);
         assert_eq!(
             r.reference(),
-            "ocibuild:build-base+golang-1.26-go/backports+git"
+            "ocibuild:build-base+golang-1.26-go/backports,git"
         );
+        let r = parse("node-build+python3,make,g++").unwrap();
+        assert_eq!(r.packages, ["python3", "make", "g++"]);
         assert_eq!(
             parse("python-build").unwrap().reference(),
             "ocibuild:python-build"
