@@ -364,14 +364,15 @@ fn has_meta(s: &str) -> bool {
     s.contains(['*', '?', '[', '{', '\\'])
 }
 
-/// The COPY that makes one layer of the plan.
+/// The COPY that makes one layer of the plan: owned by root, as the zero-config layers are
+/// (a package manager running as root keeps the owners its tarballs name, e.g. 501:20).
 fn copy_layer(l: &LayerSpec) -> String {
     let from = l.from.trim_end_matches('/');
     let to = l.to.trim_end_matches('/');
     let base = from.trim_start_matches('/');
     let excludes = exclude_flags(&l.exclude, base);
     if l.include.is_empty() {
-        return format!("COPY --from=build{excludes} {from}/ {to}/");
+        return format!("COPY --from=build --chown=0:0{excludes} {from}/ {to}/");
     }
     let mut sources = Vec::new();
     let mut parents = false;
@@ -389,10 +390,10 @@ fn copy_layer(l: &LayerSpec) -> String {
     let single_literal = l.include.len() == 1 && !parents && !has_meta(&l.include[0]);
     if single_literal {
         let name = l.include[0].trim_start_matches("./");
-        return format!("COPY --from=build{excludes} {from}/{name} {to}/{name}");
+        return format!("COPY --from=build --chown=0:0{excludes} {from}/{name} {to}/{name}");
     }
     format!(
-        "COPY --from=build{}{excludes} {} {to}/",
+        "COPY --from=build --chown=0:0{}{excludes} {} {to}/",
         if parents { " --parents" } else { "" },
         sources.join(" ")
     )
@@ -455,7 +456,7 @@ mod tests {
         };
         assert_eq!(
             copy_layer(&l("/out", "/app", &["gohttp"], &[])),
-            "COPY --from=build /out/gohttp /app/gohttp"
+            "COPY --from=build --chown=0:0 /out/gohttp /app/gohttp"
         );
         assert_eq!(
             copy_layer(&l(
@@ -464,11 +465,11 @@ mod tests {
                 &[],
                 &["**/*.map", ".package-lock.json"]
             )),
-            "COPY --from=build --exclude=**/*.map --exclude=src/node_modules/.package-lock.json /src/node_modules/ /app/node_modules/"
+            "COPY --from=build --chown=0:0 --exclude=**/*.map --exclude=src/node_modules/.package-lock.json /src/node_modules/ /app/node_modules/"
         );
         assert_eq!(
             copy_layer(&l("/out/libs", "/app/libs", &["*-SNAPSHOT.jar"], &[])),
-            "COPY --from=build /out/libs/*-SNAPSHOT.jar /app/libs/"
+            "COPY --from=build --chown=0:0 /out/libs/*-SNAPSHOT.jar /app/libs/"
         );
         assert_eq!(
             copy_layer(&l(
@@ -477,7 +478,7 @@ mod tests {
                 &["**/*.class"],
                 &[]
             )),
-            "COPY --from=build --parents /src/target/classes/./**/*.class /app/classes/"
+            "COPY --from=build --chown=0:0 --parents /src/target/classes/./**/*.class /app/classes/"
         );
     }
 
