@@ -371,7 +371,10 @@ fn bench(args: &Args, ocibuild: &Path, work: &TestContext) -> Res<()> {
         }
         eprint!(", FROM");
         let root = cx.fresh("root");
-        let secs = time_cmd(&mut cx.build_from_cmd(&pull_reg, &root)?, "ocibuild build (FROM)")?;
+        let secs = time_cmd(
+            &mut cx.build_from_cmd(&pull_reg, &root)?,
+            "ocibuild build (FROM)",
+        )?;
         if timed {
             from.push(secs);
         }

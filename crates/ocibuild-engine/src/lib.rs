@@ -11,6 +11,7 @@
 //! modify the app directory it builds.
 
 pub mod df;
+pub mod eject;
 pub mod elf;
 pub mod error;
 pub mod mountcache;

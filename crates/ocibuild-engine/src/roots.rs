@@ -277,8 +277,26 @@ impl Bases {
         })
     }
 
+    /// A lock read from a file (`--base-lock`), as [`Bases::locked`] (or, with `toolchain`,
+    /// [`Bases::toolchain_locked`]) would give it: exactly its packages, nothing resolved. Its
+    /// release and architecture are the lockfile's.
+    pub fn locked_from(&self, lock: Lockfile, toolchain: bool) -> Result<Locked> {
+        let mut opts = self.options(&lock.profile, lock.variant, &lock.extra_packages, false);
+        opts.release = lock.release()?;
+        opts.arch = lock.arch.clone();
+        if toolchain {
+            opts.compression = Compression::Zstd;
+            opts.level = Some(1);
+        }
+        self.key_for(opts, lock)
+    }
+
     fn lock_key(&self, opts: BaseOptions) -> Result<Locked> {
         let lock = self.lock(&opts)?;
+        self.key_for(opts, lock)
+    }
+
+    fn key_for(&self, opts: BaseOptions, lock: Lockfile) -> Result<Locked> {
         let key = {
             let json = serde_json::to_vec(&lock).map_err(|e| EngineError::Invalid {
                 what: "lockfile".into(),

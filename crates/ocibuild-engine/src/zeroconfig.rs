@@ -63,7 +63,8 @@ pub const PROXY_VARS: &[&str] = &[
     "all_proxy",
 ];
 
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The `PATH` every step starts from.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// How to run a plan.
 #[derive(Clone, Debug)]
@@ -171,7 +172,7 @@ impl Components {
     fn key(&self) -> String {
         use sha2::{Digest as _, Sha256};
         let mut h = Sha256::new();
-        h.update(b"zeroconfig-build-v2\0");
+        h.update(b"zeroconfig-build-v4\0");
         h.update(serde_json::to_vec(self).unwrap_or_default());
         hex::encode(h.finalize())
     }
@@ -1112,7 +1113,7 @@ pub fn build(
                 .iter()
                 .map(|(dest, src)| LayerInput::new(src.clone(), dest.trim_matches('/')))
                 .collect();
-            let naive = assemble_on(store, tc, naive_layers, ConfigEdits::default(), o)?;
+            let naive = assemble_on(store, tc, naive_layers, ConfigEdits::default(), o, None)?;
             Some(naive.image.manifest.layers.iter().map(|l| l.size).sum())
         }
         _ => None,
@@ -1143,7 +1144,31 @@ pub fn build(
         exposed_ports: cfg.exposed_ports.clone(),
         extra,
     };
-    let assembled = assemble_on(store, &runtime, inputs, edits, o)?;
+    // The history the ejected Dockerfile's final stage gets (`--dry-run=dockerfile`): one entry
+    // per instruction, so that the two builds can give the same image.
+    let eo = crate::eject::EjectOptions {
+        app: String::new(),
+        labels: o.labels.clone(),
+        source_date_epoch: o.source_date_epoch,
+    };
+    let made = |m: &crate::eject::Makes| match m {
+        crate::eject::Makes::Config => false,
+        crate::eject::Makes::Layer(i) => {
+            plan.layers.get(*i).is_some_and(|l| names.contains(&l.name))
+        }
+        crate::eject::Makes::Writable(i) => *i == 0 && names.iter().any(|n| n == "writable"),
+    };
+    let mut history = crate::eject::final_history(plan, &eo, &made);
+    if names.first().is_some_and(|n| n == "native-libs") {
+        history.insert(
+            0,
+            json!({
+                "created": ocibuild_oci::image::rfc3339(o.source_date_epoch),
+                "created_by": "ocibuild: the shared libraries native code needs that the runtime base lacks",
+            }),
+        );
+    }
+    let assembled = assemble_on(store, &runtime, inputs, edits, o, Some(history))?;
     let mut layers = Vec::new();
     for (name, (desc, _, reused)) in names.iter().zip(&assembled.new_layers) {
         ev(Event::Layer {
@@ -1365,6 +1390,7 @@ fn assemble_on(
     layers: Vec<LayerInput>,
     config: ConfigEdits,
     o: &Options,
+    history: Option<Vec<serde_json::Value>>,
 ) -> Result<ocibuild_oci::assemble::Assembled> {
     let src = base.source(store);
     Ok(assemble(
@@ -1380,6 +1406,7 @@ fn assemble_on(
             source_date_epoch: o.source_date_epoch,
             owner: Some((0, 0)),
             keep_modes: false,
+            history,
         },
     )?)
 }

@@ -79,6 +79,9 @@ pub struct AssembleSpec<'a> {
     /// Keep permission bits exactly instead of normalising them git-style (see
     /// [`LayerOptions::normalize_modes`]).
     pub keep_modes: bool,
+    /// The history entries appended for this assemble (default: one per layer, `ocibuild
+    /// assemble: layer DEST`). Entries without `empty_layer` must be one per layer.
+    pub history: Option<Vec<Value>>,
 }
 
 /// What `assemble` made.
@@ -242,6 +245,22 @@ pub fn assemble(store: &ContentStore, spec: AssembleSpec<'_>) -> Result<Assemble
         layers.push(desc);
     }
 
+    if let Some(h) = &spec.history {
+        let with_layer = h
+            .iter()
+            .filter(|e| e.get("empty_layer").and_then(Value::as_bool) != Some(true))
+            .count();
+        if with_layer != new_diff_ids.len() {
+            return Err(OciError::invalid(
+                "history",
+                format!(
+                    "{with_layer} entries name a layer, but {} layers were added",
+                    new_diff_ids.len()
+                ),
+            ));
+        }
+        history = h.clone();
+    }
     apply_edits(obj, &spec.config, &new_diff_ids, history)?;
     let cfg_bytes = config_bytes(&config)?;
     let cfg_digest = store.put_bytes(&cfg_bytes)?;
@@ -313,10 +332,24 @@ fn apply_edits(
                     .collect()
             })
             .unwrap_or_default();
+        // As a Dockerfile's ENV: a variable the base sets is replaced where it is.
         for (k, v) in &e.env {
             let prefix = format!("{k}=");
-            env.retain(|s| !s.starts_with(&prefix) && s != k);
-            env.push(format!("{k}={v}"));
+            let kv = format!("{k}={v}");
+            match env.iter().position(|s| s.starts_with(&prefix) || s == k) {
+                Some(i) => {
+                    env[i] = kv;
+                    let mut j = i + 1;
+                    while j < env.len() {
+                        if env[j].starts_with(&prefix) || env[j] == *k {
+                            env.remove(j);
+                        } else {
+                            j += 1;
+                        }
+                    }
+                }
+                None => env.push(kv),
+            }
         }
         c.insert("Env".into(), json!(env));
     }

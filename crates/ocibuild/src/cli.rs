@@ -662,9 +662,17 @@ pub struct BuildArgs {
     /// Print why the language, versions and entrypoint were chosen, and the plan, then build
     #[arg(long)]
     pub explain: bool,
-    /// Print the plan (JSON) and stop
-    #[arg(long)]
-    pub dry_run: bool,
+    /// Print the plan and stop: `plan` (JSON, the default) or `dockerfile` (an equivalent
+    /// Dockerfile on the same native bases, for `ocibuild build -f`)
+    #[arg(
+        long,
+        value_enum,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "plan",
+        value_name = "plan|dockerfile"
+    )]
+    pub dry_run: Option<DryRunArg>,
     /// Also assemble the naive single-stage image (toolchain + sources + outputs) and print the
     /// size reduction
     #[arg(long)]
@@ -709,6 +717,19 @@ pub struct BuildArgs {
     /// The package cache for Debian roots [default: ROOT/debian]
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Dockerfile: build the `FROM ocibuild:PROFILE` base whose profile, variant and packages
+    /// this lockfile (`ocibuild base lock`) names from exactly its packages (repeatable)
+    #[arg(long = "base-lock", value_name = "FILE")]
+    pub base_locks: Vec<PathBuf>,
+}
+
+/// What `--dry-run` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DryRunArg {
+    /// The zero-config plan, as JSON
+    Plan,
+    /// A Dockerfile equivalent to the plan
+    Dockerfile,
 }
 
 /// `ocibuild cache warm`: only the flags that decide what a build of CONTEXT would look up

@@ -154,6 +154,24 @@ impl Source {
         }
     }
 
+    /// Whether `pattern` names a directory in an earlier stage (which may be empty).
+    fn is_stage_dir(&self, exec: &Exec<'_>, pattern: &str) -> bool {
+        let Source::Stage(j) = self else {
+            return false;
+        };
+        let Some(out) = exec.stages[*j].get() else {
+            return false;
+        };
+        let merged = out.merged.lock().ok().and_then(|m| m.clone());
+        let Ok(view) = exec.view_of(&out.chain, merged.as_ref()) else {
+            return false;
+        };
+        view.resolve(&format!("/{}", clean_rel(pattern)))
+            .ok()
+            .and_then(|rel| view.lstat(&rel))
+            .is_some_and(|(_, m)| m.is_dir())
+    }
+
     /// The items one source pattern selects.
     fn items(
         &self,
@@ -162,6 +180,29 @@ impl Source {
         parents: bool,
         exclude: &[GlobMatcher],
     ) -> Result<Vec<Item>> {
+        // `--parents` with a `/./` pivot (BuildKit): the path is kept from the pivot on.
+        if parents && let Some((pivot, rest)) = pattern.split_once("/./") {
+            let pivot = clean_rel(pivot);
+            let full = if pivot.is_empty() {
+                rest.to_string()
+            } else {
+                format!("{pivot}/{rest}")
+            };
+            let mut items = self.items(exec, &full, parents, exclude)?;
+            if !pivot.is_empty() {
+                let pre = format!("{pivot}/");
+                items.retain_mut(|it| {
+                    if let Some(r) = it.dest_rel.strip_prefix(&pre) {
+                        it.dest_rel = r.to_string();
+                        true
+                    } else {
+                        // the pivot itself and the directories above it are not copied
+                        false
+                    }
+                });
+            }
+            return Ok(items);
+        }
         let pattern = clean_rel(pattern);
         // One file from an earlier stage: read it from the stage's layers where it is, without
         // materialising the stage's root.
@@ -188,7 +229,13 @@ impl Source {
             }
         }
         let root = self.root(exec)?;
-        let excluded = |rel: &str| exclude.iter().any(|g| g.is_match(rel));
+        // An excluded directory takes its contents with it (BuildKit's `--exclude`).
+        let excluded = |rel: &str| {
+            rel.match_indices('/')
+                .map(|(i, _)| &rel[..i])
+                .chain(std::iter::once(rel))
+                .any(|p| exclude.iter().any(|g| g.is_match(p)))
+        };
         let mut out = Vec::new();
         if self.is_fs_root() {
             // Walk from the pattern's literal prefix.
@@ -704,7 +751,9 @@ impl Exec<'_> {
                 continue;
             }
             let items = src.items(self, s, a.parents, &exclude)?;
-            if items.is_empty() {
+            // A wildcard that matches nothing copies nothing (BuildKit's AllowEmptyWildcard),
+            // and so does an empty directory; a path that is not there is an error.
+            if items.is_empty() && !has_glob(s) && !src.is_stage_dir(self, s) {
                 let detail = match &src {
                     Source::Stage(_) => format!(
                         "`{s}` does not exist in {}",
@@ -746,6 +795,8 @@ impl Exec<'_> {
         }
         let parts = json!({
             "parent": st.chain.key,
+            // v2: an excluded directory takes its contents, `/./` pivots, empty wildcards
+            "copy": 2,
             "instruction": [kw, sources, inline, dest_abs, dest_is_dir_syntax, chown, chmod, a.link, a.parents, a.exclude],
             "content": content,
         });
@@ -772,7 +823,7 @@ impl Exec<'_> {
         if from_id.is_some() {
             for (s, items) in all.iter_mut() {
                 *items = src.items(self, s, a.parents, &exclude)?;
-                if items.is_empty() {
+                if items.is_empty() && !has_glob(s) {
                     return Err(EngineError::Invalid {
                         what: format!("{loc}: {}", one_line(&ins.original)),
                         detail: format!(
@@ -803,7 +854,11 @@ impl Exec<'_> {
                     && items[0].host.symlink_metadata().is_ok_and(|m| !m.is_dir())
             });
         let dest_is_dir = dest_is_dir_syntax || dest_exists_dir || !single_file;
-        if dest_is_dir {
+        // wildcards that matched nothing onto a directory that is there: no change, no layer
+        let nothing = all.iter().all(|(_, items)| items.is_empty())
+            && downloads.is_empty()
+            && inline.is_empty();
+        if dest_is_dir && !(nothing && dest_exists_dir) {
             w.ensure_dir(&dest_abs, None)?;
         }
         let target = |rel: &str| -> String {

@@ -21,9 +21,11 @@
 
 mod copy;
 pub mod fsops;
+pub mod native;
 mod steps;
 
 pub(crate) use steps::cache_kind;
+pub(crate) use steps::one_line;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -88,6 +90,8 @@ pub struct Options<'a> {
     pub secrets: BTreeMap<String, SecretSource>,
     pub contexts: BTreeMap<String, NamedContext>,
     pub resolver: &'a dyn ImageResolver,
+    /// `FROM ocibuild:PROFILE…`: bases assembled from Debian packages ([`native`]).
+    pub native: Option<native::NativeBases>,
     pub isolation: Isolation,
     /// `--network none` makes this false: no RUN gets the network.
     pub network: bool,
@@ -222,6 +226,20 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
         what: file.clone(),
         detail: e.to_string(),
     })?;
+    // `FROM ocibuild:…` lines are checked before anything runs: a typo in the last stage's
+    // profile fails now, not after the build stages ran.
+    for (i, ps) in plan.stages.iter().enumerate() {
+        if let BaseRef::Image(name) = &ps.base
+            && ps.needed
+            && !o.contexts.contains_key(name)
+            && let Some(spec) = name.strip_prefix(native::PREFIX)
+        {
+            native::parse(spec).map_err(|e| EngineError::Invalid {
+                what: format!("{file}:{}", df.stages[i].span.line),
+                detail: e.to_string(),
+            })?;
+        }
+    }
     let mut ignore = DockerIgnore::for_dockerfile(&o.context, &o.dockerfile).map_err(|e| {
         EngineError::Invalid {
             what: ".dockerignore".into(),
@@ -395,6 +413,19 @@ impl Exec<'_> {
     pub(crate) fn image(&self, reference: &str) -> Result<Image> {
         if let Some(img) = self.images.lock().map_err(poison)?.get(reference) {
             return Ok(img.clone());
+        }
+        if let Some(spec) = reference.strip_prefix(native::PREFIX) {
+            let r = native::parse(spec)?;
+            let nb = self.o.native.as_ref().ok_or_else(|| EngineError::Invalid {
+                what: reference.to_string(),
+                detail: "native bases are not available in this build".into(),
+            })?;
+            let img = nb.image(&r, self.ev)?;
+            self.images
+                .lock()
+                .map_err(poison)?
+                .insert(reference.to_string(), img.clone());
+            return Ok(img);
         }
         let local = if let Some(rest) = reference.strip_prefix("oci-layout://") {
             Some(format!("oci:{rest}"))
@@ -662,7 +693,7 @@ impl Exec<'_> {
                 let img = self.image(&reference).map_err(|e| EngineError::Invalid {
                     what: format!("{}: FROM {name}", self.loc(self.df.stages[i].span.line)),
                     detail: format!(
-                        "{e}\nhelp: FROM takes scratch, an earlier stage, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE, a --build-context name, or a registry reference"
+                        "{e}\nhelp: FROM takes scratch, an earlier stage, ocibuild:PROFILE[:VARIANT] (a base from Debian packages, see `ocibuild base list`), oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE, a --build-context name, or a registry reference"
                     ),
                 })?;
                 let diff_ids = img.diff_ids()?;

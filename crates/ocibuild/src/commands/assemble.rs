@@ -110,6 +110,7 @@ pub fn run(g: &Global, a: AssembleArgs) -> Result<ExitCode> {
         source_date_epoch: a.source_date_epoch,
         owner,
         keep_modes: a.keep_modes,
+        history: None,
     };
     let built = assemble(&store, spec)?;
     for ((d, diff_id, reused), input) in built.new_layers.iter().zip(&layers) {

@@ -19,7 +19,9 @@ use serde_json::json;
 
 use super::assemble::parse_command;
 use super::open_store;
-use crate::cli::{BuildArgs, BuildNetworkArg, CompressionArg, Global, IsolationArg, ToolchainArg};
+use crate::cli::{
+    BuildArgs, BuildNetworkArg, CompressionArg, DryRunArg, Global, IsolationArg, ToolchainArg,
+};
 use crate::output::{Reporter, human_size, plural};
 
 /// Where the host's trust store usually is (Debian/Ubuntu, then Fedora/RHEL, then Alpine/SUSE).
@@ -107,15 +109,22 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
     };
     let mut plan = make_plan(&ctx, &popts)
         .with_context(|| format!("planning the build of {}", ctx.display()))?;
-    if a.toolchain == ToolchainArg::Host && !a.dry_run {
+    if a.toolchain == ToolchainArg::Host && a.dry_run.is_none() {
         // Before anything is built: the host's programs exist and are new enough.
         let found = zeroconfig::probe_host_tools(&plan)
             .with_context(|| format!("checking the host's toolchain for {}", ctx.display()))?;
         plan.reasons.extend(found);
     }
-    if a.dry_run {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
-        return Ok(ExitCode::SUCCESS);
+    match a.dry_run {
+        Some(DryRunArg::Plan) => {
+            println!("{}", serde_json::to_string_pretty(&plan)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(DryRunArg::Dockerfile) => {
+            print!("{}", eject(a, &ctx, &plan)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        None => {}
     }
     if a.explain {
         for r in &plan.reasons {
@@ -292,6 +301,23 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
     super::record::finish(a, &store, &built.record, extra)?;
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--dry-run=dockerfile`: the plan as a Dockerfile on the same native bases, with the labels
+/// a zero-config build adds.
+fn eject(a: &BuildArgs, ctx: &Path, plan: &ocibuild_builders::Plan) -> Result<String> {
+    let epoch = a.source_date_epoch.unwrap_or(0);
+    let mut labels: BTreeMap<String, String> = git_labels(ctx);
+    labels.insert(
+        "org.opencontainers.image.created".into(),
+        ocibuild_oci::image::rfc3339(epoch),
+    );
+    let o = ocibuild_engine::eject::EjectOptions {
+        app: a.context.display().to_string(),
+        labels,
+        source_date_epoch: epoch,
+    };
+    Ok(ocibuild_engine::eject::dockerfile(plan, &o)?)
 }
 
 /// What the build writes that lies inside its context (`--output oci:DIR`/`oci-archive:FILE`/

@@ -267,6 +267,7 @@ fn build_impl(
     let cache_reg = cache_registry(g, &from_specs, &to_specs)?;
     let (cache_from, cache_to) = open_caches(&from_specs, &to_specs, cache_reg.as_ref())?;
     let (compression, level) = compression(a)?;
+    let native = native_bases(g, a, &store, &platform)?;
     let opts = df::Options {
         store: store.clone(),
         context: ctx.to_path_buf(),
@@ -282,6 +283,7 @@ fn build_impl(
         secrets,
         contexts,
         resolver: &puller,
+        native: Some(native),
         isolation: isolation(a),
         network: a.network == BuildNetworkArg::Default,
         ca_bundle: ca_bundle(a)?,
@@ -327,4 +329,46 @@ fn build_impl(
     super::record::finish(a, &store, &built.record, extra)?;
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where `FROM ocibuild:PROFILE` bases come from: the package cache, `--distro`, the target
+/// platform's architecture and the `--base-lock` files.
+fn native_bases(
+    g: &Global,
+    a: &BuildArgs,
+    store: &ContentStore,
+    platform: &Platform,
+) -> Result<df::native::NativeBases> {
+    let release: ocibuild_debian::apt::Release = a
+        .distro
+        .parse()
+        .map_err(|e| crate::output::usage(format!("--distro {}: {e}", a.distro)))?;
+    let cache_dir = a
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| store.root().join("debian"));
+    std::fs::create_dir_all(&cache_dir)
+        .with_context(|| format!("creating the package cache {}", cache_dir.display()))?;
+    let locks = a
+        .base_locks
+        .iter()
+        .map(|p| {
+            ocibuild_debian::base::Lockfile::load(p)
+                .map(|l| (p.clone(), l))
+                .with_context(|| format!("--base-lock {}", p.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(df::native::NativeBases {
+        bases: ocibuild_engine::roots::Bases {
+            store: store.clone(),
+            cache_dir,
+            release,
+            arch: platform.architecture.clone(),
+            offline: a.offline,
+            source_date_epoch: None,
+            index_max_age: (!a.refresh).then_some(std::time::Duration::from_secs(3600)),
+            progress: crate::output::base_progress(g.progress, "native base"),
+        },
+        locks,
+    })
 }

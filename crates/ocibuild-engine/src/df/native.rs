@@ -1,0 +1,228 @@
+//! `FROM ocibuild:PROFILE[:VARIANT][+PACKAGE[,PACKAGE…]]`: a stage on a base assembled from Debian
+//! packages in the store (the profiles of `ocibuild base list`), with no registry involved.
+//!
+//! `ocibuild:static:nonroot`, `ocibuild:python-build`, `ocibuild:build-base+golang-go,git`:
+//! the profile and variant as `ocibuild base build --profile` takes them, then after a `+` the
+//! extra packages, comma-separated (`NAME/backports` takes one from `<release>-backports`), in
+//! their own layer. Toolchain profiles (`toolchain: true`: `build-base`, `go`, `node-build`, …) are built
+//! as the zero-config builders build their roots (fast zstd layers: they are run in, not
+//! shipped), so a Dockerfile and a zero-config build of the same app share them. A built base
+//! is remembered by the hash of its lock ([`crate::roots`]): the second build assembles nothing.
+
+use std::path::PathBuf;
+
+use ocibuild_debian::base::{Lockfile, Variant, parse_profile_spec, profile_chain};
+use ocibuild_oci::image::Image;
+
+use crate::Event;
+use crate::error::{EngineError, Result};
+use crate::roots::Bases;
+
+/// The prefix of a native base reference.
+pub const PREFIX: &str = "ocibuild:";
+
+/// Where native bases come from.
+#[derive(Clone, Debug)]
+pub struct NativeBases {
+    /// The package cache, release and architecture (the target platform's).
+    pub bases: Bases,
+    /// `--base-lock FILE`s: a `FROM ocibuild:…` whose profile, variant and extra packages match
+    /// a lockfile's is built from exactly its packages.
+    pub locks: Vec<(PathBuf, Lockfile)>,
+}
+
+/// A parsed `ocibuild:…` reference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NativeRef {
+    pub profile: String,
+    pub variant: Variant,
+    pub packages: Vec<String>,
+    pub backports: bool,
+    /// A build root rather than a runtime base.
+    pub toolchain: bool,
+    /// What followed `ocibuild:`.
+    pub spec: String,
+}
+
+impl NativeRef {
+    /// The reference as the Dockerfile wrote it (`ocibuild:` + the spec).
+    pub fn reference(&self) -> String {
+        format!("{PREFIX}{}", self.spec)
+    }
+}
+
+/// Parse what follows `ocibuild:`. An unknown profile or variant is an error naming the
+/// nearest known one and every profile.
+pub fn parse(spec: &str) -> Result<NativeRef> {
+    let bad = |detail: String| EngineError::Invalid {
+        what: format!("FROM {PREFIX}{spec}"),
+        detail,
+    };
+    // the first `+` ends the profile (package names hold `+`, as in g++; never `,`)
+    let (head, list) = match spec.split_once('+') {
+        Some((h, l)) => (h, Some(l)),
+        None => (spec, None),
+    };
+    let parts = list.into_iter().flat_map(|l| l.split(','));
+    let (profile, variant) = parse_profile_spec(head).map_err(|e| bad(e.to_string()))?;
+    let chain = profile_chain(&profile).map_err(|e| bad(e.to_string()))?;
+    let toolchain = chain.last().is_some_and(|p| p.toolchain);
+    let mut packages = Vec::new();
+    let mut backports = false;
+    for p in parts {
+        let (name, suite) = p.split_once('/').unwrap_or((p, ""));
+        match suite {
+            "" => {}
+            "backports" => backports = true,
+            other => {
+                return Err(bad(format!(
+                    "package {name}/{other}: only `/backports` can follow a package name (it takes the package from <release>-backports)"
+                )));
+            }
+        }
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
+        {
+            return Err(bad(format!(
+                "`{p}` is not a Debian package name; write ocibuild:PROFILE[:VARIANT][+PACKAGE[,PACKAGE…]], e.g. ocibuild:build-base+golang-go,git"
+            )));
+        }
+        packages.push(name.to_string());
+    }
+    Ok(NativeRef {
+        profile,
+        variant,
+        packages,
+        backports,
+        toolchain,
+        spec: spec.to_string(),
+    })
+}
+
+impl NativeBases {
+    /// The image of `r`: found in the store, or assembled from its packages (its lockfile's,
+    /// when a `--base-lock` matches it).
+    pub fn image(&self, r: &NativeRef, ev: &(dyn Fn(Event) + Sync)) -> Result<Image> {
+        let b = &self.bases;
+        let mut from_lock = None;
+        for (path, lock) in &self.locks {
+            if lock.profile != r.profile || lock.variant != r.variant {
+                continue;
+            }
+            let mut want = r.packages.clone();
+            want.sort();
+            let mut have = lock.extra_packages.clone();
+            have.sort();
+            if want != have {
+                return Err(EngineError::Invalid {
+                    what: format!("--base-lock {}", path.display()),
+                    detail: format!(
+                        "it locks {} with the extra packages [{}], but the Dockerfile asks for {} with [{}]; lock what the FROM line names (`ocibuild base lock --profile {}{} --package …`) or change the FROM line",
+                        r.profile,
+                        have.join(", "),
+                        r.reference(),
+                        want.join(", "),
+                        r.profile,
+                        if r.variant == Variant::Default {
+                            String::new()
+                        } else {
+                            format!(":{}", r.variant)
+                        }
+                    ),
+                });
+            }
+            if lock.arch != b.arch {
+                return Err(EngineError::Invalid {
+                    what: format!("--base-lock {}", path.display()),
+                    detail: format!(
+                        "it locks {} packages, the build is for {}; lock for the target platform (`ocibuild base lock --arch {}`)",
+                        lock.arch, b.arch, b.arch
+                    ),
+                });
+            }
+            from_lock = Some((path, lock.clone()));
+            break;
+        }
+        let locked = match &from_lock {
+            Some((_, lock)) => b.locked_from(lock.clone(), r.toolchain)?,
+            None if r.toolchain => {
+                b.toolchain_locked(&r.profile, r.variant, &r.packages, r.backports)?
+            }
+            None => b.locked(&r.profile, r.variant, &r.packages, r.backports)?,
+        };
+        let base = if r.toolchain {
+            let tc = b.toolchain_locked_root(&locked, true)?;
+            match tc.image {
+                Some(img) => img,
+                None => b.image_locked(&locked)?,
+            }
+        } else {
+            b.image_locked(&locked)?
+        };
+        let n = locked.lock.packages().count();
+        ev(Event::Note(format!(
+            "{}: {} ({}, {} {}, {n} packages{}), {}",
+            r.reference(),
+            base.image.manifest_desc.digest,
+            if base.cached { "cached" } else { "assembled" },
+            locked.lock.release,
+            locked.lock.arch,
+            match &from_lock {
+                Some((p, _)) => format!(", from the lockfile {}", p.display()),
+                None => String::new(),
+            },
+            if r.toolchain {
+                "a build root"
+            } else {
+                "a runtime base"
+            }
+        )));
+        Ok(base.image)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_profiles_variants_and_packages() {
+        let r = parse("static:nonroot").unwrap();
+        assert_eq!(
+            (r.profile.as_str(), r.variant, r.toolchain),
+            ("static", Variant::Nonroot, false)
+        );
+        assert!(r.packages.is_empty());
+        let r = parse("build-base+golang-1.26-go/backports,git").unwrap();
+        assert_eq!(r.profile, "build-base");
+        assert!(r.toolchain && r.backports);
+        assert_eq!(r.packages, ["golang-1.26-go", "git"]);
+        assert_eq!(
+            r.reference(),
+            "ocibuild:build-base+golang-1.26-go/backports,git"
+        );
+        let r = parse("node-build+python3,make,g++").unwrap();
+        assert_eq!(r.packages, ["python3", "make", "g++"]);
+        assert_eq!(
+            parse("python-build").unwrap().reference(),
+            "ocibuild:python-build"
+        );
+    }
+
+    #[test]
+    fn unknown_profiles_suggest_and_list() {
+        let e = parse("statik:nonroot").unwrap_err().to_string();
+        assert!(e.contains("did you mean `static`"), "{e}");
+        assert!(e.contains("python-build") && e.contains("nodejs"), "{e}");
+        assert!(e.contains("ocibuild base list"), "{e}");
+        let e = parse("static:nonrot").unwrap_err().to_string();
+        assert!(e.contains("did you mean `nonroot`"), "{e}");
+        let e = parse("static+Bad_Name").unwrap_err().to_string();
+        assert!(e.contains("not a Debian package name"), "{e}");
+        let e = parse("static+x/sid").unwrap_err().to_string();
+        assert!(e.contains("/backports"), "{e}");
+    }
+}
