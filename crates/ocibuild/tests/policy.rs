@@ -629,8 +629,66 @@ fn the_ci_examples_commands_run_against_a_registry() {
         md.contains("## Image size") && md.contains("| BYTES | FILE |"),
         "{md}"
     );
+    // the SBOM, scan and sign stages, as the files write them
+    let sbom = ctx.path("sbom");
+    fs::create_dir_all(&sbom).unwrap();
+    run_ok_stdout(
+        ocibuild()
+            .args(["sbom", &layout, "-o"])
+            .arg(sbom.join("sbom.cdx.json")),
+    );
+    run_ok_stdout(
+        ocibuild()
+            .args(["sbom", &layout, "--format", "spdx", "-o"])
+            .arg(sbom.join("sbom.spdx.json")),
+    );
+    let osv = ctx.path("osv");
+    fs::create_dir_all(&osv).unwrap();
+    fs::write(
+        osv.join("GHSA-test.json"),
+        r#"{"schema_version": "1.6.0", "id": "GHSA-test", "modified": "2026-12-01T00:00:00Z",
+  "affected": [{"package": {"ecosystem": "npm", "name": "left-pad"},
+    "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.3.0"}]}]}]}"#,
+    )
+    .unwrap();
+    run_ok_stdout(
+        ocibuild()
+            .args(["scan", &layout, "--db"])
+            .arg(&osv)
+            .args([
+                "--severity",
+                "HIGH,CRITICAL",
+                "--format",
+                "sarif",
+                "--output",
+            ])
+            .arg(ctx.path("scan.sarif")),
+    );
+    let prefix = ctx.path("cosign");
+    run_ok_stdout(
+        ocibuild()
+            .env("COSIGN_PASSWORD", "ci-example")
+            .args(["generate-key-pair", "--output-key-prefix"])
+            .arg(&prefix),
+    );
+    let key = ctx.path("cosign.key");
+    let public = ctx.path("cosign.pub");
+    run_ok_stdout(
+        ocibuild()
+            .env("COSIGN_PASSWORD", "ci-example")
+            .args(["sign", "--key"])
+            .arg(&key)
+            .arg(&layout),
+    );
     let repo = format!("docker://{}/app", reg.host);
     run_ok_stdout(ocibuild().args(["push", &layout, &repo, "--tag", "42", "--tag", "latest"]));
+    // the push carried the signature made in the layout
+    run_ok_stdout(
+        ocibuild()
+            .args(["verify", "--key"])
+            .arg(&public)
+            .arg(format!("{repo}:latest")),
+    );
     let (code, v) = check_json(
         &format!("{repo}:42"),
         &["--policy", policy.to_str().unwrap()],
