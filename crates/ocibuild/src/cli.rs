@@ -684,6 +684,40 @@ pub struct BuildArgs {
     /// Policy file for --check (implies --check)
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Write the image's SBOM (cyclonedx, spdx, or both: `--sbom` alone or `--sbom=true`, buildx's
+    /// spelling) into --sbom-dir and attach it to every oci: and docker:// output as an OCI 1.1
+    /// referrer
+    #[arg(long, value_name = "FORMATS", num_args = 0..=1, default_missing_value = "true", value_delimiter = ',')]
+    pub sbom: Vec<String>,
+    /// Where --sbom writes sbom.cdx.json and sbom.spdx.json [default: beside --metadata-file, else
+    /// the working directory]
+    #[arg(long, value_name = "DIR")]
+    pub sbom_dir: Option<PathBuf>,
+    /// Scan the built image against an offline OSV database before writing or pushing anything;
+    /// findings at or above --severity exit 3 and write nothing
+    #[arg(long)]
+    pub scan: bool,
+    /// The database for --scan, as `ocibuild scan --db` [default: the last `ocibuild db import`]
+    #[arg(long, value_name = "DIR", requires = "scan")]
+    pub db: Option<PathBuf>,
+    /// Write --scan's JSON report here (the table goes to standard error either way)
+    #[arg(long, value_name = "FILE", requires = "scan")]
+    pub scan_report: Option<PathBuf>,
+    /// Severities --scan gates on (comma-separated: UNKNOWN,LOW,MEDIUM,HIGH,CRITICAL) [default: all]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', requires = "scan")]
+    pub severity: Vec<String>,
+    /// --scan leaves out vulnerabilities that have no fixed version yet
+    #[arg(long, requires = "scan")]
+    pub ignore_unfixed: bool,
+    /// --scan leaves out vulnerabilities without a severity
+    #[arg(long, requires = "scan")]
+    pub ignore_unknown: bool,
+    /// --scan's allowlist (as `ocibuild scan --allowlist`)
+    #[arg(long, value_name = "FILE", requires = "scan")]
+    pub allowlist: Option<PathBuf>,
+    /// --scan's OpenVEX documents (repeatable)
+    #[arg(long, value_name = "FILE", requires = "scan")]
+    pub vex: Vec<PathBuf>,
     /// Build Debian roots from cached packages only
     #[arg(long)]
     pub offline: bool,

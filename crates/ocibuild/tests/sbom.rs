@@ -484,3 +484,136 @@ fn java_app_sbom_lists_the_dependency_jars() {
         s.with_prefix("pkg:maven/")
     );
 }
+
+fn go_http_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/apps/go-http")
+}
+
+fn stdlib_db(ctx: &TestContext) -> PathBuf {
+    let osv = ctx.path("osv-stdlib");
+    fs::create_dir_all(&osv).unwrap();
+    fs::write(
+        osv.join("GO-TEST-9.json"),
+        r#"{"schema_version": "1.6.0", "id": "GO-TEST-9", "aliases": ["CVE-2099-9999"],
+  "modified": "2026-12-01T00:00:00Z",
+  "affected": [{"package": {"ecosystem": "Go", "name": "stdlib"},
+    "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.999.0"}]}]}]}"#,
+    )
+    .unwrap();
+    osv
+}
+
+/// Issue 17's build gate end to end: a Go app built with `--scan` against a database with a
+/// stdlib advisory for its Go version exits 3 and writes no output; with an allowlist entry for
+/// it the build passes, pushes, writes the SBOMs with `--sbom` and attaches them to the layout
+/// and to the registry image (tag-schema fallback on docker-registry).
+#[test]
+fn build_scan_gate_and_sbom_attachment() {
+    use ocibuild_testkit::registry::{RegistryOptions, start_registry};
+    let ctx = TestContext::new();
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    let db = stdlib_db(&ctx);
+    let blocked = ctx.path("blocked");
+    let report = ctx.path("scan.json");
+    let out = ocibuild()
+        .arg("build")
+        .arg(go_http_dir())
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["--scan", "--db"])
+        .arg(&db)
+        .arg("--scan-report")
+        .arg(&report)
+        .arg("--output")
+        .arg(format!("oci:{}:go-http", blocked.display()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("GO-TEST-9") && err.contains("nothing was"),
+        "{err}"
+    );
+    assert!(!blocked.exists(), "the gate wrote the output");
+    let r: Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["findings"][0]["id"], "GO-TEST-9", "{r:#}");
+
+    // allowed: passes, writes both SBOMs, attaches them to the layout and the registry image
+    let allow = ctx.path("allow.toml");
+    fs::write(
+        &allow,
+        "[[ignore]]\nid = \"CVE-2099-9999\"\nreason = \"test: not reachable\"\nexpires = \"2099-01-01\"\n",
+    )
+    .unwrap();
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let layout = ctx.path("out");
+    let sboms = ctx.path("sboms");
+    let tag = format!("{}/app:1", reg.host);
+    let digest = run_ok_stdout(
+        ocibuild()
+            .arg("build")
+            .arg(go_http_dir())
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(["--scan", "--db"])
+            .arg(&db)
+            .arg("--allowlist")
+            .arg(&allow)
+            .args(["--sbom", "--sbom-dir"])
+            .arg(&sboms)
+            .args(["--insecure-registry", &reg.host, "-t", &tag, "--push"])
+            .arg("--output")
+            .arg(format!("oci:{}:go-http", layout.display())),
+    );
+    let digest = digest.trim().to_string();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    for f in ["sbom.cdx.json", "sbom.spdx.json"] {
+        let v = run_ok_stdout(ocibuild().arg("sbom").arg("--validate").arg(sboms.join(f)));
+        assert!(v.contains(": valid "), "{v}");
+    }
+    // the layout: two referrers of the image, one per format
+    let index: Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let mut kinds: Vec<String> = Vec::new();
+    for m in index["manifests"].as_array().unwrap() {
+        if let Some(t) = m["artifactType"].as_str() {
+            let hex = m["digest"].as_str().unwrap().trim_start_matches("sha256:");
+            let man: Value =
+                serde_json::from_slice(&fs::read(layout.join("blobs/sha256").join(hex)).unwrap())
+                    .unwrap();
+            assert_eq!(man["subject"]["digest"], digest.as_str(), "{man:#}");
+            kinds.push(t.to_string());
+        }
+    }
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        ["application/spdx+json", "application/vnd.cyclonedx+json"],
+        "{index:#}"
+    );
+    // the registry: the referrers (docker-registry has no referrers API: the sha256-<hex> tag)
+    let fallback = format!(
+        "http://{}/v2/app/manifests/sha256-{}",
+        reg.host,
+        digest.trim_start_matches("sha256:")
+    );
+    let body = run_ok_stdout(Command::new("curl").args([
+        "-sf",
+        "-H",
+        "Accept: application/vnd.oci.image.index.v1+json",
+        &fallback,
+    ]));
+    let idx: Value = serde_json::from_str(&body).unwrap();
+    let mut kinds: Vec<&str> = idx["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["artifactType"].as_str())
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        ["application/spdx+json", "application/vnd.cyclonedx+json"],
+        "{idx:#}"
+    );
+}

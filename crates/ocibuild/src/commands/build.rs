@@ -633,6 +633,7 @@ pub(super) fn write_outputs(
     if a.check || a.policy.is_some() {
         super::policy::gate(&src, image, a.policy.as_deref(), rep)?;
     }
+    let sboms = super::supply::before_outputs(g, a, &src, rep)?;
     let reg = if dests.iter().any(|d| matches!(d, Location::Registry(_))) {
         Some(super::registry::registry(g)?)
     } else {
@@ -650,6 +651,7 @@ pub(super) fn write_outputs(
             &format!("wrote {d}"),
             json!({"event": "output", "location": d.to_string()}),
         );
+        super::supply::attach(reg.as_ref(), d, image, &sboms, rep)?;
     }
     if dests.is_empty() {
         rep.event(

@@ -14,6 +14,7 @@ mod run;
 mod sbom;
 mod scan;
 mod sign;
+mod supply;
 mod validate;
 
 use std::path::PathBuf;

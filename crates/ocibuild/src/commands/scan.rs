@@ -141,7 +141,7 @@ fn severities(a: &ScanArgs) -> Result<Vec<Severity>> {
 }
 
 pub fn run(g: &Global, a: ScanArgs) -> Result<ExitCode> {
-    let sevs = severities(&a)?;
+    severities(&a)?; // a bad --severity is a usage error before any work
     let max_age = a
         .db_max_age
         .as_deref()
@@ -176,6 +176,24 @@ pub fn run(g: &Global, a: ScanArgs) -> Result<ExitCode> {
         }
         (None, None) => return Err(usage("give an IMAGE or --sbom FILE to scan")),
     };
+    Ok(if scan_packages(g, &a, &packages, max_age, false)? {
+        ExitCode::from(a.exit_code)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Scan `packages` as `a` says; the report goes to `--output` or standard output (standard error
+/// with `report_to_stderr`: `build --scan`, whose standard output is the digest). Returns whether
+/// findings count (at or above the threshold, not suppressed).
+pub(super) fn scan_packages(
+    g: &Global,
+    a: &ScanArgs,
+    packages: &[ocibuild_scan::Package],
+    max_age: Option<std::time::Duration>,
+    report_to_stderr: bool,
+) -> Result<bool> {
+    let sevs = severities(a)?;
     let db = open_db(g, a.db.as_deref())?;
     let now = ocibuild_scan::time::now();
     match db.info().age_secs(now) {
@@ -220,7 +238,7 @@ pub fn run(g: &Global, a: ScanArgs) -> Result<ExitCode> {
         vex,
         today: None,
     };
-    let report = ocibuild_scan::scan(&packages, &db, &opts)?;
+    let report = ocibuild_scan::scan(packages, &db, &opts)?;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
@@ -239,10 +257,14 @@ pub fn run(g: &Global, a: ScanArgs) -> Result<ExitCode> {
     };
     match &a.output {
         Some(p) => super::write_file_atomically(p, text.as_bytes())?,
+        None if report_to_stderr => eprint!("{text}"),
         None => print!("{text}"),
     }
+    if report_to_stderr && a.output.is_some() {
+        eprint!("{}", report.to_table());
+    }
     if report.findings.is_empty() {
-        Ok(ExitCode::SUCCESS)
+        Ok(false)
     } else {
         if a.output.is_some() || a.format != ScanFormat::Table {
             eprintln!(
@@ -256,6 +278,6 @@ pub fn run(g: &Global, a: ScanArgs) -> Result<ExitCode> {
                 report.suppressed.len()
             );
         }
-        Ok(ExitCode::from(a.exit_code))
+        Ok(true)
     }
 }

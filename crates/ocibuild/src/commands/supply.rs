@@ -1,0 +1,204 @@
+//! `build --scan` and `build --sbom`: what a build does with the image it made, for both
+//! frontends. The scan gate runs before any output is written (findings exit 3 and write
+//! nothing); the SBOM documents are written to `--sbom-dir` once the gates passed, and attached to
+//! every `oci:` and `docker://` output as OCI 1.1 referrers after it was written.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use ocibuild_oci::artifact::{EMPTY_JSON, artifact_manifest};
+use ocibuild_oci::image::{Descriptor, Image, ImageSource, to_json_bytes};
+use ocibuild_oci::media;
+use ocibuild_oci::reference::Location;
+use ocibuild_registry::artifacts::Target;
+use ocibuild_registry::client::Registry;
+use serde_json::json;
+
+use crate::cli::{BuildArgs, Global, ScanArgs, ScanFormat};
+use crate::output::{Reporter, usage};
+
+/// One SBOM document of the build: its file name, artifact type and bytes.
+pub(super) struct SbomDoc {
+    pub file: &'static str,
+    pub artifact_type: &'static str,
+    pub bytes: Vec<u8>,
+}
+
+/// The SBOM formats `--sbom` asks for: `cyclonedx`, `spdx`, `true` (both), `false`/`none`.
+fn formats(a: &BuildArgs) -> Result<(bool, bool)> {
+    let (mut cdx, mut spdx) = (false, false);
+    for v in &a.sbom {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" => (cdx, spdx) = (true, true),
+            "false" | "0" | "none" => {}
+            "cyclonedx" | "cdx" => cdx = true,
+            "spdx" => spdx = true,
+            other => {
+                return Err(usage(format!(
+                    "--sbom {other}: not a format — give cyclonedx, spdx, both (cyclonedx,spdx) or true"
+                )));
+            }
+        }
+    }
+    Ok((cdx, spdx))
+}
+
+/// Before the outputs: catalogue the image when `--sbom` or `--scan` asks for it, run the scan
+/// gate, and write the SBOM files. Returns the documents to attach to the outputs.
+pub(super) fn before_outputs(
+    g: &Global,
+    a: &BuildArgs,
+    src: &dyn ImageSource,
+    rep: &Reporter,
+) -> Result<Vec<SbomDoc>> {
+    let (cdx, spdx) = formats(a)?;
+    if !cdx && !spdx && !a.scan {
+        return Ok(Vec::new());
+    }
+    let name = a.tags.first().cloned().unwrap_or_else(|| src.describe());
+    let sbom = ocibuild_sbom::catalog(src, None, &name)
+        .with_context(|| format!("cataloguing the packages of {}", src.describe()))?;
+    let cdx_doc = ocibuild_sbom::cyclonedx::document(&sbom);
+    if a.scan {
+        let packages = ocibuild_scan::from_cyclonedx(&cdx_doc)
+            .context("reading the packages catalogued in the built image")?;
+        let sa = ScanArgs {
+            image: None,
+            sbom: None,
+            platform: None,
+            db: a.db.clone(),
+            severity: a.severity.clone(),
+            severity_threshold: None,
+            ignore_unfixed: a.ignore_unfixed,
+            ignore_unknown: a.ignore_unknown,
+            format: ScanFormat::Json,
+            output: a.scan_report.clone(),
+            allowlist: a.allowlist.clone(),
+            vex: a.vex.clone(),
+            db_max_age: None,
+            exit_code: 3,
+        };
+        let found = super::scan::scan_packages(g, &sa, &packages, None, true)?;
+        rep.event(
+            &format!(
+                "scan: {} packages, {}",
+                packages.len(),
+                if found {
+                    "vulnerabilities at or above the threshold"
+                } else {
+                    "clean"
+                }
+            ),
+            json!({"event": "scan", "packages": packages.len(), "passed": !found}),
+        );
+        if found {
+            return Err(super::policy::GateFailed(
+                "the built image has vulnerabilities at or above the threshold (report above); nothing was \
+                 written or pushed — update the packages named (the `action` of each finding), or suppress a \
+                 finding that does not apply with --allowlist or --vex"
+                    .into(),
+            )
+            .into());
+        }
+    }
+    let mut docs = Vec::new();
+    if cdx {
+        docs.push(SbomDoc {
+            file: "sbom.cdx.json",
+            artifact_type: "application/vnd.cyclonedx+json",
+            bytes: pretty(&cdx_doc)?,
+        });
+    }
+    if spdx {
+        docs.push(SbomDoc {
+            file: "sbom.spdx.json",
+            artifact_type: "application/spdx+json",
+            bytes: pretty(&ocibuild_sbom::spdx_doc::document(&sbom))?,
+        });
+    }
+    if !docs.is_empty() {
+        let dir = sbom_dir(a);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating --sbom-dir {}", dir.display()))?;
+        for d in &docs {
+            let path = dir.join(d.file);
+            super::write_file_atomically(&path, &d.bytes)?;
+            rep.event(
+                &format!("wrote the SBOM {}", path.display()),
+                json!({"event": "sbom", "path": path.display().to_string(), "artifactType": d.artifact_type}),
+            );
+        }
+    }
+    Ok(docs)
+}
+
+fn pretty(v: &serde_json::Value) -> Result<Vec<u8>> {
+    let mut b = serde_json::to_vec_pretty(v)?;
+    b.push(b'\n');
+    Ok(b)
+}
+
+/// `--sbom-dir`, else the directory of `--metadata-file`, else the working directory.
+fn sbom_dir(a: &BuildArgs) -> PathBuf {
+    if let Some(d) = &a.sbom_dir {
+        return d.clone();
+    }
+    a.metadata_file
+        .as_ref()
+        .and_then(|m| m.parent())
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), |p| p.to_path_buf())
+}
+
+/// After an output was written: attach the SBOM documents to the image there (layouts and
+/// registries; archives cannot hold referrers and are left as they are).
+pub(super) fn attach(
+    reg: Option<&Registry>,
+    dest: &Location,
+    image: &Image,
+    docs: &[SbomDoc],
+    rep: &Reporter,
+) -> Result<()> {
+    if docs.is_empty() {
+        return Ok(());
+    }
+    let target = match (dest, reg) {
+        (Location::Layout { dir, .. }, _) => Target::layout(dir),
+        (Location::Registry(r), Some(reg)) => {
+            Target::registry(reg, r.api_registry(), &r.repository)
+        }
+        _ => return Ok(()),
+    };
+    let subject = Descriptor::new(
+        image.manifest_desc.media_type.clone(),
+        image.manifest_desc.digest.clone(),
+        image.manifest_desc.size,
+    );
+    for d in docs {
+        let what = || format!("attaching {} to {}", d.file, target.describe());
+        let digest = target.put_blob(&d.bytes).with_context(what)?;
+        target.put_blob(EMPTY_JSON).with_context(what)?;
+        let layer = Descriptor::new(d.artifact_type, digest, d.bytes.len() as u64);
+        let m = artifact_manifest(
+            d.artifact_type,
+            vec![layer],
+            Some(subject.clone()),
+            BTreeMap::new(),
+        );
+        let bytes = to_json_bytes(&m, "the SBOM artifact manifest")?;
+        let md = target
+            .attach(
+                &subject.digest,
+                &bytes,
+                media::OCI_MANIFEST,
+                Some(d.artifact_type),
+            )
+            .with_context(what)?;
+        rep.event(
+            &format!("attached {} to {dest} ({md})", d.file),
+            json!({"event": "sbom-attached", "location": dest.to_string(), "artifactType": d.artifact_type, "digest": md.to_string()}),
+        );
+    }
+    Ok(())
+}
