@@ -125,8 +125,12 @@ fn installed(kind: &str, packages: &[&str], install: impl FnOnce(&Path)) -> Path
         .collect();
     let cache = testkit_cache_dir();
     let dest = cache.join(format!("{kind}-{hex}"));
+    // The marker names the directory the tools were installed at: a venv's console scripts carry
+    // its absolute path in their `#!` line, so a cache that was moved or copied is installed again.
     let done = dest.join(".installed");
-    if done.is_file() {
+    let marker = format!("{}\n{}", dest.display(), packages.join("\n"));
+    let complete = || fs::read_to_string(&done).is_ok_and(|m| m == marker);
+    if complete() {
         return dest;
     }
     let lock_path = cache.join(format!("{kind}-{hex}.lock"));
@@ -138,7 +142,7 @@ fn installed(kind: &str, packages: &[&str], install: impl FnOnce(&Path)) -> Path
         .unwrap_or_else(|e| panic!("cannot open {}: {e}", lock_path.display()));
     lock.lock()
         .unwrap_or_else(|e| panic!("cannot lock {}: {e}", lock_path.display()));
-    if done.is_file() {
+    if complete() {
         return dest;
     }
     // A venv records its own path, so it is installed where it will live; the marker file says
@@ -146,8 +150,7 @@ fn installed(kind: &str, packages: &[&str], install: impl FnOnce(&Path)) -> Path
     let _ = fs::remove_dir_all(&dest);
     fs::create_dir_all(&dest).unwrap_or_else(|e| panic!("cannot create {}: {e}", dest.display()));
     install(&dest);
-    fs::write(&done, packages.join("\n"))
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", done.display()));
+    fs::write(&done, &marker).unwrap_or_else(|e| panic!("cannot write {}: {e}", done.display()));
     dest
 }
 
