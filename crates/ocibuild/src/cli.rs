@@ -693,6 +693,10 @@ pub struct BuildArgs {
     /// the working directory]
     #[arg(long, value_name = "DIR")]
     pub sbom_dir: Option<PathBuf>,
+    /// How --sbom attaches to the outputs: `referrers` (OCI 1.1, default), or also `cosign`'s tag
+    /// form (`sha256-<hex>.sbom`, what `cosign download sbom` reads)
+    #[arg(long, value_name = "MODE", default_value = "referrers", value_parser = ["referrers", "cosign"])]
+    pub sbom_attach: String,
     /// Scan the built image against an offline OSV database before writing or pushing anything;
     /// findings at or above --severity exit 3 and write nothing
     #[arg(long)]

@@ -559,7 +559,7 @@ fn build_scan_gate_and_sbom_attachment() {
             .arg(&db)
             .arg("--allowlist")
             .arg(&allow)
-            .args(["--sbom", "--sbom-dir"])
+            .args(["--sbom", "--sbom-attach", "cosign", "--sbom-dir"])
             .arg(&sboms)
             .args(["--insecure-registry", &reg.host, "-t", &tag, "--push"])
             .arg("--output")
@@ -615,5 +615,72 @@ fn build_scan_gate_and_sbom_attachment() {
         kinds,
         ["application/spdx+json", "application/vnd.cyclonedx+json"],
         "{idx:#}"
+    );
+    // --sbom-attach cosign: also the `sha256-<hex>.sbom` tag, a layer per document, in the
+    // registry and in the layout
+    let cosign = format!(
+        "http://{}/v2/app/manifests/sha256-{}.sbom",
+        reg.host,
+        digest.trim_start_matches("sha256:")
+    );
+    let body = run_ok_stdout(Command::new("curl").args([
+        "-sf",
+        "-H",
+        "Accept: application/vnd.oci.image.manifest.v1+json",
+        &cosign,
+    ]));
+    let m: Value = serde_json::from_str(&body).unwrap();
+    let mut types: Vec<&str> = m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        ["application/vnd.cyclonedx+json", "text/spdx+json"],
+        "{m:#}"
+    );
+    // copy to another repository carries both forms
+    run_ok_stdout(ocibuild().args([
+        "copy",
+        "--insecure-registry",
+        &reg.host,
+        &format!("docker://{tag}"),
+        &format!("docker://{}/copied:1", reg.host),
+    ]));
+    for (path, accept) in [
+        (
+            format!("sha256-{}.sbom", digest.trim_start_matches("sha256:")),
+            "application/vnd.oci.image.manifest.v1+json",
+        ),
+        (
+            format!("sha256-{}", digest.trim_start_matches("sha256:")),
+            "application/vnd.oci.image.index.v1+json",
+        ),
+    ] {
+        let url = format!("http://{}/v2/copied/manifests/{path}", reg.host);
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sf",
+                "-o",
+                "/dev/null",
+                "-H",
+                &format!("Accept: {accept}"),
+                &url,
+            ])
+            .status()
+            .unwrap();
+        assert!(out.success(), "copy did not carry {path} to copied");
+    }
+    let sbom_tag = format!("sha256-{}.sbom", digest.trim_start_matches("sha256:"));
+    assert!(
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["annotations"]["org.opencontainers.image.ref.name"] == sbom_tag.as_str()),
+        "{index:#}"
     );
 }

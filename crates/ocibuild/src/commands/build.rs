@@ -651,7 +651,14 @@ pub(super) fn write_outputs(
             &format!("wrote {d}"),
             json!({"event": "output", "location": d.to_string()}),
         );
-        super::supply::attach(reg.as_ref(), d, image, &sboms, rep)?;
+        super::supply::attach(
+            reg.as_ref(),
+            d,
+            image,
+            &sboms,
+            a.sbom_attach == "cosign",
+            rep,
+        )?;
     }
     if dests.is_empty() {
         rep.event(

@@ -22,6 +22,8 @@ use crate::output::{Reporter, usage};
 pub(super) struct SbomDoc {
     pub file: &'static str,
     pub artifact_type: &'static str,
+    /// The layer media type of cosign's `.sbom` tag form (cosign's SBOM specification).
+    pub cosign_media_type: &'static str,
     pub bytes: Vec<u8>,
 }
 
@@ -107,6 +109,7 @@ pub(super) fn before_outputs(
         docs.push(SbomDoc {
             file: "sbom.cdx.json",
             artifact_type: "application/vnd.cyclonedx+json",
+            cosign_media_type: "application/vnd.cyclonedx+json",
             bytes: pretty(&cdx_doc)?,
         });
     }
@@ -114,6 +117,7 @@ pub(super) fn before_outputs(
         docs.push(SbomDoc {
             file: "sbom.spdx.json",
             artifact_type: "application/spdx+json",
+            cosign_media_type: "text/spdx+json",
             bytes: pretty(&ocibuild_sbom::spdx_doc::document(&sbom))?,
         });
     }
@@ -158,6 +162,7 @@ pub(super) fn attach(
     dest: &Location,
     image: &Image,
     docs: &[SbomDoc],
+    cosign: bool,
     rep: &Reporter,
 ) -> Result<()> {
     if docs.is_empty() {
@@ -198,6 +203,32 @@ pub(super) fn attach(
         rep.event(
             &format!("attached {} to {dest} ({md})", d.file),
             json!({"event": "sbom-attached", "location": dest.to_string(), "artifactType": d.artifact_type, "digest": md.to_string()}),
+        );
+    }
+    if cosign {
+        // cosign's tag form: one manifest tagged `sha256-<hex>.sbom` with a layer per document
+        // (its blobs were stored above), as `cosign attach sbom` writes it.
+        let layers = docs
+            .iter()
+            .map(|d| Descriptor::of_bytes(d.cosign_media_type, &d.bytes))
+            .collect();
+        let m = ocibuild_oci::image::Manifest {
+            schema_version: 2,
+            media_type: Some(media::OCI_MANIFEST.into()),
+            artifact_type: None,
+            config: Descriptor::of_bytes(media::OCI_EMPTY, EMPTY_JSON),
+            layers,
+            subject: None,
+            annotations: BTreeMap::new(),
+        };
+        let bytes = to_json_bytes(&m, "the cosign SBOM manifest")?;
+        let tag = ocibuild_oci::artifact::cosign_tag(&subject.digest, "sbom");
+        target
+            .put_manifest(Some(&tag), &bytes, media::OCI_MANIFEST)
+            .with_context(|| format!("tagging {tag} in {}", target.describe()))?;
+        rep.event(
+            &format!("attached the SBOM to {dest} as {tag} (cosign's tag form)"),
+            json!({"event": "sbom-attached", "location": dest.to_string(), "tag": tag}),
         );
     }
     Ok(())
