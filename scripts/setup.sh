@@ -20,6 +20,7 @@ PACKAGES=(
   docker-registry apache2-utils openssl curl             # registry peer, bcrypt htpasswd, test CAs, readiness probes
   util-linux dpkg iproute2                               # setpriv/unshare/nsenter (sandbox tests), dpkg-deb (.deb tests), ip (serving apps under runc)
   maven default-jre-headless                             # Maven's own ComparableVersion: the oracle of scan's Maven ordering test
+  python3 python3-venv                                   # PyPI oracles in a venv (cyclonedx-python-lib, spdx-tools, packaging, cvss, jsonschema)
   nodejs                                                 # Azurite (npm, installed by the cache tests); this machine's nodejs bundles npm (Debian's separate npm would conflict with it)
 )
 
