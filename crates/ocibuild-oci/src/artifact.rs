@@ -12,7 +12,7 @@
 //! rename, under the same directory lock the layout writers take.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::Path;
 
 use crate::digest::Digest;
@@ -74,24 +74,7 @@ fn location(dir: &Path) -> String {
     format!("oci:{}", dir.display())
 }
 
-fn write_atomically(dest: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(OciError::io("create temp file in", dir))?;
-    tmp.write_all(bytes)
-        .map_err(OciError::io("write", tmp.path()))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(OciError::io("fsync", tmp.path()))?;
-    tmp.persist(dest).map_err(|e| OciError::Io {
-        op: "rename into",
-        path: dest.to_path_buf(),
-        source: e.error,
-    })?;
-    Ok(())
-}
+use crate::layout::write_atomically;
 
 /// Read `index.json` of a layout (an error when the directory is not a layout).
 pub fn read_index(dir: &Path) -> Result<Index> {

@@ -852,7 +852,7 @@ fn index_entry(img: &Image, tag: Option<&str>) -> Descriptor {
     d
 }
 
-fn write_atomically(dest: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomically(dest: &Path, bytes: &[u8]) -> Result<()> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
