@@ -163,9 +163,11 @@ pub struct BuildSignArgs {
     pub attest_sbom: bool,
     /// Attach a signed SLSA v1 provenance attestation made from the build record (`cosign attest
     /// --type slsaprovenance1`): bases, toolchain roots, lockfiles, the source and context by
-    /// digest, the parameters without secret values; needs --sign
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", requires = "sign")]
-    pub provenance: Option<bool>,
+    /// digest, the parameters without secret values; needs --sign. buildx's `--provenance=false`
+    /// and `mode=min|max` are accepted (both modes give the same predicate)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "true|false|mode=min|mode=max",
+          value_parser = ["true", "false", "1", "0", "mode=min", "mode=max"])]
+    pub provenance: Option<String>,
     /// Also write the provenance predicate (JSON) to this file
     #[arg(long, value_name = "FILE", requires = "provenance")]
     pub provenance_file: Option<PathBuf>,
@@ -173,4 +175,14 @@ pub struct BuildSignArgs {
     /// [default: https://ocibuild.dev/builder/v1]
     #[arg(long, value_name = "URI", env = "OCIBUILD_BUILDER_ID")]
     pub builder_id: Option<String>,
+}
+
+impl BuildSignArgs {
+    /// Whether `--provenance` asks for a provenance (`--provenance`, `=true`, `=1`, `=mode=…`).
+    pub fn provenance(&self) -> bool {
+        matches!(
+            self.provenance.as_deref(),
+            Some("true" | "1" | "mode=min" | "mode=max")
+        )
+    }
 }

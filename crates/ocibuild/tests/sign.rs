@@ -1071,6 +1071,9 @@ fn build_signs_and_attests_in_a_layout_and_a_registry_before_the_push() {
     ]);
     assert_eq!(c, 2, "{err}");
     assert!(err.contains("oci:DIR"), "{err}");
+    let (c, _, err) = build(&["--provenance", "--output", &src]);
+    assert_eq!(c, 2, "{err}");
+    assert!(err.contains("--provenance needs --sign"), "{err}");
     assert!(!archive.exists() && !layout.exists());
 
     let sbom_dir = dir.join("sbom");

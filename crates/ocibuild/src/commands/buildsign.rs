@@ -59,6 +59,11 @@ pub(super) fn begin(a: &BuildArgs, ctx: &Path, dockerfile: Option<&Path>) -> Res
         context_digest: None,
         git: ocibuild_record::Source::default(),
     };
+    if s.provenance() && s.sign.is_none() {
+        return Err(usage(
+            "--provenance needs --sign --key FILE: the provenance is attached as a signed attestation, as cosign stores them (--provenance=false turns it off)",
+        ));
+    }
     if s.sign.is_some() {
         let key = s.key.as_ref().ok_or_else(|| {
             usage("--sign needs --key FILE: a cosign key (`ocibuild generate-key-pair`) or a PEM private key")
@@ -79,7 +84,7 @@ pub(super) fn begin(a: &BuildArgs, ctx: &Path, dockerfile: Option<&Path>) -> Res
         let signer = FileSigner::open(key, &|| password_from_env_or_tty(false))
             .with_context(|| format!("--key {}", key.display()))?;
         begun.signer = Some(signer);
-        if s.provenance == Some(true) {
+        if s.provenance() {
             begun.context_digest = Some(context_digest(a, ctx, dockerfile)?);
             let mut labels = ocibuild_builders::git_labels(ctx);
             begun.git.revision = labels.remove("org.opencontainers.image.revision");
@@ -368,7 +373,7 @@ pub(super) fn prepare(
         return Ok(None);
     };
     let mut attestations = Vec::new();
-    if s.provenance == Some(true) {
+    if s.provenance() {
         let builder_id = s.builder_id.as_deref().unwrap_or(DEFAULT_BUILDER_ID);
         // the record's source, else what git says of the context
         let mut rec = record.clone();
