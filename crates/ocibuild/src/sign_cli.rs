@@ -139,7 +139,7 @@ pub enum SignWith {
 pub struct BuildSignArgs {
     /// Sign the built image in every oci: and docker:// output as it is written (`--sign` alone
     /// is `--sign=cosign`: cosign's format, with --key)
-    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "cosign", value_name = "FORMAT")]
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "cosign", value_name = "FORMAT")]
     pub sign: Option<SignWith>,
     /// The private key for --sign: cosign's encrypted key (password from COSIGN_PASSWORD or a
     /// prompt) or a PEM PKCS#8 ECDSA P-256, RSA or Ed25519 key
@@ -165,7 +165,7 @@ pub struct BuildSignArgs {
     /// --type slsaprovenance1`): bases, toolchain roots, lockfiles, the source and context by
     /// digest, the parameters without secret values; needs --sign. buildx's `--provenance=false`
     /// and `mode=min|max` are accepted (both modes give the same predicate)
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "true|false|mode=min|mode=max",
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "true|false|mode=min|mode=max",
           value_parser = ["true", "false", "1", "0", "mode=min", "mode=max"])]
     pub provenance: Option<String>,
     /// Also write the provenance predicate (JSON) to this file

@@ -1270,6 +1270,38 @@ fn zero_config_build_signs_with_provenance_of_its_toolchain_and_runtime_base() {
     dependency(prov, "context");
     let written: Value = serde_json::from_slice(&fs::read(&prov_file).unwrap()).unwrap();
     assert_eq!(&written, prov);
+
+    // OCI 1.1 referrers instead of cosign's tags: no .sig/.att tag, and both still verify
+    let layout = ctx.path("out-referrers");
+    let src = format!("oci:{}:hello", layout.display());
+    tk::run_ok(
+        ocibuild_at(&ctx, &root)
+            .arg("build")
+            .arg(&app)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(["--sign", "--key", key.to_str().unwrap(), "--provenance"])
+            .args(["--sign-referrers-mode", "oci-1-1", "--output", &src]),
+    );
+    let index = fs::read_to_string(layout.join("index.json")).unwrap();
+    assert!(
+        !index.contains(".sig\"") && !index.contains(".att\""),
+        "{index}"
+    );
+    for args in [
+        vec!["verify", "--key", p, &src],
+        vec![
+            "verify-attestation",
+            "--key",
+            p,
+            "--type",
+            "slsaprovenance1",
+            &src,
+        ],
+    ] {
+        let (c, _, err) = code(ocibuild(&ctx).args(&args));
+        assert_eq!(c, 0, "{args:?}: {err}");
+    }
 }
 
 fn out_last_line(o: &std::process::Output) -> String {

@@ -53,7 +53,7 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
             .map(|n| ctx.join(n))
             .find(|p| p.is_file())
     });
-    if !warm_only {
+    if !warm_only && a.dry_run.is_none() {
         // --sign's key and the provenance's start, before anything is built
         let df = dockerfile.as_deref().filter(|_| a.lang.is_none());
         super::buildsign::begin(a, &ctx, df)?;
