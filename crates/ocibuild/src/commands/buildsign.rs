@@ -17,7 +17,7 @@ use ocibuild_registry::artifacts::Target;
 use ocibuild_registry::client::Registry;
 use ocibuild_sign::cosign::{self, Mode};
 use ocibuild_sign::keys::password_from_env_or_tty;
-use ocibuild_sign::signer::FileSigner;
+use ocibuild_sign::signer::{FileSigner, Signer};
 use ocibuild_sign::slsa::{BuildMetadata, Provenance, ResourceDescriptor};
 use serde_json::{Value, json};
 use sha2::Digest as _;
@@ -32,7 +32,8 @@ pub(super) const DEFAULT_BUILDER_ID: &str = "https://ocibuild.dev/builder/v1";
 /// What [`begin`] found out before the build.
 struct Begun {
     started: u64,
-    signer: Option<FileSigner>,
+    /// The key `--sign` signs with (a key file now; a key-management service's signer plugs in here).
+    signer: Option<Box<dyn Signer + Send + Sync>>,
     context_digest: Option<String>,
     /// The context's git revision and remote (credentials stripped), for a frontend whose
     /// record has none.
@@ -83,7 +84,7 @@ pub(super) fn begin(a: &BuildArgs, ctx: &Path, dockerfile: Option<&Path>) -> Res
         super::sign::parse_annotations(&s.sign_annotations)?;
         let signer = FileSigner::open(key, &|| password_from_env_or_tty(false))
             .with_context(|| format!("--key {}", key.display()))?;
-        begun.signer = Some(signer);
+        begun.signer = Some(Box::new(signer));
         if s.provenance() {
             begun.context_digest = Some(context_digest(a, ctx, dockerfile)?);
             let mut labels = ocibuild_builders::git_labels(ctx);
@@ -346,7 +347,7 @@ fn base_uri(b: &ocibuild_record::Base, platform: &str) -> String {
 
 /// What a build signs and attests in each output.
 pub(super) struct BuildSigning {
-    signer: &'static FileSigner,
+    signer: &'static (dyn Signer + Send + Sync),
     annotations: BTreeMap<String, String>,
     mode: Mode,
     /// The name a layout's signature gives the image: the first `-t`'s repository.
@@ -369,7 +370,7 @@ pub(super) fn prepare(
     let Some(begun) = BEGUN.get() else {
         return Ok(None);
     };
-    let Some(signer) = &begun.signer else {
+    let Some(signer) = begun.signer.as_deref() else {
         return Ok(None);
     };
     let mut attestations = Vec::new();
