@@ -143,12 +143,7 @@ pub struct BuildSignArgs {
     pub sign: Option<SignWith>,
     /// The private key for --sign: cosign's encrypted key (password from COSIGN_PASSWORD or a
     /// prompt) or a PEM PKCS#8 ECDSA P-256, RSA or Ed25519 key
-    #[arg(
-        long = "key",
-        alias = "sign-key",
-        value_name = "FILE",
-        requires = "sign"
-    )]
+    #[arg(long = "key", value_name = "FILE", requires = "sign")]
     pub key: Option<PathBuf>,
     /// An annotation for the signature payload (repeatable), as `sign -a`
     #[arg(long = "sign-annotation", value_name = "KEY=VALUE", requires = "sign")]
