@@ -1,5 +1,5 @@
 //! The SLSA Provenance v1 predicate (`https://slsa.dev/provenance/v1`), for `attest --type
-//! slsaprovenance1` and, later, `build --provenance`: the build calls [`Provenance::new`] with
+//! slsaprovenance1` and `build --provenance`: the build calls [`Provenance::new`] with
 //! what it knows (builder id and version, materials by digest, parameters — never secret values).
 
 use std::collections::BTreeMap;

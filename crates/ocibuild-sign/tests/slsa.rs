@@ -3,33 +3,12 @@
 //! fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-
 use ocibuild_sign::slsa::{BuildMetadata, PREDICATE_TYPE, Provenance, ResourceDescriptor};
-use ocibuild_testkit::oracles::python_eval;
+use ocibuild_testkit::oracles::{json_schema_errors, slsa_provenance_schema};
 use serde_json::json;
 
-const VALIDATE: &str = r#"
-import json, sys, jsonschema
-schema = json.load(open(sys.argv[1]))
-doc = json.loads(sys.argv[2])
-v = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
-errors = sorted(v.iter_errors(doc), key=str)
-print(json.dumps([f"{list(e.path)}: {e.message}" for e in errors]))
-"#;
-
-fn schema() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/schemas/slsa-provenance-v1.schema.json")
-}
-
 fn errors(doc: &serde_json::Value) -> Vec<String> {
-    let out = python_eval(
-        &["jsonschema[format]==4.*"],
-        VALIDATE,
-        &[schema().to_str().unwrap(), &doc.to_string()],
-    );
-    serde_json::from_str(out.trim()).unwrap()
+    json_schema_errors(&slsa_provenance_schema(), doc)
 }
 
 #[test]

@@ -154,6 +154,33 @@ fn installed(kind: &str, packages: &[&str], install: impl FnOnce(&Path)) -> Path
     dest
 }
 
+/// The SLSA Provenance v1 predicate schema in the repository's testdata (SLSA publishes only
+/// CUE; this JSON Schema is written from the specification).
+pub fn slsa_provenance_schema() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/schemas/slsa-provenance-v1.schema.json")
+}
+
+/// Python `jsonschema`'s (Draft 2020-12, with format checks) errors for `doc` against the
+/// schema file `schema`, each as `[path]: message`, sorted; empty when it is valid.
+pub fn json_schema_errors(schema: &Path, doc: &serde_json::Value) -> Vec<String> {
+    const VALIDATE: &str = r#"
+import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+doc = json.loads(sys.argv[2])
+v = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+errors = sorted(v.iter_errors(doc), key=str)
+print(json.dumps([f"{list(e.path)}: {e.message}" for e in errors]))
+"#;
+    let out = python_eval(
+        &["jsonschema[format]==4.*"],
+        VALIDATE,
+        &[&schema.to_string_lossy(), &doc.to_string()],
+    );
+    serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("the jsonschema oracle printed no JSON list ({e}): {out}"))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

@@ -759,6 +759,8 @@ pub struct BuildArgs {
     /// this lockfile (`ocibuild base lock`) names from exactly its packages (repeatable)
     #[arg(long = "base-lock", value_name = "FILE")]
     pub base_locks: Vec<PathBuf>,
+    #[command(flatten)]
+    pub signing: crate::sign_cli::BuildSignArgs,
 }
 
 /// What `--dry-run` prints.

@@ -124,3 +124,60 @@ pub struct VerifyAttestationArgs {
     /// docker://REGISTRY/REPO[:TAG|@DIGEST] or oci:DIR[:TAG]
     pub image: String,
 }
+
+/// How `build --sign` signs: cosign's format with a key (the Notary Project form plugs in as
+/// another value).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignWith {
+    /// cosign's simple-signing signature (`sha256-<hex>.sig`) with `--key`
+    Cosign,
+}
+
+/// `ocibuild build`'s signing flags: sign every `oci:`/`docker://` output as it is written, and
+/// attach signed attestations (the SBOM, SLSA provenance).
+#[derive(Args, Debug)]
+pub struct BuildSignArgs {
+    /// Sign the built image in every oci: and docker:// output as it is written (`--sign` alone
+    /// is `--sign=cosign`: cosign's format, with --key)
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "cosign", value_name = "FORMAT")]
+    pub sign: Option<SignWith>,
+    /// The private key for --sign: cosign's encrypted key (password from COSIGN_PASSWORD or a
+    /// prompt) or a PEM PKCS#8 ECDSA P-256, RSA or Ed25519 key
+    #[arg(long = "key", value_name = "FILE", requires = "sign")]
+    pub key: Option<PathBuf>,
+    /// An annotation for the signature payload (repeatable), as `sign -a`
+    #[arg(long = "sign-annotation", value_name = "KEY=VALUE", requires = "sign")]
+    pub sign_annotations: Vec<String>,
+    /// Where the signature and attestations go: legacy (cosign's sha256-<hex>.sig/.att tags) or
+    /// oci-1-1 (referrers)
+    #[arg(long = "sign-referrers-mode", value_enum, default_value_t = ReferrersMode::Legacy, value_name = "MODE")]
+    pub referrers_mode: ReferrersMode,
+    /// Attach the --sbom documents as signed in-toto attestations (`cosign attest --type
+    /// cyclonedx|spdx`); needs --sign and --sbom
+    #[arg(long, requires_all = ["sign", "sbom"])]
+    pub attest_sbom: bool,
+    /// Attach a signed SLSA v1 provenance attestation made from the build record (`cosign attest
+    /// --type slsaprovenance1`): bases, toolchain roots, lockfiles, the source and context by
+    /// digest, the parameters without secret values; needs --sign. buildx's `--provenance=false`
+    /// and `mode=min|max` are accepted (both modes give the same predicate)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "true|false|mode=min|mode=max",
+          value_parser = ["true", "false", "1", "0", "mode=min", "mode=max"])]
+    pub provenance: Option<String>,
+    /// Also write the provenance predicate (JSON) to this file
+    #[arg(long, value_name = "FILE", requires = "provenance")]
+    pub provenance_file: Option<PathBuf>,
+    /// The provenance's builder id: a URI naming the build platform (a CI job's URL)
+    /// [default: https://ocibuild.dev/builder/v1]
+    #[arg(long, value_name = "URI", env = "OCIBUILD_BUILDER_ID")]
+    pub builder_id: Option<String>,
+}
+
+impl BuildSignArgs {
+    /// Whether `--provenance` asks for a provenance (`--provenance`, `=true`, `=1`, `=mode=…`).
+    pub fn provenance(&self) -> bool {
+        matches!(
+            self.provenance.as_deref(),
+            Some("true" | "1" | "mode=min" | "mode=max")
+        )
+    }
+}

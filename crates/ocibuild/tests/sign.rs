@@ -3,6 +3,11 @@
 //! signatures openssl makes (stored in cosign's layout by curl) verify with `ocibuild verify`,
 //! and a cosign-format encrypted key written by an independent Python implementation (PyNaCl's
 //! secretbox, hashlib's scrypt, `cryptography`'s PKCS#8) is read by `ocibuild sign`.
+//!
+//! `build --sign --provenance --attest-sbom` (both frontends) is checked the same way: openssl
+//! verifies the signature and the attestations in the layout and the registry the build wrote, the
+//! provenance validates against the SLSA v1 schema (Python `jsonschema`) and holds no secret; and
+//! the terminal password prompt is driven through a pseudo-terminal (Python's `pty`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
@@ -18,11 +23,13 @@ use serde_json::{Value, json};
 const PASSWORD: &str = "correct horse battery staple";
 
 fn ocibuild(ctx: &tk::TestContext) -> Command {
+    ocibuild_at(ctx, &ctx.path("store"))
+}
+
+/// `ocibuild` on the store `root`.
+fn ocibuild_at(ctx: &tk::TestContext, root: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
-    c.arg("--root")
-        .arg(ctx.path("store"))
-        .arg("--progress")
-        .arg("plain");
+    c.arg("--root").arg(root).arg("--progress").arg("plain");
     c.env("DOCKER_CONFIG", ctx.path("docker"));
     c.env("HOME", ctx.path("home"));
     c.env("COSIGN_PASSWORD", PASSWORD);
@@ -223,15 +230,48 @@ fn hex_of(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap()
 }
 
+/// Where the test reads cosign's tags from, without ocibuild: a registry over HTTP (curl), or
+/// an OCI layout's files.
+enum Src<'a> {
+    Reg(&'a Registry, &'a str),
+    Layout(&'a Path),
+}
+
+impl Src<'_> {
+    /// The manifest tagged `tag`.
+    fn manifest(&self, tag: &str) -> Value {
+        match self {
+            Src::Reg(reg, repo) => get_manifest(reg, repo, tag),
+            Src::Layout(dir) => {
+                let index: Value =
+                    serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+                let d = index["manifests"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+                    .unwrap_or_else(|| panic!("no {tag} in {}: {index}", dir.display()));
+                serde_json::from_slice(&self.blob(d["digest"].as_str().unwrap(), dir)).unwrap()
+            }
+        }
+    }
+
+    /// A blob's bytes (`scratch` holds the download).
+    fn blob(&self, digest: &str, scratch: &Path) -> Vec<u8> {
+        match self {
+            Src::Reg(reg, repo) => {
+                let p = scratch.join("blob");
+                get_blob(reg, repo, digest, &p);
+                fs::read(&p).unwrap()
+            }
+            Src::Layout(dir) => fs::read(dir.join("blobs/sha256").join(hex_of(digest))).unwrap(),
+        }
+    }
+}
+
 /// Check every signature in the registry's `sha256-<hex>.sig` with openssl; returns the payloads.
-fn openssl_check_sig_tag(
-    reg: &Registry,
-    repo: &str,
-    digest: &str,
-    public: &Path,
-    dir: &Path,
-) -> Vec<Value> {
-    let m = get_manifest(reg, repo, &format!("sha256-{}.sig", hex_of(digest)));
+fn openssl_check_sig_tag(src: &Src, digest: &str, public: &Path, dir: &Path) -> Vec<Value> {
+    let m = src.manifest(&format!("sha256-{}.sig", hex_of(digest)));
     let mut payloads = Vec::new();
     for l in m["layers"].as_array().unwrap() {
         assert_eq!(
@@ -245,9 +285,7 @@ fn openssl_check_sig_tag(
                     .unwrap(),
             )
             .unwrap();
-        let p = dir.join("payload");
-        get_blob(reg, repo, l["digest"].as_str().unwrap(), &p);
-        let payload = fs::read(&p).unwrap();
+        let payload = src.blob(l["digest"].as_str().unwrap(), dir);
         if openssl_verifies(public, &sig, &payload, dir) {
             let v: Value = serde_json::from_slice(&payload).unwrap();
             assert_eq!(v["critical"]["image"]["docker-manifest-digest"], digest);
@@ -266,20 +304,13 @@ fn pae(t: &str, body: &[u8]) -> Vec<u8> {
 }
 
 /// Check the attestations in `sha256-<hex>.att` with openssl; returns the verified statements.
-fn openssl_check_att_tag(
-    reg: &Registry,
-    repo: &str,
-    digest: &str,
-    public: &Path,
-    dir: &Path,
-) -> Vec<Value> {
-    let m = get_manifest(reg, repo, &format!("sha256-{}.att", hex_of(digest)));
+fn openssl_check_att_tag(src: &Src, digest: &str, public: &Path, dir: &Path) -> Vec<Value> {
+    let m = src.manifest(&format!("sha256-{}.att", hex_of(digest)));
     let mut out = Vec::new();
     for l in m["layers"].as_array().unwrap() {
         assert_eq!(l["mediaType"], "application/vnd.dsse.envelope.v1+json");
-        let p = dir.join("envelope");
-        get_blob(reg, repo, l["digest"].as_str().unwrap(), &p);
-        let env: Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+        let env: Value =
+            serde_json::from_slice(&src.blob(l["digest"].as_str().unwrap(), dir)).unwrap();
         assert_eq!(env["payloadType"], "application/vnd.in-toto+json");
         let body = B64.decode(env["payload"].as_str().unwrap()).unwrap();
         let sig = B64
@@ -403,7 +434,7 @@ fn sign_verify_attest_and_copy_against_docker_registry() {
         2,
         "appended, not replaced: {m}"
     );
-    let payloads = openssl_check_sig_tag(&reg, "app", &digest, &public, &dir);
+    let payloads = openssl_check_sig_tag(&Src::Reg(&reg, "app"), &digest, &public, &dir);
     assert_eq!(payloads.len(), 1);
     assert_eq!(payloads[0]["optional"]["ci"], "test");
     assert_eq!(
@@ -411,7 +442,7 @@ fn sign_verify_attest_and_copy_against_docker_registry() {
         format!("{}/app", reg.host)
     );
     assert_eq!(
-        openssl_check_sig_tag(&reg, "app", &digest, &other_pub, &dir).len(),
+        openssl_check_sig_tag(&Src::Reg(&reg, "app"), &digest, &other_pub, &dir).len(),
         1
     );
 
@@ -459,7 +490,7 @@ fn sign_verify_attest_and_copy_against_docker_registry() {
         prov.to_str().unwrap(),
         &img,
     ]));
-    let sts = openssl_check_att_tag(&reg, "app", &digest, &public, &dir);
+    let sts = openssl_check_att_tag(&Src::Reg(&reg, "app"), &digest, &public, &dir);
     assert_eq!(sts.len(), 1);
     assert_eq!(sts[0]["predicateType"], "https://slsa.dev/provenance/v1");
     assert_eq!(
@@ -510,7 +541,7 @@ fn sign_verify_attest_and_copy_against_docker_registry() {
     ]));
     assert_eq!(c, 0, "{err}");
     assert_eq!(
-        openssl_check_sig_tag(&reg, "copied", &digest, &public, &dir).len(),
+        openssl_check_sig_tag(&Src::Reg(&reg, "copied"), &digest, &public, &dir).len(),
         1
     );
     let (c, _, err) = code(ocibuild(&ctx).args([
@@ -660,7 +691,7 @@ open(sys.argv[3], "wb").write(key.public_key().public_bytes(serialization.Encodi
         &[PASSWORD, pykey.to_str().unwrap(), pypub.to_str().unwrap()],
     );
     tk::run_ok(ocibuild(&ctx).args(["sign", "--key", pykey.to_str().unwrap(), &img]));
-    let good = openssl_check_sig_tag(&reg, "app", &digest, &pypub, &dir);
+    let good = openssl_check_sig_tag(&Src::Reg(&reg, "app"), &digest, &pypub, &dir);
     assert_eq!(
         good.len(),
         1,
@@ -786,14 +817,14 @@ fn sign_in_a_layout_then_push_and_copy_carry_signatures() {
     // push the layout: the signature, the attestation and the referrer go along
     let img = reg.docker_ref("app:1");
     tk::run_ok(ocibuild(&ctx).args(["push", &src, &img]));
-    let payloads = openssl_check_sig_tag(&reg, "app", &digest, &public, &dir);
+    let payloads = openssl_check_sig_tag(&Src::Reg(&reg, "app"), &digest, &public, &dir);
     assert_eq!(payloads.len(), 1);
     assert_eq!(
         payloads[0]["critical"]["identity"]["docker-reference"],
         identity
     );
     assert_eq!(
-        openssl_check_att_tag(&reg, "app", &digest, &public, &dir).len(),
+        openssl_check_att_tag(&Src::Reg(&reg, "app"), &digest, &public, &dir).len(),
         1
     );
     let (c, stdout, err) =
@@ -902,7 +933,7 @@ fn recursive_signatures_of_an_index_travel_with_copy() {
     tk::run_ok(ocibuild(&ctx).args(["sign", "--key", key.to_str().unwrap(), "--recursive", &img]));
     for d in [&index, &amd, &arm] {
         assert_eq!(
-            openssl_check_sig_tag(&reg, "multi", d, &public, &dir).len(),
+            openssl_check_sig_tag(&Src::Reg(&reg, "multi"), d, &public, &dir).len(),
             1,
             "{d}"
         );
@@ -911,7 +942,7 @@ fn recursive_signatures_of_an_index_travel_with_copy() {
     tk::run_ok(ocibuild(&ctx).args(["copy", &img, &copied]));
     for d in [&index, &amd, &arm] {
         assert_eq!(
-            openssl_check_sig_tag(&reg, "multi-copy", d, &public, &dir).len(),
+            openssl_check_sig_tag(&Src::Reg(&reg, "multi-copy"), d, &public, &dir).len(),
             1,
             "{d}"
         );
@@ -923,4 +954,464 @@ fn recursive_signatures_of_an_index_travel_with_copy() {
             code(ocibuild(&ctx).args(["verify", "--key", public.to_str().unwrap(), &by_digest]));
         assert_eq!(c, 0, "{by_digest}: {err}");
     }
+}
+
+/// The verified in-toto statement of `predicate_type` among `statements`.
+fn statement<'a>(statements: &'a [Value], predicate_type: &str) -> &'a Value {
+    statements
+        .iter()
+        .find(|s| s["predicateType"] == predicate_type)
+        .unwrap_or_else(|| panic!("no verified {predicate_type} statement in {statements:#?}"))
+}
+
+/// The SLSA provenance predicate is valid against the SLSA v1 schema (Python `jsonschema`), starts
+/// no later than it finishes, names its builder, and carries none of `secrets`.
+fn assert_provenance(p: &Value, secrets: &[&str]) {
+    let errors = tk::oracles::json_schema_errors(&tk::oracles::slsa_provenance_schema(), p);
+    assert!(errors.is_empty(), "{errors:#?}\n{p:#}");
+    let m = &p["runDetails"]["metadata"];
+    assert!(
+        m["startedOn"].as_str().unwrap() <= m["finishedOn"].as_str().unwrap(),
+        "{m}"
+    );
+    assert_eq!(
+        p["runDetails"]["builder"]["id"],
+        "https://ocibuild.dev/builder/v1"
+    );
+    assert_eq!(
+        p["runDetails"]["builder"]["version"]["ocibuild"],
+        env!("CARGO_PKG_VERSION")
+    );
+    let text = p.to_string();
+    for s in secrets {
+        assert!(
+            !text.contains(s),
+            "the secret {s} is in the provenance: {p:#}"
+        );
+    }
+}
+
+/// The resolved dependency called `name`.
+fn dependency<'a>(p: &'a Value, name: &str) -> &'a Value {
+    p["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == name)
+        .unwrap_or_else(|| panic!("no resolved dependency {name}: {p:#}"))
+}
+
+/// A small static-site app with a Dockerfile on the base `base` (an `oci:` reference), a
+/// lockfile, and build args; returns its directory.
+fn site_app(ctx: &tk::TestContext, base: &str) -> PathBuf {
+    let app = ctx.path("site");
+    fs::create_dir_all(app.join("public")).unwrap();
+    fs::write(app.join("public/index.html"), "<h1>orders</h1>\n").unwrap();
+    fs::write(
+        app.join("package-lock.json"),
+        "{\"name\": \"site\", \"lockfileVersion\": 3, \"packages\": {}}\n",
+    )
+    .unwrap();
+    fs::write(app.join(".dockerignore"), "*.log\n").unwrap();
+    fs::write(
+        app.join("Dockerfile"),
+        format!(
+            "FROM {base}\nARG NPM_TOKEN\nARG VERSION=dev\nWORKDIR /srv\nCOPY package-lock.json ./\n\
+             COPY public/ /srv/public/\nLABEL org.opencontainers.image.version=$VERSION\n"
+        ),
+    )
+    .unwrap();
+    app
+}
+
+#[test]
+fn build_signs_and_attests_in_a_layout_and_a_registry_before_the_push() {
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let dir = ctx.path("work");
+    fs::create_dir_all(&dir).unwrap();
+    let base_layout = ctx.path("base");
+    let base_digest = image(&ctx, &base_layout, "v1", "base\n");
+    let app = site_app(&ctx, &format!("oci:{}:v1", base_layout.display()));
+    let prefix = dir.join("cosign");
+    tk::run_ok(ocibuild(&ctx).args([
+        "generate-key-pair",
+        "--output-key-prefix",
+        prefix.to_str().unwrap(),
+    ]));
+    let (key, public) = (dir.join("cosign.key"), dir.join("cosign.pub"));
+    let (k, p) = (key.to_str().unwrap(), public.to_str().unwrap());
+    let layout = ctx.path("out");
+    let src = format!("oci:{}:1", layout.display());
+    let img = reg.docker_ref("app:1");
+    let prov_file = dir.join("provenance.json");
+    let (arg_secret, env_secret) = ("argtok-s3cret-7731", "env-s3cret-4410");
+    let build = |extra: &[&str]| {
+        let mut c = ocibuild(&ctx);
+        c.env("SITE_NPM_SECRET", env_secret)
+            .arg("build")
+            .arg(&app)
+            .args(["--build-arg", &format!("NPM_TOKEN={arg_secret}")])
+            .args(["--build-arg", "VERSION=2.1"])
+            .args(["--secret", "id=npm,env=SITE_NPM_SECRET"])
+            .args(extra);
+        code(&mut c)
+    };
+    // usage errors before anything is built: no key; no output that can hold a signature
+    let (c, _, err) = build(&["--sign", "--output", &src]);
+    assert_eq!(c, 2, "{err}");
+    assert!(err.contains("--key"), "{err}");
+    let archive = dir.join("app.tar");
+    let (c, _, err) = build(&[
+        "--sign",
+        "--key",
+        k,
+        "--output",
+        &format!("oci-archive:{}", archive.display()),
+    ]);
+    assert_eq!(c, 2, "{err}");
+    assert!(err.contains("oci:DIR"), "{err}");
+    let (c, _, err) = build(&["--provenance", "--output", &src]);
+    assert_eq!(c, 2, "{err}");
+    assert!(err.contains("--provenance needs --sign"), "{err}");
+    assert!(!archive.exists() && !layout.exists());
+
+    let sbom_dir = dir.join("sbom");
+    let (c, stdout, err) = build(&[
+        "--sign",
+        "--key",
+        k,
+        "--provenance",
+        "--provenance-file",
+        prov_file.to_str().unwrap(),
+        "--sbom=cyclonedx",
+        "--sbom-dir",
+        sbom_dir.to_str().unwrap(),
+        "--attest-sbom",
+        "-t",
+        &format!("{}/app:1", reg.host),
+        "--push",
+        "--output",
+        &src,
+    ]);
+    assert_eq!(c, 0, "{err}");
+    let digest = stdout.lines().last().unwrap().to_string();
+    assert!(err.contains(&format!("signed {src}")), "{err}");
+    assert!(err.contains("attested docker://"), "{err}");
+
+    // ocibuild verifies both places
+    for target in [src.as_str(), img.as_str()] {
+        let (c, _, err) = code(ocibuild(&ctx).args(["verify", "--key", p, target]));
+        assert_eq!(c, 0, "{target}: {err}");
+        for t in ["slsaprovenance1", "cyclonedx"] {
+            let (c, _, err) =
+                code(ocibuild(&ctx).args(["verify-attestation", "--key", p, "--type", t, target]));
+            assert_eq!(c, 0, "{target} {t}: {err}");
+        }
+    }
+    // openssl verifies both places; the layout's payload names the -t repository, so it holds
+    // after the later push
+    let identity = format!("{}/app", reg.host);
+    let places = [Src::Layout(&layout), Src::Reg(&reg, "app")];
+    let mut provenances = Vec::new();
+    for place in &places {
+        let payloads = openssl_check_sig_tag(place, &digest, &public, &dir);
+        assert_eq!(payloads.len(), 1);
+        assert_eq!(
+            payloads[0]["critical"]["identity"]["docker-reference"],
+            identity
+        );
+        let sts = openssl_check_att_tag(place, &digest, &public, &dir);
+        assert_eq!(sts.len(), 2, "{sts:#?}");
+        let sbom = statement(&sts, "https://cyclonedx.org/bom");
+        assert_eq!(sbom["predicate"]["bomFormat"], "CycloneDX");
+        let prov = statement(&sts, "https://slsa.dev/provenance/v1");
+        assert_eq!(prov["subject"][0]["name"], identity.as_str());
+        provenances.push(prov["predicate"].clone());
+    }
+    let prov = &provenances[0];
+    assert_eq!(prov, &provenances[1]);
+    let written: Value = serde_json::from_slice(&fs::read(&prov_file).unwrap()).unwrap();
+    assert_eq!(
+        &written, prov,
+        "--provenance-file is the attested predicate"
+    );
+    assert_provenance(prov, &[arg_secret, env_secret]);
+    let params = &prov["buildDefinition"]["externalParameters"];
+    assert_eq!(params["buildArgs"]["NPM_TOKEN"], "<redacted>", "{params:#}");
+    assert_eq!(params["buildArgs"]["VERSION"], "2.1", "{params:#}");
+    assert_eq!(params["secrets"], json!(["npm"]), "{params:#}");
+    assert_eq!(params["frontend"]["kind"], "dockerfile", "{params:#}");
+    let base = dependency(prov, "base:stage-0");
+    assert_eq!(base["digest"]["sha256"], hex_of(&base_digest), "{base}");
+    let lock = dependency(prov, "package-lock.json");
+    assert_eq!(
+        lock["digest"]["sha256"],
+        hex_of(&sha256(&fs::read(app.join("package-lock.json")).unwrap())),
+        "{lock}"
+    );
+    let context = dependency(prov, "context")["digest"]["sha256"].clone();
+
+    // air-gapped: the layout goes to another repository later, its signature and attestations along
+    let air = reg.docker_ref("air:1");
+    tk::run_ok(ocibuild(&ctx).args(["copy", &src, &air]));
+    assert_eq!(
+        openssl_check_sig_tag(&Src::Reg(&reg, "air"), &digest, &public, &dir).len(),
+        1
+    );
+    let (c, _, err) = code(ocibuild(&ctx).args([
+        "verify-attestation",
+        "--key",
+        p,
+        "--type",
+        "slsaprovenance1",
+        &air,
+    ]));
+    assert_eq!(c, 0, "{err}");
+
+    // the context digest follows the files the build reads (a .dockerignore'd one is not read)
+    fs::write(app.join("debug.log"), "noise\n").unwrap();
+    let prov2 = dir.join("provenance2.json");
+    let again = |file: &Path| {
+        let (c, _, err) = build(&[
+            "--sign",
+            "--key",
+            k,
+            "--provenance",
+            "--provenance-file",
+            file.to_str().unwrap(),
+            "--output",
+            &format!("oci:{}:2", ctx.path("out2").display()),
+        ]);
+        assert_eq!(c, 0, "{err}");
+        let v: Value = serde_json::from_slice(&fs::read(file).unwrap()).unwrap();
+        dependency(&v, "context")["digest"]["sha256"].clone()
+    };
+    assert_eq!(
+        again(&prov2),
+        context,
+        "an ignored file changed the context digest"
+    );
+    fs::write(app.join("public/index.html"), "<h1>orders v2</h1>\n").unwrap();
+    assert_ne!(
+        again(&prov2),
+        context,
+        "a changed file left the context digest as it was"
+    );
+}
+
+/// The build tests' shared store and package cache (toolchain roots are assembled once).
+fn shared_store() -> (PathBuf, PathBuf) {
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let cache = tmp.join("ocibuild-debian-apt-cache");
+    fs::create_dir_all(&cache).unwrap();
+    (tmp.join("ocibuild-build-tests-store"), cache)
+}
+
+#[test]
+fn zero_config_build_signs_with_provenance_of_its_toolchain_and_runtime_base() {
+    let ctx = tk::TestContext::new();
+    let (root, cache) = shared_store();
+    let dir = ctx.path("work");
+    fs::create_dir_all(&dir).unwrap();
+    let (key, public) = openssl_key_pair(&dir, "ci");
+    let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/apps/go-hello");
+    let layout = ctx.path("out");
+    let src = format!("oci:{}:hello", layout.display());
+    let prov_file = dir.join("provenance.json");
+    let out = tk::run_ok(
+        ocibuild_at(&ctx, &root)
+            .env("OCIBUILD_BUILDER_ID", "https://ci.example.invalid/job/7")
+            .env("BUILD_SECRET_ENV", "zc-s3cret-0913")
+            .arg("build")
+            .arg(&app)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(["--build-env", "GOFLAGS=-trimpath"])
+            .args(["--sign", "--key", key.to_str().unwrap(), "--provenance"])
+            .arg("--provenance-file")
+            .arg(&prov_file)
+            .args(["--output", &src]),
+    );
+    let digest = out_last_line(&out);
+    let p = public.to_str().unwrap();
+    let (c, _, err) = code(ocibuild(&ctx).args(["verify", "--key", p, &src]));
+    assert_eq!(c, 0, "{err}");
+    let sts = openssl_check_att_tag(&Src::Layout(&layout), &digest, &public, &dir);
+    let prov = &statement(&sts, "https://slsa.dev/provenance/v1")["predicate"];
+    assert_eq!(
+        prov["runDetails"]["builder"]["id"],
+        "https://ci.example.invalid/job/7"
+    );
+    let mut without_id = prov.clone();
+    without_id["runDetails"]["builder"]["id"] = json!("https://ocibuild.dev/builder/v1");
+    assert_provenance(&without_id, &["zc-s3cret-0913"]);
+    let params = &prov["buildDefinition"]["externalParameters"];
+    assert_eq!(params["frontend"]["kind"], "zero_config", "{params:#}");
+    assert_eq!(params["frontend"]["language"], "go", "{params:#}");
+    let runtime = dependency(prov, "base:runtime");
+    assert_eq!(
+        runtime["digest"]["sha256"].as_str().unwrap().len(),
+        64,
+        "{runtime}"
+    );
+    let go = prov["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| {
+            d["name"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("toolchain:")
+        })
+        .unwrap_or_else(|| panic!("no toolchain root: {prov:#}"));
+    assert_eq!(go["digest"]["sha256"].as_str().unwrap().len(), 64, "{go}");
+    dependency(prov, "context");
+    let written: Value = serde_json::from_slice(&fs::read(&prov_file).unwrap()).unwrap();
+    assert_eq!(&written, prov);
+
+    // OCI 1.1 referrers instead of cosign's tags: no .sig/.att tag, and both still verify
+    let layout = ctx.path("out-referrers");
+    let src = format!("oci:{}:hello", layout.display());
+    tk::run_ok(
+        ocibuild_at(&ctx, &root)
+            .arg("build")
+            .arg(&app)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(["--sign", "--key", key.to_str().unwrap(), "--provenance"])
+            .args(["--sign-referrers-mode", "oci-1-1", "--output", &src]),
+    );
+    let index = fs::read_to_string(layout.join("index.json")).unwrap();
+    assert!(
+        !index.contains(".sig\"") && !index.contains(".att\""),
+        "{index}"
+    );
+    for args in [
+        vec!["verify", "--key", p, &src],
+        vec![
+            "verify-attestation",
+            "--key",
+            p,
+            "--type",
+            "slsaprovenance1",
+            &src,
+        ],
+    ] {
+        let (c, _, err) = code(ocibuild(&ctx).args(&args));
+        assert_eq!(c, 0, "{args:?}: {err}");
+    }
+}
+
+fn out_last_line(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Run `cmd` on a pseudo-terminal (Python's `pty`), typing each of `answers` when the program
+/// asks `Enter password` (after it turned echo off); returns (exit code, what the terminal showed).
+fn on_a_terminal(cmd: &Command, answers: &[&str]) -> (i32, String) {
+    const DRIVE: &str = r#"
+import os, pty, sys
+answers = os.environ.pop("PTY_ANSWERS").split("\n")
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out, asked = b"", 0
+while True:
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+    while out.count(b"Enter password") > asked and asked < len(answers):
+        os.write(fd, answers[asked].encode() + b"\n")
+        asked += 1
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let mut py = Command::new(tk::require_tool("python3", "python3"));
+    py.arg("-c")
+        .arg(DRIVE)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => py.env(k, v),
+            None => py.env_remove(k),
+        };
+    }
+    py.env("PTY_ANSWERS", answers.join("\n"));
+    let (c, stdout, _) = code(&mut py);
+    (c, stdout)
+}
+
+#[test]
+fn the_password_is_asked_on_the_terminal_without_echo() {
+    let ctx = tk::TestContext::new();
+    let dir = ctx.path("work");
+    fs::create_dir_all(&dir).unwrap();
+    let prefix = dir.join("tty");
+    let pw = "typed-pw-5521";
+    let keygen = |answers: &[&str]| {
+        let mut c = ocibuild(&ctx);
+        c.env_remove("COSIGN_PASSWORD").args([
+            "generate-key-pair",
+            "--force",
+            "--output-key-prefix",
+            prefix.to_str().unwrap(),
+        ]);
+        on_a_terminal(&c, answers)
+    };
+    let (c, shown) = keygen(&[pw, "something-else"]);
+    assert_eq!(c, 1, "{shown}");
+    assert!(shown.contains("differ"), "{shown}");
+    assert!(!dir.join("tty.key").exists());
+    let (c, shown) = keygen(&[pw, pw]);
+    assert_eq!(c, 0, "{shown}");
+    assert!(!shown.contains(pw), "the password was echoed: {shown}");
+
+    // the typed password opens the key in `build --sign` (asked before the build) ...
+    let app = ctx.path("app");
+    fs::create_dir_all(&app).unwrap();
+    fs::write(app.join("motd"), "hello\n").unwrap();
+    fs::write(
+        app.join("Dockerfile"),
+        "FROM scratch\nCOPY motd /etc/motd\n",
+    )
+    .unwrap();
+    let layout = ctx.path("out");
+    let src = format!("oci:{}:1", layout.display());
+    let mut b = ocibuild(&ctx);
+    b.env_remove("COSIGN_PASSWORD")
+        .arg("build")
+        .arg(&app)
+        .args(["--sign", "--key"])
+        .arg(dir.join("tty.key"))
+        .args(["--output", &src]);
+    let (c, shown) = on_a_terminal(&b, &["wrong-pw"]);
+    assert_eq!(c, 1, "{shown}");
+    assert!(shown.contains("password"), "{shown}");
+    assert!(
+        !layout.exists(),
+        "a build with a wrong password wrote its output"
+    );
+    let (c, shown) = on_a_terminal(&b, &[pw]);
+    assert_eq!(c, 0, "{shown}");
+    assert!(!shown.contains(pw), "the password was echoed: {shown}");
+    // ... and what it signed verifies with the public key
+    let (c, _, err) = code(ocibuild(&ctx).args([
+        "verify",
+        "--key",
+        dir.join("tty.pub").to_str().unwrap(),
+        &src,
+    ]));
+    assert_eq!(c, 0, "{err}");
 }

@@ -53,6 +53,11 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
             .map(|n| ctx.join(n))
             .find(|p| p.is_file())
     });
+    if !warm_only && a.dry_run.is_none() {
+        // --sign's key and the provenance's start, before anything is built
+        let df = dockerfile.as_deref().filter(|_| a.lang.is_none());
+        super::buildsign::begin(a, &ctx, df)?;
+    }
     if let Some(df) = dockerfile
         && a.lang.is_none()
     {
@@ -283,7 +288,7 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
         );
     }
 
-    write_outputs(g, a, &rep, &store, &built.image)?;
+    write_outputs(g, a, &rep, &store, &built.image, &built.record)?;
     if let Some(f) = &a.iidfile {
         super::write_file_atomically(f, digest.as_bytes())?;
     }
@@ -325,6 +330,21 @@ fn eject(a: &BuildArgs, ctx: &Path, plan: &ocibuild_builders::Plan) -> Result<St
 /// they are left out of the context, so the next identical build does not see them as new
 /// files and runs nothing. Said once on stderr.
 pub(super) fn outputs_in_context(a: &BuildArgs, ctx: &Path, rep: &Reporter) -> Vec<String> {
+    let (out, said) = output_paths_in_context(a, ctx);
+    if !said.is_empty() {
+        rep.event(
+            &format!(
+                "left out of the build context because this build writes them: {}",
+                said.join(", ")
+            ),
+            json!({"event": "context-exclude", "paths": out}),
+        );
+    }
+    out
+}
+
+/// [`outputs_in_context`] without saying it: the paths, and each with the flag that names it.
+pub(super) fn output_paths_in_context(a: &BuildArgs, ctx: &Path) -> (Vec<String>, Vec<String>) {
     let mut files: Vec<(String, PathBuf)> = Vec::new();
     for o in &a.outputs {
         match Location::parse(o) {
@@ -355,16 +375,7 @@ pub(super) fn outputs_in_context(a: &BuildArgs, ctx: &Path, rep: &Reporter) -> V
         said.push(format!("{rel} ({flag})"));
         out.push(rel);
     }
-    if !said.is_empty() {
-        rep.event(
-            &format!(
-                "left out of the build context because this build writes them: {}",
-                said.join(", ")
-            ),
-            json!({"event": "context-exclude", "paths": out}),
-        );
-    }
-    out
+    (out, said)
 }
 
 /// `p` made absolute with symlinks resolved, also when it does not exist yet (its nearest
@@ -608,6 +619,7 @@ pub(super) fn write_outputs(
     rep: &Reporter,
     store: &ocibuild_oci::store::ContentStore,
     image: &ocibuild_oci::image::Image,
+    record: &ocibuild_record::BuildRecord,
 ) -> Result<()> {
     let digest = image.manifest_desc.digest.to_string();
     // Outputs.
@@ -634,6 +646,7 @@ pub(super) fn write_outputs(
         super::policy::gate(&src, image, a.policy.as_deref(), rep)?;
     }
     let sboms = super::supply::before_outputs(g, a, &src, rep)?;
+    let signing = super::buildsign::prepare(a, record, &sboms, rep)?;
     let reg = if dests.iter().any(|d| matches!(d, Location::Registry(_))) {
         Some(super::registry::registry(g)?)
     } else {
@@ -659,6 +672,9 @@ pub(super) fn write_outputs(
             a.sbom_attach == "cosign",
             rep,
         )?;
+        if let Some(s) = &signing {
+            s.apply(reg.as_ref(), d, image, rep)?;
+        }
     }
     if dests.is_empty() {
         rep.event(

@@ -3,6 +3,7 @@
 mod assemble;
 mod base;
 mod build;
+mod buildsign;
 mod cache;
 mod dockerfile;
 mod doctor;

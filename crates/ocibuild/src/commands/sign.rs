@@ -108,7 +108,7 @@ fn layout_only_image(dir: &std::path::Path) -> Result<(Descriptor, String)> {
     }
 }
 
-fn parse_annotations(list: &[String]) -> Result<BTreeMap<String, String>> {
+pub(super) fn parse_annotations(list: &[String]) -> Result<BTreeMap<String, String>> {
     list.iter()
         .map(|a| {
             a.split_once('=')
@@ -118,7 +118,7 @@ fn parse_annotations(list: &[String]) -> Result<BTreeMap<String, String>> {
         .collect()
 }
 
-fn mode(m: ReferrersMode) -> Mode {
+pub(super) fn mode(m: ReferrersMode) -> Mode {
     match m {
         ReferrersMode::Legacy => Mode::Tag,
         ReferrersMode::Oci11 => Mode::Referrers,
