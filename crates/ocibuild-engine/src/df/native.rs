@@ -105,7 +105,27 @@ impl NativeBases {
     /// The image of `r`: found in the store, or assembled from its packages (its lockfile's,
     /// when a `--base-lock` matches it).
     pub fn image(&self, r: &NativeRef, ev: &(dyn Fn(Event) + Sync)) -> Result<Image> {
-        let b = &self.bases;
+        self.image_for_arch(r, &self.bases.arch, ev)
+    }
+
+    /// [`NativeBases::image`] from `arch`'s packages (`amd64`, `arm64`): a stage's
+    /// `FROM --platform=…` may differ from the target platform.
+    pub fn image_for_arch(
+        &self,
+        r: &NativeRef,
+        arch: &str,
+        ev: &(dyn Fn(Event) + Sync),
+    ) -> Result<Image> {
+        let other;
+        let b = if arch == self.bases.arch {
+            &self.bases
+        } else {
+            other = Bases {
+                arch: arch.to_string(),
+                ..self.bases.clone()
+            };
+            &other
+        };
         let mut from_lock = None;
         for (path, lock) in &self.locks {
             if lock.profile != r.profile || lock.variant != r.variant {

@@ -7,6 +7,7 @@ mod cache;
 mod dockerfile;
 mod doctor;
 mod inspect;
+mod multiplatform;
 pub mod policy;
 mod record;
 pub mod registry;
