@@ -192,6 +192,62 @@ fn a_go_dockerfile_builds_an_amd64_arm64_index_whose_arm64_binary_answers_alike(
         );
     }
 
+    // A Dockerfile on that multi-arch image pulls each platform's manifest for each platform.
+    let derived_ctx = ctx.tmp_dir("derived");
+    fs::write(
+        derived_ctx.join("Dockerfile"),
+        format!("FROM {}/tally:multi\nLABEL derived=yes\n", reg.host),
+    )
+    .unwrap();
+    let derived = ctx.path("derived-layout");
+    let out = run(ocibuild()
+        .args(["build", "--platform", "linux/arm64,linux/amd64", "--output"])
+        .arg(format!("oci:{}:d", derived.display()))
+        .arg(&derived_ctx));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (dindex, _) = raw(&format!("oci:{}:d", derived.display()), &[]);
+    let dm = dindex["manifests"].as_array().unwrap();
+    assert_eq!(dm.len(), 2, "{dindex}");
+    for (i, want) in ["arm64", "amd64"].iter().enumerate() {
+        assert_eq!(dm[i]["platform"]["architecture"], *want, "{dindex}");
+        let base = manifests
+            .iter()
+            .find(|m| m["platform"]["architecture"] == *want)
+            .unwrap();
+        let (bm, _) = raw(
+            &format!(
+                "docker://{}/tally@{}",
+                reg.host,
+                base["digest"].as_str().unwrap()
+            ),
+            &["--tls-verify=false"],
+        );
+        let layout_blob = derived.join("blobs/sha256").join(
+            dm[i]["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:"),
+        );
+        let dman: Value = serde_json::from_slice(&fs::read(layout_blob).unwrap()).unwrap();
+        let digests = |v: &Value| -> Vec<String> {
+            v["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["digest"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(
+            digests(&dman),
+            digests(&bm),
+            "{want}: the derived image is on the {want} base"
+        );
+    }
+
     // Each platform's config says its architecture.
     for (arch, want) in [("amd64", "amd64"), ("arm64", "arm64")] {
         let cfg = skopeo_inspect_config_for(&layout, "multi", arch);
