@@ -38,7 +38,7 @@ fn ocibuild() -> Command {
 
 /// A small Go service's CLI: computes an answer that does not depend on the architecture, and
 /// says which architecture it was compiled for.
-fn go_app(dir: &Path) {
+fn go_source(dir: &Path) {
     fs::write(dir.join("go.mod"), "module example.com/tally\n\ngo 1.21\n").unwrap();
     fs::write(
         dir.join("main.go"),
@@ -82,6 +82,11 @@ func main() {
 "#,
     )
     .unwrap();
+}
+
+/// [`go_source`] with a two-stage Dockerfile whose build stage cross-compiles.
+fn go_app(dir: &Path) {
+    go_source(dir);
     fs::write(
         dir.join("Dockerfile"),
         "# the build stage runs on the build platform and cross-compiles for the target\n\
@@ -329,6 +334,108 @@ fn a_go_dockerfile_builds_an_amd64_arm64_index_whose_arm64_binary_answers_alike(
     assert!(out.status.success(), "{err}");
     assert_eq!(again.lines().last().unwrap(), digest, "{err}");
     assert!(err.contains("0 steps ran"), "{err}");
+}
+
+/// Unpack one platform of the index `oci:LAYOUT:TAG` (skopeo picks the manifest, umoci unpacks
+/// it) and return the bundle.
+fn unpack_platform(ctx: &TestContext, layout: &Path, tag: &str, arch: &str) -> PathBuf {
+    let one = ctx.path(format!("{tag}-one-{arch}"));
+    run_ok_stdout(Command::new("skopeo").args([
+        "copy",
+        "--override-arch",
+        arch,
+        &format!("oci:{}:{tag}", layout.display()),
+        &format!("oci:{}:{arch}", one.display()),
+    ]));
+    let bundle = ctx.path(format!("{tag}-bundle-{arch}"));
+    umoci_unpack(&one, arch, &bundle);
+    bundle
+}
+
+#[test]
+fn a_zero_config_go_app_builds_an_amd64_arm64_index_by_cross_compiling() {
+    let ctx = TestContext::new();
+    let dir = ctx.tmp_dir("app");
+    go_source(&dir);
+    let layout = ctx.path("layout");
+    let meta = ctx.path("meta.json");
+    let out = run(ocibuild()
+        .args([
+            "build",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--cache-dir",
+        ])
+        .arg(cache())
+        .arg("--output")
+        .arg(format!("oci:{}:z", layout.display()))
+        .arg("--metadata-file")
+        .arg(&meta)
+        .arg(&dir));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "only the index's digest: {stdout}"
+    );
+    let index: Value = serde_json::from_str(&run_ok_stdout(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        &format!("oci:{}:z", layout.display()),
+    ])))
+    .unwrap();
+    let archs: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"], "{index}");
+    let mut answers = Vec::new();
+    for (arch, machine) in [("amd64", EM_X86_64), ("arm64", EM_AARCH64)] {
+        let bundle = unpack_platform(&ctx, &layout, "z", arch);
+        let rootfs = bundle.join("rootfs");
+        let cfg = skopeo_inspect_config_for(&layout, "z", arch);
+        assert_eq!(cfg["architecture"], arch, "{cfg}");
+        let entry = cfg["config"]["Entrypoint"][0].as_str().unwrap().to_string();
+        let elves = elf_files(&rootfs);
+        assert!(
+            elves.iter().any(|(_, m)| *m == machine),
+            "{arch}: {elves:?}"
+        );
+        let foreign: Vec<_> = elves.iter().filter(|(_, m)| *m != machine).collect();
+        assert!(
+            foreign.is_empty(),
+            "{arch} image holds other ELF machines: {foreign:?}"
+        );
+        if arch == "amd64" {
+            let (rc, out, e) = runc_run(&bundle, None);
+            assert_eq!(rc, 0, "{out}{e}");
+            answers.push(out);
+        } else {
+            let qemu = require_tool("qemu-aarch64-static", "qemu-user-static");
+            let bin = rootfs.join(entry.trim_start_matches('/'));
+            answers.push(run_ok_stdout(Command::new(qemu).arg(bin)));
+        }
+    }
+    assert!(
+        answers[0].contains("1229 primes below 10000"),
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers[0].replace("arch: amd64", "arch: ARCH"),
+        answers[1].replace("arch: arm64", "arch: ARCH"),
+        "the arm64 binary answers as the amd64 one"
+    );
+    let m: Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    assert_eq!(
+        m["ocibuild.platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64"]),
+        "{m}"
+    );
+    assert_eq!(m["ocibuild.images"].as_array().unwrap().len(), 2, "{m}");
 }
 
 /// The config of one platform of an index in a layout.

@@ -62,6 +62,9 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
             super::dockerfile::run(g, a, &df, &ctx)
         };
     }
+    if a.platform.contains(',') {
+        return super::multiplatform::zero_config(g, a, warm_only);
+    }
     let platform =
         Platform::parse(&a.platform).with_context(|| format!("--platform {}", a.platform))?;
     if platform.os != "linux" || !matches!(platform.architecture.as_str(), "amd64" | "arm64") {
@@ -299,7 +302,9 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
         ),
     ]);
     super::record::finish(a, &store, &built.record, extra)?;
-    println!("{digest}");
+    if !a.index_part {
+        println!("{digest}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -660,7 +665,7 @@ pub(super) fn write_outputs(
             rep,
         )?;
     }
-    if dests.is_empty() {
+    if dests.is_empty() && !a.index_part {
         rep.event(
             "no --output or --push: the image is only in the content store; add --output oci:DIR:TAG or -t NAME --push",
             json!({"event": "warning", "message": "no output"}),

@@ -361,7 +361,7 @@ fn build_platforms(
         opts.platform = p.clone();
         opts.native = Some(native_bases(g, a, store, p)?);
         rep.event(
-            &format!("=> platform {p}"),
+            &format!("platform {p}"),
             json!({"event": "platform", "platform": p.to_string()}),
         );
         let built = df::build(text, &opts, &ev).with_context(|| {

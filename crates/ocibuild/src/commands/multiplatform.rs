@@ -4,6 +4,7 @@
 //! image and so takes one platform).
 
 use std::collections::BTreeMap;
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use ocibuild_oci::image::{Descriptor, Image, Index, Platform, to_json_bytes};
@@ -217,6 +218,81 @@ pub(super) fn platform_digests(images: &[(Platform, Image)]) -> BTreeMap<String,
         .iter()
         .map(|(p, i)| (p.to_string(), i.manifest_desc.digest.to_string()))
         .collect()
+}
+
+/// `ocibuild build DIR --platform A,B,…` without a Dockerfile: the zero-config build once per
+/// platform (Go cross-compiles on the host's toolchain root; each runtime base comes from that
+/// architecture's Debian packages), each kept in the store with its build record, then one
+/// index of them written to every output.
+pub(super) fn zero_config(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<ExitCode> {
+    let platforms = parse_platforms(&a.platform)?;
+    check_args(a, &platforms)?;
+    if a.dry_run.is_some() {
+        return Err(usage(format!(
+            "--dry-run with --platform {}: the plan is per platform; give one --platform",
+            a.platform
+        )));
+    }
+    let rep = Reporter::new(g.progress);
+    let store = super::open_store(g)?;
+    let t0 = std::time::Instant::now();
+    let scratch = tempfile::tempdir().context("creating a temp dir")?;
+    let mut images = Vec::new();
+    let mut records = Vec::new();
+    for p in &platforms {
+        rep.event(
+            &format!("platform {p}"),
+            json!({"event": "platform", "platform": p.to_string()}),
+        );
+        let iid = scratch.path().join("iid");
+        let mut one = a.clone();
+        one.platform = p.to_string();
+        one.index_part = true;
+        one.outputs.clear();
+        one.push = false;
+        one.check = false;
+        one.policy = None;
+        one.metadata_file = None;
+        one.iidfile = Some(iid.clone());
+        super::build::run_mode(g, &one, warm_only)
+            .with_context(|| format!("building {} for {p}", a.context.display()))?;
+        if warm_only {
+            continue;
+        }
+        let digest: ocibuild_oci::Digest = std::fs::read_to_string(&iid)
+            .context("reading the digest of a platform's image")?
+            .trim()
+            .parse()
+            .context("the digest of a platform's image")?;
+        let size = store
+            .size(&digest)
+            .with_context(|| format!("the image {digest} is not in the store"))?;
+        let desc = Descriptor::new(media::OCI_MANIFEST, digest.clone(), size);
+        let src = StoreSource::new(store.clone(), desc, format!("the built {p} image"));
+        let img = ocibuild_oci::image::load_image(&src, None)?;
+        let record = ocibuild_engine::load_record(&store, &digest)?
+            .with_context(|| format!("the build record of {digest} is not in the store"))?;
+        records.push(record);
+        images.push((p.clone(), img));
+    }
+    if warm_only {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let index = put_index(&store, &images)?;
+    let record = merge_records(records, &index).context("no platform was built")?;
+    let digest = index.digest.to_string();
+    rep.image_done(&record, t0.elapsed().as_secs_f64());
+    write_index_outputs(g, a, &rep, &store, &index, &images)?;
+    if let Some(f) = &a.iidfile {
+        super::write_file_atomically(f, digest.as_bytes())?;
+    }
+    let extra = BTreeMap::from([(
+        "ocibuild.platform.images".to_string(),
+        json!(platform_digests(&images)),
+    )]);
+    super::record::finish(a, &store, &record, extra)?;
+    println!("{digest}");
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
