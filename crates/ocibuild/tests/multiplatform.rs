@@ -326,6 +326,16 @@ fn a_go_dockerfile_builds_an_amd64_arm64_index_whose_arm64_binary_answers_alike(
         "{m}"
     );
     assert_eq!(m["ocibuild.images"].as_array().unwrap().len(), 2, "{m}");
+    let errors = schema_errors(&m);
+    assert!(errors.is_empty(), "{errors:#?}\n{m:#}");
+    let steps = m["ocibuild.steps"].as_array().unwrap();
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["id"].as_str().unwrap().starts_with("linux/arm64/")
+                && s["platform"] == "linux/amd64"),
+        "the arm64 build's build-stage steps ran on the build platform: {steps:#?}"
+    );
 
     // Again: everything is cached, the same index.
     let out = run(&mut c);
@@ -334,6 +344,23 @@ fn a_go_dockerfile_builds_an_amd64_arm64_index_whose_arm64_binary_answers_alike(
     assert!(out.status.success(), "{err}");
     assert_eq!(again.lines().last().unwrap(), digest, "{err}");
     assert!(err.contains("0 steps ran"), "{err}");
+}
+
+/// The complaints of `docs/metadata.schema.json` (Python's `jsonschema`) about a metadata file.
+fn schema_errors(instance: &Value) -> Vec<String> {
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/metadata.schema.json");
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("instance.json");
+    fs::write(&f, serde_json::to_vec(instance).unwrap()).unwrap();
+    let out = ocibuild_testkit::oracles::python_eval(
+        &["jsonschema==4.*"],
+        "import json, sys, jsonschema\n\
+         v = jsonschema.Draft202012Validator(json.load(open(sys.argv[1])))\n\
+         for e in v.iter_errors(json.load(open(sys.argv[2]))):\n    \
+             print('/'.join(str(p) for p in e.absolute_path) + ': ' + e.message)\n",
+        &[schema.to_str().unwrap(), f.to_str().unwrap()],
+    );
+    out.lines().map(str::to_string).collect()
 }
 
 /// Unpack one platform of the index `oci:LAYOUT:TAG` (skopeo picks the manifest, umoci unpacks
@@ -436,6 +463,8 @@ fn a_zero_config_go_app_builds_an_amd64_arm64_index_by_cross_compiling() {
         "{m}"
     );
     assert_eq!(m["ocibuild.images"].as_array().unwrap().len(), 2, "{m}");
+    let errors = schema_errors(&m);
+    assert!(errors.is_empty(), "{errors:#?}\n{m:#}");
 }
 
 /// The config of one platform of an index in a layout.
@@ -529,4 +558,72 @@ fn a_foreign_run_step_runs_under_binfmt_or_fails_early_naming_the_fix() {
         assert!(err.contains("FROM --platform=$BUILDPLATFORM"), "{err}");
         assert!(text.contains("NO") && text.contains("fix:"), "{text}");
     }
+}
+
+#[test]
+fn base_locks_pin_each_platform_of_a_multi_platform_build() {
+    let ctx = TestContext::new();
+    let mut locks = Vec::new();
+    // bookworm locks: the default --distro is trixie, so only the locks can make it bookworm
+    for arch in ["amd64", "arm64"] {
+        let lock = ctx.path(format!("static-{arch}.lock"));
+        run_ok_stdout(
+            ocibuild()
+                .args([
+                    "base",
+                    "lock",
+                    "--profile",
+                    "static",
+                    "--distro",
+                    "bookworm",
+                ])
+                .args(["--arch", arch, "--cache-dir"])
+                .arg(cache())
+                .arg("--output")
+                .arg(&lock),
+        );
+        locks.push(lock);
+    }
+    let dir = ctx.tmp_dir("ctx");
+    fs::write(
+        dir.join("Dockerfile"),
+        "FROM ocibuild:static\nCOPY Dockerfile /\n",
+    )
+    .unwrap();
+    let layout = ctx.path("layout");
+    let build = |locks: &[&PathBuf]| {
+        let mut c = ocibuild();
+        c.args([
+            "build",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--cache-dir",
+        ])
+        .arg(cache())
+        .arg("--output")
+        .arg(format!("oci:{}:a", layout.display()));
+        for l in locks {
+            c.arg("--base-lock").arg(l);
+        }
+        run(c.arg(&dir))
+    };
+    let out = build(&[&locks[0], &locks[1]]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.matches("from the lockfile").count(), 2, "{err}");
+    for arch in ["amd64", "arm64"] {
+        let cfg = skopeo_inspect_config_for(&layout, "a", arch);
+        assert_eq!(cfg["architecture"], arch, "{cfg}");
+        let release = cfg["config"]["Labels"]["dev.ocibuild.base.release"].to_string();
+        assert!(release.contains("bookworm"), "{arch}: {cfg}");
+    }
+    // only the amd64 lock: the arm64 platform has none of its architecture, and says so
+    let out = build(&[&locks[0]]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("locks amd64 packages, the build is for arm64")
+            && err.contains("one --base-lock per platform"),
+        "{err}"
+    );
 }

@@ -127,6 +127,7 @@ impl NativeBases {
             &other
         };
         let mut from_lock = None;
+        let mut other_arch = None;
         for (path, lock) in &self.locks {
             if lock.profile != r.profile || lock.variant != r.variant {
                 continue;
@@ -154,16 +155,22 @@ impl NativeBases {
                 });
             }
             if lock.arch != b.arch {
-                return Err(EngineError::Invalid {
-                    what: format!("--base-lock {}", path.display()),
-                    detail: format!(
-                        "it locks {} packages, the build is for {}; lock for the target platform (`ocibuild base lock --arch {}`)",
-                        lock.arch, b.arch, b.arch
-                    ),
-                });
+                // another --base-lock may lock the same base for this architecture (one per
+                // platform of a multi-platform build)
+                other_arch.get_or_insert((path, lock.arch.clone()));
+                continue;
             }
             from_lock = Some((path, lock.clone()));
             break;
+        }
+        if let (None, Some((path, arch))) = (&from_lock, other_arch) {
+            return Err(EngineError::Invalid {
+                what: format!("--base-lock {}", path.display()),
+                detail: format!(
+                    "it locks {arch} packages, the build is for {}; lock for each target platform (`ocibuild base lock --arch {}`) and give one --base-lock per platform",
+                    b.arch, b.arch
+                ),
+            });
         }
         let locked = match &from_lock {
             Some((_, lock)) => b.locked_from(lock.clone(), r.toolchain)?,
