@@ -21,6 +21,7 @@ PACKAGES=(
   util-linux dpkg iproute2                               # setpriv/unshare/nsenter (sandbox tests), dpkg-deb (.deb tests), ip (serving apps under runc)
   maven default-jre-headless                             # Maven's own ComparableVersion: the oracle of scan's Maven ordering test
   python3 python3-venv                                   # PyPI oracles in a venv (cyclonedx-python-lib, spdx-tools, packaging, cvss, jsonschema)
+  qemu-user-static                                       # runs the arm64 binaries of multi-platform builds (qemu-aarch64-static), and registers binfmt_misc where the host allows it
   nodejs                                                 # Azurite (npm, installed by the cache tests); this machine's nodejs bundles npm (Debian's separate npm would conflict with it)
 )
 

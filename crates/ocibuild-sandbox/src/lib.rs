@@ -15,6 +15,7 @@
 //! Privileged calls go through the [`syscall::Syscall`] trait so the mount and namespace logic is
 //! unit-tested without root. May depend on nix/libc; must never print.
 
+pub mod emulation;
 pub mod error;
 pub mod helper;
 pub mod idmap;

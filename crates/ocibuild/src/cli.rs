@@ -569,7 +569,7 @@ pub enum BuildNetworkArg {
     None,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 #[command(
     after_help = "Examples:\n  ocibuild build ./app -t registry.example/app:1 --push\n  ocibuild build ./app --output oci:out:app --explain\n  ocibuild build ./svc --lang go --main ./cmd/server --platform linux/arm64 --output oci-archive:svc.tar\n  ocibuild build ./web --distro bookworm --build-ca /etc/corp/ca.pem --output docker-archive:web.tar:web:1\n\nOutputs: --output oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG],\ndocker://REGISTRY/REPO:TAG; --push pushes every -t. Without either the image stays in the content store\n(its digest is printed)."
 )]
@@ -636,8 +636,11 @@ pub struct BuildArgs {
     /// Debian release of the toolchain and the runtime: trixie (13) or bookworm (12)
     #[arg(long, default_value = "trixie", value_name = "RELEASE")]
     pub distro: String,
-    /// Target platform (Go cross-compiles; no emulation)
-    #[arg(long, default_value = "linux/amd64", value_name = "OS/ARCH")]
+    /// Target platform; several, comma-separated, build one image index with a manifest per
+    /// platform (linux/amd64,linux/arm64). Go cross-compiles; a Dockerfile's RUN steps for a
+    /// foreign platform need qemu-user-static (see `ocibuild doctor`) unless their stage is
+    /// `FROM --platform=$BUILDPLATFORM`
+    #[arg(long, default_value = "linux/amd64", value_name = "OS/ARCH[,OS/ARCH…]")]
     pub platform: String,
     /// Which toolchain runs the build steps
     #[arg(long, value_enum, default_value = "debian")]
@@ -752,6 +755,10 @@ pub struct BuildArgs {
     /// Write build metadata (digest, names, plan) as JSON to this file
     #[arg(long, value_name = "FILE")]
     pub metadata_file: Option<PathBuf>,
+    /// Not a flag: set when this build is one platform of a multi-platform zero-config build
+    /// (it prints no digest and warns of no missing output: the index is the result).
+    #[arg(skip)]
+    pub index_part: bool,
     /// The package cache for Debian roots [default: ROOT/debian]
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,

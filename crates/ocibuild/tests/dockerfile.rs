@@ -281,6 +281,64 @@ fn go_template_builds_from_scratch_with_ca_certs_and_serves_as_1000() {
     assert!(n > 50, "the CA bundle copied from the builder: {body}");
 }
 
+/// The Go template as an amd64+arm64 index: its build stage (`FROM --platform=$BUILDPLATFORM`
+/// on an amd64 builder image) runs natively for both and cross-compiles; the scratch stage is
+/// each platform's.
+#[test]
+fn go_template_builds_an_amd64_arm64_index() {
+    let ctx = TestContext::new();
+    let dir = testdata().join("templates").join("go");
+    let layout = ctx.path("layout");
+    let mut args = build_arg("BUILDER", &archive_ref(&base("go", &[]))).to_vec();
+    args.extend([
+        "--platform".to_string(),
+        "linux/amd64,linux/arm64".to_string(),
+    ]);
+    let b = build(
+        &shared_store(),
+        &dir.join("Dockerfile"),
+        &dir,
+        &args,
+        &layout,
+        TAG,
+    );
+    let raw = run_ok_stdout(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        &format!("oci:{}:{TAG}", layout.display()),
+    ]));
+    let index: Value = serde_json::from_str(&raw).unwrap();
+    let archs: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"], "{index}");
+    assert!(b.stdout.trim().ends_with(&format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(raw.as_bytes()))
+    )));
+    for (arch, machine) in [("amd64", 0x3e_u16), ("arm64", 0xb7)] {
+        let one = ctx.path(format!("one-{arch}"));
+        run_ok_stdout(Command::new("skopeo").args([
+            "copy",
+            "--override-arch",
+            arch,
+            &format!("oci:{}:{TAG}", layout.display()),
+            &format!("oci:{}:{arch}", one.display()),
+        ]));
+        let rootfs = umoci_unpack(&one, arch, &ctx.path(format!("bundle-{arch}")));
+        let elf = fs::read(rootfs.join("app")).unwrap();
+        assert_eq!(
+            u16::from_le_bytes([elf[18], elf[19]]),
+            machine,
+            "{arch}: the app's ELF machine"
+        );
+        assert!(rootfs.join("etc/ssl/certs/ca-certificates.crt").is_file());
+    }
+}
+
 #[test]
 fn node_template_builds_with_production_dependencies_and_serves() {
     let t = template(

@@ -411,7 +411,18 @@ impl Exec<'_> {
     /// An image by reference: a transport (`oci:`, `oci-archive:`, `docker-archive:`,
     /// `oci-layout://`), else the caller's resolver (registries). Imported into the store.
     pub(crate) fn image(&self, reference: &str) -> Result<Image> {
-        if let Some(img) = self.images.lock().map_err(poison)?.get(reference) {
+        self.image_for(reference, &self.o.platform)
+    }
+
+    /// [`Exec::image`] for `platform` (a stage's `FROM --platform=…`): an index gives that
+    /// platform's manifest, a native base is assembled from that architecture's packages.
+    pub(crate) fn image_for(&self, reference: &str, platform: &Platform) -> Result<Image> {
+        let memo = if *platform == self.o.platform {
+            reference.to_string()
+        } else {
+            format!("{reference}\n{}", plat_str(platform))
+        };
+        if let Some(img) = self.images.lock().map_err(poison)?.get(&memo) {
             return Ok(img.clone());
         }
         if let Some(spec) = reference.strip_prefix(native::PREFIX) {
@@ -420,11 +431,11 @@ impl Exec<'_> {
                 what: reference.to_string(),
                 detail: "native bases are not available in this build".into(),
             })?;
-            let img = nb.image(&r, self.ev)?;
+            let img = nb.image_for_arch(&r, &platform.architecture, self.ev)?;
             self.images
                 .lock()
                 .map_err(poison)?
-                .insert(reference.to_string(), img.clone());
+                .insert(memo, img.clone());
             return Ok(img);
         }
         let local = if let Some(rest) = reference.strip_prefix("oci-layout://") {
@@ -441,7 +452,7 @@ impl Exec<'_> {
             Some(l) => {
                 let loc = Location::parse(&l)?;
                 let src = open_location(&loc)?;
-                let img = load_image(src.as_ref(), Some(&self.o.platform))?;
+                let img = load_image(src.as_ref(), Some(platform))?;
                 import_into_store(src.as_ref(), &img, &self.o.store)?;
                 img
             }
@@ -450,14 +461,32 @@ impl Exec<'_> {
                     .strip_prefix("docker-image://")
                     .unwrap_or(reference);
                 let r = r.strip_prefix("docker://").unwrap_or(r);
-                self.o.resolver.resolve(r, &self.o.platform)?
+                self.o.resolver.resolve(r, platform)?
             }
         };
         self.images
             .lock()
             .map_err(poison)?
-            .insert(reference.to_string(), img.clone());
+            .insert(memo, img.clone());
         Ok(img)
+    }
+
+    /// The platform stage `i` is built for: its `FROM --platform=…` (e.g. `$BUILDPLATFORM`, so
+    /// a build stage runs natively and cross-compiles), else that of the stage it is built on,
+    /// else the target platform.
+    pub(crate) fn stage_platform(&self, i: usize) -> Result<Platform> {
+        let ps = &self.plan.stages[i];
+        match (&ps.platform, &ps.base) {
+            (Some(p), _) => Platform::parse(p).map_err(|e| EngineError::Invalid {
+                what: format!(
+                    "{}: FROM --platform={p}",
+                    self.loc(self.df.stages[i].span.line)
+                ),
+                detail: e.to_string(),
+            }),
+            (None, BaseRef::Stage(j)) if *j < i => self.stage_platform(*j),
+            _ => Ok(self.o.platform.clone()),
+        }
     }
 
     /// An image's root filesystem, extracted once into the store's rootfs cache.
@@ -635,7 +664,7 @@ impl Exec<'_> {
     /// The chain a stage starts from.
     pub(crate) fn start_chain(&self, i: usize) -> Result<(Chain, Vec<String>)> {
         let ps = &self.plan.stages[i];
-        let platform = self.o.platform.clone();
+        let platform = self.stage_platform(i)?;
         match &ps.base {
             BaseRef::Scratch => {
                 let mut config = json!({
@@ -690,7 +719,7 @@ impl Exec<'_> {
                     "[{}] FROM {reference}",
                     self.df.stages[i].display_name(i)
                 )));
-                let img = self.image(&reference).map_err(|e| EngineError::Invalid {
+                let img = self.image_for(&reference, &platform).map_err(|e| EngineError::Invalid {
                     what: format!("{}: FROM {name}", self.loc(self.df.stages[i].span.line)),
                     detail: format!(
                         "{e}\nhelp: FROM takes scratch, an earlier stage, ocibuild:PROFILE[:VARIANT] (a base from Debian packages, see `ocibuild base list`), oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE, a --build-context name, or a registry reference"

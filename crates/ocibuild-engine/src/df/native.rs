@@ -105,8 +105,29 @@ impl NativeBases {
     /// The image of `r`: found in the store, or assembled from its packages (its lockfile's,
     /// when a `--base-lock` matches it).
     pub fn image(&self, r: &NativeRef, ev: &(dyn Fn(Event) + Sync)) -> Result<Image> {
-        let b = &self.bases;
+        self.image_for_arch(r, &self.bases.arch, ev)
+    }
+
+    /// [`NativeBases::image`] from `arch`'s packages (`amd64`, `arm64`): a stage's
+    /// `FROM --platform=…` may differ from the target platform.
+    pub fn image_for_arch(
+        &self,
+        r: &NativeRef,
+        arch: &str,
+        ev: &(dyn Fn(Event) + Sync),
+    ) -> Result<Image> {
+        let other;
+        let b = if arch == self.bases.arch {
+            &self.bases
+        } else {
+            other = Bases {
+                arch: arch.to_string(),
+                ..self.bases.clone()
+            };
+            &other
+        };
         let mut from_lock = None;
+        let mut other_arch = None;
         for (path, lock) in &self.locks {
             if lock.profile != r.profile || lock.variant != r.variant {
                 continue;
@@ -134,16 +155,22 @@ impl NativeBases {
                 });
             }
             if lock.arch != b.arch {
-                return Err(EngineError::Invalid {
-                    what: format!("--base-lock {}", path.display()),
-                    detail: format!(
-                        "it locks {} packages, the build is for {}; lock for the target platform (`ocibuild base lock --arch {}`)",
-                        lock.arch, b.arch, b.arch
-                    ),
-                });
+                // another --base-lock may lock the same base for this architecture (one per
+                // platform of a multi-platform build)
+                other_arch.get_or_insert((path, lock.arch.clone()));
+                continue;
             }
             from_lock = Some((path, lock.clone()));
             break;
+        }
+        if let (None, Some((path, arch))) = (&from_lock, other_arch) {
+            return Err(EngineError::Invalid {
+                what: format!("--base-lock {}", path.display()),
+                detail: format!(
+                    "it locks {arch} packages, the build is for {}; lock for each target platform (`ocibuild base lock --arch {}`) and give one --base-lock per platform",
+                    b.arch, b.arch
+                ),
+            });
         }
         let locked = match &from_lock {
             Some((_, lock)) => b.locked_from(lock.clone(), r.toolchain)?,

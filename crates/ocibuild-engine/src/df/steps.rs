@@ -43,6 +43,9 @@ pub(crate) struct StageRun {
     pub i: usize,
     pub name: String,
     pub chain: Chain,
+    /// The platform the stage runs for (`os/arch[/variant]`): its `FROM --platform`, else the
+    /// target's.
+    pub platform: String,
     /// The materialised root, once a step needed it.
     pub merged: Option<PathBuf>,
     /// Declared ARGs with their values (None: declared without a value).
@@ -199,10 +202,12 @@ impl Exec<'_> {
         let stage = &self.df.stages[i];
         let name = stage.display_name(i);
         let (chain, triggers) = self.start_chain(i)?;
+        let platform = plat_str(&self.stage_platform(i)?);
         let mut st = StageRun {
             i,
             name: name.clone(),
             chain,
+            platform,
             merged: None,
             args: BTreeMap::new(),
             cmd_set: false,
@@ -775,7 +780,7 @@ impl Exec<'_> {
                 id: id.clone(),
                 stage: st.name.clone(),
                 name: created_by.to_string(),
-                platform: plat_str(&self.o.platform),
+                platform: st.platform.clone(),
                 key: key.clone(),
                 status,
                 layer: layer.as_ref().map(|(d, _)| d.digest.clone()),
@@ -1047,6 +1052,25 @@ impl Exec<'_> {
         self.commit_step(st, key, upper, &created_by)
     }
 
+    /// A RUN of a foreign-platform stage needs qemu-user through binfmt_misc: fail before the
+    /// step runs, naming the fix, when it is not registered.
+    fn check_emulation(&self, st: &StageRun, loc: &str) -> Result<()> {
+        use ocibuild_sandbox::emulation::{Emulation, check, fix_hint, host_arch};
+        let arch = st.platform.split('/').nth(1).unwrap_or_default();
+        match check(arch) {
+            Emulation::Native | Emulation::Registered(_) => Ok(()),
+            Emulation::Unavailable(why) => Err(EngineError::Invalid {
+                what: format!("{loc} (stage {}, {})", st.name, st.platform),
+                detail: format!(
+                    "this RUN step runs {} binaries on this linux/{} host, which needs emulation, and {why}\nhelp: {}",
+                    st.platform,
+                    host_arch(),
+                    fix_hint(arch)
+                ),
+            }),
+        }
+    }
+
     fn run_step(
         &self,
         st: &mut StageRun,
@@ -1130,7 +1154,7 @@ impl Exec<'_> {
             "workdir": st.workdir(),
             "mounts": mount_keys,
             "network": matches!(network, Network::Host),
-            "platform": plat_str(&self.o.platform),
+            "platform": st.platform,
         });
         let key = key_of(parts.clone());
         let hit = self.lookup(&key);
@@ -1143,6 +1167,7 @@ impl Exec<'_> {
         if self.warm_stop(st, label) {
             return Ok(());
         }
+        self.check_emulation(st, &loc)?;
         let (tier, overlay) = self.tier()?;
         // Over overlayfs, the base and the change dirs are the lower layers as they are;
         // otherwise (copy mode, OCI markers from a remote cache, very many layers) the stage's

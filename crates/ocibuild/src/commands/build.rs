@@ -67,6 +67,9 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
             super::dockerfile::run(g, a, &df, &ctx)
         };
     }
+    if a.platform.contains(',') {
+        return super::multiplatform::zero_config(g, a, warm_only);
+    }
     let platform =
         Platform::parse(&a.platform).with_context(|| format!("--platform {}", a.platform))?;
     if platform.os != "linux" || !matches!(platform.architecture.as_str(), "amd64" | "arm64") {
@@ -304,7 +307,9 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
         ),
     ]);
     super::record::finish(a, &store, &built.record, extra)?;
-    println!("{digest}");
+    if !a.index_part {
+        println!("{digest}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -676,7 +681,7 @@ pub(super) fn write_outputs(
             s.apply(reg.as_ref(), d, image, rep)?;
         }
     }
-    if dests.is_empty() {
+    if dests.is_empty() && !a.index_part {
         rep.event(
             "no --output or --push: the image is only in the content store; add --output oci:DIR:TAG or -t NAME --push",
             json!({"event": "warning", "message": "no output"}),

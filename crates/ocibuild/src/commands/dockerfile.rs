@@ -221,8 +221,9 @@ fn build_impl(
     let rep = Reporter::new(g.progress);
     let text = std::fs::read_to_string(dockerfile)
         .with_context(|| format!("reading the Dockerfile {}", dockerfile.display()))?;
-    let platform =
-        Platform::parse(&a.platform).with_context(|| format!("--platform {}", a.platform))?;
+    let platforms = super::multiplatform::parse_platforms(&a.platform)?;
+    super::multiplatform::check_args(a, &platforms)?;
+    let platform = platforms[0].clone();
     if !matches!(a.pull.as_str(), "always" | "missing" | "never") {
         bail!("--pull {}: use always, missing or never", a.pull);
     }
@@ -304,6 +305,9 @@ fn build_impl(
     let rep = rep.show_step_output(show);
     let ev = |e: Event| rep.engine(e);
     let t0 = std::time::Instant::now();
+    if platforms.len() > 1 {
+        return build_platforms(g, a, &rep, &store, &text, opts, &platforms, ctx, dockerfile);
+    }
     let built = df::build(&text, &opts, &ev)
         .with_context(|| format!("building {} with {}", ctx.display(), dockerfile.display()))?;
     if warm_only {
@@ -327,6 +331,83 @@ fn build_impl(
     // the Dockerfile frontend's own key (the rest is the record's, the same for both)
     let extra = BTreeMap::from([("ocibuild.stages".to_string(), json!(built.stages))]);
     super::record::finish(a, &store, &built.record, extra)?;
+    println!("{digest}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--platform A,B,…`: the Dockerfile built once per platform (stages on `FROM
+/// --platform=$BUILDPLATFORM` run natively; the step cache shares what does not depend on the
+/// target), then one index of the images.
+#[allow(clippy::too_many_arguments)]
+fn build_platforms(
+    g: &Global,
+    a: &BuildArgs,
+    rep: &Reporter,
+    store: &ContentStore,
+    text: &str,
+    mut opts: df::Options<'_>,
+    platforms: &[Platform],
+    ctx: &Path,
+    dockerfile: &Path,
+) -> Result<ExitCode> {
+    use super::multiplatform as mp;
+    let ev = |e: Event| rep.engine(e);
+    let t0 = std::time::Instant::now();
+    let mut images = Vec::new();
+    let mut records = Vec::new();
+    let mut stages = Vec::new();
+    let (mut cached, mut missing) = (Vec::new(), Vec::new());
+    for p in platforms {
+        opts.platform = p.clone();
+        opts.native = Some(native_bases(g, a, store, p)?);
+        rep.event(
+            &format!("platform {p}"),
+            json!({"event": "platform", "platform": p.to_string()}),
+        );
+        let built = df::build(text, &opts, &ev).with_context(|| {
+            format!(
+                "building {} with {} for {p}",
+                ctx.display(),
+                dockerfile.display()
+            )
+        })?;
+        if stages.is_empty() {
+            stages = built.stages;
+        }
+        cached.extend(built.cached);
+        missing.extend(built.stopped);
+        records.push(built.record);
+        images.push((p.clone(), built.image));
+    }
+    if opts.warm_only {
+        rep.event(
+            &format!(
+                "warmed {}: {} steps fetched or already local, {} not in the cache (they will run), in {:.2} s",
+                mp::platform_list(platforms),
+                cached.len(),
+                missing.len(),
+                t0.elapsed().as_secs_f64()
+            ),
+            json!({"event": "warm", "cached": cached, "missing": missing}),
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let index = mp::put_index(store, &images)?;
+    let record = mp::merge_records(records, &index).context("no platform was built")?;
+    let digest = index.digest.to_string();
+    rep.image_done(&record, t0.elapsed().as_secs_f64());
+    mp::write_index_outputs(g, a, rep, store, &index, &images)?;
+    if let Some(f) = &a.iidfile {
+        super::write_file_atomically(f, digest.as_bytes())?;
+    }
+    let extra = BTreeMap::from([
+        ("ocibuild.stages".to_string(), json!(stages)),
+        (
+            "ocibuild.platform.images".to_string(),
+            json!(mp::platform_digests(&images)),
+        ),
+    ]);
+    super::record::finish(a, store, &record, extra)?;
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
 }

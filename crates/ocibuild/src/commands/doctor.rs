@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use ocibuild_sandbox::emulation::{self, Emulation};
 use ocibuild_sandbox::probe::{self, Check, Report, Tier};
 
 use crate::cli::{DoctorArgs, Global};
@@ -15,15 +16,94 @@ pub fn run(_g: &Global, a: DoctorArgs) -> Result<ExitCode> {
         Some(exe) => probe::probe_using(exe),
         None => probe::probe(),
     };
+    let platforms = platforms();
     if a.json {
+        let mut v = serde_json::to_value(&report).context("serializing the probe report")?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("platforms".into(), platforms_json(&platforms));
+        }
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).context("serializing the probe report")?
+            serde_json::to_string_pretty(&v).context("serializing the probe report")?
         );
     } else {
         print!("{}", render(&report));
+        print!("{}", render_platforms(&platforms));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The platforms whose RUN steps a build may meet, and whether each can run here.
+const PLATFORMS: [(&str, &str); 7] = [
+    ("linux/amd64", "amd64"),
+    ("linux/arm64", "arm64"),
+    ("linux/arm/v7", "arm"),
+    ("linux/386", "386"),
+    ("linux/ppc64le", "ppc64le"),
+    ("linux/s390x", "s390x"),
+    ("linux/riscv64", "riscv64"),
+];
+
+fn platforms() -> Vec<(&'static str, &'static str, Emulation)> {
+    PLATFORMS
+        .iter()
+        .map(|(p, arch)| (*p, *arch, emulation::check(arch)))
+        .collect()
+}
+
+fn platforms_json(ps: &[(&str, &str, Emulation)]) -> serde_json::Value {
+    serde_json::Value::Array(
+        ps.iter()
+            .map(|(p, arch, e)| {
+                let (run, how) = match e {
+                    Emulation::Native => (true, "native".to_string()),
+                    Emulation::Registered(h) => (
+                        true,
+                        format!("{} ({}, flags {})", h.name, h.interpreter, h.flags),
+                    ),
+                    Emulation::Unavailable(why) => (false, why.clone()),
+                };
+                let mut v = serde_json::json!({"platform": p, "can_run": run, "detail": how});
+                if !run {
+                    v["fix"] = serde_json::json!(emulation::fix_hint(arch));
+                }
+                v
+            })
+            .collect(),
+    )
+}
+
+/// The platforms section: which foreign platforms' RUN steps can run here, and the fix.
+pub fn render_platforms(ps: &[(&str, &str, Emulation)]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nplatforms: RUN steps of another architecture run under qemu-user through binfmt_misc"
+    );
+    let mut missing = None;
+    for (p, arch, e) in ps {
+        match e {
+            Emulation::Native => line(&mut out, OK, p, "native"),
+            Emulation::Registered(h) => line(
+                &mut out,
+                OK,
+                p,
+                &format!("emulated by {} ({})", h.name, h.interpreter),
+            ),
+            Emulation::Unavailable(why) => {
+                line(&mut out, NO, p, why);
+                missing.get_or_insert(*arch);
+            }
+        }
+    }
+    if let Some(arch) = missing {
+        let _ = writeln!(out, "\n  fix: {}", emulation::fix_hint(arch));
+        let _ = writeln!(
+            out,
+            "  (stages on `FROM --platform=$BUILDPLATFORM` run natively and need none of this)"
+        );
+    }
+    out
 }
 
 const OK: &str = "ok";

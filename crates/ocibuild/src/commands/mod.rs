@@ -8,6 +8,7 @@ mod cache;
 mod dockerfile;
 mod doctor;
 mod inspect;
+mod multiplatform;
 pub mod policy;
 mod record;
 pub mod registry;

@@ -26,10 +26,14 @@ pub(super) fn finish(
     };
     let (ran, _) = record.step_counts();
     extra.insert("ocibuild.cached".into(), json!(ran == 0));
-    if let [one] = record.images.as_slice() {
-        let made: Vec<Value> = one
-            .layers
+    // every platform's layers (a multi-platform build's step ids name their platform)
+    {
+        let mut seen = std::collections::BTreeSet::new();
+        let made: Vec<Value> = record
+            .images
             .iter()
+            .flat_map(|i| &i.layers)
+            .filter(|l| seen.insert(l.descriptor.digest.clone()))
             .filter_map(|l| {
                 let name = match &l.origin {
                     ocibuild_record::LayerOrigin::App { name } => name.clone(),

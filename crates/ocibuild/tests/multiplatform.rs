@@ -1,0 +1,629 @@
+//! Multi-platform builds: `ocibuild build -f Dockerfile --platform linux/amd64,linux/arm64`
+//! gives one OCI image index with a manifest per platform, in layouts, oci-archives and
+//! registries. A Go build stage on `FROM --platform=$BUILDPLATFORM` runs natively and
+//! cross-compiles with GOARCH=$TARGETARCH; the runtime stage is each architecture's Debian base.
+//! The arm64 binary is run with `qemu-aarch64-static` directly (binfmt_misc may not be
+//! registrable where the tests run), and must answer as the amd64 one does under runc.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ocibuild_testkit::registry::{RegistryOptions, start_registry};
+use ocibuild_testkit::{
+    TestContext, require_tool, run, run_ok_stdout, runc_run, skopeo_inspect_config, umoci_unpack,
+};
+use serde_json::Value;
+
+fn cache() -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The store the app tests share (toolchain roots and bases are reused across test binaries).
+fn shared_store() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-build-tests-store")
+}
+
+fn ocibuild() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+    c.arg("--root")
+        .arg(shared_store())
+        .args(["--progress", "plain"])
+        .env_remove("SOURCE_DATE_EPOCH");
+    c
+}
+
+/// A small Go service's CLI: computes an answer that does not depend on the architecture, and
+/// says which architecture it was compiled for.
+fn go_source(dir: &Path) {
+    fs::write(dir.join("go.mod"), "module example.com/tally\n\ngo 1.21\n").unwrap();
+    fs::write(
+        dir.join("main.go"),
+        r#"package main
+
+import (
+	"fmt"
+	"hash/crc32"
+	"os"
+	"runtime"
+	"strings"
+)
+
+// tally counts the primes below n and checksums their decimal forms.
+func tally(n int) (int, uint32) {
+	sieve := make([]bool, n)
+	var b strings.Builder
+	count := 0
+	for i := 2; i < n; i++ {
+		if sieve[i] {
+			continue
+		}
+		count++
+		fmt.Fprintf(&b, "%d,", i)
+		for j := i * i; j < n; j += i {
+			sieve[j] = true
+		}
+	}
+	return count, crc32.ChecksumIEEE([]byte(b.String()))
+}
+
+func main() {
+	n := 10000
+	if len(os.Args) > 1 {
+		fmt.Sscanf(os.Args[1], "%d", &n)
+	}
+	count, sum := tally(n)
+	fmt.Printf("answer: %d primes below %d, crc %08x\n", count, n, sum)
+	fmt.Printf("arch: %s\n", runtime.GOARCH)
+}
+"#,
+    )
+    .unwrap();
+}
+
+/// [`go_source`] with a two-stage Dockerfile whose build stage cross-compiles.
+fn go_app(dir: &Path) {
+    go_source(dir);
+    fs::write(
+        dir.join("Dockerfile"),
+        "# the build stage runs on the build platform and cross-compiles for the target\n\
+         FROM --platform=$BUILDPLATFORM ocibuild:build-base+golang-go AS build\n\
+         ARG TARGETPLATFORM TARGETOS TARGETARCH BUILDPLATFORM BUILDARCH\n\
+         WORKDIR /src\n\
+         COPY go.mod main.go ./\n\
+         RUN mkdir -p /out && echo \"$BUILDPLATFORM ($BUILDARCH) -> $TARGETPLATFORM ($TARGETOS/$TARGETARCH) on $(uname -m)\" > /out/built-on\n\
+         RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH GOTOOLCHAIN=local GOPROXY=off GOCACHE=/tmp/gocache \\\n\
+             go build -trimpath -ldflags=-buildid= -o /out/tally .\n\
+         FROM ocibuild:static:nonroot\n\
+         COPY --from=build /out/tally /bin/tally\n\
+         COPY --from=build /out/built-on /built-on\n\
+         ENTRYPOINT [\"/bin/tally\"]\n",
+    )
+    .unwrap();
+}
+
+fn elf_machine(p: &Path) -> Option<u16> {
+    let b = fs::read(p).ok()?;
+    (b.len() > 20 && b.starts_with(b"\x7fELF")).then(|| u16::from_le_bytes([b[18], b[19]]))
+}
+
+/// Every ELF file under `root` with its e_machine.
+fn elf_files(root: &Path) -> Vec<(PathBuf, u16)> {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| elf_machine(e.path()).map(|m| (e.path().to_path_buf(), m)))
+        .collect()
+}
+
+const EM_X86_64: u16 = 0x3e;
+const EM_AARCH64: u16 = 0xb7;
+
+#[test]
+fn a_go_dockerfile_builds_an_amd64_arm64_index_whose_arm64_binary_answers_alike() {
+    let ctx = TestContext::new();
+    let dir = ctx.tmp_dir("ctx");
+    go_app(&dir);
+    let layout = ctx.path("layout");
+    let archive = ctx.path("multi.tar");
+    let meta = ctx.path("meta.json");
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let pushed = format!("docker://{}/tally:multi", reg.host);
+    let mut c = ocibuild();
+    c.args(["build", "-f"])
+        .arg(dir.join("Dockerfile"))
+        .args(["--platform", "linux/amd64,linux/arm64", "--cache-dir"])
+        .arg(cache())
+        .arg("--output")
+        .arg(format!("oci:{}:multi", layout.display()))
+        .arg("--output")
+        .arg(format!("oci-archive:{}", archive.display()))
+        .args(["--output", &pushed])
+        .arg("--metadata-file")
+        .arg(&meta)
+        .arg(&dir);
+    let out = run(&mut c);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    let digest = stdout.lines().last().unwrap().to_string();
+    assert!(digest.starts_with("sha256:"), "{stdout}");
+
+    // One index with both manifests, the same in the layout, the archive and the registry.
+    let raw = |r: &str, extra: &[&str]| -> (Value, String) {
+        let o = run_ok_stdout(
+            Command::new("skopeo")
+                .arg("inspect")
+                .args(extra)
+                .args(["--raw", r]),
+        );
+        let d = format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(o.as_bytes()))
+        );
+        (serde_json::from_str(&o).unwrap(), d)
+    };
+    let (index, d) = raw(&format!("oci:{}:multi", layout.display()), &[]);
+    assert_eq!(d, digest, "the printed digest is the index's");
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let manifests = index["manifests"].as_array().unwrap();
+    let archs: Vec<&str> = manifests
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"], "{index}");
+    assert!(manifests.iter().all(|m| m["platform"]["os"] == "linux"));
+    let (_, d) = raw(&format!("oci-archive:{}", archive.display()), &[]);
+    assert_eq!(d, digest, "the oci-archive holds the index");
+    let (_, d) = raw(&pushed, &["--tls-verify=false"]);
+    assert_eq!(d, digest, "the registry holds the index");
+    for m in manifests {
+        let r = format!(
+            "docker://{}/tally@{}",
+            reg.host,
+            m["digest"].as_str().unwrap()
+        );
+        let (man, _) = raw(&r, &["--tls-verify=false"]);
+        assert!(
+            man["layers"].as_array().is_some_and(|l| !l.is_empty()),
+            "{r}: {man}"
+        );
+    }
+
+    // A Dockerfile on that multi-arch image pulls each platform's manifest for each platform.
+    let derived_ctx = ctx.tmp_dir("derived");
+    fs::write(
+        derived_ctx.join("Dockerfile"),
+        format!("FROM {}/tally:multi\nLABEL derived=yes\n", reg.host),
+    )
+    .unwrap();
+    let derived = ctx.path("derived-layout");
+    let out = run(ocibuild()
+        .args(["build", "--platform", "linux/arm64,linux/amd64", "--output"])
+        .arg(format!("oci:{}:d", derived.display()))
+        .arg(&derived_ctx));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (dindex, _) = raw(&format!("oci:{}:d", derived.display()), &[]);
+    let dm = dindex["manifests"].as_array().unwrap();
+    assert_eq!(dm.len(), 2, "{dindex}");
+    for (i, want) in ["arm64", "amd64"].iter().enumerate() {
+        assert_eq!(dm[i]["platform"]["architecture"], *want, "{dindex}");
+        let base = manifests
+            .iter()
+            .find(|m| m["platform"]["architecture"] == *want)
+            .unwrap();
+        let (bm, _) = raw(
+            &format!(
+                "docker://{}/tally@{}",
+                reg.host,
+                base["digest"].as_str().unwrap()
+            ),
+            &["--tls-verify=false"],
+        );
+        let layout_blob = derived.join("blobs/sha256").join(
+            dm[i]["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:"),
+        );
+        let dman: Value = serde_json::from_slice(&fs::read(layout_blob).unwrap()).unwrap();
+        let digests = |v: &Value| -> Vec<String> {
+            v["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["digest"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(
+            digests(&dman),
+            digests(&bm),
+            "{want}: the derived image is on the {want} base"
+        );
+    }
+
+    // Each platform's config says its architecture.
+    for (arch, want) in [("amd64", "amd64"), ("arm64", "arm64")] {
+        let cfg = skopeo_inspect_config_for(&layout, "multi", arch);
+        assert_eq!(cfg["architecture"], want, "{cfg}");
+    }
+
+    // Unpack each platform (skopeo picks the manifest; umoci unpacks it).
+    let mut answers = Vec::new();
+    for (arch, machine) in [("amd64", EM_X86_64), ("arm64", EM_AARCH64)] {
+        let one = ctx.path(format!("one-{arch}"));
+        run_ok_stdout(Command::new("skopeo").args([
+            "copy",
+            "--override-arch",
+            arch,
+            &format!("oci:{}:multi", layout.display()),
+            &format!("oci:{}:{arch}", one.display()),
+        ]));
+        let bundle = ctx.path(format!("bundle-{arch}"));
+        umoci_unpack(&one, arch, &bundle);
+        let rootfs = bundle.join("rootfs");
+        let elves = elf_files(&rootfs);
+        assert!(
+            elves.iter().any(|(p, _)| p.ends_with("bin/tally")),
+            "{arch}: {elves:?}"
+        );
+        let foreign: Vec<_> = elves.iter().filter(|(_, m)| *m != machine).collect();
+        assert!(
+            foreign.is_empty(),
+            "{arch} image holds other ELF machines: {foreign:?}"
+        );
+        let built_on = fs::read_to_string(rootfs.join("built-on")).unwrap();
+        assert_eq!(
+            built_on.trim(),
+            format!("linux/amd64 (amd64) -> linux/{arch} (linux/{arch}) on x86_64"),
+            "the build stage ran natively with the platform ARGs set as BuildKit sets them"
+        );
+        if arch == "amd64" {
+            let (rc, out, e) = runc_run(&bundle, None);
+            assert_eq!(rc, 0, "{out}{e}");
+            answers.push(out);
+        } else {
+            let qemu = require_tool("qemu-aarch64-static", "qemu-user-static");
+            let o = run_ok_stdout(Command::new(qemu).arg(rootfs.join("bin/tally")));
+            answers.push(o);
+        }
+    }
+    let line = |s: &str, k: &str| {
+        s.lines()
+            .find(|l| l.starts_with(k))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(
+        line(&answers[0], "answer:"),
+        line(&answers[1], "answer:"),
+        "{answers:?}"
+    );
+    assert!(
+        line(&answers[0], "answer:").contains("1229 primes below 10000"),
+        "{answers:?}"
+    );
+    assert_eq!(line(&answers[0], "arch:"), "arch: amd64");
+    assert_eq!(line(&answers[1], "arch:"), "arch: arm64");
+
+    // The metadata file lists the platforms and names the index.
+    let m: Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    assert_eq!(m["containerimage.digest"], digest.as_str(), "{m}");
+    assert_eq!(
+        m["ocibuild.platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64"]),
+        "{m}"
+    );
+    assert_eq!(m["ocibuild.images"].as_array().unwrap().len(), 2, "{m}");
+    let errors = schema_errors(&m);
+    assert!(errors.is_empty(), "{errors:#?}\n{m:#}");
+    let steps = m["ocibuild.steps"].as_array().unwrap();
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["id"].as_str().unwrap().starts_with("linux/arm64/")
+                && s["platform"] == "linux/amd64"),
+        "the arm64 build's build-stage steps ran on the build platform: {steps:#?}"
+    );
+
+    // Again: everything is cached, the same index.
+    let out = run(&mut c);
+    let again = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    assert_eq!(again.lines().last().unwrap(), digest, "{err}");
+    assert!(err.contains("0 steps ran"), "{err}");
+}
+
+/// The complaints of `docs/metadata.schema.json` (Python's `jsonschema`) about a metadata file.
+fn schema_errors(instance: &Value) -> Vec<String> {
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/metadata.schema.json");
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("instance.json");
+    fs::write(&f, serde_json::to_vec(instance).unwrap()).unwrap();
+    let out = ocibuild_testkit::oracles::python_eval(
+        &["jsonschema==4.*"],
+        "import json, sys, jsonschema\n\
+         v = jsonschema.Draft202012Validator(json.load(open(sys.argv[1])))\n\
+         for e in v.iter_errors(json.load(open(sys.argv[2]))):\n    \
+             print('/'.join(str(p) for p in e.absolute_path) + ': ' + e.message)\n",
+        &[schema.to_str().unwrap(), f.to_str().unwrap()],
+    );
+    out.lines().map(str::to_string).collect()
+}
+
+/// Unpack one platform of the index `oci:LAYOUT:TAG` (skopeo picks the manifest, umoci unpacks
+/// it) and return the bundle.
+fn unpack_platform(ctx: &TestContext, layout: &Path, tag: &str, arch: &str) -> PathBuf {
+    let one = ctx.path(format!("{tag}-one-{arch}"));
+    run_ok_stdout(Command::new("skopeo").args([
+        "copy",
+        "--override-arch",
+        arch,
+        &format!("oci:{}:{tag}", layout.display()),
+        &format!("oci:{}:{arch}", one.display()),
+    ]));
+    let bundle = ctx.path(format!("{tag}-bundle-{arch}"));
+    umoci_unpack(&one, arch, &bundle);
+    bundle
+}
+
+#[test]
+fn a_zero_config_go_app_builds_an_amd64_arm64_index_by_cross_compiling() {
+    let ctx = TestContext::new();
+    let dir = ctx.tmp_dir("app");
+    go_source(&dir);
+    let layout = ctx.path("layout");
+    let meta = ctx.path("meta.json");
+    let out = run(ocibuild()
+        .args([
+            "build",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--cache-dir",
+        ])
+        .arg(cache())
+        .arg("--output")
+        .arg(format!("oci:{}:z", layout.display()))
+        .arg("--metadata-file")
+        .arg(&meta)
+        .arg(&dir));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "only the index's digest: {stdout}"
+    );
+    let index: Value = serde_json::from_str(&run_ok_stdout(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        &format!("oci:{}:z", layout.display()),
+    ])))
+    .unwrap();
+    let archs: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"], "{index}");
+    let mut answers = Vec::new();
+    for (arch, machine) in [("amd64", EM_X86_64), ("arm64", EM_AARCH64)] {
+        let bundle = unpack_platform(&ctx, &layout, "z", arch);
+        let rootfs = bundle.join("rootfs");
+        let cfg = skopeo_inspect_config_for(&layout, "z", arch);
+        assert_eq!(cfg["architecture"], arch, "{cfg}");
+        let entry = cfg["config"]["Entrypoint"][0].as_str().unwrap().to_string();
+        let elves = elf_files(&rootfs);
+        assert!(
+            elves.iter().any(|(_, m)| *m == machine),
+            "{arch}: {elves:?}"
+        );
+        let foreign: Vec<_> = elves.iter().filter(|(_, m)| *m != machine).collect();
+        assert!(
+            foreign.is_empty(),
+            "{arch} image holds other ELF machines: {foreign:?}"
+        );
+        if arch == "amd64" {
+            let (rc, out, e) = runc_run(&bundle, None);
+            assert_eq!(rc, 0, "{out}{e}");
+            answers.push(out);
+        } else {
+            let qemu = require_tool("qemu-aarch64-static", "qemu-user-static");
+            let bin = rootfs.join(entry.trim_start_matches('/'));
+            answers.push(run_ok_stdout(Command::new(qemu).arg(bin)));
+        }
+    }
+    assert!(
+        answers[0].contains("1229 primes below 10000"),
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers[0].replace("arch: amd64", "arch: ARCH"),
+        answers[1].replace("arch: arm64", "arch: ARCH"),
+        "the arm64 binary answers as the amd64 one"
+    );
+    let m: Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    assert_eq!(
+        m["ocibuild.platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64"]),
+        "{m}"
+    );
+    assert_eq!(m["ocibuild.images"].as_array().unwrap().len(), 2, "{m}");
+    let errors = schema_errors(&m);
+    assert!(errors.is_empty(), "{errors:#?}\n{m:#}");
+}
+
+/// The config of one platform of an index in a layout.
+fn skopeo_inspect_config_for(layout: &Path, tag: &str, arch: &str) -> Value {
+    let o = run_ok_stdout(Command::new("skopeo").args([
+        "inspect",
+        "--override-arch",
+        arch,
+        "--config",
+        &format!("oci:{}:{tag}", layout.display()),
+    ]));
+    serde_json::from_str(&o).unwrap()
+}
+
+#[test]
+fn a_docker_archive_takes_one_platform() {
+    let ctx = TestContext::new();
+    let dir = ctx.tmp_dir("ctx");
+    fs::write(dir.join("Dockerfile"), "FROM scratch\nCOPY Dockerfile /\n").unwrap();
+    let out = run(ocibuild()
+        .args(["build", "--platform", "linux/amd64,linux/arm64", "--output"])
+        .arg(format!("docker-archive:{}", ctx.path("x.tar").display()))
+        .arg(&dir));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("a docker-archive holds one image") && err.contains("give one --platform"),
+        "{err}"
+    );
+    assert!(!ctx.path("x.tar").exists());
+
+    // one platform of the same build writes a docker-archive whose config names it
+    let layout = ctx.path("l");
+    let out = run(ocibuild()
+        .args(["build", "--platform", "linux/arm64", "--output"])
+        .arg(format!("docker-archive:{}", ctx.path("x.tar").display()))
+        .arg("--output")
+        .arg(format!("oci:{}:a", layout.display()))
+        .arg(&dir));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = skopeo_inspect_config(&format!("docker-archive:{}", ctx.path("x.tar").display()));
+    assert_eq!(cfg["architecture"], "arm64", "{cfg}");
+}
+
+#[test]
+fn a_foreign_run_step_runs_under_binfmt_or_fails_early_naming_the_fix() {
+    let ctx = TestContext::new();
+    let dir = ctx.tmp_dir("ctx");
+    // the RUN step runs an arm64 binary on this (amd64) host
+    fs::write(
+        dir.join("Dockerfile"),
+        "FROM ocibuild:static\nRUN [\"/definitely-not-run\"]\n",
+    )
+    .unwrap();
+    if std::env::consts::ARCH != "x86_64" {
+        panic!("this test expects an amd64 host (arm64 is the foreign platform it builds)");
+    }
+    let doctor = run_ok_stdout(ocibuild().args(["doctor", "--json"]));
+    let d: Value = serde_json::from_str(&doctor).unwrap();
+    let arm = d["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["platform"] == "linux/arm64")
+        .cloned()
+        .unwrap();
+    let text = run_ok_stdout(ocibuild().arg("doctor"));
+    assert!(
+        text.contains("linux/arm64") && text.contains("platforms:"),
+        "{text}"
+    );
+    let out = run(ocibuild()
+        .args(["build", "--platform", "linux/arm64", "--cache-dir"])
+        .arg(cache())
+        .arg(&dir));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    if arm["can_run"] == true {
+        // emulated: the step ran and failed only because the file is not there
+        assert!(err.contains("definitely-not-run"), "{err}");
+        assert!(!err.contains("needs emulation"), "{err}");
+    } else {
+        assert!(
+            err.contains("needs emulation") && err.contains("qemu-user-static"),
+            "{err}"
+        );
+        assert!(err.contains("FROM --platform=$BUILDPLATFORM"), "{err}");
+        assert!(text.contains("NO") && text.contains("fix:"), "{text}");
+    }
+}
+
+#[test]
+fn base_locks_pin_each_platform_of_a_multi_platform_build() {
+    let ctx = TestContext::new();
+    let mut locks = Vec::new();
+    // bookworm locks: the default --distro is trixie, so only the locks can make it bookworm
+    for arch in ["amd64", "arm64"] {
+        let lock = ctx.path(format!("static-{arch}.lock"));
+        run_ok_stdout(
+            ocibuild()
+                .args([
+                    "base",
+                    "lock",
+                    "--profile",
+                    "static",
+                    "--distro",
+                    "bookworm",
+                ])
+                .args(["--arch", arch, "--cache-dir"])
+                .arg(cache())
+                .arg("--output")
+                .arg(&lock),
+        );
+        locks.push(lock);
+    }
+    let dir = ctx.tmp_dir("ctx");
+    fs::write(
+        dir.join("Dockerfile"),
+        "FROM ocibuild:static\nCOPY Dockerfile /\n",
+    )
+    .unwrap();
+    let layout = ctx.path("layout");
+    let build = |locks: &[&PathBuf]| {
+        let mut c = ocibuild();
+        c.args([
+            "build",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--cache-dir",
+        ])
+        .arg(cache())
+        .arg("--output")
+        .arg(format!("oci:{}:a", layout.display()));
+        for l in locks {
+            c.arg("--base-lock").arg(l);
+        }
+        run(c.arg(&dir))
+    };
+    let out = build(&[&locks[0], &locks[1]]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.matches("from the lockfile").count(), 2, "{err}");
+    for arch in ["amd64", "arm64"] {
+        let cfg = skopeo_inspect_config_for(&layout, "a", arch);
+        assert_eq!(cfg["architecture"], arch, "{cfg}");
+        let release = cfg["config"]["Labels"]["dev.ocibuild.base.release"].to_string();
+        assert!(release.contains("bookworm"), "{arch}: {cfg}");
+    }
+    // only the amd64 lock: the arm64 platform has none of its architecture, and says so
+    let out = build(&[&locks[0]]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("locks amd64 packages, the build is for arm64")
+            && err.contains("one --base-lock per platform"),
+        "{err}"
+    );
+}
