@@ -135,7 +135,7 @@ pub enum SignWith {
 
 /// `ocibuild build`'s signing flags: sign every `oci:`/`docker://` output as it is written, and
 /// attach signed attestations (the SBOM, SLSA provenance).
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct BuildSignArgs {
     /// Sign the built image in every oci: and docker:// output as it is written (`--sign` alone
     /// is `--sign=cosign`: cosign's format, with --key)

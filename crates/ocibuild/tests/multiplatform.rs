@@ -465,6 +465,64 @@ fn a_zero_config_go_app_builds_an_amd64_arm64_index_by_cross_compiling() {
     assert_eq!(m["ocibuild.images"].as_array().unwrap().len(), 2, "{m}");
     let errors = schema_errors(&m);
     assert!(errors.is_empty(), "{errors:#?}\n{m:#}");
+
+    // --sign: the index and each platform's manifest get a cosign signature in the layout
+    let prefix = ctx.path("cosign");
+    run(ocibuild()
+        .env("COSIGN_PASSWORD", "multi")
+        .args(["generate-key-pair", "--output-key-prefix"])
+        .arg(&prefix));
+    let signed = ctx.path("signed");
+    let out = run(ocibuild()
+        .env("COSIGN_PASSWORD", "multi")
+        .args([
+            "build",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--sign",
+            "--key",
+        ])
+        .arg(ctx.path("cosign.key"))
+        .arg("--cache-dir")
+        .arg(cache())
+        .arg("--output")
+        .arg(format!("oci:{}:z", signed.display()))
+        .arg(&dir));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names: Value =
+        serde_json::from_slice(&fs::read(signed.join("index.json")).unwrap()).unwrap();
+    let tags: Vec<String> = names["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str())
+        .map(str::to_string)
+        .collect();
+    // each platform's manifest; the index's own signature is checked by verify below
+    let wanted: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["digest"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(wanted.len(), 2, "{index}");
+    for d in &wanted {
+        let tag = format!("{}.sig", d.replace(':', "-"));
+        assert!(tags.contains(&tag), "no {tag} in {tags:?}");
+    }
+    let verify = run(ocibuild()
+        .args(["verify", "--key"])
+        .arg(ctx.path("cosign.pub"))
+        .arg(format!("oci:{}:z", signed.display())));
+    assert!(
+        verify.status.success(),
+        "verify of the signed index: {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
 }
 
 /// The config of one platform of an index in a layout.

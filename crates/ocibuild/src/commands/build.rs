@@ -678,7 +678,7 @@ pub(super) fn write_outputs(
             rep,
         )?;
         if let Some(s) = &signing {
-            s.apply(reg.as_ref(), d, image, rep)?;
+            s.apply(reg.as_ref(), d, &image.manifest_desc, rep)?;
         }
     }
     if dests.is_empty() && !a.index_part {

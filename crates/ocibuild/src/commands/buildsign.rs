@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
-use ocibuild_oci::image::{Descriptor, Image};
+use ocibuild_oci::image::Descriptor;
 use ocibuild_oci::reference::{Location, Reference};
 use ocibuild_record::BuildRecord;
 use ocibuild_registry::artifacts::Target;
@@ -440,14 +440,14 @@ pub(super) fn prepare(
 }
 
 impl BuildSigning {
-    /// Right after `image` was written to `dest`: sign it there and attach the attestations
+    /// Right after the image or index `root` was written to `dest`: sign it there and attach the attestations
     /// (layouts and registries; archives were refused by [`begin`] when they are the only outputs,
     /// and are passed over otherwise).
     pub(super) fn apply(
         &self,
         reg: Option<&Registry>,
         dest: &Location,
-        image: &Image,
+        root: &Descriptor,
         rep: &Reporter,
     ) -> Result<()> {
         let (target, name) = match (dest, reg) {
@@ -472,7 +472,7 @@ impl BuildSigning {
         };
         let subject =
             |d: &Descriptor| Descriptor::new(d.media_type.clone(), d.digest.clone(), d.size);
-        let root = subject(&image.manifest_desc);
+        let root = subject(root);
         for m in std::iter::once(&root).chain(&self.platforms) {
             let m = subject(m);
             let stored = cosign::sign(

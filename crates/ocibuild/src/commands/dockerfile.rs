@@ -396,7 +396,7 @@ fn build_platforms(
     let record = mp::merge_records(records, &index).context("no platform was built")?;
     let digest = index.digest.to_string();
     rep.image_done(&record, t0.elapsed().as_secs_f64());
-    mp::write_index_outputs(g, a, rep, store, &index, &images)?;
+    mp::write_index_outputs(g, a, rep, store, &index, &images, &record)?;
     if let Some(f) = &a.iidfile {
         super::write_file_atomically(f, digest.as_bytes())?;
     }

@@ -141,6 +141,7 @@ pub(super) fn write_index_outputs(
     store: &ContentStore,
     index: &Descriptor,
     images: &[(Platform, Image)],
+    record: &BuildRecord,
 ) -> Result<()> {
     let mut dests: Vec<Location> = a
         .outputs
@@ -166,6 +167,8 @@ pub(super) fn write_index_outputs(
             super::policy::gate(&src, img, a.policy.as_deref(), rep)?;
         }
     }
+    // --sign: the index and each platform's manifest, in every layout and registry output
+    let signing = super::buildsign::prepare(a, record, &[], rep)?;
     let src = StoreSource::new(
         store.clone(),
         index.clone(),
@@ -197,6 +200,9 @@ pub(super) fn write_index_outputs(
                     "--output {d}: a multi-platform build writes an index: use oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://REF"
                 )
             }
+        }
+        if let Some(s) = &signing {
+            s.apply(reg.as_ref(), d, index, rep)?;
         }
         rep.event(
             &format!("wrote {d} (an index of {})", platform_list(&images.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>())),
@@ -252,6 +258,10 @@ pub(super) fn zero_config(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<
         one.push = false;
         one.check = false;
         one.policy = None;
+        // the parts are not written anywhere: the index is signed once, in write_index_outputs
+        one.signing.sign = None;
+        one.signing.provenance = None;
+        one.signing.attest_sbom = false;
         one.metadata_file = None;
         one.iidfile = Some(iid.clone());
         super::build::run_mode(g, &one, warm_only)
@@ -282,7 +292,7 @@ pub(super) fn zero_config(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<
     let record = merge_records(records, &index).context("no platform was built")?;
     let digest = index.digest.to_string();
     rep.image_done(&record, t0.elapsed().as_secs_f64());
-    write_index_outputs(g, a, &rep, &store, &index, &images)?;
+    write_index_outputs(g, a, &rep, &store, &index, &images, &record)?;
     if let Some(f) = &a.iidfile {
         super::write_file_atomically(f, digest.as_bytes())?;
     }
