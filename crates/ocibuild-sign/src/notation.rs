@@ -6,6 +6,8 @@
 //!   header with `alg`, `cty`, `crit`, `io.cncf.notary.signingScheme` (`notary.x509`),
 //!   `io.cncf.notary.signingTime` and an optional `io.cncf.notary.expiry`; the unprotected header
 //!   carries the signing certificate chain in `x5c` (leaf first) and the signing agent.
+//! - The COSE envelope ([`COSE_MEDIA_TYPE`]) is a COSE_Sign1_Tagged message with the same
+//!   protected attributes (the times as CBOR epoch dates, tag 1) and the chain in `x5chain`.
 //! - Stored as an OCI 1.1 referrer: an image manifest with `artifactType`
 //!   [`ARTIFACT_TYPE`], the empty config, one layer (the envelope), `subject` = the image, and the
 //!   annotation [`THUMBPRINT_ANNOTATION`] (the SHA-256 of each chain certificate). Registries
@@ -194,6 +196,68 @@ pub fn jws_envelope(
     serde_json::to_vec(&env).map_err(|e| invalid("the JWS envelope", e.to_string()))
 }
 
+/// COSE header label of the certificate chain (`x5chain`, RFC 9360).
+const X5CHAIN: i64 = 33;
+/// CBOR tag of an epoch-based date/time.
+const EPOCH_TAG: u64 = 1;
+
+/// Make the COSE_Sign1_Tagged envelope for `subject`: protected `alg`, `crit`, content type,
+/// signing scheme, signing time and expiry (epoch dates, tag 1); unprotected `x5chain` and the
+/// signing agent; the payload attached.
+pub fn cose_envelope(
+    subject: &Descriptor,
+    signer: &dyn Signer,
+    req: &SignRequest<'_>,
+) -> Result<Vec<u8>> {
+    use coset::cbor::value::Value as Cbor;
+    use coset::{TaggedCborSerializable as _, iana};
+    jws_alg(signer)?;
+    let epoch = |t: u64| Cbor::Tag(EPOCH_TAG, Box::new(Cbor::Integer(t.into())));
+    let mut h = coset::HeaderBuilder::new()
+        .algorithm(iana::Algorithm::ES256)
+        .add_critical_label(coset::RegisteredLabel::Text(SIGNING_SCHEME.into()))
+        .content_type(PAYLOAD_CONTENT_TYPE.into())
+        .text_value(SIGNING_SCHEME.into(), Cbor::Text(SCHEME_X509.into()))
+        .text_value(SIGNING_TIME.into(), epoch(req.now));
+    if let Some(e) = req.expiry {
+        h = h
+            .add_critical_label(coset::RegisteredLabel::Text(EXPIRY.into()))
+            .text_value(EXPIRY.into(), epoch(req.now.saturating_add(e)));
+    }
+    let unprotected = coset::HeaderBuilder::new()
+        .value(
+            X5CHAIN,
+            Cbor::Array(
+                req.chain
+                    .iter()
+                    .map(|c| Cbor::Bytes(c.der.clone()))
+                    .collect(),
+            ),
+        )
+        .text_value(SIGNING_AGENT.into(), Cbor::Text(req.signing_agent.clone()))
+        .build();
+    let payload = payload(subject, &req.user_metadata)?;
+    let msg = coset::CoseSign1Builder::new()
+        .protected(h.build())
+        .unprotected(unprotected)
+        .payload(payload)
+        .try_create_signature(b"", |tbs| -> Result<Vec<u8>> {
+            let der = signer.sign(tbs)?;
+            Ok(p256::ecdsa::Signature::from_der(&der)
+                .map_err(|e| {
+                    invalid(
+                        signer.describe(),
+                        format!("made a malformed signature: {e}"),
+                    )
+                })?
+                .to_bytes()
+                .to_vec())
+        })?
+        .build();
+    msg.to_tagged_vec()
+        .map_err(|e| invalid("the COSE envelope", e.to_string()))
+}
+
 /// Check that `chain` is a signing chain for `signer`'s key.
 pub fn check_signing_chain(chain: &[Cert], signer: &dyn Signer) -> Result<()> {
     check_chain(chain)?;
@@ -223,12 +287,7 @@ pub fn sign(
     check_signing_chain(req.chain, signer)?;
     let (bytes, media_type) = match req.format {
         EnvelopeFormat::Jws => (jws_envelope(subject, signer, req)?, JWS_MEDIA_TYPE),
-        EnvelopeFormat::Cose => {
-            return Err(invalid(
-                "--signature-format cose",
-                "COSE envelopes are not implemented yet: sign with --signature-format jws (notation verifies both)",
-            ));
-        }
+        EnvelopeFormat::Cose => (cose_envelope(subject, signer, req)?, COSE_MEDIA_TYPE),
     };
     let ed = target.put_blob(&bytes)?;
     let layer = Descriptor::new(media_type, ed.clone(), bytes.len() as u64);
@@ -844,6 +903,121 @@ fn jws_integrity(bytes: &[u8]) -> Result<Parsed, String> {
     })
 }
 
+/// Integrity of a COSE_Sign1 envelope, as [`jws_integrity`]; the protected header's dates come
+/// back as RFC 3339 text.
+fn cose_integrity(bytes: &[u8]) -> Result<Parsed, String> {
+    use coset::cbor::value::Value as Cbor;
+    use coset::{Label, RegisteredLabelWithPrivate, TaggedCborSerializable as _, iana};
+    let msg = coset::CoseSign1::from_tagged_slice(bytes)
+        .map_err(|e| format!("not a COSE_Sign1_Tagged envelope: {e}"))?;
+    let h = &msg.protected.header;
+    let alg = match &h.alg {
+        Some(RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES256)) => "ES256",
+        Some(RegisteredLabelWithPrivate::Assigned(iana::Algorithm::PS256)) => "PS256",
+        other => {
+            return Err(format!(
+                "algorithm {other:?} is not supported (ES256, PS256 are)"
+            ));
+        }
+    };
+    match &h.content_type {
+        Some(coset::ContentType::Text(t)) if t == PAYLOAD_CONTENT_TYPE => {}
+        other => {
+            return Err(format!(
+                "content type {other:?} is not {PAYLOAD_CONTENT_TYPE}"
+            ));
+        }
+    }
+    let text = |k: &str| {
+        h.rest.iter().find_map(|(l, v)| match l {
+            Label::Text(t) if t == k => Some(v.clone()),
+            _ => None,
+        })
+    };
+    let mut protected = serde_json::Map::new();
+    protected.insert("alg".into(), json!(alg));
+    protected.insert("cty".into(), json!(PAYLOAD_CONTENT_TYPE));
+    match text(SIGNING_SCHEME) {
+        Some(Cbor::Text(t)) if t == SCHEME_X509 || t == SCHEME_SIGNING_AUTHORITY => {
+            protected.insert(SIGNING_SCHEME.into(), json!(t));
+        }
+        other => return Err(format!("signing scheme {other:?} is not notary.x509")),
+    }
+    for k in [SIGNING_TIME, EXPIRY] {
+        match text(k) {
+            Some(Cbor::Tag(EPOCH_TAG, v)) => {
+                let Some(secs) = v.as_integer().and_then(|i| u64::try_from(i).ok()) else {
+                    return Err(format!("{k} is not an epoch date"));
+                };
+                protected.insert(k.into(), json!(ocibuild_oci::image::rfc3339(secs)));
+            }
+            None if k == EXPIRY => {}
+            other => return Err(format!("{k} is {other:?}, not an epoch date (tag 1)")),
+        }
+    }
+    let mut crit = Vec::new();
+    for c in &h.crit {
+        match c {
+            coset::RegisteredLabel::Text(t) => crit.push(t.clone()),
+            coset::RegisteredLabel::Assigned(p) => {
+                return Err(format!("`crit` lists {p:?}, which is not understood"));
+            }
+        }
+    }
+    if !crit.iter().any(|c| c == SIGNING_SCHEME) {
+        return Err("`crit` does not list io.cncf.notary.signingScheme".into());
+    }
+    if protected.contains_key(EXPIRY) && !crit.iter().any(|c| c == EXPIRY) {
+        return Err("`crit` does not list io.cncf.notary.expiry".into());
+    }
+    if let Some(c) = crit.iter().find(|c| *c != SIGNING_SCHEME && *c != EXPIRY) {
+        return Err(format!("`crit` lists `{c}`, which is not understood"));
+    }
+    let chain_value = msg
+        .unprotected
+        .rest
+        .iter()
+        .find_map(|(l, v)| (*l == Label::Int(X5CHAIN)).then_some(v))
+        .ok_or("no x5chain certificate chain")?;
+    let ders: Vec<Vec<u8>> = match chain_value {
+        Cbor::Bytes(b) => vec![b.clone()],
+        Cbor::Array(a) => a
+            .iter()
+            .map(|v| {
+                v.as_bytes()
+                    .cloned()
+                    .ok_or("an x5chain entry is not a byte string")
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err("x5chain is not a byte string or an array".into()),
+    };
+    let mut chain = Vec::new();
+    for (i, der) in ders.iter().enumerate() {
+        chain.push(Cert::from_der(der, &format!("x5chain[{i}]")).map_err(|e| e.to_string())?);
+    }
+    let Some(leaf) = chain.first() else {
+        return Err("x5chain is empty".into());
+    };
+    let leaf_key = leaf.public_key().map_err(|e| e.to_string())?;
+    msg.verify_signature(b"", |sig, tbs| match jws_verify(alg, &leaf_key, tbs, sig) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!(
+            "the signature does not verify with the key of `{}` (the envelope was tampered with, or signed by another key)",
+            leaf.subject()
+        )),
+        Err(e) => Err(e),
+    })?;
+    let pb = msg.payload.as_deref().ok_or("the payload is detached")?;
+    let payload: Value =
+        serde_json::from_slice(pb).map_err(|e| format!("the payload is not JSON: {e}"))?;
+    protected.insert("crit".into(), json!(crit));
+    Ok(Parsed {
+        chain,
+        protected,
+        payload,
+    })
+}
+
 /// Verify a JWS signature of `alg` with `key`.
 fn jws_verify(alg: &str, key: &PublicKey, input: &[u8], sig: &[u8]) -> Result<bool, String> {
     match (alg, key) {
@@ -878,9 +1052,7 @@ fn check_envelope(
 ) {
     let parsed = match media_type {
         JWS_MEDIA_TYPE => jws_integrity(bytes),
-        COSE_MEDIA_TYPE => {
-            Err("COSE envelopes are not verified by ocibuild yet (JWS envelopes are)".to_string())
-        }
+        COSE_MEDIA_TYPE => cose_integrity(bytes),
         other => Err(format!(
             "envelope media type `{other}` is not a Notary Project envelope"
         )),

@@ -248,6 +248,10 @@ fn write_blob(layout: &Path, bytes: &[u8]) -> String {
 /// Store `envelope` as a notation signature of `subject` in a layout, the way the spec lays it
 /// out (built here, not by ocibuild).
 fn store_referrer(layout: &Path, subject: &Value, envelope: &[u8]) {
+    store_referrer_as(layout, subject, envelope, "application/jose+json")
+}
+
+fn store_referrer_as(layout: &Path, subject: &Value, envelope: &[u8], media_type: &str) {
     let ed = write_blob(layout, envelope);
     let cd = write_blob(layout, b"{}");
     let m = json!({
@@ -255,7 +259,7 @@ fn store_referrer(layout: &Path, subject: &Value, envelope: &[u8]) {
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "artifactType": "application/vnd.cncf.notary.signature",
         "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": cd, "size": 2},
-        "layers": [{"mediaType": "application/jose+json", "digest": ed, "size": envelope.len()}],
+        "layers": [{"mediaType": media_type, "digest": ed, "size": envelope.len()}],
         "subject": subject,
         "annotations": {"io.cncf.notary.x509chain.thumbprint#S256": "[]"}
     });
@@ -813,4 +817,145 @@ fn notation_signature_by_fallback_tag_in_docker_registry_travels_with_copy() {
     let (c, _, e) = verify(&unsigned);
     assert_eq!(c, 3, "{e}");
     assert!(e.contains("no notation signature found"), "{e}");
+}
+
+/// A CBOR byte string's encoding (RFC 8949 major type 2).
+fn cbor_bstr(b: &[u8]) -> Vec<u8> {
+    let mut o = match b.len() {
+        n if n < 24 => vec![0x40 | n as u8],
+        n if n < 256 => vec![0x58, n as u8],
+        n => vec![0x59, (n >> 8) as u8, n as u8],
+    };
+    o.extend_from_slice(b);
+    o
+}
+
+fn cbor_map_get<'a>(m: &'a ciborium::Value, key: &ciborium::Value) -> Option<&'a ciborium::Value> {
+    m.as_map()?.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+#[test]
+fn notation_cose_signature_checks_with_openssl_and_verifies() {
+    use ciborium::Value as Cbor;
+    let ctx = tk::TestContext::new();
+    let dir = ctx.path("work");
+    fs::create_dir_all(&dir).unwrap();
+    let pki = pki(&dir);
+    let layout = ctx.path("layout");
+    let digest = image(&ctx, &layout, "v1", "hello cose\n");
+    let loc = format!("oci:{}:v1", layout.display());
+    tk::run_ok(ocibuild(&ctx).args([
+        "sign",
+        "--format",
+        "notation",
+        "--signature-format",
+        "cose",
+        "--key",
+        s(&pki.leaf.0),
+        "--cert",
+        s(&pki.chain),
+        "--expiry",
+        "1h",
+        &loc,
+    ]));
+    let sigs = layout_signatures(&layout, &digest);
+    assert_eq!(sigs.len(), 1);
+    assert_eq!(sigs[0]["layers"][0]["mediaType"], "application/cose");
+    let bytes = fs::read(blob(
+        &layout,
+        sigs[0]["layers"][0]["digest"].as_str().unwrap(),
+    ))
+    .unwrap();
+
+    // COSE_Sign1_Tagged: tag 18 around [protected bstr, unprotected map, payload, signature]
+    let v: Cbor = ciborium::from_reader(&bytes[..]).unwrap();
+    let Cbor::Tag(18, inner) = v else {
+        panic!("not tag 18: {v:?}")
+    };
+    let parts = inner.as_array().unwrap();
+    let protected_bytes = parts[0].as_bytes().unwrap().clone();
+    let payload = parts[2].as_bytes().unwrap().clone();
+    let sig = parts[3].as_bytes().unwrap().clone();
+    let ph: Cbor = ciborium::from_reader(&protected_bytes[..]).unwrap();
+    let text = |k: &str| Cbor::Text(k.into());
+    assert_eq!(
+        cbor_map_get(&ph, &Cbor::Integer(1.into())),
+        Some(&Cbor::Integer((-7).into()))
+    );
+    assert_eq!(
+        cbor_map_get(&ph, &Cbor::Integer(3.into())),
+        Some(&text("application/vnd.cncf.notary.payload.v1+json"))
+    );
+    assert_eq!(
+        cbor_map_get(&ph, &text("io.cncf.notary.signingScheme")),
+        Some(&text("notary.x509"))
+    );
+    let crit = cbor_map_get(&ph, &Cbor::Integer(2.into()))
+        .unwrap()
+        .as_array()
+        .unwrap();
+    assert!(
+        crit.contains(&text("io.cncf.notary.signingScheme")),
+        "{crit:?}"
+    );
+    assert!(crit.contains(&text("io.cncf.notary.expiry")), "{crit:?}");
+    for k in ["io.cncf.notary.signingTime", "io.cncf.notary.expiry"] {
+        assert!(
+            matches!(cbor_map_get(&ph, &text(k)), Some(Cbor::Tag(1, t)) if t.is_integer()),
+            "{k}: {ph:?}"
+        );
+    }
+    let chain = cbor_map_get(&parts[1], &Cbor::Integer(33.into())).unwrap();
+    let (leaf_der, ca_der) = (der_of(&pki.leaf.1), der_of(&pki.ca.1));
+    assert_eq!(
+        chain,
+        &Cbor::Array(vec![Cbor::Bytes(leaf_der), Cbor::Bytes(ca_der)])
+    );
+    let p: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(p["targetArtifact"]["digest"], digest);
+
+    // openssl over Sig_structure = ["Signature1", protected, h'', payload], built here
+    let mut tbs = vec![0x84, 0x6a];
+    tbs.extend_from_slice(b"Signature1");
+    tbs.extend(cbor_bstr(&protected_bytes));
+    tbs.push(0x40);
+    tbs.extend(cbor_bstr(&payload));
+    assert!(openssl_verifies(&pki.leaf.2, &raw_to_der(&sig), &tbs, &dir));
+
+    let tp = dir.join("trustpolicy.json");
+    policy(&tp, "*", "strict", &["ca:acme"], TRUSTED);
+    let verify = |l: &Path, tag: &str| {
+        code(ocibuild(&ctx).args([
+            "verify",
+            "--format",
+            "notation",
+            "--trust-policy",
+            s(&tp),
+            "--trust-store",
+            s(&pki.store),
+            &format!("oci:{}:{tag}", l.display()),
+        ]))
+    };
+    let (c, o, e) = verify(&layout, "v1");
+    assert_eq!(c, 0, "{e}");
+    let r: Value = serde_json::from_str(o.trim()).unwrap();
+    assert!(r["signatures"][0]["expiry"].is_string(), "{o}");
+
+    // tampered: the payload swapped for one naming another image, the signature kept
+    let layout2 = ctx.path("layout2");
+    image(&ctx, &layout2, "v2", "other cose\n");
+    let subject2 = subject_of(&layout2, "v2");
+    let forged_payload = serde_json::to_vec(&json!({ "targetArtifact": subject2 })).unwrap();
+    let mut forged = parts.clone();
+    forged[2] = Cbor::Bytes(forged_payload);
+    let mut out_bytes = Vec::new();
+    ciborium::into_writer(
+        &Cbor::Tag(18, Box::new(Cbor::Array(forged))),
+        &mut out_bytes,
+    )
+    .unwrap();
+    store_referrer_as(&layout2, &subject2, &out_bytes, "application/cose");
+    let (c, _, e) = verify(&layout2, "v2");
+    assert_eq!(c, 3, "{e}");
+    assert!(e.contains("the signature does not verify"), "{e}");
 }
