@@ -9,6 +9,8 @@
 //!   layouts, or as OCI 1.1 referrers.
 //! - [`dsse`]: DSSE envelopes, PAE, in-toto Statement v1, cosign's `--type` names.
 //! - [`slsa`]: the SLSA Provenance v1 predicate.
+//! - [`notation`]: Notary Project signatures (JWS envelopes, referrers, notation's trust policy
+//!   and trust store); [`x509`]: the certificate chains they carry.
 //!
 //! No transparency log: signatures are key-based, and verifiers are told to skip the log
 //! (`cosign verify --insecure-ignore-tlog=true`; see docs/signing.md).
@@ -17,7 +19,9 @@ pub mod cosign;
 pub mod dsse;
 pub mod error;
 pub mod keys;
+pub mod notation;
 pub mod signer;
 pub mod slsa;
+pub mod x509;
 
 pub use error::{Result, SignError};

@@ -14,6 +14,26 @@ pub enum ReferrersMode {
     Oci11,
 }
 
+/// Which signature format `sign` / `verify` make and check.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SignatureKind {
+    /// cosign's simple-signing signatures
+    #[default]
+    Cosign,
+    /// Notary Project signatures (notation): an X.509 chain, stored as an OCI 1.1 referrer
+    Notation,
+}
+
+/// The envelope of a Notary Project signature.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum EnvelopeKind {
+    /// application/jose+json
+    #[default]
+    Jws,
+    /// application/cose (COSE_Sign1)
+    Cose,
+}
+
 #[derive(Args, Debug)]
 #[command(
     after_help = "Writes PREFIX.key (cosign's encrypted format, mode 0600) and PREFIX.pub. The password comes from\nCOSIGN_PASSWORD, else it is asked on the terminal.\n\nExample:\n  COSIGN_PASSWORD=… ocibuild generate-key-pair --output-key-prefix cosign"
@@ -29,7 +49,7 @@ pub struct GenerateKeyPairArgs {
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Examples:\n  ocibuild sign --key cosign.key docker://127.0.0.1:5000/app:1\n  ocibuild sign --key cosign.key -a ci=jenkins oci:out:app --sign-container-identity reg.example/app"
+    after_help = "Examples:\n  ocibuild sign --key cosign.key docker://127.0.0.1:5000/app:1\n  ocibuild sign --key cosign.key -a ci=jenkins oci:out:app --sign-container-identity reg.example/app\n  ocibuild sign --format notation --key signer.key --cert signer-chain.pem docker://127.0.0.1:5000/app:1"
 )]
 pub struct SignArgs {
     /// Private key: cosign's encrypted key (password from COSIGN_PASSWORD or a prompt), or a PEM
@@ -55,18 +75,47 @@ pub struct SignArgs {
     /// cosign's transparency-log upload: only `false` is accepted (ocibuild signs without a log)
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub tlog_upload: Option<bool>,
+    /// The signature format: cosign, or notation (Notary Project; needs --cert)
+    #[arg(long, value_enum, default_value_t = SignatureKind::Cosign)]
+    pub format: SignatureKind,
+    /// notation: the envelope format
+    #[arg(long, value_enum, default_value_t = EnvelopeKind::Jws)]
+    pub signature_format: EnvelopeKind,
+    /// notation: the signing certificate chain (PEM, leaf first, then its CAs)
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// notation: how long the signature is valid (`24h`, `7d`, `1h30m`) [default: no expiry]
+    #[arg(long, value_name = "DURATION")]
+    pub expiry: Option<String>,
+    /// notation: metadata signed into the payload (repeatable; notation's --user-metadata)
+    #[arg(short = 'm', long = "user-metadata", value_name = "KEY=VALUE")]
+    pub user_metadata: Vec<String>,
     /// docker://REGISTRY/REPO[:TAG|@DIGEST] or oci:DIR[:TAG]
     pub image: String,
 }
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Exit codes: 0 a valid signature exists, 3 none does (the reasons are printed), 1 verification\ncould not run.\n\nExample:\n  ocibuild verify --key cosign.pub docker://127.0.0.1:5000/app:1"
+    after_help = "Exit codes: 0 a valid signature exists, 3 none does (the reasons are printed), 1 verification\ncould not run.\n\nExamples:\n  ocibuild verify --key cosign.pub docker://127.0.0.1:5000/app:1\n  ocibuild verify --format notation --trust-policy trustpolicy.json --trust-store truststore docker://127.0.0.1:5000/app:1"
 )]
 pub struct VerifyArgs {
-    /// Public key (PEM)
+    /// Public key (PEM; cosign format)
     #[arg(long, value_name = "FILE")]
-    pub key: PathBuf,
+    pub key: Option<PathBuf>,
+    /// The signature format: cosign (with --key), or notation (with a trust policy and store)
+    #[arg(long, value_enum, default_value_t = SignatureKind::Cosign)]
+    pub format: SignatureKind,
+    /// notation: the trust policy [default: ~/.config/notation/trustpolicy.oci.json, else
+    /// trustpolicy.json]
+    #[arg(long, value_name = "FILE")]
+    pub trust_policy: Option<PathBuf>,
+    /// notation: the trust store directory (x509/ca/NAME/*.pem, …) [default:
+    /// ~/.config/notation/truststore]
+    #[arg(long, value_name = "DIR")]
+    pub trust_store: Option<PathBuf>,
+    /// notation: the registry scope (REGISTRY/REPOSITORY) a layout image is verified as
+    #[arg(long, value_name = "REGISTRY/REPOSITORY")]
+    pub scope: Option<String>,
     /// Require this annotation in the payload (repeatable)
     #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
     pub annotations: Vec<String>,

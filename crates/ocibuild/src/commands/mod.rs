@@ -16,6 +16,7 @@ mod run;
 mod sbom;
 mod scan;
 mod sign;
+mod sign_notation;
 mod supply;
 mod validate;
 

@@ -19,11 +19,12 @@ use super::registry::registry;
 use crate::cli::Global;
 use crate::output::Reporter;
 use crate::sign_cli::{
-    AttestArgs, GenerateKeyPairArgs, ReferrersMode, SignArgs, VerifyArgs, VerifyAttestationArgs,
+    AttestArgs, GenerateKeyPairArgs, ReferrersMode, SignArgs, SignatureKind, VerifyArgs,
+    VerifyAttestationArgs,
 };
 
 /// Exit code of a failed verification (a policy gate).
-const GATE: u8 = 3;
+pub(super) const GATE: u8 = 3;
 
 pub fn generate_key_pair(a: GenerateKeyPairArgs) -> Result<ExitCode> {
     let pw = password_from_env_or_tty(true)?;
@@ -34,14 +35,14 @@ pub fn generate_key_pair(a: GenerateKeyPairArgs) -> Result<ExitCode> {
 }
 
 /// An image to sign or verify: where it lives, its root descriptor, and the name a payload gives it.
-struct Image<'r> {
-    target: Target<'r>,
-    root: Descriptor,
+pub(super) struct Image<'r> {
+    pub(super) target: Target<'r>,
+    pub(super) root: Descriptor,
     /// The repository (`registry/repo`) or, in a layout, the tag.
-    name: String,
+    pub(super) name: String,
 }
 
-fn open_image<'r>(reg: &'r Registry, s: &str) -> Result<Image<'r>> {
+pub(super) fn open_image<'r>(reg: &'r Registry, s: &str) -> Result<Image<'r>> {
     let loc = match Location::parse(s) {
         Ok(l) => l,
         Err(_) => {
@@ -142,6 +143,10 @@ fn no_tlog(t: Option<bool>) -> Result<()> {
 
 pub fn sign(g: &Global, a: SignArgs) -> Result<ExitCode> {
     no_tlog(a.tlog_upload)?;
+    if a.format == SignatureKind::Notation {
+        let signer = signer(&a.key)?;
+        return super::sign_notation::sign(g, a, &signer);
+    }
     let annotations = parse_annotations(&a.annotations)?;
     let signer = signer(&a.key)?;
     let reg = registry(g)?;
@@ -195,8 +200,17 @@ pub fn sign(g: &Global, a: SignArgs) -> Result<ExitCode> {
 }
 
 pub fn verify(g: &Global, a: VerifyArgs) -> Result<ExitCode> {
+    if a.format == SignatureKind::Notation {
+        return super::sign_notation::verify(g, a);
+    }
     let required = parse_annotations(&a.annotations)?;
-    let key = PublicKey::read(&a.key)?;
+    let Some(key) = &a.key else {
+        return Err(crate::output::UsageError(
+            "verify needs --key FILE (the cosign public key), or --format notation with a trust policy".into(),
+        )
+        .into());
+    };
+    let key = PublicKey::read(key)?;
     let reg = registry(g)?;
     let img = open_image(&reg, &a.image)?;
     let want_ref = a.check_reference.then_some(img.name.as_str());
