@@ -134,6 +134,7 @@ fn keep_path(path: &str, extra: &BTreeSet<String>) -> bool {
     extra.contains(path)
         || matches!(path, "/etc/passwd" | "/etc/group" | "/etc/ld.so.conf")
         || path.starts_with("/etc/ld.so.conf.d/")
+        || is_package_file_list(path)
         || matches!(
             name,
             "package-lock.json"
@@ -143,6 +144,13 @@ fn keep_path(path: &str, extra: &BTreeSet<String>) -> bool {
                 | "Pipfile.lock"
                 | "pom.xml"
         )
+}
+
+/// dpkg's list of a package's files: `/var/lib/dpkg/status.d/PKG.md5sums` (distroless images)
+/// or `/var/lib/dpkg/info/PKG.list` (a full Debian system). Kept for `size`'s bytes per package.
+pub fn is_package_file_list(path: &str) -> bool {
+    (path.starts_with("/var/lib/dpkg/status.d/") && path.ends_with(".md5sums"))
+        || (path.starts_with("/var/lib/dpkg/info/") && path.ends_with(".list"))
 }
 
 /// `./usr/bin/` → `/usr/bin`.

@@ -752,6 +752,11 @@ pub struct BuildArgs {
     /// Write build metadata (digest, names, plan) as JSON to this file
     #[arg(long, value_name = "FILE")]
     pub metadata_file: Option<PathBuf>,
+    /// Append a markdown summary of the build to this file (digest, size per layer, steps ran
+    /// and cached, the reduction against the naive image, checks, scan, SBOMs, outputs; also
+    /// when the build fails): `--summary "$GITHUB_STEP_SUMMARY"`
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
     /// The package cache for Debian roots [default: ROOT/debian]
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,

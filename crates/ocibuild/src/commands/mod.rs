@@ -14,6 +14,7 @@ mod run;
 mod sbom;
 mod scan;
 mod sign;
+mod summary;
 mod supply;
 mod validate;
 
