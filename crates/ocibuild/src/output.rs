@@ -45,11 +45,14 @@ pub fn init_logging(verbose: u8, _progress: Progress) {
         .try_init();
 }
 
-/// Every event's JSON since [`keep_events`] (for `build --summary`, which renders the build's
-/// checks, scan, SBOMs and outputs from them).
+/// The JSON of the events of [`KEPT_EVENTS`] kinds since [`keep_events`] (for `build --summary`,
+/// which renders the build's checks, scan, SBOMs, outputs and naive-image size from them).
 static EVENT_LOG: std::sync::Mutex<Option<Vec<serde_json::Value>>> = std::sync::Mutex::new(None);
 
-/// Keep the JSON of every event from now on ([`kept_events`]).
+/// The event kinds kept (not step output, which can be long).
+const KEPT_EVENTS: &[&str] = &["check", "scan", "sbom", "output", "size"];
+
+/// Keep the JSON of the [`KEPT_EVENTS`] from now on ([`kept_events`]).
 pub fn keep_events() {
     if let Ok(mut log) = EVENT_LOG.lock() {
         log.get_or_insert_with(Vec::new);
@@ -366,7 +369,8 @@ impl Reporter {
 
     /// One event: a human line, and its JSON form for `--progress json`.
     pub fn event(&self, human: &str, json: serde_json::Value) {
-        if let Ok(mut log) = EVENT_LOG.lock()
+        if KEPT_EVENTS.contains(&json["event"].as_str().unwrap_or_default())
+            && let Ok(mut log) = EVENT_LOG.lock()
             && let Some(events) = log.as_mut()
         {
             events.push(json.clone());
