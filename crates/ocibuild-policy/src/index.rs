@@ -482,7 +482,13 @@ fn scan_layer(
             desc.media_type, desc.digest
         ))
     })?;
-    let raw = src.open_blob(desc)?;
+    // the layer's size and digest are checked as it streams by: a layer that does not match
+    // its descriptor fails the scan at its end (the drain below reads to it)
+    let raw = ocibuild_oci::image::VerifyingReader::new(
+        src.open_blob(desc)?,
+        desc,
+        format!("layer {layer}"),
+    );
     let raw = std::io::BufReader::with_capacity(256 << 10, raw);
     let dec = ocibuild_oci::extract::decompress(raw, comp)?;
     let mut counted = Counting { inner: dec, n: 0 };
@@ -593,7 +599,8 @@ fn scan_layer(
             }
             scan.ops.push(Op::Put(path, e));
         }
-        // read what the tar reader left (the end-of-archive padding) to count every byte
+        // read what the tar reader left (the end-of-archive padding) to count every byte and
+        // reach the end of the blob, where its digest is checked
         std::io::copy(ar.into_inner(), &mut std::io::sink())
             .map_err(|e| err(format!("reading the end of {}: {e}", desc.digest)))?;
     }

@@ -266,6 +266,38 @@ fn assemble(ctx: &TestContext, dirs: &[&Path], entrypoint: &str, tag: &str) -> S
 }
 
 #[test]
+fn a_layer_that_does_not_match_its_digest_fails_check_and_size() {
+    let ctx = TestContext::new();
+    let d = ctx.path("app");
+    write(&d.join("app/run"), b"#!/bin/sh\n", 0o755);
+    let image = assemble(&ctx, &[&d], "[\"/app/run\"]", "t");
+    let layout = ctx.path("layout");
+    let blob = |digest: &str| layout.join("blobs/sha256").join(&digest[7..]);
+    let index: Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let manifest: Value = serde_json::from_slice(
+        &fs::read(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    let layer = blob(manifest["layers"][0]["digest"].as_str().unwrap());
+    // the gzip header's MTIME: the same size and the same tar stream, another digest
+    let mut bytes = fs::read(&layer).unwrap();
+    assert_eq!(&bytes[..2], b"\x1f\x8b");
+    bytes[4] ^= 0x55;
+    fs::set_permissions(&layer, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&layer, &bytes).unwrap();
+    for cmd in ["check", "size"] {
+        let out = run(ocibuild().args([cmd, &image]));
+        assert_eq!(out.status.code(), Some(1), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("layer 0 does not match its digest"),
+            "{cmd}: {err}"
+        );
+    }
+}
+
+#[test]
 fn planted_keys_are_found_in_the_app_layer_and_dependencies_only_warn() {
     let ctx = TestContext::new();
     let d = ctx.path("app");
