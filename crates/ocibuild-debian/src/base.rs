@@ -87,6 +87,10 @@ pub struct Profile {
     /// packages add, so that a parent's layer stays the same blob in every child.
     #[serde(default)]
     pub drop: Vec<String>,
+    /// Literal paths kept although a `drop` pattern of this profile matches them ([`Trim`]'s
+    /// `keep`).
+    #[serde(default)]
+    pub keep: Vec<String>,
 }
 
 /// The [`Trim`] of an image of `chain`: the distroless defaults and every profile's `drop`.
@@ -94,6 +98,8 @@ pub fn chain_trim(chain: &[Profile]) -> Trim {
     let mut trim = Trim::default();
     trim.drop
         .extend(chain.iter().flat_map(|p| p.drop.iter().cloned()));
+    trim.keep
+        .extend(chain.iter().flat_map(|p| p.keep.iter().cloned()));
     trim
 }
 

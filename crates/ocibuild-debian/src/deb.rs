@@ -61,6 +61,10 @@ pub struct Trim {
     /// everything below `usr/share/doc` but keeps the directory itself;
     /// `usr/share/nodejs/**/*.d.ts` drops type declarations at any depth.
     pub drop: Vec<String>,
+    /// Literal paths (relative, `/`-separated) kept although a `drop` pattern matches them;
+    /// their parent directories are kept too. `usr/share/nodejs/*` with the few files
+    /// `libnode` loads its shared builtins from keeps those files alone.
+    pub keep: Vec<String>,
     /// Keep `usr/share/doc/<pkg>/copyright` even when a `drop` pattern matches it (licences stay
     /// for compliance). Default `true`.
     pub keep_docs_copyright: bool,
@@ -81,6 +85,7 @@ impl Default for Trim {
             .iter()
             .map(|s| s.to_string())
             .collect(),
+            keep: Vec::new(),
             keep_docs_copyright: true,
         }
     }
@@ -91,6 +96,7 @@ impl Trim {
     pub fn none() -> Self {
         Self {
             drop: Vec::new(),
+            keep: Vec::new(),
             keep_docs_copyright: true,
         }
     }
@@ -100,7 +106,13 @@ impl Trim {
         if self.keep_docs_copyright && is_doc_copyright(path) {
             return false;
         }
-        self.drop.iter().any(|p| pattern_matches(p, path))
+        let kept = self.keep.iter().any(|k| {
+            let k = k.trim_matches('/');
+            k == path
+                || k.strip_prefix(path)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        });
+        !kept && self.drop.iter().any(|p| pattern_matches(p, path))
     }
 }
 
@@ -838,6 +850,7 @@ mod tests {
         assert!(!t.drops("usr/lib/x86_64-linux-gnu/libc.so.6"));
         let t = Trim {
             drop: vec!["usr/lib/*/gconv".into(), "etc/*.d".into()],
+            keep: Vec::new(),
             keep_docs_copyright: false,
         };
         assert!(t.drops("usr/lib/x86_64-linux-gnu/gconv/UTF-16.so"));
@@ -849,6 +862,7 @@ mod tests {
                 "usr/share/nodejs/**/*.d.ts".into(),
                 "usr/share/nodejs/@types".into(),
             ],
+            keep: Vec::new(),
             keep_docs_copyright: true,
         };
         assert!(t.drops("usr/share/nodejs/undici-types/agent.d.ts"));
@@ -859,6 +873,23 @@ mod tests {
         assert!(!t.drops("usr/share/nodejs/undici"));
         assert!(!t.drops("usr/share/other/x.d.ts"));
         assert!(!t.drops("usr/share/nodejs"));
+    }
+
+    #[test]
+    fn keep_saves_a_dropped_file_and_its_parents_only() {
+        let t = Trim {
+            drop: vec!["usr/share/nodejs/*".into()],
+            keep: vec!["usr/share/nodejs/undici/undici-fetch.js".into()],
+            keep_docs_copyright: true,
+        };
+        assert!(!t.drops("usr/share/nodejs/undici/undici-fetch.js"));
+        assert!(!t.drops("usr/share/nodejs/undici"));
+        assert!(!t.drops("usr/share/nodejs"));
+        assert!(t.drops("usr/share/nodejs/undici/index.js"));
+        assert!(t.drops("usr/share/nodejs/undici/lib/core/util.js"));
+        assert!(t.drops("usr/share/nodejs/undici-types"));
+        assert!(t.drops("usr/share/nodejs/undici/undici-fetch.js.map"));
+        assert!(t.drops("usr/share/nodejs/acorn-loose/dist/acorn-loose.js"));
     }
 
     #[test]

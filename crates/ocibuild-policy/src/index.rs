@@ -134,6 +134,7 @@ fn keep_path(path: &str, extra: &BTreeSet<String>) -> bool {
     extra.contains(path)
         || matches!(path, "/etc/passwd" | "/etc/group" | "/etc/ld.so.conf")
         || path.starts_with("/etc/ld.so.conf.d/")
+        || is_package_file_list(path)
         || matches!(
             name,
             "package-lock.json"
@@ -143,6 +144,13 @@ fn keep_path(path: &str, extra: &BTreeSet<String>) -> bool {
                 | "Pipfile.lock"
                 | "pom.xml"
         )
+}
+
+/// dpkg's list of a package's files: `/var/lib/dpkg/status.d/PKG.md5sums` (distroless images)
+/// or `/var/lib/dpkg/info/PKG.list` (a full Debian system). Kept for `size`'s bytes per package.
+pub fn is_package_file_list(path: &str) -> bool {
+    (path.starts_with("/var/lib/dpkg/status.d/") && path.ends_with(".md5sums"))
+        || (path.starts_with("/var/lib/dpkg/info/") && path.ends_with(".list"))
 }
 
 /// `./usr/bin/` → `/usr/bin`.
@@ -474,7 +482,13 @@ fn scan_layer(
             desc.media_type, desc.digest
         ))
     })?;
-    let raw = src.open_blob(desc)?;
+    // the layer's size and digest are checked as it streams by: a layer that does not match
+    // its descriptor fails the scan at its end (the drain below reads to it)
+    let raw = ocibuild_oci::image::VerifyingReader::new(
+        src.open_blob(desc)?,
+        desc,
+        format!("layer {layer}"),
+    );
     let raw = std::io::BufReader::with_capacity(256 << 10, raw);
     let dec = ocibuild_oci::extract::decompress(raw, comp)?;
     let mut counted = Counting { inner: dec, n: 0 };
@@ -585,7 +599,8 @@ fn scan_layer(
             }
             scan.ops.push(Op::Put(path, e));
         }
-        // read what the tar reader left (the end-of-archive padding) to count every byte
+        // read what the tar reader left (the end-of-archive padding) to count every byte and
+        // reach the end of the blob, where its digest is checked
         std::io::copy(ar.into_inner(), &mut std::io::sink())
             .map_err(|e| err(format!("reading the end of {}: {e}", desc.digest)))?;
     }

@@ -15,6 +15,16 @@ pub struct Bytes {
     pub bytes: u64,
 }
 
+/// The bytes of one package's files in the final filesystem.
+#[derive(Clone, Debug, Serialize)]
+pub struct PackageBytes {
+    /// `deb` (from dpkg's file lists) or `npm` (a `node_modules/NAME` directory).
+    pub kind: &'static str,
+    pub name: String,
+    pub bytes: u64,
+    pub files: u64,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Duplicate {
     /// Bytes of one copy.
@@ -45,6 +55,9 @@ pub struct SizeReport {
     pub layers: Vec<LayerInfo>,
     pub top_directories: Vec<Bytes>,
     pub biggest_files: Vec<Bytes>,
+    /// The biggest packages by the bytes of their files: Debian packages from dpkg's file
+    /// lists, npm packages from their `node_modules` directories.
+    pub packages: Vec<PackageBytes>,
     pub duplicates: Vec<Duplicate>,
     pub duplicated_bytes: u64,
     pub wasted: Vec<Waste>,
@@ -62,6 +75,85 @@ pub fn biggest_files(s: &Scanned, n: usize) -> Vec<(String, u64)> {
             .map(|(p, e)| (p.clone(), e.size))
             .collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v.truncate(n);
+    v
+}
+
+/// The npm package a path belongs to: the innermost `node_modules/NAME` (or `@scope/NAME`).
+fn npm_package(path: &str) -> Option<String> {
+    let i = path.rfind("/node_modules/")?;
+    let rest = &path[i + "/node_modules/".len()..];
+    let mut parts = rest.split('/');
+    let first = parts.next()?;
+    let name = if first.starts_with('@') {
+        format!("{first}/{}", parts.next()?)
+    } else {
+        first.to_string()
+    };
+    // a file directly in node_modules (.package-lock.json) belongs to no package
+    parts.next()?;
+    (!first.starts_with('.')).then_some(name)
+}
+
+/// Bytes per package, biggest first: every regular file of the final filesystem is counted once,
+/// for the first dpkg file list naming it, else for the npm package whose directory holds it.
+pub fn packages(s: &Scanned, n: usize) -> Vec<PackageBytes> {
+    let mut owner: HashMap<&str, String> = HashMap::new();
+    for (list, body) in &s.contents {
+        if !crate::index::is_package_file_list(list) {
+            continue;
+        }
+        let file = list.rsplit('/').next().unwrap_or_default();
+        let pkg = file.trim_end_matches(".md5sums").trim_end_matches(".list");
+        let pkg = pkg.split(':').next().unwrap_or(pkg).to_string();
+        let md5sums = list.ends_with(".md5sums");
+        for line in String::from_utf8_lossy(body).lines() {
+            // md5sums: `HASH  relative/path`; .list: `/absolute/path`
+            let path = if md5sums {
+                match line.split_once("  ") {
+                    Some((_, p)) => format!("/{}", p.trim_start_matches('/')),
+                    None => continue,
+                }
+            } else {
+                line.to_string()
+            };
+            // merged /usr: a package may list /lib/x that the image holds at /usr/lib/x
+            let key = [path.clone(), format!("/usr{path}")]
+                .into_iter()
+                .find(|p| s.fs.get(p).is_some_and(|e| e.kind == Kind::File));
+            if let Some(k) = key
+                && let Some((k, _)) = s.fs.get_key_value(&k)
+            {
+                owner.entry(k.as_str()).or_insert_with(|| pkg.clone());
+            }
+        }
+    }
+    let mut by: HashMap<(&'static str, String), (u64, u64)> = HashMap::new();
+    for (p, e) in &s.fs {
+        if e.kind != Kind::File {
+            continue;
+        }
+        let key = match owner.get(p.as_str()) {
+            Some(pkg) => ("deb", pkg.clone()),
+            None => match npm_package(p) {
+                Some(name) => ("npm", name),
+                None => continue,
+            },
+        };
+        let v = by.entry(key).or_default();
+        v.0 += e.size;
+        v.1 += 1;
+    }
+    let mut v: Vec<PackageBytes> = by
+        .into_iter()
+        .map(|((kind, name), (bytes, files))| PackageBytes {
+            kind,
+            name,
+            bytes,
+            files,
+        })
+        .collect();
+    v.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.name.cmp(&b.name)));
     v.truncate(n);
     v
 }
@@ -155,6 +247,7 @@ pub fn report(
         layers: s.layers.clone(),
         top_directories,
         biggest_files: biggest,
+        packages: packages(s, top),
         duplicates,
         duplicated_bytes,
         wasted,
@@ -320,6 +413,20 @@ impl SizeReport {
         for d in &self.biggest_files {
             row(&mut o, &[human(d.bytes), d.path.clone()]);
         }
+        if !self.packages.is_empty() {
+            h(&mut o, "Biggest packages");
+            head(&mut o, &["BYTES", "FILES", "PACKAGE"]);
+            for p in &self.packages {
+                row(
+                    &mut o,
+                    &[
+                        human(p.bytes),
+                        p.files.to_string(),
+                        format!("{} ({})", p.name, p.kind),
+                    ],
+                );
+            }
+        }
         if !self.duplicates.is_empty() {
             h(&mut o, "Duplicated across layers");
             head(&mut o, &["EXTRA", "COPIES (layer:path)"]);
@@ -363,5 +470,89 @@ impl SizeReport {
             }
         }
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::Entry;
+
+    fn file(size: u64) -> Entry {
+        Entry {
+            kind: Kind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size,
+            layer: 0,
+            target: None,
+            hash: 0,
+            elf: None,
+            shebang: None,
+        }
+    }
+
+    #[test]
+    fn npm_package_is_the_innermost_node_modules_entry() {
+        assert_eq!(
+            npm_package("/app/node_modules/express/index.js").as_deref(),
+            Some("express")
+        );
+        assert_eq!(
+            npm_package("/app/node_modules/@types/node/a/b.d.ts").as_deref(),
+            Some("@types/node")
+        );
+        assert_eq!(
+            npm_package("/app/node_modules/a/node_modules/b/x.js").as_deref(),
+            Some("b")
+        );
+        assert_eq!(npm_package("/app/node_modules/.package-lock.json"), None);
+        assert_eq!(npm_package("/app/node_modules/.bin/tsc"), None);
+        assert_eq!(npm_package("/app/dist/server.js"), None);
+    }
+
+    #[test]
+    fn bytes_are_attributed_to_dpkg_and_npm_packages() {
+        let mut s = Scanned::default();
+        for (p, n) in [
+            ("/usr/lib/x86_64-linux-gnu/libc.so.6", 2000),
+            ("/usr/lib/x86_64-linux-gnu/libm.so.6", 1000),
+            ("/usr/lib/x86_64-linux-gnu/libnode.so.115", 50000),
+            ("/usr/share/doc/libc6/copyright", 10),
+            ("/app/node_modules/express/index.js", 300),
+            ("/app/node_modules/express/lib/router.js", 700),
+            ("/app/dist/server.js", 5),
+        ] {
+            s.fs.insert(p.to_string(), file(n));
+        }
+        s.contents.insert(
+            "/var/lib/dpkg/status.d/libc6.md5sums".into(),
+            b"0123  usr/lib/x86_64-linux-gnu/libc.so.6\n4567  usr/lib/x86_64-linux-gnu/libm.so.6\n89ab  usr/share/doc/libc6/copyright\ncdef  usr/share/doc/libc6/changelog.gz\n".to_vec(),
+        );
+        s.contents.insert(
+            "/var/lib/dpkg/info/libnode115:amd64.list".into(),
+            b"/.\n/usr\n/usr/lib/x86_64-linux-gnu/libnode.so.115\n".to_vec(),
+        );
+        let p = packages(&s, 10);
+        let got: Vec<(&str, &str, u64, u64)> = p
+            .iter()
+            .map(|p| (p.kind, p.name.as_str(), p.bytes, p.files))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("deb", "libnode115", 50000, 1),
+                ("deb", "libc6", 3010, 3),
+                ("npm", "express", 1000, 2),
+            ]
+        );
+        let r = report(&s, "img", None, None, 2);
+        assert_eq!(r.packages.len(), 2);
+        assert!(
+            r.render(false).contains("libnode115 (deb)"),
+            "{}",
+            r.render(false)
+        );
     }
 }

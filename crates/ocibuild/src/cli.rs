@@ -759,6 +759,11 @@ pub struct BuildArgs {
     /// (it prints no digest and warns of no missing output: the index is the result).
     #[arg(skip)]
     pub index_part: bool,
+    /// Append a markdown summary of the build to this file (digest, size per layer, steps ran
+    /// and cached, the reduction against the naive image, checks, scan, SBOMs, outputs; also
+    /// when the build fails): `--summary "$GITHUB_STEP_SUMMARY"`
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
     /// The package cache for Debian roots [default: ROOT/debian]
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,

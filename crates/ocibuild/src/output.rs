@@ -45,6 +45,29 @@ pub fn init_logging(verbose: u8, _progress: Progress) {
         .try_init();
 }
 
+/// The JSON of the events of [`KEPT_EVENTS`] kinds since [`keep_events`] (for `build --summary`,
+/// which renders the build's checks, scan, SBOMs, outputs and naive-image size from them).
+static EVENT_LOG: std::sync::Mutex<Option<Vec<serde_json::Value>>> = std::sync::Mutex::new(None);
+
+/// The event kinds kept (not step output, which can be long).
+const KEPT_EVENTS: &[&str] = &["check", "scan", "sbom", "output", "size"];
+
+/// Keep the JSON of the [`KEPT_EVENTS`] from now on ([`kept_events`]).
+pub fn keep_events() {
+    if let Ok(mut log) = EVENT_LOG.lock() {
+        log.get_or_insert_with(Vec::new);
+    }
+}
+
+/// The events kept since [`keep_events`] (none if it was not called).
+pub fn kept_events() -> Vec<serde_json::Value> {
+    EVENT_LOG
+        .lock()
+        .ok()
+        .and_then(|l| l.clone())
+        .unwrap_or_default()
+}
+
 /// Progress events of a command, rendered to stderr as the user asked: `tty` draws a bar per
 /// blob in flight and a spinner per running step, `plain` prints one line per event (with
 /// timings), `json` one JSON object per line (`docs/progress-events.md`). The one renderer of
@@ -346,6 +369,12 @@ impl Reporter {
 
     /// One event: a human line, and its JSON form for `--progress json`.
     pub fn event(&self, human: &str, json: serde_json::Value) {
+        if KEPT_EVENTS.contains(&json["event"].as_str().unwrap_or_default())
+            && let Ok(mut log) = EVENT_LOG.lock()
+            && let Some(events) = log.as_mut()
+        {
+            events.push(json.clone());
+        }
         if let Some(m) = &self.bars {
             let _ = m.println(format!("\x1b[2m=>\x1b[0m {human}"));
             return;

@@ -236,9 +236,18 @@ fn nodejs_and_java_runtimes_start() {
                 "usr/lib/x86_64-linux-gnu/libicutu.so.76",
                 "usr/share/nodejs/@types",
                 "usr/share/gcc",
+                // of /usr/share/nodejs only the files libnode loads its builtins from stay
+                "usr/share/nodejs/acorn-loose",
+                "usr/share/nodejs/undici/lib",
+                "usr/share/nodejs/undici/index.js",
+                "usr/share/nodejs/minimatch/dist/mjs",
             ] {
                 assert!(!root.join(gone).exists(), "{gone} is dropped");
             }
+            assert!(
+                root.join("usr/share/nodejs/undici/undici-fetch.js")
+                    .is_file()
+            );
             assert!(
                 root.join("usr/lib/x86_64-linux-gnu/libicui18n.so.76")
                     .exists()
@@ -249,6 +258,19 @@ fn nodejs_and_java_runtimes_start() {
             let (rc, out, err) = runc_run(&bundle, Some(&["node", "-e", script]));
             assert_eq!(rc, 0, "node: {out}{err}");
             assert_eq!(out.trim(), "1.234,5 \u{3042} function e3b0c442", "{err}");
+            // the shared builtins it keeps: undici (fetch), cjs-module-lexer (an ES module
+            // importing CommonJS), and node:test loads
+            std::fs::create_dir_all(root.join("opt/t")).unwrap();
+            std::fs::write(root.join("opt/t/c.cjs"), "exports.x = 42;\n").unwrap();
+            std::fs::write(
+                root.join("opt/t/t.mjs"),
+                "import { x } from './c.cjs';\nimport 'node:test';\n\
+                 const t = await (await fetch('data:,undici')).text();\nconsole.log(t, x);\n",
+            )
+            .unwrap();
+            let (rc, out, err) = runc_run(&bundle, Some(&["node", "/opt/t/t.mjs"]));
+            assert_eq!(rc, 0, "node: {out}{err}");
+            assert_eq!(out.trim(), "undici 42", "{err}");
         }
         if profile == "java" {
             // The JVM trust store is generated from the CA set (JKS, like ca-certificates-java)

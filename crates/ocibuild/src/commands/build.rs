@@ -32,7 +32,12 @@ const HOST_CA_BUNDLES: &[&str] = &[
 ];
 
 pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
-    run_mode(g, &a, false)
+    super::summary::start(&a);
+    let r = run_mode(g, &a, false);
+    if let Err(e) = &r {
+        super::summary::failed(&a, e);
+    }
+    r
 }
 
 /// A build; with `warm_only` (`ocibuild cache warm` of an app without a Dockerfile), only
@@ -365,6 +370,9 @@ pub(super) fn output_paths_in_context(a: &BuildArgs, ctx: &Path) -> (Vec<String>
     }
     if let Some(f) = &a.metadata_file {
         files.push(("--metadata-file".into(), f.clone()));
+    }
+    if let Some(f) = &a.summary {
+        files.push(("--summary".into(), f.clone()));
     }
     let mut out: Vec<String> = Vec::new();
     let mut said: Vec<String> = Vec::new();

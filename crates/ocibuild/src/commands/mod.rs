@@ -17,6 +17,7 @@ mod sbom;
 mod scan;
 mod sign;
 mod sign_notation;
+mod summary;
 mod supply;
 mod validate;
 

@@ -21,6 +21,7 @@ pub(super) fn finish(
     mut extra: BTreeMap<String, Value>,
 ) -> Result<()> {
     ocibuild_engine::save_record(store, record).context("keeping the build record in the store")?;
+    super::summary::built(a, record, &extra)?;
     let Some(f) = &a.metadata_file else {
         return Ok(());
     };
