@@ -149,11 +149,35 @@ pub fn extract_layer_blob(
     root: &Path,
     opts: &ExtractOptions,
 ) -> Result<ExtractStats> {
+    let limits = Limits::from_env()?;
+    extract_layer_blob_limited(blob, c, diff_id, root, opts, &limits)
+}
+
+/// [`extract_layer_blob`] with explicit [`Limits`] (the bytes after the end-of-archive marker,
+/// which are hashed for the diff_id, count against [`Limits::max_bytes`] too).
+pub fn extract_layer_blob_limited(
+    blob: impl Read,
+    c: Compression,
+    diff_id: Option<&Digest>,
+    root: &Path,
+    opts: &ExtractOptions,
+    limits: &Limits,
+) -> Result<ExtractStats> {
     let mut hashed = HashingReader::new(decompress(blob, c)?);
-    let stats = extract_layer(&mut hashed, root, opts)?;
+    let stats = extract_layer_limited(&mut hashed, root, opts, limits)?;
     // The tar reader stops at the first end-of-archive block; the diff_id covers everything.
-    io::copy(&mut hashed, &mut io::sink())
-        .map_err(OciError::stream("reading the end of the layer"))?;
+    let tail = io::copy(
+        &mut (&mut hashed).take(limits.max_bytes.saturating_add(1)),
+        &mut io::sink(),
+    )
+    .map_err(OciError::stream("reading the end of the layer"))?;
+    if tail > limits.max_bytes {
+        return Err(OciError::LimitExceeded {
+            what: "the data after its end-of-archive marker".into(),
+            limit: limits.max_bytes,
+            env: Limits::ENV_BYTES,
+        });
+    }
     if let Some(expected) = diff_id {
         let actual = hashed.current();
         if actual != *expected {

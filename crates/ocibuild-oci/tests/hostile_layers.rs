@@ -483,6 +483,20 @@ fn decompression_bombs_hit_their_limits() {
     };
     let r = x(build(&[e], &Mutation::None), false);
     assert_eq!(env_of(r), Limits::ENV_PATH);
+    // many zeros after the end-of-archive marker (read to hash the diff_id)
+    let mut t = raw_header(b"f", b'0', 0, b"", 0o644).to_vec();
+    t.resize(t.len() + 1024 + (70 << 20), 0);
+    let blob = compress(&t, Comp::Gzip, None);
+    let dir = tempfile::tempdir().unwrap();
+    let r = ocibuild_oci::extract::extract_layer_blob_limited(
+        &blob[..],
+        ocibuild_oci::media::Compression::Gzip,
+        None,
+        dir.path(),
+        &ExtractOptions::default(),
+        &limits,
+    );
+    assert_eq!(env_of(r), Limits::ENV_BYTES);
     // and the message says what to do
     let mut t = raw_header(b"pax", b'x', 1 << 30, b"", 0o644).to_vec();
     t.resize(t.len() + (4 << 20), b'a');
