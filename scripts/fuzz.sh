@@ -4,6 +4,7 @@
 #
 #   scripts/fuzz.sh                 # every target, 1,000,000 cases each
 #   CASES=50000 scripts/fuzz.sh tar # one target
+#   PROFILE=dev CASES=1000 scripts/fuzz.sh json   # a quick check without a release build
 #
 # Targets: tar (hostile tar and gzip/zstd layers, bombs), json (manifests, indexes, configs),
 # auth (WWW-Authenticate headers). Each prints its counts (cases, past the first parse stage,
@@ -13,6 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CASES="${CASES:-1000000}"
+PROFILE="${PROFILE:-release}"
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(tar json auth)
 status=0
@@ -25,7 +27,7 @@ for t in "${targets[@]}"; do
     esac
     echo "== $t: $CASES cases per test"
     start=$(date +%s)
-    if ! OCIBUILD_PROPTEST_CASES="$CASES" cargo test --release "${args[@]}" -- --nocapture --test-threads 1 2>&1 \
+    if ! OCIBUILD_PROPTEST_CASES="$CASES" cargo test --profile "$PROFILE" "${args[@]}" -- --nocapture --test-threads 1 2>&1 \
         | grep -E '^hostile |cases|panicked|minimal failing input|test result'; then
         status=1
     fi
