@@ -83,6 +83,15 @@ pub enum OciError {
 
     #[error("{what} is not supported: {hint}")]
     Unsupported { what: String, hint: String },
+
+    #[error(
+        "refusing the layer: {what} exceeds the limit of {limit} (a decompression bomb or a broken archive? if the layer is genuine, raise the limit with {env}=N)"
+    )]
+    LimitExceeded {
+        what: String,
+        limit: u64,
+        env: &'static str,
+    },
 }
 
 impl OciError {

@@ -149,11 +149,35 @@ pub fn extract_layer_blob(
     root: &Path,
     opts: &ExtractOptions,
 ) -> Result<ExtractStats> {
+    let limits = Limits::from_env()?;
+    extract_layer_blob_limited(blob, c, diff_id, root, opts, &limits)
+}
+
+/// [`extract_layer_blob`] with explicit [`Limits`] (the bytes after the end-of-archive marker,
+/// which are hashed for the diff_id, count against [`Limits::max_bytes`] too).
+pub fn extract_layer_blob_limited(
+    blob: impl Read,
+    c: Compression,
+    diff_id: Option<&Digest>,
+    root: &Path,
+    opts: &ExtractOptions,
+    limits: &Limits,
+) -> Result<ExtractStats> {
     let mut hashed = HashingReader::new(decompress(blob, c)?);
-    let stats = extract_layer(&mut hashed, root, opts)?;
+    let stats = extract_layer_limited(&mut hashed, root, opts, limits)?;
     // The tar reader stops at the first end-of-archive block; the diff_id covers everything.
-    io::copy(&mut hashed, &mut io::sink())
-        .map_err(OciError::stream("reading the end of the layer"))?;
+    let tail = io::copy(
+        &mut (&mut hashed).take(limits.max_bytes.saturating_add(1)),
+        &mut io::sink(),
+    )
+    .map_err(OciError::stream("reading the end of the layer"))?;
+    if tail > limits.max_bytes {
+        return Err(OciError::LimitExceeded {
+            what: "the data after its end-of-archive marker".into(),
+            limit: limits.max_bytes,
+            env: Limits::ENV_BYTES,
+        });
+    }
     if let Some(expected) = diff_id {
         let actual = hashed.current();
         if actual != *expected {
@@ -170,24 +194,199 @@ pub fn extract_layer_blob(
 /// Extract an uncompressed tar stream beneath `root`, which must exist. Layers are applied in
 /// order by calling this repeatedly on the same root. See the module documentation for the
 /// safety rules.
+/// Limits on one layer's tar stream, against decompression bombs and hostile archives. Each
+/// has a default and an environment variable that overrides it (a plain number: bytes or a
+/// count); going over one fails the layer with [`OciError::LimitExceeded`], naming the variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Uncompressed tar bytes (`OCIBUILD_LAYER_MAX_BYTES`, default 64 GiB).
+    pub max_bytes: u64,
+    /// Entries (`OCIBUILD_LAYER_MAX_ENTRIES`, default 2,000,000).
+    pub max_entries: u64,
+    /// Bytes in one entry's name or link target (`OCIBUILD_LAYER_MAX_PATH`, default 4096,
+    /// Linux's PATH_MAX).
+    pub max_path: u64,
+    /// Bytes of headers and extension records (PAX, GNU long names) before one entry
+    /// (`OCIBUILD_LAYER_MAX_METADATA`, default 1 MiB): the tar reader keeps them in memory.
+    pub max_metadata: u64,
+}
+
+pub const DEFAULT_LIMITS: Limits = Limits {
+    max_bytes: 64 << 30,
+    max_entries: 2_000_000,
+    max_path: 4096,
+    max_metadata: 1 << 20,
+};
+
+impl Default for Limits {
+    fn default() -> Self {
+        DEFAULT_LIMITS
+    }
+}
+
+impl Limits {
+    pub const ENV_BYTES: &'static str = "OCIBUILD_LAYER_MAX_BYTES";
+    pub const ENV_ENTRIES: &'static str = "OCIBUILD_LAYER_MAX_ENTRIES";
+    pub const ENV_PATH: &'static str = "OCIBUILD_LAYER_MAX_PATH";
+    pub const ENV_METADATA: &'static str = "OCIBUILD_LAYER_MAX_METADATA";
+
+    /// The defaults, overridden by the environment; an unparsable value is an error naming it.
+    pub fn from_env() -> Result<Limits> {
+        let get = |name: &'static str, default: u64| -> Result<u64> {
+            match std::env::var(name) {
+                Err(_) => Ok(default),
+                Ok(v) => v.trim().parse::<u64>().map_err(|_| OciError::Unsupported {
+                    what: format!("{name}={v}"),
+                    hint: format!(
+                        "{name} must be a plain number (bytes or a count), e.g. {name}={default}"
+                    ),
+                }),
+            }
+        };
+        Ok(Limits {
+            max_bytes: get(Self::ENV_BYTES, DEFAULT_LIMITS.max_bytes)?,
+            max_entries: get(Self::ENV_ENTRIES, DEFAULT_LIMITS.max_entries)?,
+            max_path: get(Self::ENV_PATH, DEFAULT_LIMITS.max_path)?,
+            max_metadata: get(Self::ENV_METADATA, DEFAULT_LIMITS.max_metadata)?,
+        })
+    }
+}
+
+/// Counts what the tar reader pulls: all of it against [`Limits::max_bytes`], and what it pulls
+/// between two entries (headers, PAX records, GNU long names, padding) against
+/// [`Limits::max_metadata`]. The extraction loop marks where entries' data starts and ends.
+struct GuardState {
+    limits: Limits,
+    total: std::cell::Cell<u64>,
+    between: std::cell::Cell<u64>,
+    in_data: std::cell::Cell<bool>,
+    hit: std::cell::Cell<Option<(&'static str, u64, &'static str)>>,
+}
+
+struct TarGuard<R> {
+    inner: R,
+    state: std::rc::Rc<GuardState>,
+}
+
+impl<R: Read> Read for TarGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let st = &self.state;
+        let total = st.total.get() + n as u64;
+        st.total.set(total);
+        let trip = |what, limit, env| {
+            st.hit.set(Some((what, limit, env)));
+            Err(io::Error::other(format!(
+                "{what} over the limit of {limit}"
+            )))
+        };
+        if total > st.limits.max_bytes {
+            return trip(
+                "its uncompressed size",
+                st.limits.max_bytes,
+                Limits::ENV_BYTES,
+            );
+        }
+        if !st.in_data.get() {
+            let between = st.between.get() + n as u64;
+            st.between.set(between);
+            // + one read buffer: the reader may pull the start of the next entry's data
+            if between > st.limits.max_metadata + (64 << 10) {
+                return trip(
+                    "the headers and extension records (PAX, GNU long names) of one entry",
+                    st.limits.max_metadata,
+                    Limits::ENV_METADATA,
+                );
+            }
+        }
+        Ok(n)
+    }
+}
+
 pub fn extract_layer(tar: impl Read, root: &Path, opts: &ExtractOptions) -> Result<ExtractStats> {
+    extract_layer_limited(tar, root, opts, &Limits::from_env()?)
+}
+
+/// [`extract_layer`] with explicit [`Limits`].
+pub fn extract_layer_limited(
+    tar: impl Read,
+    root: &Path,
+    opts: &ExtractOptions,
+    limits: &Limits,
+) -> Result<ExtractStats> {
     let mut x = Extractor::new(root, opts)?;
-    let mut archive = tar::Archive::new(tar);
+    let state = std::rc::Rc::new(GuardState {
+        limits: *limits,
+        total: Default::default(),
+        between: Default::default(),
+        in_data: Default::default(),
+        hit: Default::default(),
+    });
+    let limit_err = |st: &GuardState| {
+        st.hit
+            .get()
+            .map(|(what, limit, env)| OciError::LimitExceeded {
+                what: what.to_string(),
+                limit,
+                env,
+            })
+    };
+    let mut archive = tar::Archive::new(TarGuard {
+        inner: tar,
+        state: state.clone(),
+    });
     let entries = archive
         .entries()
         .map_err(OciError::stream("reading layer tar"))?;
     let mut last: Option<String> = None;
+    let mut count = 0u64;
     for entry in entries {
-        let mut entry = entry.map_err(|source| OciError::Stream {
-            what: match &last {
-                Some(n) => format!("reading layer tar after entry `{n}`"),
-                None => "reading layer tar".to_string(),
-            },
-            source,
-        })?;
+        let mut entry = match entry {
+            Ok(e) => e,
+            Err(source) => {
+                return Err(limit_err(&state).unwrap_or_else(|| OciError::Stream {
+                    what: match &last {
+                        Some(n) => format!("reading layer tar after entry `{n}`"),
+                        None => "reading layer tar".to_string(),
+                    },
+                    source,
+                }));
+            }
+        };
+        count += 1;
+        if count > limits.max_entries {
+            return Err(OciError::LimitExceeded {
+                what: "its number of entries".into(),
+                limit: limits.max_entries,
+                env: Limits::ENV_ENTRIES,
+            });
+        }
         let raw = entry.path_bytes().into_owned();
         let name = String::from_utf8_lossy(&raw).into_owned();
-        x.entry(&mut entry, &raw, &name)?;
+        let link_len = entry.link_name_bytes().map_or(0, |l| l.len());
+        if raw.len().max(link_len) as u64 > limits.max_path {
+            return Err(OciError::LimitExceeded {
+                what: format!(
+                    "the name or link target of entry `{}…` ({} bytes)",
+                    name.chars().take(64).collect::<String>(),
+                    raw.len().max(link_len)
+                ),
+                limit: limits.max_path,
+                env: Limits::ENV_PATH,
+            });
+        }
+        state.in_data.set(true);
+        let r = x.entry(&mut entry, &raw, &name).and_then(|()| {
+            // what the entry did not read is data too
+            io::copy(&mut entry, &mut io::sink())
+                .map(|_| ())
+                .map_err(OciError::stream(format!("reading entry `{name}`")))
+        });
+        state.in_data.set(false);
+        state.between.set(0);
+        if let Err(e) = r {
+            return Err(limit_err(&state).unwrap_or(e));
+        }
         last = Some(name);
     }
     x.finish()

@@ -23,6 +23,7 @@ pub mod reference;
 pub mod store;
 pub mod suggest;
 pub mod validate;
+pub mod verify;
 
 pub use digest::{Digest, HashingReader, HashingWriter};
 pub use error::{OciError, Result};

@@ -11,8 +11,16 @@
 //! `*` userns tier only; `†` unless `Network::Host`.
 //!
 //! The spec goes to the helpers as a JSON file (mode 0600) in a private state dir, never on the
-//! command line (env values may be secrets). Setup errors come back as JSON in the state dir;
-//! the step's exit status is the helpers' exit status (128+signal when the step was killed).
+//! command line (env values may be secrets). Stage 2 sends its setup report and errors to
+//! stage 1 through its stdin (a socket), and stage 1 writes them to the state dir; the step's
+//! exit status is the helpers' exit status (128+signal when the step was killed).
+//!
+//! The boundary (runc's CVE-2019-5736 and CVE-2024-21626): PID 1 of the step's namespaces is
+//! stage 2, and nothing in its `/proc/1` leads to the host. It runs from a sealed in-memory
+//! copy of the binary (memfd, made once per process), it is not dumpable (the step, without
+//! CAP_SYS_PTRACE, cannot open its `exe`, `fd/*`, `map_files/*`, `root`, `maps`), and it holds
+//! no descriptor of a host file while the step runs (it closes what it inherited; its stdin
+//! is a socket to stage 1, its stdout/stderr are the step's).
 //! Stage 2 and stage 1 die with their parent (`PR_SET_PDEATHSIG` = SIGKILL), and when PID 1 of
 //! a pid namespace dies the kernel kills every process in it: a timeout, or the caller dying,
 //! takes the whole tree down. Mounts die with the mount namespace.
@@ -30,8 +38,9 @@ use std::ffi::OsString;
 use std::fmt;
 use std::fs;
 use std::io::{Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -174,6 +183,21 @@ struct HelperSpec {
     uid: u32,
     gid: u32,
     args: Vec<String>,
+    /// The sealed in-memory copy of the helper binary stage 1 runs the init from
+    /// (`/proc/<caller pid>/fd/<memfd>`); None when it could not be made ([`Self::init_note`]).
+    #[serde(default)]
+    init_exe: Option<PathBuf>,
+    #[serde(default)]
+    init_note: Option<String>,
+}
+
+/// What the init (stage 2) sends stage 1 through its stdin socket: the setup report once the
+/// sandbox is ready, an error when the setup or the step's spawn failed. One JSON per line.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum InitMessage {
+    Report(SetupReport),
+    Error(ErrorRepr),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -302,6 +326,20 @@ pub fn run_streaming(
         }
     }
     let (uid, gid) = resolve_user(lowers, spec.user.as_deref())?;
+    let exe = match &spec.helper {
+        Some(p) => p.clone(),
+        None => helper_exe().map_err(SandboxError::io("find the sandbox helper executable"))?,
+    };
+    let (init_exe, init_note) = match sealed_copy(&exe) {
+        Ok(p) => (Some(p), None),
+        Err(e) => (
+            None,
+            Some(format!(
+                "the sandbox init runs from {} itself, not from a sealed in-memory copy ({e})",
+                exe.display()
+            )),
+        ),
+    };
 
     // Private state dir next to `upper` (the overlay work dir must be on the same filesystem).
     let state = upper_sibling_tempdir(&spec.upper)?;
@@ -338,6 +376,8 @@ pub fn run_streaming(
         uid,
         gid,
         args: spec.args.clone(),
+        init_exe,
+        init_note,
     };
     let spec_path = state_dir.join(SPEC_FILE);
     let json = serde_json::to_vec(&hs)
@@ -350,10 +390,6 @@ pub fn run_streaming(
         .and_then(|mut f| f.write_all(&json))
         .map_err(SandboxError::io(format!("write {}", spec_path.display())))?;
 
-    let exe = match &spec.helper {
-        Some(p) => p.clone(),
-        None => helper_exe().map_err(SandboxError::io("find the sandbox helper executable"))?,
-    };
     let mut cmd = Command::new(&exe);
     cmd.arg(MODE_RUN)
         .arg(&spec_path)
@@ -414,6 +450,53 @@ impl Drop for StateDir {
     fn drop(&mut self) {
         let _ = mounts::remove_tree(&self.path);
     }
+}
+
+/// A sealed in-memory copy of `exe` (memfd, sealed against writes, growing, shrinking and
+/// further sealing), made once per process and kept open (close-on-exec) for its lifetime; the
+/// path stage 1 opens it by. The sandbox's init runs from it, as runc's init does
+/// (CVE-2019-5736): its `/proc/1/exe` is the memfd, never the binary on the host.
+fn sealed_copy(exe: &Path) -> std::io::Result<PathBuf> {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::sync::{Mutex, OnceLock};
+    static COPIES: OnceLock<Mutex<Vec<(PathBuf, OwnedFd)>>> = OnceLock::new();
+    let mut copies = COPIES
+        .get_or_init(Default::default)
+        .lock()
+        .map_err(|_| std::io::Error::other("the sealed copies' lock is poisoned"))?;
+    let raw = match copies.iter().find(|(p, _)| p == exe) {
+        Some((_, fd)) => fd.as_raw_fd(),
+        None => {
+            let fd = make_sealed_copy(exe)?;
+            let raw = fd.as_raw_fd();
+            copies.push((exe.to_path_buf(), fd));
+            raw
+        }
+    };
+    Ok(PathBuf::from(format!(
+        "/proc/{}/fd/{raw}",
+        std::process::id()
+    )))
+}
+
+/// The seals of a sandbox init's memfd.
+fn init_seals() -> nix::fcntl::SealFlag {
+    use nix::fcntl::SealFlag;
+    SealFlag::F_SEAL_SEAL | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_WRITE
+}
+
+fn make_sealed_copy(exe: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::{FcntlArg, fcntl};
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    let fd = memfd_create(
+        "ocibuild-sandbox-init",
+        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+    )?;
+    let mut copy = fs::File::from(fd);
+    let mut src = fs::File::open(exe)?;
+    std::io::copy(&mut src, &mut copy)?;
+    fcntl(&copy, FcntlArg::F_ADD_SEALS(init_seals()))?;
+    Ok(copy.into())
 }
 
 /// State dirs are named `.ocibuild-sandbox-<pid>-XXXXXX` after the process that made them, so a
@@ -803,6 +886,18 @@ pub fn write_id_maps(sys: &dyn Syscall, uid: u32, gid: u32) -> Result<()> {
 
 fn stage1(hs: &HelperSpec, spec_path: &OsString, sys: &dyn Syscall) -> Result<i32> {
     die_with_parent()?;
+    // The init's program: the caller's sealed copy (opened now, while this process can still
+    // see the caller's descriptors), else this binary.
+    let mut init_note = hs.init_note.clone();
+    let sealed = hs.init_exe.as_ref().and_then(|p| match open_sealed(p) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            init_note = Some(format!(
+                "the sandbox init runs from the helper binary itself, not from a sealed in-memory copy ({e})"
+            ));
+            None
+        }
+    });
     let (uid, gid) = (sys.geteuid(), sys.getegid());
     // A full id range needs a writer outside the new user namespace: spawn it before unsharing.
     let needs_range = hs.tier == Tier::Userns && (hs.uid, hs.gid) != (0, 0);
@@ -833,40 +928,152 @@ fn stage1(hs: &HelperSpec, spec_path: &OsString, sys: &dyn Syscall) -> Result<i3
             write_id_maps(sys, uid, gid)?;
         }
     }
-    let mut child = Command::new("/proc/self/exe")
-        .arg(MODE_INIT)
-        .arg(spec_path)
-        .env_clear()
-        .stdin(Stdio::piped())
-        .spawn()
-        .map_err(|e| SandboxError::Refused {
-            what: "spawn PID 1 of the new pid namespace".into(),
-            cause: e.to_string(),
-            fix: None,
-        })?;
-    let _ = fs::write(hs.state_dir.join(INIT_PID_FILE), child.id().to_string());
-    let _stdin = child.stdin.take();
+    // Opened now: once the init pivots root (in the mount namespace we share), the state dir
+    // is out of our sight too.
+    let create = |name: &str| {
+        fs::File::create(hs.state_dir.join(name)).map_err(SandboxError::io(format!(
+            "create {name} in the sandbox's state dir"
+        )))
+    };
+    let (mut report_file, mut error_file, mut pid_file) = (
+        create(REPORT_FILE)?,
+        create(ERROR_FILE)?,
+        create(INIT_PID_FILE)?,
+    );
+    let spawn_init = |prog: &Path| -> std::io::Result<(std::process::Child, UnixStream)> {
+        // The init's stdin is a socket to us: it notices our death by it, and sends its report
+        // and errors back through it (it holds no file of the host).
+        let (ours, theirs) = UnixStream::pair()?;
+        let child = Command::new(prog)
+            .arg(MODE_INIT)
+            .arg(spec_path)
+            .env_clear()
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+            .spawn()?;
+        Ok((child, ours))
+    };
+    let spawned = match &sealed {
+        Some(f) => {
+            let prog = PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()));
+            match spawn_init(&prog) {
+                Ok(c) => Ok(c),
+                Err(e) => {
+                    // e.g. vm.memfd_noexec=2
+                    init_note = Some(format!(
+                        "the sandbox init runs from the helper binary itself: executing its sealed in-memory copy failed ({e})"
+                    ));
+                    spawn_init(Path::new("/proc/self/exe"))
+                }
+            }
+        }
+        None => spawn_init(Path::new("/proc/self/exe")),
+    };
+    let (mut child, chan) = spawned.map_err(|e| SandboxError::Refused {
+        what: "spawn PID 1 of the new pid namespace".into(),
+        cause: e.to_string(),
+        fix: None,
+    })?;
+    drop(sealed);
+    let _ = pid_file.write_all(child.id().to_string().as_bytes());
+    drop(pid_file);
+    // Read before waiting (no thread: after unshare(CLONE_NEWPID) this process cannot make
+    // one): the init shuts its side down once the step runs, or exits.
+    let mut msgs = Vec::new();
+    let _ = (&chan).read_to_end(&mut msgs);
+    drop(chan);
+    for line in msgs.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        match serde_json::from_slice::<InitMessage>(line) {
+            Ok(InitMessage::Report(mut rep)) => {
+                rep.notes.extend(init_note.take());
+                let _ = report_file.write_all(&serde_json::to_vec(&rep).unwrap_or_default());
+            }
+            Ok(InitMessage::Error(e)) => {
+                let _ = error_file.write_all(&serde_json::to_vec(&e).unwrap_or_default());
+            }
+            Err(e) => {
+                let _ = fs::write(
+                    hs.state_dir.join("dbg"),
+                    format!("{e} {}", String::from_utf8_lossy(line)),
+                );
+            }
+        }
+    }
     let st = child
         .wait()
         .map_err(SandboxError::io("wait for the sandbox's PID 1"))?;
     Ok(exit_code(st))
 }
 
+/// Open the caller's sealed copy of the binary (close-on-exec) and check its seals: it must be
+/// the memfd [`make_sealed_copy`] made, never a file anyone can still write.
+fn open_sealed(p: &Path) -> std::io::Result<fs::File> {
+    use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+    let f = fs::File::open(p)?;
+    let seals = SealFlag::from_bits_truncate(fcntl(&f, FcntlArg::F_GET_SEALS)?);
+    if !seals.contains(init_seals()) {
+        return Err(std::io::Error::other(format!(
+            "{} is not sealed ({seals:?})",
+            p.display()
+        )));
+    }
+    Ok(f)
+}
+
+/// Close every descriptor but stdin/stdout/stderr (PID 1 must hold nothing of the host while
+/// the step runs; the spec is read by path, the report goes back through stdin).
+fn close_inherited_fds() {
+    let fds: Vec<i32> = fs::read_dir("/proc/self/fd")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+                .filter(|n: &i32| *n > 2)
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in fds {
+        // the read_dir's own descriptor is already closed: EBADF
+        let _ = nix::unistd::close(fd);
+    }
+}
+
+fn send(chan: &mut Option<UnixStream>, msg: &InitMessage) {
+    if let Some(c) = chan.as_mut() {
+        let mut b = serde_json::to_vec(msg).unwrap_or_default();
+        b.push(b'\n');
+        let _ = c.write_all(&b);
+    }
+}
+
 /// Stage 2 (`MODE_INIT`, PID 1 of the new pid namespace): mounts, pivot_root, hardening, then
 /// the step; reap zombies; exit with the step's status.
+///
+/// Nothing in its `/proc/1` may lead to the host: it is not dumpable (so a step, which lacks
+/// CAP_SYS_PTRACE, cannot open its `exe`, `fd/*`, `map_files/*`, `root`, `cwd`, `maps`,
+/// `environ`), it holds no descriptor of a host file (only stdin, a socket to stage 1, and
+/// the step's stdout/stderr), and it runs from a sealed in-memory copy of the binary.
 pub fn stage2_main(args: &[OsString]) -> i32 {
+    close_inherited_fds();
+    let mut chan = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .map(UnixStream::from);
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        let e = SandboxError::Refused {
+            what: "make the sandbox init non-dumpable (PR_SET_DUMPABLE 0)".into(),
+            cause: e.to_string(),
+            fix: None,
+        };
+        send(&mut chan, &InitMessage::Error(ErrorRepr::from(&e)));
+        return SETUP_FAILED;
+    }
     let Some(hs) = load_spec(args) else {
         return SETUP_FAILED;
     };
-    // Opened now: after pivot_root the state dir is out of sight.
-    let Ok(mut err_file) = fs::File::create(hs.state_dir.join(ERROR_FILE)) else {
-        return SETUP_FAILED;
-    };
-    match stage2(&hs, &LinuxSyscall) {
+    match stage2(&hs, &LinuxSyscall, &mut chan) {
         Ok(code) => code,
         Err(e) => {
-            let _ =
-                err_file.write_all(&serde_json::to_vec(&ErrorRepr::from(&e)).unwrap_or_default());
+            send(&mut chan, &InitMessage::Error(ErrorRepr::from(&e)));
             SETUP_FAILED
         }
     }
@@ -990,11 +1197,8 @@ fn find_program(prog: &str, env: &[(String, String)]) -> PathBuf {
     PathBuf::from(prog)
 }
 
-fn stage2(hs: &HelperSpec, sys: &dyn Syscall) -> Result<i32> {
+fn stage2(hs: &HelperSpec, sys: &dyn Syscall, chan: &mut Option<UnixStream>) -> Result<i32> {
     die_with_parent()?;
-    // Opened before pivot_root: the state dir is invisible afterwards.
-    let mut report_file = fs::File::create(hs.state_dir.join(REPORT_FILE))
-        .map_err(SandboxError::io("create the report"))?;
     let rep = mounts::setup(sys, &hs.plan, &mounts::copy_lowers)?;
     let cwd = Path::new(&hs.cwd);
     fs::create_dir_all(cwd).map_err(SandboxError::io(format!(
@@ -1010,8 +1214,7 @@ fn stage2(hs: &HelperSpec, sys: &dyn Syscall) -> Result<i32> {
         notes.push(format!("no seccomp filter: {e}"));
     }
     let rep = SetupReport { notes, ..rep };
-    let _ = report_file.write_all(&serde_json::to_vec(&rep).unwrap_or_default());
-    drop(report_file);
+    send(chan, &InitMessage::Report(rep));
 
     let prog = find_program(&hs.args[0], &hs.env);
     let mut cmd = Command::new(&prog);
@@ -1035,6 +1238,11 @@ fn stage2(hs: &HelperSpec, sys: &dyn Syscall) -> Result<i32> {
             hs.args[0], hs.uid, hs.gid
         ))
     })?;
+    // The step runs: nothing more to say (stdin itself stays open: it is how stage 1's death
+    // is noticed; it is a socket, not a host file).
+    if let Some(c) = chan.take() {
+        let _ = c.shutdown(std::net::Shutdown::Write);
+    }
     let step = nix::unistd::Pid::from_raw(child.id() as i32);
     reap_until(step)
 }

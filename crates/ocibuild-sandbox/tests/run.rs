@@ -15,7 +15,7 @@ use ocibuild_testkit::{TestContext, busybox_static};
 const APPLETS: &[&str] = &[
     "sh", "id", "cat", "ls", "ps", "nc", "wget", "mount", "umount", "sleep", "echo", "touch", "rm",
     "mkdir", "stat", "readlink", "hostname", "test", "grep", "ln", "true", "false", "chmod",
-    "uname", "env", "unshare", "pwd", "wc",
+    "uname", "env", "unshare", "pwd", "wc", "head", "dd",
 ];
 
 /// Env flag: the test binary was re-executed as uid 65534 to run [`nobody_scenario`] in this dir.
@@ -149,7 +149,7 @@ fn host_files_are_invisible_and_escapes_fail() {
     let script = format!(
         "test -e {m} && echo VISIBLE; cat /proc/1/root{m} 2>/dev/null && echo PROC1ROOT; \
          cat /escape 2>/dev/null && echo SYMLINK; ls /escape-dir/ 2>/dev/null | grep -q host-marker && echo SYMLINKDIR; \
-         cat /proc/1/root/etc/keep; \
+         cat /proc/1/root/etc/keep 2>/dev/null && echo PROC1-ROOT; cat /etc/keep; \
          mount -t tmpfs t /mnt 2>/dev/null && echo MOUNTED; \
          mount --bind / /mnt 2>/dev/null && echo BOUND; \
          unshare -U true 2>/dev/null && echo UNSHARED; \
@@ -157,7 +157,7 @@ fn host_files_are_invisible_and_escapes_fail() {
     );
     for tier in SANDBOX_TIERS {
         let o = ok(&spec(&lower, &upper, &script), tier);
-        // /proc/1/root is the sandbox's own root (PID 1 is the sandbox's init).
+        // PID 1 is the sandbox's init: not dumpable, so even its /proc/1/root is closed.
         assert_eq!(
             stdout(&o),
             "lower\ndone\n",
@@ -165,6 +165,148 @@ fn host_files_are_invisible_and_escapes_fail() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
+}
+
+/// The step's commands probing PID 1 (the sandbox's init) and the host: each line printed is a
+/// way out that worked. CVE-2019-5736 / CVE-2024-21626 shapes: the init's exe, descriptors and
+/// mapped files must lead nowhere; writes land only in the upper dir; the state dir is unseen.
+/// (As an unprivileged user the init's `/proc/1/fd` belongs to the namespace's root, so the step
+/// may list the descriptor numbers; it can neither resolve nor open one.)
+fn boundary_script(host_paths: &[&Path], outside: &Path) -> String {
+    let mut s = String::from(
+        "readlink /proc/1/exe 2>/dev/null && echo EXE-LINK; \
+         dd if=/proc/1/exe of=/dev/null bs=1 count=1 2>/dev/null && echo EXE-READ; \
+         for n in $(ls /proc/1/fd/ 2>/dev/null) 0 1 2 3 4 5 6 7 8 9 10 11 12; do \
+           readlink /proc/1/fd/$n 2>/dev/null && echo FD-LINK-$n; \
+           (echo x >> /proc/1/fd/$n) 2>/dev/null && echo FD-WRITE-$n; \
+         done; \
+         ls /proc/1/map_files/ 2>/dev/null | head -1 | grep -q . && echo MAP-FILES; \
+         for f in /proc/1/map_files/*; do dd if=$f of=/dev/null bs=1 count=1 2>/dev/null && echo MAP-READ; done; \
+         grep / /proc/1/maps 2>/dev/null | head -1 | grep -q . && echo MAPS; \
+         cat /proc/1/environ 2>/dev/null | head -c1 | grep -q . && echo ENVIRON; \
+         ls /proc/1/cwd/ 2>/dev/null && echo CWD; \
+         ",
+    );
+    for p in host_paths {
+        let p = p.display();
+        s.push_str(&format!(
+            "test -e {p} && echo HOST-VISIBLE:{p}; ls {p} 2>/dev/null && echo HOST-LIST:{p}; "
+        ));
+    }
+    let o = outside.display();
+    s.push_str(&format!(
+        "mkdir -p {o} 2>/dev/null; echo escaped > {o}/written 2>/dev/null; \
+         for p in /proc/self/fd/1 /proc/self/fd/2; do readlink $p | grep -q '^/' && echo STD-IS-A-HOST-FILE; done; \
+         echo done"
+    ));
+    s
+}
+
+/// Every tier this machine supports (userns and chroot here; userns as an unprivileged user in
+/// [`scenario`]): nothing in `/proc/1` leads to the host.
+#[test]
+fn the_init_leads_nowhere_on_the_host() {
+    let ctx = TestContext::new();
+    let (lower, upper) = rootfs(ctx.dir());
+    let outside = ctx.dir().join("outside");
+    let script = boundary_script(
+        &[ctx.dir(), Path::new(env!("CARGO_BIN_EXE_sandbox-helper"))],
+        &outside,
+    );
+    for tier in SANDBOX_TIERS {
+        let o = ok(&spec(&lower, &upper, &script), tier);
+        assert_eq!(
+            stdout(&o),
+            "done\n",
+            "{tier}: stderr {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(!outside.join("written").exists(), "{tier}");
+        // (the write went to the step's own /tmp or its upper dir: where exactly depends on
+        // TMPDIR; writes_land_only_in_upper_* test the upper dir)
+        fs::remove_dir_all(&upper).unwrap();
+        fs::create_dir(&upper).unwrap();
+        // nothing but lower/, upper/ and test files next to them (no state dir left behind, no
+        // error.json written by the step)
+        let left: Vec<String> = fs::read_dir(ctx.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "lower" && n != "upper")
+            .collect();
+        assert!(left.is_empty(), "{tier}: {left:?}");
+    }
+}
+
+/// PID 1's exe is a sealed in-memory copy: with the step's root the checks above already pass,
+/// so look from the host (the init's pid is in the state dir; we are its owner).
+#[test]
+fn the_init_runs_from_a_sealed_memfd() {
+    let ctx = TestContext::new();
+    let (lower, upper) = rootfs(ctx.dir());
+    // the step waits on a FIFO the test releases after it looked at the init
+    // (a bind mount: through overlayfs the FIFO would be another inode)
+    let sync = ctx.dir().join("sync");
+    fs::create_dir(&sync).unwrap();
+    let fifo = sync.join("release");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+    let mut s = spec(
+        &lower,
+        &upper,
+        "echo started; read x < /mnt/release; echo $x",
+    );
+    s.mounts.push(Mount::Bind {
+        src: sync.clone(),
+        dest: "/mnt".into(),
+        readonly: false,
+    });
+    for tier in SANDBOX_TIERS {
+        let seen = std::sync::Mutex::new(String::new());
+        let o = ocibuild_sandbox::run::run_streaming(&s, tier, &mut |_, line| {
+            if line != "started" {
+                return;
+            }
+            let init = find_init(ctx.dir());
+            let exe = fs::read_link(format!("/proc/{init}/exe")).unwrap();
+            *seen.lock().unwrap() = exe.display().to_string();
+            let fds: Vec<String> = fs::read_dir(format!("/proc/{init}/fd"))
+                .unwrap()
+                .map(|e| {
+                    fs::read_link(e.unwrap().path())
+                        .unwrap()
+                        .display()
+                        .to_string()
+                })
+                .collect();
+            assert!(
+                fds.iter().all(|f| !f.starts_with('/') || f == "/dev/null"),
+                "{tier}: the init holds host files {fds:?}"
+            );
+            fs::write(&fifo, "released\n").unwrap();
+        })
+        .unwrap();
+        assert_eq!(stdout(&o), "started\nreleased\n", "{tier}");
+        let exe = seen.into_inner().unwrap();
+        assert!(
+            exe.starts_with("/memfd:ocibuild-sandbox-init"),
+            "{tier}: the init runs from {exe}"
+        );
+        assert!(
+            !o.notes.iter().any(|n| n.contains("sealed")),
+            "{tier}: {:?}",
+            o.notes
+        );
+    }
+}
+
+/// The host pid of the running sandbox's init (`init.pid` in its state dir under `dir`).
+fn find_init(dir: &Path) -> u32 {
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path().join("init.pid");
+        if let Ok(s) = fs::read_to_string(&p) {
+            return s.trim().parse().unwrap();
+        }
+    }
+    panic!("no init.pid under {}", dir.display());
 }
 
 #[test]
@@ -563,6 +705,20 @@ fn scenario(dir: &Path) {
         "files written inside belong to the invoking user"
     );
     assert!(!lower.join("root/f").exists());
+    // nothing in /proc/1 leads to the host here either
+    let outside = dir.join("outside");
+    let o = run(
+        &spec(&lower, &upper, &boundary_script(&[dir], &outside)),
+        Tier::Userns,
+    )
+    .unwrap();
+    assert_eq!(
+        (o.status, stdout(&o).as_str()),
+        (0, "done\n"),
+        "as {me}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!outside.join("written").exists());
     // The timeout kills the tree here too.
     let m = format!("{}", 8_000_000 + std::process::id() % 1_000_000);
     let mut s = spec(&lower, &upper, &format!("sleep {m} & sleep {m}"));

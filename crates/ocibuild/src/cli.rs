@@ -388,6 +388,18 @@ pub enum CacheCommand {
     #[command(
         after_help = "Examples:\n  ocibuild cache prune --older-than 7d\n  ocibuild cache prune --keep-storage 10GB"
     )]
+    /// Re-hash every blob and check that every layer mapping and record points to a stored,
+    /// correct blob; exit 3 with the list when something is broken, 1 when it could not run
+    #[command(
+        after_help = "Examples:\n  ocibuild cache verify\n  ocibuild cache verify --repair --json\n\nChecks blobs/ (each blob's bytes hash to its name), layers/ (each mapping names a stored,\ncorrect blob) and the records under engine/ (each parses, each descriptor in it names a stored\nblob of that size). --repair removes what is broken (then exits 0 when all of it went)."
+    )]
+    Verify {
+        /// Remove every broken blob, mapping and record (waits for running builds)
+        #[arg(long)]
+        repair: bool,
+        #[arg(long)]
+        json: bool,
+    },
     Prune {
         /// Remove what was not used for this long: 30m, 12h, 7d, 2w
         #[arg(long, value_name = "AGE")]

@@ -350,7 +350,7 @@ fn readme_flags_agree_with_the_cli() {
         "size",
     ];
     let nested: [(&str, &[&str]); 3] = [
-        ("cache", &["warm", "du", "prune"]),
+        ("cache", &["warm", "du", "prune", "verify"]),
         ("base", &["build", "lock", "list"]),
         ("db", &["import", "info"]),
     ];

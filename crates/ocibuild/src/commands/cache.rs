@@ -59,6 +59,77 @@ pub fn run(g: &Global, c: CacheCommand) -> Result<ExitCode> {
                 }
             }
         }
+        CacheCommand::Verify { repair, json } => {
+            // shared: builds may run meanwhile (blobs appear whole, by rename), prune may not;
+            // exclusive to repair
+            let _lock = if repair {
+                match store.try_lock_exclusive()? {
+                    Some(l) => l,
+                    None => {
+                        eprintln!(
+                            "waiting for the builds that use {} to finish before repairing…",
+                            store.root().display()
+                        );
+                        store.lock_exclusive()?
+                    }
+                }
+            } else {
+                store.lock_shared()?
+            };
+            let r = ocibuild_oci::verify::verify(&store, repair)?;
+            let unrepaired = r.problems.iter().filter(|p| !p.repaired).count();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "root": store.root(),
+                        "ok": r.ok(),
+                        "blobs": r.blobs,
+                        "blob_bytes": r.blob_bytes,
+                        "mappings": r.mappings,
+                        "records": r.records,
+                        "problems": r.problems,
+                    })
+                );
+            } else {
+                println!(
+                    "{}: {} blobs ({}), {} layer mappings, {} records checked",
+                    store.root().display(),
+                    r.blobs,
+                    human_size(r.blob_bytes),
+                    r.mappings,
+                    r.records
+                );
+                for p in &r.problems {
+                    println!(
+                        "  {}{}: {} ({})",
+                        if p.repaired { "removed " } else { "" },
+                        p.kind,
+                        p.path.display(),
+                        p.detail
+                    );
+                }
+                if r.ok() {
+                    println!("nothing broken");
+                } else if unrepaired == 0 {
+                    println!("{} broken items removed", r.problems.len());
+                } else {
+                    println!(
+                        "{} broken{}; `ocibuild cache verify --repair` removes {}",
+                        unrepaired,
+                        if repair { " and not removable" } else { "" },
+                        if repair {
+                            "what it can"
+                        } else {
+                            "them (a later build re-creates what it needs)"
+                        }
+                    );
+                }
+            }
+            if unrepaired > 0 {
+                return Ok(ExitCode::from(3));
+            }
+        }
         CacheCommand::Prune {
             older_than,
             keep_storage,

@@ -263,6 +263,7 @@ pub(super) fn zero_config(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<
         one.signing.provenance = None;
         one.signing.attest_sbom = false;
         one.metadata_file = None;
+        one.summary = None;
         one.iidfile = Some(iid.clone());
         super::build::run_mode(g, &one, warm_only)
             .with_context(|| format!("building {} for {p}", a.context.display()))?;
