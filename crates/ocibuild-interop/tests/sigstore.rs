@@ -59,11 +59,6 @@ fn pem_der(pem: &str) -> Vec<u8> {
     B64.decode(b).unwrap()
 }
 
-fn sha256_of(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
-}
-
 #[test]
 fn sigstore_verifies_what_ocibuild_signs_and_attests_in_a_layout_and_a_registry() {
     let ctx = tk::TestContext::new();
@@ -87,7 +82,7 @@ fn sigstore_verifies_what_ocibuild_signs_and_attests_in_a_layout_and_a_registry(
     ]));
     let src = Src::Layout(&layout);
     let manifest_bytes = src.blob(&digest, &dir);
-    assert_eq!(sha256_of(&manifest_bytes), digest);
+    assert_eq!(sha256(&manifest_bytes), digest);
     let payloads = check_sig_tag(&src, &digest, &dir, |s, d| sigstore_verifies(&public, s, d));
     assert_eq!(
         payloads.len(),
@@ -117,7 +112,7 @@ fn sigstore_verifies_what_ocibuild_signs_and_attests_in_a_layout_and_a_registry(
     ]))
     .stdout;
     assert_eq!(
-        sha256_of(&served),
+        sha256(&served),
         digest,
         "the pushed manifest is the signed one"
     );
@@ -264,15 +259,7 @@ fn keys_and_signatures_interoperate_with_the_sigstore_crate() {
 
     // a key ocibuild generates decrypts in sigstore to the public key ocibuild wrote; a wrong
     // password does not decrypt
-    let (okey, opub) = {
-        let prefix = dir.join("ours");
-        tk::run_ok(ocibuild(&ctx).args([
-            "generate-key-pair",
-            "--output-key-prefix",
-            prefix.to_str().unwrap(),
-        ]));
-        (dir.join("ours.key"), dir.join("ours.pub"))
-    };
+    let (okey, opub) = ocibuild_key_pair(&ctx, &dir, "ours");
     let ours = SigStoreKeyPair::from_encrypted_pem(&fs::read(&okey).unwrap(), PASSWORD.as_bytes())
         .unwrap();
     assert_eq!(
