@@ -23,6 +23,26 @@ for bad in '"zlib"' '"zlib-ng"' '"zlib-ng-compat"' '"miniz_oxide"' '"rust_backen
 done
 grep -q 'feature "zlib-rs"' <<<"$feats" || { echo "ERROR: flate2 is not on the zlib-rs backend" >&2; exit 1; }
 
+echo "== dev-dependency feature parity (the tested binary is the shipped one)"
+# `cargo test --workspace` unifies dev-dependencies' features into the binary's dependencies; a
+# crate whose features differ from `cargo build -p ocibuild`'s is built twice and tested with
+# features it does not ship with. Turn such a feature on in the binary's graph (see the sigstore
+# parity entries in Cargo.toml).
+features_of() {
+  cargo tree --locked -f '{p} {f}' --prefix none "$@" 2>/dev/null \
+    | sed -e 's/ (\*)//' -e 's/ (proc-macro)//' -e 's/ (\/[^)]*)//' | sort -u
+}
+# one line per (package, feature set); a package built for the host and the target can have two
+flips="$(awk 'NR == FNR { bin[$1 " " $2] = 1; print "shipped: " $0; next }
+    ($1 " " $2) in bin { print "tested: " $0 }' \
+  <(features_of -p ocibuild -e normal,build) <(features_of --workspace -e normal,build,dev) \
+  | sort -k2 | uniq -u -f1 | sed 's/^/  /')"
+if [ -n "$flips" ]; then
+  echo "ERROR: dev-dependencies change features of the binary's dependencies:" >&2
+  echo "$flips" >&2
+  exit 1
+fi
+
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

@@ -14,158 +14,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
 use ocibuild_testkit as tk;
-use ocibuild_testkit::registry::{Registry, RegistryOptions, start_registry};
+use ocibuild_testkit::registry::{RegistryOptions, start_registry};
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "correct horse battery staple";
-
-fn ocibuild(ctx: &tk::TestContext) -> Command {
-    ocibuild_at(ctx, &ctx.path("store"))
-}
-
-/// `ocibuild` on the store `root`.
-fn ocibuild_at(ctx: &tk::TestContext, root: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
-    c.arg("--root").arg(root).arg("--progress").arg("plain");
-    c.env("DOCKER_CONFIG", ctx.path("docker"));
-    c.env("HOME", ctx.path("home"));
-    c.env("COSIGN_PASSWORD", PASSWORD);
-    for v in [
-        "OCIBUILD_REGISTRY_USER",
-        "OCIBUILD_REGISTRY_PASSWORD",
-        "OCIBUILD_CERTS_D",
-        "REGISTRY_AUTH_FILE",
-    ] {
-        c.env_remove(v);
-    }
-    c
-}
-
-fn out(o: std::process::Output) -> String {
-    String::from_utf8(o.stdout).unwrap().trim().to_string()
-}
-
-/// Run and return (exit code, stdout, stderr).
-fn code(cmd: &mut Command) -> (i32, String, String) {
-    let o = tk::run(cmd);
-    (
-        tk::exit_code(o.status),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-/// A one-file image in a layout at `dir:tag`; returns its digest.
-fn image(ctx: &tk::TestContext, dir: &Path, tag: &str, content: &str) -> String {
-    image_for(ctx, dir, tag, content, "linux/amd64")
-}
-
-fn image_for(
-    ctx: &tk::TestContext,
-    dir: &Path,
-    tag: &str,
-    content: &str,
-    platform: &str,
-) -> String {
-    let rootfs = ctx.path(format!("rootfs-{tag}-{}", content.len()));
-    fs::create_dir_all(&rootfs).unwrap();
-    fs::write(rootfs.join("msg"), content).unwrap();
-    out(tk::run_ok(
-        ocibuild(ctx)
-            .arg("assemble")
-            .arg("--layer")
-            .arg(format!("{}:/", rootfs.display()))
-            .args(["--entrypoint", "/msg", "--platform", platform])
-            .arg("--output")
-            .arg(format!("oci:{}:{tag}", dir.display())),
-    ))
-}
-
-fn curl() -> Command {
-    let mut c = Command::new(tk::require_tool("curl", "curl"));
-    c.args(["-sS", "--fail"]);
-    c
-}
-
-fn get_manifest(reg: &Registry, repo: &str, reference: &str) -> Value {
-    let body = out(tk::run_ok(curl().args([
-        "-H",
-        "Accept: application/vnd.oci.image.manifest.v1+json",
-        &format!("{}/v2/{repo}/manifests/{reference}", reg.url),
-    ])));
-    serde_json::from_str(&body).unwrap()
-}
-
-fn get_blob(reg: &Registry, repo: &str, digest: &str, to: &Path) {
-    tk::run_ok(curl().args([
-        "-L",
-        "-o",
-        to.to_str().unwrap(),
-        &format!("{}/v2/{repo}/blobs/{digest}", reg.url),
-    ]));
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
-}
-
-/// Upload a blob with the distribution API (POST, then a monolithic PUT).
-fn put_blob(ctx: &tk::TestContext, reg: &Registry, repo: &str, bytes: &[u8]) -> String {
-    let d = sha256(bytes);
-    let headers = out(tk::run_ok(curl().args([
-        "-X",
-        "POST",
-        "-D",
-        "-",
-        "-o",
-        "/dev/null",
-        &format!("{}/v2/{repo}/blobs/uploads/", reg.url),
-    ])));
-    let loc = headers
-        .lines()
-        .find_map(|l| {
-            l.split_once(':')
-                .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .expect("a Location header");
-    let loc = if loc.starts_with("http") {
-        loc
-    } else {
-        format!("{}{loc}", reg.url)
-    };
-    let sep = if loc.contains('?') { '&' } else { '?' };
-    let f = ctx.path(format!("upload-{}", &d[7..19]));
-    fs::write(&f, bytes).unwrap();
-    tk::run_ok(curl().args([
-        "-X",
-        "PUT",
-        "-H",
-        "Content-Type: application/octet-stream",
-        "--data-binary",
-        &format!("@{}", f.display()),
-        &format!("{loc}{sep}digest={d}"),
-    ]));
-    d
-}
-
-fn put_manifest(ctx: &tk::TestContext, reg: &Registry, repo: &str, tag: &str, m: &Value) {
-    let f = ctx.path(format!("manifest-{tag}"));
-    fs::write(&f, serde_json::to_vec(m).unwrap()).unwrap();
-    tk::run_ok(curl().args([
-        "-X",
-        "PUT",
-        "-H",
-        "Content-Type: application/vnd.oci.image.manifest.v1+json",
-        "--data-binary",
-        &format!("@{}", f.display()),
-        &format!("{}/v2/{repo}/manifests/{tag}", reg.url),
-    ]));
-}
+mod cosign_support;
+use cosign_support::*;
 
 fn openssl() -> Command {
     Command::new(tk::require_tool("openssl", "openssl"))
@@ -226,110 +80,18 @@ fn openssl_sign(key: &Path, data: &[u8], dir: &Path) -> Vec<u8> {
     fs::read(&s).unwrap()
 }
 
-fn hex_of(digest: &str) -> &str {
-    digest.strip_prefix("sha256:").unwrap()
-}
-
-/// Where the test reads cosign's tags from, without ocibuild: a registry over HTTP (curl), or
-/// an OCI layout's files.
-enum Src<'a> {
-    Reg(&'a Registry, &'a str),
-    Layout(&'a Path),
-}
-
-impl Src<'_> {
-    /// The manifest tagged `tag`.
-    fn manifest(&self, tag: &str) -> Value {
-        match self {
-            Src::Reg(reg, repo) => get_manifest(reg, repo, tag),
-            Src::Layout(dir) => {
-                let index: Value =
-                    serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
-                let d = index["manifests"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
-                    .unwrap_or_else(|| panic!("no {tag} in {}: {index}", dir.display()));
-                serde_json::from_slice(&self.blob(d["digest"].as_str().unwrap(), dir)).unwrap()
-            }
-        }
-    }
-
-    /// A blob's bytes (`scratch` holds the download).
-    fn blob(&self, digest: &str, scratch: &Path) -> Vec<u8> {
-        match self {
-            Src::Reg(reg, repo) => {
-                let p = scratch.join("blob");
-                get_blob(reg, repo, digest, &p);
-                fs::read(&p).unwrap()
-            }
-            Src::Layout(dir) => fs::read(dir.join("blobs/sha256").join(hex_of(digest))).unwrap(),
-        }
-    }
-}
-
-/// Check every signature in the registry's `sha256-<hex>.sig` with openssl; returns the payloads.
+/// Check every signature in `sha256-<hex>.sig` with openssl; returns the verified payloads.
 fn openssl_check_sig_tag(src: &Src, digest: &str, public: &Path, dir: &Path) -> Vec<Value> {
-    let m = src.manifest(&format!("sha256-{}.sig", hex_of(digest)));
-    let mut payloads = Vec::new();
-    for l in m["layers"].as_array().unwrap() {
-        assert_eq!(
-            l["mediaType"], "application/vnd.dev.cosign.simplesigning.v1+json",
-            "{m}"
-        );
-        let sig = B64
-            .decode(
-                l["annotations"]["dev.cosignproject.cosign/signature"]
-                    .as_str()
-                    .unwrap(),
-            )
-            .unwrap();
-        let payload = src.blob(l["digest"].as_str().unwrap(), dir);
-        if openssl_verifies(public, &sig, &payload, dir) {
-            let v: Value = serde_json::from_slice(&payload).unwrap();
-            assert_eq!(v["critical"]["image"]["docker-manifest-digest"], digest);
-            assert_eq!(v["critical"]["type"], "cosign container image signature");
-            payloads.push(v);
-        }
-    }
-    payloads
-}
-
-/// DSSE PAE, computed here independently of ocibuild.
-fn pae(t: &str, body: &[u8]) -> Vec<u8> {
-    let mut v = format!("DSSEv1 {} {t} {} ", t.len(), body.len()).into_bytes();
-    v.extend_from_slice(body);
-    v
+    check_sig_tag(src, digest, dir, |sig, data| {
+        openssl_verifies(public, sig, data, dir)
+    })
 }
 
 /// Check the attestations in `sha256-<hex>.att` with openssl; returns the verified statements.
 fn openssl_check_att_tag(src: &Src, digest: &str, public: &Path, dir: &Path) -> Vec<Value> {
-    let m = src.manifest(&format!("sha256-{}.att", hex_of(digest)));
-    let mut out = Vec::new();
-    for l in m["layers"].as_array().unwrap() {
-        assert_eq!(l["mediaType"], "application/vnd.dsse.envelope.v1+json");
-        let env: Value =
-            serde_json::from_slice(&src.blob(l["digest"].as_str().unwrap(), dir)).unwrap();
-        assert_eq!(env["payloadType"], "application/vnd.in-toto+json");
-        let body = B64.decode(env["payload"].as_str().unwrap()).unwrap();
-        let sig = B64
-            .decode(env["signatures"][0]["sig"].as_str().unwrap())
-            .unwrap();
-        if openssl_verifies(
-            public,
-            &sig,
-            &pae("application/vnd.in-toto+json", &body),
-            dir,
-        ) {
-            let st: Value = serde_json::from_slice(&body).unwrap();
-            assert_eq!(st["_type"], "https://in-toto.io/Statement/v1");
-            assert_eq!(st["subject"][0]["digest"]["sha256"], hex_of(digest));
-            assert_eq!(l["annotations"]["predicateType"], st["predicateType"]);
-            out.push(st);
-        }
-    }
-    out
+    check_att_tag(src, digest, dir, |sig, data| {
+        openssl_verifies(public, sig, data, dir)
+    })
 }
 
 fn provenance(dir: &Path) -> PathBuf {
@@ -602,29 +364,9 @@ fn openssl_signatures_verify_and_tampering_fails_with_exit_3() {
 
     // store a signature the way cosign does, with curl: payload blob, config, manifest
     let store = |payload: &[u8], sig: &[u8]| {
-        let pd = put_blob(&ctx, &reg, "app", payload);
-        let cfg = serde_json::to_vec(&json!({"architecture": "", "os": "", "rootfs": {"type": "layers", "diff_ids": [pd]}, "config": {}})).unwrap();
-        let cd = put_blob(&ctx, &reg, "app", &cfg);
-        put_manifest(
-            &ctx,
-            &reg,
-            "app",
-            &tag,
-            &json!({
-                "schemaVersion": 2,
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cfg.len()},
-                "layers": [{
-                    "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
-                    "digest": pd, "size": payload.len(),
-                    "annotations": {"dev.cosignproject.cosign/signature": B64.encode(sig)}
-                }]
-            }),
-        );
+        put_cosign_signature(&ctx, &reg, "app", &tag, payload, sig);
     };
-    let payload_for = |d: &str| {
-        serde_json::to_vec(&json!({"critical": {"identity": {"docker-reference": format!("{}/app", reg.host)}, "image": {"docker-manifest-digest": d}, "type": "cosign container image signature"}, "optional": null})).unwrap()
-    };
+    let payload_for = |d: &str| simple_signing_payload(&format!("{}/app", reg.host), d);
     let verify =
         |key: &Path| code(ocibuild(&ctx).args(["verify", "--key", key.to_str().unwrap(), &img]));
 
