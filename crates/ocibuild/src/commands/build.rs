@@ -283,7 +283,7 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
         );
     }
 
-    write_outputs(g, a, &rep, &store, &built.image)?;
+    write_outputs(g, a, &rep, &store, &built.image, Some(&built.record))?;
     if let Some(f) = &a.iidfile {
         super::write_file_atomically(f, digest.as_bytes())?;
     }
@@ -608,6 +608,7 @@ pub(super) fn write_outputs(
     rep: &Reporter,
     store: &ocibuild_oci::store::ContentStore,
     image: &ocibuild_oci::image::Image,
+    record: Option<&ocibuild_record::BuildRecord>,
 ) -> Result<()> {
     let digest = image.manifest_desc.digest.to_string();
     // Outputs.
@@ -633,7 +634,7 @@ pub(super) fn write_outputs(
     if a.check || a.policy.is_some() {
         super::policy::gate(&src, image, a.policy.as_deref(), rep)?;
     }
-    let sboms = super::supply::before_outputs(g, a, &src, rep)?;
+    let sboms = super::supply::before_outputs(g, a, &src, rep, record)?;
     let reg = if dests.iter().any(|d| matches!(d, Location::Registry(_))) {
         Some(super::registry::registry(g)?)
     } else {

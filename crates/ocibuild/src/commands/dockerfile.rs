@@ -320,7 +320,7 @@ fn build_impl(
     }
     let digest = built.image.manifest_desc.digest.to_string();
     rep.image_done(&built.record, t0.elapsed().as_secs_f64());
-    write_outputs(g, a, &rep, &store, &built.image)?;
+    write_outputs(g, a, &rep, &store, &built.image, Some(&built.record))?;
     if let Some(f) = &a.iidfile {
         super::write_file_atomically(f, digest.as_bytes())?;
     }
