@@ -284,18 +284,19 @@ fn npm_locks(facts: &BuildFacts<'_>, files: &BTreeMap<String, FsEntry>) -> Vec<N
     out
 }
 
-/// `sha512-<base64>` (npm's Subresource Integrity) as CycloneDX's (algorithm, hex).
+/// `sha512-<base64>` (npm's Subresource Integrity) as CycloneDX's (algorithm, hex); nothing
+/// for a digest of the wrong length (the documents' schemas would refuse it).
 fn integrity(sri: &str) -> Option<(String, String)> {
     let (alg, b64) = sri.split_whitespace().next()?.split_once('-')?;
-    let alg = match alg {
-        "sha512" => "SHA-512",
-        "sha384" => "SHA-384",
-        "sha256" => "SHA-256",
-        "sha1" => "SHA-1",
+    let (alg, len) = match alg {
+        "sha512" => ("SHA-512", 64),
+        "sha384" => ("SHA-384", 48),
+        "sha256" => ("SHA-256", 32),
+        "sha1" => ("SHA-1", 20),
         _ => return None,
     };
     let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-    Some((alg.to_string(), hex::encode(bytes)))
+    (bytes.len() == len).then(|| (alg.to_string(), hex::encode(bytes)))
 }
 
 fn npm_from_lockfiles(
@@ -454,7 +455,7 @@ mod tests {
 
     const LOCK: &str = r#"{"lockfileVersion": 3, "packages": {
         "": {"name": "app"},
-        "node_modules/express": {"version": "4.21.2", "integrity": "sha512-AAECAw=="},
+        "node_modules/express": {"version": "4.21.2", "integrity": "sha1-AAECAwQFBgcICQoLDA0ODxAREhM="},
         "node_modules/typescript": {"version": "5.7.2", "dev": true, "integrity": "sha1-BAU="},
         "node_modules/missing": {"version": "1.0.0"}}}"#;
 
@@ -566,7 +567,10 @@ mod tests {
         let express = by_name(&comps, "express");
         assert_eq!(
             express.hashes,
-            vec![("SHA-512".to_string(), "00010203".to_string())]
+            vec![(
+                "SHA-1".to_string(),
+                "000102030405060708090a0b0c0d0e0f10111213".to_string()
+            )]
         );
         assert_eq!(
             express.properties["ocibuild:lockfile"],
@@ -605,10 +609,16 @@ mod tests {
         let facts = BuildFacts::from_context(&rec, dir.path());
         assert_eq!(facts.lockfiles.len(), 1);
         assert_eq!(facts.lockfiles[0].0, "package-lock.json");
+        let sha1 = "sha1-ZGVmZ2hpamtsbW5vcHFyc3R1dnc=";
         assert_eq!(
-            integrity("sha512-AAECAw=="),
-            Some(("SHA-512".into(), "00010203".into()))
+            integrity(sha1),
+            Some((
+                "SHA-1".into(),
+                "6465666768696a6b6c6d6e6f7071727374757677".into()
+            ))
         );
+        // a digest of the wrong length for its algorithm is not a hash
+        assert_eq!(integrity("sha512-ZGVmZ2hpamtsbW5vcHFyc3R1dnc="), None);
         assert_eq!(integrity("md5-xx"), None);
     }
 }
