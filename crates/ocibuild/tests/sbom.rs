@@ -660,6 +660,23 @@ fn build_scan_gate_and_sbom_attachment() {
         let v = run_ok_stdout(ocibuild().arg("sbom").arg("--validate").arg(sboms.join(f)));
         assert!(v.contains(": valid "), "{v}");
     }
+    // catalogued from the zero-config build's record: the runtime base's packages from its lock
+    let cdx: Value =
+        serde_json::from_slice(&fs::read(sboms.join("sbom.cdx.json")).unwrap()).unwrap();
+    let debs: Vec<&Value> = cdx["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["purl"].as_str().unwrap().starts_with("pkg:deb/"))
+        .collect();
+    assert!(!debs.is_empty());
+    for c in debs {
+        assert_eq!(
+            prop(c, "ocibuild:catalogued-from"),
+            Some("build-record"),
+            "{c:#}"
+        );
+    }
     // the layout: two referrers of the image, one per format
     let index: Value =
         serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
@@ -891,6 +908,14 @@ fn dockerfile_build_sbom_comes_from_the_build_record() {
         } else {
             // the Debian packages and the Go binary came with the FROM image
             assert!(origin.starts_with("base:"), "{p}: {origin}");
+        }
+        // the FROM image was built by this store: its record's Debian lock is the base's
+        if p.starts_with("pkg:deb/") {
+            assert_eq!(
+                prop(c, "ocibuild:catalogued-from"),
+                Some("build-record"),
+                "{p}"
+            );
         }
     }
     // the SPDX document carries the lockfile's SHA-512 as a checksum

@@ -47,8 +47,9 @@ pub fn run(g: &Global, a: SbomArgs) -> Result<ExitCode> {
     });
     let sbom = match known {
         Some(pi) => {
+            let pi = super::supply::inherit_base_locks(g, pi);
             let facts = ocibuild_sbom::BuildFacts {
-                image: pi,
+                image: &pi,
                 lockfiles: Vec::new(),
             };
             ocibuild_sbom::catalog_build(src.as_ref(), &loaded, image, &facts)

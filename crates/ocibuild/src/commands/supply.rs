@@ -62,7 +62,7 @@ pub(super) fn before_outputs(
     }
     let name = a.tags.first().cloned().unwrap_or_else(|| src.describe());
     let t0 = std::time::Instant::now();
-    let sbom = catalog_built(src, &name, record, &a.context)
+    let sbom = catalog_built(g, src, &name, record, &a.context)
         .with_context(|| format!("cataloguing the packages of {}", src.describe()))?;
     rep.event(
         &format!(
@@ -158,6 +158,7 @@ pub(super) fn before_outputs(
 /// app's lockfiles read from `context`, each layer's origin) over what the catalogers find in the
 /// layers; without a record of this image, from the layers alone.
 pub(super) fn catalog_built(
+    g: &Global,
     src: &dyn ImageSource,
     name: &str,
     record: Option<&ocibuild_record::BuildRecord>,
@@ -171,17 +172,63 @@ pub(super) fn catalog_built(
     });
     Ok(match known {
         Some(pi) => {
-            let facts = ocibuild_sbom::BuildFacts::from_context(pi, context);
+            let pi = inherit_base_locks(g, pi);
+            let facts = ocibuild_sbom::BuildFacts::from_context(&pi, context);
             ocibuild_sbom::catalog_build(src, &image, name, &facts)?
         }
         None => ocibuild_sbom::catalog_image(src, &image, name)?,
     })
 }
 
+/// A base of the image that this store built (a Dockerfile `FROM` of an ocibuild image) has a
+/// build record of its own: the Debian packages its record places in it (its runtime base's
+/// lock) are this base's packages too. A base with several Debian sets is left as it is.
+pub(super) fn inherit_base_locks(
+    g: &Global,
+    pi: &ocibuild_record::PlatformImage,
+) -> ocibuild_record::PlatformImage {
+    let mut pi = pi.clone();
+    for b in pi
+        .bases
+        .iter_mut()
+        .filter(|b| b.in_image && b.debian.is_none())
+    {
+        let Some(d) = b.digest.clone() else { continue };
+        let Some(rec) = stored_record_of(g, &[&d]) else {
+            continue;
+        };
+        let Some(img) = rec.images.iter().find(|i| i.manifest.digest == d) else {
+            continue;
+        };
+        let sets: Vec<&ocibuild_record::DebianSet> = img
+            .bases
+            .iter()
+            .filter(|x| x.in_image)
+            .filter_map(|x| x.debian.as_ref())
+            .collect();
+        if let [one] = sets.as_slice() {
+            b.debian = Some((*one).clone());
+        }
+    }
+    pi
+}
+
 /// The build record this store keeps for `image` (`ROOT/engine/builds/`), if this store built
 /// it: `ocibuild sbom` of a stored build catalogues from it as `build --sbom` does. Never creates
 /// the store; a record that cannot be read is warned about and left out.
 pub(super) fn stored_record(g: &Global, image: &Image) -> Option<ocibuild_record::BuildRecord> {
+    let mut digests = vec![&image.manifest_desc.digest];
+    if let Some((d, _, _)) = &image.index {
+        digests.push(&d.digest);
+    }
+    stored_record_of(g, &digests)
+}
+
+/// The first build record this store keeps for one of `digests`.
+fn stored_record_of(
+    g: &Global,
+    digests: &[&ocibuild_oci::Digest],
+) -> Option<ocibuild_record::BuildRecord> {
     let root = match &g.root {
         Some(r) => r.clone(),
         None => ocibuild_oci::store::ContentStore::default_root()?,
@@ -190,11 +237,7 @@ pub(super) fn stored_record(g: &Global, image: &Image) -> Option<ocibuild_record
         return None;
     }
     let store = ocibuild_oci::store::ContentStore::open(&root).ok()?;
-    let mut digests = vec![&image.manifest_desc.digest];
-    if let Some((d, _, _)) = &image.index {
-        digests.push(&d.digest);
-    }
-    for d in digests {
+    for d in digests.iter().copied() {
         match ocibuild_engine::load_record(&store, d) {
             Ok(Some(r)) => return Some(r),
             Ok(None) => {}
