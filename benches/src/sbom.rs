@@ -17,7 +17,8 @@
 //! whether the 5% target is met. It asserts nothing about time.
 //!
 //! Usage: `cargo build --release -p ocibuild -p ocibuild-benches &&
-//! target/release/sbom-bench [--runs N] [--apps go-http,node-ts-express] [--cache-dir DIR]`
+//! target/release/sbom-bench [--runs N] [--apps go-http,node-ts-express] [--cache-dir DIR
+//! [--skip-warm]]` (`--skip-warm`: the cache dir is warm already, no untimed build first)
 //! (`OCIBUILD_BIN` names another ocibuild binary).
 
 #[path = "common.rs"]
@@ -40,6 +41,8 @@ struct Args {
     runs: usize,
     apps: Vec<String>,
     cache_dir: Option<PathBuf>,
+    /// The `--cache-dir` is warm already: no untimed build first.
+    skip_warm: bool,
 }
 
 fn parse_args() -> Res<Args> {
@@ -47,6 +50,7 @@ fn parse_args() -> Res<Args> {
         runs: 1,
         apps: APPS.iter().map(|s| s.to_string()).collect(),
         cache_dir: None,
+        skip_warm: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -73,9 +77,10 @@ fn parse_args() -> Res<Args> {
             "--cache-dir" => {
                 a.cache_dir = Some(it.next().ok_or("--cache-dir needs a directory")?.into());
             }
+            "--skip-warm" => a.skip_warm = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: sbom-bench [--runs N] [--apps {}] [--cache-dir DIR]",
+                    "usage: sbom-bench [--runs N] [--apps {}] [--cache-dir DIR [--skip-warm]]",
                     APPS.join(",")
                 );
                 std::process::exit(0);
@@ -150,17 +155,19 @@ fn run() -> Res<()> {
     let mut rows = Vec::new();
     for app in &args.apps {
         let src = apps_dir.join(app);
-        // untimed: fill the Debian package cache
-        let warm_root = ctx.path(format!("{app}-warm-root"));
-        build(
-            &ocibuild,
-            &warm_root,
-            &cache_dir,
-            &src,
-            &ctx.path(format!("{app}-warm-out")),
-            &ctx.path(format!("{app}-warm-sbom")),
-        )?;
-        let _ = std::fs::remove_dir_all(&warm_root);
+        if !args.skip_warm {
+            // untimed: fill the Debian package cache
+            let warm_root = ctx.path(format!("{app}-warm-root"));
+            build(
+                &ocibuild,
+                &warm_root,
+                &cache_dir,
+                &src,
+                &ctx.path(format!("{app}-warm-out")),
+                &ctx.path(format!("{app}-warm-sbom")),
+            )?;
+            let _ = std::fs::remove_dir_all(&warm_root);
+        }
         let mut r = Runs::default();
         for round in 0..args.runs {
             let root = ctx.path(format!("{app}-root-{round}"));
