@@ -387,6 +387,15 @@ pub struct LockedPackage {
     pub suite: String,
     /// The repository URI it is downloaded from.
     pub source: String,
+    /// The source package (the index's `Source:`), when it differs from `name`: vulnerability
+    /// advisories name source packages. Lockfiles written before it existed have none and still
+    /// load (the image's dpkg records say it too). Not part of a lock's key
+    /// ([`Lockfile::identity`]): it is read from the same signed index entry as `sha256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_package: Option<String>,
+    /// The source version, when the index gives one that differs from `version` (a binNMU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_version: Option<String>,
 }
 
 impl LockedPackage {
@@ -406,6 +415,18 @@ impl LockedPackage {
 impl Lockfile {
     pub fn release(&self) -> Result<Release> {
         self.release.parse()
+    }
+
+    /// The lock without what only describes its packages (source package names and versions):
+    /// what names the image it gives. Hash this, not the lock, for a key, so a lock that gained
+    /// source names (or was written before they existed) keys the same image.
+    pub fn identity(&self) -> Lockfile {
+        let mut l = self.clone();
+        for p in l.layers.iter_mut().flat_map(|l| l.packages.iter_mut()) {
+            p.source_package = None;
+            p.source_version = None;
+        }
+        l
     }
 
     /// Every package, in layer order.
@@ -578,15 +599,20 @@ pub fn lock_base(opts: &BaseOptions) -> Result<Lockfile> {
                     what: format!("package {} Size", p.name),
                     detail: e.to_string(),
                 })?;
+            let version = p.version.to_string();
+            let (source_package, source_version) =
+                source_of(p.paragraph.get("Source"), &p.name, &version);
             pkgs.push(LockedPackage {
                 name: p.name.clone(),
-                version: p.version.to_string(),
+                version,
                 arch: p.arch.clone(),
                 sha256: field("SHA256")?.to_ascii_lowercase(),
                 size,
                 filename: field("Filename")?.to_string(),
                 source: suite_uri.get(&p.suite).cloned().unwrap_or_default(),
                 suite: p.suite.clone(),
+                source_package,
+                source_version,
             });
         }
         layers.push(LockedLayer {
@@ -651,12 +677,29 @@ pub fn lock_base(opts: &BaseOptions) -> Result<Lockfile> {
 
 /// What a resolution depends on: the request, the profiles, the resolver, and the exact
 /// indexes (each suite's signed file list names its `Packages` files by SHA256).
+/// A `Source:` field (`glibc`, `glibc (2.41-12)`) as (source package, source version), each
+/// only when it differs from the binary package's name and version.
+fn source_of(field: Option<&str>, name: &str, version: &str) -> (Option<String>, Option<String>) {
+    let Some(f) = field.map(str::trim).filter(|f| !f.is_empty()) else {
+        return (None, None);
+    };
+    let (pkg, ver) = match f.split_once('(') {
+        Some((p, v)) => (p.trim(), Some(v.trim_end_matches(')').trim())),
+        None => (f, None),
+    };
+    (
+        Some(pkg.to_string()).filter(|p| !p.is_empty() && p != name),
+        ver.filter(|v| !v.is_empty() && *v != version)
+            .map(str::to_string),
+    )
+}
+
 fn lock_cache_key(opts: &BaseOptions, suites: &[(&Source, SuiteIndex)]) -> String {
     use sha2::{Digest as _, Sha256};
     let mut h = Sha256::new();
     h.update(
         format!(
-            "resolution-v1\0{}\0{:?}\0{:?}\0{}\0{}\0{}\0",
+            "resolution-v2\0{}\0{:?}\0{:?}\0{}\0{}\0{}\0",
             opts.profile,
             opts.variant,
             opts.extra_packages,
@@ -1530,6 +1573,34 @@ mod tests {
     }
 
     #[test]
+    fn source_fields_of_the_index() {
+        assert_eq!(source_of(None, "libc6", "2.41-12"), (None, None));
+        assert_eq!(
+            source_of(Some("glibc"), "libc6", "2.41-12"),
+            (Some("glibc".into()), None)
+        );
+        assert_eq!(
+            source_of(Some("glibc (2.41-12)"), "libc6", "2.41-12+b1"),
+            (Some("glibc".into()), Some("2.41-12".into()))
+        );
+        assert_eq!(
+            source_of(Some("base-files"), "base-files", "13"),
+            (None, None)
+        );
+    }
+
+    /// A lockfile written before `source_package` existed still loads.
+    #[test]
+    fn an_older_lockfile_without_source_names_loads() {
+        let text = r#"{"version": 1, "profile": "static", "variant": "nonroot", "release": "trixie",
+            "arch": "amd64", "created": 1, "layers": [{"name": "static", "packages": [
+            {"name": "base-files", "version": "13", "arch": "amd64", "sha256": "00", "size": 1,
+             "filename": "pool/b.deb", "suite": "trixie", "source": "file:///m"}]}]}"#;
+        let l = Lockfile::from_json(text, "old").unwrap();
+        assert_eq!(l.layers[0].packages[0].source_package, None);
+    }
+
+    #[test]
     fn lockfile_round_trip() {
         let l = Lockfile {
             version: LOCK_VERSION,
@@ -1550,12 +1621,23 @@ mod tests {
                     filename: "pool/main/b/base-files/base-files_13_amd64.deb".into(),
                     suite: "trixie".into(),
                     source: "file:///srv/mirror".into(),
+                    source_package: None,
+                    source_version: None,
                 }],
             }],
         };
         let text = l.to_json().unwrap();
         assert!(text.contains("\"variant\": \"nonroot\""), "{text}");
         assert_eq!(Lockfile::from_json(&text, "t").unwrap(), l);
+        // a lock without source names writes none (older readers and keys see the same JSON)
+        assert!(!text.contains("source_package"), "{text}");
+        let mut with = l.clone();
+        with.layers[0].packages[0].source_package = Some("glibc".into());
+        with.layers[0].packages[0].source_version = Some("2.41-1".into());
+        let wtext = with.to_json().unwrap();
+        assert!(wtext.contains("\"source_package\": \"glibc\""), "{wtext}");
+        assert_eq!(Lockfile::from_json(&wtext, "t").unwrap(), with);
+        assert_eq!(with.identity(), l);
         let bad = text.replace("\"version\": 1", "\"version\": 9");
         assert!(Lockfile::from_json(&bad, "t").is_err());
         let p = l.layers[0].packages[0].paragraph();

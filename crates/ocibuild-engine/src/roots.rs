@@ -298,7 +298,9 @@ impl Bases {
 
     fn key_for(&self, opts: BaseOptions, lock: Lockfile) -> Result<Locked> {
         let key = {
-            let json = serde_json::to_vec(&lock).map_err(|e| EngineError::Invalid {
+            // the lock's identity: source package names describe the packages, they do not
+            // change the image (a lock that gained them keys the image it keyed before)
+            let json = serde_json::to_vec(&lock.identity()).map_err(|e| EngineError::Invalid {
                 what: "lockfile".into(),
                 detail: e.to_string(),
             })?;

@@ -1231,8 +1231,8 @@ fn debian_set(lock: &ocibuild_debian::base::Lockfile) -> ocibuild_record::Debian
                     name: p.name.clone(),
                     version: p.version.clone(),
                     architecture: p.arch.clone(),
-                    source: None,
-                    source_version: None,
+                    source: p.source_package.clone(),
+                    source_version: p.source_version.clone(),
                     sha256: Some(p.sha256.clone()),
                     layer: Some(l.name.clone()),
                 })

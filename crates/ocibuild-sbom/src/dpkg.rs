@@ -60,12 +60,16 @@ fn major(v: &str) -> String {
     v.split('.').next().unwrap_or(v).to_string()
 }
 
-pub(crate) fn catalog(files: &BTreeMap<String, FsEntry>, info: &ImageInfo) -> Vec<Component> {
-    let distro = info
-        .os_version_id
+/// The Debian major version of the image (`12`, `13`) for purls' `distro=debian-N`.
+pub(crate) fn distro(info: &ImageInfo) -> Option<String> {
+    info.os_version_id
         .as_deref()
         .filter(|_| info.os_id.as_deref().is_none_or(|id| id == "debian"))
-        .map(major);
+        .map(major)
+}
+
+pub(crate) fn catalog(files: &BTreeMap<String, FsEntry>, info: &ImageInfo) -> Vec<Component> {
+    let distro = distro(info);
     let mut out = Vec::new();
     let records = files
         .iter()

@@ -11,6 +11,10 @@
 //! machine-readable `usr/share/doc/<pkg>/copyright`), Go (the buildinfo embedded in ELF binaries),
 //! npm (`node_modules/**/package.json`), Python (`*.dist-info/METADATA`) and Java (jars' Maven
 //! `pom.properties` and manifests, including the jars nested in a Spring Boot fat jar).
+//!
+//! For an image ocibuild built, [`catalog_build`] takes the build's record ([`BuildFacts`]: the
+//! seam both build frontends provide) and lays what the build knows over what the catalogers
+//! find: the bases' Debian locks, the app's lockfiles, each layer's origin (see [`record`]).
 
 pub mod cyclonedx;
 pub mod dep5;
@@ -22,6 +26,7 @@ pub mod npm;
 pub mod policy;
 pub mod purl;
 pub mod python;
+pub mod record;
 pub mod spdx_doc;
 pub mod validate;
 mod walk;
@@ -32,6 +37,7 @@ use ocibuild_oci::{Digest, ImageSource, OciError, Platform};
 use serde::Serialize;
 
 pub use license::License;
+pub use record::{BuildFacts, catalog_build};
 pub use walk::catalog_image;
 
 /// What went wrong while cataloguing, writing or validating.

@@ -78,6 +78,8 @@ fn package(c: &Component, id: &str) -> Value {
                 let a = match alg.as_str() {
                     "SHA-1" => "SHA1",
                     "SHA-256" => "SHA256",
+                    "SHA-384" => "SHA384",
+                    "SHA-512" => "SHA512",
                     _ => return None,
                 };
                 Some(json!({ "algorithm": a, "checksumValue": h }))

@@ -53,6 +53,16 @@ fn classify(path: &str, mode: u32) -> Option<Kind> {
     if crate::npm::is_package_manifest(path) || path.ends_with(".dist-info/METADATA") {
         return Some(Kind::Text);
     }
+    // an app's npm lockfile (not one a package ships): a build record names it by its digest
+    if !path.contains("node_modules/")
+        && (path.ends_with("package-lock.json") || path.ends_with("npm-shrinkwrap.json"))
+        && matches!(
+            path.rsplit('/').next(),
+            Some("package-lock.json" | "npm-shrinkwrap.json")
+        )
+    {
+        return Some(Kind::Text);
+    }
     let lower = path.to_ascii_lowercase();
     if lower.ends_with(".jar") || lower.ends_with(".war") || lower.ends_with(".ear") {
         return Some(Kind::Jar);
@@ -83,6 +93,19 @@ fn remove_tree(files: &mut BTreeMap<String, FsEntry>, dir: &str, keep: Option<&B
 
 /// Catalogue an already loaded image of `src`.
 pub fn catalog_image(src: &dyn ImageSource, image: &Image, name: &str) -> Result<Sbom> {
+    let files = walk_image(src, image, name)?;
+    let info = image_info(image, name, &files);
+    let comps = components(&files, &info);
+    Ok(Sbom::new(info, comps))
+}
+
+/// Stream every layer once: what the catalogers need of each file present in the final
+/// filesystem, with the layer it came from.
+pub(crate) fn walk_image(
+    src: &dyn ImageSource,
+    image: &Image,
+    name: &str,
+) -> Result<BTreeMap<String, FsEntry>> {
     let diff_ids = image.diff_ids()?;
     if diff_ids.len() != image.manifest.layers.len() {
         return Err(SbomError::Invalid {
@@ -120,7 +143,7 @@ pub fn catalog_image(src: &dyn ImageSource, image: &Image, name: &str) -> Result
             source: e,
         })?;
     }
-    Ok(assemble(image, name, files))
+    Ok(files)
 }
 
 fn read_layer(
@@ -257,7 +280,12 @@ fn relocate(mut e: FsEntry, path: &str, layer: &str) -> FsEntry {
     e
 }
 
-fn assemble(image: &Image, name: &str, files: BTreeMap<String, FsEntry>) -> Sbom {
+/// The image's identity and OS, for the document.
+pub(crate) fn image_info(
+    image: &Image,
+    name: &str,
+    files: &BTreeMap<String, FsEntry>,
+) -> ImageInfo {
     let os = ["etc/os-release", "usr/lib/os-release"]
         .iter()
         .find_map(|p| match files.get(*p).map(|e| &e.found) {
@@ -270,17 +298,21 @@ fn assemble(image: &Image, name: &str, files: BTreeMap<String, FsEntry>) -> Sbom
         .get("created")
         .and_then(|v| v.as_str())
         .map(str::to_string);
-    let info = ImageInfo {
+    ImageInfo {
         name: name.to_string(),
         manifest_digest: image.manifest_desc.digest.clone(),
         created,
         platform: image.platform(),
         os_id: os.get("ID").cloned(),
         os_version_id: os.get("VERSION_ID").cloned(),
-    };
+    }
+}
+
+/// Every component the catalogers find in the walked files.
+pub(crate) fn components(files: &BTreeMap<String, FsEntry>, info: &ImageInfo) -> Vec<Component> {
     let mut comps = Vec::new();
-    comps.extend(crate::dpkg::catalog(&files, &info));
-    for (path, e) in &files {
+    comps.extend(crate::dpkg::catalog(files, info));
+    for (path, e) in files {
         match &e.found {
             Found::Parsed(c) => comps.extend(c.iter().cloned()),
             Found::Text(t) => {
@@ -292,7 +324,7 @@ fn assemble(image: &Image, name: &str, files: BTreeMap<String, FsEntry>) -> Sbom
             }
         }
     }
-    Sbom::new(info, comps)
+    comps
 }
 
 /// `KEY=value` lines of an os-release file, quotes removed.

@@ -1,6 +1,8 @@
 //! CVSS base scores from vector strings: v3.0 and v3.1 (the specification's formulas and its
-//! `Roundup`), and v4.0 (the macro-vector lookup table and severity-distance interpolation of the
-//! FIRST CVSS v4.0 specification, as its reference calculator implements it).
+//! `Roundup`), v4.0 (the macro-vector lookup table and severity-distance interpolation of the
+//! FIRST CVSS v4.0 specification, as its reference calculator implements it), and v2 (the
+//! CVSS v2 guide's base equation, computed exactly in fixed point and rounded half up to one
+//! decimal, as NVD and the `cvss` package do).
 
 use std::collections::HashMap;
 
@@ -26,10 +28,16 @@ fn metrics<'a>(vector: &'a str, body: &'a str) -> Result<HashMap<&'a str, &'a st
     Ok(m)
 }
 
-/// The base score of a `CVSS:3.0/…`, `CVSS:3.1/…` or `CVSS:4.0/…` vector.
+/// The base score of a `CVSS:3.0/…`, `CVSS:3.1/…` or `CVSS:4.0/…` vector, or of a CVSS v2
+/// vector (`AV:N/AC:L/Au:N/C:P/I:P/A:P`, as OSV's `CVSS_V2` entries write it; a `CVSS:2.0/`
+/// prefix or NVD's parentheses are accepted too).
 pub fn base_score(vector: &str) -> Result<f64, ScanError> {
     let v = vector.trim();
-    if let Some(body) = v.strip_prefix("CVSS:3.1/") {
+    if let Some(body) = v.strip_prefix("CVSS:2.0/") {
+        v2(v, body)
+    } else if v.starts_with("AV:") || v.starts_with("(AV:") {
+        v2(v, v.trim_start_matches('(').trim_end_matches(')'))
+    } else if let Some(body) = v.strip_prefix("CVSS:3.1/") {
         v3(v, body, true)
     } else if let Some(body) = v.strip_prefix("CVSS:3.0/") {
         v3(v, body, false)
@@ -38,9 +46,89 @@ pub fn base_score(vector: &str) -> Result<f64, ScanError> {
     } else {
         Err(bad(
             v,
-            "expected a CVSS:3.0/, CVSS:3.1/ or CVSS:4.0/ prefix",
+            "expected a CVSS:3.0/, CVSS:3.1/ or CVSS:4.0/ prefix, or a CVSS v2 vector (AV:…/AC:…/Au:…/C:…/I:…/A:…)",
         ))
     }
+}
+
+/// CVSS v2's base score. Every weight has at most four decimals, so the equation is evaluated
+/// exactly in integers (scaled by 10^15) and rounded half up to one decimal: no float error can
+/// move a score across a rounding boundary. Temporal and environmental metrics (`E`, `RL`, `RC`,
+/// `CDP`, `TD`, `CR`, `IR`, `AR`) are checked and do not change the base score.
+fn v2(vector: &str, body: &str) -> Result<f64, ScanError> {
+    let m = metrics(vector, body)?;
+    let get = |k: &str| -> Result<&str, ScanError> {
+        m.get(k)
+            .copied()
+            .ok_or_else(|| bad(vector, format!("missing base metric {k}")))
+    };
+    let val = |k: &str, v: &str| bad(vector, format!("{k}:{v} is not a CVSS v2 value"));
+    let allowed: &[(&str, &[&str])] = &[
+        ("AV", &["L", "A", "N"]),
+        ("AC", &["H", "M", "L"]),
+        ("Au", &["M", "S", "N"]),
+        ("C", &["N", "P", "C"]),
+        ("I", &["N", "P", "C"]),
+        ("A", &["N", "P", "C"]),
+        ("E", &["U", "POC", "F", "H", "ND"]),
+        ("RL", &["OF", "TF", "W", "U", "ND"]),
+        ("RC", &["UC", "UR", "C", "ND"]),
+        ("CDP", &["N", "L", "LM", "MH", "H", "ND"]),
+        ("TD", &["N", "L", "M", "H", "ND"]),
+        ("CR", &["L", "M", "H", "ND"]),
+        ("IR", &["L", "M", "H", "ND"]),
+        ("AR", &["L", "M", "H", "ND"]),
+    ];
+    for (k, v) in &m {
+        match allowed.iter().find(|(name, _)| name == k) {
+            Some((_, values)) if values.contains(v) => {}
+            Some(_) => return Err(val(k, v)),
+            None => return Err(bad(vector, format!("{k} is not a CVSS v2 metric"))),
+        }
+    }
+    // weights in thousandths
+    let av: i128 = match get("AV")? {
+        "L" => 395,
+        "A" => 646,
+        _ => 1000,
+    };
+    let ac: i128 = match get("AC")? {
+        "H" => 350,
+        "M" => 610,
+        _ => 710,
+    };
+    let au: i128 = match get("Au")? {
+        "M" => 450,
+        "S" => 560,
+        _ => 704,
+    };
+    let cia = |k: &str| -> Result<i128, ScanError> {
+        Ok(match get(k)? {
+            "N" => 0,
+            "P" => 275,
+            _ => 660,
+        })
+    };
+    let (c, i, a) = (cia("C")?, cia("I")?, cia("A")?);
+    // impact = 10.41 × (1 − (1−C)(1−I)(1−A)), scaled by 10^2 · 10^9 = 10^11
+    let unaffected = (1000 - c) * (1000 - i) * (1000 - a);
+    let impact = 1041 * (1_000_000_000 - unaffected);
+    if impact == 0 {
+        return Ok(0.0);
+    }
+    // exploitability = 20 × AV × AC × Au, scaled by 10^9
+    let exploitability = 20 * av * ac * au;
+    // (0.6 × impact + 0.4 × exploitability − 1.5) × 1.176, scaled by 10^15
+    let inner = 6 * impact + 4 * exploitability * 100 - 15 * 100_000_000_000;
+    let scaled = inner * 1176;
+    // round half up to one decimal: 10^15 → 10^1
+    let unit: i128 = 100_000_000_000_000;
+    let tenths = if scaled >= 0 {
+        (scaled + unit / 2) / unit
+    } else {
+        -((-scaled + unit / 2 - 1) / unit)
+    };
+    Ok(tenths as f64 / 10.0)
 }
 
 /// CVSS v3.1's Roundup (the smallest one-decimal number ≥ x, robust to float error).
@@ -700,6 +788,22 @@ mod tests {
         ] {
             assert_eq!(base_score(v).unwrap(), s, "{v}");
         }
+        // CVSS v2 (NVD's published base scores)
+        for (v, s) in [
+            ("AV:N/AC:L/Au:N/C:C/I:C/A:C", 10.0),
+            ("AV:N/AC:L/Au:N/C:P/I:P/A:P", 7.5), // CVE-2014-0160's neighbours
+            ("AV:N/AC:L/Au:N/C:P/I:N/A:N", 5.0), // CVE-2014-0160
+            ("AV:N/AC:M/Au:N/C:N/I:P/A:N", 4.3), // a typical XSS
+            ("AV:L/AC:L/Au:N/C:C/I:C/A:C", 7.2), // a local root
+            ("AV:N/AC:H/Au:S/C:N/I:N/A:P", 2.1),
+            ("AV:N/AC:L/Au:N/C:N/I:N/A:N", 0.0),
+            ("(AV:N/AC:L/Au:N/C:P/I:P/A:P)", 7.5),
+            ("CVSS:2.0/AV:N/AC:L/Au:N/C:P/I:P/A:P/E:F/RL:OF/RC:C", 7.5),
+        ] {
+            assert_eq!(base_score(v).unwrap(), s, "{v}");
+        }
+        assert!(base_score("AV:N/AC:L/Au:N/C:X/I:P/A:P").is_err());
+        assert!(base_score("AV:N/AC:L/Au:N/C:P/I:P").is_err());
         assert!(base_score("CVSS:3.1/AV:X").is_err());
         assert!(base_score("AV:N/AC:L").is_err());
     }

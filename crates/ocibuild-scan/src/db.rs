@@ -5,7 +5,9 @@
 //! - `records.json`: every record's JSON, back to back (each stored once, however many
 //!   packages it names);
 //! - `index.tsv`: one sorted line per (ecosystem, package, record):
-//!   `ECOSYSTEM\tNAME\tOFFSET\tLENGTH`, binary-searched at scan time;
+//!   `ECOSYSTEM\tNAME\tOFFSET\tLENGTH\tDIGEST`, binary-searched at scan time; `DIGEST` is the
+//!   first 128 bits of the record's SHA-256 (hex), checked each time the record is read, so a
+//!   record altered in place (same length, still valid JSON) is an error, not a silent miss;
 //! - `ocibuild-vulndb.json` ([`DbInfo`]): counts, the newest `modified`, the source's digest
 //!   and the sizes of the two files (a truncated file is found at open).
 //!
@@ -27,7 +29,17 @@ use crate::{Ecosystem, Package, ScanError};
 const META: &str = "ocibuild-vulndb.json";
 const RECORDS: &str = "records.json";
 const INDEX: &str = "index.tsv";
-const FORMAT: u32 = 1;
+/// 2: index lines carry each record's digest (format 1 had none: such a database is imported
+/// again).
+const FORMAT: u32 = 2;
+/// Hex digits of a record's SHA-256 kept in the index (128 bits).
+const RECORD_DIGEST_HEX: usize = 32;
+
+fn record_digest(bytes: &[u8]) -> String {
+    let mut h = hex::encode(Sha256::digest(bytes));
+    h.truncate(RECORD_DIGEST_HEX);
+    h
+}
 
 /// What an imported database holds (`ocibuild db info`).
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -83,6 +95,19 @@ fn corrupt(dir: &Path, reason: impl Into<String>) -> ScanError {
 /// Whether `dir` is an imported database.
 pub fn is_database(dir: &Path) -> bool {
     dir.join(META).is_file()
+}
+
+/// Whether `dir` is an imported database of the format this ocibuild writes (a cached import of
+/// an older format is imported again from its source).
+fn is_current_database(dir: &Path) -> bool {
+    #[derive(Deserialize)]
+    struct Probe {
+        format: u32,
+    }
+    fs::read(dir.join(META))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Probe>(&b).ok())
+        .is_some_and(|p| p.format == FORMAT)
 }
 
 impl Database {
@@ -188,13 +213,13 @@ impl Database {
             && m.fingerprint == fingerprint
         {
             let dest = store_dir.join(m.digest.replace(':', "-"));
-            if is_database(&dest) {
+            if is_current_database(&dest) {
                 return Database::open(&dest);
             }
         }
         let digest = source_digest(path)?;
         let dest = store_dir.join(digest.replace(':', "-"));
-        if !is_database(&dest) {
+        if !is_current_database(&dest) {
             import(path, &dest)?;
         }
         // best effort: a memo that cannot be written only costs a re-hash next time
@@ -236,8 +261,12 @@ impl Database {
         }
     }
 
-    /// (offset, length) of every record indexed under `ecosystem`/`name`.
-    pub fn entries(&self, ecosystem: Ecosystem, name: &str) -> Result<Vec<(u64, u64)>, ScanError> {
+    /// (offset, length, digest) of every record indexed under `ecosystem`/`name`.
+    pub fn entries(
+        &self,
+        ecosystem: Ecosystem,
+        name: &str,
+    ) -> Result<Vec<(u64, u64, String)>, ScanError> {
         let key = format!("{}\t{}", ecosystem.as_str(), name);
         let lo = {
             let (mut lo, mut hi) = (0usize, self.lines.len());
@@ -257,15 +286,23 @@ impl Database {
             if Self::key_of(line) != key {
                 break;
             }
-            let mut f = line.rsplitn(3, '\t');
+            let mut f = line.rsplitn(4, '\t');
+            let digest = f.next().filter(|d| {
+                d.len() == RECORD_DIGEST_HEX && d.bytes().all(|b| b.is_ascii_hexdigit())
+            });
             let len = f.next().and_then(|v| v.parse::<u64>().ok());
             let off = f.next().and_then(|v| v.parse::<u64>().ok());
-            match (off, len) {
-                (Some(o), Some(l)) if o + l <= self.info.records_bytes => out.push((o, l)),
+            match (off, len, digest) {
+                (Some(o), Some(l), Some(d)) if o + l <= self.info.records_bytes => {
+                    out.push((o, l, d.to_string()))
+                }
                 _ => {
                     return Err(corrupt(
                         &self.dir,
-                        format!("{INDEX} line {} is not NAME OFFSET LENGTH: `{line}`", i + 1),
+                        format!(
+                            "{INDEX} line {} is not NAME OFFSET LENGTH DIGEST: `{line}`",
+                            i + 1
+                        ),
                     ));
                 }
             }
@@ -288,11 +325,20 @@ impl Database {
         let mut f = fs::File::open(&path).map_err(ScanError::io(&path))?;
         let mut out = Vec::with_capacity(spans.len());
         let mut buf = Vec::new();
-        for (off, len) in spans {
+        for (off, len, digest) in spans {
             buf.resize(len as usize, 0);
             f.seek(SeekFrom::Start(off))
                 .and_then(|_| f.read_exact(&mut buf))
                 .map_err(ScanError::io(&path))?;
+            if record_digest(&buf) != digest {
+                return Err(corrupt(
+                    &self.dir,
+                    format!(
+                        "the record at offset {off} of {RECORDS} was altered after the import (its \
+                         SHA-256 no longer matches the index)"
+                    ),
+                ));
+            }
             let r: Record = serde_json::from_slice(&buf).map_err(|e| {
                 corrupt(
                     &self.dir,
@@ -379,7 +425,7 @@ struct Importer {
     records: BufWriter<fs::File>,
     records_path: PathBuf,
     offset: u64,
-    index: Vec<(String, u64, u64)>,
+    index: Vec<(String, u64, u64, String)>,
     info: DbInfo,
     newest: Option<(i64, String)>,
     scratch: Vec<u8>,
@@ -450,11 +496,12 @@ impl Importer {
         }
         minify(bytes, &mut self.scratch);
         let len = self.scratch.len() as u64;
+        let digest = record_digest(&self.scratch);
         self.records
             .write_all(&self.scratch)
             .map_err(ScanError::io(&self.records_path))?;
         for k in keys {
-            self.index.push((k, self.offset, len));
+            self.index.push((k, self.offset, len, digest.clone()));
         }
         self.offset += len;
         Ok(())
@@ -586,8 +633,8 @@ pub fn import(source: &Path, dest: &Path) -> Result<DbInfo, ScanError> {
     );
     let mut index_bytes = 0u64;
     let mut index_hash = Sha256::new();
-    for (k, off, len) in &index {
-        let line = format!("{k}\t{off}\t{len}\n");
+    for (k, off, len, digest) in &index {
+        let line = format!("{k}\t{off}\t{len}\t{digest}\n");
         index_bytes += line.len() as u64;
         index_hash.update(line.as_bytes());
         w.write_all(line.as_bytes())

@@ -1,4 +1,5 @@
-//! Severities: from a CVSS v4.0 or v3.x vector's base score (the affected entry's own first,
+//! Severities: from a CVSS v4.0, v3.x or (for older records that carry nothing newer) v2 vector's
+//! base score (the affected entry's own first,
 //! then the record's), else the record's own text (`database_specific.severity`,
 //! `ecosystem_specific.severity`), else UNKNOWN.
 
@@ -91,7 +92,7 @@ impl std::fmt::Display for Severity {
 }
 
 fn from_vectors(entries: &[SeverityEntry]) -> Option<f64> {
-    for kind in ["CVSS_V4", "CVSS_V3"] {
+    for kind in ["CVSS_V4", "CVSS_V3", "CVSS_V2"] {
         for e in entries.iter().filter(|e| e.kind == kind) {
             if let Ok(s) = crate::cvss::base_score(&e.score) {
                 return Some(s);
@@ -123,4 +124,36 @@ pub fn of_record(record: &Record, index: usize) -> (Severity, Option<f64>) {
         .or_else(|| a.and_then(|a| from_text(a.database_specific.as_ref())))
         .or_else(|| from_text(record.database_specific.as_ref()));
     (text.unwrap_or(Severity::Unknown), None)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn record(json: &str) -> Record {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_v2_only_record_is_scored_not_unknown() {
+        let r = record(
+            r#"{"id": "OLD-1", "severity": [{"type": "CVSS_V2", "score": "AV:N/AC:L/Au:N/C:P/I:P/A:P"}],
+                "affected": [{"package": {"ecosystem": "PyPI", "name": "x"}}]}"#,
+        );
+        assert_eq!(of_record(&r, 0), (Severity::High, Some(7.5)));
+        // a v3 vector wins over a v2 one
+        let r = record(
+            r#"{"id": "OLD-2", "severity": [{"type": "CVSS_V2", "score": "AV:N/AC:L/Au:N/C:P/I:P/A:P"},
+                {"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+                "affected": [{"package": {"ecosystem": "PyPI", "name": "x"}}]}"#,
+        );
+        assert_eq!(of_record(&r, 0), (Severity::Critical, Some(9.8)));
+        // a broken v2 vector is not a score
+        let r = record(
+            r#"{"id": "OLD-3", "severity": [{"type": "CVSS_V2", "score": "AV:N/AC:L"}],
+                "affected": [{"package": {"ecosystem": "PyPI", "name": "x"}}]}"#,
+        );
+        assert_eq!(of_record(&r, 0), (Severity::Unknown, None));
+    }
 }

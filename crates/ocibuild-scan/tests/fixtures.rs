@@ -325,3 +325,36 @@ fn a_damaged_database_is_an_error_that_says_so() {
         .to_string();
     assert!(e.contains("no vulnerability database"), "{e}");
 }
+
+/// A record changed inside `records.json` after the import (same length, still valid OSV JSON:
+/// here its fixed version) is found when it is read, and the scan fails saying so, instead of
+/// matching against the altered record.
+#[test]
+fn a_record_altered_in_place_is_an_error_that_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = import(tmp.path());
+    let dir = db.dir().to_path_buf();
+    let pkgs = sbom("app.cdx.json");
+    assert!(
+        !ocibuild_scan::scan(&pkgs, &db, &Options::default())
+            .unwrap()
+            .findings
+            .is_empty()
+    );
+    drop(db);
+    let rec = dir.join("records.json");
+    let text = std::fs::read_to_string(&rec).unwrap();
+    let (from, to) = ("3.0.13-1~deb12u1", "3.0.13-1~deb12u0");
+    assert!(text.contains(from), "the fixture's fixed version is there");
+    std::fs::write(&rec, text.replacen(from, to, 1)).unwrap();
+    // the sizes still match: the database opens, the altered record is caught when read
+    let db = Database::open(&dir).unwrap();
+    let e = ocibuild_scan::scan(&pkgs, &db, &Options::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("altered after the import") && e.contains("db import"),
+        "{e}"
+    );
+}

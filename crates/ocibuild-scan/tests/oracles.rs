@@ -302,6 +302,27 @@ fn v3_vector(r: &mut Rng) -> String {
     )
 }
 
+fn v2_vector(r: &mut Rng) -> String {
+    let mut s = format!(
+        "AV:{}/AC:{}/Au:{}/C:{}/I:{}/A:{}",
+        r.pick(&["L", "A", "N"]),
+        r.pick(&["H", "M", "L"]),
+        r.pick(&["M", "S", "N"]),
+        r.pick(&["N", "P", "C"]),
+        r.pick(&["N", "P", "C"]),
+        r.pick(&["N", "P", "C"]),
+    );
+    if r.chance(25) {
+        s.push_str(&format!(
+            "/E:{}/RL:{}/RC:{}",
+            r.pick(&["U", "POC", "F", "H", "ND"]),
+            r.pick(&["OF", "TF", "W", "U", "ND"]),
+            r.pick(&["UC", "UR", "C", "ND"])
+        ));
+    }
+    s
+}
+
 fn v4_vector(r: &mut Rng) -> String {
     let mut s = format!(
         "CVSS:4.0/AV:{}/AC:{}/AT:{}/PR:{}/UI:{}/VC:{}/VI:{}/VA:{}/SC:{}/SI:{}/SA:{}",
@@ -339,16 +360,22 @@ fn cvss_scores_agree_with_the_cvss_package() {
     let mut rng = Rng(0x5eed_0004);
     let mut vectors: Vec<String> = (0..1500).map(|_| v3_vector(&mut rng)).collect();
     vectors.extend((0..2500).map(|_| v4_vector(&mut rng)));
+    vectors.extend((0..1500).map(|_| v2_vector(&mut rng)));
     let mut input = tempfile::NamedTempFile::new().unwrap();
     for v in &vectors {
         writeln!(input, "{v}").unwrap();
     }
     let script = r#"
 import sys
-from cvss import CVSS3, CVSS4
+from cvss import CVSS2, CVSS3, CVSS4
 for line in open(sys.argv[1]):
     v = line.strip()
-    s = CVSS4(v).base_score if v.startswith('CVSS:4.0/') else CVSS3(v).base_score
+    if v.startswith('CVSS:4.0/'):
+        s = CVSS4(v).base_score
+    elif v.startswith('CVSS:3'):
+        s = CVSS3(v).base_score
+    else:
+        s = CVSS2(v).base_score
     print(float(s))
 "#;
     let out = python_eval(&["cvss==3.*"], script, &[input.path().to_str().unwrap()]);

@@ -80,7 +80,8 @@ fn prop<'a>(c: &'a Value, name: &str) -> Option<&'a str> {
         .and_then(|p| p["value"].as_str())
 }
 
-/// Build, write both documents, validate them three ways, and unpack the image with umoci.
+/// Build, write both documents (`ocibuild sbom` on the store that built the image: from its
+/// build record), validate them three ways, and unpack the image with umoci.
 fn sboms(ctx: &TestContext, name: &str) -> Sboms {
     let layout = ctx.path("layout");
     build(name, &layout);
@@ -104,8 +105,50 @@ fn sboms(ctx: &TestContext, name: &str) -> Sboms {
         fs::read(&cdx_path).unwrap(),
         "{name}: SBOM not deterministic"
     );
+    let s = validated(ctx, name, &cdx_path, &spdx_path, &layout);
+    assert_from_build_record(&s);
+    s
+}
 
-    for f in [&cdx_path, &spdx_path] {
+/// What the build record adds to a zero-config image's SBOM: every Debian package of the
+/// runtime base listed from its lock (with the `.deb`'s SHA-256 and the base layer it was
+/// placed in), and every component's layer origin.
+fn assert_from_build_record(s: &Sboms) {
+    for (p, c) in &s.purls {
+        let origin = prop(c, "ocibuild:layer-origin").unwrap_or_else(|| panic!("{p}: no origin"));
+        if p.starts_with("pkg:deb/") {
+            assert!(origin.starts_with("base:runtime/"), "{p}: {origin}");
+            assert_eq!(
+                prop(c, "ocibuild:catalogued-from"),
+                Some("build-record"),
+                "{p}"
+            );
+            let sha = c["hashes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|h| h["alg"] == "SHA-256")
+                .unwrap_or_else(|| panic!("{p}: no .deb SHA-256"));
+            assert_eq!(sha["content"].as_str().unwrap().len(), 64, "{p}");
+        } else {
+            assert!(
+                origin.starts_with("app:") || origin.starts_with("base:runtime/"),
+                "{p}: {origin}"
+            );
+        }
+    }
+}
+
+/// Validate both documents three ways (ocibuild's own `--validate`, cyclonedx-python-lib,
+/// `pyspdxtools -i`), check they list the same packages, and unpack `layout:name` with umoci.
+fn validated(
+    ctx: &TestContext,
+    name: &str,
+    cdx_path: &Path,
+    spdx_path: &Path,
+    layout: &Path,
+) -> Sboms {
+    for f in [cdx_path, spdx_path] {
         let out = run_ok_stdout(ocibuild().arg("sbom").arg("--validate").arg(f));
         assert!(out.contains(": valid "), "{out}");
     }
@@ -125,7 +168,7 @@ fn sboms(ctx: &TestContext, name: &str) -> Sboms {
         .join("pyspdxtools");
     let out = Command::new(&pyspdx)
         .arg("-i")
-        .arg(&spdx_path)
+        .arg(spdx_path)
         .output()
         .unwrap();
     assert!(
@@ -135,8 +178,8 @@ fn sboms(ctx: &TestContext, name: &str) -> Sboms {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let cdx: Value = serde_json::from_slice(&fs::read(&cdx_path).unwrap()).unwrap();
-    let spdx: Value = serde_json::from_slice(&fs::read(&spdx_path).unwrap()).unwrap();
+    let cdx: Value = serde_json::from_slice(&fs::read(cdx_path).unwrap()).unwrap();
+    let spdx: Value = serde_json::from_slice(&fs::read(spdx_path).unwrap()).unwrap();
     let purls: Vec<(String, Value)> = cdx["components"]
         .as_array()
         .unwrap()
@@ -157,7 +200,7 @@ fn sboms(ctx: &TestContext, name: &str) -> Sboms {
         assert!(layer.starts_with("sha256:"), "{p}: {layer}");
         assert!(prop(c, "ocibuild:path").is_some(), "{p}");
     }
-    let rootfs = umoci_unpack(&layout, name, &ctx.path("bundle"));
+    let rootfs = umoci_unpack(layout, name, &ctx.path("bundle"));
     Sboms {
         cdx,
         spdx,
@@ -269,6 +312,11 @@ fn go_app_sbom_lists_stdlib_main_module_and_debian_packages() {
         .unwrap()
         .to_string();
     assert_eq!(prop(c, "ocibuild:goarch"), Some(arch.as_str()));
+    // the binary is in a layer the zero-config builder made, not in the base
+    assert!(
+        prop(c, "ocibuild:layer-origin").is_some_and(|o| o.starts_with("app:")),
+        "{c:#}"
+    );
     let v = std[0].strip_prefix("pkg:golang/stdlib@").unwrap();
     assert!(v.starts_with("1.") && !v.starts_with("go"), "{v}");
     assert!(s.has("pkg:golang/example.com/gohttp"), "{:?}", s.purls);
@@ -342,14 +390,62 @@ fn node_app_sbom_has_production_dependencies_only() {
     );
     let c = s.component("pkg:npm/express@4.21.2");
     assert_eq!(c["licenses"][0]["expression"], "MIT");
+    // from the app's package-lock.json, which the build record names by its digest
+    assert_eq!(
+        prop(c, "ocibuild:lockfile"),
+        Some("/app/package-lock.json"),
+        "{c:#}"
+    );
+    let lock: Value =
+        serde_json::from_slice(&fs::read(s.rootfs.join("app/package-lock.json")).unwrap()).unwrap();
+    let sri = lock["packages"]["node_modules/express"]["integrity"]
+        .as_str()
+        .unwrap();
+    use base64::Engine as _;
+    let want = base64::engine::general_purpose::STANDARD
+        .decode(sri.strip_prefix("sha512-").unwrap())
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    assert!(
+        c["hashes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["alg"] == "SHA-512" && h["content"] == want.as_str()),
+        "{c:#}"
+    );
+    // a production install: nothing the lockfile marks as a development dependency
+    assert!(
+        s.purls
+            .iter()
+            .all(|(_, c)| prop(c, "ocibuild:npm-development").is_none())
+    );
     for dev in ["pkg:npm/typescript@", "pkg:npm/%40types/"] {
         assert!(s.with_prefix(dev).is_empty(), "dev dependency {dev} listed");
     }
     // every package.json of node_modules in the image is listed
+    let expected = npm_purls_in(&s.rootfs);
+    assert!(
+        expected.len() > 10,
+        "express has dependencies: {expected:?}"
+    );
+    let listed: BTreeSet<String> = s
+        .with_prefix("pkg:npm/")
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(listed, expected);
+    node_licence_gate_and_validation(&ctx, &s);
+}
+
+/// The purl of every package manifest under a `node_modules` of the unpacked image.
+fn npm_purls_in(rootfs: &Path) -> BTreeSet<String> {
     let mut expected = BTreeSet::new();
-    for p in ocibuild_testkit::walk(&s.rootfs) {
+    for p in ocibuild_testkit::walk(rootfs) {
         let rel = p
-            .strip_prefix(&s.rootfs)
+            .strip_prefix(rootfs)
             .unwrap()
             .to_string_lossy()
             .to_string();
@@ -374,17 +470,10 @@ fn node_app_sbom_has_production_dependencies_only() {
             expected.insert(purl);
         }
     }
-    assert!(
-        expected.len() > 10,
-        "express has dependencies: {expected:?}"
-    );
-    let listed: BTreeSet<String> = s
-        .with_prefix("pkg:npm/")
-        .iter()
-        .map(|p| p.to_string())
-        .collect();
-    assert_eq!(listed, expected);
+    expected
+}
 
+fn node_licence_gate_and_validation(ctx: &TestContext, s: &Sboms) {
     // the licence gate names the package and exits 3; the document is still written
     let image = format!("oci:{}:node-ts-express", ctx.path("layout").display());
     let out_file = ctx.path("gated.json");
@@ -571,6 +660,23 @@ fn build_scan_gate_and_sbom_attachment() {
         let v = run_ok_stdout(ocibuild().arg("sbom").arg("--validate").arg(sboms.join(f)));
         assert!(v.contains(": valid "), "{v}");
     }
+    // catalogued from the zero-config build's record: the runtime base's packages from its lock
+    let cdx: Value =
+        serde_json::from_slice(&fs::read(sboms.join("sbom.cdx.json")).unwrap()).unwrap();
+    let debs: Vec<&Value> = cdx["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["purl"].as_str().unwrap().starts_with("pkg:deb/"))
+        .collect();
+    assert!(!debs.is_empty());
+    for c in debs {
+        assert_eq!(
+            prop(c, "ocibuild:catalogued-from"),
+            Some("build-record"),
+            "{c:#}"
+        );
+    }
     // the layout: two referrers of the image, one per format
     let index: Value =
         serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
@@ -682,5 +788,149 @@ fn build_scan_gate_and_sbom_attachment() {
             .iter()
             .any(|e| e["annotations"]["org.opencontainers.image.ref.name"] == sbom_tag.as_str()),
         "{index:#}"
+    );
+}
+
+/// The Dockerfile frontend hands the catalogers its build record too. `build --sbom` of a
+/// Dockerfile that starts `FROM` the zero-config go-http image and copies an npm tree in: the
+/// npm packages carry the context lockfile's integrity hashes (the record names that lockfile by
+/// its digest) and its development flag, every component names its layer's origin (`base:` for
+/// the FROM image's layers, `step:` for the COPY), and the documents still validate and match
+/// what umoci unpacks.
+#[test]
+fn dockerfile_build_sbom_comes_from_the_build_record() {
+    let ctx = TestContext::new();
+    let base = ctx.path("base");
+    build("go-http", &base);
+    let app = ctx.path("svc");
+    let pkg = |dir: &str, json: &str| {
+        let d = app.join(dir);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("package.json"), json).unwrap();
+    };
+    pkg(
+        "",
+        r#"{"name": "svc", "version": "1.0.0", "dependencies": {"left-pad": "^1.3.0"}, "devDependencies": {"typescript": "^5.7.2"}}"#,
+    );
+    pkg(
+        "node_modules/left-pad",
+        r#"{"name": "left-pad", "version": "1.3.0", "license": "WTFPL"}"#,
+    );
+    pkg(
+        "node_modules/left-pad/node_modules/repeat-string",
+        r#"{"name": "repeat-string", "version": "1.6.1", "license": "MIT"}"#,
+    );
+    // `npm ci` without --omit=dev: a development dependency in the image (its lockfile entry
+    // has a malformed integrity: a SHA-512 of 20 bytes)
+    pkg(
+        "node_modules/typescript",
+        r#"{"name": "typescript", "version": "5.7.2", "license": "Apache-2.0"}"#,
+    );
+    fs::write(
+        app.join("package-lock.json"),
+        r#"{"name": "svc", "version": "1.0.0", "lockfileVersion": 3, "requires": true, "packages": {
+  "": {"name": "svc", "version": "1.0.0", "dependencies": {"left-pad": "^1.3.0"}, "devDependencies": {"typescript": "^5.7.2"}},
+  "node_modules/left-pad": {"version": "1.3.0", "license": "WTFPL",
+    "integrity": "sha512-AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw=="},
+  "node_modules/left-pad/node_modules/repeat-string": {"version": "1.6.1", "integrity": "sha1-ZGVmZ2hpamtsbW5vcHFyc3R1dnc="},
+  "node_modules/typescript": {"version": "5.7.2", "dev": true, "license": "Apache-2.0",
+    "integrity": "sha512-ZGVmZ2hpamtsbW5vcHFyc3R1dnc="}
+}}
+"#,
+    )
+    .unwrap();
+    fs::write(
+        app.join("Dockerfile"),
+        format!(
+            "FROM oci:{}:go-http\nCOPY package.json package-lock.json /srv/\nCOPY node_modules /srv/node_modules\n",
+            base.display()
+        ),
+    )
+    .unwrap();
+    let layout = ctx.path("out");
+    let sbom_dir = ctx.path("sboms");
+    run_ok_stdout(
+        ocibuild()
+            .arg("build")
+            .arg(&app)
+            .args(["--sbom", "cyclonedx,spdx", "--sbom-dir"])
+            .arg(&sbom_dir)
+            .arg("--output")
+            .arg(format!("oci:{}:svc", layout.display())),
+    );
+    let s = validated(
+        &ctx,
+        "svc",
+        &sbom_dir.join("sbom.cdx.json"),
+        &sbom_dir.join("sbom.spdx.json"),
+        &layout,
+    );
+    assert_debian_packages(&s);
+    let listed: BTreeSet<String> = s
+        .with_prefix("pkg:npm/")
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(listed, npm_purls_in(&s.rootfs));
+    let hash = |c: &Value, alg: &str| {
+        c["hashes"]
+            .as_array()
+            .and_then(|hs| hs.iter().find(|h| h["alg"] == alg))
+            .and_then(|h| h["content"].as_str())
+            .map(str::to_string)
+    };
+    let left_pad = s.component("pkg:npm/left-pad@1.3.0");
+    assert_eq!(
+        hash(left_pad, "SHA-512").as_deref(),
+        Some(
+            "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+        ),
+        "{left_pad:#}"
+    );
+    assert_eq!(
+        prop(left_pad, "ocibuild:lockfile"),
+        Some("/srv/package-lock.json")
+    );
+    assert!(prop(left_pad, "ocibuild:npm-development").is_none());
+    let nested = s.component("pkg:npm/repeat-string@1.6.1");
+    assert_eq!(
+        hash(nested, "SHA-1").as_deref(),
+        Some("6465666768696a6b6c6d6e6f7071727374757677")
+    );
+    let ts = s.component("pkg:npm/typescript@5.7.2");
+    assert_eq!(prop(ts, "ocibuild:npm-development"), Some("true"), "{ts:#}");
+    // its lockfile entry's integrity is 20 bytes long for sha512: not a hash, left out
+    assert_eq!(hash(ts, "SHA-512"), None, "{ts:#}");
+    for (p, c) in &s.purls {
+        let origin = prop(c, "ocibuild:layer-origin").unwrap_or_else(|| panic!("{p}: no origin"));
+        if p.starts_with("pkg:npm/") {
+            assert!(origin.starts_with("step:"), "{p}: {origin}");
+        } else {
+            // the Debian packages and the Go binary came with the FROM image
+            assert!(origin.starts_with("base:"), "{p}: {origin}");
+        }
+        // the FROM image was built by this store: its record's Debian lock is the base's
+        if p.starts_with("pkg:deb/") {
+            assert_eq!(
+                prop(c, "ocibuild:catalogued-from"),
+                Some("build-record"),
+                "{p}"
+            );
+        }
+    }
+    // the SPDX document carries the lockfile's SHA-512 as a checksum
+    let spdx_left_pad = s.spdx["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "left-pad")
+        .unwrap();
+    assert!(
+        spdx_left_pad["checksums"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["algorithm"] == "SHA512"),
+        "{spdx_left_pad:#}"
     );
 }

@@ -160,6 +160,18 @@ fn exit_codes_tell_findings_from_failures() {
             .arg("--db")
             .arg(&broken),
     );
+    // a record altered in place (same length, valid JSON): 1, "altered after the import"
+    let rec = broken.join("records.json");
+    let records = fs::read_to_string(&rec).unwrap();
+    fs::write(
+        &rec,
+        records.replacen("3.0.13-1~deb12u1", "3.0.13-1~deb12u0", 1),
+    )
+    .unwrap();
+    let o = scan(&ctx, "app.cdx.json", &broken, &[]);
+    assert_eq!(code(&o), 1, "{}", err(&o));
+    assert!(err(&o).contains("altered after the import"), "{}", err(&o));
+    fs::write(&rec, records).unwrap();
     let idx = broken.join("index.tsv");
     let text = fs::read_to_string(&idx).unwrap();
     fs::write(&idx, text.replace('\t', " ")).unwrap();

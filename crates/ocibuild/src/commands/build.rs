@@ -658,7 +658,7 @@ pub(super) fn write_outputs(
     if a.check || a.policy.is_some() {
         super::policy::gate(&src, image, a.policy.as_deref(), rep)?;
     }
-    let sboms = super::supply::before_outputs(g, a, &src, rep)?;
+    let sboms = super::supply::before_outputs(g, a, &src, rep, Some(record))?;
     let signing = super::buildsign::prepare(a, record, &sboms, rep)?;
     let reg = if dests.iter().any(|d| matches!(d, Location::Registry(_))) {
         Some(super::registry::registry(g)?)

@@ -36,8 +36,27 @@ pub fn run(g: &Global, a: SbomArgs) -> Result<ExitCode> {
     let reg = super::registry::registry(g)?;
     let src = super::registry::open_any(&loc, &reg)?;
     let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
-    let sbom = ocibuild_sbom::catalog(src.as_ref(), platform.as_ref(), image)
+    // an image this store built: from its build record, as `build --sbom` does
+    let loaded = ocibuild_oci::image::load_image(src.as_ref(), platform.as_ref())
         .with_context(|| format!("cataloguing {}", src.describe()))?;
+    let record = super::supply::stored_record(g, &loaded);
+    let known = record.as_ref().and_then(|r| {
+        r.images
+            .iter()
+            .find(|i| i.manifest.digest == loaded.manifest_desc.digest)
+    });
+    let sbom = match known {
+        Some(pi) => {
+            let pi = super::supply::inherit_base_locks(g, pi);
+            let facts = ocibuild_sbom::BuildFacts {
+                image: &pi,
+                lockfiles: Vec::new(),
+            };
+            ocibuild_sbom::catalog_build(src.as_ref(), &loaded, image, &facts)
+        }
+        None => ocibuild_sbom::catalog_image(src.as_ref(), &loaded, image),
+    }
+    .with_context(|| format!("cataloguing {}", src.describe()))?;
     let doc = match a.format {
         SbomFormat::Cyclonedx => ocibuild_sbom::cyclonedx::document(&sbom),
         SbomFormat::Spdx => ocibuild_sbom::spdx_doc::document(&sbom),

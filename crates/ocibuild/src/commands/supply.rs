@@ -4,7 +4,7 @@
 //! every `oci:` and `docker://` output as OCI 1.1 referrers after it was written.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use ocibuild_oci::artifact::{EMPTY_JSON, artifact_manifest};
@@ -46,21 +46,38 @@ fn formats(a: &BuildArgs) -> Result<(bool, bool)> {
     Ok((cdx, spdx))
 }
 
-/// Before the outputs: catalogue the image when `--sbom` or `--scan` asks for it, run the scan
-/// gate, and write the SBOM files. Returns the documents to attach to the outputs.
+/// Before the outputs: catalogue the image when `--sbom` or `--scan` asks for it (from the
+/// build's `record`, which both frontends give), run the scan gate, and write the SBOM files.
+/// Returns the documents to attach to the outputs.
 pub(super) fn before_outputs(
     g: &Global,
     a: &BuildArgs,
     src: &dyn ImageSource,
     rep: &Reporter,
+    record: Option<&ocibuild_record::BuildRecord>,
 ) -> Result<Vec<SbomDoc>> {
     let (cdx, spdx) = formats(a)?;
     if !cdx && !spdx && !a.scan {
         return Ok(Vec::new());
     }
     let name = a.tags.first().cloned().unwrap_or_else(|| src.describe());
-    let sbom = ocibuild_sbom::catalog(src, None, &name)
+    let t0 = std::time::Instant::now();
+    let sbom = catalog_built(g, src, &name, record, &a.context)
         .with_context(|| format!("cataloguing the packages of {}", src.describe()))?;
+    rep.event(
+        &format!(
+            "catalogued {} components in {:.2}s ({})",
+            sbom.components.len(),
+            t0.elapsed().as_secs_f64(),
+            if record.is_some() {
+                "from the build record and the layers"
+            } else {
+                "from the layers"
+            }
+        ),
+        json!({"event": "sbom-catalogued", "components": sbom.components.len(),
+               "seconds": t0.elapsed().as_secs_f64(), "build_record": record.is_some()}),
+    );
     let cdx_doc = ocibuild_sbom::cyclonedx::document(&sbom);
     if a.scan {
         let packages = ocibuild_scan::from_cyclonedx(&cdx_doc)
@@ -135,6 +152,105 @@ pub(super) fn before_outputs(
         }
     }
     Ok(docs)
+}
+
+/// The SBOM of an image a build made: from the build's record (the bases' Debian locks, the
+/// app's lockfiles read from `context`, each layer's origin) over what the catalogers find in the
+/// layers; without a record of this image, from the layers alone.
+pub(super) fn catalog_built(
+    g: &Global,
+    src: &dyn ImageSource,
+    name: &str,
+    record: Option<&ocibuild_record::BuildRecord>,
+    context: &Path,
+) -> Result<ocibuild_sbom::Sbom> {
+    let image = ocibuild_oci::image::load_image(src, None)?;
+    let known = record.and_then(|r| {
+        r.images
+            .iter()
+            .find(|i| i.manifest.digest == image.manifest_desc.digest)
+    });
+    Ok(match known {
+        Some(pi) => {
+            let pi = inherit_base_locks(g, pi);
+            let facts = ocibuild_sbom::BuildFacts::from_context(&pi, context);
+            ocibuild_sbom::catalog_build(src, &image, name, &facts)?
+        }
+        None => ocibuild_sbom::catalog_image(src, &image, name)?,
+    })
+}
+
+/// A base of the image that this store built (a Dockerfile `FROM` of an ocibuild image) has a
+/// build record of its own: the Debian packages its record places in it (its runtime base's
+/// lock) are this base's packages too. A base with several Debian sets is left as it is.
+pub(super) fn inherit_base_locks(
+    g: &Global,
+    pi: &ocibuild_record::PlatformImage,
+) -> ocibuild_record::PlatformImage {
+    let mut pi = pi.clone();
+    for b in pi
+        .bases
+        .iter_mut()
+        .filter(|b| b.in_image && b.debian.is_none())
+    {
+        let Some(d) = b.digest.clone() else { continue };
+        let Some(rec) = stored_record_of(g, &[&d]) else {
+            continue;
+        };
+        let Some(img) = rec.images.iter().find(|i| i.manifest.digest == d) else {
+            continue;
+        };
+        let sets: Vec<&ocibuild_record::DebianSet> = img
+            .bases
+            .iter()
+            .filter(|x| x.in_image)
+            .filter_map(|x| x.debian.as_ref())
+            .collect();
+        if let [one] = sets.as_slice() {
+            b.debian = Some((*one).clone());
+        }
+    }
+    pi
+}
+
+/// The build record this store keeps for `image` (`ROOT/engine/builds/`), if this store built
+/// it: `ocibuild sbom` of a stored build catalogues from it as `build --sbom` does. Never creates
+/// the store; a record that cannot be read is warned about and left out.
+pub(super) fn stored_record(g: &Global, image: &Image) -> Option<ocibuild_record::BuildRecord> {
+    let mut digests = vec![&image.manifest_desc.digest];
+    if let Some((d, _, _)) = &image.index {
+        digests.push(&d.digest);
+    }
+    stored_record_of(g, &digests)
+}
+
+/// The first build record this store keeps for one of `digests`.
+fn stored_record_of(
+    g: &Global,
+    digests: &[&ocibuild_oci::Digest],
+) -> Option<ocibuild_record::BuildRecord> {
+    let root = match &g.root {
+        Some(r) => r.clone(),
+        None => ocibuild_oci::store::ContentStore::default_root()?,
+    };
+    if !root.join("engine").join("builds").is_dir() {
+        return None;
+    }
+    let store = ocibuild_oci::store::ContentStore::open(&root).ok()?;
+    for d in digests.iter().copied() {
+        match ocibuild_engine::load_record(&store, d) {
+            Ok(Some(r)) => return Some(r),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!(
+                    "warning: {e:#}; the SBOM is catalogued from the image's layers alone (rebuild the \
+                     image to write a new record)"
+                );
+                return None;
+            }
+        }
+    }
+    None
 }
 
 fn pretty(v: &serde_json::Value) -> Result<Vec<u8>> {
