@@ -45,6 +45,10 @@ pub struct GenerateKeyPairArgs {
     /// Overwrite existing files
     #[arg(long)]
     pub force: bool,
+    /// Create the key in a key-management service instead (azurekms://NAME.vault.azure.net/KEY:
+    /// an EC P-256 key in Azure Key Vault); only PREFIX.pub is written
+    #[arg(long, value_name = "URI")]
+    pub kms: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -81,9 +85,13 @@ pub struct SignArgs {
     /// notation: the envelope format
     #[arg(long, value_enum, default_value_t = EnvelopeKind::Jws)]
     pub signature_format: EnvelopeKind,
-    /// notation: the signing certificate chain (PEM, leaf first, then its CAs)
-    #[arg(long, value_name = "FILE")]
+    /// notation: the signing certificate chain (PEM, leaf first, then its CAs), or a certificate
+    /// in Azure Key Vault (azurekv://NAME.vault.azure.net/certificates/CERT[/VERSION])
+    #[arg(long, value_name = "FILE|URI")]
     pub cert: Option<PathBuf>,
+    /// notation: the CA certificates (PEM) that complete a --cert read from Azure Key Vault
+    #[arg(long, value_name = "FILE")]
+    pub cert_chain: Option<PathBuf>,
     /// notation: how long the signature is valid (`24h`, `7d`, `1h30m`) [default: no expiry]
     #[arg(long, value_name = "DURATION")]
     pub expiry: Option<String>,
