@@ -10,6 +10,8 @@
 //! the terminal password prompt is driven through a pseudo-terminal (Python's `pty`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,6 +21,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use ocibuild_testkit as tk;
 use ocibuild_testkit::registry::{Registry, RegistryOptions, start_registry};
 use serde_json::{Value, json};
+use support::{openssl, openssl_verifies};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -165,27 +168,6 @@ fn put_manifest(ctx: &tk::TestContext, reg: &Registry, repo: &str, tag: &str, m:
         &format!("@{}", f.display()),
         &format!("{}/v2/{repo}/manifests/{tag}", reg.url),
     ]));
-}
-
-fn openssl() -> Command {
-    Command::new(tk::require_tool("openssl", "openssl"))
-}
-
-/// `openssl dgst -sha256 -verify PUB -signature SIG DATA` succeeds.
-fn openssl_verifies(public: &Path, sig: &[u8], data: &[u8], dir: &Path) -> bool {
-    let (s, d) = (dir.join("check.sig"), dir.join("check.data"));
-    fs::write(&s, sig).unwrap();
-    fs::write(&d, data).unwrap();
-    let o = tk::run(openssl().args([
-        "dgst",
-        "-sha256",
-        "-verify",
-        public.to_str().unwrap(),
-        "-signature",
-        s.to_str().unwrap(),
-        d.to_str().unwrap(),
-    ]));
-    o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Verified OK")
 }
 
 fn openssl_key_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {

@@ -17,6 +17,7 @@ pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `openssl dgst -sha256 -verify PUB -signature SIG DATA` succeeds.
 pub fn openssl_verifies(public: &Path, sig_der: &[u8], data: &[u8], dir: &Path) -> bool {
     let (sp, dp) = (dir.join("check.sig"), dir.join("check.data"));
     fs::write(&sp, sig_der).unwrap();
