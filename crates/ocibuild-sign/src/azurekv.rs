@@ -550,7 +550,8 @@ pub fn certificate_chain(uri: &str, env: Env, extra: Vec<Cert>) -> Result<Vec<Ce
         let what = format!("reading the chain of certificate {} (its secret)", c.name);
         match kv.call(reqwest::Method::GET, &sp, None, &what) {
             Ok(s) if s["contentType"].as_str() == Some("application/x-pem-file") => {
-                let pem = s["value"].as_str().unwrap_or_default();
+                // the secret holds the private key too: keep only the certificates
+                let pem = certificate_blocks(s["value"].as_str().unwrap_or_default());
                 if let Ok(all) = Cert::from_pem_bundle(pem.as_bytes(), &what) {
                     let leaf_tp = chain[0].thumbprint();
                     chain.extend(all.into_iter().filter(|x| x.thumbprint() != leaf_tp));
@@ -563,6 +564,21 @@ pub fn certificate_chain(uri: &str, env: Env, extra: Vec<Cert>) -> Result<Vec<Ce
         }
     }
     Ok(chain)
+}
+
+/// The `CERTIFICATE` blocks of a PEM text, without any other block (a private key).
+fn certificate_blocks(pem: &str) -> String {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut out = String::new();
+    let mut rest = pem;
+    while let Some(i) = rest.find(BEGIN) {
+        let Some(j) = rest[i..].find(END) else { break };
+        out.push_str(&rest[i..i + j + END.len()]);
+        out.push('\n');
+        rest = &rest[i + j + END.len()..];
+    }
+    out
 }
 
 #[cfg(test)]

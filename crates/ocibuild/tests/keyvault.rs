@@ -45,6 +45,8 @@ struct Key {
 struct State {
     keys: BTreeMap<String, Key>,
     certs: BTreeMap<String, Vec<u8>>,
+    /// A certificate's secret: its key and chain, PEM.
+    secrets: BTreeMap<String, String>,
     log: Vec<Logged>,
 }
 
@@ -266,12 +268,26 @@ impl KeyVaultFixture {
                     &error("CertificateNotFound", "no such certificate"),
                 ),
             },
-            ("GET", ["secrets", _, _]) => respond(
-                c,
-                403,
-                &[],
-                &error("Forbidden", "The user does not have secrets get permission"),
-            ),
+            ("GET", ["secrets", name, _]) => match s.secrets.get(*name) {
+                Some(pem) => respond(
+                    c,
+                    200,
+                    &[],
+                    &json!({
+                        "id": format!("https://{VAULT}/secrets/{name}/c0ffee"),
+                        "contentType": "application/x-pem-file",
+                        "value": pem,
+                        "kid": format!("https://{VAULT}/keys/{name}/c0ffee"),
+                        "managed": true,
+                    }),
+                ),
+                None => respond(
+                    c,
+                    403,
+                    &[],
+                    &error("Forbidden", "The user does not have secrets get permission"),
+                ),
+            },
             _ => respond(c, 400, &[], &error("BadParameter", "unknown operation")),
         }
     }
@@ -548,6 +564,41 @@ fn notation_signature_made_in_key_vault_verifies() {
     assert_eq!(c, 0, "{e}");
     let r: Value = serde_json::from_str(o.trim()).unwrap();
     assert_eq!(r["signatures"][0]["verified"], true, "{o}");
+
+    // without --cert-chain: the chain from the certificate's secret (key and certificates, PEM)
+    let mut pem = fs::read_to_string(&leaf.0).unwrap();
+    pem.push_str(&fs::read_to_string(&leaf.1).unwrap());
+    pem.push_str(&fs::read_to_string(&ca.1).unwrap());
+    kv.state
+        .lock()
+        .unwrap()
+        .secrets
+        .insert("vault-signer".into(), pem);
+    let layout2 = ctx.path("layout2");
+    image(&ctx, &kv, &layout2, "v2");
+    let loc2 = format!("oci:{}:v2", layout2.display());
+    let (c, _, e) = code(ocibuild(&ctx, &kv, GOOD_TOKEN).args([
+        "sign",
+        "--format",
+        "notation",
+        "--key",
+        &format!("azurekms://{VAULT}/keys/vault-signer"),
+        "--cert",
+        &format!("azurekv://{VAULT}/certificates/vault-signer"),
+        &loc2,
+    ]));
+    assert_eq!(c, 0, "{e}");
+    let (c, _, e) = code(ocibuild(&ctx, &kv, GOOD_TOKEN).args([
+        "verify",
+        "--format",
+        "notation",
+        "--trust-policy",
+        s(&tp),
+        "--trust-store",
+        s(&store),
+        &loc2,
+    ]));
+    assert_eq!(c, 0, "{e}");
 
     // the same through COSE
     let (c, _, e) = code(ocibuild(&ctx, &kv, GOOD_TOKEN).args([
