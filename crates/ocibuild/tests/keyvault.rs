@@ -628,3 +628,67 @@ fn notation_signature_made_in_key_vault_verifies() {
     ]));
     assert_eq!(c, 0, "{e}");
 }
+
+#[test]
+fn build_signs_with_a_key_vault_key() {
+    let ctx = tk::TestContext::new();
+    let dir = ctx.path("work");
+    fs::create_dir_all(&dir).unwrap();
+    let kv = KeyVaultFixture::start();
+    kv.add_key(
+        "image-signing",
+        SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng),
+    );
+    let public = dir.join("kv.pub");
+    kv.public_pem("image-signing", &public);
+    let app = ctx.path("app");
+    fs::create_dir_all(&app).unwrap();
+    fs::write(app.join("motd"), "built and signed in the vault\n").unwrap();
+    fs::write(
+        app.join("Dockerfile"),
+        "FROM scratch\nCOPY motd /etc/motd\nLABEL org.opencontainers.image.title=motd\n",
+    )
+    .unwrap();
+    let layout = ctx.path("layout");
+    let src = format!("oci:{}:app", layout.display());
+    let (c, o, e) = code(
+        ocibuild(&ctx, &kv, GOOD_TOKEN)
+            .arg("build")
+            .arg(&app)
+            .args([
+                "--sign",
+                "--key",
+                &format!("azurekms://{VAULT}/image-signing"),
+                "--provenance",
+                "--output",
+                &src,
+            ]),
+    );
+    assert_eq!(c, 0, "{e}");
+    let digest = o.lines().last().unwrap().trim().to_string();
+    let (c, _, e) =
+        code(ocibuild(&ctx, &kv, GOOD_TOKEN).args(["verify", "--key", s(&public), &src]));
+    assert_eq!(c, 0, "{e}");
+    let (c, _, e) = code(ocibuild(&ctx, &kv, GOOD_TOKEN).args([
+        "verify-attestation",
+        "--key",
+        s(&public),
+        "--type",
+        "slsaprovenance1",
+        &src,
+    ]));
+    assert_eq!(c, 0, "{e}");
+    // openssl agrees on the signature
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    let m = tagged(&layout, &format!("sha256-{hex}.sig"));
+    let l = &m["layers"][0];
+    let sig = B64
+        .decode(
+            l["annotations"]["dev.cosignproject.cosign/signature"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+    let payload = layout_blob(&layout, l["digest"].as_str().unwrap());
+    assert!(openssl_verifies(&public, &sig, &payload, &dir), "{m}");
+}
