@@ -413,6 +413,15 @@ fn cosign_signature_made_in_key_vault_verifies_with_openssl_and_ocibuild() {
         code(ocibuild(&ctx, &kv, GOOD_TOKEN).args(["verify", "--key", s(&public), &loc]));
     assert_eq!(c, 0, "{e}");
 
+    // verifying with the vault key: its public half from the vault
+    let (c, _, e) = code(ocibuild(&ctx, &kv, GOOD_TOKEN).args([
+        "verify",
+        "--key",
+        &format!("azurekms://{VAULT}/image-signing"),
+        &loc,
+    ]));
+    assert_eq!(c, 0, "{e}");
+
     // cosign's form without `keys/`, with a version; and the full key id
     for key in [
         format!("azurekms://{VAULT}/image-signing/6a1e0c3b9f2d4e8a8b7c5d4e3f2a1b0c"),

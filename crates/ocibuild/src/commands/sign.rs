@@ -156,6 +156,18 @@ pub(super) fn signer(key: &std::path::Path) -> Result<Box<dyn Signer + Send + Sy
     })?))
 }
 
+/// The public key `--key` names for verifying: a PEM file, or an Azure Key Vault key (its
+/// public half, read from the vault, as `cosign verify --key azurekms://…` does).
+fn public_key(key: &std::path::Path) -> Result<PublicKey> {
+    let s = key.to_string_lossy();
+    if azurekv::is_key_uri(&s) {
+        let kv = KeyVaultSigner::open(&s, KeyVault::process_env())
+            .with_context(|| format!("--key {s}"))?;
+        return Ok(kv.public_key()?);
+    }
+    Ok(PublicKey::read(key)?)
+}
+
 /// `--tlog-upload=true` asks for what ocibuild does not do.
 fn no_tlog(t: Option<bool>) -> Result<()> {
     if t == Some(true) {
@@ -236,7 +248,7 @@ pub fn verify(g: &Global, a: VerifyArgs) -> Result<ExitCode> {
         )
         .into());
     };
-    let key = PublicKey::read(key)?;
+    let key = public_key(key)?;
     let reg = registry(g)?;
     let img = open_image(&reg, &a.image)?;
     let want_ref = a.check_reference.then_some(img.name.as_str());
@@ -322,7 +334,7 @@ pub fn verify_attestation(g: &Global, a: VerifyAttestationArgs) -> Result<ExitCo
         .as_deref()
         .map(ocibuild_sign::dsse::predicate_type)
         .transpose()?;
-    let key = PublicKey::read(&a.key)?;
+    let key = public_key(&a.key)?;
     let reg = registry(g)?;
     let img = open_image(&reg, &a.image)?;
     let v = cosign::verify_attestations(&img.target, &img.root.digest, &key, ptype.as_deref())
