@@ -11,8 +11,8 @@
 //!
 //! REST API 7.4: `GET keys/{name}[/{version}]` (the key as a JWK), `POST
 //! keys/{name}/{version}/sign` (`{"alg":"ES256","value":base64url(SHA-256 digest)}` →
-//! `{"kid","value":base64url(r‖s)}`), `POST keys/{name}/create`, `GET certificates/{name}`
-//! (`cer`: the leaf, DER). Authentication follows the vault's challenge: the first request goes
+//! `{"kid","value":base64url(r‖s)}`; `RS256` for RSA keys), `POST keys/{name}/create`,
+//! `GET certificates/{name}` (`cer`: the leaf, DER). Authentication follows the vault's challenge: the first request goes
 //! without a token, the `401`'s `WWW-Authenticate: Bearer authorization="…", resource="…"` names
 //! the Entra resource, and a token for it comes from the same chain the ACR client uses
 //! ([`ocibuild_registry::acr::entra_token_for`]). Tokens are never logged nor put in errors.
@@ -383,8 +383,23 @@ fn jwk_public(jwk: &Value, what: &str) -> std::result::Result<(PublicKey, &'stat
                 .map_err(|e| format!("{what}: the JWK is not a P-256 point: {e}"))?;
             Ok((PublicKey::EcdsaP256(vk), "ES256"))
         }
+        ("RSA" | "RSA-HSM", _) => {
+            let part = |k: &str| {
+                jwk[k]
+                    .as_str()
+                    .and_then(|v| B64URL.decode(v.trim_end_matches('=')).ok())
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| format!("{what}: the JWK has no base64url `{k}`"))
+            };
+            let n = rsa::BigUint::from_bytes_be(&part("n")?);
+            let e = rsa::BigUint::from_bytes_be(&part("e")?);
+            let k = rsa::RsaPublicKey::new(n, e)
+                .map_err(|e| format!("{what}: the JWK is not an RSA public key: {e}"))?;
+            // RSASSA-PKCS1-v1_5 with SHA-256, as cosign signs with RSA keys
+            Ok((PublicKey::Rsa(Box::new(k)), "RS256"))
+        }
         _ => Err(format!(
-            "{what} is a {kty} key{} — ocibuild signs with Key Vault EC P-256 keys (ES256); create one with \
+            "{what} is a {kty} key{} — ocibuild signs with Key Vault EC P-256 (ES256) and RSA (RS256) keys; create one with \
              `ocibuild generate-key-pair --kms azurekms://VAULT.vault.azure.net/NAME` or \
              `az keyvault key create --kty EC --curve P-256`",
             if crv.is_empty() {
@@ -467,16 +482,21 @@ impl Signer for KeyVaultSigner {
                     format!("{what}: the answer has no base64url `value`"),
                 )
             })?;
-        let sig = p256::ecdsa::Signature::from_slice(&raw).map_err(|e| {
-            kv_err(
-                &self.key.vault,
-                format!(
-                    "{what}: the signature is not an ES256 r‖s pair ({} bytes): {e}",
-                    raw.len()
-                ),
-            )
-        })?;
-        let der = sig.to_der().as_bytes().to_vec();
+        let der = if self.alg == "ES256" {
+            // Key Vault answers ECDSA as raw r‖s; cosign's format is ASN.1 DER
+            let sig = p256::ecdsa::Signature::from_slice(&raw).map_err(|e| {
+                kv_err(
+                    &self.key.vault,
+                    format!(
+                        "{what}: the signature is not an ES256 r‖s pair ({} bytes): {e}",
+                        raw.len()
+                    ),
+                )
+            })?;
+            sig.to_der().as_bytes().to_vec()
+        } else {
+            raw
+        };
         // a signature the key's public half does not verify must not be stored
         if !self.public.verify(message, &der) {
             return Err(kv_err(

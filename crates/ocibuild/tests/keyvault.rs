@@ -36,9 +36,15 @@ struct Logged {
     bearer: Option<bool>,
 }
 
+/// A vault key: EC P-256 or RSA.
+enum Sk {
+    Ec(SigningKey),
+    Rsa(Box<rsa::RsaPrivateKey>),
+}
+
 struct Key {
     version: String,
-    sk: SigningKey,
+    sk: Sk,
 }
 
 #[derive(Default)]
@@ -56,15 +62,30 @@ struct KeyVaultFixture {
 }
 
 fn jwk(name: &str, k: &Key) -> Value {
-    let p = k.sk.verifying_key().to_encoded_point(false);
-    json!({
-        "kid": format!("https://{VAULT}/keys/{name}/{}", k.version),
-        "kty": "EC",
-        "crv": "P-256",
-        "key_ops": ["sign", "verify"],
-        "x": B64URL.encode(p.x().unwrap()),
-        "y": B64URL.encode(p.y().unwrap()),
-    })
+    let kid = format!("https://{VAULT}/keys/{name}/{}", k.version);
+    match &k.sk {
+        Sk::Ec(sk) => {
+            let p = sk.verifying_key().to_encoded_point(false);
+            json!({
+                "kid": kid,
+                "kty": "EC",
+                "crv": "P-256",
+                "key_ops": ["sign", "verify"],
+                "x": B64URL.encode(p.x().unwrap()),
+                "y": B64URL.encode(p.y().unwrap()),
+            })
+        }
+        Sk::Rsa(sk) => {
+            use rsa::traits::PublicKeyParts;
+            json!({
+                "kid": kid,
+                "kty": "RSA",
+                "key_ops": ["sign", "verify", "encrypt", "decrypt", "wrapKey", "unwrapKey"],
+                "n": B64URL.encode(sk.n().to_bytes_be()),
+                "e": B64URL.encode(sk.e().to_bytes_be()),
+            })
+        }
+    }
 }
 
 fn respond(mut s: &TcpStream, status: u16, extra: &[(&str, String)], body: &Value) {
@@ -101,6 +122,10 @@ impl KeyVaultFixture {
     }
 
     fn add_key(&self, name: &str, sk: SigningKey) {
+        self.add(name, Sk::Ec(sk));
+    }
+
+    fn add(&self, name: &str, sk: Sk) {
         self.state.lock().unwrap().keys.insert(
             name.into(),
             Key {
@@ -112,11 +137,11 @@ impl KeyVaultFixture {
 
     fn public_pem(&self, name: &str, to: &Path) {
         let st = self.state.lock().unwrap();
-        let pem = st.keys[name]
-            .sk
-            .verifying_key()
-            .to_public_key_pem(LineEnding::LF)
-            .unwrap();
+        let pem = match &st.keys[name].sk {
+            Sk::Ec(sk) => sk.verifying_key().to_public_key_pem(LineEnding::LF),
+            Sk::Rsa(sk) => sk.to_public_key().to_public_key_pem(LineEnding::LF),
+        }
+        .unwrap();
         fs::write(to, pem).unwrap();
     }
 
@@ -220,16 +245,33 @@ impl KeyVaultFixture {
                 let Some(k) = s.keys.get(*name).filter(|k| k.version == *version) else {
                     return respond(c, 404, &[], &error("KeyNotFound", "no such key"));
                 };
-                assert_eq!(body["alg"], "ES256", "{body}");
                 let digest = B64URL.decode(body["value"].as_str().unwrap()).unwrap();
                 assert_eq!(digest.len(), 32, "the value is a SHA-256 digest");
-                let sig: p256::ecdsa::Signature = k.sk.sign_prehash(&digest).unwrap();
+                let sig = match (&k.sk, body["alg"].as_str().unwrap()) {
+                    (Sk::Ec(sk), "ES256") => {
+                        let sig: p256::ecdsa::Signature = sk.sign_prehash(&digest).unwrap();
+                        sig.to_bytes().to_vec()
+                    }
+                    (Sk::Rsa(sk), "RS256") => {
+                        let sk = rsa::pkcs1v15::SigningKey::<sha2_10::Sha256>::new((**sk).clone());
+                        let sig: rsa::pkcs1v15::Signature = sk.sign_prehash(&digest).unwrap();
+                        Box::<[u8]>::from(sig).to_vec()
+                    }
+                    (_, alg) => {
+                        return respond(
+                            c,
+                            400,
+                            &[],
+                            &error("BadParameter", &format!("alg {alg} does not fit the key")),
+                        );
+                    }
+                };
                 let kid = format!("https://{VAULT}/keys/{name}/{version}");
                 respond(
                     c,
                     200,
                     &[],
-                    &json!({"kid": kid, "value": B64URL.encode(sig.to_bytes())}),
+                    &json!({"kid": kid, "value": B64URL.encode(&sig)}),
                 )
             }
             ("POST", ["keys", name, "create"]) => {
@@ -237,7 +279,9 @@ impl KeyVaultFixture {
                 assert_eq!(body["crv"], "P-256", "{body}");
                 let k = Key {
                     version: "0f1e2d3c4b5a69788796a5b4c3d2e1f0".into(),
-                    sk: SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng),
+                    sk: Sk::Ec(SigningKey::random(
+                        &mut p256::elliptic_curve::rand_core::OsRng,
+                    )),
                 };
                 let j = jwk(name, &k);
                 s.keys.insert(name.to_string(), k);
@@ -430,6 +474,45 @@ fn cosign_signature_made_in_key_vault_verifies_with_openssl_and_ocibuild() {
         let (c, _, e) = code(ocibuild(&ctx, &kv, GOOD_TOKEN).args(["sign", "--key", &key, &loc]));
         assert_eq!(c, 0, "{key}: {e}");
     }
+    // an RSA key signs RS256 (RSASSA-PKCS1-v1_5, as cosign does with RSA)
+    let rsa_pem = dir.join("rsa.pem");
+    tk::run_ok(openssl().args([
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        s(&rsa_pem),
+    ]));
+    let rk = rsa::RsaPrivateKey::from_pkcs8_pem(&fs::read_to_string(&rsa_pem).unwrap()).unwrap();
+    kv.add("rsa-signing", Sk::Rsa(Box::new(rk)));
+    let rsa_pub = dir.join("rsa.pub");
+    kv.public_pem("rsa-signing", &rsa_pub);
+    let (c, _, e) = code(ocibuild(&ctx, &kv, GOOD_TOKEN).args([
+        "sign",
+        "--key",
+        &format!("azurekms://{VAULT}/rsa-signing"),
+        &loc,
+    ]));
+    assert_eq!(c, 0, "{e}");
+    let m = tagged(&layout, &format!("sha256-{hex}.sig"));
+    let by_rsa = m["layers"].as_array().unwrap().iter().any(|l| {
+        let sig = B64
+            .decode(
+                l["annotations"]["dev.cosignproject.cosign/signature"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap();
+        let payload = layout_blob(&layout, l["digest"].as_str().unwrap());
+        openssl_verifies(&rsa_pub, &sig, &payload, &dir)
+    });
+    assert!(by_rsa, "{m}");
+    let (c, _, e) =
+        code(ocibuild(&ctx, &kv, GOOD_TOKEN).args(["verify", "--key", s(&rsa_pub), &loc]));
+    assert_eq!(c, 0, "{e}");
+
     // a missing key: the vault's reason
     let (c, _, e) = code(ocibuild(&ctx, &kv, GOOD_TOKEN).args([
         "sign",
