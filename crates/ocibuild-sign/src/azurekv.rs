@@ -145,6 +145,25 @@ fn kv_err(host: &str, detail: impl Into<String>) -> SignError {
     }
 }
 
+/// Does the challenge's `resource` belong to the vault (as the Azure SDKs check): its host is a
+/// DNS suffix of the vault host (`vault.azure.net` for `NAME.vault.azure.net`)? Otherwise a
+/// server could collect tokens for other services.
+fn resource_fits_vault(resource: &str, vault_host: &str) -> bool {
+    let Ok(u) = url::Url::parse(resource) else {
+        return false;
+    };
+    let (Some(rh), "https") = (u.host_str(), u.scheme()) else {
+        return false;
+    };
+    let vh = vault_host
+        .split(':')
+        .next()
+        .unwrap_or(vault_host)
+        .to_ascii_lowercase();
+    let rh = rh.to_ascii_lowercase();
+    vh.ends_with(&format!(".{rh}")) && rh.contains('.')
+}
+
 /// `key="value"` pairs of a `Bearer` challenge.
 fn challenge_params(h: &str) -> Vec<(String, String)> {
     let h = h.trim();
@@ -270,6 +289,15 @@ impl KeyVault {
         let resource = param("resource")
             .or_else(|| param("scope").map(|s| s.trim_end_matches("/.default").to_string()))
             .unwrap_or_else(|| VAULT_RESOURCE.to_string());
+        if !resource_fits_vault(&resource, &self.host) {
+            return Err(kv_err(
+                &self.host,
+                format!(
+                    "the vault's challenge asks for a token for {resource}, which is not a Key Vault resource of this vault's \
+                     domain — refused, no token was sent (check the vault name)"
+                ),
+            ));
+        }
         let mut env = self.env.clone();
         // The tenant of the vault, when the credentials do not name one.
         if let Some(tenant) = param("authorization")
@@ -640,6 +668,35 @@ mod tests {
             ("kv.vault.azure.net", "signer")
         );
         assert!(parse_cert_uri("azurekv://kv.vault.azure.net/keys/signer").is_err());
+    }
+
+    #[test]
+    fn only_the_vaults_own_resource_gets_a_token() {
+        assert!(resource_fits_vault(
+            "https://vault.azure.net",
+            "kv.vault.azure.net"
+        ));
+        assert!(resource_fits_vault(
+            "https://vault.azure.net/",
+            "KV.Vault.Azure.Net"
+        ));
+        assert!(resource_fits_vault(
+            "https://vault.azure.cn",
+            "kv.vault.azure.cn"
+        ));
+        assert!(!resource_fits_vault(
+            "https://management.azure.com",
+            "kv.vault.azure.net"
+        ));
+        assert!(!resource_fits_vault(
+            "http://vault.azure.net",
+            "kv.vault.azure.net"
+        ));
+        assert!(!resource_fits_vault(
+            "https://azure.net.evil.example",
+            "kv.vault.azure.net"
+        ));
+        assert!(!resource_fits_vault("https://net", "kv.vault.azure.net"));
     }
 
     #[test]
