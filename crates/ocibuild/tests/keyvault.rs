@@ -581,6 +581,41 @@ fn a_refused_token_names_its_source_and_nothing_is_signed() {
     assert!(e.contains(VAULT), "{e}");
     assert!(!e.contains(wrong), "the token is never shown: {e}");
     assert_eq!(fs::read(layout.join("index.json")).unwrap(), before);
+
+    // no credentials at all: every source is listed with why, and what to set
+    let empty_path = ctx.path("empty-bin");
+    fs::create_dir_all(&empty_path).unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (c, _, e) = code(
+        ocibuild(&ctx, &kv, "")
+            .env_remove("AZURE_ACCESS_TOKEN")
+            .env("PATH", &empty_path)
+            .env(
+                "OCIBUILD_IMDS_ENDPOINT",
+                format!("http://{closed}/metadata/identity/oauth2/token"),
+            )
+            .args([
+                "sign",
+                "--key",
+                &format!("azurekms://{VAULT}/image-signing"),
+                &format!("oci:{}:v1", layout.display()),
+            ]),
+    );
+    assert_eq!(c, 1, "{e}");
+    for source in [
+        "AZURE_ACCESS_TOKEN",
+        "service principal",
+        "workload identity",
+        "managed identity",
+        "az CLI",
+    ] {
+        assert!(e.contains(source), "{source}: {e}");
+    }
+    assert!(e.contains("https://vault.azure.net"), "{e}");
+    assert_eq!(fs::read(layout.join("index.json")).unwrap(), before);
 }
 
 #[test]
