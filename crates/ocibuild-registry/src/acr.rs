@@ -197,7 +197,9 @@ enum Outcome {
     Got(EntraToken),
 }
 
-type SourceFn = fn(&Client, &Env) -> Outcome;
+/// A source: the HTTP client, the environment, and the Entra resource the token is for
+/// (e.g. [`ACR_RESOURCE`], or `https://vault.azure.net` for Key Vault).
+type SourceFn = fn(&Client, &Env, &str) -> Outcome;
 
 /// The sources in order, by name.
 const SOURCES: &[(&str, SourceFn)] = &[
@@ -208,7 +210,7 @@ const SOURCES: &[(&str, SourceFn)] = &[
     ("az CLI", from_az_cli),
 ];
 
-fn from_access_token_env(_: &Client, env: &Env) -> Outcome {
+fn from_access_token_env(_: &Client, env: &Env, _resource: &str) -> Outcome {
     match get(env, "AZURE_ACCESS_TOKEN") {
         Some(t) => Outcome::Got(EntraToken {
             token: Secret::new(t),
@@ -235,7 +237,7 @@ fn missing(env: &Env, names: &[&str]) -> Vec<String> {
         .collect()
 }
 
-fn from_service_principal(http: &Client, env: &Env) -> Outcome {
+fn from_service_principal(http: &Client, env: &Env, resource: &str) -> Outcome {
     let miss = missing(
         env,
         &["AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID"],
@@ -253,7 +255,7 @@ fn from_service_principal(http: &Client, env: &Env) -> Outcome {
         ("grant_type", "client_credentials"),
         ("client_id", id),
         ("client_secret", secret),
-        ("scope", ACR_SCOPE),
+        ("scope", &scope_of(resource)),
     ]);
     match post_for(http, &url, body, "access_token", &[secret]) {
         Ok(v) => Outcome::Got(EntraToken {
@@ -266,7 +268,7 @@ fn from_service_principal(http: &Client, env: &Env) -> Outcome {
     }
 }
 
-fn from_workload_identity(http: &Client, env: &Env) -> Outcome {
+fn from_workload_identity(http: &Client, env: &Env, resource: &str) -> Outcome {
     let Some(file) = get(env, "AZURE_FEDERATED_TOKEN_FILE") else {
         return Outcome::Skipped("AZURE_FEDERATED_TOKEN_FILE is not set".into());
     };
@@ -296,7 +298,7 @@ fn from_workload_identity(http: &Client, env: &Env) -> Outcome {
         ("client_id", id),
         ("client_assertion_type", CLIENT_ASSERTION_TYPE),
         ("client_assertion", &assertion),
-        ("scope", ACR_SCOPE),
+        ("scope", &scope_of(resource)),
     ]);
     match post_for(http, &url, body, "access_token", &[&assertion]) {
         Ok(v) => Outcome::Got(EntraToken {
@@ -309,7 +311,7 @@ fn from_workload_identity(http: &Client, env: &Env) -> Outcome {
     }
 }
 
-fn from_managed_identity(http: &Client, env: &Env) -> Outcome {
+fn from_managed_identity(http: &Client, env: &Env, resource: &str) -> Outcome {
     let client_id = get(env, "AZURE_CLIENT_ID");
     let (mut url, header, what) =
         if let (Some(ep), Some(h)) = (get(env, "IDENTITY_ENDPOINT"), get(env, "IDENTITY_HEADER")) {
@@ -328,7 +330,7 @@ fn from_managed_identity(http: &Client, env: &Env) -> Outcome {
         };
     {
         let mut q = url.query_pairs_mut();
-        q.append_pair("resource", &format!("{ACR_RESOURCE}/"));
+        q.append_pair("resource", &format!("{}/", resource.trim_end_matches('/')));
         if let Some(id) = client_id {
             q.append_pair("client_id", id);
         }
@@ -364,7 +366,7 @@ fn from_managed_identity(http: &Client, env: &Env) -> Outcome {
     }
 }
 
-fn from_az_cli(_: &Client, env: &Env) -> Outcome {
+fn from_az_cli(_: &Client, env: &Env, resource: &str) -> Outcome {
     let Some(az) = find_program("az", env) else {
         return Outcome::Skipped("`az` is not installed (not on PATH)".into());
     };
@@ -372,7 +374,7 @@ fn from_az_cli(_: &Client, env: &Env) -> Outcome {
         "account",
         "get-access-token",
         "--resource",
-        ACR_RESOURCE,
+        resource,
         "--output",
         "json",
     ];
@@ -483,7 +485,7 @@ pub fn refresh_token(
 ) -> Result<(Secret, String), AuthError> {
     let mut attempts = Vec::new();
     for (name, source) in SOURCES {
-        match source(http, env) {
+        match source(http, env, ACR_RESOURCE) {
             Outcome::Skipped(why) => attempts.push(Attempt {
                 source: name.to_string(),
                 outcome: format!("skipped: {why}"),
@@ -510,11 +512,26 @@ pub fn refresh_token(
     })
 }
 
-/// The first Entra token any source gives, with the source's name (no exchange).
+/// The first Entra token for ACR any source gives, with the source's name (no exchange).
 pub fn entra_token(http: &Client, env: &Env) -> Result<(EntraToken, String), Vec<Attempt>> {
+    entra_token_for(http, env, ACR_RESOURCE)
+}
+
+/// The OAuth2 v2 scope of an Entra resource: `<resource>/.default`.
+pub fn scope_of(resource: &str) -> String {
+    format!("{}/.default", resource.trim_end_matches('/'))
+}
+
+/// The first Entra token for `resource` (e.g. `https://vault.azure.net`) any source gives, with
+/// the source's name. When all fail, each source and why.
+pub fn entra_token_for(
+    http: &Client,
+    env: &Env,
+    resource: &str,
+) -> Result<(EntraToken, String), Vec<Attempt>> {
     let mut attempts = Vec::new();
     for (name, source) in SOURCES {
-        match source(http, env) {
+        match source(http, env, resource) {
             Outcome::Got(t) => return Ok((t, name.to_string())),
             Outcome::Skipped(why) => attempts.push(Attempt {
                 source: name.to_string(),

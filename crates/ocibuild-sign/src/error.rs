@@ -25,6 +25,9 @@ pub enum SignError {
     )]
     Exists { path: String },
 
+    #[error("Azure Key Vault {vault}: {detail}")]
+    KeyVault { vault: String, detail: String },
+
     #[error(transparent)]
     Registry(Box<RegistryError>),
 

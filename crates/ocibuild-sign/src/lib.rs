@@ -9,12 +9,15 @@
 //!   layouts, or as OCI 1.1 referrers.
 //! - [`dsse`]: DSSE envelopes, PAE, in-toto Statement v1, cosign's `--type` names.
 //! - [`slsa`]: the SLSA Provenance v1 predicate.
+//! - [`azurekv`]: Azure Key Vault — a signer whose key stays in the vault, certificates, key
+//!   creation.
 //! - [`notation`]: Notary Project signatures (JWS envelopes, referrers, notation's trust policy
 //!   and trust store); [`x509`]: the certificate chains they carry.
 //!
 //! No transparency log: signatures are key-based, and verifiers are told to skip the log
 //! (`cosign verify --insecure-ignore-tlog=true`; see docs/signing.md).
 
+pub mod azurekv;
 pub mod cosign;
 pub mod dsse;
 pub mod error;

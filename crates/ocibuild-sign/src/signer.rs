@@ -87,6 +87,17 @@ pub fn generate_key_pair(
     Ok((key_path, pub_path))
 }
 
+/// Write `key` as a PEM public key to `path` (temp file + rename); an existing file is kept
+/// unless `force`.
+pub fn write_public_key(path: &Path, key: &PublicKey, force: bool) -> Result<()> {
+    if !force && path.exists() {
+        return Err(SignError::Exists {
+            path: path.display().to_string(),
+        });
+    }
+    write_public(path, key.to_pem()?.as_bytes())
+}
+
 fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
     let dir = path
         .parent()

@@ -53,6 +53,16 @@ impl Cert {
 
     /// Every certificate of a PEM bundle (`CERTIFICATE` blocks, in order).
     pub fn from_pem_bundle(text: &[u8], what: &str) -> Result<Vec<Self>> {
+        // x509-cert's PEM chain reader panics (subtract with overflow) on a text without any block
+        if !text
+            .windows(b"-----BEGIN CERTIFICATE-----".len())
+            .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+        {
+            return Err(SignError::Invalid {
+                what: what.to_string(),
+                detail: "holds no CERTIFICATE block".into(),
+            });
+        }
         let certs = Certificate::load_pem_chain(text).map_err(|e| SignError::Invalid {
             what: what.to_string(),
             detail: format!("not a PEM certificate bundle: {e}"),
@@ -340,6 +350,18 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bundle_without_certificates_is_an_error_not_a_panic() {
+        for text in [
+            "",
+            "not pem",
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        ] {
+            let e = Cert::from_pem_bundle(text.as_bytes(), "chain.pem").unwrap_err();
+            assert!(e.to_string().contains("no CERTIFICATE block"), "{e}");
+        }
+    }
 
     #[test]
     fn dns_parse_as_notation_writes_them() {

@@ -45,16 +45,21 @@ pub struct GenerateKeyPairArgs {
     /// Overwrite existing files
     #[arg(long)]
     pub force: bool,
+    /// Create the key in a key-management service instead (azurekms://NAME.vault.azure.net/KEY:
+    /// an EC P-256 key in Azure Key Vault); only PREFIX.pub is written
+    #[arg(long, value_name = "URI")]
+    pub kms: Option<String>,
 }
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Examples:\n  ocibuild sign --key cosign.key docker://127.0.0.1:5000/app:1\n  ocibuild sign --key cosign.key -a ci=jenkins oci:out:app --sign-container-identity reg.example/app\n  ocibuild sign --format notation --key signer.key --cert signer-chain.pem docker://127.0.0.1:5000/app:1"
+    after_help = "Examples:\n  ocibuild sign --key cosign.key docker://127.0.0.1:5000/app:1\n  ocibuild sign --key cosign.key -a ci=jenkins oci:out:app --sign-container-identity reg.example/app\n  ocibuild sign --format notation --key signer.key --cert signer-chain.pem docker://127.0.0.1:5000/app:1\n  ocibuild sign --key azurekms://NAME.vault.azure.net/KEY docker://127.0.0.1:5000/app:1"
 )]
 pub struct SignArgs {
-    /// Private key: cosign's encrypted key (password from COSIGN_PASSWORD or a prompt), or a PEM
-    /// PKCS#8 ECDSA P-256, RSA or Ed25519 key
-    #[arg(long, value_name = "FILE")]
+    /// Private key: cosign's encrypted key (password from COSIGN_PASSWORD or a prompt), a PEM
+    /// PKCS#8 ECDSA P-256, RSA or Ed25519 key, or a key in Azure Key Vault
+    /// (azurekms://NAME.vault.azure.net/KEY[/VERSION])
+    #[arg(long, value_name = "FILE|URI")]
     pub key: PathBuf,
     /// An annotation for the signature payload's `optional` section (repeatable)
     #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
@@ -81,9 +86,13 @@ pub struct SignArgs {
     /// notation: the envelope format
     #[arg(long, value_enum, default_value_t = EnvelopeKind::Jws)]
     pub signature_format: EnvelopeKind,
-    /// notation: the signing certificate chain (PEM, leaf first, then its CAs)
-    #[arg(long, value_name = "FILE")]
+    /// notation: the signing certificate chain (PEM, leaf first, then its CAs), or a certificate
+    /// in Azure Key Vault (azurekv://NAME.vault.azure.net/certificates/CERT[/VERSION])
+    #[arg(long, value_name = "FILE|URI")]
     pub cert: Option<PathBuf>,
+    /// notation: the CA certificates (PEM) that complete a --cert read from Azure Key Vault
+    #[arg(long, value_name = "FILE")]
+    pub cert_chain: Option<PathBuf>,
     /// notation: how long the signature is valid (`24h`, `7d`, `1h30m`) [default: no expiry]
     #[arg(long, value_name = "DURATION")]
     pub expiry: Option<String>,
@@ -99,8 +108,8 @@ pub struct SignArgs {
     after_help = "Exit codes: 0 a valid signature exists, 3 none does (the reasons are printed), 1 verification\ncould not run.\n\nExamples:\n  ocibuild verify --key cosign.pub docker://127.0.0.1:5000/app:1\n  ocibuild verify --format notation --trust-policy trustpolicy.json --trust-store truststore docker://127.0.0.1:5000/app:1"
 )]
 pub struct VerifyArgs {
-    /// Public key (PEM; cosign format)
-    #[arg(long, value_name = "FILE")]
+    /// Public key (PEM; cosign format), or an Azure Key Vault key (azurekms://…)
+    #[arg(long, value_name = "FILE|URI")]
     pub key: Option<PathBuf>,
     /// The signature format: cosign (with --key), or notation (with a trust policy and store)
     #[arg(long, value_enum, default_value_t = SignatureKind::Cosign)]
@@ -135,7 +144,7 @@ pub struct VerifyArgs {
 )]
 pub struct AttestArgs {
     /// Private key (as for `sign`)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE|URI")]
     pub key: PathBuf,
     /// The predicate type
     #[arg(long = "type", default_value = "custom", value_name = "TYPE")]
@@ -161,8 +170,8 @@ pub struct AttestArgs {
     after_help = "Exit codes: 0 a valid attestation exists, 3 none does, 1 verification could not run.\n\nExample:\n  ocibuild verify-attestation --key cosign.pub --type slsaprovenance1 docker://127.0.0.1:5000/app:1"
 )]
 pub struct VerifyAttestationArgs {
-    /// Public key (PEM)
-    #[arg(long, value_name = "FILE")]
+    /// Public key (PEM), or an Azure Key Vault key (azurekms://…)
+    #[arg(long, value_name = "FILE|URI")]
     pub key: PathBuf,
     /// Only attestations of this predicate type [default: any]
     #[arg(long = "type", value_name = "TYPE")]

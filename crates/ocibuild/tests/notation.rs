@@ -7,6 +7,8 @@
 //! through the `sha256-<hex>` fallback tag, listed there, verified, and carried by `copy`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,6 +18,7 @@ use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL
 use ocibuild_testkit as tk;
 use ocibuild_testkit::registry::{RegistryOptions, start_registry};
 use serde_json::{Value, json};
+use support::{openssl, openssl_ca, openssl_leaf, openssl_verifies, s};
 
 fn ocibuild(ctx: &tk::TestContext) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
@@ -50,14 +53,6 @@ fn code(cmd: &mut Command) -> (i32, String, String) {
     )
 }
 
-fn openssl() -> Command {
-    Command::new(tk::require_tool("openssl", "openssl"))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(bytes))
@@ -77,94 +72,6 @@ fn image(ctx: &tk::TestContext, dir: &Path, tag: &str, content: &str) -> String 
             .arg("--output")
             .arg(format!("oci:{}:{tag}", dir.display())),
     ))
-}
-
-/// A CA (self-signed, P-256) named `name`: (key, certificate).
-fn openssl_ca(dir: &Path, name: &str, subject: &str) -> (PathBuf, PathBuf) {
-    let key = dir.join(format!("{name}.key"));
-    let crt = dir.join(format!("{name}.crt"));
-    tk::run_ok(openssl().args([
-        "req",
-        "-x509",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-sha256",
-        "-days",
-        "30",
-        "-keyout",
-        s(&key),
-        "-out",
-        s(&crt),
-        "-subj",
-        subject,
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]));
-    (key, crt)
-}
-
-/// A code-signing leaf issued by the CA: (key, certificate, public key).
-fn openssl_leaf(
-    dir: &Path,
-    name: &str,
-    subject: &str,
-    ca: &(PathBuf, PathBuf),
-) -> (PathBuf, PathBuf, PathBuf) {
-    let key = dir.join(format!("{name}.key"));
-    let csr = dir.join(format!("{name}.csr"));
-    let crt = dir.join(format!("{name}.crt"));
-    let public = dir.join(format!("{name}.pub"));
-    let ext = dir.join(format!("{name}.ext"));
-    tk::run_ok(openssl().args([
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        s(&key),
-    ]));
-    tk::run_ok(openssl().args(["pkey", "-in", s(&key), "-pubout", "-out", s(&public)]));
-    tk::run_ok(openssl().args([
-        "req",
-        "-new",
-        "-key",
-        s(&key),
-        "-subj",
-        subject,
-        "-out",
-        s(&csr),
-    ]));
-    fs::write(
-        &ext,
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n",
-    )
-    .unwrap();
-    tk::run_ok(openssl().args([
-        "x509",
-        "-req",
-        "-in",
-        s(&csr),
-        "-CA",
-        s(&ca.1),
-        "-CAkey",
-        s(&ca.0),
-        "-CAcreateserial",
-        "-days",
-        "7",
-        "-sha256",
-        "-extfile",
-        s(&ext),
-        "-out",
-        s(&crt),
-    ]));
-    (key, crt, public)
 }
 
 fn der_of(crt: &Path) -> Vec<u8> {
@@ -208,22 +115,6 @@ fn der_to_raw(der: &[u8]) -> Vec<u8> {
         i += 2 + len;
     }
     out
-}
-
-fn openssl_verifies(public: &Path, sig_der: &[u8], data: &[u8], dir: &Path) -> bool {
-    let (sp, dp) = (dir.join("check.sig"), dir.join("check.data"));
-    fs::write(&sp, sig_der).unwrap();
-    fs::write(&dp, data).unwrap();
-    let o = tk::run(openssl().args([
-        "dgst",
-        "-sha256",
-        "-verify",
-        s(public),
-        "-signature",
-        s(&sp),
-        s(&dp),
-    ]));
-    o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Verified OK")
 }
 
 fn openssl_sign(key: &Path, data: &[u8], dir: &Path) -> Vec<u8> {

@@ -10,6 +10,8 @@
 //! the terminal password prompt is driven through a pseudo-terminal (Python's `pty`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,30 +19,10 @@ use std::process::Command;
 use ocibuild_testkit as tk;
 use ocibuild_testkit::registry::{RegistryOptions, start_registry};
 use serde_json::{Value, json};
+use support::{openssl, openssl_verifies};
 
 mod cosign_support;
 use cosign_support::*;
-
-fn openssl() -> Command {
-    Command::new(tk::require_tool("openssl", "openssl"))
-}
-
-/// `openssl dgst -sha256 -verify PUB -signature SIG DATA` succeeds.
-fn openssl_verifies(public: &Path, sig: &[u8], data: &[u8], dir: &Path) -> bool {
-    let (s, d) = (dir.join("check.sig"), dir.join("check.data"));
-    fs::write(&s, sig).unwrap();
-    fs::write(&d, data).unwrap();
-    let o = tk::run(openssl().args([
-        "dgst",
-        "-sha256",
-        "-verify",
-        public.to_str().unwrap(),
-        "-signature",
-        s.to_str().unwrap(),
-        d.to_str().unwrap(),
-    ]));
-    o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Verified OK")
-}
 
 fn openssl_key_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let key = dir.join(format!("{name}.pem"));

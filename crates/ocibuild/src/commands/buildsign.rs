@@ -16,8 +16,7 @@ use ocibuild_record::BuildRecord;
 use ocibuild_registry::artifacts::Target;
 use ocibuild_registry::client::Registry;
 use ocibuild_sign::cosign::{self, Mode};
-use ocibuild_sign::keys::password_from_env_or_tty;
-use ocibuild_sign::signer::{FileSigner, Signer};
+use ocibuild_sign::signer::Signer;
 use ocibuild_sign::slsa::{BuildMetadata, Provenance, ResourceDescriptor};
 use serde_json::{Value, json};
 use sha2::Digest as _;
@@ -82,9 +81,9 @@ pub(super) fn begin(a: &BuildArgs, ctx: &Path, dockerfile: Option<&Path>) -> Res
             ));
         }
         super::sign::parse_annotations(&s.sign_annotations)?;
-        let signer = FileSigner::open(key, &|| password_from_env_or_tty(false))
-            .with_context(|| format!("--key {}", key.display()))?;
-        begun.signer = Some(Box::new(signer));
+        let signer =
+            super::sign::signer(key).with_context(|| format!("--key {}", key.display()))?;
+        begun.signer = Some(signer);
         if s.provenance() {
             begun.context_digest = Some(context_digest(a, ctx, dockerfile)?);
             let mut labels = ocibuild_builders::git_labels(ctx);

@@ -10,9 +10,10 @@ use ocibuild_oci::media;
 use ocibuild_oci::reference::{Location, Reference};
 use ocibuild_registry::artifacts::{Target, carry};
 use ocibuild_registry::client::Registry;
+use ocibuild_sign::azurekv::{self, KeyVault, KeyVaultSigner};
 use ocibuild_sign::cosign::{self, Mode};
 use ocibuild_sign::keys::{PublicKey, password_from_env_or_tty};
-use ocibuild_sign::signer::{FileSigner, generate_key_pair as write_pair};
+use ocibuild_sign::signer::{FileSigner, Signer, generate_key_pair as write_pair};
 use serde_json::json;
 
 use super::registry::registry;
@@ -27,6 +28,21 @@ use crate::sign_cli::{
 pub(super) const GATE: u8 = 3;
 
 pub fn generate_key_pair(a: GenerateKeyPairArgs) -> Result<ExitCode> {
+    if let Some(kms) = &a.kms {
+        if !azurekv::is_key_uri(kms) {
+            return Err(crate::output::UsageError(format!(
+                "--kms {kms}: ocibuild creates keys in Azure Key Vault only: azurekms://NAME.vault.azure.net/KEY"
+            ))
+            .into());
+        }
+        let public = azurekv::create_key(kms, KeyVault::process_env())
+            .with_context(|| format!("--kms {kms}"))?;
+        let pub_path = std::path::PathBuf::from(format!("{}.pub", a.output_key_prefix.display()));
+        ocibuild_sign::signer::write_public_key(&pub_path, &public, a.force)?;
+        eprintln!("Key created in Azure Key Vault: {kms}");
+        eprintln!("Public key written to {}", pub_path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     let pw = password_from_env_or_tty(true)?;
     let (k, p) = write_pair(&a.output_key_prefix, a.force, &pw)?;
     eprintln!("Private key written to {}", k.display());
@@ -126,8 +142,30 @@ pub(super) fn mode(m: ReferrersMode) -> Mode {
     }
 }
 
-fn signer(key: &std::path::Path) -> Result<FileSigner> {
-    Ok(FileSigner::open(key, &|| password_from_env_or_tty(false))?)
+/// The signer `--key` names: an Azure Key Vault key (`azurekms://…`, or an `https://` vault key
+/// id), else a key file.
+pub(super) fn signer(key: &std::path::Path) -> Result<Box<dyn Signer + Send + Sync>> {
+    let s = key.to_string_lossy();
+    if azurekv::is_key_uri(&s) {
+        let kv = KeyVaultSigner::open(&s, KeyVault::process_env())
+            .with_context(|| format!("--key {s}"))?;
+        return Ok(Box::new(kv));
+    }
+    Ok(Box::new(FileSigner::open(key, &|| {
+        password_from_env_or_tty(false)
+    })?))
+}
+
+/// The public key `--key` names for verifying: a PEM file, or an Azure Key Vault key (its
+/// public half, read from the vault, as `cosign verify --key azurekms://…` does).
+fn public_key(key: &std::path::Path) -> Result<PublicKey> {
+    let s = key.to_string_lossy();
+    if azurekv::is_key_uri(&s) {
+        let kv = KeyVaultSigner::open(&s, KeyVault::process_env())
+            .with_context(|| format!("--key {s}"))?;
+        return Ok(kv.public_key()?);
+    }
+    Ok(PublicKey::read(key)?)
 }
 
 /// `--tlog-upload=true` asks for what ocibuild does not do.
@@ -145,7 +183,7 @@ pub fn sign(g: &Global, a: SignArgs) -> Result<ExitCode> {
     no_tlog(a.tlog_upload)?;
     if a.format == SignatureKind::Notation {
         let signer = signer(&a.key)?;
-        return super::sign_notation::sign(g, a, &signer);
+        return super::sign_notation::sign(g, a, signer.as_ref());
     }
     let annotations = parse_annotations(&a.annotations)?;
     let signer = signer(&a.key)?;
@@ -160,7 +198,7 @@ pub fn sign(g: &Global, a: SignArgs) -> Result<ExitCode> {
         &img.root,
         &identity,
         &annotations,
-        &signer,
+        signer.as_ref(),
         mode(a.registry_referrers_mode),
     )
     .with_context(|| format!("signing {}", a.image))?;
@@ -176,7 +214,7 @@ pub fn sign(g: &Global, a: SignArgs) -> Result<ExitCode> {
                 &child,
                 &identity,
                 &annotations,
-                &signer,
+                signer.as_ref(),
                 mode(a.registry_referrers_mode),
             )
             .with_context(|| format!("signing {}@{}", img.name, m.digest))?;
@@ -210,7 +248,7 @@ pub fn verify(g: &Global, a: VerifyArgs) -> Result<ExitCode> {
         )
         .into());
     };
-    let key = PublicKey::read(key)?;
+    let key = public_key(key)?;
     let reg = registry(g)?;
     let img = open_image(&reg, &a.image)?;
     let want_ref = a.check_reference.then_some(img.name.as_str());
@@ -275,7 +313,7 @@ pub fn attest(g: &Global, a: AttestArgs) -> Result<ExitCode> {
         &img.name,
         &ptype,
         predicate,
-        &signer,
+        signer.as_ref(),
         mode(a.registry_referrers_mode),
     )
     .with_context(|| format!("attesting {}", a.image))?;
@@ -296,7 +334,7 @@ pub fn verify_attestation(g: &Global, a: VerifyAttestationArgs) -> Result<ExitCo
         .as_deref()
         .map(ocibuild_sign::dsse::predicate_type)
         .transpose()?;
-    let key = PublicKey::read(&a.key)?;
+    let key = public_key(&a.key)?;
     let reg = registry(g)?;
     let img = open_image(&reg, &a.image)?;
     let v = cosign::verify_attestations(&img.target, &img.root.digest, &key, ptype.as_deref())

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow};
+use ocibuild_sign::azurekv::{self, KeyVault};
 use ocibuild_sign::notation::{self, EnvelopeFormat, SignRequest, TrustPolicyDocument, TrustStore};
 use ocibuild_sign::signer::Signer;
 use ocibuild_sign::x509::Cert;
@@ -52,7 +53,19 @@ pub fn sign(g: &Global, a: SignArgs, signer: &dyn Signer) -> Result<ExitCode> {
             })
         })
         .transpose()?;
-    let chain = Cert::read_pem_file(cert)?;
+    let extra = match &a.cert_chain {
+        Some(p) => Cert::read_pem_file(p)?,
+        None => Vec::new(),
+    };
+    let cert_s = cert.to_string_lossy();
+    let chain = if azurekv::is_cert_uri(&cert_s) {
+        azurekv::certificate_chain(&cert_s, KeyVault::process_env(), extra)
+            .with_context(|| format!("--cert {cert_s}"))?
+    } else {
+        let mut chain = Cert::read_pem_file(cert)?;
+        chain.extend(extra);
+        chain
+    };
     let format = match a.signature_format {
         EnvelopeKind::Jws => EnvelopeFormat::Jws,
         EnvelopeKind::Cose => EnvelopeFormat::Cose,
