@@ -184,13 +184,16 @@ pub fn build(
             .iter()
             .map(|b| Box::new(Lent(b.as_ref())) as Box<dyn ocibuild_cache::CacheBackend>)
             .collect(),
+        // Every step of the build stage feeds the final image (its outputs are what the final
+        // stage copies), so `mode=min` exports it as `mode=max` does: a cold runner with the
+        // same source runs nothing, and after a source edit reuses the dependency steps.
         cache_to: shared
             .to
             .iter()
-            .map(|(b, m, ig)| {
+            .map(|(b, _, ig)| {
                 (
                     Box::new(Lent(b.as_ref())) as Box<dyn ocibuild_cache::CacheBackend>,
-                    *m,
+                    ocibuild_cache::Mode::Max,
                     *ig,
                 )
             })
