@@ -258,9 +258,30 @@ pub fn build(
             .tempdir_in(store.root().join("engine").join("work"))
             .map_err(EngineError::io("creating a work dir", store.root()))?;
         let libs_dir = work.path().join("libs");
-        let image_root = crate::df::extract_rootfs(store, &image)?;
+        // the app's layers only (the runtime base's own modules are the base's business)
+        let app_root = work.path().join("app");
+        std::fs::create_dir_all(&app_root)
+            .map_err(EngineError::io("creating a directory", &app_root))?;
+        let diff_ids = image.diff_ids()?;
+        let n_base = image.manifest.layers.len().saturating_sub(names.len());
+        for (layer, diff_id) in image.manifest.layers.iter().zip(&diff_ids).skip(n_base) {
+            let c = ocibuild_oci::media::layer_compression(&layer.media_type).ok_or_else(|| {
+                EngineError::Invalid {
+                    what: format!("layer {}", layer.digest),
+                    detail: format!("unsupported media type {}", layer.media_type),
+                }
+            })?;
+            let f = store.open_blob(&layer.digest)?;
+            ocibuild_oci::extract::extract_layer_blob(
+                std::io::BufReader::new(f),
+                c,
+                Some(diff_id),
+                &app_root,
+                &ocibuild_oci::extract::ExtractOptions::default(),
+            )?;
+        }
         let mut runtime_root = || o.runtime_bases.rootfs(&runtime.image);
-        let libs = crate::elf::missing_libs(&[image_root], &mut runtime_root, &tc.root, &libs_dir)?;
+        let libs = crate::elf::missing_libs(&[app_root], &mut runtime_root, &tc.root, &libs_dir)?;
         for (lib, by) in &libs.unresolved {
             ev(Event::Warning(format!(
                 "{by} needs {lib}, which neither the runtime base nor the build root has; \
