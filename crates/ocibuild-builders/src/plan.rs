@@ -169,6 +169,12 @@ pub struct Step {
     pub cwd: String,
     /// Whether the step needs the network (package downloads).
     pub network: bool,
+    /// The only app files (relative to the app dir; those that exist) the step reads, when the
+    /// builder declares them: the dependency install reads the lockfiles only, so the engine
+    /// runs it before the rest of the source is copied and a source edit reuses its layer.
+    /// `None`: the whole source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Vec<String>>,
 }
 
 /// One image layer, made from a directory of the sandbox after all steps ran.

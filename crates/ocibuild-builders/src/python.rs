@@ -836,7 +836,12 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
             });
         }
     }
+    let standalone = install_requirements
+        && ctx
+            .read("requirements.txt")?
+            .is_some_and(|t| requirements_standalone(&t));
     inp.fact("requirements", install_requirements)
+        .fact("requirements_standalone", standalone)
         .fact("project", project)
         .list("venv_keys", venv_keys)
         .list("app_excludes", app_excludes);
@@ -870,10 +875,43 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     Ok(plan)
 }
 
+/// Whether a requirements file names no other file of the app (`-r`, `-c`, `-e`, local paths,
+/// `file:` URLs): then installing it reads nothing but itself.
+fn requirements_standalone(text: &str) -> bool {
+    text.lines().all(|l| {
+        let l = l.split(" #").next().unwrap_or("").trim();
+        !(l.starts_with("-r")
+            || l.starts_with("-c")
+            || l.starts_with("-e")
+            || l.starts_with("--requirement")
+            || l.starts_with("--constraint")
+            || l.starts_with("--editable")
+            || l.starts_with('.')
+            || l.starts_with('/')
+            || l.contains("file:"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn requirements_that_name_other_files_are_not_standalone() {
+        assert!(requirements_standalone(
+            "flask==3.0.0\n# c\ngunicorn>=21 # web\n--no-binary markupsafe\n"
+        ));
+        for t in [
+            "-r base.txt\n",
+            "-e .\n",
+            "./libs/x\n",
+            "x @ file:///src/x\n",
+            "-c c.txt\n",
+        ] {
+            assert!(!requirements_standalone(t), "{t}");
+        }
+    }
 
     #[test]
     fn pyproject_parsing_keeps_script_order() {

@@ -147,6 +147,12 @@ pub(crate) struct StepSpec {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub when: Cond,
+    /// The only app files the step reads (those that exist), when `inputs_when` holds: the
+    /// engine copies just them before the step, so an edit elsewhere reuses its result.
+    #[serde(default)]
+    pub inputs: Option<Vec<String>>,
+    #[serde(default)]
+    pub inputs_when: Cond,
 }
 
 fn no() -> Cond {
@@ -367,6 +373,12 @@ impl<R, X> Spec<R, X> {
                 env,
                 cwd: self.render_str(&s.cwd, inp)?,
                 network: self.holds(&s.network, inp)?,
+                inputs: match &s.inputs {
+                    Some(list) if self.holds(&s.inputs_when, inp)? => {
+                        Some(self.render_list(list, inp)?)
+                    }
+                    _ => None,
+                },
             });
         }
         Ok(out)

@@ -32,6 +32,30 @@ pub struct EjectOptions {
     pub labels: BTreeMap<String, String>,
     /// `--source-date-epoch` (the steps see it raised to 1980, as zero-config steps do).
     pub source_date_epoch: u64,
+    /// The app's directory: which of the steps' declared inputs exist (without it, all of
+    /// them are taken to exist).
+    pub dir: Option<std::path::PathBuf>,
+}
+
+/// The declared inputs of the first `n` steps that exist in `dir` and that the source copy
+/// keeps (sorted, deduplicated), as COPY sources.
+fn declared_inputs(plan: &Plan, n: usize, dir: Option<&std::path::Path>) -> Result<Vec<String>> {
+    let filter = ocibuild_builders::glob_filter(&[], &plan.source_exclude)?;
+    let mut out: Vec<String> = plan.steps[..n]
+        .iter()
+        .flat_map(|s| s.inputs.iter().flatten())
+        .map(|p| p.trim_start_matches("./").to_string())
+        .filter(|p| {
+            !p.is_empty()
+                && !p.contains(['*', '?', '[', ' ', '\n'])
+                && !p.split('/').any(|c| c == "..")
+                && !filter.is_excluded(p)
+                && dir.is_none_or(|d| d.join(p).is_file())
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// The Dockerfile equivalent to `plan`.
@@ -74,7 +98,15 @@ pub fn dockerfile(plan: &Plan, o: &EjectOptions) -> Result<String> {
         env_value(&path),
         step_source_date_epoch(o.source_date_epoch)
     );
-    // The source copy.
+    // The steps that declare their inputs (the dependency install reads the lockfiles only)
+    // run first, on just those files; then the whole source is copied for the rest. A source
+    // edit changes only the later steps' keys: the dependency layer is reused.
+    let split = plan.steps.iter().take_while(|s| s.inputs.is_some()).count();
+    let inputs = if split > 0 {
+        declared_inputs(plan, split, o.dir.as_deref())?
+    } else {
+        Vec::new()
+    };
     let src = plan.source_dir.trim_end_matches('/');
     let mut excludes: Vec<String> = plan.source_exclude.clone();
     for f in ["Dockerfile", "Containerfile"] {
@@ -82,7 +114,16 @@ pub fn dockerfile(plan: &Plan, o: &EjectOptions) -> Result<String> {
             excludes.push(f.to_string());
         }
     }
-    let _ = writeln!(w, "COPY{} . {src}/", exclude_flags(&excludes, ""));
+    let source_copy = format!("COPY{} . {src}/", exclude_flags(&excludes, ""));
+    if split == 0 {
+        let _ = writeln!(w, "{source_copy}");
+    } else if !inputs.is_empty() {
+        let _ = writeln!(
+            w,
+            "# the dependency steps' inputs, before the rest of the source"
+        );
+        let _ = writeln!(w, "COPY {} {src}/", inputs.join(" "));
+    }
     // The output dirs and the files the planner made.
     if !plan.outputs.is_empty() {
         let _ = writeln!(
@@ -114,7 +155,10 @@ pub fn dockerfile(plan: &Plan, o: &EjectOptions) -> Result<String> {
         .map(|c| format!(" --mount=type=cache,id={},target={}", c.name, c.target))
         .collect();
     let mut cwd = String::new();
-    for s in &plan.steps {
+    for (i, s) in plan.steps.iter().enumerate() {
+        if split > 0 && i == split {
+            let _ = writeln!(w, "{source_copy}");
+        }
         if s.cwd != cwd {
             let _ = writeln!(w, "WORKDIR {}", s.cwd);
             cwd = s.cwd.clone();
@@ -139,6 +183,9 @@ pub fn dockerfile(plan: &Plan, o: &EjectOptions) -> Result<String> {
             words.extend(s.argv.iter().map(|a| sh_quote(a)));
             let _ = writeln!(w, "RUN{net}{mounts} {}", words.join(" "));
         }
+    }
+    if split > 0 && split == plan.steps.len() {
+        let _ = writeln!(w, "{source_copy}");
     }
     // The writable directories: their contents (what the layers put there) staged in the build
     // stage, copied last with the image user as owner.

@@ -14,6 +14,7 @@ pub mod df;
 pub mod eject;
 pub mod elf;
 pub mod error;
+pub mod lowered;
 pub mod mountcache;
 pub mod roots;
 pub mod steplog;

@@ -586,17 +586,18 @@ struct Keyed {
     key: String,
     components: Components,
     record: PathBuf,
-    toolchain_lock: Option<crate::roots::Locked>,
-    runtime_lock: crate::roots::Locked,
+    locks: Locks,
 }
 
-fn host_toolchain(plan: &Plan, o: &Options) -> bool {
-    o.host_toolchain || plan.toolchain.profile == "host"
+/// The plan's toolchain lock (`None` with `--toolchain host`) and runtime lock.
+pub(crate) struct Locks {
+    pub toolchain: Option<crate::roots::Locked>,
+    pub runtime: crate::roots::Locked,
 }
 
-fn keyed(app: &Path, plan: &Plan, o: &Options) -> Result<Keyed> {
-    let store = &o.toolchain_bases.store;
-    let toolchain_lock = if host_toolchain(plan, o) {
+/// Lock the plan's toolchain root and runtime base (cheap: signed indexes), building nothing.
+pub(crate) fn locks(plan: &Plan, o: &Options) -> Result<Locks> {
+    let toolchain = if host_toolchain(plan, o) {
         None
     } else {
         let (profile, packages) = toolchain_request(plan);
@@ -608,20 +609,30 @@ fn keyed(app: &Path, plan: &Plan, o: &Options) -> Result<Keyed> {
         )?)
     };
     let variant: Variant = plan.runtime.variant.parse().unwrap_or(Variant::Nonroot);
-    let runtime_lock = o.runtime_bases.locked(
+    let runtime = o.runtime_bases.locked(
         &plan.runtime.profile,
         variant,
         &plan.runtime.packages,
         false,
     )?;
+    Ok(Locks { toolchain, runtime })
+}
+
+fn host_toolchain(plan: &Plan, o: &Options) -> bool {
+    o.host_toolchain || plan.toolchain.profile == "host"
+}
+
+fn keyed(app: &Path, plan: &Plan, o: &Options) -> Result<Keyed> {
+    let store = &o.toolchain_bases.store;
+    let locks = locks(plan, o)?;
     let src_filter = source_filter(plan, o)?;
     let components = components(
         app,
         plan,
         o,
         &src_filter,
-        toolchain_lock.as_ref().map(|l| l.key.as_str()),
-        &runtime_lock.key,
+        locks.toolchain.as_ref().map(|l| l.key.as_str()),
+        &locks.runtime.key,
     )?;
     let key = components.key();
     let record = store
@@ -633,8 +644,7 @@ fn keyed(app: &Path, plan: &Plan, o: &Options) -> Result<Keyed> {
         key,
         components,
         record,
-        toolchain_lock,
-        runtime_lock,
+        locks,
     })
 }
 
@@ -719,8 +729,15 @@ pub fn warm(
     plan: &Plan,
     o: &Options,
     shared: &Shared<'_>,
-    ev: &dyn Fn(Event),
+    ev: &(dyn Fn(Event) + Sync),
 ) -> Result<Warmed> {
+    if crate::lowered::eligible(plan, o).is_ok() {
+        let (_, stopped) = crate::lowered::build(app, plan, o, shared, true, ev)?;
+        return Ok(Warmed {
+            build_hit: stopped.is_empty(),
+            mounts: Vec::new(),
+        });
+    }
     let store = &o.toolchain_bases.store;
     let k = keyed(app, plan, o)?;
     let mut w = Warmed::default();
@@ -736,14 +753,21 @@ pub fn warm(
     Ok(w)
 }
 
-/// Build the app in `app` following `plan`.
+/// Build the app in `app` following `plan`: on the one executor ([`crate::lowered`]) when the
+/// plan is [`crate::lowered::eligible`], else on this module's own loop.
 pub fn build(
     app: &Path,
     plan: &Plan,
     o: &Options,
     shared: &Shared<'_>,
-    ev: &dyn Fn(Event),
+    ev: &(dyn Fn(Event) + Sync),
 ) -> Result<Built> {
+    match crate::lowered::eligible(plan, o) {
+        Ok(()) => return Ok(crate::lowered::build(app, plan, o, shared, false, ev)?.0),
+        Err(why) => ev(Event::Note(format!(
+            "{why}: the plan runs on the zero-config step loop (no per-step cache)"
+        ))),
+    }
     let store = &o.toolchain_bases.store;
     // The whole-build cache: the same plan, source content, toolchain and runtime locks and
     // options give the image built before (here, or on another runner through --cache-from),
@@ -767,7 +791,9 @@ pub fn build(
             })
             .collect();
         let names: Vec<String> = r.layers.iter().map(|l| l.0.clone()).collect();
-        let record = build_record(app, plan, o, &k, &image, &names, &r.runtime, statuses)?;
+        let record = build_record(
+            app, plan, o, &k.locks, &k.key, &image, &names, &r.runtime, statuses,
+        )?;
         return Ok(Built {
             record,
             image,
@@ -802,7 +828,7 @@ pub fn build(
 
     // 1. The toolchain root.
     let mut host_mounts = Vec::new();
-    let (toolchain, rootfs) = match &k.toolchain_lock {
+    let (toolchain, rootfs) = match &k.locks.toolchain {
         None => {
             ev(Event::Phase(
                 "toolchain: the host's (--toolchain host)".into(),
@@ -846,7 +872,7 @@ pub fn build(
         plan.runtime.variant,
         o.runtime_bases.release.codename()
     )));
-    let runtime = o.runtime_bases.image_locked(&k.runtime_lock)?;
+    let runtime = o.runtime_bases.image_locked(&k.locks.runtime)?;
     let src_filter = source_filter(plan, o)?;
     let key = k.key.clone();
     let record = k.record.clone();
@@ -1150,6 +1176,7 @@ pub fn build(
         app: String::new(),
         labels: o.labels.clone(),
         source_date_epoch: o.source_date_epoch,
+        dir: None,
     };
     let made = |m: &crate::eject::Makes| match m {
         crate::eject::Makes::Config => false,
@@ -1198,7 +1225,8 @@ pub fn build(
         app,
         plan,
         o,
-        &k,
+        &k.locks,
+        &k.key,
         &assembled.image,
         &names,
         &rec.runtime,
@@ -1246,11 +1274,12 @@ fn debian_set(lock: &ocibuild_debian::base::Lockfile) -> ocibuild_record::Debian
 /// lockfiles, and the plan's steps with how each ended. Zero-config steps have no keys of their
 /// own yet: each carries the whole build's key.
 #[allow(clippy::too_many_arguments)]
-fn build_record(
+pub(crate) fn build_record(
     app: &Path,
     plan: &Plan,
     o: &Options,
-    k: &Keyed,
+    k: &Locks,
+    key: &str,
     image: &Image,
     app_layers: &[String],
     runtime: &str,
@@ -1307,7 +1336,7 @@ fn build_record(
     let diff_ids = image.diff_ids()?;
     let n_base = image.manifest.layers.len().saturating_sub(app_layers.len());
     let base_names: Vec<String> = k
-        .runtime_lock
+        .runtime
         .lock
         .layers
         .iter()
@@ -1350,10 +1379,10 @@ fn build_record(
             reference: format!("{}:{}", plan.runtime.profile, plan.runtime.variant),
             digest: runtime.parse().ok(),
             in_image: true,
-            debian: Some(debian_set(&k.runtime_lock.lock)),
+            debian: Some(debian_set(&k.runtime.lock)),
         }],
         toolchains: k
-            .toolchain_lock
+            .toolchain
             .as_ref()
             .map(|t| r::Toolchain {
                 name: toolchain_request(plan).0,
@@ -1375,7 +1404,7 @@ fn build_record(
             stage: "build".into(),
             name: s.name.clone(),
             platform: platform.clone(),
-            key: k.key.clone(),
+            key: key.to_string(),
             status,
             layer: None,
         })

@@ -528,7 +528,7 @@ fn cache_mounts_and_zero_config_builds_are_shared_through_azure_blob() {
     );
     assert!(!ga.ran.is_empty(), "runner A builds: {}", ga.stderr);
     assert!(
-        ga.stderr.contains("cache mount go:go-build: exported"),
+        ga.stderr.contains("go-build: exported"),
         "GOCACHE is not exported\n{}",
         ga.stderr
     );
@@ -559,7 +559,7 @@ fn cache_mounts_and_zero_config_builds_are_shared_through_azure_blob() {
     let gc = zc_build(&root_c, &go_c, &from(&[]), &ctx.tmp_dir("go-out-c"));
     assert!(!gc.ran.is_empty(), "runner C must build: {}", gc.stderr);
     assert!(
-        gc.stderr.contains("cache mount go:go-build: imported"),
+        gc.stderr.contains("go-build: imported"),
         "GOCACHE is not imported\n{}",
         gc.stderr
     );
@@ -577,7 +577,7 @@ fn cache_mounts_and_zero_config_builds_are_shared_through_azure_blob() {
         &ctx.tmp_dir("go-out-c2"),
     );
     assert!(
-        gc2.stderr.contains("source files: main.go (changed)"),
+        gc2.stderr.contains("main.go (changed)"),
         "--explain-cache does not name main.go\n{}",
         gc2.stderr
     );
@@ -601,6 +601,129 @@ fn cache_mounts_and_zero_config_builds_are_shared_through_azure_blob() {
     let gw = zc_build(&root_w, &go_a, &[], &ctx.tmp_dir("go-out-w"));
     assert!(gw.ran.is_empty(), "after cache warm: {:?}", gw.ran);
     assert_eq!(gw.digest, ga.digest);
+}
+
+/// A copy of the testdata app `name` (top-level files only).
+fn testdata_app(ctx: &TestContext, name: &str, dir: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/apps")
+        .join(name);
+    let d = ctx.tmp_dir(dir);
+    for e in fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            fs::copy(e.path(), d.join(e.file_name())).unwrap();
+        }
+    }
+    d
+}
+
+/// Issue 20: a zero-config build runs on the one executor, whose dependency step reads only
+/// the lockfiles. A warm runner exports (the default mode), a cold runner (an empty store) builds
+/// the app with one source file edited: the dependency step is cached (its record says so, from
+/// the shared cache), the source copy runs, and the image is the edited app's.
+#[test]
+fn a_cold_runner_reuses_the_dependency_step_after_a_source_edit() {
+    let ctx = TestContext::new();
+    let shared = ctx.tmp_dir("deps-shared");
+    // Node: npm ci --omit=dev from package-lock.json; Python: pip install -r requirements.txt
+    let py = ctx.tmp_dir("py-src");
+    fs::write(py.join("requirements.txt"), "six==1.16.0\n").unwrap();
+    fs::write(
+        py.join("main.py"),
+        "import six\nprint('hello from python', six.__version__)\n",
+    )
+    .unwrap();
+    for (lang, app, edit, deps_step) in [
+        (
+            "node",
+            "node-deps",
+            "index.js",
+            "RUN --mount=type=cache,id=npm",
+        ),
+        ("python", "", "main.py", "python3 -m pip"),
+    ] {
+        let copy = |dir: &str| -> PathBuf {
+            if app.is_empty() {
+                let d = ctx.tmp_dir(dir);
+                for e in fs::read_dir(&py).unwrap() {
+                    let e = e.unwrap();
+                    fs::copy(e.path(), d.join(e.file_name())).unwrap();
+                }
+                d
+            } else {
+                testdata_app(&ctx, app, dir)
+            }
+        };
+        let warm_app = copy(&format!("{lang}-warm"));
+        let meta_w = ctx.path(format!("{lang}-warm.json"));
+        let warm = zc_build(
+            &ctx.tmp_dir(format!("{lang}-root-warm")),
+            &warm_app,
+            &[
+                "--cache-to".to_string(),
+                format!("type=local,dest={}/{lang}", shared.display()),
+                "--metadata-file".to_string(),
+                meta_w.display().to_string(),
+            ],
+            &ctx.tmp_dir(format!("{lang}-out-warm")),
+        );
+        assert!(
+            warm.ran.iter().any(|s| s.contains(deps_step)),
+            "{lang}: the warm runner runs the dependency step: {:?}\n{}",
+            warm.ran,
+            warm.stderr
+        );
+        let cold_app = copy(&format!("{lang}-cold"));
+        let text = fs::read_to_string(cold_app.join(edit)).unwrap();
+        fs::write(
+            cold_app.join(edit),
+            format!("{text}\n// edited on the cold runner\n").replace(
+                "// edited",
+                if lang == "python" {
+                    "# edited"
+                } else {
+                    "// edited"
+                },
+            ),
+        )
+        .unwrap();
+        let meta = ctx.path(format!("{lang}-cold.json"));
+        let cold = zc_build(
+            &ctx.tmp_dir(format!("{lang}-root-cold")),
+            &cold_app,
+            &[
+                "--cache-from".to_string(),
+                format!("type=local,src={}/{lang}", shared.display()),
+                "--metadata-file".to_string(),
+                meta.display().to_string(),
+            ],
+            &ctx.tmp_dir(format!("{lang}-out-cold")),
+        );
+        assert!(
+            !cold.ran.iter().any(|s| s.contains(deps_step)),
+            "{lang}: the cold runner ran the dependency step after a source edit: {:?}\n{}",
+            cold.ran,
+            cold.stderr
+        );
+        assert!(
+            cold.ran.iter().any(|s| s.contains("COPY --exclude")),
+            "{lang}: the edited source is copied: {:?}",
+            cold.ran
+        );
+        assert_ne!(cold.digest, warm.digest, "{lang}: the edit is in the image");
+        let m: Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+        let deps: Vec<&Value> = m["ocibuild.steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["name"].as_str().unwrap_or("").contains(deps_step))
+            .collect();
+        assert_eq!(deps.len(), 1, "{lang}: {m:#}");
+        assert_eq!(deps[0]["ran"], false, "{lang}: {m:#}");
+        assert!(deps[0]["cached_from"].is_string(), "{lang}: {m:#}");
+        assert_eq!(m["ocibuild.frontend"]["kind"], "zero_config");
+    }
 }
 
 /// A two-stage app shaped like a compiled one: the build stage writes its artifact and, beside

@@ -281,7 +281,19 @@ fn zero_config_metadata_follows_the_same_schema() {
     assert_eq!(m1["ocibuild.lang"], "go");
     let ran = m1["ocibuild.steps.ran"].as_u64().unwrap();
     assert!(ran >= 1, "{m1:#}");
-    assert_eq!(m1["ocibuild.steps.cached"], 0, "{m1:#}");
+    // steps have content keys (one executor): the go build (the RUN with the go-build cache
+    // mount) runs (its source is new), while a
+    // step whose inputs an earlier build in this store had (the final stage's COPY of the same
+    // binary: the edit is a comment) may be cached
+    let cached1 = m1["ocibuild.steps.cached"].as_u64().unwrap();
+    assert!(
+        m1["ocibuild.steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"].as_str().unwrap_or("").contains("id=go-build") && s["ran"] == true),
+        "{m1:#}"
+    );
     let o = origins(&m1);
     let first_app = o.iter().position(|x| x.starts_with("app ")).unwrap();
     assert!(first_app >= 1, "no base layer: {o:?}");
@@ -319,7 +331,7 @@ fn zero_config_metadata_follows_the_same_schema() {
     assert_eq!(d1, d2);
     assert_valid(&m2);
     assert_eq!(m2["ocibuild.steps.ran"], 0, "{m2:#}");
-    assert_eq!(m2["ocibuild.steps.cached"], ran, "{m2:#}");
+    assert_eq!(m2["ocibuild.steps.cached"], ran + cached1, "{m2:#}");
     assert_eq!(m2["ocibuild.cached"], true);
     assert_eq!(origins(&m2), o);
 }

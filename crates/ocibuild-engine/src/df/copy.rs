@@ -701,6 +701,11 @@ impl Exec<'_> {
             });
         }
         let src = Source::open(self, from.as_deref(), &loc)?;
+        if let Source::Stage(j) = &src
+            && let Ok(mut c) = self.copied_from.lock()
+        {
+            c.extend(sources.iter().map(|s| (*j, s.clone())));
+        }
         // URLs (ADD only)
         let mut downloads: Vec<(String, PathBuf, String)> = Vec::new();
         let private = tempfile::Builder::new()

@@ -194,6 +194,8 @@ pub(crate) struct Exec<'a> {
     pub lockfiles: OnceLock<std::result::Result<crate::mountcache::LockDigest, String>>,
     /// Held while a cache mount is imported.
     pub import_lock: Mutex<()>,
+    /// `COPY --from=STAGE` sources: (stage, source path as written), for `mode=min`.
+    pub copied_from: Mutex<Vec<(usize, String)>>,
 }
 
 /// A `RUN --mount=type=cache` as the build used it.
@@ -290,6 +292,7 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
         cache_mounts: Mutex::new(std::collections::BTreeMap::new()),
         lockfiles: OnceLock::new(),
         import_lock: Mutex::new(()),
+        copied_from: Mutex::new(Vec::new()),
     };
     let levels = exec.plan.levels.clone();
     for level in &levels {

@@ -671,9 +671,42 @@ impl Exec<'_> {
         Ok(true)
     }
 
+    /// The steps of stage `i` whose layer ends up in the final image: the final image copies
+    /// (`COPY --from`) everything their change dir holds (directories leading to a copied path
+    /// aside). Steps that changed nothing are taken too (a record without a layer). `None`: the
+    /// final image copies nothing from the stage.
+    fn steps_copied_out(&self, i: usize, chain: &Chain) -> Option<Vec<usize>> {
+        let copied: Vec<String> = self
+            .copied_from
+            .lock()
+            .ok()?
+            .iter()
+            .filter(|(j, _)| *j == i)
+            .map(|(_, p)| copy_prefix(p))
+            .collect();
+        if copied.is_empty() {
+            return None;
+        }
+        let mut uppers = chain.uppers.iter();
+        let mut out = Vec::new();
+        for (n, (_, layer)) in chain.steps.iter().enumerate() {
+            if layer.is_none() {
+                out.push(n);
+                continue;
+            }
+            let Some(upper) = uppers.next() else { break };
+            if only_copied(upper, &copied) {
+                out.push(n);
+            }
+        }
+        Some(out)
+    }
+
     /// Write this build's steps to every `--cache-to` cache: each layer blob, then the step's
-    /// record (a conditional create: an existing record is left alone). `mode=min` exports the
-    /// target stage's steps, `mode=max` every stage's.
+    /// record (a conditional create: an existing record is left alone). `mode=min` exports
+    /// every step whose layer ends up in the final image: the target stage's, and those of the
+    /// stages it copies from whose change dirs hold what it copies (the dependency install whose
+    /// `node_modules` the final stage copies, not a test run's); `mode=max` every stage's.
     pub(crate) fn export_cache(&self) -> Result<()> {
         if self.o.cache_to.is_empty() {
             return Ok(());
@@ -682,15 +715,28 @@ impl Exec<'_> {
         for (be, mode, ignore_error) in &self.o.cache_to {
             let mut seen = std::collections::HashSet::new();
             let mut steps = Vec::new();
-            for (i, slot) in self.stages.iter().enumerate() {
-                if *mode == ocibuild_cache::Mode::Min && i != target {
+            // the target stage first (its steps include those of the stage it is FROM)
+            let mut order: Vec<usize> = vec![target];
+            order.extend((0..self.stages.len()).filter(|&i| i != target));
+            for i in order {
+                let Some(out) = self.stages[i].get() else {
                     continue;
-                }
-                if let Some(out) = slot.get() {
-                    for (k, l) in &out.chain.steps {
-                        if seen.insert(k.clone()) {
-                            steps.push((k.clone(), l.clone()));
-                        }
+                };
+                let take: Option<Vec<usize>> = if *mode == ocibuild_cache::Mode::Min && i != target
+                {
+                    match self.steps_copied_out(i, &out.chain) {
+                        Some(t) => Some(t),
+                        None => continue,
+                    }
+                } else {
+                    None
+                };
+                for (n, (k, l)) in out.chain.steps.iter().enumerate() {
+                    if take.as_ref().is_some_and(|t| !t.contains(&n)) {
+                        continue;
+                    }
+                    if seen.insert(k.clone()) {
+                        steps.push((k.clone(), l.clone()));
                     }
                 }
             }
@@ -1618,9 +1664,84 @@ pub(crate) fn join_abs(wd: &str, p: &str) -> String {
 #[allow(dead_code)]
 fn _unused(_: &CopyArgs) {}
 
+/// Whether every entry of the change dir `upper` lies under one of the `copied` paths
+/// (relative), or is a directory leading to one.
+fn only_copied(upper: &Path, copied: &[String]) -> bool {
+    if copied.iter().any(String::is_empty) {
+        return true;
+    }
+    let mut it = walkdir::WalkDir::new(upper).min_depth(1).into_iter();
+    let mut any = false;
+    while let Some(e) = it.next() {
+        let Ok(e) = e else { return false };
+        let Ok(rel) = e.path().strip_prefix(upper) else {
+            return false;
+        };
+        let rel = rel.to_string_lossy();
+        any = true;
+        if copied
+            .iter()
+            .any(|p| *rel == **p || rel.starts_with(&format!("{p}/")))
+        {
+            if e.file_type().is_dir() {
+                it.skip_current_dir();
+            }
+            continue;
+        }
+        let leads =
+            e.file_type().is_dir() && copied.iter().any(|p| p.starts_with(&format!("{rel}/")));
+        if !leads {
+            return false;
+        }
+    }
+    any
+}
+
+/// The fixed directory part of a COPY source (relative to the source's root): up to the first
+/// component with a wildcard, or to a `/./` pivot.
+fn copy_prefix(src: &str) -> String {
+    let src = src.split("/./").next().unwrap_or(src);
+    src.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .take_while(|c| !c.contains(['*', '?', '[']))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_change_dir_wholly_copied_out_counts() {
+        let t = tempfile::tempdir().unwrap();
+        let u = t.path();
+        fs::create_dir_all(u.join("src/node_modules/x")).unwrap();
+        fs::write(u.join("src/node_modules/x/i.js"), "x").unwrap();
+        let copied = vec!["src/node_modules".to_string()];
+        assert!(only_copied(u, &copied));
+        fs::create_dir_all(u.join("root/.cache")).unwrap();
+        fs::write(u.join("root/.cache/log"), "random").unwrap();
+        assert!(!only_copied(u, &copied), "a log beside the copied tree");
+        assert!(only_copied(u, &["".to_string()]));
+        assert!(!only_copied(
+            &u.join("src/node_modules/x"),
+            &["y".to_string()]
+        ));
+    }
+
+    #[test]
+    fn copy_prefixes_stop_at_wildcards_and_pivots() {
+        assert_eq!(copy_prefix("/src/node_modules/"), "src/node_modules");
+        assert_eq!(copy_prefix("/out/libs/*-SNAPSHOT.jar"), "out/libs");
+        assert_eq!(
+            copy_prefix("/src/target/classes/./**/*.class"),
+            "src/target/classes"
+        );
+        assert_eq!(copy_prefix("/"), "");
+        assert_eq!(copy_prefix("*.txt"), "");
+    }
 
     #[test]
     fn paths_join_like_docker() {

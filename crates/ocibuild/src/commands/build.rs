@@ -331,6 +331,7 @@ fn eject(a: &BuildArgs, ctx: &Path, plan: &ocibuild_builders::Plan) -> Result<St
         app: a.context.display().to_string(),
         labels,
         source_date_epoch: epoch,
+        dir: Some(ctx.to_path_buf()),
     };
     Ok(ocibuild_engine::eject::dockerfile(plan, &o)?)
 }

@@ -1,0 +1,421 @@
+//! A zero-config [`Plan`] run on the one executor ([`crate::df`]).
+//!
+//! The plan is lowered to the same graph the Dockerfile frontend builds — stages of steps with
+//! declared inputs, written in Dockerfile form by [`crate::eject`] — and the Dockerfile
+//! executor runs it: per-step content keys, change dirs, the local and `--cache-from` /
+//! `--cache-to` caches, cache mounts and events are the Dockerfile frontend's.
+//!
+//! ```text
+//! FROM ocibuild:<toolchain> AS build         the toolchain root (a native base, shared lock)
+//!   COPY <declared inputs> /src/             the dependency steps' inputs (lockfiles) only
+//!   RUN <dependency steps>                   keyed by the lockfiles: a source edit reuses them
+//!   COPY --exclude=… . /src/                 the rest of the source
+//!   RUN <build steps>
+//! FROM ocibuild:<runtime>:nonroot            a COPY --from=build per layer of the plan, config
+//! ```
+//!
+//! What a Dockerfile cannot say is a step of this module after the graph ran: the shared
+//! libraries native code needs that the runtime base lacks (an ELF scan of the image, copied
+//! from the toolchain root into a layer of their own). The record names the plan's layers and
+//! the Debian packages of both roots, as the zero-config frontend always did.
+//!
+//! Plans this path does not take yet stay on [`crate::zeroconfig`]'s own loop: `--toolchain
+//! host`, `--compare-naive`, `writable` directories and a runtime of another architecture
+//! than the host's (see [`eligible`]).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ocibuild_builders::{Lang, Plan};
+use ocibuild_oci::assemble::{AssembleSpec, ConfigEdits, LayerInput, assemble};
+use ocibuild_oci::image::{Image, Platform};
+use ocibuild_sandbox::probe::{choose_tier, probe};
+use serde_json::json;
+
+use crate::Event;
+use crate::error::{EngineError, Result};
+use crate::zeroconfig::{Built, Options, Shared};
+
+/// Whether `plan` runs on the one executor (else on [`crate::zeroconfig`]'s loop), and if not,
+/// why.
+pub fn eligible(plan: &Plan, o: &Options) -> std::result::Result<(), &'static str> {
+    if o.host_toolchain || plan.toolchain.profile == "host" {
+        return Err("--toolchain host");
+    }
+    if o.compare_naive {
+        return Err("--compare-naive");
+    }
+    if plan.writable.is_some() {
+        return Err("writable directories");
+    }
+    if o.runtime_bases.arch != o.toolchain_bases.arch {
+        return Err("a runtime of another architecture");
+    }
+    if std::env::var_os("OCIBUILD_ZEROCONFIG_EXECUTOR").is_some_and(|v| v == "loop") {
+        return Err("OCIBUILD_ZEROCONFIG_EXECUTOR=loop");
+    }
+    Ok(())
+}
+
+/// Registries are not a zero-config plan's business: every base is a native one.
+struct NoRegistry;
+
+impl crate::df::ImageResolver for NoRegistry {
+    fn resolve(&self, reference: &str, _: &Platform) -> Result<Image> {
+        Err(EngineError::Invalid {
+            what: reference.to_string(),
+            detail: "a zero-config plan names only native bases (ocibuild:PROFILE)".into(),
+        })
+    }
+}
+
+/// A `--cache-from` / `--cache-to` backend the caller keeps, lent to the executor.
+struct Lent<'a>(&'a dyn ocibuild_cache::CacheBackend);
+
+impl ocibuild_cache::CacheBackend for Lent<'_> {
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    fn get_index(
+        &self,
+        key: &str,
+    ) -> std::result::Result<Option<Vec<u8>>, ocibuild_cache::CacheError> {
+        self.0.get_index(key)
+    }
+    fn put_index(
+        &self,
+        key: &str,
+        bytes: &[u8],
+    ) -> std::result::Result<ocibuild_cache::PutOutcome, ocibuild_cache::CacheError> {
+        self.0.put_index(key, bytes)
+    }
+    fn has_blob(
+        &self,
+        d: &ocibuild_oci::Digest,
+    ) -> std::result::Result<bool, ocibuild_cache::CacheError> {
+        self.0.has_blob(d)
+    }
+    fn fetch_blob(
+        &self,
+        d: &ocibuild_oci::Digest,
+        store: &ocibuild_oci::store::ContentStore,
+    ) -> std::result::Result<ocibuild_cache::Fetch, ocibuild_cache::CacheError> {
+        self.0.fetch_blob(d, store)
+    }
+    fn push_blob(
+        &self,
+        d: &ocibuild_oci::Digest,
+        store: &ocibuild_oci::store::ContentStore,
+    ) -> std::result::Result<(), ocibuild_cache::CacheError> {
+        self.0.push_blob(d, store)
+    }
+}
+
+/// The Dockerfile form of `plan` (what `--dry-run=dockerfile` prints) for the app in `app`.
+pub fn lower(app: &Path, plan: &Plan, o: &Options) -> Result<String> {
+    crate::eject::dockerfile(
+        plan,
+        &crate::eject::EjectOptions {
+            app: app.display().to_string(),
+            labels: o.labels.clone(),
+            source_date_epoch: o.source_date_epoch,
+            dir: Some(app.to_path_buf()),
+        },
+    )
+}
+
+/// Build `plan` on the one executor. `warm_only`: fetch what `--cache-from` has, run nothing
+/// (then the second value names the first step of each stage no cache had).
+pub fn build(
+    app: &Path,
+    plan: &Plan,
+    o: &Options,
+    shared: &Shared<'_>,
+    warm_only: bool,
+    ev: &(dyn Fn(Event) + Sync),
+) -> Result<(Built, Vec<String>)> {
+    let store = &o.toolchain_bases.store;
+    let locks = crate::zeroconfig::locks(plan, o)?;
+    let toolchain_lock = locks.toolchain.as_ref().ok_or_else(|| EngineError::Invalid {
+        what: "zero-config build".into(),
+        detail: "the one executor builds on a Debian toolchain root; --toolchain host runs on the plan loop".into(),
+    })?;
+    let text = lower(app, plan, o)?;
+    // The graph's text is kept beside the step logs: errors point at its lines.
+    let dir = store.root().join("engine").join("zeroconfig");
+    std::fs::create_dir_all(&dir).map_err(EngineError::io("creating a directory", &dir))?;
+    let dockerfile = {
+        use sha2::{Digest as _, Sha256};
+        let h = hex::encode(Sha256::digest(text.as_bytes()));
+        dir.join(format!("{}-{}.Dockerfile", plan.lang, &h[..16]))
+    };
+    crate::roots::write_atomically(&dockerfile, text.as_bytes())?;
+    let platform = Platform {
+        architecture: o.runtime_bases.arch.clone(),
+        ..Platform::host()
+    };
+    let opts = crate::df::Options {
+        store: store.clone(),
+        context: app.to_path_buf(),
+        context_excludes: o.context_excludes.clone(),
+        dockerfile: dockerfile.clone(),
+        target: None,
+        build_args: BTreeMap::new(),
+        platform,
+        secrets: BTreeMap::new(),
+        contexts: BTreeMap::new(),
+        resolver: &NoRegistry,
+        native: Some(crate::df::native::NativeBases {
+            bases: o.runtime_bases.clone(),
+            locks: Vec::new(),
+        }),
+        isolation: o.isolation,
+        network: o.network,
+        ca_bundle: o.ca_bundle.clone(),
+        pass_env: o.pass_env.clone(),
+        source_date_epoch: o.source_date_epoch,
+        compression: o.compression,
+        level: o.level,
+        no_cache: o.no_cache,
+        // the labels are the graph's LABEL lines (history entries, as the plan loop wrote)
+        labels: BTreeMap::new(),
+        cache_from: shared
+            .from
+            .iter()
+            .map(|b| Box::new(Lent(b.as_ref())) as Box<dyn ocibuild_cache::CacheBackend>)
+            .collect(),
+        // Every step of the build stage feeds the final image (its outputs are what the final
+        // stage copies), so `mode=min` exports it as `mode=max` does: a cold runner with the
+        // same source runs nothing, and after a source edit reuses the dependency steps.
+        cache_to: shared
+            .to
+            .iter()
+            .map(|(b, _, ig)| {
+                (
+                    Box::new(Lent(b.as_ref())) as Box<dyn ocibuild_cache::CacheBackend>,
+                    ocibuild_cache::Mode::Max,
+                    *ig,
+                )
+            })
+            .collect(),
+        explain_cache: shared.explain,
+        warm_only,
+    };
+    let built = crate::df::build(&text, &opts, ev).map_err(|e| zero_config_hint(e, plan, o))?;
+    let mut image = built.image;
+    let df_record = built.record;
+
+    // The plan's layer names, by the instruction that made each layer.
+    let eo = crate::eject::EjectOptions {
+        labels: o.labels.clone(),
+        source_date_epoch: o.source_date_epoch,
+        ..Default::default()
+    };
+    let lines = crate::eject::final_stage(plan, &eo);
+    let name_of = |step_name: &str| -> String {
+        lines
+            .iter()
+            .find(|l| crate::df::one_line(&l.text) == step_name)
+            .and_then(|l| match l.makes {
+                crate::eject::Makes::Layer(i) => plan.layers.get(i).map(|l| l.name.clone()),
+                crate::eject::Makes::Writable(_) => Some("writable".into()),
+                crate::eject::Makes::Config => None,
+            })
+            .unwrap_or_else(|| step_name.to_string())
+    };
+    let steps_by_id: BTreeMap<String, &ocibuild_record::Step> =
+        df_record.steps.iter().map(|s| (s.id.clone(), s)).collect();
+    let df_layers = df_record
+        .images
+        .first()
+        .map(|i| i.layers.clone())
+        .unwrap_or_default();
+    // (name, reused: its step was cached)
+    let mut names: Vec<(String, bool)> = df_layers
+        .iter()
+        .filter_map(|l| match &l.origin {
+            ocibuild_record::LayerOrigin::Step { step } => {
+                let s = steps_by_id.get(step);
+                Some((
+                    name_of(s.map_or("", |s| s.name.as_str())),
+                    s.is_some_and(|s| {
+                        matches!(s.status, ocibuild_record::StepStatus::Cached { .. })
+                    }),
+                ))
+            }
+            _ => None,
+        })
+        .collect();
+
+    // The shared libraries the image's native code needs that the runtime base lacks.
+    if !warm_only && matches!(plan.lang, Lang::Node | Lang::Python) {
+        let runtime = o.runtime_bases.image_locked(&locks.runtime)?;
+        let tc = o
+            .toolchain_bases
+            .toolchain_locked_root(toolchain_lock, false)?;
+        let work = tempfile::Builder::new()
+            .prefix("native-libs-")
+            .tempdir_in(store.root().join("engine").join("work"))
+            .map_err(EngineError::io("creating a work dir", store.root()))?;
+        let libs_dir = work.path().join("libs");
+        // the app's layers only (the runtime base's own modules are the base's business)
+        let app_root = work.path().join("app");
+        std::fs::create_dir_all(&app_root)
+            .map_err(EngineError::io("creating a directory", &app_root))?;
+        let diff_ids = image.diff_ids()?;
+        let n_base = image.manifest.layers.len().saturating_sub(names.len());
+        for (layer, diff_id) in image.manifest.layers.iter().zip(&diff_ids).skip(n_base) {
+            let c = ocibuild_oci::media::layer_compression(&layer.media_type).ok_or_else(|| {
+                EngineError::Invalid {
+                    what: format!("layer {}", layer.digest),
+                    detail: format!("unsupported media type {}", layer.media_type),
+                }
+            })?;
+            let f = store.open_blob(&layer.digest)?;
+            ocibuild_oci::extract::extract_layer_blob(
+                std::io::BufReader::new(f),
+                c,
+                Some(diff_id),
+                &app_root,
+                &ocibuild_oci::extract::ExtractOptions::default(),
+            )?;
+        }
+        let mut runtime_root = || o.runtime_bases.rootfs(&runtime.image);
+        let libs = crate::elf::missing_libs(&[app_root], &mut runtime_root, &tc.root, &libs_dir)?;
+        for (lib, by) in &libs.unresolved {
+            ev(Event::Warning(format!(
+                "{by} needs {lib}, which neither the runtime base nor the build root has; \
+                 it fails to load at run time unless the app ships it (add the Debian package \
+                 with `packages` in ocibuild.toml)"
+            )));
+        }
+        if !libs.copied.is_empty() {
+            ev(Event::Note(format!(
+                "native code needs libraries the runtime base lacks; copied from the build root: {}",
+                libs.copied
+                    .iter()
+                    .map(|(_, p)| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+            let src = ocibuild_oci::layout::StoreSource::new(
+                store.clone(),
+                image.manifest_desc.clone(),
+                "the built image".to_string(),
+            );
+            let history = vec![json!({
+                "created": ocibuild_oci::image::rfc3339(o.source_date_epoch),
+                "created_by": "ocibuild: the shared libraries native code needs that the runtime base lacks",
+            })];
+            let assembled = assemble(
+                store,
+                AssembleSpec {
+                    base: Some((&src, image.clone())),
+                    layers: vec![LayerInput::new(libs_dir, String::new())],
+                    config: ConfigEdits::default(),
+                    annotations: BTreeMap::new(),
+                    platform: None,
+                    compression: o.compression,
+                    level: o.level,
+                    source_date_epoch: o.source_date_epoch,
+                    owner: Some((0, 0)),
+                    keep_modes: false,
+                    history: Some(history),
+                },
+            )?;
+            let reused = assembled.new_layers.first().is_some_and(|l| l.2);
+            image = assembled.image;
+            names.push(("native-libs".to_string(), reused));
+        }
+    }
+
+    let mut layers = Vec::new();
+    let n_base = image.manifest.layers.len().saturating_sub(names.len());
+    for ((name, reused), d) in names.iter().zip(&image.manifest.layers[n_base..]) {
+        let reused = *reused;
+        ev(Event::Layer {
+            name: name.clone(),
+            digest: d.digest.to_string(),
+            size: d.size,
+            reused,
+        });
+        layers.push((name.clone(), d.digest.to_string(), d.size, reused));
+    }
+    let runtime = df_record
+        .images
+        .first()
+        .and_then(|i| i.bases.first())
+        .and_then(|b| b.digest.as_ref())
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    let statuses: Vec<ocibuild_record::Step> = df_record.steps.clone();
+    let cached = built.ran.is_empty();
+    let layer_names: Vec<String> = names.iter().map(|(n, _)| n.clone()).collect();
+    let mut record = crate::zeroconfig::build_record(
+        app,
+        plan,
+        o,
+        &locks,
+        "",
+        &image,
+        &layer_names,
+        &runtime,
+        Vec::new(),
+    )?;
+    // the graph's steps, each with its own content key and how it ended
+    record.steps = statuses;
+    let tier = if cached {
+        ocibuild_sandbox::run::Tier::Host
+    } else {
+        choose_tier(&probe(), o.isolation)?
+    };
+    Ok((
+        Built {
+            image,
+            runtime,
+            toolchain: Some(toolchain_lock.key.clone()),
+            layers,
+            tier,
+            steps: built.ran,
+            naive_size: None,
+            cached,
+            record,
+        },
+        built.stopped,
+    ))
+}
+
+/// A failed step's hint in the zero-config frontend's words (there is no Dockerfile to fix).
+fn zero_config_hint(e: EngineError, plan: &Plan, o: &Options) -> EngineError {
+    match e {
+        EngineError::StepFailed {
+            step,
+            argv,
+            status,
+            output,
+            hint: _,
+        } => {
+            let network = plan
+                .steps
+                .iter()
+                .any(|s| s.network && argv.ends_with(&s.argv.join(" ")));
+            let hint = if output.contains("gyp ERR!") || output.contains("prebuild-install warn") {
+                "a native addon failed to build: the build root has python3, make, g++ and Node's headers (npm_config_nodedir=/usr); an addon whose prebuilt binary cannot be downloaded is built from source, which fails when it needs a library's -dev headers the root lacks: vendor a prebuilt binary, pick a pure-JavaScript package, or write a Dockerfile".to_string()
+            } else if network && !o.network {
+                "this step downloads dependencies and --network none was given; allow the network or vendor the dependencies".to_string()
+            } else if network {
+                "if a download failed, check the network, proxy variables and --build-ca; otherwise the output above says what the tool disliked".to_string()
+            } else {
+                "the output above says what the tool disliked".to_string()
+            };
+            EngineError::StepFailed {
+                step,
+                argv,
+                status,
+                output,
+                hint,
+            }
+        }
+        other => other,
+    }
+}
