@@ -136,10 +136,37 @@ fn native_addons_are_built_once_and_their_libraries_shipped() {
     let ctx = TestContext::new();
     let (rootfs, bundle, out) = build_and_unpack(&ctx, "node-native", &["--no-cache"]);
     // the full install (for the build script) compiled the addon; the production tree is that
-    // install, pruned: nothing is compiled twice
-    assert!(out.contains("step npm-ci: exit 0"), "{out}");
-    assert!(out.contains("step npm-prune: exit 0"), "{out}");
-    assert!(!out.contains("npm-ci-production"), "{out}");
+    // install, pruned: nothing is compiled twice. The build graph (what `--dry-run=dockerfile`
+    // prints, and what the one executor runs) has the full install and the prune and no
+    // production install; the record says every step ran (`--no-cache`).
+    let graph = String::from_utf8_lossy(
+        &run_ok(
+            ocibuild()
+                .args(["build", "--dry-run=dockerfile"])
+                .arg(app("node-native")),
+        )
+        .stdout,
+    )
+    .into_owned();
+    assert!(graph.contains("npm ci --no-audit --no-fund"), "{graph}");
+    assert!(graph.contains("npm prune --omit=dev"), "{graph}");
+    assert!(!graph.contains("npm ci --omit=dev"), "{graph}");
+    let m: Value =
+        serde_json::from_slice(&fs::read(ctx.path("node-native.json")).unwrap()).unwrap();
+    let steps = m["ocibuild.steps"].as_array().unwrap();
+    let runs = steps
+        .iter()
+        .filter(|s| s["name"].as_str().is_some_and(|n| n.starts_with("RUN ")))
+        .count();
+    assert_eq!(
+        runs,
+        graph.lines().filter(|l| l.starts_with("RUN ")).count(),
+        "{m:#}"
+    );
+    assert!(
+        steps.iter().all(|s| s["ran"] == serde_json::json!(true)),
+        "{m:#}"
+    );
     assert!(rootfs.join("app/build-info.json").is_file(), "{out}");
     // npm installs a `file:` dependency as a link to its directory or as a copy (install-links):
     // the addon is compiled where it is, and only the addon of node-gyp's output is kept
