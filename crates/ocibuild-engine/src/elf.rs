@@ -27,3 +27,25 @@ pub fn missing_libs(
 ) -> Result<NativeLibs> {
     ocibuild_elf::missing_libs(layers, runtime, build_root, out)
 }
+
+/// Tell the user what [`missing_libs`] found: a warning per library nothing provides, and a
+/// note naming the libraries copied from the build root (the same words on every executor path).
+pub fn report_missing_libs(libs: &NativeLibs, ev: &(dyn Fn(crate::Event) + Sync)) {
+    for (lib, by) in &libs.unresolved {
+        ev(crate::Event::Warning(format!(
+            "{by} needs {lib}, which neither the runtime base nor the build root has; \
+             it fails to load at run time unless the app ships it (add the Debian package \
+             with `packages` in ocibuild.toml)"
+        )));
+    }
+    if !libs.copied.is_empty() {
+        ev(crate::Event::Note(format!(
+            "native code needs libraries the runtime base lacks; copied from the build root: {}",
+            libs.copied
+                .iter()
+                .map(|(_, p)| p.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+}

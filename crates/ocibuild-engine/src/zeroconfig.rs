@@ -1104,22 +1104,8 @@ pub fn build(
         let staged: Vec<PathBuf> = inputs.iter().map(|i| i.src.clone()).collect();
         let mut runtime_root = || o.runtime_bases.rootfs(&runtime.image);
         let libs = crate::elf::missing_libs(&staged, &mut runtime_root, &build_root, &libs_dir)?;
-        for (lib, by) in &libs.unresolved {
-            ev(Event::Warning(format!(
-                "{by} needs {lib}, which neither the runtime base nor the build root has; \
-                 it fails to load at run time unless the app ships it (add the Debian package \
-                 with `packages` in ocibuild.toml)"
-            )));
-        }
+        crate::elf::report_missing_libs(&libs, ev);
         if !libs.copied.is_empty() {
-            ev(Event::Note(format!(
-                "native code needs libraries the runtime base lacks; copied from the build root: {}",
-                libs.copied
-                    .iter()
-                    .map(|(_, p)| p.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
             inputs.insert(0, LayerInput::new(libs_dir, String::new()));
             names.insert(0, "native-libs".to_string());
         }
