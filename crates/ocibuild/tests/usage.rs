@@ -732,3 +732,24 @@ fn a_long_step_says_it_is_still_running() {
     assert!(!running.is_empty(), "{err}");
     assert!(running.iter().all(|e| e["seconds"].is_u64()), "{running:?}");
 }
+
+/// `ocibuild … | head -1`: the reader has gone before ocibuild prints. No panic report, and the
+/// status a SIGPIPE-killed tool leaves in a shell (141), not the panic's 101.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let ctx = tk::TestContext::new();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = ocibuild(&ctx)
+        .args(["base", "list"])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(
+        !err.contains("panicked"),
+        "a panic report on a closed stdout:\n{err}"
+    );
+    assert_eq!(code(&out), 141, "stderr:\n{err}");
+}
