@@ -635,6 +635,17 @@ fn diagnose_userns(
             vec![Fix { problem, fix }],
         );
     }
+    if root && attempt.step() == "write /proc/self/uid_map" && errno == Some(libc::EPERM) {
+        let problem = format!(
+            "{}: since Linux 5.12, mapping root (uid 0) into a user namespace needs CAP_SETFCAP, which container runtimes drop by default",
+            attempt.detail
+        );
+        let fix = "add the SETFCAP capability to the build container: Kubernetes `securityContext.capabilities.add: [SETFCAP]`, Docker/Podman `--cap-add SETFCAP`; or run the build as a non-root user with /etc/subuid ranges".to_string();
+        return (
+            format!("refused: {} (no CAP_SETFCAP)", attempt.detail),
+            vec![Fix { problem, fix }],
+        );
+    }
     if at_unshare && matches!(errno, Some(libc::EPERM) | Some(libc::ENOSYS)) {
         let problem = format!(
             "{} although the kernel settings allow user namespaces: a seccomp filter blocks it (Docker's and containerd's default profiles do)",
@@ -819,10 +830,17 @@ pub fn probe_with(sys: &dyn Syscall, attempts: &dyn Fn(&str) -> Check) -> Report
         });
     }
 
+    // Every step mounts a fresh /proc; where the kernel refuses it, the tier would fail each
+    // step at that mount, so it is not offered.
     let userns_tier = TierStatus {
         tier: Tier::Userns,
-        available: userns.ok,
-        why: if userns.ok {
+        available: userns.ok && proc_mount.ok,
+        why: if userns.ok && !proc_mount.ok {
+            format!(
+                "user namespaces work, but NO fresh /proc can be mounted in them, and every step needs one: {}",
+                proc_mount.detail
+            )
+        } else if userns.ok {
             let ids = if root {
                 "root: any id range can be mapped".to_string()
             } else if newuidmap.is_some()

@@ -232,7 +232,7 @@ fn overlay_refused_keeps_userns_and_says_where_to_put_the_upper_dir() {
 }
 
 #[test]
-fn masked_proc_keeps_userns_and_gives_the_pod_setting() {
+fn masked_proc_rules_out_userns_and_gives_the_pod_setting() {
     let sys = full_rootless(host(1000))
         .with_file("/proc/self/mountinfo", MASKED_MOUNTINFO)
         .refusing("mount:proc", eperm());
@@ -246,7 +246,9 @@ fn masked_proc_keeps_userns_and_gives_the_pod_setting() {
     );
     assert!(r.proc_mount.detail.contains("/proc/sys (read-only)"));
     assert!(r.proc_mount.detail.contains("mount proc"));
-    assert_eq!(r.chosen, Tier::Userns);
+    // Every step mounts a fresh /proc: the tier is not offered (it would fail each step).
+    assert!(!r.available(Tier::Userns));
+    assert_eq!(r.chosen, Tier::Host);
     assert!(r.tier(Tier::Userns).unwrap().why.contains("NO fresh /proc"));
     assert_fix(
         &r,
@@ -438,4 +440,20 @@ fn unknown_attempt_is_a_usage_error() {
     let out = tk::run(Command::new(HELPER).args([MODE_PROBE, "teleport"]));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown attempt"));
+}
+
+#[test]
+fn root_refused_its_uid_map_needs_setfcap() {
+    // Root in a pod whose runtime drops CAP_SETFCAP (Linux 5.12+): unshare works, mapping uid 0
+    // does not.
+    let sys = host(0).refusing("write:/proc/self/uid_map", eperm());
+    let r = probe_fake(&sys);
+    assert!(!r.userns.ok);
+    assert!(
+        r.userns.detail.contains("CAP_SETFCAP"),
+        "{}",
+        r.userns.detail
+    );
+    assert_fix(&r, "securityContext.capabilities.add: [SETFCAP]");
+    assert_no_fix(&r, "seccomp");
 }
