@@ -637,7 +637,7 @@ fn diagnose_userns(
     }
     if root && attempt.step() == "write /proc/self/uid_map" && errno == Some(libc::EPERM) {
         let problem = format!(
-            "{}: since Linux 5.12, mapping root (uid 0) into a user namespace needs CAP_SETFCAP, which container runtimes drop by default",
+            "{}: since Linux 5.12, mapping root (uid 0) into a user namespace needs CAP_SETFCAP, which this process lacks (a pod spec dropping ALL capabilities removes it)",
             attempt.detail
         );
         let fix = "add the SETFCAP capability to the build container: Kubernetes `securityContext.capabilities.add: [SETFCAP]`, Docker/Podman `--cap-add SETFCAP`; or run the build as a non-root user with /etc/subuid ranges".to_string();
