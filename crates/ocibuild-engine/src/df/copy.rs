@@ -721,6 +721,16 @@ impl Exec<'_> {
                         detail: "COPY takes local paths; use ADD for a URL".into(),
                     });
                 }
+                if self.o.offline.is_some() {
+                    // `--offline`'s walk stops the stage here (the preflight lists the URL)
+                    if self.warm_stop(st, label) {
+                        return Ok(());
+                    }
+                    return Err(EngineError::Invalid {
+                        what: format!("{loc}: ADD {}", redact_url(s)),
+                        detail: "the build is --offline and ADD downloads the URL on every build; download it into the build context while online and COPY it".into(),
+                    });
+                }
                 let (file, name) = download(
                     s,
                     a.checksum.as_deref(),

@@ -74,6 +74,10 @@ impl Puller<'_> {
 }
 
 impl ImageResolver for Puller<'_> {
+    fn in_store(&self, reference: &str, platform: &Platform) -> bool {
+        self.pinned(&self.pin_path(reference, platform)).is_some()
+    }
+
     fn resolve(&self, reference: &str, platform: &Platform) -> Result<Image, EngineError> {
         let pin = self.pin_path(reference, platform);
         if self.policy != "always"
@@ -84,7 +88,7 @@ impl ImageResolver for Puller<'_> {
         if self.policy == "never" {
             return Err(EngineError::Invalid {
                 what: format!("image {reference}"),
-                detail: "--pull never, and it was never pulled into this store; pull it once (--pull missing) or use a local oci: layout".into(),
+                detail: "--pull never (or --offline), and it was never pulled into this store; pull it once (--pull missing) or use a local oci: layout".into(),
             });
         }
         let img = self
@@ -254,7 +258,12 @@ fn build_impl(
         reg: std::sync::OnceLock::new(),
         g,
         store: store.clone(),
-        policy: a.pull.clone(),
+        // --offline pulls nothing: the bases this store pulled before (as --pull never)
+        policy: if a.offline {
+            "never".into()
+        } else {
+            a.pull.clone()
+        },
     };
     let (from_specs, to_specs, inline) = cache_specs(a)?;
     let mut labels = BTreeMap::new();
@@ -298,6 +307,7 @@ fn build_impl(
         cache_to,
         explain_cache: a.explain_cache,
         warm_only,
+        offline: a.offline.then(ocibuild_engine::offline::Offline::default),
     };
     // a RUN's output goes to stderr when it ends (as docker build --progress plain shows it),
     // except in json mode, where only events are written
