@@ -438,7 +438,7 @@ mod tests {
         assert!(matches!(&m[0], Missing::Step { why, .. } if why.contains("pip cannot install")));
         // a cold npm cache is reported, naming the cache
         let dir = |_: &str| cold.path().to_path_buf();
-        let (m, _) = check_steps(&strict, &[npm.clone()], &dir);
+        let (m, _) = check_steps(&strict, std::slice::from_ref(&npm), &dir);
         assert!(matches!(&m[0], Missing::Step { why, .. } if why.contains("/root/.npm")));
         // a Dockerfile's steps run without the network: nothing is missing
         let (m, _) = check_steps(&Offline::default(), &[npm, pip], &dir);
