@@ -321,3 +321,79 @@ fn offline_builds_with_something_missing_fail_before_any_step_and_name_every_ite
         "something was fetched into the empty cache"
     );
 }
+
+#[test]
+fn offline_run_steps_get_no_network_and_keep_their_online_keys() {
+    // Outside a namespace, so the host has a network the step could see: `--offline` must take
+    // it away from the RUN, and the step's key must be the one an online build gives.
+    let host = fs::read_to_string("/proc/net/dev").unwrap();
+    assert!(
+        host.lines()
+            .skip(2)
+            .any(|l| !l.trim_start().starts_with("lo:")),
+        "the host has no interface but lo, so this test cannot tell a step's network from none: {host}"
+    );
+    let ctx = TestContext::new();
+    let store = shared_store();
+    let df_ctx = ctx.tmp_dir("df-run");
+    // a fresh value, so the RUN is not in the shared step cache and really runs
+    let nonce = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    fs::write(df_ctx.join("nonce.txt"), &nonce).unwrap();
+    fs::write(
+        df_ctx.join("Dockerfile"),
+        "FROM ocibuild:static:debug\nCOPY nonce.txt /nonce.txt\nRUN echo \"interfaces: $(cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' ' | tr '\\n' ' ')\" > /net.txt && cat /net.txt\n",
+    )
+    .unwrap();
+    let layout = ctx.path("out");
+    let l = layout.display().to_string();
+    let t0 = std::time::Instant::now();
+    let out = ocibuild(&store)
+        .arg("build")
+        .arg(&df_ctx)
+        .arg("--offline")
+        .arg("--cache-dir")
+        .arg(cache())
+        .args(["--output", &format!("oci:{l}:offline")])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    eprintln!("offline RUN: {:.2} s\n{err}", t0.elapsed().as_secs_f64());
+    let offline = digest_of(&String::from_utf8_lossy(&out.stdout));
+    assert!(err.contains("run without the network"), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("interfaces: "))
+        .unwrap_or_else(|| panic!("the step's output is not shown:\n{err}"));
+    assert_eq!(
+        line.split("interfaces: ").nth(1).unwrap().trim(),
+        "lo",
+        "{err}"
+    );
+    // online, the same step is a hit: nothing runs, the same image
+    let out = ocibuild(&store)
+        .arg("build")
+        .arg(&df_ctx)
+        .arg("--cache-dir")
+        .arg(cache())
+        .args(["--output", &format!("oci:{l}:online")])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        digest_of(&String::from_utf8_lossy(&out.stdout)),
+        offline,
+        "{err}"
+    );
+    assert!(
+        !err.lines().any(|l| l.starts_with("interfaces: ")),
+        "the RUN ran again online:\n{err}"
+    );
+}

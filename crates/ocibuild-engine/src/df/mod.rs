@@ -282,19 +282,30 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
     let cache_dir = root.join("engine").join("df");
     fs::create_dir_all(&cache_dir)
         .map_err(EngineError::io("creating the step cache", &cache_dir))?;
+    // `--offline`'s walk reports its events only when it turns out to be the build itself
+    // (every step in the cache): they are kept until then
+    let held: Mutex<Vec<Event>> = Mutex::new(Vec::new());
+    let live = std::sync::atomic::AtomicBool::new(false);
+    let walk_ev = |e: Event| {
+        if live.load(std::sync::atomic::Ordering::SeqCst) {
+            ev(e)
+        } else if let Ok(mut h) = held.lock() {
+            h.push(e)
+        }
+    };
+    let mut walked: Option<Exec<'_>> = None;
     if let Some(off) = &o.offline
         && !o.warm_only
     {
         // Before anything runs: every base, image and download the build needs is here, and
         // the steps that must run can run without the network.
-        let quiet = |_: Event| {};
         let walk_dir = work.path().join("offline");
         fs::create_dir_all(&walk_dir).map_err(EngineError::io("creating a work dir", &walk_dir))?;
         let walk = new_exec(
             o,
             &df,
             plan.clone(),
-            &quiet,
+            &walk_ev,
             ignore.clone(),
             walk_dir,
             cache_dir.clone(),
@@ -321,7 +332,14 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
                 .unwrap_or_default();
             let (m, run) = crate::offline::check_steps(off, &would, &|id| walk.cache_mount_dir(id));
             missing.extend(m);
-            if missing.is_empty() && !run.is_empty() {
+            if missing.is_empty() && run.is_empty() {
+                // every step was in the cache: the walk is the build
+                for e in std::mem::take(&mut *held.lock().map_err(poison)?) {
+                    ev(e);
+                }
+                live.store(true, std::sync::atomic::Ordering::SeqCst);
+                walked = Some(walk);
+            } else if missing.is_empty() {
                 ev(Event::Note(format!(
                     "--offline: {} not in the step cache, run{} without the network: {}",
                     if run.len() == 1 {
@@ -339,17 +357,23 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
             return Err(crate::offline::report(&missing, cache, bases_here));
         }
     }
-    let exec = new_exec(
-        o,
-        &df,
-        plan,
-        ev,
-        ignore,
-        work.path().to_path_buf(),
-        cache_dir,
-        false,
-    );
-    run_levels(&exec)?;
+    let exec = match walked {
+        Some(w) => w,
+        None => {
+            let exec = new_exec(
+                o,
+                &df,
+                plan,
+                ev,
+                ignore,
+                work.path().to_path_buf(),
+                cache_dir,
+                false,
+            );
+            run_levels(&exec)?;
+            exec
+        }
+    };
     let target = exec.plan.target;
     let out = exec.stages[target]
         .get()
