@@ -213,17 +213,17 @@ pub(crate) fn check_steps(
             Some("npm") => ("npm", warm("/root/.npm"), Some("/root/.npm")),
             Some("go") => ("go", warm("/root/go/pkg/mod"), Some("/root/go/pkg/mod")),
             Some(t) => (t, false, None),
-            None => ("the step", false, None),
+            None => ("a program", false, None),
         };
         if ok {
             continue;
         }
         let why = match cache {
             Some(c) => format!(
-                "it downloads dependencies, and {tool}'s cache ({c}, a cache mount) is empty in this store, so {tool} cannot run from it offline"
+                "it runs {tool}, which downloads dependencies, and {tool}'s cache ({c}, a cache mount) is empty in this store, so it cannot run from it offline"
             ),
             None => format!(
-                "it downloads dependencies, and {tool} cannot install from its cache without the network"
+                "it runs {tool}, which downloads dependencies and cannot install from its cache without the network"
             ),
         };
         missing.push(Missing::Step {
@@ -435,7 +435,9 @@ mod tests {
         let (m, run) = check_steps(&strict, &[npm.clone(), pip.clone(), local.clone()], &dir);
         assert_eq!(run.len(), 3);
         assert_eq!(m.len(), 1, "{m:?}");
-        assert!(matches!(&m[0], Missing::Step { why, .. } if why.contains("pip cannot install")));
+        assert!(
+            matches!(&m[0], Missing::Step { why, .. } if why.contains("it runs pip, which downloads"))
+        );
         // a cold npm cache is reported, naming the cache
         let dir = |_: &str| cold.path().to_path_buf();
         let (m, _) = check_steps(&strict, std::slice::from_ref(&npm), &dir);

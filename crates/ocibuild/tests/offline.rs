@@ -397,3 +397,61 @@ fn offline_run_steps_get_no_network_and_keep_their_online_keys() {
         "the RUN ran again online:\n{err}"
     );
 }
+
+/// A copy of a testdata app in `dir`.
+fn copy_app(name: &str, dir: &Path) {
+    for e in walkdir::WalkDir::new(app(name)).min_depth(1) {
+        let e = e.unwrap();
+        let rel = e.path().strip_prefix(app(name)).unwrap();
+        if e.file_type().is_dir() {
+            fs::create_dir_all(dir.join(rel)).unwrap();
+        } else {
+            fs::copy(e.path(), dir.join(rel)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_zero_config_download_step_that_must_run_offline_is_reported_before_anything_runs() {
+    // python-app, built online (the roots, the venv and the pip step are cached), then a new
+    // requirement: the pip step must run again, and pip cannot install from its cache without
+    // an index. The preflight says so and names the fix; nothing runs.
+    let ctx = TestContext::new();
+    let store = shared_store();
+    let dir = ctx.tmp_dir("python-app");
+    copy_app("python-app", &dir);
+    run_ok_stdout(
+        ocibuild(&store)
+            .arg("build")
+            .arg(&dir)
+            .arg("--cache-dir")
+            .arg(cache()),
+    );
+    let mut req = fs::read_to_string(dir.join("requirements.txt")).unwrap();
+    req.push_str("six==1.17.0\n");
+    fs::write(dir.join("requirements.txt"), req).unwrap();
+    let t0 = std::time::Instant::now();
+    let (code, err) = failed(
+        offline(&store)
+            .arg("build")
+            .arg(&dir)
+            .arg("--offline")
+            .arg("--cache-dir")
+            .arg(cache()),
+    );
+    eprintln!(
+        "zero-config, pip step must run: {:.2} s\n{err}",
+        t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(code, 1, "{err}");
+    for want in [
+        "nothing was fetched and no step ran",
+        "[build ",
+        "python3 -m pip",
+        "not in the step cache: it runs pip, which downloads dependencies and cannot install from its cache without the network",
+        "run this build once",
+    ] {
+        assert!(err.contains(want), "no `{want}` in:\n{err}");
+    }
+    assert!(!err.contains(", done in "), "a step ran:\n{err}");
+}

@@ -701,6 +701,14 @@ impl Exec<'_> {
             });
         }
         let src = Source::open(self, from.as_deref(), &loc)?;
+        // warming (or `--offline`'s walk), a stage that stopped early lacks what its later
+        // steps make: a copy from it would run, and stops this stage too
+        if let Source::Stage(j) = &src
+            && self.stages[*j].get().is_some_and(|o| o.stopped)
+            && self.warm_stop(st, label)
+        {
+            return Ok(());
+        }
         if let Source::Stage(j) = &src
             && let Ok(mut c) = self.copied_from.lock()
         {

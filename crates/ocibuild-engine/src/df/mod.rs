@@ -170,6 +170,9 @@ pub(crate) struct StageOut {
     pub chain: Chain,
     /// The materialised root, made on first use by another stage.
     pub merged: Mutex<Option<PathBuf>>,
+    /// Warm mode or `--offline`'s walk: a step missed and the rest was skipped, so the stage's
+    /// filesystem is not what the build would make.
+    pub stopped: bool,
 }
 
 pub(crate) struct Exec<'a> {

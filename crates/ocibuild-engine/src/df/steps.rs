@@ -242,6 +242,7 @@ impl Exec<'_> {
             name,
             chain: st.chain,
             merged: Mutex::new(st.merged),
+            stopped: st.stopped,
         };
         let _ = self.stages[i].set(Arc::new(out));
         Ok(())
