@@ -230,6 +230,23 @@ fn offline_builds_with_something_missing_fail_before_any_step_and_name_every_ite
          RUN --network=none echo must-not-run-either\n",
     )
     .unwrap();
+    // online first: the package indexes the lock of `static:nonroot+sl` comes from are cached
+    // (a cold cache would make it a lock that cannot be resolved, not a missing package)
+    run_ok_stdout(
+        ocibuild(&store)
+            .args([
+                "base",
+                "lock",
+                "--profile",
+                "static:nonroot",
+                "--packages",
+                "sl",
+            ])
+            .arg("--cache-dir")
+            .arg(cache())
+            .arg("--output")
+            .arg(ctx.path("sl.lock")),
+    );
     let t0 = std::time::Instant::now();
     let (code, err) = failed(
         offline(&store)
@@ -275,6 +292,14 @@ fn offline_builds_with_something_missing_fail_before_any_step_and_name_every_ite
     // Zero-config with an emptied package cache: a private store that knows the locks (copied
     // from the shared store, as a CI runner's store would) and an empty cache. Every package
     // of both the toolchain root and the runtime base is named, with its version.
+    // online first (warm: nothing runs), so the shared store holds the app's locks
+    run_ok_stdout(
+        ocibuild(&shared_store())
+            .arg("build")
+            .arg(app("go-hello"))
+            .arg("--cache-dir")
+            .arg(cache()),
+    );
     let store = ctx.tmp_dir("store-zc");
     let locks = store.join("engine").join("locks");
     fs::create_dir_all(&locks).unwrap();
@@ -352,6 +377,16 @@ fn offline_run_steps_get_no_network_and_keep_their_online_keys() {
     .unwrap();
     let layout = ctx.path("out");
     let l = layout.display().to_string();
+    // the base online first (warm: found in the store), so offline only the two steps are new
+    let base_ctx = ctx.tmp_dir("df-base");
+    fs::write(base_ctx.join("Dockerfile"), "FROM ocibuild:static:debug\n").unwrap();
+    run_ok_stdout(
+        ocibuild(&store)
+            .arg("build")
+            .arg(&base_ctx)
+            .arg("--cache-dir")
+            .arg(cache()),
+    );
     let t0 = std::time::Instant::now();
     let out = ocibuild(&store)
         .arg("build")
