@@ -490,3 +490,49 @@ fn a_zero_config_download_step_that_must_run_offline_is_reported_before_anything
     }
     assert!(!err.contains(", done in "), "a step ran:\n{err}");
 }
+
+#[test]
+fn a_zero_config_npm_install_runs_offline_from_its_warm_cache() {
+    // node-deps online (npm's cache mount is filled), then offline with --no-cache, so every
+    // step runs in the namespace: `npm ci` installs from the warm cache (npm_config_offline)
+    // and the image is the online one.
+    let ctx = TestContext::new();
+    let store = shared_store();
+    let node = app("node-deps");
+    let online = digest_of(&run_ok_stdout(
+        ocibuild(&store)
+            .arg("build")
+            .arg(&node)
+            .arg("--cache-dir")
+            .arg(cache()),
+    ));
+    let t0 = std::time::Instant::now();
+    let out = offline(&store)
+        .arg("build")
+        .arg(&node)
+        .args(["--offline", "--no-cache"])
+        .arg("--cache-dir")
+        .arg(cache())
+        .args([
+            "--output",
+            &format!("oci:{}:node", ctx.path("out").display()),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprintln!(
+        "zero-config npm ci offline: {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains(" npm ci ") && l.contains(": exit 0, done in ")),
+        "npm ci did not run:\n{err}"
+    );
+    assert_eq!(
+        digest_of(&String::from_utf8_lossy(&out.stdout)),
+        online,
+        "{err}"
+    );
+}
