@@ -79,8 +79,9 @@ pub(crate) struct WouldRun {
     pub kind: InstructionKind,
 }
 
-/// The static part of the preflight: bases, registry images and URLs of the stages the build
-/// needs. `resolver_has` says whether a registry reference is in the store for a platform.
+/// The static part of the preflight: the bases, images (`FROM`, `COPY --from`,
+/// `RUN --mount=from=`; a registry one through [`crate::df::ImageResolver::in_store`]) and
+/// `ADD` URLs of the stages the build needs. `stage_platform` gives a stage's platform.
 pub(crate) fn check_sources(
     o: &crate::df::Options<'_>,
     df: &Dockerfile,
