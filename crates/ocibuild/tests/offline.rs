@@ -182,6 +182,34 @@ fn warm_builds_offline_give_the_online_digests() {
         online,
         "{err}"
     );
+    // the same base named by digest under a registry that never existed: it is in the store by
+    // that digest, so nothing is pulled, and the build is the same image
+    let base = err
+        .lines()
+        .find_map(|l| l.strip_prefix("=> ocibuild:static:nonroot: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no base digest in:\n{err}"))
+        .to_string();
+    fs::write(
+        df_ctx.join("Dockerfile"),
+        format!(
+            "FROM 127.0.0.1:5999/never/pulled@{base}\nCOPY motd.txt /srv/motd.txt\nUSER nonroot\nENTRYPOINT [\"/nothing\"]\n"
+        ),
+    )
+    .unwrap();
+    let out = offline(&store)
+        .arg("build")
+        .arg(&df_ctx)
+        .arg("--offline")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        digest_of(&String::from_utf8_lossy(&out.stdout)),
+        online,
+        "{err}"
+    );
     // and the layout holds both under the same manifest
     let index: serde_json::Value =
         serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();

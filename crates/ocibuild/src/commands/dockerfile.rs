@@ -57,6 +57,32 @@ impl Puller<'_> {
             .then_some(img)
     }
 
+    /// A reference by digest (`NAME@sha256:…`) whose manifest or index, and every layer, is in
+    /// the store already: no tag to resolve, so nothing to pull (what `--offline` builds on).
+    fn by_digest(&self, reference: &str, platform: &Platform) -> Option<Image> {
+        let d = Reference::parse(reference).ok()?.digest?;
+        if !self.store.has(&d) {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut self.store.open_blob(&d).ok()?, &mut bytes).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let media_type = match v.get("mediaType").and_then(|m| m.as_str()) {
+            Some(m) => m.to_string(),
+            None if v.get("manifests").is_some() => ocibuild_oci::media::OCI_INDEX.to_string(),
+            None => ocibuild_oci::media::OCI_MANIFEST.to_string(),
+        };
+        let desc = ocibuild_oci::image::Descriptor::new(&media_type, d, bytes.len() as u64);
+        let src =
+            ocibuild_oci::layout::StoreSource::new(self.store.clone(), desc, "a base in the store");
+        let img = load_image(&src, Some(platform)).ok()?;
+        img.manifest
+            .layers
+            .iter()
+            .all(|l| self.store.has(&l.digest))
+            .then_some(img)
+    }
+
     fn pull(&self, reference: &str, platform: &Platform) -> anyhow::Result<Image> {
         let r = Reference::parse(reference).with_context(|| format!("`{reference}`"))?;
         let reg = self
@@ -76,12 +102,15 @@ impl Puller<'_> {
 impl ImageResolver for Puller<'_> {
     fn in_store(&self, reference: &str, platform: &Platform) -> bool {
         self.pinned(&self.pin_path(reference, platform)).is_some()
+            || self.by_digest(reference, platform).is_some()
     }
 
     fn resolve(&self, reference: &str, platform: &Platform) -> Result<Image, EngineError> {
         let pin = self.pin_path(reference, platform);
         if self.policy != "always"
-            && let Some(img) = self.pinned(&pin)
+            && let Some(img) = self
+                .pinned(&pin)
+                .or_else(|| self.by_digest(reference, platform))
         {
             return Ok(img);
         }
