@@ -16,6 +16,7 @@ pub mod elf;
 pub mod error;
 pub mod lowered;
 pub mod mountcache;
+pub mod offline;
 pub mod roots;
 pub mod steplog;
 pub mod storeusage;

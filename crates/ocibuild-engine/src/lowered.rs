@@ -135,11 +135,6 @@ pub fn build(
     ev: &(dyn Fn(Event) + Sync),
 ) -> Result<(Built, Vec<String>)> {
     let store = &o.toolchain_bases.store;
-    let locks = crate::zeroconfig::locks(plan, o)?;
-    let toolchain_lock = locks.toolchain.as_ref().ok_or_else(|| EngineError::Invalid {
-        what: "zero-config build".into(),
-        detail: "the one executor builds on a Debian toolchain root; --toolchain host runs on the plan loop".into(),
-    })?;
     let text = lower(app, plan, o)?;
     // The graph's text is kept beside the step logs: errors point at its lines.
     let dir = store.root().join("engine").join("zeroconfig");
@@ -172,7 +167,18 @@ pub fn build(
         isolation: o.isolation,
         network: o.network,
         ca_bundle: o.ca_bundle.clone(),
-        pass_env: o.pass_env.clone(),
+        pass_env: {
+            let mut env = o.pass_env.clone();
+            if o.toolchain_bases.offline {
+                // download tools work from their caches, and say what is not there
+                env.extend(
+                    crate::offline::OFFLINE_ENV
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string())),
+                );
+            }
+            env
+        },
         source_date_epoch: o.source_date_epoch,
         compression: o.compression,
         level: o.level,
@@ -200,8 +206,21 @@ pub fn build(
             .collect(),
         explain_cache: shared.explain,
         warm_only,
+        offline: o
+            .toolchain_bases
+            .offline
+            .then_some(crate::offline::Offline {
+                strict_downloads: true,
+            }),
     };
     let built = crate::df::build(&text, &opts, ev).map_err(|e| zero_config_hint(e, plan, o))?;
+    // after the graph (which locks the same bases): offline, a base that cannot be locked is
+    // the preflight's to report, with everything else that is missing
+    let locks = crate::zeroconfig::locks(plan, o)?;
+    let toolchain_lock = locks.toolchain.as_ref().ok_or_else(|| EngineError::Invalid {
+        what: "zero-config build".into(),
+        detail: "the one executor builds on a Debian toolchain root; --toolchain host runs on the plan loop".into(),
+    })?;
     let mut image = built.image;
     let df_record = built.record;
 
@@ -387,6 +406,8 @@ fn zero_config_hint(e: EngineError, plan: &Plan, o: &Options) -> EngineError {
                 .any(|s| s.network && argv.ends_with(&s.argv.join(" ")));
             let hint = if output.contains("gyp ERR!") || output.contains("prebuild-install warn") {
                 "a native addon failed to build: the build root has python3, make, g++ and Node's headers (npm_config_nodedir=/usr); an addon whose prebuilt binary cannot be downloaded is built from source, which fails when it needs a library's -dev headers the root lacks: vendor a prebuilt binary, pick a pure-JavaScript package, or write a Dockerfile".to_string()
+            } else if network && o.toolchain_bases.offline {
+                "this step downloads dependencies and the build is --offline: it ran from the tool's cache (a cache mount), which lacks something; run the build once online so the step is cached".to_string()
             } else if network && !o.network {
                 "this step downloads dependencies and --network none was given; allow the network or vendor the dependencies".to_string()
             } else if network {

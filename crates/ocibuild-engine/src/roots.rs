@@ -316,6 +316,30 @@ impl Bases {
         Ok(Locked { opts, lock, key })
     }
 
+    /// Whether the image of a lock is in the store whole (building it fetches nothing).
+    pub fn is_built(&self, l: &Locked) -> bool {
+        self.cached_image(l).is_ok_and(|b| b.is_some())
+    }
+
+    /// Whether a locked package can be had without the network: its `.deb` in the package
+    /// cache (by its SHA-256), or in a local (`file://` or path) repository.
+    pub fn has_package(&self, p: &ocibuild_debian::base::LockedPackage) -> bool {
+        if self
+            .cache_dir
+            .join("sha256")
+            .join(p.sha256.to_ascii_lowercase())
+            .is_file()
+        {
+            return true;
+        }
+        let local = match p.source.strip_prefix("file://") {
+            Some(rest) => Some(rest.strip_prefix("localhost").unwrap_or(rest)),
+            None if !p.source.contains("://") => Some(p.source.as_str()),
+            None => None,
+        };
+        local.is_some_and(|d| Path::new(d).join(&p.filename).is_file())
+    }
+
     /// The image of a lock, when the store has it whole.
     fn cached_image(&self, l: &Locked) -> Result<Option<Base>> {
         let profile = l.opts.profile.as_str();

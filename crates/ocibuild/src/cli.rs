@@ -737,7 +737,9 @@ pub struct BuildArgs {
     /// --scan's OpenVEX documents (repeatable)
     #[arg(long, value_name = "FILE", requires = "scan")]
     pub vex: Vec<PathBuf>,
-    /// Build Debian roots from cached packages only
+    /// Reach no network: bases, packages and steps come from the store and the package cache
+    /// (checked before anything runs; every missing item is named), RUN steps get no network,
+    /// registry bases are never pulled (as --pull never)
     #[arg(long)]
     pub offline: bool,
     /// Run every step even when nothing the build reads changed

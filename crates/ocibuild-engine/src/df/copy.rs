@@ -701,6 +701,14 @@ impl Exec<'_> {
             });
         }
         let src = Source::open(self, from.as_deref(), &loc)?;
+        // warming (or `--offline`'s walk), a stage that stopped early lacks what its later
+        // steps make: a copy from it would run, and stops this stage too
+        if let Source::Stage(j) = &src
+            && self.stages[*j].get().is_some_and(|o| o.stopped)
+            && self.warm_stop(st, label)
+        {
+            return Ok(());
+        }
         if let Source::Stage(j) = &src
             && let Ok(mut c) = self.copied_from.lock()
         {
@@ -719,6 +727,16 @@ impl Exec<'_> {
                     return Err(EngineError::Invalid {
                         what: format!("{loc}: COPY {s}"),
                         detail: "COPY takes local paths; use ADD for a URL".into(),
+                    });
+                }
+                if self.o.offline.is_some() {
+                    // `--offline`'s walk stops the stage here (the preflight lists the URL)
+                    if self.warm_stop(st, label) {
+                        return Ok(());
+                    }
+                    return Err(EngineError::Invalid {
+                        what: format!("{loc}: ADD {}", redact_url(s)),
+                        detail: "the build is --offline and ADD downloads the URL on every build; download it into the build context while online and COPY it".into(),
                     });
                 }
                 let (file, name) = download(

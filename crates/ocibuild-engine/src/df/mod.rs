@@ -72,6 +72,12 @@ pub enum NamedContext {
 /// `platform` into the store and returns it.
 pub trait ImageResolver: Sync {
     fn resolve(&self, reference: &str, platform: &Platform) -> Result<Image>;
+
+    /// Whether [`ImageResolver::resolve`] can give the image without the network (it is in the
+    /// store): what `--offline` checks before the build ([`crate::offline`]).
+    fn in_store(&self, _reference: &str, _platform: &Platform) -> bool {
+        false
+    }
 }
 
 /// How to run a Dockerfile.
@@ -115,6 +121,9 @@ pub struct Options<'a> {
     /// `cache warm`: fetch what hits, stop each stage at its first miss, run nothing, export
     /// nothing.
     pub warm_only: bool,
+    /// `--offline`: checked before anything runs ([`crate::offline`]); no RUN gets the network
+    /// (the RUN keys stay those of the `network` setting, so an online build's steps are hits).
+    pub offline: Option<crate::offline::Offline>,
 }
 
 /// What [`build`] made.
@@ -161,6 +170,9 @@ pub(crate) struct StageOut {
     pub chain: Chain,
     /// The materialised root, made on first use by another stage.
     pub merged: Mutex<Option<PathBuf>>,
+    /// Warm mode or `--offline`'s walk: a step missed and the rest was skipped, so the stage's
+    /// filesystem is not what the build would make.
+    pub stopped: bool,
 }
 
 pub(crate) struct Exec<'a> {
@@ -196,6 +208,9 @@ pub(crate) struct Exec<'a> {
     pub import_lock: Mutex<()>,
     /// `COPY --from=STAGE` sources: (stage, source path as written), for `mode=min`.
     pub copied_from: Mutex<Vec<(usize, String)>>,
+    /// `--offline`'s walk ([`crate::offline`]): as warm mode, nothing runs; every step that
+    /// would run is collected here.
+    pub probe: Option<Mutex<Vec<crate::offline::WouldRun>>>,
 }
 
 /// A `RUN --mount=type=cache` as the build used it.
@@ -270,56 +285,98 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
     let cache_dir = root.join("engine").join("df");
     fs::create_dir_all(&cache_dir)
         .map_err(EngineError::io("creating the step cache", &cache_dir))?;
-    let n = df.stages.len();
-    let exec = Exec {
-        o,
-        df: &df,
-        plan,
-        ev,
-        ignore,
-        work: work.path().to_path_buf(),
-        cache_dir,
-        tier: OnceLock::new(),
-        stages: (0..n).map(|_| OnceLock::new()).collect(),
-        context_files: OnceLock::new(),
-        hashes: Mutex::new(HashMap::new()),
-        ran: Mutex::new(Vec::new()),
-        cached: Mutex::new(Vec::new()),
-        records: Mutex::new(Vec::new()),
-        remote_hits: Mutex::new(HashMap::new()),
-        stopped: Mutex::new(Vec::new()),
-        images: Mutex::new(HashMap::new()),
-        cache_mounts: Mutex::new(std::collections::BTreeMap::new()),
-        lockfiles: OnceLock::new(),
-        import_lock: Mutex::new(()),
-        copied_from: Mutex::new(Vec::new()),
+    // `--offline`'s walk reports its events only when it turns out to be the build itself
+    // (every step in the cache): they are kept until then
+    let held: Mutex<Vec<Event>> = Mutex::new(Vec::new());
+    let live = std::sync::atomic::AtomicBool::new(false);
+    let walk_ev = |e: Event| {
+        if live.load(std::sync::atomic::Ordering::SeqCst) {
+            ev(e)
+        } else if let Ok(mut h) = held.lock() {
+            h.push(e)
+        }
     };
-    let levels = exec.plan.levels.clone();
-    for level in &levels {
-        let results: Vec<Result<()>> = std::thread::scope(|s| {
-            let handles: Vec<_> = level
-                .iter()
-                .map(|&i| {
-                    let exec = &exec;
-                    s.spawn(move || exec.run_stage(i))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(EngineError::Invalid {
-                            what: "build".into(),
-                            detail: "a stage's thread panicked".into(),
-                        })
-                    })
-                })
-                .collect()
+    let mut walked: Option<Exec<'_>> = None;
+    if let Some(off) = &o.offline
+        && !o.warm_only
+    {
+        // Before anything runs: every base, image and download the build needs is here, and
+        // the steps that must run can run without the network.
+        let walk_dir = work.path().join("offline");
+        fs::create_dir_all(&walk_dir).map_err(EngineError::io("creating a work dir", &walk_dir))?;
+        let walk = new_exec(
+            o,
+            &df,
+            plan.clone(),
+            &walk_ev,
+            ignore.clone(),
+            walk_dir,
+            cache_dir.clone(),
+            true,
+        );
+        let mut missing =
+            crate::offline::check_sources(o, &df, &plan, &|i| walk.stage_platform(i))?;
+        let bases_here = !missing.iter().any(|m| {
+            matches!(
+                m,
+                crate::offline::Missing::Lock { .. }
+                    | crate::offline::Missing::Package { .. }
+                    | crate::offline::Missing::Image { .. }
+            )
         });
-        for r in results {
-            r?;
+        if bases_here {
+            run_levels(&walk)?;
+            let would = walk
+                .probe
+                .as_ref()
+                .map(|p| p.lock().map(|v| v.clone()))
+                .transpose()
+                .map_err(poison)?
+                .unwrap_or_default();
+            let (m, run) = crate::offline::check_steps(off, &would, &|id| walk.cache_mount_dir(id));
+            missing.extend(m);
+            if missing.is_empty() && run.is_empty() {
+                // every step was in the cache: the walk is the build
+                for e in std::mem::take(&mut *held.lock().map_err(poison)?) {
+                    ev(e);
+                }
+                live.store(true, std::sync::atomic::Ordering::SeqCst);
+                walked = Some(walk);
+            } else if missing.is_empty() {
+                ev(Event::Note(format!(
+                    "--offline: {} not in the step cache, run{} without the network: {}",
+                    if run.len() == 1 {
+                        "1 step is"
+                    } else {
+                        "these steps are"
+                    },
+                    if run.len() == 1 { "s" } else { "" },
+                    run.join("; ")
+                )));
+            }
+        }
+        if !missing.is_empty() {
+            let cache = o.native.as_ref().map(|n| n.bases.cache_dir.as_path());
+            return Err(crate::offline::report(&missing, cache, bases_here));
         }
     }
+    let exec = match walked {
+        Some(w) => w,
+        None => {
+            let exec = new_exec(
+                o,
+                &df,
+                plan,
+                ev,
+                ignore,
+                work.path().to_path_buf(),
+                cache_dir,
+                false,
+            );
+            run_levels(&exec)?;
+            exec
+        }
+    };
     let target = exec.plan.target;
     let out = exec.stages[target]
         .get()
@@ -352,6 +409,72 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
         stopped,
         record,
     })
+}
+
+/// An executor of `plan` (with `probe`: `--offline`'s walk, which runs nothing).
+#[allow(clippy::too_many_arguments)]
+fn new_exec<'a>(
+    o: &'a Options<'a>,
+    df: &'a Dockerfile,
+    plan: StagePlan,
+    ev: &'a (dyn Fn(Event) + Sync),
+    ignore: DockerIgnore,
+    work: PathBuf,
+    cache_dir: PathBuf,
+    probe: bool,
+) -> Exec<'a> {
+    Exec {
+        o,
+        df,
+        plan,
+        ev,
+        ignore,
+        work,
+        cache_dir,
+        tier: OnceLock::new(),
+        stages: (0..df.stages.len()).map(|_| OnceLock::new()).collect(),
+        context_files: OnceLock::new(),
+        hashes: Mutex::new(HashMap::new()),
+        ran: Mutex::new(Vec::new()),
+        cached: Mutex::new(Vec::new()),
+        records: Mutex::new(Vec::new()),
+        remote_hits: Mutex::new(HashMap::new()),
+        stopped: Mutex::new(Vec::new()),
+        images: Mutex::new(HashMap::new()),
+        cache_mounts: Mutex::new(std::collections::BTreeMap::new()),
+        lockfiles: OnceLock::new(),
+        import_lock: Mutex::new(()),
+        copied_from: Mutex::new(Vec::new()),
+        probe: probe.then(|| Mutex::new(Vec::new())),
+    }
+}
+
+/// Run the stages level by level, each level's stages on their own threads.
+fn run_levels(exec: &Exec<'_>) -> Result<()> {
+    let levels = exec.plan.levels.clone();
+    for level in &levels {
+        let results: Vec<Result<()>> = std::thread::scope(|s| {
+            let handles: Vec<_> = level
+                .iter()
+                .map(|&i| s.spawn(move || exec.run_stage(i)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(EngineError::Invalid {
+                            what: "build".into(),
+                            detail: "a stage's thread panicked".into(),
+                        })
+                    })
+                })
+                .collect()
+        });
+        for r in results {
+            r?;
+        }
+    }
+    Ok(())
 }
 
 fn fsops_remove(p: &Path) -> std::io::Result<()> {

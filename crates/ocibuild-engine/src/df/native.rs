@@ -102,29 +102,20 @@ pub fn parse(spec: &str) -> Result<NativeRef> {
 }
 
 impl NativeBases {
-    /// The image of `r`: found in the store, or assembled from its packages (its lockfile's,
-    /// when a `--base-lock` matches it).
-    pub fn image(&self, r: &NativeRef, ev: &(dyn Fn(Event) + Sync)) -> Result<Image> {
-        self.image_for_arch(r, &self.bases.arch, ev)
-    }
-
-    /// [`NativeBases::image`] from `arch`'s packages (`amd64`, `arm64`): a stage's
-    /// `FROM --platform=…` may differ from the target platform.
-    pub fn image_for_arch(
+    /// The lock of `r` for `arch` (its `--base-lock`'s packages when one matches), the bases it
+    /// comes from, and the matching lockfile's path: nothing is built.
+    fn locked_for_arch(
         &self,
         r: &NativeRef,
         arch: &str,
-        ev: &(dyn Fn(Event) + Sync),
-    ) -> Result<Image> {
-        let other;
+    ) -> Result<(Bases, crate::roots::Locked, Option<PathBuf>)> {
         let b = if arch == self.bases.arch {
-            &self.bases
+            self.bases.clone()
         } else {
-            other = Bases {
+            Bases {
                 arch: arch.to_string(),
                 ..self.bases.clone()
-            };
-            &other
+            }
         };
         let mut from_lock = None;
         let mut other_arch = None;
@@ -179,6 +170,63 @@ impl NativeBases {
             }
             None => b.locked(&r.profile, r.variant, &r.packages, r.backports)?,
         };
+        Ok((b, locked, from_lock.map(|(p, _)| p.clone())))
+    }
+
+    /// What building `r` for `arch` would fetch ([`crate::offline`]): nothing when the base is
+    /// built in the store; else each locked package whose `.deb` is not in the package cache;
+    /// or the lock itself when the cached indexes cannot give it.
+    pub(crate) fn offline_missing(
+        &self,
+        r: &NativeRef,
+        arch: &str,
+    ) -> Vec<crate::offline::Missing> {
+        use crate::offline::Missing;
+        let base = r.reference();
+        let (b, locked, _) = match self.locked_for_arch(r, arch) {
+            Ok(l) => l,
+            Err(e) => {
+                return vec![Missing::Lock {
+                    base,
+                    detail: e.to_string(),
+                }];
+            }
+        };
+        if b.is_built(&locked) {
+            return Vec::new();
+        }
+        locked
+            .lock
+            .packages()
+            .filter(|p| !b.has_package(p))
+            .map(|p| Missing::Package {
+                base: base.clone(),
+                release: locked.lock.release.clone(),
+                base_arch: locked.lock.arch.clone(),
+                name: p.name.clone(),
+                version: p.version.clone(),
+                arch: p.arch.clone(),
+                sha256: p.sha256.clone(),
+            })
+            .collect()
+    }
+
+    /// The image of `r`: found in the store, or assembled from its packages (its lockfile's,
+    /// when a `--base-lock` matches it).
+    pub fn image(&self, r: &NativeRef, ev: &(dyn Fn(Event) + Sync)) -> Result<Image> {
+        self.image_for_arch(r, &self.bases.arch, ev)
+    }
+
+    /// [`NativeBases::image`] from `arch`'s packages (`amd64`, `arm64`): a stage's
+    /// `FROM --platform=…` may differ from the target platform.
+    pub fn image_for_arch(
+        &self,
+        r: &NativeRef,
+        arch: &str,
+        ev: &(dyn Fn(Event) + Sync),
+    ) -> Result<Image> {
+        let (b, locked, from_lock) = self.locked_for_arch(r, arch)?;
+        let b = &b;
         let base = if r.toolchain {
             let tc = b.toolchain_locked_root(&locked, true)?;
             match tc.image {
@@ -197,7 +245,7 @@ impl NativeBases {
             locked.lock.release,
             locked.lock.arch,
             match &from_lock {
-                Some((p, _)) => format!(", from the lockfile {}", p.display()),
+                Some(p) => format!(", from the lockfile {}", p.display()),
                 None => String::new(),
             },
             if r.toolchain {

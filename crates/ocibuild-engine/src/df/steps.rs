@@ -242,6 +242,7 @@ impl Exec<'_> {
             name,
             chain: st.chain,
             merged: Mutex::new(st.merged),
+            stopped: st.stopped,
         };
         let _ = self.stages[i].set(Arc::new(out));
         Ok(())
@@ -259,10 +260,6 @@ impl Exec<'_> {
         if is_fs_step(&ins.kind) {
             st.fs_no += 1;
         }
-        if st.stopped {
-            return Ok(());
-        }
-        let line = ins.span.line;
         let label = format!(
             "[{} {}/{}] {}",
             st.name,
@@ -270,6 +267,28 @@ impl Exec<'_> {
             st.fs_total,
             one_line(&ins.original)
         );
+        let was_stopped = st.stopped;
+        if !was_stopped {
+            self.step_inner(st, ins, &label)?;
+        }
+        // `--offline`'s walk: the step that stopped the stage and every filesystem step after it
+        // would run
+        if let Some(p) = &self.probe
+            && st.stopped
+            && is_fs_step(&ins.kind)
+        {
+            p.lock()
+                .map_err(super::poison)?
+                .push(crate::offline::WouldRun {
+                    label,
+                    kind: ins.kind.clone(),
+                });
+        }
+        Ok(())
+    }
+
+    fn step_inner(&self, st: &mut StageRun, ins: &Instruction, label: &str) -> Result<()> {
+        let line = ins.span.line;
         let epoch = ocibuild_oci::image::rfc3339(self.o.source_date_epoch);
         let created_by = one_line(&ins.original);
         match &ins.kind {
@@ -430,18 +449,18 @@ impl Exec<'_> {
                 let w = self.expand(st, w, line)?;
                 let abs = join_abs(&st.workdir(), &w);
                 st.cfg().insert("WorkingDir".into(), json!(abs));
-                self.workdir_step(st, &abs, &label)?;
+                self.workdir_step(st, &abs, label)?;
                 // the layer (if any) got its history entry
                 return Ok(());
             }
             InstructionKind::Run(r) => {
-                return self.run_step(st, ins, r, &label, &created_by);
+                return self.run_step(st, ins, r, label, &created_by);
             }
             InstructionKind::Copy(a) => {
-                return self.copy_step(st, ins, a, false, &label, &created_by);
+                return self.copy_step(st, ins, a, false, label, &created_by);
             }
             InstructionKind::Add(a) => {
-                return self.copy_step(st, ins, a, true, &label, &created_by);
+                return self.copy_step(st, ins, a, true, label, &created_by);
             }
         }
         let snapshot = st
@@ -948,9 +967,20 @@ impl Exec<'_> {
         Ok(())
     }
 
-    /// Warm mode: a step that is not in any cache stops its stage (returns true).
+    /// The host directory of the cache mount `id` (`RUN --mount=type=cache,id=…`).
+    pub(crate) fn cache_mount_dir(&self, id: &str) -> PathBuf {
+        self.o
+            .store
+            .root()
+            .join("engine")
+            .join("cache")
+            .join(format!("df-{}", &key_of(json!(id))[..16]))
+    }
+
+    /// Warm mode (and `--offline`'s walk): a step that is not in any cache stops its stage
+    /// (returns true).
     pub(crate) fn warm_stop(&self, st: &mut StageRun, label: &str) -> bool {
-        if !self.o.warm_only {
+        if !self.o.warm_only && self.probe.is_none() {
             return false;
         }
         st.stopped = true;
@@ -1192,6 +1222,13 @@ impl Exec<'_> {
             _ if !self.o.network => Network::None,
             _ => Network::Host,
         };
+        // `--offline` takes the network away without changing the key: an online build's
+        // step is a hit, and a step that runs offline makes what it makes online
+        let run_network = if self.o.offline.is_some() {
+            Network::None
+        } else {
+            network
+        };
         let parts = json!({
             "parent": st.chain.key,
             "instruction": ["RUN", argv, heredoc_files],
@@ -1274,7 +1311,7 @@ impl Exec<'_> {
             cwd: st.workdir(),
             user: st.user(),
             args: argv.clone(),
-            network,
+            network: run_network,
             capture: true,
             keep_tmp: true,
             ..Spec::default()
@@ -1332,7 +1369,11 @@ impl Exec<'_> {
                 out.status,
                 &text,
                 log.as_deref(),
-                "the output above says what failed; fix the command in the Dockerfile (the steps before it are cached)".into(),
+                if self.o.offline.is_some() && matches!(network, Network::Host) {
+                    "the build is --offline, so RUN steps have no network: if the step downloads (apt-get, npm, pip, go, curl …), run the build once online so the step is cached, or vendor what it downloads into the build context".into()
+                } else {
+                    "the output above says what failed; fix the command in the Dockerfile (the steps before it are cached)".into()
+                },
             ));
         }
         self.note_ran(st, label, secs);
@@ -1374,13 +1415,7 @@ impl Exec<'_> {
                     .clone()
                     .ok_or_else(|| invalid("a cache mount needs target=".into()))?;
                 let id = m.id.clone().unwrap_or_else(|| target.clone());
-                let dir = self
-                    .o
-                    .store
-                    .root()
-                    .join("engine")
-                    .join("cache")
-                    .join(format!("df-{}", &key_of(json!(id))[..16]));
+                let dir = self.cache_mount_dir(&id);
                 if !dir.exists() {
                     fs::create_dir_all(&dir)
                         .map_err(EngineError::io("creating a cache mount", &dir))?;

@@ -46,6 +46,7 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
     let rep = Reporter::new(g.progress);
     // flag values first: a usage error is said before any work
     let (compression, level) = compression(a)?;
+    offline_usage(a)?;
     let ctx = a.context.canonicalize().with_context(|| {
         format!(
             "the build context {} does not exist or cannot be read",
@@ -470,6 +471,23 @@ pub(super) fn cache_specs(
                 .with_context(|| format!("--cache-from {}", redact(c)))
         })
         .collect::<Result<Vec<_>>>()?;
+    let from = if a.offline {
+        // as docker's `--pull=never` for bases: a cache read over the network is left out
+        // (said once); a local directory cache is still read
+        let (local, remote): (Vec<_>, Vec<_>) = from
+            .into_iter()
+            .zip(&a.cache_from)
+            .partition(|(s, _)| matches!(s.backend, ocibuild_cache::Backend::Local { .. }));
+        for (_, c) in remote {
+            eprintln!(
+                "warning: --cache-from {} is ignored: the build is --offline and that cache is read over the network; the store's own step cache (and type=local caches) are used",
+                redact(c)
+            );
+        }
+        local.into_iter().map(|(s, _)| s).collect()
+    } else {
+        from
+    };
     let mut to = Vec::new();
     let mut inline = None;
     for c in &a.cache_to {
@@ -505,6 +523,41 @@ pub(super) fn cache_specs(
         }
     }
     Ok((from, to, true))
+}
+
+/// `--offline` with a flag that needs the network is a usage error, said before any work:
+/// pushing, a registry output, a cache exported over the network, `--pull always`.
+fn offline_usage(a: &BuildArgs) -> Result<()> {
+    if !a.offline {
+        return Ok(());
+    }
+    let mut bad: Vec<String> = Vec::new();
+    if a.push {
+        bad.push("--push".into());
+    }
+    for o in &a.outputs {
+        if matches!(Location::parse(o), Ok(Location::Registry(_))) {
+            bad.push(format!("--output {o}"));
+        }
+    }
+    for c in &a.cache_to {
+        if let Ok(s) = ocibuild_cache::CacheSpec::parse(c, true)
+            && !matches!(s.backend, ocibuild_cache::Backend::Local { .. })
+        {
+            bad.push(format!("--cache-to {}", redact(c)));
+        }
+    }
+    if a.pull == "always" {
+        bad.push("--pull always".into());
+    }
+    if bad.is_empty() {
+        return Ok(());
+    }
+    Err(crate::output::usage(format!(
+        "--offline reaches no network, and {} need{} it; write the image to a local output (--output oci:DIR:TAG, oci-archive:FILE) and push it later with `ocibuild push`, export the cache to type=local,dest=DIR, and let --offline use the bases in the store (as --pull never)",
+        bad.join(", "),
+        if bad.len() == 1 { "s" } else { "" }
+    )))
 }
 
 /// The registry client `type=registry` caches use (the build's auth and TLS settings).

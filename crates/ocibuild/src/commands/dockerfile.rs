@@ -57,6 +57,32 @@ impl Puller<'_> {
             .then_some(img)
     }
 
+    /// A reference by digest (`NAME@sha256:…`) whose manifest or index, and every layer, is in
+    /// the store already: no tag to resolve, so nothing to pull (what `--offline` builds on).
+    fn by_digest(&self, reference: &str, platform: &Platform) -> Option<Image> {
+        let d = Reference::parse(reference).ok()?.digest?;
+        if !self.store.has(&d) {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut self.store.open_blob(&d).ok()?, &mut bytes).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let media_type = match v.get("mediaType").and_then(|m| m.as_str()) {
+            Some(m) => m.to_string(),
+            None if v.get("manifests").is_some() => ocibuild_oci::media::OCI_INDEX.to_string(),
+            None => ocibuild_oci::media::OCI_MANIFEST.to_string(),
+        };
+        let desc = ocibuild_oci::image::Descriptor::new(&media_type, d, bytes.len() as u64);
+        let src =
+            ocibuild_oci::layout::StoreSource::new(self.store.clone(), desc, "a base in the store");
+        let img = load_image(&src, Some(platform)).ok()?;
+        img.manifest
+            .layers
+            .iter()
+            .all(|l| self.store.has(&l.digest))
+            .then_some(img)
+    }
+
     fn pull(&self, reference: &str, platform: &Platform) -> anyhow::Result<Image> {
         let r = Reference::parse(reference).with_context(|| format!("`{reference}`"))?;
         let reg = self
@@ -74,17 +100,24 @@ impl Puller<'_> {
 }
 
 impl ImageResolver for Puller<'_> {
+    fn in_store(&self, reference: &str, platform: &Platform) -> bool {
+        self.pinned(&self.pin_path(reference, platform)).is_some()
+            || self.by_digest(reference, platform).is_some()
+    }
+
     fn resolve(&self, reference: &str, platform: &Platform) -> Result<Image, EngineError> {
         let pin = self.pin_path(reference, platform);
         if self.policy != "always"
-            && let Some(img) = self.pinned(&pin)
+            && let Some(img) = self
+                .pinned(&pin)
+                .or_else(|| self.by_digest(reference, platform))
         {
             return Ok(img);
         }
         if self.policy == "never" {
             return Err(EngineError::Invalid {
                 what: format!("image {reference}"),
-                detail: "--pull never, and it was never pulled into this store; pull it once (--pull missing) or use a local oci: layout".into(),
+                detail: "--pull never (or --offline), and it was never pulled into this store; pull it once (--pull missing) or use a local oci: layout".into(),
             });
         }
         let img = self
@@ -254,7 +287,12 @@ fn build_impl(
         reg: std::sync::OnceLock::new(),
         g,
         store: store.clone(),
-        policy: a.pull.clone(),
+        // --offline pulls nothing: the bases this store pulled before (as --pull never)
+        policy: if a.offline {
+            "never".into()
+        } else {
+            a.pull.clone()
+        },
     };
     let (from_specs, to_specs, inline) = cache_specs(a)?;
     let mut labels = BTreeMap::new();
@@ -298,6 +336,7 @@ fn build_impl(
         cache_to,
         explain_cache: a.explain_cache,
         warm_only,
+        offline: a.offline.then(ocibuild_engine::offline::Offline::default),
     };
     // a RUN's output goes to stderr when it ends (as docker build --progress plain shows it),
     // except in json mode, where only events are written
