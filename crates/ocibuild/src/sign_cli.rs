@@ -57,8 +57,9 @@ pub struct GenerateKeyPairArgs {
 )]
 pub struct SignArgs {
     /// Private key: cosign's encrypted key (password from COSIGN_PASSWORD or a prompt), a PEM
-    /// PKCS#8 ECDSA P-256, RSA or Ed25519 key, or a key in Azure Key Vault
-    /// (azurekms://NAME.vault.azure.net/KEY[/VERSION])
+    /// PKCS#8 ECDSA P-256/P-384, RSA or Ed25519 key, or a key in Azure Key Vault
+    /// (azurekms://NAME.vault.azure.net/KEY[/VERSION]). notation signs ES256, ES384 or
+    /// PS256/PS384/PS512 as the key calls for
     #[arg(long, value_name = "FILE|URI")]
     pub key: PathBuf,
     /// An annotation for the signature payload's `optional` section (repeatable)

@@ -1220,9 +1220,14 @@ fn build_sign_notation_signs_the_index_and_each_platform_and_checks_flags_before
         assert!(!layout.exists(), "{args:?} built something");
     }
 
-    // two platforms, COSE: the index and each platform manifest carry a notation signature;
-    // the provenance is a cosign attestation signed with the same key
+    // two platforms, COSE, a layout and a registry: the index and each platform manifest carry a
+    // notation signature in both; the provenance is a cosign attestation signed with the same key
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let pushed = format!("{}/acme/built:1", reg.host);
     let (c, o, e) = build(&[
+        "-t",
+        &pushed,
+        "--push",
         "--sign=notation",
         "--key",
         key,
@@ -1260,6 +1265,27 @@ fn build_sign_notation_signs_the_index_and_each_platform_and_checks_flags_before
         &dest,
     ]));
     assert_eq!(c, 0, "{e}");
+    // in the registry (docker-registry: the sha256-<hex> fallback tag), under its scope
+    policy(
+        &tp,
+        &format!("{}/acme/built", reg.host),
+        "strict",
+        &["ca:acme"],
+        TRUSTED,
+    );
+    let (c, o, e) = code(ocibuild(&ctx).args([
+        "verify",
+        "--format",
+        "notation",
+        "--trust-policy",
+        s(&tp),
+        "--trust-store",
+        s(&pki.store),
+        &reg.docker_ref("acme/built:1"),
+    ]));
+    assert_eq!(c, 0, "{e}");
+    let r: Value = serde_json::from_str(o.trim()).unwrap();
+    assert_eq!(r["signatures"].as_array().unwrap().len(), 1, "{o}");
     let (c, _, e) = code(ocibuild(&ctx).args([
         "verify-attestation",
         "--key",
