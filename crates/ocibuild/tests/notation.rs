@@ -906,6 +906,7 @@ fn signed_parts(layout: &Path, sig_manifest: &Value) -> (String, Vec<u8>, Vec<u8
             -7 => "ES256",
             -35 => "ES384",
             -37 => "PS256",
+            -38 => "PS384",
             other => panic!("COSE alg {other}"),
         },
         other => panic!("COSE alg {other:?}"),
@@ -952,6 +953,15 @@ fn notation_signatures_with_rsa_pss_and_p384_keys_check_with_openssl() {
         "P-384",
         "-sha384",
     );
+    // RSA 3072 signs PS384 (salt length 48), as the Notary Project selects by key size
+    let rsa3072 = openssl_leaf_with(
+        &dir,
+        "rsa3072",
+        "/C=US/ST=WA/L=Seattle/O=Acme Rockets/CN=rsa3072-builder",
+        &ca384,
+        "RSA-3072",
+        "-sha384",
+    );
     let store = dir.join("truststore");
     let d = store.join("x509/ca/acme");
     fs::create_dir_all(&d).unwrap();
@@ -985,8 +995,10 @@ fn notation_signatures_with_rsa_pss_and_p384_keys_check_with_openssl() {
         p
     };
     let pss: &[&str] = &["rsa_padding_mode:pss", "rsa_pss_saltlen:32"];
+    let pss384: &[&str] = &["rsa_padding_mode:pss", "rsa_pss_saltlen:48"];
     for (name, leaf, ca_crt, alg, hash, opts) in [
         ("rsa", &rsa, &ca.1, "PS256", "-sha256", pss),
+        ("rsa3072", &rsa3072, &ca384.1, "PS384", "-sha384", pss384),
         ("ec384", &ec384, &ca384.1, "ES384", "-sha384", &[][..]),
     ] {
         let chain = chain(&leaf.1, ca_crt, name);
@@ -1013,8 +1025,8 @@ fn notation_signatures_with_rsa_pss_and_p384_keys_check_with_openssl() {
             // openssl, not ocibuild, checks each signature over what the envelope signs
             let (got, signed, sig) = signed_parts(&layout, m);
             assert_eq!(got, alg, "{name}: {m}");
-            let sig = if name == "rsa" {
-                assert_eq!(sig.len(), 256, "{name}");
+            let sig = if name.starts_with("rsa") {
+                assert_eq!(sig.len(), if name == "rsa" { 256 } else { 384 }, "{name}");
                 sig
             } else {
                 assert_eq!(sig.len(), 96, "an ES384 signature is raw r‖s");
