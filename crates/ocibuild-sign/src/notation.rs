@@ -2,6 +2,9 @@
 //!
 //! - The signed payload is `{"targetArtifact": <descriptor of the image manifest>}` of content
 //!   type [`PAYLOAD_CONTENT_TYPE`].
+//! - The algorithm follows the signing key, as the specification's algorithm selection says:
+//!   ES256 (P-256), ES384 (P-384), PS256/PS384/PS512 (RSASSA-PSS for RSA 2048/3072/4096, salt
+//!   length = hash length); verification requires the envelope's algorithm to be the leaf key's.
 //! - The JWS envelope ([`JWS_MEDIA_TYPE`]) is the flattened JWS JSON serialization: a protected
 //!   header with `alg`, `cty`, `crit`, `io.cncf.notary.signingScheme` (`notary.x509`),
 //!   `io.cncf.notary.signingTime` and an optional `io.cncf.notary.expiry`; the unprotected header
