@@ -719,6 +719,26 @@ mod tests {
     }
 
     #[test]
+    fn jwks_of_p384_keys_are_read_and_other_curves_refused() {
+        let sk = p384::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+        let p = sk.verifying_key().to_encoded_point(false);
+        let jwk = json!({"kty": "EC-HSM", "crv": "P-384",
+            "x": B64URL.encode(p.x().unwrap()), "y": B64URL.encode(p.y().unwrap())});
+        let k = jwk_public(&jwk, "key k").unwrap();
+        assert_eq!(k.algorithm(), Algorithm::EcdsaP384Sha384);
+        assert_eq!(k.default_scheme().jose(), "ES384");
+        let short = json!({"kty": "EC", "crv": "P-384",
+            "x": B64URL.encode([1u8; 32]), "y": B64URL.encode([1u8; 32])});
+        assert!(jwk_public(&short, "key k").is_err());
+        let e = jwk_public(
+            &json!({"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA"}),
+            "key k",
+        )
+        .unwrap_err();
+        assert!(e.contains("P-521") && e.contains("ES384"), "{e}");
+    }
+
+    #[test]
     fn challenges_name_the_resource_and_tenant() {
         let p = challenge_params(
             r#"Bearer authorization="https://login.microsoftonline.com/72f988bf", resource="https://vault.azure.net""#,
