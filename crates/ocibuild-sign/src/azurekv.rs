@@ -11,7 +11,9 @@
 //!
 //! REST API 7.4: `GET keys/{name}[/{version}]` (the key as a JWK), `POST
 //! keys/{name}/{version}/sign` (`{"alg":"ES256","value":base64url(SHA-256 digest)}` →
-//! `{"kid","value":base64url(r‖s)}`; `RS256` for RSA keys), `POST keys/{name}/create`,
+//! `{"kid","value":base64url(r‖s)}`; `ES384` with a SHA-384 digest for P-384 keys; for RSA keys
+//! `RS256` (cosign's RSASSA-PKCS1-v1_5) or `PS256`/`PS384`/`PS512` (notation's RSASSA-PSS, by key
+//! size)), `POST keys/{name}/create`,
 //! `GET certificates/{name}` (`cer`: the leaf, DER). Authentication follows the vault's challenge: the first request goes
 //! without a token, the `401`'s `WWW-Authenticate: Bearer authorization="…", resource="…"` names
 //! the Entra resource, and a token for it comes from the same chain the ACR client uses
@@ -23,18 +25,16 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::error::{Result, SignError};
+use crate::keys::{Algorithm, Hash, PublicKey, Scheme};
+use crate::signer::Signer;
+use crate::x509::Cert;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use ocibuild_registry::acr;
 use ocibuild_registry::auth::{Env, Secret};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
-use sha2_10::Digest;
-
-use crate::error::{Result, SignError};
-use crate::keys::{Algorithm, PublicKey};
-use crate::signer::Signer;
-use crate::x509::Cert;
 
 /// The REST API version ocibuild speaks.
 pub const API_VERSION: &str = "7.4";
@@ -391,25 +391,33 @@ impl KeyVault {
     }
 }
 
-/// The public key of a Key Vault JWK, and the signing algorithm it allows.
-fn jwk_public(jwk: &Value, what: &str) -> std::result::Result<(PublicKey, &'static str), String> {
+/// The public key of a Key Vault JWK.
+fn jwk_public(jwk: &Value, what: &str) -> std::result::Result<PublicKey, String> {
     let kty = jwk["kty"].as_str().unwrap_or("");
     let crv = jwk["crv"].as_str().unwrap_or("");
+    let ec_point = |size: usize| {
+        let coord = |k: &str| {
+            jwk[k]
+                .as_str()
+                .and_then(|v| B64URL.decode(v.trim_end_matches('=')).ok())
+                .filter(|v| v.len() == size)
+                .ok_or_else(|| format!("{what}: the JWK's `{k}` is not a {crv} coordinate"))
+        };
+        let mut sec1 = vec![4u8];
+        sec1.extend(coord("x")?);
+        sec1.extend(coord("y")?);
+        Ok::<_, String>(sec1)
+    };
     match (kty, crv) {
         ("EC" | "EC-HSM", "P-256") => {
-            let coord = |k: &str| {
-                jwk[k]
-                    .as_str()
-                    .and_then(|v| B64URL.decode(v.trim_end_matches('=')).ok())
-                    .filter(|v| v.len() == 32)
-                    .ok_or_else(|| format!("{what}: the JWK's `{k}` is not a P-256 coordinate"))
-            };
-            let mut sec1 = vec![4u8];
-            sec1.extend(coord("x")?);
-            sec1.extend(coord("y")?);
-            let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
+            let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(&ec_point(32)?)
                 .map_err(|e| format!("{what}: the JWK is not a P-256 point: {e}"))?;
-            Ok((PublicKey::EcdsaP256(vk), "ES256"))
+            Ok(PublicKey::EcdsaP256(vk))
+        }
+        ("EC" | "EC-HSM", "P-384") => {
+            let vk = p384::ecdsa::VerifyingKey::from_sec1_bytes(&ec_point(48)?)
+                .map_err(|e| format!("{what}: the JWK is not a P-384 point: {e}"))?;
+            Ok(PublicKey::EcdsaP384(vk))
         }
         ("RSA" | "RSA-HSM", _) => {
             let part = |k: &str| {
@@ -423,11 +431,11 @@ fn jwk_public(jwk: &Value, what: &str) -> std::result::Result<(PublicKey, &'stat
             let e = rsa::BigUint::from_bytes_be(&part("e")?);
             let k = rsa::RsaPublicKey::new(n, e)
                 .map_err(|e| format!("{what}: the JWK is not an RSA public key: {e}"))?;
-            // RSASSA-PKCS1-v1_5 with SHA-256, as cosign signs with RSA keys
-            Ok((PublicKey::Rsa(Box::new(k)), "RS256"))
+            Ok(PublicKey::Rsa(Box::new(k)))
         }
         _ => Err(format!(
-            "{what} is a {kty} key{} — ocibuild signs with Key Vault EC P-256 (ES256) and RSA (RS256) keys; create one with \
+            "{what} is a {kty} key{} — ocibuild signs with Key Vault EC P-256 (ES256), EC P-384 (ES384) and RSA \
+             (RS256 for cosign, PS256/PS384/PS512 for notation) keys; create one with \
              `ocibuild generate-key-pair --kms azurekms://VAULT.vault.azure.net/NAME` or \
              `az keyvault key create --kty EC --curve P-256`",
             if crv.is_empty() {
@@ -446,7 +454,6 @@ pub struct KeyVaultSigner {
     uri: String,
     version: String,
     public: PublicKey,
-    alg: &'static str,
 }
 
 impl KeyVaultSigner {
@@ -466,7 +473,7 @@ impl KeyVaultSigner {
             &format!("reading {what}"),
         )?;
         let jwk = &bundle["key"];
-        let (public, alg) = jwk_public(jwk, &what).map_err(|d| kv_err(&key.vault, d))?;
+        let public = jwk_public(jwk, &what).map_err(|d| kv_err(&key.vault, d))?;
         let version = match &key.version {
             Some(v) => v.clone(),
             None => jwk["kid"]
@@ -487,17 +494,31 @@ impl KeyVaultSigner {
             uri: uri.to_string(),
             version,
             public,
-            alg,
         })
     }
 }
 
 impl Signer for KeyVaultSigner {
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
-        let digest = sha2_10::Sha256::digest(message);
-        let body = json!({"alg": self.alg, "value": B64URL.encode(digest)});
-        let path = format!("keys/{}/{}/sign", self.key.name, self.version);
+    fn sign_as(&self, scheme: Scheme, message: &[u8]) -> Result<Vec<u8>> {
         let what = format!("signing with key {}/{}", self.key.name, self.version);
+        // Key Vault's algorithms: ES256 on P-256, ES384 on P-384, RS*/PS* on RSA keys
+        let fits = matches!(
+            (&self.public, scheme),
+            (PublicKey::EcdsaP256(_), Scheme::Ecdsa(Hash::Sha256))
+                | (PublicKey::EcdsaP384(_), Scheme::Ecdsa(Hash::Sha384))
+                | (PublicKey::Rsa(_), Scheme::RsaPkcs1(_) | Scheme::RsaPss(_))
+        );
+        let Some(hash) = scheme.hash().filter(|_| fits) else {
+            return Err(kv_err(
+                &self.key.vault,
+                format!(
+                    "{what}: Key Vault does not sign {scheme} with a {} key",
+                    self.public.algorithm()
+                ),
+            ));
+        };
+        let body = json!({"alg": scheme.jose(), "value": B64URL.encode(hash.digest(message))});
+        let path = format!("keys/{}/{}/sign", self.key.name, self.version);
         let v = self
             .kv
             .call(reqwest::Method::POST, &path, Some(&body), &what)?;
@@ -510,23 +531,22 @@ impl Signer for KeyVaultSigner {
                     format!("{what}: the answer has no base64url `value`"),
                 )
             })?;
-        let der = if self.alg == "ES256" {
-            // Key Vault answers ECDSA as raw r‖s; cosign's format is ASN.1 DER
-            let sig = p256::ecdsa::Signature::from_slice(&raw).map_err(|e| {
+        let der = if let Scheme::Ecdsa(_) = scheme {
+            // Key Vault answers ECDSA as raw r‖s; the Signer gives ASN.1 DER (cosign's format)
+            self.public.ecdsa_raw_to_der(&raw).ok_or_else(|| {
                 kv_err(
                     &self.key.vault,
                     format!(
-                        "{what}: the signature is not an ES256 r‖s pair ({} bytes): {e}",
+                        "{what}: the signature is not an {scheme} r‖s pair ({} bytes)",
                         raw.len()
                     ),
                 )
-            })?;
-            sig.to_der().as_bytes().to_vec()
+            })?
         } else {
             raw
         };
         // a signature the key's public half does not verify must not be stored
-        if !self.public.verify(message, &der) {
+        if !self.public.verify_as(scheme, message, &der) {
             return Err(kv_err(
                 &self.key.vault,
                 format!("{what}: the vault's signature does not verify with the key's public key"),
@@ -563,8 +583,7 @@ pub fn create_key(uri: &str, env: Env) -> Result<PublicKey> {
         Some(&body),
         &what,
     )?;
-    let (public, _) = jwk_public(&bundle["key"], &what).map_err(|d| kv_err(&key.vault, d))?;
-    Ok(public)
+    jwk_public(&bundle["key"], &what).map_err(|d| kv_err(&key.vault, d))
 }
 
 /// A certificate's chain from the vault: the leaf (`GET certificates/{name}[/{version}]`,
@@ -697,6 +716,26 @@ mod tests {
             "kv.vault.azure.net"
         ));
         assert!(!resource_fits_vault("https://net", "kv.vault.azure.net"));
+    }
+
+    #[test]
+    fn jwks_of_p384_keys_are_read_and_other_curves_refused() {
+        let sk = p384::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+        let p = sk.verifying_key().to_encoded_point(false);
+        let jwk = json!({"kty": "EC-HSM", "crv": "P-384",
+            "x": B64URL.encode(p.x().unwrap()), "y": B64URL.encode(p.y().unwrap())});
+        let k = jwk_public(&jwk, "key k").unwrap();
+        assert_eq!(k.algorithm(), Algorithm::EcdsaP384Sha384);
+        assert_eq!(k.default_scheme().jose(), "ES384");
+        let short = json!({"kty": "EC", "crv": "P-384",
+            "x": B64URL.encode([1u8; 32]), "y": B64URL.encode([1u8; 32])});
+        assert!(jwk_public(&short, "key k").is_err());
+        let e = jwk_public(
+            &json!({"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA"}),
+            "key k",
+        )
+        .unwrap_err();
+        assert!(e.contains("P-521") && e.contains("ES384"), "{e}");
     }
 
     #[test]

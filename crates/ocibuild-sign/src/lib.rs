@@ -1,9 +1,12 @@
 //! # ocibuild-sign — signing and verification in cosign's format
 //!
 //! - [`keys`]: cosign's encrypted private keys (`ENCRYPTED SIGSTORE PRIVATE KEY`: scrypt +
-//!   NaCl secretbox around PKCS#8), plain PEM keys (ECDSA P-256, RSA, Ed25519), PEM public keys.
-//! - [`signer`]: the [`Signer`](signer::Signer) trait — sign bytes, name the public key and
-//!   algorithm — and the file-key implementation; a key-management service plugs in here.
+//!   NaCl secretbox around PKCS#8), plain PEM keys (ECDSA P-256 and P-384, RSA, Ed25519), PEM
+//!   public keys, and the signature schemes ([`keys::Scheme`]: cosign's per key, notation's per
+//!   key).
+//! - [`signer`]: the [`Signer`](signer::Signer) trait — sign bytes in the key's default scheme or a
+//!   given one, name the public key and algorithm — and the file-key implementation; a
+//!   key-management service plugs in here.
 //! - [`cosign`]: simple-signing signatures (`sha256-<hex>.sig`) and in-toto attestations in DSSE
 //!   envelopes (`sha256-<hex>.att`), stored and verified as cosign does, in registries and in OCI
 //!   layouts, or as OCI 1.1 referrers.

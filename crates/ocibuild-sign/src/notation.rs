@@ -2,6 +2,9 @@
 //!
 //! - The signed payload is `{"targetArtifact": <descriptor of the image manifest>}` of content
 //!   type [`PAYLOAD_CONTENT_TYPE`].
+//! - The algorithm follows the signing key, as the specification's algorithm selection says:
+//!   ES256 (P-256), ES384 (P-384), PS256/PS384/PS512 (RSASSA-PSS for RSA 2048/3072/4096, salt
+//!   length = hash length); verification requires the envelope's algorithm to be the leaf key's.
 //! - The JWS envelope ([`JWS_MEDIA_TYPE`]) is the flattened JWS JSON serialization: a protected
 //!   header with `alg`, `cty`, `crit`, `io.cncf.notary.signingScheme` (`notary.x509`),
 //!   `io.cncf.notary.signingTime` and an optional `io.cncf.notary.expiry`; the unprotected header
@@ -30,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::{Result, SignError};
-use crate::keys::{Algorithm, PublicKey};
+use crate::keys::{Hash, PublicKey, Scheme};
 use crate::signer::Signer;
 use crate::x509::{Cert, check_chain, parse_dn};
 
@@ -113,17 +116,50 @@ fn invalid(what: impl Into<String>, detail: impl Into<String>) -> SignError {
     }
 }
 
-/// The JWS `alg` of a signer, or why notation cannot use it.
-fn jws_alg(signer: &dyn Signer) -> Result<&'static str> {
-    match signer.algorithm() {
-        Algorithm::EcdsaP256Sha256 => Ok("ES256"),
-        other => Err(invalid(
+/// The scheme notation signs with `signer`'s key (ES256, ES384, PS256, PS384, PS512), or why
+/// it cannot.
+fn signing_scheme(signer: &dyn Signer) -> Result<(Scheme, PublicKey)> {
+    let key = signer.public_key()?;
+    let scheme = key.notation_scheme().map_err(|why| {
+        invalid(
             signer.describe(),
-            format!(
-                "a {other} key cannot make Notary Project signatures here: they need ECDSA (ES256) or RSASSA-PSS, and ocibuild signs notation with ECDSA P-256 keys — use one (`openssl ecparam -name prime256v1 -genkey`)"
-            ),
-        )),
+            format!("cannot make Notary Project signatures: {why}"),
+        )
+    })?;
+    Ok((scheme, key))
+}
+
+/// Sign `input` for an envelope: ECDSA signatures raw `r‖s` (JWS and COSE), RSASSA-PSS as is.
+fn envelope_signature(
+    signer: &dyn Signer,
+    scheme: Scheme,
+    key: &PublicKey,
+    input: &[u8],
+) -> Result<Vec<u8>> {
+    let sig = signer.sign_as(scheme, input)?;
+    match scheme {
+        Scheme::Ecdsa(_) => key.ecdsa_der_to_raw(&sig).ok_or_else(|| {
+            invalid(
+                signer.describe(),
+                format!("made a malformed {scheme} signature"),
+            )
+        }),
+        _ => Ok(sig),
     }
+}
+
+/// The COSE algorithm of a notation scheme.
+fn cose_alg(scheme: Scheme) -> Option<coset::iana::Algorithm> {
+    use coset::iana::Algorithm as A;
+    Some(match scheme {
+        Scheme::Ecdsa(Hash::Sha256) => A::ES256,
+        Scheme::Ecdsa(Hash::Sha384) => A::ES384,
+        Scheme::Ecdsa(Hash::Sha512) => A::ES512,
+        Scheme::RsaPss(Hash::Sha256) => A::PS256,
+        Scheme::RsaPss(Hash::Sha384) => A::PS384,
+        Scheme::RsaPss(Hash::Sha512) => A::PS512,
+        _ => return None,
+    })
 }
 
 /// The payload: `{"targetArtifact": descriptor}`.
@@ -148,10 +184,10 @@ pub fn jws_envelope(
     signer: &dyn Signer,
     req: &SignRequest<'_>,
 ) -> Result<Vec<u8>> {
-    let alg = jws_alg(signer)?;
+    let (scheme, key) = signing_scheme(signer)?;
     let mut crit = vec![SIGNING_SCHEME];
     let mut protected = serde_json::Map::new();
-    protected.insert("alg".into(), json!(alg));
+    protected.insert("alg".into(), json!(scheme.jose()));
     protected.insert("cty".into(), json!(PAYLOAD_CONTENT_TYPE));
     protected.insert(SIGNING_SCHEME.into(), json!(SCHEME_X509));
     protected.insert(
@@ -172,17 +208,7 @@ pub fn jws_envelope(
     let protected_b64 = B64URL.encode(&protected);
     let payload_b64 = B64URL.encode(&payload);
     let signing_input = format!("{protected_b64}.{payload_b64}");
-    let der = signer.sign(signing_input.as_bytes())?;
-    // JWS keeps ECDSA signatures raw (r‖s); the Signer gives DER
-    let raw = p256::ecdsa::Signature::from_der(&der)
-        .map_err(|e| {
-            invalid(
-                signer.describe(),
-                format!("made a malformed signature: {e}"),
-            )
-        })?
-        .to_bytes()
-        .to_vec();
+    let raw = envelope_signature(signer, scheme, &key, signing_input.as_bytes())?;
     let env = Jws {
         payload: payload_b64,
         protected: protected_b64,
@@ -209,12 +235,18 @@ pub fn cose_envelope(
     signer: &dyn Signer,
     req: &SignRequest<'_>,
 ) -> Result<Vec<u8>> {
+    use coset::TaggedCborSerializable as _;
     use coset::cbor::value::Value as Cbor;
-    use coset::{TaggedCborSerializable as _, iana};
-    jws_alg(signer)?;
+    let (scheme, key) = signing_scheme(signer)?;
+    let alg = cose_alg(scheme).ok_or_else(|| {
+        invalid(
+            signer.describe(),
+            format!("{scheme} is not a COSE algorithm of the Notary Project"),
+        )
+    })?;
     let epoch = |t: u64| Cbor::Tag(EPOCH_TAG, Box::new(Cbor::Integer(t.into())));
     let mut h = coset::HeaderBuilder::new()
-        .algorithm(iana::Algorithm::ES256)
+        .algorithm(alg)
         .add_critical_label(coset::RegisteredLabel::Text(SIGNING_SCHEME.into()))
         .content_type(PAYLOAD_CONTENT_TYPE.into())
         .text_value(SIGNING_SCHEME.into(), Cbor::Text(SCHEME_X509.into()))
@@ -241,18 +273,7 @@ pub fn cose_envelope(
         .protected(h.build())
         .unprotected(unprotected)
         .payload(payload)
-        .try_create_signature(b"", |tbs| -> Result<Vec<u8>> {
-            let der = signer.sign(tbs)?;
-            Ok(p256::ecdsa::Signature::from_der(&der)
-                .map_err(|e| {
-                    invalid(
-                        signer.describe(),
-                        format!("made a malformed signature: {e}"),
-                    )
-                })?
-                .to_bytes()
-                .to_vec())
-        })?
+        .try_create_signature(b"", |tbs| envelope_signature(signer, scheme, &key, tbs))?
         .build();
     msg.to_tagged_vec()
         .map_err(|e| invalid("the COSE envelope", e.to_string()))
@@ -907,19 +928,27 @@ fn jws_integrity(bytes: &[u8]) -> Result<Parsed, String> {
 /// back as RFC 3339 text.
 fn cose_integrity(bytes: &[u8]) -> Result<Parsed, String> {
     use coset::cbor::value::Value as Cbor;
-    use coset::{Label, RegisteredLabelWithPrivate, TaggedCborSerializable as _, iana};
+    use coset::{Label, RegisteredLabelWithPrivate, TaggedCborSerializable as _};
     let msg = coset::CoseSign1::from_tagged_slice(bytes)
         .map_err(|e| format!("not a COSE_Sign1_Tagged envelope: {e}"))?;
     let h = &msg.protected.header;
     let alg = match &h.alg {
-        Some(RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES256)) => "ES256",
-        Some(RegisteredLabelWithPrivate::Assigned(iana::Algorithm::PS256)) => "PS256",
-        other => {
-            return Err(format!(
-                "algorithm {other:?} is not supported (ES256, PS256 are)"
-            ));
+        Some(RegisteredLabelWithPrivate::Assigned(a)) => {
+            [Hash::Sha256, Hash::Sha384, Hash::Sha512]
+                .into_iter()
+                .flat_map(|h| [Scheme::Ecdsa(h), Scheme::RsaPss(h)])
+                .find(|s| cose_alg(*s) == Some(*a))
+                .map(Scheme::jose)
         }
-    };
+        _ => None,
+    }
+    .ok_or_else(|| {
+        format!(
+            "algorithm {:?} is not one of the Notary Project's (ES256, ES384, ES512, PS256, PS384, PS512)",
+            h.alg
+        )
+    })?;
+    let alg = alg.as_str();
     match &h.content_type {
         Some(coset::ContentType::Text(t)) if t == PAYLOAD_CONTENT_TYPE => {}
         other => {
@@ -1018,25 +1047,27 @@ fn cose_integrity(bytes: &[u8]) -> Result<Parsed, String> {
     })
 }
 
-/// Verify a JWS signature of `alg` with `key`.
+/// Verify an envelope signature of `alg` (JOSE name; ECDSA raw `r‖s`) with the leaf's `key`.
+/// The algorithm must be the one the Notary Project selects for the key (ES256 for P-256, ES384
+/// for P-384, PS256/PS384/PS512 for RSA 2048/3072/4096), as notation checks.
 fn jws_verify(alg: &str, key: &PublicKey, input: &[u8], sig: &[u8]) -> Result<bool, String> {
-    match (alg, key) {
-        ("ES256", PublicKey::EcdsaP256(_)) => {
-            let Ok(s) = p256::ecdsa::Signature::from_slice(sig) else {
-                return Ok(false);
-            };
-            Ok(key.verify(input, s.to_der().as_bytes()))
-        }
-        ("PS256", PublicKey::Rsa(k)) => {
-            use rsa::signature::Verifier as _;
-            let vk = rsa::pss::VerifyingKey::<sha2_10::Sha256>::new((**k).clone());
-            Ok(rsa::pss::Signature::try_from(sig).is_ok_and(|s| vk.verify(input, &s).is_ok()))
-        }
-        (alg, key) => Err(format!(
-            "algorithm {alg} with a {} key is not supported (ES256 with P-256, PS256 with RSA are)",
+    let want = key
+        .notation_scheme()
+        .map_err(|why| format!("the signing certificate's key is {why}"))?;
+    if Scheme::from_jose(alg) != Some(want) {
+        return Err(format!(
+            "algorithm {alg} does not fit the signing certificate's key ({}: the Notary Project signs it with {want})",
             key.algorithm()
-        )),
+        ));
     }
+    let sig = match want {
+        Scheme::Ecdsa(_) => match key.ecdsa_raw_to_der(sig) {
+            Some(der) => der,
+            None => return Ok(false),
+        },
+        _ => sig.to_vec(),
+    };
+    Ok(key.verify_as(want, input, &sig))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -5,12 +5,18 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Result, SignError};
-use crate::keys::{Algorithm, Password, PrivateKey, PublicKey};
+use crate::keys::{Algorithm, Password, PrivateKey, PublicKey, Scheme};
 
 /// Signs bytes. ECDSA signatures are ASN.1 DER, as cosign writes them.
 pub trait Signer {
-    /// The signature of `message` (the signer hashes it: SHA-256 for ECDSA and RSA).
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>>;
+    /// The signature of `message` in the key's default scheme, the one cosign signs with
+    /// ([`Algorithm::scheme`]: ES256, ES384, RS256, Ed25519); the signer hashes the message.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        self.sign_as(self.algorithm().scheme(), message)
+    }
+    /// The signature of `message` with `scheme` (notation's PS256 for an RSA key, say); a
+    /// scheme the key cannot make is an error.
+    fn sign_as(&self, scheme: Scheme, message: &[u8]) -> Result<Vec<u8>>;
     /// The public key that verifies the signatures.
     fn public_key(&self) -> Result<PublicKey>;
     fn algorithm(&self) -> Algorithm;
@@ -46,8 +52,8 @@ impl FileSigner {
 }
 
 impl Signer for FileSigner {
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
-        self.key.sign(message)
+    fn sign_as(&self, scheme: Scheme, message: &[u8]) -> Result<Vec<u8>> {
+        self.key.sign_as(scheme, message)
     }
     fn public_key(&self) -> Result<PublicKey> {
         Ok(self.key.public_key())

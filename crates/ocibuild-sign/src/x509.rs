@@ -3,7 +3,7 @@
 //! and one link of a chain (is `cert` signed by `issuer`?).
 //!
 //! Parsing is RustCrypto's `x509-cert`; signatures are checked with the key types of
-//! [`crate::keys`] (ECDSA P-256 with SHA-256, RSA PKCS#1 v1.5 with SHA-256).
+//! [`crate::keys`]: ECDSA (P-256, P-384) and RSA PKCS#1 v1.5, each with SHA-256, SHA-384 or SHA-512.
 
 use std::collections::BTreeMap;
 
@@ -14,12 +14,41 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage};
 
 use crate::error::{Result, SignError};
-use crate::keys::PublicKey;
+use crate::keys::{Hash, PublicKey, Scheme};
 
-/// ecdsa-with-SHA256
-const ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
-/// sha256WithRSAEncryption
-const RSA_SHA256: &str = "1.2.840.113549.1.1.11";
+/// The certificate signature algorithms a chain may use: (OID, name, scheme).
+const SIGNATURE_ALGORITHMS: &[(&str, &str, Scheme)] = &[
+    (
+        "1.2.840.10045.4.3.2",
+        "ecdsa-with-SHA256",
+        Scheme::Ecdsa(Hash::Sha256),
+    ),
+    (
+        "1.2.840.10045.4.3.3",
+        "ecdsa-with-SHA384",
+        Scheme::Ecdsa(Hash::Sha384),
+    ),
+    (
+        "1.2.840.10045.4.3.4",
+        "ecdsa-with-SHA512",
+        Scheme::Ecdsa(Hash::Sha512),
+    ),
+    (
+        "1.2.840.113549.1.1.11",
+        "sha256WithRSAEncryption",
+        Scheme::RsaPkcs1(Hash::Sha256),
+    ),
+    (
+        "1.2.840.113549.1.1.12",
+        "sha384WithRSAEncryption",
+        Scheme::RsaPkcs1(Hash::Sha384),
+    ),
+    (
+        "1.2.840.113549.1.1.13",
+        "sha512WithRSAEncryption",
+        Scheme::RsaPkcs1(Hash::Sha512),
+    ),
+];
 /// id-kp-codeSigning
 const EKU_CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
 /// anyExtendedKeyUsage
@@ -131,7 +160,7 @@ impl Cert {
         hex(&sha2_10::Sha256::digest(&self.der))
     }
 
-    /// The subject public key, when it is one the crate verifies with (P-256, RSA, Ed25519).
+    /// The subject public key, when it is one the crate verifies with (P-256, P-384, RSA).
     pub fn public_key(&self) -> Result<PublicKey> {
         let spki = self
             .cert
@@ -142,11 +171,14 @@ impl Cert {
         if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_der(&spki) {
             return Ok(PublicKey::EcdsaP256(k));
         }
+        if let Ok(k) = p384::ecdsa::VerifyingKey::from_public_key_der(&spki) {
+            return Ok(PublicKey::EcdsaP384(k));
+        }
         if let Ok(k) = rsa::RsaPublicKey::from_public_key_der(&spki) {
             return Ok(PublicKey::Rsa(Box::new(k)));
         }
         Err(self.invalid(format!(
-            "its key type ({}) is not supported: use ECDSA P-256 or RSA",
+            "its key type ({}) is not supported: use ECDSA P-256 or P-384, or RSA",
             self.cert
                 .tbs_certificate
                 .subject_public_key_info
@@ -201,11 +233,12 @@ impl Cert {
             )));
         }
         let alg = self.cert.signature_algorithm.oid.to_string();
-        if alg != ECDSA_SHA256 && alg != RSA_SHA256 {
+        let Some(&(_, name, scheme)) = SIGNATURE_ALGORITHMS.iter().find(|(o, _, _)| *o == alg)
+        else {
             return Err(self.invalid(format!(
-                "its signature algorithm {alg} is not supported (ecdsa-with-SHA256 and sha256WithRSAEncryption are)"
+                "its signature algorithm {alg} is not supported (ecdsa-with-SHA256/384/512 and sha256/384/512WithRSAEncryption are)"
             )));
-        }
+        };
         let tbs = self
             .cert
             .tbs_certificate
@@ -213,13 +246,9 @@ impl Cert {
             .map_err(|e| self.invalid(format!("it does not encode: {e}")))?;
         let sig = self.cert.signature.raw_bytes();
         let key = issuer.public_key()?;
-        let matches_alg = matches!(
-            (&key, alg.as_str()),
-            (PublicKey::EcdsaP256(_), ECDSA_SHA256) | (PublicKey::Rsa(_), RSA_SHA256)
-        );
-        if !matches_alg || !key.verify(&tbs, sig) {
+        if !key.verify_as(scheme, &tbs, sig) {
             return Err(self.invalid(format!(
-                "its signature does not verify with the key of `{}`",
+                "its signature ({name}) does not verify with the key of `{}`",
                 issuer.subject()
             )));
         }

@@ -57,8 +57,9 @@ pub struct GenerateKeyPairArgs {
 )]
 pub struct SignArgs {
     /// Private key: cosign's encrypted key (password from COSIGN_PASSWORD or a prompt), a PEM
-    /// PKCS#8 ECDSA P-256, RSA or Ed25519 key, or a key in Azure Key Vault
-    /// (azurekms://NAME.vault.azure.net/KEY[/VERSION])
+    /// PKCS#8 ECDSA P-256/P-384, RSA or Ed25519 key, or a key in Azure Key Vault
+    /// (azurekms://NAME.vault.azure.net/KEY[/VERSION]). notation signs ES256, ES384 or
+    /// PS256/PS384/PS512 as the key calls for
     #[arg(long, value_name = "FILE|URI")]
     pub key: PathBuf,
     /// An annotation for the signature payload's `optional` section (repeatable)
@@ -183,12 +184,14 @@ pub struct VerifyAttestationArgs {
     pub image: String,
 }
 
-/// How `build --sign` signs: cosign's format with a key (the Notary Project form plugs in as
-/// another value).
+/// How `build --sign` signs: cosign's format with a key, or a Notary Project signature with a
+/// key and its certificate chain.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SignWith {
     /// cosign's simple-signing signature (`sha256-<hex>.sig`) with `--key`
     Cosign,
+    /// a Notary Project signature (notation; an OCI 1.1 referrer) with `--key` and `--cert`
+    Notation,
 }
 
 /// `ocibuild build`'s signing flags: sign every `oci:`/`docker://` output as it is written, and
@@ -196,13 +199,30 @@ pub enum SignWith {
 #[derive(Args, Debug, Clone)]
 pub struct BuildSignArgs {
     /// Sign the built image in every oci: and docker:// output as it is written (`--sign` alone
-    /// is `--sign=cosign`: cosign's format, with --key)
+    /// is `--sign=cosign`: cosign's format, with --key; `--sign=notation`: a Notary Project
+    /// signature, with --key and --cert)
     #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "cosign", value_name = "FORMAT")]
     pub sign: Option<SignWith>,
     /// The private key for --sign: cosign's encrypted key (password from COSIGN_PASSWORD or a
-    /// prompt) or a PEM PKCS#8 ECDSA P-256, RSA or Ed25519 key
-    #[arg(long = "key", value_name = "FILE", requires = "sign")]
+    /// prompt), a PEM PKCS#8 ECDSA P-256/P-384, RSA or Ed25519 key, or an Azure Key Vault key
+    /// (azurekms://NAME.vault.azure.net/KEY)
+    #[arg(long = "key", value_name = "FILE|URI", requires = "sign")]
     pub key: Option<PathBuf>,
+    /// --sign=notation: the signing certificate chain of --key (PEM, leaf first), or a Key Vault
+    /// certificate (azurekv://NAME.vault.azure.net/certificates/NAME)
+    #[arg(long = "cert", value_name = "FILE|URI", requires = "sign")]
+    pub cert: Option<PathBuf>,
+    /// --sign=notation: CA certificates (PEM) appended to the --cert chain
+    #[arg(long = "cert-chain", value_name = "FILE", requires = "cert")]
+    pub cert_chain: Option<PathBuf>,
+    /// --sign=notation: the envelope, jws (application/jose+json) or cose (application/cose)
+    #[arg(
+        long = "signature-format",
+        value_enum,
+        value_name = "FORMAT",
+        requires = "sign"
+    )]
+    pub signature_format: Option<EnvelopeKind>,
     /// An annotation for the signature payload (repeatable), as `sign -a`
     #[arg(long = "sign-annotation", value_name = "KEY=VALUE", requires = "sign")]
     pub sign_annotations: Vec<String>,

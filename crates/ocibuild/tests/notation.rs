@@ -18,7 +18,10 @@ use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL
 use ocibuild_testkit as tk;
 use ocibuild_testkit::registry::{RegistryOptions, start_registry};
 use serde_json::{Value, json};
-use support::{openssl, openssl_ca, openssl_leaf, openssl_verifies, s};
+use support::{
+    openssl, openssl_ca, openssl_ca_with, openssl_leaf, openssl_leaf_with, openssl_verifies,
+    openssl_verifies_with, s,
+};
 
 fn ocibuild(ctx: &tk::TestContext) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
@@ -80,7 +83,12 @@ fn der_of(crt: &Path) -> Vec<u8> {
 
 /// ECDSA raw r‖s (JWS) → ASN.1 DER (openssl).
 fn raw_to_der(raw: &[u8]) -> Vec<u8> {
-    assert_eq!(raw.len(), 64, "an ES256 signature is 64 bytes");
+    assert!(
+        raw.len() == 64 || raw.len() == 96,
+        "an ES256 signature is 64 bytes, an ES384 one 96: {}",
+        raw.len()
+    );
+    let half = raw.len() / 2;
     let int = |x: &[u8]| {
         let mut v: Vec<u8> = x.iter().copied().skip_while(|b| *b == 0).collect();
         if v.first().is_none_or(|b| b & 0x80 != 0) {
@@ -90,15 +98,20 @@ fn raw_to_der(raw: &[u8]) -> Vec<u8> {
         o.extend(v);
         o
     };
-    let mut body = int(&raw[..32]);
-    body.extend(int(&raw[32..]));
+    let mut body = int(&raw[..half]);
+    body.extend(int(&raw[half..]));
     let mut o = vec![0x30, body.len() as u8];
     o.extend(body);
     o
 }
 
-/// ASN.1 DER (openssl) → raw r‖s.
+/// ASN.1 DER (openssl) → raw r‖s of a P-256 signature.
 fn der_to_raw(der: &[u8]) -> Vec<u8> {
+    der_to_raw_n(der, 32)
+}
+
+/// ASN.1 DER (openssl) → raw r‖s, each `half` bytes.
+fn der_to_raw_n(der: &[u8], half: usize) -> Vec<u8> {
     assert_eq!(der[0], 0x30);
     let mut i = 2;
     let mut out = Vec::new();
@@ -110,7 +123,7 @@ fn der_to_raw(der: &[u8]) -> Vec<u8> {
             .copied()
             .skip_while(|b| *b == 0)
             .collect();
-        out.extend(std::iter::repeat_n(0u8, 32 - v.len()));
+        out.extend(std::iter::repeat_n(0u8, half - v.len()));
         out.extend(v);
         i += 2 + len;
     }
@@ -118,9 +131,18 @@ fn der_to_raw(der: &[u8]) -> Vec<u8> {
 }
 
 fn openssl_sign(key: &Path, data: &[u8], dir: &Path) -> Vec<u8> {
+    openssl_sign_with(key, data, dir, "-sha256", &[])
+}
+
+fn openssl_sign_with(key: &Path, data: &[u8], dir: &Path, hash: &str, sigopts: &[&str]) -> Vec<u8> {
     let (d, sp) = (dir.join("tosign"), dir.join("signed"));
     fs::write(&d, data).unwrap();
-    tk::run_ok(openssl().args(["dgst", "-sha256", "-sign", s(key), "-out", s(&sp), s(&d)]));
+    let mut c = openssl();
+    c.args(["dgst", hash]);
+    for o in sigopts {
+        c.args(["-sigopt", o]);
+    }
+    tk::run_ok(c.args(["-sign", s(key), "-out", s(&sp), s(&d)]));
     fs::read(&sp).unwrap()
 }
 
@@ -849,4 +871,440 @@ fn notation_cose_signature_checks_with_openssl_and_verifies() {
     let (c, _, e) = verify(&layout2, "v2");
     assert_eq!(c, 3, "{e}");
     assert!(e.contains("the signature does not verify"), "{e}");
+}
+
+/// The signed bytes and signature of a notation envelope: JWS (signing input, raw signature) or
+/// COSE (Sig_structure, raw signature), with the protected header's algorithm.
+fn signed_parts(layout: &Path, sig_manifest: &Value) -> (String, Vec<u8>, Vec<u8>) {
+    use ciborium::Value as Cbor;
+    let layer = &sig_manifest["layers"][0];
+    let bytes = fs::read(blob(layout, layer["digest"].as_str().unwrap())).unwrap();
+    if layer["mediaType"] == "application/jose+json" {
+        let env: Value = serde_json::from_slice(&bytes).unwrap();
+        let (ph, pl) = (
+            env["protected"].as_str().unwrap(),
+            env["payload"].as_str().unwrap(),
+        );
+        let protected: Value = serde_json::from_slice(&B64URL.decode(ph).unwrap()).unwrap();
+        let sig = B64URL.decode(env["signature"].as_str().unwrap()).unwrap();
+        return (
+            protected["alg"].as_str().unwrap().to_string(),
+            format!("{ph}.{pl}").into_bytes(),
+            sig,
+        );
+    }
+    assert_eq!(layer["mediaType"], "application/cose");
+    let v: Cbor = ciborium::from_reader(&bytes[..]).unwrap();
+    let Cbor::Tag(18, inner) = v else {
+        panic!("not tag 18: {v:?}")
+    };
+    let parts = inner.as_array().unwrap();
+    let protected_bytes = parts[0].as_bytes().unwrap().clone();
+    let ph: Cbor = ciborium::from_reader(&protected_bytes[..]).unwrap();
+    let alg = match cbor_map_get(&ph, &Cbor::Integer(1.into())).unwrap() {
+        Cbor::Integer(i) => match i128::from(*i) {
+            -7 => "ES256",
+            -35 => "ES384",
+            -37 => "PS256",
+            -38 => "PS384",
+            other => panic!("COSE alg {other}"),
+        },
+        other => panic!("COSE alg {other:?}"),
+    };
+    let mut tbs = vec![0x84, 0x6a];
+    tbs.extend_from_slice(b"Signature1");
+    tbs.extend(cbor_bstr(&protected_bytes));
+    tbs.push(0x40);
+    tbs.extend(cbor_bstr(parts[2].as_bytes().unwrap()));
+    (alg.to_string(), tbs, parts[3].as_bytes().unwrap().clone())
+}
+
+#[test]
+fn notation_signatures_with_rsa_pss_and_p384_keys_check_with_openssl() {
+    let ctx = tk::TestContext::new();
+    let dir = ctx.path("work");
+    fs::create_dir_all(&dir).unwrap();
+    let ca = openssl_ca(
+        &dir,
+        "ca",
+        "/C=US/ST=WA/O=Acme Rockets/CN=Acme Rockets Test CA",
+    );
+    // a P-384 CA signing with ecdsa-with-SHA384
+    let ca384 = openssl_ca_with(
+        &dir,
+        "ca384",
+        "/C=US/ST=WA/O=Acme Rockets/CN=Acme Rockets P-384 CA",
+        "P-384",
+        "-sha384",
+    );
+    let rsa = openssl_leaf_with(
+        &dir,
+        "rsa",
+        "/C=US/ST=WA/L=Seattle/O=Acme Rockets/CN=rsa-builder",
+        &ca,
+        "RSA-2048",
+        "-sha256",
+    );
+    let ec384 = openssl_leaf_with(
+        &dir,
+        "ec384",
+        "/C=US/ST=WA/L=Seattle/O=Acme Rockets/CN=p384-builder",
+        &ca384,
+        "P-384",
+        "-sha384",
+    );
+    // RSA 3072 signs PS384 (salt length 48), as the Notary Project selects by key size
+    let rsa3072 = openssl_leaf_with(
+        &dir,
+        "rsa3072",
+        "/C=US/ST=WA/L=Seattle/O=Acme Rockets/CN=rsa3072-builder",
+        &ca384,
+        "RSA-3072",
+        "-sha384",
+    );
+    let store = dir.join("truststore");
+    let d = store.join("x509/ca/acme");
+    fs::create_dir_all(&d).unwrap();
+    fs::copy(&ca.1, d.join("acme.crt")).unwrap();
+    fs::copy(&ca384.1, d.join("acme-p384.crt")).unwrap();
+    let tp = dir.join("trustpolicy.json");
+    policy(
+        &tp,
+        "*",
+        "strict",
+        &["ca:acme"],
+        "x509.subject: C=US, ST=WA, O=Acme Rockets",
+    );
+    let verify = |loc: &str| {
+        code(ocibuild(&ctx).args([
+            "verify",
+            "--format",
+            "notation",
+            "--trust-policy",
+            s(&tp),
+            "--trust-store",
+            s(&store),
+            loc,
+        ]))
+    };
+    let chain = |leaf: &Path, ca: &Path, name: &str| {
+        let p = dir.join(format!("{name}-chain.pem"));
+        let mut t = fs::read(leaf).unwrap();
+        t.extend(fs::read(ca).unwrap());
+        fs::write(&p, t).unwrap();
+        p
+    };
+    let pss: &[&str] = &["rsa_padding_mode:pss", "rsa_pss_saltlen:32"];
+    let pss384: &[&str] = &["rsa_padding_mode:pss", "rsa_pss_saltlen:48"];
+    for (name, leaf, ca_crt, alg, hash, opts) in [
+        ("rsa", &rsa, &ca.1, "PS256", "-sha256", pss),
+        ("rsa3072", &rsa3072, &ca384.1, "PS384", "-sha384", pss384),
+        ("ec384", &ec384, &ca384.1, "ES384", "-sha384", &[][..]),
+    ] {
+        let chain = chain(&leaf.1, ca_crt, name);
+        let layout = ctx.path(format!("layout-{name}"));
+        let digest = image(&ctx, &layout, name, &format!("signed by {name}\n"));
+        let loc = format!("oci:{}:{name}", layout.display());
+        for format in ["jws", "cose"] {
+            tk::run_ok(ocibuild(&ctx).args([
+                "sign",
+                "--format",
+                "notation",
+                "--signature-format",
+                format,
+                "--key",
+                s(&leaf.0),
+                "--cert",
+                s(&chain),
+                &loc,
+            ]));
+        }
+        let sigs = layout_signatures(&layout, &digest);
+        assert_eq!(sigs.len(), 2, "{name}");
+        for m in &sigs {
+            // openssl, not ocibuild, checks each signature over what the envelope signs
+            let (got, signed, sig) = signed_parts(&layout, m);
+            assert_eq!(got, alg, "{name}: {m}");
+            let sig = if name.starts_with("rsa") {
+                assert_eq!(sig.len(), if name == "rsa" { 256 } else { 384 }, "{name}");
+                sig
+            } else {
+                assert_eq!(sig.len(), 96, "an ES384 signature is raw r‖s");
+                raw_to_der(&sig)
+            };
+            assert!(
+                openssl_verifies_with(&leaf.2, &sig, &signed, &dir, hash, opts),
+                "{name} {}: openssl does not verify it",
+                m["layers"][0]["mediaType"]
+            );
+            assert!(!openssl_verifies_with(
+                &leaf.2,
+                &sig,
+                b"something else",
+                &dir,
+                hash,
+                opts
+            ));
+        }
+        let (c, o, e) = verify(&loc);
+        assert_eq!(c, 0, "{name}: {e}");
+        let r: Value = serde_json::from_str(o.trim()).unwrap();
+        let verified = r["signatures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["verified"] == true)
+            .count();
+        assert_eq!(verified, 2, "{name}: {o}");
+    }
+    // the salt length is the hash's: openssl refuses the RSA signature with another one
+    let layout = ctx.path("layout-rsa");
+    let rsa_digest = subject_of(&layout, "rsa")["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sigs = layout_signatures(&layout, &rsa_digest);
+    let (_, signed, sig) = signed_parts(&layout, &sigs[0]);
+    assert!(!openssl_verifies_with(
+        &rsa.2,
+        &sig,
+        &signed,
+        &dir,
+        "-sha256",
+        &["rsa_padding_mode:pss", "rsa_pss_saltlen:20"]
+    ));
+
+    // a P-384 key makes cosign signatures too: ECDSA with SHA-384 (sigstore's pairing), DER
+    let loc = format!("oci:{}:ec384", ctx.path("layout-ec384").display());
+    tk::run_ok(ocibuild(&ctx).args(["sign", "--key", s(&ec384.0), &loc]));
+    let layout = ctx.path("layout-ec384");
+    let idx: Value = serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let hex = subject_of(&layout, "ec384")["digest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap()
+        .to_string();
+    let tag = idx["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"] == format!("sha256-{hex}.sig")
+        })
+        .unwrap();
+    let sm: Value =
+        serde_json::from_slice(&fs::read(blob(&layout, tag["digest"].as_str().unwrap())).unwrap())
+            .unwrap();
+    let l = &sm["layers"][0];
+    let sig = B64
+        .decode(
+            l["annotations"]["dev.cosignproject.cosign/signature"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+    let payload = fs::read(blob(&layout, l["digest"].as_str().unwrap())).unwrap();
+    assert!(openssl_verifies_with(
+        &ec384.2,
+        &sig,
+        &payload,
+        &dir,
+        "-sha384",
+        &[]
+    ));
+    let (c, _, e) = code(ocibuild(&ctx).args(["verify", "--key", s(&ec384.2), &loc]));
+    assert_eq!(c, 0, "{e}");
+
+    // envelopes openssl signs: RSASSA-PSS verifies; ES256 claimed for a P-384 key does not
+    let make = |leaf: &Path, protected: Value, target: &Value, hash: &str, opts: &[&str], half| {
+        let ph = B64URL.encode(serde_json::to_vec(&protected).unwrap());
+        let pl = B64URL.encode(serde_json::to_vec(&json!({ "targetArtifact": target })).unwrap());
+        let sig = openssl_sign_with(leaf, format!("{ph}.{pl}").as_bytes(), &dir, hash, opts);
+        let sig = if half == 0 {
+            sig
+        } else {
+            der_to_raw_n(&sig, half)
+        };
+        (ph, pl, sig)
+    };
+    let header = |alg: &str| {
+        json!({
+            "alg": alg,
+            "cty": "application/vnd.cncf.notary.payload.v1+json",
+            "crit": ["io.cncf.notary.signingScheme"],
+            "io.cncf.notary.signingScheme": "notary.x509",
+            "io.cncf.notary.signingTime": "2026-01-01T00:00:00Z",
+        })
+    };
+    for (name, leaf, ca_crt, alg, hash, opts, half, want) in [
+        ("openssl-pss", &rsa, &ca.1, "PS256", "-sha256", pss, 0, 0),
+        (
+            "openssl-es384",
+            &ec384,
+            &ca384.1,
+            "ES384",
+            "-sha384",
+            &[][..],
+            48,
+            0,
+        ),
+        (
+            "es256-on-p384",
+            &ec384,
+            &ca384.1,
+            "ES256",
+            "-sha256",
+            &[][..],
+            48,
+            3,
+        ),
+    ] {
+        let layout = ctx.path(format!("layout-{name}"));
+        image(&ctx, &layout, "v1", &format!("{name}\n"));
+        let subject = subject_of(&layout, "v1");
+        let (ph, pl, sig) = make(&leaf.0, header(alg), &subject, hash, opts, half);
+        let env = json!({
+            "payload": pl,
+            "protected": ph,
+            "header": {"x5c": [B64.encode(der_of(&leaf.1)), B64.encode(der_of(ca_crt))]},
+            "signature": B64URL.encode(sig),
+        });
+        store_referrer(&layout, &subject, &serde_json::to_vec(&env).unwrap());
+        let (c, _, e) = verify(&format!("oci:{}:v1", layout.display()));
+        assert_eq!(c, want, "{name}: {e}");
+        if want == 3 {
+            assert!(
+                e.contains("algorithm ES256 does not fit the signing certificate's key"),
+                "{e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn build_sign_notation_signs_the_index_and_each_platform_and_checks_flags_before_building() {
+    let ctx = tk::TestContext::new();
+    let dir = ctx.path("work");
+    fs::create_dir_all(&dir).unwrap();
+    let pki = pki(&dir);
+    let app = ctx.path("app");
+    fs::create_dir_all(&app).unwrap();
+    fs::write(app.join("motd"), "built and signed by notation\n").unwrap();
+    fs::write(
+        app.join("Dockerfile"),
+        "FROM scratch\nCOPY motd /etc/motd\n",
+    )
+    .unwrap();
+    let layout = ctx.path("out");
+    let dest = format!("oci:{}:app", layout.display());
+    let build = |extra: &[&str]| {
+        let mut c = ocibuild(&ctx);
+        c.arg("build")
+            .arg(&app)
+            .args(extra)
+            .args(["--output", &dest]);
+        code(&mut c)
+    };
+    let (key, chain) = (s(&pki.leaf.0), s(&pki.chain));
+
+    // usage errors (exit 2) and a chain of another key (exit 1): nothing is built
+    for (args, want, says) in [
+        (
+            vec!["--sign=notation", "--key", key],
+            2,
+            "--sign=notation needs --cert",
+        ),
+        (
+            vec!["--sign", "--key", key, "--cert", chain],
+            2,
+            "pass --sign=notation",
+        ),
+        (
+            vec!["--sign=notation", "--key", s(&pki.ca.0), "--cert", chain],
+            1,
+            "public key differs",
+        ),
+    ] {
+        let (c, _, e) = build(&args);
+        assert_eq!(c, want, "{args:?}: {e}");
+        assert!(e.contains(says), "{args:?}: {e}");
+        assert!(!layout.exists(), "{args:?} built something");
+    }
+
+    // two platforms, COSE, a layout and a registry: the index and each platform manifest carry a
+    // notation signature in both; the provenance is a cosign attestation signed with the same key
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let pushed = format!("{}/acme/built:1", reg.host);
+    let (c, o, e) = build(&[
+        "-t",
+        &pushed,
+        "--push",
+        "--sign=notation",
+        "--key",
+        key,
+        "--cert",
+        chain,
+        "--signature-format",
+        "cose",
+        "--provenance",
+        "--platform",
+        "linux/amd64,linux/arm64",
+    ]);
+    assert_eq!(c, 0, "{e}");
+    let root = o.lines().last().unwrap().trim().to_string();
+    let index: Value = serde_json::from_slice(&fs::read(blob(&layout, &root)).unwrap()).unwrap();
+    let mut subjects = vec![root.clone()];
+    for m in index["manifests"].as_array().unwrap() {
+        subjects.push(m["digest"].as_str().unwrap().to_string());
+    }
+    assert_eq!(subjects.len(), 3, "{index}");
+    for d in &subjects {
+        let sigs = layout_signatures(&layout, d);
+        assert_eq!(sigs.len(), 1, "{d}");
+        assert_eq!(sigs[0]["layers"][0]["mediaType"], "application/cose");
+    }
+    let tp = dir.join("trustpolicy.json");
+    policy(&tp, "*", "strict", &["ca:acme"], TRUSTED);
+    let (c, _, e) = code(ocibuild(&ctx).args([
+        "verify",
+        "--format",
+        "notation",
+        "--trust-policy",
+        s(&tp),
+        "--trust-store",
+        s(&pki.store),
+        &dest,
+    ]));
+    assert_eq!(c, 0, "{e}");
+    // in the registry (docker-registry: the sha256-<hex> fallback tag), under its scope
+    policy(
+        &tp,
+        &format!("{}/acme/built", reg.host),
+        "strict",
+        &["ca:acme"],
+        TRUSTED,
+    );
+    let (c, o, e) = code(ocibuild(&ctx).args([
+        "verify",
+        "--format",
+        "notation",
+        "--trust-policy",
+        s(&tp),
+        "--trust-store",
+        s(&pki.store),
+        &reg.docker_ref("acme/built:1"),
+    ]));
+    assert_eq!(c, 0, "{e}");
+    let r: Value = serde_json::from_str(o.trim()).unwrap();
+    assert_eq!(r["signatures"].as_array().unwrap().len(), 1, "{o}");
+    let (c, _, e) = code(ocibuild(&ctx).args([
+        "verify-attestation",
+        "--key",
+        s(&pki.leaf.2),
+        "--type",
+        "slsaprovenance1",
+        &dest,
+    ]));
+    assert_eq!(c, 0, "{e}");
 }

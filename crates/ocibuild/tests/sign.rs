@@ -19,7 +19,7 @@ use std::process::Command;
 use ocibuild_testkit as tk;
 use ocibuild_testkit::registry::{RegistryOptions, start_registry};
 use serde_json::{Value, json};
-use support::{openssl, openssl_verifies};
+use support::{openssl, openssl_ca, openssl_leaf, openssl_verifies};
 
 mod cosign_support;
 use cosign_support::*;
@@ -1026,6 +1026,59 @@ fn zero_config_build_signs_with_provenance_of_its_toolchain_and_runtime_base() {
         let (c, _, err) = code(ocibuild(&ctx).args(&args));
         assert_eq!(c, 0, "{args:?}: {err}");
     }
+
+    // a Notary Project signature instead (the build itself comes from the cache): it verifies
+    // under a notation trust policy
+    let ca = openssl_ca(&dir, "ca", "/C=US/ST=WA/O=Acme Rockets/CN=Acme Rockets CA");
+    let leaf = openssl_leaf(
+        &dir,
+        "leaf",
+        "/C=US/ST=WA/L=Seattle/O=Acme Rockets/CN=zero-config",
+        &ca,
+    );
+    let chain = dir.join("chain.pem");
+    let mut text = fs::read(&leaf.1).unwrap();
+    text.extend(fs::read(&ca.1).unwrap());
+    fs::write(&chain, text).unwrap();
+    let layout = ctx.path("out-notation");
+    let src = format!("oci:{}:hello", layout.display());
+    tk::run_ok(
+        ocibuild_at(&ctx, &root)
+            .arg("build")
+            .arg(&app)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(["--sign=notation", "--key", leaf.0.to_str().unwrap()])
+            .args(["--cert", chain.to_str().unwrap(), "--output", &src]),
+    );
+    let store = dir.join("truststore");
+    fs::create_dir_all(store.join("x509/ca/acme")).unwrap();
+    fs::copy(&ca.1, store.join("x509/ca/acme/ca.crt")).unwrap();
+    let tp = dir.join("trustpolicy.json");
+    fs::write(
+        &tp,
+        json!({"version": "1.0", "trustPolicies": [{
+            "name": "all", "registryScopes": ["*"],
+            "signatureVerification": {"level": "strict"},
+            "trustStores": ["ca:acme"],
+            "trustedIdentities": ["x509.subject: C=US, ST=WA, O=Acme Rockets, CN=zero-config"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let (c, _, err) = code(ocibuild(&ctx).args([
+        "verify",
+        "--format",
+        "notation",
+        "--trust-policy",
+        tp.to_str().unwrap(),
+        "--trust-store",
+        store.to_str().unwrap(),
+        &src,
+    ]));
+    assert_eq!(c, 0, "{err}");
+    // and no cosign signature was made
+    let (c, _, err) = code(ocibuild(&ctx).args(["verify", "--key", p, &src]));
+    assert_eq!(c, 3, "{err}");
 }
 
 fn out_last_line(o: &std::process::Output) -> String {

@@ -1,7 +1,8 @@
-//! `build --sign [--attest-sbom] [--provenance]`, for both frontends: the key is opened (and its
-//! password asked) before anything is built; the SLSA v1 provenance predicate is made from the
-//! build record once the build finished; every `oci:` layout and `docker://` output is signed, and
-//! the attestations attached, right after the image was written there — so a layout carries its
+//! `build --sign[=cosign|notation] [--attest-sbom] [--provenance]`, for both frontends: the key
+//! is opened (and its password asked), and for notation the certificate chain read and matched to
+//! the key, before anything is built; the SLSA v1 provenance predicate is made from the build
+//! record once the build finished; every `oci:` layout and `docker://` output is signed, and the
+//! attestations attached, right after the image was written there — so a layout carries its
 //! signature before it is ever pushed (`ocibuild copy`/`push` take it along).
 
 use std::collections::BTreeMap;
@@ -16,14 +17,17 @@ use ocibuild_record::BuildRecord;
 use ocibuild_registry::artifacts::Target;
 use ocibuild_registry::client::Registry;
 use ocibuild_sign::cosign::{self, Mode};
+use ocibuild_sign::notation::{self, EnvelopeFormat, SignRequest};
 use ocibuild_sign::signer::Signer;
 use ocibuild_sign::slsa::{BuildMetadata, Provenance, ResourceDescriptor};
+use ocibuild_sign::x509::Cert;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
 use super::supply::SbomDoc;
 use crate::cli::BuildArgs;
 use crate::output::{Reporter, usage};
+use crate::sign_cli::SignWith;
 
 /// The builder id a provenance names when `--builder-id` is not given.
 pub(super) const DEFAULT_BUILDER_ID: &str = "https://ocibuild.dev/builder/v1";
@@ -31,8 +35,10 @@ pub(super) const DEFAULT_BUILDER_ID: &str = "https://ocibuild.dev/builder/v1";
 /// What [`begin`] found out before the build.
 struct Begun {
     started: u64,
-    /// The key `--sign` signs with (a key file now; a key-management service's signer plugs in here).
+    /// The key `--sign` signs with (a key file, or a key in Azure Key Vault).
     signer: Option<Box<dyn Signer + Send + Sync>>,
+    /// `--sign=notation`: the signing certificate chain (checked against the key) and envelope.
+    notation: Option<(Vec<Cert>, EnvelopeFormat)>,
     context_digest: Option<String>,
     /// The context's git revision and remote (credentials stripped), for a frontend whose
     /// record has none.
@@ -56,6 +62,7 @@ pub(super) fn begin(a: &BuildArgs, ctx: &Path, dockerfile: Option<&Path>) -> Res
     let mut begun = Begun {
         started: now_secs(),
         signer: None,
+        notation: None,
         context_digest: None,
         git: ocibuild_record::Source::default(),
     };
@@ -64,10 +71,31 @@ pub(super) fn begin(a: &BuildArgs, ctx: &Path, dockerfile: Option<&Path>) -> Res
             "--provenance needs --sign --key FILE: the provenance is attached as a signed attestation, as cosign stores them (--provenance=false turns it off)",
         ));
     }
-    if s.sign.is_some() {
+    if s.sign != Some(SignWith::Notation) {
+        for (set, flag) in [
+            (s.cert.is_some(), "--cert"),
+            (s.cert_chain.is_some(), "--cert-chain"),
+            (s.signature_format.is_some(), "--signature-format"),
+        ] {
+            if set {
+                return Err(usage(format!(
+                    "{flag} is for Notary Project signatures: pass --sign=notation (cosign signatures take only --key)"
+                )));
+            }
+        }
+    }
+    if let Some(with) = s.sign {
         let key = s.key.as_ref().ok_or_else(|| {
-            usage("--sign needs --key FILE: a cosign key (`ocibuild generate-key-pair`) or a PEM private key")
+            usage(match with {
+                SignWith::Cosign => "--sign needs --key FILE: a cosign key (`ocibuild generate-key-pair`), a PEM private key or azurekms://VAULT/KEY",
+                SignWith::Notation => "--sign=notation needs --key FILE|URI and --cert FILE|URI: the signing key and its certificate chain (PEM, leaf first)",
+            })
         })?;
+        if with == SignWith::Notation && s.cert.is_none() {
+            return Err(usage(
+                "--sign=notation needs --cert FILE|URI: the signing certificate chain of --key (PEM, leaf first, or azurekv://VAULT/certificates/NAME)",
+            ));
+        }
         let holds_signatures = a.push
             || a.outputs.iter().any(|o| {
                 matches!(
@@ -83,6 +111,15 @@ pub(super) fn begin(a: &BuildArgs, ctx: &Path, dockerfile: Option<&Path>) -> Res
         super::sign::parse_annotations(&s.sign_annotations)?;
         let signer =
             super::sign::signer(key).with_context(|| format!("--key {}", key.display()))?;
+        if let (SignWith::Notation, Some(cert)) = (with, &s.cert) {
+            let chain = super::sign_notation::signing_chain(cert, s.cert_chain.as_deref())?;
+            // a chain that is not the key's fails now, before anything is built
+            notation::check_signing_chain(&chain, signer.as_ref())
+                .with_context(|| format!("--cert {}", cert.display()))?;
+            let format =
+                super::sign_notation::envelope_format(s.signature_format.unwrap_or_default());
+            begun.notation = Some((chain, format));
+        }
         begun.signer = Some(signer);
         if s.provenance() {
             begun.context_digest = Some(context_digest(a, ctx, dockerfile)?);
@@ -347,6 +384,8 @@ fn base_uri(b: &ocibuild_record::Base, platform: &str) -> String {
 /// What a build signs and attests in each output.
 pub(super) struct BuildSigning {
     signer: &'static (dyn Signer + Send + Sync),
+    /// `--sign=notation`: the certificate chain and envelope format (else cosign's format).
+    notation: Option<&'static (Vec<Cert>, EnvelopeFormat)>,
     annotations: BTreeMap<String, String>,
     mode: Mode,
     /// The name a layout's signature gives the image: the first `-t`'s repository.
@@ -430,6 +469,7 @@ pub(super) fn prepare(
     };
     Ok(Some(BuildSigning {
         signer,
+        notation: begun.notation.as_ref(),
         annotations: super::sign::parse_annotations(&s.sign_annotations)?,
         mode: super::sign::mode(s.referrers_mode),
         tag_identity,
@@ -474,6 +514,26 @@ impl BuildSigning {
         let root = subject(root);
         for m in std::iter::once(&root).chain(&self.platforms) {
             let m = subject(m);
+            if let Some((chain, format)) = self.notation {
+                let req = SignRequest {
+                    chain,
+                    expiry: None,
+                    user_metadata: self.annotations.clone(),
+                    format: *format,
+                    signing_agent: super::sign_notation::signing_agent(),
+                    now: now_secs(),
+                };
+                let signed = notation::sign(&target, &m, self.signer, &req)
+                    .with_context(|| format!("signing {name}@{} in {dest} (notation)", m.digest))?;
+                rep.event(
+                    &format!(
+                        "signed {dest} ({}): notation {} referrer {}",
+                        m.digest, signed.media_type, signed.manifest
+                    ),
+                    json!({"event": "signed", "location": dest.to_string(), "digest": m.digest.to_string(), "signature": signed.manifest.to_string(), "tag": null, "format": "notation", "envelope": signed.media_type}),
+                );
+                continue;
+            }
             let stored = cosign::sign(
                 &target,
                 &m,
@@ -489,7 +549,7 @@ impl BuildSigning {
                 .unwrap_or_else(|| format!("referrer {}", stored.manifest));
             rep.event(
                 &format!("signed {dest} ({}): {at}", m.digest),
-                json!({"event": "signed", "location": dest.to_string(), "digest": m.digest.to_string(), "signature": stored.manifest.to_string(), "tag": stored.tag}),
+                json!({"event": "signed", "location": dest.to_string(), "digest": m.digest.to_string(), "signature": stored.manifest.to_string(), "tag": stored.tag, "format": "cosign"}),
             );
         }
         for (ptype, predicate, what) in &self.attestations {

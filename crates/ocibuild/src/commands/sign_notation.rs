@@ -2,7 +2,7 @@
 //! X.509 certificate chain, checked against notation's trust policy and trust store.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow};
@@ -17,14 +17,14 @@ use crate::cli::Global;
 use crate::output::UsageError;
 use crate::sign_cli::{EnvelopeKind, SignArgs, VerifyArgs};
 
-fn now() -> u64 {
+pub(super) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
 
-fn key_values(list: &[String], flag: &str) -> Result<BTreeMap<String, String>> {
+pub(super) fn key_values(list: &[String], flag: &str) -> Result<BTreeMap<String, String>> {
     list.iter()
         .map(|a| {
             a.split_once('=')
@@ -53,29 +53,13 @@ pub fn sign(g: &Global, a: SignArgs, signer: &dyn Signer) -> Result<ExitCode> {
             })
         })
         .transpose()?;
-    let extra = match &a.cert_chain {
-        Some(p) => Cert::read_pem_file(p)?,
-        None => Vec::new(),
-    };
-    let cert_s = cert.to_string_lossy();
-    let chain = if azurekv::is_cert_uri(&cert_s) {
-        azurekv::certificate_chain(&cert_s, KeyVault::process_env(), extra)
-            .with_context(|| format!("--cert {cert_s}"))?
-    } else {
-        let mut chain = Cert::read_pem_file(cert)?;
-        chain.extend(extra);
-        chain
-    };
-    let format = match a.signature_format {
-        EnvelopeKind::Jws => EnvelopeFormat::Jws,
-        EnvelopeKind::Cose => EnvelopeFormat::Cose,
-    };
+    let chain = signing_chain(cert, a.cert_chain.as_deref())?;
     let req = SignRequest {
         chain: &chain,
         expiry,
         user_metadata: key_values(&a.user_metadata, "--user-metadata")?,
-        format,
-        signing_agent: format!("ocibuild/{}", env!("CARGO_PKG_VERSION")),
+        format: envelope_format(a.signature_format),
+        signing_agent: signing_agent(),
         now: now(),
     };
     let reg = registry(g)?;
@@ -92,6 +76,35 @@ pub fn sign(g: &Global, a: SignArgs, signer: &dyn Signer) -> Result<ExitCode> {
     );
     println!("{}", signed.manifest);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The signing certificate chain `--cert` names (a PEM file, leaf first, or a Key Vault
+/// certificate), with `--cert-chain`'s CAs after it.
+pub(super) fn signing_chain(cert: &Path, cert_chain: Option<&Path>) -> Result<Vec<Cert>> {
+    let extra = match cert_chain {
+        Some(p) => Cert::read_pem_file(p)?,
+        None => Vec::new(),
+    };
+    let cert_s = cert.to_string_lossy();
+    if azurekv::is_cert_uri(&cert_s) {
+        return azurekv::certificate_chain(&cert_s, KeyVault::process_env(), extra)
+            .with_context(|| format!("--cert {cert_s}"));
+    }
+    let mut chain = Cert::read_pem_file(cert)?;
+    chain.extend(extra);
+    Ok(chain)
+}
+
+pub(super) fn envelope_format(k: EnvelopeKind) -> EnvelopeFormat {
+    match k {
+        EnvelopeKind::Jws => EnvelopeFormat::Jws,
+        EnvelopeKind::Cose => EnvelopeFormat::Cose,
+    }
+}
+
+/// `io.cncf.notary.signingAgent`.
+pub(super) fn signing_agent() -> String {
+    format!("ocibuild/{}", env!("CARGO_PKG_VERSION"))
 }
 
 /// notation's configuration directory: `$NOTATION_CONFIG`? no — `$XDG_CONFIG_HOME/notation`,

@@ -34,24 +34,78 @@ pub fn openssl_verifies(public: &Path, sig_der: &[u8], data: &[u8], dir: &Path) 
     o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Verified OK")
 }
 
+/// `openssl genpkey` options of a key type: `P-256`, `P-384`, `RSA-2048`, …
+pub fn key_options(kind: &str) -> Vec<String> {
+    match kind.strip_prefix("RSA-") {
+        Some(bits) => vec![
+            "-algorithm".into(),
+            "RSA".into(),
+            "-pkeyopt".into(),
+            format!("rsa_keygen_bits:{bits}"),
+        ],
+        None => vec![
+            "-algorithm".into(),
+            "EC".into(),
+            "-pkeyopt".into(),
+            format!("ec_paramgen_curve:{kind}"),
+        ],
+    }
+}
+
+/// `openssl dgst` checks `sig` over `data` with `public` (ECDSA: DER) for a hash (`-sha384`)
+/// and extra `-sigopt`s (RSASSA-PSS: `rsa_padding_mode:pss`, `rsa_pss_saltlen:32`).
+pub fn openssl_verifies_with(
+    public: &Path,
+    sig: &[u8],
+    data: &[u8],
+    dir: &Path,
+    hash: &str,
+    sigopts: &[&str],
+) -> bool {
+    let (sp, dp) = (dir.join("check.sig"), dir.join("check.data"));
+    fs::write(&sp, sig).unwrap();
+    fs::write(&dp, data).unwrap();
+    let mut c = openssl();
+    c.args(["dgst", hash]);
+    for o in sigopts {
+        c.args(["-sigopt", o]);
+    }
+    c.args(["-verify", s(public), "-signature", s(&sp), s(&dp)]);
+    let o = tk::run(&mut c);
+    o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Verified OK")
+}
+
 /// A CA (self-signed, P-256) named `name`: (key, certificate).
 pub fn openssl_ca(dir: &Path, name: &str, subject: &str) -> (PathBuf, PathBuf) {
+    openssl_ca_with(dir, name, subject, "P-256", "-sha256")
+}
+
+/// A CA (self-signed) with a key of `kind` (see [`key_options`]) signing with `hash`.
+pub fn openssl_ca_with(
+    dir: &Path,
+    name: &str,
+    subject: &str,
+    kind: &str,
+    hash: &str,
+) -> (PathBuf, PathBuf) {
     let key = dir.join(format!("{name}.key"));
     let crt = dir.join(format!("{name}.crt"));
+    tk::run_ok(
+        openssl()
+            .arg("genpkey")
+            .args(key_options(kind))
+            .args(["-out", s(&key)]),
+    );
     tk::run_ok(openssl().args([
         "req",
         "-x509",
         "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
+        "-key",
+        s(&key),
         "-nodes",
-        "-sha256",
+        hash,
         "-days",
         "30",
-        "-keyout",
-        s(&key),
         "-out",
         s(&crt),
         "-subj",
@@ -64,27 +118,36 @@ pub fn openssl_ca(dir: &Path, name: &str, subject: &str) -> (PathBuf, PathBuf) {
     (key, crt)
 }
 
-/// A code-signing leaf issued by the CA: (key, certificate, public key).
+/// A code-signing leaf (P-256) issued by the CA: (key, certificate, public key).
 pub fn openssl_leaf(
     dir: &Path,
     name: &str,
     subject: &str,
     ca: &(PathBuf, PathBuf),
 ) -> (PathBuf, PathBuf, PathBuf) {
+    openssl_leaf_with(dir, name, subject, ca, "P-256", "-sha256")
+}
+
+/// A code-signing leaf with a key of `kind` (see [`key_options`]), issued by the CA with `hash`.
+pub fn openssl_leaf_with(
+    dir: &Path,
+    name: &str,
+    subject: &str,
+    ca: &(PathBuf, PathBuf),
+    kind: &str,
+    hash: &str,
+) -> (PathBuf, PathBuf, PathBuf) {
     let key = dir.join(format!("{name}.key"));
     let csr = dir.join(format!("{name}.csr"));
     let crt = dir.join(format!("{name}.crt"));
     let public = dir.join(format!("{name}.pub"));
     let ext = dir.join(format!("{name}.ext"));
-    tk::run_ok(openssl().args([
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        s(&key),
-    ]));
+    tk::run_ok(
+        openssl()
+            .arg("genpkey")
+            .args(key_options(kind))
+            .args(["-out", s(&key)]),
+    );
     tk::run_ok(openssl().args(["pkey", "-in", s(&key), "-pubout", "-out", s(&public)]));
     tk::run_ok(openssl().args([
         "req",
@@ -113,7 +176,7 @@ pub fn openssl_leaf(
         "-CAcreateserial",
         "-days",
         "7",
-        "-sha256",
+        hash,
         "-extfile",
         s(&ext),
         "-out",
