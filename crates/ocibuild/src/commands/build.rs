@@ -163,18 +163,6 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
             json!({"event": "plan", "plan": plan}),
         );
     }
-    if platform.architecture != host_arch()
-        && matches!(plan.lang, Lang::Node | Lang::Python)
-        && plan.runtime.profile != "static"
-    {
-        bail!(
-            "--platform {}: cross-building a {} app would need emulation for native modules, which ocibuild does not use; build on a {} runner",
-            a.platform,
-            plan.lang,
-            platform.architecture
-        );
-    }
-
     let store = open_store(g)?;
     let _lock = store.lock_shared()?;
     let cache_dir = a
@@ -659,7 +647,7 @@ pub(super) fn write_outputs(
     if a.check || a.policy.is_some() {
         super::policy::gate(&src, image, a.policy.as_deref(), rep)?;
     }
-    let sboms = super::supply::before_outputs(g, a, &src, rep, Some(record))?;
+    let sboms = super::supply::before_outputs(g, a, &src, rep, Some(record), None)?;
     let signing = super::buildsign::prepare(a, record, &sboms, rep)?;
     let reg = if dests.iter().any(|d| matches!(d, Location::Registry(_))) {
         Some(super::registry::registry(g)?)

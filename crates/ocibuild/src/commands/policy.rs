@@ -158,7 +158,13 @@ pub fn gate(
             report.checks.len(),
             if report.failed() { "FAILED" } else { "passed" }
         ),
-        serde_json::json!({"event": "check", "passed": !report.failed(), "findings": report.findings}),
+        serde_json::json!({
+            "event": "check",
+            "passed": !report.failed(),
+            "findings": report.findings,
+            "platform": image.platform().map(|p| p.to_string()),
+            "digest": image.manifest_desc.digest.to_string(),
+        }),
     );
     if report.failed() {
         return Err(GateFailed(format!(
