@@ -268,6 +268,9 @@ pub(super) fn zero_config(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<
         one.push = false;
         one.check = false;
         one.policy = None;
+        // the gates and SBOMs run per platform in write_index_outputs
+        one.sbom.clear();
+        one.scan = false;
         // the parts are not written anywhere: the index is signed once, in write_index_outputs
         one.signing.sign = None;
         one.signing.provenance = None;

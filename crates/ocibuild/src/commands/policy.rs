@@ -162,7 +162,14 @@ pub fn gate(
             "event": "check",
             "passed": !report.failed(),
             "findings": report.findings,
-            "platform": image.platform().map(|p| p.to_string()),
+            // as containerd normalises it: arm64's default variant v8 is not named
+            "platform": image.platform().map(|mut p| {
+                if p.architecture == "arm64" && p.variant.as_deref() == Some("v8") {
+                    p.variant = None;
+                }
+                p.os_features = None;
+                p.to_string()
+            }),
             "digest": image.manifest_desc.digest.to_string(),
         }),
     );
