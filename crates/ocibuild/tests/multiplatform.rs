@@ -1215,7 +1215,6 @@ fn native_addons_and_wheels_need_emulation_for_another_platform_and_say_so() {
         "console.log(require('bcrypt').hashSync('x', 4).length)\n",
     )
     .unwrap();
-    let t0 = std::time::Instant::now();
     let out = run(ocibuild()
         .args([
             "build",
@@ -1241,7 +1240,6 @@ fn native_addons_and_wheels_need_emulation_for_another_platform_and_say_so() {
             !err.contains("platform linux/amd64") && !err.contains("npm ci"),
             "nothing was built for amd64 first: {err}"
         );
-        assert!(t0.elapsed().as_secs() < 60, "it stopped early");
     }
 
     // A wheel with a compiled module: the plan cannot tell from requirements.txt; the venv
