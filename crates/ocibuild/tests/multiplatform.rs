@@ -1268,3 +1268,20 @@ fn native_addons_and_wheels_need_emulation_for_another_platform_and_say_so() {
         );
     }
 }
+
+/// Java: the compiled classes are built once (javac on the build platform) and shared; each
+/// platform runs on its architecture's JRE. (Cheap: the manifests only; the JVM is not run.)
+#[test]
+fn a_zero_config_java_app_shares_its_classes_between_platforms() {
+    let ctx = TestContext::new();
+    let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/apps/java-plain");
+    let layout = ctx.path("layout");
+    let (digest, _) = build_index(&app, &layout, "j", &[]);
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    let (_, manifests) = index_and_manifests(&layout, "j");
+    assert_app_layers_shared(&manifests, 1);
+    for arch in ["amd64", "arm64"] {
+        let cfg = skopeo_inspect_config_for(&layout, "j", arch);
+        assert_eq!(cfg["architecture"], arch, "{cfg}");
+    }
+}
