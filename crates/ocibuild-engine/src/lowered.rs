@@ -142,8 +142,8 @@ enum BuildStage {
     Target,
 }
 
-/// The build stage of `text` (the lowered plan) on the build platform.
-fn on_build_platform(text: &str) -> String {
+/// The build stage of `text` (the lowered plan, or its eject) on the build platform.
+pub fn on_build_platform(text: &str) -> String {
     let mut done = false;
     text.lines()
         .map(|l| {
@@ -615,5 +615,55 @@ fn zero_config_hint(e: EngineError, plan: &Plan, o: &Options) -> EngineError {
             }
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_build_stage_moves_to_the_build_platform_and_nothing_else_does() {
+        let text = "# FROM x AS build in a comment\nFROM ocibuild:node-build AS build\nRUN npm ci\n\nFROM ocibuild:nodejs:nonroot\nCOPY --from=build /src /app\n";
+        let out = on_build_platform(text);
+        assert_eq!(
+            out,
+            "# FROM x AS build in a comment\nFROM --platform=$BUILDPLATFORM ocibuild:node-build AS build\nRUN npm ci\n\nFROM ocibuild:nodejs:nonroot\nCOPY --from=build /src /app\n"
+        );
+    }
+
+    #[test]
+    fn elf_files_of_another_machine_are_found_with_their_machine() {
+        let d = tempfile::tempdir().unwrap();
+        let elf = |machine: u16| {
+            let mut b = b"\x7fELF\x02\x01\x01".to_vec();
+            b.resize(18, 0);
+            b.extend_from_slice(&machine.to_le_bytes());
+            b.resize(64, 0);
+            b
+        };
+        std::fs::create_dir_all(d.path().join("node_modules/a/build/Release")).unwrap();
+        std::fs::write(
+            d.path().join("node_modules/a/build/Release/a.node"),
+            elf(0x3e),
+        )
+        .unwrap();
+        std::fs::write(d.path().join("node_modules/a/arm.node"), elf(0xb7)).unwrap();
+        std::fs::write(
+            d.path().join("node_modules/a/index.js"),
+            "module.exports = 1\n",
+        )
+        .unwrap();
+        std::fs::write(d.path().join("short"), b"\x7fELF").unwrap();
+        let found = foreign_elf_files(d.path(), 0xb7);
+        assert_eq!(
+            found,
+            [(
+                "/node_modules/a/build/Release/a.node".to_string(),
+                "x86-64".to_string()
+            )]
+        );
+        assert_eq!(foreign_elf_files(d.path(), 0x3e).len(), 1);
     }
 }

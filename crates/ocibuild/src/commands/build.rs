@@ -321,7 +321,17 @@ fn eject(a: &BuildArgs, ctx: &Path, plan: &ocibuild_builders::Plan) -> Result<St
         source_date_epoch: epoch,
         dir: Some(ctx.to_path_buf()),
     };
-    Ok(ocibuild_engine::eject::dockerfile(plan, &o)?)
+    let text = ocibuild_engine::eject::dockerfile(plan, &o)?;
+    // another platform's image: the build stage runs on the build platform, as the build does
+    // when the app's layers are cross-compiled or architecture-independent
+    let foreign = Platform::parse(&a.platform).is_ok_and(|p| p.architecture != host_arch());
+    Ok(
+        if foreign && (plan.lang == Lang::Go || plan.arch_specific.is_empty()) {
+            ocibuild_engine::lowered::on_build_platform(&text)
+        } else {
+            text
+        },
+    )
 }
 
 /// What the build writes that lies inside its context (`--output oci:DIR`/`oci-archive:FILE`/
