@@ -233,9 +233,11 @@ pub(super) fn platform_digests(images: &[(Platform, Image)]) -> BTreeMap<String,
 }
 
 /// `ocibuild build DIR --platform A,B,…` without a Dockerfile: the zero-config build once per
-/// platform (Go cross-compiles on the host's toolchain root; each runtime base comes from that
-/// architecture's Debian packages), each kept in the store with its build record, then one
-/// index of them written to every output.
+/// platform, each kept in the store with its build record, then one index of them written to
+/// every output. A foreign platform's build stage runs on the build platform (Go
+/// cross-compiles; Node, Python and Java layers without native code are the same blobs for
+/// every platform: `ocibuild_engine::lowered`); each runtime base comes from that
+/// architecture's Debian packages.
 pub(super) fn zero_config(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<ExitCode> {
     let platforms = parse_platforms(&a.platform)?;
     check_args(a, &platforms)?;
