@@ -780,8 +780,6 @@ fn python_app(dir: &Path) {
         r#""""Answers whether a release satisfies a version range: GET /check/<version>?spec=<spec>."""
 import platform
 import sys
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from urllib.parse import parse_qs, urlsplit
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -795,18 +793,25 @@ def check(version: str, spec: str) -> str:
     return "yes" if ok else "no"
 
 
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        if url.path.startswith("/check/"):
-            spec = parse_qs(url.query).get("spec", [""])[0]
-            body, status = check(url.path[len("/check/"):], spec), 200
-        else:
-            body, status = "not found", 404
-        self.send_response(status)
-        self.send_header("content-type", "text/plain; charset=utf-8")
-        self.end_headers()
-        self.wfile.write(body.encode())
+def serve(port: int) -> None:
+    # imported here: --answer needs none of the server's modules
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from urllib.parse import parse_qs, urlsplit
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            if url.path.startswith("/check/"):
+                spec = parse_qs(url.query).get("spec", [""])[0]
+                body, status = check(url.path[len("/check/"):], spec), 200
+            else:
+                body, status = "not found", 404
+            self.send_response(status)
+            self.send_header("content-type", "text/plain; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+    HTTPServer(("", port), Handler).serve_forever()
 
 
 def main() -> None:
@@ -815,7 +820,7 @@ def main() -> None:
             print(f"{v} {s}: {check(v, s)}")
         print(f"arch: {platform.machine()}")
         return
-    HTTPServer(("", 8000), Handler).serve_forever()
+    serve(8000)
 
 
 if __name__ == "__main__":
