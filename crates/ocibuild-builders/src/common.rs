@@ -691,5 +691,6 @@ pub(crate) fn finish<R, X>(
             healthcheck: config.healthcheck.clone(),
         },
         files: Vec::new(),
+        arch_specific: Vec::new(),
     })
 }

@@ -191,6 +191,9 @@ pub(crate) struct Lock {
     pub install_scripts: Vec<String>,
     /// lockfileVersion 1: whether packages have install scripts is unknown.
     pub v1: bool,
+    /// Packages for some CPUs only (`cpu`: prebuilt binaries npm picks by the machine's
+    /// architecture), by lockfile path.
+    pub cpu_specific: Vec<String>,
 }
 
 pub(crate) fn parse_lock(text: &str, path: &Path) -> Result<Lock> {
@@ -214,6 +217,9 @@ pub(crate) fn parse_lock(text: &str, path: &Path) -> Result<Lock> {
             }
             if flag("hasInstallScript") {
                 lock.install_scripts.push(k.clone());
+            }
+            if p.get("cpu").is_some() {
+                lock.cpu_specific.push(k.clone());
             }
             if flag("link")
                 || p.get("resolved")
@@ -780,22 +786,23 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     } else {
         // yarn.lock and pnpm-lock.yaml do not say which packages run install scripts: the
         // packages native addons are built with (node-gyp, prebuild-install…) tell.
-        let native = rules
+        let helper = rules
             .native_helpers
             .iter()
-            .any(|h| lock_text.contains(h.as_str()));
+            .filter(|h| lock_text.contains(h.as_str()))
+            // the longest name that matches (node-gyp-build, not node-gyp)
+            .max_by_key(|h| h.len());
         Lock {
             any: !pj.deps.is_empty() || !pj.dev_deps.is_empty(),
             prod: !pj.deps.is_empty(),
             local: ["file:", "link:", "portal:"]
                 .iter()
                 .any(|p| lock_text.contains(p)),
-            install_scripts: if native {
-                vec!["(a native-addon helper)".to_string()]
-            } else {
-                Vec::new()
-            },
+            install_scripts: helper
+                .map(|h| vec![h.trim_end_matches('@').to_string()])
+                .unwrap_or_default(),
             v1: false,
+            cpu_specific: Vec::new(),
         }
     };
 
@@ -975,26 +982,23 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     // need a compiler, make and python3 in the build root; Node's headers come from the
     // release's libnode-dev (npm_config_nodedir), never from a download.
     let native = lock.v1 || !lock.install_scripts.is_empty();
+    let native_what = if lock.v1 {
+        format!("{lockfile} (lockfileVersion 1) does not record install scripts")
+    } else if pm != Pm::Npm {
+        format!(
+            "{lockfile} names {}, which builds native addons",
+            lock.install_scripts.join(", ")
+        )
+    } else {
+        format!(
+            "{lockfile}: {} with install scripts ({})",
+            plural_packages(lock.install_scripts.len()),
+            short_names(&lock.install_scripts)
+        )
+    };
     if native {
-        let what = if lock.v1 {
-            "the lockfile (version 1) does not record install scripts".to_string()
-        } else {
-            let n = lock.install_scripts.len();
-            let names: Vec<&str> = lock
-                .install_scripts
-                .iter()
-                .take(5)
-                .map(|k| k.rsplit("node_modules/").next().unwrap_or(k))
-                .collect();
-            format!(
-                "{n} package{} with install scripts ({}{})",
-                if n == 1 { "" } else { "s" },
-                names.join(", "),
-                if n > 5 { ", …" } else { "" }
-            )
-        };
         ctx.reasons.push(format!(
-            "{what}: the build root gets {} for native addons",
+            "{native_what}: the build root gets {} for native addons",
             rules.native_packages.join(", ")
         ));
     }
@@ -1062,7 +1066,41 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         version: pj.version.clone(),
         requirements,
     };
-    finish(ctx, Lang::Node, &spec, parts)
+    let mut arch_specific = Vec::new();
+    if native {
+        arch_specific.push(native_what);
+    }
+    if !lock.cpu_specific.is_empty() {
+        arch_specific.push(format!(
+            "{lockfile}: {} chosen by the machine's CPU ({})",
+            plural_packages(lock.cpu_specific.len()),
+            short_names(&lock.cpu_specific)
+        ));
+    }
+    if ctx.path("binding.gyp").is_file() {
+        arch_specific.push("binding.gyp: the app builds a native addon of its own".into());
+    }
+    let mut plan = finish(ctx, Lang::Node, &spec, parts)?;
+    plan.arch_specific = arch_specific;
+    Ok(plan)
+}
+
+fn plural_packages(n: usize) -> String {
+    format!("{n} package{}", if n == 1 { "" } else { "s" })
+}
+
+/// Up to five package names of lockfile paths (`node_modules/a/node_modules/b` → `b`).
+fn short_names(paths: &[String]) -> String {
+    let names: Vec<&str> = paths
+        .iter()
+        .take(5)
+        .map(|k| k.rsplit("node_modules/").next().unwrap_or(k))
+        .collect();
+    format!(
+        "{}{}",
+        names.join(", "),
+        if paths.len() > 5 { ", …" } else { "" }
+    )
 }
 
 #[cfg(test)]

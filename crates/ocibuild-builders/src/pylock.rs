@@ -68,6 +68,9 @@ pub(crate) struct Pin {
     pub hashes: Vec<String>,
     /// A marker this reader could not evaluate: left to pip.
     pub marker: Option<String>,
+    /// The lock lists wheels of it and none is `none-any`: it holds native code, built for
+    /// each platform.
+    pub platform_wheels_only: bool,
 }
 
 /// What a lockfile pins for the image.
@@ -156,6 +159,29 @@ fn unsupported(kind: LockKind, path: &Path, what: String) -> BuildersError {
 
 fn str_of<'a>(t: &'a toml::Table, k: &str) -> Option<&'a str> {
     t.get(k).and_then(toml::Value::as_str)
+}
+
+/// Whether the wheel file names (or URLs) `names` hold at least one wheel and no pure one
+/// (`…-none-any.whl`).
+pub(crate) fn platform_wheels_only<'a>(names: impl Iterator<Item = &'a str>) -> bool {
+    let wheels: Vec<&str> = names
+        .map(|n| n.rsplit('/').next().unwrap_or(n))
+        .map(|n| n.split(['#', '?']).next().unwrap_or(n))
+        .filter(|n| n.ends_with(".whl"))
+        .collect();
+    !wheels.is_empty() && !wheels.iter().any(|w| w.ends_with("-none-any.whl"))
+}
+
+/// [`platform_wheels_only`] of a poetry/pdm `files` list (`{file = "…whl", hash = …}`).
+fn files_platform_only(files: Option<&toml::Value>) -> bool {
+    platform_wheels_only(
+        files
+            .and_then(toml::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.get("file").or_else(|| f.get("url")))
+            .filter_map(toml::Value::as_str),
+    )
 }
 
 fn hashes_of_files(files: Option<&toml::Value>) -> Vec<String> {
@@ -337,11 +363,20 @@ fn uv(text: &str, path: &Path, project: Option<&str>, env: &MarkerEnv) -> Result
                 hashes.insert(h.to_string());
             }
         }
+        let platform_wheels_only = platform_wheels_only(
+            p.get("wheels")
+                .and_then(toml::Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|w| w.get("url").or_else(|| w.get("filename")))
+                .filter_map(toml::Value::as_str),
+        );
         pins.push(Pin {
             name,
             version: str_of(p, "version").unwrap_or_default().to_string(),
             hashes: hashes.into_iter().collect(),
             marker: undecided.get(&i).cloned(),
+            platform_wheels_only,
         });
     }
     let left_out = packages.len() - seen.len();
@@ -427,6 +462,7 @@ fn poetry(text: &str, path: &Path, env: &MarkerEnv) -> Result<Locked> {
             version: str_of(p, "version").unwrap_or_default().to_string(),
             hashes: hashes_of_files(p.get("files")),
             marker: if decided.is_none() { marker } else { None },
+            platform_wheels_only: files_platform_only(p.get("files")),
         });
     }
     Ok(Locked {
@@ -478,6 +514,7 @@ fn pdm(text: &str, path: &Path, project: Option<&str>, env: &MarkerEnv) -> Resul
             version: str_of(p, "version").unwrap_or_default().to_string(),
             hashes: hashes_of_files(p.get("files")),
             marker: if decided.is_none() { marker } else { None },
+            platform_wheels_only: files_platform_only(p.get("files")),
         });
     }
     Ok(Locked {
@@ -548,6 +585,8 @@ fn pipenv(text: &str, path: &Path, env: &MarkerEnv) -> Result<Locked> {
             version: version.to_string(),
             hashes: hashes.into_iter().collect(),
             marker: if decided.is_none() { marker } else { None },
+            // Pipfile.lock names no files
+            platform_wheels_only: false,
         });
     }
     Ok(Locked {

@@ -716,6 +716,44 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     };
     let install_requirements = reqs.any && locked.is_none();
 
+    // What makes the venv depend on the build machine's architecture, as far as the files say
+    // (a build for another platform checks the built layer for ELF files besides).
+    let mut arch_specific = Vec::new();
+    if let (Some(l), Some(kind)) = (&locked, locks.first()) {
+        let native: Vec<&str> = l
+            .pins
+            .iter()
+            .filter(|p| p.platform_wheels_only)
+            .map(|p| p.name.as_str())
+            .collect();
+        if !native.is_empty() {
+            arch_specific.push(format!(
+                "{kind}: {} only as platform wheels, not none-any ({}{})",
+                if native.len() == 1 {
+                    "1 package comes".to_string()
+                } else {
+                    format!("{} packages come", native.len())
+                },
+                native
+                    .iter()
+                    .take(5)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if native.len() > 5 { ", …" } else { "" }
+            ));
+        }
+    }
+    let mut dep_files: Vec<&str> = vec!["requirements.txt", "pyproject.toml", "setup.py"];
+    dep_files.extend(locks.first().map(|k| k.file()));
+    for f in dep_files {
+        if ctx.read(f)?.is_some_and(|t| t.contains("platform_machine")) {
+            arch_specific.push(format!(
+                "{f}: a dependency's marker names platform_machine (the packages installed depend on the machine's CPU)"
+            ));
+        }
+    }
+
     let mut toolchain_packages = Vec::new();
     if install_requirements {
         ctx.reasons
@@ -872,6 +910,7 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     };
     let mut plan = finish(ctx, Lang::Python, &spec, parts)?;
     plan.files = files;
+    plan.arch_specific = arch_specific;
     Ok(plan)
 }
 

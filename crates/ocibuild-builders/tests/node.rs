@@ -667,3 +667,60 @@ fn install_scripts_bring_compilers_and_node_headers() {
         ["python3", "make", "g++"]
     );
 }
+
+/// What makes a Node app's layers architecture-specific, from the lockfile and the app: a build
+/// for another platform builds the rest once, on the build platform.
+#[test]
+fn native_addons_and_cpu_packages_make_the_layers_architecture_specific() {
+    let pj = r#"{"name":"x","version":"1.0.0","dependencies":{"a":"1"}}"#;
+    let lock = |extra: &str| {
+        format!(
+            r#"{{"name":"x","version":"1.0.0","lockfileVersion":3,"requires":true,"packages":{{"":{{"name":"x","version":"1.0.0","dependencies":{{"a":"1"}}}},"node_modules/a":{{"version":"1.0.0","integrity":"sha512-x"{extra}}}}}}}"#
+        )
+    };
+    let plain = lock("");
+    let d = app(&[
+        ("package.json", pj),
+        ("package-lock.json", &plain),
+        ("index.js", ""),
+    ]);
+    assert!(plan_ok(d.path(), &opts()).arch_specific.is_empty());
+
+    let native = lock(r#","hasInstallScript":true"#);
+    let d = app(&[
+        ("package.json", pj),
+        ("package-lock.json", &native),
+        ("index.js", ""),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert_eq!(
+        p.arch_specific,
+        ["package-lock.json: 1 package with install scripts (a)"]
+    );
+
+    let cpu = lock(r#","cpu":["x64"],"optional":true"#);
+    let d = app(&[
+        ("package.json", pj),
+        ("package-lock.json", &cpu),
+        ("index.js", ""),
+        ("binding.gyp", "{}"),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert_eq!(p.arch_specific.len(), 2, "{:?}", p.arch_specific);
+    assert!(p.arch_specific[0].contains("1 package chosen by the machine's CPU (a)"));
+    assert!(p.arch_specific[1].starts_with("binding.gyp"));
+
+    let d = app(&[
+        ("package.json", pj),
+        (
+            "pnpm-lock.yaml",
+            "lockfileVersion: '9.0'\npackages:\n  node-gyp-build@4.8.4:\n    resolution: {}\n",
+        ),
+        ("index.js", ""),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert_eq!(
+        p.arch_specific,
+        ["pnpm-lock.yaml names node-gyp-build, which builds native addons"]
+    );
+}

@@ -588,3 +588,34 @@ fn entrypoints_of_real_layouts() {
         "{msg}"
     );
 }
+
+/// A locked package that comes only as platform wheels (no `none-any`) makes the venv
+/// architecture-specific; pure apps are not.
+#[test]
+fn platform_wheels_make_the_venv_architecture_specific() {
+    let p = plan_ok(&testdata("python-uv-fastapi"), &opts());
+    assert!(
+        p.arch_specific
+            .iter()
+            .any(|w| w.starts_with("uv.lock: ") && w.contains("pydantic-core")),
+        "{:?}",
+        p.arch_specific
+    );
+    assert!(
+        !p.arch_specific.iter().any(|w| w.contains("fastapi,")),
+        "fastapi has a none-any wheel: {:?}",
+        p.arch_specific
+    );
+    let p = plan_ok(&testdata("python-app"), &opts());
+    assert!(p.arch_specific.is_empty(), "{:?}", p.arch_specific);
+    let d = app(&[
+        ("app.py", "print(1)\n"),
+        (
+            "requirements.txt",
+            "greenlet==3.1.1 ; platform_machine == \"x86_64\"\n",
+        ),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert_eq!(p.arch_specific.len(), 1, "{:?}", p.arch_specific);
+    assert!(p.arch_specific[0].starts_with("requirements.txt: "));
+}

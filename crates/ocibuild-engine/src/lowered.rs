@@ -19,9 +19,18 @@
 //! from the toolchain root into a layer of their own). The record names the plan's layers and
 //! the Debian packages of both roots, as the zero-config frontend always did.
 //!
+//! A runtime of another architecture than the host's (`--platform linux/arm64` on amd64): the
+//! build stage runs on the build platform (`FROM --platform=$BUILDPLATFORM`) — Go
+//! cross-compiles, and the layers of Node, Python and Java apps are architecture-independent
+//! when nothing in them is native code, so every platform of a multi-platform build shares
+//! them (the same step keys, the same layer). Whether they are is read from the plan (install
+//! scripts, platform wheels, packages chosen by CPU: [`Plan::arch_specific`]) and from the
+//! built layers (an ELF file of another machine). When they are not, the steps must run for
+//! the target platform, which needs qemu-user through binfmt_misc: without it the build stops
+//! before running anything for that platform, naming what was found and the fix.
+//!
 //! Plans this path does not take yet stay on [`crate::zeroconfig`]'s own loop: `--toolchain
-//! host`, `--compare-naive`, `writable` directories and a runtime of another architecture
-//! than the host's (see [`eligible`]).
+//! host`, `--compare-naive` and `writable` directories (see [`eligible`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -47,9 +56,6 @@ pub fn eligible(plan: &Plan, o: &Options) -> std::result::Result<(), &'static st
     }
     if plan.writable.is_some() {
         return Err("writable directories");
-    }
-    if o.runtime_bases.arch != o.toolchain_bases.arch {
-        return Err("a runtime of another architecture");
     }
     if std::env::var_os("OCIBUILD_ZEROCONFIG_EXECUTOR").is_some_and(|v| v == "loop") {
         return Err("OCIBUILD_ZEROCONFIG_EXECUTOR=loop");
@@ -124,6 +130,72 @@ pub fn lower(app: &Path, plan: &Plan, o: &Options) -> Result<String> {
     )
 }
 
+/// Where the build stage of a plan runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BuildStage {
+    /// On the host, for the host's platform (the image is the host's).
+    Native,
+    /// On the build platform for another target (`FROM --platform=$BUILDPLATFORM`): the
+    /// layers are cross-compiled or architecture-independent.
+    BuildPlatform,
+    /// For the target platform (under emulation): the layers hold the target's native code.
+    Target,
+}
+
+/// The build stage of `text` (the lowered plan, or its eject) on the build platform.
+pub fn on_build_platform(text: &str) -> String {
+    let mut done = false;
+    text.lines()
+        .map(|l| {
+            if !done && l.starts_with("FROM ") && l.ends_with(" AS build") {
+                done = true;
+                format!("FROM --platform=$BUILDPLATFORM {}\n", &l["FROM ".len()..])
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect()
+}
+
+/// Every ELF file under `root` whose machine is not `machine`: (path relative to `root`,
+/// the machine's name).
+fn foreign_elf_files(root: &Path, machine: u16) -> Vec<(String, String)> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+    {
+        let mut head = [0u8; 20];
+        let ok = std::fs::File::open(e.path()).and_then(|mut f| f.read_exact(&mut head));
+        if ok.is_err() || !crate::elf::is_elf(&head) {
+            continue;
+        }
+        let m = if head[5] == 2 {
+            u16::from_be_bytes([head[18], head[19]])
+        } else {
+            u16::from_le_bytes([head[18], head[19]])
+        };
+        if m != machine {
+            let rel = e.path().strip_prefix(root).unwrap_or(e.path());
+            out.push((format!("/{}", rel.display()), machine_name(m)));
+        }
+    }
+    out
+}
+
+fn machine_name(m: u16) -> String {
+    match m {
+        0x3e => "x86-64".into(),
+        0xb7 => "aarch64".into(),
+        0x28 => "arm".into(),
+        0x03 => "i386".into(),
+        other => format!("machine {other:#x}"),
+    }
+}
+
 /// Build `plan` on the one executor. `warm_only`: fetch what `--cache-from` has, run nothing
 /// (then the second value names the first step of each stage no cache had).
 pub fn build(
@@ -134,8 +206,127 @@ pub fn build(
     warm_only: bool,
     ev: &(dyn Fn(Event) + Sync),
 ) -> Result<(Built, Vec<String>)> {
+    let target = o.runtime_bases.arch.as_str();
+    if target == o.toolchain_bases.arch {
+        return build_on(app, plan, o, shared, warm_only, ev, BuildStage::Native)?.map_err(
+            |found| EngineError::Invalid {
+                what: "zero-config build".into(),
+                detail: format!("unexpected foreign ELF files: {}", found.join(", ")),
+            },
+        );
+    }
+    // Another architecture's image: on the build platform unless the plan already says its
+    // layers are native code.
+    if plan.lang == Lang::Go || plan.arch_specific.is_empty() {
+        match build_on(
+            app,
+            plan,
+            o,
+            shared,
+            warm_only,
+            ev,
+            BuildStage::BuildPlatform,
+        )? {
+            Ok(built) => return Ok(built),
+            Err(found) => {
+                let n = found.len();
+                let mut what: Vec<String> = found.into_iter().take(5).collect();
+                if n > 5 {
+                    what.push(format!("and {} more", n - 5));
+                }
+                return per_platform(
+                    app,
+                    plan,
+                    o,
+                    shared,
+                    warm_only,
+                    ev,
+                    &format!(
+                        "the layers built on linux/{} hold its native code ({})",
+                        o.toolchain_bases.arch,
+                        what.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    per_platform(
+        app,
+        plan,
+        o,
+        shared,
+        warm_only,
+        ev,
+        &plan.arch_specific.join("; "),
+    )
+}
+
+/// The plan's steps for the target platform: under qemu-user through binfmt_misc, or an early
+/// error naming `why` and the fix.
+fn per_platform(
+    app: &Path,
+    plan: &Plan,
+    o: &Options,
+    shared: &Shared<'_>,
+    warm_only: bool,
+    ev: &(dyn Fn(Event) + Sync),
+    why: &str,
+) -> Result<(Built, Vec<String>)> {
+    use ocibuild_sandbox::emulation::{Emulation, check, host_arch, qemu_arch};
+    let target = o.runtime_bases.arch.clone();
+    if let Emulation::Unavailable(reason) = check(&target) {
+        return Err(EngineError::Invalid {
+            what: format!("building the {} app for linux/{target}", plan.lang),
+            detail: format!(
+                "its layers are not architecture-independent: {why}. Its steps must run for linux/{target}, \
+                 which needs emulation on this linux/{host} host, and {reason}\n\
+                 help: install Debian's qemu-user-static package, which registers qemu-{q} through \
+                 binfmt_misc with the F flag (in a container, do it on the host: binfmt_misc belongs to the \
+                 host kernel); or build linux/{target} on a linux/{target} runner; or use pure \
+                 {pure} packages instead of native ones; `ocibuild doctor` lists the platforms that can run",
+                host = host_arch(),
+                q = qemu_arch(&target),
+                pure = match plan.lang {
+                    Lang::Python => "Python (none-any wheel)",
+                    Lang::Node => "JavaScript",
+                    _ => "architecture-independent",
+                }
+            ),
+        });
+    }
+    ev(Event::Note(format!(
+        "{why}: the steps run for linux/{target} under emulation"
+    )));
+    let mut o = o.clone();
+    o.toolchain_bases.arch = target;
+    build_on(app, plan, &o, shared, warm_only, ev, BuildStage::Target)?.map_err(|found| {
+        EngineError::Invalid {
+            what: "zero-config build".into(),
+            detail: format!(
+                "the steps ran for the target platform and left ELF files of another: {}",
+                found.join(", ")
+            ),
+        }
+    })
+}
+
+/// [`build`] with the build stage `at`; `Ok(Err(files))`: on the build platform, the layers
+/// hold ELF files of another machine than the target's (they are not shareable).
+#[allow(clippy::type_complexity)]
+fn build_on(
+    app: &Path,
+    plan: &Plan,
+    o: &Options,
+    shared: &Shared<'_>,
+    warm_only: bool,
+    ev: &(dyn Fn(Event) + Sync),
+    at: BuildStage,
+) -> Result<std::result::Result<(Built, Vec<String>), Vec<String>>> {
     let store = &o.toolchain_bases.store;
-    let text = lower(app, plan, o)?;
+    let mut text = lower(app, plan, o)?;
+    if at == BuildStage::BuildPlatform {
+        text = on_build_platform(&text);
+    }
     // The graph's text is kept beside the step logs: errors point at its lines.
     let dir = store.root().join("engine").join("zeroconfig");
     std::fs::create_dir_all(&dir).map_err(EngineError::io("creating a directory", &dir))?;
@@ -266,8 +457,14 @@ pub fn build(
         })
         .collect();
 
-    // The shared libraries the image's native code needs that the runtime base lacks.
-    if !warm_only && matches!(plan.lang, Lang::Node | Lang::Python) {
+    // The shared libraries the image's native code needs that the runtime base lacks (not
+    // when the build stage ran on the build platform: native code there is the target's, and
+    // the build root is not). Built on the build platform, the app's layers must hold no ELF
+    // file of another machine.
+    let scan_libs =
+        matches!(plan.lang, Lang::Node | Lang::Python) && at != BuildStage::BuildPlatform;
+    let scan_foreign = at == BuildStage::BuildPlatform;
+    if !warm_only && (scan_libs || scan_foreign) {
         let runtime = o.runtime_bases.image_locked(&locks.runtime)?;
         let tc = o
             .toolchain_bases
@@ -299,8 +496,23 @@ pub fn build(
                 &ocibuild_oci::extract::ExtractOptions::default(),
             )?;
         }
+        if scan_foreign {
+            let machine =
+                ocibuild_sandbox::emulation::elf_machine(&o.runtime_bases.arch).unwrap_or_default();
+            let found = foreign_elf_files(&app_root, machine);
+            if !found.is_empty() {
+                return Ok(Err(found
+                    .into_iter()
+                    .map(|(p, m)| format!("{p} ({m})"))
+                    .collect()));
+            }
+        }
         let mut runtime_root = || o.runtime_bases.rootfs(&runtime.image);
-        let libs = crate::elf::missing_libs(&[app_root], &mut runtime_root, &tc.root, &libs_dir)?;
+        let libs = if scan_libs {
+            crate::elf::missing_libs(&[app_root], &mut runtime_root, &tc.root, &libs_dir)?
+        } else {
+            crate::elf::NativeLibs::default()
+        };
         crate::elf::report_missing_libs(&libs, ev);
         if !libs.copied.is_empty() {
             let src = ocibuild_oci::layout::StoreSource::new(
@@ -374,7 +586,7 @@ pub fn build(
     } else {
         choose_tier(&probe(), o.isolation)?
     };
-    Ok((
+    Ok(Ok((
         Built {
             image,
             runtime,
@@ -387,7 +599,7 @@ pub fn build(
             record,
         },
         built.stopped,
-    ))
+    )))
 }
 
 /// A failed step's hint in the zero-config frontend's words (there is no Dockerfile to fix).
@@ -424,5 +636,55 @@ fn zero_config_hint(e: EngineError, plan: &Plan, o: &Options) -> EngineError {
             }
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_build_stage_moves_to_the_build_platform_and_nothing_else_does() {
+        let text = "# FROM x AS build in a comment\nFROM ocibuild:node-build AS build\nRUN npm ci\n\nFROM ocibuild:nodejs:nonroot\nCOPY --from=build /src /app\n";
+        let out = on_build_platform(text);
+        assert_eq!(
+            out,
+            "# FROM x AS build in a comment\nFROM --platform=$BUILDPLATFORM ocibuild:node-build AS build\nRUN npm ci\n\nFROM ocibuild:nodejs:nonroot\nCOPY --from=build /src /app\n"
+        );
+    }
+
+    #[test]
+    fn elf_files_of_another_machine_are_found_with_their_machine() {
+        let d = tempfile::tempdir().unwrap();
+        let elf = |machine: u16| {
+            let mut b = b"\x7fELF\x02\x01\x01".to_vec();
+            b.resize(18, 0);
+            b.extend_from_slice(&machine.to_le_bytes());
+            b.resize(64, 0);
+            b
+        };
+        std::fs::create_dir_all(d.path().join("node_modules/a/build/Release")).unwrap();
+        std::fs::write(
+            d.path().join("node_modules/a/build/Release/a.node"),
+            elf(0x3e),
+        )
+        .unwrap();
+        std::fs::write(d.path().join("node_modules/a/arm.node"), elf(0xb7)).unwrap();
+        std::fs::write(
+            d.path().join("node_modules/a/index.js"),
+            "module.exports = 1\n",
+        )
+        .unwrap();
+        std::fs::write(d.path().join("short"), b"\x7fELF").unwrap();
+        let found = foreign_elf_files(d.path(), 0xb7);
+        assert_eq!(
+            found,
+            [(
+                "/node_modules/a/build/Release/a.node".to_string(),
+                "x86-64".to_string()
+            )]
+        );
+        assert_eq!(foreign_elf_files(d.path(), 0x3e).len(), 1);
     }
 }

@@ -49,8 +49,9 @@ pub fn init_logging(verbose: u8, _progress: Progress) {
 /// which renders the build's checks, scan, SBOMs, outputs and naive-image size from them).
 static EVENT_LOG: std::sync::Mutex<Option<Vec<serde_json::Value>>> = std::sync::Mutex::new(None);
 
-/// The event kinds kept (not step output, which can be long).
-const KEPT_EVENTS: &[&str] = &["check", "scan", "sbom", "output", "size"];
+/// The event kinds kept (not step output, which can be long); `platform` tells a
+/// multi-platform build, whose rows name their platform.
+const KEPT_EVENTS: &[&str] = &["check", "scan", "sbom", "output", "size", "platform"];
 
 /// Keep the JSON of the [`KEPT_EVENTS`] from now on ([`kept_events`]).
 pub fn keep_events() {

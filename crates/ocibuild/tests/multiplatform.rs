@@ -685,3 +685,608 @@ fn base_locks_pin_each_platform_of_a_multi_platform_build() {
         "{err}"
     );
 }
+
+/// A small express-like Node service with two pure-JavaScript dependencies:
+/// `node server.js --answer` prints what its routes answer and exits.
+fn node_app(dir: &Path) {
+    fs::write(
+        dir.join("package.json"),
+        r#"{
+  "name": "greeter",
+  "version": "1.2.0",
+  "private": true,
+  "main": "server.js",
+  "scripts": { "start": "node server.js" },
+  "dependencies": { "ms": "2.1.3", "escape-html": "1.0.3" }
+}
+"#,
+    )
+    .unwrap();
+    fs::write(
+        dir.join("package-lock.json"),
+        r#"{
+  "name": "greeter",
+  "version": "1.2.0",
+  "lockfileVersion": 3,
+  "requires": true,
+  "packages": {
+    "": {
+      "name": "greeter",
+      "version": "1.2.0",
+      "dependencies": { "escape-html": "1.0.3", "ms": "2.1.3" }
+    },
+    "node_modules/escape-html": {
+      "version": "1.0.3",
+      "integrity": "sha512-NiSupZ4OeuGwr68lGIeym/ksIZMJodUGOSCZ/FSnTxcrekbvqrgdUxlJOMpijaKZVjAJrWrGs/6Jy8OMuyj9ow==",
+      "license": "MIT"
+    },
+    "node_modules/ms": {
+      "version": "2.1.3",
+      "integrity": "sha512-6FlzubTLZG3J2a/NVCAleEhjzq5oxgHyaCU9yYXvcLsvoVaHJq/s5xXI6/XXP6tz7R9xAOtHnSO/tXtF3WRTlA==",
+      "license": "MIT"
+    }
+  }
+}
+"#,
+    )
+    .unwrap();
+    fs::write(
+        dir.join("server.js"),
+        r#"'use strict';
+// GET /greet/:name answers a greeting, GET /timeout a duration; `--answer` prints what the
+// routes answer for fixed inputs and exits.
+const http = require('http');
+const ms = require('ms');
+const escapeHtml = require('escape-html');
+
+const routes = [
+  [/^\/greet\/([^/]+)$/, (m) => ({ status: 200, body: `<p>Hello, ${escapeHtml(decodeURIComponent(m[1]))}!</p>` })],
+  [/^\/timeout$/, () => ({ status: 200, body: `timeout ${ms(90061000, { long: true })} = ${ms('25h')} ms` })],
+];
+
+function handle(path) {
+  for (const [re, fn] of routes) {
+    const m = path.match(re);
+    if (m) return fn(m);
+  }
+  return { status: 404, body: 'not found' };
+}
+
+if (process.argv.includes('--answer')) {
+  for (const p of ['/greet/%3Cb%3EAda', '/timeout', '/nope']) {
+    const r = handle(p);
+    console.log(`${p} ${r.status} ${r.body}`);
+  }
+  console.log(`arch: ${process.arch}`);
+} else {
+  const port = Number(process.env.PORT || 3000);
+  http.createServer((req, res) => {
+    const r = handle(req.url);
+    res.writeHead(r.status, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(r.body);
+  }).listen(port, () => console.log(`listening on ${port}`));
+}
+"#,
+    )
+    .unwrap();
+}
+
+/// A small Python service with one pure dependency (a none-any wheel):
+/// `python app.py --answer` prints its answers for fixed cases and exits.
+fn python_app(dir: &Path) {
+    fs::write(dir.join("requirements.txt"), "packaging==24.2\n").unwrap();
+    fs::write(
+        dir.join("app.py"),
+        r#""""Answers whether a release satisfies a version range: GET /check/<version>?spec=<spec>."""
+import platform
+import sys
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+
+def check(version: str, spec: str) -> str:
+    try:
+        ok = Version(version) in SpecifierSet(spec, prereleases=True)
+    except (InvalidVersion, InvalidSpecifier) as e:
+        return f"invalid: {e}"
+    return "yes" if ok else "no"
+
+
+def serve(port: int) -> None:
+    # imported here: --answer needs none of the server's modules
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from urllib.parse import parse_qs, urlsplit
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            if url.path.startswith("/check/"):
+                spec = parse_qs(url.query).get("spec", [""])[0]
+                body, status = check(url.path[len("/check/"):], spec), 200
+            else:
+                body, status = "not found", 404
+            self.send_response(status)
+            self.send_header("content-type", "text/plain; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+    HTTPServer(("", port), Handler).serve_forever()
+
+
+def main() -> None:
+    if "--answer" in sys.argv:
+        for v, s in [("2.4.1", ">=2.0,<3"), ("3.0.0rc1", "<3"), ("1.0", "~=1.0.0"), ("x", ">1")]:
+            print(f"{v} {s}: {check(v, s)}")
+        print(f"arch: {platform.machine()}")
+        return
+    serve(8000)
+
+
+if __name__ == "__main__":
+    main()
+"#,
+    )
+    .unwrap();
+}
+
+/// `build --platform linux/amd64,linux/arm64 DIR` into `oci:LAYOUT:TAG`, with `extra` flags:
+/// the index's digest, after checking that it succeeded.
+fn build_index(dir: &Path, layout: &Path, tag: &str, extra: &[&str]) -> (String, String) {
+    let out = run(ocibuild()
+        .args([
+            "build",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--cache-dir",
+        ])
+        .arg(cache())
+        .args(extra)
+        .arg("--output")
+        .arg(format!("oci:{}:{tag}", layout.display()))
+        .arg(dir));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    (stdout.trim().to_string(), stderr)
+}
+
+/// The index in `oci:LAYOUT:TAG` as skopeo reads it, and each platform's manifest (by
+/// architecture, from the layout's blobs).
+fn index_and_manifests(layout: &Path, tag: &str) -> (Value, Vec<(String, String, Value)>) {
+    let index: Value = serde_json::from_str(&run_ok_stdout(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        &format!("oci:{}:{tag}", layout.display()),
+    ])))
+    .unwrap();
+    let manifests = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let d = m["digest"].as_str().unwrap().to_string();
+            let blob = layout
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:"));
+            let man: Value = serde_json::from_slice(&fs::read(blob).unwrap()).unwrap();
+            (
+                m["platform"]["architecture"].as_str().unwrap().to_string(),
+                d,
+                man,
+            )
+        })
+        .collect();
+    (index, manifests)
+}
+
+fn layer_digests(manifest: &Value) -> Vec<String> {
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The app's last `n` layers are the same blobs in both platforms' manifests (built once on
+/// the build platform), and the runtime bases differ (each architecture's packages).
+fn assert_app_layers_shared(manifests: &[(String, String, Value)], n: usize) {
+    let archs: Vec<&str> = manifests.iter().map(|(a, _, _)| a.as_str()).collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
+    let amd = layer_digests(&manifests[0].2);
+    let arm = layer_digests(&manifests[1].2);
+    assert_eq!(amd.len(), arm.len(), "{amd:?}\n{arm:?}");
+    assert!(amd.len() > n);
+    assert_eq!(
+        amd[amd.len() - n..],
+        arm[arm.len() - n..],
+        "the app layers are shared by both manifests"
+    );
+    assert_ne!(amd[0], arm[0], "each platform has its own runtime base");
+}
+
+/// Unpack both platforms of `oci:LAYOUT:TAG`: every ELF file of each is of its machine, and
+/// `program` (an image path) is one. Returns the amd64 and arm64 bundles.
+fn unpack_and_check_elves(
+    ctx: &TestContext,
+    layout: &Path,
+    tag: &str,
+    program: &str,
+) -> (PathBuf, PathBuf) {
+    let mut bundles = Vec::new();
+    for (arch, machine) in [("amd64", EM_X86_64), ("arm64", EM_AARCH64)] {
+        let bundle = unpack_platform(ctx, layout, tag, arch);
+        let rootfs = bundle.join("rootfs");
+        let prog = rootfs.join(program.trim_start_matches('/'));
+        assert_eq!(
+            elf_machine(&fs::canonicalize(&prog).unwrap()),
+            Some(machine),
+            "{arch}: {program}"
+        );
+        let foreign: Vec<_> = elf_files(&rootfs)
+            .into_iter()
+            .filter(|(_, m)| *m != machine)
+            .collect();
+        assert!(
+            foreign.is_empty(),
+            "{arch} image holds other ELF machines: {foreign:?}"
+        );
+        bundles.push(bundle);
+    }
+    let arm = bundles.pop().unwrap();
+    (bundles.pop().unwrap(), arm)
+}
+
+/// Run the arm64 image's `program` with `args` under `qemu-aarch64-static` directly (its
+/// libraries from the image's root; `argv0` as the image names the program), in `cwd` (an
+/// image path).
+fn run_arm64(bundle: &Path, argv0: &str, program: &str, cwd: &str, args: &[&str]) -> String {
+    let qemu = require_tool("qemu-aarch64-static", "qemu-user-static");
+    let rootfs = bundle.join("rootfs");
+    run_ok_stdout(
+        Command::new(qemu)
+            .arg("-L")
+            .arg(&rootfs)
+            .args(["-0", argv0])
+            .arg(rootfs.join(program.trim_start_matches('/')))
+            .args(args)
+            .current_dir(rootfs.join(cwd.trim_start_matches('/')))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("LANG", "C.UTF-8"),
+    )
+}
+
+#[test]
+fn a_zero_config_node_app_builds_an_amd64_arm64_index_sharing_its_app_layers() {
+    let ctx = TestContext::new();
+    let dir = ctx.tmp_dir("greeter");
+    node_app(&dir);
+    let layout = ctx.path("layout");
+    let (digest, _) = build_index(&dir, &layout, "n", &[]);
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    let (index, manifests) = index_and_manifests(&layout, "n");
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
+    // node_modules (npm ci --omit=dev) and the app: built once, in both manifests
+    assert_app_layers_shared(&manifests, 2);
+
+    let (amd, arm) = unpack_and_check_elves(&ctx, &layout, "n", "/usr/bin/node");
+    let cfg = skopeo_inspect_config_for(&layout, "n", "arm64");
+    let entry: Vec<String> = cfg["config"]["Entrypoint"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(entry, ["/usr/bin/node", "server.js"], "{cfg}");
+    let workdir = cfg["config"]["WorkingDir"].as_str().unwrap().to_string();
+    let mut args: Vec<&str> = entry.iter().map(String::as_str).collect();
+    args.push("--answer");
+    let (rc, amd_out, e) = runc_run(&amd, Some(&args));
+    assert_eq!(rc, 0, "{amd_out}{e}");
+    let arm_out = run_arm64(
+        &arm,
+        "/usr/bin/node",
+        "/usr/bin/node",
+        &workdir,
+        &["server.js", "--answer"],
+    );
+    assert!(
+        amd_out.contains("/greet/%3Cb%3EAda 200 <p>Hello, &lt;b&gt;Ada!</p>")
+            && amd_out.contains("timeout 1 day = 90000000 ms"),
+        "{amd_out}"
+    );
+    assert_eq!(
+        amd_out.replace("arch: x64", "arch: ARCH"),
+        arm_out.replace("arch: arm64", "arch: ARCH"),
+        "the arm64 image answers as the amd64 one"
+    );
+
+    // --scan on each platform: a finding in the shared node_modules stops the build (exit 3)
+    // before anything is written, naming the platform; each platform gets its own report
+    let db = ctx.tmp_dir("osv");
+    fs::write(
+        db.join("GHSA-TEST-ms01.json"),
+        r#"{"schema_version": "1.6.0", "id": "GHSA-TEST-ms01", "aliases": ["CVE-2099-7001"],
+  "modified": "2026-12-01T00:00:00Z",
+  "affected": [{"package": {"ecosystem": "npm", "name": "ms"},
+    "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "2.1.4"}]}]}]}"#,
+    )
+    .unwrap();
+    let blocked = ctx.path("blocked");
+    let summary = ctx.path("summary.md");
+    let out = run(ocibuild()
+        .args([
+            "build",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--scan",
+            "--db",
+        ])
+        .arg(&db)
+        .arg("--scan-report")
+        .arg(ctx.path("scan.json"))
+        .arg("--summary")
+        .arg(&summary)
+        .arg("--cache-dir")
+        .arg(cache())
+        .arg("--output")
+        .arg(format!("oci:{}:n", blocked.display()))
+        .arg(&dir));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("GHSA-TEST-ms01") && err.contains("image for linux/amd64 has vulnerabilities"),
+        "{err}"
+    );
+    assert!(!blocked.exists(), "the gate wrote the output");
+    let report: Value =
+        serde_json::from_slice(&fs::read(ctx.path("scan.linux_amd64.json")).unwrap()).unwrap();
+    assert_eq!(report["findings"][0]["id"], "GHSA-TEST-ms01", "{report:#}");
+    let md = fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("| vulnerability scan (linux/amd64) |"), "{md}");
+
+    // allowed, with --sbom and --check: an SBOM per platform (its architecture's Debian
+    // packages), attached to that platform's manifest; the summary's rows name the platform
+    let allow = ctx.path("allow.toml");
+    fs::write(
+        &allow,
+        "[[ignore]]\nid = \"GHSA-TEST-ms01\"\nreason = \"test: not reachable\"\nexpires = \"2099-01-01\"\n",
+    )
+    .unwrap();
+    let sboms = ctx.path("sboms");
+    let summary = ctx.path("summary2.md");
+    let (again, _) = build_index(
+        &dir,
+        &layout,
+        "n",
+        &[
+            "--scan",
+            "--db",
+            db.to_str().unwrap(),
+            "--allowlist",
+            allow.to_str().unwrap(),
+            "--sbom",
+            "--sbom-dir",
+            sboms.to_str().unwrap(),
+            "--check",
+            "--summary",
+            summary.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(again, digest, "the same index");
+    assert!(!sboms.join("sbom.cdx.json").exists(), "only per platform");
+    for (arch, _, _) in &manifests {
+        let cdx: Value = serde_json::from_slice(
+            &fs::read(sboms.join(format!("linux_{arch}/sbom.cdx.json"))).unwrap(),
+        )
+        .unwrap();
+        let purls: Vec<&str> = cdx["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["purl"].as_str())
+            .collect();
+        assert!(
+            purls
+                .iter()
+                .any(|p| p.starts_with("pkg:deb/debian/nodejs@")
+                    && p.contains(&format!("arch={arch}"))),
+            "{arch}: {purls:?}"
+        );
+        assert!(
+            !purls.iter().any(|p| p.starts_with("pkg:deb/")
+                && !p.contains(&format!("arch={arch}"))
+                && !p.contains("arch=all")),
+            "{arch}: another architecture's packages: {purls:?}"
+        );
+        assert!(purls.contains(&"pkg:npm/ms@2.1.3"), "{arch}: {purls:?}");
+        assert!(sboms.join(format!("linux_{arch}/sbom.spdx.json")).is_file());
+    }
+    // the layout: each platform's manifest is the subject of its two SBOM referrers
+    let names: Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let mut subjects: Vec<String> = names["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| {
+            m["artifactType"]
+                .as_str()
+                .is_some_and(|t| t.contains("cyclonedx") || t.contains("spdx"))
+        })
+        .map(|m| {
+            let blob = layout
+                .join("blobs/sha256")
+                .join(m["digest"].as_str().unwrap().trim_start_matches("sha256:"));
+            let a: Value = serde_json::from_slice(&fs::read(blob).unwrap()).unwrap();
+            a["subject"]["digest"].as_str().unwrap().to_string()
+        })
+        .collect();
+    subjects.sort();
+    let mut want: Vec<String> = manifests
+        .iter()
+        .flat_map(|(_, d, _)| [d.clone(), d.clone()])
+        .collect();
+    want.sort();
+    assert_eq!(subjects, want, "{names:#}");
+    let md = fs::read_to_string(&summary).unwrap();
+    for p in ["linux/amd64", "linux/arm64"] {
+        for row in ["checks", "vulnerability scan", "SBOM"] {
+            assert!(
+                md.contains(&format!("| {row} ({p}) |")),
+                "{row} ({p}): {md}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_zero_config_python_app_builds_an_amd64_arm64_index_sharing_its_venv() {
+    let ctx = TestContext::new();
+    let dir = ctx.tmp_dir("versions");
+    python_app(&dir);
+    let layout = ctx.path("layout");
+    let (digest, _) = build_index(&dir, &layout, "p", &[]);
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    let (_, manifests) = index_and_manifests(&layout, "p");
+    // the venv (pip install of a none-any wheel) and the app: built once, in both manifests
+    assert_app_layers_shared(&manifests, 2);
+    let (amd, arm) = unpack_and_check_elves(&ctx, &layout, "p", "/usr/bin/python3");
+    let cfg = skopeo_inspect_config_for(&layout, "p", "arm64");
+    let entry: Vec<String> = cfg["config"]["Entrypoint"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(entry[1], "app.py", "{cfg}");
+    let workdir = cfg["config"]["WorkingDir"].as_str().unwrap().to_string();
+    let mut args: Vec<&str> = entry.iter().map(String::as_str).collect();
+    args.push("--answer");
+    let (rc, amd_out, e) = runc_run(&amd, Some(&args));
+    assert_eq!(rc, 0, "{amd_out}{e}");
+    // the venv's python is a symlink to the image's /usr/bin/python3: run that under qemu,
+    // named as the venv's (Python finds its venv from argv[0])
+    let real = fs::read_link(arm.join("rootfs/usr/bin/python3")).unwrap();
+    let program = format!("/usr/bin/{}", real.display());
+    let arm_out = run_arm64(&arm, &entry[0], &program, &workdir, &["app.py", "--answer"]);
+    assert!(
+        amd_out.contains("2.4.1 >=2.0,<3: yes") && amd_out.contains("3.0.0rc1 <3: no"),
+        "{amd_out}"
+    );
+    assert_eq!(
+        amd_out.replace("arch: x86_64", "arch: ARCH"),
+        arm_out.replace("arch: aarch64", "arch: ARCH"),
+        "the arm64 image answers as the amd64 one"
+    );
+}
+
+/// Native code cannot be shared: a Node addon (the lockfile says it has an install script)
+/// or a Python wheel with a compiled module (found as an x86-64 ELF file in the venv built on
+/// this host) must be built for arm64, which needs emulation: without binfmt_misc the build
+/// stops before building anything for the host's platform, saying what it found and the fix.
+#[test]
+fn native_addons_and_wheels_need_emulation_for_another_platform_and_say_so() {
+    let ctx = TestContext::new();
+    if std::env::consts::ARCH != "x86_64" {
+        panic!("this test expects an amd64 host (arm64 is the foreign platform it builds)");
+    }
+    let doctor = run_ok_stdout(ocibuild().args(["doctor", "--json"]));
+    let d: Value = serde_json::from_str(&doctor).unwrap();
+    let can_run = d["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["platform"] == "linux/arm64" && p["can_run"] == true);
+
+    let node = ctx.tmp_dir("hasher");
+    fs::write(
+        node.join("package.json"),
+        r#"{"name": "hasher", "version": "0.1.0", "main": "index.js", "dependencies": {"bcrypt": "5.1.1"}}"#,
+    )
+    .unwrap();
+    fs::write(
+        node.join("package-lock.json"),
+        r#"{"name": "hasher", "version": "0.1.0", "lockfileVersion": 3, "requires": true,
+ "packages": {"": {"name": "hasher", "version": "0.1.0", "dependencies": {"bcrypt": "5.1.1"}},
+  "node_modules/bcrypt": {"version": "5.1.1", "hasInstallScript": true, "license": "MIT",
+   "integrity": "sha512-AGBHOG5hPYZ5Xl9KXzU5iKq9516yEmvCKDg3ecP5kX2aB6UqTeXZxk2ELnDgDm6BQSMlLt9rDB4LoSMx0rYwww=="}}}"#,
+    )
+    .unwrap();
+    fs::write(
+        node.join("index.js"),
+        "console.log(require('bcrypt').hashSync('x', 4).length)\n",
+    )
+    .unwrap();
+    let out = run(ocibuild()
+        .args([
+            "build",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--network",
+            "none",
+            "--cache-dir",
+        ])
+        .arg(cache())
+        .arg(&node));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    if !can_run {
+        assert!(
+            err.contains("building the node app for linux/arm64")
+                && err.contains("package-lock.json: 1 package with install scripts (bcrypt)")
+                && err.contains("needs emulation")
+                && err.contains("qemu-user-static"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("platform linux/amd64") && !err.contains("npm ci"),
+            "nothing was built for amd64 first: {err}"
+        );
+    }
+
+    // A wheel with a compiled module: the plan cannot tell from requirements.txt; the venv
+    // built on this host holds an x86-64 ELF file, which is named.
+    let py = ctx.tmp_dir("markup");
+    fs::write(py.join("requirements.txt"), "markupsafe==3.0.2\n").unwrap();
+    fs::write(
+        py.join("main.py"),
+        "from markupsafe import escape\nprint(escape('<b>x</b>'))\n",
+    )
+    .unwrap();
+    let out = run(ocibuild()
+        .args(["build", "--platform", "linux/arm64", "--cache-dir"])
+        .arg(cache())
+        .arg(&py));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    if !can_run {
+        assert!(
+            err.contains("the layers built on linux/amd64 hold its native code")
+                && err.contains("markupsafe/_speedups.")
+                && err.contains("(x86-64)")
+                && err.contains("needs emulation")
+                && err.contains("qemu-user-static"),
+            "{err}"
+        );
+    }
+}
+
+/// Java: the compiled classes are built once (javac on the build platform) and shared; each
+/// platform runs on its architecture's JRE. (Cheap: the manifests only; the JVM is not run.)
+#[test]
+fn a_zero_config_java_app_shares_its_classes_between_platforms() {
+    let ctx = TestContext::new();
+    let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/apps/java-plain");
+    let layout = ctx.path("layout");
+    let (digest, _) = build_index(&app, &layout, "j", &[]);
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    let (_, manifests) = index_and_manifests(&layout, "j");
+    assert_app_layers_shared(&manifests, 1);
+    for arch in ["amd64", "arm64"] {
+        let cfg = skopeo_inspect_config_for(&layout, "j", arch);
+        assert_eq!(cfg["architecture"], arch, "{cfg}");
+    }
+}

@@ -164,18 +164,6 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
             json!({"event": "plan", "plan": plan}),
         );
     }
-    if platform.architecture != host_arch()
-        && matches!(plan.lang, Lang::Node | Lang::Python)
-        && plan.runtime.profile != "static"
-    {
-        bail!(
-            "--platform {}: cross-building a {} app would need emulation for native modules, which ocibuild does not use; build on a {} runner",
-            a.platform,
-            plan.lang,
-            platform.architecture
-        );
-    }
-
     let store = open_store(g)?;
     let _lock = store.lock_shared()?;
     let cache_dir = a
@@ -334,7 +322,17 @@ fn eject(a: &BuildArgs, ctx: &Path, plan: &ocibuild_builders::Plan) -> Result<St
         source_date_epoch: epoch,
         dir: Some(ctx.to_path_buf()),
     };
-    Ok(ocibuild_engine::eject::dockerfile(plan, &o)?)
+    let text = ocibuild_engine::eject::dockerfile(plan, &o)?;
+    // another platform's image: the build stage runs on the build platform, as the build does
+    // when the app's layers are cross-compiled or architecture-independent
+    let foreign = Platform::parse(&a.platform).is_ok_and(|p| p.architecture != host_arch());
+    Ok(
+        if foreign && (plan.lang == Lang::Go || plan.arch_specific.is_empty()) {
+            ocibuild_engine::lowered::on_build_platform(&text)
+        } else {
+            text
+        },
+    )
 }
 
 /// What the build writes that lies inside its context (`--output oci:DIR`/`oci-archive:FILE`/
@@ -712,7 +710,7 @@ pub(super) fn write_outputs(
     if a.check || a.policy.is_some() {
         super::policy::gate(&src, image, a.policy.as_deref(), rep)?;
     }
-    let sboms = super::supply::before_outputs(g, a, &src, rep, Some(record))?;
+    let sboms = super::supply::before_outputs(g, a, &src, rep, Some(record), None)?;
     let signing = super::buildsign::prepare(a, record, &sboms, rep)?;
     let reg = if dests.iter().any(|d| matches!(d, Location::Registry(_))) {
         Some(super::registry::registry(g)?)

@@ -50,15 +50,6 @@ pub(super) fn check_args(a: &BuildArgs, platforms: &[Platform]) -> Result<()> {
             )));
         }
     }
-    let sbom = a
-        .sbom
-        .iter()
-        .any(|v| !matches!(v.trim(), "false" | "0" | "none"));
-    if sbom || a.scan {
-        return Err(usage(format!(
-            "--sbom/--scan with --platform {names}: not supported for multi-platform builds yet; build, then run `ocibuild sbom IMAGE --platform OS/ARCH` or `ocibuild scan IMAGE --platform OS/ARCH` for each platform"
-        )));
-    }
     Ok(())
 }
 
@@ -157,15 +148,27 @@ pub(super) fn write_index_outputs(
             dests.push(Location::Registry(r));
         }
     }
-    if a.check || a.policy.is_some() {
-        for (p, img) in images {
-            let src = StoreSource::new(
-                store.clone(),
-                img.manifest_desc.clone(),
-                format!("the built {p} image {}", img.manifest_desc.digest),
-            );
+    // The gates and the SBOMs, per platform, before anything is written: checks, then the
+    // scan and SBOM of each platform's image (its own packages: each architecture's Debian
+    // packages and the app's).
+    let mut sboms = Vec::new();
+    for (p, img) in images {
+        let src = StoreSource::new(
+            store.clone(),
+            img.manifest_desc.clone(),
+            format!("the built {p} image {}", img.manifest_desc.digest),
+        );
+        if a.check || a.policy.is_some() {
             super::policy::gate(&src, img, a.policy.as_deref(), rep)?;
         }
+        sboms.push(super::supply::before_outputs(
+            g,
+            a,
+            &src,
+            rep,
+            Some(record),
+            Some(p),
+        )?);
     }
     // --sign: the index and each platform's manifest, in every layout and registry output
     let signing = super::buildsign::prepare(a, record, &[], rep)?;
@@ -201,6 +204,9 @@ pub(super) fn write_index_outputs(
                 )
             }
         }
+        for ((_, img), docs) in images.iter().zip(&sboms) {
+            super::supply::attach(reg.as_ref(), d, img, docs, a.sbom_attach == "cosign", rep)?;
+        }
         if let Some(s) = &signing {
             s.apply(reg.as_ref(), d, index, rep)?;
         }
@@ -227,9 +233,11 @@ pub(super) fn platform_digests(images: &[(Platform, Image)]) -> BTreeMap<String,
 }
 
 /// `ocibuild build DIR --platform A,B,…` without a Dockerfile: the zero-config build once per
-/// platform (Go cross-compiles on the host's toolchain root; each runtime base comes from that
-/// architecture's Debian packages), each kept in the store with its build record, then one
-/// index of them written to every output.
+/// platform, each kept in the store with its build record, then one index of them written to
+/// every output. A foreign platform's build stage runs on the build platform (Go
+/// cross-compiles; Node, Python and Java layers without native code are the same blobs for
+/// every platform: `ocibuild_engine::lowered`); each runtime base comes from that
+/// architecture's Debian packages.
 pub(super) fn zero_config(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<ExitCode> {
     let platforms = parse_platforms(&a.platform)?;
     check_args(a, &platforms)?;
@@ -245,7 +253,11 @@ pub(super) fn zero_config(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<
     let scratch = tempfile::tempdir().context("creating a temp dir")?;
     let mut images = Vec::new();
     let mut records = Vec::new();
-    for p in &platforms {
+    // Foreign platforms first: what stops a build for them (native code that needs emulation)
+    // stops it before the host's platform was built; the index keeps the order asked for.
+    let mut order: Vec<&Platform> = platforms.iter().collect();
+    order.sort_by_key(|p| p.architecture == super::build::host_arch());
+    for p in order {
         rep.event(
             &format!("platform {p}"),
             json!({"event": "platform", "platform": p.to_string()}),
@@ -258,6 +270,9 @@ pub(super) fn zero_config(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<
         one.push = false;
         one.check = false;
         one.policy = None;
+        // the gates and SBOMs run per platform in write_index_outputs
+        one.sbom.clear();
+        one.scan = false;
         // the parts are not written anywhere: the index is signed once, in write_index_outputs
         one.signing.sign = None;
         one.signing.provenance = None;
@@ -289,6 +304,10 @@ pub(super) fn zero_config(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<
     if warm_only {
         return Ok(ExitCode::SUCCESS);
     }
+    let mut built: Vec<((Platform, Image), BuildRecord)> =
+        images.into_iter().zip(records).collect();
+    built.sort_by_key(|((p, _), _)| platforms.iter().position(|q| q == p));
+    let (images, records): (Vec<_>, Vec<_>) = built.into_iter().unzip();
     let index = put_index(&store, &images)?;
     let record = merge_records(records, &index).context("no platform was built")?;
     let digest = index.digest.to_string();

@@ -158,7 +158,20 @@ pub fn gate(
             report.checks.len(),
             if report.failed() { "FAILED" } else { "passed" }
         ),
-        serde_json::json!({"event": "check", "passed": !report.failed(), "findings": report.findings}),
+        serde_json::json!({
+            "event": "check",
+            "passed": !report.failed(),
+            "findings": report.findings,
+            // as containerd normalises it: arm64's default variant v8 is not named
+            "platform": image.platform().map(|mut p| {
+                if p.architecture == "arm64" && p.variant.as_deref() == Some("v8") {
+                    p.variant = None;
+                }
+                p.os_features = None;
+                p.to_string()
+            }),
+            "digest": image.manifest_desc.digest.to_string(),
+        }),
     );
     if report.failed() {
         return Err(GateFailed(format!(

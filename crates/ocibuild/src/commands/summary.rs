@@ -141,7 +141,15 @@ pub(crate) fn render(
             ),
         ));
     }
-    let mut findings: Vec<&Value> = Vec::new();
+    // a multi-platform build (it says when each platform starts): rows name their platform
+    let multi = events(ev, "platform").next().is_some();
+    let label = |what: &str, e: &Value| -> String {
+        match e["platform"].as_str() {
+            Some(p) if multi => format!("{what} ({p})"),
+            _ => what.to_string(),
+        }
+    };
+    let mut findings: Vec<(Option<&str>, &Value)> = Vec::new();
     for e in events(ev, "check") {
         let f = e["findings"]
             .as_array()
@@ -150,18 +158,19 @@ pub(crate) fn render(
         let errors = f.iter().filter(|x| x["severity"] == "error").count();
         let warnings = f.len() - errors;
         rows.push((
-            "checks".into(),
+            label("checks", e),
             if e["passed"] == true {
                 format!("passed ({warnings} warnings)")
             } else {
                 format!("**failed**: {errors} errors, {warnings} warnings")
             },
         ));
-        findings.extend(f.iter());
+        let platform = e["platform"].as_str().filter(|_| multi);
+        findings.extend(f.iter().map(|x| (platform, x)));
     }
     for e in events(ev, "scan") {
         rows.push((
-            "vulnerability scan".into(),
+            label("vulnerability scan", e),
             format!(
                 "{} packages: {}",
                 e["packages"],
@@ -175,7 +184,7 @@ pub(crate) fn render(
     }
     for e in events(ev, "sbom") {
         rows.push((
-            "SBOM".into(),
+            label("SBOM", e),
             format!(
                 "`{}` ({})",
                 cell(e["path"].as_str().unwrap_or_default()),
@@ -235,7 +244,8 @@ pub(crate) fn render(
     }
     if !findings.is_empty() {
         md.push_str("\n### Check findings\n\n| result | check | what |\n|---|---|---|\n");
-        for f in findings {
+        for (platform, f) in findings {
+            let check = cell(f["check"].as_str().unwrap_or_default());
             let _ = writeln!(
                 md,
                 "| {} | {} | {} |",
@@ -244,10 +254,66 @@ pub(crate) fn render(
                 } else {
                     "⚠️ warn"
                 },
-                cell(f["check"].as_str().unwrap_or_default()),
+                match platform {
+                    Some(p) => format!("{check} ({p})"),
+                    None => check,
+                },
                 cell(f["message"].as_str().unwrap_or_default())
             );
         }
     }
     md
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+    use serde_json::json;
+
+    fn args() -> BuildArgs {
+        match crate::cli::Cli::try_parse_from(["ocibuild", "build", "app"])
+            .unwrap()
+            .command
+        {
+            crate::cli::Command::Build(a) => *a,
+            _ => panic!("not a build"),
+        }
+    }
+
+    #[test]
+    fn a_multi_platform_build_labels_its_checks_scans_and_sboms_with_their_platform() {
+        let finding = json!({"severity": "error", "check": "no-root", "message": "runs as root"});
+        let ev = vec![
+            json!({"event": "platform", "platform": "linux/amd64"}),
+            json!({"event": "platform", "platform": "linux/arm64"}),
+            json!({"event": "check", "passed": true, "findings": [], "platform": "linux/amd64", "digest": "sha256:aa"}),
+            json!({"event": "check", "passed": false, "findings": [finding], "platform": "linux/arm64", "digest": "sha256:bb"}),
+            json!({"event": "scan", "packages": 3, "passed": true, "platform": "linux/arm64"}),
+            json!({"event": "sbom", "path": "s/linux_arm64/sbom.cdx.json", "artifactType": "application/vnd.cyclonedx+json", "platform": "linux/arm64"}),
+        ];
+        let md = render(&args(), None, &BTreeMap::new(), &ev, Some("failed"));
+        assert!(
+            md.contains("| checks (linux/amd64) | passed (0 warnings) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| checks (linux/arm64) | **failed**: 1 errors, 0 warnings |"),
+            "{md}"
+        );
+        assert!(md.contains("| vulnerability scan (linux/arm64) |"), "{md}");
+        assert!(md.contains("| SBOM (linux/arm64) |"), "{md}");
+        assert!(
+            md.contains("| ❌ fail | no-root (linux/arm64) | runs as root |"),
+            "{md}"
+        );
+
+        // one platform: the rows as before
+        let one = vec![
+            json!({"event": "check", "passed": true, "findings": [], "platform": "linux/amd64", "digest": "sha256:aa"}),
+        ];
+        let md = render(&args(), None, &BTreeMap::new(), &one, None);
+        assert!(md.contains("| checks | passed (0 warnings) |"), "{md}");
+    }
 }

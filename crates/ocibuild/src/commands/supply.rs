@@ -49,17 +49,24 @@ fn formats(a: &BuildArgs) -> Result<(bool, bool)> {
 /// Before the outputs: catalogue the image when `--sbom` or `--scan` asks for it (from the
 /// build's `record`, which both frontends give), run the scan gate, and write the SBOM files.
 /// Returns the documents to attach to the outputs.
+///
+/// `platform`: one platform of a multi-platform build. Its events name it, its SBOM files go to
+/// `DIR/OS_ARCH/` (as BuildKit's local exporter lays out platforms) and `--scan-report FILE`
+/// becomes `FILE` with `.OS_ARCH` before its extension.
 pub(super) fn before_outputs(
     g: &Global,
     a: &BuildArgs,
     src: &dyn ImageSource,
     rep: &Reporter,
     record: Option<&ocibuild_record::BuildRecord>,
+    platform: Option<&ocibuild_oci::image::Platform>,
 ) -> Result<Vec<SbomDoc>> {
     let (cdx, spdx) = formats(a)?;
     if !cdx && !spdx && !a.scan {
         return Ok(Vec::new());
     }
+    let pname = platform.map(|p| p.to_string());
+    let pdir = platform.map(|p| p.to_string().replace('/', "_"));
     let name = a.tags.first().cloned().unwrap_or_else(|| src.describe());
     let t0 = std::time::Instant::now();
     let sbom = catalog_built(g, src, &name, record, &a.context)
@@ -92,7 +99,10 @@ pub(super) fn before_outputs(
             ignore_unfixed: a.ignore_unfixed,
             ignore_unknown: a.ignore_unknown,
             format: ScanFormat::Json,
-            output: a.scan_report.clone(),
+            output: a.scan_report.as_ref().map(|f| match &pdir {
+                Some(d) => platform_file(f, d),
+                None => f.clone(),
+            }),
             allowlist: a.allowlist.clone(),
             vex: a.vex.clone(),
             db_max_age: None,
@@ -109,15 +119,18 @@ pub(super) fn before_outputs(
                     "clean"
                 }
             ),
-            json!({"event": "scan", "packages": packages.len(), "passed": !found}),
+            json!({"event": "scan", "packages": packages.len(), "passed": !found, "platform": pname}),
         );
         if found {
-            return Err(super::policy::GateFailed(
-                "the built image has vulnerabilities at or above the threshold (report above); nothing was \
+            let of = pname
+                .as_ref()
+                .map(|p| format!(" for {p}"))
+                .unwrap_or_default();
+            return Err(super::policy::GateFailed(format!(
+                "the built image{of} has vulnerabilities at or above the threshold (report above); nothing was \
                  written or pushed — update the packages named (the `action` of each finding), or suppress a \
                  finding that does not apply with --allowlist or --vex"
-                    .into(),
-            )
+            ))
             .into());
         }
     }
@@ -139,7 +152,10 @@ pub(super) fn before_outputs(
         });
     }
     if !docs.is_empty() {
-        let dir = sbom_dir(a);
+        let mut dir = sbom_dir(a);
+        if let Some(d) = &pdir {
+            dir.push(d);
+        }
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating --sbom-dir {}", dir.display()))?;
         for d in &docs {
@@ -147,7 +163,7 @@ pub(super) fn before_outputs(
             super::write_file_atomically(&path, &d.bytes)?;
             rep.event(
                 &format!("wrote the SBOM {}", path.display()),
-                json!({"event": "sbom", "path": path.display().to_string(), "artifactType": d.artifact_type}),
+                json!({"event": "sbom", "path": path.display().to_string(), "artifactType": d.artifact_type, "platform": pname}),
             );
         }
     }
@@ -257,6 +273,19 @@ fn pretty(v: &serde_json::Value) -> Result<Vec<u8>> {
     let mut b = serde_json::to_vec_pretty(v)?;
     b.push(b'\n');
     Ok(b)
+}
+
+/// `FILE` with `.PLATFORM` before its extension (`report.json` → `report.linux_arm64.json`).
+fn platform_file(f: &Path, platform: &str) -> PathBuf {
+    let stem = f
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match f.extension() {
+        Some(e) => format!("{stem}.{platform}.{}", e.to_string_lossy()),
+        None => format!("{stem}.{platform}"),
+    };
+    f.with_file_name(name)
 }
 
 /// `--sbom-dir`, else the directory of `--metadata-file`, else the working directory.
