@@ -17,6 +17,9 @@
 //!
 //! Every ocibuild command gets a fresh `--root` (the warm push reuses its cold push's root);
 //! skopeo keeps its usual state. Registry start-up, clean-up and the digest checks are untimed.
+//! Besides wall time it prints each command's CPU time (user + system, the command and its
+//! children) and the 1-minute load average after each round: on a shared machine the wall-time
+//! ratio follows the scheduler, so give the load with every figure.
 //!
 //! Usage: `cargo build --release -p ocibuild && cargo run --release -p ocibuild-benches --bin
 //! registry-bench -- [--runs N] [--layout DIR] [--keep] [--pull-only]`
@@ -250,20 +253,50 @@ fn next_id() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
-/// The times of one operation for both tools.
+/// The times of one operation for both tools: wall seconds, and CPU seconds (user + system of
+/// the command and its children), which the load of a shared machine disturbs much less.
 #[derive(Default)]
 struct Times {
     ocibuild: Vec<f64>,
     skopeo: Vec<f64>,
+    ocibuild_cpu: Vec<f64>,
+    skopeo_cpu: Vec<f64>,
 }
 
 impl Times {
-    fn push(&mut self, tool: Tool, secs: f64) {
+    fn push(&mut self, tool: Tool, (secs, cpu): (f64, f64)) {
         match tool {
-            Tool::Ocibuild => self.ocibuild.push(secs),
-            Tool::Skopeo => self.skopeo.push(secs),
+            Tool::Ocibuild => {
+                self.ocibuild.push(secs);
+                self.ocibuild_cpu.push(cpu);
+            }
+            Tool::Skopeo => {
+                self.skopeo.push(secs);
+                self.skopeo_cpu.push(cpu);
+            }
         }
     }
+}
+
+/// The 1-minute load average now.
+fn load1() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_string()
+}
+
+/// User + system CPU seconds of this process's waited-for children so far (`/proc/self/stat`
+/// cutime + cstime, in USER_HZ = 100 ticks per second).
+fn children_cpu() -> f64 {
+    let stat = fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // after the command name: state is field 3, cutime 16, cstime 17
+    (tick(13) + tick(14)) / 100.0
 }
 
 fn bench(args: &Args, ocibuild: &Path, work: &TestContext) -> Res<()> {
@@ -312,6 +345,8 @@ fn bench(args: &Args, ocibuild: &Path, work: &TestContext) -> Res<()> {
     let mut warm = Times::default();
     let mut pull = Times::default();
     let mut from: Vec<f64> = Vec::new();
+    let mut from_cpu: Vec<f64> = Vec::new();
+    let mut loads: Vec<String> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     // one warm-up round (page cache, registry code paths), then `runs` timed rounds in
     // alternating order
@@ -376,7 +411,9 @@ fn bench(args: &Args, ocibuild: &Path, work: &TestContext) -> Res<()> {
             "ocibuild build (FROM)",
         )?;
         if timed {
-            from.push(secs);
+            from.push(secs.0);
+            from_cpu.push(secs.1);
+            loads.push(load1());
         }
         if let Err(e) = check_store(&root, &image) {
             note(&mut notes, format!("ocibuild build (FROM): {e}"));
@@ -392,12 +429,12 @@ fn bench(args: &Args, ocibuild: &Path, work: &TestContext) -> Res<()> {
         args.runs, mb
     );
     println!(
-        "| {:<10} | {:<8} | {:>8} | {:>8} | {:<26} |",
-        "operation", "tool", "wall s", "MB/s", "runs (s)"
+        "| {:<10} | {:<8} | {:>8} | {:>8} | {:>6} | {:<26} |",
+        "operation", "tool", "wall s", "MB/s", "cpu s", "runs (s)"
     );
     println!(
-        "|{:-<12}|{:-<10}|{:->10}|{:->10}|{:-<28}|",
-        "", "", "", "", ""
+        "|{:-<12}|{:-<10}|{:->10}|{:->10}|{:->8}|{:-<28}|",
+        "", "", "", "", "", ""
     );
     let mut ratios = Vec::new();
     for (op, times) in [
@@ -409,9 +446,9 @@ fn bench(args: &Args, ocibuild: &Path, work: &TestContext) -> Res<()> {
             continue;
         }
         let mut meds = [0.0; 2];
-        for (i, (tool, v)) in [
-            (Tool::Ocibuild, &mut times.ocibuild),
-            (Tool::Skopeo, &mut times.skopeo),
+        for (i, (tool, v, cpu)) in [
+            (Tool::Ocibuild, &mut times.ocibuild, &mut times.ocibuild_cpu),
+            (Tool::Skopeo, &mut times.skopeo, &mut times.skopeo_cpu),
         ]
         .into_iter()
         .enumerate()
@@ -429,11 +466,12 @@ fn bench(args: &Args, ocibuild: &Path, work: &TestContext) -> Res<()> {
                 format!("{:.1}", mb / m)
             };
             println!(
-                "| {:<10} | {:<8} | {:>8.3} | {:>8} | {:<26} |",
+                "| {:<10} | {:<8} | {:>8.3} | {:>8} | {:>6.2} | {:<26} |",
                 op,
                 tool.name(),
                 m,
                 rate,
+                median(cpu),
                 runs.trim_end()
             );
         }
@@ -446,12 +484,18 @@ fn bench(args: &Args, ocibuild: &Path, work: &TestContext) -> Res<()> {
     }
     let from_med = median(&mut from);
     println!(
-        "| {:<10} | {:<8} | {:>8.3} | {:>8.1} | {:<26} |",
+        "| {:<10} | {:<8} | {:>8.3} | {:>8.1} | {:>6.2} | {:<26} |",
         "FROM",
         "ocibuild",
         from_med,
         mb / from_med,
+        median(&mut from_cpu),
         runs.trim_end()
+    );
+    println!(
+        "\nload average (1 min) at the end of each timed round: {} (now {})",
+        loads.join(", "),
+        load1()
     );
     let skopeo_pull = median(&mut pull.skopeo);
     ratios.push(("FROM", from_med / skopeo_pull));
@@ -509,12 +553,15 @@ fn describe(cmd: &Command) -> String {
     s
 }
 
-/// Run `cmd` to success and return its wall time (output captured, shown only on failure).
-fn time_cmd(cmd: &mut Command, what: &str) -> Res<f64> {
+/// Run `cmd` to success and return its wall time and CPU time (output captured, shown only on
+/// failure).
+fn time_cmd(cmd: &mut Command, what: &str) -> Res<(f64, f64)> {
     cmd.stdin(Stdio::null());
+    let cpu0 = children_cpu();
     let t0 = Instant::now();
     let out = cmd.output()?;
     let secs = t0.elapsed().as_secs_f64();
+    let cpu = children_cpu() - cpu0;
     if !out.status.success() {
         return Err(format!(
             "{what} failed ({}): `{}`\n--- stdout ---\n{}--- stderr ---\n{}",
@@ -525,7 +572,7 @@ fn time_cmd(cmd: &mut Command, what: &str) -> Res<f64> {
         )
         .into());
     }
-    Ok(secs)
+    Ok((secs, cpu))
 }
 
 fn run_cmd(cmd: &mut Command, what: &str) -> Res<()> {
@@ -685,7 +732,7 @@ fn prepare_image(ocibuild: &Path, work: &TestContext, layout: &Path) -> Res<Imag
         .arg("--output")
         .arg(format!("oci:{}:{TAG}", layout.display()));
     let gen_secs = t0.elapsed().as_secs_f64();
-    let asm_secs = time_cmd(&mut cmd, "ocibuild assemble")?;
+    let (asm_secs, _) = time_cmd(&mut cmd, "ocibuild assemble")?;
     let _ = fs::remove_dir_all(&trees);
     let _ = fs::remove_dir_all(work.path("assemble-root"));
     println!(

@@ -1233,7 +1233,8 @@ fn break_diff_id(dir: &Path, tag: &str) {
 
 /// A layer whose bytes match their digest but not the config's diff_id: the pull fails naming
 /// `rootfs.diff_ids[0]`, and the layer never gets its name in the layout (it is checked while
-/// it streams in, before the rename).
+/// it streams in, before the rename); a Dockerfile `FROM` of it fails the same way and the
+/// content store never holds the layer.
 #[test]
 fn a_wrong_diff_id_fails_the_pull_before_the_layer_is_named() {
     let ctx = tk::TestContext::new();
@@ -1267,38 +1268,36 @@ fn a_wrong_diff_id_fails_the_pull_before_the_layer_is_named() {
         !names.contains(&layers[0]),
         "the layer with the wrong diff_id was written under its name"
     );
+    // the same base in a Dockerfile: FROM streams it into the store, and refuses it
+    let app = ctx.path("app");
+    fs::create_dir_all(&app).unwrap();
+    fs::write(
+        app.join("Dockerfile"),
+        format!("FROM {}/diffid:v1\nLABEL base=broken\n", reg.host),
+    )
+    .unwrap();
+    let root = ctx.path("from-root");
+    let err = tk::run_fail(
+        ocibuild(&ctx)
+            .arg("--root")
+            .arg(&root)
+            .arg("build")
+            .arg(&app),
+    );
+    assert!(err.contains("rootfs.diff_ids[0]"), "{err}");
+    assert!(
+        !blobs_match_their_names(&root).contains(&layers[0]),
+        "the store kept the layer with the wrong diff_id"
+    );
 }
 
 /// A pull killed while a big layer streams in leaves no blob that does not match its name and
 /// no index.json naming a partial image; pulling again cleans up and completes.
 #[test]
 fn a_killed_pull_leaves_no_corrupt_layout_and_a_rerun_completes() {
-    use std::io::{BufRead, BufReader};
     let ctx = tk::TestContext::new();
     let reg = start_registry(&ctx, RegistryOptions::default());
-    let data = ctx.path("data");
-    fs::create_dir_all(&data).unwrap();
-    // 48 MB gzip cannot shrink (xorshift), so the layer takes a while to stream
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut buf = Vec::with_capacity(48 << 20);
-    while buf.len() < 48 << 20 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        buf.extend_from_slice(&x.to_le_bytes());
-    }
-    fs::write(data.join("random.bin"), &buf).unwrap();
-    let layout = ctx.path("layout");
-    let digest = stdout(tk::run_ok(
-        ocibuild(&ctx)
-            .arg("assemble")
-            .arg("--layer")
-            .arg(format!("{}:/data", data.display()))
-            .arg("--output")
-            .arg(format!("oci:{}:big", layout.display())),
-    ));
-    let src = format!("docker://{}/killed-pull:big", reg.host);
-    tk::run_ok(ocibuild(&ctx).args(["push", &format!("oci:{}:big", layout.display()), &src]));
+    let (digest, src) = big_random_image(&ctx, &reg, "killed-pull");
     let out = ctx.path("out");
     let dest = format!("oci:{}:big", out.display());
     let mut child = ocibuild(&ctx)
@@ -1318,17 +1317,7 @@ fn a_killed_pull_leaves_no_corrupt_layout_and_a_rerun_completes() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    // kill on the first byte progress of the layer
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains(r#""event":"bytes""#) => break,
-            Some(Ok(_)) => {}
-            _ => panic!("the pull ended before reporting any bytes"),
-        }
-    }
-    child.kill().unwrap();
-    let _ = child.wait();
+    kill_on_first_bytes(&mut child);
     // whatever the kill interrupted: blobs are whole or absent (a temp file may remain);
     // index.json, if any, names the whole image
     for e in fs::read_dir(out.join("blobs/sha256")).unwrap().flatten() {
@@ -1352,6 +1341,112 @@ fn a_killed_pull_leaves_no_corrupt_layout_and_a_rerun_completes() {
     );
     blobs_match_their_names(&out);
     tk::run_ok(ocibuild(&ctx).args(["validate", &dest]));
+}
+
+/// A one-layer image of 48 MB that gzip cannot shrink (xorshift), so it takes a while to stream,
+/// pushed to `reg` as `REPO:big`; returns its manifest digest and `docker://` reference.
+fn big_random_image(ctx: &tk::TestContext, reg: &Registry, repo: &str) -> (String, String) {
+    let data = ctx.path("data");
+    fs::create_dir_all(&data).unwrap();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut buf = Vec::with_capacity(48 << 20);
+    while buf.len() < 48 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        buf.extend_from_slice(&x.to_le_bytes());
+    }
+    fs::write(data.join("random.bin"), &buf).unwrap();
+    let layout = ctx.path("layout");
+    let digest = stdout(tk::run_ok(
+        ocibuild(ctx)
+            .arg("assemble")
+            .arg("--layer")
+            .arg(format!("{}:/data", data.display()))
+            .arg("--output")
+            .arg(format!("oci:{}:big", layout.display())),
+    ));
+    let src = format!("docker://{}/{repo}:big", reg.host);
+    tk::run_ok(ocibuild(ctx).args(["push", &format!("oci:{}:big", layout.display()), &src]));
+    (digest, src)
+}
+
+/// Kill a child run with `--progress json` as soon as it reports the first bytes of a blob
+/// streaming in (so the kill lands mid-download, never before it starts).
+fn kill_on_first_bytes(child: &mut std::process::Child) {
+    use std::io::{BufRead, BufReader};
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains(r#""event":"bytes""#) => break,
+            Some(Ok(_)) => {}
+            _ => panic!("the run ended before reporting any bytes"),
+        }
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+/// A Dockerfile `FROM` of a registry base killed while its layer streams into the content store
+/// leaves no blob that does not match its name and no layer mapping (the partial download is
+/// only a temp file in the store's `tmp/`, which `cache prune` removes); the build run again
+/// completes with the whole layer in the store.
+#[test]
+fn a_killed_from_pull_leaves_no_partial_blob_in_the_store() {
+    let ctx = tk::TestContext::new();
+    let reg = start_registry(&ctx, RegistryOptions::default());
+    let (_, src) = big_random_image(&ctx, &reg, "killed-from");
+    let app = ctx.path("app");
+    fs::create_dir_all(&app).unwrap();
+    let base = src.trim_start_matches("docker://");
+    fs::write(
+        app.join("Dockerfile"),
+        format!("FROM {base}\nLABEL stage=killed\n"),
+    )
+    .unwrap();
+    let root = ctx.path("from-root");
+    let build = |json: bool| {
+        let mut c = ocibuild(&ctx);
+        c.arg("--root").arg(&root);
+        if json {
+            c.args(["--progress", "json", "--jobs", "1"]);
+        }
+        c.arg("build").arg(&app);
+        c
+    };
+    let mut child = build(true)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    kill_on_first_bytes(&mut child);
+    let (_, layers) = image_blobs(&ctx.path("layout"), "big");
+    let stored = blobs_match_their_names(&root);
+    assert!(
+        !stored.contains(&layers[0]),
+        "the layer was stored although its download was killed"
+    );
+    let mapped = fs::read_dir(root.join("layers"))
+        .into_iter()
+        .flatten()
+        .count();
+    assert_eq!(
+        mapped, 0,
+        "a layer mapping was recorded for a killed download"
+    );
+    tk::run_ok(&mut build(false));
+    let stored = blobs_match_their_names(&root);
+    assert!(stored.contains(&layers[0]), "the rerun stored the layer");
+    // the killed run's temp file goes with a prune that keeps every blob
+    tk::run_ok(ocibuild(&ctx).arg("--root").arg(&root).args([
+        "cache",
+        "prune",
+        "--older-than",
+        "3650d",
+    ]));
+    let tmp_left = fs::read_dir(root.join("tmp")).unwrap().count();
+    assert_eq!(tmp_left, 0, "cache prune leaves no temp file behind");
+    assert!(blobs_match_their_names(&root).contains(&layers[0]));
 }
 
 /// `registries[].ca` in the registries config: the CA is trusted for that registry (a relative

@@ -30,6 +30,8 @@ struct Puller<'a> {
     g: &'a Global,
     store: ContentStore,
     policy: String,
+    /// Byte progress of the base's layers (bars, or `bytes` events with `--progress json`).
+    rep: &'a Reporter,
 }
 
 impl Puller<'_> {
@@ -94,7 +96,8 @@ impl Puller<'_> {
         let img = load_image(&src, Some(platform))?;
         // `--jobs` blobs at a time, each streamed straight into the store and verified on the
         // way (digest, size, and diff_id on a second thread): nothing is read twice.
-        import_into_store_with(&src, &img, &self.store, self.g.jobs, None)?;
+        let bf = |d: &ocibuild_oci::Digest, n: u64, t: u64| self.rep.bytes(d, n, t);
+        import_into_store_with(&src, &img, &self.store, self.g.jobs, Some(&bf))?;
         Ok(img)
     }
 }
@@ -280,6 +283,10 @@ fn build_impl(
         .iter()
         .map(|s| parse_context(s))
         .collect::<Result<BTreeMap<_, _>>>()?;
+    // a RUN's output goes to stderr when it ends (as docker build --progress plain shows it),
+    // except in json mode, where only events are written
+    let show = !matches!(rep.mode(), crate::cli::Progress::Json) || g.verbose > 0;
+    let rep = rep.show_step_output(show);
     let store = open_store(g)?;
     let _lock = store.lock_shared()?;
     let epoch = a.source_date_epoch.unwrap_or(0);
@@ -293,6 +300,7 @@ fn build_impl(
         } else {
             a.pull.clone()
         },
+        rep: &rep,
     };
     let (from_specs, to_specs, inline) = cache_specs(a)?;
     let mut labels = BTreeMap::new();
@@ -338,10 +346,6 @@ fn build_impl(
         warm_only,
         offline: a.offline.then(ocibuild_engine::offline::Offline::default),
     };
-    // a RUN's output goes to stderr when it ends (as docker build --progress plain shows it),
-    // except in json mode, where only events are written
-    let show = !matches!(rep.mode(), crate::cli::Progress::Json) || g.verbose > 0;
-    let rep = rep.show_step_output(show);
     let ev = |e: Event| rep.engine(e);
     let t0 = std::time::Instant::now();
     if platforms.len() > 1 {
