@@ -326,7 +326,8 @@ struct PhaseCount {
 struct KillSoak {
     ctx: tk::TestContext,
     reg: Registry,
-    az: Azurite,
+    /// started only when a run exports to Azure Blob
+    az: Option<Azurite>,
     apps: Apps,
     /// the main store (Dockerfile and zero-config builds)
     store: PathBuf,
@@ -344,10 +345,10 @@ struct KillSoak {
 }
 
 impl KillSoak {
-    fn new(zero_config: bool) -> KillSoak {
+    fn new(zero_config: bool, azure: bool) -> KillSoak {
         let ctx = tk::TestContext::new();
         let reg = start_registry(&ctx, RegistryOptions::default());
-        let az = start_azurite(&ctx);
+        let az = azure.then(|| start_azurite(&ctx));
         let apps = Apps::new(&ctx, "app");
         let store = ctx.path("store");
         let pstore = ctx.path("pstore");
@@ -404,10 +405,10 @@ impl KillSoak {
     }
 
     fn cache_spec(&self, i: usize, azure: bool) -> String {
-        if azure {
+        if let Some(az) = self.az.as_ref().filter(|_| azure) {
             format!(
                 "type=azblob,account_url={},container=soak,name=k{i}",
-                self.az.account_url
+                az.account_url
             )
         } else {
             format!("type=registry,ref={}/soakcache/k{i}:c", self.reg.host)
@@ -493,8 +494,14 @@ impl KillSoak {
     }
 
     /// One build killed at `phase:nth` (or run to the end when it never gets there), then checked.
-    fn failpoint_build(&mut self, phase: &str, nth: u64, app: App, azure: bool) {
+    /// Returns whether the failpoint fired.
+    fn failpoint_build(&mut self, phase: &str, nth: u64, app: App, azure: bool) -> bool {
         let i = self.next();
+        let key = if app == App::Static {
+            phase.to_string()
+        } else {
+            format!("{phase} ({})", app.name())
+        };
         let root = if app == App::Static {
             self.pstore.clone()
         } else {
@@ -517,10 +524,10 @@ impl KillSoak {
             if azure { " (azblob)" } else { "" }
         );
         if killed(o.status) {
-            self.record(phase, |c| c.fired += 1);
+            self.record(&key, |c| c.fired += 1);
             let ok = self.check_after(&label, &root, app, i, phase, azure);
             if ok {
-                self.record(phase, |c| c.survived += 1);
+                self.record(&key, |c| c.survived += 1);
             }
             let _ = writeln!(
                 self.log,
@@ -532,8 +539,9 @@ impl KillSoak {
                     "BROKEN"
                 }
             );
+            true
         } else {
-            self.record(phase, |c| c.not_reached += 1);
+            self.record(&key, |c| c.not_reached += 1);
             if !o.status.success() {
                 self.broken.push(format!(
                     "{label}: failed without the kill ({:?})\n{se}",
@@ -545,11 +553,13 @@ impl KillSoak {
                 "{label}: not reached (exit {:?})",
                 o.status.code()
             );
+            false
         }
     }
 
-    /// `cache prune` on the prune store (warm first), killed after its nth removal.
-    fn failpoint_prune(&mut self, nth: u64) {
+    /// `cache prune` on the prune store (warm first), killed after its nth removal. Returns
+    /// whether the failpoint fired.
+    fn failpoint_prune(&mut self, nth: u64) -> bool {
         let i = self.next();
         let root = self.pstore.clone();
         let out = self.ctx.path(format!("out-{i}"));
@@ -576,6 +586,7 @@ impl KillSoak {
                 "{label}: killed; {}",
                 if ok { "ok" } else { "BROKEN" }
             );
+            true
         } else {
             self.record("prune", |c| c.not_reached += 1);
             let _ = writeln!(
@@ -583,11 +594,13 @@ impl KillSoak {
                 "{label}: not reached (exit {:?})",
                 o.status.code()
             );
+            false
         }
     }
 
-    /// A build (or prune) killed from outside after a random delay.
-    fn random_kill(&mut self, rng: &mut Rng) {
+    /// A build (or prune) killed from outside after a random delay. Returns whether it was
+    /// still running when the kill came.
+    fn random_kill(&mut self, rng: &mut Rng) -> bool {
         let i = self.next();
         let choice = rng.range(0, 9);
         let (app, what, is_prune) = match choice {
@@ -633,9 +646,11 @@ impl KillSoak {
         let delay_ms = match (is_prune, app) {
             (true, _) => rng.range(0, 300),
             (_, App::ZeroConfig) => rng.range(200, 15_000),
-            _ => rng.range(200, 6_000),
+            _ => rng.range(200, 4_000),
         };
-        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let errfile = self.ctx.path(format!("stderr-{i}"));
+        c.stdout(Stdio::null())
+            .stderr(fs::File::create(&errfile).unwrap());
         let mut child: Child = c.spawn().unwrap();
         let t0 = Instant::now();
         let done = loop {
@@ -655,19 +670,22 @@ impl KillSoak {
                 format!("{} ({what})", app.name())
             }
         );
-        let phase = "random-time";
+        let phase = if is_prune {
+            "random time (cache prune)".to_string()
+        } else {
+            format!("random time ({})", app.name())
+        };
+        let phase = phase.as_str();
         match done {
             Some(st) => {
                 self.record(phase, |c| c.not_reached += 1);
                 if !st.success() {
-                    let mut se = String::new();
-                    if let Some(mut e) = child.stderr.take() {
-                        let _ = e.read_to_string(&mut se);
-                    }
+                    let se = fs::read_to_string(&errfile).unwrap_or_default();
                     self.broken
                         .push(format!("{label}: failed before the kill ({st:?})\n{se}"));
                 }
                 let _ = writeln!(self.log, "{label}: finished first");
+                false
             }
             None => {
                 child.kill().unwrap(); // SIGKILL
@@ -679,6 +697,7 @@ impl KillSoak {
                     self.record(phase, |c| c.survived += 1);
                 }
                 let _ = writeln!(self.log, "{label}: {}", if ok { "ok" } else { "BROKEN" });
+                true
             }
         }
     }
@@ -834,7 +853,7 @@ fn kill_soak(kills: usize, random_kills: usize, rounds: usize, zero_config: bool
     let t0 = Instant::now();
     let (mut rng, seed) = Rng::new();
     println!("kill soak: seed {seed} (SOAK_SEED={seed} repeats it)");
-    let mut s = KillSoak::new(zero_config);
+    let mut s = KillSoak::new(zero_config, true);
     // the failpoint schedule: phases in turn, the nth hit chosen at random
     let phases: &[(&str, u64)] = &[
         ("layer-write", 60),
@@ -842,30 +861,46 @@ fn kill_soak(kills: usize, random_kills: usize, rounds: usize, zero_config: bool
         ("record-commit", 5),
         ("blob-upload", 4),
         ("cache-export", 3),
-        ("base-assembly", 3),
+        ("base-assembly", 2),
         ("prune", 12),
     ];
-    for k in 0..kills {
-        let (phase, max) = phases[k % phases.len()];
-        let nth = rng.range(1, max);
+    let mut maxes: BTreeMap<(&str, App), u64> = BTreeMap::new();
+    // until `kills` failpoints fired (a point a build never reaches, say a 50th entry of a
+    // smaller layer, counts as "not reached" and lowers that point's range)
+    let mut fired = 0;
+    let mut k = 0;
+    while fired < kills && k < kills * 2 {
+        let (phase, _) = phases[k % phases.len()];
         let zc_turn = zero_config && (k / phases.len()) % 2 == 1;
-        match phase {
+        let app = match phase {
+            "prune" | "base-assembly" => App::Static,
+            _ if zc_turn => App::ZeroConfig,
+            _ => App::Dockerfile,
+        };
+        let max = *maxes
+            .entry((phase, app))
+            .or_insert(phases[k % phases.len()].1);
+        let nth = rng.range(1, max);
+        let azure = (k / phases.len()) % 3 == 1;
+        let hit = match phase {
             "prune" => s.failpoint_prune(nth),
-            "base-assembly" => s.failpoint_build(phase, nth, App::Static, false),
-            _ => {
-                let app = if zc_turn {
-                    App::ZeroConfig
-                } else {
-                    App::Dockerfile
-                };
-                let azure = (k / phases.len()) % 3 == 1;
-                s.failpoint_build(phase, nth, app, azure);
-            }
+            _ => s.failpoint_build(phase, nth, app, azure),
+        };
+        if hit {
+            fired += 1;
+        } else {
+            maxes.insert((phase, app), (nth - 1).max(1));
         }
+        k += 1;
         print!("{}", std::mem::take(&mut s.log));
     }
-    for _ in 0..random_kills {
-        s.random_kill(&mut rng);
+    let mut fired = 0;
+    let mut k = 0;
+    while fired < random_kills && k < random_kills * 3 {
+        if s.random_kill(&mut rng) {
+            fired += 1;
+        }
+        k += 1;
         print!("{}", std::mem::take(&mut s.log));
     }
     let mut conc = (0, 0, 0);
@@ -890,7 +925,7 @@ fn kill_soak(kills: usize, random_kills: usize, rounds: usize, zero_config: bool
 #[test]
 fn kill_soak_ci() {
     let t0 = Instant::now();
-    let mut s = KillSoak::new(false);
+    let mut s = KillSoak::new(false, false);
     s.failpoint_build("layer-write", 7, App::Dockerfile, false);
     s.failpoint_build("record-commit", 2, App::Dockerfile, false);
     s.failpoint_build("blob-upload", 1, App::Dockerfile, false);
