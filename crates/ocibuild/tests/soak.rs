@@ -1042,6 +1042,21 @@ impl FaultSoak {
             &[],
         ));
         let df_digest = last_digest(&String::from_utf8_lossy(&o.stdout)).unwrap();
+        // the caches the import runs read through the proxies, exported without faults
+        for spec in [
+            format!("type=registry,ref={}/fcache/base:c", reg.host),
+            format!(
+                "type=azblob,account_url={},container=faults,name=base",
+                az.account_url
+            ),
+        ] {
+            tk::run_ok(&mut apps.build(
+                App::Dockerfile,
+                &warm,
+                &format!("oci:{}:t", out.display()),
+                &["--cache-to".to_string(), spec],
+            ));
+        }
         FaultSoak {
             ctx,
             reg,
@@ -1127,7 +1142,9 @@ impl FaultSoak {
             "pull",
             "cache-export registry",
             "cache-export azblob",
-        ][i % 4];
+            "cache-import registry",
+            "cache-import azblob",
+        ][i % 6];
         let label = format!("#{i} {kind} {plan:?}");
         match kind {
             "push" => {
@@ -1187,6 +1204,44 @@ impl FaultSoak {
                             text(&v).1
                         ));
                     }
+                }
+                self.check_local(&label, &root);
+                let _ = fs::remove_dir_all(&root);
+                let _ = fs::remove_dir_all(&out);
+            }
+            "cache-import registry" | "cache-import azblob" => {
+                // an empty store builds with the cache read through the proxy: the image
+                // (from the cache, or rebuilt where a blob did not arrive whole), or a clean
+                // failure; nothing bad in the store
+                let azure = kind.ends_with("azblob");
+                let spec = if azure {
+                    format!(
+                        "type=azblob,account_url=http://{}/{DEV_ACCOUNT},container=faults,name=base",
+                        self.ap.host
+                    )
+                } else {
+                    format!("type=registry,ref={}/fcache/base:c", self.rp.host)
+                };
+                let proxy = if azure { &self.ap } else { &self.rp };
+                proxy.set_plan(plan);
+                let root = self.ctx.path(format!("imp-root-{i}"));
+                let out = self.ctx.path(format!("imp-out-{i}"));
+                let o = tk::run(&mut self.apps.build(
+                    App::Dockerfile,
+                    &root,
+                    &format!("oci:{}:t", out.display()),
+                    &["--cache-from".to_string(), spec],
+                ));
+                let proxy = if azure { &self.ap } else { &self.rp };
+                let f = proxy.faults();
+                proxy.set_plan(FaultPlan::default());
+                self.count_faults(kind, f);
+                if self.judge(kind, &label, &o) == Some(true)
+                    && last_digest(&String::from_utf8_lossy(&o.stdout)).as_ref()
+                        != Some(&self.df_digest)
+                {
+                    self.broken
+                        .push(format!("{label}: built a different digest"));
                 }
                 self.check_local(&label, &root);
                 let _ = fs::remove_dir_all(&root);
