@@ -14,7 +14,7 @@
 //! | `blob-upload` | a registry upload session opened, before the first byte is sent |
 //! | `cache-export` | a remote cache's blobs uploaded, before its index object is created |
 //! | `base-assembly` | a Debian base's layer stored, before the next one or the manifest |
-//! | `prune` | `cache prune`, after each unit (or blob) it removed |
+//! | `prune` | `cache prune`, after each unit it removed |
 //!
 //! Each point is one line, `ocibuild_oci::failpoint::hit("PHASE")`. Unset, a hit costs one
 //! load of an initialised `OnceLock`. Never set this variable outside tests.
