@@ -124,6 +124,7 @@ impl CacheBackend for LocalCache {
     }
 
     fn put_index(&self, key: &str, bytes: &[u8]) -> Result<PutOutcome, CacheError> {
+        ocibuild_oci::failpoint::hit("cache-export");
         check_key(key)?;
         check_index_size(key, bytes)?;
         let dest = self.index_path(key);

@@ -270,6 +270,7 @@ impl CacheBackend for RegistryCache<'_> {
     }
 
     fn put_index(&self, key: &str, bytes: &[u8]) -> Result<PutOutcome, CacheError> {
+        ocibuild_oci::failpoint::hit("cache-export");
         check_key(key)?;
         check_index_size(key, bytes)?;
         let tag = self.tag_for(key);

@@ -1000,6 +1000,7 @@ fn store_layer(
         Some(to) => write_extracting(build(compression)?, w, to, what)?,
         None => build(compression)?.write(w).map_err(oci_err(what))?,
     };
+    ocibuild_oci::failpoint::hit("base-assembly");
     let digest = w.commit().map_err(oci_err(what))?;
     if digest != info.digest || pre_diff_id.is_some_and(|d| d != info.diff_id) {
         return Err(DebianError::Invalid {

@@ -423,6 +423,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .map_err(EngineError::io("creating a temp file", dir))?;
     std::io::Write::write_all(&mut tmp, bytes).map_err(EngineError::io("writing", path))?;
+    ocibuild_oci::failpoint::hit("record-commit");
     tmp.persist(path)
         .map_err(|e| EngineError::io("renaming into place", path)(e.error))?;
     Ok(())

@@ -25,7 +25,7 @@
 //! step dirs) are always removed. Entries at the top of the root that ocibuild does not make
 //! are reported as `other` and never removed.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, TryLockError};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -464,6 +464,61 @@ fn remove_path(p: &Path) -> Result<()> {
     }
 }
 
+/// What names each blob (by hex): the layer mappings and the records `cache verify` reads
+/// (`ocibuild_oci::verify::RECORD_DIRS`). `prune` removes these before the blob, so a prune
+/// that stops anywhere (killed, or a budget reached) leaves no reference to a missing blob.
+fn referrers(store: &ContentStore) -> HashMap<String, Vec<PathBuf>> {
+    let root = store.root();
+    let mut m: HashMap<String, Vec<PathBuf>> = HashMap::new();
+    for (_, dir) in children(&root.join("layers")) {
+        for (_, f) in children(&dir) {
+            if let Ok(s) = fs::read_to_string(&f)
+                && let Ok(d) = ocibuild_oci::Digest::parse(s.trim())
+            {
+                m.entry(d.hex().to_string()).or_default().push(f);
+            }
+        }
+    }
+    for d in ocibuild_oci::verify::RECORD_DIRS {
+        for (_, p) in children(&root.join(d)) {
+            if p.extension().is_none_or(|x| x != "json") || !p.is_file() {
+                continue;
+            }
+            let Some(v) = fs::read(&p)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            else {
+                continue;
+            };
+            let mut descs = Vec::new();
+            ocibuild_oci::verify::descriptors(&v, 0, &mut descs);
+            for (d, _) in descs {
+                m.entry(d.hex().to_string()).or_default().push(p.clone());
+            }
+        }
+    }
+    m
+}
+
+/// Remove what names the blob at `blob` (see [`referrers`]); a step record takes its change
+/// dir and flag with it (the record first).
+fn drop_referrers(refs: &HashMap<String, Vec<PathBuf>>, blob: &Path) -> Result<()> {
+    let Some(list) = blob
+        .file_name()
+        .and_then(|n| refs.get(n.to_string_lossy().as_ref()))
+    else {
+        return Ok(());
+    };
+    for p in list {
+        remove_path(p)?;
+        if p.parent().is_some_and(|d| d.ends_with("engine/df")) {
+            remove_path(&p.with_extension(""))?;
+            remove_path(&p.with_extension("oci"))?;
+        }
+    }
+    Ok(())
+}
+
 /// `cache prune`: remove units not used for `older_than`, then the least recently used ones
 /// until everything prunable takes at most `keep_storage` bytes; with neither limit, every unit
 /// (leaving the store's skeleton). Leftovers of killed builds always go; held roots and
@@ -476,6 +531,7 @@ pub fn prune(
     let _lock = store.lock_exclusive()?;
     let now = SystemTime::now();
     let (mut units, _) = units(store);
+    let refs = referrers(store);
     units.sort_by_key(|u| u.last_use);
     let remove_all = older_than.is_none() && keep_storage.is_none();
     let mut remaining: u64 = units
@@ -531,9 +587,13 @@ pub fn prune(
             None => None,
         };
         // the record first: a step without its record is never used
-        for (_, p, _) in &u.parts {
+        for (k, p, _) in &u.parts {
+            if *k == Kind::Blobs {
+                drop_referrers(&refs, p)?;
+            }
             remove_path(p)?;
         }
+        ocibuild_oci::failpoint::hit("prune");
         add(&mut report.removed, u);
         report.removed_bytes += bytes;
         if !u.leftover {
@@ -702,6 +762,52 @@ mod tests {
             left,
             ["blobs", "blobs/sha256", "layers", "store.lock", "tmp"]
         );
+    }
+
+    /// Found by the kill soak: a prune that stopped after a blob (killed, or its budget met)
+    /// left the records and mappings naming that blob, and `cache verify` called them broken.
+    #[test]
+    fn a_partial_prune_leaves_no_reference_to_a_removed_blob() {
+        let t = tempfile::tempdir().unwrap();
+        let s = ContentStore::open(t.path().join("store")).unwrap();
+        let r = s.root().to_path_buf();
+        let old = s.put_bytes(&[3u8; 5000]).unwrap();
+        let keep = s.put_bytes(&[4u8; 10]).unwrap();
+        let desc = |d: &ocibuild_oci::Digest, n: u64| {
+            serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": d.to_string(), "size": n})
+        };
+        let pin = r.join("engine/bases/pin.json");
+        fs::create_dir_all(pin.parent().unwrap()).unwrap();
+        fs::write(
+            &pin,
+            serde_json::to_vec(&serde_json::json!({"manifest": desc(&old, 5000)})).unwrap(),
+        )
+        .unwrap();
+        let step = r.join("engine/df/k2.json");
+        write(&r.join("engine/df/k2/app/out"), 10);
+        fs::write(
+            &step,
+            serde_json::to_vec(&serde_json::json!({"layer": [desc(&old, 5000), "x"]})).unwrap(),
+        )
+        .unwrap();
+        let other = r.join("engine/builds/b2.json");
+        fs::create_dir_all(other.parent().unwrap()).unwrap();
+        fs::write(
+            &other,
+            serde_json::to_vec(&serde_json::json!({"image": desc(&keep, 10)})).unwrap(),
+        )
+        .unwrap();
+        s.record_layer(&old, "gzip", &old).unwrap();
+        // the old blob is the least recently used: a budget removes it and nothing else
+        age(&s.blob_path(&old), 30);
+        let all: u64 = units(&s).0.iter().map(Unit::bytes).sum();
+        let rep = prune(&s, None, Some(all - 1)).unwrap();
+        assert!(!s.has(&old) && s.has(&keep), "{rep:?}");
+        let v = ocibuild_oci::verify::verify(&s, false).unwrap();
+        assert!(v.ok(), "{:?}", v.problems);
+        assert!(!pin.exists() && !step.exists() && !r.join("engine/df/k2").exists());
+        assert!(other.exists(), "a record naming a kept blob stays");
     }
 
     #[test]

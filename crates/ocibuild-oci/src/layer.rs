@@ -1317,6 +1317,7 @@ fn produce_into(plan: Vec<Planned>, ship: &mut Ship<'_>) -> Result<(Digest, u64)
     let mut header = Vec::with_capacity(3 * BLOCK);
     for p in plan {
         header.clear();
+        crate::failpoint::hit("layer-write");
         match &p.body {
             Body::Empty => {
                 encode_header(&p, 0, &mut header);

@@ -15,6 +15,7 @@ pub mod assemble;
 pub mod digest;
 pub mod error;
 pub mod extract;
+pub mod failpoint;
 pub mod image;
 pub mod layer;
 pub mod layout;

@@ -460,6 +460,7 @@ impl BlobWriter {
         tmp.as_file()
             .sync_all()
             .map_err(OciError::io("fsync", tmp.path()))?;
+        crate::failpoint::hit("blob-commit");
         let dest = self.store.blob_path(&d);
         tmp.persist(&dest).map_err(|e| OciError::Io {
             op: "rename into",

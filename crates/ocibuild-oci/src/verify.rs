@@ -207,7 +207,9 @@ pub fn verify(store: &ContentStore, repair: bool) -> Result<VerifyReport> {
 }
 
 /// The descriptors (`{"mediaType", "digest": "sha256:…", "size"}`) anywhere in `v`.
-fn descriptors(v: &serde_json::Value, depth: usize, out: &mut Vec<(Digest, u64)>) {
+/// Every descriptor (an object with `mediaType`, `digest` and `size`) in a record, at any depth
+/// (up to 64 levels): what the record needs from the store.
+pub fn descriptors(v: &serde_json::Value, depth: usize, out: &mut Vec<(Digest, u64)>) {
     use serde_json::Value;
     if depth > 64 {
         return;

@@ -880,6 +880,7 @@ impl Registry {
     ) -> Result<BlobOutcome> {
         let d = desc.digest.to_string();
         let mut loc = self.absolute(op, &loc)?;
+        ocibuild_oci::failpoint::hit("blob-upload");
         if desc.size <= CHUNK {
             let url = with_query(&loc, &format!("digest={d}"));
             let size = desc.size;

@@ -9,7 +9,8 @@
 //! - `status_every: Some((n, status, retry_after))`: the n-th, 2n-th, … request is answered with
 //!   `status` (500, 429, …) and an OCI error envelope, plus `Retry-After` when given, without being
 //!   forwarded (its body is read and dropped);
-//! - `truncate_blob_every: Some(n)`: the n-th, 2n-th, … `GET …/blobs/sha256:…` (counted among blob
+//! - `truncate_blob_every: Some(n)`: the n-th, 2n-th, … `GET …/blobs/sha256:…` (or an object
+//!   store's `GET …/blobs/sha256/…`, as the Azure Blob cache names its blobs; counted among blob
 //!   GETs only) is forwarded, but only the first half of the body (as the `Content-Length` says)
 //!   reaches the client before the connection is closed.
 //!
@@ -215,7 +216,8 @@ fn handle(client: TcpStream, state: &ProxyState) -> io::Result<()> {
     let path = target.split('?').next().unwrap_or("");
     let c = &state.counters;
     let n = c.requests.fetch_add(1, Ordering::SeqCst) + 1;
-    let is_blob_get = method == "GET" && path.contains("/blobs/sha256:");
+    // a registry's `/v2/…/blobs/sha256:<hex>`, or a cache's `…/blobs/sha256/<hex>` object
+    let is_blob_get = method == "GET" && path.contains("/blobs/sha256");
     let blob_n = if is_blob_get {
         c.blob_gets.fetch_add(1, Ordering::SeqCst) + 1
     } else {
