@@ -107,6 +107,26 @@ impl Source {
         Ok(resolve_in_root(&root, &format!("/{rel}"))?)
     }
 
+    /// The host path of what `rel` names in the source (symlinks resolved within it). A file
+    /// of an earlier stage is read from the stage's layers where it is: a cached
+    /// `COPY --from=STAGE /out/app` must not materialise the stage's root (a hard-link clone
+    /// of a whole toolchain) just to hash one file.
+    pub(crate) fn entry_host(&self, exec: &Exec<'_>, rel: &str) -> Option<PathBuf> {
+        if let Source::Stage(j) = self
+            && let Some(out) = exec.stages[*j].get()
+        {
+            let merged = out.merged.lock().ok().and_then(|m| m.clone());
+            if let Ok(view) = exec.view_of(&out.chain, merged.as_ref())
+                && let Ok(r) = view.resolve(&format!("/{}", clean_rel(rel)))
+                && let Some((host, m)) = view.lstat(&r)
+                && m.is_file()
+            {
+                return Some(host);
+            }
+        }
+        self.resolve_in(exec, rel).ok()
+    }
+
     /// An id of what `rel` holds: the image digest for an image (it determines the content),
     /// else the entries' types, modes and content hashes (and owners, for a stage, as root).
     pub(crate) fn content_id(&self, exec: &Exec<'_>, rel: &str) -> Result<String> {
@@ -118,7 +138,7 @@ impl Source {
                 let rel = clean_rel(rel);
                 let mut parts = Vec::new();
                 if matches!(self, Source::Stage(_))
-                    && let Ok(host) = self.resolve_in(exec, &rel)
+                    && let Some(host) = self.entry_host(exec, &rel)
                 {
                     parts.push(json!([rel, exec.fs_entry_id(self, &host, &rel)?]));
                 }
@@ -778,7 +798,7 @@ impl Exec<'_> {
                 // the named path itself (a directory's mode and owner are copied too)
                 let top = clean_rel(s);
                 if !has_glob(&top)
-                    && let Ok(host) = src.resolve_in(self, &top)
+                    && let Some(host) = src.entry_host(self, &top)
                 {
                     content.push(json!([s, self.fs_entry_id(&src, &host, &top)?]));
                 }

@@ -508,7 +508,14 @@ impl Exec<'_> {
             return Ok(p.clone());
         }
         let dir = self.work.join(format!("final-{i}"));
+        let t0 = std::time::Instant::now();
         materialize(&self.o.store, &out.chain, &dir)?;
+        (self.ev)(Event::Note(format!(
+            "[{}] root materialised for a copy from it ({} change dirs on the base) in {:.2}s",
+            self.df.stages[i].display_name(i),
+            out.chain.uppers.len(),
+            t0.elapsed().as_secs_f64()
+        )));
         *m = Some(dir.clone());
         Ok(dir)
     }
@@ -973,4 +980,88 @@ pub fn prune_steps(store: &ContentStore, older_than: Option<std::time::Duration>
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) struct NoRegistry;
+    impl ImageResolver for NoRegistry {
+        fn resolve(&self, reference: &str, _: &Platform) -> Result<Image> {
+            Err(EngineError::Invalid {
+                what: reference.into(),
+                detail: "no registry in this test".into(),
+            })
+        }
+    }
+
+    pub(crate) fn options<'a>(
+        store: &ContentStore,
+        context: &Path,
+        resolver: &'a NoRegistry,
+    ) -> Options<'a> {
+        Options {
+            store: store.clone(),
+            context: context.to_path_buf(),
+            context_excludes: Vec::new(),
+            dockerfile: context.join("Dockerfile"),
+            target: None,
+            build_args: BTreeMap::new(),
+            platform: Platform::host(),
+            secrets: BTreeMap::new(),
+            contexts: BTreeMap::new(),
+            resolver,
+            native: None,
+            isolation: Isolation::Auto { allow_host: false },
+            network: false,
+            ca_bundle: None,
+            pass_env: Vec::new(),
+            source_date_epoch: 0,
+            compression: Compression::Gzip,
+            level: None,
+            no_cache: false,
+            labels: BTreeMap::new(),
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
+            explain_cache: false,
+            warm_only: false,
+        }
+    }
+
+    pub(crate) fn notes(text: &str, o: &Options<'_>) -> (Built, Vec<String>) {
+        let seen = Mutex::new(Vec::new());
+        let built = build(text, o, &|e| {
+            if let Event::Note(n) | Event::Warning(n) = e {
+                seen.lock().unwrap().push(n);
+            }
+        })
+        .unwrap();
+        (built, seen.into_inner().unwrap())
+    }
+
+    const TWO_STAGES: &str = "FROM scratch AS build\nCOPY app.txt /out/app.txt\nCOPY lib /out/lib/\n\
+                              FROM scratch\nCOPY --from=build /out/app.txt /app/app.txt\n";
+
+    #[test]
+    fn a_cached_copy_of_one_file_from_a_stage_does_not_materialise_it() {
+        let t = tempfile::tempdir().unwrap();
+        let ctx = t.path().join("ctx");
+        fs::create_dir_all(ctx.join("lib")).unwrap();
+        fs::write(ctx.join("app.txt"), "v1").unwrap();
+        fs::write(ctx.join("lib/a"), "a").unwrap();
+        fs::write(ctx.join("Dockerfile"), TWO_STAGES).unwrap();
+        let store = ContentStore::open(t.path().join("store")).unwrap();
+        let r = NoRegistry;
+        let o = options(&store, &ctx, &r);
+        let (first, _) = notes(TWO_STAGES, &o);
+        let (again, seen) = notes(TWO_STAGES, &o);
+        assert_eq!(first.image.manifest_desc, again.image.manifest_desc);
+        assert!(again.ran.is_empty(), "{:?}", again.ran);
+        assert!(
+            !seen.iter().any(|n| n.contains("materialised")),
+            "a cached COPY --from read the stage's root: {seen:?}"
+        );
+    }
 }
