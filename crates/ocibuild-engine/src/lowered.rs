@@ -135,11 +135,6 @@ pub fn build(
     ev: &(dyn Fn(Event) + Sync),
 ) -> Result<(Built, Vec<String>)> {
     let store = &o.toolchain_bases.store;
-    let locks = crate::zeroconfig::locks(plan, o)?;
-    let toolchain_lock = locks.toolchain.as_ref().ok_or_else(|| EngineError::Invalid {
-        what: "zero-config build".into(),
-        detail: "the one executor builds on a Debian toolchain root; --toolchain host runs on the plan loop".into(),
-    })?;
     let text = lower(app, plan, o)?;
     // The graph's text is kept beside the step logs: errors point at its lines.
     let dir = store.root().join("engine").join("zeroconfig");
@@ -202,6 +197,30 @@ pub fn build(
         warm_only,
     };
     let built = crate::df::build(&text, &opts, ev).map_err(|e| zero_config_hint(e, plan, o))?;
+    // This frontend's result over the graph's (the native-libs layer, the layer names, the
+    // record), kept under a key derived from the whole-graph key: a no-change rebuild is two
+    // lookups.
+    let result_key = built.graph_key.as_ref().and_then(|k| {
+        let plan = serde_json::to_value(plan).ok()?;
+        Some(crate::df::graph::digest(&json!([
+            "zeroconfig-result-v1",
+            k,
+            plan,
+            o.labels,
+            o.runtime_bases.arch,
+        ])))
+    });
+    if built.graph_hit
+        && let Some(k) = &result_key
+        && let Some(hit) = stored_result(store, k, ev)
+    {
+        return Ok((hit, built.stopped));
+    }
+    let locks = crate::zeroconfig::locks(plan, o)?;
+    let toolchain_lock = locks.toolchain.as_ref().ok_or_else(|| EngineError::Invalid {
+        what: "zero-config build".into(),
+        detail: "the one executor builds on a Debian toolchain root; --toolchain host runs on the plan loop".into(),
+    })?;
     let mut image = built.image;
     let df_record = built.record;
 
@@ -355,20 +374,83 @@ pub fn build(
     } else {
         choose_tier(&probe(), o.isolation)?
     };
-    Ok((
-        Built {
-            image,
-            runtime,
-            toolchain: Some(toolchain_lock.key.clone()),
-            layers,
-            tier,
-            steps: built.ran,
-            naive_size: None,
-            cached,
-            record,
-        },
-        built.stopped,
-    ))
+    let out = Built {
+        image,
+        runtime,
+        toolchain: Some(toolchain_lock.key.clone()),
+        layers,
+        tier,
+        steps: built.ran,
+        naive_size: None,
+        cached,
+        record,
+    };
+    if let Some(k) = &result_key {
+        let record: serde_json::Value =
+            serde_json::from_slice(&out.record.to_json()).map_err(|e| EngineError::Invalid {
+                what: "build record".into(),
+                detail: e.to_string(),
+            })?;
+        crate::df::graph::save(
+            store,
+            k,
+            &out.image,
+            &[],
+            json!({
+                "record": record,
+                "layers": out.layers,
+                "runtime": out.runtime,
+                "toolchain": out.toolchain,
+            }),
+        )?;
+    }
+    Ok((out, built.stopped))
+}
+
+/// The stored result of a zero-config build ([`build`]'s second key), when its image is whole.
+fn stored_result(
+    store: &ocibuild_oci::store::ContentStore,
+    key: &str,
+    ev: &(dyn Fn(Event) + Sync),
+) -> Option<Built> {
+    let (stored, image) = crate::df::graph::lookup(store, key)?;
+    let d = &stored.data;
+    let mut record = d
+        .get("record")
+        .and_then(|r| serde_json::to_vec(r).ok())
+        .and_then(|b| ocibuild_record::BuildRecord::from_json(&b).ok())?;
+    let layers: Vec<(String, String, u64, bool)> =
+        serde_json::from_value(d.get("layers")?.clone()).ok()?;
+    let runtime = d.get("runtime")?.as_str()?.to_string();
+    let toolchain = d.get("toolchain")?.as_str().map(str::to_string);
+    for s in &mut record.steps {
+        s.status = ocibuild_record::StepStatus::Cached {
+            from: "local".into(),
+        };
+    }
+    let layers: Vec<_> = layers
+        .into_iter()
+        .map(|(name, digest, size, _)| {
+            ev(Event::Layer {
+                name: name.clone(),
+                digest: digest.clone(),
+                size,
+                reused: true,
+            });
+            (name, digest, size, true)
+        })
+        .collect();
+    Some(Built {
+        image,
+        runtime,
+        toolchain,
+        layers,
+        tier: ocibuild_sandbox::run::Tier::Host,
+        steps: Vec::new(),
+        naive_size: None,
+        cached: true,
+        record,
+    })
 }
 
 /// A failed step's hint in the zero-config frontend's words (there is no Dockerfile to fix).

@@ -625,6 +625,82 @@ fn archive_kind(p: &Path) -> Option<Compression> {
 }
 
 impl Exec<'_> {
+    /// What a COPY/ADD reads from outside the graph, by content, for the whole-graph key
+    /// ([`super::graph`]): the context files its sources select (its `--exclude`s applied),
+    /// a named directory's, or an image's digest. An earlier stage is named only (its own
+    /// inputs key it). `Ok(None)`: the step reads something that cannot be keyed before it
+    /// runs (a URL, a git repository, a variable in a source or `--from`).
+    pub(crate) fn copy_inputs_id(&self, a: &CopyArgs) -> Result<Option<Value>> {
+        if a.sources
+            .iter()
+            .chain(&a.exclude)
+            .chain(a.from.iter())
+            .any(|w| w.contains('$'))
+        {
+            return Ok(None);
+        }
+        if a.sources.iter().any(|s| {
+            s.starts_with("http://")
+                || s.starts_with("https://")
+                || s.starts_with("git@")
+                || s.ends_with(".git")
+        }) {
+            return Ok(None);
+        }
+        let src = match a.from.as_deref() {
+            None => Source::Context(self.o.context.clone()),
+            Some(name) if self.df.find_stage(name).is_some() => {
+                return Ok(Some(json!(["stage", name])));
+            }
+            Some(name) => Source::open(self, Some(name), "the whole-graph key")?,
+        };
+        if let Source::Image(_, d) = &src {
+            return Ok(Some(json!(["image", d])));
+        }
+        let exclude: Vec<GlobMatcher> = a
+            .exclude
+            .iter()
+            .map(|p| glob(&clean_rel(p)))
+            .collect::<Result<_>>()?;
+        let mut parts = Vec::new();
+        for s in &a.sources {
+            for it in src.items(self, s, a.parents, &exclude)? {
+                let id = self.file_id(&src, &it.host, &it.src_rel)?;
+                parts.push(json!([s, it.src_rel, it.dest_rel, id]));
+            }
+        }
+        Ok(Some(json!(parts)))
+    }
+
+    /// Everything a `RUN --mount=type=bind` may read, for the whole-graph key: the whole
+    /// context (`from` unset) or named directory by content, an image by digest, an earlier
+    /// stage by name.
+    pub(crate) fn tree_inputs_id(&self, from: Option<&str>) -> Result<Option<Value>> {
+        if from.is_some_and(|f| f.contains('$')) {
+            return Ok(None);
+        }
+        let src = match from {
+            None => Source::Context(self.o.context.clone()),
+            Some(name) if self.df.find_stage(name).is_some() => {
+                return Ok(Some(json!(["stage", name])));
+            }
+            Some(name) => Source::open(self, Some(name), "the whole-graph key")?,
+        };
+        if let Source::Image(_, d) = &src {
+            return Ok(Some(json!(["image", d])));
+        }
+        let root = src.root(self)?;
+        let mut parts = Vec::new();
+        for (rel, is_dir) in src.listing(self)? {
+            if is_dir {
+                parts.push(json!([rel, "dir"]));
+            } else {
+                parts.push(json!([rel, self.file_id(&src, &root.join(&rel), &rel)?]));
+            }
+        }
+        Ok(Some(json!(parts)))
+    }
+
     /// A content id of one source entry (type, mode, content hash or link target).
     pub(crate) fn file_id(&self, src: &Source, host: &Path, rel: &str) -> Result<String> {
         let m =

@@ -21,6 +21,7 @@
 
 mod copy;
 pub mod fsops;
+pub(crate) mod graph;
 pub mod native;
 mod steps;
 
@@ -131,6 +132,11 @@ pub struct Built {
     pub stopped: Vec<String>,
     /// What the build made and knows (`docs/build-record.md`).
     pub record: ocibuild_record::BuildRecord,
+    /// The whole-graph key ([`graph`]; `None`: the graph reads something that cannot be keyed
+    /// before it runs, or `warm_only`).
+    pub graph_key: Option<String>,
+    /// The build was the stored result of [`Self::graph_key`]: nothing was walked.
+    pub graph_hit: bool,
 }
 
 /// A stage's filesystem and config as a chain of layers.
@@ -294,6 +300,63 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
         import_lock: Mutex::new(()),
         copied_from: Mutex::new(Vec::new()),
     };
+    // The whole-graph key: a build that reads nothing new is the stored result, without
+    // walking the steps (whose keys would each hash their inputs again) or touching a root.
+    let graph_key = if o.warm_only {
+        None
+    } else {
+        graph::key(&exec, text).ok().flatten()
+    };
+    if !o.no_cache
+        && o.cache_to.is_empty()
+        && !o.explain_cache
+        && let Some(k) = &graph_key
+        && let Some((stored, image)) = graph::lookup(&o.store, k)
+        && let Some(mut record) = stored
+            .data
+            .get("record")
+            .and_then(|r| serde_json::to_vec(r).ok())
+            .and_then(|b| ocibuild_record::BuildRecord::from_json(&b).ok())
+    {
+        ev(Event::Note(format!(
+            "nothing the build reads changed (graph key {}): image {}",
+            &k[..16],
+            image.manifest_desc.digest
+        )));
+        for s in &mut record.steps {
+            s.status = ocibuild_record::StepStatus::Cached {
+                from: "local".into(),
+            };
+        }
+        let cached: Vec<String> = stored
+            .data
+            .get("steps")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for name in &cached {
+            ev(Event::StepCached {
+                name: name.clone(),
+                from: "local".into(),
+            });
+        }
+        drop(exec);
+        let _ = fsops_remove(work.path());
+        return Ok(Built {
+            image,
+            ran: Vec::new(),
+            cached,
+            stages: stored.stages,
+            stopped: Vec::new(),
+            record,
+            graph_key,
+            graph_hit: true,
+        });
+    }
     let levels = exec.plan.levels.clone();
     for level in &levels {
         let results: Vec<Result<()>> = std::thread::scope(|s| {
@@ -341,6 +404,22 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
     let record = exec.record(&out.chain, &image, &stages)?;
     let ran = std::mem::take(&mut *exec.ran.lock().map_err(poison)?);
     let cached = std::mem::take(&mut *exec.cached.lock().map_err(poison)?);
+    if let Some(k) = &graph_key {
+        let r: Value =
+            serde_json::from_slice(&record.to_json()).map_err(|e| EngineError::Invalid {
+                what: "build record".into(),
+                detail: e.to_string(),
+            })?;
+        // the steps' labels as the walk shows them, for the events of a later hit
+        let steps: Vec<&String> = ran.iter().map(|(n, _)| n).chain(&cached).collect();
+        graph::save(
+            &o.store,
+            k,
+            &image,
+            &stages,
+            json!({ "record": r, "steps": steps }),
+        )?;
+    }
     let stopped = std::mem::take(&mut *exec.stopped.lock().map_err(poison)?);
     drop(exec);
     let _ = fsops_remove(work.path());
@@ -351,6 +430,8 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
         stages,
         stopped,
         record,
+        graph_key,
+        graph_hit: false,
     })
 }
 
@@ -1063,5 +1144,53 @@ pub(crate) mod tests {
             !seen.iter().any(|n| n.contains("materialised")),
             "a cached COPY --from read the stage's root: {seen:?}"
         );
+    }
+
+    #[test]
+    fn a_build_that_reads_nothing_new_is_the_stored_result() {
+        let t = tempfile::tempdir().unwrap();
+        let ctx = t.path().join("ctx");
+        fs::create_dir_all(ctx.join("lib")).unwrap();
+        fs::write(ctx.join("app.txt"), "v1").unwrap();
+        fs::write(ctx.join("lib/a"), "a").unwrap();
+        fs::write(ctx.join("Dockerfile"), TWO_STAGES).unwrap();
+        let store = ContentStore::open(t.path().join("store")).unwrap();
+        let r = NoRegistry;
+        let o = options(&store, &ctx, &r);
+        let (first, _) = notes(TWO_STAGES, &o);
+        assert!(!first.graph_hit);
+        assert_eq!(first.ran.len(), 3, "{:?}", first.ran);
+        // nothing changed: the stored result, every step reported cached, no walk
+        let (again, seen) = notes(TWO_STAGES, &o);
+        assert!(again.graph_hit, "{seen:?}");
+        assert_eq!(again.image.manifest_desc, first.image.manifest_desc);
+        assert_eq!(again.cached.len(), 3, "{:?}", again.cached);
+        assert!(
+            again
+                .record
+                .steps
+                .iter()
+                .all(|s| matches!(s.status, ocibuild_record::StepStatus::Cached { .. }))
+        );
+        assert_eq!(again.record.digest(), first.record.digest());
+        // a file no step reads is not an input
+        fs::write(ctx.join("README.md"), "docs").unwrap();
+        assert!(notes(TWO_STAGES, &o).0.graph_hit);
+        // a file a COPY selects is: the walk runs the steps that read it, and the result is kept
+        fs::write(ctx.join("lib/a"), "a2").unwrap();
+        let (edited, _) = notes(TWO_STAGES, &o);
+        assert!(!edited.graph_hit);
+        assert_eq!(edited.ran.len(), 1, "only COPY lib ran: {:?}", edited.ran);
+        assert!(notes(TWO_STAGES, &o).0.graph_hit);
+        // a blob gone from the store is a miss, never a wrong image
+        let layer = &edited.image.manifest.layers[0].digest;
+        fs::remove_file(store.blob_path(layer)).unwrap();
+        let (rebuilt, _) = notes(TWO_STAGES, &o);
+        assert!(!rebuilt.graph_hit);
+        assert!(store.has(layer));
+        // --no-cache walks (and runs) every step
+        let mut nc = options(&store, &ctx, &r);
+        nc.no_cache = true;
+        assert!(!notes(TWO_STAGES, &nc).0.graph_hit);
     }
 }
