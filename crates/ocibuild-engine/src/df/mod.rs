@@ -188,6 +188,8 @@ pub(crate) struct Exec<'a> {
     pub cached: Mutex<Vec<String>>,
     /// Every RUN, COPY, ADD and WORKDIR step, ran or cached, in the order they finished.
     pub records: Mutex<Vec<ocibuild_record::Step>>,
+    /// The labels of [`Self::records`] as the events show them (`[stage n/m] COPY …`).
+    pub labels: Mutex<Vec<String>>,
     /// Steps taken from a `--cache-from` cache: key → the backend.
     pub remote_hits: Mutex<HashMap<String, String>>,
     /// Warm mode: the steps where a stage stopped.
@@ -292,6 +294,7 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
         ran: Mutex::new(Vec::new()),
         cached: Mutex::new(Vec::new()),
         records: Mutex::new(Vec::new()),
+        labels: Mutex::new(Vec::new()),
         remote_hits: Mutex::new(HashMap::new()),
         stopped: Mutex::new(Vec::new()),
         images: Mutex::new(HashMap::new()),
@@ -411,7 +414,7 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
                 detail: e.to_string(),
             })?;
         // the steps' labels as the walk shows them, for the events of a later hit
-        let steps: Vec<&String> = ran.iter().map(|(n, _)| n).chain(&cached).collect();
+        let steps = exec.labels.lock().map_err(poison)?.clone();
         graph::save(
             &o.store,
             k,

@@ -821,6 +821,12 @@ impl Exec<'_> {
             .pending
             .take()
             .unwrap_or(ocibuild_record::StepStatus::Ran { seconds: 0.0 });
+        if let Ok(mut l) = self.labels.lock() {
+            l.push(format!(
+                "[{} {}/{}] {created_by}",
+                st.name, st.fs_no, st.fs_total
+            ));
+        }
         if let Ok(mut r) = self.records.lock() {
             r.push(ocibuild_record::Step {
                 id: id.clone(),
