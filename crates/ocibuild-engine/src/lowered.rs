@@ -42,12 +42,6 @@ pub fn eligible(plan: &Plan, o: &Options) -> std::result::Result<(), &'static st
     if o.host_toolchain || plan.toolchain.profile == "host" {
         return Err("--toolchain host");
     }
-    if o.compare_naive {
-        return Err("--compare-naive");
-    }
-    if plan.writable.is_some() {
-        return Err("writable directories");
-    }
     if o.runtime_bases.arch != o.toolchain_bases.arch {
         return Err("a runtime of another architecture");
     }
@@ -208,6 +202,7 @@ pub fn build(
             plan,
             o.labels,
             o.runtime_bases.arch,
+            o.compare_naive,
         ])))
     });
     if built.graph_hit
@@ -353,6 +348,34 @@ pub fn build(
         .and_then(|b| b.digest.as_ref())
         .map(|d| d.to_string())
         .unwrap_or_default();
+    // `--compare-naive`: the naive single-stage image is the build stage taken as the final
+    // one (`FROM build`): the toolchain root's layers, then every layer its steps made (the
+    // source, the dependencies, the outputs), as a one-stage Dockerfile would ship them.
+    let naive_size = if o.compare_naive {
+        ev(Event::Phase(
+            "naive single-stage image (for --compare-naive)".into(),
+        ));
+        let tc = o
+            .toolchain_bases
+            .toolchain_locked_root(toolchain_lock, true)?;
+        let root: u64 = tc
+            .image
+            .as_ref()
+            .map(|b| b.image.manifest.layers.iter().map(|l| l.size).sum())
+            .unwrap_or(0);
+        let mut steps = 0;
+        for s in df_record.steps.iter().filter(|s| s.stage == "build") {
+            if let Some(d) = &s.layer {
+                let p = store.blob_path(d);
+                steps += std::fs::metadata(&p)
+                    .map_err(EngineError::io("reading a layer of the build stage", &p))?
+                    .len();
+            }
+        }
+        Some(root + steps)
+    } else {
+        None
+    };
     let statuses: Vec<ocibuild_record::Step> = df_record.steps.clone();
     let cached = built.ran.is_empty();
     let layer_names: Vec<String> = names.iter().map(|(n, _)| n.clone()).collect();
@@ -381,7 +404,7 @@ pub fn build(
         layers,
         tier,
         steps: built.ran,
-        naive_size: None,
+        naive_size,
         cached,
         record,
     };
@@ -401,6 +424,7 @@ pub fn build(
                 "layers": out.layers,
                 "runtime": out.runtime,
                 "toolchain": out.toolchain,
+                "naive_size": out.naive_size,
             }),
         )?;
     }
@@ -447,7 +471,7 @@ fn stored_result(
         layers,
         tier: ocibuild_sandbox::run::Tier::Host,
         steps: Vec::new(),
-        naive_size: None,
+        naive_size: d.get("naive_size").and_then(serde_json::Value::as_u64),
         cached: true,
         record,
     })
