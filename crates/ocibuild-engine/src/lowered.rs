@@ -42,9 +42,6 @@ pub fn eligible(plan: &Plan, o: &Options) -> std::result::Result<(), &'static st
     if o.host_toolchain || plan.toolchain.profile == "host" {
         return Err("--toolchain host");
     }
-    if o.runtime_bases.arch != o.toolchain_bases.arch {
-        return Err("a runtime of another architecture");
-    }
     if std::env::var_os("OCIBUILD_ZEROCONFIG_EXECUTOR").is_some_and(|v| v == "loop") {
         return Err("OCIBUILD_ZEROCONFIG_EXECUTOR=loop");
     }
@@ -129,7 +126,13 @@ pub fn build(
     ev: &(dyn Fn(Event) + Sync),
 ) -> Result<(Built, Vec<String>)> {
     let store = &o.toolchain_bases.store;
-    let text = lower(app, plan, o)?;
+    let mut text = lower(app, plan, o)?;
+    // A runtime of another architecture: the build stage runs natively on the build platform
+    // (the plan cross-compiles, as Go does, or makes architecture-independent output, as Java
+    // does), and only the final stage is the target's.
+    if o.runtime_bases.arch != o.toolchain_bases.arch {
+        text = build_stage_on_build_platform(&text);
+    }
     // The graph's text is kept beside the step logs: errors point at its lines.
     let dir = store.root().join("engine").join("zeroconfig");
     std::fs::create_dir_all(&dir).map_err(EngineError::io("creating a directory", &dir))?;
@@ -477,6 +480,25 @@ fn stored_result(
     })
 }
 
+/// `FROM X AS build` → `FROM --platform=$BUILDPLATFORM X AS build` (the first such line).
+fn build_stage_on_build_platform(text: &str) -> String {
+    let mut done = false;
+    let mut out = String::with_capacity(text.len() + 32);
+    for line in text.split_inclusive('\n') {
+        if !done
+            && let Some(rest) = line.strip_prefix("FROM ")
+            && line.trim_end().ends_with(" AS build")
+        {
+            out.push_str("FROM --platform=$BUILDPLATFORM ");
+            out.push_str(rest);
+            done = true;
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
 /// A failed step's hint in the zero-config frontend's words (there is no Dockerfile to fix).
 fn zero_config_hint(e: EngineError, plan: &Plan, o: &Options) -> EngineError {
     match e {
@@ -509,5 +531,22 @@ fn zero_config_hint(e: EngineError, plan: &Plan, o: &Options) -> EngineError {
             }
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_foreign_runtime_builds_on_the_build_platform() {
+        let text = "# app\nFROM ocibuild:build-base+golang-go AS build\nRUN go build\n\
+                    FROM ocibuild:static:nonroot\nCOPY --from=build /out/x /x\n";
+        assert_eq!(
+            build_stage_on_build_platform(text),
+            "# app\nFROM --platform=$BUILDPLATFORM ocibuild:build-base+golang-go AS build\n\
+             RUN go build\nFROM ocibuild:static:nonroot\nCOPY --from=build /out/x /x\n"
+        );
     }
 }
