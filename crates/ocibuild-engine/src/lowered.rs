@@ -19,9 +19,14 @@
 //! from the toolchain root into a layer of their own). The record names the plan's layers and
 //! the Debian packages of both roots, as the zero-config frontend always did.
 //!
-//! Plans this path does not take yet stay on [`crate::zeroconfig`]'s own loop: `--toolchain
-//! host`, `--compare-naive`, `writable` directories and a runtime of another architecture
-//! than the host's (see [`eligible`]).
+//! Every plan takes this path:
+//! - `--toolchain host`: the build stage is `FROM ocibuild:host`, the host's own programs bound
+//!   read-only over a skeleton root ([`crate::df::native::host_image`]);
+//! - `writable` directories: a `COPY --chown` per directory in the final stage (eject's form);
+//! - `--compare-naive`: the naive single-stage image is the build stage taken as the final one
+//!   (its size: the toolchain root's layers and every layer the build stage's steps made);
+//! - a runtime of another architecture: the build stage is `FROM --platform=$BUILDPLATFORM`
+//!   (Go cross-compiles there; Java's output is architecture-independent).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -35,18 +40,6 @@ use serde_json::json;
 use crate::Event;
 use crate::error::{EngineError, Result};
 use crate::zeroconfig::{Built, Options, Shared};
-
-/// Whether `plan` runs on the one executor (else on [`crate::zeroconfig`]'s loop), and if not,
-/// why.
-pub fn eligible(plan: &Plan, o: &Options) -> std::result::Result<(), &'static str> {
-    if o.host_toolchain || plan.toolchain.profile == "host" {
-        return Err("--toolchain host");
-    }
-    if std::env::var_os("OCIBUILD_ZEROCONFIG_EXECUTOR").is_some_and(|v| v == "loop") {
-        return Err("OCIBUILD_ZEROCONFIG_EXECUTOR=loop");
-    }
-    Ok(())
-}
 
 /// Registries are not a zero-config plan's business: every base is a native one.
 struct NoRegistry;
@@ -115,6 +108,32 @@ pub fn lower(app: &Path, plan: &Plan, o: &Options) -> Result<String> {
     )
 }
 
+/// `--toolchain host`: the steps run the host's own programs.
+fn on_host(plan: &Plan, o: &Options) -> bool {
+    o.host_toolchain || plan.toolchain.profile == "host"
+}
+
+/// [`lower`] for `--toolchain host`: the build stage is `FROM ocibuild:host` (the host's
+/// programs, [`crate::df::native::host_image`]) instead of a Debian toolchain root.
+fn lower_on_host(app: &Path, plan: &Plan, o: &Options) -> Result<String> {
+    let mut p = plan.clone();
+    p.toolchain.profile = "build-base".into();
+    p.toolchain.packages.clear();
+    p.toolchain.backports = false;
+    let text = lower(app, &p, o)?;
+    let mut done = false;
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if !done && line.starts_with("FROM ") && line.trim_end().ends_with(" AS build") {
+            out.push_str(&format!("FROM {} AS build\n", crate::df::native::HOST));
+            done = true;
+        } else {
+            out.push_str(line);
+        }
+    }
+    Ok(out)
+}
+
 /// Build `plan` on the one executor. `warm_only`: fetch what `--cache-from` has, run nothing
 /// (then the second value names the first step of each stage no cache had).
 pub fn build(
@@ -126,7 +145,12 @@ pub fn build(
     ev: &(dyn Fn(Event) + Sync),
 ) -> Result<(Built, Vec<String>)> {
     let store = &o.toolchain_bases.store;
-    let mut text = lower(app, plan, o)?;
+    let host = on_host(plan, o);
+    let mut text = if host {
+        lower_on_host(app, plan, o)?
+    } else {
+        lower(app, plan, o)?
+    };
     // A runtime of another architecture: the build stage runs natively on the build platform
     // (the plan cross-compiles, as Go does, or makes architecture-independent output, as Java
     // does), and only the final stage is the target's.
@@ -160,6 +184,11 @@ pub fn build(
         native: Some(crate::df::native::NativeBases {
             bases: o.runtime_bases.clone(),
             locks: Vec::new(),
+            host: if host {
+                Some(crate::zeroconfig::probe_host_tools(plan)?.join("\n"))
+            } else {
+                None
+            },
         }),
         isolation: o.isolation,
         network: o.network,
@@ -215,10 +244,8 @@ pub fn build(
         return Ok((hit, built.stopped));
     }
     let locks = crate::zeroconfig::locks(plan, o)?;
-    let toolchain_lock = locks.toolchain.as_ref().ok_or_else(|| EngineError::Invalid {
-        what: "zero-config build".into(),
-        detail: "the one executor builds on a Debian toolchain root; --toolchain host runs on the plan loop".into(),
-    })?;
+    // `None`: the host's own programs (`--toolchain host`)
+    let toolchain_lock = locks.toolchain.as_ref();
     let mut image = built.image;
     let df_record = built.record;
 
@@ -267,9 +294,10 @@ pub fn build(
     // The shared libraries the image's native code needs that the runtime base lacks.
     if !warm_only && matches!(plan.lang, Lang::Node | Lang::Python) {
         let runtime = o.runtime_bases.image_locked(&locks.runtime)?;
-        let tc = o
-            .toolchain_bases
-            .toolchain_locked_root(toolchain_lock, false)?;
+        let build_root = match toolchain_lock {
+            Some(l) => o.toolchain_bases.toolchain_locked_root(l, false)?.root,
+            None => std::path::PathBuf::from("/"),
+        };
         let work = tempfile::Builder::new()
             .prefix("native-libs-")
             .tempdir_in(store.root().join("engine").join("work"))
@@ -298,7 +326,8 @@ pub fn build(
             )?;
         }
         let mut runtime_root = || o.runtime_bases.rootfs(&runtime.image);
-        let libs = crate::elf::missing_libs(&[app_root], &mut runtime_root, &tc.root, &libs_dir)?;
+        let libs =
+            crate::elf::missing_libs(&[app_root], &mut runtime_root, &build_root, &libs_dir)?;
         crate::elf::report_missing_libs(&libs, ev);
         if !libs.copied.is_empty() {
             let src = ocibuild_oci::layout::StoreSource::new(
@@ -354,7 +383,9 @@ pub fn build(
     // `--compare-naive`: the naive single-stage image is the build stage taken as the final
     // one (`FROM build`): the toolchain root's layers, then every layer its steps made (the
     // source, the dependencies, the outputs), as a one-stage Dockerfile would ship them.
-    let naive_size = if o.compare_naive {
+    let naive_size = if o.compare_naive
+        && let Some(toolchain_lock) = toolchain_lock
+    {
         ev(Event::Phase(
             "naive single-stage image (for --compare-naive)".into(),
         ));
@@ -403,7 +434,7 @@ pub fn build(
     let out = Built {
         image,
         runtime,
-        toolchain: Some(toolchain_lock.key.clone()),
+        toolchain: toolchain_lock.map(|l| l.key.clone()),
         layers,
         tier,
         steps: built.ran,

@@ -25,7 +25,6 @@ pub(crate) mod graph;
 pub mod native;
 mod steps;
 
-pub(crate) use steps::cache_kind;
 pub(crate) use steps::one_line;
 
 use std::collections::{BTreeMap, HashMap};
@@ -243,6 +242,7 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
             && ps.needed
             && !o.contexts.contains_key(name)
             && let Some(spec) = name.strip_prefix(native::PREFIX)
+            && name != native::HOST
         {
             native::parse(spec).map_err(|e| EngineError::Invalid {
                 what: format!("{file}:{}", df.stages[i].span.line),
@@ -511,6 +511,23 @@ impl Exec<'_> {
         };
         if let Some(img) = self.images.lock().map_err(poison)?.get(&memo) {
             return Ok(img.clone());
+        }
+        if reference == native::HOST {
+            let tools = self
+                .o
+                .native
+                .as_ref()
+                .and_then(|nb| nb.host.as_deref())
+                .ok_or_else(|| EngineError::Invalid {
+                    what: reference.to_string(),
+                    detail: "the host's own programs are a base of zero-config `--toolchain host` builds only; name a profile (`ocibuild base list`) instead".into(),
+                })?;
+            let img = native::host_image(&self.o.store, tools, platform, self.o.source_date_epoch)?;
+            self.images
+                .lock()
+                .map_err(poison)?
+                .insert(memo, img.clone());
+            return Ok(img);
         }
         if let Some(spec) = reference.strip_prefix(native::PREFIX) {
             let r = native::parse(spec)?;

@@ -1270,6 +1270,10 @@ impl Exec<'_> {
             }
         }
         env.extend(secret_env);
+        // a stage on the host's own programs (`--toolchain host`) sees them read-only
+        if super::native::is_host(&st.chain.config) {
+            mounts.extend(super::native::host_binds());
+        }
         let upper = self.new_upper()?;
         let layered = view.layers.len() > 1;
         let mut spec = Spec {
