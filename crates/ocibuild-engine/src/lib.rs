@@ -1,10 +1,12 @@
 //! # ocibuild-engine — runs build plans
 //!
-//! A frontend (the zero-config builders today, the Dockerfile frontend next) turns an app into a
+//! A frontend (the zero-config builders, the Dockerfile frontend) turns an app into a
 //! plan; this crate runs it: it assembles the toolchain root and the runtime base from Debian
-//! packages ([`roots`]), runs each step in the sandbox over the toolchain root with the app's
-//! source, outputs and persistent cache mounts bound in ([`zeroconfig`]), turns the outputs
-//! into layers and writes the final image into the content store. Progress is reported through
+//! packages ([`roots`]), and runs both frontends' builds on one executor ([`df`]): the
+//! Dockerfile as written, a zero-config plan lowered to the same graph ([`lowered`],
+//! [`zeroconfig`]). Each step runs in the sandbox over its stage's root with its mounts; its
+//! changes become a layer, keyed by its inputs; the final image is written into the content
+//! store. Progress is reported through
 //! [`Event`]s; the library never prints.
 //!
 //! May depend on the oci, debian, sandbox and builders crates; must never print, and never

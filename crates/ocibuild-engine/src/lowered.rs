@@ -19,6 +19,14 @@
 //! from the toolchain root into a layer of their own). The record names the plan's layers and
 //! the Debian packages of both roots, as the zero-config frontend always did.
 //!
+//! Every plan takes this path:
+//! - `--toolchain host`: the build stage is `FROM ocibuild:host`, the host's own programs bound
+//!   read-only over a skeleton root ([`crate::df::native::host_image`]);
+//! - `writable` directories: a `COPY --chown` per directory in the final stage (eject's form);
+//! - `--compare-naive`: the naive single-stage image is the build stage taken as the final one
+//!   (its size: the toolchain root's layers and every layer the build stage's steps made);
+//! - a runtime of another architecture: see below.
+//!
 //! A runtime of another architecture than the host's (`--platform linux/arm64` on amd64): the
 //! build stage runs on the build platform (`FROM --platform=$BUILDPLATFORM`) — Go
 //! cross-compiles, and the layers of Node, Python and Java apps are architecture-independent
@@ -28,9 +36,6 @@
 //! built layers (an ELF file of another machine). When they are not, the steps must run for
 //! the target platform, which needs qemu-user through binfmt_misc: without it the build stops
 //! before running anything for that platform, naming what was found and the fix.
-//!
-//! Plans this path does not take yet stay on [`crate::zeroconfig`]'s own loop: `--toolchain
-//! host`, `--compare-naive` and `writable` directories (see [`eligible`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -44,24 +49,6 @@ use serde_json::json;
 use crate::Event;
 use crate::error::{EngineError, Result};
 use crate::zeroconfig::{Built, Options, Shared};
-
-/// Whether `plan` runs on the one executor (else on [`crate::zeroconfig`]'s loop), and if not,
-/// why.
-pub fn eligible(plan: &Plan, o: &Options) -> std::result::Result<(), &'static str> {
-    if o.host_toolchain || plan.toolchain.profile == "host" {
-        return Err("--toolchain host");
-    }
-    if o.compare_naive {
-        return Err("--compare-naive");
-    }
-    if plan.writable.is_some() {
-        return Err("writable directories");
-    }
-    if std::env::var_os("OCIBUILD_ZEROCONFIG_EXECUTOR").is_some_and(|v| v == "loop") {
-        return Err("OCIBUILD_ZEROCONFIG_EXECUTOR=loop");
-    }
-    Ok(())
-}
 
 /// Registries are not a zero-config plan's business: every base is a native one.
 struct NoRegistry;
@@ -196,6 +183,32 @@ fn machine_name(m: u16) -> String {
     }
 }
 
+/// `--toolchain host`: the steps run the host's own programs.
+fn on_host(plan: &Plan, o: &Options) -> bool {
+    o.host_toolchain || plan.toolchain.profile == "host"
+}
+
+/// [`lower`] for `--toolchain host`: the build stage is `FROM ocibuild:host` (the host's
+/// programs, [`crate::df::native::host_image`]) instead of a Debian toolchain root.
+fn lower_on_host(app: &Path, plan: &Plan, o: &Options) -> Result<String> {
+    let mut p = plan.clone();
+    p.toolchain.profile = "build-base".into();
+    p.toolchain.packages.clear();
+    p.toolchain.backports = false;
+    let text = lower(app, &p, o)?;
+    let mut done = false;
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if !done && line.starts_with("FROM ") && line.trim_end().ends_with(" AS build") {
+            out.push_str(&format!("FROM {} AS build\n", crate::df::native::HOST));
+            done = true;
+        } else {
+            out.push_str(line);
+        }
+    }
+    Ok(out)
+}
+
 /// Build `plan` on the one executor. `warm_only`: fetch what `--cache-from` has, run nothing
 /// (then the second value names the first step of each stage no cache had).
 pub fn build(
@@ -323,7 +336,12 @@ fn build_on(
     at: BuildStage,
 ) -> Result<std::result::Result<(Built, Vec<String>), Vec<String>>> {
     let store = &o.toolchain_bases.store;
-    let mut text = lower(app, plan, o)?;
+    let host = on_host(plan, o);
+    let mut text = if host {
+        lower_on_host(app, plan, o)?
+    } else {
+        lower(app, plan, o)?
+    };
     if at == BuildStage::BuildPlatform {
         text = on_build_platform(&text);
     }
@@ -354,6 +372,11 @@ fn build_on(
         native: Some(crate::df::native::NativeBases {
             bases: o.runtime_bases.clone(),
             locks: Vec::new(),
+            host: if host {
+                Some(crate::zeroconfig::probe_host_tools(plan)?.join("\n"))
+            } else {
+                None
+            },
         }),
         isolation: o.isolation,
         network: o.network,
@@ -405,13 +428,31 @@ fn build_on(
             }),
     };
     let built = crate::df::build(&text, &opts, ev).map_err(|e| zero_config_hint(e, plan, o))?;
+    // This frontend's result over the graph's (the native-libs layer, the layer names, the
+    // record), kept under a key derived from the whole-graph key: a no-change rebuild is two
+    // lookups.
+    let result_key = built.graph_key.as_ref().and_then(|k| {
+        let plan = serde_json::to_value(plan).ok()?;
+        Some(crate::df::graph::digest(&json!([
+            "zeroconfig-result-v1",
+            k,
+            plan,
+            o.labels,
+            o.runtime_bases.arch,
+            o.compare_naive,
+        ])))
+    });
+    if built.graph_hit
+        && let Some(k) = &result_key
+        && let Some(hit) = stored_result(store, k, ev)
+    {
+        return Ok(Ok((hit, built.stopped)));
+    }
     // after the graph (which locks the same bases): offline, a base that cannot be locked is
     // the preflight's to report, with everything else that is missing
     let locks = crate::zeroconfig::locks(plan, o)?;
-    let toolchain_lock = locks.toolchain.as_ref().ok_or_else(|| EngineError::Invalid {
-        what: "zero-config build".into(),
-        detail: "the one executor builds on a Debian toolchain root; --toolchain host runs on the plan loop".into(),
-    })?;
+    // `None`: the host's own programs (`--toolchain host`)
+    let toolchain_lock = locks.toolchain.as_ref();
     let mut image = built.image;
     let df_record = built.record;
 
@@ -466,9 +507,10 @@ fn build_on(
     let scan_foreign = at == BuildStage::BuildPlatform;
     if !warm_only && (scan_libs || scan_foreign) {
         let runtime = o.runtime_bases.image_locked(&locks.runtime)?;
-        let tc = o
-            .toolchain_bases
-            .toolchain_locked_root(toolchain_lock, false)?;
+        let build_root = match toolchain_lock {
+            Some(l) => o.toolchain_bases.toolchain_locked_root(l, false)?.root,
+            None => std::path::PathBuf::from("/"),
+        };
         let work = tempfile::Builder::new()
             .prefix("native-libs-")
             .tempdir_in(store.root().join("engine").join("work"))
@@ -509,7 +551,7 @@ fn build_on(
         }
         let mut runtime_root = || o.runtime_bases.rootfs(&runtime.image);
         let libs = if scan_libs {
-            crate::elf::missing_libs(&[app_root], &mut runtime_root, &tc.root, &libs_dir)?
+            crate::elf::missing_libs(&[app_root], &mut runtime_root, &build_root, &libs_dir)?
         } else {
             crate::elf::NativeLibs::default()
         };
@@ -565,6 +607,36 @@ fn build_on(
         .and_then(|b| b.digest.as_ref())
         .map(|d| d.to_string())
         .unwrap_or_default();
+    // `--compare-naive`: the naive single-stage image is the build stage taken as the final
+    // one (`FROM build`): the toolchain root's layers, then every layer its steps made (the
+    // source, the dependencies, the outputs), as a one-stage Dockerfile would ship them.
+    let naive_size = if o.compare_naive
+        && let Some(toolchain_lock) = toolchain_lock
+    {
+        ev(Event::Phase(
+            "naive single-stage image (for --compare-naive)".into(),
+        ));
+        let tc = o
+            .toolchain_bases
+            .toolchain_locked_root(toolchain_lock, true)?;
+        let root: u64 = tc
+            .image
+            .as_ref()
+            .map(|b| b.image.manifest.layers.iter().map(|l| l.size).sum())
+            .unwrap_or(0);
+        let mut steps = 0;
+        for s in df_record.steps.iter().filter(|s| s.stage == "build") {
+            if let Some(d) = &s.layer {
+                let p = store.blob_path(d);
+                steps += std::fs::metadata(&p)
+                    .map_err(EngineError::io("reading a layer of the build stage", &p))?
+                    .len();
+            }
+        }
+        Some(root + steps)
+    } else {
+        None
+    };
     let statuses: Vec<ocibuild_record::Step> = df_record.steps.clone();
     let cached = built.ran.is_empty();
     let layer_names: Vec<String> = names.iter().map(|(n, _)| n.clone()).collect();
@@ -586,20 +658,84 @@ fn build_on(
     } else {
         choose_tier(&probe(), o.isolation)?
     };
-    Ok(Ok((
-        Built {
-            image,
-            runtime,
-            toolchain: Some(toolchain_lock.key.clone()),
-            layers,
-            tier,
-            steps: built.ran,
-            naive_size: None,
-            cached,
-            record,
-        },
-        built.stopped,
-    )))
+    let out = Built {
+        image,
+        runtime,
+        toolchain: toolchain_lock.map(|l| l.key.clone()),
+        layers,
+        tier,
+        steps: built.ran,
+        naive_size,
+        cached,
+        record,
+    };
+    if let Some(k) = &result_key {
+        let record: serde_json::Value =
+            serde_json::from_slice(&out.record.to_json()).map_err(|e| EngineError::Invalid {
+                what: "build record".into(),
+                detail: e.to_string(),
+            })?;
+        crate::df::graph::save(
+            store,
+            k,
+            &out.image,
+            &[],
+            json!({
+                "record": record,
+                "layers": out.layers,
+                "runtime": out.runtime,
+                "toolchain": out.toolchain,
+                "naive_size": out.naive_size,
+            }),
+        )?;
+    }
+    Ok(Ok((out, built.stopped)))
+}
+
+/// The stored result of a zero-config build ([`build`]'s second key), when its image is whole.
+fn stored_result(
+    store: &ocibuild_oci::store::ContentStore,
+    key: &str,
+    ev: &(dyn Fn(Event) + Sync),
+) -> Option<Built> {
+    let (stored, image) = crate::df::graph::lookup(store, key)?;
+    let d = &stored.data;
+    let mut record = d
+        .get("record")
+        .and_then(|r| serde_json::to_vec(r).ok())
+        .and_then(|b| ocibuild_record::BuildRecord::from_json(&b).ok())?;
+    let layers: Vec<(String, String, u64, bool)> =
+        serde_json::from_value(d.get("layers")?.clone()).ok()?;
+    let runtime = d.get("runtime")?.as_str()?.to_string();
+    let toolchain = d.get("toolchain")?.as_str().map(str::to_string);
+    for s in &mut record.steps {
+        s.status = ocibuild_record::StepStatus::Cached {
+            from: "local".into(),
+        };
+    }
+    let layers: Vec<_> = layers
+        .into_iter()
+        .map(|(name, digest, size, _)| {
+            ev(Event::Layer {
+                name: name.clone(),
+                digest: digest.clone(),
+                size,
+                reused: true,
+            });
+            (name, digest, size, true)
+        })
+        .collect();
+    Some(Built {
+        image,
+        runtime,
+        toolchain,
+        layers,
+        tier: ocibuild_sandbox::run::Tier::Host,
+        steps: Vec::new(),
+        naive_size: d.get("naive_size").and_then(serde_json::Value::as_u64),
+        cached: true,
+        record,
+    })
 }
 
 /// A failed step's hint in the zero-config frontend's words (there is no Dockerfile to fix).
@@ -686,5 +822,16 @@ mod tests {
             )]
         );
         assert_eq!(foreign_elf_files(d.path(), 0x3e).len(), 1);
+    }
+
+    #[test]
+    fn a_foreign_runtime_builds_on_the_build_platform() {
+        let text = "# app\nFROM ocibuild:build-base+golang-go AS build\nRUN go build\n\
+                    FROM ocibuild:static:nonroot\nCOPY --from=build /out/x /x\n";
+        assert_eq!(
+            on_build_platform(text),
+            "# app\nFROM --platform=$BUILDPLATFORM ocibuild:build-base+golang-go AS build\n\
+             RUN go build\nFROM ocibuild:static:nonroot\nCOPY --from=build /out/x /x\n"
+        );
     }
 }

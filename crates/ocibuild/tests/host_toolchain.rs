@@ -177,3 +177,73 @@ fn explain_prints_the_hosts_version() {
         ),
     }
 }
+
+/// `--toolchain host` builds on the one executor: the build stage is `FROM ocibuild:host` (the
+/// host's programs bound read-only), the final stage the usual runtime base; an unchanged
+/// rebuild is the stored result.
+#[test]
+fn a_node_app_builds_with_the_hosts_npm_and_rebuilds_from_the_cache() {
+    let node = on_step_path("node");
+    assert!(
+        node.is_some() && on_step_path("npm").is_some(),
+        "this test needs node and npm on the host (scripts/setup.sh installs nodejs)"
+    );
+    let ctx = TestContext::new();
+    let dir = ctx.tmp_dir("node-host");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/apps/node-app");
+    let cp = Command::new("cp")
+        .arg("-r")
+        .arg(format!("{}/.", src.display()))
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    // the build tests' store outlives a run: a file unique to this run keeps the first build a miss
+    fs::write(dir.join("run.txt"), ctx.dir().display().to_string()).unwrap();
+    let store = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-build-tests-store");
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    fs::create_dir_all(&cache).unwrap();
+    let layout = ctx.path("layout");
+    let meta = ctx.path("meta.json");
+    let build = |tag: &str| {
+        let out = ocibuild_testkit::run_ok(
+            Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+                .arg("--root")
+                .arg(&store)
+                .args(["--progress", "plain", "build"])
+                .arg(&dir)
+                .args(["--toolchain", "host", "--cache-dir"])
+                .arg(&cache)
+                .arg("--metadata-file")
+                .arg(&meta)
+                .arg("--output")
+                .arg(format!("oci:{}:{tag}", layout.display())),
+        );
+        let m: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            m,
+        )
+    };
+    let (a, err, m) = build("a");
+    assert!(
+        err.contains("FROM ocibuild:host AS build") || err.contains("FROM ocibuild:host"),
+        "{err}"
+    );
+    assert!(!err.contains("step loop"), "{err}");
+    assert_eq!(m["ocibuild.cached"], false, "{m}");
+    let rootfs = ocibuild_testkit::umoci_unpack(&layout, "a", &ctx.path("bundle"));
+    assert!(
+        rootfs.join("app/dist/banner.txt").is_file(),
+        "the host's npm ran the build script"
+    );
+    assert!(rootfs.join("app/package.json").is_file());
+    assert!(
+        !rootfs.join("usr/bin/npm").exists(),
+        "the host's programs stay out of the image"
+    );
+    let (b, err, m) = build("b");
+    assert_eq!(a, b, "{err}");
+    assert_eq!(m["ocibuild.cached"], true, "{m}");
+}

@@ -107,6 +107,26 @@ impl Source {
         Ok(resolve_in_root(&root, &format!("/{rel}"))?)
     }
 
+    /// The host path of what `rel` names in the source (symlinks resolved within it). A file
+    /// of an earlier stage is read from the stage's layers where it is: a cached
+    /// `COPY --from=STAGE /out/app` must not materialise the stage's root (a hard-link clone
+    /// of a whole toolchain) just to hash one file.
+    pub(crate) fn entry_host(&self, exec: &Exec<'_>, rel: &str) -> Option<PathBuf> {
+        if let Source::Stage(j) = self
+            && let Some(out) = exec.stages[*j].get()
+        {
+            let merged = out.merged.lock().ok().and_then(|m| m.clone());
+            if let Ok(view) = exec.view_of(&out.chain, merged.as_ref())
+                && let Ok(r) = view.resolve(&format!("/{}", clean_rel(rel)))
+                && let Some((host, m)) = view.lstat(&r)
+                && m.is_file()
+            {
+                return Some(host);
+            }
+        }
+        self.resolve_in(exec, rel).ok()
+    }
+
     /// An id of what `rel` holds: the image digest for an image (it determines the content),
     /// else the entries' types, modes and content hashes (and owners, for a stage, as root).
     pub(crate) fn content_id(&self, exec: &Exec<'_>, rel: &str) -> Result<String> {
@@ -118,7 +138,7 @@ impl Source {
                 let rel = clean_rel(rel);
                 let mut parts = Vec::new();
                 if matches!(self, Source::Stage(_))
-                    && let Ok(host) = self.resolve_in(exec, &rel)
+                    && let Some(host) = self.entry_host(exec, &rel)
                 {
                     parts.push(json!([rel, exec.fs_entry_id(self, &host, &rel)?]));
                 }
@@ -605,6 +625,82 @@ fn archive_kind(p: &Path) -> Option<Compression> {
 }
 
 impl Exec<'_> {
+    /// What a COPY/ADD reads from outside the graph, by content, for the whole-graph key
+    /// ([`super::graph`]): the context files its sources select (its `--exclude`s applied),
+    /// a named directory's, or an image's digest. An earlier stage is named only (its own
+    /// inputs key it). `Ok(None)`: the step reads something that cannot be keyed before it
+    /// runs (a URL, a git repository, a variable in a source or `--from`).
+    pub(crate) fn copy_inputs_id(&self, a: &CopyArgs) -> Result<Option<Value>> {
+        if a.sources
+            .iter()
+            .chain(&a.exclude)
+            .chain(a.from.iter())
+            .any(|w| w.contains('$'))
+        {
+            return Ok(None);
+        }
+        if a.sources.iter().any(|s| {
+            s.starts_with("http://")
+                || s.starts_with("https://")
+                || s.starts_with("git@")
+                || s.ends_with(".git")
+        }) {
+            return Ok(None);
+        }
+        let src = match a.from.as_deref() {
+            None => Source::Context(self.o.context.clone()),
+            Some(name) if self.df.find_stage(name).is_some() => {
+                return Ok(Some(json!(["stage", name])));
+            }
+            Some(name) => Source::open(self, Some(name), "the whole-graph key")?,
+        };
+        if let Source::Image(_, d) = &src {
+            return Ok(Some(json!(["image", d])));
+        }
+        let exclude: Vec<GlobMatcher> = a
+            .exclude
+            .iter()
+            .map(|p| glob(&clean_rel(p)))
+            .collect::<Result<_>>()?;
+        let mut parts = Vec::new();
+        for s in &a.sources {
+            for it in src.items(self, s, a.parents, &exclude)? {
+                let id = self.file_id(&src, &it.host, &it.src_rel)?;
+                parts.push(json!([s, it.src_rel, it.dest_rel, id]));
+            }
+        }
+        Ok(Some(json!(parts)))
+    }
+
+    /// Everything a `RUN --mount=type=bind` may read, for the whole-graph key: the whole
+    /// context (`from` unset) or named directory by content, an image by digest, an earlier
+    /// stage by name.
+    pub(crate) fn tree_inputs_id(&self, from: Option<&str>) -> Result<Option<Value>> {
+        if from.is_some_and(|f| f.contains('$')) {
+            return Ok(None);
+        }
+        let src = match from {
+            None => Source::Context(self.o.context.clone()),
+            Some(name) if self.df.find_stage(name).is_some() => {
+                return Ok(Some(json!(["stage", name])));
+            }
+            Some(name) => Source::open(self, Some(name), "the whole-graph key")?,
+        };
+        if let Source::Image(_, d) = &src {
+            return Ok(Some(json!(["image", d])));
+        }
+        let root = src.root(self)?;
+        let mut parts = Vec::new();
+        for (rel, is_dir) in src.listing(self)? {
+            if is_dir {
+                parts.push(json!([rel, "dir"]));
+            } else {
+                parts.push(json!([rel, self.file_id(&src, &root.join(&rel), &rel)?]));
+            }
+        }
+        Ok(Some(json!(parts)))
+    }
+
     /// A content id of one source entry (type, mode, content hash or link target).
     pub(crate) fn file_id(&self, src: &Source, host: &Path, rel: &str) -> Result<String> {
         let m =
@@ -796,7 +892,7 @@ impl Exec<'_> {
                 // the named path itself (a directory's mode and owner are copied too)
                 let top = clean_rel(s);
                 if !has_glob(&top)
-                    && let Ok(host) = src.resolve_in(self, &top)
+                    && let Some(host) = src.entry_host(self, &top)
                 {
                     content.push(json!([s, self.fs_entry_id(&src, &host, &top)?]));
                 }

@@ -21,10 +21,10 @@
 
 mod copy;
 pub mod fsops;
+pub(crate) mod graph;
 pub mod native;
 mod steps;
 
-pub(crate) use steps::cache_kind;
 pub(crate) use steps::one_line;
 
 use std::collections::{BTreeMap, HashMap};
@@ -140,6 +140,11 @@ pub struct Built {
     pub stopped: Vec<String>,
     /// What the build made and knows (`docs/build-record.md`).
     pub record: ocibuild_record::BuildRecord,
+    /// The whole-graph key ([`graph`]; `None`: the graph reads something that cannot be keyed
+    /// before it runs, or `warm_only`).
+    pub graph_key: Option<String>,
+    /// The build was the stored result of [`Self::graph_key`]: nothing was walked.
+    pub graph_hit: bool,
 }
 
 /// A stage's filesystem and config as a chain of layers.
@@ -194,6 +199,8 @@ pub(crate) struct Exec<'a> {
     pub cached: Mutex<Vec<String>>,
     /// Every RUN, COPY, ADD and WORKDIR step, ran or cached, in the order they finished.
     pub records: Mutex<Vec<ocibuild_record::Step>>,
+    /// The labels of [`Self::records`] as the events show them (`[stage n/m] COPY …`).
+    pub labels: Mutex<Vec<String>>,
     /// Steps taken from a `--cache-from` cache: key → the backend.
     pub remote_hits: Mutex<HashMap<String, String>>,
     /// Warm mode: the steps where a stage stopped.
@@ -250,6 +257,7 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
             && ps.needed
             && !o.contexts.contains_key(name)
             && let Some(spec) = name.strip_prefix(native::PREFIX)
+            && name != native::HOST
         {
             native::parse(spec).map_err(|e| EngineError::Invalid {
                 what: format!("{file}:{}", df.stages[i].span.line),
@@ -285,6 +293,73 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
     let cache_dir = root.join("engine").join("df");
     fs::create_dir_all(&cache_dir)
         .map_err(EngineError::io("creating the step cache", &cache_dir))?;
+    let exec = new_exec(
+        o,
+        &df,
+        plan.clone(),
+        ev,
+        ignore.clone(),
+        work.path().to_path_buf(),
+        cache_dir.clone(),
+        false,
+    );
+    // The whole-graph key: a build that reads nothing new is the stored result, without
+    // walking the steps (whose keys would each hash their inputs again) or touching a root.
+    let graph_key = if o.warm_only {
+        None
+    } else {
+        graph::key(&exec, text).ok().flatten()
+    };
+    if !o.no_cache
+        && o.cache_to.is_empty()
+        && !o.explain_cache
+        && let Some(k) = &graph_key
+        && let Some((stored, image)) = graph::lookup(&o.store, k)
+        && let Some(mut record) = stored
+            .data
+            .get("record")
+            .and_then(|r| serde_json::to_vec(r).ok())
+            .and_then(|b| ocibuild_record::BuildRecord::from_json(&b).ok())
+    {
+        ev(Event::Note(format!(
+            "nothing the build reads changed (graph key {}): image {}",
+            &k[..16],
+            image.manifest_desc.digest
+        )));
+        for s in &mut record.steps {
+            s.status = ocibuild_record::StepStatus::Cached {
+                from: "local".into(),
+            };
+        }
+        let cached: Vec<String> = stored
+            .data
+            .get("steps")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for name in &cached {
+            ev(Event::StepCached {
+                name: name.clone(),
+                from: "local".into(),
+            });
+        }
+        drop(exec);
+        let _ = fsops_remove(work.path());
+        return Ok(Built {
+            image,
+            ran: Vec::new(),
+            cached,
+            stages: stored.stages,
+            stopped: Vec::new(),
+            record,
+            graph_key,
+            graph_hit: true,
+        });
+    }
     // `--offline`'s walk reports its events only when it turns out to be the build itself
     // (every step in the cache): they are kept until then
     let held: Mutex<Vec<Event>> = Mutex::new(Vec::new());
@@ -363,16 +438,6 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
     let exec = match walked {
         Some(w) => w,
         None => {
-            let exec = new_exec(
-                o,
-                &df,
-                plan,
-                ev,
-                ignore,
-                work.path().to_path_buf(),
-                cache_dir,
-                false,
-            );
             run_levels(&exec)?;
             exec
         }
@@ -398,6 +463,22 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
     let record = exec.record(&out.chain, &image, &stages)?;
     let ran = std::mem::take(&mut *exec.ran.lock().map_err(poison)?);
     let cached = std::mem::take(&mut *exec.cached.lock().map_err(poison)?);
+    if let Some(k) = &graph_key {
+        let r: Value =
+            serde_json::from_slice(&record.to_json()).map_err(|e| EngineError::Invalid {
+                what: "build record".into(),
+                detail: e.to_string(),
+            })?;
+        // the steps' labels as the walk shows them, for the events of a later hit
+        let steps = exec.labels.lock().map_err(poison)?.clone();
+        graph::save(
+            &o.store,
+            k,
+            &image,
+            &stages,
+            json!({ "record": r, "steps": steps }),
+        )?;
+    }
     let stopped = std::mem::take(&mut *exec.stopped.lock().map_err(poison)?);
     drop(exec);
     let _ = fsops_remove(work.path());
@@ -408,6 +489,8 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
         stages,
         stopped,
         record,
+        graph_key,
+        graph_hit: false,
     })
 }
 
@@ -444,6 +527,7 @@ fn new_exec<'a>(
         cache_mounts: Mutex::new(std::collections::BTreeMap::new()),
         lockfiles: OnceLock::new(),
         import_lock: Mutex::new(()),
+        labels: Mutex::new(Vec::new()),
         copied_from: Mutex::new(Vec::new()),
         probe: probe.then(|| Mutex::new(Vec::new())),
     }
@@ -551,6 +635,23 @@ impl Exec<'_> {
         if let Some(img) = self.images.lock().map_err(poison)?.get(&memo) {
             return Ok(img.clone());
         }
+        if reference == native::HOST {
+            let tools = self
+                .o
+                .native
+                .as_ref()
+                .and_then(|nb| nb.host.as_deref())
+                .ok_or_else(|| EngineError::Invalid {
+                    what: reference.to_string(),
+                    detail: "the host's own programs are a base of zero-config `--toolchain host` builds only; name a profile (`ocibuild base list`) instead".into(),
+                })?;
+            let img = native::host_image(&self.o.store, tools, platform, self.o.source_date_epoch)?;
+            self.images
+                .lock()
+                .map_err(poison)?
+                .insert(memo, img.clone());
+            return Ok(img);
+        }
         if let Some(spec) = reference.strip_prefix(native::PREFIX) {
             let r = native::parse(spec)?;
             let nb = self.o.native.as_ref().ok_or_else(|| EngineError::Invalid {
@@ -631,7 +732,14 @@ impl Exec<'_> {
             return Ok(p.clone());
         }
         let dir = self.work.join(format!("final-{i}"));
+        let t0 = std::time::Instant::now();
         materialize(&self.o.store, &out.chain, &dir)?;
+        (self.ev)(Event::Note(format!(
+            "[{}] root materialised for a copy from it ({} change dirs on the base) in {:.2}s",
+            self.df.stages[i].display_name(i),
+            out.chain.uppers.len(),
+            t0.elapsed().as_secs_f64()
+        )));
         *m = Some(dir.clone());
         Ok(dir)
     }
@@ -1096,4 +1204,137 @@ pub fn prune_steps(store: &ContentStore, older_than: Option<std::time::Duration>
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) struct NoRegistry;
+    impl ImageResolver for NoRegistry {
+        fn resolve(&self, reference: &str, _: &Platform) -> Result<Image> {
+            Err(EngineError::Invalid {
+                what: reference.into(),
+                detail: "no registry in this test".into(),
+            })
+        }
+    }
+
+    pub(crate) fn options<'a>(
+        store: &ContentStore,
+        context: &Path,
+        resolver: &'a NoRegistry,
+    ) -> Options<'a> {
+        Options {
+            store: store.clone(),
+            context: context.to_path_buf(),
+            context_excludes: Vec::new(),
+            dockerfile: context.join("Dockerfile"),
+            target: None,
+            build_args: BTreeMap::new(),
+            platform: Platform::host(),
+            secrets: BTreeMap::new(),
+            contexts: BTreeMap::new(),
+            resolver,
+            native: None,
+            isolation: Isolation::Auto { allow_host: false },
+            network: false,
+            ca_bundle: None,
+            pass_env: Vec::new(),
+            source_date_epoch: 0,
+            compression: Compression::Gzip,
+            level: None,
+            no_cache: false,
+            labels: BTreeMap::new(),
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
+            explain_cache: false,
+            warm_only: false,
+            offline: None,
+        }
+    }
+
+    pub(crate) fn notes(text: &str, o: &Options<'_>) -> (Built, Vec<String>) {
+        let seen = Mutex::new(Vec::new());
+        let built = build(text, o, &|e| {
+            if let Event::Note(n) | Event::Warning(n) = e {
+                seen.lock().unwrap().push(n);
+            }
+        })
+        .unwrap();
+        (built, seen.into_inner().unwrap())
+    }
+
+    const TWO_STAGES: &str = "FROM scratch AS build\nCOPY app.txt /out/app.txt\nCOPY lib /out/lib/\n\
+                              FROM scratch\nCOPY --from=build /out/app.txt /app/app.txt\n";
+
+    #[test]
+    fn a_cached_copy_of_one_file_from_a_stage_does_not_materialise_it() {
+        let t = tempfile::tempdir().unwrap();
+        let ctx = t.path().join("ctx");
+        fs::create_dir_all(ctx.join("lib")).unwrap();
+        fs::write(ctx.join("app.txt"), "v1").unwrap();
+        fs::write(ctx.join("lib/a"), "a").unwrap();
+        fs::write(ctx.join("Dockerfile"), TWO_STAGES).unwrap();
+        let store = ContentStore::open(t.path().join("store")).unwrap();
+        let r = NoRegistry;
+        let o = options(&store, &ctx, &r);
+        let (first, _) = notes(TWO_STAGES, &o);
+        let (again, seen) = notes(TWO_STAGES, &o);
+        assert_eq!(first.image.manifest_desc, again.image.manifest_desc);
+        assert!(again.ran.is_empty(), "{:?}", again.ran);
+        assert!(
+            !seen.iter().any(|n| n.contains("materialised")),
+            "a cached COPY --from read the stage's root: {seen:?}"
+        );
+    }
+
+    #[test]
+    fn a_build_that_reads_nothing_new_is_the_stored_result() {
+        let t = tempfile::tempdir().unwrap();
+        let ctx = t.path().join("ctx");
+        fs::create_dir_all(ctx.join("lib")).unwrap();
+        fs::write(ctx.join("app.txt"), "v1").unwrap();
+        fs::write(ctx.join("lib/a"), "a").unwrap();
+        fs::write(ctx.join("Dockerfile"), TWO_STAGES).unwrap();
+        let store = ContentStore::open(t.path().join("store")).unwrap();
+        let r = NoRegistry;
+        let o = options(&store, &ctx, &r);
+        let (first, _) = notes(TWO_STAGES, &o);
+        assert!(!first.graph_hit);
+        assert_eq!(first.ran.len(), 3, "{:?}", first.ran);
+        // nothing changed: the stored result, every step reported cached, no walk
+        let (again, seen) = notes(TWO_STAGES, &o);
+        assert!(again.graph_hit, "{seen:?}");
+        assert_eq!(again.image.manifest_desc, first.image.manifest_desc);
+        assert_eq!(again.cached.len(), 3, "{:?}", again.cached);
+        assert!(
+            again
+                .record
+                .steps
+                .iter()
+                .all(|s| matches!(s.status, ocibuild_record::StepStatus::Cached { .. }))
+        );
+        assert_eq!(again.record.digest(), first.record.digest());
+        // a file no step reads is not an input
+        fs::write(ctx.join("README.md"), "docs").unwrap();
+        assert!(notes(TWO_STAGES, &o).0.graph_hit);
+        // a file a COPY selects is: the walk runs the steps that read it, and the result is kept
+        fs::write(ctx.join("lib/a"), "a2").unwrap();
+        let (edited, _) = notes(TWO_STAGES, &o);
+        assert!(!edited.graph_hit);
+        assert_eq!(edited.ran.len(), 1, "only COPY lib ran: {:?}", edited.ran);
+        assert!(notes(TWO_STAGES, &o).0.graph_hit);
+        // a blob gone from the store is a miss, never a wrong image
+        let layer = &edited.image.manifest.layers[0].digest;
+        fs::remove_file(store.blob_path(layer)).unwrap();
+        let (rebuilt, _) = notes(TWO_STAGES, &o);
+        assert!(!rebuilt.graph_hit);
+        assert!(store.has(layer));
+        // --no-cache walks (and runs) every step
+        let mut nc = options(&store, &ctx, &r);
+        nc.no_cache = true;
+        assert!(!notes(TWO_STAGES, &nc).0.graph_hit);
+    }
 }

@@ -29,6 +29,114 @@ pub struct NativeBases {
     /// `--base-lock FILE`s: a `FROM ocibuild:…` whose profile, variant and extra packages match
     /// a lockfile's is built from exactly its packages.
     pub locks: Vec<(PathBuf, Lockfile)>,
+    /// Zero-config `--toolchain host`: `FROM ocibuild:host` is the host's own programs, and
+    /// this is what the host probe found (one line per program, with its version), which keys
+    /// the steps run there. `None`: `ocibuild:host` is refused.
+    pub host: Option<String>,
+}
+
+/// The base of a stage that runs the host's own programs (zero-config `--toolchain host`).
+pub const HOST: &str = "ocibuild:host";
+
+/// The label that marks [`HOST`]'s image (its value: the host programs and their versions).
+pub const HOST_LABEL: &str = "ocibuild.host-toolchain";
+
+/// The host's `/` as a stage base: a skeleton layer (`/usr`, `/etc`, `/opt`, `/tmp`, `/root`,
+/// and `/bin`, `/sbin`, `/lib*` as the host has them: links where the host's are links), whose
+/// config names the host programs. A RUN over it gets the host's directories bound read-only
+/// ([`host_binds`]); only what the steps write under their own directories is kept.
+pub fn host_image(
+    store: &ocibuild_oci::store::ContentStore,
+    tools: &str,
+    platform: &ocibuild_oci::image::Platform,
+    source_date_epoch: u64,
+) -> Result<Image> {
+    use ocibuild_oci::assemble::{AssembleSpec, ConfigEdits, LayerInput, assemble};
+    use std::fs;
+    use std::path::Path;
+    let work = store.root().join("engine").join("work");
+    fs::create_dir_all(&work).map_err(EngineError::io("creating the work dir", &work))?;
+    let t = tempfile::Builder::new()
+        .prefix("host-root-")
+        .tempdir_in(&work)
+        .map_err(EngineError::io("creating a work dir", &work))?;
+    let skel = t.path().join("root");
+    for d in ["usr", "etc", "tmp", "root", "opt"] {
+        fs::create_dir_all(skel.join(d))
+            .map_err(EngineError::io("creating the host root", &skel))?;
+    }
+    for d in ["bin", "sbin", "lib", "lib32", "lib64"] {
+        let host = Path::new("/").join(d);
+        let here = skel.join(d);
+        match fs::read_link(&host) {
+            Ok(target) => std::os::unix::fs::symlink(&target, &here)
+                .map_err(EngineError::io("linking in the host root", &here))?,
+            Err(_) if host.is_dir() => {
+                fs::create_dir_all(&here)
+                    .map_err(EngineError::io("creating the host root", &here))?;
+            }
+            Err(_) => {}
+        }
+    }
+    let assembled = assemble(
+        store,
+        AssembleSpec {
+            base: None,
+            layers: vec![LayerInput::new(&skel, String::new())],
+            config: ConfigEdits {
+                labels: std::collections::BTreeMap::from([(
+                    HOST_LABEL.to_string(),
+                    tools.to_string(),
+                )]),
+                ..ConfigEdits::default()
+            },
+            annotations: std::collections::BTreeMap::new(),
+            platform: Some(platform.clone()),
+            compression: ocibuild_oci::media::Compression::Gzip,
+            level: None,
+            source_date_epoch,
+            owner: Some((0, 0)),
+            keep_modes: false,
+            history: None,
+        },
+    )?;
+    Ok(assembled.image)
+}
+
+/// Whether an image config is [`host_image`]'s (or a stage built on it).
+pub fn is_host(config: &serde_json::Value) -> bool {
+    config
+        .get("config")
+        .and_then(|c| c.get("Labels"))
+        .and_then(|l| l.get(HOST_LABEL))
+        .is_some()
+}
+
+/// The host directories a RUN over [`host_image`] sees, read-only: `/usr`, `/etc`, `/opt`,
+/// and each of `/bin`, `/sbin`, `/lib*` that is a directory (not a link) on the host.
+pub fn host_binds() -> Vec<ocibuild_sandbox::run::Mount> {
+    use std::path::Path;
+    let mut out = Vec::new();
+    for d in ["usr", "etc", "opt"] {
+        if Path::new("/").join(d).is_dir() {
+            out.push(ocibuild_sandbox::run::Mount::Bind {
+                src: Path::new("/").join(d),
+                dest: format!("/{d}"),
+                readonly: true,
+            });
+        }
+    }
+    for d in ["bin", "sbin", "lib", "lib32", "lib64"] {
+        let host = Path::new("/").join(d);
+        if std::fs::read_link(&host).is_err() && host.is_dir() {
+            out.push(ocibuild_sandbox::run::Mount::Bind {
+                src: host,
+                dest: format!("/{d}"),
+                readonly: true,
+            });
+        }
+    }
+    out
 }
 
 /// A parsed `ocibuild:…` reference.

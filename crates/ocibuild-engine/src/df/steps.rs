@@ -840,6 +840,12 @@ impl Exec<'_> {
             .pending
             .take()
             .unwrap_or(ocibuild_record::StepStatus::Ran { seconds: 0.0 });
+        if let Ok(mut l) = self.labels.lock() {
+            l.push(format!(
+                "[{} {}/{}] {created_by}",
+                st.name, st.fs_no, st.fs_total
+            ));
+        }
         if let Ok(mut r) = self.records.lock() {
             r.push(ocibuild_record::Step {
                 id: id.clone(),
@@ -1301,6 +1307,10 @@ impl Exec<'_> {
             }
         }
         env.extend(secret_env);
+        // a stage on the host's own programs (`--toolchain host`) sees them read-only
+        if super::native::is_host(&st.chain.config) {
+            mounts.extend(super::native::host_binds());
+        }
         let upper = self.new_upper()?;
         let layered = view.layers.len() > 1;
         let mut spec = Spec {

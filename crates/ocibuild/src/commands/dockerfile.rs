@@ -494,5 +494,6 @@ fn native_bases(
             progress: crate::output::base_progress(g.progress, "native base"),
         },
         locks,
+        host: None,
     })
 }
