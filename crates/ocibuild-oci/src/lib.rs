@@ -18,6 +18,7 @@ pub mod extract;
 pub mod image;
 pub mod layer;
 pub mod layout;
+pub mod limited;
 pub mod media;
 pub mod reference;
 pub mod store;
