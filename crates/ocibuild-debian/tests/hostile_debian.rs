@@ -746,3 +746,86 @@ fn a_hard_link_to_a_file_the_package_lacks_is_refused_at_unpack() {
         "{e}"
     );
 }
+
+/// The archive limits apply to `.deb` members: a GNU long name of 8 MiB in the data member (or
+/// the control member) is refused by OCIBUILD_LAYER_MAX_METADATA instead of read into memory.
+#[test]
+fn a_long_name_bomb_in_a_deb_member_hits_the_limit() {
+    let work = tempfile::tempdir().unwrap();
+    let control = compress(&tar_bytes(&control_entries()), "gz");
+    let bomb = compress(&long_name_bomb(8 << 20), "gz");
+    for (name, members) in [
+        (
+            "data",
+            vec![
+                ("control.tar.gz", control.clone()),
+                ("data.tar.gz", bomb.clone()),
+            ],
+        ),
+        ("control", vec![("control.tar.gz", bomb.clone())]),
+    ] {
+        let deb = work.path().join(format!("{name}.deb"));
+        let mut b = ar::Builder::new(Vec::new());
+        b.append(
+            &ar::Header::new(b"debian-binary".to_vec(), 4),
+            &b"2.0\n"[..],
+        )
+        .unwrap();
+        for (n, bytes) in &members {
+            b.append(
+                &ar::Header::new(n.as_bytes().to_vec(), bytes.len() as u64),
+                &bytes[..],
+            )
+            .unwrap();
+        }
+        std::fs::write(&deb, b.into_inner().unwrap()).unwrap();
+        let e = if name == "data" {
+            let mut lb = LayerBuilder::new(LayerOptions::default());
+            unpack_into(
+                &deb,
+                &mut lb,
+                &work.path().join("staging"),
+                &Trim::default(),
+            )
+            .unwrap_err()
+            .to_string()
+        } else {
+            read_control(&deb).unwrap_err().to_string()
+        };
+        assert!(
+            e.contains("OCIBUILD_LAYER_MAX_METADATA") && e.contains(&format!("{name}.deb")),
+            "{name}: {e}"
+        );
+    }
+}
+
+/// A layer tar whose first entry is a GNU long name of `len` bytes (the `tar` crate reads one
+/// whole into memory unless the limited reader stops it): over the 1 MiB default of
+/// OCIBUILD_LAYER_MAX_METADATA.
+fn long_name_bomb(len: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut h = tar::Header::new_gnu();
+    h.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+    h.set_entry_type(tar::EntryType::GNULongName);
+    h.set_size(len as u64);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_cksum();
+    out.extend_from_slice(h.as_bytes());
+    out.resize(out.len() + len, b'a');
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    let mut f = tar::Header::new_gnu();
+    f.as_gnu_mut().unwrap().name[..1].copy_from_slice(b"x");
+    f.set_entry_type(tar::EntryType::Regular);
+    f.set_size(0);
+    f.set_mode(0o644);
+    f.set_uid(0);
+    f.set_gid(0);
+    f.set_mtime(0);
+    f.set_cksum();
+    out.extend_from_slice(f.as_bytes());
+    out.extend_from_slice(&[0u8; 1024]);
+    out
+}

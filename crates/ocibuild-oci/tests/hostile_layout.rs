@@ -469,3 +469,104 @@ fn hostile_layouts() {
 fn hostile_oci_archives() {
     run("oci archives", true);
 }
+
+/// A layer tar whose first entry is a GNU long name of `len` bytes (the `tar` crate reads one
+/// whole into memory unless the limited reader stops it): over the 1 MiB default of
+/// OCIBUILD_LAYER_MAX_METADATA.
+fn long_name_bomb(len: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut h = tar::Header::new_gnu();
+    h.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+    h.set_entry_type(tar::EntryType::GNULongName);
+    h.set_size(len as u64);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_cksum();
+    out.extend_from_slice(h.as_bytes());
+    out.resize(out.len() + len, b'a');
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    let mut f = tar::Header::new_gnu();
+    f.as_gnu_mut().unwrap().name[..1].copy_from_slice(b"x");
+    f.set_entry_type(tar::EntryType::Regular);
+    f.set_size(0);
+    f.set_mode(0o644);
+    f.set_uid(0);
+    f.set_gid(0);
+    f.set_mtime(0);
+    f.set_cksum();
+    out.extend_from_slice(f.as_bytes());
+    out.extend_from_slice(&[0u8; 1024]);
+    out
+}
+
+/// An image whose second layer is `layer` (gzip), digest and diff_id correct, in a layout.
+fn layout_with_layer(dir: &Path, layer: &[u8]) -> PathBuf {
+    let tpl = template(dir);
+    let out = dir.join("bomb");
+    copy_dir(&tpl, &out);
+    let index: Value = serde_json::from_slice(&fs::read(out.join("index.json")).unwrap()).unwrap();
+    let man_d = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut manifest: Value =
+        serde_json::from_slice(&fs::read(blob_path(&out, &man_d)).unwrap()).unwrap();
+    let cfg_d = manifest["config"]["digest"].as_str().unwrap().to_string();
+    let mut cfg: Value =
+        serde_json::from_slice(&fs::read(blob_path(&out, &cfg_d)).unwrap()).unwrap();
+    let gz = gzip(layer);
+    let d = put_blob(&out, &gz);
+    manifest["layers"][1]["digest"] = json!(d);
+    manifest["layers"][1]["size"] = json!(gz.len());
+    cfg["rootfs"]["diff_ids"][1] = json!(Digest::of_bytes(layer).to_string());
+    let cb = serde_json::to_vec(&cfg).unwrap();
+    manifest["config"]["digest"] = json!(put_blob(&out, &cb));
+    manifest["config"]["size"] = json!(cb.len());
+    let mb = serde_json::to_vec(&manifest).unwrap();
+    let mut index = index;
+    index["manifests"][0]["digest"] = json!(put_blob(&out, &mb));
+    index["manifests"][0]["size"] = json!(mb.len());
+    fs::write(out.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    out
+}
+
+/// The limits apply outside layer extraction too: `validate` reading a layer, and the
+/// `oci-archive:` reader indexing the archive itself.
+#[test]
+fn bombs_hit_the_limits_in_validate_and_oci_archive_import() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = layout_with_layer(t.path(), &long_name_bomb(8 << 20));
+    let src = LayoutSource::open(&dir, Some("v1")).unwrap();
+    let e = validate(&src, &ValidateOptions::default())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let report = validate(&src, &ValidateOptions::default())
+        .map(|r| format!("{r:?}"))
+        .unwrap_or_default();
+    assert!(
+        e.contains("OCIBUILD_LAYER_MAX_METADATA") || report.contains("OCIBUILD_LAYER_MAX_METADATA"),
+        "validate: {e}{report}"
+    );
+
+    // an oci-archive with a bomb entry of its own
+    let tpl = template(&t.path().join("t2"));
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_dir_all(".", &tpl).unwrap();
+    let mut archive = b.into_inner().unwrap();
+    archive.truncate(archive.len() - 1024); // drop the end-of-archive blocks
+    archive.extend_from_slice(&long_name_bomb(8 << 20));
+    let file = t.path().join("bomb.tar");
+    fs::write(&file, archive).unwrap();
+    let Err(e) = ArchiveSource::open(&file, Some("v1")) else {
+        panic!("the bomb archive was accepted")
+    };
+    let e = e.to_string();
+    assert!(
+        e.contains("OCIBUILD_LAYER_MAX_METADATA"),
+        "oci-archive: {e}"
+    );
+    assert!(e.contains("bomb.tar"), "{e}");
+}
