@@ -473,7 +473,10 @@ fn hostile_debs() {
         match read_control(&deb) {
             Ok(contents) => {
                 past.fetch_add(1, Ordering::Relaxed);
-                prop_assert_eq!(contents.package(), Some("hostile"));
+                // a flipped byte inside a stored (uncompressed) member or a zstd frame without
+                // a checksum goes unnoticed here, as in dpkg: the Packages index's SHA256
+                // guards a package's bytes
+                prop_assert!(contents.package().is_some_and(|p| !p.is_empty()));
             }
             Err(e) => {
                 let e = e.to_string();
