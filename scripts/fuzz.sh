@@ -7,23 +7,27 @@
 #   PROFILE=dev CASES=1000 scripts/fuzz.sh json   # a quick check without a release build
 #
 # Targets: tar (hostile tar and gzip/zstd layers, bombs), json (manifests, indexes, configs),
-# auth (WWW-Authenticate headers). Each prints its counts (cases, past the first parse stage,
-# accepted). A failing case is shrunk and kept by proptest as a regression file next to its test
-# (crates/*/tests/*.proptest-regressions, replayed first on every later run, CI included):
-# commit it with the fix.
+# auth (WWW-Authenticate headers), deb (.deb members and Packages indexes), layout (OCI layout
+# directories and oci-archive files), dockerfile (random valid and invalid Dockerfiles). Each
+# prints its counts (cases, past the first parse stage, accepted). A failing case is shrunk and
+# kept by proptest as a regression file next to its test (crates/*/tests/*.proptest-regressions,
+# replayed first on every later run, CI included): commit it with the fix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CASES="${CASES:-1000000}"
 PROFILE="${PROFILE:-release}"
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(tar json auth)
+[ ${#targets[@]} -eq 0 ] && targets=(tar json auth deb layout dockerfile)
 status=0
 for t in "${targets[@]}"; do
     case "$t" in
         tar) args=(-p ocibuild-oci --test hostile_layers) ;;
         json) args=(-p ocibuild-oci --test hostile_json) ;;
         auth) args=(-p ocibuild-registry --test hostile_auth) ;;
-        *) echo "fuzz.sh: unknown target $t (tar, json, auth)" >&2; exit 2 ;;
+        deb) args=(-p ocibuild-debian --test hostile_debian) ;;
+        layout) args=(-p ocibuild-oci --test hostile_layout) ;;
+        dockerfile) args=(-p ocibuild-dockerfile --test hostile_dockerfiles) ;;
+        *) echo "fuzz.sh: unknown target $t (tar, json, auth, deb, layout, dockerfile)" >&2; exit 2 ;;
     esac
     echo "== $t: $CASES cases per test"
     start=$(date +%s)

@@ -251,6 +251,17 @@ fn io_err(deb: &Path, member: Option<&str>, e: io::Error) -> DebianError {
     DebianError::Io { what, source: e }
 }
 
+/// A member's tar under the archive limits (`OCIBUILD_LAYER_MAX_*`, as for image layers): a
+/// hostile package cannot make the reader hold a huge name in memory or read without end.
+fn member_tar<'a>(
+    deb: &Path,
+    name: &str,
+    r: &'a mut dyn Read,
+) -> Result<ocibuild_oci::limited::Archive<&'a mut dyn Read>> {
+    ocibuild_oci::limited::Archive::from_env(r, format!("member {name} of {}", deb.display()))
+        .map_err(|e| io_err(deb, Some(name), e))
+}
+
 /// Reads exactly `len` bytes from an `ar` member; a short member (truncated file) is an error
 /// instead of a silent end of data.
 struct Exact<R> {
@@ -425,7 +436,7 @@ pub fn read_control(deb: &Path) -> Result<DebContents> {
     let mut data_compression = None;
     walk_deb(deb, |member, name, r| match member {
         Member::Control(_) => {
-            let mut archive = tar::Archive::new(r);
+            let mut archive = member_tar(deb, name, r)?;
             let entries = archive.entries().map_err(|e| io_err(deb, Some(name), e))?;
             for entry in entries {
                 let entry = entry.map_err(|e| io_err(deb, Some(name), e))?;
@@ -586,12 +597,14 @@ pub fn unpack_into(
 ) -> Result<UnpackStats> {
     let mut stats = UnpackStats::default();
     let mut dropped_files: BTreeSet<String> = BTreeSet::new();
+    // regular files kept so far: a hard link must point at one of them (tar order)
+    let mut kept_files: BTreeSet<String> = BTreeSet::new();
     let mut orphans: Vec<Orphan> = Vec::new();
     walk_deb(deb, |member, name, r| {
         if !matches!(member, Member::Data(_)) {
             return Ok(true);
         }
-        let mut archive = tar::Archive::new(r);
+        let mut archive = member_tar(deb, name, r)?;
         let entries = archive.entries().map_err(|e| io_err(deb, Some(name), e))?;
         for entry in entries {
             let mut entry = entry.map_err(|e| io_err(deb, Some(name), e))?;
@@ -626,6 +639,7 @@ pub fn unpack_into(
                         stage(staging, &mut entry).map_err(|e| io_err(deb, Some(name), e))?;
                     stats.files += 1;
                     stats.bytes += size;
+                    kept_files.insert(path.clone());
                     EntryKind::File(src)
                 }
                 tar::EntryType::Directory => {
@@ -679,6 +693,16 @@ pub fn unpack_into(
                             mtime,
                         });
                         continue;
+                    }
+                    if !kept_files.contains(&target) {
+                        return Err(invalid(
+                            deb,
+                            Some(name),
+                            format!(
+                                "hard link `{path}` points at `{target}`, which is not a \
+                                 regular file earlier in the package"
+                            ),
+                        ));
                     }
                     stats.hardlinks += 1;
                     EntryKind::Hardlink(target)
@@ -737,7 +761,7 @@ fn add_orphans(
         if !matches!(member, Member::Data(_)) {
             return Ok(true);
         }
-        let mut archive = tar::Archive::new(r);
+        let mut archive = member_tar(deb, name, r)?;
         let entries = archive.entries().map_err(|e| io_err(deb, Some(name), e))?;
         for entry in entries {
             let mut entry = entry.map_err(|e| io_err(deb, Some(name), e))?;

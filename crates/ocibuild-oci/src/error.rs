@@ -85,9 +85,11 @@ pub enum OciError {
     Unsupported { what: String, hint: String },
 
     #[error(
-        "refusing the layer: {what} exceeds the limit of {limit} (a decompression bomb or a broken archive? if the layer is genuine, raise the limit with {env}=N)"
+        "refusing {subject}: {what} exceeds the limit of {limit} (a decompression bomb or a broken archive? if it is genuine, raise the limit with {env}=N)"
     )]
     LimitExceeded {
+        /// The archive: "the layer", "the tar of data.tar.xz in foo.deb".
+        subject: String,
         what: String,
         limit: u64,
         env: &'static str,

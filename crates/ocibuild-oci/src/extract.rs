@@ -173,6 +173,7 @@ pub fn extract_layer_blob_limited(
     .map_err(OciError::stream("reading the end of the layer"))?;
     if tail > limits.max_bytes {
         return Err(OciError::LimitExceeded {
+            subject: "the layer".into(),
             what: "the data after its end-of-archive marker".into(),
             limit: limits.max_bytes,
             env: Limits::ENV_BYTES,
@@ -252,57 +253,6 @@ impl Limits {
     }
 }
 
-/// Counts what the tar reader pulls: all of it against [`Limits::max_bytes`], and what it pulls
-/// between two entries (headers, PAX records, GNU long names, padding) against
-/// [`Limits::max_metadata`]. The extraction loop marks where entries' data starts and ends.
-struct GuardState {
-    limits: Limits,
-    total: std::cell::Cell<u64>,
-    between: std::cell::Cell<u64>,
-    in_data: std::cell::Cell<bool>,
-    hit: std::cell::Cell<Option<(&'static str, u64, &'static str)>>,
-}
-
-struct TarGuard<R> {
-    inner: R,
-    state: std::rc::Rc<GuardState>,
-}
-
-impl<R: Read> Read for TarGuard<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let st = &self.state;
-        let total = st.total.get() + n as u64;
-        st.total.set(total);
-        let trip = |what, limit, env| {
-            st.hit.set(Some((what, limit, env)));
-            Err(io::Error::other(format!(
-                "{what} over the limit of {limit}"
-            )))
-        };
-        if total > st.limits.max_bytes {
-            return trip(
-                "its uncompressed size",
-                st.limits.max_bytes,
-                Limits::ENV_BYTES,
-            );
-        }
-        if !st.in_data.get() {
-            let between = st.between.get() + n as u64;
-            st.between.set(between);
-            // + one read buffer: the reader may pull the start of the next entry's data
-            if between > st.limits.max_metadata + (64 << 10) {
-                return trip(
-                    "the headers and extension records (PAX, GNU long names) of one entry",
-                    st.limits.max_metadata,
-                    Limits::ENV_METADATA,
-                );
-            }
-        }
-        Ok(n)
-    }
-}
-
 pub fn extract_layer(tar: impl Read, root: &Path, opts: &ExtractOptions) -> Result<ExtractStats> {
     extract_layer_limited(tar, root, opts, &Limits::from_env()?)
 }
@@ -315,36 +265,17 @@ pub fn extract_layer_limited(
     limits: &Limits,
 ) -> Result<ExtractStats> {
     let mut x = Extractor::new(root, opts)?;
-    let state = std::rc::Rc::new(GuardState {
-        limits: *limits,
-        total: Default::default(),
-        between: Default::default(),
-        in_data: Default::default(),
-        hit: Default::default(),
-    });
-    let limit_err = |st: &GuardState| {
-        st.hit
-            .get()
-            .map(|(what, limit, env)| OciError::LimitExceeded {
-                what: what.to_string(),
-                limit,
-                env,
-            })
-    };
-    let mut archive = tar::Archive::new(TarGuard {
-        inner: tar,
-        state: state.clone(),
-    });
+    let mut archive = crate::limited::Archive::new(tar, limits, "the layer");
+    let watch = archive.watch();
     let entries = archive
         .entries()
         .map_err(OciError::stream("reading layer tar"))?;
     let mut last: Option<String> = None;
-    let mut count = 0u64;
     for entry in entries {
         let mut entry = match entry {
             Ok(e) => e,
             Err(source) => {
-                return Err(limit_err(&state).unwrap_or_else(|| OciError::Stream {
+                return Err(watch.exceeded().unwrap_or_else(|| OciError::Stream {
                     what: match &last {
                         Some(n) => format!("reading layer tar after entry `{n}`"),
                         None => "reading layer tar".to_string(),
@@ -353,39 +284,16 @@ pub fn extract_layer_limited(
                 }));
             }
         };
-        count += 1;
-        if count > limits.max_entries {
-            return Err(OciError::LimitExceeded {
-                what: "its number of entries".into(),
-                limit: limits.max_entries,
-                env: Limits::ENV_ENTRIES,
-            });
-        }
         let raw = entry.path_bytes().into_owned();
         let name = String::from_utf8_lossy(&raw).into_owned();
-        let link_len = entry.link_name_bytes().map_or(0, |l| l.len());
-        if raw.len().max(link_len) as u64 > limits.max_path {
-            return Err(OciError::LimitExceeded {
-                what: format!(
-                    "the name or link target of entry `{}…` ({} bytes)",
-                    name.chars().take(64).collect::<String>(),
-                    raw.len().max(link_len)
-                ),
-                limit: limits.max_path,
-                env: Limits::ENV_PATH,
-            });
-        }
-        state.in_data.set(true);
         let r = x.entry(&mut entry, &raw, &name).and_then(|()| {
             // what the entry did not read is data too
             io::copy(&mut entry, &mut io::sink())
                 .map(|_| ())
                 .map_err(OciError::stream(format!("reading entry `{name}`")))
         });
-        state.in_data.set(false);
-        state.between.set(0);
         if let Err(e) = r {
-            return Err(limit_err(&state).unwrap_or(e));
+            return Err(watch.exceeded().unwrap_or(e));
         }
         last = Some(name);
     }

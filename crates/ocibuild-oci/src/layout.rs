@@ -177,7 +177,11 @@ impl ImageSource for LayoutSource {
 /// Byte ranges of the regular files in an uncompressed tar, by normalised name.
 fn index_tar(file: &Path) -> Result<HashMap<String, (u64, u64)>> {
     let f = File::open(file).map_err(OciError::io("open", file))?;
-    let mut ar = tar::Archive::new(f);
+    let mut ar = crate::limited::Archive::new(
+        f,
+        &crate::extract::Limits::from_env()?,
+        format!("the archive {}", file.display()),
+    );
     let mut out = HashMap::new();
     let what = format!("reading the tar archive {}", file.display());
     for e in ar

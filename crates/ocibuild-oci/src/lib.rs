@@ -19,6 +19,7 @@ pub mod failpoint;
 pub mod image;
 pub mod layer;
 pub mod layout;
+pub mod limited;
 pub mod media;
 pub mod reference;
 pub mod store;

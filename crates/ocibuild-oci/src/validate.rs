@@ -894,7 +894,11 @@ pub fn image_symlinks(
             Err(e) => return Err(e),
         };
         let dec = crate::extract::decompress(io::BufReader::new(f), c)?;
-        let mut ar = tar::Archive::new(dec);
+        let mut ar = crate::limited::Archive::new(
+            dec,
+            &crate::extract::Limits::from_env()?,
+            format!("layer {}", l.digest),
+        );
         let mut items = Vec::new();
         for e in ar
             .entries()
@@ -916,7 +920,8 @@ fn check_tar(
     r: &mut dyn Read,
     mut items: Option<&mut Vec<TarItem>>,
 ) -> std::result::Result<(), String> {
-    let mut ar = tar::Archive::new(r);
+    let limits = crate::extract::Limits::from_env().map_err(|e| e.to_string())?;
+    let mut ar = crate::limited::Archive::new(r, &limits, "the layer");
     let entries = ar.entries().map_err(|e| e.to_string())?;
     for (n, e) in entries.enumerate() {
         let mut e = e.map_err(|e| format!("after {n} entries: {e}"))?;

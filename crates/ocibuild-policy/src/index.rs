@@ -499,7 +499,11 @@ fn scan_layer(
         secrets: Vec::new(),
     };
     {
-        let mut ar = tar::Archive::new(&mut counted);
+        let mut ar = ocibuild_oci::limited::Archive::from_env(
+            &mut counted,
+            format!("layer {}", desc.digest),
+        )
+        .map_err(|e| err(e.to_string()))?;
         let entries = ar
             .entries()
             .map_err(|e| err(format!("reading the tar stream of {}: {e}", desc.digest)))?;
@@ -601,7 +605,7 @@ fn scan_layer(
         }
         // read what the tar reader left (the end-of-archive padding) to count every byte and
         // reach the end of the blob, where its digest is checked
-        std::io::copy(ar.into_inner(), &mut std::io::sink())
+        std::io::copy(&mut ar.into_inner(), &mut std::io::sink())
             .map_err(|e| err(format!("reading the end of {}: {e}", desc.digest)))?;
     }
     scan.uncompressed = counted.n;

@@ -152,7 +152,8 @@ fn read_layer(
     platform: Option<&ocibuild_oci::Platform>,
     files: &mut BTreeMap<String, FsEntry>,
 ) -> io::Result<()> {
-    let mut archive = tar::Archive::new(tar_stream);
+    let mut archive =
+        ocibuild_oci::limited::Archive::from_env(tar_stream, format!("layer {layer}"))?;
     let mut this_layer: BTreeSet<String> = BTreeSet::new();
     for entry in archive.entries()? {
         let mut entry = entry?;

@@ -107,10 +107,22 @@ fn affected_version(a: &Affected, eco: Ecosystem, version: &str) -> Option<Optio
         }
     };
     let installed = norm(version);
-    let mut listed = a
-        .versions
-        .iter()
-        .any(|v| norm(v) == installed || cmp(&norm(v), &installed) == Some(Ordering::Equal));
+    // The installed version against an event: "0" as an event is OSV's "the beginning" (below
+    // every version, whatever the ecosystem's ordering says of "0"); as the installed version
+    // it is a version like any other.
+    let cmp_installed = |v: &str| -> Option<Ordering> {
+        if v == "0" {
+            return Some(if installed == "0" {
+                Ordering::Equal
+            } else {
+                Ordering::Greater
+            });
+        }
+        eco.compare(&installed, v)
+    };
+    let mut listed = a.versions.iter().any(|v| {
+        norm(v) == installed || eco.compare(&norm(v), &installed) == Some(Ordering::Equal)
+    });
     let mut fixed_by: Option<String> = None;
     for r in &a.ranges {
         if r.kind == "GIT" {
@@ -144,7 +156,7 @@ fn affected_version(a: &Affected, eco: Ecosystem, version: &str) -> Option<Optio
         let mut affected = false;
         let mut fixed_here: Option<String> = None;
         for (kind, v) in &evs {
-            let o = cmp(&installed, v)?;
+            let o = cmp_installed(v)?;
             match kind {
                 0 if o != Ordering::Less => affected = true,
                 1 if o != Ordering::Less => affected = false,
@@ -157,7 +169,7 @@ fn affected_version(a: &Affected, eco: Ecosystem, version: &str) -> Option<Optio
             // the first fix after the installed version
             fixed_here = evs
                 .iter()
-                .filter(|(k, v)| *k == 1 && cmp(v, &installed) == Some(Ordering::Greater))
+                .filter(|(k, v)| *k == 1 && cmp_installed(v) == Some(Ordering::Less))
                 .map(|(_, v)| v.clone())
                 .next();
             listed = true;
@@ -224,5 +236,27 @@ mod tests {
         assert_eq!(affected_version(&a, e, "2.0.0"), Some(None));
         assert_eq!(affected_version(&a, e, "2.1.0"), Some(None));
         assert_eq!(affected_version(&a, e, "2.1.1"), None);
+    }
+
+    /// Found by the PEP 440 range oracle: an installed version written "0" was taken for OSV's
+    /// "from the beginning" sentinel, so it sorted below every event and escaped a range that
+    /// starts at a version equal to 0 (`0!0.0`, `0.0`).
+    #[test]
+    fn an_installed_version_0_is_a_version_not_the_sentinel() {
+        let a = aff("PyPI", "x", vec![ev(Some("0.0"), Some("1.0"), None)]);
+        assert_eq!(
+            affected_version(&a, Ecosystem::PyPI, "0"),
+            Some(Some("1.0".into()))
+        );
+        // and "0" as an introduced event still means from the beginning
+        let a = aff("PyPI", "x", vec![ev(Some("0"), Some("1.0"), None)]);
+        assert_eq!(
+            affected_version(&a, Ecosystem::PyPI, "0.dev0"),
+            Some(Some("1.0".into()))
+        );
+        assert_eq!(
+            affected_version(&a, Ecosystem::PyPI, "0"),
+            Some(Some("1.0".into()))
+        );
     }
 }

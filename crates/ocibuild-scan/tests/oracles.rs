@@ -503,3 +503,484 @@ fn maven_ordering_agrees_with_maven() {
         bad.join("\n")
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Ranges: the scan gate's OSV range matching (`matcher::affects`) against PEP 440 specifiers
+// (`packaging.specifiers`) and npm ranges (`semver.satisfies`).
+//
+// Each case is an installed version and one to three affected intervals, each an OSV range
+// (`introduced` lo or "0", then `fixed` hi, `last_affected` hi or nothing). The same intervals
+// are written as a specifier set per interval (`>=lo,<hi`, `>=lo,<=hi`; the union is "any set
+// contains it") and as one npm range (`>=lo <hi || ...`).
+
+/// One interval: a lower bound (None: introduced "0") and an upper bound (fixed or last_affected).
+type Interval = (Option<String>, Option<(bool, String)>);
+
+fn osv_record(ecosystem: &str, intervals: &[Interval]) -> ocibuild_scan::osv::Record {
+    let ranges: Vec<serde_json::Value> = intervals
+        .iter()
+        .map(|(lo, hi)| {
+            let mut events =
+                vec![serde_json::json!({"introduced": lo.clone().unwrap_or("0".into())})];
+            match hi {
+                Some((true, v)) => events.push(serde_json::json!({ "fixed": v })),
+                Some((false, v)) => events.push(serde_json::json!({ "last_affected": v })),
+                None => {}
+            }
+            serde_json::json!({"type": "ECOSYSTEM", "events": events})
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "id": "TEST-1",
+        "affected": [{"package": {"ecosystem": ecosystem, "name": "pkg"}, "ranges": ranges}],
+    }))
+    .unwrap()
+}
+
+fn installed(eco: ocibuild_scan::Ecosystem, version: &str) -> ocibuild_scan::Package {
+    ocibuild_scan::Package {
+        ecosystem: eco,
+        name: "pkg".into(),
+        version: version.into(),
+        source: None,
+        distro: None,
+        arch: None,
+        goos: None,
+        goarch: None,
+        purl: String::new(),
+        layer: None,
+        path: None,
+    }
+}
+
+/// Intervals whose bounds come from `gen_one` (ordered with `cmp`, which the ordering tests above
+/// check against the same oracles), plus an installed version that is often one of the bounds
+/// or a near variant of one.
+fn range_case(
+    r: &mut Rng,
+    gen_one: &dyn Fn(&mut Rng) -> String,
+    cmp: &dyn Fn(&str, &str) -> Option<Ordering>,
+    near: &[&str],
+) -> Option<(String, Vec<Interval>)> {
+    let mut intervals = Vec::new();
+    let mut bounds = Vec::new();
+    for _ in 0..=r.below(3) {
+        let lo = (!r.chance(20)).then(|| gen_one(r));
+        let hi = (!r.chance(15)).then(|| (r.chance(70), gen_one(r)));
+        let (lo, hi) = match (lo, hi) {
+            (Some(l), Some((k, h))) => match cmp(&l, &h)? {
+                Ordering::Less => (Some(l), Some((k, h))),
+                Ordering::Greater => (Some(h), Some((k, l))),
+                Ordering::Equal => (Some(l), Some((false, h))),
+            },
+            other => other,
+        };
+        // "0" is OSV's "from the beginning" sentinel; as a fixed or last_affected version it
+        // means nothing (no advisory has one)
+        if hi.as_ref().is_some_and(|(_, h)| h == "0") {
+            return None;
+        }
+        bounds.extend(lo.clone());
+        bounds.extend(hi.as_ref().map(|(_, h)| h.clone()));
+        intervals.push((lo, hi));
+    }
+    let v = if !bounds.is_empty() && r.chance(60) {
+        let b = bounds[r.below(bounds.len() as u64) as usize].clone();
+        if r.chance(50) {
+            format!("{b}{}", r.pick(near))
+        } else {
+            b
+        }
+    } else {
+        gen_one(r)
+    };
+    Some((v, intervals))
+}
+
+/// The upper bound's public part, for PEP 440 bounds (a local label is not allowed in `<`/`<=`).
+fn public(v: String) -> String {
+    v.split_once('+').map_or(v.clone(), |(p, _)| p.to_string())
+}
+
+#[test]
+fn pep440_ranges_agree_with_packaging_specifiers() {
+    let mut rng = Rng(0x5eed_0006);
+    let gen_bound = |r: &mut Rng| public(pep_version(r));
+    let mut cases = Vec::new();
+    while cases.len() < 4000 {
+        if let Some(c) = range_case(
+            &mut rng,
+            &gen_bound,
+            &pep440::compare,
+            &["rc1", ".dev0", "+local.1", ".post1", "a1", ".0", ".1"],
+        ) {
+            cases.push(c);
+        }
+    }
+    // one line per case: installed, then each interval as a specifier set, then the bounds
+    // needed to explain PEP 440's exclusive-comparison rules
+    let mut input = tempfile::NamedTempFile::new().unwrap();
+    for (v, ivs) in &cases {
+        let sets: Vec<String> = ivs
+            .iter()
+            .map(|(lo, hi)| {
+                let mut s = Vec::new();
+                // introduced "0" is OSV's "from the beginning": no lower bound
+                if let Some(l) = lo.as_ref().filter(|l| *l != "0") {
+                    s.push(format!(">={l}"));
+                }
+                match hi {
+                    Some((true, h)) => s.push(format!("<{h}")),
+                    Some((false, h)) => s.push(format!("<={h}")),
+                    None => {}
+                }
+                s.join(",")
+            })
+            .collect();
+        writeln!(input, "{v}\t{}", sets.join("\t")).unwrap();
+    }
+    // For each case: whether a specifier set contains the version (pre-releases allowed, as
+    // OSV's ordering does), and which of packaging's documented exclusions applied:
+    //   excl: `<V` (V not a pre-release) refuses the pre-releases of V's own release;
+    //   local: `<=V` compares the candidate's public part, so `V+local` is contained.
+    let script = r#"
+import sys
+from packaging.version import Version, InvalidVersion
+from packaging.specifiers import SpecifierSet, Specifier
+for line in open(sys.argv[1]):
+    parts = line.rstrip('\n').split('\t')
+    try:
+        v = Version(parts[0])
+    except InvalidVersion:
+        print('invalid'); continue
+    hit = any(SpecifierSet(s).contains(v, prereleases=True) for s in parts[1:])
+    excl = local = False
+    for s in parts[1:]:
+        for sp in SpecifierSet(s):
+            h = Version(sp.version)
+            if sp.operator == '<' and not h.is_prerelease and v.is_prerelease \
+                    and Version(v.base_version) == Version(h.base_version):
+                excl = True
+            if sp.operator == '<=' and v.local is not None and Version(v.public) == h:
+                local = True
+    print(('1' if hit else '0') + (' excl' if excl else '') + (' local' if local else ''))
+"#;
+    let out = python_eval(
+        &["packaging==24.*"],
+        script,
+        &[input.path().to_str().unwrap()],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), cases.len());
+    let (mut hits, mut explained, mut invalid, mut bad) = (0, 0, 0, Vec::new());
+    for ((v, ivs), line) in cases.iter().zip(lines) {
+        let ours = ocibuild_scan::matcher::affects(
+            &osv_record("PyPI", ivs),
+            &installed(ocibuild_scan::Ecosystem::PyPI, v),
+        )
+        .is_some();
+        if line == "invalid" {
+            invalid += 1;
+            if ours {
+                bad.push(format!("{v} (not a PEP 440 version) matched {ivs:?}"));
+            }
+            continue;
+        }
+        let theirs = line.starts_with('1');
+        hits += usize::from(theirs);
+        if ours == theirs {
+            continue;
+        }
+        // OSV ranges follow the version ordering alone: where packaging's specifier rules
+        // exclude or include by a documented special case, the ordering decides.
+        if (ours && !theirs && line.contains("excl")) || (!ours && theirs && line.contains("local"))
+        {
+            explained += 1;
+            continue;
+        }
+        bad.push(format!(
+            "{v} in {ivs:?}: packaging {theirs} ({line}), ours {ours}"
+        ));
+    }
+    eprintln!(
+        "oracle pep440 ranges: {} cases, {hits} contained, {invalid} not versions, {explained} \
+         differ only by packaging's documented specifier exceptions, {} disagreements",
+        cases.len(),
+        bad.len()
+    );
+    assert!(
+        hits > 800 && cases.len() - hits > 800,
+        "the generator is too narrow"
+    );
+    bad.truncate(50);
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
+fn npm_ranges_agree_with_semver_satisfies() {
+    let mut rng = Rng(0x5eed_0007);
+    let mut cases = Vec::new();
+    while cases.len() < 4000 {
+        if let Some(c) = range_case(
+            &mut rng,
+            &sem_version,
+            &semver::compare,
+            &["-rc.1", "-0", "-alpha", "+build.5"],
+        ) {
+            cases.push(c);
+        }
+    }
+    let mut input = tempfile::NamedTempFile::new().unwrap();
+    for (v, ivs) in &cases {
+        let range: Vec<String> = ivs
+            .iter()
+            .map(|(lo, hi)| {
+                let mut s = Vec::new();
+                if let Some(l) = lo {
+                    s.push(format!(">={l}"));
+                }
+                match hi {
+                    Some((true, h)) => s.push(format!("<{h}")),
+                    Some((false, h)) => s.push(format!("<={h}")),
+                    None => {}
+                }
+                if s.is_empty() {
+                    "*".to_string()
+                } else {
+                    s.join(" ")
+                }
+            })
+            .collect();
+        writeln!(input, "{v}\t{}", range.join(" || ")).unwrap();
+    }
+    let script = "const semver = require('semver'); const fs = require('fs');\n\
+const out = [];\n\
+for (const line of fs.readFileSync(process.argv[1], 'utf8').split('\\n')) {\n\
+  if (!line) continue; const [v, r] = line.split('\\t');\n\
+  if (semver.valid(v) === null) { out.push('invalid'); continue; }\n\
+  if (semver.validRange(r) === null) { out.push('badrange ' + r); continue; }\n\
+  out.push(semver.satisfies(v, r, { includePrerelease: true }) ? '1' : '0');\n\
+}\n\
+console.log(out.join('\\n'));";
+    let out = node_eval(&["semver@7"], script, &[input.path().to_str().unwrap()]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), cases.len());
+    let (mut hits, mut bad) = (0, Vec::new());
+    let mut invalid = 0;
+    for ((v, ivs), line) in cases.iter().zip(lines) {
+        assert!(!line.starts_with("badrange"), "{v} {ivs:?}: {line}");
+        let ours = ocibuild_scan::matcher::affects(
+            &osv_record("npm", ivs),
+            &installed(ocibuild_scan::Ecosystem::Npm, v),
+        )
+        .is_some();
+        if line == "invalid" {
+            invalid += 1;
+            if ours {
+                bad.push(format!("{v} (not a semver version) matched {ivs:?}"));
+            }
+            continue;
+        }
+        let theirs = line == "1";
+        hits += usize::from(theirs);
+        if ours != theirs {
+            bad.push(format!("{v} in {ivs:?}: semver {theirs}, ours {ours}"));
+        }
+    }
+    eprintln!(
+        "oracle npm ranges: {} cases, {hits} satisfied, {invalid} not versions, {} disagreements",
+        cases.len(),
+        bad.len()
+    );
+    assert!(
+        hits > 800 && cases.len() - hits > 800,
+        "the generator is too narrow"
+    );
+    bad.truncate(50);
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Go module versions against the rules of golang.org/x/mod/semver as its documentation states
+// them (no Go toolchain on the test machine): the form is vMAJOR[.MINOR[.PATCH[-PRE][+BUILD]]];
+// MAJOR, MINOR, PATCH are decimal without extra leading zeros; PRE and BUILD are non-empty
+// dot-separated identifiers of [0-9A-Za-z-], numeric PRE identifiers without leading zeros;
+// vMAJOR and vMAJOR.MINOR (with no suffix) are shorthands for vMAJOR.0.0 and vMAJOR.MINOR.0;
+// build metadata is ignored; precedence is Semantic Versioning 2.0.0's; an invalid version is
+// less than a valid one and all invalid ones are equal. The model below is written from those
+// sentences alone.
+
+fn go_num(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'))
+}
+
+fn go_idents(s: &str, pre: bool) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|id| {
+            !id.is_empty()
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && (!pre || !id.bytes().all(|b| b.is_ascii_digit()) || go_num(id))
+        })
+}
+
+/// (major, minor, patch, prerelease identifiers) of a valid version, per the documentation.
+fn go_model(v: &str) -> Option<([String; 3], Vec<String>)> {
+    let rest = v.strip_prefix('v')?;
+    let (rest, build) = match rest.split_once('+') {
+        Some((r, b)) => (r, Some(b)),
+        None => (rest, None),
+    };
+    if let Some(b) = build
+        && !go_idents(b, false)
+    {
+        return None;
+    }
+    let (core, pre) = match rest.split_once('-') {
+        Some((c, p)) => (c, Some(p)),
+        None => (rest, None),
+    };
+    if let Some(p) = pre
+        && !go_idents(p, true)
+    {
+        return None;
+    }
+    let nums: Vec<&str> = core.split('.').collect();
+    if nums.len() > 3 || !nums.iter().all(|n| go_num(n)) {
+        return None;
+    }
+    if nums.len() < 3 && (pre.is_some() || build.is_some()) {
+        return None;
+    }
+    let get = |i: usize| nums.get(i).map_or("0".to_string(), |s| s.to_string());
+    let pre = pre.map_or(Vec::new(), |p| p.split('.').map(String::from).collect());
+    Some(([get(0), get(1), get(2)], pre))
+}
+
+fn go_model_compare(a: &str, b: &str) -> Ordering {
+    let num = |x: &str, y: &str| x.len().cmp(&y.len()).then_with(|| x.cmp(y));
+    match (go_model(a), go_model(b)) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Less,
+        (Some(_), None) => Ordering::Greater,
+        (Some((x, xp)), Some((y, yp))) => (0..3)
+            .map(|i| num(&x[i], &y[i]))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
+            .then_with(|| match (xp.is_empty(), yp.is_empty()) {
+                (true, true) => Ordering::Equal,
+                (true, false) => Ordering::Greater,
+                (false, true) => Ordering::Less,
+                (false, false) => {
+                    for (p, q) in xp.iter().zip(&yp) {
+                        let pn = p.bytes().all(|b| b.is_ascii_digit());
+                        let qn = q.bytes().all(|b| b.is_ascii_digit());
+                        let o = match (pn, qn) {
+                            (true, true) => num(p, q),
+                            (true, false) => Ordering::Less,
+                            (false, true) => Ordering::Greater,
+                            (false, false) => p.cmp(q),
+                        };
+                        if o.is_ne() {
+                            return o;
+                        }
+                    }
+                    xp.len().cmp(&yp.len())
+                }
+            }),
+    }
+}
+
+fn go_version(r: &mut Rng) -> String {
+    let n = |r: &mut Rng| {
+        r.pick(&["0", "1", "2", "10", "01", "9", "11", "100"])
+            .to_string()
+    };
+    let mut s = String::from(if r.chance(97) { "v" } else { "" });
+    s.push_str(&n(r));
+    let parts = match r.below(10) {
+        0 => 1,
+        1 => 2,
+        _ => 3,
+    };
+    for _ in 1..parts {
+        s.push('.');
+        s.push_str(&n(r));
+    }
+    if r.chance(40) {
+        s.push('-');
+        for i in 0..=r.below(3) {
+            if i > 0 {
+                s.push('.');
+            }
+            s.push_str(r.pick(&[
+                "0",
+                "1",
+                "2",
+                "10",
+                "01",
+                "rc",
+                "alpha",
+                "beta",
+                "pre",
+                "x-y",
+                "0a",
+                "A",
+                "",
+                "20240102150405-abcdef123456",
+            ]));
+        }
+    }
+    if r.chance(15) {
+        s.push('+');
+        s.push_str(r.pick(&["incompatible", "build.1", "meta-1", "", "a..b"]));
+    }
+    s
+}
+
+#[test]
+fn go_module_versions_follow_the_documented_rules() {
+    let mut rng = Rng(0x5eed_0008);
+    let (mut valid_pairs, mut lenient, mut bad) = (0, 0, Vec::new());
+    let mut orders = [0usize; 3];
+    for _ in 0..50_000 {
+        let a = go_version(&mut rng);
+        let b = if rng.chance(25) {
+            a.clone()
+        } else {
+            go_version(&mut rng)
+        };
+        let want = go_model_compare(&a, &b);
+        let ours = semver::compare_go(&a, &b);
+        match (go_model(&a).is_some(), go_model(&b).is_some()) {
+            (true, true) => {
+                valid_pairs += 1;
+                orders[(want as i32 + 1) as usize] += 1;
+                if ours != Some(want) {
+                    bad.push(format!("{a} vs {b}: Go {want:?}, ours {ours:?}"));
+                }
+            }
+            // Go orders invalid strings below valid ones; the gate does not guess: it reads
+            // no order (None) and skips the range, unless it reads a Go toolchain spelling
+            // (`1.21`, `go1.21rc2`) or leading zeros, which it accepts on purpose
+            _ => {
+                if ours.is_some() {
+                    lenient += 1;
+                }
+            }
+        }
+    }
+    eprintln!(
+        "oracle go semver: {valid_pairs} valid pairs (less {}, equal {}, greater {}), {lenient} \
+         pairs with a string Go refuses that the gate still reads, {} disagreements",
+        orders[0],
+        orders[1],
+        orders[2],
+        bad.len()
+    );
+    assert!(
+        orders.iter().all(|n| *n > 2000),
+        "the generator is too narrow"
+    );
+    bad.truncate(50);
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}

@@ -24,7 +24,14 @@ fn numeric(s: &str) -> bool {
 pub fn parse(v: &str) -> Option<SemVer> {
     let v = v.trim();
     let v = v.strip_prefix('v').unwrap_or(v);
-    let v = v.split_once('+').map_or(v, |(v, _)| v);
+    let ident_ok =
+        |id: &str| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let v = match v.split_once('+') {
+        // build metadata: dot-separated non-empty identifiers of [0-9A-Za-z-] (so one `+`)
+        Some((v, build)) if build.split('.').all(ident_ok) => v,
+        Some(_) => return None,
+        None => v,
+    };
     let (core, pre) = match v.split_once('-') {
         Some((c, p)) => (c, Some(p)),
         None => (v, None),
@@ -39,7 +46,7 @@ pub fn parse(v: &str) -> Option<SemVer> {
     let pre = match pre {
         Some(p) => {
             let ids: Vec<String> = p.split('.').map(str::to_string).collect();
-            if ids.iter().any(|i| i.is_empty()) {
+            if !ids.iter().all(|i| ident_ok(i)) {
                 return None;
             }
             ids
@@ -175,5 +182,24 @@ mod tests {
             compare_go("v0.0.0-20230101000000-abcdef012345", "0.1.0"),
             Some(Ordering::Less)
         );
+    }
+
+    /// Found by the npm range oracle: `1.0.0+a+b` (two `+`) and identifiers with characters
+    /// outside `[0-9A-Za-z-]` are not versions for npm's `semver`; the gate read them and matched
+    /// ranges with them.
+    #[test]
+    fn malformed_build_and_prerelease_identifiers_are_not_versions() {
+        for bad in [
+            "1.0.0+a+b",
+            "1.0.0+",
+            "1.0.0+a..b",
+            "1.0.0-a_b",
+            "1.0.0-é",
+            "1.0.0+a/b",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+        assert!(parse("1.0.0-x-1.2+build-5.sha").is_some());
+        assert!(parse("v1.2.3+incompatible").is_some());
     }
 }
