@@ -39,6 +39,7 @@ use crate::deb::{DebContents, Trim, dpkg_record, read_control, unpack_into};
 use crate::error::{DebianError, Result};
 use crate::fixups::{self, FixupOptions, NONROOT_UID, Tree, USRMERGE_DIRS};
 use crate::resolve::{Universe, resolve};
+use crate::unpacked::UnpackedCache;
 
 /// The profiles shipped with ocibuild.
 pub const PROFILES_JSON: &str = include_str!("../profiles.json");
@@ -1110,6 +1111,7 @@ fn unpack_all(
 ) -> Result<Vec<Unpacked>> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let cache = UnpackedCache::enabled().then(|| UnpackedCache::new(repo.cache_dir()));
     let one = |pkg: &LockedPackage| -> Result<Unpacked> {
         let deb = repo.fetch_deb(&pkg.source, &pkg.paragraph())?;
         let contents = read_control(&deb)?;
@@ -1126,7 +1128,14 @@ fn unpack_all(
                 ),
             });
         }
-        let entries = unpack_entries(&deb, staging, trim, epoch)?;
+        let entries = match &cache {
+            Some(c) => {
+                let (entries, outcome) = c.entries(&deb, &pkg.sha256, trim, epoch)?;
+                tracing::debug!(target: "ocibuild::timing", package = %pkg.name, ?outcome, "unpacked cache");
+                entries
+            }
+            None => unpack_entries(&deb, staging, trim, epoch)?,
+        };
         Ok((contents, entries))
     };
     // Biggest first, so the long pole (a compiler, a JDK) starts at once.
@@ -1296,6 +1305,13 @@ pub fn build_rootfs_from_lock(
         packages: lock.packages().count(),
         ..BuiltRootfs::default()
     };
+    // Files from the unpacked-package cache are linked as they are (never changed); staged
+    // ones are consumed.
+    let sources = if UnpackedCache::enabled() {
+        Sources::Shared
+    } else {
+        Sources::Consume
+    };
     let layers = trees
         .into_iter()
         .map(|t| (t.into_values().collect::<Vec<_>>(), "base layer"))
@@ -1312,8 +1328,7 @@ pub fn build_rootfs_from_lock(
             b.add_entry(e).map_err(oci_err(what))?;
         }
         let planned = b.into_entries().map_err(oci_err(what))?;
-        let stats =
-            apply_entries(planned, root, extract, Sources::Consume).map_err(oci_err(what))?;
+        let stats = apply_entries(planned, root, extract, sources).map_err(oci_err(what))?;
         built.entries += stats.entries;
         built.bytes += stats.bytes;
     }

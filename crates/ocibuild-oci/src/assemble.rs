@@ -206,24 +206,21 @@ fn assemble_at(
     let mut new_diff_ids = Vec::new();
     let mut history = Vec::new();
     let mut unread = Vec::new();
-    let mut finish_layer = |input: &LayerInput,
-                            desc: Descriptor,
-                            diff_id: Digest,
-                            stored: bool,
-                            not_read: bool| {
-        let dest = if input.dest.is_empty() {
-            "/".to_string()
-        } else {
-            format!("/{}", input.dest.trim_matches('/'))
-        };
-        history.push(
+    let mut finish_layer =
+        |input: &LayerInput, desc: Descriptor, diff_id: Digest, stored: bool, not_read: bool| {
+            let dest = if input.dest.is_empty() {
+                "/".to_string()
+            } else {
+                format!("/{}", input.dest.trim_matches('/'))
+            };
+            history.push(
             json!({"created": created, "created_by": format!("ocibuild assemble: layer {dest}")}),
         );
-        new_diff_ids.push(diff_id.clone());
-        new_layers.push((desc.clone(), diff_id, stored));
-        unread.push(not_read);
-        layers.push(desc);
-    };
+            new_diff_ids.push(diff_id.clone());
+            new_layers.push((desc.clone(), diff_id, stored));
+            unread.push(not_read);
+            layers.push(desc);
+        };
     for input in &spec.layers {
         // One pass: the tar stream is hashed (diff_id), compressed and hashed again (digest) on
         // its way into the store. Reuse is decided from what is known before reading any file:
