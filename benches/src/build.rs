@@ -65,6 +65,8 @@ struct Args {
     /// `dockerfile`: ocibuild builds buildah's very Dockerfile (`build -f`), and the
     /// 20,000-file RUN snapshot is timed too; `zeroconfig` (default): `ocibuild build APP`.
     frontend: String,
+    /// `OCIBUILD_UNPACKED_CACHE=0` for every ocibuild build: each cold build unpacks its .debs.
+    no_unpacked_cache: bool,
 }
 
 fn parse_args() -> Res<Args> {
@@ -76,6 +78,7 @@ fn parse_args() -> Res<Args> {
         driver: "overlay".into(),
         keep: false,
         frontend: "zeroconfig".into(),
+        no_unpacked_cache: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -88,6 +91,7 @@ fn parse_args() -> Res<Args> {
             "--storage-driver" => a.driver = value("--storage-driver")?,
             "--keep" => a.keep = true,
             "--frontend" => a.frontend = value("--frontend")?,
+            "--no-unpacked-cache" => a.no_unpacked_cache = true,
             "-h" | "--help" => {
                 println!(
                     "build-bench [--runs N (default 3)] [--app DIR] [--cache-dir DIR] [--offline]\n\
@@ -101,6 +105,8 @@ fn parse_args() -> Res<Args> {
                      --storage-driver: buildah's driver (default overlay). --keep: keep the work dir.\n\
                      --frontend dockerfile: ocibuild builds the same Dockerfile as buildah (build -f),\n\
                      \x20 and a RUN writing 20,000 small files is timed for both (snapshot cost).\n\
+                     --no-unpacked-cache: every ocibuild build unpacks its .debs (the unpacked-package\n\
+                     \x20 cache beside the package cache is warmed by the warm-up build otherwise).\n\
                      Needs buildah and runc (apt-get install -y buildah runc) and the release\n\
                      binary next to this one (cargo build --release -p ocibuild) or OCIBUILD_BIN."
                 );
@@ -441,6 +447,9 @@ impl Bench<'_> {
 
     fn ocibuild_build(&self, root: &Path, app: &Path, out: &Path, offline: bool) -> Command {
         let mut c = Command::new(&self.ocibuild);
+        if self.args.no_unpacked_cache {
+            c.env("OCIBUILD_UNPACKED_CACHE", "0");
+        }
         c.arg("--root")
             .arg(root)
             .args(["--progress", "plain", "build"])
@@ -773,11 +782,17 @@ impl Bench<'_> {
         } else {
             println!(
                 "\nnotes: cold = empty store; the .deb downloads were done by the untimed warm-up \
-             (network time, not build time). ocibuild's cold build assembles its Go toolchain \
+             (network time, not build time); the unpacked-package cache beside the package cache \
+             was {} by it too. ocibuild's cold build assembles its Go toolchain \
              root and runtime base from the cached .debs; buildah's imports the same images from \
              ready-made oci-archives (made untimed), so buildah's cold time does not include \
              making its bases. ocibuild keeps GOCACHE in its store across rebuilds; the \
-             Dockerfile has no cache mount. The edit changes the greeting string in main.go."
+             Dockerfile has no cache mount. The edit changes the greeting string in main.go.",
+                if self.args.no_unpacked_cache {
+                    "not used (--no-unpacked-cache)"
+                } else {
+                    "filled"
+                }
             );
         }
         if notes.is_empty() {

@@ -39,6 +39,7 @@ use crate::deb::{DebContents, Trim, dpkg_record, read_control, unpack_into};
 use crate::error::{DebianError, Result};
 use crate::fixups::{self, FixupOptions, NONROOT_UID, Tree, USRMERGE_DIRS};
 use crate::resolve::{Universe, resolve};
+use crate::unpacked::UnpackedCache;
 
 /// The profiles shipped with ocibuild.
 pub const PROFILES_JSON: &str = include_str!("../profiles.json");
@@ -956,9 +957,11 @@ fn write_extracting<W: Write>(
     })
 }
 
-/// Write one layer into `store`, unless a blob of the same diff_id and compression is there
-/// already (found by a first, uncompressed pass). With `extract`, one pass instead: the layer
-/// is compressed into the store and applied to `extract.root` at once.
+/// Write one layer into `store` in one pass (tar → diff_id → compress → digest → temp file →
+/// rename). Whether this lock was built before is known from its key before this runs (the
+/// callers' base records), so no uncompressed pass looks for a stored blob first: a blob
+/// already stored is simply written again to the same name (`reused`). With `extract`, the
+/// layer is also applied to `extract.root` from the same tar stream.
 fn store_layer(
     store: &ContentStore,
     entries: &[LayerEntry],
@@ -967,45 +970,33 @@ fn store_layer(
     what: &str,
     extract: Option<&ExtractTo<'_>>,
 ) -> Result<(Descriptor, Digest, u64, bool)> {
-    let build = |compression| -> Result<LayerBuilder> {
-        let mut b = LayerBuilder::new(LayerOptions {
-            compression,
-            level: opts.level,
-            source_date_epoch: epoch,
-            owner: None,
-            normalize_modes: false,
-        });
-        for e in entries {
-            b.add_entry(e.clone()).map_err(oci_err(what))?;
-        }
-        Ok(b)
-    };
     let compression = opts.compression;
-    let key = compression_key(compression, opts.level);
-    let mut pre_diff_id = None;
-    if extract.is_none() {
-        let (_, pre) = build(Compression::None)?
-            .write(io::sink())
-            .map_err(oci_err(what))?;
-        if let Some(d) = store.lookup_layer(&pre.diff_id, &key)
-            && let Some(size) = store.size(&d)
-        {
-            let desc = Descriptor::new(compression.oci_layer_media_type(), d, size);
-            return Ok((desc, pre.diff_id, pre.uncompressed_size, true));
-        }
-        pre_diff_id = Some(pre.diff_id);
+    let mut b = LayerBuilder::new(LayerOptions {
+        compression,
+        level: opts.level,
+        source_date_epoch: epoch,
+        owner: None,
+        normalize_modes: false,
+    });
+    for e in entries {
+        b.add_entry(e.clone()).map_err(oci_err(what))?;
     }
+    let key = compression_key(compression, opts.level);
     let w = store.writer().map_err(oci_err(what))?;
     let (w, info) = match extract {
-        Some(to) => write_extracting(build(compression)?, w, to, what)?,
-        None => build(compression)?.write(w).map_err(oci_err(what))?,
+        Some(to) => write_extracting(b, w, to, what)?,
+        None => b.write(w).map_err(oci_err(what))?,
     };
     ocibuild_oci::failpoint::hit("base-assembly");
+    let reused = store.has(&info.digest);
     let digest = w.commit().map_err(oci_err(what))?;
-    if digest != info.digest || pre_diff_id.is_some_and(|d| d != info.diff_id) {
+    if digest != info.digest {
         return Err(DebianError::Invalid {
             what: what.to_string(),
-            detail: "the layer changed between its two passes (staging modified?)".into(),
+            detail: format!(
+                "the layer written as {} was stored as {digest} (staging modified?)",
+                info.digest
+            ),
         });
     }
     store
@@ -1015,7 +1006,7 @@ fn store_layer(
         Descriptor::new(info.media_type, digest, info.size),
         info.diff_id,
         info.uncompressed_size,
-        false,
+        reused,
     ))
 }
 
@@ -1121,6 +1112,7 @@ fn unpack_all(
 ) -> Result<Vec<Unpacked>> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let cache = UnpackedCache::enabled().then(|| UnpackedCache::new(repo.cache_dir()));
     let one = |pkg: &LockedPackage| -> Result<Unpacked> {
         let deb = repo.fetch_deb(&pkg.source, &pkg.paragraph())?;
         let contents = read_control(&deb)?;
@@ -1137,7 +1129,14 @@ fn unpack_all(
                 ),
             });
         }
-        let entries = unpack_entries(&deb, staging, trim, epoch)?;
+        let entries = match &cache {
+            Some(c) => {
+                let (entries, outcome) = c.entries(&deb, &pkg.sha256, trim, epoch)?;
+                tracing::debug!(target: "ocibuild::timing", package = %pkg.name, ?outcome, "unpacked cache");
+                entries
+            }
+            None => unpack_entries(&deb, staging, trim, epoch)?,
+        };
         Ok((contents, entries))
     };
     // Biggest first, so the long pole (a compiler, a JDK) starts at once.
@@ -1307,6 +1306,13 @@ pub fn build_rootfs_from_lock(
         packages: lock.packages().count(),
         ..BuiltRootfs::default()
     };
+    // Files from the unpacked-package cache are linked as they are (never changed); staged
+    // ones are consumed.
+    let sources = if UnpackedCache::enabled() {
+        Sources::Shared
+    } else {
+        Sources::Consume
+    };
     let layers = trees
         .into_iter()
         .map(|t| (t.into_values().collect::<Vec<_>>(), "base layer"))
@@ -1323,8 +1329,7 @@ pub fn build_rootfs_from_lock(
             b.add_entry(e).map_err(oci_err(what))?;
         }
         let planned = b.into_entries().map_err(oci_err(what))?;
-        let stats =
-            apply_entries(planned, root, extract, Sources::Consume).map_err(oci_err(what))?;
+        let stats = apply_entries(planned, root, extract, sources).map_err(oci_err(what))?;
         built.entries += stats.entries;
         built.bytes += stats.bytes;
     }

@@ -16,6 +16,7 @@ pub mod deb;
 pub mod error;
 pub mod fixups;
 pub mod resolve;
+pub mod unpacked;
 pub mod version;
 
 pub use error::DebianError;

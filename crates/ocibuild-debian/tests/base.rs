@@ -147,10 +147,25 @@ fn bookworm_static_gets_merged_usr_links() {
     );
 }
 
-/// path → (type, mode, owner, mtime, contents' SHA256 or link target, link count of files).
+/// path → (type, mode, owner, mtime, contents' SHA256 or link target, how many paths of the
+/// tree share a file's inode: its hard-link group; links from outside the tree, such as the
+/// unpacked-package cache's, do not count).
 fn tree_snapshot(root: &std::path::Path) -> BTreeMap<String, String> {
     use sha2::{Digest as _, Sha256};
     use std::os::unix::fs::MetadataExt;
+    let mut group: BTreeMap<(u64, u64), usize> = BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                todo.push(p);
+            } else if m.is_file() {
+                *group.entry((m.dev(), m.ino())).or_default() += 1;
+            }
+        }
+    }
     let mut out = BTreeMap::new();
     let mut todo = vec![root.to_path_buf()];
     while let Some(dir) = todo.pop() {
@@ -165,7 +180,11 @@ fn tree_snapshot(root: &std::path::Path) -> BTreeMap<String, String> {
                 String::new()
             } else {
                 let data = std::fs::read(&p).unwrap();
-                format!("{} nlink={}", hex::encode(Sha256::digest(&data)), m.nlink())
+                format!(
+                    "{} links={}",
+                    hex::encode(Sha256::digest(&data)),
+                    group[&(m.dev(), m.ino())]
+                )
             };
             let mode = if m.file_type().is_symlink() {
                 0
@@ -210,6 +229,12 @@ fn rootfs_straight_from_the_lock_equals_the_extracted_image() {
     std::fs::create_dir(&direct).unwrap();
     let built = build_rootfs_from_lock(&img.lock, &o, &direct, &xo, tmp.path()).unwrap();
     assert_eq!(built.packages, img.lock.packages().count());
+    // the unpacked-package cache is warm now (build_base filled it): a second root from the
+    // same lock links the ready files, and is the same tree
+    let again = tmp.path().join("again");
+    std::fs::create_dir(&again).unwrap();
+    build_rootfs_from_lock(&img.lock, &o, &again, &xo, tmp.path()).unwrap();
+    assert_eq!(tree_snapshot(&again), tree_snapshot(&direct));
     let (a, b) = (tree_snapshot(&extracted), tree_snapshot(&direct));
     assert!(a.len() > 1000, "{} entries", a.len());
     let differ: Vec<_> = a

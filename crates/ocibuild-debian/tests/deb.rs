@@ -602,3 +602,146 @@ fn malformed_debs_are_refused_with_clear_errors() {
     let err = read_control(&nocontrol).unwrap_err().to_string();
     assert!(err.contains("no `control` file"), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The unpacked-package cache
+
+fn sha256_of(p: &Path) -> String {
+    use sha2::{Digest as _, Sha256};
+    hex::encode(Sha256::digest(fs::read(p).unwrap()))
+}
+
+/// The layer (diff_id) of one package's entries.
+fn diff_id_of(entries: Vec<ocibuild_oci::layer::LayerEntry>) -> String {
+    let mut b = LayerBuilder::new(LayerOptions {
+        compression: Compression::None,
+        source_date_epoch: 1_700_000_000,
+        ..LayerOptions::default()
+    });
+    for e in entries {
+        b.add_entry(e).unwrap();
+    }
+    b.write(std::io::sink()).unwrap().1.diff_id.to_string()
+}
+
+/// From the cache (filled, then hit) a package gives byte for byte the layer fresh unpacking
+/// gives, with the epoch applied the same way; the cached files are ready to link as they are.
+#[test]
+fn unpacked_cache_gives_the_layer_fresh_unpacking_gives() {
+    use ocibuild_debian::base::unpack_entries;
+    use ocibuild_debian::unpacked::{Outcome, UnpackedCache};
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = UnpackedCache::new(tmp.path());
+    let trim = Trim::default();
+    // libc6: hard links and trimmed docs; tzdata: many files with equal contents
+    for (pkg, epoch) in [("libc6", 1_600_000_000), ("tzdata", 1_700_000_000)] {
+        let d = deb(pkg);
+        let sha = sha256_of(d);
+        let staging = tmp.path().join(format!("staging-{pkg}"));
+        let fresh = unpack_entries(d, &staging, &trim, epoch).unwrap();
+        let (filled, o1) = cache.entries(d, &sha, &trim, epoch).unwrap();
+        let (hit, o2) = cache.entries(d, &sha, &trim, epoch).unwrap();
+        assert_eq!((o1, o2), (Outcome::Filled, Outcome::Hit), "{pkg}");
+        // the same entries but for where file contents come from
+        let strip = |v: &[ocibuild_oci::layer::LayerEntry]| -> Vec<String> {
+            v.iter()
+                .map(|e| match &e.kind {
+                    ocibuild_oci::layer::EntryKind::File(p) => format!(
+                        "{} file {} {:o} {:?}:{:?} {:?}",
+                        e.path,
+                        p.file_name().unwrap().to_string_lossy(),
+                        e.mode,
+                        e.uid,
+                        e.gid,
+                        e.mtime
+                    ),
+                    k => format!(
+                        "{} {k:?} {:o} {:?}:{:?} {:?}",
+                        e.path, e.mode, e.uid, e.gid, e.mtime
+                    ),
+                })
+                .collect()
+        };
+        assert_eq!(strip(&fresh), strip(&filled), "{pkg}");
+        assert_eq!(strip(&fresh), strip(&hit), "{pkg}");
+        let want = diff_id_of(fresh);
+        assert_eq!(diff_id_of(filled), want, "{pkg}");
+        assert_eq!(diff_id_of(hit), want, "{pkg}");
+    }
+    // nothing half-made is left beside the entries
+    let names: Vec<String> = fs::read_dir(cache.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+}
+
+/// A truncated file, a file with other bytes of the same size, a missing manifest (a partial
+/// entry) or a garbled one: each is found before the entry is used, and the package is
+/// unpacked again (the layer is the right one); `verify` finds them, and `repair` drops them.
+#[test]
+fn a_corrupt_or_partial_unpacked_cache_entry_is_redone_not_used() {
+    use ocibuild_debian::unpacked::{Outcome, UnpackedCache, verify};
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = UnpackedCache::new(tmp.path());
+    let trim = Trim::default();
+    let d = deb("base-files");
+    let sha = sha256_of(d);
+    let epoch = 1_700_000_000;
+    let (good, _) = cache.entries(d, &sha, &trim, epoch).unwrap();
+    let want = diff_id_of(good);
+    let dir = cache.entry_dir(&sha, &trim);
+    let biggest = || {
+        fs::read_dir(dir.join("files"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .max_by_key(|p| fs::metadata(p).unwrap().len())
+            .unwrap()
+    };
+    type Harm<'a> = (&'a str, Box<dyn Fn() + 'a>);
+    let damage: [Harm; 4] = [
+        (
+            "truncated",
+            Box::new(|| {
+                let p = biggest();
+                let len = fs::metadata(&p).unwrap().len();
+                let f = fs::OpenOptions::new().write(true).open(&p).unwrap();
+                f.set_len(len / 2).unwrap();
+            }),
+        ),
+        (
+            "same size, other bytes",
+            Box::new(|| {
+                let p = biggest();
+                let mut data = fs::read(&p).unwrap();
+                data[0] ^= 0xff;
+                fs::write(&p, data).unwrap();
+            }),
+        ),
+        (
+            "no manifest",
+            Box::new(|| fs::remove_file(dir.join("entries.json")).unwrap()),
+        ),
+        (
+            "garbled manifest",
+            Box::new(|| fs::write(dir.join("entries.json"), b"{\"version\": 1,").unwrap()),
+        ),
+    ];
+    for (what, harm) in &damage {
+        harm();
+        let (n, broken) = verify(tmp.path(), false);
+        assert_eq!((n, broken.len()), (1, 1), "{what}: {broken:?}");
+        let (again, outcome) = cache.entries(d, &sha, &trim, epoch).unwrap();
+        assert_eq!(outcome, Outcome::Redone, "{what}");
+        assert_eq!(diff_id_of(again), want, "{what}");
+        let (_, outcome) = cache.entries(d, &sha, &trim, epoch).unwrap();
+        assert_eq!(outcome, Outcome::Hit, "{what}");
+        assert!(verify(tmp.path(), false).1.is_empty(), "{what}");
+    }
+    // repair drops a broken entry
+    fs::remove_file(dir.join("entries.json")).unwrap();
+    let (_, broken) = verify(tmp.path(), true);
+    assert_eq!(broken.len(), 1);
+    assert!(!dir.exists());
+}

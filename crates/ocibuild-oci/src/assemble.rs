@@ -2,8 +2,8 @@
 //! and config edits — what `crane append` / rules_oci do. The result lands in the content store.
 
 use std::collections::BTreeMap;
-use std::io;
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value, json};
 
@@ -87,8 +87,12 @@ pub struct AssembleSpec<'a> {
 /// What `assemble` made.
 pub struct Assembled {
     pub image: Image,
-    /// For each new layer: its descriptor, diff_id, and whether a stored compressed blob was reused.
+    /// For each new layer: its descriptor, diff_id, and whether its compressed blob was in the
+    /// store already.
     pub new_layers: Vec<(Descriptor, Digest, bool)>,
+    /// For each new layer: whether it was found by its inputs' source key, so no file of it
+    /// was read or compressed.
+    pub unread: Vec<bool>,
 }
 
 impl Assembled {
@@ -111,7 +115,21 @@ pub fn compression_key(c: Compression, level: Option<u32>) -> String {
     }
 }
 
+/// How long before the assemble started its files' last change must be for a source key to be
+/// remembered: longer than the filesystem clock's granularity (a coarse tick), so a file written
+/// again within the same tick (same stamp, other bytes) can never match a remembered key.
+const SETTLE: Duration = Duration::from_secs(2);
+
 pub fn assemble(store: &ContentStore, spec: AssembleSpec<'_>) -> Result<Assembled> {
+    assemble_at(store, spec, SystemTime::now())
+}
+
+/// [`assemble`], with `started` the moment its inputs are read from (tests move it on).
+fn assemble_at(
+    store: &ContentStore,
+    spec: AssembleSpec<'_>,
+    started: SystemTime,
+) -> Result<Assembled> {
     let created = rfc3339(spec.source_date_epoch);
     let (mut config, mut layers) = match &spec.base {
         Some((src, img)) => {
@@ -187,62 +205,67 @@ pub fn assemble(store: &ContentStore, spec: AssembleSpec<'_>) -> Result<Assemble
     let mut new_layers = Vec::new();
     let mut new_diff_ids = Vec::new();
     let mut history = Vec::new();
-    for input in &spec.layers {
-        // Pass 1: the uncompressed tar only, hashed (fast); reuse a stored compressed blob when
-        // this exact layer was compressed the same way before.
-        let mut b = LayerBuilder::new(LayerOptions {
-            compression: Compression::None,
-            ..opts()
-        });
-        input.add_to(&mut b)?;
-        b.follow_lower_links(&links)?;
-        let (_, pre) = b.write(io::sink())?;
-        let (desc, reused) = match store.lookup_layer(&pre.diff_id, &key) {
-            Some(d) => {
-                let size = store.size(&d).unwrap_or(0);
-                (
-                    Descriptor::new(spec.compression.oci_layer_media_type(), d, size),
-                    true,
-                )
-            }
-            None => {
-                let mut b = LayerBuilder::new(opts());
-                input.add_to(&mut b)?;
-                b.follow_lower_links(&links)?;
-                let w = store.writer()?;
-                let (w, info) = b.write(w)?;
-                if info.diff_id != pre.diff_id {
-                    return Err(OciError::invalid(
-                        "layer input",
-                        format!(
-                            "{} changed while it was being packed; run again when nothing writes to it",
-                            input.src.display()
-                        ),
-                    ));
-                }
-                let digest = w.commit()?;
-                if digest != info.digest {
-                    return Err(OciError::DigestMismatch {
-                        what: format!("layer from {}", input.src.display()),
-                        expected: info.digest,
-                        actual: digest,
-                    });
-                }
-                store.record_layer(&info.diff_id, &key, &digest)?;
-                (Descriptor::new(info.media_type, digest, info.size), false)
-            }
-        };
-        let dest = if input.dest.is_empty() {
-            "/".to_string()
-        } else {
-            format!("/{}", input.dest.trim_matches('/'))
-        };
-        history.push(
+    let mut unread = Vec::new();
+    let mut finish_layer =
+        |input: &LayerInput, desc: Descriptor, diff_id: Digest, stored: bool, not_read: bool| {
+            let dest = if input.dest.is_empty() {
+                "/".to_string()
+            } else {
+                format!("/{}", input.dest.trim_matches('/'))
+            };
+            history.push(
             json!({"created": created, "created_by": format!("ocibuild assemble: layer {dest}")}),
         );
-        new_diff_ids.push(pre.diff_id.clone());
-        new_layers.push((desc.clone(), pre.diff_id, reused));
-        layers.push(desc);
+            new_diff_ids.push(diff_id.clone());
+            new_layers.push((desc.clone(), diff_id, stored));
+            unread.push(not_read);
+            layers.push(desc);
+        };
+    for input in &spec.layers {
+        // One pass: the tar stream is hashed (diff_id), compressed and hashed again (digest) on
+        // its way into the store. Reuse is decided from what is known before reading any file:
+        // the inputs' source key (paths, metadata and each file's stamp) names the layer it made
+        // last time, when that layer is still stored.
+        let mut b = LayerBuilder::new(opts());
+        input.add_to(&mut b)?;
+        b.follow_lower_links(&links)?;
+        let source = b.source_key();
+        if let Some(sk) = &source
+            && let Some((diff_id, d)) = store.lookup_source(&sk.key, &key)
+            && let Some(size) = store.size(&d)
+        {
+            let desc = Descriptor::new(spec.compression.oci_layer_media_type(), d, size);
+            finish_layer(input, desc, diff_id, true, true);
+            continue;
+        }
+        let w = store.writer()?;
+        let (w, info) = b.write(w)?;
+        if source.as_ref().is_some_and(|sk| !sk.unchanged()) {
+            return Err(OciError::invalid(
+                "layer input",
+                format!(
+                    "{} changed while it was being packed; run again when nothing writes to it",
+                    input.src.display()
+                ),
+            ));
+        }
+        let existed = store.has(&info.digest);
+        let digest = w.commit()?;
+        if digest != info.digest {
+            return Err(OciError::DigestMismatch {
+                what: format!("layer from {}", input.src.display()),
+                expected: info.digest,
+                actual: digest,
+            });
+        }
+        store.record_layer(&info.diff_id, &key, &digest)?;
+        if let Some(sk) = &source
+            && sk.settled_before(started, SETTLE)
+        {
+            store.record_source(&sk.key, &key, &info.diff_id, &digest)?;
+        }
+        let desc = Descriptor::new(info.media_type, digest, info.size);
+        finish_layer(input, desc, info.diff_id, existed, false);
     }
 
     if let Some(h) = &spec.history {
@@ -277,7 +300,11 @@ pub fn assemble(store: &ContentStore, spec: AssembleSpec<'_>) -> Result<Assemble
         config_bytes: cfg_bytes,
         config,
     };
-    Ok(Assembled { image, new_layers })
+    Ok(Assembled {
+        image,
+        new_layers,
+        unread,
+    })
 }
 
 fn apply_edits(
@@ -431,6 +458,113 @@ mod tests {
         assert_eq!(cfg["config"]["Env"], json!(["PATH=/bin", "A=2", "B=x=y"]));
         assert_eq!(cfg["config"]["ExposedPorts"], json!({"8080/tcp": {}}));
         assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 1);
+    }
+
+    fn spec_for(dir: &std::path::Path) -> AssembleSpec<'static> {
+        AssembleSpec {
+            base: None,
+            layers: vec![LayerInput::new(dir, "app")],
+            config: ConfigEdits::default(),
+            annotations: BTreeMap::new(),
+            platform: Some(Platform::parse("linux/amd64").unwrap()),
+            compression: Compression::Gzip,
+            level: None,
+            source_date_epoch: 0,
+            owner: None,
+            keep_modes: false,
+            history: None,
+        }
+    }
+
+    fn tree(dir: &std::path::Path) {
+        std::fs::create_dir_all(dir.join("lib")).unwrap();
+        std::fs::write(dir.join("main.js"), "console.log('one')\n".repeat(5000)).unwrap();
+        std::fs::write(dir.join("lib/util.js"), "module.exports = 1\n").unwrap();
+        std::os::unix::fs::symlink("main.js", dir.join("index.js")).unwrap();
+    }
+
+    /// The one-pass layer is byte for byte the layer the writer makes of the same tree (so the
+    /// digests are what the two-pass assemble made), and it is recorded for the next time.
+    #[test]
+    fn one_pass_gives_the_writers_layer_and_records_its_mapping() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(tmp.path().join("store")).unwrap();
+        let dir = tmp.path().join("src");
+        tree(&dir);
+        let mut b = LayerBuilder::new(LayerOptions {
+            normalize_modes: true,
+            ..LayerOptions::default()
+        });
+        b.add_dir(&dir, "app").unwrap();
+        let (_, want) = b.write(std::io::sink()).unwrap();
+
+        let a = assemble(&store, spec_for(&dir)).unwrap();
+        let (desc, diff_id, stored) = &a.new_layers[0];
+        assert_eq!(desc.digest, want.digest);
+        assert_eq!(*diff_id, want.diff_id);
+        assert_eq!(desc.size, want.size);
+        assert!(!stored);
+        assert_eq!(a.unread, vec![false]);
+        let key = compression_key(Compression::Gzip, None);
+        assert_eq!(store.lookup_layer(diff_id, &key), Some(want.digest.clone()));
+        // the blob in the store is the one described
+        let (d, n) = Digest::of_reader(store.open_blob(&want.digest).unwrap()).unwrap();
+        assert_eq!((d, n), (want.digest.clone(), want.size));
+        // the files were written just now: no source key is remembered (a file rewritten
+        // within the clock's tick could keep its stamp), so the next run packs again
+        let again = assemble(&store, spec_for(&dir)).unwrap();
+        assert_eq!(again.image.manifest_desc, a.image.manifest_desc);
+        assert_eq!(again.unread, vec![false]);
+        assert!(
+            again.new_layers[0].2,
+            "the second write finds its blob stored"
+        );
+    }
+
+    /// Settled inputs are remembered by their source key: the next assemble reads no file, and
+    /// any change to a file (contents, even at the same size) or to the tree packs again.
+    #[test]
+    fn unchanged_inputs_are_not_read_again_and_changed_ones_are() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(tmp.path().join("store")).unwrap();
+        let dir = tmp.path().join("src");
+        tree(&dir);
+        let later = SystemTime::now() + Duration::from_secs(60);
+        let first = assemble_at(&store, spec_for(&dir), later).unwrap();
+        assert_eq!(first.unread, vec![false]);
+
+        let second = assemble_at(&store, spec_for(&dir), later).unwrap();
+        assert_eq!(second.unread, vec![true]);
+        assert_eq!(second.image.manifest_desc, first.image.manifest_desc);
+        assert_eq!(second.new_layers[0].1, first.new_layers[0].1);
+
+        // same size, other bytes (a new inode: an in-place rewrite within the same clock tick
+        // keeps every stamp, which is why keys of files changed that recently are never kept)
+        std::fs::write(dir.join("lib/util.js.new"), "module.exports = 2\n").unwrap();
+        std::fs::rename(dir.join("lib/util.js.new"), dir.join("lib/util.js")).unwrap();
+        let third = assemble_at(&store, spec_for(&dir), later).unwrap();
+        assert_eq!(third.unread, vec![false]);
+        assert_ne!(third.new_layers[0].1, first.new_layers[0].1);
+
+        // a new file
+        std::fs::write(dir.join("lib/new.js"), "x").unwrap();
+        let fourth = assemble_at(&store, spec_for(&dir), later).unwrap();
+        assert_eq!(fourth.unread, vec![false]);
+        assert_ne!(fourth.new_layers[0].1, third.new_layers[0].1);
+
+        // other options are another key
+        let mut owned = spec_for(&dir);
+        owned.owner = Some((1000, 1000));
+        let fifth = assemble_at(&store, owned, later).unwrap();
+        assert_eq!(fifth.unread, vec![false]);
+
+        // a pruned blob is never named: the layer is packed again
+        let d = fourth.new_layers[0].0.digest.clone();
+        std::fs::remove_file(store.blob_path(&d)).unwrap();
+        let sixth = assemble_at(&store, spec_for(&dir), later).unwrap();
+        assert_eq!(sixth.unread, vec![false]);
+        assert_eq!(sixth.new_layers[0].0.digest, d);
+        assert!(store.has(&d));
     }
 
     #[test]

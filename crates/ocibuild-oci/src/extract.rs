@@ -311,6 +311,11 @@ pub enum Sources {
     /// mode and times are changed to the entry's. Only for staged, single-purpose files that the
     /// caller deletes afterwards (never a user's files).
     Consume,
+    /// Hard-link each source file into the root when its owner, mode and mtime already are the
+    /// entry's, else copy it; a source is never changed. For read-only trees of ready files
+    /// shared by several roots (the unpacked-package cache): the root's file *is* the cached
+    /// inode, so the root must never be written into.
+    Shared,
 }
 
 /// Apply the entries of one layer beneath `root` (which must exist) without a tar stream: the
@@ -365,6 +370,9 @@ struct Extractor<'a> {
     touched: HashSet<PathBuf>,
     dirs: Vec<DirFixup>,
     stats: ExtractStats,
+    /// [`Sources::Shared`] sources already linked by this call: a second path with the same
+    /// source gets a copy (distinct paths stay distinct files, as extracting the tar gives).
+    shared: HashSet<PathBuf>,
 }
 
 fn unsafe_entry(entry: &str, why: impl Into<String>) -> OciError {
@@ -542,6 +550,7 @@ impl<'a> Extractor<'a> {
             opts,
             is_root: nix::unistd::geteuid().is_root(),
             touched: HashSet::new(),
+            shared: HashSet::new(),
             dirs: Vec::new(),
             stats: ExtractStats::default(),
         })
@@ -626,8 +635,22 @@ impl<'a> Extractor<'a> {
         let shown = self.shown(&dir.real, Some(last));
         self.prepare_slot(dir.fd.as_fd(), last, &shown, false)?;
         // A source with another link already is in use (by an earlier entry or layer): copied.
-        let linked = sources == Sources::Consume
-            && fs::symlink_metadata(src).is_ok_and(|m| m.is_file() && m.nlink() == 1)
+        let ready = |m: &fs::Metadata| {
+            let (u, g) = self.owner(meta);
+            let owner_ok = !self.opts.preserve_owner
+                || (u.is_none_or(|u| u.as_raw() == m.uid())
+                    && g.is_none_or(|g| g.as_raw() == m.gid()));
+            owner_ok
+                && m.mode() & 0o7777 == meta.mode & 0o7777
+                && m.mtime() == meta.mtime.tv_sec()
+                && m.mtime_nsec() == meta.mtime.tv_nsec()
+        };
+        let shared = sources == Sources::Shared
+            && !self.shared.contains(src)
+            && fs::symlink_metadata(src).is_ok_and(|m| m.is_file() && ready(&m));
+        let linked = (shared
+            || sources == Sources::Consume
+                && fs::symlink_metadata(src).is_ok_and(|m| m.is_file() && m.nlink() == 1))
             && linkat(AT_FDCWD, src, &dir.fd, last, AtFlags::empty()).is_ok();
         let (f, size) = if linked {
             let fd = openat(
@@ -663,13 +686,19 @@ impl<'a> Extractor<'a> {
             let n = io::copy(&mut from, &mut f).map_err(OciError::io("write", &shown))?;
             (f, n)
         };
-        if self.opts.preserve_owner {
-            let (u, g) = self.owner(meta);
-            fchown(&f, u, g).map_err(nix_io("chown", &shown))?;
+        if linked && shared {
+            self.shared.insert(src.to_path_buf());
         }
-        // After chown, which clears setuid/setgid.
-        fchmod(&f, mode_bits(meta.mode)).map_err(nix_io("chmod", &shown))?;
-        futimens(&f, &meta.mtime, &meta.mtime).map_err(nix_io("set mtime of", &shown))?;
+        // A shared inode already has the entry's metadata, and is never changed.
+        if !(linked && shared) {
+            if self.opts.preserve_owner {
+                let (u, g) = self.owner(meta);
+                fchown(&f, u, g).map_err(nix_io("chown", &shown))?;
+            }
+            // After chown, which clears setuid/setgid.
+            fchmod(&f, mode_bits(meta.mode)).map_err(nix_io("chmod", &shown))?;
+            futimens(&f, &meta.mtime, &meta.mtime).map_err(nix_io("set mtime of", &shown))?;
+        }
         self.stats.bytes += size;
         self.touch(&dir.real, Some(last));
         Ok(())

@@ -207,11 +207,74 @@ pub struct LayerInfo {
 /// Identifies one inode seen by one `add_dir` call: (walk number, dev, ino).
 type InodeKey = (u32, u64, u64);
 
+/// What the directory walk saw of a regular file: enough to tell, without reading it, that its
+/// contents have not changed since (any write changes `ctime`, which no user can set back).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(meta: &fs::Metadata) -> Self {
+        FileStamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// A key for a layer's inputs as they are on disk ([`LayerBuilder::source_key`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceKey {
+    /// SHA-256 over every entry's path and metadata, each file's source path and stamp
+    /// (device, inode, size, mtime and ctime in nanoseconds) and the options that shape the tar.
+    pub key: Digest,
+    /// The newest mtime or ctime of any file (seconds, nanoseconds since the epoch): a key is
+    /// only worth remembering when this is older than the moment the layer's files were read
+    /// (a file changed again within the clock's granularity would keep its stamp).
+    pub newest: (i64, i64),
+    /// The stamped files, to re-check after the layer was written ([`SourceKey::unchanged`]).
+    files: Vec<(PathBuf, FileStamp)>,
+}
+
+impl SourceKey {
+    /// Whether every file still has the stamp it had when the key was made: `false` when one
+    /// changed (or went away) while the layer was being written.
+    pub fn unchanged(&self) -> bool {
+        self.files.iter().all(|(p, st)| {
+            fs::symlink_metadata(p).is_ok_and(|m| m.is_file() && FileStamp::of(&m) == *st)
+        })
+    }
+
+    /// Whether `newest` is at least `margin` before `t` (the key can be remembered).
+    pub fn settled_before(&self, t: std::time::SystemTime, margin: std::time::Duration) -> bool {
+        let Ok(since) = t.duration_since(std::time::UNIX_EPOCH) else {
+            return false;
+        };
+        let Some(limit) = since.checked_sub(margin) else {
+            return false;
+        };
+        let (s, ns) = self.newest;
+        let newest = u64::try_from(s).unwrap_or(0) as u128 * 1_000_000_000
+            + u64::try_from(ns).unwrap_or(0) as u128;
+        s >= 0 && newest < limit.as_nanos()
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Kind {
     File {
         src: PathBuf,
         inode: Option<InodeKey>,
+        /// Set by [`LayerBuilder::add_dir`]; `None` for files added as entries.
+        stamp: Option<FileStamp>,
     },
     Bytes(Vec<u8>),
     Dir,
@@ -325,6 +388,83 @@ impl LayerBuilder {
         self.items.is_empty()
     }
 
+    /// A key for this layer as its inputs are on disk now, without reading any file: equal keys
+    /// give the same tar stream (the same diff_id) as long as every file keeps its stamp (a write
+    /// changes its ctime). `None` when an entry's file was not stamped by
+    /// [`LayerBuilder::add_dir`] (an [`EntryKind::File`] added by hand): such a layer has no key.
+    pub fn source_key(&self) -> Option<SourceKey> {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        let mut field = |b: &[u8]| {
+            h.update((b.len() as u64).to_le_bytes());
+            h.update(b);
+        };
+        field(b"ocibuild-layer-source-v1");
+        let o = &self.opts;
+        field(&o.source_date_epoch.to_le_bytes());
+        match o.owner {
+            Some((u, g)) => field(format!("owner {u}:{g}").as_bytes()),
+            None => field(b"owner none"),
+        }
+        field(&[u8::from(o.normalize_modes)]);
+        let mut files = Vec::new();
+        let mut newest = (i64::MIN, 0);
+        let opt = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+        for (path, it) in &self.items {
+            field(path.as_bytes());
+            field(
+                format!(
+                    "{:o} {} {} {}",
+                    it.mode,
+                    opt(it.uid.map(u64::from)),
+                    opt(it.gid.map(u64::from)),
+                    opt(it.mtime)
+                )
+                .as_bytes(),
+            );
+            match &it.kind {
+                Kind::File { src, inode, stamp } => {
+                    let st = (*stamp)?;
+                    field(b"file");
+                    field(src.as_os_str().as_encoded_bytes());
+                    field(
+                        format!(
+                            "{:?} {} {} {} {}.{} {}.{}",
+                            inode,
+                            st.dev,
+                            st.ino,
+                            st.size,
+                            st.mtime.0,
+                            st.mtime.1,
+                            st.ctime.0,
+                            st.ctime.1
+                        )
+                        .as_bytes(),
+                    );
+                    newest = newest.max(st.mtime).max(st.ctime);
+                    files.push((src.clone(), st));
+                }
+                Kind::Bytes(b) => {
+                    field(b"bytes");
+                    field(&sha2::Sha256::digest(b));
+                }
+                Kind::Dir => field(b"dir"),
+                Kind::Symlink(t) => {
+                    field(b"symlink");
+                    field(t.as_bytes());
+                }
+                Kind::Hardlink(t) => {
+                    field(b"hardlink");
+                    field(t.as_bytes());
+                }
+                Kind::Marker => field(b"marker"),
+                Kind::Fifo => field(b"fifo"),
+            }
+        }
+        let key = Digest::parse(&format!("sha256:{}", hex::encode(h.finalize()))).ok()?;
+        Some(SourceKey { key, newest, files })
+    }
+
     /// Give `path` (a layer path; a leading `/` is ignored) and every entry below it the owner
     /// `uid:gid`, overriding [`LayerOptions::owner`] for them alone (the parents stay as they
     /// are: a writable `app/data` never makes `app` writable). Entries added later are not
@@ -402,6 +542,7 @@ impl LayerBuilder {
                 Kind::File {
                     src: path.to_path_buf(),
                     inode,
+                    stamp: Some(FileStamp::of(&meta)),
                 }
             } else if ft.is_symlink() {
                 let target = fs::read_link(path).map_err(OciError::io("read link", path))?;
@@ -509,7 +650,11 @@ impl LayerBuilder {
             other => {
                 let p = validate_path(&path)?;
                 let kind = match other {
-                    EntryKind::File(src) => Kind::File { src, inode: None },
+                    EntryKind::File(src) => Kind::File {
+                        src,
+                        inode: None,
+                        stamp: None,
+                    },
                     EntryKind::Bytes(b) => Kind::Bytes(b),
                     EntryKind::Dir => Kind::Dir,
                     EntryKind::Fifo => Kind::Fifo,

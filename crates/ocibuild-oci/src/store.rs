@@ -277,6 +277,50 @@ impl ContentStore {
         self.has(&d).then_some(d)
     }
 
+    /// Remember that the inputs named by `source` (a [`crate::layer::SourceKey`]) made the layer
+    /// `diff_id`, stored compressed (`key`) as `digest`. Kept with the layer mappings (as
+    /// `layers/<source>/src-<key>-<diff_id hex>`, holding `digest`), so it is counted, checked
+    /// and pruned with them.
+    pub fn record_source(
+        &self,
+        source: &Digest,
+        key: &str,
+        diff_id: &Digest,
+        digest: &Digest,
+    ) -> Result<()> {
+        self.record_layer(
+            source,
+            &format!("src-{}-{}", sanitize_key(key), diff_id.hex()),
+            digest,
+        )
+    }
+
+    /// `(diff_id, digest)` recorded by [`ContentStore::record_source`], if the blob is still
+    /// stored.
+    pub fn lookup_source(&self, source: &Digest, key: &str) -> Option<(Digest, Digest)> {
+        let dir = self.root.join("layers").join(source.hex());
+        let prefix = format!("src-{}-", sanitize_key(key));
+        for e in fs::read_dir(&dir).ok()?.flatten() {
+            let name = e.file_name();
+            let Some(hex) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+                continue;
+            };
+            let Ok(diff_id) = Digest::parse(&format!("sha256:{hex}")) else {
+                continue;
+            };
+            let Some(d) = fs::read_to_string(e.path())
+                .ok()
+                .and_then(|s| Digest::parse(s.trim()).ok())
+            else {
+                continue;
+            };
+            if self.has(&d) {
+                return Some((diff_id, d));
+            }
+        }
+        None
+    }
+
     /// Disk usage.
     pub fn du(&self) -> Result<Usage> {
         let mut u = Usage::default();

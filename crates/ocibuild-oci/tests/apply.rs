@@ -276,3 +276,56 @@ fn escaping_symlinks_are_not_followed() {
     assert_eq!(fs::metadata(&one).unwrap().nlink(), 1);
     drop(src);
 }
+
+/// `Sources::Shared` (the unpacked-package cache): a source whose owner, mode and mtime already
+/// are the entry's is hard-linked once per call, a second path gets a copy, a source with other
+/// metadata is copied, and no source is ever changed.
+#[test]
+fn shared_sources_are_linked_as_they_are_and_never_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("ready");
+    fs::write(&src, b"ready contents").unwrap();
+    fs::set_permissions(&src, fs::Permissions::from_mode(0o755)).unwrap();
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(EPOCH - 100);
+    fs::File::options()
+        .write(true)
+        .open(&src)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+    let root_owned = fs::metadata("/proc/self").unwrap().uid() == 0;
+    if root_owned {
+        std::os::unix::fs::chown(&src, Some(0), Some(0)).unwrap();
+    }
+    let before = fs::metadata(&src).unwrap();
+    let entries = vec![
+        entry("a", EntryKind::File(src.clone()), 0o755),
+        entry("b", EntryKind::File(src.clone()), 0o755),
+        entry("c", EntryKind::File(src.clone()), 0o644),
+    ];
+    let planned = builder(&entries).into_entries().unwrap();
+    let root = tmp.path().join("root");
+    fs::create_dir(&root).unwrap();
+    let xo = ExtractOptions {
+        preserve_owner: root_owned,
+        ..ExtractOptions::default()
+    };
+    apply_entries(planned, &root, &xo, Sources::Shared).unwrap();
+    let ino = |p: &Path| fs::metadata(p).unwrap().ino();
+    assert_eq!(ino(&root.join("a")), before.ino(), "a is the ready file");
+    assert_ne!(ino(&root.join("b")), before.ino(), "b is a copy");
+    assert_ne!(
+        ino(&root.join("c")),
+        before.ino(),
+        "c (other mode) is a copy"
+    );
+    assert_eq!(fs::metadata(root.join("c")).unwrap().mode() & 0o7777, 0o644);
+    for p in ["a", "b", "c"] {
+        assert_eq!(fs::read(root.join(p)).unwrap(), b"ready contents");
+    }
+    let after = fs::metadata(&src).unwrap();
+    assert_eq!(
+        (after.mode(), after.uid(), after.gid(), after.mtime()),
+        (before.mode(), before.uid(), before.gid(), before.mtime())
+    );
+}

@@ -113,11 +113,18 @@ pub fn run(g: &Global, a: AssembleArgs) -> Result<ExitCode> {
         history: None,
     };
     let built = assemble(&store, spec)?;
-    for ((d, diff_id, reused), input) in built.new_layers.iter().zip(&layers) {
+    for (((d, diff_id, reused), unread), input) in
+        built.new_layers.iter().zip(&built.unread).zip(&layers)
+    {
         let dest = format!("/{}", input.dest);
+        let note = match (*unread, *reused) {
+            (true, _) => " (reused: its files are unchanged, not read again)",
+            (false, true) => " (already stored)",
+            (false, false) => "",
+        };
         rep.event(
-            &format!("layer {} -> {dest}: {} {}{}", input.src.display(), d.digest, human_size(d.size), if *reused { " (reused, not recompressed)" } else { "" }),
-            json!({"event": "layer", "src": input.src, "dest": dest, "digest": d.digest, "diff_id": diff_id, "size": d.size, "reused": reused}),
+            &format!("layer {} -> {dest}: {} {}{note}", input.src.display(), d.digest, human_size(d.size)),
+            json!({"event": "layer", "src": input.src, "dest": dest, "digest": d.digest, "diff_id": diff_id, "size": d.size, "reused": reused, "unread": unread}),
         );
     }
     let img = &built.image;

@@ -76,7 +76,23 @@ pub fn run(g: &Global, c: CacheCommand) -> Result<ExitCode> {
             } else {
                 store.lock_shared()?
             };
-            let r = ocibuild_oci::verify::verify(&store, repair)?;
+            let mut r = ocibuild_oci::verify::verify(&store, repair)?;
+            // the unpacked-package cache beside the store's Debian package cache: every file
+            // re-hashed, every manifest read (a broken entry is unpacked again when needed)
+            let (_, broken) =
+                ocibuild_debian::unpacked::verify(&store.root().join("debian"), repair);
+            for b in broken {
+                r.problems.push(ocibuild_oci::verify::Problem {
+                    kind: "broken-unpacked-package",
+                    path: b
+                        .path
+                        .strip_prefix(store.root())
+                        .unwrap_or(&b.path)
+                        .to_path_buf(),
+                    detail: b.detail,
+                    repaired: repair,
+                });
+            }
             let unrepaired = r.problems.iter().filter(|p| !p.repaired).count();
             if json {
                 println!(
