@@ -937,6 +937,9 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
                 "TypeScript compiled into {d}/ by scripts.build: .ts sources left out of the app layer"
             ));
             app_excludes.extend(rules.ts_sources.iter().cloned());
+            // a directory of nothing but TypeScript sources (`src/`) stays out whole: left
+            // behind empty, it would be noise in the image
+            app_excludes.extend(ts_only_dirs(&ctx, &rules.ts_sources, &d)?);
         }
     }
 
@@ -1101,6 +1104,35 @@ fn short_names(paths: &[String]) -> String {
         names.join(", "),
         if paths.len() > 5 { ", …" } else { "" }
     )
+}
+
+/// The top-most directories of the app whose files are all TypeScript sources (`ts_sources`
+/// globs), the output directory and its parents aside, escaped as literal globs.
+fn ts_only_dirs(ctx: &Ctx<'_>, ts_sources: &[String], out_dir: &str) -> Result<Vec<String>> {
+    let ts = crate::filter::glob_filter(&[], ts_sources)?;
+    let files = ctx.source_files(&[".git".to_string(), "**/node_modules".to_string()])?;
+    // directory -> whether every file under it is a TypeScript source
+    let mut all_ts: BTreeMap<String, bool> = BTreeMap::new();
+    for f in &files {
+        let is_ts = ts.is_excluded(f);
+        let mut p = f.as_str();
+        while let Some((d, _)) = p.rsplit_once('/') {
+            *all_ts.entry(d.to_string()).or_insert(true) &= is_ts;
+            p = d;
+        }
+    }
+    let out = crate::filter::normalize(out_dir);
+    let keep = |d: &str| d == out || out.starts_with(&format!("{d}/")) || d.starts_with('.');
+    let picked: Vec<&String> = all_ts
+        .iter()
+        .filter(|(d, all)| **all && !keep(d))
+        .map(|(d, _)| d)
+        .collect();
+    Ok(picked
+        .iter()
+        .filter(|d| !picked.iter().any(|a| d.starts_with(&format!("{a}/"))))
+        .map(|d| globset::escape(d))
+        .collect())
 }
 
 #[cfg(test)]
