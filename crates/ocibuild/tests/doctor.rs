@@ -121,7 +121,19 @@ fn doctor_diagnoses_a_masked_proc() {
     let detail = v["proc_mount"]["detail"].as_str().unwrap();
     assert!(detail.contains("/proc/sys (read-only)"), "{detail}");
     assert!(detail.contains("mount proc"), "{detail}");
-    assert_eq!(v["chosen"], "userns");
+    // every step mounts a fresh /proc: userns is not offered, the next tier is chosen
+    let userns = v["tiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tier"] == "userns")
+        .unwrap();
+    assert_eq!(userns["available"], false, "{v:#}");
+    assert!(
+        userns["why"].as_str().unwrap().contains("NO fresh /proc"),
+        "{v:#}"
+    );
+    assert_ne!(v["chosen"], "userns", "{v:#}");
     assert!(
         fixes(&v).contains("securityContext.procMount: Unmasked` (and `hostUsers: false`)"),
         "{}",
