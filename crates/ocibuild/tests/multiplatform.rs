@@ -523,6 +523,27 @@ fn a_zero_config_go_app_builds_an_amd64_arm64_index_by_cross_compiling() {
         "verify of the signed index: {}",
         String::from_utf8_lossy(&verify.stderr)
     );
+    // --attest-sbom cannot attest each platform's SBOM to its own manifest yet: refused before
+    // anything is built, never signed without it
+    let refused = run(ocibuild()
+        .env("COSIGN_PASSWORD", "multi")
+        .args([
+            "build",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--sign",
+            "--attest-sbom",
+            "--sbom",
+            "--key",
+        ])
+        .arg(ctx.path("cosign.key"))
+        .arg("--output")
+        .arg(format!("oci:{}:refused", ctx.path("refused").display()))
+        .arg(&dir));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(err.contains("--attest-sbom"), "{err}");
+    assert!(!ctx.path("refused").exists(), "nothing written");
 }
 
 /// The config of one platform of an index in a layout.

@@ -42,6 +42,11 @@ pub(super) fn check_args(a: &BuildArgs, platforms: &[Platform]) -> Result<()> {
         return Ok(());
     }
     let names = platform_list(platforms);
+    if a.signing.attest_sbom {
+        return Err(usage(format!(
+            "--attest-sbom: --platform {names} builds one SBOM per platform, and this build signs the index and each platform's manifest with the same attestations, so it cannot attest each SBOM to its own platform yet; use --sbom without --attest-sbom (each platform's SBOM is attached to its own manifest as a referrer) and, to sign them, after the build `ocibuild attest --key K --type cyclonedx --predicate SBOM-DIR/linux_arm64/… IMAGE@DIGEST` per platform"
+        )));
+    }
     for o in &a.outputs {
         if let Ok(Location::DockerArchive { .. }) = Location::parse(o) {
             return Err(usage(format!(
