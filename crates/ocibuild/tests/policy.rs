@@ -662,7 +662,8 @@ fn build_check_gates_before_anything_is_written() {
         "| base runtime: static |".to_string(),
         "| app: ".to_string(),
         "### Steps".to_string(),
-        "| go-build |".to_string(),
+        // the one executor's step label: the go build step of the lowered graph
+        "| RUN --network=none --mount=type=cache,id=go-build,".to_string(),
     ] {
         assert!(built.contains(&want), "{want:?} not in:\n{md}");
     }
