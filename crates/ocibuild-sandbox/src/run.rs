@@ -1303,8 +1303,9 @@ mod tests {
             String::from_utf8_lossy(&out.stdout),
             "waiting-for-release\nreleased-ok\n"
         );
+        // stdout and stderr are read side by side: the stderr line may come first
         assert_eq!(
-            seen.first(),
+            seen.iter().find(|(w, _)| *w == Stream::Stdout),
             Some(&(Stream::Stdout, "waiting-for-release".to_string()))
         );
         assert!(
