@@ -19,6 +19,7 @@ PACKAGES=(
   pigz zstd busybox-static uidmap                        # benchmark peers, test payloads
   docker-registry apache2-utils openssl curl             # registry peer, bcrypt htpasswd, test CAs, readiness probes
   util-linux dpkg iproute2                               # setpriv/unshare/nsenter (sandbox tests), dpkg-deb (.deb tests), ip (serving apps under runc)
+  libdpkg-perl                                           # Dpkg::Version: the bulk oracle of the Debian version tests (oracle_dpkg)
   maven default-jre-headless                             # Maven's own ComparableVersion: the oracle of scan's Maven ordering test
   python3 python3-venv                                   # PyPI oracles in a venv (cyclonedx-python-lib, spdx-tools, packaging, cvss, jsonschema)
   qemu-user-static                                       # runs the arm64 binaries of multi-platform builds (qemu-aarch64-static), and registers binfmt_misc where the host allows it
