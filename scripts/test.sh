@@ -9,6 +9,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 ./scripts/setup.sh --packages-only
 
+# A from-scratch build gains nothing from incremental compilation, and its files doubled the
+# target dir's size. Set CARGO_INCREMENTAL=1 to keep them between edits.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+target_dir="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$target_dir"
+echo "== disk: $(df -h --output=avail "$target_dir" | tail -1 | tr -d ' ') free for $target_dir at the start"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -62,6 +69,7 @@ set +e
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
+echo "== disk: $(df -h --output=avail "$target_dir" | tail -1 | tr -d ' ') free for $target_dir at the end; $(du -sh "$target_dir" 2>/dev/null | cut -f1) used by it"
 echo "== time per test binary (run time; whole run $(( $(date +%s) - t0 )) s)"
 awk '
   function flush() { if (name != "" && !done) printf "%9s  %-7s %s\n", "-", "NO RESULT", name }
