@@ -384,7 +384,7 @@ impl Bases {
                 options: crate::df::rootfs_extract_options(),
             };
             let built = build_from_lock_into(&self.store, &lock, opts, Some(&to))?;
-            let done = crate::df::publish_rootfs(tmp, built.image.manifest_desc.digest.hex())?;
+            let done = crate::df::publish_rootfs(tmp, &crate::df::rootfs_name(&built.image)?)?;
             (built, Some(done))
         } else {
             (build_from_lock_into(&self.store, &lock, opts, None)?, None)

@@ -1077,7 +1077,7 @@ pub(crate) fn materialize(store: &ContentStore, chain: &Chain, dir: &Path) -> Re
 pub fn extract_rootfs(store: &ContentStore, image: &Image) -> Result<PathBuf> {
     let dir = store.root().join("engine").join("rootfs");
     fs::create_dir_all(&dir).map_err(EngineError::io("creating the rootfs cache", &dir))?;
-    let name = image.manifest_desc.digest.hex().to_string();
+    let name = rootfs_name(image)?;
     let done = dir.join(&name);
     if done.join("rootfs").is_dir() && done.join("complete").is_file() {
         crate::storeusage::hold_root(&done);
@@ -1095,7 +1095,20 @@ pub fn extract_rootfs(store: &ContentStore, image: &Image) -> Result<PathBuf> {
         let f = store.open_blob(&layer.digest)?;
         extract_layer_blob(std::io::BufReader::new(f), c, Some(diff_id), &root, &opts)?;
     }
-    publish_rootfs(tmp, image.manifest_desc.digest.hex())
+    publish_rootfs(tmp, &name)
+}
+
+/// The name of `image`'s extracted root in `ROOT/engine/rootfs`: a digest of its layers'
+/// diff_ids, so images with the same layers (the same base written with another compression,
+/// another config or labels) share one directory instead of one extraction each.
+pub(crate) fn rootfs_name(image: &Image) -> Result<String> {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    for d in image.diff_ids()? {
+        h.update(d.to_string().as_bytes());
+        h.update(b"\n");
+    }
+    Ok(format!("layers-{}", hex::encode(h.finalize())))
 }
 
 /// A temp dir in `ROOT/engine/rootfs` with an empty `rootfs/` in it, for [`publish_rootfs`].
@@ -1120,7 +1133,7 @@ pub(crate) fn rootfs_extract_options() -> ExtractOptions {
 }
 
 /// Move `<tmp>/rootfs`, complete, into place as `<name>/rootfs` next to `tmp` (in
-/// `ROOT/engine/rootfs`; `name` is an image's manifest hex, or `lock-<key>` for a toolchain root
+/// `ROOT/engine/rootfs`; `name` is [`rootfs_name`] of an image, or `lock-<key>` for a toolchain root
 /// assembled without layers): marked complete, then renamed, so a killed build leaves only a temp
 /// dir behind. A concurrent build that got there first wins; this copy is dropped.
 pub(crate) fn publish_rootfs(tmp: tempfile::TempDir, name: &str) -> Result<PathBuf> {
