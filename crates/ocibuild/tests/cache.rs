@@ -34,7 +34,9 @@ RUN cat src/*.txt > all.out && od -An -N8 -tx8 /dev/urandom > stamp
 ";
 
 fn cache() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("ocibuild-build-tests-store")
+        .join("debian");
     fs::create_dir_all(&d).unwrap();
     d
 }
