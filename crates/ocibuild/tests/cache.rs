@@ -1257,6 +1257,13 @@ fn a_cold_runner_keys_native_bases_by_their_lock_and_assembles_no_runtime_base()
             .any(|n| n.starts_with("ocibuild:nodejs") && n.contains("fetched from cache registry")),
         "the runtime base's layers come from the cache: {seen:#?}"
     );
+    // no root was made: neither assembled nor extracted
+    assert_eq!(
+        fs::read_dir(root.join("engine/rootfs"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
     let wrote = own_bytes(&root);
     eprintln!(
         "runner B, unchanged app: {:.1} MB in its store",
