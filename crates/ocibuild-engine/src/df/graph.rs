@@ -108,7 +108,30 @@ pub(crate) fn key(exec: &Exec<'_>, text: &str) -> Result<Option<String>> {
                 let native = match (reference.strip_prefix(super::native::PREFIX), &o.native) {
                     (Some(spec), Some(nb)) if reference != super::native::HOST => {
                         let r = super::native::parse(spec)?;
-                        Some(nb.locked_for_arch(&r, &platform.architecture)?.1.key)
+                        let (_, locked, from_lock) =
+                            nb.locked_for_arch(&r, &platform.architecture)?;
+                        // what a hit says of the base (its digest is the stored record's)
+                        if let Ok(mut n) = exec.graph_notes.lock() {
+                            n.push((
+                                r.reference(),
+                                format!(
+                                    "(cached, {} {}, {} packages{}), {}",
+                                    locked.lock.release,
+                                    locked.lock.arch,
+                                    locked.lock.packages().count(),
+                                    match &from_lock {
+                                        Some(p) => format!(", from the lockfile {}", p.display()),
+                                        None => String::new(),
+                                    },
+                                    if r.toolchain {
+                                        "a build root"
+                                    } else {
+                                        "a runtime base"
+                                    }
+                                ),
+                            ));
+                        }
+                        Some(locked.key)
                     }
                     _ => None,
                 };

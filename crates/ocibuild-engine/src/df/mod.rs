@@ -228,6 +228,8 @@ pub(crate) struct Exec<'a> {
     /// `COPY --from=STAGE` steps: their content key → the key by the stage's chain
     /// ([`steps::alias_record`]), exported beside them.
     pub aliases: Mutex<HashMap<String, String>>,
+    /// The native bases the whole-graph key named: (reference, what a hit says of each).
+    pub graph_notes: Mutex<Vec<(String, String)>>,
 }
 
 /// A native base as the build uses it: keyed by its lock, its layers possibly not (yet) here.
@@ -354,6 +356,19 @@ pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result
             &k[..16],
             image.manifest_desc.digest
         )));
+        // the native bases, named by their locks in the key: their digests are the record's
+        let native_notes = exec.graph_notes.lock().map_err(poison)?.clone();
+        for (reference, what) in &native_notes {
+            if let Some(d) = record
+                .images
+                .iter()
+                .flat_map(|i| &i.bases)
+                .find(|b| &b.reference == reference)
+                .and_then(|b| b.digest.as_ref())
+            {
+                ev(Event::Note(format!("{reference}: {d} {what}")));
+            }
+        }
         for s in &mut record.steps {
             s.status = ocibuild_record::StepStatus::Cached {
                 from: "local".into(),
@@ -562,6 +577,7 @@ fn new_exec<'a>(
         base_roots: Mutex::new(HashMap::new()),
         ensure_lock: Mutex::new(()),
         aliases: Mutex::new(HashMap::new()),
+        graph_notes: Mutex::new(Vec::new()),
     }
 }
 
