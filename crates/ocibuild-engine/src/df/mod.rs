@@ -24,6 +24,8 @@ pub mod fsops;
 pub(crate) mod graph;
 pub mod native;
 mod steps;
+#[doc(hidden)]
+pub use steps::import_step_record;
 
 pub(crate) use steps::one_line;
 
