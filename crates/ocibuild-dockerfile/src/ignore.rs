@@ -55,7 +55,7 @@ impl DockerIgnore {
             if cleaned.len() > 1 && cleaned.starts_with('/') {
                 cleaned.remove(0);
             }
-            let glob = GlobBuilder::new(&escape_braces(&cleaned))
+            let glob = GlobBuilder::new(&escape_braces(&go_classes(&cleaned)))
                 .literal_separator(true)
                 .backslash_escape(true)
                 .build()
@@ -190,6 +190,57 @@ impl DockerIgnore {
         }
         matched
     }
+}
+
+/// Go's `filepath.Match` (Docker's matcher) negates a character class only with `^`: `[!s]` is
+/// the class of `!` and `s`. globset reads `[!…]` as a negation too, so the `!` moves to the
+/// end of the class (`[s!]`); `[!-x]` (the range from `!`) becomes `["-x!]`, the same set.
+fn go_classes(p: &str) -> String {
+    let chars: Vec<char> = p.chars().collect();
+    let mut out = String::with_capacity(p.len());
+    let mut i = 0;
+    let mut escaped = false;
+    while i < chars.len() {
+        let c = chars[i];
+        if !escaped && c == '[' && chars.get(i + 1) == Some(&'!') {
+            // the closing `]`: not escaped; the `!` already counts as the class's first member
+            let mut j = i + 2;
+            let mut esc = false;
+            let mut close = None;
+            while j < chars.len() {
+                let d = chars[j];
+                if !esc && d == ']' {
+                    close = Some(j);
+                    break;
+                }
+                esc = !esc && d == '\\';
+                j += 1;
+            }
+            if let Some(j) = close {
+                let inner: String = chars[i + 2..j].iter().collect();
+                if inner.is_empty() {
+                    out.push_str("\\!");
+                } else {
+                    out.push('[');
+                    match inner.strip_prefix('-') {
+                        Some(rest) => {
+                            out.push_str("\"-");
+                            out.push_str(rest);
+                        }
+                        None => out.push_str(&inner),
+                    }
+                    out.push_str("!]");
+                }
+                i = j + 1;
+                escaped = false;
+                continue;
+            }
+        }
+        escaped = !escaped && c == '\\';
+        out.push(c);
+        i += 1;
+    }
+    out
 }
 
 /// Docker treats `{` and `}` literally; globset would read them as alternation.

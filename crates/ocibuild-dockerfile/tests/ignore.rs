@@ -56,6 +56,20 @@ fn matching_table() {
         ("[a-c].log", "d.log", false),
         ("a{b}", "a{b}", true),
         ("a{b,c}", "ab", false),
+        // Go's filepath.Match negates a class with `^` only: `[!s]` holds `!` and `s` (found
+        // by the buildah oracle, tests/buildah_oracle.rs in the ocibuild crate)
+        ("[!s]ile", "sile", true),
+        ("[!s]ile", "!ile", true),
+        ("[!s]ile", "file", false),
+        ("[^s]ile", "file", true),
+        ("[^s]ile", "sile", false),
+        ("x/[!ab]y/z", "x/by/z", true),
+        ("x/[!ab]y/z", "x/cy/z", false),
+        ("[!-c]", "!", true),
+        ("[!-c]", "b", true),
+        ("[!-c]", "d", false),
+        ("[!]x", "!x", true),
+        ("[!]x", "ax", false),
         ("\\*.md", "*.md", true),
         ("\\*.md", "x.md", false),
         // comments and blank lines

@@ -21,7 +21,8 @@ use crate::Event;
 use crate::error::{EngineError, Result};
 use crate::zeroconfig::{CA_PATH, CA_VARS};
 
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Build args every RUN sees without an ARG instruction (BuildKit's predefined args); like
 /// BuildKit, they are left out of cache keys and never stored in the image.
