@@ -11,6 +11,8 @@
 //! stage (the bytes were a step record), adopted.
 //!
 //! `OCIBUILD_PROPTEST_CASES` sets the case count (10,000 by default; `scripts/fuzz.sh cache`).
+//! `hostile_cache_mount_records` runs a fifth as many cache-mount records (`RUN --mount=type=cache`
+//! exports) through `mountcache::import`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -541,5 +543,138 @@ fn a_record_whose_size_is_not_the_blob_s_is_a_miss() {
                 "{notes:?}"
             );
         }
+    }
+}
+
+/// A cache-mount record (`RUN --mount=type=cache` exported with `--cache-to`) with the same
+/// mutations, through `mountcache::import`: a mount is filled only from a blob that is what the
+/// record says (digest, compression, diff id), never with a hostile layer's escapes, and a
+/// refused record leaves the mount dir missing and nothing beside it.
+fn mount_record_bytes(m: &Mutation, blobs: &[Blob]) -> Vec<u8> {
+    let step: Value = match serde_json::from_slice(&record_bytes(m, blobs)) {
+        Ok(v) => v,
+        // truncated, flipped or too deep: the same bytes stand for the mount record
+        Err(_) => return record_bytes(m, blobs),
+    };
+    let mut rec = json!({"kind": "cache-mount", "name": "npm", "lockfiles": ["package-lock.json"]});
+    match &step["layer"] {
+        Value::Array(a) if a.len() == 2 => {
+            rec["layer"] = a[0].clone();
+            rec["diff_id"] = a[1].clone();
+        }
+        other => rec["layer"] = other.clone(),
+    }
+    if let Some(h) = step.get("huge") {
+        rec["name"] = h.clone();
+    }
+    serde_json::to_vec(&rec).unwrap()
+}
+
+#[test]
+fn hostile_cache_mount_records() {
+    let shm = Path::new("/dev/shm");
+    let top = if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
+    let remote = top.path().join("remote");
+    let blobs = blobs();
+    let mut by_digest: BTreeMap<Digest, usize> = BTreeMap::new();
+    fs::create_dir_all(remote.join("blobs/sha256")).unwrap();
+    fs::create_dir_all(remote.join("index")).unwrap();
+    for (i, b) in blobs.iter().enumerate() {
+        let d = Digest::of_bytes(&b.bytes);
+        fs::write(remote.join("blobs/sha256").join(d.hex()), &b.bytes).unwrap();
+        by_digest.insert(d, i);
+    }
+    let cases_dir = top.path().join("cases");
+    fs::create_dir_all(&cases_dir).unwrap();
+    let (n, parsed, filled) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+    let mut runner = TestRunner::new(Config {
+        // a fifth of the step records' count: the same mutations, a second consumer
+        cases: cases() / 5,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..Config::default()
+    });
+    let result = runner.run(&mutation(blobs.len()), |m| {
+        let i = n.fetch_add(1, Ordering::Relaxed);
+        let bytes = mount_record_bytes(&m, &blobs);
+        let index = remote.join("index").join(format!("{KEY}.json"));
+        fs::write(&index, &bytes).unwrap();
+        let case = cases_dir.join(format!("m{i}"));
+        let store = ContentStore::open(case.join("store")).unwrap();
+        let dir = case.join("mounts/npm");
+        let notes = Mutex::new(Vec::new());
+        let ev = |e: Event| {
+            if let Event::Note(s) = e {
+                notes.lock().unwrap().push(s);
+            }
+        };
+        let from: Vec<Box<dyn ocibuild_cache::CacheBackend>> =
+            vec![Box::new(LocalCache::open(&remote, false).unwrap())];
+        let got = ocibuild_engine::mountcache::import(&store, &from, "npm", KEY, &dir, &ev);
+        let checked = (|| -> Result<(), TestCaseError> {
+            let notes = notes.into_inner().unwrap();
+            if !notes
+                .iter()
+                .any(|s| s.contains("is not a cache-mount record"))
+            {
+                parsed.fetch_add(1, Ordering::Relaxed);
+            }
+            let beside: Vec<String> = tree(&case.join("mounts"))
+                .into_iter()
+                .filter(|p| p != "npm" && !p.starts_with("npm/"))
+                .collect();
+            prop_assert!(beside.is_empty(), "left beside the mount: {beside:?}");
+            match &got {
+                Ok(true) => {
+                    filled.fetch_add(1, Ordering::Relaxed);
+                    let rec: Value = serde_json::from_slice(&bytes).unwrap();
+                    let d = Digest::parse(rec["layer"]["digest"].as_str().unwrap()).unwrap();
+                    let Some(&bi) = by_digest.get(&d) else {
+                        return Err(TestCaseError::fail("filled from a blob the cache lacks"));
+                    };
+                    let b = &blobs[bi];
+                    prop_assert_eq!(
+                        layer_compression(rec["layer"]["mediaType"].as_str().unwrap()),
+                        b.compression
+                    );
+                    prop_assert_eq!(
+                        Some(rec["diff_id"].as_str().unwrap().to_string()),
+                        b.diff_id.as_ref().map(|d| d.to_string())
+                    );
+                    if b.name.starts_with("good") {
+                        prop_assert_eq!(fs::read(dir.join("a.txt")).unwrap(), b"hello");
+                    }
+                }
+                Ok(false) | Err(_) => {
+                    prop_assert!(tree(&dir).is_empty(), "a refused record filled the mount");
+                }
+            }
+            let landed: Vec<String> = tree(top.path())
+                .into_iter()
+                .filter(|p| p.ends_with("escape.txt") || p.contains("pwned"))
+                .filter(|p| !p.starts_with(&format!("cases/m{i}/mounts/npm/")))
+                .collect();
+            prop_assert!(
+                landed.is_empty(),
+                "hostile files outside the mount: {landed:?}"
+            );
+            Ok(())
+        })();
+        let _ = fs::remove_dir_all(&case);
+        checked
+    });
+    eprintln!(
+        "hostile cache mount records: {} cases, {} past the first parse stage (a cache-mount record), {} filled a mount",
+        n.load(Ordering::Relaxed),
+        parsed.load(Ordering::Relaxed),
+        filled.load(Ordering::Relaxed)
+    );
+    if let Err(e) = result {
+        panic!("hostile cache mount records: {e}");
     }
 }
