@@ -355,14 +355,16 @@ impl Exec<'_> {
                     *e = json!({});
                 }
                 for p in all {
-                    let p = ocibuild_oci::assemble::normalize_port(&p).map_err(|e| {
+                    let ports = ocibuild_oci::assemble::normalize_ports(&p).map_err(|e| {
                         EngineError::Invalid {
                             what: self.loc(line),
                             detail: format!("EXPOSE {p}: {e}"),
                         }
                     })?;
                     if let Some(e) = e.as_object_mut() {
-                        e.insert(p, json!({}));
+                        for p in ports {
+                            e.insert(p, json!({}));
+                        }
                     }
                 }
             }
