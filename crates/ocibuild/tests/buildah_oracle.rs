@@ -924,7 +924,6 @@ fn dockerfile_case(
                 config_fields(&theirs_cfg),
             );
             let backtick = text.starts_with("# escape=`");
-            let shell = a["Shell"].as_array().cloned().unwrap_or_default();
             let mut d: Vec<String> = Vec::new();
             for (k, v) in &a {
                 if b.get(*k) == Some(v) {
@@ -937,16 +936,13 @@ fn dockerfile_case(
                 // buildah runs shell-form CMD/ENTRYPOINT with /bin/sh -c whatever SHELL said;
                 // BuildKit (and ocibuild) use the SHELL in force
                 let shell_form = (*k == "Cmd" || *k == "Entrypoint")
-                    && !shell.is_empty()
+                    && text.contains("\nSHELL [")
                     && theirs.as_array().is_some_and(|t| {
                         t.len() == 3
                             && t[0] == "/bin/sh"
                             && t[1] == "-c"
-                            && v.as_array().is_some_and(|o| {
-                                o.len() == shell.len() + 1
-                                    && o[..shell.len()] == shell[..]
-                                    && o[shell.len()] == t[2]
-                            })
+                            && v.as_array()
+                                .is_some_and(|o| o.len() >= 2 && o.last() == Some(&t[2]))
                     });
                 // buildah keeps an absolute WORKDIR as written (`/w/` when a variable expanded
                 // to nothing); BuildKit cleans it, as ocibuild does
