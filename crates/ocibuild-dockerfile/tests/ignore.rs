@@ -70,6 +70,22 @@ fn matching_table() {
         ("[!-c]", "d", false),
         ("[!]x", "!x", true),
         ("[!]x", "ax", false),
+        // `/!x` is read as `!x` before the matcher sees it: an exception for `x` (buildah
+        // oracle, seed 99 case 221)
+        ("/!bang/build", "!bang/build", false),
+        ("*\n/!keep", "keep", false),
+        ("*\n/!keep", "other", true),
+        ("\\!bang", "!bang", true),
+        // `?` and classes take one character, not one byte, as Go's matcher (found by the
+        // buildah oracle: `*/ü-?` missed `a.b.c/ü-ñ`)
+        ("*/ü-?", "a.b.c/ü-ñ", true),
+        ("?", "ñ", true),
+        ("??", "ñ", false),
+        ("[ñx]y", "ñy", true),
+        ("[a-ö]", "ñ", true),
+        ("[^ñ]", "ñ", false),
+        ("ü*", "üñ", true),
+        ("\\xc3", "\\xc3", false),
         ("\\*.md", "*.md", true),
         ("\\*.md", "x.md", false),
         // comments and blank lines
