@@ -8,7 +8,8 @@
 #
 # Targets: tar (hostile tar and gzip/zstd layers, bombs), json (manifests, indexes, configs),
 # auth (WWW-Authenticate headers), deb (.deb members and Packages indexes), layout (OCI layout
-# directories and oci-archive files), dockerfile (random valid and invalid Dockerfiles). Each
+# directories and oci-archive files), dockerfile (random valid and invalid Dockerfiles), cache (step
+# records from a remote cache: wrong digests, sizes, media types, diff ids, shapes). Each
 # prints its counts (cases, past the first parse stage, accepted). A failing case is shrunk and
 # kept by proptest as a regression file next to its test (crates/*/tests/*.proptest-regressions,
 # replayed first on every later run, CI included): commit it with the fix.
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 CASES="${CASES:-1000000}"
 PROFILE="${PROFILE:-release}"
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(tar json auth deb layout dockerfile)
+[ ${#targets[@]} -eq 0 ] && targets=(tar json auth deb layout dockerfile cache)
 status=0
 for t in "${targets[@]}"; do
     case "$t" in
@@ -27,7 +28,8 @@ for t in "${targets[@]}"; do
         deb) args=(-p ocibuild-debian --test hostile_debian) ;;
         layout) args=(-p ocibuild-oci --test hostile_layout) ;;
         dockerfile) args=(-p ocibuild-dockerfile --test hostile_dockerfiles) ;;
-        *) echo "fuzz.sh: unknown target $t (tar, json, auth, deb, layout, dockerfile)" >&2; exit 2 ;;
+        cache) args=(-p ocibuild-engine --test hostile_cache_records) ;;
+        *) echo "fuzz.sh: unknown target $t (tar, json, auth, deb, layout, dockerfile, cache)" >&2; exit 2 ;;
     esac
     echo "== $t: $CASES cases per test"
     start=$(date +%s)

@@ -7,7 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use globset::{GlobBuilder, GlobMatcher};
+use globset::GlobBuilder;
+use regex::Regex;
 
 use crate::error::IgnoreError;
 
@@ -16,7 +17,8 @@ struct Pattern {
     /// The cleaned pattern, without `!`.
     text: String,
     negated: bool,
-    matcher: GlobMatcher,
+    /// The glob as a Unicode regex: `?`, `*` and classes take whole characters.
+    matcher: Regex,
 }
 
 /// Parsed `.dockerignore` rules.
@@ -40,7 +42,7 @@ impl DockerIgnore {
             if p.is_empty() {
                 continue;
             }
-            let negated = p.starts_with('!');
+            let mut negated = p.starts_with('!');
             if negated {
                 p = p[1..].trim();
                 if p.is_empty() {
@@ -55,7 +57,21 @@ impl DockerIgnore {
             if cleaned.len() > 1 && cleaned.starts_with('/') {
                 cleaned.remove(0);
             }
-            let glob = GlobBuilder::new(&escape_braces(&cleaned))
+            // Docker reads the file (ignorefile.ReadAll: `/!x` becomes `!x`) before it builds
+            // the matcher (patternmatcher.New), which takes a leading `!` as an exception: so
+            // `/!x` re-includes `x`, it does not exclude `!x` (write `\!x` for that)
+            if !negated && let Some(rest) = cleaned.strip_prefix('!') {
+                if rest.is_empty() {
+                    return Err(IgnoreError::Pattern {
+                        line: n + 1,
+                        pattern: line.to_string(),
+                        message: "illegal exclusion pattern: \"!\"".to_string(),
+                    });
+                }
+                cleaned = rest.to_string();
+                negated = true;
+            }
+            let glob = GlobBuilder::new(&escape_braces(&go_classes(&cleaned)))
                 .literal_separator(true)
                 .backslash_escape(true)
                 .build()
@@ -64,10 +80,15 @@ impl DockerIgnore {
                     pattern: line.to_string(),
                     message: e.kind().to_string(),
                 })?;
+            let matcher = char_regex(glob.regex()).map_err(|message| IgnoreError::Pattern {
+                line: n + 1,
+                pattern: line.to_string(),
+                message,
+            })?;
             patterns.push(Pattern {
                 text: cleaned,
                 negated,
-                matcher: glob.compile_matcher(),
+                matcher,
             });
         }
         Ok(DockerIgnore {
@@ -123,10 +144,11 @@ impl DockerIgnore {
             .backslash_escape(true)
             .build()
             .map_err(|e| bad(e.kind().to_string()))?;
+        let matcher = char_regex(glob.regex()).map_err(bad)?;
         self.patterns.push(Pattern {
             text: cleaned,
             negated: false,
-            matcher: glob.compile_matcher(),
+            matcher,
         });
         Ok(())
     }
@@ -190,6 +212,103 @@ impl DockerIgnore {
         }
         matched
     }
+}
+
+/// globset's regex for a glob, made to match characters instead of bytes, as Go's matcher
+/// (Docker's) does: globset compiles to a byte regex (`(?-u)`, each non-ASCII character written
+/// as its UTF-8 bytes `\xc3\xb1`), where `?` or `[ñ]` take one byte, so `ü-?` missed `ü-ñ`.
+/// The byte escapes of each character become the character again and the regex is compiled
+/// in Unicode mode.
+fn char_regex(byte_re: &str) -> Result<Regex, String> {
+    let re = byte_re.strip_prefix("(?-u)").unwrap_or(byte_re);
+    let chars: Vec<char> = re.chars().collect();
+    let mut out = String::with_capacity(re.len());
+    let mut bytes: Vec<u8> = Vec::new();
+    let flush = |bytes: &mut Vec<u8>, out: &mut String| -> Result<(), String> {
+        if !bytes.is_empty() {
+            let s = std::str::from_utf8(bytes)
+                .map_err(|e| format!("not UTF-8 after translation: {e}"))?;
+            out.push_str(&regex::escape(s));
+            bytes.clear();
+        }
+        Ok(())
+    };
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '\\' && i + 1 < chars.len() {
+            let hex: String = chars[i + 2..(i + 4).min(chars.len())].iter().collect();
+            if chars[i + 1] == 'x'
+                && hex.len() == 2
+                && let Ok(b) = u8::from_str_radix(&hex, 16)
+                && b > 0x7f
+            {
+                bytes.push(b);
+                i += 4;
+                continue;
+            }
+            flush(&mut bytes, &mut out)?;
+            out.push(chars[i]);
+            out.push(chars[i + 1]);
+            i += 2;
+            continue;
+        }
+        flush(&mut bytes, &mut out)?;
+        out.push(chars[i]);
+        i += 1;
+    }
+    flush(&mut bytes, &mut out)?;
+    Regex::new(&out).map_err(|e| e.to_string())
+}
+
+/// Go's `filepath.Match` (Docker's matcher) negates a character class only with `^`: `[!s]` is
+/// the class of `!` and `s`. globset reads `[!…]` as a negation too, so the `!` moves to the
+/// end of the class (`[s!]`); `[!-x]` (the range from `!`) becomes `["-x!]`, the same set.
+fn go_classes(p: &str) -> String {
+    let chars: Vec<char> = p.chars().collect();
+    let mut out = String::with_capacity(p.len());
+    let mut i = 0;
+    let mut escaped = false;
+    while i < chars.len() {
+        let c = chars[i];
+        if !escaped && c == '[' && chars.get(i + 1) == Some(&'!') {
+            // the closing `]`: not escaped; the `!` already counts as the class's first member
+            let mut j = i + 2;
+            let mut esc = false;
+            let mut close = None;
+            while j < chars.len() {
+                let d = chars[j];
+                if !esc && d == ']' {
+                    close = Some(j);
+                    break;
+                }
+                esc = !esc && d == '\\';
+                j += 1;
+            }
+            if let Some(j) = close {
+                let inner: String = chars[i + 2..j].iter().collect();
+                if inner.is_empty() {
+                    out.push_str("\\!");
+                } else {
+                    out.push('[');
+                    match inner.strip_prefix('-') {
+                        Some(rest) => {
+                            out.push_str("\"-");
+                            out.push_str(rest);
+                        }
+                        None => out.push_str(&inner),
+                    }
+                    out.push_str("!]");
+                }
+                i = j + 1;
+                escaped = false;
+                continue;
+            }
+        }
+        escaped = !escaped && c == '\\';
+        out.push(c);
+        i += 1;
+    }
+    out
 }
 
 /// Docker treats `{` and `}` literally; globset would read them as alternation.

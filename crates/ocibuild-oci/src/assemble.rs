@@ -418,6 +418,32 @@ fn apply_edits(
     Ok(())
 }
 
+/// EXPOSE's port specs as Docker reads them: [`normalize_port`], and a range
+/// `START-END[/proto]` (`9000-9002` → `9000/tcp`, `9001/tcp`, `9002/tcp`), START ≤ END.
+pub fn normalize_ports(p: &str) -> Result<Vec<String>> {
+    let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+    let Some((a, b)) = num.split_once('-') else {
+        return Ok(vec![normalize_port(p)?]);
+    };
+    let bad = || {
+        OciError::invalid(
+            "port",
+            format!(
+                "`{p}`: expected PORT[/tcp|udp|sctp] or START-END[/tcp|udp|sctp], like 8000-8010/tcp"
+            ),
+        )
+    };
+    let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>()) else {
+        return Err(bad());
+    };
+    if a == 0 || a > b {
+        return Err(bad());
+    }
+    (a..=b)
+        .map(|n| normalize_port(&format!("{n}/{proto}")))
+        .collect()
+}
+
 /// `8080` → `8080/tcp`; `53/udp` stays; anything else is an error.
 pub fn normalize_port(p: &str) -> Result<String> {
     let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
@@ -572,5 +598,16 @@ mod tests {
         assert_eq!(normalize_port("53/UDP").unwrap(), "53/udp");
         assert!(normalize_port("0").is_err());
         assert!(normalize_port("80/icmp").is_err());
+        // ranges, as Docker's EXPOSE (found by the buildah oracle)
+        assert_eq!(
+            normalize_ports("9000-9002").unwrap(),
+            ["9000/tcp", "9001/tcp", "9002/tcp"]
+        );
+        assert_eq!(normalize_ports("53-54/UDP").unwrap(), ["53/udp", "54/udp"]);
+        assert_eq!(normalize_ports("80").unwrap(), ["80/tcp"]);
+        assert!(normalize_ports("9002-9000").is_err());
+        assert!(normalize_ports("0-2").is_err());
+        assert!(normalize_ports("1-x").is_err());
+        assert!(normalize_ports("1-2/icmp").is_err());
     }
 }

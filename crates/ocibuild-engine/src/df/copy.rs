@@ -893,7 +893,10 @@ impl Exec<'_> {
             let items = src.items(self, s, a.parents, &exclude)?;
             // A wildcard that matches nothing copies nothing (BuildKit's AllowEmptyWildcard),
             // and so does an empty directory; a path that is not there is an error.
-            if items.is_empty() && !has_glob(s) && !src.is_stage_dir(self, s) {
+            // The context's root is always there, even when .dockerignore leaves nothing in it
+            // (`COPY . /dst/` then copies nothing, as BuildKit and buildah do).
+            let context_root = matches!(src, Source::Context(_)) && clean_rel(s).is_empty();
+            if items.is_empty() && !has_glob(s) && !context_root && !src.is_stage_dir(self, s) {
                 let detail = match &src {
                     Source::Stage(_) => format!(
                         "`{s}` does not exist in {}",

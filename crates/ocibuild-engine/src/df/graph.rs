@@ -95,7 +95,7 @@ pub(crate) fn key(exec: &Exec<'_>, text: &str) -> Result<Option<String>> {
         let ps = &exec.plan.stages[i];
         let platform = exec.stage_platform(i)?;
         match &ps.base {
-            BaseRef::Scratch => parts.push(json!([i, "scratch", plat_str(&platform)])),
+            BaseRef::Scratch => parts.push(json!([i, "scratch", plat_str(&platform), "PATH"])),
             BaseRef::Stage(j) => parts.push(json!([i, "stage", j])),
             BaseRef::Image(name) => {
                 let reference = match o.contexts.get(name) {

@@ -24,6 +24,8 @@ pub mod fsops;
 pub(crate) mod graph;
 pub mod native;
 mod steps;
+#[doc(hidden)]
+pub use steps::import_step_record;
 
 pub(crate) use steps::one_line;
 
@@ -1201,10 +1203,12 @@ impl Exec<'_> {
         let platform = self.stage_platform(i)?;
         match &ps.base {
             BaseRef::Scratch => {
+                // as BuildKit's empty image (and buildah's): the default PATH, so a scratch
+                // image's ENTRYPOINT/CMD without a slash is found the same way
                 let mut config = json!({
                     "architecture": platform.architecture,
                     "os": platform.os,
-                    "config": {},
+                    "config": {"Env": [format!("PATH={}", steps::DEFAULT_PATH)]},
                     "rootfs": {"type": "layers", "diff_ids": []},
                     "history": [],
                 });
@@ -1218,7 +1222,7 @@ impl Exec<'_> {
                         layers: Vec::new(),
                         uppers: Vec::new(),
                         config,
-                        key: steps::key_of(json!(["FROM scratch", plat_str(&platform)])),
+                        key: steps::key_of(json!(["FROM scratch", plat_str(&platform), "PATH"])),
                         origins: Vec::new(),
                         base_ref: None,
                     },

@@ -21,7 +21,8 @@ use crate::Event;
 use crate::error::{EngineError, Result};
 use crate::zeroconfig::{CA_PATH, CA_VARS};
 
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Build args every RUN sees without an ARG instruction (BuildKit's predefined args); like
 /// BuildKit, they are left out of cache keys and never stored in the image.
@@ -374,14 +375,16 @@ impl Exec<'_> {
                     *e = json!({});
                 }
                 for p in all {
-                    let p = ocibuild_oci::assemble::normalize_port(&p).map_err(|e| {
+                    let ports = ocibuild_oci::assemble::normalize_ports(&p).map_err(|e| {
                         EngineError::Invalid {
                             what: self.loc(line),
                             detail: format!("EXPOSE {p}: {e}"),
                         }
                     })?;
                     if let Some(e) = e.as_object_mut() {
-                        e.insert(p, json!({}));
+                        for p in ports {
+                            e.insert(p, json!({}));
+                        }
                     }
                 }
             }
@@ -651,111 +654,31 @@ impl Exec<'_> {
                     continue;
                 }
             };
-            let Ok(rec) = serde_json::from_slice::<Record>(&bytes) else {
-                (self.ev)(Event::Note(format!(
-                    "cache {}: the entry for step {} is not a step record (ignored)",
-                    be.describe(),
-                    &key[..16]
-                )));
-                continue;
-            };
-            match self.adopt_remote(key, &rec, be.as_ref()) {
-                Ok(true) => {
+            match import_step_record(
+                &self.o.store,
+                &self.cache_dir,
+                key,
+                &bytes,
+                be.as_ref(),
+                self.ev,
+            ) {
+                Ok(Some(layer)) => {
                     if let Ok(mut h) = self.remote_hits.lock() {
                         h.insert(key.to_string(), cache_kind(&be.describe()));
                     }
-                    return Some((rec.layer, self.cache_dir.join(key)));
+                    return Some((layer, self.cache_dir.join(key)));
                 }
-                Ok(false) => continue,
+                Ok(None) => continue,
                 Err(e) => {
                     (self.ev)(Event::Note(format!(
                         "cache {}: step {}: {e} (treated as a miss)",
                         be.describe(),
-                        &key[..16]
+                        short_key(key)
                     )));
                 }
             }
         }
         None
-    }
-
-    fn adopt_remote(
-        &self,
-        key: &str,
-        rec: &Record,
-        be: &dyn ocibuild_cache::CacheBackend,
-    ) -> Result<bool> {
-        let tmp = self.new_upper()?;
-        if let Some((d, diff_id)) = &rec.layer {
-            let fetched =
-                be.fetch_blob(&d.digest, &self.o.store)
-                    .map_err(|e| EngineError::Invalid {
-                        what: format!("cache blob {}", d.digest),
-                        detail: e.to_string(),
-                    })?;
-            match fetched {
-                ocibuild_cache::Fetch::Fetched { .. } | ocibuild_cache::Fetch::Present => {}
-                ocibuild_cache::Fetch::Missing => {
-                    let _ = ocibuild_sandbox::mounts::remove_tree(&tmp);
-                    (self.ev)(Event::Note(format!(
-                        "cache {}: layer {} of step {} is missing (a miss: the step runs)",
-                        be.describe(),
-                        d.digest,
-                        &key[..16]
-                    )));
-                    return Ok(false);
-                }
-                ocibuild_cache::Fetch::Corrupt { why } => {
-                    let _ = ocibuild_sandbox::mounts::remove_tree(&tmp);
-                    (self.ev)(Event::Note(format!(
-                        "cache {}: layer {} of step {} is corrupt ({why}); skipped, the step runs",
-                        be.describe(),
-                        d.digest,
-                        &key[..16]
-                    )));
-                    return Ok(false);
-                }
-            }
-            let c = ocibuild_oci::media::layer_compression(&d.media_type).ok_or_else(|| {
-                EngineError::Invalid {
-                    what: format!("cache layer {}", d.digest),
-                    detail: format!("unsupported media type {}", d.media_type),
-                }
-            })?;
-            let f = self.o.store.open_blob(&d.digest)?;
-            let opts = ocibuild_oci::extract::ExtractOptions {
-                privileged: false,
-                preserve_owner: fsops::is_root(),
-                apply_whiteouts: false,
-            };
-            if let Err(e) = ocibuild_oci::extract::extract_layer_blob(
-                std::io::BufReader::new(f),
-                c,
-                Some(diff_id),
-                &tmp,
-                &opts,
-            ) {
-                let _ = ocibuild_sandbox::mounts::remove_tree(&tmp);
-                return Err(e.into());
-            }
-        }
-        let dest = self.cache_dir.join(key);
-        if dest.exists() {
-            let _ = ocibuild_sandbox::mounts::remove_tree(&dest);
-        }
-        let flag = dest.with_extension("oci");
-        if fsops::View::dir_has_oci_markers(&tmp) {
-            fs::write(&flag, b"").map_err(EngineError::io("flagging a cached step", &flag))?;
-        } else {
-            let _ = fs::remove_file(&flag);
-        }
-        fs::rename(&tmp, &dest).map_err(EngineError::io("keeping a cached step", &dest))?;
-        let bytes = serde_json::to_vec(rec).map_err(|e| EngineError::Invalid {
-            what: "step record".into(),
-            detail: e.to_string(),
-        })?;
-        crate::roots::write_atomically(&self.cache_dir.join(format!("{key}.json")), &bytes)?;
-        Ok(true)
     }
 
     /// The steps of stage `i` whose layer ends up in the final image: the final image copies
@@ -1900,6 +1823,148 @@ fn copy_prefix(src: &str) -> String {
         .take_while(|c| !c.contains(['*', '?', '[']))
         .collect::<Vec<_>>()
         .join("/")
+}
+
+fn short_key(key: &str) -> &str {
+    key.get(..16).unwrap_or(key)
+}
+
+/// Import the step record `bytes` that a `--cache-from` backend `be` holds for the step `key`:
+/// parse it, fetch its layer blob into `store` (verified by digest and size), extract the layer
+/// into a fresh change dir under `cache_dir` (verified against the record's diff id), and keep
+/// both as the local cache entry `cache_dir/KEY` (+ `KEY.json`). `Ok(Some(layer))`: adopted;
+/// `Ok(None)`: a miss (not a step record, a missing or corrupt blob, a size that is not the
+/// blob's), reported through `ev`; `Err`: the entry is unusable (also a miss for the caller).
+/// Nothing is written outside `store` and `cache_dir`. Public for the hostile-record property
+/// test (`tests/hostile_cache_records.rs`); the build calls it for every remote lookup.
+#[doc(hidden)]
+pub fn import_step_record(
+    store: &ocibuild_oci::store::ContentStore,
+    cache_dir: &Path,
+    key: &str,
+    bytes: &[u8],
+    be: &dyn ocibuild_cache::CacheBackend,
+    ev: &(dyn Fn(Event) + Sync),
+) -> Result<Option<Option<(Descriptor, Digest)>>> {
+    let Ok(rec) = serde_json::from_slice::<Record>(bytes) else {
+        ev(Event::Note(format!(
+            "cache {}: the entry for step {} is not a step record (ignored)",
+            be.describe(),
+            short_key(key)
+        )));
+        return Ok(None);
+    };
+    let t = tempfile::Builder::new()
+        .prefix(".step-")
+        .tempdir_in(cache_dir)
+        .map_err(EngineError::io("creating a step dir", cache_dir))?;
+    let tmp = t.keep();
+    let adopted = adopt_remote(store, cache_dir, tmp.clone(), key, &rec, be, ev);
+    if !matches!(adopted, Ok(true)) {
+        // every way out but adoption leaves no change dir behind
+        let _ = ocibuild_sandbox::mounts::remove_tree(&tmp);
+    }
+    match adopted? {
+        true => Ok(Some(rec.layer)),
+        false => Ok(None),
+    }
+}
+
+fn adopt_remote(
+    store: &ocibuild_oci::store::ContentStore,
+    cache_dir: &Path,
+    tmp: PathBuf,
+    key: &str,
+    rec: &Record,
+    be: &dyn ocibuild_cache::CacheBackend,
+    ev: &(dyn Fn(Event) + Sync),
+) -> Result<bool> {
+    if let Some((d, diff_id)) = &rec.layer {
+        let fetched = be
+            .fetch_blob(&d.digest, store)
+            .map_err(|e| EngineError::Invalid {
+                what: format!("cache blob {}", d.digest),
+                detail: e.to_string(),
+            })?;
+        match fetched {
+            ocibuild_cache::Fetch::Fetched { .. } | ocibuild_cache::Fetch::Present => {}
+            ocibuild_cache::Fetch::Missing => {
+                let _ = ocibuild_sandbox::mounts::remove_tree(&tmp);
+                ev(Event::Note(format!(
+                    "cache {}: layer {} of step {} is missing (a miss: the step runs)",
+                    be.describe(),
+                    d.digest,
+                    short_key(key)
+                )));
+                return Ok(false);
+            }
+            ocibuild_cache::Fetch::Corrupt { why } => {
+                let _ = ocibuild_sandbox::mounts::remove_tree(&tmp);
+                ev(Event::Note(format!(
+                    "cache {}: layer {} of step {} is corrupt ({why}); skipped, the step runs",
+                    be.describe(),
+                    d.digest,
+                    short_key(key)
+                )));
+                return Ok(false);
+            }
+        }
+        // the digest was verified while fetching; the size is the record's claim, and the
+        // image's layer descriptor is taken from it
+        if store.size(&d.digest) != Some(d.size) {
+            ev(Event::Note(format!(
+                "cache {}: step {} names layer {} with size {}, but the blob is {} bytes; \
+                 skipped, the step runs",
+                be.describe(),
+                short_key(key),
+                d.digest,
+                d.size,
+                store
+                    .size(&d.digest)
+                    .map_or_else(|| "unreadable".to_string(), |n| n.to_string())
+            )));
+            return Ok(false);
+        }
+        let c = ocibuild_oci::media::layer_compression(&d.media_type).ok_or_else(|| {
+            EngineError::Invalid {
+                what: format!("cache layer {}", d.digest),
+                detail: format!("unsupported media type {}", d.media_type),
+            }
+        })?;
+        let f = store.open_blob(&d.digest)?;
+        let opts = ocibuild_oci::extract::ExtractOptions {
+            privileged: false,
+            preserve_owner: fsops::is_root(),
+            apply_whiteouts: false,
+        };
+        if let Err(e) = ocibuild_oci::extract::extract_layer_blob(
+            std::io::BufReader::new(f),
+            c,
+            Some(diff_id),
+            &tmp,
+            &opts,
+        ) {
+            let _ = ocibuild_sandbox::mounts::remove_tree(&tmp);
+            return Err(e.into());
+        }
+    }
+    let dest = cache_dir.join(key);
+    if dest.exists() {
+        let _ = ocibuild_sandbox::mounts::remove_tree(&dest);
+    }
+    let flag = dest.with_extension("oci");
+    if fsops::View::dir_has_oci_markers(&tmp) {
+        fs::write(&flag, b"").map_err(EngineError::io("flagging a cached step", &flag))?;
+    } else {
+        let _ = fs::remove_file(&flag);
+    }
+    fs::rename(&tmp, &dest).map_err(EngineError::io("keeping a cached step", &dest))?;
+    let bytes = serde_json::to_vec(rec).map_err(|e| EngineError::Invalid {
+        what: "step record".into(),
+        detail: e.to_string(),
+    })?;
+    crate::roots::write_atomically(&cache_dir.join(format!("{key}.json")), &bytes)?;
+    Ok(true)
 }
 
 #[cfg(test)]
