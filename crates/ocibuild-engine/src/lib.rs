@@ -15,6 +15,7 @@
 pub mod df;
 pub mod eject;
 pub mod elf;
+mod entry;
 pub mod error;
 pub mod lowered;
 pub mod mountcache;
@@ -24,6 +25,10 @@ pub mod steplog;
 pub mod storeusage;
 pub mod zeroconfig;
 
+pub use entry::{
+    BuildOptions, BuildOutcome, DebianSource, Frontend, FrontendDetail, PlatformBuilt, build,
+    merge_records, put_index, zero_config_labels, zero_config_plan,
+};
 pub use error::EngineError;
 pub use ocibuild_record as record;
 
@@ -59,6 +64,29 @@ pub enum Event {
     Note(String),
     /// Something the user should act on (it does not stop the build).
     Warning(String),
+    /// A multi-platform build starts one of its platforms (`linux/arm64`): the events until
+    /// the next one are that platform's.
+    Platform(String),
+    /// `--explain`: why the zero-config plan is what it is, one reason.
+    Reason(String),
+    /// `--explain`: the zero-config plan for the platform being built.
+    Plan(Box<ocibuild_builders::Plan>),
+    /// A zero-config build came whole from the cache: no step ran.
+    BuildCached,
+    /// The zero-config runtime base (`static:nonroot`) and its manifest digest.
+    Runtime {
+        profile: String,
+        variant: String,
+        digest: String,
+    },
+    /// An image is in the store, described by its record (a multi-platform build: each
+    /// zero-config platform's, then the index's); `seconds` since its build started.
+    Image {
+        record: Box<ocibuild_record::BuildRecord>,
+        seconds: f64,
+    },
+    /// `--compare-naive`: the image's compressed size against the naive single-stage image's.
+    NaiveSize { compressed: u64, naive: u64 },
 }
 
 /// Where the build record of the image `manifest` is kept in a store:
