@@ -9,6 +9,18 @@
 //! store. Progress is reported through
 //! [`Event`]s; the library never prints.
 //!
+//! ## The entry point
+//!
+//! Callers (the command line) fill one [`BuildOptions`] — the store, the context, the target
+//! platforms, labels, epoch, compression, network, CA bundle and proxy variables, the caches,
+//! `--offline`, where Debian bases come from and their progress sink — with the frontend as a
+//! [`Frontend`]: `Frontend::Dockerfile { file, target, build_args, secrets, contexts, resolver,
+//! base_locks }` or `Frontend::ZeroConfig { plan, host_toolchain, compare_naive, explain }`.
+//! [`build`] builds every platform on the one executor (a zero-config plan is made for each
+//! platform and lowered first), puts an OCI index of several platforms' images in the store, and
+//! returns a [`BuildOutcome`]: each platform's image and record, the index, and one record for
+//! the whole build. Writing outputs, gates, SBOMs and signatures stay with the caller.
+//!
 //! May depend on the oci, debian, sandbox and builders crates; must never print, and never
 //! modify the app directory it builds.
 
