@@ -569,3 +569,168 @@ pub fn merge_records(mut records: Vec<BuildRecord>, index: &Descriptor) -> Optio
     all.index = Some(index.clone());
     Some(all)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::sync::Mutex;
+
+    const TWO_STAGES: &str = "FROM scratch AS build\nCOPY app.txt /out/app.txt\n\
+                              FROM scratch\nCOPY --from=build /out/app.txt /app/app.txt\n";
+
+    fn options<'a>(
+        store: &ContentStore,
+        ctx: &Path,
+        resolver: &'a crate::df::tests::NoRegistry,
+        progress: &'a (dyn Fn(&str) -> Progress + Sync),
+        platforms: &[&str],
+    ) -> BuildOptions<'a> {
+        BuildOptions {
+            store: store.clone(),
+            context: ctx.to_path_buf(),
+            context_excludes: Vec::new(),
+            frontend: Frontend::Dockerfile {
+                file: ctx.join("Dockerfile"),
+                target: None,
+                build_args: BTreeMap::new(),
+                secrets: BTreeMap::new(),
+                contexts: BTreeMap::new(),
+                resolver,
+                base_locks: Vec::new(),
+            },
+            platforms: platforms
+                .iter()
+                .map(|p| Platform::parse(p).unwrap())
+                .collect(),
+            labels: BTreeMap::new(),
+            source_date_epoch: 0,
+            compression: Compression::Gzip,
+            level: None,
+            isolation: Isolation::Auto { allow_host: false },
+            network: false,
+            ca_bundle: None,
+            pass_env: Vec::new(),
+            no_cache: false,
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
+            explain_cache: false,
+            warm_only: false,
+            offline: false,
+            debian: DebianSource {
+                release: "trixie".parse().unwrap(),
+                package_cache: store.root().join("debian"),
+                index_max_age: None,
+            },
+            base_progress: progress,
+        }
+    }
+
+    /// One entry point, one platform or several: several give an index in the store (in the
+    /// order asked) and one record whose step ids name their platform; the image events are
+    /// the one image's, or the index's.
+    #[test]
+    fn one_entry_point_builds_one_image_or_an_index_of_several() {
+        let t = tempfile::tempdir().unwrap();
+        let ctx = t.path().join("ctx");
+        fs::create_dir_all(&ctx).unwrap();
+        fs::write(ctx.join("app.txt"), "v1").unwrap();
+        fs::write(ctx.join("Dockerfile"), TWO_STAGES).unwrap();
+        let store = ContentStore::open(t.path().join("store")).unwrap();
+        let r = crate::df::tests::NoRegistry;
+        let progress = |_: &str| Progress::default();
+        let events = Mutex::new(Vec::new());
+        let ev = |e: Event| {
+            if let Event::Platform(p) = &e {
+                events.lock().unwrap().push(format!("platform {p}"));
+            }
+            if let Event::Image { record, .. } = &e {
+                events
+                    .lock()
+                    .unwrap()
+                    .push(format!("image {}", record.digest().unwrap()));
+            }
+        };
+
+        let one = build(&options(&store, &ctx, &r, &progress, &["linux/amd64"]), &ev).unwrap();
+        assert!(one.index.is_none());
+        let image = one.platforms[0].image.manifest_desc.digest.clone();
+        assert_eq!(one.digest(), Some(&image));
+        assert_eq!(one.record.digest(), Some(&image));
+        let FrontendDetail::Dockerfile { stages } = &one.platforms[0].detail else {
+            panic!("not the Dockerfile frontend's detail");
+        };
+        assert_eq!(stages.len(), 2);
+        assert_eq!(
+            std::mem::take(&mut *events.lock().unwrap()),
+            [format!("image {image}")]
+        );
+
+        let both = build(
+            &options(&store, &ctx, &r, &progress, &["linux/arm64", "linux/amd64"]),
+            &ev,
+        )
+        .unwrap();
+        let index = both.index.clone().unwrap();
+        assert_eq!(both.digest(), Some(&index.digest));
+        assert!(store.has(&index.digest));
+        let platforms: Vec<String> = both
+            .platforms
+            .iter()
+            .map(|p| p.platform.to_string())
+            .collect();
+        assert_eq!(platforms, ["linux/arm64", "linux/amd64"]);
+        assert_eq!(both.record.index.as_ref(), Some(&index));
+        assert_eq!(
+            both.record.parameters.platforms,
+            ["linux/arm64", "linux/amd64"]
+        );
+        assert!(
+            both.record
+                .steps
+                .iter()
+                .all(|s| s.id.starts_with("linux/arm64/") || s.id.starts_with("linux/amd64/")),
+            "{:?}",
+            both.record.steps
+        );
+        assert_eq!(
+            std::mem::take(&mut *events.lock().unwrap()),
+            [
+                "platform linux/arm64".to_string(),
+                "platform linux/amd64".to_string(),
+                format!("image {}", index.digest)
+            ]
+        );
+    }
+
+    /// A platform's failure says what was being built, for which platform, and why.
+    #[test]
+    fn a_failed_platform_is_named_in_the_error() {
+        let t = tempfile::tempdir().unwrap();
+        let ctx = t.path().join("ctx");
+        fs::create_dir_all(&ctx).unwrap();
+        fs::write(ctx.join("Dockerfile"), TWO_STAGES).unwrap();
+        let store = ContentStore::open(t.path().join("store")).unwrap();
+        let r = crate::df::tests::NoRegistry;
+        let progress = |_: &str| Progress::default();
+        let e = build(
+            &options(&store, &ctx, &r, &progress, &["linux/amd64", "linux/arm64"]),
+            &|_| {},
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with("building ") && e.to_string().ends_with(" for linux/amd64"),
+            "{e}"
+        );
+        assert!(
+            std::error::Error::source(&e)
+                .unwrap()
+                .to_string()
+                .contains("app.txt"),
+            "{e:?}"
+        );
+        let none = build(&options(&store, &ctx, &r, &progress, &[]), &|_| {}).unwrap_err();
+        assert!(none.to_string().contains("no target platform"), "{none}");
+    }
+}
