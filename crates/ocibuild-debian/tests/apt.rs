@@ -22,7 +22,9 @@ fn release_sources(rel: Release) -> Vec<Source> {
 fn shared_cache() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+        let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("ocibuild-build-tests-store")
+            .join("debian");
         fs::create_dir_all(&d).unwrap();
         d
     })

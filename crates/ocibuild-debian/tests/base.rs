@@ -12,7 +12,9 @@ use ocibuild_debian::base::{BaseOptions, Variant, build_base, lock_base};
 use ocibuild_oci::store::ContentStore;
 
 fn cache() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("ocibuild-build-tests-store")
+        .join("debian");
     std::fs::create_dir_all(&d).unwrap();
     d
 }

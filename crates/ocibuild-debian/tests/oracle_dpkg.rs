@@ -395,7 +395,9 @@ fn malformed_versions_are_refused_like_dpkg() {
 /// cached copy fails this test with the reason: it never skips.
 fn real_indexes() -> Vec<(String, Vec<ocibuild_debian::control::Paragraph>)> {
     use ocibuild_debian::apt::{Keyring, Release, Repo, sources_for_release, system_sources};
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("ocibuild-build-tests-store")
+        .join("debian");
     let system = system_sources().expect("reading this machine's apt sources");
     let sources = sources_for_release(&system, Release::Trixie, false)
         .expect("trixie sources from the machine's mirror");

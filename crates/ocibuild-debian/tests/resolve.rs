@@ -645,8 +645,9 @@ fn malformed_paragraphs_are_errors() {
 /// cannot reach its mirror fails this test with the reason: it never skips.
 fn real_indexes() -> Vec<(String, Vec<control::Paragraph>)> {
     use ocibuild_debian::apt::{Keyring, Release, Repo, sources_for_release, system_sources};
-    let cache =
-        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("ocibuild-build-tests-store")
+        .join("debian");
     let system = system_sources().expect("reading this machine's apt sources");
     let sources = sources_for_release(&system, Release::Trixie, false)
         .expect("trixie sources from the machine's mirror");

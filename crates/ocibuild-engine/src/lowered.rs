@@ -488,11 +488,6 @@ fn build_on(
         matches!(plan.lang, Lang::Node | Lang::Python) && at != BuildStage::BuildPlatform;
     let scan_foreign = at == BuildStage::BuildPlatform;
     if !warm_only && (scan_libs || scan_foreign) {
-        let runtime = o.runtime_bases.image_locked(&locks.runtime)?;
-        let build_root = match toolchain_lock {
-            Some(l) => o.toolchain_bases.toolchain_locked_root(l, false)?.root,
-            None => std::path::PathBuf::from("/"),
-        };
         let work = tempfile::Builder::new()
             .prefix("native-libs-")
             .tempdir_in(store.root().join("engine").join("work"))
@@ -531,8 +526,17 @@ fn build_on(
                     .collect()));
             }
         }
-        let mut runtime_root = || o.runtime_bases.rootfs(&runtime.image);
-        let libs = if scan_libs {
+        // the roots only when there is native code to resolve: a cold runner that took the
+        // image from the cache has neither assembled
+        let libs = if scan_libs && has_linked_elf(&app_root) {
+            let build_root = match toolchain_lock {
+                Some(l) => o.toolchain_bases.toolchain_locked_root(l, false)?.root,
+                None => std::path::PathBuf::from("/"),
+            };
+            let mut runtime_root = || {
+                let runtime = o.runtime_bases.image_locked(&locks.runtime)?;
+                o.runtime_bases.rootfs(&runtime.image)
+            };
             crate::elf::missing_libs(&[app_root], &mut runtime_root, &build_root, &libs_dir)?
         } else {
             crate::elf::NativeLibs::default()
@@ -672,6 +676,26 @@ fn build_on(
         )?;
     }
     Ok(Ok((out, built.stopped)))
+}
+
+/// Whether a tree holds an ELF file that links shared libraries (what
+/// [`crate::elf::missing_libs`] resolves against the runtime base and the build root).
+fn has_linked_elf(root: &Path) -> bool {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .any(|e| {
+            let mut head = [0u8; 4];
+            std::fs::File::open(e.path())
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+                .is_ok()
+                && crate::elf::is_elf(&head)
+                && std::fs::read(e.path())
+                    .ok()
+                    .and_then(|b| crate::elf::needed(&b))
+                    .is_some_and(|n| !n.is_empty())
+        })
 }
 
 /// The stored result of a zero-config build ([`build`]'s second key), when its image is whole.

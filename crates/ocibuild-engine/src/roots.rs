@@ -367,6 +367,39 @@ impl Bases {
         Ok(None)
     }
 
+    /// The image of a lock as far as the store knows it without building anything: its
+    /// manifest and config (remembered under the lock key, by an earlier build or from a
+    /// `--cache-from` cache's base record), whether or not its layer blobs are here. A cold
+    /// runner keys and walks a build on it; the layers are fetched or assembled only when a
+    /// step runs on it or the final image needs them ([`Bases::remember`]).
+    pub fn known_image(&self, l: &Locked) -> Option<Image> {
+        let marker = self
+            .engine_dir("bases")
+            .ok()?
+            .join(format!("{}.json", l.key));
+        let desc: Descriptor = serde_json::from_slice(&fs::read(&marker).ok()?).ok()?;
+        if !self.store.has(&desc.digest) {
+            return None;
+        }
+        let src = StoreSource::new(
+            self.store.clone(),
+            desc,
+            format!("the {} base", l.opts.profile),
+        );
+        load_image(&src, None).ok()
+    }
+
+    /// Remember `image` (its manifest and config in the store) as the image of lock `l`: what
+    /// a `--cache-from` cache's base record says the lock gives ([`Bases::known_image`]).
+    pub fn remember(&self, l: &Locked, image: &Image) -> Result<()> {
+        let marker = self.engine_dir("bases")?.join(format!("{}.json", l.key));
+        let desc = serde_json::to_vec(&image.manifest_desc).map_err(|e| EngineError::Invalid {
+            what: "manifest descriptor".into(),
+            detail: e.to_string(),
+        })?;
+        write_atomically(&marker, &desc)
+    }
+
     /// The image for a lock, built or found in the cache; with `extract`, a fresh build is also
     /// extracted (as [`Bases::rootfs`] would) and the directory returned.
     fn image_with(&self, l: &Locked, extract: bool) -> Result<(Base, Option<PathBuf>)> {
@@ -384,7 +417,7 @@ impl Bases {
                 options: crate::df::rootfs_extract_options(),
             };
             let built = build_from_lock_into(&self.store, &lock, opts, Some(&to))?;
-            let done = crate::df::publish_rootfs(tmp, built.image.manifest_desc.digest.hex())?;
+            let done = crate::df::publish_rootfs(tmp, &crate::df::rootfs_name(&built.image)?)?;
             (built, Some(done))
         } else {
             (build_from_lock_into(&self.store, &lock, opts, None)?, None)

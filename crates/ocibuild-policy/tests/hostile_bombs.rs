@@ -1,6 +1,7 @@
-//! The archive limits (`OCIBUILD_LAYER_MAX_*`) apply to this reader of image layers too: a layer
-//! whose GNU long name is 8 MiB is refused by OCIBUILD_LAYER_MAX_METADATA (1 MiB by default)
-//! instead of being read into memory (issue 22).
+//! The archive limits (`OCIBUILD_LAYER_MAX_*`) apply to the readers of image layers outside the
+//! OCI crate too (`check`/`size`'s index and the SBOM catalogers): a layer whose GNU long name is
+//! 8 MiB is refused by OCIBUILD_LAYER_MAX_METADATA (1 MiB by default) instead of being read into
+//! memory (issue 22).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -65,6 +66,18 @@ fn long_name_bomb(len: usize) -> Vec<u8> {
     out.extend_from_slice(f.as_bytes());
     out.extend_from_slice(&[0u8; 1024]);
     out
+}
+
+#[test]
+fn the_catalogers_refuse_a_long_name_bomb() {
+    let t = tempfile::tempdir().unwrap();
+    let store = ContentStore::open(t.path().join("store")).unwrap();
+    let src = image_with_layer(&store, &long_name_bomb(8 << 20));
+    let Err(e) = ocibuild_sbom::catalog(&src, None, "bomb") else {
+        panic!("the bomb layer was catalogued")
+    };
+    let e = e.to_string();
+    assert!(e.contains("OCIBUILD_LAYER_MAX_METADATA"), "{e}");
 }
 
 #[test]

@@ -30,7 +30,9 @@ fn ocibuild(ctx: &TestContext) -> Command {
 
 /// Build `testdata/apps/NAME` with `--compare-naive`; returns (digest, size, naive size).
 fn build(ctx: &TestContext, name: &str, layout: &Path, extra: &[&str]) -> (String, u64, u64) {
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("ocibuild-build-tests-store")
+        .join("debian");
     fs::create_dir_all(&cache).unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../testdata/apps")

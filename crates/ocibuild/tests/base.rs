@@ -10,7 +10,9 @@ use std::process::Command;
 use ocibuild_testkit::{TestContext, busybox_static, run_ok_stdout, runc_run, umoci_unpack};
 
 fn cache() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("ocibuild-build-tests-store")
+        .join("debian");
     fs::create_dir_all(&d).unwrap();
     d
 }

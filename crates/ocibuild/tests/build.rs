@@ -14,7 +14,9 @@ use ocibuild_testkit::{
 use serde_json::Value;
 
 fn cache() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("ocibuild-build-tests-store")
+        .join("debian");
     fs::create_dir_all(&d).unwrap();
     d
 }

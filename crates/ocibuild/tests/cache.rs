@@ -34,7 +34,9 @@ RUN cat src/*.txt > all.out && od -An -N8 -tx8 /dev/urandom > stamp
 ";
 
 fn cache() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("ocibuild-build-tests-store")
+        .join("debian");
     fs::create_dir_all(&d).unwrap();
     d
 }
@@ -1176,4 +1178,148 @@ fn the_seed_pipelines_inline_cache_command_line_runs_nothing_on_a_second_runner(
         b["containerimage.digest"], a["containerimage.digest"],
         "runner B pushed another image\n{b_err}"
     );
+}
+
+/// The notes a build printed (`--progress json`).
+fn notes(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event"] == "note")
+        .filter_map(|v| v["message"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Bytes of the regular files under `dir` that nothing outside it shares (hard links into the
+/// shared package cache aside): what a build wrote into its store.
+fn own_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if m.is_dir() {
+                todo.push(e.path());
+            } else if m.is_file() && m.nlink() == 1 {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
+
+/// Issue 20: native bases are keyed by their lock. Runner A (the shared store) builds the
+/// zero-config Node app with `--cache-to` a registry; runner B, each time on a fresh `--root`,
+/// builds it with `--cache-from`:
+/// - unchanged: nothing runs, no base is assembled (the runtime base's layers come from the
+///   cache), the same digest;
+/// - one source file edited: the dependency step (npm ci) is cached from the registry, the
+///   runtime base is fetched, not assembled, and the image is the one runner A makes of the
+///   edited app.
+#[test]
+fn a_cold_runner_keys_native_bases_by_their_lock_and_assembles_no_runtime_base() {
+    let ctx = TestContext::new();
+    let peer = start_registry(&ctx, RegistryOptions::default());
+    let spec = format!("type=registry,ref={}/cache/node-deps:buildcache", peer.host);
+    let shared = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-build-tests-store");
+    let app = testdata_app(&ctx, "node-deps", "lock-a");
+    // --refresh: runner A locks from freshly fetched indexes, which runner B then reuses (a lock
+    // in the shared store may be older than the package cache's indexes)
+    let a = zc_build(
+        &shared,
+        &app,
+        &[
+            "--refresh".to_string(),
+            "--cache-to".to_string(),
+            spec.clone(),
+        ],
+        &ctx.tmp_dir("lock-out-a"),
+    );
+    // what the engine says when it assembles a base from its packages: an image (`(assembled,
+    // trixie amd64, N packages)`) or a toolchain root as a directory
+    let assembled = |n: &String| n.contains("(assembled") || n.contains("assembled from packages");
+    let runtime_assembled = |n: &String| n.starts_with("ocibuild:nodejs") && assembled(n);
+    let from = vec!["--cache-from".to_string(), spec.clone()];
+
+    // unchanged, fresh store: nothing runs, nothing is assembled
+    let root = ctx.tmp_dir("lock-root-b1");
+    let b1 = zc_build(&root, &app, &from, &ctx.tmp_dir("lock-out-b1"));
+    let seen = notes(&b1.stderr);
+    assert!(b1.ran.is_empty(), "{:?}\n{}", b1.ran, b1.stderr);
+    assert_eq!(b1.digest, a.digest);
+    assert!(
+        !seen.iter().any(assembled),
+        "a base was assembled: {seen:#?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|n| n.starts_with("ocibuild:nodejs") && n.contains("fetched from cache registry")),
+        "the runtime base's layers come from the cache: {seen:#?}"
+    );
+    // no root was made: neither assembled nor extracted
+    assert_eq!(
+        fs::read_dir(root.join("engine/rootfs"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
+    let wrote = own_bytes(&root);
+    eprintln!(
+        "runner B, unchanged app: {:.1} MB in its store",
+        wrote as f64 / 1e6
+    );
+    assert!(wrote < 100_000_000, "{wrote} bytes");
+    fs::remove_dir_all(&root).unwrap();
+
+    // one source file edited, fresh store
+    let edited = testdata_app(&ctx, "node-deps", "lock-edited");
+    let js = fs::read_to_string(edited.join("index.js")).unwrap();
+    fs::write(
+        edited.join("index.js"),
+        format!("{js}\n// edited on runner B\n"),
+    )
+    .unwrap();
+    let root = ctx.tmp_dir("lock-root-b2");
+    let meta = ctx.path("lock-b2.json");
+    let mut args = from.clone();
+    args.extend(["--metadata-file".to_string(), meta.display().to_string()]);
+    let b2 = zc_build(&root, &edited, &args, &ctx.tmp_dir("lock-out-b2"));
+    let seen = notes(&b2.stderr);
+    assert!(
+        !seen.iter().any(runtime_assembled),
+        "the runtime base was assembled: {seen:#?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|n| n.starts_with("ocibuild:nodejs") && n.contains("fetched from cache registry")),
+        "{seen:#?}"
+    );
+    let m: Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    let deps: Vec<&Value> = m["ocibuild.steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"].as_str().unwrap_or("").contains("npm ci"))
+        .collect();
+    assert_eq!(deps.len(), 1, "{m:#}");
+    assert_eq!(deps[0]["ran"], false, "{m:#}");
+    assert_eq!(deps[0]["cached_from"], "registry", "{m:#}");
+    assert!(
+        b2.ran.iter().any(|s| s.contains("COPY --exclude")),
+        "the edited source is copied: {:?}",
+        b2.ran
+    );
+    let wrote = own_bytes(&root);
+    eprintln!(
+        "runner B, edited app: {:.1} MB in its store",
+        wrote as f64 / 1e6
+    );
+    fs::remove_dir_all(&root).unwrap();
+    // the same image as a runner that has every base assembled
+    let a2 = zc_build(&shared, &edited, &[], &ctx.tmp_dir("lock-out-a2"));
+    assert_eq!(b2.digest, a2.digest);
+    assert_ne!(b2.digest, a.digest);
 }

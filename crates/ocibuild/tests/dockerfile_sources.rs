@@ -11,7 +11,9 @@ use ocibuild_testkit::registry::{RegistryOptions, start_registry};
 use ocibuild_testkit::{TestContext, run_ok, run_ok_stdout, umoci_unpack};
 
 fn cache() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("ocibuild-build-tests-store")
+        .join("debian");
     fs::create_dir_all(&d).unwrap();
     d
 }

@@ -201,7 +201,9 @@ fn a_node_app_builds_with_the_hosts_npm_and_rebuilds_from_the_cache() {
     // the build tests' store outlives a run: a file unique to this run keeps the first build a miss
     fs::write(dir.join("run.txt"), ctx.dir().display().to_string()).unwrap();
     let store = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-build-tests-store");
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("ocibuild-build-tests-store")
+        .join("debian");
     fs::create_dir_all(&cache).unwrap();
     let layout = ctx.path("layout");
     let meta = ctx.path("meta.json");

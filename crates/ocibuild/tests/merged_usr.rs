@@ -47,7 +47,7 @@ fn shared_store() -> PathBuf {
 
 fn base(profile: &str) -> PathBuf {
     let t = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let cache = t.join("ocibuild-debian-apt-cache");
+    let cache = t.join("ocibuild-build-tests-store").join("debian");
     fs::create_dir_all(&cache).unwrap();
     base_archive(
         &bin(),

@@ -34,7 +34,9 @@ fn ocibuild() -> Command {
 }
 
 fn build_cmd(ctx: &TestContext, name: &str, layout: &Path) -> Command {
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("ocibuild-build-tests-store")
+        .join("debian");
     fs::create_dir_all(&cache).unwrap();
     let mut c = ocibuild();
     c.arg("build")

@@ -15,7 +15,9 @@ use std::process::{Command, Output, Stdio};
 use ocibuild_testkit::{TestContext, require_tool, run_ok_stdout};
 
 fn cache() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("ocibuild-build-tests-store")
+        .join("debian");
     fs::create_dir_all(&d).unwrap();
     d
 }

@@ -46,7 +46,9 @@ fn run(c: &mut Command) -> Output {
 
 /// Build `testdata/apps/NAME` zero-config into `oci:LAYOUT:NAME`.
 fn build(name: &str, layout: &Path) -> String {
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("ocibuild-build-tests-store")
+        .join("debian");
     fs::create_dir_all(&cache).unwrap();
     run_ok_stdout(
         ocibuild()
@@ -585,7 +587,9 @@ metadataTest:
 #[test]
 fn build_check_gates_before_anything_is_written() {
     let ctx = TestContext::new();
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("ocibuild-build-tests-store")
+        .join("debian");
     let layout = ctx.path("layout");
     let policy = ctx.path("policy.toml");
     fs::write(&policy, "required_files = [\"/app/config.yaml\"]\n").unwrap();
@@ -681,7 +685,9 @@ fn the_ci_examples_commands_run_against_a_registry() {
     for f in ["Jenkinsfile", "github-actions.yml", "MIGRATION.md"] {
         assert!(ci.join(f).is_file(), "docs/ci/{f}");
     }
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("ocibuild-build-tests-store")
+        .join("debian");
     let layout = format!("oci:{}:42", ctx.path("out").display());
     let meta = ctx.path("build.json");
     run_ok_stdout(

@@ -39,7 +39,9 @@ fn ocibuild() -> Command {
 /// Build `testdata/apps/NAME` zero-config with `--explain` into `oci:LAYOUT:NAME`, unpack it;
 /// returns (rootfs, bundle, the explain output).
 fn build(ctx: &TestContext, name: &str, extra: &[&str]) -> (PathBuf, PathBuf, String) {
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("ocibuild-build-tests-store")
+        .join("debian");
     fs::create_dir_all(&cache).unwrap();
     let layout = ctx.path("layout");
     let out = run_ok(

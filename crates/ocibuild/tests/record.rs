@@ -245,7 +245,9 @@ fn zero_config_metadata_follows_the_same_schema() {
     let ctx = tk::TestContext::new();
     // the build tests' store and package cache: toolchain roots are assembled once
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-build-tests-store");
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("ocibuild-build-tests-store")
+        .join("debian");
     fs::create_dir_all(&cache).unwrap();
     let dir = ctx.tmp_dir("record-go");
     fs::copy(app("go-hello").join("go.mod"), dir.join("go.mod")).unwrap();

@@ -32,7 +32,9 @@ fn ocibuild() -> Command {
 
 /// Build `testdata/apps/NAME` into `oci:LAYOUT:NAME`.
 fn build(name: &str, layout: &Path) {
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("ocibuild-build-tests-store")
+        .join("debian");
     fs::create_dir_all(&cache).unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../testdata/apps")
@@ -600,7 +602,9 @@ fn stdlib_db(ctx: &TestContext) -> PathBuf {
 fn build_scan_gate_and_sbom_attachment() {
     use ocibuild_testkit::registry::{RegistryOptions, start_registry};
     let ctx = TestContext::new();
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-debian-apt-cache");
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("ocibuild-build-tests-store")
+        .join("debian");
     let db = stdlib_db(&ctx);
     let blocked = ctx.path("blocked");
     let report = ctx.path("scan.json");

@@ -927,7 +927,7 @@ fn build_signs_and_attests_in_a_layout_and_a_registry_before_the_push() {
 /// The build tests' shared store and package cache (toolchain roots are assembled once).
 fn shared_store() -> (PathBuf, PathBuf) {
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let cache = tmp.join("ocibuild-debian-apt-cache");
+    let cache = tmp.join("ocibuild-build-tests-store").join("debian");
     fs::create_dir_all(&cache).unwrap();
     (tmp.join("ocibuild-build-tests-store"), cache)
 }

@@ -50,7 +50,7 @@ fn tmpdir() -> PathBuf {
 
 /// The shared Debian package cache (the same one the other build tests use).
 fn apt_cache() -> PathBuf {
-    let d = tmpdir().join("ocibuild-debian-apt-cache");
+    let d = tmpdir().join("ocibuild-build-tests-store").join("debian");
     fs::create_dir_all(&d).unwrap();
     d
 }

@@ -810,6 +810,27 @@ impl Exec<'_> {
         {
             c.extend(sources.iter().map(|s| (*j, s.clone())));
         }
+        // The step's second key: the stage by its chain key ([`super::steps::AliasRecord`]).
+        // When the stage came whole from the cache on a base that is not here (nothing ran
+        // on it), it is looked up first: the content key would need the stage's root.
+        let alias = match &src {
+            Source::Stage(j) => self.stages[*j].get().map(|out| {
+                let lazy = out.chain.base.as_ref().is_some_and(|b| self.is_lazy(b));
+                let k = key_of(json!({
+                    "parent": st.chain.key,
+                    "copy-from-stage": 1,
+                    "instruction": [kw, sources, inline, dest_abs, dest_is_dir_syntax, chown, chmod, a.link, a.parents, a.exclude],
+                    "stage": out.chain.key,
+                }));
+                (k, lazy)
+            }),
+            _ => None,
+        };
+        if let Some((alias, true)) = &alias
+            && let Some((key, layer, upper)) = self.lookup_alias(alias)
+        {
+            return self.use_cached(st, key, layer, upper, label, created_by);
+        }
         // URLs (ADD only)
         let mut downloads: Vec<(String, PathBuf, String)> = Vec::new();
         let private = tempfile::Builder::new()
@@ -920,6 +941,9 @@ impl Exec<'_> {
             "content": content,
         });
         let key = key_of(parts.clone());
+        if let Some((alias, _)) = &alias {
+            self.save_alias(alias, &key)?;
+        }
         let hit = self.lookup(&key);
         self.explain(st, label, &parts, hit.is_some());
         if let Some((layer, upper)) = hit {

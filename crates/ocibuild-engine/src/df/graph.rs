@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! key = the Dockerfile text, target, build args, platform, labels, epoch, compression
-//!     + each needed stage's base image (its manifest digest: a native base's follows its lock)
+//!     + each needed stage's base image (its manifest digest; a native base: its lock key,
+//!       known before the base is assembled)
 //!     + what every COPY/ADD and RUN --mount=type=bind reads from the context, a named context
 //!       or an image (the selected files by content, --exclude applied; never mtimes)
 //!     + the context's lockfiles (the build record lists them)
@@ -61,7 +62,7 @@ pub(crate) fn digest(v: &Value) -> String {
 pub(crate) fn key(exec: &Exec<'_>, text: &str) -> Result<Option<String>> {
     let o = exec.o;
     let mut parts: Vec<Value> = vec![
-        json!("ocibuild-graph-v1"),
+        json!("ocibuild-graph-v2"),
         json!(env!("CARGO_PKG_VERSION")),
         json!(text),
         json!(o.target),
@@ -102,17 +103,53 @@ pub(crate) fn key(exec: &Exec<'_>, text: &str) -> Result<Option<String>> {
                     Some(NamedContext::Dir(_)) => return Ok(None),
                     None => name.clone(),
                 };
-                let img = exec.image_for(&reference, &platform)?;
-                let triggers = img
-                    .config
-                    .get("config")
-                    .and_then(|c| c.get("OnBuild"))
-                    .and_then(Value::as_array)
-                    .is_some_and(|t| !t.is_empty());
-                if triggers {
-                    return Ok(None);
+                // a native base by its lock (cheap: the signed indexes), not by the image it
+                // gives: a cold runner looks its build up before assembling anything
+                let native = match (reference.strip_prefix(super::native::PREFIX), &o.native) {
+                    (Some(spec), Some(nb)) if reference != super::native::HOST => {
+                        let r = super::native::parse(spec)?;
+                        let (_, locked, from_lock) =
+                            nb.locked_for_arch(&r, &platform.architecture)?;
+                        // what a hit says of the base (its digest is the stored record's)
+                        if let Ok(mut n) = exec.graph_notes.lock() {
+                            n.push((
+                                r.reference(),
+                                format!(
+                                    "(cached, {} {}, {} packages{}), {}",
+                                    locked.lock.release,
+                                    locked.lock.arch,
+                                    locked.lock.packages().count(),
+                                    match &from_lock {
+                                        Some(p) => format!(", from the lockfile {}", p.display()),
+                                        None => String::new(),
+                                    },
+                                    if r.toolchain {
+                                        "a build root"
+                                    } else {
+                                        "a runtime base"
+                                    }
+                                ),
+                            ));
+                        }
+                        Some(locked.key)
+                    }
+                    _ => None,
+                };
+                if let Some(k) = native {
+                    parts.push(json!([i, "native", k]));
+                } else {
+                    let img = exec.image_for(&reference, &platform)?;
+                    let triggers = img
+                        .config
+                        .get("config")
+                        .and_then(|c| c.get("OnBuild"))
+                        .and_then(Value::as_array)
+                        .is_some_and(|t| !t.is_empty());
+                    if triggers {
+                        return Ok(None);
+                    }
+                    parts.push(json!([i, "image", img.manifest_desc.digest.to_string()]));
                 }
-                parts.push(json!([i, "image", img.manifest_desc.digest.to_string()]));
             }
         }
         for ins in &exec.df.stages[i].instructions {

@@ -219,6 +219,36 @@ pub(crate) struct Exec<'a> {
     /// `--offline`'s walk ([`crate::offline`]): as warm mode, nothing runs; every step that
     /// would run is collected here.
     pub probe: Option<Mutex<Vec<crate::offline::WouldRun>>>,
+    /// The native bases (`FROM ocibuild:…`) this build resolved, by manifest digest.
+    pub natives: Mutex<HashMap<Digest, NativeUse>>,
+    /// Toolchain roots assembled as directories for a native base whose layers are not in the
+    /// store (manifest digest → root): steps run over them, no layer is written.
+    pub base_roots: Mutex<HashMap<Digest, PathBuf>>,
+    /// Held while a native base's layers or root are fetched or assembled.
+    pub ensure_lock: Mutex<()>,
+    /// `COPY --from=STAGE` steps: their content key → the key by the stage's chain
+    /// ([`steps::alias_record`]), exported beside them.
+    pub aliases: Mutex<HashMap<String, String>>,
+    /// The native bases the whole-graph key named: (reference, what a hit says of each).
+    pub graph_notes: Mutex<Vec<(String, String)>>,
+}
+
+/// A native base as the build uses it: keyed by its lock, its layers possibly not (yet) here.
+#[derive(Clone, Debug)]
+pub(crate) struct NativeUse {
+    /// `ocibuild:…` as written, and the architecture of its packages.
+    pub reference: String,
+    pub arch: String,
+    /// The lock key ([`crate::roots::Locked::key`]): what keys the build, not the digest.
+    pub key: String,
+    pub toolchain: bool,
+    pub image: Image,
+}
+
+/// The index key of a native base's record in a remote cache: `{"kind": "native-base",
+/// "manifest": DESCRIPTOR}` for the lock key `lock_key`.
+pub(crate) fn native_base_index_key(lock_key: &str) -> String {
+    steps::key_of(json!(["native-base-v1", lock_key]))
 }
 
 /// A `RUN --mount=type=cache` as the build used it.
@@ -327,6 +357,19 @@ pub(crate) fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) ->
             &k[..16],
             image.manifest_desc.digest
         )));
+        // the native bases, named by their locks in the key: their digests are the record's
+        let native_notes = exec.graph_notes.lock().map_err(poison)?.clone();
+        for (reference, what) in &native_notes {
+            if let Some(d) = record
+                .images
+                .iter()
+                .flat_map(|i| &i.bases)
+                .find(|b| &b.reference == reference)
+                .and_then(|b| b.digest.as_ref())
+            {
+                ev(Event::Note(format!("{reference}: {d} {what}")));
+            }
+        }
         for s in &mut record.steps {
             s.status = ocibuild_record::StepStatus::Cached {
                 from: "local".into(),
@@ -531,6 +574,11 @@ fn new_exec<'a>(
         labels: Mutex::new(Vec::new()),
         copied_from: Mutex::new(Vec::new()),
         probe: probe.then(|| Mutex::new(Vec::new())),
+        natives: Mutex::new(HashMap::new()),
+        base_roots: Mutex::new(HashMap::new()),
+        ensure_lock: Mutex::new(()),
+        aliases: Mutex::new(HashMap::new()),
+        graph_notes: Mutex::new(Vec::new()),
     }
 }
 
@@ -659,7 +707,7 @@ impl Exec<'_> {
                 what: reference.to_string(),
                 detail: "native bases are not available in this build".into(),
             })?;
-            let img = nb.image_for_arch(&r, &platform.architecture, self.ev)?;
+            let img = self.native_image(nb, &r, &platform.architecture)?;
             self.images
                 .lock()
                 .map_err(poison)?
@@ -699,6 +747,254 @@ impl Exec<'_> {
         Ok(img)
     }
 
+    /// A native base for `arch`, keyed by its lock: the image when the store has it whole;
+    /// else its manifest and config as this store or a `--cache-from` cache's base record
+    /// knows them (the layers are fetched or assembled only when a step runs on it or the final
+    /// image needs them: [`Exec::base_rootfs`], [`Exec::ensure_layers`]); else assembled.
+    fn native_image(
+        &self,
+        nb: &native::NativeBases,
+        r: &native::NativeRef,
+        arch: &str,
+    ) -> Result<Image> {
+        let (b, locked, from_lock) = nb.locked_for_arch(r, arch)?;
+        let known = if self.o.no_cache || b.is_built(&locked) {
+            None
+        } else {
+            match b.known_image(&locked) {
+                Some(img) => Some((img, "this store")),
+                None => self.remote_base(&b, &locked)?,
+            }
+        };
+        let img = match known {
+            Some((img, from)) => {
+                (self.ev)(Event::Note(format!(
+                    "{}: {} (keyed by its lock {}, {} packages{}; manifest from {from}: its layers are fetched or assembled only when needed), {}",
+                    r.reference(),
+                    img.manifest_desc.digest,
+                    &locked.key[..16],
+                    locked.lock.packages().count(),
+                    match &from_lock {
+                        Some(p) => format!(", from the lockfile {}", p.display()),
+                        None => String::new(),
+                    },
+                    if r.toolchain {
+                        "a build root"
+                    } else {
+                        "a runtime base"
+                    }
+                )));
+                img
+            }
+            None => nb.image_for_arch(r, arch, self.ev)?,
+        };
+        self.natives.lock().map_err(poison)?.insert(
+            img.manifest_desc.digest.clone(),
+            NativeUse {
+                reference: r.reference(),
+                arch: arch.to_string(),
+                key: locked.key.clone(),
+                toolchain: r.toolchain,
+                image: img.clone(),
+            },
+        );
+        Ok(img)
+    }
+
+    /// A native base's record in the first `--cache-from` cache that has it: its manifest and
+    /// config fetched into the store (verified by digest) and remembered under the lock key.
+    fn remote_base(
+        &self,
+        b: &crate::roots::Bases,
+        locked: &crate::roots::Locked,
+    ) -> Result<Option<(Image, &'static str)>> {
+        let key = native_base_index_key(&locked.key);
+        for be in &self.o.cache_from {
+            let got = (|| -> std::result::Result<Option<Image>, String> {
+                let Some(bytes) = be.get_index(&key).map_err(|e| e.to_string())? else {
+                    return Ok(None);
+                };
+                let v: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+                if v.get("kind").and_then(Value::as_str) != Some("native-base") {
+                    return Err("not a native base record".into());
+                }
+                let desc: Descriptor =
+                    serde_json::from_value(v.get("manifest").cloned().unwrap_or(Value::Null))
+                        .map_err(|e| e.to_string())?;
+                let fetch = |d: &Digest| -> std::result::Result<bool, String> {
+                    match be.fetch_blob(d, &self.o.store).map_err(|e| e.to_string())? {
+                        ocibuild_cache::Fetch::Fetched { .. } | ocibuild_cache::Fetch::Present => {
+                            Ok(true)
+                        }
+                        ocibuild_cache::Fetch::Missing => Ok(false),
+                        ocibuild_cache::Fetch::Corrupt { why } => Err(why),
+                    }
+                };
+                if !fetch(&desc.digest)? {
+                    return Ok(None);
+                }
+                let src = ocibuild_oci::layout::StoreSource::new(
+                    self.o.store.clone(),
+                    desc.clone(),
+                    format!("a cached base in {}", be.describe()),
+                );
+                // the manifest is here: its config next
+                let manifest: ocibuild_oci::image::Manifest = serde_json::from_slice(
+                    &fs::read(self.o.store.blob_path(&desc.digest)).map_err(|e| e.to_string())?,
+                )
+                .map_err(|e| e.to_string())?;
+                if !fetch(&manifest.config.digest)? {
+                    return Ok(None);
+                }
+                load_image(&src, None).map(Some).map_err(|e| e.to_string())
+            })();
+            match got {
+                Ok(Some(img)) => {
+                    b.remember(locked, &img)?;
+                    return Ok(Some((img, "the cache")));
+                }
+                Ok(None) => {}
+                Err(e) => (self.ev)(Event::Note(format!(
+                    "cache {}: the base record of lock {}: {e} (treated as a miss)",
+                    be.describe(),
+                    &locked.key[..16]
+                ))),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The native base of `img`, when the build resolved one.
+    pub(crate) fn native_of(&self, img: &Image) -> Option<NativeUse> {
+        self.natives
+            .lock()
+            .ok()?
+            .get(&img.manifest_desc.digest)
+            .cloned()
+    }
+
+    /// Whether every layer blob of `img` is in the store.
+    pub(crate) fn has_layers(&self, img: &Image) -> bool {
+        img.manifest
+            .layers
+            .iter()
+            .all(|l| self.o.store.has(&l.digest))
+    }
+
+    /// Whether `img` is a native base whose root is not here yet (no layers, no assembled
+    /// root): nothing on this runner has run on it in this build.
+    pub(crate) fn is_lazy(&self, img: &Image) -> bool {
+        self.native_of(img).is_some()
+            && !self.has_layers(img)
+            && !self
+                .base_roots
+                .lock()
+                .is_ok_and(|m| m.contains_key(&img.manifest_desc.digest))
+    }
+
+    /// Make sure every layer blob of `img` is in the store: a native base's are fetched from a
+    /// `--cache-from` cache that has them, else the base is assembled from its packages (the
+    /// same image: equal locks give equal images).
+    pub(crate) fn ensure_layers(&self, img: &Image) -> Result<()> {
+        if self.has_layers(img) {
+            return Ok(());
+        }
+        let Some(n) = self.native_of(img) else {
+            return Ok(());
+        };
+        let _g = self.ensure_lock.lock().map_err(poison)?;
+        if self.has_layers(img) {
+            return Ok(());
+        }
+        let t0 = std::time::Instant::now();
+        for be in &self.o.cache_from {
+            let mut all = true;
+            let mut bytes = 0;
+            for l in &img.manifest.layers {
+                match be.fetch_blob(&l.digest, &self.o.store) {
+                    Ok(ocibuild_cache::Fetch::Fetched { .. }) => bytes += l.size,
+                    Ok(ocibuild_cache::Fetch::Present) => {}
+                    _ => {
+                        all = false;
+                        break;
+                    }
+                }
+            }
+            if all {
+                (self.ev)(Event::Note(format!(
+                    "{}: {} layers ({:.1} MB) fetched from cache {} in {:.2}s, not assembled",
+                    n.reference,
+                    img.manifest.layers.len(),
+                    bytes as f64 / 1e6,
+                    steps::cache_kind(&be.describe()),
+                    t0.elapsed().as_secs_f64()
+                )));
+                return Ok(());
+            }
+        }
+        let nb = self.o.native.as_ref().ok_or_else(|| EngineError::Invalid {
+            what: n.reference.clone(),
+            detail: "native bases are not available in this build".into(),
+        })?;
+        let r = native::parse(n.reference.trim_start_matches(native::PREFIX))?;
+        let built = nb.image_for_arch(&r, &n.arch, self.ev)?;
+        if built.manifest_desc.digest != img.manifest_desc.digest {
+            return Err(EngineError::Invalid {
+                what: n.reference.clone(),
+                detail: format!(
+                    "assembled from its lock {} it is {}, but the cache's record of the same lock says {}; the cache was written by another ocibuild build: run with --no-cache or clear the cache",
+                    &n.key[..16],
+                    built.manifest_desc.digest,
+                    img.manifest_desc.digest
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The root filesystem of a stage's base, for a step that runs on it (or a copy that reads
+    /// it): a native toolchain base whose layers are not here is assembled straight into a
+    /// directory (no layer written); any other image is extracted once, its layers fetched or
+    /// assembled first when needed ([`Exec::ensure_layers`]).
+    pub(crate) fn base_rootfs(&self, img: &Image) -> Result<PathBuf> {
+        if let Some(p) = self
+            .base_roots
+            .lock()
+            .map_err(poison)?
+            .get(&img.manifest_desc.digest)
+        {
+            return Ok(p.clone());
+        }
+        if let Some(n) = self.native_of(img)
+            && n.toolchain
+            && !self.has_layers(img)
+            && let Some(nb) = &self.o.native
+        {
+            let _g = self.ensure_lock.lock().map_err(poison)?;
+            let r = native::parse(n.reference.trim_start_matches(native::PREFIX))?;
+            let (b, locked, _) = nb.locked_for_arch(&r, &n.arch)?;
+            let tc = b.toolchain_locked_root(&locked, false)?;
+            (self.ev)(Event::Note(format!(
+                "{}: a step runs on it: root {} ({} packages, lock {})",
+                n.reference,
+                if tc.cached {
+                    "found in the store"
+                } else {
+                    "assembled from packages"
+                },
+                locked.lock.packages().count(),
+                &locked.key[..16]
+            )));
+            self.base_roots
+                .lock()
+                .map_err(poison)?
+                .insert(img.manifest_desc.digest.clone(), tc.root.clone());
+            return Ok(tc.root);
+        }
+        self.ensure_layers(img)?;
+        extract_rootfs(&self.o.store, img)
+    }
+
     /// The platform stage `i` is built for: its `FROM --platform=…` (e.g. `$BUILDPLATFORM`, so
     /// a build stage runs natively and cross-compiles), else that of the stage it is built on,
     /// else the target platform.
@@ -719,7 +1015,7 @@ impl Exec<'_> {
 
     /// An image's root filesystem, extracted once into the store's rootfs cache.
     pub(crate) fn image_root(&self, img: &Image) -> Result<PathBuf> {
-        extract_rootfs(&self.o.store, img)
+        self.base_rootfs(img)
     }
 
     /// A stage's merged root, materialised on first use.
@@ -734,7 +1030,7 @@ impl Exec<'_> {
         }
         let dir = self.work.join(format!("final-{i}"));
         let t0 = std::time::Instant::now();
-        materialize(&self.o.store, &out.chain, &dir)?;
+        materialize(self, &out.chain, &dir)?;
         (self.ev)(Event::Note(format!(
             "[{}] root materialised for a copy from it ({} change dirs on the base) in {:.2}s",
             self.df.stages[i].display_name(i),
@@ -856,6 +1152,10 @@ impl Exec<'_> {
 
     /// The final image of a chain, written to the store.
     fn finish(&self, chain: &Chain) -> Result<Image> {
+        // the base's layers are the image's: a native base keyed by its lock may have none here
+        if let Some(img) = &chain.base {
+            self.ensure_layers(img)?;
+        }
         let mut config = chain.config.clone();
         let created = rfc3339(self.o.source_date_epoch);
         if let Some(obj) = config.as_object_mut() {
@@ -1006,10 +1306,15 @@ impl Exec<'_> {
                         layers,
                         uppers: Vec::new(),
                         config,
-                        key: steps::key_of(json!([
-                            "FROM image",
-                            img.manifest_desc.digest.to_string()
-                        ])),
+                        // a native base by its lock (equal locks give equal images): a cold
+                        // runner keys its steps before the base is assembled
+                        key: match self.native_of(&img) {
+                            Some(n) => steps::key_of(json!(["FROM native", n.key])),
+                            None => steps::key_of(json!([
+                                "FROM image",
+                                img.manifest_desc.digest.to_string()
+                            ])),
+                        },
                     },
                     triggers,
                 ))
@@ -1063,9 +1368,9 @@ fn take_onbuild(config: &mut Value) -> Vec<String> {
 }
 
 /// A chain's filesystem as one directory at `dir` (which must not exist).
-pub(crate) fn materialize(store: &ContentStore, chain: &Chain, dir: &Path) -> Result<()> {
+pub(crate) fn materialize(exec: &Exec<'_>, chain: &Chain, dir: &Path) -> Result<()> {
     match &chain.base {
-        Some(img) => fsops::clone_tree(&extract_rootfs(store, img)?, dir)?,
+        Some(img) => fsops::clone_tree(&exec.base_rootfs(img)?, dir)?,
         None => fs::create_dir_all(dir).map_err(EngineError::io("creating a stage root", dir))?,
     }
     for u in &chain.uppers {
@@ -1078,7 +1383,7 @@ pub(crate) fn materialize(store: &ContentStore, chain: &Chain, dir: &Path) -> Re
 pub fn extract_rootfs(store: &ContentStore, image: &Image) -> Result<PathBuf> {
     let dir = store.root().join("engine").join("rootfs");
     fs::create_dir_all(&dir).map_err(EngineError::io("creating the rootfs cache", &dir))?;
-    let name = image.manifest_desc.digest.hex().to_string();
+    let name = rootfs_name(image)?;
     let done = dir.join(&name);
     if done.join("rootfs").is_dir() && done.join("complete").is_file() {
         crate::storeusage::hold_root(&done);
@@ -1096,7 +1401,20 @@ pub fn extract_rootfs(store: &ContentStore, image: &Image) -> Result<PathBuf> {
         let f = store.open_blob(&layer.digest)?;
         extract_layer_blob(std::io::BufReader::new(f), c, Some(diff_id), &root, &opts)?;
     }
-    publish_rootfs(tmp, image.manifest_desc.digest.hex())
+    publish_rootfs(tmp, &name)
+}
+
+/// The name of `image`'s extracted root in `ROOT/engine/rootfs`: a digest of its layers'
+/// diff_ids, so images with the same layers (the same base written with another compression,
+/// another config or labels) share one directory instead of one extraction each.
+pub(crate) fn rootfs_name(image: &Image) -> Result<String> {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    for d in image.diff_ids()? {
+        h.update(d.to_string().as_bytes());
+        h.update(b"\n");
+    }
+    Ok(format!("layers-{}", hex::encode(h.finalize())))
 }
 
 /// A temp dir in `ROOT/engine/rootfs` with an empty `rootfs/` in it, for [`publish_rootfs`].
@@ -1121,7 +1439,7 @@ pub(crate) fn rootfs_extract_options() -> ExtractOptions {
 }
 
 /// Move `<tmp>/rootfs`, complete, into place as `<name>/rootfs` next to `tmp` (in
-/// `ROOT/engine/rootfs`; `name` is an image's manifest hex, or `lock-<key>` for a toolchain root
+/// `ROOT/engine/rootfs`; `name` is [`rootfs_name`] of an image, or `lock-<key>` for a toolchain root
 /// assembled without layers): marked complete, then renamed, so a killed build leaves only a temp
 /// dir behind. A concurrent build that got there first wins; this copy is dropped.
 pub(crate) fn publish_rootfs(tmp: tempfile::TempDir, name: &str) -> Result<PathBuf> {
@@ -1289,6 +1607,131 @@ pub(crate) mod tests {
             !seen.iter().any(|n| n.contains("materialised")),
             "a cached COPY --from read the stage's root: {seen:?}"
         );
+    }
+
+    /// A lock with one package at `version` (nothing is downloaded: the tests below never
+    /// assemble it).
+    fn lock(version: &str) -> ocibuild_debian::base::Lockfile {
+        use ocibuild_debian::base::{LockedLayer, LockedPackage, Lockfile, Variant};
+        Lockfile {
+            version: 1,
+            profile: "static".into(),
+            variant: Variant::Default,
+            release: "trixie".into(),
+            arch: Platform::host().architecture,
+            created: 0,
+            extra_packages: Vec::new(),
+            layers: vec![LockedLayer {
+                name: "static".into(),
+                packages: vec![LockedPackage {
+                    name: "base-files".into(),
+                    version: version.into(),
+                    arch: Platform::host().architecture,
+                    sha256: "00".repeat(32),
+                    size: 1,
+                    filename: "pool/main/b/base-files/base-files.deb".into(),
+                    suite: "trixie".into(),
+                    source: "file:///nonexistent".into(),
+                    source_package: None,
+                    source_version: None,
+                }],
+            }],
+        }
+    }
+
+    fn native_bases(store: &ContentStore, dir: &Path, version: &str) -> native::NativeBases {
+        let lock_file = dir.join(format!("static-{version}.lock.json"));
+        fs::write(&lock_file, serde_json::to_vec(&lock(version)).unwrap()).unwrap();
+        native::NativeBases {
+            bases: crate::roots::Bases {
+                store: store.clone(),
+                cache_dir: dir.join("debs"),
+                release: ocibuild_debian::apt::Release::Trixie,
+                arch: Platform::host().architecture,
+                offline: true,
+                source_date_epoch: Some(0),
+                index_max_age: None,
+                progress: Default::default(),
+            },
+            locks: vec![(lock_file, lock(version))],
+            host: None,
+        }
+    }
+
+    /// Issue 20: a native base keys the build by its lock, before (and without) assembling
+    /// it; a new package version is a new key for the whole graph and for every step.
+    #[test]
+    fn native_bases_key_the_build_by_their_lock_without_assembling_it() {
+        let t = tempfile::tempdir().unwrap();
+        let ctx = t.path().join("ctx");
+        fs::create_dir_all(&ctx).unwrap();
+        fs::write(ctx.join("a.txt"), "a").unwrap();
+        let text = "FROM ocibuild:static\nCOPY a.txt /a.txt\n";
+        fs::write(ctx.join("Dockerfile"), text).unwrap();
+        let store = ContentStore::open(t.path().join("store")).unwrap();
+        let r = NoRegistry;
+        let df = ocibuild_dockerfile::parse(text, "Dockerfile").unwrap();
+        let plan = stage_graph(&df, None, &BTreeMap::new()).unwrap();
+        let graph_key = |version: &str| {
+            let mut o = options(&store, &ctx, &r);
+            o.native = Some(native_bases(&store, t.path(), version));
+            let exec = new_exec(
+                &o,
+                &df,
+                plan.clone(),
+                &|_| {},
+                DockerIgnore::default(),
+                t.path().join("work"),
+                t.path().join("df"),
+                false,
+            );
+            graph::key(&exec, text).unwrap().unwrap()
+        };
+        // no package is in the cache and the lock's repository does not exist: keying
+        // assembles nothing
+        let k1 = graph_key("13.8");
+        assert_eq!(k1, graph_key("13.8"));
+        let k2 = graph_key("13.8+deb13u1");
+        assert_ne!(k1, k2, "a new package version must change the graph key");
+
+        // the steps: an image the store knows under each lock (no layers, so nothing to
+        // assemble), and a COPY on it
+        let config = json!({"architecture": Platform::host().architecture, "os": "linux",
+            "config": {}, "rootfs": {"type": "layers", "diff_ids": []}});
+        let cfg = config_bytes(&config).unwrap();
+        let cd = store.put_bytes(&cfg).unwrap();
+        let m = new_manifest(
+            Descriptor::new(media::OCI_CONFIG, cd, cfg.len() as u64),
+            Vec::new(),
+            BTreeMap::new(),
+        );
+        let mb = to_json_bytes(&m, "manifest").unwrap();
+        let md = store.put_bytes(&mb).unwrap();
+        let image = Image {
+            index: None,
+            manifest_desc: Descriptor::new(media::OCI_MANIFEST, md, mb.len() as u64),
+            manifest_bytes: mb,
+            manifest: m,
+            config_bytes: cfg,
+            config,
+        };
+        let build_with = |version: &str| {
+            let mut o = options(&store, &ctx, &r);
+            let nb = native_bases(&store, t.path(), version);
+            let (b, locked, _) = nb
+                .locked_for_arch(&native::parse("static").unwrap(), &nb.bases.arch)
+                .unwrap();
+            b.remember(&locked, &image).unwrap();
+            o.native = Some(nb);
+            notes(text, &o).0
+        };
+        let first = build_with("13.8");
+        assert_eq!(first.ran.len(), 1, "{:?}", first.ran);
+        assert_eq!(build_with("13.8").ran.len(), 0);
+        // the same image under another lock: the steps on it run again (keyed by the lock)
+        let bumped = build_with("13.8+deb13u1");
+        assert_eq!(bumped.ran.len(), 1, "{:?}", bumped.ran);
+        assert_eq!(bumped.image.manifest_desc, first.image.manifest_desc);
     }
 
     #[test]

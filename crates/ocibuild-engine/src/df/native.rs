@@ -212,7 +212,7 @@ pub fn parse(spec: &str) -> Result<NativeRef> {
 impl NativeBases {
     /// The lock of `r` for `arch` (its `--base-lock`'s packages when one matches), the bases it
     /// comes from, and the matching lockfile's path: nothing is built.
-    fn locked_for_arch(
+    pub(crate) fn locked_for_arch(
         &self,
         r: &NativeRef,
         arch: &str,

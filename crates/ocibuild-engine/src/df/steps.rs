@@ -175,10 +175,23 @@ impl StageRun {
     }
 }
 
+/// A cached step's layer and diff_id (`None`: the step changed no file).
+pub(crate) type CachedLayer = Option<(Descriptor, Digest)>;
+
 /// A step's record in the cache.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Record {
     layer: Option<(Descriptor, Digest)>,
+}
+
+/// A `COPY --from=STAGE` step's second key: the stage by its chain key (what its steps' keys
+/// say it holds) instead of by the content of the paths copied, which needs the stage's root
+/// and so its base. A cold runner whose source stage came whole from the cache (its base not
+/// assembled) looks this up first; the record names the step's content key, which the chain
+/// continues with, so every later key is the one the exporting runner computed.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct AliasRecord {
+    pub alias_of: String,
 }
 
 /// A `--cache-from` backend as a build record names it (no host paths, no accounts):
@@ -189,6 +202,13 @@ pub(crate) fn cache_kind(describe: &str) -> String {
         Some(w) => w.to_string(),
         None => "remote".into(),
     }
+}
+
+/// A cache key as this executor makes them (64 lowercase hex digits).
+fn is_hex_key(k: &str) -> bool {
+    k.len() == 64
+        && k.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 pub(crate) fn key_of(v: Value) -> String {
@@ -505,7 +525,7 @@ impl Exec<'_> {
         }
         let mut layers = Vec::new();
         if let Some(img) = &chain.base {
-            layers.push(super::extract_rootfs(&self.o.store, img)?);
+            layers.push(self.base_rootfs(img)?);
         } else {
             // scratch: an empty bottom layer
             let empty = self.work.join("empty-root");
@@ -524,7 +544,7 @@ impl Exec<'_> {
         }
         let dir = self.work.join(format!("stage-{}", st.i));
         let t0 = Instant::now();
-        materialize(&self.o.store, &st.chain, &dir)?;
+        materialize(self, &st.chain, &dir)?;
         (self.ev)(Event::Note(format!(
             "[{}] root materialised ({} change dirs on the base) in {:.2}s",
             st.name,
@@ -541,6 +561,54 @@ impl Exec<'_> {
             return None;
         }
         self.lookup_local(key).or_else(|| self.lookup_remote(key))
+    }
+
+    /// Look a `COPY --from=STAGE` step up by its chain key ([`AliasRecord`]): the step's content
+    /// key, layer and change dir, local first, then each `--cache-from` cache.
+    pub(crate) fn lookup_alias(&self, alias: &str) -> Option<(String, CachedLayer, PathBuf)> {
+        if self.o.no_cache {
+            return None;
+        }
+        let local = fs::read(self.cache_dir.join(format!("{alias}.json")))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<AliasRecord>(&b).ok());
+        if let Some(a) = local
+            && is_hex_key(&a.alias_of)
+            && let Some((layer, upper)) = self.lookup(&a.alias_of)
+        {
+            return Some((a.alias_of, layer, upper));
+        }
+        for be in &self.o.cache_from {
+            let Ok(Some(bytes)) = be.get_index(alias) else {
+                continue;
+            };
+            let Ok(a) = serde_json::from_slice::<AliasRecord>(&bytes) else {
+                continue;
+            };
+            if !is_hex_key(&a.alias_of) {
+                continue;
+            }
+            if let Some((layer, upper)) = self.lookup(&a.alias_of) {
+                let _ = self.save_alias(alias, &a.alias_of);
+                return Some((a.alias_of, layer, upper));
+            }
+        }
+        None
+    }
+
+    /// Keep `alias` → `key` ([`AliasRecord`]) here, and for `--cache-to`.
+    pub(crate) fn save_alias(&self, alias: &str, key: &str) -> Result<()> {
+        if let Ok(mut m) = self.aliases.lock() {
+            m.insert(key.to_string(), alias.to_string());
+        }
+        let bytes = serde_json::to_vec(&AliasRecord {
+            alias_of: key.to_string(),
+        })
+        .map_err(|e| EngineError::Invalid {
+            what: "step alias".into(),
+            detail: e.to_string(),
+        })?;
+        crate::roots::write_atomically(&self.cache_dir.join(format!("{alias}.json")), &bytes)
     }
 
     fn lookup_local(&self, key: &str) -> Option<(Option<(Descriptor, Digest)>, PathBuf)> {
@@ -760,8 +828,12 @@ impl Exec<'_> {
                 }
             }
             let t0 = Instant::now();
+            let aliases = self.aliases.lock().map_err(super::poison)?.clone();
             let r = (|| -> Result<(usize, usize)> {
                 let (mut created, mut existing) = (0, 0);
+                let bases = self.export_bases(be.as_ref())?;
+                created += bases.0;
+                existing += bases.1;
                 for (k, layer) in &steps {
                     if let Some((d, _)) = layer {
                         be.push_blob(&d.digest, &self.o.store).map_err(|e| {
@@ -785,6 +857,20 @@ impl Exec<'_> {
                         ocibuild_cache::PutOutcome::Created => created += 1,
                         ocibuild_cache::PutOutcome::AlreadyExists => existing += 1,
                     }
+                    if let Some(alias) = aliases.get(k) {
+                        let bytes = serde_json::to_vec(&AliasRecord {
+                            alias_of: k.clone(),
+                        })
+                        .map_err(|e| EngineError::Invalid {
+                            what: "step alias".into(),
+                            detail: e.to_string(),
+                        })?;
+                        be.put_index(alias, &bytes)
+                            .map_err(|e| EngineError::Invalid {
+                                what: format!("exporting a step record to {}", be.describe()),
+                                detail: e.to_string(),
+                            })?;
+                    }
                 }
                 Ok((created, existing))
             })();
@@ -801,6 +887,69 @@ impl Exec<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Export the native bases (`FROM ocibuild:…`) this build used, by lock key: each one's
+    /// manifest and config, so a cold runner keys and walks the build without assembling it,
+    /// and the layers of the final image's base, so it fetches them instead of assembling
+    /// them. A toolchain root's layers stay here (a step that runs on it assembles the root
+    /// as a directory, which costs less than fetching its layers). Returns (created, existing).
+    fn export_bases(&self, be: &dyn ocibuild_cache::CacheBackend) -> Result<(usize, usize)> {
+        let natives: Vec<super::NativeUse> = self
+            .natives
+            .lock()
+            .map_err(super::poison)?
+            .values()
+            .cloned()
+            .collect();
+        let final_base = self.stages[self.plan.target].get().and_then(|o| {
+            o.chain
+                .base
+                .as_ref()
+                .map(|b| b.manifest_desc.digest.clone())
+        });
+        let (mut created, mut existing) = (0, 0);
+        let push = |d: &Digest| {
+            be.push_blob(d, &self.o.store)
+                .map_err(|e| EngineError::Invalid {
+                    what: format!("exporting blob {d} to {}", be.describe()),
+                    detail: e.to_string(),
+                })
+        };
+        for n in natives {
+            let img = &n.image;
+            let in_image = final_base.as_ref() == Some(&img.manifest_desc.digest);
+            if in_image && !self.has_layers(img) {
+                // never a record whose layers this cache cannot give
+                continue;
+            }
+            if in_image {
+                for l in &img.manifest.layers {
+                    push(&l.digest)?;
+                }
+            }
+            push(&img.manifest.config.digest)?;
+            push(&img.manifest_desc.digest)?;
+            let bytes = serde_json::to_vec(&json!({
+                "kind": "native-base",
+                "reference": n.reference,
+                "manifest": img.manifest_desc,
+            }))
+            .map_err(|e| EngineError::Invalid {
+                what: "base record".into(),
+                detail: e.to_string(),
+            })?;
+            match be
+                .put_index(&super::native_base_index_key(&n.key), &bytes)
+                .map_err(|e| EngineError::Invalid {
+                    what: format!("exporting a base record to {}", be.describe()),
+                    detail: e.to_string(),
+                })? {
+                ocibuild_cache::PutOutcome::Created => created += 1,
+                ocibuild_cache::PutOutcome::AlreadyExists => existing += 1,
+            }
+        }
+        Ok((created, existing))
     }
 
     /// Take a cached step into the stage.
