@@ -37,9 +37,26 @@ pub enum EngineError {
 
     #[error("{what}: {detail}")]
     Invalid { what: String, detail: String },
+
+    /// What was being done when `source` happened (shown as the first line, `source` as its
+    /// cause).
+    #[error("{context}")]
+    Context {
+        context: String,
+        #[source]
+        source: Box<EngineError>,
+    },
 }
 
 impl EngineError {
+    /// This error, said to have happened while doing `context`.
+    pub fn context(self, context: impl Into<String>) -> EngineError {
+        EngineError::Context {
+            context: context.into(),
+            source: Box::new(self),
+        }
+    }
+
     pub(crate) fn io(
         what: impl Into<String>,
         path: impl Into<PathBuf>,

@@ -9,12 +9,25 @@
 //! store. Progress is reported through
 //! [`Event`]s; the library never prints.
 //!
+//! ## The entry point
+//!
+//! Callers (the command line) fill one [`BuildOptions`] — the store, the context, the target
+//! platforms, labels, epoch, compression, network, CA bundle and proxy variables, the caches,
+//! `--offline`, where Debian bases come from and their progress sink — with the frontend as a
+//! [`Frontend`]: `Frontend::Dockerfile { file, target, build_args, secrets, contexts, resolver,
+//! base_locks }` or `Frontend::ZeroConfig { plan, host_toolchain, compare_naive, explain }`.
+//! [`build`] builds every platform on the one executor (a zero-config plan is made for each
+//! platform and lowered first), puts an OCI index of several platforms' images in the store, and
+//! returns a [`BuildOutcome`]: each platform's image and record, the index, and one record for
+//! the whole build. Writing outputs, gates, SBOMs and signatures stay with the caller.
+//!
 //! May depend on the oci, debian, sandbox and builders crates; must never print, and never
 //! modify the app directory it builds.
 
 pub mod df;
 pub mod eject;
 pub mod elf;
+mod entry;
 pub mod error;
 pub mod lowered;
 pub mod mountcache;
@@ -24,6 +37,10 @@ pub mod steplog;
 pub mod storeusage;
 pub mod zeroconfig;
 
+pub use entry::{
+    BuildOptions, BuildOutcome, DebianSource, Frontend, FrontendDetail, PlatformBuilt, build,
+    merge_records, put_index, zero_config_labels, zero_config_plan,
+};
 pub use error::EngineError;
 pub use ocibuild_record as record;
 
@@ -59,6 +76,29 @@ pub enum Event {
     Note(String),
     /// Something the user should act on (it does not stop the build).
     Warning(String),
+    /// A multi-platform build starts one of its platforms (`linux/arm64`): the events until
+    /// the next one are that platform's.
+    Platform(String),
+    /// `--explain`: why the zero-config plan is what it is, one reason.
+    Reason(String),
+    /// `--explain`: the zero-config plan for the platform being built.
+    Plan(Box<ocibuild_builders::Plan>),
+    /// A zero-config build came whole from the cache: no step ran.
+    BuildCached,
+    /// The zero-config runtime base (`static:nonroot`) and its manifest digest.
+    Runtime {
+        profile: String,
+        variant: String,
+        digest: String,
+    },
+    /// An image is in the store, described by its record (a multi-platform build: each
+    /// zero-config platform's, then the index's); `seconds` since its build started.
+    Image {
+        record: Box<ocibuild_record::BuildRecord>,
+        seconds: f64,
+    },
+    /// `--compare-naive`: the image's compressed size against the naive single-stage image's.
+    NaiveSize { compressed: u64, naive: u64 },
 }
 
 /// Where the build record of the image `manifest` is kept in a store:

@@ -48,7 +48,7 @@ use serde_json::json;
 
 use crate::Event;
 use crate::error::{EngineError, Result};
-use crate::zeroconfig::{Built, Options, Shared};
+use crate::zeroconfig::{Built, Run};
 
 /// Registries are not a zero-config plan's business: every base is a native one.
 struct NoRegistry;
@@ -63,7 +63,7 @@ impl crate::df::ImageResolver for NoRegistry {
 }
 
 /// A `--cache-from` / `--cache-to` backend the caller keeps, lent to the executor.
-struct Lent<'a>(&'a dyn ocibuild_cache::CacheBackend);
+pub(crate) struct Lent<'a>(pub(crate) &'a dyn ocibuild_cache::CacheBackend);
 
 impl ocibuild_cache::CacheBackend for Lent<'_> {
     fn describe(&self) -> String {
@@ -105,13 +105,13 @@ impl ocibuild_cache::CacheBackend for Lent<'_> {
 }
 
 /// The Dockerfile form of `plan` (what `--dry-run=dockerfile` prints) for the app in `app`.
-pub fn lower(app: &Path, plan: &Plan, o: &Options) -> Result<String> {
+pub(crate) fn lower(app: &Path, plan: &Plan, o: &Run<'_>) -> Result<String> {
     crate::eject::dockerfile(
         plan,
         &crate::eject::EjectOptions {
             app: app.display().to_string(),
             labels: o.labels.clone(),
-            source_date_epoch: o.source_date_epoch,
+            source_date_epoch: o.common.source_date_epoch,
             dir: Some(app.to_path_buf()),
         },
     )
@@ -184,13 +184,13 @@ fn machine_name(m: u16) -> String {
 }
 
 /// `--toolchain host`: the steps run the host's own programs.
-fn on_host(plan: &Plan, o: &Options) -> bool {
+fn on_host(plan: &Plan, o: &Run<'_>) -> bool {
     o.host_toolchain || plan.toolchain.profile == "host"
 }
 
 /// [`lower`] for `--toolchain host`: the build stage is `FROM ocibuild:host` (the host's
 /// programs, [`crate::df::native::host_image`]) instead of a Debian toolchain root.
-fn lower_on_host(app: &Path, plan: &Plan, o: &Options) -> Result<String> {
+fn lower_on_host(app: &Path, plan: &Plan, o: &Run<'_>) -> Result<String> {
     let mut p = plan.clone();
     p.toolchain.profile = "build-base".into();
     p.toolchain.packages.clear();
@@ -211,35 +211,26 @@ fn lower_on_host(app: &Path, plan: &Plan, o: &Options) -> Result<String> {
 
 /// Build `plan` on the one executor. `warm_only`: fetch what `--cache-from` has, run nothing
 /// (then the second value names the first step of each stage no cache had).
-pub fn build(
+pub(crate) fn build(
     app: &Path,
     plan: &Plan,
-    o: &Options,
-    shared: &Shared<'_>,
+    o: &Run<'_>,
     warm_only: bool,
     ev: &(dyn Fn(Event) + Sync),
 ) -> Result<(Built, Vec<String>)> {
     let target = o.runtime_bases.arch.as_str();
     if target == o.toolchain_bases.arch {
-        return build_on(app, plan, o, shared, warm_only, ev, BuildStage::Native)?.map_err(
-            |found| EngineError::Invalid {
+        return build_on(app, plan, o, warm_only, ev, BuildStage::Native)?.map_err(|found| {
+            EngineError::Invalid {
                 what: "zero-config build".into(),
                 detail: format!("unexpected foreign ELF files: {}", found.join(", ")),
-            },
-        );
+            }
+        });
     }
     // Another architecture's image: on the build platform unless the plan already says its
     // layers are native code.
     if plan.lang == Lang::Go || plan.arch_specific.is_empty() {
-        match build_on(
-            app,
-            plan,
-            o,
-            shared,
-            warm_only,
-            ev,
-            BuildStage::BuildPlatform,
-        )? {
+        match build_on(app, plan, o, warm_only, ev, BuildStage::BuildPlatform)? {
             Ok(built) => return Ok(built),
             Err(found) => {
                 let n = found.len();
@@ -251,7 +242,6 @@ pub fn build(
                     app,
                     plan,
                     o,
-                    shared,
                     warm_only,
                     ev,
                     &format!(
@@ -263,15 +253,7 @@ pub fn build(
             }
         }
     }
-    per_platform(
-        app,
-        plan,
-        o,
-        shared,
-        warm_only,
-        ev,
-        &plan.arch_specific.join("; "),
-    )
+    per_platform(app, plan, o, warm_only, ev, &plan.arch_specific.join("; "))
 }
 
 /// The plan's steps for the target platform: under qemu-user through binfmt_misc, or an early
@@ -279,8 +261,7 @@ pub fn build(
 fn per_platform(
     app: &Path,
     plan: &Plan,
-    o: &Options,
-    shared: &Shared<'_>,
+    o: &Run<'_>,
     warm_only: bool,
     ev: &(dyn Fn(Event) + Sync),
     why: &str,
@@ -312,7 +293,7 @@ fn per_platform(
     )));
     let mut o = o.clone();
     o.toolchain_bases.arch = target;
-    build_on(app, plan, &o, shared, warm_only, ev, BuildStage::Target)?.map_err(|found| {
+    build_on(app, plan, &o, warm_only, ev, BuildStage::Target)?.map_err(|found| {
         EngineError::Invalid {
             what: "zero-config build".into(),
             detail: format!(
@@ -329,8 +310,7 @@ fn per_platform(
 fn build_on(
     app: &Path,
     plan: &Plan,
-    o: &Options,
-    shared: &Shared<'_>,
+    o: &Run<'_>,
     warm_only: bool,
     ev: &(dyn Fn(Event) + Sync),
     at: BuildStage,
@@ -361,7 +341,7 @@ fn build_on(
     let opts = crate::df::Options {
         store: store.clone(),
         context: app.to_path_buf(),
-        context_excludes: o.context_excludes.clone(),
+        context_excludes: o.common.context_excludes.clone(),
         dockerfile: dockerfile.clone(),
         target: None,
         build_args: BTreeMap::new(),
@@ -378,11 +358,11 @@ fn build_on(
                 None
             },
         }),
-        isolation: o.isolation,
-        network: o.network,
-        ca_bundle: o.ca_bundle.clone(),
+        isolation: o.common.isolation,
+        network: o.common.network,
+        ca_bundle: o.common.ca_bundle.clone(),
         pass_env: {
-            let mut env = o.pass_env.clone();
+            let mut env = o.common.pass_env.clone();
             if o.toolchain_bases.offline {
                 // download tools work from their caches, and say what is not there
                 env.extend(
@@ -393,22 +373,24 @@ fn build_on(
             }
             env
         },
-        source_date_epoch: o.source_date_epoch,
-        compression: o.compression,
-        level: o.level,
-        no_cache: o.no_cache,
+        source_date_epoch: o.common.source_date_epoch,
+        compression: o.common.compression,
+        level: o.common.level,
+        no_cache: o.common.no_cache,
         // the labels are the graph's LABEL lines (history entries, as the plan loop wrote)
         labels: BTreeMap::new(),
-        cache_from: shared
-            .from
+        cache_from: o
+            .common
+            .cache_from
             .iter()
             .map(|b| Box::new(Lent(b.as_ref())) as Box<dyn ocibuild_cache::CacheBackend>)
             .collect(),
         // Every step of the build stage feeds the final image (its outputs are what the final
         // stage copies), so `mode=min` exports it as `mode=max` does: a cold runner with the
         // same source runs nothing, and after a source edit reuses the dependency steps.
-        cache_to: shared
-            .to
+        cache_to: o
+            .common
+            .cache_to
             .iter()
             .map(|(b, _, ig)| {
                 (
@@ -418,7 +400,7 @@ fn build_on(
                 )
             })
             .collect(),
-        explain_cache: shared.explain,
+        explain_cache: o.common.explain_cache,
         warm_only,
         offline: o
             .toolchain_bases
@@ -459,7 +441,7 @@ fn build_on(
     // The plan's layer names, by the instruction that made each layer.
     let eo = crate::eject::EjectOptions {
         labels: o.labels.clone(),
-        source_date_epoch: o.source_date_epoch,
+        source_date_epoch: o.common.source_date_epoch,
         ..Default::default()
     };
     let lines = crate::eject::final_stage(plan, &eo);
@@ -567,7 +549,7 @@ fn build_on(
                 "the built image".to_string(),
             );
             let history = vec![json!({
-                "created": ocibuild_oci::image::rfc3339(o.source_date_epoch),
+                "created": ocibuild_oci::image::rfc3339(o.common.source_date_epoch),
                 "created_by": "ocibuild: the shared libraries native code needs that the runtime base lacks",
             })];
             let assembled = assemble(
@@ -578,9 +560,9 @@ fn build_on(
                     config: ConfigEdits::default(),
                     annotations: BTreeMap::new(),
                     platform: None,
-                    compression: o.compression,
-                    level: o.level,
-                    source_date_epoch: o.source_date_epoch,
+                    compression: o.common.compression,
+                    level: o.common.level,
+                    source_date_epoch: o.common.source_date_epoch,
                     owner: Some((0, 0)),
                     keep_modes: false,
                     history: Some(history),
@@ -660,7 +642,7 @@ fn build_on(
     let tier = if cached {
         ocibuild_sandbox::run::Tier::Host
     } else {
-        choose_tier(&probe(), o.isolation)?
+        choose_tier(&probe(), o.common.isolation)?
     };
     let out = Built {
         image,
@@ -763,7 +745,7 @@ fn stored_result(
 }
 
 /// A failed step's hint in the zero-config frontend's words (there is no Dockerfile to fix).
-fn zero_config_hint(e: EngineError, plan: &Plan, o: &Options) -> EngineError {
+fn zero_config_hint(e: EngineError, plan: &Plan, o: &Run<'_>) -> EngineError {
     match e {
         EngineError::StepFailed {
             step,
@@ -780,7 +762,7 @@ fn zero_config_hint(e: EngineError, plan: &Plan, o: &Options) -> EngineError {
                 "a native addon failed to build: the build root has python3, make, g++ and Node's headers (npm_config_nodedir=/usr); an addon whose prebuilt binary cannot be downloaded is built from source, which fails when it needs a library's -dev headers the root lacks: vendor a prebuilt binary, pick a pure-JavaScript package, or write a Dockerfile".to_string()
             } else if network && o.toolchain_bases.offline {
                 "this step downloads dependencies and the build is --offline: it ran from the tool's cache (a cache mount), which lacks something; run the build once online so the step is cached".to_string()
-            } else if network && !o.network {
+            } else if network && !o.common.network {
                 "this step downloads dependencies and --network none was given; allow the network or vendor the dependencies".to_string()
             } else if network {
                 "if a download failed, check the network, proxy variables and --build-ca; otherwise the output above says what the tool disliked".to_string()

@@ -1,28 +1,26 @@
-//! The zero-config frontend's side of the engine: its options, what a build gives back, the
-//! plan's locks and build record, and the `--toolchain host` probe. A plan runs on the one
-//! executor: [`build`] lowers it to the build graph ([`crate::lowered`]) and [`crate::df`] runs
-//! it (per-step keys, the whole-graph key, change dirs, the local and remote caches).
+//! The zero-config frontend's side of the engine: what one platform's build adds to the
+//! build's options, what it gives back, the plan's locks and build record, and the `--toolchain
+//! host` probe. A plan runs on the one executor: [`crate::build`] lowers it to the build graph
+//! ([`crate::lowered`]) and [`crate::df`] runs it (per-step keys, the whole-graph key, change
+//! dirs, the local and remote caches).
 //!
 //! Steps that download (npm ci, pip install) run with the host's network when the plan says so
-//! and the user allows it; the CA bundle given in [`Options::ca_bundle`] (the host's, by default,
-//! so corporate intercepting proxies work) is bound at [`CA_PATH`] and named by the variables
-//! every common tool reads, and the proxy variables of [`Options::pass_env`] are passed in.
+//! and the user allows it; the CA bundle given in [`crate::BuildOptions::ca_bundle`] (the
+//! host's, by default, so corporate intercepting proxies work) is bound at [`CA_PATH`] and named
+//! by the variables every common tool reads, and the proxy variables of
+//! [`crate::BuildOptions::pass_env`] are passed in.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ocibuild_builders::{HostTool, Plan, ProbeOutcome, check_host_tool};
 use ocibuild_debian::base::Variant;
 use ocibuild_oci::image::Image;
-use ocibuild_oci::media::Compression;
-use ocibuild_sandbox::probe::Isolation;
 use ocibuild_sandbox::run::Tier;
 
-use crate::Event;
 use crate::error::Result;
 use crate::roots::Bases;
-use ocibuild_cache::{CacheBackend, Mode};
 
 /// Where the CA bundle is bound inside a step.
 pub const CA_PATH: &str = "/run/ocibuild/ca-certificates.crt";
@@ -53,38 +51,26 @@ pub const PROXY_VARS: &[&str] = &[
 /// The `PATH` every step starts from.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// How to run a plan.
-#[derive(Clone, Debug)]
-pub struct Options {
-    /// Toolchain roots (host architecture).
+/// One platform's zero-config build: the build's options ([`crate::BuildOptions`]) and what
+/// this frontend adds to them for the platform (its toolchain root's and runtime base's
+/// packages, the labels it sets, `--toolchain host`, `--compare-naive`).
+#[derive(Clone)]
+pub(crate) struct Run<'a> {
+    pub common: &'a crate::BuildOptions<'a>,
+    /// Toolchain roots (the architecture the steps run on).
     pub toolchain_bases: Bases,
     /// Runtime bases (the target architecture).
     pub runtime_bases: Bases,
-    pub isolation: Isolation,
-    /// `--network none` makes this false: no step gets the network, whatever the plan says.
-    pub network: bool,
-    /// Bound at [`CA_PATH`] for every step (`None`: the toolchain root's own bundle).
-    pub ca_bundle: Option<PathBuf>,
-    /// Extra variables for every step (proxy settings, `--build-env`).
-    pub pass_env: Vec<(String, String)>,
-    pub source_date_epoch: u64,
-    pub compression: Compression,
-    pub level: Option<u32>,
     /// `--toolchain host`: steps run over the host's `/` instead of a Debian toolchain root.
     pub host_toolchain: bool,
-    /// Added to the plan's labels (created, version …).
-    pub labels: BTreeMap<String, String>,
-    /// Also assemble the naive single-stage image (toolchain root + the source and build
-    /// outputs, what a one-stage Dockerfile gives) to report the size reduction.
+    /// Also measure the naive single-stage image (the build stage taken as the final one) to
+    /// report the size reduction.
     pub compare_naive: bool,
-    /// `--no-cache`: run every step even when nothing changed.
-    pub no_cache: bool,
-    /// Paths relative to the app dir left out of the source (never part of the build key):
-    /// the build's own outputs when they lie inside the app dir.
-    pub context_excludes: Vec<String>,
+    /// The image's labels: the app's git labels, `created`, and the build's own.
+    pub labels: BTreeMap<String, String>,
 }
 
-/// What [`build`] made.
+/// What one platform's zero-config build made.
 #[derive(Clone, Debug)]
 pub struct Built {
     pub image: Image,
@@ -97,22 +83,12 @@ pub struct Built {
     pub tier: Tier,
     /// Steps run, with their wall seconds.
     pub steps: Vec<(String, f64)>,
-    /// With [`Options::compare_naive`]: the naive image's compressed size.
+    /// With `--compare-naive`: the naive image's compressed size.
     pub naive_size: Option<u64>,
     /// Taken whole from the build cache: no step ran.
     pub cached: bool,
     /// What the build made and knows (`docs/build-record.md`).
     pub record: ocibuild_record::BuildRecord,
-}
-
-/// The shared build caches of a zero-config build (`--cache-from` / `--cache-to`), and what to
-/// do with them.
-#[derive(Default)]
-pub struct Shared<'a> {
-    pub from: Vec<Box<dyn CacheBackend + 'a>>,
-    pub to: Vec<(Box<dyn CacheBackend + 'a>, Mode, bool)>,
-    /// `--explain-cache`: on a miss, say what changed since this app's last build.
-    pub explain: bool,
 }
 
 /// `--toolchain host`: probe the host programs the plan's steps run (each looked up on the
@@ -212,15 +188,6 @@ pub fn toolchain_request(plan: &Plan) -> (String, Vec<String>) {
     ("build-base".into(), pk)
 }
 
-/// What [`warm`] found.
-#[derive(Clone, Debug, Default)]
-pub struct Warmed {
-    /// The whole build was in the store or a shared cache: a build will run nothing.
-    pub build_hit: bool,
-    /// Cache mounts filled from a shared cache.
-    pub mounts: Vec<String>,
-}
-
 /// The plan's toolchain lock (`None` with `--toolchain host`) and runtime lock.
 pub(crate) struct Locks {
     pub toolchain: Option<crate::roots::Locked>,
@@ -228,7 +195,7 @@ pub(crate) struct Locks {
 }
 
 /// Lock the plan's toolchain root and runtime base (cheap: signed indexes), building nothing.
-pub(crate) fn locks(plan: &Plan, o: &Options) -> Result<Locks> {
+pub(crate) fn locks(plan: &Plan, o: &Run<'_>) -> Result<Locks> {
     let toolchain = if host_toolchain(plan, o) {
         None
     } else {
@@ -250,35 +217,8 @@ pub(crate) fn locks(plan: &Plan, o: &Options) -> Result<Locks> {
     Ok(Locks { toolchain, runtime })
 }
 
-fn host_toolchain(plan: &Plan, o: &Options) -> bool {
+fn host_toolchain(plan: &Plan, o: &Run<'_>) -> bool {
     o.host_toolchain || plan.toolchain.profile == "host"
-}
-
-/// `ocibuild cache warm` for a zero-config app: fetch what the shared caches have for the
-/// plan's graph, running nothing, so the build that follows runs only what they lacked.
-pub fn warm(
-    app: &Path,
-    plan: &Plan,
-    o: &Options,
-    shared: &Shared<'_>,
-    ev: &(dyn Fn(Event) + Sync),
-) -> Result<Warmed> {
-    let (_, stopped) = crate::lowered::build(app, plan, o, shared, true, ev)?;
-    Ok(Warmed {
-        build_hit: stopped.is_empty(),
-        mounts: Vec::new(),
-    })
-}
-
-/// Build the app in `app` following `plan`, on the one executor ([`crate::lowered`]).
-pub fn build(
-    app: &Path,
-    plan: &Plan,
-    o: &Options,
-    shared: &Shared<'_>,
-    ev: &(dyn Fn(Event) + Sync),
-) -> Result<Built> {
-    Ok(crate::lowered::build(app, plan, o, shared, false, ev)?.0)
 }
 
 /// The Debian packages of a lock, each with the layer (profile) it is placed in. The source
@@ -313,7 +253,7 @@ fn debian_set(lock: &ocibuild_debian::base::Lockfile) -> ocibuild_record::Debian
 pub(crate) fn build_record(
     app: &Path,
     plan: &Plan,
-    o: &Options,
+    o: &Run<'_>,
     k: &Locks,
     key: &str,
     image: &Image,
@@ -348,11 +288,11 @@ pub(crate) fn build_record(
         build_args: BTreeMap::new(),
         secrets: Vec::new(),
         platforms: vec![platform.clone()],
-        source_date_epoch: Some(o.source_date_epoch),
+        source_date_epoch: Some(o.common.source_date_epoch),
         flags: BTreeMap::from([
             (
                 "network".to_string(),
-                if o.network { "default" } else { "none" }.to_string(),
+                if o.common.network { "default" } else { "none" }.to_string(),
             ),
             (
                 "distro".to_string(),

@@ -769,10 +769,6 @@ pub struct BuildArgs {
     /// Write build metadata (digest, names, plan) as JSON to this file
     #[arg(long, value_name = "FILE")]
     pub metadata_file: Option<PathBuf>,
-    /// Not a flag: set when this build is one platform of a multi-platform zero-config build
-    /// (it prints no digest and warns of no missing output: the index is the result).
-    #[arg(skip)]
-    pub index_part: bool,
     /// Append a markdown summary of the build to this file (digest, size per layer, steps ran
     /// and cached, the reduction against the naive image, checks, scan, SBOMs, outputs; also
     /// when the build fails): `--summary "$GITHUB_STEP_SUMMARY"`

@@ -241,6 +241,54 @@ impl Reporter {
                 ),
                 json!({"event": "layer", "name": name, "digest": digest, "size": size, "reused": reused}),
             ),
+            Event::Platform(p) => self.event(
+                &format!("platform {p}"),
+                json!({"event": "platform", "platform": p}),
+            ),
+            Event::Reason(r) => self.event(
+                &format!("why: {r}"),
+                json!({"event": "explain", "reason": r}),
+            ),
+            Event::Plan(plan) => self.event(
+                &format!(
+                    "plan: toolchain {} {} → runtime {}:{}; {}; layers {}",
+                    plan.toolchain.profile,
+                    plan.toolchain.version,
+                    plan.runtime.profile,
+                    plan.runtime.variant,
+                    plural(plan.steps.len(), "step"),
+                    plan.layers
+                        .iter()
+                        .map(|l| l.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                json!({"event": "plan", "plan": plan}),
+            ),
+            Event::BuildCached => self.event(
+                "nothing changed: the image is the one built before (--no-cache runs the steps again)",
+                json!({"event": "cache", "hit": true}),
+            ),
+            Event::Runtime {
+                profile,
+                variant,
+                digest,
+            } => self.event(
+                &format!("runtime base {profile}:{variant} ({digest})"),
+                json!({"event": "runtime", "profile": profile, "variant": variant, "digest": digest}),
+            ),
+            Event::Image { record, seconds } => self.image_done(&record, seconds),
+            Event::NaiveSize { compressed, naive } => {
+                let pct = 100.0 * (1.0 - compressed as f64 / naive.max(1) as f64);
+                self.event(
+                    &format!(
+                        "size: {} compressed vs {} for the naive single-stage image: {pct:.1}% smaller",
+                        human_size(compressed),
+                        human_size(naive)
+                    ),
+                    json!({"event": "size", "compressed": compressed, "naive": naive, "reduction_percent": pct}),
+                )
+            }
         }
     }
 

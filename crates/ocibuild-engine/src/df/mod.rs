@@ -82,8 +82,9 @@ pub trait ImageResolver: Sync {
     }
 }
 
-/// How to run a Dockerfile.
-pub struct Options<'a> {
+/// How the executor runs one graph for one platform: made by [`crate::build`] from the
+/// [`crate::BuildOptions`] (a zero-config plan's graph: by [`crate::lowered`]).
+pub(crate) struct Options<'a> {
     pub store: ContentStore,
     pub context: PathBuf,
     /// Paths relative to the context left out of it whatever `.dockerignore` says: the
@@ -262,7 +263,7 @@ pub(crate) struct CacheMountUse {
 }
 
 /// Build the Dockerfile `text` (read from `o.dockerfile`).
-pub fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result<Built> {
+pub(crate) fn build(text: &str, o: &Options<'_>, ev: &(dyn Fn(Event) + Sync)) -> Result<Built> {
     let file = o.dockerfile.display().to_string();
     let df = ocibuild_dockerfile::parse(text, &file).map_err(|e| EngineError::Invalid {
         what: "Dockerfile".into(),

@@ -5,11 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use ocibuild_builders::{Distro, Lang, Options as PlanOptions, git_labels, plan as make_plan};
+use ocibuild_builders::{Distro, Lang, Options as PlanOptions};
 use ocibuild_debian::apt::Release;
-use ocibuild_engine::Event;
-use ocibuild_engine::roots::Bases;
-use ocibuild_engine::zeroconfig::{self, PROXY_VARS};
+use ocibuild_engine::zeroconfig::PROXY_VARS;
+use ocibuild_engine::{BuildOptions, BuildOutcome, DebianSource, Event, Frontend, FrontendDetail};
 use ocibuild_oci::image::Platform;
 use ocibuild_oci::media::Compression;
 use ocibuild_oci::reference::{Location, Reference};
@@ -22,7 +21,7 @@ use super::open_store;
 use crate::cli::{
     BuildArgs, BuildNetworkArg, CompressionArg, DryRunArg, Global, IsolationArg, ToolchainArg,
 };
-use crate::output::{Reporter, human_size, plural};
+use crate::output::Reporter;
 
 /// Where the host's trust store usually is (Debian/Ubuntu, then Fedora/RHEL, then Alpine/SUSE).
 const HOST_CA_BUNDLES: &[&str] = &[
@@ -40,8 +39,9 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
     r
 }
 
-/// A build; with `warm_only` (`ocibuild cache warm` of an app without a Dockerfile), only
-/// fetch what a build will need from the `--from` caches.
+/// A build; with `warm_only` (`ocibuild cache warm`), only fetch what a build will need from
+/// the `--from` caches. Flags become one [`BuildOptions`] for the engine's one entry point, and
+/// its result is written to the outputs and rendered.
 pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<ExitCode> {
     let rep = Reporter::new(g.progress);
     // flag values first: a usage error is said before any work
@@ -53,36 +53,149 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
             a.context.display()
         )
     })?;
-    let dockerfile = a.file.clone().or_else(|| {
-        ["Dockerfile", "Containerfile"]
-            .iter()
-            .map(|n| ctx.join(n))
-            .find(|p| p.is_file())
-    });
+    let dockerfile = a
+        .file
+        .clone()
+        .or_else(|| {
+            ["Dockerfile", "Containerfile"]
+                .iter()
+                .map(|n| ctx.join(n))
+                .find(|p| p.is_file())
+        })
+        .filter(|_| a.lang.is_none());
     if !warm_only && a.dry_run.is_none() {
         // --sign's key and the provenance's start, before anything is built
-        let df = dockerfile.as_deref().filter(|_| a.lang.is_none());
-        super::buildsign::begin(a, &ctx, df)?;
+        super::buildsign::begin(a, &ctx, dockerfile.as_deref())?;
     }
-    if let Some(df) = dockerfile
-        && a.lang.is_none()
-    {
-        return if warm_only {
-            super::dockerfile::warm(g, a)
-        } else {
-            super::dockerfile::run(g, a, &df, &ctx)
-        };
-    }
-    if a.platform.contains(',') {
-        return super::multiplatform::zero_config(g, a, warm_only);
-    }
-    let platform =
-        Platform::parse(&a.platform).with_context(|| format!("--platform {}", a.platform))?;
-    if platform.os != "linux" || !matches!(platform.architecture.as_str(), "amd64" | "arm64") {
-        bail!(
-            "--platform {}: ocibuild builds linux/amd64 and linux/arm64 images",
-            a.platform
+    let platforms = super::multiplatform::parse_platforms(&a.platform)?;
+    super::multiplatform::check_args(a, &platforms)?;
+    // the frontend's own flags
+    let frontend = match &dockerfile {
+        Some(df) => super::dockerfile::Flags::parse(a, warm_only, df)?,
+        None => match zero_config(a, &ctx, &platforms)? {
+            Some(z) => z,
+            // --dry-run: printed
+            None => return Ok(ExitCode::SUCCESS),
+        },
+    };
+    // a RUN's output goes to stderr when it ends (as docker build --progress plain shows it),
+    // except in json mode, where only events are written; a zero-config step's only with -v
+    // (a build's own lines say what it does)
+    let show = match frontend {
+        FrontendFlags::Dockerfile(_) => {
+            !matches!(rep.mode(), crate::cli::Progress::Json) || g.verbose > 0
+        }
+        FrontendFlags::ZeroConfig { .. } => g.verbose > 0,
+    };
+    let rep = rep.show_step_output(show);
+    let store = open_store(g)?;
+    let _lock = store.lock_shared()?;
+    let (from_specs, to_specs, inline) = cache_specs(a)?;
+    let mut labels = BTreeMap::new();
+    if inline {
+        // the pushed image points to the step records pushed beside it
+        labels.insert(
+            ocibuild_cache::INLINE_LABEL.to_string(),
+            ocibuild_cache::INLINE_TAG.to_string(),
         );
+    }
+    let cache_reg = cache_registry(g, &from_specs, &to_specs)?;
+    let (cache_from, cache_to) = open_caches(&from_specs, &to_specs, cache_reg.as_ref())?;
+    let puller = super::dockerfile::Puller::new(g, a, &store, &rep);
+    let (frontend, release) = match frontend {
+        FrontendFlags::Dockerfile(f) => f.into_frontend(&puller),
+        FrontendFlags::ZeroConfig { frontend, release } => (frontend, release),
+    };
+    let progress = |what: &str| crate::output::base_progress(g.progress, what);
+    let opts = BuildOptions {
+        store: store.clone(),
+        context: ctx.clone(),
+        context_excludes: if warm_only {
+            Vec::new()
+        } else {
+            outputs_in_context(a, &ctx, &rep)
+        },
+        frontend,
+        platforms: platforms.clone(),
+        labels,
+        source_date_epoch: a.source_date_epoch.unwrap_or(0),
+        compression,
+        level,
+        isolation: isolation(a),
+        network: a.network == BuildNetworkArg::Default,
+        ca_bundle: ca_bundle(a)?,
+        pass_env: pass_env(a)?,
+        no_cache: a.no_cache,
+        cache_from,
+        cache_to,
+        explain_cache: a.explain_cache,
+        warm_only,
+        offline: a.offline,
+        debian: DebianSource {
+            release,
+            package_cache: a
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| store.root().join("debian")),
+            index_max_age: (!a.refresh).then_some(std::time::Duration::from_secs(3600)),
+        },
+        base_progress: &progress,
+    };
+    let t0 = std::time::Instant::now();
+    let out = ocibuild_engine::build(&opts, &|e: Event| rep.engine(e))?;
+    if warm_only {
+        warmed(&rep, &out, &platforms, t0.elapsed().as_secs_f64());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let digest = out
+        .digest()
+        .map(|d| d.to_string())
+        .context("the build made no image")?;
+    let images = out.images();
+    match &out.index {
+        Some(index) => super::multiplatform::write_index_outputs(
+            g,
+            a,
+            &rep,
+            &store,
+            index,
+            &images,
+            &out.record,
+        )?,
+        None => write_outputs(g, a, &rep, &store, &images[0].1, &out.record)?,
+    }
+    if let Some(f) = &a.iidfile {
+        super::write_file_atomically(f, digest.as_bytes())?;
+    }
+    super::record::finish(a, &store, &out.record, metadata_keys(&out))?;
+    println!("{digest}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the command line makes of a frontend's own flags, before the store is open.
+pub(super) enum FrontendFlags {
+    Dockerfile(super::dockerfile::Flags),
+    ZeroConfig {
+        frontend: Frontend<'static>,
+        release: Release,
+    },
+}
+
+/// The zero-config frontend's flags; `None`: `--dry-run` printed the plan or its Dockerfile.
+fn zero_config(a: &BuildArgs, ctx: &Path, platforms: &[Platform]) -> Result<Option<FrontendFlags>> {
+    if platforms.len() > 1 && a.dry_run.is_some() {
+        return Err(crate::output::usage(format!(
+            "--dry-run with --platform {}: the plan is per platform; give one --platform",
+            a.platform
+        )));
+    }
+    for platform in platforms {
+        if platform.os != "linux" || !matches!(platform.architecture.as_str(), "amd64" | "arm64") {
+            bail!(
+                "--platform {}: ocibuild builds linux/amd64 and linux/arm64 images",
+                a.platform
+            );
+        }
     }
     let distro: Distro = a
         .distro
@@ -117,205 +230,110 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
             .map(|s| parse_command(s, "--entrypoint"))
             .transpose()?,
         distro,
-        goos: platform.os.clone(),
-        goarch: platform.architecture.clone(),
+        goos: String::new(),
+        goarch: String::new(),
         toolchain_host: a.toolchain == ToolchainArg::Host,
     };
-    let mut plan = make_plan(&ctx, &popts)
-        .with_context(|| format!("planning the build of {}", ctx.display()))?;
-    if a.toolchain == ToolchainArg::Host && a.dry_run.is_none() {
-        // Before anything is built: the host's programs exist and are new enough.
-        let found = zeroconfig::probe_host_tools(&plan)
-            .with_context(|| format!("checking the host's toolchain for {}", ctx.display()))?;
-        plan.reasons.extend(found);
-    }
-    match a.dry_run {
-        Some(DryRunArg::Plan) => {
-            println!("{}", serde_json::to_string_pretty(&plan)?);
-            return Ok(ExitCode::SUCCESS);
+    if let Some(dry) = a.dry_run {
+        let plan = ocibuild_engine::zero_config_plan(ctx, &popts, &platforms[0])?;
+        match dry {
+            DryRunArg::Plan => println!("{}", serde_json::to_string_pretty(&plan)?),
+            DryRunArg::Dockerfile => print!("{}", eject(a, ctx, &plan)?),
         }
-        Some(DryRunArg::Dockerfile) => {
-            print!("{}", eject(a, &ctx, &plan)?);
-            return Ok(ExitCode::SUCCESS);
-        }
-        None => {}
+        return Ok(None);
     }
-    if a.explain {
-        for r in &plan.reasons {
+    Ok(Some(FrontendFlags::ZeroConfig {
+        frontend: Frontend::ZeroConfig {
+            plan: popts,
+            host_toolchain: a.toolchain == ToolchainArg::Host,
+            compare_naive: a.compare_naive,
+            explain: a.explain,
+        },
+        release,
+    }))
+}
+
+/// `cache warm`: what was fetched, per frontend.
+fn warmed(rep: &Reporter, out: &BuildOutcome, platforms: &[Platform], seconds: f64) {
+    let dockerfile = out
+        .platforms
+        .iter()
+        .any(|p| matches!(p.detail, FrontendDetail::Dockerfile { .. }));
+    if !dockerfile {
+        for p in &out.platforms {
+            let build_hit = p.stopped.is_empty();
+            let mounts: Vec<String> = Vec::new();
             rep.event(
-                &format!("why: {r}"),
-                json!({"event": "explain", "reason": r}),
+                &format!(
+                    "warm: {}",
+                    if build_hit {
+                        "the whole build is in the store now: a build will run nothing"
+                    } else {
+                        "the build is not in the cache and no cache mount was filled"
+                    }
+                ),
+                json!({"event": "warm", "build_hit": build_hit, "mounts": mounts}),
             );
         }
-        rep.event(
-            &format!(
-                "plan: toolchain {} {} → runtime {}:{}; {}; layers {}",
-                plan.toolchain.profile,
-                plan.toolchain.version,
-                plan.runtime.profile,
-                plan.runtime.variant,
-                plural(plan.steps.len(), "step"),
-                plan.layers
-                    .iter()
-                    .map(|l| l.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            json!({"event": "plan", "plan": plan}),
-        );
+        return;
     }
-    let store = open_store(g)?;
-    let _lock = store.lock_shared()?;
-    let cache_dir = a
-        .cache_dir
-        .clone()
-        .unwrap_or_else(|| store.root().join("debian"));
-    std::fs::create_dir_all(&cache_dir)
-        .with_context(|| format!("creating the package cache {}", cache_dir.display()))?;
-    let epoch = a.source_date_epoch.unwrap_or(0);
-    let toolchain_bases = Bases {
-        store: store.clone(),
-        cache_dir: cache_dir.clone(),
-        release,
-        arch: host_arch().to_string(),
-        offline: a.offline,
-        source_date_epoch: None,
-        index_max_age: (!a.refresh).then_some(std::time::Duration::from_secs(3600)),
-        progress: crate::output::base_progress(g.progress, "toolchain root"),
+    let cached: Vec<&String> = out.platforms.iter().flat_map(|p| &p.cached).collect();
+    let missing: Vec<&String> = out.platforms.iter().flat_map(|p| &p.stopped).collect();
+    let which = if platforms.len() > 1 {
+        format!(" {}", super::multiplatform::platform_list(platforms))
+    } else {
+        String::new()
     };
-    let runtime_bases = Bases {
-        arch: platform.architecture.clone(),
-        progress: crate::output::base_progress(g.progress, "runtime base"),
-        ..toolchain_bases.clone()
-    };
-    let ca_bundle = ca_bundle(a)?;
-    let pass_env = pass_env(a)?;
-    let isolation = isolation(a);
-    let mut labels: BTreeMap<String, String> = git_labels(&ctx);
-    labels.insert(
-        "org.opencontainers.image.created".into(),
-        ocibuild_oci::image::rfc3339(epoch),
-    );
-    let opts = zeroconfig::Options {
-        toolchain_bases,
-        runtime_bases,
-        isolation,
-        network: a.network == BuildNetworkArg::Default,
-        ca_bundle,
-        pass_env,
-        source_date_epoch: epoch,
-        compression,
-        level,
-        host_toolchain: a.toolchain == ToolchainArg::Host,
-        labels,
-        compare_naive: a.compare_naive,
-        no_cache: a.no_cache,
-        context_excludes: if warm_only {
-            Vec::new()
-        } else {
-            outputs_in_context(a, &ctx, &rep)
-        },
-    };
-    // a step's output only with -v (a build's own lines say what it does)
-    let rep = rep.show_step_output(g.verbose > 0);
-    let ev = |e: Event| rep.engine(e);
-    let (from_specs, to_specs, inline) = cache_specs(a)?;
-    let mut opts = opts;
-    if inline {
-        // the pushed image points to the records pushed beside it
-        opts.labels.insert(
-            ocibuild_cache::INLINE_LABEL.to_string(),
-            ocibuild_cache::INLINE_TAG.to_string(),
-        );
-    }
-    let cache_reg = cache_registry(g, &from_specs, &to_specs)?;
-    let (from, to) = open_caches(&from_specs, &to_specs, cache_reg.as_ref())?;
-    let shared = zeroconfig::Shared {
-        from,
-        to,
-        explain: a.explain_cache,
-    };
-    if warm_only {
-        let w = zeroconfig::warm(&ctx, &plan, &opts, &shared, &ev)
-            .with_context(|| format!("warming the cache for {}", ctx.display()))?;
-        rep.event(
-            &format!(
-                "warm: {}",
-                if w.build_hit {
-                    "the whole build is in the store now: a build will run nothing".to_string()
-                } else if w.mounts.is_empty() {
-                    "the build is not in the cache and no cache mount was filled".to_string()
-                } else {
-                    format!("cache mounts filled: {}", w.mounts.join(", "))
-                }
-            ),
-            json!({"event": "warm", "build_hit": w.build_hit, "mounts": w.mounts}),
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    let t0 = std::time::Instant::now();
-    let built = zeroconfig::build(&ctx, &plan, &opts, &shared, &ev)
-        .with_context(|| format!("building {} ({} app)", ctx.display(), plan.lang))?;
-    let digest = built.image.manifest_desc.digest.to_string();
-    if built.cached {
-        rep.event(
-            "nothing changed: the image is the one built before (--no-cache runs the steps again)",
-            json!({"event": "cache", "hit": true}),
-        );
-    }
-    let size: u64 = built.image.manifest.layers.iter().map(|l| l.size).sum();
     rep.event(
         &format!(
-            "runtime base {}:{} ({})",
-            plan.runtime.profile, plan.runtime.variant, built.runtime
+            "warmed{which}: {} steps fetched or already local, {} not in the cache (they will run), in {seconds:.2} s",
+            cached.len(),
+            missing.len(),
         ),
-        json!({"event": "runtime", "profile": plan.runtime.profile, "variant": plan.runtime.variant, "digest": built.runtime}),
+        json!({"event": "warm", "cached": cached, "missing": missing}),
     );
-    rep.image_done(&built.record, t0.elapsed().as_secs_f64());
+}
 
-    if let Some(naive) = built.naive_size {
-        let pct = 100.0 * (1.0 - size as f64 / naive.max(1) as f64);
-        rep.event(
-            &format!(
-                "size: {} compressed vs {} for the naive single-stage image: {pct:.1}% smaller",
-                human_size(size),
-                human_size(naive)
-            ),
-            json!({"event": "size", "compressed": size, "naive": naive, "reduction_percent": pct}),
+/// The frontend's own keys of the `--metadata-file` (the rest is the record's, the same for
+/// both).
+fn metadata_keys(out: &BuildOutcome) -> BTreeMap<String, serde_json::Value> {
+    let mut extra = BTreeMap::new();
+    match out.platforms.first().map(|p| &p.detail) {
+        Some(FrontendDetail::Dockerfile { stages }) => {
+            extra.insert("ocibuild.stages".to_string(), json!(stages));
+        }
+        Some(FrontendDetail::ZeroConfig {
+            lang,
+            toolchain,
+            runtime,
+            naive_size,
+            tier,
+        }) if out.index.is_none() => {
+            extra.insert("ocibuild.lang".to_string(), json!(lang));
+            extra.insert("ocibuild.toolchain".to_string(), json!(toolchain));
+            extra.insert("ocibuild.runtime".to_string(), json!(runtime));
+            extra.insert("ocibuild.naive_size".to_string(), json!(naive_size));
+            extra.insert(
+                "ocibuild.sandbox".to_string(),
+                json!(format!("{tier:?}").to_lowercase()),
+            );
+        }
+        _ => {}
+    }
+    if out.index.is_some() {
+        extra.insert(
+            "ocibuild.platform.images".to_string(),
+            json!(super::multiplatform::platform_digests(&out.images())),
         );
     }
-
-    write_outputs(g, a, &rep, &store, &built.image, &built.record)?;
-    if let Some(f) = &a.iidfile {
-        super::write_file_atomically(f, digest.as_bytes())?;
-    }
-    // the zero-config frontend's own keys (the rest is the record's, the same for both)
-    let extra = BTreeMap::from([
-        ("ocibuild.lang".to_string(), json!(plan.lang.to_string())),
-        ("ocibuild.toolchain".to_string(), json!(built.toolchain)),
-        ("ocibuild.runtime".to_string(), json!(built.runtime)),
-        ("ocibuild.naive_size".to_string(), json!(built.naive_size)),
-        (
-            "ocibuild.sandbox".to_string(),
-            json!(format!("{:?}", built.tier).to_lowercase()),
-        ),
-    ]);
-    super::record::finish(a, &store, &built.record, extra)?;
-    if !a.index_part {
-        println!("{digest}");
-    }
-    Ok(ExitCode::SUCCESS)
+    extra
 }
 
 /// `--dry-run=dockerfile`: the plan as a Dockerfile on the same native bases, with the labels
 /// a zero-config build adds.
 fn eject(a: &BuildArgs, ctx: &Path, plan: &ocibuild_builders::Plan) -> Result<String> {
     let epoch = a.source_date_epoch.unwrap_or(0);
-    let mut labels: BTreeMap<String, String> = git_labels(ctx);
-    labels.insert(
-        "org.opencontainers.image.created".into(),
-        ocibuild_oci::image::rfc3339(epoch),
-    );
+    let labels = ocibuild_engine::zero_config_labels(ctx, epoch);
     let o = ocibuild_engine::eject::EjectOptions {
         app: a.context.display().to_string(),
         labels,
@@ -741,7 +759,7 @@ pub(super) fn write_outputs(
             s.apply(reg.as_ref(), d, &image.manifest_desc, rep)?;
         }
     }
-    if dests.is_empty() && !a.index_part {
+    if dests.is_empty() {
         rep.event(
             "no --output or --push: the image is only in the content store; add --output oci:DIR:TAG or -t NAME --push",
             json!({"event": "warning", "message": "no output"}),

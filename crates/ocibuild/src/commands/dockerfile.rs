@@ -1,31 +1,27 @@
-//! `ocibuild build -f Dockerfile CONTEXT`: the Dockerfile frontend.
+//! `ocibuild build -f Dockerfile CONTEXT`: the Dockerfile frontend's flags (build args,
+//! secrets, named contexts, `--pull`, `--base-lock`) and the registry resolver of its `FROM`s.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use ocibuild_engine::df::{self, ImageResolver, NamedContext, SecretSource};
-use ocibuild_engine::{EngineError, Event};
+use ocibuild_engine::df::{ImageResolver, NamedContext, SecretSource};
+use ocibuild_engine::{EngineError, Frontend};
 use ocibuild_oci::image::{Image, Platform, load_image};
 use ocibuild_oci::layout::import_into_store_with;
 use ocibuild_oci::reference::Reference;
 use ocibuild_oci::store::ContentStore;
 use ocibuild_registry::client::Registry;
 use ocibuild_registry::copy::RegistrySource;
-use serde_json::json;
 
-use super::build::{
-    ca_bundle, cache_registry, cache_specs, compression, isolation, open_caches,
-    outputs_in_context, pass_env, write_outputs,
-};
-use super::open_store;
-use crate::cli::{BuildArgs, BuildNetworkArg, Global};
+use super::build::FrontendFlags;
+use crate::cli::{BuildArgs, Global};
 use crate::output::Reporter;
 
 /// Pulls registry bases through the registry client, remembering what a reference resolved to
 /// (`ROOT/engine/pulled/`) for `--pull missing|never`.
-struct Puller<'a> {
+pub(super) struct Puller<'a> {
     reg: std::sync::OnceLock<std::result::Result<Registry, String>>,
     g: &'a Global,
     store: ContentStore,
@@ -34,7 +30,27 @@ struct Puller<'a> {
     rep: &'a Reporter,
 }
 
-impl Puller<'_> {
+impl<'a> Puller<'a> {
+    pub(super) fn new(
+        g: &'a Global,
+        a: &BuildArgs,
+        store: &ContentStore,
+        rep: &'a Reporter,
+    ) -> Self {
+        Puller {
+            reg: std::sync::OnceLock::new(),
+            g,
+            store: store.clone(),
+            // --offline pulls nothing: the bases this store pulled before (as --pull never)
+            policy: if a.offline {
+                "never".into()
+            } else {
+                a.pull.clone()
+            },
+            rep,
+        }
+    }
+
     fn pin_path(&self, reference: &str, platform: &Platform) -> PathBuf {
         use sha2::Digest as _;
         let h = hex::encode(sha2::Sha256::digest(
@@ -220,280 +236,95 @@ fn parse_context(s: &str) -> Result<(String, NamedContext)> {
     Ok((name.to_string(), c))
 }
 
-/// `ocibuild cache warm`: a Dockerfile build that only fetches from `--from` caches.
+/// `ocibuild cache warm`: a build that only fetches from `--from` caches.
 pub fn warm(g: &Global, a: &BuildArgs) -> Result<ExitCode> {
-    if a.cache_from.is_empty() {
-        bail!("cache warm needs --from type=azblob,…|type=registry,…|type=local,src=DIR");
-    }
-    let ctx = a.context.canonicalize().with_context(|| {
-        format!(
-            "the build context {} does not exist or cannot be read",
-            a.context.display()
-        )
-    })?;
-    let Some(df) = a.file.clone().or_else(|| {
-        ["Dockerfile", "Containerfile"]
-            .iter()
-            .map(|n| ctx.join(n))
-            .find(|p| p.is_file())
-    }) else {
-        // an app without a Dockerfile: its zero-config build record and cache mounts
-        return super::build::run_mode(g, a, true);
-    };
-    build_impl(g, a, &df, &ctx, true)
+    super::build::run_mode(g, a, true)
 }
 
-pub fn run(g: &Global, a: &BuildArgs, dockerfile: &Path, ctx: &Path) -> Result<ExitCode> {
-    build_impl(g, a, dockerfile, ctx, false)
+/// The Dockerfile frontend's own flags, checked before the store is opened.
+pub(super) struct Flags {
+    file: PathBuf,
+    target: Option<String>,
+    build_args: BTreeMap<String, String>,
+    secrets: BTreeMap<String, SecretSource>,
+    contexts: BTreeMap<String, NamedContext>,
+    base_locks: Vec<(PathBuf, ocibuild_debian::base::Lockfile)>,
+    release: ocibuild_debian::apt::Release,
 }
 
-fn build_impl(
-    g: &Global,
-    a: &BuildArgs,
-    dockerfile: &Path,
-    ctx: &Path,
-    warm_only: bool,
-) -> Result<ExitCode> {
-    let rep = Reporter::new(g.progress);
-    let text = std::fs::read_to_string(dockerfile)
-        .with_context(|| format!("reading the Dockerfile {}", dockerfile.display()))?;
-    let platforms = super::multiplatform::parse_platforms(&a.platform)?;
-    super::multiplatform::check_args(a, &platforms)?;
-    let platform = platforms[0].clone();
-    if !matches!(a.pull.as_str(), "always" | "missing" | "never") {
-        bail!("--pull {}: use always, missing or never", a.pull);
-    }
-    let mut build_args = BTreeMap::new();
-    for b in &a.build_args {
-        match b.split_once('=') {
-            Some((k, v)) => build_args.insert(k.to_string(), v.to_string()),
-            None => match std::env::var(b) {
-                Ok(v) => build_args.insert(b.clone(), v),
-                Err(_) => continue,
-            },
-        };
-    }
-    let secrets = a
-        .secrets
-        .iter()
-        .map(|s| parse_secret(s))
-        .collect::<Result<BTreeMap<_, _>>>()?;
-    let contexts = a
-        .build_contexts
-        .iter()
-        .map(|s| parse_context(s))
-        .collect::<Result<BTreeMap<_, _>>>()?;
-    // a RUN's output goes to stderr when it ends (as docker build --progress plain shows it),
-    // except in json mode, where only events are written
-    let show = !matches!(rep.mode(), crate::cli::Progress::Json) || g.verbose > 0;
-    let rep = rep.show_step_output(show);
-    let store = open_store(g)?;
-    let _lock = store.lock_shared()?;
-    let epoch = a.source_date_epoch.unwrap_or(0);
-    let puller = Puller {
-        reg: std::sync::OnceLock::new(),
-        g,
-        store: store.clone(),
-        // --offline pulls nothing: the bases this store pulled before (as --pull never)
-        policy: if a.offline {
-            "never".into()
-        } else {
-            a.pull.clone()
-        },
-        rep: &rep,
-    };
-    let (from_specs, to_specs, inline) = cache_specs(a)?;
-    let mut labels = BTreeMap::new();
-    if inline {
-        // the pushed image points to the step records pushed beside it
-        labels.insert(
-            ocibuild_cache::INLINE_LABEL.to_string(),
-            ocibuild_cache::INLINE_TAG.to_string(),
-        );
-    }
-    let cache_reg = cache_registry(g, &from_specs, &to_specs)?;
-    let (cache_from, cache_to) = open_caches(&from_specs, &to_specs, cache_reg.as_ref())?;
-    let (compression, level) = compression(a)?;
-    let native = native_bases(g, a, &store, &platform)?;
-    let opts = df::Options {
-        store: store.clone(),
-        context: ctx.to_path_buf(),
-        context_excludes: if warm_only {
-            Vec::new()
-        } else {
-            outputs_in_context(a, ctx, &rep)
-        },
-        dockerfile: dockerfile.to_path_buf(),
-        target: a.target.clone(),
-        build_args,
-        platform,
-        secrets,
-        contexts,
-        resolver: &puller,
-        native: Some(native),
-        isolation: isolation(a),
-        network: a.network == BuildNetworkArg::Default,
-        ca_bundle: ca_bundle(a)?,
-        pass_env: pass_env(a)?,
-        source_date_epoch: epoch,
-        compression,
-        level,
-        no_cache: a.no_cache,
-        labels,
-        cache_from,
-        cache_to,
-        explain_cache: a.explain_cache,
-        warm_only,
-        offline: a.offline.then(ocibuild_engine::offline::Offline::default),
-    };
-    let ev = |e: Event| rep.engine(e);
-    let t0 = std::time::Instant::now();
-    if platforms.len() > 1 {
-        return build_platforms(g, a, &rep, &store, &text, opts, &platforms, ctx, dockerfile);
-    }
-    let built = df::build(&text, &opts, &ev)
-        .with_context(|| format!("building {} with {}", ctx.display(), dockerfile.display()))?;
-    if warm_only {
-        rep.event(
-            &format!(
-                "warmed: {} steps fetched or already local, {} not in the cache (they will run), in {:.2} s",
-                built.cached.len(),
-                built.stopped.len(),
-                t0.elapsed().as_secs_f64()
-            ),
-            json!({"event": "warm", "cached": built.cached, "missing": built.stopped}),
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    let digest = built.image.manifest_desc.digest.to_string();
-    rep.image_done(&built.record, t0.elapsed().as_secs_f64());
-    write_outputs(g, a, &rep, &store, &built.image, &built.record)?;
-    if let Some(f) = &a.iidfile {
-        super::write_file_atomically(f, digest.as_bytes())?;
-    }
-    // the Dockerfile frontend's own key (the rest is the record's, the same for both)
-    let extra = BTreeMap::from([("ocibuild.stages".to_string(), json!(built.stages))]);
-    super::record::finish(a, &store, &built.record, extra)?;
-    println!("{digest}");
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `--platform A,B,…`: the Dockerfile built once per platform (stages on `FROM
-/// --platform=$BUILDPLATFORM` run natively; the step cache shares what does not depend on the
-/// target), then one index of the images.
-#[allow(clippy::too_many_arguments)]
-fn build_platforms(
-    g: &Global,
-    a: &BuildArgs,
-    rep: &Reporter,
-    store: &ContentStore,
-    text: &str,
-    mut opts: df::Options<'_>,
-    platforms: &[Platform],
-    ctx: &Path,
-    dockerfile: &Path,
-) -> Result<ExitCode> {
-    use super::multiplatform as mp;
-    let ev = |e: Event| rep.engine(e);
-    let t0 = std::time::Instant::now();
-    let mut images = Vec::new();
-    let mut records = Vec::new();
-    let mut stages = Vec::new();
-    let (mut cached, mut missing) = (Vec::new(), Vec::new());
-    for p in platforms {
-        opts.platform = p.clone();
-        opts.native = Some(native_bases(g, a, store, p)?);
-        rep.event(
-            &format!("platform {p}"),
-            json!({"event": "platform", "platform": p.to_string()}),
-        );
-        let built = df::build(text, &opts, &ev).with_context(|| {
-            format!(
-                "building {} with {} for {p}",
-                ctx.display(),
-                dockerfile.display()
-            )
-        })?;
-        if stages.is_empty() {
-            stages = built.stages;
+impl Flags {
+    pub(super) fn parse(
+        a: &BuildArgs,
+        warm_only: bool,
+        dockerfile: &Path,
+    ) -> Result<FrontendFlags> {
+        if warm_only && a.cache_from.is_empty() {
+            bail!("cache warm needs --from type=azblob,…|type=registry,…|type=local,src=DIR");
         }
-        cached.extend(built.cached);
-        missing.extend(built.stopped);
-        records.push(built.record);
-        images.push((p.clone(), built.image));
-    }
-    if opts.warm_only {
-        rep.event(
-            &format!(
-                "warmed {}: {} steps fetched or already local, {} not in the cache (they will run), in {:.2} s",
-                mp::platform_list(platforms),
-                cached.len(),
-                missing.len(),
-                t0.elapsed().as_secs_f64()
-            ),
-            json!({"event": "warm", "cached": cached, "missing": missing}),
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    let index = mp::put_index(store, &images)?;
-    let record = mp::merge_records(records, &index).context("no platform was built")?;
-    let digest = index.digest.to_string();
-    rep.image_done(&record, t0.elapsed().as_secs_f64());
-    mp::write_index_outputs(g, a, rep, store, &index, &images, &record)?;
-    if let Some(f) = &a.iidfile {
-        super::write_file_atomically(f, digest.as_bytes())?;
-    }
-    let extra = BTreeMap::from([
-        ("ocibuild.stages".to_string(), json!(stages)),
-        (
-            "ocibuild.platform.images".to_string(),
-            json!(mp::platform_digests(&images)),
-        ),
-    ]);
-    super::record::finish(a, store, &record, extra)?;
-    println!("{digest}");
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Where `FROM ocibuild:PROFILE` bases come from: the package cache, `--distro`, the target
-/// platform's architecture and the `--base-lock` files.
-fn native_bases(
-    g: &Global,
-    a: &BuildArgs,
-    store: &ContentStore,
-    platform: &Platform,
-) -> Result<df::native::NativeBases> {
-    let release: ocibuild_debian::apt::Release = a
-        .distro
-        .parse()
-        .map_err(|e| crate::output::usage(format!("--distro {}: {e}", a.distro)))?;
-    let cache_dir = a
-        .cache_dir
-        .clone()
-        .unwrap_or_else(|| store.root().join("debian"));
-    std::fs::create_dir_all(&cache_dir)
-        .with_context(|| format!("creating the package cache {}", cache_dir.display()))?;
-    let locks = a
-        .base_locks
-        .iter()
-        .map(|p| {
-            ocibuild_debian::base::Lockfile::load(p)
-                .map(|l| (p.clone(), l))
-                .with_context(|| format!("--base-lock {}", p.display()))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(df::native::NativeBases {
-        bases: ocibuild_engine::roots::Bases {
-            store: store.clone(),
-            cache_dir,
+        if !matches!(a.pull.as_str(), "always" | "missing" | "never") {
+            bail!("--pull {}: use always, missing or never", a.pull);
+        }
+        let mut build_args = BTreeMap::new();
+        for b in &a.build_args {
+            match b.split_once('=') {
+                Some((k, v)) => build_args.insert(k.to_string(), v.to_string()),
+                None => match std::env::var(b) {
+                    Ok(v) => build_args.insert(b.clone(), v),
+                    Err(_) => continue,
+                },
+            };
+        }
+        let secrets = a
+            .secrets
+            .iter()
+            .map(|s| parse_secret(s))
+            .collect::<Result<BTreeMap<_, _>>>()?;
+        let contexts = a
+            .build_contexts
+            .iter()
+            .map(|s| parse_context(s))
+            .collect::<Result<BTreeMap<_, _>>>()?;
+        // where `FROM ocibuild:PROFILE` bases come from: `--distro` and the `--base-lock` files
+        let release: ocibuild_debian::apt::Release = a
+            .distro
+            .parse()
+            .map_err(|e| crate::output::usage(format!("--distro {}: {e}", a.distro)))?;
+        let base_locks = a
+            .base_locks
+            .iter()
+            .map(|p| {
+                ocibuild_debian::base::Lockfile::load(p)
+                    .map(|l| (p.clone(), l))
+                    .with_context(|| format!("--base-lock {}", p.display()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(FrontendFlags::Dockerfile(Flags {
+            file: dockerfile.to_path_buf(),
+            target: a.target.clone(),
+            build_args,
+            secrets,
+            contexts,
+            base_locks,
             release,
-            arch: platform.architecture.clone(),
-            offline: a.offline,
-            source_date_epoch: None,
-            index_max_age: (!a.refresh).then_some(std::time::Duration::from_secs(3600)),
-            progress: crate::output::base_progress(g.progress, "native base"),
-        },
-        locks,
-        host: None,
-    })
+        }))
+    }
+
+    /// The engine's frontend, pulling registry bases through `puller`.
+    pub(super) fn into_frontend<'a>(
+        self,
+        puller: &'a Puller<'a>,
+    ) -> (Frontend<'a>, ocibuild_debian::apt::Release) {
+        (
+            Frontend::Dockerfile {
+                file: self.file,
+                target: self.target,
+                build_args: self.build_args,
+                secrets: self.secrets,
+                contexts: self.contexts,
+                resolver: puller,
+                base_locks: self.base_locks,
+            },
+            self.release,
+        )
+    }
 }
