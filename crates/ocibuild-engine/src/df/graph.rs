@@ -25,7 +25,7 @@ use ocibuild_oci::store::ContentStore;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Exec, NamedContext, fsops, plat_str};
+use super::{Exec, NamedContext, fsops, native, plat_str};
 use crate::error::{EngineError, Result};
 
 const KIND: &str = "graph-result";
@@ -119,15 +119,8 @@ pub(crate) fn key(exec: &Exec<'_>, text: &str) -> Result<Option<String>> {
                                     locked.lock.release,
                                     locked.lock.arch,
                                     locked.lock.packages().count(),
-                                    match &from_lock {
-                                        Some(p) => format!(", from the lockfile {}", p.display()),
-                                        None => String::new(),
-                                    },
-                                    if r.toolchain {
-                                        "a build root"
-                                    } else {
-                                        "a runtime base"
-                                    }
+                                    native::lockfile_note(from_lock.as_deref()),
+                                    r.role()
                                 ),
                             ));
                         }

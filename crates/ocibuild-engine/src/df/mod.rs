@@ -776,15 +776,8 @@ impl Exec<'_> {
                     img.manifest_desc.digest,
                     &locked.key[..16],
                     locked.lock.packages().count(),
-                    match &from_lock {
-                        Some(p) => format!(", from the lockfile {}", p.display()),
-                        None => String::new(),
-                    },
-                    if r.toolchain {
-                        "a build root"
-                    } else {
-                        "a runtime base"
-                    }
+                    native::lockfile_note(from_lock.as_deref()),
+                    r.role()
                 )));
                 img
             }

@@ -157,6 +157,24 @@ impl NativeRef {
     pub fn reference(&self) -> String {
         format!("{PREFIX}{}", self.spec)
     }
+
+    /// What the base is for, as the build's notes name it.
+    pub fn role(&self) -> &'static str {
+        if self.toolchain {
+            "a build root"
+        } else {
+            "a runtime base"
+        }
+    }
+}
+
+/// `, from the lockfile PATH` when a `--base-lock` file gave the base's lock, else nothing (for
+/// the build's notes).
+pub(crate) fn lockfile_note(from_lock: Option<&std::path::Path>) -> String {
+    match from_lock {
+        Some(p) => format!(", from the lockfile {}", p.display()),
+        None => String::new(),
+    }
 }
 
 /// Parse what follows `ocibuild:`. An unknown profile or variant is an error naming the
@@ -352,15 +370,8 @@ impl NativeBases {
             if base.cached { "cached" } else { "assembled" },
             locked.lock.release,
             locked.lock.arch,
-            match &from_lock {
-                Some(p) => format!(", from the lockfile {}", p.display()),
-                None => String::new(),
-            },
-            if r.toolchain {
-                "a build root"
-            } else {
-                "a runtime base"
-            }
+            lockfile_note(from_lock.as_deref()),
+            r.role()
         )));
         Ok(base.image)
     }
