@@ -1,7 +1,7 @@
 //! Node.js (npm, yarn, pnpm): package.json, the lockfile, engines.node, the entrypoint.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -640,6 +640,21 @@ fn package_manager(
                         .into(),
                 });
             }
+            if let Some(root) = enclosing_workspace(ctx.dir) {
+                return Err(BuildersError::Unsupported {
+                    path: root.join("package.json"),
+                    what: format!(
+                        "{} has no lockfile of its own: it is a package of the npm workspace at {} \
+                         (the lockfile is there), and npm workspaces are not supported yet",
+                        ctx.dir.display(),
+                        root.display()
+                    ),
+                    hint:
+                        "write a Dockerfile whose build stage copies the workspace root and runs \
+                           `npm ci --workspace=NAME` there, or give the package its own lockfile"
+                            .into(),
+                });
+            }
             return Err(BuildersError::Unsupported {
                 path: ctx.dir.to_path_buf(),
                 what: format!(
@@ -755,6 +770,18 @@ fn package_manager(
             Ok((Pm::Pnpm, lockfile, Some(package)))
         }
     }
+}
+
+/// The nearest directory above `dir` whose `package.json` declares `workspaces` (the npm/yarn
+/// workspace `dir` is a package of), if any.
+fn enclosing_workspace(dir: &Path) -> Option<PathBuf> {
+    let dir = std::fs::canonicalize(dir).ok()?;
+    dir.ancestors().skip(1).find_map(|d| {
+        let pj = d.join("package.json");
+        let text = std::fs::read_to_string(&pj).ok()?;
+        let parsed = parse_package_json(&text, &pj).ok()?;
+        parsed.workspaces.then(|| d.to_path_buf())
+    })
 }
 
 pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {

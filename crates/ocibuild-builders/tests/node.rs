@@ -500,6 +500,26 @@ fn workspaces_and_broken_json_are_clear_errors() {
 }
 
 #[test]
+fn a_workspace_package_without_its_own_lockfile_names_the_workspace_root() {
+    // an npm-workspaces monorepo: one lockfile at the root, the app under packages/
+    let d = app(&[
+        (
+            "package.json",
+            r#"{"private":true,"workspaces":["packages/*"]}"#,
+        ),
+        ("package-lock.json", LOCK_EMPTY),
+        (
+            "packages/api/package.json",
+            r#"{"name":"@mono/api","scripts":{"start":"node server.js"}}"#,
+        ),
+        ("packages/api/server.js", ""),
+    ]);
+    let err = plan_err(&d.path().join("packages/api"), &opts()).to_string();
+    assert!(err.contains("npm workspace at"), "{err}");
+    assert!(err.contains("npm ci --workspace"), "{err}");
+}
+
+#[test]
 fn framework_start_commands() {
     // NestJS: start:prod wins over a `nest start` start script
     let d = app(&[
