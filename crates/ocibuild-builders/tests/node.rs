@@ -516,7 +516,168 @@ fn a_workspace_package_without_its_own_lockfile_names_the_workspace_root() {
     ]);
     let err = plan_err(&d.path().join("packages/api"), &opts()).to_string();
     assert!(err.contains("npm workspace at"), "{err}");
-    assert!(err.contains("npm ci --workspace"), "{err}");
+    assert!(err.contains("--workspace packages/api"), "{err}");
+    // the command line builds it from the root (`ocibuild build mono/packages/api`)
+    let (root, member) = ocibuild_builders::workspace_of(&d.path().join("packages/api"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(root, d.path().canonicalize().unwrap());
+    assert_eq!(member, "packages/api");
+    // its own lockfile: an app of its own
+    assert!(
+        ocibuild_builders::workspace_of(&testdata("node-deps"))
+            .unwrap()
+            .is_none()
+    );
+}
+
+fn ws(name: &str) -> Options {
+    Options {
+        workspace: Some(name.into()),
+        ..Options::default()
+    }
+}
+
+#[test]
+fn an_npm_workspace_app_is_planned_from_the_root_with_its_local_packages() {
+    let root = testdata("node-workspaces");
+    let p = plan_ok(&root, &ws("apps/api"));
+    // the same workspace by its package name, as npm's -w takes it
+    assert_eq!(plan_ok(&root, &ws("@acme/api")).steps, p.steps);
+    assert_eq!(
+        step_names(&p),
+        strs(&["npm-ci", "npm-run-build", "npm-prune"])
+    );
+    let ci = step(&p, "npm-ci");
+    assert_eq!(
+        ci.argv,
+        strs(&[
+            "npm",
+            "ci",
+            "--no-audit",
+            "--no-fund",
+            "--workspace",
+            "apps/api",
+            "--include-workspace-root"
+        ])
+    );
+    // no install script anywhere: the full install reads the lockfile and the manifests only
+    let inputs = ci.inputs.clone().unwrap();
+    for f in [
+        "package.json",
+        "package-lock.json",
+        "apps/api/package.json",
+        "apps/web/package.json",
+        "packages/shared/package.json",
+    ] {
+        assert!(inputs.contains(&f.to_string()), "{f}: {inputs:?}");
+    }
+    assert_eq!(
+        step(&p, "npm-run-build").argv,
+        strs(&["npm", "run", "build", "--workspace", "apps/api"])
+    );
+    assert!(step(&p, "npm-prune").argv.ends_with(&strs(&[
+        "--workspace",
+        "apps/api",
+        "--include-workspace-root"
+    ])));
+    // the other app's sources never reach the build, its package.json does (npm ci reads it)
+    let src = glob_filter(&[], &p.source_exclude).unwrap();
+    assert!(src.is_excluded("apps/web/server.js"));
+    assert!(!src.is_excluded("apps/web/package.json"));
+    assert!(!src.is_excluded("packages/shared/index.js"));
+    assert!(!src.is_excluded("apps/api/src/server.ts"));
+    // the image: the app and the library it needs, under their own paths; the app's
+    // directory is the working directory
+    assert_eq!(p.config.workdir, "/app/apps/api");
+    assert_eq!(
+        p.config.entrypoint,
+        strs(&["/usr/bin/node", "dist/server.js"])
+    );
+    let app = p.layers.iter().find(|l| l.name == "app").unwrap();
+    assert_eq!((app.from.as_str(), app.to.as_str()), ("/src", "/app"));
+    let f = glob_filter(&app.include, &app.exclude).unwrap();
+    assert!(f.matches("apps/api/dist/server.js", false));
+    assert!(f.matches("packages/shared/index.js", false));
+    assert!(f.matches("apps/api/node_modules/x/index.js", false));
+    assert!(!f.matches("apps/web/server.js", false));
+    assert!(!f.matches("apps/api/src/server.ts", false));
+    assert!(!f.matches("apps/api/test/server.test.js", false));
+    assert!(!f.matches("node_modules/ms/index.js", false));
+    assert!(!f.matches("package-lock.json", false));
+    assert!(
+        p.reasons
+            .iter()
+            .any(|r| r.contains("local dependencies in the image: packages/shared (@acme/shared)")),
+        "{:?}",
+        p.reasons
+    );
+}
+
+#[test]
+fn npm_workspace_roots_name_what_is_wrong_and_the_fix() {
+    let root = testdata("node-workspaces");
+    // two apps with a start script: which one
+    let err = plan_err(&root, &opts()).to_string();
+    assert!(err.contains("several apps"), "{err}");
+    assert!(
+        err.contains("apps/api (@acme/api), apps/web (@acme/web)"),
+        "{err}"
+    );
+    assert!(err.contains("--workspace apps/api"), "{err}");
+    // a workspace that does not exist: the list of those that do
+    let err = plan_err(&root, &ws("apps/nope")).to_string();
+    assert!(err.contains("--workspace"), "{err}");
+    assert!(err.contains("has no workspace apps/nope"), "{err}");
+    assert!(err.contains("packages/shared (@acme/shared)"), "{err}");
+    // --workspace on an app that is no workspace root
+    let err = plan_err(&testdata("node-deps"), &ws("apps/api")).to_string();
+    assert!(err.contains("not an npm workspace root"), "{err}");
+    // --workspace on another language
+    let err = plan_err(&testdata("go-hello"), &ws("apps/api")).to_string();
+    assert!(err.contains("npm workspaces monorepo"), "{err}");
+    // a root with no lockfile
+    let mono = |extra: &[(&str, &str)]| {
+        let mut files = vec![
+            (
+                "package.json",
+                r#"{"private":true,"workspaces":["apps/*","packages/*"]}"#,
+            ),
+            (
+                "apps/api/package.json",
+                r#"{"name":"api","scripts":{"start":"node server.js"},"dependencies":{"lib":"*"}}"#,
+            ),
+            ("apps/api/server.js", ""),
+            ("packages/lib/package.json", r#"{"name":"lib"}"#),
+            ("tools/gen/package.json", r#"{"name":"gen"}"#),
+        ];
+        files.extend_from_slice(extra);
+        app(&files)
+    };
+    let d = mono(&[]);
+    let err = plan_err(d.path(), &opts()).to_string();
+    assert!(err.contains("no lockfile"), "{err}");
+    assert!(err.contains("run `npm install` in"), "{err}");
+    // yarn and pnpm workspaces: not yet, said so
+    let d = mono(&[("yarn.lock", "# yarn lockfile v1\n")]);
+    let err = plan_err(d.path(), &opts()).to_string();
+    assert!(
+        err.contains("yarn and pnpm workspaces are not supported"),
+        "{err}"
+    );
+    // the one app with a start script is chosen without --workspace
+    let d = mono(&[("package-lock.json", LOCK_EMPTY)]);
+    let p = plan_ok(d.path(), &opts());
+    assert_eq!(p.config.workdir, "/app/apps/api");
+    // a package the root's workspaces do not list
+    let err = ocibuild_builders::workspace_of(&d.path().join("tools/gen"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("not one of this npm workspace root's packages"),
+        "{err}"
+    );
+    assert!(err.contains("add \"tools/gen\""), "{err}");
 }
 
 #[test]
