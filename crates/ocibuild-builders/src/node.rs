@@ -807,6 +807,9 @@ struct Ws {
     build: Vec<String>,
     /// The root or a workspace the app needs has an install or prepare script.
     install_scripts: bool,
+    /// The TypeScript sources of the local packages the build compiles (a build script and a
+    /// tsconfig.json), left out of the image as the app's are.
+    lib_excludes: Vec<String>,
 }
 
 const INSTALL_SCRIPTS: [&str; 4] = ["preinstall", "install", "postinstall", "prepare"];
@@ -986,6 +989,18 @@ fn plan_workspace(mut ctx: Ctx<'_>, spec: NodeSpec, root_pj: &PackageJson) -> Re
             build.push(members[i].dir.clone());
         }
     }
+    let mut lib_excludes = Vec::new();
+    for &i in &runtime_closure {
+        let l = &members[i];
+        if l.pj.scripts.contains_key("build") && root.join(&l.dir).join("tsconfig.json").is_file() {
+            lib_excludes.extend(
+                rules
+                    .ts_sources
+                    .iter()
+                    .map(|t| format!("{}/{t}", globset::escape(&l.dir))),
+            );
+        }
+    }
     let install_scripts = std::iter::once(root_pj)
         .chain(keep.iter().map(|&i| &members[i].pj))
         .any(|p| INSTALL_SCRIPTS.iter().any(|s| p.scripts.contains_key(*s)));
@@ -1003,6 +1018,7 @@ fn plan_workspace(mut ctx: Ctx<'_>, spec: NodeSpec, root_pj: &PackageJson) -> Re
         source_exclude,
         build,
         install_scripts,
+        lib_excludes,
         root: root.clone(),
     };
     let member_dir = root.join(&m.dir);
@@ -1463,6 +1479,7 @@ fn workspace_layout(plan: &mut Plan, w: &Ws) -> Result<()> {
                 exclude.extend(w.image_members.iter().map(|m| prefix(m, e)));
             }
         }
+        exclude.extend(w.lib_excludes.iter().cloned());
         // the local packages' dotfiles, as the app's
         for m in w.image_members.iter().skip(1) {
             let dir = w.root.join(m);

@@ -101,26 +101,37 @@ pub(crate) fn members(root: &Path, patterns: &[String]) -> Result<Vec<Member>> {
 }
 
 /// The workspaces of `members` that `start` depends on, transitively (by package name), with
-/// `dev` dependencies too or not; `start` itself is not in the list. In the members' order.
+/// `dev` dependencies too or not; `start` itself is not in the list. Dependencies come before
+/// the packages that need them (what their build scripts run in), else in the members' order.
 pub(crate) fn closure(members: &[Member], start: usize, dev: bool) -> Vec<usize> {
-    let mut seen = BTreeSet::from([start]);
-    let mut todo = vec![start];
-    while let Some(i) = todo.pop() {
+    fn visit(
+        members: &[Member],
+        i: usize,
+        dev: bool,
+        seen: &mut BTreeSet<usize>,
+        out: &mut Vec<usize>,
+    ) {
+        if !seen.insert(i) {
+            return;
+        }
         let pj = &members[i].pj;
-        let names = pj
+        let mut deps: Vec<usize> = pj
             .deps
             .keys()
-            .chain(dev.then_some(pj.dev_deps.keys()).into_iter().flatten());
-        for n in names {
-            if let Some(j) = members.iter().position(|m| m.pj.name.as_ref() == Some(n))
-                && seen.insert(j)
-            {
-                todo.push(j);
-            }
+            .chain(dev.then_some(pj.dev_deps.keys()).into_iter().flatten())
+            .filter_map(|n| members.iter().position(|m| m.pj.name.as_ref() == Some(n)))
+            .collect();
+        deps.sort_unstable();
+        for j in deps {
+            visit(members, j, dev, seen, out);
         }
+        out.push(i);
     }
-    seen.remove(&start);
-    seen.into_iter().collect()
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    visit(members, start, dev, &mut seen, &mut out);
+    out.retain(|&i| i != start);
+    out
 }
 
 /// The workspace `wanted` names (its directory, as npm's `-w` takes it, or its package name).

@@ -905,3 +905,72 @@ fn native_addons_and_cpu_packages_make_the_layers_architecture_specific() {
         ["pnpm-lock.yaml names node-gyp-build, which builds native addons"]
     );
 }
+
+#[test]
+fn npm_workspace_libraries_are_built_before_the_app_that_needs_them() {
+    // an app on a TypeScript library (built into dist/) on another one; a dev-only local
+    // package (shared tsconfig) is in the build, not in the image
+    let d = app(&[
+        (
+            "package.json",
+            r#"{"private":true,"workspaces":["apps/*","libs/*"],"devDependencies":{"typescript":"5.7.2"}}"#,
+        ),
+        ("package-lock.json", LOCK_EMPTY),
+        (
+            "apps/svc/package.json",
+            r#"{"name":"svc","main":"dist/main.js","scripts":{"build":"tsc","start":"node dist/main.js"},
+                "dependencies":{"@x/core":"*"},"devDependencies":{"@x/tsconfig":"*"}}"#,
+        ),
+        ("apps/svc/src/main.ts", ""),
+        (
+            "apps/svc/tsconfig.json",
+            r#"{"compilerOptions":{"outDir":"dist"}}"#,
+        ),
+        (
+            "libs/core/package.json",
+            r#"{"name":"@x/core","main":"dist/index.js","scripts":{"build":"tsc"},"dependencies":{"@x/util":"*"}}"#,
+        ),
+        ("libs/core/src/index.ts", ""),
+        ("libs/core/tsconfig.json", "{}"),
+        (
+            "libs/util/package.json",
+            r#"{"name":"@x/util","main":"dist/index.js","scripts":{"build":"tsc"}}"#,
+        ),
+        ("libs/util/src/index.ts", ""),
+        ("libs/tsconfig/package.json", r#"{"name":"@x/tsconfig"}"#),
+        ("libs/tsconfig/base.json", "{}"),
+        (
+            "libs/unused/package.json",
+            r#"{"name":"@x/unused","scripts":{"build":"tsc"}}"#,
+        ),
+        ("libs/unused/index.ts", ""),
+    ]);
+    let p = plan_ok(d.path(), &ws("svc"));
+    assert_eq!(
+        step(&p, "npm-run-build").argv,
+        strs(&[
+            "npm",
+            "run",
+            "build",
+            "--workspace",
+            "libs/util",
+            "--workspace",
+            "libs/core",
+            "--workspace",
+            "apps/svc"
+        ])
+    );
+    let src = glob_filter(&[], &p.source_exclude).unwrap();
+    assert!(
+        !src.is_excluded("libs/tsconfig/base.json"),
+        "the build reads it"
+    );
+    assert!(src.is_excluded("libs/unused/index.ts"));
+    let app = p.layers.iter().find(|l| l.name == "app").unwrap();
+    let f = glob_filter(&app.include, &app.exclude).unwrap();
+    assert!(f.matches("libs/core/dist/index.js", false));
+    assert!(f.matches("libs/util/dist/index.js", false));
+    assert!(!f.matches("libs/core/src/index.ts", false), "compiled");
+    assert!(!f.matches("libs/tsconfig/base.json", false), "dev only");
+    assert!(!f.matches("libs/unused/index.ts", false));
+}

@@ -65,7 +65,17 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
         .filter(|_| a.lang.is_none());
     // a package of an npm workspace (no lockfile of its own): the context is the root
     let (ctx, workspace) = match &dockerfile {
-        Some(_) => (ctx, a.workspace.clone()),
+        Some(df) => {
+            if let Some(w) = &a.workspace {
+                return Err(crate::output::usage(format!(
+                    "--workspace {w}: it chooses the package of a zero-config npm workspaces \
+                     build, and this build runs {}; drop --workspace, or pass --lang node to \
+                     build from source",
+                    df.display()
+                )));
+            }
+            (ctx, None)
+        }
         None => workspace_context(a, ctx)?,
     };
     if let (Some(w), None) = (&workspace, &a.workspace) {
