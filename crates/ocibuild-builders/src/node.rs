@@ -1452,6 +1452,18 @@ fn plan_app(
     if ctx.path("binding.gyp").is_file() {
         arch_specific.push("binding.gyp: the app builds a native addon of its own".into());
     }
+    if let Some(w) = &ws {
+        // ocibuild.toml's relative writable directories are the app's, under its directory
+        let base = format!("{}/{}", spec.image.workdir.trim_end_matches('/'), w.member);
+        for d in ctx
+            .config
+            .writable
+            .iter_mut()
+            .filter(|d| !d.starts_with('/'))
+        {
+            *d = format!("{base}/{d}");
+        }
+    }
     let mut plan = finish(ctx, Lang::Node, spec, parts)?;
     plan.arch_specific = arch_specific;
     if let Some(w) = &ws {

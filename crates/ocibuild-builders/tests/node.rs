@@ -665,10 +665,22 @@ fn npm_workspace_roots_name_what_is_wrong_and_the_fix() {
         err.contains("yarn and pnpm workspaces are not supported"),
         "{err}"
     );
-    // the one app with a start script is chosen without --workspace
-    let d = mono(&[("package-lock.json", LOCK_EMPTY)]);
+    // the one app with a start script is chosen without --workspace; its own ocibuild.toml
+    // applies, relative writable directories under the app's directory
+    let d = mono(&[
+        ("package-lock.json", LOCK_EMPTY),
+        (
+            "apps/api/ocibuild.toml",
+            "writable = [\"uploads\", \"/data\"]\nexpose = [\"3000/tcp\"]\n",
+        ),
+    ]);
     let p = plan_ok(d.path(), &opts());
     assert_eq!(p.config.workdir, "/app/apps/api");
+    assert_eq!(p.config.exposed_ports, strs(&["3000/tcp"]));
+    assert_eq!(
+        p.writable.unwrap().dirs,
+        strs(&["/app/apps/api/uploads", "/data"])
+    );
     // a package the root's workspaces do not list
     let err = ocibuild_builders::workspace_of(&d.path().join("tools/gen"))
         .unwrap_err()

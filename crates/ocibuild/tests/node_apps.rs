@@ -378,6 +378,18 @@ fn npm_workspace_app_is_built_from_the_root_with_only_the_packages_it_needs() {
     // the root alone holds two apps: the error names them and the flag
     let err = run_fail(ocibuild().arg("build").arg(&root).arg("--dry-run"));
     assert!(err.contains("--workspace apps/api"), "{err}");
+    // --workspace on a Dockerfile build: a usage error (exit 2) naming the Dockerfile
+    let df = ctx.path("df");
+    fs::create_dir_all(&df).unwrap();
+    fs::write(df.join("Dockerfile"), "FROM scratch\n").unwrap();
+    let out = ocibuild()
+        .arg("build")
+        .arg(&df)
+        .args(["--workspace", "apps/api", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Dockerfile"));
     let body = runc_http_get(&bundle, &[("PORT", "3000")], 3000, "/?name=ws");
     assert!(
         body.starts_with("hello ws from @acme/api (@acme/shared 1.3.0) on node v20."),
