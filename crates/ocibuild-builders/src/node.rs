@@ -807,6 +807,9 @@ struct Ws {
     build: Vec<String>,
     /// The root or a workspace the app needs has an install or prepare script.
     install_scripts: bool,
+    /// Where the full install starts in the lockfile: the root (`""`), the app's directory and
+    /// those of the local packages its build needs.
+    install_roots: Vec<String>,
     /// The TypeScript sources of the local packages the build compiles (a build script and a
     /// tsconfig.json), left out of the image as the app's are.
     lib_excludes: Vec<String>,
@@ -1018,6 +1021,10 @@ fn plan_workspace(mut ctx: Ctx<'_>, spec: NodeSpec, root_pj: &PackageJson) -> Re
         source_exclude,
         build,
         install_scripts,
+        install_roots: [String::new(), m.dir.clone()]
+            .into_iter()
+            .chain(build_closure.iter().map(|&i| members[i].dir.clone()))
+            .collect(),
         lib_excludes,
         root: root.clone(),
     };
@@ -1095,7 +1102,7 @@ fn plan_app(
         None => ctx.path(&lockfile),
     };
     let lock_text = read_opt(&lock_path)?.unwrap_or_default();
-    let lock = if pm == Pm::Npm {
+    let mut lock = if pm == Pm::Npm {
         parse_lock(&lock_text, &lock_path)?
     } else {
         // yarn.lock and pnpm-lock.yaml do not say which packages run install scripts: the
@@ -1119,6 +1126,15 @@ fn plan_app(
             cpu_specific: Vec::new(),
         }
     };
+
+    // a workspace: only the packages the install of this app reaches count (another app's
+    // native addon does not make this one's layers native)
+    if let Some(w) = &ws
+        && let Some(reach) = crate::npmws::lock_reach(&lock_text, &w.install_roots)
+    {
+        lock.install_scripts.retain(|k| reach.contains(k));
+        lock.cpu_specific.retain(|k| reach.contains(k));
+    }
 
     // Node.js version.
     let rel = spec.release(ctx.distro())?;

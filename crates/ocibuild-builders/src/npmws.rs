@@ -195,3 +195,68 @@ pub fn workspace_of(dir: &Path) -> Result<Option<(PathBuf, String)>> {
         ),
     })
 }
+
+/// The lockfile paths (`node_modules/a`, `apps/api/node_modules/b`) that `npm ci` installs for
+/// the packages at `starts` (`""`: the root; workspace directories), following each
+/// dependency as Node resolves it (the nearest `node_modules` up the tree) and workspace links;
+/// dev dependencies of the starts too (the full install has them). `None` when the lockfile
+/// has no `packages` map (lockfileVersion 1): then nothing can be left out.
+pub(crate) fn lock_reach(text: &str, starts: &[String]) -> Option<BTreeSet<String>> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let pkgs = v.get("packages")?.as_object()?;
+    let names = |p: &serde_json::Value, dev: bool| -> Vec<String> {
+        let mut fields = vec!["dependencies", "optionalDependencies", "peerDependencies"];
+        if dev {
+            fields.push("devDependencies");
+        }
+        fields
+            .iter()
+            .filter_map(|f| p.get(*f).and_then(|d| d.as_object()))
+            .flat_map(|o| o.keys().cloned())
+            .collect()
+    };
+    // where `name` required from the package at `loc` is installed
+    let resolve = |loc: &str, name: &str| -> Option<String> {
+        let mut at = loc.to_string();
+        loop {
+            let cand = if at.is_empty() {
+                format!("node_modules/{name}")
+            } else {
+                format!("{at}/node_modules/{name}")
+            };
+            if pkgs.contains_key(&cand) {
+                return Some(cand);
+            }
+            if at.is_empty() {
+                return None;
+            }
+            // up one package: `x/node_modules/@s/n` → `x`; a workspace directory → the root
+            at = match at.rfind("node_modules/") {
+                Some(i) => at[..i].trim_end_matches('/').to_string(),
+                None => String::new(),
+            };
+        }
+    };
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut todo: Vec<(String, bool)> = starts.iter().map(|s| (s.clone(), true)).collect();
+    while let Some((loc, dev)) = todo.pop() {
+        if !seen.insert(loc.clone()) && !dev {
+            continue;
+        }
+        let Some(p) = pkgs.get(&loc) else { continue };
+        if p.get("link").and_then(|l| l.as_bool()) == Some(true) {
+            if let Some(target) = p.get("resolved").and_then(|r| r.as_str()) {
+                todo.push((target.to_string(), false));
+            }
+            continue;
+        }
+        for n in names(p, dev) {
+            if let Some(at) = resolve(&loc, &n)
+                && !seen.contains(&at)
+            {
+                todo.push((at, false));
+            }
+        }
+    }
+    Some(seen)
+}

@@ -986,3 +986,71 @@ fn npm_workspace_libraries_are_built_before_the_app_that_needs_them() {
     assert!(!f.matches("libs/tsconfig/base.json", false), "dev only");
     assert!(!f.matches("libs/unused/index.ts", false));
 }
+
+#[test]
+fn an_npm_workspace_app_is_native_only_when_its_own_install_reaches_an_install_script() {
+    let lock = r#"{"name":"m","lockfileVersion":3,"requires":true,"packages":{
+      "":{"name":"m","workspaces":["apps/*","packages/*"],"devDependencies":{"typescript":"5.7.2"}},
+      "apps/api":{"name":"api","dependencies":{"lib":"*"}},
+      "apps/web":{"name":"web","dependencies":{"bcrypt":"5.1.1"}},
+      "apps/cli":{"name":"cli","dependencies":{"ms":"2.1.3"}},
+      "packages/lib":{"name":"lib","dependencies":{"sharp":"0.33.0"}},
+      "node_modules/api":{"resolved":"apps/api","link":true},
+      "node_modules/web":{"resolved":"apps/web","link":true},
+      "node_modules/cli":{"resolved":"apps/cli","link":true},
+      "node_modules/lib":{"resolved":"packages/lib","link":true},
+      "node_modules/ms":{"version":"2.1.3"},
+      "node_modules/bcrypt":{"version":"5.1.1","hasInstallScript":true},
+      "node_modules/typescript":{"version":"5.7.2","dev":true},
+      "packages/lib/node_modules/sharp":{"version":"0.33.0","hasInstallScript":true,"cpu":["x64"]}
+    }}"#;
+    let pj = |name: &str, deps: &str| {
+        format!(
+            r#"{{"name":"{name}","scripts":{{"start":"node index.js"}},"dependencies":{{{deps}}}}}"#
+        )
+    };
+    let (api, web, cli) = (
+        pj("api", r#""lib":"*""#),
+        pj("web", r#""bcrypt":"5.1.1""#),
+        pj("cli", r#""ms":"2.1.3""#),
+    );
+    let d = app(&[
+        (
+            "package.json",
+            r#"{"private":true,"workspaces":["apps/*","packages/*"],"devDependencies":{"typescript":"5.7.2"}}"#,
+        ),
+        ("package-lock.json", lock),
+        ("apps/api/package.json", &api),
+        ("apps/web/package.json", &web),
+        ("apps/cli/package.json", &cli),
+        (
+            "packages/lib/package.json",
+            r#"{"name":"lib","main":"index.js","dependencies":{"sharp":"0.33.0"}}"#,
+        ),
+    ]);
+    // another app's native addon leaves this one architecture-independent, with no compiler
+    let p = plan_ok(d.path(), &ws("apps/cli"));
+    assert!(
+        p.toolchain.packages.is_empty(),
+        "{:?}",
+        p.toolchain.packages
+    );
+    assert!(p.arch_specific.is_empty(), "{:?}", p.arch_specific);
+    // its own dependency's, and its local library's nested one, count
+    let p = plan_ok(d.path(), &ws("apps/web"));
+    assert!(p.toolchain.packages.contains(&"g++".to_string()));
+    assert!(
+        p.arch_specific.iter().any(|a| a.contains("bcrypt")),
+        "{:?}",
+        p.arch_specific
+    );
+    let p = plan_ok(d.path(), &ws("api"));
+    assert!(p.toolchain.packages.contains(&"g++".to_string()));
+    assert!(
+        p.arch_specific
+            .iter()
+            .any(|a| a.contains("sharp") && !a.contains("bcrypt")),
+        "{:?}",
+        p.arch_specific
+    );
+}
