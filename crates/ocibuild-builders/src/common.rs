@@ -204,6 +204,17 @@ pub(crate) fn plan(dir: &Path, opts: &Options) -> Result<Plan> {
             detail: "must not be empty".into(),
         });
     }
+    if opts
+        .workspace
+        .as_deref()
+        .is_some_and(|w| w.trim().is_empty())
+    {
+        return Err(BuildersError::InvalidOption {
+            option: "--workspace".into(),
+            value: String::new(),
+            detail: "must not be empty".into(),
+        });
+    }
     let (lang, reasons) = match opts.lang {
         Some(l) => {
             std::fs::metadata(dir).map_err(BuildersError::io(dir))?;
@@ -238,6 +249,17 @@ pub(crate) fn plan(dir: &Path, opts: &Options) -> Result<Plan> {
             value: m.clone(),
             detail: format!(
                 "--module chooses the module of a multi-module Maven project; this is a {lang} app"
+            ),
+        });
+    }
+    if lang != Lang::Node
+        && let Some(w) = &opts.workspace
+    {
+        return Err(BuildersError::InvalidOption {
+            option: "--workspace".into(),
+            value: w.clone(),
+            detail: format!(
+                "--workspace chooses the package of an npm workspaces monorepo; this is a {lang} app"
             ),
         });
     }

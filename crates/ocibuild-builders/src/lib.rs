@@ -25,6 +25,7 @@ mod go;
 mod java;
 mod markers;
 mod node;
+mod npmws;
 mod pyentry;
 mod pylock;
 mod python;
@@ -40,6 +41,7 @@ pub use filter::{Filter, glob_filter, walk_filtered};
 pub use git::git_labels;
 pub use host::{HostVersion, ProbeOutcome, check_host_tool, parse_host_version};
 pub use ignore::DockerIgnore;
+pub use npmws::workspace_of;
 pub use plan::{
     CacheMount, Constraint, Detection, Distro, GeneratedFile, HostTool, ImageConfig, Lang,
     LayerSpec, Options, Plan, Requirement, Runtime, Step, Toolchain, Writable,

@@ -1,6 +1,6 @@
 //! Node.js (npm, yarn, pnpm): package.json, the lockfile, engines.node, the entrypoint.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -122,6 +122,8 @@ pub(crate) struct PackageJson {
     pub deps: BTreeMap<String, String>,
     pub dev_deps: BTreeMap<String, String>,
     pub workspaces: bool,
+    /// The `workspaces` globs (`["packages/*"]`, or yarn's `{"packages": […]}`).
+    pub workspace_patterns: Vec<String>,
     /// `packageManager` (`pnpm@9.15.0+sha512…`).
     pub package_manager: Option<String>,
 }
@@ -173,6 +175,17 @@ pub(crate) fn parse_package_json(text: &str, path: &Path) -> Result<PackageJson>
         deps,
         dev_deps: str_map(o.get("devDependencies")),
         workspaces: o.get("workspaces").is_some(),
+        workspace_patterns: o
+            .get("workspaces")
+            .map(|w| w.get("packages").unwrap_or(w))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
         package_manager: s("packageManager"),
     })
 }
@@ -640,19 +653,24 @@ fn package_manager(
                         .into(),
                 });
             }
-            if let Some(root) = enclosing_workspace(ctx.dir) {
+            if let Some((root, _)) = crate::npmws::enclosing_root(ctx.dir) {
+                let rel = std::fs::canonicalize(ctx.dir)
+                    .ok()
+                    .and_then(|d| crate::common::rel_str(&root, &d))
+                    .unwrap_or_else(|| "DIR".into());
                 return Err(BuildersError::Unsupported {
                     path: root.join("package.json"),
                     what: format!(
                         "{} has no lockfile of its own: it is a package of the npm workspace at {} \
-                         (the lockfile is there), and npm workspaces are not supported yet",
+                         (the lockfile is there)",
                         ctx.dir.display(),
                         root.display()
                     ),
-                    hint:
-                        "write a Dockerfile whose build stage copies the workspace root and runs \
-                           `npm ci --workspace=NAME` there, or give the package its own lockfile"
-                            .into(),
+                    hint: format!(
+                        "build it from the workspace root: `ocibuild build {} --workspace {rel}`, \
+                         or give the package its own lockfile",
+                        root.display()
+                    ),
                 });
             }
             return Err(BuildersError::Unsupported {
@@ -772,21 +790,265 @@ fn package_manager(
     }
 }
 
-/// The nearest directory above `dir` whose `package.json` declares `workspaces` (the npm/yarn
-/// workspace `dir` is a package of), if any.
-fn enclosing_workspace(dir: &Path) -> Option<PathBuf> {
-    let dir = std::fs::canonicalize(dir).ok()?;
-    dir.ancestors().skip(1).find_map(|d| {
-        let pj = d.join("package.json");
-        let text = std::fs::read_to_string(&pj).ok()?;
-        let parsed = parse_package_json(&text, &pj).ok()?;
-        parsed.workspaces.then(|| d.to_path_buf())
-    })
+/// What a workspace package's build takes from its npm workspace root.
+struct Ws {
+    root: PathBuf,
+    /// The app's directory relative to the root (`apps/api`).
+    member: String,
+    /// The directories whose files the image holds: the app, then the local packages it
+    /// depends on at run time.
+    image_members: Vec<String>,
+    lockfile: String,
+    /// Every workspace's package.json (what `npm ci` reads besides the root's and the lockfile).
+    manifests: Vec<String>,
+    /// The source copy's excludes (the root's `.dockerignore`, the other workspaces' files).
+    source_exclude: Vec<String>,
+    /// `--workspace DIR` of each package with a build script: local dependencies, then the app.
+    build: Vec<String>,
+    /// The root or a workspace the app needs has an install or prepare script.
+    install_scripts: bool,
+    /// Where the full install starts in the lockfile: the root (`""`), the app's directory and
+    /// those of the local packages its build needs.
+    install_roots: Vec<String>,
+    /// The TypeScript sources of the local packages the build compiles (a build script and a
+    /// tsconfig.json), left out of the image as the app's are.
+    lib_excludes: Vec<String>,
 }
 
-pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
-    let spec = spec()?;
+const INSTALL_SCRIPTS: [&str; 4] = ["preinstall", "install", "postinstall", "prepare"];
+
+/// An npm workspace root: the workspace `--workspace` names (or the one with a start script)
+/// is planned with the root as the build's context.
+fn plan_workspace(mut ctx: Ctx<'_>, spec: NodeSpec, root_pj: &PackageJson) -> Result<Plan> {
     let rules = &spec.rules;
+    let root = ctx.dir.to_path_buf();
+    let root_pj_path = ctx.path("package.json");
+    let Some(lockfile) = rules.lockfiles.iter().find(|l| ctx.is_file(l)).cloned() else {
+        if let Some(f) = [&rules.yarn_lockfile, &rules.pnpm_lockfile]
+            .into_iter()
+            .find(|f| ctx.is_file(f))
+        {
+            return Err(BuildersError::Unsupported {
+                path: ctx.path(f),
+                what: format!(
+                    "{f} found: yarn and pnpm workspaces are not supported yet (npm workspaces are)"
+                ),
+                hint: "write a Dockerfile whose build stage copies the root and installs the one \
+                       workspace, or use npm workspaces (package-lock.json)"
+                    .into(),
+            });
+        }
+        return Err(BuildersError::Unsupported {
+            path: root_pj_path,
+            what: format!(
+                "an npm workspace root with no lockfile ({})",
+                rules.lockfiles.join(" or ")
+            ),
+            hint: format!(
+                "run `npm install` in {} and commit package-lock.json: one lockfile at the root \
+                 pins every workspace's dependencies, and the build installs exactly those",
+                root.display()
+            ),
+        });
+    };
+    let members = crate::npmws::members(&root, &root_pj.workspace_patterns)?;
+    let labels = || {
+        members
+            .iter()
+            .map(|m| m.label())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if members.is_empty() {
+        return Err(BuildersError::Unsupported {
+            path: root_pj_path,
+            what: format!(
+                "\"workspaces\" ({}) matches no directory with a package.json",
+                root_pj.workspace_patterns.join(", ")
+            ),
+            hint: "fix the workspaces globs (such as \"packages/*\"), or build the app's own \
+                   directory"
+                .into(),
+        });
+    }
+    let app = match &ctx.opts.workspace {
+        Some(w) => crate::npmws::find(&members, w).ok_or_else(|| BuildersError::InvalidOption {
+            option: "--workspace".into(),
+            value: w.clone(),
+            detail: format!(
+                "the npm workspace root {} has no workspace {w}; its workspaces are {} — pass \
+                 one of them, by directory or package name (as npm's -w takes it)",
+                root.display(),
+                labels()
+            ),
+        })?,
+        None => {
+            let apps: Vec<usize> = (0..members.len())
+                .filter(|&i| {
+                    rules
+                        .start_scripts
+                        .iter()
+                        .any(|s| members[i].pj.scripts.contains_key(s))
+                })
+                .collect();
+            match apps.as_slice() {
+                [one] => *one,
+                _ => {
+                    let what = if apps.is_empty() {
+                        format!(
+                            "an npm workspace root, and none of its workspaces ({}) has a start \
+                             script ({})",
+                            labels(),
+                            rules.start_scripts.join(", ")
+                        )
+                    } else {
+                        format!(
+                            "an npm workspace root with several apps (workspaces with a start \
+                             script): {}",
+                            apps.iter()
+                                .map(|&i| members[i].label())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    };
+                    let example = apps
+                        .first()
+                        .map_or(members[0].dir.as_str(), |&i| members[i].dir.as_str());
+                    return Err(BuildersError::Unsupported {
+                        path: root_pj_path,
+                        what,
+                        hint: format!(
+                            "choose the app: `ocibuild build {} --workspace {example}` (a \
+                             directory or a package name, as npm's -w), or `ocibuild build {}`",
+                            root.display(),
+                            root.join(example).display()
+                        ),
+                    });
+                }
+            }
+        }
+    };
+    let runtime_closure = crate::npmws::closure(&members, app, false);
+    let build_closure = crate::npmws::closure(&members, app, true);
+    let m = &members[app];
+    let mut reasons = std::mem::take(&mut ctx.reasons);
+    reasons.push(format!(
+        "npm workspace root {} ({lockfile}): building the workspace {}{}",
+        root.display(),
+        m.label(),
+        if ctx.opts.workspace.is_some() {
+            " (--workspace, or its directory given)"
+        } else {
+            ", the only one with a start script"
+        }
+    ));
+    if !runtime_closure.is_empty() {
+        reasons.push(format!(
+            "local dependencies in the image: {}",
+            runtime_closure
+                .iter()
+                .map(|&i| members[i].label())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    // the other workspaces: only their package.json reaches the build (npm ci reads them all)
+    let keep: BTreeSet<usize> = build_closure
+        .iter()
+        .copied()
+        .chain(std::iter::once(app))
+        .collect();
+    let mut source_exclude = ctx.source_excludes(&spec.source.exclude)?;
+    let mut left_out = Vec::new();
+    for (i, o) in members.iter().enumerate() {
+        if keep.contains(&i) {
+            continue;
+        }
+        left_out.push(o.dir.clone());
+        let dir = root.join(&o.dir);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .map_err(BuildersError::io(&dir))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "package.json" && n != "node_modules")
+            .collect();
+        names.sort();
+        source_exclude.extend(
+            names
+                .iter()
+                .map(|n| globset::escape(&format!("{}/{n}", o.dir))),
+        );
+    }
+    if !left_out.is_empty() {
+        reasons.push(format!(
+            "other workspaces: only their package.json is copied (npm ci reads it): {}",
+            left_out.join(", ")
+        ));
+    }
+    let mut build = Vec::new();
+    for &i in build_closure.iter().chain(std::iter::once(&app)) {
+        if members[i].pj.scripts.contains_key("build") {
+            build.push("--workspace".to_string());
+            build.push(members[i].dir.clone());
+        }
+    }
+    let mut lib_excludes = Vec::new();
+    for &i in &runtime_closure {
+        let l = &members[i];
+        if l.pj.scripts.contains_key("build") && root.join(&l.dir).join("tsconfig.json").is_file() {
+            lib_excludes.extend(
+                rules
+                    .ts_sources
+                    .iter()
+                    .map(|t| format!("{}/{t}", globset::escape(&l.dir))),
+            );
+        }
+    }
+    let install_scripts = std::iter::once(root_pj)
+        .chain(keep.iter().map(|&i| &members[i].pj))
+        .any(|p| INSTALL_SCRIPTS.iter().any(|s| p.scripts.contains_key(*s)));
+    let ws = Ws {
+        member: m.dir.clone(),
+        image_members: std::iter::once(app)
+            .chain(runtime_closure.iter().copied())
+            .map(|i| members[i].dir.clone())
+            .collect(),
+        lockfile,
+        manifests: members
+            .iter()
+            .map(|m| format!("{}/package.json", m.dir))
+            .collect(),
+        source_exclude,
+        build,
+        install_scripts,
+        install_roots: [String::new(), m.dir.clone()]
+            .into_iter()
+            .chain(build_closure.iter().map(|&i| members[i].dir.clone()))
+            .collect(),
+        lib_excludes,
+        root: root.clone(),
+    };
+    let member_dir = root.join(&m.dir);
+    let member_config = crate::config::AppConfig::load(&member_dir)?;
+    let config = if member_config.path.is_some() {
+        member_config
+    } else {
+        ctx.config
+    };
+    let mctx = Ctx {
+        dir: &member_dir,
+        opts: ctx.opts,
+        config,
+        dockerignore: None,
+        reasons,
+    };
+    let pj_path = member_dir.join("package.json");
+    let text = crate::common::read_opt(&pj_path)?.unwrap_or_default();
+    plan_app(mctx, &spec, m.pj.clone(), &text, Some(ws))
+}
+
+pub(crate) fn plan(ctx: Ctx<'_>) -> Result<Plan> {
+    let spec = spec()?;
     let pj_path = ctx.path("package.json");
     let text = ctx
         .read("package.json")?
@@ -796,20 +1058,52 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         })?;
     let pj = parse_package_json(&text, &pj_path)?;
     if pj.workspaces {
-        return Err(BuildersError::Unsupported {
-            path: pj_path,
-            what: "npm workspaces are not supported yet".into(),
-            hint: "build one workspace package at a time (its own directory and lockfile), or \
-                   write a Dockerfile"
-                .into(),
+        return plan_workspace(ctx, spec, &pj);
+    }
+    if let Some(w) = &ctx.opts.workspace {
+        return Err(BuildersError::InvalidOption {
+            option: "--workspace".into(),
+            value: w.clone(),
+            detail: format!(
+                "{} is not an npm workspace root (its package.json has no \"workspaces\"); \
+                 build the app's directory without --workspace",
+                ctx.dir.display()
+            ),
         });
     }
+    plan_app(ctx, &spec, pj, &text, None)
+}
+
+/// The plan of one app: a plain one, or a workspace package (`ws`) of an npm workspace root.
+fn plan_app(
+    mut ctx: Ctx<'_>,
+    spec: &NodeSpec,
+    pj: PackageJson,
+    text: &str,
+    ws: Option<Ws>,
+) -> Result<Plan> {
+    let rules = &spec.rules;
+    let pj_path = ctx.path("package.json");
 
     // Lockfile and package manager.
-    let (pm, lockfile, pm_package) = package_manager(&mut ctx, &pj, rules, &pj_path)?;
-    let lock_text = ctx.read(&lockfile)?.unwrap_or_default();
-    let lock = if pm == Pm::Npm {
-        parse_lock(&lock_text, &ctx.path(&lockfile))?
+    let (pm, lockfile, pm_package) = match &ws {
+        Some(w) => {
+            ctx.reasons.push(format!(
+                "{}: `npm ci --workspace {} --include-workspace-root` installs the root's and \
+                 this workspace's dependencies from it, not the other workspaces'",
+                w.lockfile, w.member
+            ));
+            (Pm::Npm, w.lockfile.clone(), None)
+        }
+        None => package_manager(&mut ctx, &pj, rules, &pj_path)?,
+    };
+    let lock_path = match &ws {
+        Some(w) => w.root.join(&lockfile),
+        None => ctx.path(&lockfile),
+    };
+    let lock_text = read_opt(&lock_path)?.unwrap_or_default();
+    let mut lock = if pm == Pm::Npm {
+        parse_lock(&lock_text, &lock_path)?
     } else {
         // yarn.lock and pnpm-lock.yaml do not say which packages run install scripts: the
         // packages native addons are built with (node-gyp, prebuild-install…) tell.
@@ -833,6 +1127,15 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         }
     };
 
+    // a workspace: only the packages the install of this app reaches count (another app's
+    // native addon does not make this one's layers native)
+    if let Some(w) = &ws
+        && let Some(reach) = crate::npmws::lock_reach(&lock_text, &w.install_roots)
+    {
+        lock.install_scripts.retain(|k| reach.contains(k));
+        lock.cpu_specific.retain(|k| reach.contains(k));
+    }
+
     // Node.js version.
     let rel = spec.release(ctx.distro())?;
     let distro = ctx.distro();
@@ -844,7 +1147,7 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
             constraint: Constraint::NpmRange(range.clone()),
             origin: format!(
                 "{}, engines.node",
-                origin_of("package.json", &text, &["\"engines\"", "\"node\""])
+                origin_of("package.json", text, &["\"engines\"", "\"node\""])
             ),
             hint: "install a Node.js that engines.node accepts on the host, or drop \
                    --toolchain host"
@@ -897,6 +1200,19 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     let mut image_env = Vec::new();
     let mut entry_args: Vec<String> = Vec::new();
     let next_standalone = next_standalone(&ctx)?;
+    if let (Some(cfg), Some(w)) = (&next_standalone, &ws) {
+        return Err(BuildersError::Unsupported {
+            path: ctx.path(cfg),
+            what: format!(
+                "a Next.js app with `output: \"standalone\"` in the npm workspace {}: its \
+                 standalone output nests the workspace layout, which is not supported yet",
+                w.root.display()
+            ),
+            hint: "write a Dockerfile that runs `npm run build` in the workspace and copies \
+                   .next/standalone, or pass --entrypoint"
+                .into(),
+        });
+    }
     if !ctx.entrypoint_overridden() {
         let found = if let Some((m, origin)) = ctx.main() {
             ctx.reasons
@@ -934,7 +1250,12 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     }
 
     // TypeScript compiled into an output directory: its sources stay out of the image.
-    let build_script = pj.scripts.contains_key("build");
+    // a workspace builds its local dependencies that have a build script too
+    let build_script = match &ws {
+        Some(w) => !w.build.is_empty(),
+        None => pj.scripts.contains_key("build"),
+    };
+    let app_build_script = pj.scripts.contains_key("build");
     let mut app_excludes = ctx.root_dotfiles()?;
     let entry_file = entry_args.iter().find(|a| !a.starts_with('-'));
     let entry_is_ts = entry_file.is_some_and(|f| {
@@ -942,7 +1263,7 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
             .iter()
             .any(|e| f.ends_with(e))
     });
-    if build_script && !entry_is_ts {
+    if app_build_script && !entry_is_ts {
         let out_dir = ctx
             .read("tsconfig.json")?
             .and_then(|t| tsconfig_out_dir(&t))
@@ -970,23 +1291,30 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         }
     }
 
-    let install_scripts = ["preinstall", "install", "postinstall", "prepare"]
-        .iter()
-        .any(|s| pj.scripts.contains_key(*s));
+    let install_scripts = INSTALL_SCRIPTS.iter().any(|s| pj.scripts.contains_key(*s))
+        || ws.as_ref().is_some_and(|w| w.install_scripts);
     let full_install = build_script || install_scripts;
     if !full_install {
         ctx.reasons
             .push("no build or install script: only the production install runs".into());
     }
     let mut prod_files = vec![lockfile.clone()];
+    let lock_dir = ws.as_ref().map_or(ctx.dir, |w| w.root.as_path());
     prod_files.extend(
         rules
             .prod_extra_files
             .iter()
-            .filter(|f| ctx.is_file(f))
+            .filter(|f| lock_dir.join(f).is_file())
             .cloned(),
     );
-    let lock_keys = if lock.local {
+    let lock_keys = if let Some(w) = &ws {
+        // the workspaces are links to their directories: the lockfile and every workspace's
+        // package.json say what is installed
+        let mut k = vec!["package.json".to_string()];
+        k.extend(prod_files.iter().cloned());
+        k.extend(w.manifests.iter().cloned());
+        k
+    } else if lock.local {
         ctx.reasons.push(
             "a dependency is a local directory: node_modules is keyed by its content, not the lockfile"
                 .into(),
@@ -1033,7 +1361,34 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         ));
     }
 
+    if let Some(w) = &ws {
+        app_excludes = app_excludes
+            .iter()
+            .map(|e| format!("{}/{e}", globset::escape(&w.member)))
+            .collect();
+    }
+    let ws_install = ws.as_ref().map_or_else(Vec::new, |w| {
+        vec![
+            "--workspace".to_string(),
+            w.member.clone(),
+            "--include-workspace-root".to_string(),
+        ]
+    });
     let mut inp = ctx.inputs();
+    inp.fact("workspace", ws.is_some())
+        .fact(
+            "ws_lock_inputs",
+            ws.as_ref().is_some_and(|w| !w.install_scripts),
+        )
+        .list("ws_install", ws_install)
+        .list(
+            "ws_build",
+            ws.as_ref().map_or_else(Vec::new, |w| w.build.clone()),
+        )
+        .list(
+            "ws_inputs",
+            ws.as_ref().map_or_else(Vec::new, |w| w.manifests.clone()),
+        );
     inp.fact("build_script", build_script)
         .fact("native", native)
         .fact("npm", pm == Pm::Npm)
@@ -1060,7 +1415,10 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     } else {
         spec.entrypoint("node", &inp)?
     };
-    let source_exclude = ctx.source_excludes(&spec.source.exclude)?;
+    let source_exclude = match &ws {
+        Some(w) => w.source_exclude.clone(),
+        None => ctx.source_excludes(&spec.source.exclude)?,
+    };
     let runtime_profile = spec.runtime.profile.clone();
     ctx.reasons.push(format!(
         "runtime {runtime_profile}: Debian {distro}'s Node.js {} (no npm)",
@@ -1110,9 +1468,70 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     if ctx.path("binding.gyp").is_file() {
         arch_specific.push("binding.gyp: the app builds a native addon of its own".into());
     }
-    let mut plan = finish(ctx, Lang::Node, &spec, parts)?;
+    if let Some(w) = &ws {
+        // ocibuild.toml's relative writable directories are the app's, under its directory
+        let base = format!("{}/{}", spec.image.workdir.trim_end_matches('/'), w.member);
+        for d in ctx
+            .config
+            .writable
+            .iter_mut()
+            .filter(|d| !d.starts_with('/'))
+        {
+            *d = format!("{base}/{d}");
+        }
+    }
+    let mut plan = finish(ctx, Lang::Node, spec, parts)?;
     plan.arch_specific = arch_specific;
+    if let Some(w) = &ws {
+        workspace_layout(&mut plan, w)?;
+    }
     Ok(plan)
+}
+
+/// A workspace package's image: the app and its local dependencies keep their directories
+/// under `/app` (the hoisted `node_modules` links to them are relative), the app's is the
+/// working directory; nothing of the other workspaces.
+fn workspace_layout(plan: &mut Plan, w: &Ws) -> Result<()> {
+    let prefix = |m: &str, p: &str| format!("{}/{p}", globset::escape(m));
+    let member_prefix = format!("{}/", globset::escape(&w.member));
+    for l in plan.layers.iter_mut().filter(|l| l.name == "app") {
+        let mut exclude = Vec::new();
+        for e in &l.exclude {
+            if e == "**/node_modules" {
+                // npm nests a workspace's own versions in its node_modules: they stay
+                continue;
+            }
+            if e.starts_with("**/") || e.starts_with(&member_prefix) {
+                exclude.push(e.clone());
+            } else {
+                exclude.extend(w.image_members.iter().map(|m| prefix(m, e)));
+            }
+        }
+        exclude.extend(w.lib_excludes.iter().cloned());
+        // the local packages' dotfiles, as the app's
+        for m in w.image_members.iter().skip(1) {
+            let dir = w.root.join(m);
+            let mut dots: Vec<String> = std::fs::read_dir(&dir)
+                .map_err(BuildersError::io(&dir))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with('.'))
+                .map(|n| prefix(m, &globset::escape(&n)))
+                .collect();
+            dots.sort();
+            exclude.extend(dots);
+        }
+        // `DIR/*`, not `DIR`: each entry keeps its path below the layer's root (a copy with
+        // `--parents` of a literal directory drops the directory's own path)
+        l.include = w
+            .image_members
+            .iter()
+            .map(|m| format!("{}/*", globset::escape(m)))
+            .collect();
+        l.exclude = exclude;
+    }
+    plan.config.workdir = format!("{}/{}", plan.config.workdir.trim_end_matches('/'), w.member);
+    Ok(())
 }
 
 fn plural_packages(n: usize) -> String {

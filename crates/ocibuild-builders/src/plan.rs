@@ -110,6 +110,9 @@ pub struct Options {
     /// `--module`: the module of a multi-module Maven project to build (its directory or
     /// artifactId); by default the one with a main class.
     pub module: Option<String>,
+    /// `--workspace`: the package of an npm workspace root to build (its directory, as npm's
+    /// `-w` takes it, or its package name); by default the one workspace with a start script.
+    pub workspace: Option<String>,
     /// `--distro`.
     pub distro: Distro,
     /// From `--platform`: only `linux`.
@@ -128,6 +131,7 @@ impl Default for Options {
             main: None,
             entrypoint: None,
             module: None,
+            workspace: None,
             distro: Distro::Trixie,
             goos: "linux".into(),
             goarch: "amd64".into(),

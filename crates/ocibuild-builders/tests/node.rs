@@ -516,7 +516,180 @@ fn a_workspace_package_without_its_own_lockfile_names_the_workspace_root() {
     ]);
     let err = plan_err(&d.path().join("packages/api"), &opts()).to_string();
     assert!(err.contains("npm workspace at"), "{err}");
-    assert!(err.contains("npm ci --workspace"), "{err}");
+    assert!(err.contains("--workspace packages/api"), "{err}");
+    // the command line builds it from the root (`ocibuild build mono/packages/api`)
+    let (root, member) = ocibuild_builders::workspace_of(&d.path().join("packages/api"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(root, d.path().canonicalize().unwrap());
+    assert_eq!(member, "packages/api");
+    // its own lockfile: an app of its own
+    assert!(
+        ocibuild_builders::workspace_of(&testdata("node-deps"))
+            .unwrap()
+            .is_none()
+    );
+}
+
+fn ws(name: &str) -> Options {
+    Options {
+        workspace: Some(name.into()),
+        ..Options::default()
+    }
+}
+
+#[test]
+fn an_npm_workspace_app_is_planned_from_the_root_with_its_local_packages() {
+    let root = testdata("node-workspaces");
+    let p = plan_ok(&root, &ws("apps/api"));
+    // the same workspace by its package name, as npm's -w takes it
+    assert_eq!(plan_ok(&root, &ws("@acme/api")).steps, p.steps);
+    assert_eq!(
+        step_names(&p),
+        strs(&["npm-ci", "npm-run-build", "npm-prune"])
+    );
+    let ci = step(&p, "npm-ci");
+    assert_eq!(
+        ci.argv,
+        strs(&[
+            "npm",
+            "ci",
+            "--no-audit",
+            "--no-fund",
+            "--workspace",
+            "apps/api",
+            "--include-workspace-root"
+        ])
+    );
+    // no install script anywhere: the full install reads the lockfile and the manifests only
+    let inputs = ci.inputs.clone().unwrap();
+    for f in [
+        "package.json",
+        "package-lock.json",
+        "apps/api/package.json",
+        "apps/web/package.json",
+        "packages/shared/package.json",
+    ] {
+        assert!(inputs.contains(&f.to_string()), "{f}: {inputs:?}");
+    }
+    assert_eq!(
+        step(&p, "npm-run-build").argv,
+        strs(&["npm", "run", "build", "--workspace", "apps/api"])
+    );
+    assert!(step(&p, "npm-prune").argv.ends_with(&strs(&[
+        "--workspace",
+        "apps/api",
+        "--include-workspace-root"
+    ])));
+    // the other app's sources never reach the build, its package.json does (npm ci reads it)
+    let src = glob_filter(&[], &p.source_exclude).unwrap();
+    assert!(src.is_excluded("apps/web/server.js"));
+    assert!(!src.is_excluded("apps/web/package.json"));
+    assert!(!src.is_excluded("packages/shared/index.js"));
+    assert!(!src.is_excluded("apps/api/src/server.ts"));
+    // the image: the app and the library it needs, under their own paths; the app's
+    // directory is the working directory
+    assert_eq!(p.config.workdir, "/app/apps/api");
+    assert_eq!(
+        p.config.entrypoint,
+        strs(&["/usr/bin/node", "dist/server.js"])
+    );
+    let app = p.layers.iter().find(|l| l.name == "app").unwrap();
+    assert_eq!((app.from.as_str(), app.to.as_str()), ("/src", "/app"));
+    let f = glob_filter(&app.include, &app.exclude).unwrap();
+    assert!(f.matches("apps/api/dist/server.js", false));
+    assert!(f.matches("packages/shared/index.js", false));
+    assert!(f.matches("apps/api/node_modules/x/index.js", false));
+    assert!(!f.matches("apps/web/server.js", false));
+    assert!(!f.matches("apps/api/src/server.ts", false));
+    assert!(!f.matches("apps/api/test/server.test.js", false));
+    assert!(!f.matches("node_modules/ms/index.js", false));
+    assert!(!f.matches("package-lock.json", false));
+    assert!(
+        p.reasons
+            .iter()
+            .any(|r| r.contains("local dependencies in the image: packages/shared (@acme/shared)")),
+        "{:?}",
+        p.reasons
+    );
+}
+
+#[test]
+fn npm_workspace_roots_name_what_is_wrong_and_the_fix() {
+    let root = testdata("node-workspaces");
+    // two apps with a start script: which one
+    let err = plan_err(&root, &opts()).to_string();
+    assert!(err.contains("several apps"), "{err}");
+    assert!(
+        err.contains("apps/api (@acme/api), apps/web (@acme/web)"),
+        "{err}"
+    );
+    assert!(err.contains("--workspace apps/api"), "{err}");
+    // a workspace that does not exist: the list of those that do
+    let err = plan_err(&root, &ws("apps/nope")).to_string();
+    assert!(err.contains("--workspace"), "{err}");
+    assert!(err.contains("has no workspace apps/nope"), "{err}");
+    assert!(err.contains("packages/shared (@acme/shared)"), "{err}");
+    // --workspace on an app that is no workspace root
+    let err = plan_err(&testdata("node-deps"), &ws("apps/api")).to_string();
+    assert!(err.contains("not an npm workspace root"), "{err}");
+    // --workspace on another language
+    let err = plan_err(&testdata("go-hello"), &ws("apps/api")).to_string();
+    assert!(err.contains("npm workspaces monorepo"), "{err}");
+    // a root with no lockfile
+    let mono = |extra: &[(&str, &str)]| {
+        let mut files = vec![
+            (
+                "package.json",
+                r#"{"private":true,"workspaces":["apps/*","packages/*"]}"#,
+            ),
+            (
+                "apps/api/package.json",
+                r#"{"name":"api","scripts":{"start":"node server.js"},"dependencies":{"lib":"*"}}"#,
+            ),
+            ("apps/api/server.js", ""),
+            ("packages/lib/package.json", r#"{"name":"lib"}"#),
+            ("tools/gen/package.json", r#"{"name":"gen"}"#),
+        ];
+        files.extend_from_slice(extra);
+        app(&files)
+    };
+    let d = mono(&[]);
+    let err = plan_err(d.path(), &opts()).to_string();
+    assert!(err.contains("no lockfile"), "{err}");
+    assert!(err.contains("run `npm install` in"), "{err}");
+    // yarn and pnpm workspaces: not yet, said so
+    let d = mono(&[("yarn.lock", "# yarn lockfile v1\n")]);
+    let err = plan_err(d.path(), &opts()).to_string();
+    assert!(
+        err.contains("yarn and pnpm workspaces are not supported"),
+        "{err}"
+    );
+    // the one app with a start script is chosen without --workspace; its own ocibuild.toml
+    // applies, relative writable directories under the app's directory
+    let d = mono(&[
+        ("package-lock.json", LOCK_EMPTY),
+        (
+            "apps/api/ocibuild.toml",
+            "writable = [\"uploads\", \"/data\"]\nexpose = [\"3000/tcp\"]\n",
+        ),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert_eq!(p.config.workdir, "/app/apps/api");
+    assert_eq!(p.config.exposed_ports, strs(&["3000/tcp"]));
+    assert_eq!(
+        p.writable.unwrap().dirs,
+        strs(&["/app/apps/api/uploads", "/data"])
+    );
+    // a package the root's workspaces do not list
+    let err = ocibuild_builders::workspace_of(&d.path().join("tools/gen"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("not one of this npm workspace root's packages"),
+        "{err}"
+    );
+    assert!(err.contains("add \"tools/gen\""), "{err}");
 }
 
 #[test]
@@ -742,5 +915,142 @@ fn native_addons_and_cpu_packages_make_the_layers_architecture_specific() {
     assert_eq!(
         p.arch_specific,
         ["pnpm-lock.yaml names node-gyp-build, which builds native addons"]
+    );
+}
+
+#[test]
+fn npm_workspace_libraries_are_built_before_the_app_that_needs_them() {
+    // an app on a TypeScript library (built into dist/) on another one; a dev-only local
+    // package (shared tsconfig) is in the build, not in the image
+    let d = app(&[
+        (
+            "package.json",
+            r#"{"private":true,"workspaces":["apps/*","libs/*"],"devDependencies":{"typescript":"5.7.2"}}"#,
+        ),
+        ("package-lock.json", LOCK_EMPTY),
+        (
+            "apps/svc/package.json",
+            r#"{"name":"svc","main":"dist/main.js","scripts":{"build":"tsc","start":"node dist/main.js"},
+                "dependencies":{"@x/core":"*"},"devDependencies":{"@x/tsconfig":"*"}}"#,
+        ),
+        ("apps/svc/src/main.ts", ""),
+        (
+            "apps/svc/tsconfig.json",
+            r#"{"compilerOptions":{"outDir":"dist"}}"#,
+        ),
+        (
+            "libs/core/package.json",
+            r#"{"name":"@x/core","main":"dist/index.js","scripts":{"build":"tsc"},"dependencies":{"@x/util":"*"}}"#,
+        ),
+        ("libs/core/src/index.ts", ""),
+        ("libs/core/tsconfig.json", "{}"),
+        (
+            "libs/util/package.json",
+            r#"{"name":"@x/util","main":"dist/index.js","scripts":{"build":"tsc"}}"#,
+        ),
+        ("libs/util/src/index.ts", ""),
+        ("libs/tsconfig/package.json", r#"{"name":"@x/tsconfig"}"#),
+        ("libs/tsconfig/base.json", "{}"),
+        (
+            "libs/unused/package.json",
+            r#"{"name":"@x/unused","scripts":{"build":"tsc"}}"#,
+        ),
+        ("libs/unused/index.ts", ""),
+    ]);
+    let p = plan_ok(d.path(), &ws("svc"));
+    assert_eq!(
+        step(&p, "npm-run-build").argv,
+        strs(&[
+            "npm",
+            "run",
+            "build",
+            "--workspace",
+            "libs/util",
+            "--workspace",
+            "libs/core",
+            "--workspace",
+            "apps/svc"
+        ])
+    );
+    let src = glob_filter(&[], &p.source_exclude).unwrap();
+    assert!(
+        !src.is_excluded("libs/tsconfig/base.json"),
+        "the build reads it"
+    );
+    assert!(src.is_excluded("libs/unused/index.ts"));
+    let app = p.layers.iter().find(|l| l.name == "app").unwrap();
+    let f = glob_filter(&app.include, &app.exclude).unwrap();
+    assert!(f.matches("libs/core/dist/index.js", false));
+    assert!(f.matches("libs/util/dist/index.js", false));
+    assert!(!f.matches("libs/core/src/index.ts", false), "compiled");
+    assert!(!f.matches("libs/tsconfig/base.json", false), "dev only");
+    assert!(!f.matches("libs/unused/index.ts", false));
+}
+
+#[test]
+fn an_npm_workspace_app_is_native_only_when_its_own_install_reaches_an_install_script() {
+    let lock = r#"{"name":"m","lockfileVersion":3,"requires":true,"packages":{
+      "":{"name":"m","workspaces":["apps/*","packages/*"],"devDependencies":{"typescript":"5.7.2"}},
+      "apps/api":{"name":"api","dependencies":{"lib":"*"}},
+      "apps/web":{"name":"web","dependencies":{"bcrypt":"5.1.1"}},
+      "apps/cli":{"name":"cli","dependencies":{"ms":"2.1.3"}},
+      "packages/lib":{"name":"lib","dependencies":{"sharp":"0.33.0"}},
+      "node_modules/api":{"resolved":"apps/api","link":true},
+      "node_modules/web":{"resolved":"apps/web","link":true},
+      "node_modules/cli":{"resolved":"apps/cli","link":true},
+      "node_modules/lib":{"resolved":"packages/lib","link":true},
+      "node_modules/ms":{"version":"2.1.3"},
+      "node_modules/bcrypt":{"version":"5.1.1","hasInstallScript":true},
+      "node_modules/typescript":{"version":"5.7.2","dev":true},
+      "packages/lib/node_modules/sharp":{"version":"0.33.0","hasInstallScript":true,"cpu":["x64"]}
+    }}"#;
+    let pj = |name: &str, deps: &str| {
+        format!(
+            r#"{{"name":"{name}","scripts":{{"start":"node index.js"}},"dependencies":{{{deps}}}}}"#
+        )
+    };
+    let (api, web, cli) = (
+        pj("api", r#""lib":"*""#),
+        pj("web", r#""bcrypt":"5.1.1""#),
+        pj("cli", r#""ms":"2.1.3""#),
+    );
+    let d = app(&[
+        (
+            "package.json",
+            r#"{"private":true,"workspaces":["apps/*","packages/*"],"devDependencies":{"typescript":"5.7.2"}}"#,
+        ),
+        ("package-lock.json", lock),
+        ("apps/api/package.json", &api),
+        ("apps/web/package.json", &web),
+        ("apps/cli/package.json", &cli),
+        (
+            "packages/lib/package.json",
+            r#"{"name":"lib","main":"index.js","dependencies":{"sharp":"0.33.0"}}"#,
+        ),
+    ]);
+    // another app's native addon leaves this one architecture-independent, with no compiler
+    let p = plan_ok(d.path(), &ws("apps/cli"));
+    assert!(
+        p.toolchain.packages.is_empty(),
+        "{:?}",
+        p.toolchain.packages
+    );
+    assert!(p.arch_specific.is_empty(), "{:?}", p.arch_specific);
+    // its own dependency's, and its local library's nested one, count
+    let p = plan_ok(d.path(), &ws("apps/web"));
+    assert!(p.toolchain.packages.contains(&"g++".to_string()));
+    assert!(
+        p.arch_specific.iter().any(|a| a.contains("bcrypt")),
+        "{:?}",
+        p.arch_specific
+    );
+    let p = plan_ok(d.path(), &ws("api"));
+    assert!(p.toolchain.packages.contains(&"g++".to_string()));
+    assert!(
+        p.arch_specific
+            .iter()
+            .any(|a| a.contains("sharp") && !a.contains("bcrypt")),
+        "{:?}",
+        p.arch_specific
     );
 }

@@ -122,7 +122,13 @@ pub fn dockerfile(plan: &Plan, o: &EjectOptions) -> Result<String> {
             w,
             "# the dependency steps' inputs, before the rest of the source"
         );
-        let _ = writeln!(w, "COPY {} {src}/", inputs.join(" "));
+        // files in subdirectories (an npm workspace's package.json files) keep their paths
+        let parents = if inputs.iter().any(|p| p.contains('/')) {
+            "--parents "
+        } else {
+            ""
+        };
+        let _ = writeln!(w, "COPY {parents}{} {src}/", inputs.join(" "));
     }
     // The output dirs and the files the planner made.
     if !plan.outputs.is_empty() {

@@ -642,6 +642,11 @@ pub struct BuildArgs {
     /// default the one with a main class
     #[arg(long, value_name = "NAME")]
     pub module: Option<String>,
+    /// npm workspaces monorepo: the workspace to build and run (its directory, as npm's -w
+    /// takes it, or its package name); the context is the workspace root. `ocibuild build
+    /// ROOT/apps/api` does the same [default: the one workspace with a start script]
+    #[arg(long, value_name = "DIR|NAME")]
+    pub workspace: Option<String>,
     /// The image entrypoint (JSON array or words), instead of the detected one
     #[arg(long, value_name = "CMD")]
     pub entrypoint: Option<String>,

@@ -242,14 +242,20 @@ const KNOWN: &[(&str, &str)] = &[
 
 /// Zero-config build of an app, its eject, the ejected Dockerfile built with no other flags,
 /// and what differs. Returns the differences (empty: the same digest).
+///
+/// `NAME` may be a workspace package (`node-workspaces/apps/api`): its ejected Dockerfile is
+/// built in the workspace root, the zero-config build's context.
 fn eject_and_compare(ctx: &TestContext, name: &str) -> Vec<String> {
+    let context = app(name.split('/').next().unwrap());
+    let name_path = name;
+    let name = &name.replace('/', "-");
     let layout = ctx.path(format!("layout-{name}"));
-    let (zc, _) = build(&[app(name).to_str().unwrap()], &layout, "zc");
+    let (zc, _) = build(&[app(name_path).to_str().unwrap()], &layout, "zc");
     let dockerfile = ctx.path(format!("{name}.Dockerfile"));
     let text = run_ok_stdout(
         ocibuild()
             .arg("build")
-            .arg(app(name))
+            .arg(app(name_path))
             .arg("--dry-run=dockerfile"),
     );
     fs::write(&dockerfile, &text).unwrap();
@@ -257,7 +263,7 @@ fn eject_and_compare(ctx: &TestContext, name: &str) -> Vec<String> {
         &[
             "-f",
             dockerfile.to_str().unwrap(),
-            app(name).to_str().unwrap(),
+            context.to_str().unwrap(),
         ],
         &layout,
         "df",
@@ -421,13 +427,15 @@ fn ejected_node_apps_build_the_same_files() {
             "node-ts-express",
             "node-yarn-berry",
             "node-yarn-classic",
+            "node-workspaces/apps/api",
         ],
-        &["node-deps", "node-yarn-classic"],
+        &["node-deps", "node-yarn-classic", "node-workspaces/apps/api"],
         &[
             "node-app",
             "node-deps",
             "node-yarn-berry",
             "node-yarn-classic",
+            "node-workspaces/apps/api",
         ],
     );
 }
@@ -483,6 +491,7 @@ fn every_testdata_app_is_in_a_family() {
         "node-ts-express",
         "node-yarn-berry",
         "node-yarn-classic",
+        "node-workspaces",
         "python-app",
         "python-django-pipenv",
         "python-flask",

@@ -33,7 +33,13 @@ fn ocibuild() -> Command {
     c
 }
 
+/// `testdata/apps/NAME` (a workspace package: `node-workspaces/apps/api`) → its layout tag.
+fn tag(name: &str) -> String {
+    name.replace('/', "-")
+}
+
 fn build_cmd(ctx: &TestContext, name: &str, layout: &Path) -> Command {
+    let tag = tag(name);
     let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("ocibuild-build-tests-store")
         .join("debian");
@@ -44,9 +50,9 @@ fn build_cmd(ctx: &TestContext, name: &str, layout: &Path) -> Command {
         .arg("--cache-dir")
         .arg(&cache)
         .arg("--metadata-file")
-        .arg(ctx.path(format!("{name}.json")))
+        .arg(ctx.path(format!("{tag}.json")))
         .arg("--output")
-        .arg(format!("oci:{}:{name}", layout.display()));
+        .arg(format!("oci:{}:{tag}", layout.display()));
     c
 }
 
@@ -60,6 +66,7 @@ fn build_and_unpack(ctx: &TestContext, name: &str, extra: &[&str]) -> (PathBuf, 
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    let name = tag(name);
     let m: Value =
         serde_json::from_slice(&fs::read(ctx.path(format!("{name}.json"))).unwrap()).unwrap();
     eprintln!(
@@ -78,7 +85,7 @@ fn build_and_unpack(ctx: &TestContext, name: &str, extra: &[&str]) -> (PathBuf, 
     .into_owned();
     assert!(valid.starts_with("valid:"), "{valid}");
     let bundle = ctx.path("bundle");
-    let rootfs = umoci_unpack(&layout, name, &bundle);
+    let rootfs = umoci_unpack(&layout, &name, &bundle);
     assert_clean(&rootfs);
     (rootfs, bundle, text)
 }
@@ -310,4 +317,86 @@ fn next_standalone_app_serves_pages_static_files_and_public() {
     assert!(body.contains("16:40"), "{body}");
     // the page loads its scripts from .next/static, served by the same server
     assert!(body.contains("/_next/static/chunks/"), "{body}");
+}
+
+#[test]
+fn npm_workspace_app_is_built_from_the_root_with_only_the_packages_it_needs() {
+    let ctx = TestContext::new();
+    // the app's directory in a monorepo: the context is the workspace root
+    let (rootfs, bundle, out) = build_and_unpack(&ctx, "node-workspaces/apps/api", &[]);
+    assert!(
+        out.contains("is the workspace apps/api of the npm workspace root"),
+        "{out}"
+    );
+    let cfg = ocibuild_testkit::skopeo_inspect_config(&format!(
+        "oci:{}:node-workspaces-apps-api",
+        ctx.path("layout").display()
+    ));
+    assert_eq!(cfg["config"]["WorkingDir"], "/app/apps/api");
+    let app = rootfs.join("app");
+    assert!(app.join("apps/api/dist/server.js").is_file());
+    assert!(!app.join("apps/api/src").exists(), "TypeScript sources");
+    assert!(!app.join("apps/api/test").exists());
+    // the local library: a relative link of the hoisted node_modules that works in the image
+    let link = app.join("node_modules/@acme/shared");
+    assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
+    assert!(link.join("index.js").is_file(), "the link resolves");
+    assert!(
+        app.join("node_modules/ms/index.js").is_file(),
+        "the library's dependency"
+    );
+    assert!(app.join("node_modules/polka").is_dir());
+    // the root's build tools and the other app are not there
+    for gone in [
+        "apps/web",
+        "node_modules/@acme/web",
+        "node_modules/is-number",
+        "node_modules/typescript",
+        "package-lock.json",
+    ] {
+        assert!(!app.join(gone).exists(), "{gone} is in the image");
+    }
+    // `--workspace` by package name at the root plans the same build (as npm's -w)
+    let by_name = |args: &[&str]| {
+        let o = run_ok(
+            ocibuild()
+                .arg("build")
+                .args(args)
+                .arg("--dry-run=dockerfile"),
+        );
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let root = app_dir_str("node-workspaces");
+    assert_eq!(
+        by_name(&[&root, "--workspace", "@acme/api"]),
+        by_name(&[&app_dir_str("node-workspaces/apps/api")])
+    );
+    // the root alone holds two apps: the error names them and the flag
+    let err = run_fail(ocibuild().arg("build").arg(&root).arg("--dry-run"));
+    assert!(err.contains("--workspace apps/api"), "{err}");
+    // --workspace on a Dockerfile build: a usage error (exit 2) naming the Dockerfile
+    let df = ctx.path("df");
+    fs::create_dir_all(&df).unwrap();
+    fs::write(df.join("Dockerfile"), "FROM scratch\n").unwrap();
+    let out = ocibuild()
+        .arg("build")
+        .arg(&df)
+        .args(["--workspace", "apps/api", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Dockerfile"));
+    let body = runc_http_get(&bundle, &[("PORT", "3000")], 3000, "/?name=ws");
+    assert!(
+        body.starts_with("hello ws from @acme/api (@acme/shared 1.3.0) on node v20."),
+        "{body}"
+    );
+}
+
+fn app_dir_str(name: &str) -> String {
+    app(name).to_str().unwrap().to_string()
 }

@@ -312,6 +312,9 @@ const FOREIGN_FLAGS: &[&str] = &[
     "--no-deps",
     "--python",
     "--require-hashes",
+    // npm workspaces: npm's flags, and turbo's prune the README compares with
+    "--include-workspace-root",
+    "--docker",
     // `build`'s and `base build`'s package cache, which the `cache du` table accounts for
     "--cache-dir",
 ];

@@ -63,6 +63,32 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
                 .find(|p| p.is_file())
         })
         .filter(|_| a.lang.is_none());
+    // a package of an npm workspace (no lockfile of its own): the context is the root
+    let (ctx, workspace) = match &dockerfile {
+        Some(df) => {
+            if let Some(w) = &a.workspace {
+                return Err(crate::output::usage(format!(
+                    "--workspace {w}: it chooses the package of a zero-config npm workspaces \
+                     build, and this build runs {}; drop --workspace, or pass --lang node to \
+                     build from source",
+                    df.display()
+                )));
+            }
+            (ctx, None)
+        }
+        None => workspace_context(a, ctx)?,
+    };
+    if let (Some(w), None) = (&workspace, &a.workspace) {
+        rep.event(
+            &format!(
+                "{} is the workspace {w} of the npm workspace root {}: the build's context is the \
+                 root (as `--workspace {w}` there)",
+                a.context.display(),
+                ctx.display()
+            ),
+            json!({"event": "workspace", "root": ctx, "workspace": w}),
+        );
+    }
     if !warm_only && a.dry_run.is_none() {
         // --sign's key and the provenance's start, before anything is built
         super::buildsign::begin(a, &ctx, dockerfile.as_deref())?;
@@ -72,7 +98,7 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
     // the frontend's own flags
     let frontend = match &dockerfile {
         Some(df) => super::dockerfile::Flags::parse(a, warm_only, df)?,
-        None => match zero_config(a, &ctx, &platforms)? {
+        None => match zero_config(a, &ctx, workspace, &platforms)? {
             Some(z) => z,
             // --dry-run: printed
             None => return Ok(ExitCode::SUCCESS),
@@ -182,7 +208,40 @@ pub(super) enum FrontendFlags {
 }
 
 /// The zero-config frontend's flags; `None`: `--dry-run` printed the plan or its Dockerfile.
-fn zero_config(a: &BuildArgs, ctx: &Path, platforms: &[Platform]) -> Result<Option<FrontendFlags>> {
+/// The build's context and workspace: `ocibuild build ROOT/apps/api`, a package of an npm
+/// workspace with no lockfile of its own, builds from the workspace root with `--workspace
+/// apps/api`.
+fn workspace_context(a: &BuildArgs, ctx: PathBuf) -> Result<(PathBuf, Option<String>)> {
+    if a.lang
+        .as_deref()
+        .is_some_and(|l| !matches!(l.parse::<Lang>(), Ok(Lang::Node) | Err(_)))
+    {
+        return Ok((ctx, a.workspace.clone()));
+    }
+    match ocibuild_builders::workspace_of(&ctx)? {
+        None => Ok((ctx, a.workspace.clone())),
+        Some((root, member)) => {
+            if let Some(w) = &a.workspace {
+                return Err(crate::output::usage(format!(
+                    "--workspace {w}: {} is already a workspace package ({member} of the npm \
+                     workspace root {}); pass the root with --workspace, or the package's \
+                     directory alone",
+                    ctx.display(),
+                    root.display()
+                )));
+            }
+            Ok((root, Some(member)))
+        }
+    }
+}
+
+/// The zero-config frontend's flags; `None`: `--dry-run` printed the plan or its Dockerfile.
+fn zero_config(
+    a: &BuildArgs,
+    ctx: &Path,
+    workspace: Option<String>,
+    platforms: &[Platform],
+) -> Result<Option<FrontendFlags>> {
     if platforms.len() > 1 && a.dry_run.is_some() {
         return Err(crate::output::usage(format!(
             "--dry-run with --platform {}: the plan is per platform; give one --platform",
@@ -224,6 +283,7 @@ fn zero_config(a: &BuildArgs, ctx: &Path, platforms: &[Platform]) -> Result<Opti
             })?,
         main: a.main.clone(),
         module: a.module.clone(),
+        workspace: workspace.clone(),
         entrypoint: a
             .entrypoint
             .as_deref()
@@ -238,7 +298,10 @@ fn zero_config(a: &BuildArgs, ctx: &Path, platforms: &[Platform]) -> Result<Opti
         let plan = ocibuild_engine::zero_config_plan(ctx, &popts, &platforms[0])?;
         match dry {
             DryRunArg::Plan => println!("{}", serde_json::to_string_pretty(&plan)?),
-            DryRunArg::Dockerfile => print!("{}", eject(a, ctx, &plan)?),
+            DryRunArg::Dockerfile => print!(
+                "{}",
+                eject(a, ctx, workspace.is_some() && a.workspace.is_none(), &plan)?
+            ),
         }
         return Ok(None);
     }
@@ -331,11 +394,21 @@ fn metadata_keys(out: &BuildOutcome) -> BTreeMap<String, serde_json::Value> {
 
 /// `--dry-run=dockerfile`: the plan as a Dockerfile on the same native bases, with the labels
 /// a zero-config build adds.
-fn eject(a: &BuildArgs, ctx: &Path, plan: &ocibuild_builders::Plan) -> Result<String> {
+/// `rerooted`: the context is the npm workspace root above the directory given.
+fn eject(
+    a: &BuildArgs,
+    ctx: &Path,
+    rerooted: bool,
+    plan: &ocibuild_builders::Plan,
+) -> Result<String> {
     let epoch = a.source_date_epoch.unwrap_or(0);
     let labels = ocibuild_engine::zero_config_labels(ctx, epoch);
     let o = ocibuild_engine::eject::EjectOptions {
-        app: a.context.display().to_string(),
+        app: if rerooted {
+            ctx.display().to_string()
+        } else {
+            a.context.display().to_string()
+        },
         labels,
         source_date_epoch: epoch,
         dir: Some(ctx.to_path_buf()),

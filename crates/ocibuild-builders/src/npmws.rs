@@ -1,0 +1,262 @@
+//! npm workspaces: a monorepo's root (one lockfile, `workspaces` globs naming the packages) and
+//! the one workspace package built from it, with the local packages it depends on.
+//!
+//! The build's context is the root: `npm ci --workspace DIR --include-workspace-root` installs
+//! the root's dependencies (its shared build tools) and the app's closure, never the other
+//! apps'; the image holds the hoisted `node_modules`, the app and the local packages it needs
+//! (their `node_modules` links stay relative, so they work in the image), and nothing of the
+//! other workspaces.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use walkdir::WalkDir;
+
+use crate::error::{BuildersError, Result};
+use crate::node::{PackageJson, parse_package_json};
+
+/// One workspace package: its directory relative to the root (`apps/api`) and its package.json.
+#[derive(Debug, Clone)]
+pub(crate) struct Member {
+    pub dir: String,
+    pub pj: PackageJson,
+}
+
+impl Member {
+    /// `apps/api (@acme/api)`.
+    pub fn label(&self) -> String {
+        match &self.pj.name {
+            Some(n) => format!("{} ({n})", self.dir),
+            None => self.dir.clone(),
+        }
+    }
+}
+
+fn glob_set(patterns: &[&str], root: &Path) -> Result<GlobSet> {
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        let g = GlobBuilder::new(crate::filter::normalize(p))
+            .literal_separator(true)
+            .build()
+            .map_err(|e| BuildersError::Parse {
+                path: root.join("package.json"),
+                line: None,
+                detail: format!("workspaces pattern {p:?}: {}", e.kind()),
+                hint: "write workspaces as directory globs such as \"packages/*\"".into(),
+            })?;
+        b.add(g);
+    }
+    b.build().map_err(|e| BuildersError::Parse {
+        path: root.join("package.json"),
+        line: None,
+        detail: format!("workspaces: {e}"),
+        hint: "write workspaces as directory globs such as \"packages/*\"".into(),
+    })
+}
+
+/// The workspace packages of the root `root` whose package.json lists `patterns` (npm's globs;
+/// `!pattern` leaves directories out), sorted by directory.
+pub(crate) fn members(root: &Path, patterns: &[String]) -> Result<Vec<Member>> {
+    let (neg, pos): (Vec<&str>, Vec<&str>) = patterns
+        .iter()
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty())
+        .partition(|p| p.starts_with('!'));
+    let neg: Vec<&str> = neg.iter().map(|p| &p[1..]).collect();
+    let (pos, neg) = (glob_set(&pos, root)?, glob_set(&neg, root)?);
+    let mut out = Vec::new();
+    let walk = WalkDir::new(root)
+        .min_depth(1)
+        .max_depth(6)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            e.file_type().is_dir()
+                && e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n != "node_modules" && !n.starts_with('.'))
+        });
+    for e in walk {
+        let e = e.map_err(|e| BuildersError::Io {
+            path: e.path().unwrap_or(root).to_path_buf(),
+            source: e.into(),
+        })?;
+        let Some(rel) = crate::common::rel_str(root, e.path()) else {
+            continue;
+        };
+        if !pos.is_match(&rel) || neg.is_match(&rel) {
+            continue;
+        }
+        let pj_path = e.path().join("package.json");
+        let Some(text) = crate::common::read_opt(&pj_path)? else {
+            continue;
+        };
+        out.push(Member {
+            dir: rel,
+            pj: parse_package_json(&text, &pj_path)?,
+        });
+    }
+    Ok(out)
+}
+
+/// The workspaces of `members` that `start` depends on, transitively (by package name), with
+/// `dev` dependencies too or not; `start` itself is not in the list. Dependencies come before
+/// the packages that need them (what their build scripts run in), else in the members' order.
+pub(crate) fn closure(members: &[Member], start: usize, dev: bool) -> Vec<usize> {
+    fn visit(
+        members: &[Member],
+        i: usize,
+        dev: bool,
+        seen: &mut BTreeSet<usize>,
+        out: &mut Vec<usize>,
+    ) {
+        if !seen.insert(i) {
+            return;
+        }
+        let pj = &members[i].pj;
+        let mut deps: Vec<usize> = pj
+            .deps
+            .keys()
+            .chain(dev.then_some(pj.dev_deps.keys()).into_iter().flatten())
+            .filter_map(|n| members.iter().position(|m| m.pj.name.as_ref() == Some(n)))
+            .collect();
+        deps.sort_unstable();
+        for j in deps {
+            visit(members, j, dev, seen, out);
+        }
+        out.push(i);
+    }
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    visit(members, start, dev, &mut seen, &mut out);
+    out.retain(|&i| i != start);
+    out
+}
+
+/// The workspace `wanted` names (its directory, as npm's `-w` takes it, or its package name).
+pub(crate) fn find(members: &[Member], wanted: &str) -> Option<usize> {
+    let w = crate::filter::normalize(wanted);
+    members
+        .iter()
+        .position(|m| m.dir == w || m.pj.name.as_deref() == Some(wanted.trim()))
+}
+
+/// The nearest directory above `dir` whose `package.json` declares `workspaces`, with its
+/// parsed package.json.
+pub(crate) fn enclosing_root(dir: &Path) -> Option<(PathBuf, PackageJson)> {
+    let dir = std::fs::canonicalize(dir).ok()?;
+    dir.ancestors().skip(1).find_map(|d| {
+        let pj = d.join("package.json");
+        let text = std::fs::read_to_string(&pj).ok()?;
+        let parsed = parse_package_json(&text, &pj).ok()?;
+        parsed.workspaces.then(|| (d.to_path_buf(), parsed))
+    })
+}
+
+/// Where a zero-config build of `dir` starts: when `dir` is a package of an npm workspace with
+/// no lockfile of its own, the workspace root (the build's context) and the package's directory
+/// relative to it; `None` for any other directory. A package the root's `workspaces` do not
+/// list is an error naming the root and the fix.
+pub fn workspace_of(dir: &Path) -> Result<Option<(PathBuf, String)>> {
+    let own = [
+        "package.json",
+        "package-lock.json",
+        "npm-shrinkwrap.json",
+        "yarn.lock",
+        "pnpm-lock.yaml",
+    ];
+    if !dir.join(own[0]).is_file() || own[1..].iter().any(|f| dir.join(f).is_file()) {
+        return Ok(None);
+    }
+    let Some((root, pj)) = enclosing_root(dir) else {
+        return Ok(None);
+    };
+    let dir = std::fs::canonicalize(dir).map_err(BuildersError::io(dir))?;
+    let Some(rel) = crate::common::rel_str(&root, &dir) else {
+        return Ok(None);
+    };
+    let list = members(&root, &pj.workspace_patterns)?;
+    if list.iter().any(|m| m.dir == rel) {
+        return Ok(Some((root, rel)));
+    }
+    Err(BuildersError::Unsupported {
+        path: root.join("package.json"),
+        what: format!(
+            "{} has no lockfile of its own and is not one of this npm workspace root's packages \
+             (workspaces: {})",
+            dir.display(),
+            pj.workspace_patterns.join(", ")
+        ),
+        hint: format!(
+            "add {rel:?} (or a pattern matching it) to \"workspaces\" in {} and run `npm install` \
+             there, or give {rel} a lockfile of its own (`npm install` in it)",
+            root.join("package.json").display()
+        ),
+    })
+}
+
+/// The lockfile paths (`node_modules/a`, `apps/api/node_modules/b`) that `npm ci` installs for
+/// the packages at `starts` (`""`: the root; workspace directories), following each
+/// dependency as Node resolves it (the nearest `node_modules` up the tree) and workspace links;
+/// dev dependencies of the starts too (the full install has them). `None` when the lockfile
+/// has no `packages` map (lockfileVersion 1): then nothing can be left out.
+pub(crate) fn lock_reach(text: &str, starts: &[String]) -> Option<BTreeSet<String>> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let pkgs = v.get("packages")?.as_object()?;
+    let names = |p: &serde_json::Value, dev: bool| -> Vec<String> {
+        let mut fields = vec!["dependencies", "optionalDependencies", "peerDependencies"];
+        if dev {
+            fields.push("devDependencies");
+        }
+        fields
+            .iter()
+            .filter_map(|f| p.get(*f).and_then(|d| d.as_object()))
+            .flat_map(|o| o.keys().cloned())
+            .collect()
+    };
+    // where `name` required from the package at `loc` is installed
+    let resolve = |loc: &str, name: &str| -> Option<String> {
+        let mut at = loc.to_string();
+        loop {
+            let cand = if at.is_empty() {
+                format!("node_modules/{name}")
+            } else {
+                format!("{at}/node_modules/{name}")
+            };
+            if pkgs.contains_key(&cand) {
+                return Some(cand);
+            }
+            if at.is_empty() {
+                return None;
+            }
+            // up one package: `x/node_modules/@s/n` → `x`; a workspace directory → the root
+            at = match at.rfind("node_modules/") {
+                Some(i) => at[..i].trim_end_matches('/').to_string(),
+                None => String::new(),
+            };
+        }
+    };
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut todo: Vec<(String, bool)> = starts.iter().map(|s| (s.clone(), true)).collect();
+    while let Some((loc, dev)) = todo.pop() {
+        if !seen.insert(loc.clone()) && !dev {
+            continue;
+        }
+        let Some(p) = pkgs.get(&loc) else { continue };
+        if p.get("link").and_then(|l| l.as_bool()) == Some(true) {
+            if let Some(target) = p.get("resolved").and_then(|r| r.as_str()) {
+                todo.push((target.to_string(), false));
+            }
+            continue;
+        }
+        for n in names(p, dev) {
+            if let Some(at) = resolve(&loc, &n)
+                && !seen.contains(&at)
+            {
+                todo.push((at, false));
+            }
+        }
+    }
+    Some(seen)
+}

@@ -1,0 +1,3 @@
+export declare const version: string;
+export declare function greeting(who: string, app: string): string;
+export declare function uptime(): string;
