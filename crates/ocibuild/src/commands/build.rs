@@ -151,23 +151,7 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
         .digest()
         .map(|d| d.to_string())
         .context("the build made no image")?;
-    let images = out.images();
-    match &out.index {
-        Some(index) => super::multiplatform::write_index_outputs(
-            g,
-            a,
-            &rep,
-            &store,
-            index,
-            &images,
-            &out.record,
-        )?,
-        None => write_outputs(g, a, &rep, &store, &images[0].1, &out.record)?,
-    }
-    if let Some(f) = &a.iidfile {
-        super::write_file_atomically(f, digest.as_bytes())?;
-    }
-    super::record::finish(a, &store, &out.record, metadata_keys(&out))?;
+    super::release::release(g, a, &rep, &store, &out)?;
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
 }
@@ -292,41 +276,6 @@ fn warmed(rep: &Reporter, out: &BuildOutcome, platforms: &[Platform], seconds: f
         ),
         json!({"event": "warm", "cached": cached, "missing": missing}),
     );
-}
-
-/// The frontend's own keys of the `--metadata-file` (the rest is the record's, the same for
-/// both).
-fn metadata_keys(out: &BuildOutcome) -> BTreeMap<String, serde_json::Value> {
-    let mut extra = BTreeMap::new();
-    match out.platforms.first().map(|p| &p.detail) {
-        Some(FrontendDetail::Dockerfile { stages }) => {
-            extra.insert("ocibuild.stages".to_string(), json!(stages));
-        }
-        Some(FrontendDetail::ZeroConfig {
-            lang,
-            toolchain,
-            runtime,
-            naive_size,
-            tier,
-        }) if out.index.is_none() => {
-            extra.insert("ocibuild.lang".to_string(), json!(lang));
-            extra.insert("ocibuild.toolchain".to_string(), json!(toolchain));
-            extra.insert("ocibuild.runtime".to_string(), json!(runtime));
-            extra.insert("ocibuild.naive_size".to_string(), json!(naive_size));
-            extra.insert(
-                "ocibuild.sandbox".to_string(),
-                json!(format!("{tier:?}").to_lowercase()),
-            );
-        }
-        _ => {}
-    }
-    if out.index.is_some() {
-        extra.insert(
-            "ocibuild.platform.images".to_string(),
-            json!(super::multiplatform::platform_digests(&out.images())),
-        );
-    }
-    extra
 }
 
 /// `--dry-run=dockerfile`: the plan as a Dockerfile on the same native bases, with the labels
@@ -693,79 +642,6 @@ pub(super) fn compression(a: &BuildArgs) -> Result<(Compression, Option<u32>)> {
         }
     }
     Ok((c, a.compression_level))
-}
-
-/// Write the built image to every `--output`, and push it to every `-t` with `--push`.
-pub(super) fn write_outputs(
-    g: &Global,
-    a: &BuildArgs,
-    rep: &Reporter,
-    store: &ocibuild_oci::store::ContentStore,
-    image: &ocibuild_oci::image::Image,
-    record: &ocibuild_record::BuildRecord,
-) -> Result<()> {
-    let digest = image.manifest_desc.digest.to_string();
-    // Outputs.
-    let mut dests: Vec<Location> = a
-        .outputs
-        .iter()
-        .map(|o| Location::parse(o).with_context(|| format!("--output {o}")))
-        .collect::<Result<_>>()?;
-    if a.push {
-        if a.tags.is_empty() {
-            bail!("--push needs at least one -t NAME:TAG to push to");
-        }
-        for t in &a.tags {
-            let r = Reference::parse(t).with_context(|| format!("-t {t}"))?;
-            dests.push(Location::Registry(r));
-        }
-    }
-    let src = ocibuild_oci::layout::StoreSource::new(
-        store.clone(),
-        image.manifest_desc.clone(),
-        format!("the built image {digest}"),
-    );
-    if a.check || a.policy.is_some() {
-        super::policy::gate(&src, image, a.policy.as_deref(), rep)?;
-    }
-    let sboms = super::supply::before_outputs(g, a, &src, rep, Some(record), None)?;
-    let signing = super::buildsign::prepare(a, record, &sboms, rep)?;
-    let reg = if dests.iter().any(|d| matches!(d, Location::Registry(_))) {
-        Some(super::registry::registry(g)?)
-    } else {
-        None
-    };
-    for d in &dests {
-        match &reg {
-            Some(reg) => {
-                super::registry::export(g, reg, rep, &src, image, d)?;
-            }
-            None => ocibuild_oci::layout::write_location(d, &src, image)
-                .with_context(|| format!("writing {d}"))?,
-        }
-        rep.event(
-            &format!("wrote {d}"),
-            json!({"event": "output", "location": d.to_string()}),
-        );
-        super::supply::attach(
-            reg.as_ref(),
-            d,
-            image,
-            &sboms,
-            a.sbom_attach == "cosign",
-            rep,
-        )?;
-        if let Some(s) = &signing {
-            s.apply(reg.as_ref(), d, &image.manifest_desc, rep)?;
-        }
-    }
-    if dests.is_empty() {
-        rep.event(
-            "no --output or --push: the image is only in the content store; add --output oci:DIR:TAG or -t NAME --push",
-            json!({"event": "warning", "message": "no output"}),
-        );
-    }
-    Ok(())
 }
 
 pub(super) fn host_arch() -> &'static str {

@@ -390,18 +390,31 @@ pub(super) struct BuildSigning {
     mode: Mode,
     /// The name a layout's signature gives the image: the first `-t`'s repository.
     tag_identity: Option<String>,
-    /// (predicate type URI, predicate, what it is for messages)
-    attestations: Vec<(String, Value, &'static str)>,
+    /// What is attested, each to its subject.
+    attestations: Vec<Attestation>,
     /// The manifests signed besides the root (each platform of a multi-platform build).
     platforms: Vec<Descriptor>,
 }
 
+/// One attestation a build attaches in each output.
+struct Attestation {
+    /// The manifest it is about: `None` for the root (the image, or a multi-platform build's
+    /// index: the provenance), else one platform's manifest (that platform's SBOM).
+    subject: Option<Descriptor>,
+    /// The predicate type URI.
+    ptype: String,
+    predicate: Value,
+    /// What it is, for messages.
+    what: String,
+}
+
 /// After the build and its gates, before any output: what `--sign` signs and attests (`None`
-/// without `--sign`). Writes `--provenance-file`.
+/// without `--sign`). Writes `--provenance-file`. `sboms`: each image's SBOM documents with the
+/// image's manifest (one per platform): `--attest-sbom` attests each to its own manifest.
 pub(super) fn prepare(
     a: &BuildArgs,
     record: &BuildRecord,
-    sboms: &[SbomDoc],
+    sboms: &[(Descriptor, Option<String>, &[SbomDoc])],
     rep: &Reporter,
 ) -> Result<Option<BuildSigning>> {
     let s = &a.signing;
@@ -438,22 +451,33 @@ pub(super) fn prepare(
                 json!({"event": "provenance", "path": f.display().to_string()}),
             );
         }
-        attestations.push((
-            ocibuild_sign::slsa::PREDICATE_TYPE.to_string(),
-            v,
-            "SLSA provenance",
-        ));
+        attestations.push(Attestation {
+            subject: None,
+            ptype: ocibuild_sign::slsa::PREDICATE_TYPE.to_string(),
+            predicate: v,
+            what: "SLSA provenance".into(),
+        });
     }
     if s.attest_sbom {
-        for d in sboms {
-            let (t, what) = if d.file.contains("spdx") {
-                ("spdx", "SPDX SBOM")
-            } else {
-                ("cyclonedx", "CycloneDX SBOM")
-            };
-            let v: Value = serde_json::from_slice(&d.bytes)
-                .with_context(|| format!("reading back {}", d.file))?;
-            attestations.push((ocibuild_sign::dsse::predicate_type(t)?, v, what));
+        for (manifest, platform, docs) in sboms {
+            for d in docs.iter() {
+                let (t, what) = if d.file.contains("spdx") {
+                    ("spdx", "SPDX SBOM")
+                } else {
+                    ("cyclonedx", "CycloneDX SBOM")
+                };
+                let v: Value = serde_json::from_slice(&d.bytes)
+                    .with_context(|| format!("reading back {}", d.file))?;
+                attestations.push(Attestation {
+                    subject: Some(manifest.clone()),
+                    ptype: ocibuild_sign::dsse::predicate_type(t)?,
+                    predicate: v,
+                    what: match platform {
+                        Some(p) => format!("{what} of {p}"),
+                        None => what.to_string(),
+                    },
+                });
+            }
         }
     }
     let tag_identity = a
@@ -552,13 +576,15 @@ impl BuildSigning {
                 json!({"event": "signed", "location": dest.to_string(), "digest": m.digest.to_string(), "signature": stored.manifest.to_string(), "tag": stored.tag, "format": "cosign"}),
             );
         }
-        for (ptype, predicate, what) in &self.attestations {
+        for at in &self.attestations {
+            let (ptype, what) = (&at.ptype, &at.what);
+            let about = at.subject.as_ref().map_or_else(|| root.clone(), subject);
             let stored = cosign::attest(
                 &target,
-                &root,
+                &about,
                 &name,
                 ptype,
-                predicate.clone(),
+                at.predicate.clone(),
                 self.signer,
                 self.mode,
             )
@@ -568,7 +594,7 @@ impl BuildSigning {
                     "attested {dest}: {what} ({ptype}) in {}",
                     stored.tag.clone().unwrap_or_else(|| format!("referrer {}", stored.manifest))
                 ),
-                json!({"event": "attested", "location": dest.to_string(), "predicateType": ptype, "attestation": stored.manifest.to_string(), "tag": stored.tag}),
+                json!({"event": "attested", "location": dest.to_string(), "digest": about.digest.to_string(), "predicateType": ptype, "attestation": stored.manifest.to_string(), "tag": stored.tag}),
             );
         }
         Ok(())

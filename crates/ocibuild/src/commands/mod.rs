@@ -12,6 +12,7 @@ mod multiplatform;
 pub mod policy;
 mod record;
 pub mod registry;
+mod release;
 mod run;
 mod sbom;
 mod scan;

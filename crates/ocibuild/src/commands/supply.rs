@@ -1,7 +1,8 @@
 //! `build --scan` and `build --sbom`: what a build does with the image it made, for both
-//! frontends. The scan gate runs before any output is written (findings exit 3 and write
-//! nothing); the SBOM documents are written to `--sbom-dir` once the gates passed, and attached to
-//! every `oci:` and `docker://` output as OCI 1.1 referrers after it was written.
+//! frontends (the order is [`super::release`]'s). The scan gate runs before any output is written
+//! (findings exit 3 and write nothing); the SBOM documents are written to `--sbom-dir` once every
+//! platform passed its gates, and attached to every `oci:` and `docker://` output as OCI 1.1
+//! referrers after it was written.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,14 +47,14 @@ fn formats(a: &BuildArgs) -> Result<(bool, bool)> {
     Ok((cdx, spdx))
 }
 
-/// Before the outputs: catalogue the image when `--sbom` or `--scan` asks for it (from the
-/// build's `record`, which both frontends give), run the scan gate, and write the SBOM files.
-/// Returns the documents to attach to the outputs.
+/// The gate half of `--sbom`/`--scan`, before anything is written: catalogue the image when
+/// `--sbom` or `--scan` asks for it (from the build's `record`, which both frontends give) and
+/// run the scan gate. Returns the SBOM documents, in memory: [`write_sboms`] writes them once every
+/// platform passed its gates.
 ///
-/// `platform`: one platform of a multi-platform build. Its events name it, its SBOM files go to
-/// `DIR/OS_ARCH/` (as BuildKit's local exporter lays out platforms) and `--scan-report FILE`
-/// becomes `FILE` with `.OS_ARCH` before its extension.
-pub(super) fn before_outputs(
+/// `platform`: one platform of a multi-platform build. Its events name it and `--scan-report
+/// FILE` becomes `FILE` with `.OS_ARCH` before its extension.
+pub(super) fn catalog_and_scan(
     g: &Global,
     a: &BuildArgs,
     src: &dyn ImageSource,
@@ -66,7 +67,7 @@ pub(super) fn before_outputs(
         return Ok(Vec::new());
     }
     let pname = platform.map(|p| p.to_string());
-    let pdir = platform.map(|p| p.to_string().replace('/', "_"));
+    let pdir = platform.map(platform_dir);
     let name = a.tags.first().cloned().unwrap_or_else(|| src.describe());
     let t0 = std::time::Instant::now();
     let sbom = catalog_built(g, src, &name, record, &a.context)
@@ -151,23 +152,41 @@ pub(super) fn before_outputs(
             bytes: pretty(&ocibuild_sbom::spdx_doc::document(&sbom))?,
         });
     }
-    if !docs.is_empty() {
-        let mut dir = sbom_dir(a);
-        if let Some(d) = &pdir {
-            dir.push(d);
-        }
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("creating --sbom-dir {}", dir.display()))?;
-        for d in &docs {
-            let path = dir.join(d.file);
-            super::write_file_atomically(&path, &d.bytes)?;
-            rep.event(
-                &format!("wrote the SBOM {}", path.display()),
-                json!({"event": "sbom", "path": path.display().to_string(), "artifactType": d.artifact_type, "platform": pname}),
-            );
-        }
-    }
     Ok(docs)
+}
+
+/// `linux/arm64` → `linux_arm64`: a platform's directory and file-name part.
+fn platform_dir(p: &ocibuild_oci::image::Platform) -> String {
+    p.to_string().replace('/', "_")
+}
+
+/// Write one image's SBOM documents to `--sbom-dir` (a platform of a multi-platform build: to
+/// `DIR/OS_ARCH/`, as BuildKit's local exporter lays out platforms).
+pub(super) fn write_sboms(
+    a: &BuildArgs,
+    docs: &[SbomDoc],
+    platform: Option<&ocibuild_oci::image::Platform>,
+    rep: &Reporter,
+) -> Result<()> {
+    if docs.is_empty() {
+        return Ok(());
+    }
+    let pname = platform.map(|p| p.to_string());
+    let mut dir = sbom_dir(a);
+    if let Some(p) = platform {
+        dir.push(platform_dir(p));
+    }
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating --sbom-dir {}", dir.display()))?;
+    for d in docs {
+        let path = dir.join(d.file);
+        super::write_file_atomically(&path, &d.bytes)?;
+        rep.event(
+            &format!("wrote the SBOM {}", path.display()),
+            json!({"event": "sbom", "path": path.display().to_string(), "artifactType": d.artifact_type, "platform": pname}),
+        );
+    }
+    Ok(())
 }
 
 /// The SBOM of an image a build made: from the build's record (the bases' Debian locks, the
