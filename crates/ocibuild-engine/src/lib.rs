@@ -19,7 +19,8 @@
 //! [`build`] builds every platform on the one executor (a zero-config plan is made for each
 //! platform and lowered first), puts an OCI index of several platforms' images in the store, and
 //! returns a [`BuildOutcome`]: each platform's image and record, the index, and one record for
-//! the whole build. Writing outputs, gates, SBOMs and signatures stay with the caller.
+//! the whole build. The gates, SBOMs, signatures and outputs are `ocibuild-release`'s, which
+//! reports through the same [`Event`]s.
 //!
 //! May depend on the oci, debian, sandbox and builders crates; must never print, and never
 //! modify the app directory it builds.

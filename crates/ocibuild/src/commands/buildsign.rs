@@ -130,7 +130,7 @@ fn context_digest(a: &BuildArgs, ctx: &Path, dockerfile: Option<&Path>) -> Resul
     let df = dockerfile.map_or_else(|| ctx.join("Dockerfile"), Path::to_path_buf);
     let mut ignore = ocibuild_dockerfile::DockerIgnore::for_dockerfile(ctx, &df)
         .with_context(|| format!("reading the .dockerignore of {}", ctx.display()))?;
-    let (written, _) = super::build::output_paths_in_context(a, ctx);
+    let (written, _) = super::build_flags::output_paths_in_context(a, ctx);
     for rel in std::iter::once(".git".to_string()).chain(written) {
         ignore
             .exclude_always(&rel)

@@ -3,6 +3,7 @@
 mod assemble;
 mod base;
 mod build;
+mod build_flags;
 mod buildsign;
 mod cache;
 mod dockerfile;
