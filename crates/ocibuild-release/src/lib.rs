@@ -353,3 +353,186 @@ pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(
     tmp.persist(path).map_err(|e| io("writing", e.error))?;
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::sync::Mutex;
+
+    use ocibuild_engine::{FrontendDetail, PlatformBuilt};
+    use ocibuild_oci::assemble::{AssembleSpec, LayerInput, assemble};
+    use ocibuild_oci::media::Compression;
+    use ocibuild_record::{Builder, Frontend};
+
+    use super::*;
+
+    /// An image of `platform` in `store` whose `/app` holds `files`.
+    fn image(store: &ContentStore, dir: &std::path::Path, platform: &str, files: &[&str]) -> Image {
+        let src = dir.join(platform.replace('/', "_"));
+        std::fs::create_dir_all(&src).unwrap();
+        for f in files {
+            std::fs::write(src.join(f), format!("{platform} {f}\n")).unwrap();
+        }
+        let spec = AssembleSpec {
+            base: None,
+            layers: vec![LayerInput::new(&src, "/app")],
+            config: Default::default(),
+            annotations: Default::default(),
+            platform: Some(Platform::parse(platform).unwrap()),
+            compression: Compression::Gzip,
+            level: None,
+            source_date_epoch: 0,
+            owner: None,
+            keep_modes: false,
+            history: None,
+        };
+        assemble(store, spec).unwrap().image
+    }
+
+    /// A build outcome of these images (several: with their index).
+    fn outcome(store: &ContentStore, images: Vec<(&str, Image)>) -> BuildOutcome {
+        let record = ocibuild_record::BuildRecord::new(
+            Builder::ocibuild("test"),
+            Frontend::Dockerfile {
+                file: "Dockerfile".into(),
+                target: None,
+                stages: Vec::new(),
+            },
+        );
+        let platforms: Vec<PlatformBuilt> = images
+            .into_iter()
+            .map(|(p, image)| PlatformBuilt {
+                platform: Platform::parse(p).unwrap(),
+                image,
+                record: record.clone(),
+                cached: Vec::new(),
+                stopped: Vec::new(),
+                detail: FrontendDetail::Dockerfile { stages: Vec::new() },
+            })
+            .collect();
+        let index = (platforms.len() > 1).then(|| {
+            let pairs: Vec<(Platform, Image)> = platforms
+                .iter()
+                .map(|p| (p.platform.clone(), p.image.clone()))
+                .collect();
+            ocibuild_engine::put_index(store, &pairs).unwrap()
+        });
+        BuildOutcome {
+            platforms,
+            index,
+            record,
+        }
+    }
+
+    fn options(dir: &std::path::Path, check: Option<CheckGate>) -> ReleaseOptions<'static> {
+        ReleaseOptions {
+            outputs: vec![Location::Layout {
+                dir: dir.join("out"),
+                tag: Some("t".into()),
+            }],
+            registry: None,
+            jobs: 2,
+            check,
+            scan: None,
+            sbom: SbomOptions {
+                cyclonedx: true,
+                spdx: false,
+                dir: dir.join("sbom"),
+                cosign_tag: false,
+            },
+            signing: None,
+            name: Some("app:1".into()),
+            context: dir.to_path_buf(),
+        }
+    }
+
+    #[test]
+    fn a_gate_failing_on_one_platform_writes_nothing_for_any_platform() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(tmp.path().join("store")).unwrap();
+        let amd = image(&store, tmp.path(), "linux/amd64", &["marker", "app"]);
+        let arm = image(&store, tmp.path(), "linux/arm64", &["app"]);
+        let out = outcome(&store, vec![("linux/amd64", amd), ("linux/arm64", arm)]);
+        let check = CheckGate {
+            policy: ocibuild_policy::Policy {
+                required_files: vec!["/app/marker".into()],
+                // the images have no entrypoint
+                disable: vec!["runnable".into()],
+                ..Default::default()
+            },
+            suite: None,
+            file: None,
+        };
+        let seen = Mutex::new(Vec::new());
+        let r = release(
+            &store,
+            &out,
+            &options(tmp.path(), Some(check)),
+            &|e| match e {
+                Event::Checked {
+                    passed, platform, ..
+                } => seen.lock().unwrap().push((platform, passed)),
+                _ => {}
+            },
+        );
+        assert!(matches!(r, Err(ReleaseError::GateFailed(_))), "{r:?}");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                (Some("linux/amd64".to_string()), true),
+                (Some("linux/arm64".to_string()), false)
+            ]
+        );
+        // not even the platform that passed has its SBOM written
+        assert!(!tmp.path().join("sbom").exists());
+        assert!(!tmp.path().join("out").exists());
+    }
+
+    #[test]
+    fn one_image_and_an_index_take_the_same_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(tmp.path().join("store")).unwrap();
+        let amd = image(&store, tmp.path(), "linux/amd64", &["app"]);
+        let arm = image(&store, tmp.path(), "linux/arm64", &["app"]);
+        for (images, sboms) in [
+            (vec![("linux/amd64", amd.clone())], vec!["sbom.cdx.json"]),
+            (
+                vec![("linux/amd64", amd), ("linux/arm64", arm)],
+                vec!["linux_amd64/sbom.cdx.json", "linux_arm64/sbom.cdx.json"],
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let out = outcome(&store, images);
+            let events = Mutex::new(Vec::new());
+            let released = release(&store, &out, &options(dir.path(), None), &|e| {
+                events.lock().unwrap().push(e)
+            })
+            .unwrap();
+            assert_eq!(Some(&released.root.digest), out.digest());
+            for f in &sboms {
+                assert!(dir.path().join("sbom").join(f).is_file(), "{f}");
+            }
+            let idx: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(dir.path().join("out/index.json")).unwrap())
+                    .unwrap();
+            assert_eq!(
+                idx["manifests"][0]["digest"],
+                released.root.digest.to_string()
+            );
+            // the output event comes before the SBOMs attached to each platform's manifest
+            let kinds: Vec<String> = events
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Output { digest, .. } => Some(format!("output {digest}")),
+                    Event::SbomAttached { .. } => Some("attached".into()),
+                    _ => None,
+                })
+                .collect();
+            let mut want = vec![format!("output {}", released.root.digest)];
+            want.extend(sboms.iter().map(|_| "attached".to_string()));
+            assert_eq!(kinds, want);
+        }
+    }
+}
