@@ -464,17 +464,14 @@ mod tests {
             file: None,
         };
         let seen = Mutex::new(Vec::new());
-        let r = release(
-            &store,
-            &out,
-            &options(tmp.path(), Some(check)),
-            &|e| match e {
-                Event::Checked {
-                    passed, platform, ..
-                } => seen.lock().unwrap().push((platform, passed)),
-                _ => {}
-            },
-        );
+        let r = release(&store, &out, &options(tmp.path(), Some(check)), &|e| {
+            if let Event::Checked {
+                passed, platform, ..
+            } = e
+            {
+                seen.lock().unwrap().push((platform, passed));
+            }
+        });
         assert!(matches!(r, Err(ReleaseError::GateFailed(_))), "{r:?}");
         assert_eq!(
             *seen.lock().unwrap(),
