@@ -19,7 +19,8 @@
 //! [`build`] builds every platform on the one executor (a zero-config plan is made for each
 //! platform and lowered first), puts an OCI index of several platforms' images in the store, and
 //! returns a [`BuildOutcome`]: each platform's image and record, the index, and one record for
-//! the whole build. Writing outputs, gates, SBOMs and signatures stay with the caller.
+//! the whole build. The gates, SBOMs, signatures and outputs are `ocibuild-release`'s, which
+//! reports through the same [`Event`]s.
 //!
 //! May depend on the oci, debian, sandbox and builders crates; must never print, and never
 //! modify the app directory it builds.
@@ -99,6 +100,85 @@ pub enum Event {
     },
     /// `--compare-naive`: the image's compressed size against the naive single-stage image's.
     NaiveSize { compressed: u64, naive: u64 },
+    // What is done with the built image (`ocibuild-release`): the gates, SBOMs, outputs and
+    // signatures.
+    /// A report to show whole, as it is (a gate's table).
+    Report(String),
+    /// `--check`/`--policy` ran on a built image (`findings`: the policy crate's, as JSON).
+    Checked {
+        checks: usize,
+        passed: bool,
+        findings: serde_json::Value,
+        platform: Option<String>,
+        digest: String,
+    },
+    /// The packages of a built image were catalogued (`from_record`: over its build record).
+    SbomCatalogued {
+        components: usize,
+        seconds: f64,
+        from_record: bool,
+    },
+    /// The scan gate ran on a built image's packages.
+    Scanned {
+        packages: usize,
+        passed: bool,
+        platform: Option<String>,
+    },
+    /// An SBOM document was written to its directory.
+    SbomWritten {
+        path: std::path::PathBuf,
+        artifact_type: String,
+        platform: Option<String>,
+    },
+    /// The provenance predicate was written to its file.
+    ProvenanceWritten { path: std::path::PathBuf },
+    /// The image (or a multi-platform index of `platforms`) was written to an output or pushed.
+    Output {
+        location: String,
+        digest: String,
+        platforms: Vec<String>,
+    },
+    /// An SBOM was attached in an output: an OCI 1.1 referrer (`digest`), or cosign's tag
+    /// form (`tag`).
+    SbomAttached {
+        location: String,
+        file: String,
+        artifact_type: Option<String>,
+        digest: Option<String>,
+        tag: Option<String>,
+    },
+    /// A manifest in an output was signed: cosign's format, or notation's (`envelope`).
+    Signed {
+        location: String,
+        digest: String,
+        signature: String,
+        tag: Option<String>,
+        envelope: Option<String>,
+    },
+    /// A signed attestation was attached to a manifest in an output.
+    Attested {
+        location: String,
+        what: String,
+        predicate_type: String,
+        digest: String,
+        attestation: String,
+        tag: Option<String>,
+    },
+    /// The build has no output: the image (`what`: `image`) or index (`index`) is only in the
+    /// content store.
+    NoOutput { what: String },
+    /// A blob of a push is done: `outcome` is `existed`, `mounted` or `uploaded`.
+    Blob {
+        digest: String,
+        size: u64,
+        outcome: String,
+    },
+    /// Bytes of a blob in flight.
+    Bytes {
+        digest: ocibuild_oci::Digest,
+        done: u64,
+        total: u64,
+    },
 }
 
 /// Where the build record of the image `manifest` is kept in a store:

@@ -278,6 +278,155 @@ impl Reporter {
                 json!({"event": "runtime", "profile": profile, "variant": variant, "digest": digest}),
             ),
             Event::Image { record, seconds } => self.image_done(&record, seconds),
+            Event::Report(text) => eprint!("{text}"),
+            Event::Checked {
+                checks,
+                passed,
+                findings,
+                platform,
+                digest,
+            } => self.event(
+                &format!(
+                    "check: {checks} checks, {}",
+                    if passed { "passed" } else { "FAILED" }
+                ),
+                json!({"event": "check", "passed": passed, "findings": findings, "platform": platform, "digest": digest}),
+            ),
+            Event::SbomCatalogued {
+                components,
+                seconds,
+                from_record,
+            } => self.event(
+                &format!(
+                    "catalogued {components} components in {seconds:.2}s ({})",
+                    if from_record {
+                        "from the build record and the layers"
+                    } else {
+                        "from the layers"
+                    }
+                ),
+                json!({"event": "sbom-catalogued", "components": components, "seconds": seconds, "build_record": from_record}),
+            ),
+            Event::Scanned {
+                packages,
+                passed,
+                platform,
+            } => self.event(
+                &format!(
+                    "scan: {packages} packages, {}",
+                    if passed {
+                        "clean"
+                    } else {
+                        "vulnerabilities at or above the threshold"
+                    }
+                ),
+                json!({"event": "scan", "packages": packages, "passed": passed, "platform": platform}),
+            ),
+            Event::SbomWritten {
+                path,
+                artifact_type,
+                platform,
+            } => self.event(
+                &format!("wrote the SBOM {}", path.display()),
+                json!({"event": "sbom", "path": path.display().to_string(), "artifactType": artifact_type, "platform": platform}),
+            ),
+            Event::ProvenanceWritten { path } => self.event(
+                &format!("wrote the provenance {}", path.display()),
+                json!({"event": "provenance", "path": path.display().to_string()}),
+            ),
+            Event::Output {
+                location,
+                digest,
+                platforms,
+            } => self.event(
+                &if platforms.is_empty() {
+                    format!("wrote {location}")
+                } else {
+                    format!("wrote {location} (an index of {})", platforms.join(","))
+                },
+                json!({"event": "output", "location": location, "digest": digest}),
+            ),
+            Event::SbomAttached {
+                location,
+                file,
+                artifact_type,
+                digest,
+                tag,
+            } => match (tag, digest) {
+                (Some(tag), _) => self.event(
+                    &format!("attached the SBOM to {location} as {tag} (cosign's tag form)"),
+                    json!({"event": "sbom-attached", "location": location, "tag": tag}),
+                ),
+                (None, digest) => self.event(
+                    &format!(
+                        "attached {file} to {location} ({})",
+                        digest.as_deref().unwrap_or_default()
+                    ),
+                    json!({"event": "sbom-attached", "location": location, "artifactType": artifact_type, "digest": digest}),
+                ),
+            },
+            Event::Signed {
+                location,
+                digest,
+                signature,
+                tag,
+                envelope,
+            } => match envelope {
+                Some(envelope) => self.event(
+                    &format!("signed {location} ({digest}): notation {envelope} referrer {signature}"),
+                    json!({"event": "signed", "location": location, "digest": digest, "signature": signature, "tag": null, "format": "notation", "envelope": envelope}),
+                ),
+                None => self.event(
+                    &format!(
+                        "signed {location} ({digest}): {}",
+                        tag.clone()
+                            .unwrap_or_else(|| format!("referrer {signature}"))
+                    ),
+                    json!({"event": "signed", "location": location, "digest": digest, "signature": signature, "tag": tag, "format": "cosign"}),
+                ),
+            },
+            Event::Attested {
+                location,
+                what,
+                predicate_type,
+                digest,
+                attestation,
+                tag,
+            } => self.event(
+                &format!(
+                    "attested {location}: {what} ({predicate_type}) in {}",
+                    tag.clone()
+                        .unwrap_or_else(|| format!("referrer {attestation}"))
+                ),
+                json!({"event": "attested", "location": location, "digest": digest, "predicateType": predicate_type, "attestation": attestation, "tag": tag}),
+            ),
+            Event::NoOutput { what } => self.event(
+                &format!(
+                    "no --output or --push: the {what} is only in the content store; add --output oci:DIR:TAG or -t NAME --push"
+                ),
+                json!({"event": "warning", "message": "no output"}),
+            ),
+            Event::Blob {
+                digest,
+                size,
+                outcome,
+            } => self.event(
+                &format!(
+                    "{} {digest} ({})",
+                    match outcome.as_str() {
+                        "existed" => "exists",
+                        "uploaded" => "pushed",
+                        o => o,
+                    },
+                    human_size(size)
+                ),
+                json!({"event": "blob", "digest": digest, "size": size, "outcome": outcome}),
+            ),
+            Event::Bytes {
+                digest,
+                done,
+                total,
+            } => self.bytes(&digest, done, total),
             Event::NaiveSize { compressed, naive } => {
                 let pct = 100.0 * (1.0 - compressed as f64 / naive.max(1) as f64);
                 self.event(

@@ -525,9 +525,11 @@ fn a_zero_config_go_app_builds_an_amd64_arm64_index_by_cross_compiling() {
         "verify of the signed index: {}",
         String::from_utf8_lossy(&verify.stderr)
     );
-    // --attest-sbom cannot attest each platform's SBOM to its own manifest yet: refused before
-    // anything is built, never signed without it
-    let refused = run(ocibuild()
+    // --attest-sbom: each platform's SBOM is attested to its own manifest (the one written to
+    // SBOM-DIR/OS_ARCH/), in the layout beside the index
+    let attested = ctx.path("attested");
+    let sbom_dir = ctx.path("sboms");
+    let out = run(ocibuild()
         .env("COSIGN_PASSWORD", "multi")
         .args([
             "build",
@@ -535,17 +537,83 @@ fn a_zero_config_go_app_builds_an_amd64_arm64_index_by_cross_compiling() {
             "linux/amd64,linux/arm64",
             "--sign",
             "--attest-sbom",
-            "--sbom",
+            "--sbom=cyclonedx",
             "--key",
         ])
         .arg(ctx.path("cosign.key"))
+        .arg("--sbom-dir")
+        .arg(&sbom_dir)
+        .arg("--cache-dir")
+        .arg(cache())
         .arg("--output")
-        .arg(format!("oci:{}:refused", ctx.path("refused").display()))
+        .arg(format!("oci:{}:z", attested.display()))
         .arg(&dir));
-    let err = String::from_utf8_lossy(&refused.stderr);
-    assert_eq!(refused.status.code(), Some(2), "{err}");
-    assert!(err.contains("--attest-sbom"), "{err}");
-    assert!(!ctx.path("refused").exists(), "nothing written");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    for (arch, digest) in ["amd64", "arm64"].iter().zip(&wanted) {
+        let statements = layout_attestations(&attested, digest);
+        assert_eq!(statements.len(), 1, "{arch}: {statements:#?}");
+        let st = &statements[0];
+        assert_eq!(st["predicateType"], "https://cyclonedx.org/bom", "{st:#}");
+        assert_eq!(
+            format!(
+                "sha256:{}",
+                st["subject"][0]["digest"]["sha256"].as_str().unwrap()
+            ),
+            *digest,
+            "{arch}: the SBOM is attested to its own manifest"
+        );
+        let written: Value = serde_json::from_slice(
+            &fs::read(sbom_dir.join(format!("linux_{arch}")).join("sbom.cdx.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            st["predicate"], written,
+            "{arch}: the attested SBOM is that platform's"
+        );
+        let text = st["predicate"].to_string();
+        let other = if *arch == "amd64" { "arm64" } else { "amd64" };
+        assert!(text.contains(&format!("arch={arch}")), "{arch}: {text}");
+        assert!(!text.contains(&format!("arch={other}")), "{arch}: {text}");
+    }
+}
+
+/// The in-toto statements of the cosign attestations (`sha256-<hex>.att`) of `digest` in a layout.
+fn layout_attestations(layout: &Path, digest: &str) -> Vec<Value> {
+    use base64::Engine as _;
+    let blob = |d: &str| {
+        fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let names: Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let tag = format!("{}.att", digest.replace(':', "-"));
+    let Some(m) = names["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag.as_str())
+    else {
+        panic!("no {tag} in {names:#}");
+    };
+    let manifest: Value = serde_json::from_slice(&blob(m["digest"].as_str().unwrap())).unwrap();
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let envelope: Value =
+                serde_json::from_slice(&blob(l["digest"].as_str().unwrap())).unwrap();
+            let payload = base64::engine::general_purpose::STANDARD
+                .decode(envelope["payload"].as_str().unwrap())
+                .unwrap();
+            serde_json::from_slice(&payload).unwrap()
+        })
+        .collect()
 }
 
 /// The config of one platform of an index in a layout.

@@ -3,6 +3,7 @@
 mod assemble;
 mod base;
 mod build;
+mod build_flags;
 mod buildsign;
 mod cache;
 mod dockerfile;
@@ -12,6 +13,7 @@ mod multiplatform;
 pub mod policy;
 mod record;
 pub mod registry;
+mod release;
 mod run;
 mod sbom;
 mod scan;

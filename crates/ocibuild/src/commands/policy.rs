@@ -118,7 +118,7 @@ pub fn size(g: &Global, a: SizeArgs) -> Result<ExitCode> {
     }
 }
 
-/// `build --check`: the checks failed (exit code 3).
+/// A build's gate failed (`--check`, `--policy`, `--scan`): exit code 3.
 #[derive(Debug)]
 pub struct GateFailed(pub String);
 
@@ -129,56 +129,3 @@ impl std::fmt::Display for GateFailed {
 }
 
 impl std::error::Error for GateFailed {}
-
-/// Check a built image before any output is written: the table on stderr, and an error that
-/// exits 3 when a check fails.
-pub fn gate(
-    src: &dyn ocibuild_oci::ImageSource,
-    image: &ocibuild_oci::Image,
-    policy: Option<&std::path::Path>,
-    rep: &crate::output::Reporter,
-) -> Result<()> {
-    let pol = match policy {
-        Some(p) => Policy::load(p)?,
-        None => Policy::default(),
-    };
-    let suite = pol.structure_test.as_deref().map(Suite::load).transpose()?;
-    let opts = ScanOptions {
-        keep: suite.as_ref().map(Suite::content_paths).unwrap_or_default(),
-        base_layers: pol.base_layers,
-    };
-    let scanned = ocibuild_policy::scan(src, image, &opts)
-        .with_context(|| format!("reading the layers of {}", src.describe()))?;
-    let report = ocibuild_policy::check(&scanned, &src.describe(), &pol, suite.as_ref())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    eprint!("{}", report.table());
-    rep.event(
-        &format!(
-            "check: {} checks, {}",
-            report.checks.len(),
-            if report.failed() { "FAILED" } else { "passed" }
-        ),
-        serde_json::json!({
-            "event": "check",
-            "passed": !report.failed(),
-            "findings": report.findings,
-            // as containerd normalises it: arm64's default variant v8 is not named
-            "platform": image.platform().map(|mut p| {
-                if p.architecture == "arm64" && p.variant.as_deref() == Some("v8") {
-                    p.variant = None;
-                }
-                p.os_features = None;
-                p.to_string()
-            }),
-            "digest": image.manifest_desc.digest.to_string(),
-        }),
-    );
-    if report.failed() {
-        return Err(GateFailed(format!(
-            "the built image failed its checks (table above); nothing was written or pushed — fix the image or switch a check off with `disable` in {}",
-            policy.map(|p| p.display().to_string()).unwrap_or_else(|| "a --policy file".into())
-        ))
-        .into());
-    }
-    Ok(())
-}
