@@ -3,7 +3,7 @@
 //! entry point builds, and [`super::release`] gates, documents, signs and writes the result.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
