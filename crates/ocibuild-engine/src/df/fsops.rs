@@ -430,6 +430,56 @@ impl View {
         fs::read_to_string(host).ok()
     }
 
+    /// The entries of the merged directory `rel` (root-relative), by name: each with the host
+    /// path holding it and its metadata, whiteouts and opaque dirs applied. Only directories,
+    /// symlinks and regular files: what a materialised root ([`clone_tree`], [`apply_upper`])
+    /// holds.
+    pub fn read_dir(&self, rel: &Path) -> Vec<(std::ffi::OsString, PathBuf, fs::Metadata)> {
+        let mut names = std::collections::BTreeSet::new();
+        for layer in &self.layers {
+            let d = layer.join(rel);
+            if !fs::symlink_metadata(&d).is_ok_and(|m| m.is_dir()) {
+                continue;
+            }
+            if let Ok(rd) = fs::read_dir(&d) {
+                for e in rd.flatten() {
+                    let n = e.file_name();
+                    if !n.to_string_lossy().starts_with(WH_PREFIX) {
+                        names.insert(n);
+                    }
+                }
+            }
+        }
+        names
+            .into_iter()
+            .filter_map(|n| {
+                let (host, m) = self.lstat(&rel.join(&n))?;
+                let ft = m.file_type();
+                (ft.is_dir() || ft.is_symlink() || ft.is_file()).then_some((n, host, m))
+            })
+            .collect()
+    }
+
+    /// Every entry beneath the merged directory `rel`, depth first, each directory's entries
+    /// by name (the order `walkdir` sorted by file name walks a materialised root in): (path
+    /// relative to `rel`, host path, metadata). No link is followed.
+    pub fn walk(&self, rel: &Path) -> Vec<(PathBuf, PathBuf, fs::Metadata)> {
+        let mut out = Vec::new();
+        self.walk_under(rel, Path::new(""), &mut out);
+        out
+    }
+
+    fn walk_under(&self, rel: &Path, sub: &Path, out: &mut Vec<(PathBuf, PathBuf, fs::Metadata)>) {
+        for (n, host, m) in self.read_dir(&rel.join(sub)) {
+            let s = sub.join(&n);
+            let dir = m.is_dir();
+            out.push((s.clone(), host, m));
+            if dir {
+                self.walk_under(rel, &s, out);
+            }
+        }
+    }
+
     /// Does any change dir of the view hold OCI `.wh.` markers (which overlayfs would not
     /// understand as whiteouts)?
     /// (Change dirs adopted from a remote cache with such markers carry a `<dir>.oci` flag

@@ -540,6 +540,18 @@ impl Exec<'_> {
         Ok(fsops::View { layers })
     }
 
+    /// A view of the earlier stage `j` for a copy that reads `pattern` from it: its
+    /// materialised root when it has one, else its base and change dirs (`None`: the stage was
+    /// not built).
+    pub(crate) fn stage_view(&self, j: usize, pattern: &str) -> Result<Option<fsops::View>> {
+        let _ = pattern;
+        let Some(out) = self.stages[j].get() else {
+            return Ok(None);
+        };
+        let merged = out.merged.lock().map_err(super::poison)?.clone();
+        Ok(Some(self.view_of(&out.chain, merged.as_ref())?))
+    }
+
     /// The stage's root, materialised now if it was not yet.
     pub(crate) fn merged(&self, st: &mut StageRun) -> Result<PathBuf> {
         if let Some(m) = &st.merged {
