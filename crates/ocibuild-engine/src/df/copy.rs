@@ -1048,7 +1048,7 @@ impl Exec<'_> {
             argv: Vec::new(),
         });
         let t0 = std::time::Instant::now();
-        let view = self.view(st)?;
+        let view = self.copy_view(st)?;
         let owner = match &chown {
             Some(c) => parse_chown(c, Some(&view), &loc)?,
             None => (0, 0),

@@ -543,13 +543,50 @@ impl Exec<'_> {
     /// A view of the earlier stage `j` for a copy that reads `pattern` from it: its
     /// materialised root when it has one, else its base and change dirs (`None`: the stage was
     /// not built).
+    ///
+    /// On a native base that is not here, the view's bottom is the base's skeleton
+    /// ([`super::listing`]) when the listing shows nothing but directories at and beneath
+    /// what `pattern` names (its part before any wildcard): then the skeleton shows all the
+    /// copy reads, and the base is not assembled for it.
     pub(crate) fn stage_view(&self, j: usize, pattern: &str) -> Result<Option<fsops::View>> {
-        let _ = pattern;
         let Some(out) = self.stages[j].get() else {
             return Ok(None);
         };
         let merged = out.merged.lock().map_err(super::poison)?.clone();
+        if merged.is_none()
+            && let Some(img) = &out.chain.base
+            && let Some((skeleton, listing)) = self.skeleton_of(img)?
+        {
+            let mut layers = vec![skeleton];
+            layers.extend(out.chain.uppers.iter().cloned());
+            let view = fsops::View { layers };
+            let prefix: Vec<&str> = pattern
+                .split('/')
+                .take_while(|c| !c.contains(['*', '?', '[']))
+                .collect();
+            if let Ok(rel) = view.resolve(&format!("/{}", prefix.join("/")))
+                && listing.complete_under(&rel.to_string_lossy())
+            {
+                return Ok(Some(view));
+            }
+        }
         Ok(Some(self.view_of(&out.chain, merged.as_ref())?))
+    }
+
+    /// The view a COPY or WORKDIR onto the stage writes against: [`Self::view`], with the base's
+    /// skeleton at the bottom when the base is a native one that is not here and its listing
+    /// came from the cache (a copy's layer holds only what it copies and the parents, whose
+    /// modes and owners the skeleton has).
+    pub(crate) fn copy_view(&self, st: &StageRun) -> Result<fsops::View> {
+        if st.merged.is_none()
+            && let Some(img) = &st.chain.base
+            && let Some((skeleton, _)) = self.skeleton_of(img)?
+        {
+            let mut layers = vec![skeleton];
+            layers.extend(st.chain.uppers.iter().cloned());
+            return Ok(fsops::View { layers });
+        }
+        self.view(st)
     }
 
     /// The stage's root, materialised now if it was not yet.
@@ -865,12 +902,19 @@ impl Exec<'_> {
             }
             push(&img.manifest.config.digest)?;
             push(&img.manifest_desc.digest)?;
-            let bytes = serde_json::to_vec(&json!({
+            let listing = self.base_listing(img)?;
+            if let Some(d) = &listing {
+                push(d)?;
+            }
+            let mut record = json!({
                 "kind": "native-base",
                 "reference": n.reference,
                 "manifest": img.manifest_desc,
-            }))
-            .map_err(|e| EngineError::Invalid {
+            });
+            if let Some(d) = listing {
+                record["listing"] = json!({ "digest": d.to_string() });
+            }
+            let bytes = serde_json::to_vec(&record).map_err(|e| EngineError::Invalid {
                 what: "base record".into(),
                 detail: e.to_string(),
             })?;
@@ -885,6 +929,27 @@ impl Exec<'_> {
             }
         }
         Ok((created, existing))
+    }
+
+    /// The listing of a native base for its cache record, as a blob in the store: from its
+    /// root when a step or copy used it in this build, else the one the cache gave; `None`
+    /// when neither (the record then has none, and a cold runner assembles the base for a
+    /// copy onto it).
+    fn base_listing(&self, img: &super::Image) -> Result<Option<Digest>> {
+        let d = &img.manifest_desc.digest;
+        let root = self
+            .used_roots
+            .lock()
+            .map_err(super::poison)?
+            .get(d)
+            .cloned();
+        if let Some(root) = root {
+            let Some(l) = super::listing::Listing::of_root(&root)? else {
+                return Ok(None);
+            };
+            return Ok(Some(self.o.store.put_bytes(&l.to_blob()?)?));
+        }
+        Ok(self.listings.lock().map_err(super::poison)?.get(d).cloned())
     }
 
     /// Take a cached step into the stage.
@@ -1201,7 +1266,7 @@ impl Exec<'_> {
         if self.warm_stop(st, label) {
             return Ok(());
         }
-        let view = self.view(st)?;
+        let view = self.copy_view(st)?;
         let upper = self.new_upper()?;
         if abs == "/" {
             return self.commit_step(st, key, upper, &created_by);
