@@ -902,7 +902,7 @@ impl Exec<'_> {
             }
             push(&img.manifest.config.digest)?;
             push(&img.manifest_desc.digest)?;
-            let listing = self.base_listing(img)?;
+            let listing = self.base_listing(&n)?;
             if let Some(d) = &listing {
                 push(d)?;
             }
@@ -932,17 +932,31 @@ impl Exec<'_> {
     }
 
     /// The listing of a native base for its cache record, as a blob in the store: from its
-    /// root when a step or copy used it in this build, else the one the cache gave; `None`
-    /// when neither (the record then has none, and a cold runner assembles the base for a
-    /// copy onto it).
-    fn base_listing(&self, img: &super::Image) -> Result<Option<Digest>> {
+    /// root when a step or copy used it in this build or the store has it (an assembled
+    /// toolchain root, an extracted base; a base whose layers are here is extracted for it),
+    /// else the one the cache gave; `None` when neither (the record then has none, and a cold
+    /// runner assembles the base for a copy onto it).
+    fn base_listing(&self, n: &super::NativeUse) -> Result<Option<Digest>> {
+        let img = &n.image;
         let d = &img.manifest_desc.digest;
-        let root = self
+        let mut root = self
             .used_roots
             .lock()
             .map_err(super::poison)?
             .get(d)
             .cloned();
+        if root.is_none() {
+            let roots = self.o.store.root().join("engine").join("rootfs");
+            let here = [format!("lock-{}", n.key), super::rootfs_name(img)?]
+                .into_iter()
+                .map(|name| roots.join(name))
+                .find(|r| r.join("complete").is_file() && r.join("rootfs").is_dir());
+            root = match here {
+                Some(r) => Some(r.join("rootfs")),
+                None if self.has_layers(img) => Some(self.base_rootfs(img)?),
+                None => None,
+            };
+        }
         if let Some(root) = root {
             let Some(l) = super::listing::Listing::of_root(&root)? else {
                 return Ok(None);
