@@ -63,6 +63,8 @@ pub(crate) struct StageRun {
     /// How the current step ended (ran, or from a cache), recorded when it is taken into the
     /// chain ([`Exec::push_step`]).
     pub pending: Option<ocibuild_record::StepStatus>,
+    /// The Dockerfile line of the current instruction.
+    pub line: usize,
 }
 
 /// The instructions that are steps of their own in the progress output (`[stage N/M]`).
@@ -241,6 +243,7 @@ impl Exec<'_> {
                 .filter(|i| is_fs_step(&i.kind))
                 .count(),
             pending: None,
+            line: 0,
         };
         if !triggers.is_empty() {
             let ins = parse_onbuild_triggers(&triggers).map_err(|e| EngineError::Invalid {
@@ -278,6 +281,7 @@ impl Exec<'_> {
 
     fn step(&self, st: &mut StageRun, ins: &Instruction) -> Result<()> {
         st.step_no += 1;
+        st.line = ins.span.line;
         if is_fs_step(&ins.kind) {
             st.fs_no += 1;
         }
@@ -577,8 +581,16 @@ impl Exec<'_> {
     /// skeleton at the bottom when the base is a native one that is not here and its listing
     /// came from the cache (a copy's layer holds only what it copies and the parents, whose
     /// modes and owners the skeleton has).
+    ///
+    /// Not when a RUN follows in the stage: that step runs on the base's root, so the root is
+    /// made now and the skeleton would be work for nothing.
     pub(crate) fn copy_view(&self, st: &StageRun) -> Result<fsops::View> {
+        let run_follows = self.df.stages[st.i]
+            .instructions
+            .iter()
+            .any(|i| matches!(i.kind, InstructionKind::Run(_)) && i.span.line > st.line);
         if st.merged.is_none()
+            && !run_follows
             && let Some(img) = &st.chain.base
             && let Some((skeleton, _)) = self.skeleton_of(img)?
         {
