@@ -26,7 +26,8 @@ pub(crate) enum Source {
     Context(PathBuf),
     /// A named directory context (no ignore rules).
     Dir(PathBuf),
-    /// An earlier stage (materialised on first read).
+    /// An earlier stage: a copy reads it through a view of its layers ([`Exec::stage_view`]);
+    /// it is materialised only where a whole root is needed (a `RUN --mount` from it).
     Stage(usize),
     /// An image's extracted root, with the image digest.
     Image(PathBuf, String),
