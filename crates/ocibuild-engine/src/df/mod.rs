@@ -1048,11 +1048,7 @@ impl Exec<'_> {
             return Ok(Some(s.clone()));
         }
         let t0 = std::time::Instant::now();
-        let bytes = fs::read(self.o.store.blob_path(&blob)).map_err(EngineError::io(
-            "reading a base listing",
-            self.o.store.blob_path(&blob),
-        ))?;
-        let l = listing::Listing::from_blob(&bytes)?;
+        let reference = self.native_of(img).map(|n| n.reference).unwrap_or_default();
         // kept in the store's roots (pruned with them): made once per listing, never removed
         // at the end of a build
         let name = format!("skeleton-{}", blob.hex());
@@ -1063,15 +1059,35 @@ impl Exec<'_> {
             .join("engine")
             .join("rootfs")
             .join(&name);
-        let (dir, made) = if done.join("rootfs").is_dir() && done.join("complete").is_file() {
-            crate::storeusage::hold_root(&done);
-            (done.join("rootfs"), "found in the store")
-        } else {
+        let made = (|| -> Result<(listing::Listing, PathBuf, &'static str)> {
+            let path = self.o.store.blob_path(&blob);
+            let bytes =
+                fs::read(&path).map_err(EngineError::io("reading a base listing", &path))?;
+            let l = listing::Listing::from_blob(&bytes)?;
+            if done.join("rootfs").is_dir() && done.join("complete").is_file() {
+                crate::storeusage::hold_root(&done);
+                return Ok((l, done.join("rootfs"), "found in the store"));
+            }
             let (tmp, root) = rootfs_tmp(&self.o.store)?;
             l.skeleton(&root)?;
-            (publish_rootfs(tmp, &name)?, "made from the cache's listing")
+            Ok((
+                l,
+                publish_rootfs(tmp, &name)?,
+                "made from the cache's listing",
+            ))
+        })();
+        let (l, dir, made) = match made {
+            Ok(m) => m,
+            Err(e) => {
+                // a listing this ocibuild cannot use costs time, never the build: the base is
+                // assembled for the copy, as without a listing
+                (self.ev)(Event::Note(format!(
+                    "{reference}: the cache's listing of it is unusable ({e}); the base is assembled instead"
+                )));
+                self.listings.lock().map_err(poison)?.remove(d);
+                return Ok(None);
+            }
         };
-        let reference = self.native_of(img).map(|n| n.reference).unwrap_or_default();
         (self.ev)(Event::Note(format!(
             "{reference}: a copy runs on it: its skeleton {made} ({} directories, {} links) in {:.2}s, not assembled",
             l.dirs.len(),
