@@ -542,12 +542,13 @@ pub struct NativeLibs {
 
 /// The ELF files under `layers` and their `DT_NEEDED` libraries. The runtime root is asked for
 /// (`runtime`) only when there is an ELF file; each library it lacks (looked up with
-/// [`LibPath`]) is copied, with the libraries it needs in turn, from `build_root` into `out`
-/// (at its own path, `/usr/lib/…`).
+/// [`LibPath`]) is copied, with the libraries it needs in turn, from the build root into `out`
+/// (at its own path, `/usr/lib/…`). The build root is asked for (`build_root`) only when the
+/// runtime root lacks a library: a cold runner whose app needs nothing more does not make it.
 pub fn missing_libs<E: From<ElfError>>(
     layers: &[PathBuf],
     runtime: &mut dyn FnMut() -> Result<PathBuf, E>,
-    build_root: &Path,
+    build_root: &mut dyn FnMut() -> Result<PathBuf, E>,
     out: &Path,
 ) -> Result<NativeLibs, E> {
     let mut r = NativeLibs::default();
@@ -585,8 +586,8 @@ pub fn missing_libs<E: From<ElfError>>(
         return Ok(r);
     }
     let runtime_root = DiskTree(runtime()?);
-    let build = DiskTree(build_root.to_path_buf());
-    let (runtime_path, build_path) = (LibPath::of(&runtime_root), LibPath::of(&build));
+    let runtime_path = LibPath::of(&runtime_root);
+    let mut build_tree: Option<(DiskTree, LibPath)> = None;
     let none = ElfInfo::default();
     let mut todo: Vec<(String, String)> = Vec::new();
     for (f, n) in &r.elf_files {
@@ -605,9 +606,17 @@ pub fn missing_libs<E: From<ElfError>>(
         {
             continue;
         }
+        if build_tree.is_none() {
+            let build = DiskTree(build_root()?);
+            let path = LibPath::of(&build);
+            build_tree = Some((build, path));
+        }
+        let Some((build, build_path)) = build_tree.as_ref() else {
+            continue;
+        };
         // the directory it is in (as named in the search path) and the file it resolves to
         let found = build_path.dirs.iter().find_map(|d| {
-            let file = resolve_file(&build, &normalize(&format!("{d}/{lib}")))?;
+            let file = resolve_file(build, &normalize(&format!("{d}/{lib}")))?;
             Some((d.trim_start_matches('/').to_string(), file))
         });
         let Some((dir, file)) = found else {
@@ -734,7 +743,7 @@ mod tests {
                 asked += 1;
                 Ok(runtime.clone())
             },
-            &build,
+            &mut || Ok(build.clone()),
             &out,
         )
         .unwrap();
@@ -758,10 +767,25 @@ mod tests {
         let r = missing_libs::<ElfError>(
             &[plain],
             &mut || panic!("not needed"),
-            &build,
+            &mut || panic!("not needed"),
             &t.path().join("out2"),
         )
         .unwrap();
         assert!(r.elf_files.is_empty());
+        // the runtime root has every library: the build root is never asked for (a cold
+        // runner does not assemble it)
+        let full = t.path().join("full");
+        fs::create_dir_all(full.join(multi)).unwrap();
+        for lib in &host_needed {
+            fs::write(full.join(multi).join(lib), b"x").unwrap();
+        }
+        let r = missing_libs::<ElfError>(
+            &[t.path().join("layer")],
+            &mut || Ok(full.clone()),
+            &mut || panic!("the build root is not needed"),
+            &t.path().join("out3"),
+        )
+        .unwrap();
+        assert!(r.copied.is_empty() && r.unresolved.is_empty(), "{r:?}");
     }
 }

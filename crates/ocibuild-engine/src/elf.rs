@@ -22,7 +22,7 @@ impl From<ocibuild_elf::ElfError> for EngineError {
 pub fn missing_libs(
     layers: &[PathBuf],
     runtime: &mut dyn FnMut() -> Result<PathBuf>,
-    build_root: &Path,
+    build_root: &mut dyn FnMut() -> Result<PathBuf>,
     out: &Path,
 ) -> Result<NativeLibs> {
     ocibuild_elf::missing_libs(layers, runtime, build_root, out)

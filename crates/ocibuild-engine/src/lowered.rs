@@ -529,15 +529,18 @@ fn build_on(
         // the roots only when there is native code to resolve: a cold runner that took the
         // image from the cache has neither assembled
         let libs = if scan_libs && has_linked_elf(&app_root) {
-            let build_root = match toolchain_lock {
-                Some(l) => o.toolchain_bases.toolchain_locked_root(l, false)?.root,
-                None => std::path::PathBuf::from("/"),
+            // only when the runtime base lacks a library
+            let mut build_root = || -> crate::error::Result<std::path::PathBuf> {
+                Ok(match toolchain_lock {
+                    Some(l) => o.toolchain_bases.toolchain_locked_root(l, false)?.root,
+                    None => std::path::PathBuf::from("/"),
+                })
             };
             let mut runtime_root = || {
                 let runtime = o.runtime_bases.image_locked(&locks.runtime)?;
                 o.runtime_bases.rootfs(&runtime.image)
             };
-            crate::elf::missing_libs(&[app_root], &mut runtime_root, &build_root, &libs_dir)?
+            crate::elf::missing_libs(&[app_root], &mut runtime_root, &mut build_root, &libs_dir)?
         } else {
             crate::elf::NativeLibs::default()
         };

@@ -1292,6 +1292,36 @@ fn a_cold_runner_keys_native_bases_by_their_lock_and_assembles_no_runtime_base()
         !seen.iter().any(runtime_assembled),
         "the runtime base was assembled: {seen:#?}"
     );
+    // The source copy onto the build root and the app's copy onto the runtime base ran
+    // against skeletons made from the listings in the bases' records: neither base was
+    // assembled from packages, and no root was assembled or extracted.
+    assert!(
+        !seen.iter().any(assembled),
+        "a base was assembled: {seen:#?}"
+    );
+    for base in ["ocibuild:node-build", "ocibuild:nodejs"] {
+        assert!(
+            seen.iter().any(|n| n.starts_with(base)
+                && n.contains("a copy runs on it: its skeleton made from the cache's listing")),
+            "{base}: {seen:#?}"
+        );
+    }
+    // the copies from the build stage read it through its layers: no stage root is made
+    assert!(
+        !seen.iter().any(|n| n.contains("root materialised")),
+        "{seen:#?}"
+    );
+    let roots: Vec<String> = fs::read_dir(root.join("engine/rootfs"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        roots.iter().all(|r| r.starts_with("skeleton-")),
+        "only skeletons in the store's roots: {roots:?}"
+    );
     assert!(
         seen.iter()
             .any(|n| n.starts_with("ocibuild:nodejs") && n.contains("fetched from cache registry")),

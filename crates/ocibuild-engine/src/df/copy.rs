@@ -26,7 +26,8 @@ pub(crate) enum Source {
     Context(PathBuf),
     /// A named directory context (no ignore rules).
     Dir(PathBuf),
-    /// An earlier stage (materialised on first read).
+    /// An earlier stage: a copy reads it through a view of its layers ([`Exec::stage_view`]);
+    /// it is materialised only where a whole root is needed (a `RUN --mount` from it).
     Stage(usize),
     /// An image's extracted root, with the image digest.
     Image(PathBuf, String),
@@ -112,17 +113,12 @@ impl Source {
     /// `COPY --from=STAGE /out/app` must not materialise the stage's root (a hard-link clone
     /// of a whole toolchain) just to hash one file.
     pub(crate) fn entry_host(&self, exec: &Exec<'_>, rel: &str) -> Option<PathBuf> {
-        if let Source::Stage(j) = self
-            && let Some(out) = exec.stages[*j].get()
-        {
-            let merged = out.merged.lock().ok().and_then(|m| m.clone());
-            if let Ok(view) = exec.view_of(&out.chain, merged.as_ref())
-                && let Ok(r) = view.resolve(&format!("/{}", clean_rel(rel)))
-                && let Some((host, m)) = view.lstat(&r)
-                && m.is_file()
-            {
-                return Some(host);
-            }
+        if let Source::Stage(j) = self {
+            // a directory too (its mode and owner key the copy): never the stage's root
+            let rel = clean_rel(rel);
+            let view = exec.stage_view(*j, &rel).ok()??;
+            let r = view.resolve(&format!("/{rel}")).ok()?;
+            return view.lstat(&r).map(|(host, _)| host);
         }
         self.resolve_in(exec, rel).ok()
     }
@@ -179,11 +175,7 @@ impl Source {
         let Source::Stage(j) = self else {
             return false;
         };
-        let Some(out) = exec.stages[*j].get() else {
-            return false;
-        };
-        let merged = out.merged.lock().ok().and_then(|m| m.clone());
-        let Ok(view) = exec.view_of(&out.chain, merged.as_ref()) else {
+        let Ok(Some(view)) = exec.stage_view(*j, &clean_rel(pattern)) else {
             return false;
         };
         view.resolve(&format!("/{}", clean_rel(pattern)))
@@ -224,31 +216,6 @@ impl Source {
             return Ok(items);
         }
         let pattern = clean_rel(pattern);
-        // One file from an earlier stage: read it from the stage's layers where it is, without
-        // materialising the stage's root.
-        if let Source::Stage(j) = self
-            && !has_glob(&pattern)
-            && !pattern.is_empty()
-            && let Some(out) = exec.stages[*j].get()
-        {
-            let merged = out.merged.lock().map_err(super::poison)?.clone();
-            let view = exec.view_of(&out.chain, merged.as_ref())?;
-            if let Ok(rel) = view.resolve(&format!("/{pattern}"))
-                && let Some((host, m)) = view.lstat(&rel)
-                && m.is_file()
-            {
-                return Ok(vec![Item {
-                    host,
-                    dest_rel: if parents {
-                        pattern.clone()
-                    } else {
-                        base_name(&pattern)
-                    },
-                    src_rel: pattern.clone(),
-                }]);
-            }
-        }
-        let root = self.root(exec)?;
         // An excluded directory takes its contents with it (BuildKit's `--exclude`).
         let excluded = |rel: &str| {
             rel.match_indices('/')
@@ -256,6 +223,14 @@ impl Source {
                 .chain(std::iter::once(rel))
                 .any(|p| exclude.iter().any(|g| g.is_match(p)))
         };
+        // An earlier stage is read through its layers, never materialised: a copy of `/src`
+        // must not hard-link a whole toolchain root into place (and remove it again).
+        if let Source::Stage(j) = self
+            && let Some(view) = exec.stage_view(*j, &pattern)?
+        {
+            return items_in_view(&view, &pattern, parents, &excluded);
+        }
+        let root = self.root(exec)?;
         let mut out = Vec::new();
         if self.is_fs_root() {
             // Walk from the pattern's literal prefix.
@@ -462,6 +437,120 @@ impl Source {
         }
         Ok(out)
     }
+}
+
+/// [`Source::items`] for an earlier stage read through a view of its layers: the same items,
+/// in the same order, as the walk of its materialised root gives.
+fn items_in_view(
+    view: &fsops::View,
+    pattern: &str,
+    parents: bool,
+    excluded: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Item>> {
+    let mut out = Vec::new();
+    let (prefix, matcher) = if has_glob(pattern) {
+        let lit: Vec<&str> = pattern.split('/').take_while(|c| !has_glob(c)).collect();
+        (lit.join("/"), Some(glob(pattern)?))
+    } else {
+        (pattern.to_string(), None)
+    };
+    let start = view.resolve(&format!("/{prefix}"))?;
+    let Some((start_host, meta)) = view.lstat(&start) else {
+        return Ok(out);
+    };
+    // (under, dest base, src base): every entry beneath the merged dir `under`
+    let walk = |under: &Path, base: &str, src_base: &str, out: &mut Vec<Item>| {
+        for (rel, host, _) in view.walk(under) {
+            let rel = rel.to_string_lossy().into_owned();
+            let src_rel = if src_base.is_empty() {
+                rel.clone()
+            } else {
+                format!("{src_base}/{rel}")
+            };
+            if excluded(&src_rel) {
+                continue;
+            }
+            out.push(Item {
+                host,
+                dest_rel: if base.is_empty() {
+                    rel
+                } else {
+                    format!("{base}/{rel}")
+                },
+                src_rel,
+            });
+        }
+    };
+    match matcher {
+        None => {
+            if meta.is_dir() {
+                walk(&start, "", pattern, &mut out);
+            } else {
+                out.push(Item {
+                    host: start_host,
+                    dest_rel: if parents {
+                        pattern.to_string()
+                    } else {
+                        base_name(pattern)
+                    },
+                    src_rel: pattern.to_string(),
+                });
+            }
+        }
+        Some(m) => {
+            if !meta.is_dir() {
+                return Ok(out);
+            }
+            let mut found = Vec::new();
+            for (rel, host, _) in view.walk(&start) {
+                let full = if prefix.is_empty() {
+                    rel.to_string_lossy().into_owned()
+                } else {
+                    format!("{prefix}/{}", rel.to_string_lossy())
+                };
+                if m.is_match(&full) {
+                    found.push((host, full));
+                }
+            }
+            for (host, full) in found {
+                if excluded(&full) {
+                    continue;
+                }
+                // a matched symlink is followed (within the root), as docker does
+                let (rel, host, dir) = match view
+                    .resolve(&format!("/{full}"))
+                    .ok()
+                    .and_then(|r| view.lstat(&r).map(|(h, m)| (r, h, m.is_dir())))
+                {
+                    Some(x) => x,
+                    None => (PathBuf::from(&full), host, false),
+                };
+                if dir {
+                    // a matched directory gives its contents
+                    let base = if parents { full.clone() } else { String::new() };
+                    if parents {
+                        out.push(Item {
+                            host: host.clone(),
+                            dest_rel: base.clone(),
+                            src_rel: full.clone(),
+                        });
+                    }
+                    walk(&rel, &base, &full, &mut out);
+                } else {
+                    out.push(Item {
+                        host,
+                        dest_rel: if parents {
+                            full.clone()
+                        } else {
+                            base_name(&full)
+                        },
+                        src_rel: full,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn base_name(p: &str) -> String {
@@ -960,7 +1049,7 @@ impl Exec<'_> {
             argv: Vec::new(),
         });
         let t0 = std::time::Instant::now();
-        let view = self.view(st)?;
+        let view = self.copy_view(st)?;
         let owner = match &chown {
             Some(c) => parse_chown(c, Some(&view), &loc)?,
             None => (0, 0),

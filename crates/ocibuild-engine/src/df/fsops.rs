@@ -430,6 +430,56 @@ impl View {
         fs::read_to_string(host).ok()
     }
 
+    /// The entries of the merged directory `rel` (root-relative), by name: each with the host
+    /// path holding it and its metadata, whiteouts and opaque dirs applied. Only directories,
+    /// symlinks and regular files: what a materialised root ([`clone_tree`], [`apply_upper`])
+    /// holds.
+    pub fn read_dir(&self, rel: &Path) -> Vec<(std::ffi::OsString, PathBuf, fs::Metadata)> {
+        let mut names = std::collections::BTreeSet::new();
+        for layer in &self.layers {
+            let d = layer.join(rel);
+            if !fs::symlink_metadata(&d).is_ok_and(|m| m.is_dir()) {
+                continue;
+            }
+            if let Ok(rd) = fs::read_dir(&d) {
+                for e in rd.flatten() {
+                    let n = e.file_name();
+                    if !n.to_string_lossy().starts_with(WH_PREFIX) {
+                        names.insert(n);
+                    }
+                }
+            }
+        }
+        names
+            .into_iter()
+            .filter_map(|n| {
+                let (host, m) = self.lstat(&rel.join(&n))?;
+                let ft = m.file_type();
+                (ft.is_dir() || ft.is_symlink() || ft.is_file()).then_some((n, host, m))
+            })
+            .collect()
+    }
+
+    /// Every entry beneath the merged directory `rel`, depth first, each directory's entries
+    /// by name (the order `walkdir` sorted by file name walks a materialised root in): (path
+    /// relative to `rel`, host path, metadata). No link is followed.
+    pub fn walk(&self, rel: &Path) -> Vec<(PathBuf, PathBuf, fs::Metadata)> {
+        let mut out = Vec::new();
+        self.walk_under(rel, Path::new(""), &mut out);
+        out
+    }
+
+    fn walk_under(&self, rel: &Path, sub: &Path, out: &mut Vec<(PathBuf, PathBuf, fs::Metadata)>) {
+        for (n, host, m) in self.read_dir(&rel.join(sub)) {
+            let s = sub.join(&n);
+            let dir = m.is_dir();
+            out.push((s.clone(), host, m));
+            if dir {
+                self.walk_under(rel, &s, out);
+            }
+        }
+    }
+
     /// Does any change dir of the view hold OCI `.wh.` markers (which overlayfs would not
     /// understand as whiteouts)?
     /// (Change dirs adopted from a remote cache with such markers carry a `<dir>.oci` flag
@@ -517,6 +567,80 @@ mod tests {
             e.iter()
                 .any(|x| x.kind == EntryKind::OpaqueDir && x.path == "opq")
         );
+    }
+
+    /// A copy from a stage walks the view of its layers instead of a materialised root: the
+    /// same entries, in the same order, with the same metadata.
+    #[test]
+    fn a_view_walks_like_the_materialised_root() {
+        let t = tempfile::tempdir().unwrap();
+        let base = t.path().join("base");
+        for d in ["usr/bin", "opq/sub", "src/old", "keep"] {
+            fs::create_dir_all(base.join(d)).unwrap();
+        }
+        for f in [
+            "usr/bin/tool",
+            "opq/sub/x",
+            "opq/y",
+            "src/old/z",
+            "gone",
+            "keep/a",
+        ] {
+            fs::write(base.join(f), f).unwrap();
+        }
+        std::os::unix::fs::symlink("usr/bin", base.join("bin")).unwrap();
+        let u1 = t.path().join("u1");
+        fs::create_dir_all(u1.join("opq")).unwrap();
+        fs::create_dir_all(u1.join("src/new")).unwrap();
+        fs::write(u1.join("opq/.wh..wh..opq"), "").unwrap();
+        fs::write(u1.join("opq/n"), "n").unwrap();
+        fs::write(u1.join(".wh.gone"), "").unwrap();
+        fs::write(u1.join("src/.wh.old"), "").unwrap();
+        fs::write(u1.join("src/new/f"), "f").unwrap();
+        fs::set_permissions(u1.join("src"), fs::Permissions::from_mode(0o750)).unwrap();
+        let u2 = t.path().join("u2");
+        fs::create_dir_all(u2.join("keep")).unwrap();
+        fs::write(u2.join("keep/b"), "b").unwrap();
+        std::os::unix::fs::symlink("/etc", u2.join("keep/l")).unwrap();
+        let merged = t.path().join("m");
+        clone_tree(&base, &merged).unwrap();
+        apply_upper(&merged, &u1).unwrap();
+        apply_upper(&merged, &u2).unwrap();
+        let view = View {
+            layers: vec![base, u1, u2],
+        };
+        let shape = |p: &Path, m: &fs::Metadata| {
+            let kind = if m.is_dir() {
+                "dir".to_string()
+            } else if m.file_type().is_symlink() {
+                format!("link:{}", fs::read_link(p).unwrap().display())
+            } else {
+                format!("file:{}", fs::read_to_string(p).unwrap())
+            };
+            (kind, m.mode() & 0o7777)
+        };
+        for under in ["", "src", "opq", "keep"] {
+            let want: Vec<_> = walkdir::WalkDir::new(merged.join(under))
+                .min_depth(1)
+                .sort_by_file_name()
+                .into_iter()
+                .map(|e| {
+                    let e = e.unwrap();
+                    let rel = e
+                        .path()
+                        .strip_prefix(merged.join(under))
+                        .unwrap()
+                        .to_path_buf();
+                    (rel, shape(e.path(), &e.path().symlink_metadata().unwrap()))
+                })
+                .collect();
+            let got: Vec<_> = view
+                .walk(Path::new(under))
+                .into_iter()
+                .map(|(rel, host, m)| (rel, shape(&host, &m)))
+                .collect();
+            assert_eq!(got, want, "under `{under}`");
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@
 mod copy;
 pub mod fsops;
 pub(crate) mod graph;
+mod listing;
 pub mod native;
 mod steps;
 #[doc(hidden)]
@@ -233,6 +234,14 @@ pub(crate) struct Exec<'a> {
     pub aliases: Mutex<HashMap<String, String>>,
     /// The native bases the whole-graph key named: (reference, what a hit says of each).
     pub graph_notes: Mutex<Vec<(String, String)>>,
+    /// Native bases' listings a `--cache-from` base record gave (manifest digest → the
+    /// listing's blob in the store): [`listing`].
+    pub listings: Mutex<HashMap<Digest, Digest>>,
+    /// Skeletons made from those listings in this build (manifest digest → dir, listing).
+    pub skeletons: Mutex<HashMap<Digest, (PathBuf, std::sync::Arc<listing::Listing>)>>,
+    /// The root directory of every base a step or copy used in this build (manifest digest →
+    /// root): what `--cache-to` lists.
+    pub used_roots: Mutex<HashMap<Digest, PathBuf>>,
 }
 
 /// A native base as the build uses it: keyed by its lock, its layers possibly not (yet) here.
@@ -581,6 +590,9 @@ fn new_exec<'a>(
         ensure_lock: Mutex::new(()),
         aliases: Mutex::new(HashMap::new()),
         graph_notes: Mutex::new(Vec::new()),
+        listings: Mutex::new(HashMap::new()),
+        skeletons: Mutex::new(HashMap::new()),
+        used_roots: Mutex::new(HashMap::new()),
     }
 }
 
@@ -841,6 +853,21 @@ impl Exec<'_> {
                 if !fetch(&manifest.config.digest)? {
                     return Ok(None);
                 }
+                // the base's listing, when the record has one: a copy onto the base then
+                // needs no root ([`listing`]); without it, the base is assembled for a copy
+                let listing = v
+                    .get("listing")
+                    .and_then(|l| l.get("digest"))
+                    .and_then(Value::as_str)
+                    .and_then(|d| d.parse::<Digest>().ok());
+                if let Some(d) = listing
+                    && fetch(&d)?
+                {
+                    self.listings
+                        .lock()
+                        .map_err(|_| "an internal lock was poisoned".to_string())?
+                        .insert(desc.digest.clone(), d);
+                }
                 load_image(&src, None).map(Some).map_err(|e| e.to_string())
             })();
             match got {
@@ -984,10 +1011,95 @@ impl Exec<'_> {
                 .lock()
                 .map_err(poison)?
                 .insert(img.manifest_desc.digest.clone(), tc.root.clone());
+            self.used_roots
+                .lock()
+                .map_err(poison)?
+                .insert(img.manifest_desc.digest.clone(), tc.root.clone());
             return Ok(tc.root);
         }
         self.ensure_layers(img)?;
-        extract_rootfs(&self.o.store, img)
+        let root = extract_rootfs(&self.o.store, img)?;
+        self.used_roots
+            .lock()
+            .map_err(poison)?
+            .insert(img.manifest_desc.digest.clone(), root.clone());
+        Ok(root)
+    }
+
+    /// The skeleton of a native base whose root is not here, made from the listing its
+    /// `--cache-from` record gave ([`listing`]): `None` when the base is here (or assembled in
+    /// this build) or no listing came with it.
+    pub(crate) fn skeleton_of(
+        &self,
+        img: &Image,
+    ) -> Result<Option<(PathBuf, std::sync::Arc<listing::Listing>)>> {
+        let d = &img.manifest_desc.digest;
+        if let Some(s) = self.skeletons.lock().map_err(poison)?.get(d) {
+            return Ok(Some(s.clone()));
+        }
+        if !self.is_lazy(img) {
+            return Ok(None);
+        }
+        let Some(blob) = self.listings.lock().map_err(poison)?.get(d).cloned() else {
+            return Ok(None);
+        };
+        let _g = self.ensure_lock.lock().map_err(poison)?;
+        if let Some(s) = self.skeletons.lock().map_err(poison)?.get(d) {
+            return Ok(Some(s.clone()));
+        }
+        let t0 = std::time::Instant::now();
+        let reference = self.native_of(img).map(|n| n.reference).unwrap_or_default();
+        // kept in the store's roots (pruned with them): made once per listing, never removed
+        // at the end of a build
+        let name = format!("skeleton-{}", blob.hex());
+        let done = self
+            .o
+            .store
+            .root()
+            .join("engine")
+            .join("rootfs")
+            .join(&name);
+        let made = (|| -> Result<(listing::Listing, PathBuf, &'static str)> {
+            let path = self.o.store.blob_path(&blob);
+            let bytes =
+                fs::read(&path).map_err(EngineError::io("reading a base listing", &path))?;
+            let l = listing::Listing::from_blob(&bytes)?;
+            if done.join("rootfs").is_dir() && done.join("complete").is_file() {
+                crate::storeusage::hold_root(&done);
+                return Ok((l, done.join("rootfs"), "found in the store"));
+            }
+            let (tmp, root) = rootfs_tmp(&self.o.store)?;
+            l.skeleton(&root)?;
+            Ok((
+                l,
+                publish_rootfs(tmp, &name)?,
+                "made from the cache's listing",
+            ))
+        })();
+        let (l, dir, made) = match made {
+            Ok(m) => m,
+            Err(e) => {
+                // a listing this ocibuild cannot use costs time, never the build: the base is
+                // assembled for the copy, as without a listing
+                (self.ev)(Event::Note(format!(
+                    "{reference}: the cache's listing of it is unusable ({e}); the base is assembled instead"
+                )));
+                self.listings.lock().map_err(poison)?.remove(d);
+                return Ok(None);
+            }
+        };
+        (self.ev)(Event::Note(format!(
+            "{reference}: a copy runs on it: its skeleton {made} ({} directories, {} links) in {:.2}s, not assembled",
+            l.dirs.len(),
+            l.links.len(),
+            t0.elapsed().as_secs_f64()
+        )));
+        let s = (dir, std::sync::Arc::new(l));
+        self.skeletons
+            .lock()
+            .map_err(poison)?
+            .insert(d.clone(), s.clone());
+        Ok(Some(s))
     }
 
     /// The platform stage `i` is built for: its `FROM --platform=…` (e.g. `$BUILDPLATFORM`, so

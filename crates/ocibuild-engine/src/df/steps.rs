@@ -63,6 +63,8 @@ pub(crate) struct StageRun {
     /// How the current step ended (ran, or from a cache), recorded when it is taken into the
     /// chain ([`Exec::push_step`]).
     pub pending: Option<ocibuild_record::StepStatus>,
+    /// The Dockerfile line of the current instruction.
+    pub line: usize,
 }
 
 /// The instructions that are steps of their own in the progress output (`[stage N/M]`).
@@ -241,6 +243,7 @@ impl Exec<'_> {
                 .filter(|i| is_fs_step(&i.kind))
                 .count(),
             pending: None,
+            line: 0,
         };
         if !triggers.is_empty() {
             let ins = parse_onbuild_triggers(&triggers).map_err(|e| EngineError::Invalid {
@@ -278,6 +281,7 @@ impl Exec<'_> {
 
     fn step(&self, st: &mut StageRun, ins: &Instruction) -> Result<()> {
         st.step_no += 1;
+        st.line = ins.span.line;
         if is_fs_step(&ins.kind) {
             st.fs_no += 1;
         }
@@ -538,6 +542,63 @@ impl Exec<'_> {
         }
         layers.extend(chain.uppers.iter().cloned());
         Ok(fsops::View { layers })
+    }
+
+    /// A view of the earlier stage `j` for a copy that reads `pattern` from it: its
+    /// materialised root when it has one, else its base and change dirs (`None`: the stage was
+    /// not built).
+    ///
+    /// On a native base that is not here, the view's bottom is the base's skeleton
+    /// ([`super::listing`]) when the listing shows nothing but directories at and beneath
+    /// what `pattern` names (its part before any wildcard): then the skeleton shows all the
+    /// copy reads, and the base is not assembled for it.
+    pub(crate) fn stage_view(&self, j: usize, pattern: &str) -> Result<Option<fsops::View>> {
+        let Some(out) = self.stages[j].get() else {
+            return Ok(None);
+        };
+        let merged = out.merged.lock().map_err(super::poison)?.clone();
+        if merged.is_none()
+            && let Some(img) = &out.chain.base
+            && let Some((skeleton, listing)) = self.skeleton_of(img)?
+        {
+            let mut layers = vec![skeleton];
+            layers.extend(out.chain.uppers.iter().cloned());
+            let view = fsops::View { layers };
+            let prefix: Vec<&str> = pattern
+                .split('/')
+                .take_while(|c| !c.contains(['*', '?', '[']))
+                .collect();
+            if let Ok(rel) = view.resolve(&format!("/{}", prefix.join("/")))
+                && listing.complete_under(&rel.to_string_lossy())
+            {
+                return Ok(Some(view));
+            }
+        }
+        Ok(Some(self.view_of(&out.chain, merged.as_ref())?))
+    }
+
+    /// The view a COPY or WORKDIR onto the stage writes against: [`Self::view`], with the base's
+    /// skeleton at the bottom when the base is a native one that is not here and its listing
+    /// came from the cache (a copy's layer holds only what it copies and the parents, whose
+    /// modes and owners the skeleton has).
+    ///
+    /// Not when a RUN follows in the stage: that step runs on the base's root, so the root is
+    /// made now and the skeleton would be work for nothing.
+    pub(crate) fn copy_view(&self, st: &StageRun) -> Result<fsops::View> {
+        let run_follows = self.df.stages[st.i]
+            .instructions
+            .iter()
+            .any(|i| matches!(i.kind, InstructionKind::Run(_)) && i.span.line > st.line);
+        if st.merged.is_none()
+            && !run_follows
+            && let Some(img) = &st.chain.base
+            && let Some((skeleton, _)) = self.skeleton_of(img)?
+        {
+            let mut layers = vec![skeleton];
+            layers.extend(st.chain.uppers.iter().cloned());
+            return Ok(fsops::View { layers });
+        }
+        self.view(st)
     }
 
     /// The stage's root, materialised now if it was not yet.
@@ -853,12 +914,19 @@ impl Exec<'_> {
             }
             push(&img.manifest.config.digest)?;
             push(&img.manifest_desc.digest)?;
-            let bytes = serde_json::to_vec(&json!({
+            let listing = self.base_listing(&n)?;
+            if let Some(d) = &listing {
+                push(d)?;
+            }
+            let mut record = json!({
                 "kind": "native-base",
                 "reference": n.reference,
                 "manifest": img.manifest_desc,
-            }))
-            .map_err(|e| EngineError::Invalid {
+            });
+            if let Some(d) = listing {
+                record["listing"] = json!({ "digest": d.to_string() });
+            }
+            let bytes = serde_json::to_vec(&record).map_err(|e| EngineError::Invalid {
                 what: "base record".into(),
                 detail: e.to_string(),
             })?;
@@ -873,6 +941,41 @@ impl Exec<'_> {
             }
         }
         Ok((created, existing))
+    }
+
+    /// The listing of a native base for its cache record, as a blob in the store: from its
+    /// root when a step or copy used it in this build or the store has it (an assembled
+    /// toolchain root, an extracted base; a base whose layers are here is extracted for it),
+    /// else the one the cache gave; `None` when neither (the record then has none, and a cold
+    /// runner assembles the base for a copy onto it).
+    fn base_listing(&self, n: &super::NativeUse) -> Result<Option<Digest>> {
+        let img = &n.image;
+        let d = &img.manifest_desc.digest;
+        let mut root = self
+            .used_roots
+            .lock()
+            .map_err(super::poison)?
+            .get(d)
+            .cloned();
+        if root.is_none() {
+            let roots = self.o.store.root().join("engine").join("rootfs");
+            let here = [format!("lock-{}", n.key), super::rootfs_name(img)?]
+                .into_iter()
+                .map(|name| roots.join(name))
+                .find(|r| r.join("complete").is_file() && r.join("rootfs").is_dir());
+            root = match here {
+                Some(r) => Some(r.join("rootfs")),
+                None if self.has_layers(img) => Some(self.base_rootfs(img)?),
+                None => None,
+            };
+        }
+        if let Some(root) = root {
+            let Some(l) = super::listing::Listing::of_root(&root)? else {
+                return Ok(None);
+            };
+            return Ok(Some(self.o.store.put_bytes(&l.to_blob()?)?));
+        }
+        Ok(self.listings.lock().map_err(super::poison)?.get(d).cloned())
     }
 
     /// Take a cached step into the stage.
@@ -1189,7 +1292,7 @@ impl Exec<'_> {
         if self.warm_stop(st, label) {
             return Ok(());
         }
-        let view = self.view(st)?;
+        let view = self.copy_view(st)?;
         let upper = self.new_upper()?;
         if abs == "/" {
             return self.commit_step(st, key, upper, &created_by);
