@@ -259,7 +259,9 @@ pub(crate) struct NativeUse {
 /// The index key of a native base's record in a remote cache: `{"kind": "native-base",
 /// "manifest": DESCRIPTOR}` for the lock key `lock_key`.
 pub(crate) fn native_base_index_key(lock_key: &str) -> String {
-    steps::key_of(json!(["native-base-v1", lock_key]))
+    // v2: records carry the base's listing. Records are written only when absent, so a v1
+    // record (no listing) would keep a cache's cold runners assembling bases for every copy.
+    steps::key_of(json!(["native-base-v2", lock_key]))
 }
 
 /// A `RUN --mount=type=cache` as the build used it.
