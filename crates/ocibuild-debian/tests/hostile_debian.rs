@@ -461,9 +461,10 @@ fn hostile_debs() {
     let (n, past, accepted) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
     let mut runner = TestRunner::new(Config {
         cases: cases(),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/hostile_debian.proptest-regressions",
-        ))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/hostile_debian.proptest-regressions"
+        )))),
         ..Config::default()
     });
     let result = runner.run(&deb_case(), |c| {
@@ -627,9 +628,10 @@ fn hostile_packages_indexes() {
     let (n, past, accepted) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
     let mut runner = TestRunner::new(Config {
         cases: cases(),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/hostile_debian.proptest-regressions",
-        ))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/hostile_debian.proptest-regressions"
+        )))),
         ..Config::default()
     });
     let base = packages_text();

@@ -219,7 +219,7 @@ impl DockerIgnore {
 /// as its UTF-8 bytes `\xc3\xb1`), where `?` or `[ñ]` take one byte, so `ü-?` missed `ü-ñ`.
 /// The byte escapes of each character become the character again and the regex is compiled
 /// in Unicode mode.
-fn char_regex(byte_re: &str) -> Result<Regex, String> {
+pub(crate) fn char_regex(byte_re: &str) -> Result<Regex, String> {
     let re = byte_re.strip_prefix("(?-u)").unwrap_or(byte_re);
     let chars: Vec<char> = re.chars().collect();
     let mut out = String::with_capacity(re.len());
@@ -263,7 +263,7 @@ fn char_regex(byte_re: &str) -> Result<Regex, String> {
 /// Go's `filepath.Match` (Docker's matcher) negates a character class only with `^`: `[!s]` is
 /// the class of `!` and `s`. globset reads `[!…]` as a negation too, so the `!` moves to the
 /// end of the class (`[s!]`); `[!-x]` (the range from `!`) becomes `["-x!]`, the same set.
-fn go_classes(p: &str) -> String {
+pub(crate) fn go_classes(p: &str) -> String {
     let chars: Vec<char> = p.chars().collect();
     let mut out = String::with_capacity(p.len());
     let mut i = 0;
@@ -312,7 +312,7 @@ fn go_classes(p: &str) -> String {
 }
 
 /// Docker treats `{` and `}` literally; globset would read them as alternation.
-fn escape_braces(p: &str) -> String {
+pub(crate) fn escape_braces(p: &str) -> String {
     let mut out = String::with_capacity(p.len());
     let mut escaped = false;
     for c in p.chars() {

@@ -17,6 +17,7 @@ pub mod ignore;
 pub mod model;
 mod mount;
 mod parser;
+pub mod pathmatch;
 pub mod plan;
 
 pub use error::{Error, ExpandError, IgnoreError, ParseError, PlanError, Result};
@@ -24,4 +25,5 @@ pub use expand::{expand, expand_words, split_words};
 pub use ignore::{DockerIgnore, walk_context};
 pub use model::*;
 pub use parser::{parse, parse_onbuild_triggers};
+pub use pathmatch::SourcePattern;
 pub use plan::{BaseRef, PLATFORM_ARGS, PlannedStage, StagePlan, platform_args, stage_graph};

@@ -162,9 +162,10 @@ fn random_dockerfiles_never_panic() {
     let (n, parsed, planned) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
     let mut runner = TestRunner::new(Config {
         cases: cases(),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/hostile_dockerfiles.proptest-regressions",
-        ))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/hostile_dockerfiles.proptest-regressions"
+        )))),
         ..Config::default()
     });
     let result = runner.run(&dockerfile(), |src| {

@@ -361,9 +361,10 @@ fn hostile_cache_records() {
     );
     let mut runner = TestRunner::new(Config {
         cases: cases(),
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/hostile_cache_records.proptest-regressions"
+        )))),
         ..Config::default()
     });
     let result = runner.run(&mutation(blobs.len()), |m| {
@@ -594,9 +595,10 @@ fn hostile_cache_mount_records() {
     let mut runner = TestRunner::new(Config {
         // a fifth of the step records' count: the same mutations, a second consumer
         cases: cases() / 5,
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/hostile_cache_records.proptest-regressions"
+        )))),
         ..Config::default()
     });
     let result = runner.run(&mutation(blobs.len()), |m| {

@@ -167,9 +167,10 @@ fn run(label: &str, base: fn() -> Value, parse: fn(&[u8]) -> Result<(), String>)
     let n_paths = all.len();
     let mut runner = TestRunner::new(Config {
         cases: cases(),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/hostile_json.proptest-regressions",
-        ))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/hostile_json.proptest-regressions"
+        )))),
         ..Config::default()
     });
     let strategy = (

@@ -346,9 +346,10 @@ fn run_layers(label: &str, compressions: BoxedStrategy<(Comp, Option<u16>)>) {
     let mut runner = TestRunner::new(Config {
         cases: cases(),
         // failing inputs are kept (and replayed first) here
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/hostile_layers.proptest-regressions",
-        ))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/hostile_layers.proptest-regressions"
+        )))),
         ..Config::default()
     });
     let strategy = (

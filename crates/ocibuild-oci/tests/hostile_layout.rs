@@ -415,9 +415,10 @@ fn run(label: &str, archive: bool) {
     let (n, opened, valid) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
     let mut runner = TestRunner::new(Config {
         cases: cases(),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/hostile_layout.proptest-regressions",
-        ))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/hostile_layout.proptest-regressions"
+        )))),
         ..Config::default()
     });
     let result = runner.run(&mutation(), |m| {

@@ -68,9 +68,10 @@ fn hostile_www_authenticate_headers() {
     let (n, past, kept) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
     let mut runner = TestRunner::new(Config {
         cases: cases(),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/hostile_auth.proptest-regressions",
-        ))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/hostile_auth.proptest-regressions"
+        )))),
         ..Config::default()
     });
     let strategy = (

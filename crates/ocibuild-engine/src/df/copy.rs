@@ -9,7 +9,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown};
 use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobMatcher};
-use ocibuild_dockerfile::{CopyArgs, DockerIgnore, Instruction, walk_context};
+use ocibuild_dockerfile::{CopyArgs, DockerIgnore, Instruction, SourcePattern, walk_context};
 use ocibuild_oci::extract::{ExtractOptions, decompress, extract_layer};
 use ocibuild_oci::media::Compression;
 use ocibuild_sandbox::mounts::resolve_in_root;
@@ -62,6 +62,15 @@ fn glob(pattern: &str) -> Result<GlobMatcher> {
             what: format!("source pattern {pattern}"),
             detail: e.to_string(),
         })
+}
+
+/// A source pattern with wildcards: Go's `filepath.Match` as BuildKit matches COPY sources
+/// (`?` one character, not one byte), or with `--parents` BuildKit's include pattern (`**`).
+fn source_glob(pattern: &str, parents: bool) -> Result<SourcePattern> {
+    SourcePattern::new(pattern, parents).map_err(|e| EngineError::Invalid {
+        what: format!("source pattern {pattern}"),
+        detail: format!("{e}; escape a literal *, ? or [ with \\"),
+    })
 }
 
 impl Source {
@@ -236,7 +245,7 @@ impl Source {
             // Walk from the pattern's literal prefix.
             let (prefix, matcher) = if has_glob(&pattern) {
                 let lit: Vec<&str> = pattern.split('/').take_while(|c| !has_glob(c)).collect();
-                (lit.join("/"), Some(glob(&pattern)?))
+                (lit.join("/"), Some(source_glob(&pattern, parents)?))
             } else {
                 (pattern.clone(), None)
             };
@@ -314,7 +323,7 @@ impl Source {
         let matched: Vec<(String, bool)> = if pattern.is_empty() {
             vec![(String::new(), true)]
         } else if has_glob(&pattern) {
-            let m = glob(&pattern)?;
+            let m = source_glob(&pattern, parents)?;
             listing
                 .iter()
                 .filter(|(r, _)| m.is_match(r))
@@ -1552,5 +1561,48 @@ mod tests {
         assert_eq!(parse_chmod("755", "f").unwrap(), 0o755);
         assert!(parse_chmod("u+x", "f").is_err());
         assert_eq!(redact_url("https://u:p@h/x"), "https://***@h/x");
+    }
+
+    /// COPY sources with wildcards follow Go's `filepath.Match` as BuildKit's do: `?` and a
+    /// class take one character, not one byte (globset's byte regex missed `ü-ñ.txt` for
+    /// `ü-?.txt` and `é` for `[é]`); `[!x]` is the class of `!` and `x`; braces are literal.
+    #[test]
+    fn wildcard_sources_match_characters_as_go_does() {
+        use crate::df::tests::{NoRegistry, notes, options};
+        use ocibuild_oci::store::ContentStore;
+        let t = tempfile::tempdir().unwrap();
+        let ctx = t.path().join("ctx");
+        fs::create_dir_all(ctx.join("dir")).unwrap();
+        for name in [
+            "ü-ñ.txt",
+            "ü-ab.txt",
+            "dir/é",
+            "dir/ee",
+            "!.md",
+            "y.md",
+            "x{a,b}",
+            "xa",
+        ] {
+            fs::write(ctx.join(name), name).unwrap();
+        }
+        let text = "FROM scratch\nCOPY ü-?.txt dir/[é] [!x].md *{a,b} /out/\n";
+        fs::write(ctx.join("Dockerfile"), text).unwrap();
+        let store = ContentStore::open(t.path().join("store")).unwrap();
+        let r = NoRegistry;
+        let (built, _) = notes(text, &options(&store, &ctx, &r));
+        let root = crate::df::extract_rootfs(&store, &built.image).unwrap();
+        let mut got: Vec<String> = fs::read_dir(root.join("out"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        got.sort();
+        assert_eq!(got, ["!.md", "x{a,b}", "é", "ü-ñ.txt"]);
+        // a malformed pattern is a clear error naming it
+        let bad = "FROM scratch\nCOPY dir/[a- /out/\n";
+        let e = crate::df::build(bad, &options(&store, &ctx, &r), &|_| {})
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("dir/[a-"), "{e}");
     }
 }
