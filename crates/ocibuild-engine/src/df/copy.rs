@@ -256,7 +256,20 @@ impl Source {
             match matcher {
                 None => {
                     if meta.is_dir() {
-                        walk_into(&start, "", &pattern, parents, &excluded, &mut out)?;
+                        // `--parents` keeps a named directory's path, as a matched one's
+                        let base = if parents {
+                            pattern.clone()
+                        } else {
+                            String::new()
+                        };
+                        if !base.is_empty() {
+                            out.push(Item {
+                                host: start.clone(),
+                                dest_rel: base.clone(),
+                                src_rel: pattern.clone(),
+                            });
+                        }
+                        walk_into(&start, &base, &pattern, parents, &excluded, &mut out)?;
                     } else {
                         let name = base_name(&pattern);
                         out.push(Item {
@@ -493,7 +506,20 @@ fn items_in_view(
     match matcher {
         None => {
             if meta.is_dir() {
-                walk(&start, "", pattern, &mut out);
+                // `--parents` keeps a named directory's path, as a matched one's
+                let base = if parents {
+                    pattern.to_string()
+                } else {
+                    String::new()
+                };
+                if !base.is_empty() {
+                    out.push(Item {
+                        host: start_host,
+                        dest_rel: base.clone(),
+                        src_rel: pattern.to_string(),
+                    });
+                }
+                walk(&start, &base, pattern, &mut out);
             } else {
                 out.push(Item {
                     host: start_host,
@@ -1604,5 +1630,50 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("dir/[a-"), "{e}");
+    }
+
+    /// `COPY --parents` of a named directory keeps its path from the pivot on, from the
+    /// context and from an earlier stage alike (BuildKit): `--from=b --parents /src/./apps/api
+    /// /app/` gives `/app/apps/api/…`. From a stage the directory's contents landed at `/app/`
+    /// and the pivot filter then dropped them, leaving nothing.
+    #[test]
+    fn parents_keeps_a_named_directorys_path_from_a_stage_and_the_context() {
+        use crate::df::tests::{NoRegistry, notes, options};
+        use ocibuild_oci::store::ContentStore;
+        let t = tempfile::tempdir().unwrap();
+        let ctx = t.path().join("ctx");
+        fs::create_dir_all(ctx.join("apps/api/src")).unwrap();
+        fs::create_dir_all(ctx.join("apps/web")).unwrap();
+        fs::write(ctx.join("apps/api/src/main.js"), "api").unwrap();
+        fs::write(ctx.join("apps/api/package.json"), "{}").unwrap();
+        fs::write(ctx.join("apps/web/index.js"), "web").unwrap();
+        let text = "FROM scratch AS b
+COPY . /src/
+                    FROM scratch
+                    COPY --from=b --parents /src/./apps/api /app/
+                    COPY --from=b --parents /src/apps/api /whole/
+                    COPY --parents ./apps/api /ctx/
+";
+        fs::write(ctx.join("Dockerfile"), text).unwrap();
+        let store = ContentStore::open(t.path().join("store")).unwrap();
+        let r = NoRegistry;
+        let (built, _) = notes(text, &options(&store, &ctx, &r));
+        let root = crate::df::extract_rootfs(&store, &built.image).unwrap();
+        for p in [
+            "app/apps/api/src/main.js",
+            "app/apps/api/package.json",
+            "whole/src/apps/api/src/main.js",
+            "ctx/apps/api/package.json",
+        ] {
+            assert!(root.join(p).is_file(), "{p} missing");
+        }
+        for p in [
+            "app/src",
+            "app/package.json",
+            "app/apps/web",
+            "ctx/apps/web",
+        ] {
+            assert!(!root.join(p).exists(), "{p} copied");
+        }
     }
 }
