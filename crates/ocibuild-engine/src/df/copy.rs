@@ -256,19 +256,7 @@ impl Source {
             match matcher {
                 None => {
                     if meta.is_dir() {
-                        // `--parents` keeps a named directory's path, as a matched one's
-                        let base = if parents {
-                            pattern.clone()
-                        } else {
-                            String::new()
-                        };
-                        if !base.is_empty() {
-                            out.push(Item {
-                                host: start.clone(),
-                                dest_rel: base.clone(),
-                                src_rel: pattern.clone(),
-                            });
-                        }
+                        let base = dir_base(&mut out, parents, &start, &pattern);
                         walk_into(&start, &base, &pattern, parents, &excluded, &mut out)?;
                     } else {
                         let name = base_name(&pattern);
@@ -305,15 +293,7 @@ impl Source {
                         // a matched symlink is followed (within the root), as docker does
                         let host = self.resolve_in(exec, &full).unwrap_or(host);
                         if host.is_dir() {
-                            // a matched directory gives its contents
-                            let base = if parents { full.clone() } else { String::new() };
-                            if parents {
-                                out.push(Item {
-                                    host: host.clone(),
-                                    dest_rel: base.clone(),
-                                    src_rel: full.clone(),
-                                });
-                            }
+                            let base = dir_base(&mut out, parents, &host, &full);
                             walk_into(&host, &base, &full, parents, &excluded, &mut out)?;
                         } else {
                             out.push(Item {
@@ -410,18 +390,7 @@ impl Source {
                 continue;
             }
             if is_dir {
-                let base = if rel.is_empty() || !parents {
-                    String::new()
-                } else {
-                    rel.clone()
-                };
-                if !base.is_empty() {
-                    out.push(Item {
-                        host: root.join(&rel),
-                        dest_rel: base.clone(),
-                        src_rel: rel.clone(),
-                    });
-                }
+                let base = dir_base(&mut out, parents, &root.join(&rel), &rel);
                 let prefix = if rel.is_empty() {
                     String::new()
                 } else {
@@ -506,19 +475,7 @@ fn items_in_view(
     match matcher {
         None => {
             if meta.is_dir() {
-                // `--parents` keeps a named directory's path, as a matched one's
-                let base = if parents {
-                    pattern.to_string()
-                } else {
-                    String::new()
-                };
-                if !base.is_empty() {
-                    out.push(Item {
-                        host: start_host,
-                        dest_rel: base.clone(),
-                        src_rel: pattern.to_string(),
-                    });
-                }
+                let base = dir_base(&mut out, parents, &start_host, pattern);
                 walk(&start, &base, pattern, &mut out);
             } else {
                 out.push(Item {
@@ -561,15 +518,7 @@ fn items_in_view(
                     None => (PathBuf::from(&full), host, false),
                 };
                 if dir {
-                    // a matched directory gives its contents
-                    let base = if parents { full.clone() } else { String::new() };
-                    if parents {
-                        out.push(Item {
-                            host: host.clone(),
-                            dest_rel: base.clone(),
-                            src_rel: full.clone(),
-                        });
-                    }
+                    let base = dir_base(&mut out, parents, &host, &full);
                     walk(&rel, &base, &full, &mut out);
                 } else {
                     out.push(Item {
@@ -586,6 +535,21 @@ fn items_in_view(
         }
     }
     Ok(out)
+}
+
+/// A directory source (named or matched) gives its contents; with `--parents` its own path is
+/// kept (BuildKit): its item is pushed and the contents go under that path, which is returned.
+/// Without `--parents` (or for the root itself) the contents land at the destination: `""`.
+fn dir_base(out: &mut Vec<Item>, parents: bool, host: &Path, path: &str) -> String {
+    if !parents || path.is_empty() {
+        return String::new();
+    }
+    out.push(Item {
+        host: host.to_path_buf(),
+        dest_rel: path.to_string(),
+        src_rel: path.to_string(),
+    });
+    path.to_string()
 }
 
 fn base_name(p: &str) -> String {
