@@ -1022,9 +1022,31 @@ fn output_cmd(cmd: &mut Command, what: &str) -> Res<std::process::Output> {
     Ok(out)
 }
 
-/// Run `cmd` to success and return its wall time.
+/// Run `cmd` to success and return its wall time. With `BUILD_BENCH_LOGS=DIR`, its stderr
+/// (ocibuild's progress: which phase took the time) and the load before and after go to a
+/// numbered file in DIR, to explain a slow run.
 fn time_cmd(cmd: &mut Command, what: &str) -> Res<f64> {
+    let load = || fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let before = load();
     let t0 = Instant::now();
-    output_cmd(cmd, what)?;
-    Ok(t0.elapsed().as_secs_f64())
+    let out = output_cmd(cmd, what)?;
+    let secs = t0.elapsed().as_secs_f64();
+    if let Some(dir) = std::env::var_os("BUILD_BENCH_LOGS") {
+        let dir = PathBuf::from(dir);
+        fs::create_dir_all(&dir)?;
+        let name: String = what
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let file = dir.join(format!("{:03}-{name}.log", next_id()));
+        fs::write(
+            &file,
+            format!(
+                "{what}: {secs:.2} s\nload before: {before}load after: {}\n--- stderr ---\n{}",
+                load(),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )?;
+    }
+    Ok(secs)
 }

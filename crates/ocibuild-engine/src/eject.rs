@@ -35,6 +35,20 @@ pub struct EjectOptions {
     /// The app's directory: which of the steps' declared inputs exist (without it, all of
     /// them are taken to exist).
     pub dir: Option<std::path::PathBuf>,
+    /// Where the build stage's `FROM` takes its root from.
+    pub build_from: BuildFrom,
+}
+
+/// The build stage's root and platform: a choice made on the plan, written into the `FROM`
+/// line as it is generated (never an edit of generated text).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BuildFrom {
+    /// `FROM --platform=$BUILDPLATFORM …`: the stage runs on the build platform for another
+    /// target (its layers are cross-compiled or architecture-independent).
+    pub build_platform: bool,
+    /// `--toolchain host`: the stage is `FROM ocibuild:host` (the host's own programs), which
+    /// only the build itself can name; an eject refuses it.
+    pub host: bool,
 }
 
 /// The declared inputs of the first `n` steps that exist in `dir` and that the source copy
@@ -60,7 +74,8 @@ fn declared_inputs(plan: &Plan, n: usize, dir: Option<&std::path::Path>) -> Resu
 
 /// The Dockerfile equivalent to `plan`.
 pub fn dockerfile(plan: &Plan, o: &EjectOptions) -> Result<String> {
-    if plan.toolchain.profile == "host" {
+    let host = o.build_from.host;
+    if plan.toolchain.profile == "host" && !host {
         return Err(EngineError::Invalid {
             what: "--dry-run=dockerfile".into(),
             detail: "a plan with --toolchain host runs the host's programs, which a Dockerfile cannot name; eject without --toolchain host".into(),
@@ -85,7 +100,17 @@ pub fn dockerfile(plan: &Plan, o: &EjectOptions) -> Result<String> {
             .backports
             .then_some(plan.toolchain.packages.as_slice()),
     );
-    let _ = writeln!(w, "FROM {tc_ref} AS build");
+    let tc_ref = if host {
+        crate::df::native::HOST.to_string()
+    } else {
+        tc_ref
+    };
+    let platform = if o.build_from.build_platform {
+        "--platform=$BUILDPLATFORM "
+    } else {
+        ""
+    };
+    let _ = writeln!(w, "FROM {platform}{tc_ref} AS build");
     // What the zero-config executor gives every step.
     let mut path = plan.toolchain.path_prepend.join(":");
     if !path.is_empty() {
@@ -556,5 +581,54 @@ mod tests {
         assert!(d.contains("USER 65532:65532\n"), "{d}");
         // it parses
         ocibuild_dockerfile::parse(&d, "Dockerfile").unwrap();
+    }
+
+    #[test]
+    fn the_build_stage_s_from_is_chosen_on_the_plan_and_nothing_else_changes() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("go.mod"), "module x\n\ngo 1.22\n").unwrap();
+        std::fs::write(t.path().join("main.go"), "package main\nfunc main() {}\n").unwrap();
+        let plan =
+            ocibuild_builders::plan(t.path(), &ocibuild_builders::Options::default()).unwrap();
+        let with = |build_platform: bool, host: bool| {
+            let o = EjectOptions {
+                build_from: BuildFrom {
+                    build_platform,
+                    host,
+                },
+                ..Default::default()
+            };
+            dockerfile(&plan, &o).unwrap()
+        };
+        let plain = with(false, false);
+        let from = "FROM ocibuild:build-base+golang-go AS build\n";
+        assert_eq!(plain.matches(" AS build\n").count(), 1, "{plain}");
+        let cases = [
+            (
+                with(true, false),
+                "FROM --platform=$BUILDPLATFORM ocibuild:build-base+golang-go AS build\n",
+            ),
+            (
+                with(false, true),
+                &*format!("FROM {} AS build\n", crate::df::native::HOST),
+            ),
+            (
+                with(true, true),
+                &*format!(
+                    "FROM --platform=$BUILDPLATFORM {} AS build\n",
+                    crate::df::native::HOST
+                ),
+            ),
+        ];
+        for (d, line) in cases {
+            // the one FROM line differs; the runtime stage's FROM keeps no --platform
+            assert_eq!(d.replacen(line, from, 1), plain, "{d}");
+            assert!(d.contains("\nFROM ocibuild:static:nonroot\n"), "{d}");
+            ocibuild_dockerfile::parse(&d, "Dockerfile").unwrap();
+        }
+        // a plan on the host's programs is not ejected
+        let mut host_plan = plan.clone();
+        host_plan.toolchain.profile = "host".into();
+        assert!(dockerfile(&host_plan, &EjectOptions::default()).is_err());
     }
 }

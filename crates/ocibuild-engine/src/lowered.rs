@@ -104,8 +104,14 @@ impl ocibuild_cache::CacheBackend for Lent<'_> {
     }
 }
 
-/// The Dockerfile form of `plan` (what `--dry-run=dockerfile` prints) for the app in `app`.
-pub(crate) fn lower(app: &Path, plan: &Plan, o: &Run<'_>) -> Result<String> {
+/// The Dockerfile form of `plan` (what `--dry-run=dockerfile` prints) for the app in `app`,
+/// its build stage's `FROM` as `from` says.
+pub(crate) fn lower(
+    app: &Path,
+    plan: &Plan,
+    o: &Run<'_>,
+    from: crate::eject::BuildFrom,
+) -> Result<String> {
     crate::eject::dockerfile(
         plan,
         &crate::eject::EjectOptions {
@@ -113,6 +119,7 @@ pub(crate) fn lower(app: &Path, plan: &Plan, o: &Run<'_>) -> Result<String> {
             labels: o.labels.clone(),
             source_date_epoch: o.common.source_date_epoch,
             dir: Some(app.to_path_buf()),
+            build_from: from,
         },
     )
 }
@@ -127,21 +134,6 @@ enum BuildStage {
     BuildPlatform,
     /// For the target platform (under emulation): the layers hold the target's native code.
     Target,
-}
-
-/// The build stage of `text` (the lowered plan, or its eject) on the build platform.
-pub fn on_build_platform(text: &str) -> String {
-    let mut done = false;
-    text.lines()
-        .map(|l| {
-            if !done && l.starts_with("FROM ") && l.ends_with(" AS build") {
-                done = true;
-                format!("FROM --platform=$BUILDPLATFORM {}\n", &l["FROM ".len()..])
-            } else {
-                format!("{l}\n")
-            }
-        })
-        .collect()
 }
 
 /// Every ELF file under `root` whose machine is not `machine`: (path relative to `root`,
@@ -186,27 +178,6 @@ fn machine_name(m: u16) -> String {
 /// `--toolchain host`: the steps run the host's own programs.
 fn on_host(plan: &Plan, o: &Run<'_>) -> bool {
     o.host_toolchain || plan.toolchain.profile == "host"
-}
-
-/// [`lower`] for `--toolchain host`: the build stage is `FROM ocibuild:host` (the host's
-/// programs, [`crate::df::native::host_image`]) instead of a Debian toolchain root.
-fn lower_on_host(app: &Path, plan: &Plan, o: &Run<'_>) -> Result<String> {
-    let mut p = plan.clone();
-    p.toolchain.profile = "build-base".into();
-    p.toolchain.packages.clear();
-    p.toolchain.backports = false;
-    let text = lower(app, &p, o)?;
-    let mut done = false;
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        if !done && line.starts_with("FROM ") && line.trim_end().ends_with(" AS build") {
-            out.push_str(&format!("FROM {} AS build\n", crate::df::native::HOST));
-            done = true;
-        } else {
-            out.push_str(line);
-        }
-    }
-    Ok(out)
 }
 
 /// Build `plan` on the one executor. `warm_only`: fetch what `--cache-from` has, run nothing
@@ -317,14 +288,15 @@ fn build_on(
 ) -> Result<std::result::Result<(Built, Vec<String>), Vec<String>>> {
     let store = &o.toolchain_bases.store;
     let host = on_host(plan, o);
-    let mut text = if host {
-        lower_on_host(app, plan, o)?
-    } else {
-        lower(app, plan, o)?
-    };
-    if at == BuildStage::BuildPlatform {
-        text = on_build_platform(&text);
-    }
+    let text = lower(
+        app,
+        plan,
+        o,
+        crate::eject::BuildFrom {
+            build_platform: at == BuildStage::BuildPlatform,
+            host,
+        },
+    )?;
     // The graph's text is kept beside the step logs: errors point at its lines.
     let dir = store.root().join("engine").join("zeroconfig");
     std::fs::create_dir_all(&dir).map_err(EngineError::io("creating a directory", &dir))?;
@@ -790,16 +762,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_build_stage_moves_to_the_build_platform_and_nothing_else_does() {
-        let text = "# FROM x AS build in a comment\nFROM ocibuild:node-build AS build\nRUN npm ci\n\nFROM ocibuild:nodejs:nonroot\nCOPY --from=build /src /app\n";
-        let out = on_build_platform(text);
-        assert_eq!(
-            out,
-            "# FROM x AS build in a comment\nFROM --platform=$BUILDPLATFORM ocibuild:node-build AS build\nRUN npm ci\n\nFROM ocibuild:nodejs:nonroot\nCOPY --from=build /src /app\n"
-        );
-    }
-
-    #[test]
     fn elf_files_of_another_machine_are_found_with_their_machine() {
         let d = tempfile::tempdir().unwrap();
         let elf = |machine: u16| {
@@ -831,16 +793,5 @@ mod tests {
             )]
         );
         assert_eq!(foreign_elf_files(d.path(), 0x3e).len(), 1);
-    }
-
-    #[test]
-    fn a_foreign_runtime_builds_on_the_build_platform() {
-        let text = "# app\nFROM ocibuild:build-base+golang-go AS build\nRUN go build\n\
-                    FROM ocibuild:static:nonroot\nCOPY --from=build /out/x /x\n";
-        assert_eq!(
-            on_build_platform(text),
-            "# app\nFROM --platform=$BUILDPLATFORM ocibuild:build-base+golang-go AS build\n\
-             RUN go build\nFROM ocibuild:static:nonroot\nCOPY --from=build /out/x /x\n"
-        );
     }
 }

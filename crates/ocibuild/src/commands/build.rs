@@ -344,6 +344,9 @@ fn eject(
 ) -> Result<String> {
     let epoch = a.source_date_epoch.unwrap_or(0);
     let labels = ocibuild_engine::zero_config_labels(ctx, epoch);
+    // another platform's image: the build stage runs on the build platform, as the build does
+    // when the app's layers are cross-compiled or architecture-independent
+    let foreign = Platform::parse(&a.platform).is_ok_and(|p| p.architecture != host_arch());
     let o = ocibuild_engine::eject::EjectOptions {
         app: if rerooted {
             ctx.display().to_string()
@@ -353,18 +356,12 @@ fn eject(
         labels,
         source_date_epoch: epoch,
         dir: Some(ctx.to_path_buf()),
-    };
-    let text = ocibuild_engine::eject::dockerfile(plan, &o)?;
-    // another platform's image: the build stage runs on the build platform, as the build does
-    // when the app's layers are cross-compiled or architecture-independent
-    let foreign = Platform::parse(&a.platform).is_ok_and(|p| p.architecture != host_arch());
-    Ok(
-        if foreign && (plan.lang == Lang::Go || plan.arch_specific.is_empty()) {
-            ocibuild_engine::lowered::on_build_platform(&text)
-        } else {
-            text
+        build_from: ocibuild_engine::eject::BuildFrom {
+            build_platform: foreign && (plan.lang == Lang::Go || plan.arch_specific.is_empty()),
+            host: false,
         },
-    )
+    };
+    Ok(ocibuild_engine::eject::dockerfile(plan, &o)?)
 }
 
 pub(super) fn host_arch() -> &'static str {
