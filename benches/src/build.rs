@@ -1027,11 +1027,37 @@ fn output_cmd(cmd: &mut Command, what: &str) -> Res<std::process::Output> {
 /// numbered file in DIR, to explain a slow run.
 fn time_cmd(cmd: &mut Command, what: &str) -> Res<f64> {
     let load = || fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let Some(dir) = std::env::var_os("BUILD_BENCH_LOGS") else {
+        let t0 = Instant::now();
+        output_cmd(cmd, what)?;
+        return Ok(t0.elapsed().as_secs_f64());
+    };
     let before = load();
     let t0 = Instant::now();
-    let out = output_cmd(cmd, what)?;
+    // stderr read as it comes, each line stamped with the time since the start
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    let mut stamped = String::new();
+    if let Some(err) = child.stderr.take() {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(err).lines() {
+            let line = line?;
+            stamped.push_str(&format!("{:8.2} {line}\n", t0.elapsed().as_secs_f64()));
+        }
+    }
+    let status = child.wait()?;
     let secs = t0.elapsed().as_secs_f64();
-    if let Some(dir) = std::env::var_os("BUILD_BENCH_LOGS") {
+    if !status.success() {
+        return Err(format!("{what} failed ({status}): `{}`\n{stamped}", describe(cmd)).into());
+    }
+    let out = std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr: stamped.into_bytes(),
+    };
+    {
         let dir = PathBuf::from(dir);
         fs::create_dir_all(&dir)?;
         let name: String = what

@@ -1353,3 +1353,115 @@ fn a_cold_runner_keys_native_bases_by_their_lock_and_assembles_no_runtime_base()
     assert_eq!(b2.digest, a2.digest);
     assert_ne!(b2.digest, a.digest);
 }
+
+/// Issue 20 (cold Go builds): a toolchain base assembled on this machine leaves its record
+/// (manifest and config) in the package cache (`--cache-dir`/`base-records`). A build with a
+/// fresh `--root` and that package cache then names the toolchain by the record and runs on
+/// the root hard-linked from the unpacked packages: none of the toolchain's layers is written,
+/// compressed or hashed, and the image is the same. A corrupt record is a note and a miss: the
+/// base is assembled, the image is the same again.
+#[test]
+fn a_fresh_store_names_its_toolchain_by_the_package_cache_s_record_and_writes_no_toolchain_layer() {
+    let ctx = TestContext::new();
+    // a private package cache: the shared one's files hard-linked (no download), its records
+    // left out so the first build assembles the toolchain's image
+    let pkgs = ctx.path("pkgs");
+    run_ok(Command::new("cp").arg("-al").arg(cache()).arg(&pkgs));
+    let records = pkgs.join("base-records");
+    if records.exists() {
+        fs::remove_dir_all(&records).unwrap();
+    }
+    let app = go_app(&ctx, "app");
+    let zc = |root: &Path, out: &Path| -> Built {
+        parse(&run(Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+            .arg("--root")
+            .arg(root)
+            .args(["--progress", "json", "build"])
+            .arg("--cache-dir")
+            .arg(&pkgs)
+            .arg("--output")
+            .arg(format!("oci:{}:t", out.display()))
+            .arg(&app)
+            .env_remove("SOURCE_DATE_EPOCH")
+            .stdin(Stdio::null())))
+    };
+    let toolchain = |n: &String| n.starts_with("ocibuild:build-base+golang-go");
+
+    // 1. assembled: the image is built, its record kept
+    let a = zc(&ctx.tmp_dir("root-a"), &ctx.tmp_dir("out-a"));
+    let seen = notes(&a.stderr);
+    assert!(
+        seen.iter()
+            .any(|n| toolchain(n) && n.contains("(assembled")),
+        "{seen:#?}"
+    );
+    let index: Vec<PathBuf> = fs::read_dir(records.join("index"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(index.len(), 1, "one record: {index:?}");
+    let record: Value = serde_json::from_slice(&fs::read(&index[0]).unwrap()).unwrap();
+    assert_eq!(record["kind"], "native-base");
+    let manifest_hex = record["manifest"]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let manifest: Value = serde_json::from_slice(
+        &fs::read(records.join("blobs/sha256").join(&manifest_hex)).unwrap(),
+    )
+    .unwrap();
+    let layers: Vec<String> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:")
+                .to_string()
+        })
+        .collect();
+    assert!(!layers.is_empty(), "{manifest:#}");
+
+    // 2. a fresh store: named by the record, no toolchain layer written, the same image
+    let root_b = ctx.tmp_dir("root-b");
+    let b = zc(&root_b, &ctx.tmp_dir("out-b"));
+    let seen = notes(&b.stderr);
+    assert!(
+        seen.iter()
+            .any(|n| toolchain(n) && n.contains("manifest from this machine's package cache")),
+        "{seen:#?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|n| toolchain(n) && n.contains("(assembled")),
+        "{seen:#?}"
+    );
+    for l in &layers {
+        assert!(
+            !root_b.join("blobs/sha256").join(l).exists(),
+            "toolchain layer {l} was written"
+        );
+    }
+    assert_eq!(b.digest, a.digest);
+
+    // 3. a corrupt record (its manifest blob flipped): a miss, assembled, the same image
+    let blob = records.join("blobs/sha256").join(&manifest_hex);
+    let data = fs::read(&blob).unwrap();
+    fs::write(&blob, flip(&data)).unwrap();
+    let c = zc(&ctx.tmp_dir("root-c"), &ctx.tmp_dir("out-c"));
+    let seen = notes(&c.stderr);
+    assert!(
+        seen.iter().any(|n| n.contains("treated as a miss")),
+        "{seen:#?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|n| toolchain(n) && n.contains("(assembled")),
+        "{seen:#?}"
+    );
+    assert_eq!(c.digest, a.digest);
+}

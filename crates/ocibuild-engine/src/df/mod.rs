@@ -256,6 +256,11 @@ pub(crate) struct NativeUse {
     pub image: Image,
 }
 
+/// Where the package cache keeps toolchain bases' records ([`Exec::machine_base`]).
+fn machine_records(nb: &native::NativeBases) -> PathBuf {
+    nb.bases.cache_dir.join("base-records")
+}
+
 /// The index key of a native base's record in a remote cache: `{"kind": "native-base",
 /// "manifest": DESCRIPTOR}` for the lock key `lock_key`.
 pub(crate) fn native_base_index_key(lock_key: &str) -> String {
@@ -779,7 +784,11 @@ impl Exec<'_> {
         } else {
             match b.known_image(&locked) {
                 Some(img) => Some((img, "this store")),
-                None => self.remote_base(&b, &locked)?,
+                None => match self.remote_base(&b, &locked)? {
+                    Some(found) => Some(found),
+                    None if r.toolchain => self.machine_base(nb, &b, &locked)?,
+                    None => None,
+                },
             }
         };
         let img = match known {
@@ -795,7 +804,13 @@ impl Exec<'_> {
                 )));
                 img
             }
-            None => nb.image_for_arch(r, arch, self.ev)?,
+            None => {
+                let img = nb.image_for_arch(r, arch, self.ev)?;
+                if r.toolchain && !self.o.no_cache {
+                    self.remember_machine_base(nb, r, &locked, &img);
+                }
+                img
+            }
         };
         self.natives.lock().map_err(poison)?.insert(
             img.manifest_desc.digest.clone(),
@@ -810,6 +825,66 @@ impl Exec<'_> {
         Ok(img)
     }
 
+    /// The package cache's record of a toolchain base (`--cache-dir`/`base-records`, written
+    /// when a build on this machine assembled its image: [`Exec::remember_machine_base`]): the
+    /// manifest and config only, as a `--cache-from` record gives them. A fresh store then runs
+    /// the build stage on the root hard-linked from the unpacked packages, and never writes,
+    /// compresses and hashes the toolchain's layers (hundreds of MB) just to name its image;
+    /// a step that needs the layers assembles them and checks they are the recorded image.
+    fn machine_base(
+        &self,
+        nb: &native::NativeBases,
+        b: &crate::roots::Bases,
+        locked: &crate::roots::Locked,
+    ) -> Result<Option<(Image, &'static str)>> {
+        let dir = machine_records(nb);
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        let Ok(be) = ocibuild_cache::local::LocalCache::open(&dir, false) else {
+            return Ok(None);
+        };
+        Ok(self
+            .base_record_in(&be, b, locked)?
+            .map(|img| (img, "this machine's package cache")))
+    }
+
+    /// Record the manifest and config of a toolchain base assembled in this build in the
+    /// package cache ([`Exec::machine_base`]). A cache that cannot be written costs later
+    /// builds time, never this one: a note says so.
+    fn remember_machine_base(
+        &self,
+        nb: &native::NativeBases,
+        r: &native::NativeRef,
+        locked: &crate::roots::Locked,
+        img: &Image,
+    ) {
+        let dir = machine_records(nb);
+        let put = || -> std::result::Result<(), String> {
+            let be =
+                ocibuild_cache::local::LocalCache::open(&dir, true).map_err(|e| e.to_string())?;
+            for d in [&img.manifest.config.digest, &img.manifest_desc.digest] {
+                be.push_blob(d, &self.o.store).map_err(|e| e.to_string())?;
+            }
+            let record = json!({
+                "kind": "native-base",
+                "reference": r.reference(),
+                "manifest": img.manifest_desc,
+            });
+            let bytes = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
+            be.put_index(&native_base_index_key(&locked.key), &bytes)
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        };
+        if let Err(e) = put() {
+            (self.ev)(Event::Note(format!(
+                "{}: its record could not be kept in {} ({e}); later builds with a fresh store assemble its image again",
+                r.reference(),
+                dir.display()
+            )));
+        }
+    }
+
     /// A native base's record in the first `--cache-from` cache that has it: its manifest and
     /// config fetched into the store (verified by digest) and remembered under the lock key.
     fn remote_base(
@@ -817,8 +892,25 @@ impl Exec<'_> {
         b: &crate::roots::Bases,
         locked: &crate::roots::Locked,
     ) -> Result<Option<(Image, &'static str)>> {
-        let key = native_base_index_key(&locked.key);
         for be in &self.o.cache_from {
+            if let Some(img) = self.base_record_in(be.as_ref(), b, locked)? {
+                return Ok(Some((img, "the cache")));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A native base's record in `be`: its manifest and config fetched into the store
+    /// (verified by digest) and remembered under the lock key; a record that cannot be used is
+    /// a note and a miss.
+    fn base_record_in(
+        &self,
+        be: &dyn ocibuild_cache::CacheBackend,
+        b: &crate::roots::Bases,
+        locked: &crate::roots::Locked,
+    ) -> Result<Option<Image>> {
+        let key = native_base_index_key(&locked.key);
+        {
             let got = (|| -> std::result::Result<Option<Image>, String> {
                 let Some(bytes) = be.get_index(&key).map_err(|e| e.to_string())? else {
                     return Ok(None);
@@ -875,7 +967,7 @@ impl Exec<'_> {
             match got {
                 Ok(Some(img)) => {
                     b.remember(locked, &img)?;
-                    return Ok(Some((img, "the cache")));
+                    return Ok(Some(img));
                 }
                 Ok(None) => {}
                 Err(e) => (self.ev)(Event::Note(format!(
