@@ -428,6 +428,7 @@ fn ejected_node_apps_build_the_same_files() {
             "node-yarn-berry",
             "node-yarn-classic",
             "node-workspaces/apps/api",
+            "pnpm-monorepo/apps/api",
         ],
         &["node-deps", "node-yarn-classic", "node-workspaces/apps/api"],
         &[
@@ -492,6 +493,7 @@ fn every_testdata_app_is_in_a_family() {
         "node-yarn-berry",
         "node-yarn-classic",
         "node-workspaces",
+        "pnpm-monorepo",
         "python-app",
         "python-django-pipenv",
         "python-flask",
