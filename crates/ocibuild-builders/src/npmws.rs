@@ -322,3 +322,25 @@ pub(crate) fn lock_reach(text: &str, starts: &[String]) -> Option<BTreeSet<Strin
     }
     Some(seen)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::pnpm_packages;
+
+    #[test]
+    fn pnpm_workspace_yaml_packages() {
+        let block = "# monorepo\npackages:\n  - \"apps/*\"\n  - 'packages/*' # libs\n\n  - '!**/test/**'\n\
+                     catalog:\n  react: ^18\n";
+        assert_eq!(
+            pnpm_packages(block),
+            ["apps/*", "packages/*", "!**/test/**"]
+        );
+        assert_eq!(
+            pnpm_packages("packages: ['apps/*', \"libs/*\"]\n"),
+            ["apps/*", "libs/*"]
+        );
+        // pnpm 10 writes the file for settings alone: no workspace
+        assert!(pnpm_packages("onlyBuiltDependencies:\n  - esbuild\n").is_empty());
+        assert!(pnpm_packages("").is_empty());
+    }
+}
