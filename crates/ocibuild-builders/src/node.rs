@@ -1393,7 +1393,7 @@ fn plan_app(
         return Err(BuildersError::Unsupported {
             path: ctx.path(cfg),
             what: format!(
-                "a Next.js app with `output: \"standalone\"` in the npm workspace {}: its \
+                "a Next.js app with `output: \"standalone\"` in the workspace {}: its \
                  standalone output nests the workspace layout, which is not supported yet",
                 w.root.display()
             ),

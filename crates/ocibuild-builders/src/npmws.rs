@@ -1,11 +1,14 @@
-//! npm workspaces: a monorepo's root (one lockfile, `workspaces` globs naming the packages) and
-//! the one workspace package built from it, with the local packages it depends on.
+//! Workspaces (monorepos): a root with one lockfile whose globs name the packages — npm's and
+//! yarn's `workspaces` in package.json, pnpm's `packages` in pnpm-workspace.yaml — and the one
+//! workspace package built from it, with the local packages it depends on.
 //!
-//! The build's context is the root: `npm ci --workspace DIR --include-workspace-root` installs
-//! the root's dependencies (its shared build tools) and the app's closure, never the other
-//! apps'; the image holds the hoisted `node_modules`, the app and the local packages it needs
-//! (their `node_modules` links stay relative, so they work in the image), and nothing of the
-//! other workspaces.
+//! The build's context is the root. npm: `npm ci --workspace DIR --include-workspace-root`
+//! installs the root's dependencies (its shared build tools) and the app's closure, never the
+//! other apps'; the image holds the hoisted `node_modules`, the app and the local packages it
+//! needs (their `node_modules` links stay relative, so they work in the image), and nothing of
+//! the other workspaces. Yarn 4 (node-modules linker) gives the same layout through `yarn
+//! workspaces focus NAME --production`; pnpm's image is the tree `pnpm deploy` makes (see
+//! builders/node.toml).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,8 @@
 //! The Node.js apps people have, built zero-config and served under runc: a NestJS service
 //! (started from `start:prod`), a Next.js app with `output: "standalone"`, native addons (a
 //! local node-gyp addon linking a library the runtime base lacks, and a real npm package with
-//! an install script), yarn classic, Yarn 4 with the node-modules linker and pnpm projects, and
+//! an install script), yarn classic, Yarn 4 with the node-modules linker and pnpm projects, npm,
+//! pnpm and Yarn 4 workspace apps of a monorepo, and
 //! a failing build whose cause is far above the last lines (the full step log is kept under the
 //! store). Every image must hold no package manager, compiler or shell.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
