@@ -653,7 +653,7 @@ fn package_manager(
                         .into(),
                 });
             }
-            if let Some((root, _)) = crate::npmws::enclosing_root(ctx.dir) {
+            if let Some((root, _, _)) = crate::npmws::enclosing_root(ctx.dir) {
                 let rel = std::fs::canonicalize(ctx.dir)
                     .ok()
                     .and_then(|d| crate::common::rel_str(&root, &d))
@@ -661,9 +661,16 @@ fn package_manager(
                 return Err(BuildersError::Unsupported {
                     path: root.join("package.json"),
                     what: format!(
-                        "{} has no lockfile of its own: it is a package of the npm workspace at {} \
+                        "{} has no lockfile of its own: it is a package of the {} workspace at {} \
                          (the lockfile is there)",
                         ctx.dir.display(),
+                        if root.join("pnpm-workspace.yaml").is_file() {
+                            "pnpm"
+                        } else if root.join("yarn.lock").is_file() {
+                            "yarn"
+                        } else {
+                            "npm"
+                        },
                         root.display()
                     ),
                     hint: format!(
@@ -790,9 +797,15 @@ fn package_manager(
     }
 }
 
-/// What a workspace package's build takes from its npm workspace root.
+/// What a workspace package's build takes from its workspace root (npm or pnpm).
 struct Ws {
     root: PathBuf,
+    /// The root's package manager (npm or pnpm) and the pinned npm package of pnpm.
+    pm: Pm,
+    pm_package: Option<String>,
+    /// How the install selects the app's packages: npm's `--workspace DIR
+    /// --include-workspace-root`, pnpm's `--filter {./DIR}... --filter {.}`.
+    install: Vec<String>,
     /// The app's directory relative to the root (`apps/api`).
     member: String,
     /// The directories whose files the image holds: the app, then the local packages it
@@ -803,7 +816,8 @@ struct Ws {
     manifests: Vec<String>,
     /// The source copy's excludes (the root's `.dockerignore`, the other workspaces' files).
     source_exclude: Vec<String>,
-    /// `--workspace DIR` of each package with a build script: local dependencies, then the app.
+    /// `--workspace DIR` (pnpm: `--filter {./DIR}`) of each package with a build script: local
+    /// dependencies, then the app.
     build: Vec<String>,
     /// The root or a workspace the app needs has an install or prepare script.
     install_scripts: bool,
@@ -817,41 +831,117 @@ struct Ws {
 
 const INSTALL_SCRIPTS: [&str; 4] = ["preinstall", "install", "postinstall", "prepare"];
 
-/// An npm workspace root: the workspace `--workspace` names (or the one with a start script)
-/// is planned with the root as the build's context.
-fn plan_workspace(mut ctx: Ctx<'_>, spec: NodeSpec, root_pj: &PackageJson) -> Result<Plan> {
+/// A workspace root (npm: package.json `workspaces` and package-lock.json; pnpm:
+/// pnpm-workspace.yaml and pnpm-lock.yaml): the workspace `--workspace` names (or the one with
+/// a start script) is planned with the root as the build's context.
+fn plan_workspace(
+    mut ctx: Ctx<'_>,
+    spec: NodeSpec,
+    root_pj: &PackageJson,
+    patterns: &[String],
+) -> Result<Plan> {
     let rules = &spec.rules;
     let root = ctx.dir.to_path_buf();
     let root_pj_path = ctx.path("package.json");
-    let Some(lockfile) = rules.lockfiles.iter().find(|l| ctx.is_file(l)).cloned() else {
-        if let Some(f) = [&rules.yarn_lockfile, &rules.pnpm_lockfile]
-            .into_iter()
-            .find(|f| ctx.is_file(f))
-        {
-            return Err(BuildersError::Unsupported {
-                path: ctx.path(f),
-                what: format!(
-                    "{f} found: yarn and pnpm workspaces are not supported yet (npm workspaces are)"
-                ),
-                hint: "write a Dockerfile whose build stage copies the root and installs the one \
-                       workspace, or use npm workspaces (package-lock.json)"
-                    .into(),
-            });
-        }
+    let pnpm_yaml = "pnpm-workspace.yaml";
+    let any_lock = rules
+        .lockfiles
+        .iter()
+        .chain([&rules.yarn_lockfile, &rules.pnpm_lockfile])
+        .any(|l| ctx.is_file(l));
+    if !any_lock {
         return Err(BuildersError::Unsupported {
             path: root_pj_path,
             what: format!(
-                "an npm workspace root with no lockfile ({})",
-                rules.lockfiles.join(" or ")
+                "a workspace root with no lockfile ({}, or {} for pnpm)",
+                rules.lockfiles.join(" or "),
+                rules.pnpm_lockfile
             ),
             hint: format!(
-                "run `npm install` in {} and commit package-lock.json: one lockfile at the root \
-                 pins every workspace's dependencies, and the build installs exactly those",
+                "run `npm install` in {} (`pnpm install` for a pnpm workspace) and commit the \
+                 lockfile: one lockfile at the root pins every workspace's dependencies, and the \
+                 build installs exactly those",
                 root.display()
             ),
         });
+    }
+    let (pm, lockfile, pm_package) = package_manager(&mut ctx, root_pj, rules, &root_pj_path)?;
+    // package_manager's reason describes a single app's install: this one's follows below
+    ctx.reasons.pop();
+    let patterns: Vec<String> = match pm {
+        Pm::Npm if root_pj.workspaces => patterns.to_vec(),
+        Pm::Npm => {
+            return Err(BuildersError::Unsupported {
+                path: ctx.path(&lockfile),
+                what: format!(
+                    "{lockfile} at a root whose workspaces only {pnpm_yaml} lists: npm reads \
+                     \"workspaces\" of package.json"
+                ),
+                hint: "add \"workspaces\" to package.json and run `npm install`, or use pnpm \
+                       (\"packageManager\": \"pnpm@VERSION\", `pnpm install` writes pnpm-lock.yaml)"
+                    .into(),
+            });
+        }
+        Pm::Pnpm => {
+            let listed = ctx
+                .read(pnpm_yaml)?
+                .map(|t| crate::npmws::pnpm_packages(&t))
+                .unwrap_or_default();
+            if listed.is_empty() {
+                return Err(BuildersError::Unsupported {
+                    path: ctx.path(pnpm_yaml),
+                    what: format!(
+                        "{} with \"workspaces\" in package.json but no `packages` in \
+                         {pnpm_yaml}: pnpm reads its workspaces from {pnpm_yaml} only",
+                        rules.pnpm_lockfile
+                    ),
+                    hint: format!(
+                        "write the globs into {pnpm_yaml} (`packages:` then `  - \"apps/*\"` …), \
+                         run `pnpm install` and commit the lockfile"
+                    ),
+                });
+            }
+            listed
+        }
+        Pm::YarnBerry if root_pj.workspaces => patterns.to_vec(),
+        Pm::YarnClassic if root_pj.workspaces => {
+            return Err(BuildersError::Unsupported {
+                path: ctx.path(&lockfile),
+                what: format!(
+                    "{lockfile} found: yarn classic workspaces are not supported yet (npm, pnpm \
+                     and Yarn 2+ workspaces are): yarn 1 has no `workspaces focus`, and its \
+                     production install hoists every workspace's dependencies into one \
+                     node_modules, so the image could not be limited to the app's packages"
+                ),
+                hint: "move the monorepo to Yarn 4 (\"packageManager\": \"yarn@4…\", \
+                       `nodeLinker: node-modules` in .yarnrc.yml, `yarn install`), or to npm or \
+                       pnpm workspaces; or write a Dockerfile"
+                    .into(),
+            });
+        }
+        Pm::YarnClassic | Pm::YarnBerry => {
+            return Err(BuildersError::Unsupported {
+                path: ctx.path(&lockfile),
+                what: format!(
+                    "{lockfile} at a root whose workspaces only {pnpm_yaml} lists: yarn reads \
+                     \"workspaces\" of package.json"
+                ),
+                hint: "add \"workspaces\" to package.json and run `yarn install`".into(),
+            });
+        }
     };
-    let members = crate::npmws::members(&root, &root_pj.workspace_patterns)?;
+    let yarn = pm == Pm::YarnBerry;
+    let kind = match pm {
+        Pm::Pnpm => "pnpm",
+        Pm::YarnBerry => "yarn",
+        _ => "npm",
+    };
+    let ws_file = if pm == Pm::Pnpm {
+        pnpm_yaml
+    } else {
+        "package.json"
+    };
+    let members = crate::npmws::members(&root, &patterns)?;
     let labels = || {
         members
             .iter()
@@ -861,10 +951,10 @@ fn plan_workspace(mut ctx: Ctx<'_>, spec: NodeSpec, root_pj: &PackageJson) -> Re
     };
     if members.is_empty() {
         return Err(BuildersError::Unsupported {
-            path: root_pj_path,
+            path: ctx.path(ws_file),
             what: format!(
-                "\"workspaces\" ({}) matches no directory with a package.json",
-                root_pj.workspace_patterns.join(", ")
+                "the workspaces of {ws_file} ({}) match no directory with a package.json",
+                patterns.join(", ")
             ),
             hint: "fix the workspaces globs (such as \"packages/*\"), or build the app's own \
                    directory"
@@ -876,8 +966,8 @@ fn plan_workspace(mut ctx: Ctx<'_>, spec: NodeSpec, root_pj: &PackageJson) -> Re
             option: "--workspace".into(),
             value: w.clone(),
             detail: format!(
-                "the npm workspace root {} has no workspace {w}; its workspaces are {} — pass \
-                 one of them, by directory or package name (as npm's -w takes it)",
+                "the {kind} workspace root {} has no workspace {w}; its workspaces are {} — pass \
+                 one of them, by directory or package name (as npm's -w or pnpm's --filter take it)",
                 root.display(),
                 labels()
             ),
@@ -896,14 +986,14 @@ fn plan_workspace(mut ctx: Ctx<'_>, spec: NodeSpec, root_pj: &PackageJson) -> Re
                 _ => {
                     let what = if apps.is_empty() {
                         format!(
-                            "an npm workspace root, and none of its workspaces ({}) has a start \
+                            "a {kind} workspace root, and none of its workspaces ({}) has a start \
                              script ({})",
                             labels(),
                             rules.start_scripts.join(", ")
                         )
                     } else {
                         format!(
-                            "an npm workspace root with several apps (workspaces with a start \
+                            "a {kind} workspace root with several apps (workspaces with a start \
                              script): {}",
                             apps.iter()
                                 .map(|&i| members[i].label())
@@ -919,7 +1009,7 @@ fn plan_workspace(mut ctx: Ctx<'_>, spec: NodeSpec, root_pj: &PackageJson) -> Re
                         what,
                         hint: format!(
                             "choose the app: `ocibuild build {} --workspace {example}` (a \
-                             directory or a package name, as npm's -w), or `ocibuild build {}`",
+                             directory or a package name), or `ocibuild build {}`",
                             root.display(),
                             root.join(example).display()
                         ),
@@ -933,7 +1023,7 @@ fn plan_workspace(mut ctx: Ctx<'_>, spec: NodeSpec, root_pj: &PackageJson) -> Re
     let m = &members[app];
     let mut reasons = std::mem::take(&mut ctx.reasons);
     reasons.push(format!(
-        "npm workspace root {} ({lockfile}): building the workspace {}{}",
+        "{kind} workspace root {} ({lockfile}): building the workspace {}{}",
         root.display(),
         m.label(),
         if ctx.opts.workspace.is_some() {
@@ -952,7 +1042,8 @@ fn plan_workspace(mut ctx: Ctx<'_>, spec: NodeSpec, root_pj: &PackageJson) -> Re
                 .join(", ")
         ));
     }
-    // the other workspaces: only their package.json reaches the build (npm ci reads them all)
+    // the other workspaces: only their package.json reaches the build (npm ci and pnpm's
+    // frozen install read them all)
     let keep: BTreeSet<usize> = build_closure
         .iter()
         .copied()
@@ -981,43 +1072,113 @@ fn plan_workspace(mut ctx: Ctx<'_>, spec: NodeSpec, root_pj: &PackageJson) -> Re
     }
     if !left_out.is_empty() {
         reasons.push(format!(
-            "other workspaces: only their package.json is copied (npm ci reads it): {}",
+            "other workspaces: only their package.json is copied (the install reads it): {}",
             left_out.join(", ")
         ));
     }
     let mut build = Vec::new();
     for &i in build_closure.iter().chain(std::iter::once(&app)) {
         if members[i].pj.scripts.contains_key("build") {
-            build.push("--workspace".to_string());
-            build.push(members[i].dir.clone());
+            match pm {
+                Pm::Pnpm => build.extend(["--filter".to_string(), pnpm_dir(&members[i].dir)]),
+                // `yarn workspaces foreach -R --from DIR`: the app and what it depends on,
+                // dependencies first (-t), each one's build script where it has one
+                Pm::YarnBerry => build = vec!["--from".to_string(), m.dir.clone()],
+                _ => build.extend(["--workspace".to_string(), members[i].dir.clone()]),
+            }
         }
     }
     let mut lib_excludes = Vec::new();
     for &i in &runtime_closure {
         let l = &members[i];
-        if l.pj.scripts.contains_key("build") && root.join(&l.dir).join("tsconfig.json").is_file() {
+        let lib_dir = root.join(&l.dir);
+        if l.pj.scripts.contains_key("build") && lib_dir.join("tsconfig.json").is_file() {
             lib_excludes.extend(
                 rules
                     .ts_sources
                     .iter()
                     .map(|t| format!("{}/{t}", globset::escape(&l.dir))),
             );
+            // its directories of nothing but TypeScript sources (`src/`) too, as the app's
+            let lctx = Ctx {
+                dir: &lib_dir,
+                opts: ctx.opts,
+                config: crate::config::AppConfig::default(),
+                dockerignore: None,
+                reasons: Vec::new(),
+            };
+            let out_dir = lctx
+                .read("tsconfig.json")?
+                .and_then(|t| tsconfig_out_dir(&t))
+                .unwrap_or_else(|| "dist".into());
+            lib_excludes.extend(
+                ts_only_dirs(&lctx, &rules.ts_sources, &out_dir)?
+                    .iter()
+                    .map(|d| format!("{}/{d}", globset::escape(&l.dir))),
+            );
         }
     }
     let install_scripts = std::iter::once(root_pj)
         .chain(keep.iter().map(|&i| &members[i].pj))
-        .any(|p| INSTALL_SCRIPTS.iter().any(|s| p.scripts.contains_key(*s)));
+        .any(|p| INSTALL_SCRIPTS.iter().any(|s| p.scripts.contains_key(*s)))
+        // yarn's .yarn (patches, plugins, releases) is read by the install too
+        || (yarn && root.join(".yarn").is_dir());
+    if yarn && m.pj.name.is_none() {
+        return Err(BuildersError::Unsupported {
+            path: root.join(&m.dir).join("package.json"),
+            what: format!(
+                "the yarn workspace {} has no \"name\": `yarn workspaces focus` takes a name",
+                m.dir
+            ),
+            hint: "give its package.json a \"name\" and run `yarn install`".into(),
+        });
+    }
+    let install = match pm {
+        // `yarn workspaces focus NAME --production` makes the app's production tree
+        Pm::YarnBerry => m.pj.name.iter().cloned().collect(),
+        Pm::Pnpm => vec![
+            "--filter".to_string(),
+            format!("{}...", pnpm_dir(&m.dir)),
+            "--filter".to_string(),
+            "{.}".to_string(),
+        ],
+        _ => vec![
+            "--workspace".to_string(),
+            m.dir.clone(),
+            "--include-workspace-root".to_string(),
+        ],
+    };
+    let mut manifests: Vec<String> = members
+        .iter()
+        .map(|m| format!("{}/package.json", m.dir))
+        .collect();
+    if pm == Pm::Pnpm {
+        manifests.push(pnpm_yaml.to_string());
+    }
+    if yarn {
+        manifests.push(".yarnrc.yml".to_string());
+    }
+    if let Some(p) = &pm_package {
+        reasons.push(format!(
+            "{p} from the npm registry{}",
+            if root_pj.package_manager.is_some() {
+                " (packageManager)"
+            } else {
+                " (pinned default)"
+            }
+        ));
+    }
     let ws = Ws {
+        pm,
+        pm_package,
+        install,
         member: m.dir.clone(),
         image_members: std::iter::once(app)
             .chain(runtime_closure.iter().copied())
             .map(|i| members[i].dir.clone())
             .collect(),
         lockfile,
-        manifests: members
-            .iter()
-            .map(|m| format!("{}/package.json", m.dir))
-            .collect(),
+        manifests,
         source_exclude,
         build,
         install_scripts,
@@ -1047,6 +1208,11 @@ fn plan_workspace(mut ctx: Ctx<'_>, spec: NodeSpec, root_pj: &PackageJson) -> Re
     plan_app(mctx, &spec, m.pj.clone(), &text, Some(ws))
 }
 
+/// pnpm's filter selector of a workspace directory: `{./apps/api}`.
+fn pnpm_dir(dir: &str) -> String {
+    format!("{{./{dir}}}")
+}
+
 pub(crate) fn plan(ctx: Ctx<'_>) -> Result<Plan> {
     let spec = spec()?;
     let pj_path = ctx.path("package.json");
@@ -1057,15 +1223,16 @@ pub(crate) fn plan(ctx: Ctx<'_>) -> Result<Plan> {
             looked_for: "package.json".into(),
         })?;
     let pj = parse_package_json(&text, &pj_path)?;
-    if pj.workspaces {
-        return plan_workspace(ctx, spec, &pj);
+    if let Some(patterns) = crate::npmws::root_patterns(ctx.dir, &pj) {
+        return plan_workspace(ctx, spec, &pj, &patterns);
     }
     if let Some(w) = &ctx.opts.workspace {
         return Err(BuildersError::InvalidOption {
             option: "--workspace".into(),
             value: w.clone(),
             detail: format!(
-                "{} is not an npm workspace root (its package.json has no \"workspaces\"); \
+                "{} is not a workspace root (its package.json has no \"workspaces\" and there is \
+                 no pnpm-workspace.yaml with `packages`); \
                  build the app's directory without --workspace",
                 ctx.dir.display()
             ),
@@ -1087,6 +1254,28 @@ fn plan_app(
 
     // Lockfile and package manager.
     let (pm, lockfile, pm_package) = match &ws {
+        Some(w) if w.pm == Pm::Pnpm => {
+            ctx.reasons.push(format!(
+                "{}: `pnpm install --frozen-lockfile {}` installs the root's and this workspace's \
+                 dependencies (and its local packages'), not the other workspaces'; `pnpm deploy \
+                 --prod` then makes the app's production tree (pnpm's links into \
+                 node_modules/.pnpm, relative, the local packages copied in)",
+                w.lockfile,
+                w.install.join(" ")
+            ));
+            (w.pm, w.lockfile.clone(), w.pm_package.clone())
+        }
+        Some(w) if w.pm == Pm::YarnBerry => {
+            ctx.reasons.push(format!(
+                "{}: `yarn install --immutable` installs every workspace for the build (yarn \
+                 has no filtered full install), then `yarn workspaces focus {} --production` \
+                 leaves the app's production tree (node-modules linker), not the other \
+                 workspaces'",
+                w.lockfile,
+                w.install.join(" ")
+            ));
+            (w.pm, w.lockfile.clone(), w.pm_package.clone())
+        }
         Some(w) => {
             ctx.reasons.push(format!(
                 "{}: `npm ci --workspace {} --include-workspace-root` installs the root's and \
@@ -1204,7 +1393,7 @@ fn plan_app(
         return Err(BuildersError::Unsupported {
             path: ctx.path(cfg),
             what: format!(
-                "a Next.js app with `output: \"standalone\"` in the npm workspace {}: its \
+                "a Next.js app with `output: \"standalone\"` in the workspace {}: its \
                  standalone output nests the workspace layout, which is not supported yet",
                 w.root.display()
             ),
@@ -1293,7 +1482,10 @@ fn plan_app(
 
     let install_scripts = INSTALL_SCRIPTS.iter().any(|s| pj.scripts.contains_key(*s))
         || ws.as_ref().is_some_and(|w| w.install_scripts);
-    let full_install = build_script || install_scripts;
+    // a pnpm workspace: `pnpm deploy --offline` makes the production tree from the store the
+    // full install filled, so that install always runs
+    let pnpm_ws = ws.as_ref().is_some_and(|w| w.pm == Pm::Pnpm);
+    let full_install = build_script || install_scripts || pnpm_ws;
     if !full_install {
         ctx.reasons
             .push("no build or install script: only the production install runs".into());
@@ -1307,7 +1499,16 @@ fn plan_app(
             .filter(|f| lock_dir.join(f).is_file())
             .cloned(),
     );
-    let lock_keys = if let Some(w) = &ws {
+    let lock_keys = if pnpm_ws {
+        // `pnpm deploy` copies the local packages (built) into node_modules: their content,
+        // not the lockfile, keys it
+        ctx.reasons.push(
+            "pnpm deploy copies the local packages into node_modules: the layer is keyed by its \
+             content"
+                .into(),
+        );
+        Vec::new()
+    } else if let Some(w) = &ws {
         // the workspaces are links to their directories: the lockfile and every workspace's
         // package.json say what is installed
         let mut k = vec!["package.json".to_string()];
@@ -1361,21 +1562,54 @@ fn plan_app(
         ));
     }
 
-    if let Some(w) = &ws {
+    if let Some(w) = ws.as_ref().filter(|_| !pnpm_ws) {
         app_excludes = app_excludes
             .iter()
             .map(|e| format!("{}/{e}", globset::escape(&w.member)))
             .collect();
     }
-    let ws_install = ws.as_ref().map_or_else(Vec::new, |w| {
-        vec![
-            "--workspace".to_string(),
-            w.member.clone(),
-            "--include-workspace-root".to_string(),
-        ]
-    });
+    let yarn_ws = ws.as_ref().is_some_and(|w| w.pm == Pm::YarnBerry);
+    let ws_install = ws
+        .as_ref()
+        .filter(|_| !yarn_ws)
+        .map_or_else(Vec::new, |w| w.install.clone());
+    let ws_focus = ws
+        .as_ref()
+        .filter(|_| yarn_ws)
+        .map_or_else(Vec::new, |w| w.install.clone());
+    // pnpm 10 deploys a workspace package without injected workspace packages only with
+    // --legacy (pnpm 8 and 9 have no such flag)
+    let pnpm_major = pm_package
+        .as_deref()
+        .and_then(|p| p.strip_prefix("pnpm@"))
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse::<u32>().ok());
+    let pnpm_deploy_flags = if pnpm_ws && pnpm_major.is_some_and(|m| m >= 10) {
+        vec!["--legacy".to_string()]
+    } else {
+        Vec::new()
+    };
     let mut inp = ctx.inputs();
     inp.fact("workspace", ws.is_some())
+        .fact("pnpm_ws", pnpm_ws)
+        // pnpm hoists a link to the deployed package itself into .pnpm/node_modules, aimed at
+        // its workspace directory: dangling in the image
+        .list(
+            "pnpm_nm_excludes",
+            pj.name
+                .iter()
+                .filter(|_| pnpm_ws)
+                .map(|n| format!(".pnpm/node_modules/{}", globset::escape(n)))
+                .collect(),
+        )
+        .list("ws_focus", ws_focus)
+        .list("pnpm_deploy", pnpm_deploy_flags)
+        .list(
+            "pnpm_deploy_filter",
+            ws.as_ref().filter(|_| pnpm_ws).map_or_else(Vec::new, |w| {
+                vec![format!("--filter={}", pnpm_dir(&w.member))]
+            }),
+        )
         .fact(
             "ws_lock_inputs",
             ws.as_ref().is_some_and(|w| !w.install_scripts),
@@ -1468,7 +1702,7 @@ fn plan_app(
     if ctx.path("binding.gyp").is_file() {
         arch_specific.push("binding.gyp: the app builds a native addon of its own".into());
     }
-    if let Some(w) = &ws {
+    if let Some(w) = ws.as_ref().filter(|_| !pnpm_ws) {
         // ocibuild.toml's relative writable directories are the app's, under its directory
         let base = format!("{}/{}", spec.image.workdir.trim_end_matches('/'), w.member);
         for d in ctx
@@ -1482,7 +1716,7 @@ fn plan_app(
     }
     let mut plan = finish(ctx, Lang::Node, spec, parts)?;
     plan.arch_specific = arch_specific;
-    if let Some(w) = &ws {
+    if let Some(w) = ws.as_ref().filter(|_| !pnpm_ws) {
         workspace_layout(&mut plan, w)?;
     }
     Ok(plan)

@@ -1,11 +1,14 @@
-//! npm workspaces: a monorepo's root (one lockfile, `workspaces` globs naming the packages) and
-//! the one workspace package built from it, with the local packages it depends on.
+//! Workspaces (monorepos): a root with one lockfile whose globs name the packages — npm's and
+//! yarn's `workspaces` in package.json, pnpm's `packages` in pnpm-workspace.yaml — and the one
+//! workspace package built from it, with the local packages it depends on.
 //!
-//! The build's context is the root: `npm ci --workspace DIR --include-workspace-root` installs
-//! the root's dependencies (its shared build tools) and the app's closure, never the other
-//! apps'; the image holds the hoisted `node_modules`, the app and the local packages it needs
-//! (their `node_modules` links stay relative, so they work in the image), and nothing of the
-//! other workspaces.
+//! The build's context is the root. npm: `npm ci --workspace DIR --include-workspace-root`
+//! installs the root's dependencies (its shared build tools) and the app's closure, never the
+//! other apps'; the image holds the hoisted `node_modules`, the app and the local packages it
+//! needs (their `node_modules` links stay relative, so they work in the image), and nothing of
+//! the other workspaces. Yarn 4 (node-modules linker) gives the same layout through `yarn
+//! workspaces focus NAME --production`; pnpm's image is the tree `pnpm deploy` makes (see
+//! builders/node.toml).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -142,19 +145,73 @@ pub(crate) fn find(members: &[Member], wanted: &str) -> Option<usize> {
         .position(|m| m.dir == w || m.pj.name.as_deref() == Some(wanted.trim()))
 }
 
-/// The nearest directory above `dir` whose `package.json` declares `workspaces`, with its
-/// parsed package.json.
-pub(crate) fn enclosing_root(dir: &Path) -> Option<(PathBuf, PackageJson)> {
+/// The `packages` globs of a `pnpm-workspace.yaml` (a block list `- "apps/*"` or a flow list
+/// `["apps/*"]`); empty when it has none (pnpm 10 also writes the file for settings alone).
+pub(crate) fn pnpm_packages(text: &str) -> Vec<String> {
+    fn unquote(s: &str) -> String {
+        let s = s.split(" #").next().unwrap_or(s).trim();
+        s.trim_matches(|c| c == '"' || c == '\'').to_string()
+    }
+    let mut out = Vec::new();
+    let mut in_packages = false;
+    for line in text.lines() {
+        let t = line.trim_end();
+        if t.trim_start().starts_with('#') || t.trim().is_empty() {
+            continue;
+        }
+        let indented = t.starts_with(' ') || t.starts_with('\t');
+        if !indented {
+            in_packages = false;
+            if let Some(rest) = t.strip_prefix("packages:") {
+                let rest = rest.trim();
+                if let Some(flow) = rest.strip_prefix('[') {
+                    out.extend(
+                        flow.trim_end_matches(']')
+                            .split(',')
+                            .map(unquote)
+                            .filter(|p| !p.is_empty()),
+                    );
+                } else {
+                    in_packages = true;
+                }
+            }
+            continue;
+        }
+        if in_packages && let Some(item) = t.trim_start().strip_prefix('-') {
+            let p = unquote(item);
+            if !p.is_empty() {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The workspace globs of the root `dir` whose package.json is `pj`: its `workspaces` (npm,
+/// yarn), else the `packages` of its `pnpm-workspace.yaml`; `None` when it is no workspace root.
+pub(crate) fn root_patterns(dir: &Path, pj: &PackageJson) -> Option<Vec<String>> {
+    if pj.workspaces {
+        return Some(pj.workspace_patterns.clone());
+    }
+    let text = std::fs::read_to_string(dir.join("pnpm-workspace.yaml")).ok()?;
+    let p = pnpm_packages(&text);
+    (!p.is_empty()).then_some(p)
+}
+
+/// The nearest directory above `dir` that is a workspace root (package.json `workspaces`, or
+/// `pnpm-workspace.yaml` with `packages`), with its package.json and workspace globs.
+pub(crate) fn enclosing_root(dir: &Path) -> Option<(PathBuf, PackageJson, Vec<String>)> {
     let dir = std::fs::canonicalize(dir).ok()?;
     dir.ancestors().skip(1).find_map(|d| {
         let pj = d.join("package.json");
         let text = std::fs::read_to_string(&pj).ok()?;
         let parsed = parse_package_json(&text, &pj).ok()?;
-        parsed.workspaces.then(|| (d.to_path_buf(), parsed))
+        let patterns = root_patterns(d, &parsed)?;
+        Some((d.to_path_buf(), parsed, patterns))
     })
 }
 
-/// Where a zero-config build of `dir` starts: when `dir` is a package of an npm workspace with
+/// Where a zero-config build of `dir` starts: when `dir` is a package of a workspace with
 /// no lockfile of its own, the workspace root (the build's context) and the package's directory
 /// relative to it; `None` for any other directory. A package the root's `workspaces` do not
 /// list is an error naming the root and the fix.
@@ -169,30 +226,38 @@ pub fn workspace_of(dir: &Path) -> Result<Option<(PathBuf, String)>> {
     if !dir.join(own[0]).is_file() || own[1..].iter().any(|f| dir.join(f).is_file()) {
         return Ok(None);
     }
-    let Some((root, pj)) = enclosing_root(dir) else {
+    let Some((root, _pj, patterns)) = enclosing_root(dir) else {
         return Ok(None);
     };
     let dir = std::fs::canonicalize(dir).map_err(BuildersError::io(dir))?;
     let Some(rel) = crate::common::rel_str(&root, &dir) else {
         return Ok(None);
     };
-    let list = members(&root, &pj.workspace_patterns)?;
+    let list = members(&root, &patterns)?;
     if list.iter().any(|m| m.dir == rel) {
         return Ok(Some((root, rel)));
     }
     Err(BuildersError::Unsupported {
         path: root.join("package.json"),
         what: format!(
-            "{} has no lockfile of its own and is not one of this npm workspace root's packages \
+            "{} has no lockfile of its own and is not one of this workspace root's packages \
              (workspaces: {})",
             dir.display(),
-            pj.workspace_patterns.join(", ")
+            patterns.join(", ")
         ),
-        hint: format!(
-            "add {rel:?} (or a pattern matching it) to \"workspaces\" in {} and run `npm install` \
-             there, or give {rel} a lockfile of its own (`npm install` in it)",
-            root.join("package.json").display()
-        ),
+        hint: if root.join("pnpm-workspace.yaml").is_file() {
+            format!(
+                "add {rel:?} (or a pattern matching it) to `packages` in {} and run `pnpm install` \
+                 there, or give {rel} a lockfile of its own",
+                root.join("pnpm-workspace.yaml").display()
+            )
+        } else {
+            format!(
+                "add {rel:?} (or a pattern matching it) to \"workspaces\" in {} and run `npm install` \
+                 there, or give {rel} a lockfile of its own (`npm install` in it)",
+                root.join("package.json").display()
+            )
+        },
     })
 }
 
@@ -259,4 +324,26 @@ pub(crate) fn lock_reach(text: &str, starts: &[String]) -> Option<BTreeSet<Strin
         }
     }
     Some(seen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pnpm_packages;
+
+    #[test]
+    fn pnpm_workspace_yaml_packages() {
+        let block = "# monorepo\npackages:\n  - \"apps/*\"\n  - 'packages/*' # libs\n\n  - '!**/test/**'\n\
+                     catalog:\n  react: ^18\n";
+        assert_eq!(
+            pnpm_packages(block),
+            ["apps/*", "packages/*", "!**/test/**"]
+        );
+        assert_eq!(
+            pnpm_packages("packages: ['apps/*', \"libs/*\"]\n"),
+            ["apps/*", "libs/*"]
+        );
+        // pnpm 10 writes the file for settings alone: no workspace
+        assert!(pnpm_packages("onlyBuiltDependencies:\n  - esbuild\n").is_empty());
+        assert!(pnpm_packages("").is_empty());
+    }
 }

@@ -615,6 +615,294 @@ fn an_npm_workspace_app_is_planned_from_the_root_with_its_local_packages() {
 }
 
 #[test]
+fn a_pnpm_workspace_app_is_installed_filtered_and_deployed_with_its_local_packages() {
+    let root = testdata("pnpm-monorepo");
+    let p = plan_ok(&root, &ws("apps/api"));
+    // by package name too (as pnpm's --filter takes it)
+    assert_eq!(plan_ok(&root, &ws("@acme/api")).steps, p.steps);
+    assert_eq!(
+        step_names(&p),
+        strs(&[
+            "package-manager",
+            "pnpm-install",
+            "pnpm-run-build",
+            "pnpm-deploy"
+        ])
+    );
+    assert_eq!(
+        step(&p, "package-manager").argv.last().unwrap(),
+        "pnpm@10.34.8"
+    );
+    let install = step(&p, "pnpm-install");
+    assert_eq!(
+        install.argv,
+        strs(&[
+            "pnpm",
+            "install",
+            "--frozen-lockfile",
+            "--config.confirm-modules-purge=false",
+            "--filter",
+            "{./apps/api}...",
+            "--filter",
+            "{.}"
+        ])
+    );
+    // keyed by the lockfile, pnpm-workspace.yaml and every manifest: a source edit reuses it
+    let inputs = install.inputs.clone().unwrap();
+    for f in [
+        "package.json",
+        "pnpm-lock.yaml",
+        "pnpm-workspace.yaml",
+        ".npmrc",
+        "apps/api/package.json",
+        "apps/web/package.json",
+        "packages/shared/package.json",
+    ] {
+        assert!(inputs.contains(&f.to_string()), "{f}: {inputs:?}");
+    }
+    assert!(!inputs.iter().any(|f| f.ends_with(".ts")), "{inputs:?}");
+    // the library's build, then the app's (pnpm orders the filtered packages by dependency)
+    assert_eq!(
+        step(&p, "pnpm-run-build").argv,
+        strs(&[
+            "pnpm",
+            "--workspace-concurrency=1",
+            "--filter",
+            "{./packages/shared}",
+            "--filter",
+            "{./apps/api}",
+            "run",
+            "build"
+        ])
+    );
+    let deploy = step(&p, "pnpm-deploy");
+    assert_eq!(
+        deploy.argv,
+        strs(&[
+            "pnpm",
+            "--filter={./apps/api}",
+            "deploy",
+            "--prod",
+            "--legacy",
+            "/out/deploy"
+        ])
+    );
+    // pnpm 10's legacy deploy reads the registry's metadata again
+    assert!(deploy.network);
+    // the other app's sources never reach the build; its package.json does
+    let src = glob_filter(&[], &p.source_exclude).unwrap();
+    assert!(src.is_excluded("apps/web/server.js"));
+    assert!(!src.is_excluded("apps/web/package.json"));
+    assert!(!src.is_excluded("packages/shared/src/index.ts"));
+    // the image is the deployed tree: the app at /app, pnpm's node_modules kept whole
+    assert_eq!(p.config.workdir, "/app");
+    assert_eq!(
+        p.config.entrypoint,
+        strs(&["/usr/bin/node", "dist/server.js"])
+    );
+    assert_eq!(layer_names(&p), ["node_modules", "app"]);
+    let nm = &p.layers[0];
+    assert_eq!(
+        (nm.from.as_str(), nm.to.as_str()),
+        ("/out/deploy/node_modules", "/app/node_modules")
+    );
+    assert!(nm.key_files.is_empty(), "the copied local packages key it");
+    let f = glob_filter(&nm.include, &nm.exclude).unwrap();
+    assert!(f.matches(".pnpm/express@4.21.2/node_modules/express/index.js", false));
+    assert!(!f.matches(".modules.yaml", false));
+    assert!(!f.matches(".pnpm/lock.yaml", false));
+    // pnpm's hoisted link to the app itself aims at its workspace directory: left out
+    assert!(!f.matches(".pnpm/node_modules/@acme/api", false));
+    assert!(f.matches(".pnpm/node_modules/@acme/shared", false));
+    let app = &p.layers[1];
+    assert_eq!(
+        (app.from.as_str(), app.to.as_str()),
+        ("/out/deploy", "/app")
+    );
+    let f = glob_filter(&app.include, &app.exclude).unwrap();
+    assert!(f.matches("dist/server.js", false));
+    assert!(f.matches("package.json", false));
+    assert!(!f.matches("src/server.ts", false));
+    assert!(!f.matches("test/server.test.js", false));
+    assert!(!f.matches("node_modules/express/index.js", false));
+    // the app's directory plans the same build (the context is the root)
+    let (r, member) = ocibuild_builders::workspace_of(&root.join("apps/api"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(r, root.canonicalize().unwrap());
+    assert_eq!(member, "apps/api");
+    let err = plan_err(&root.join("apps/api"), &opts()).to_string();
+    assert!(err.contains("pnpm workspace at"), "{err}");
+}
+
+#[test]
+fn a_yarn_workspace_app_is_focused_to_its_production_tree() {
+    let root = testdata("yarn-monorepo");
+    let p = plan_ok(&root, &ws("apps/api"));
+    assert_eq!(plan_ok(&root, &ws("@acme/api")).steps, p.steps);
+    assert_eq!(
+        step_names(&p),
+        strs(&[
+            "package-manager",
+            "yarn-install",
+            "yarn-run-build",
+            "yarn-focus-production"
+        ])
+    );
+    assert_eq!(
+        step(&p, "package-manager").argv.last().unwrap(),
+        "@yarnpkg/cli-dist@4.18.1"
+    );
+    let install = step(&p, "yarn-install");
+    assert_eq!(install.argv, strs(&["yarn", "install", "--immutable"]));
+    let inputs = install.inputs.clone().unwrap();
+    for f in [
+        "package.json",
+        "yarn.lock",
+        ".yarnrc.yml",
+        "apps/api/package.json",
+        "apps/web/package.json",
+        "packages/shared/package.json",
+    ] {
+        assert!(inputs.contains(&f.to_string()), "{f}: {inputs:?}");
+    }
+    assert_eq!(
+        step(&p, "yarn-run-build").argv,
+        strs(&[
+            "yarn",
+            "workspaces",
+            "foreach",
+            "--recursive",
+            "--topological-dev",
+            "--from",
+            "apps/api",
+            "run",
+            "build"
+        ])
+    );
+    assert_eq!(
+        step(&p, "yarn-focus-production").argv,
+        strs(&["yarn", "workspaces", "focus", "--production", "@acme/api"])
+    );
+    // npm's workspace layout: the hoisted node_modules, the app and the library it needs
+    assert_eq!(p.config.workdir, "/app/apps/api");
+    let nm = p.layers.iter().find(|l| l.name == "node_modules").unwrap();
+    assert!(nm.key_files.contains(&".yarnrc.yml".to_string()));
+    assert!(nm.key_files.contains(&"apps/web/package.json".to_string()));
+    let layer = p.layers.iter().find(|l| l.name == "app").unwrap();
+    let f = glob_filter(&layer.include, &layer.exclude).unwrap();
+    assert!(f.matches("apps/api/dist/server.js", false));
+    assert!(f.matches("packages/shared/dist/index.js", false));
+    assert!(!f.matches("packages/shared/src/index.ts", false));
+    assert!(
+        !f.matches("packages/shared/src", true),
+        "a directory of TypeScript alone"
+    );
+    assert!(!f.matches("apps/web/server.js", false));
+    // yarn classic workspaces: refused, with why and the way out
+    let d = app(&[
+        (
+            "package.json",
+            r#"{"private":true,"workspaces":["apps/*"]}"#,
+        ),
+        ("yarn.lock", "# yarn lockfile v1\n"),
+        (
+            "apps/api/package.json",
+            r#"{"name":"api","scripts":{"start":"node server.js"}}"#,
+        ),
+    ]);
+    let err = plan_err(d.path(), &opts()).to_string();
+    assert!(
+        err.contains("yarn classic workspaces are not supported yet"),
+        "{err}"
+    );
+    assert!(err.contains("no `workspaces focus`"), "{err}");
+    assert!(err.contains("Yarn 4"), "{err}");
+}
+
+#[test]
+fn pnpm_workspace_roots_name_what_is_wrong_and_the_fix() {
+    let root = testdata("pnpm-monorepo");
+    let err = plan_err(&root, &opts()).to_string();
+    assert!(
+        err.contains("a pnpm workspace root with several apps"),
+        "{err}"
+    );
+    assert!(
+        err.contains("apps/api (@acme/api), apps/web (@acme/web)"),
+        "{err}"
+    );
+    assert!(err.contains("--workspace apps/api"), "{err}");
+    let err = plan_err(&root, &ws("@acme/nope")).to_string();
+    assert!(err.contains("pnpm workspace root"), "{err}");
+    assert!(err.contains("packages/shared (@acme/shared)"), "{err}");
+    let mono = |yaml: &str, extra: &[(&str, &str)]| {
+        let mut files = vec![
+            (
+                "package.json",
+                r#"{"private":true,"packageManager":"pnpm@9.15.9"}"#,
+            ),
+            ("pnpm-workspace.yaml", yaml),
+            (
+                "apps/api/package.json",
+                r#"{"name":"api","scripts":{"start":"node server.js"},"dependencies":{"lib":"workspace:*"}}"#,
+            ),
+            ("apps/api/server.js", ""),
+            ("packages/lib/package.json", r#"{"name":"lib"}"#),
+            ("tools/gen/package.json", r#"{"name":"gen"}"#),
+        ];
+        files.extend_from_slice(extra);
+        app(&files)
+    };
+    let lock = ("pnpm-lock.yaml", "lockfileVersion: '9.0'\n");
+    // a flow list, comments and quotes; the one app is chosen; pnpm 9 has no --legacy
+    let d = mono(
+        "# the workspace\npackages: ['apps/*', \"packages/*\"] # all\n",
+        &[lock],
+    );
+    let p = plan_ok(d.path(), &opts());
+    assert!(
+        !step(&p, "pnpm-deploy")
+            .argv
+            .contains(&"--legacy".to_string())
+    );
+    assert_eq!(
+        step(&p, "package-manager").argv.last().unwrap(),
+        "pnpm@9.15.9"
+    );
+    // no build script anywhere: no build step, the install and the deploy still run
+    assert_eq!(
+        step_names(&p),
+        strs(&["package-manager", "pnpm-install", "pnpm-deploy"])
+    );
+    // no lockfile
+    let d = mono("packages:\n  - apps/*\n  - packages/*\n", &[]);
+    let err = plan_err(d.path(), &opts()).to_string();
+    assert!(err.contains("no lockfile"), "{err}");
+    assert!(err.contains("`pnpm install`"), "{err}");
+    // a package the workspace does not list: the fix names pnpm-workspace.yaml
+    let d = mono("packages:\n  - \"apps/*\"\n  - 'packages/*'\n", &[lock]);
+    let err = ocibuild_builders::workspace_of(&d.path().join("tools/gen"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("to `packages` in"), "{err}");
+    assert!(err.contains("pnpm-workspace.yaml"), "{err}");
+    // a pnpm-workspace.yaml of settings alone is no workspace: a single app
+    let d = app(&[
+        ("package.json", r#"{"scripts":{"start":"node server.js"}}"#),
+        (
+            "pnpm-workspace.yaml",
+            "onlyBuiltDependencies:\n  - esbuild\n",
+        ),
+        lock,
+        ("server.js", ""),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert_eq!(p.config.workdir, "/app");
+    assert!(!step_names(&p).contains(&"pnpm-deploy".to_string()));
+}
+
+#[test]
 fn npm_workspace_roots_name_what_is_wrong_and_the_fix() {
     let root = testdata("node-workspaces");
     // two apps with a start script: which one
@@ -632,7 +920,7 @@ fn npm_workspace_roots_name_what_is_wrong_and_the_fix() {
     assert!(err.contains("packages/shared (@acme/shared)"), "{err}");
     // --workspace on an app that is no workspace root
     let err = plan_err(&testdata("node-deps"), &ws("apps/api")).to_string();
-    assert!(err.contains("not an npm workspace root"), "{err}");
+    assert!(err.contains("not a workspace root"), "{err}");
     // --workspace on another language
     let err = plan_err(&testdata("go-hello"), &ws("apps/api")).to_string();
     assert!(err.contains("npm workspaces monorepo"), "{err}");
@@ -658,11 +946,18 @@ fn npm_workspace_roots_name_what_is_wrong_and_the_fix() {
     let err = plan_err(d.path(), &opts()).to_string();
     assert!(err.contains("no lockfile"), "{err}");
     assert!(err.contains("run `npm install` in"), "{err}");
-    // yarn and pnpm workspaces: not yet, said so
+    // yarn workspaces: not yet, said so
     let d = mono(&[("yarn.lock", "# yarn lockfile v1\n")]);
     let err = plan_err(d.path(), &opts()).to_string();
     assert!(
-        err.contains("yarn and pnpm workspaces are not supported"),
+        err.contains("yarn classic workspaces are not supported yet"),
+        "{err}"
+    );
+    // pnpm reads its workspaces from pnpm-workspace.yaml, never package.json
+    let d = mono(&[("pnpm-lock.yaml", "lockfileVersion: '9.0'\n")]);
+    let err = plan_err(d.path(), &opts()).to_string();
+    assert!(
+        err.contains("pnpm reads its workspaces from pnpm-workspace.yaml"),
         "{err}"
     );
     // the one app with a start script is chosen without --workspace; its own ocibuild.toml
@@ -686,7 +981,7 @@ fn npm_workspace_roots_name_what_is_wrong_and_the_fix() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("not one of this npm workspace root's packages"),
+        err.contains("not one of this workspace root's packages"),
         "{err}"
     );
     assert!(err.contains("add \"tools/gen\""), "{err}");

@@ -428,14 +428,23 @@ fn ejected_node_apps_build_the_same_files() {
             "node-yarn-berry",
             "node-yarn-classic",
             "node-workspaces/apps/api",
+            "pnpm-monorepo/apps/api",
+            "yarn-monorepo/apps/api",
         ],
-        &["node-deps", "node-yarn-classic", "node-workspaces/apps/api"],
+        &[
+            "node-deps",
+            "node-yarn-classic",
+            "node-workspaces/apps/api",
+            "pnpm-monorepo/apps/api",
+        ],
         &[
             "node-app",
             "node-deps",
             "node-yarn-berry",
             "node-yarn-classic",
             "node-workspaces/apps/api",
+            "pnpm-monorepo/apps/api",
+            "yarn-monorepo/apps/api",
         ],
     );
 }
@@ -492,6 +501,8 @@ fn every_testdata_app_is_in_a_family() {
         "node-yarn-berry",
         "node-yarn-classic",
         "node-workspaces",
+        "pnpm-monorepo",
+        "yarn-monorepo",
         "python-app",
         "python-django-pipenv",
         "python-flask",

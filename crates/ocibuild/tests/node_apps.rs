@@ -1,7 +1,8 @@
 //! The Node.js apps people have, built zero-config and served under runc: a NestJS service
 //! (started from `start:prod`), a Next.js app with `output: "standalone"`, native addons (a
 //! local node-gyp addon linking a library the runtime base lacks, and a real npm package with
-//! an install script), yarn classic, Yarn 4 with the node-modules linker and pnpm projects, and
+//! an install script), yarn classic, Yarn 4 with the node-modules linker and pnpm projects, npm,
+//! pnpm and Yarn 4 workspace apps of a monorepo, and
 //! a failing build whose cause is far above the last lines (the full step log is kept under the
 //! store). Every image must hold no package manager, compiler or shell.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -108,12 +109,15 @@ fn assert_clean(rootfs: &Path) {
             "node_modules/yarn",
             "node_modules/pnpm",
             "node_modules/@yarnpkg/cli",
-            "node_modules/.pnpm",
+            // pnpm's bookkeeping (a pnpm workspace app keeps node_modules/.pnpm: its packages)
+            "node_modules/.pnpm/lock.yaml",
+            "node_modules/.modules.yaml",
             ".yarn/cache",
         ] {
             assert!(!s.ends_with(pm), "{s}: a package manager in the image");
         }
         assert!(!s.ends_with(".o"), "{s}: an object file in the image");
+        assert!(!s.contains("/.pnpm/pnpm@"), "{s}: pnpm in the image");
     }
 }
 
@@ -257,6 +261,7 @@ fn pnpm_typescript_app_answers_from_a_flat_node_modules() {
         "hono is a directory"
     );
     assert!(!rootfs.join("app/node_modules/typescript").exists());
+    assert!(!rootfs.join("app/node_modules/.pnpm").exists());
     assert!(rootfs.join("app/dist/index.js").is_file());
     let body = runc_http_get(&bundle, &[("PORT", "3000")], 3000, "/");
     assert!(
@@ -393,6 +398,137 @@ fn npm_workspace_app_is_built_from_the_root_with_only_the_packages_it_needs() {
     let body = runc_http_get(&bundle, &[("PORT", "3000")], 3000, "/?name=ws");
     assert!(
         body.starts_with("hello ws from @acme/api (@acme/shared 1.3.0) on node v20."),
+        "{body}"
+    );
+}
+
+#[test]
+fn pnpm_workspace_app_is_deployed_with_valid_links_and_only_the_packages_it_needs() {
+    let ctx = TestContext::new();
+    // the app's directory in a pnpm monorepo (pnpm-workspace.yaml): the context is the root
+    let (rootfs, bundle, out) = build_and_unpack(&ctx, "pnpm-monorepo/apps/api", &[]);
+    assert!(
+        out.contains("is the workspace apps/api of the pnpm workspace root"),
+        "{out}"
+    );
+    let app = rootfs.join("app");
+    assert!(app.join("dist/server.js").is_file());
+    assert!(!app.join("src").exists(), "TypeScript sources");
+    assert!(!app.join("test").exists());
+    // pnpm's layout: links into node_modules/.pnpm, relative and inside /app, that resolve
+    let mut links = 0;
+    for e in ocibuild_testkit::walk(&app.join("node_modules")) {
+        let meta = fs::symlink_metadata(&e).unwrap();
+        if !meta.is_symlink() {
+            continue;
+        }
+        links += 1;
+        let target = fs::read_link(&e).unwrap();
+        assert!(
+            target.is_relative(),
+            "{}: {}",
+            e.display(),
+            target.display()
+        );
+        // resolved inside the unpacked rootfs, the link stays under /app/node_modules
+        let mut at = e.parent().unwrap().to_path_buf();
+        for c in target.components() {
+            match c {
+                std::path::Component::ParentDir => assert!(at.pop()),
+                std::path::Component::Normal(n) => at.push(n),
+                _ => {}
+            }
+        }
+        assert!(
+            at.starts_with(app.join("node_modules")),
+            "{} leaves node_modules",
+            e.display()
+        );
+        assert!(at.exists(), "{} is dangling", e.display());
+    }
+    assert!(links > 50, "pnpm's links: {links}");
+    let express = app.join("node_modules/express");
+    assert!(fs::symlink_metadata(&express).unwrap().is_symlink());
+    assert!(express.join("index.js").is_file());
+    // the local library: built, copied in (pnpm deploy), with its own dependency
+    let shared = app.join("node_modules/@acme/shared");
+    assert!(
+        shared.join("dist/index.js").is_file(),
+        "the library's build"
+    );
+    // its dependency beside it in its .pnpm entry, where Node's resolution finds it
+    let real = fs::canonicalize(&shared).unwrap();
+    assert!(
+        real.starts_with(app.join("node_modules/.pnpm")),
+        "{}",
+        real.display()
+    );
+    let nm = real.parent().unwrap().parent().unwrap();
+    assert!(nm.join("ms/index.js").is_file(), "{}", nm.display());
+    // the root's build tools, the other app and its dependencies are not there
+    let names: Vec<String> = fs::read_dir(app.join("node_modules/.pnpm"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for gone in ["typescript@", "is-number@", "@types+", "@acme+web"] {
+        assert!(
+            !names.iter().any(|n| n.starts_with(gone)),
+            "{gone} in the image: {names:?}"
+        );
+    }
+    for gone in ["apps", "packages", "pnpm-lock.yaml", "pnpm-workspace.yaml"] {
+        assert!(!app.join(gone).exists(), "{gone} is in the image");
+    }
+    assert!(
+        !ocibuild_testkit::walk(&rootfs)
+            .iter()
+            .any(|p| p.to_string_lossy().contains("web/server.js")),
+        "the other app's files"
+    );
+    let body = runc_http_get(&bundle, &[("PORT", "3000")], 3000, "/?name=pnpm");
+    assert!(
+        body.starts_with("hello pnpm from @acme/api (@acme/shared 1.3.0) on node v20."),
+        "{body}"
+    );
+}
+
+#[test]
+fn yarn_workspace_app_is_focused_to_only_the_packages_it_needs() {
+    let ctx = TestContext::new();
+    let (rootfs, bundle, out) = build_and_unpack(&ctx, "yarn-monorepo/apps/api", &[]);
+    assert!(
+        out.contains("is the workspace apps/api of the yarn workspace root"),
+        "{out}"
+    );
+    let app = rootfs.join("app");
+    assert!(app.join("apps/api/dist/server.js").is_file());
+    assert!(app.join("packages/shared/dist/index.js").is_file());
+    assert!(!app.join("apps/api/src").exists(), "TypeScript sources");
+    assert!(
+        !app.join("packages/shared/src").exists(),
+        "TypeScript sources"
+    );
+    // the node-modules linker's links to the workspaces: relative, and they resolve
+    let link = app.join("node_modules/@acme/shared");
+    assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
+    assert!(fs::read_link(&link).unwrap().is_relative());
+    assert!(link.join("dist/index.js").is_file(), "the link resolves");
+    assert!(app.join("node_modules/express/index.js").is_file());
+    assert!(app.join("node_modules/ms/index.js").is_file());
+    for gone in [
+        "apps/web",
+        "node_modules/@acme/web",
+        "node_modules/is-number",
+        "node_modules/typescript",
+        "node_modules/@types",
+        "yarn.lock",
+        ".yarn",
+    ] {
+        assert!(!app.join(gone).exists(), "{gone} is in the image");
+    }
+    let body = runc_http_get(&bundle, &[("PORT", "3000")], 3000, "/?name=yarn");
+    assert!(
+        body.starts_with("hello yarn from @acme/api (@acme/shared 1.3.0) on node v20."),
         "{body}"
     );
 }

@@ -55,7 +55,7 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
                 .find(|p| p.is_file())
         })
         .filter(|_| a.lang.is_none());
-    // a package of an npm workspace (no lockfile of its own): the context is the root
+    // a package of an npm or pnpm workspace (no lockfile of its own): the context is the root
     let (ctx, workspace) = match &dockerfile {
         Some(df) => {
             if let Some(w) = &a.workspace {
@@ -73,9 +73,16 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
     if let (Some(w), None) = (&workspace, &a.workspace) {
         rep.event(
             &format!(
-                "{} is the workspace {w} of the npm workspace root {}: the build's context is the \
+                "{} is the workspace {w} of the {} workspace root {}: the build's context is the \
                  root (as `--workspace {w}` there)",
                 a.context.display(),
+                if ctx.join("pnpm-workspace.yaml").is_file() {
+                    "pnpm"
+                } else if ctx.join("yarn.lock").is_file() {
+                    "yarn"
+                } else {
+                    "npm"
+                },
                 ctx.display()
             ),
             json!({"event": "workspace", "root": ctx, "workspace": w}),
@@ -199,7 +206,7 @@ fn workspace_context(a: &BuildArgs, ctx: PathBuf) -> Result<(PathBuf, Option<Str
         Some((root, member)) => {
             if let Some(w) = &a.workspace {
                 return Err(crate::output::usage(format!(
-                    "--workspace {w}: {} is already a workspace package ({member} of the npm \
+                    "--workspace {w}: {} is already a workspace package ({member} of the \
                      workspace root {}); pass the root with --workspace, or the package's \
                      directory alone",
                     ctx.display(),
