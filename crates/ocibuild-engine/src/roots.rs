@@ -340,6 +340,26 @@ impl Bases {
         local.is_some_and(|d| Path::new(d).join(&p.filename).is_file())
     }
 
+    /// Whether every package of a lock is ready in the unpacked-package cache (an entry that
+    /// is there, whether or not intact: it is checked when used), so assembling the lock's root
+    /// links ready files and decompresses nothing: cheaper than fetching and extracting a ready
+    /// root ([`crate::df`]'s root blobs), which a runner without them prefers.
+    pub fn unpacked_here(&self, l: &Locked) -> bool {
+        use ocibuild_debian::unpacked::UnpackedCache;
+        let Ok(chain) = ocibuild_debian::base::profile_chain(&l.lock.profile) else {
+            return false;
+        };
+        let trim = ocibuild_debian::base::chain_trim(&chain);
+        let cache = UnpackedCache::new(&self.cache_dir);
+        UnpackedCache::enabled()
+            && l.lock.packages().all(|p| {
+                cache
+                    .entry_dir(&p.sha256, &trim)
+                    .join("entries.json")
+                    .is_file()
+            })
+    }
+
     /// The image of a lock, when the store has it whole.
     fn cached_image(&self, l: &Locked) -> Result<Option<Base>> {
         let profile = l.opts.profile.as_str();

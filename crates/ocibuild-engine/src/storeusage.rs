@@ -9,7 +9,9 @@
 //! engine/cache/                 cache_mounts   RUN --mount=type=cache and builder cache dirs
 //! engine/df/<key>/              step_changes   Dockerfile steps' change dirs (`.step-*`: temp)
 //! engine/df/<key>.json, …       step_records   step records, zero-config build records, base and
-//!                                              pull pins, package locks, --explain-cache notes
+//!                                              pull pins, package locks, --explain-cache notes,
+//!                                              toolchain root blobs made for --cache-to
+//!                                              (engine/rootblobs/)
 //! logs/                         logs           build logs
 //! engine/work/                  temp           build work dirs (leftovers of killed builds)
 //! anything else                 other
@@ -310,7 +312,7 @@ fn engine_units(
             "rootfs" => Kind::ToolchainRoots,
             "cache" => Kind::CacheMounts,
             "df" => Kind::StepChanges,
-            "builds" | "bases" | "pulled" | "locks" => Kind::StepRecords,
+            "builds" | "bases" | "pulled" | "locks" | "rootblobs" => Kind::StepRecords,
             "work" => Kind::Temp,
             _ => {
                 let u = unit(Kind::Other, &p, seen, mtime(&p));

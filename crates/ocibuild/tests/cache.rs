@@ -1465,3 +1465,180 @@ fn a_fresh_store_names_its_toolchain_by_the_package_cache_s_record_and_writes_no
     );
     assert_eq!(c.digest, a.digest);
 }
+
+/// A build stage on a native toolchain root whose one RUN records a fingerprint of that root:
+/// every path under `/usr` and `/etc` with its type, mode, owner, size and link target, every
+/// file's and link's mtime, and every file's contents (the sandbox's own `/etc/hosts`,
+/// `/etc/hostname` and `/etc/resolv.conf` aside). The image's digest says which tree the step
+/// ran on.
+const ROOT_DOCKERFILE: &str = "FROM ocibuild:build-base AS build
+COPY src.txt /src/
+RUN mkdir /out && cat /src/src.txt > /out/src \\
+ && find /usr /etc \\( -path /etc/hosts -o -path /etc/hostname -o -path /etc/resolv.conf \\) -prune -o -printf '%y %m %U %G %s %l %p\\n' | sort | sha256sum > /out/tree \\
+ && find /usr /etc \\( -type f -o -type l \\) ! -path /etc/hosts ! -path /etc/hostname ! -path /etc/resolv.conf -printf '%T@ %p\\n' | sort | sha256sum >> /out/tree \\
+ && find /usr /etc -type f ! -path /etc/hosts ! -path /etc/hostname ! -path /etc/resolv.conf -print0 | sort -z | xargs -0 sha256sum | sha256sum >> /out/tree
+FROM ocibuild:static
+COPY --from=build /out/ /out/
+";
+
+/// A Dockerfile build with the shared Debian package cache; `env` is set for the process.
+fn root_build(root: &Path, app: &Path, args: &[String], out: &Path, env: &[(&str, &str)]) -> Built {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+    c.arg("--root")
+        .arg(root)
+        .args(["--progress", "json", "build"])
+        .arg("--cache-dir")
+        .arg(cache())
+        .args(args)
+        .arg("--output")
+        .arg(format!("oci:{}:t", out.display()))
+        .arg(app)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null());
+    parse(&run(&mut c))
+}
+
+/// Issue 20: a cold runner fetches the ready toolchain root a step runs on from the remote
+/// cache instead of assembling it from packages. Runner A (the shared store) exports with the
+/// default mode; it also builds the edited context itself, the digest to match. Runner B (a
+/// fresh store, the unpacked-package cache switched off as on a runner without one) builds the
+/// edited context with `--cache-from`: the root is fetched from the cache (the note says so),
+/// lands as the lock's root in its store, and the image, which fingerprints the whole root, is
+/// runner A's. With the packages unpacked here, runner D links them instead (cheaper than
+/// fetching the tree); a fresh store without the cache assembles the same image. The root blob corrupted in the cache: runner C notes it, assembles the
+/// root from packages and gets the same image.
+#[test]
+fn a_cold_runner_fetches_the_ready_toolchain_root_and_falls_back_when_it_is_corrupt() {
+    let ctx = TestContext::new();
+    let shared = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ocibuild-build-tests-store");
+    let cache_dir = ctx.tmp_dir("root-cache");
+    let app = ctx.tmp_dir("root-app");
+    fs::write(app.join("Dockerfile"), ROOT_DOCKERFILE).unwrap();
+    fs::write(app.join("src.txt"), "v1\n").unwrap();
+    root_build(
+        &shared,
+        &app,
+        &[
+            "--cache-to".to_string(),
+            format!("type=local,dest={}", cache_dir.display()),
+        ],
+        &ctx.tmp_dir("root-out-a"),
+        &[],
+    );
+    // the record of the root blob, and its blob
+    let record = fs::read_dir(cache_dir.join("index"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| serde_json::from_slice::<Value>(&fs::read(e.path()).unwrap()).ok())
+        .find(|v| v["kind"] == "toolchain-root")
+        .expect("a toolchain-root record in the cache");
+    assert!(
+        record["reference"]
+            .as_str()
+            .unwrap()
+            .starts_with("ocibuild:build-base"),
+        "{record:#}"
+    );
+    let blob = cache_dir.join("blobs/sha256").join(
+        record["blob"]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:"),
+    );
+    assert!(blob.is_file(), "{record:#}");
+
+    fs::write(app.join("src.txt"), "v2, edited\n").unwrap();
+    let warm = root_build(&shared, &app, &[], &ctx.tmp_dir("root-out-a2"), &[]);
+    let from = vec![
+        "--cache-from".to_string(),
+        format!("type=local,src={}", cache_dir.display()),
+    ];
+    let no_unpacked = [("OCIBUILD_UNPACKED_CACHE", "0")];
+
+    let root_b = ctx.tmp_dir("root-b");
+    let b = root_build(
+        &root_b,
+        &app,
+        &from,
+        &ctx.tmp_dir("root-out-b"),
+        &no_unpacked,
+    );
+    let seen = notes(&b.stderr);
+    assert!(
+        seen.iter().any(|n| n.starts_with("ocibuild:build-base")
+            && n.contains("a step runs on it: root fetched from cache local-dir")),
+        "{seen:#?}"
+    );
+    assert!(
+        !seen.iter().any(|n| n.contains("assembled from packages")),
+        "{seen:#?}"
+    );
+    assert!(
+        b.ran.iter().any(|s| s.contains("RUN mkdir /out")),
+        "{:?}",
+        b.ran
+    );
+    assert_eq!(
+        b.digest, warm.digest,
+        "the fetched root is the assembled one"
+    );
+    let roots: Vec<String> = fs::read_dir(root_b.join("engine/rootfs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        roots.iter().any(|r| r.starts_with("lock-")),
+        "the lock's root is in the store: {roots:?}"
+    );
+
+    // a fresh store without the cache assembles the root from packages (unpacking them into
+    // the package cache): the same image
+    let e = root_build(
+        &ctx.tmp_dir("root-e"),
+        &app,
+        &[],
+        &ctx.tmp_dir("root-out-e"),
+        &[],
+    );
+    assert_eq!(e.digest, warm.digest);
+    // the packages unpacked here: linking them costs less than fetching the tree
+    let d = root_build(
+        &ctx.tmp_dir("root-d"),
+        &app,
+        &from,
+        &ctx.tmp_dir("root-out-d"),
+        &[],
+    );
+    let seen = notes(&d.stderr);
+    assert!(
+        seen.iter().any(|n| n.starts_with("ocibuild:build-base")
+            && n.contains("a step runs on it: root assembled from packages")),
+        "{seen:#?}"
+    );
+    assert_eq!(d.digest, warm.digest);
+
+    // corrupted in the cache: detected, noted, assembled instead, the same image
+    fs::write(&blob, flip(&fs::read(&blob).unwrap())).unwrap();
+    let c = root_build(
+        &ctx.tmp_dir("root-c"),
+        &app,
+        &from,
+        &ctx.tmp_dir("root-out-c"),
+        &no_unpacked,
+    );
+    let seen = notes(&c.stderr);
+    assert!(
+        seen.iter().any(|n| n.starts_with("ocibuild:build-base")
+            && n.contains("the cache's ready root is unusable")
+            && n.contains("corrupt")),
+        "{seen:#?}"
+    );
+    assert!(
+        seen.iter().any(|n| n.starts_with("ocibuild:build-base")
+            && n.contains("a step runs on it: root assembled from packages")),
+        "{seen:#?}"
+    );
+    assert_eq!(c.digest, warm.digest);
+}

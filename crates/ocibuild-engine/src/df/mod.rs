@@ -24,6 +24,7 @@ pub mod fsops;
 pub(crate) mod graph;
 mod listing;
 pub mod native;
+mod rootblob;
 mod steps;
 #[doc(hidden)]
 pub use steps::import_step_record;
@@ -1089,27 +1090,40 @@ impl Exec<'_> {
             let _g = self.ensure_lock.lock().map_err(poison)?;
             let r = native::parse(n.reference.trim_start_matches(native::PREFIX))?;
             let (b, locked, _) = nb.locked_for_arch(&r, &n.arch)?;
-            let tc = b.toolchain_locked_root(&locked, false)?;
+            // a ready root from the cache, unless its packages are all unpacked here already
+            // (linking them costs less than fetching and extracting the tree)
+            let fetched = if b.unpacked_here(&locked) {
+                None
+            } else {
+                self.remote_root(&n.reference, &locked.key)
+            };
+            let (root, how) = match fetched {
+                Some(done) => done,
+                None => {
+                    let tc = b.toolchain_locked_root(&locked, false)?;
+                    let how = if tc.cached {
+                        "found in the store".to_string()
+                    } else {
+                        "assembled from packages".to_string()
+                    };
+                    (tc.root, how)
+                }
+            };
             (self.ev)(Event::Note(format!(
-                "{}: a step runs on it: root {} ({} packages, lock {})",
+                "{}: a step runs on it: root {how} ({} packages, lock {})",
                 n.reference,
-                if tc.cached {
-                    "found in the store"
-                } else {
-                    "assembled from packages"
-                },
                 locked.lock.packages().count(),
                 &locked.key[..16]
             )));
             self.base_roots
                 .lock()
                 .map_err(poison)?
-                .insert(img.manifest_desc.digest.clone(), tc.root.clone());
+                .insert(img.manifest_desc.digest.clone(), root.clone());
             self.used_roots
                 .lock()
                 .map_err(poison)?
-                .insert(img.manifest_desc.digest.clone(), tc.root.clone());
-            return Ok(tc.root);
+                .insert(img.manifest_desc.digest.clone(), root.clone());
+            return Ok(root);
         }
         self.ensure_layers(img)?;
         let root = extract_rootfs(&self.o.store, img)?;
@@ -1118,6 +1132,43 @@ impl Exec<'_> {
             .map_err(poison)?
             .insert(img.manifest_desc.digest.clone(), root.clone());
         Ok(root)
+    }
+
+    /// The toolchain root of lock `key` from a `--cache-from` cache's root blob
+    /// ([`rootblob`]), when this store has no root of that lock and a cache has one: `None`
+    /// (after a note, when a cache's blob was unusable) means assemble it.
+    fn remote_root(&self, reference: &str, key: &str) -> Option<(PathBuf, String)> {
+        if self.o.cache_from.is_empty() {
+            return None;
+        }
+        let here = self
+            .o
+            .store
+            .root()
+            .join("engine")
+            .join("rootfs")
+            .join(format!("lock-{key}"));
+        if here.join("complete").is_file() && here.join("rootfs").is_dir() {
+            return None;
+        }
+        let t0 = std::time::Instant::now();
+        match rootblob::fetch(&self.o.cache_from, &self.o.store, key) {
+            rootblob::Fetched::Root(root, bytes, entries, kind) => Some((
+                root,
+                format!(
+                    "fetched from cache {kind} ({:.1} MB, {entries} entries, in {:.2}s), not assembled",
+                    bytes as f64 / 1e6,
+                    t0.elapsed().as_secs_f64()
+                ),
+            )),
+            rootblob::Fetched::Missing => None,
+            rootblob::Fetched::Unusable(why) => {
+                (self.ev)(Event::Note(format!(
+                    "{reference}: the cache's ready root is unusable ({why}); it is assembled from packages instead"
+                )));
+                None
+            }
+        }
     }
 
     /// The skeleton of a native base whose root is not here, made from the listing its

@@ -876,8 +876,9 @@ impl Exec<'_> {
     /// Export the native bases (`FROM ocibuild:…`) this build used, by lock key: each one's
     /// manifest and config, so a cold runner keys and walks the build without assembling it,
     /// and the layers of the final image's base, so it fetches them instead of assembling
-    /// them. A toolchain root's layers stay here (a step that runs on it assembles the root
-    /// as a directory, which costs less than fetching its layers). Returns (created, existing).
+    /// them. A toolchain root's layers stay here; a toolchain root a step ran on is exported as
+    /// one ready tree instead ([`super::rootblob`]), which a cold runner extracts rather than
+    /// assembling the root from packages. Returns (created, existing).
     fn export_bases(&self, be: &dyn ocibuild_cache::CacheBackend) -> Result<(usize, usize)> {
         let natives: Vec<super::NativeUse> = self
             .natives
@@ -918,6 +919,17 @@ impl Exec<'_> {
             if let Some(d) = &listing {
                 push(d)?;
             }
+            // a toolchain root this runner has (a step ran on it, now or in an earlier
+            // build): its ready tree, so a cold runner fetches it instead of assembling it
+            // ([`super::rootblob`])
+            if n.toolchain
+                && let Some(root) = self.toolchain_root_here(&n)?
+            {
+                match super::rootblob::export(be, &self.o.store, &n.key, &n.reference, &root)? {
+                    true => created += 1,
+                    false => existing += 1,
+                }
+            }
             let mut record = json!({
                 "kind": "native-base",
                 "reference": n.reference,
@@ -941,6 +953,22 @@ impl Exec<'_> {
             }
         }
         Ok((created, existing))
+    }
+
+    /// The directory of a native toolchain base's root when this runner has it: the one a step
+    /// ran on in this build, else the lock's root in the store (`engine/rootfs/lock-<key>`, or
+    /// its image's extracted layers when it was built as an image).
+    fn toolchain_root_here(&self, n: &super::NativeUse) -> Result<Option<PathBuf>> {
+        let d = &n.image.manifest_desc.digest;
+        if let Some(r) = self.base_roots.lock().map_err(super::poison)?.get(d) {
+            return Ok(Some(r.clone()));
+        }
+        let roots = self.o.store.root().join("engine").join("rootfs");
+        Ok([format!("lock-{}", n.key), super::rootfs_name(&n.image)?]
+            .into_iter()
+            .map(|name| roots.join(name))
+            .find(|r| r.join("complete").is_file() && r.join("rootfs").is_dir())
+            .map(|r| r.join("rootfs")))
     }
 
     /// The listing of a native base for its cache record, as a blob in the store: from its
