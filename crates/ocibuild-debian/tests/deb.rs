@@ -700,7 +700,17 @@ fn a_corrupt_or_partial_unpacked_cache_entry_is_redone_not_used() {
             .unwrap()
     };
     type Harm<'a> = (&'a str, Box<dyn Fn() + 'a>);
-    let damage: [Harm; 4] = [
+    let damage: [Harm; 5] = [
+        (
+            // an edit through a root the file was linked into, undone: the bytes are the
+            // same, the mtime is not (a use checks sizes and mtimes, not hashes)
+            "touched",
+            Box::new(|| {
+                let p = biggest();
+                let f = fs::OpenOptions::new().write(true).open(&p).unwrap();
+                f.set_modified(std::time::SystemTime::now()).unwrap();
+            }),
+        ),
         (
             "truncated",
             Box::new(|| {
@@ -738,6 +748,26 @@ fn a_corrupt_or_partial_unpacked_cache_entry_is_redone_not_used() {
         let (_, outcome) = cache.entries(d, &sha, &trim, epoch).unwrap();
         assert_eq!(outcome, Outcome::Hit, "{what}");
         assert!(verify(tmp.path(), false).1.is_empty(), "{what}");
+    }
+    // other bytes with the size and mtime put back: a use does not hash, so only `verify`
+    // (`ocibuild cache verify`) finds it, and its repair drops the entry
+    {
+        let p = biggest();
+        let m = fs::metadata(&p).unwrap();
+        let mut data = fs::read(&p).unwrap();
+        data[0] ^= 0xff;
+        fs::write(&p, data).unwrap();
+        let f = fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.set_modified(m.modified().unwrap()).unwrap();
+        let (_, broken) = verify(tmp.path(), false);
+        assert_eq!(broken.len(), 1, "{broken:?}");
+        assert!(broken[0].detail.contains("hashes to"), "{broken:?}");
+        let (_, broken) = verify(tmp.path(), true);
+        assert_eq!(broken.len(), 1);
+        // the repair dropped it: unpacked afresh
+        let (again, outcome) = cache.entries(d, &sha, &trim, epoch).unwrap();
+        assert_eq!(outcome, Outcome::Filled);
+        assert_eq!(diff_id_of(again), want);
     }
     // repair drops a broken entry
     fs::remove_file(dir.join("entries.json")).unwrap();
