@@ -929,6 +929,17 @@ fn index_entry(img: &Image, tag: Option<&str>) -> Descriptor {
     d
 }
 
+/// `bytes` in a new temp file beside `dir`'s entries (`.tmp-*`), not yet fsynced.
+fn temp_with(dir: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(OciError::io("create temp file in", dir))?;
+    tmp.write_all(bytes)
+        .map_err(OciError::io("write", tmp.path()))?;
+    Ok(tmp)
+}
+
 pub(crate) fn write_atomically(dest: &Path, bytes: &[u8]) -> Result<()> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
@@ -1165,14 +1176,20 @@ fn write_layout_plan(
             }
         }
     }
+    // Every file is written into a temp file first and all of them are fsynced at once (each
+    // fsync of its own waits for a journal commit: on a busy disk that, not the bytes, is the
+    // cost); then they are named in order — blobs, then manifests and indexes (children
+    // first), so a manifest is never in place before what it names, `index.json` last of all.
     let ol = dir.join("oci-layout");
-    if !ol.exists() {
-        write_atomically(&ol, OCI_LAYOUT_JSON)?;
-    }
-    let write_one = |(d, what): &(Descriptor, &'static str)| -> Result<()> {
+    let layout_tmp = if ol.exists() {
+        None
+    } else {
+        Some(temp_with(dir, OCI_LAYOUT_JSON)?)
+    };
+    let write_one = |(d, what): &(Descriptor, &'static str)| -> Result<Option<(PathBuf, tempfile::NamedTempFile)>> {
         let dest = dir.join(d.digest.layout_path());
         if fs::metadata(&dest).is_ok_and(|m| m.len() == d.size) {
-            return Ok(());
+            return Ok(None);
         }
         let mut tmp = tempfile::Builder::new()
             .prefix(".tmp-")
@@ -1188,25 +1205,42 @@ fn write_layout_plan(
                 None => format!("{what} {} of {}", d.digest, src.describe()),
             };
             stream_verified(src, d, &what, check, opts.progress, tmp.as_file_mut())?;
+            // Streamed from elsewhere (a registry): named as soon as it is durable, so an
+            // interrupted pull keeps what it fetched, and its fsync overlaps the next download.
+            tmp.as_file()
+                .sync_all()
+                .map_err(OciError::io("fsync", tmp.path()))?;
+            tmp.persist(&dest).map_err(|e| OciError::Io {
+                op: "rename into",
+                path: dest.clone(),
+                source: e.error,
+            })?;
+            return Ok(None);
         }
-        tmp.as_file()
-            .sync_all()
-            .map_err(OciError::io("fsync", tmp.path()))?;
-        tmp.persist(&dest).map_err(|e| OciError::Io {
-            op: "rename into",
-            path: dest.clone(),
-            source: e.error,
-        })?;
-        Ok(())
+        Ok(Some((dest, tmp)))
     };
-    // Layers and configs `jobs` at a time, then the manifests and indexes (children first), so
-    // a manifest is never in place before what it names; index.json last of all.
     let (manifests, others): (Vec<_>, Vec<_>) = plan
         .into_iter()
         .partition(|(d, _)| media::is_manifest(&d.media_type) || media::is_index(&d.media_type));
-    for_each_parallel(&others, opts.jobs, write_one)?;
+    // Layers and configs `jobs` at a time, then the manifests and indexes.
+    let written = std::sync::Mutex::new(Vec::new());
+    for_each_parallel(&others, opts.jobs, |item| {
+        if let Some(t) = write_one(item)? {
+            let mut w = written.lock().map_err(|_| OciError::Stream {
+                what: "layout writer".into(),
+                source: io::Error::other("a writer thread panicked"),
+            })?;
+            w.push(t);
+        }
+        Ok(())
+    })?;
+    let mut written = written.into_inner().map_err(|_| OciError::Stream {
+        what: "layout writer".into(),
+        source: io::Error::other("a writer thread panicked"),
+    })?;
+    let first_manifest = written.len();
     for m in &manifests {
-        write_one(m)?;
+        written.extend(write_one(m)?);
     }
     let ip = dir.join("index.json");
     let mut index = match fs::read(&ip) {
@@ -1225,7 +1259,30 @@ fn write_layout_plan(
         None => !(m.ref_name().is_none() && m.digest == entry.digest),
     });
     index.manifests.push(entry.clone());
-    write_atomically(&ip, &to_json_bytes(&index, "index.json")?)?;
+    let index_tmp = temp_with(dir, &to_json_bytes(&index, "index.json")?)?;
+    let mut files: Vec<(&File, &Path)> = written
+        .iter()
+        .map(|(_, t)| (t.as_file(), t.path()))
+        .collect();
+    files.extend(layout_tmp.iter().map(|t| (t.as_file(), t.path())));
+    files.push((index_tmp.as_file(), index_tmp.path()));
+    crate::store::fsync_all(&files)?;
+    drop(files);
+    let rename = |tmp: tempfile::NamedTempFile, dest: &Path| {
+        tmp.persist(dest).map(|_| ()).map_err(|e| OciError::Io {
+            op: "rename into",
+            path: dest.to_path_buf(),
+            source: e.error,
+        })
+    };
+    if let Some(t) = layout_tmp {
+        rename(t, &ol)?;
+    }
+    let manifests_written = written.split_off(first_manifest);
+    for (dest, tmp) in written.into_iter().chain(manifests_written) {
+        rename(tmp, &dest)?;
+    }
+    rename(index_tmp, &ip)?;
     drop(lock);
     Ok(entry)
 }

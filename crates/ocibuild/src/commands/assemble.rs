@@ -300,6 +300,11 @@ fn parse_owner(s: &str) -> Result<(u32, u32)> {
 
 /// (revision, source URL) when `dir` is inside a git checkout.
 fn git_info(dir: &Path) -> Option<(String, Option<String>)> {
+    // Starting git costs milliseconds of every assemble: only ask it when a `.git` is above `dir`
+    // (or the environment points git elsewhere).
+    if !in_git_checkout(dir) {
+        return None;
+    }
     let git = |args: &[&str]| -> Option<String> {
         let out = Command::new("git")
             .arg("-C")
@@ -315,6 +320,20 @@ fn git_info(dir: &Path) -> Option<(String, Option<String>)> {
     let rev = git(&["rev-parse", "HEAD"])?;
     let src = git(&["config", "--get", "remote.origin.url"]).map(|u| strip_credentials(&u));
     Some((rev, src))
+}
+
+/// Whether `dir` or a parent holds `.git` (a directory, or a file for worktrees and submodules),
+/// or `GIT_DIR` is set.
+fn in_git_checkout(dir: &Path) -> bool {
+    if std::env::var_os("GIT_DIR").is_some() {
+        return true;
+    }
+    // physical parents, as git walks them (a symlink into a checkout is in it)
+    let Ok(abs) = std::fs::canonicalize(dir) else {
+        return true;
+    };
+    abs.ancestors()
+        .any(|d| std::fs::symlink_metadata(d.join(".git")).is_ok())
 }
 
 /// Never put `user:token@` from a remote URL into an image.
