@@ -422,8 +422,10 @@ fn layer_source(layers: &[LayerSpec], dir: &str) -> Option<String> {
     })
 }
 
-/// `--exclude=` flags, each pattern made relative to the source root (`base`, no leading
-/// slash): patterns that start with `**/` match anywhere already.
+/// `--exclude=` flags. BuildKit matches them below each directory copied, so a layer's patterns
+/// (relative to its directory) are written as they are (`base` empty); with `--parents` and a
+/// `/./` pivot ocibuild matches them from the root, so they are prefixed with the source root
+/// (`base`, no leading slash). Patterns that start with `**/` match anywhere already.
 fn exclude_flags(patterns: &[String], base: &str) -> String {
     patterns
         .iter()
@@ -448,8 +450,9 @@ fn copy_layer(l: &LayerSpec) -> String {
     let from = l.from.trim_end_matches('/');
     let to = l.to.trim_end_matches('/');
     let base = from.trim_start_matches('/');
-    let excludes = exclude_flags(&l.exclude, base);
+    let below = exclude_flags(&l.exclude, "");
     if l.include.is_empty() {
+        let excludes = below;
         return format!("COPY --from=build --chown=0:0{excludes} {from}/ {to}/");
     }
     let mut sources = Vec::new();
@@ -465,6 +468,11 @@ fn copy_layer(l: &LayerSpec) -> String {
             sources.push(format!("{from}/{inc}"));
         }
     }
+    let excludes = if parents {
+        exclude_flags(&l.exclude, base)
+    } else {
+        below
+    };
     let single_literal = l.include.len() == 1 && !parents && !has_meta(&l.include[0]);
     if single_literal {
         let name = l.include[0].trim_start_matches("./");
@@ -543,7 +551,7 @@ mod tests {
                 &[],
                 &["**/*.map", ".package-lock.json"]
             )),
-            "COPY --from=build --chown=0:0 --exclude=**/*.map --exclude=src/node_modules/.package-lock.json /src/node_modules/ /app/node_modules/"
+            "COPY --from=build --chown=0:0 --exclude=**/*.map --exclude=.package-lock.json /src/node_modules/ /app/node_modules/"
         );
         assert_eq!(
             copy_layer(&l("/out/libs", "/app/libs", &["*-SNAPSHOT.jar"], &[])),

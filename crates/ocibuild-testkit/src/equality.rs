@@ -164,6 +164,8 @@ pub struct Compared {
     /// ocibuild's unpacked root filesystem and its layout (tag `ours`).
     pub rootfs: PathBuf,
     pub layout: PathBuf,
+    /// buildah's layout (tagged with the case's name).
+    pub reference_layout: PathBuf,
     /// ocibuild's stderr, for failure reports.
     pub stderr: String,
     pub seconds: f64,
@@ -180,12 +182,28 @@ pub fn compare_case(
     context: &Path,
     args: &[(String, String)],
 ) -> Compared {
+    compare_case_with(ctx, b, case, context, args, &[])
+}
+
+/// [`compare_case`] with more `buildah build` flags (`["--format", "docker"]` keeps what only
+/// Docker's config format has: HEALTHCHECK, ONBUILD, SHELL).
+pub fn compare_case_with(
+    ctx: &TestContext,
+    b: &Builders<'_>,
+    case: &Case,
+    context: &Path,
+    args: &[(String, String)],
+    buildah_flags: &[&str],
+) -> Compared {
     let t0 = Instant::now();
     let dir = ctx.tmp_dir(format!("case-{}", case.name));
     // buildah first: the reference, and a check of the Dockerfile itself
     let mut bb = BuildahBuild::new(&case.reference, context);
     for (k, v) in args {
         bb = bb.build_arg(k, v);
+    }
+    for f in buildah_flags {
+        bb = bb.arg(f);
     }
     let theirs = dir.join("buildah-layout");
     // tagged after the case: concurrent cases share the store
@@ -226,6 +244,7 @@ pub fn compare_case(
         problems,
         rootfs: a,
         layout: ours,
+        reference_layout: theirs,
         stderr,
         seconds: t0.elapsed().as_secs_f64(),
     }

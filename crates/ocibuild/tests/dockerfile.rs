@@ -32,7 +32,7 @@ use ocibuild_testkit::{
     TestContext, require_tool, run, run_ok, run_ok_stdout, runc_http_get, umoci_unpack,
     validate_layout_with_peers,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 // -------------------------------------------------------------------------------------------
 // Paths, bases and the ocibuild command
@@ -1019,4 +1019,216 @@ fn a_failed_run_keeps_its_log_and_shows_the_first_error() {
     assert!(log.starts_with(root.join("logs")), "{}", log.display());
     let text = fs::read_to_string(&log).unwrap();
     assert!(text.contains("checked rule 1\n"), "{text}");
+}
+
+// -------------------------------------------------------------------------------------------
+// Real-world shapes: testdata/dockerfiles/realworld
+
+/// The bases of the real-world corpus, by the build arg that names them (every case gets all of
+/// them; a Dockerfile declares the ones it uses). All but `NODE` are the templates' bases, built
+/// once per test process.
+fn realworld_bases() -> Vec<(String, String)> {
+    let java_build_packages = [
+        "libmaven-resources-plugin-java",
+        "libmaven-compiler-plugin-java",
+        "libsurefire-java",
+        "libmaven-jar-plugin-java",
+    ];
+    let wanted: [(&str, &str, &[&str]); 7] = [
+        ("DEBIAN", "build-base", &[]),
+        ("FINAL", "build-base", &[]),
+        ("NODE", "node-build", &["adduser", "perl-base"]),
+        ("GO", "go", &[]),
+        ("PYTHON", "python-build", &[]),
+        ("JDK", "java-build", &java_build_packages),
+        ("JRE", "java:nonroot", &[]),
+    ];
+    std::thread::scope(|s| {
+        let handles: Vec<_> = wanted
+            .iter()
+            .map(|(arg, profile, packages)| {
+                s.spawn(move || (arg.to_string(), archive_ref(&base(profile, packages))))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// What the real-world corpus's loopback "release mirror" answers to every GET (a tini stand-in;
+/// `add-checksum.Dockerfile` pins its SHA-256).
+const MIRROR_BODY: &[u8] = b"#!/bin/sh\n# a stand-in for tini, served by the test: run the command after --\n[ \"$1\" = -- ] && shift\nexec \"$@\"\n";
+
+/// A loopback HTTP server (a test fixture) answering every GET with `body`; its port.
+fn serve(body: &'static [u8]) -> u16 {
+    use std::io::Write;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(body);
+        }
+    });
+    port
+}
+
+/// The image config fields a Dockerfile sets, as both builders write them (`null` when unset
+/// or empty); buildah's own version label left out.
+fn dockerfile_config_fields(config: &Value) -> BTreeMap<&'static str, Value> {
+    let c = &config["config"];
+    let mut m = BTreeMap::new();
+    for f in [
+        "Env",
+        "Labels",
+        "Cmd",
+        "Entrypoint",
+        "WorkingDir",
+        "User",
+        "ExposedPorts",
+        "Volumes",
+        "StopSignal",
+        "Healthcheck",
+        "OnBuild",
+        "Shell",
+    ] {
+        let mut v = c.get(f).cloned().unwrap_or(Value::Null);
+        if let Some(o) = v.as_object_mut() {
+            o.remove("io.buildah.version");
+        }
+        let empty = match &v {
+            Value::Object(o) => o.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            Value::String(s) => s.is_empty(),
+            _ => false,
+        };
+        m.insert(f, if empty { Value::Null } else { v });
+    }
+    m
+}
+
+/// `testdata/dockerfiles/realworld/NAME.Dockerfile`, each with its own context
+/// (`realworld/context/NAME`, its `.dockerignore` too): the shapes people copy from the
+/// official docs and templates (Next.js standalone, Go with cache and bind mounts, Django, a
+/// Spring Boot layered jar, SHELL/HEALTHCHECK/ONBUILD/USER name:group, the backtick escape,
+/// COPY --chmod/--link/--exclude, RUN --network=none, several heredocs in one RUN, ADD
+/// --checksum from a loopback "mirror", a monorepo `.dockerignore`). Each is built by buildah (`--format docker`, so HEALTHCHECK,
+/// ONBUILD and SHELL are kept) and by ocibuild from the same bases; the root filesystems must
+/// be the same (but for the directories buildah leaves for a mount target's missing parents),
+/// the config fields a Dockerfile sets must be the same, and both images must print the case's
+/// `# expect:` under runc. Where buildah 1.28 lacks a syntax or differs from BuildKit,
+/// `NAME.buildah.Dockerfile` is the same build for it (each says why). `OCIBUILD_REALWORLD=NAME,…` runs only those cases.
+#[test]
+fn realworld_dockerfiles_build_like_buildah_and_run() {
+    let t0 = std::time::Instant::now();
+    let ctx = TestContext::new();
+    let dir = testdata().join("realworld");
+    let mut cases = ocibuild_testkit::equality::read_corpus(&dir);
+    assert!(cases.len() >= 8, "{} real-world cases", cases.len());
+    // OCIBUILD_REALWORLD=a,b: only those cases (while working on them)
+    if let Ok(only) = std::env::var("OCIBUILD_REALWORLD") {
+        let only: Vec<&str> = only.split(',').map(str::trim).collect();
+        cases.retain(|c| only.contains(&c.name.as_str()));
+    }
+    let mut args = realworld_bases();
+    args.push((
+        "MIRROR".to_string(),
+        format!("http://127.0.0.1:{}", serve(MIRROR_BODY)),
+    ));
+    let t_bases = t0.elapsed().as_secs_f64();
+    let buildah = Buildah::new(&ctx);
+    let builders = ocibuild_testkit::equality::Builders {
+        buildah: &buildah,
+        bin: PathBuf::from(env!("CARGO_BIN_EXE_ocibuild")),
+        root: shared_store(),
+    };
+    let results = ocibuild_testkit::equality::run_parallel(&cases, 3, |case| {
+        let context = ctx.path(format!("context-{}", case.name));
+        let src = dir.join("context").join(&case.name);
+        assert!(src.is_dir(), "{} has no context directory", src.display());
+        copy_context(&src, &context);
+        let mut c = ocibuild_testkit::equality::compare_case_with(
+            &ctx,
+            &builders,
+            case,
+            &context,
+            &args,
+            &["--format", "docker"],
+        );
+        // buildah's Docker-format config as buildah has it (the push to an OCI layout drops
+        // what only Docker's format has)
+        let insp = run_ok(buildah.cmd().args([
+            "inspect",
+            "--type",
+            "image",
+            &format!("localhost/ocibuild-reference:{}", case.name),
+        ]));
+        let info: Value = serde_json::from_slice(&insp.stdout).unwrap();
+        let ours = dockerfile_config_fields(&image_config(&c.layout, "ours"));
+        let theirs = dockerfile_config_fields(&json!({ "config": info["Docker"]["config"] }));
+        // buildah keeps the directories it made for a RUN --mount target's parents (BuildKit's
+        // mount-stub cleaner removes them, as ocibuild leaves none)
+        let text = fs::read_to_string(&case.dockerfile).unwrap();
+        let stubs: Vec<&str> = text
+            .split("target=")
+            .skip(1)
+            .filter_map(|t| t.split([',', ' ', '\\', '\n']).next())
+            .filter(|t| t.starts_with('/'))
+            .collect();
+        c.problems.retain(|p| {
+            !p.split_once(": only in buildah (directory")
+                .is_some_and(|(path, _)| {
+                    stubs
+                        .iter()
+                        .any(|t| t.trim_end_matches('/').starts_with(&format!("{path}/")))
+                })
+        });
+        for (k, v) in &ours {
+            if theirs.get(k) != Some(v) {
+                c.problems
+                    .push(format!("config {k}: ocibuild {v}, buildah {}", theirs[k]));
+            }
+        }
+        c
+    });
+    let mut failed = Vec::new();
+    for (case, r) in cases.iter().zip(results) {
+        match r {
+            Ok(c) if c.problems.is_empty() => {
+                eprintln!("realworld {}: equal ({:.1}s)", c.name, c.seconds)
+            }
+            Ok(c) => failed.push(format!(
+                "{}.Dockerfile: {} problem(s):\n  {}\n--- ocibuild's stderr ---\n{}",
+                c.name,
+                c.problems.len(),
+                c.problems.join("\n  "),
+                c.stderr
+            )),
+            Err(panic) => failed.push(format!("{}.Dockerfile: {panic}", case.name)),
+        }
+    }
+    eprintln!(
+        "realworld corpus: {} cases in {:.1}s (bases {t_bases:.1}s)",
+        cases.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} of {} real-world Dockerfiles differ from buildah or do not run:\n\n{}",
+        failed.len(),
+        cases.len(),
+        failed.join("\n\n")
+    );
 }

@@ -530,7 +530,9 @@ fn every_testdata_app_is_in_a_family() {
 }
 
 /// What the ejected layers rely on: `COPY --exclude=DIR` leaves out the directory's contents
-/// too (BuildKit's meaning), from the context and from a stage, and `COPY --parents` keeps the
+/// too (BuildKit's meaning), from the context and from a stage, the pattern relative to the
+/// directory copied (`--exclude=skip` for `/tree/skip` when copying `/tree/`; a pattern naming
+/// it from the root matches nothing there), and `COPY --parents` keeps the
 /// path from a `/./` pivot on; a wildcard that matches nothing copies nothing (BuildKit).
 #[test]
 fn copy_excludes_whole_directories_and_parents_take_a_pivot() {
@@ -552,7 +554,8 @@ fn copy_excludes_whole_directories_and_parents_take_a_pivot() {
         "FROM scratch AS src\n\
          COPY --exclude=Dockerfile . /tree/\n\
          FROM scratch\n\
-         COPY --from=src --exclude=tree/skip /tree/ /a/\n\
+         COPY --from=src --exclude=skip /tree/ /a/\n\
+         COPY --from=src --exclude=tree/skip --exclude=*.md /tree/sub/ /f/\n\
          COPY --exclude=skip --exclude=Dockerfile . /b/\n\
          COPY --from=src --parents /tree/./sub/**/*.txt /c/\n\
          COPY --from=src /tree/*.none /c/\n\
@@ -583,6 +586,7 @@ fn copy_excludes_whole_directories_and_parents_take_a_pivot() {
             "b/sub/d/y.txt",
             "b/sub/z.md",
             "c/sub/d/y.txt",
+            "f/d/y.txt",
         ]
     );
     // an empty directory copies as one (owned as --chown says)

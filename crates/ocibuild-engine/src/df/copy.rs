@@ -43,8 +43,22 @@ struct Item {
     src_rel: String,
 }
 
+/// Whether a COPY/ADD source has wildcards, decided as Docker and BuildKit do
+/// (`containsWildcards`): a `*`, `?` or `[` not escaped by a `\`. A source without one is a
+/// literal path, backslashes and all (`"data\[1\].txt"` in double quotes, where the lexer
+/// keeps the backslashes, names the file `data\[1\].txt`, not `data[1].txt`).
 fn has_glob(s: &str) -> bool {
-    s.contains(['*', '?', '['])
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '*' | '?' | '[' => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 fn clean_rel(s: &str) -> String {
@@ -400,10 +414,11 @@ impl Source {
                     .iter()
                     .filter(|(r, _)| r.starts_with(&prefix) && !r.is_empty())
                 {
-                    if excluded(r) {
+                    let sub = &r[prefix.len()..];
+                    // relative to the directory copied (BuildKit), or to the root with --parents
+                    if excluded(if parents { r } else { sub }) {
                         continue;
                     }
-                    let sub = &r[prefix.len()..];
                     out.push(Item {
                         host: root.join(r),
                         dest_rel: if base.is_empty() {
@@ -458,7 +473,8 @@ fn items_in_view(
             } else {
                 format!("{src_base}/{rel}")
             };
-            if excluded(&src_rel) {
+            // `--exclude` patterns are relative to the directory copied (BuildKit)
+            if excluded(if parents { &src_rel } else { &rel }) {
                 continue;
             }
             out.push(Item {
@@ -560,7 +576,7 @@ fn walk_into(
     dir: &Path,
     base: &str,
     src_base: &str,
-    _parents: bool,
+    parents: bool,
     excluded: &dyn Fn(&str) -> bool,
     out: &mut Vec<Item>,
 ) -> Result<()> {
@@ -587,7 +603,9 @@ fn walk_into(
         } else {
             format!("{src_base}/{rel}")
         };
-        if excluded(&src_rel) {
+        // `--exclude` patterns are relative to the directory copied (BuildKit's copier
+        // matches the path below each source), or to the root with `--parents`
+        if excluded(if parents { &src_rel } else { &rel }) {
             continue;
         }
         out.push(Item {
@@ -906,7 +924,8 @@ impl Exec<'_> {
                 let lazy = out.chain.base.as_ref().is_some_and(|b| self.is_lazy(b));
                 let k = key_of(json!({
                     "parent": st.chain.key,
-                    "copy-from-stage": 1,
+                    // 3: the copy semantics of "copy" 4 below
+                    "copy-from-stage": 3,
                     "instruction": [kw, sources, inline, dest_abs, dest_is_dir_syntax, chown, chmod, a.link, a.parents, a.exclude],
                     "stage": out.chain.key,
                 }));
@@ -1026,8 +1045,11 @@ impl Exec<'_> {
         }
         let parts = json!({
             "parent": st.chain.key,
-            // v2: an excluded directory takes its contents, `/./` pivots, empty wildcards
-            "copy": 2,
+            // v2: an excluded directory takes its contents, `/./` pivots, empty wildcards;
+            // v4 (3 was never released): `--exclude` below the directory copied, an escaped
+            // `\[` names a literal path, a wildcard's only file copied onto a file destination,
+            // a directory holding one file copied into a directory destination
+            "copy": 4,
             "instruction": [kw, sources, inline, dest_abs, dest_is_dir_syntax, chown, chmod, a.link, a.parents, a.exclude],
             "content": content,
         });
@@ -1081,11 +1103,21 @@ impl Exec<'_> {
         };
         // Is the destination a directory?
         let dest_exists_dir = dest_abs == "/" || view.stat(&dest_abs).is_some_and(|m| m.is_dir());
+        // One file, named or the only match of a wildcard (`COPY target/*.jar app.jar` makes
+        // the file app.jar, as BuildKit does). The one item must be the source itself: a
+        // directory holding one file (`COPY vendor ./vendor`), or a wildcard matching such a
+        // directory, copies its contents into the destination directory.
         let single_file = all.len() + downloads.len() + inline.len() == 1
             && all.first().is_none_or(|(s, items)| {
-                !has_glob(s)
-                    && items.len() == 1
+                items.len() == 1
                     && items[0].host.symlink_metadata().is_ok_and(|m| !m.is_dir())
+                    && if has_glob(s) {
+                        !a.parents
+                            && source_glob(&clean_rel(s), false)
+                                .is_ok_and(|m| m.is_match(&items[0].src_rel))
+                    } else {
+                        items[0].src_rel == clean_rel(s)
+                    }
             });
         let dest_is_dir = dest_is_dir_syntax || dest_exists_dir || !single_file;
         // wildcards that matched nothing onto a directory that is there: no change, no layer
@@ -1423,6 +1455,31 @@ fn redact_url(u: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_wildcards_make_a_literal_source() {
+        for glob in [
+            "*.txt",
+            "a?c",
+            "data[1].txt",
+            "data[[]1].txt",
+            "dir/*/f",
+            "a\\\\[b]",
+        ] {
+            assert!(has_glob(glob), "{glob}");
+        }
+        // Docker and BuildKit: an escaped `[` (or `*`, `?`) is no wildcard, the source is
+        // a literal path
+        for literal in [
+            "data\\[1\\].txt",
+            "a\\*b",
+            "what\\?",
+            "plain/path.txt",
+            "trailing\\",
+        ] {
+            assert!(!has_glob(literal), "{literal}");
+        }
+    }
 
     /// Every path of a change dir, with `d`/`f`/`l` for its type.
     fn listing_of(upper: &Path) -> Vec<String> {

@@ -1608,6 +1608,25 @@ impl Exec<'_> {
             what: format!("{loc}: RUN --mount={}", m.spec),
             detail,
         };
+        // A relative target is below the working directory (BuildKit: `target=.` with the
+        // context bound at WORKDIR, as Docker's Go guide does); the root itself is refused.
+        let resolved;
+        let m = match &m.target {
+            Some(t) if !t.starts_with('/') => {
+                let mut r = m.clone();
+                r.target = Some(join_abs(&st.workdir(), t));
+                resolved = r;
+                &resolved
+            }
+            _ => m,
+        };
+        if m.target.as_deref() == Some("/") {
+            return Err(invalid(
+                "the mount target is the root itself; mount at a directory below it (a relative \
+                 target is taken from the WORKDIR, which is / here)"
+                    .into(),
+            ));
+        }
         match m.kind {
             MountType::Ssh => Err(invalid(
                 "type=ssh is not supported yet; pass what the step needs with --secret instead"
