@@ -1697,4 +1697,47 @@ COPY . /src/
             assert!(!root.join(p).exists(), "{p} copied");
         }
     }
+
+    /// The real-world corpus's copy shapes, cheap (`dockerfile::realworld_…` builds them
+    /// against buildah): a one-match wildcard onto a file name copies the file (Spring Boot's
+    /// `COPY target/*.jar app.jar`); a directory holding one file is copied into the
+    /// destination directory (`COPY vendor ./vendor`); `--exclude` matches below each copied
+    /// directory (`--exclude=*.md docs/` leaves out `docs/README.md`).
+    #[test]
+    fn one_match_wildcards_one_file_directories_and_excludes_copy_as_buildkit_does() {
+        use crate::df::tests::{NoRegistry, notes, options};
+        use ocibuild_oci::store::ContentStore;
+        let t = tempfile::tempdir().unwrap();
+        let ctx = t.path().join("ctx");
+        fs::create_dir_all(ctx.join("target")).unwrap();
+        fs::create_dir_all(ctx.join("vendor")).unwrap();
+        fs::create_dir_all(ctx.join("docs/deep")).unwrap();
+        fs::write(ctx.join("target/app-1.0.jar"), "jar").unwrap();
+        fs::write(ctx.join("target/app-1.0.pom"), "pom").unwrap();
+        fs::write(ctx.join("vendor/lib.js"), "lib").unwrap();
+        fs::write(ctx.join("docs/README.md"), "readme").unwrap();
+        fs::write(ctx.join("docs/deep/NOTES.md"), "notes").unwrap();
+        fs::write(ctx.join("docs/guide.txt"), "guide").unwrap();
+        let text = "FROM scratch
+WORKDIR /w
+COPY target/*.jar app.jar
+COPY vendor ./vendor
+COPY --exclude=*.md docs/ /docs/
+";
+        fs::write(ctx.join("Dockerfile"), text).unwrap();
+        let store = ContentStore::open(t.path().join("store")).unwrap();
+        let r = NoRegistry;
+        let (built, _) = notes(text, &options(&store, &ctx, &r));
+        let root = crate::df::extract_rootfs(&store, &built.image).unwrap();
+        assert_eq!(fs::read_to_string(root.join("w/app.jar")).unwrap(), "jar");
+        assert_eq!(
+            fs::read_to_string(root.join("w/vendor/lib.js")).unwrap(),
+            "lib"
+        );
+        assert!(root.join("docs/guide.txt").is_file());
+        assert!(
+            !root.join("docs/README.md").exists(),
+            "docs/README.md copied"
+        );
+    }
 }
