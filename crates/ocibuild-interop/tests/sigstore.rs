@@ -170,7 +170,14 @@ fn sigstore_verifies_what_ocibuild_signs_and_attests_in_a_layout_and_a_registry(
 
 /// The cosign-generated encrypted key (empty password, scrypt N=65536) that sigstore-rs ships
 /// as test data, read from the sigstore package cargo fetched (found with `cargo metadata`).
+/// Only this platform's packages: `cargo test` fetched those, not other platforms' (a fresh
+/// machine has no `android_system_properties`, which unfiltered metadata wants).
 fn cosign_generated_key() -> PathBuf {
+    let rustc = tk::run_ok(Command::new("rustc").arg("-vV"));
+    let host = String::from_utf8_lossy(&rustc.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .expect("rustc -vV names the host");
     let o = tk::run_ok(
         Command::new(env!("CARGO"))
             .args([
@@ -178,6 +185,8 @@ fn cosign_generated_key() -> PathBuf {
                 "--format-version",
                 "1",
                 "--offline",
+                "--filter-platform",
+                &host,
                 "--manifest-path",
             ])
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")),

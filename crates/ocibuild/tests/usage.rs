@@ -315,6 +315,11 @@ const FOREIGN_FLAGS: &[&str] = &[
     // npm workspaces: npm's flags, and turbo's prune the README compares with
     "--include-workspace-root",
     "--docker",
+    // pnpm and Yarn 4 workspaces: pnpm's and yarn's flags
+    "--filter",
+    "--legacy",
+    "--recursive",
+    "--topological-dev",
     // `build`'s and `base build`'s package cache, which the `cache du` table accounts for
     "--cache-dir",
 ];
