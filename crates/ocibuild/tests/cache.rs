@@ -439,12 +439,25 @@ fn go_app(ctx: &TestContext, name: &str) -> PathBuf {
 
 /// A zero-config build (no Dockerfile): the Debian package cache is shared, the store is not.
 fn zc_build(root: &Path, app: &Path, args: &[String], out: &Path) -> Built {
+    build_in(root, app, args, out, &cache(), &[])
+}
+
+/// A build (zero-config, or a Dockerfile in `app`) with the package cache `pkgs`; `env` is set
+/// for the process.
+fn build_in(
+    root: &Path,
+    app: &Path,
+    args: &[String],
+    out: &Path,
+    pkgs: &Path,
+    env: &[(&str, &str)],
+) -> Built {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
     c.arg("--root")
         .arg(root)
         .args(["--progress", "json", "build"])
         .arg("--cache-dir")
-        .arg(cache())
+        .arg(pkgs)
         .args(args)
         .arg("--output")
         .arg(format!("oci:{}:t", out.display()))
@@ -453,6 +466,7 @@ fn zc_build(root: &Path, app: &Path, args: &[String], out: &Path) -> Built {
         .env_remove("AZURE_STORAGE_CONNECTION_STRING")
         .env("AZURE_STORAGE_ACCOUNT", DEV_ACCOUNT)
         .env("AZURE_STORAGE_KEY", DEV_ACCOUNT_KEY)
+        .envs(env.iter().copied())
         .stdin(Stdio::null());
     parse(&run(&mut c))
 }
@@ -1372,19 +1386,7 @@ fn a_fresh_store_names_its_toolchain_by_the_package_cache_s_record_and_writes_no
         fs::remove_dir_all(&records).unwrap();
     }
     let app = go_app(&ctx, "app");
-    let zc = |root: &Path, out: &Path| -> Built {
-        parse(&run(Command::new(env!("CARGO_BIN_EXE_ocibuild"))
-            .arg("--root")
-            .arg(root)
-            .args(["--progress", "json", "build"])
-            .arg("--cache-dir")
-            .arg(&pkgs)
-            .arg("--output")
-            .arg(format!("oci:{}:t", out.display()))
-            .arg(&app)
-            .env_remove("SOURCE_DATE_EPOCH")
-            .stdin(Stdio::null())))
-    };
+    let zc = |root: &Path, out: &Path| build_in(root, &app, &[], out, &pkgs, &[]);
     let toolchain = |n: &String| n.starts_with("ocibuild:build-base+golang-go");
 
     // 1. assembled: the image is built, its record kept
@@ -1483,20 +1485,7 @@ COPY --from=build /out/ /out/
 
 /// A Dockerfile build with the shared Debian package cache; `env` is set for the process.
 fn root_build(root: &Path, app: &Path, args: &[String], out: &Path, env: &[(&str, &str)]) -> Built {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
-    c.arg("--root")
-        .arg(root)
-        .args(["--progress", "json", "build"])
-        .arg("--cache-dir")
-        .arg(cache())
-        .args(args)
-        .arg("--output")
-        .arg(format!("oci:{}:t", out.display()))
-        .arg(app)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null());
-    parse(&run(&mut c))
+    build_in(root, app, args, out, &cache(), env)
 }
 
 /// Issue 20: a cold runner fetches the ready toolchain root a step runs on from the remote
