@@ -165,7 +165,9 @@ fn go_hello_plan() {
         caches,
         [
             ("go-build", "/root/.cache/go-build"),
-            ("go-mod", "/root/go/pkg/mod")
+            ("go-mod", "/root/go/pkg/mod"),
+            // Go's dated telemetry counters stay out of the build step's layer
+            ("go-config", "/root/.config/go"),
         ]
     );
     assert_eq!(layer_names(&p), ["go-binary"]);
