@@ -53,38 +53,109 @@ fi
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-# Build every test binary first (timed), then run them; cargo prints `Running <binary>` and a
-# `test result: … finished in Xs` line per binary, gathered into one table at the end (slowest
-# first), with the binaries that stopped without a result (a crash) marked.
+# Build every test binary first (timed), then run them in lanes: cargo runs test binaries one after
+# another, and a binary whose last test runs alone leaves a core idle (most end-to-end binaries end
+# on one long build). Here OCIBUILD_TEST_LANES binaries (default 2) run at once, each with its own
+# test threads, longest first (by the last run's times in the target dir, else by the list below);
+# each binary's output is printed whole when it ends, with cargo's `Running` header, and a table of
+# the time each took (slowest first) ends the run, with the binaries that stopped without a result
+# (a crash) marked. OCIBUILD_TEST_ONLY=REGEX runs only the binaries whose name matches (and the
+# doc tests). The test stores are shared and safe for concurrent use.
 echo "== cargo test (build)"
 t0=$(date +%s)
 cargo test --workspace --locked --no-run
 echo "test binaries built in $(( $(date +%s) - t0 )) s"
 
-echo "== cargo test"
-log="$(mktemp "${TMPDIR:-/tmp}/ocibuild-test.XXXXXX")"
-trap 'rm -f "$log"' EXIT
+# name, source (relative to the workspace), package dir and executable of every test binary
+bins="$(cargo test --workspace --locked --no-run --message-format=json 2>/dev/null | jq -r --arg root "$PWD/" '
+  select(.reason == "compiler-artifact" and .profile.test and .executable != null)
+  | (.manifest_path | sub("/Cargo.toml$"; "")) as $dir
+  | [.target.name, (.target.src_path | ltrimstr($root)), $dir, .executable] | @tsv')"
+[ -n "$bins" ] || { echo "ERROR: cargo listed no test binaries" >&2; exit 1; }
+
+times_file="$target_dir/test-times.tsv"
+# the slow binaries of the last recorded CI run, for the first run on a machine
+default_order="ocibuild/tests/dockerfile ocibuild/tests/cache ocibuild/tests/node_apps
+  ocibuild/tests/base ocibuild/tests/build ocibuild/tests/merged_usr ocibuild/tests/apps
+  ocibuild/tests/multiplatform ocibuild/tests/python_apps ocibuild-oci/tests/hostile_layout
+  ocibuild/tests/buildah_oracle ocibuild/tests/policy ocibuild/tests/soak ocibuild/tests/sbom
+  ocibuild/tests/eject ocibuild-engine/tests/hostile_cache_records"
+order_of() { # name source -> sort weight (higher first)
+  local w
+  if [ -f "$times_file" ] && w="$(awk -F'\t' -v n="$2" '$1 == n { print int($2 * 100); exit }' "$times_file")" && [ -n "$w" ]; then
+    echo "$w"; return
+  fi
+  w=0; local i=1000 d
+  for d in $default_order; do [ "crates/$d.rs" = "$2" ] && { echo $((100000 + i)); return; }; i=$((i - 1)); done
+  echo "$w"
+}
+ordered="$(while IFS=$'\t' read -r name src dir exe; do
+  printf '%s\t%s\t%s\t%s\t%s\n' "$(order_of "$name" "$src")" "$name" "$src" "$dir" "$exe"
+done <<<"$bins" | awk -F'\t' -v only="${OCIBUILD_TEST_ONLY:-}" 'only == "" || $2 ~ only' | sort -t$'\t' -k1,1nr | cut -f2-)
+doc-tests	(doc-tests)	.	cargo"
+
+echo "== cargo test ($(wc -l <<<"$bins") binaries, ${OCIBUILD_TEST_LANES:-2} at a time)"
+lanes="${OCIBUILD_TEST_LANES:-2}"
+logdir="$(mktemp -d "${TMPDIR:-/tmp}/ocibuild-test.XXXXXX")"
+trap 'rm -rf "$logdir"' EXIT
 t0=$(date +%s)
-set +e
-cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
-rc=${PIPESTATUS[0]}
-set -e
+cpu0="$(awk '{ print $14 + $15 + $16 + $17 }' /proc/$$/stat)"
+rc=0
+declare -A started=()
+running=0 i=0
+# print a finished binary's output and record its result line: "secs<TAB>status<TAB>name<TAB>src"
+finish() {
+  local n="$1" name src exe code end beg
+  IFS=$'\t' read -r name src exe < "$logdir/$n.what"
+  read -r code end beg < "$logdir/$n.rc"
+  printf '     Running %s (%s)\n' "$src" "$exe"
+  cat "$logdir/$n.log"
+  local status=ok
+  if [ "$code" != 0 ]; then
+    status=FAILED; rc=1
+    grep -q '^test result: ' "$logdir/$n.log" || status="NO RESULT"
+  fi
+  printf '%s\t%s\t%s\t%s\n' "$(awk -v a="$beg" -v b="$end" 'BEGIN { printf "%.2f", b - a }')" "$status" "$name" "$src" >> "$logdir/table"
+  rm -f "$logdir/$n.rc"
+  running=$((running - 1))
+}
+reap() { # wait for one binary to end, then print every finished one
+  local st=0 f found=0
+  wait -n || st=$?
+  for f in "$logdir"/*.rc; do [ -e "$f" ] && { finish "$(basename "$f" .rc)"; found=1; }; done
+  if [ "$st" -eq 127 ] && [ "$found" -eq 0 ]; then
+    echo "ERROR: $running test binaries ended without a result (their runner was killed)" >&2
+    exit 1
+  fi
+}
+while IFS=$'\t' read -r name src dir exe; do
+  while [ "$running" -ge "$lanes" ]; do reap; done
+  i=$((i + 1))
+  printf '%s\t%s\t%s\n' "$name" "$src" "$exe" > "$logdir/$i.what"
+  (
+    beg="$(date +%s.%N)"
+    set +e
+    if [ "$name" = doc-tests ]; then
+      cargo test --workspace --locked --doc
+    else
+      (cd "$dir" && exec "$exe")
+    fi > "$logdir/$i.log" 2>&1
+    code=$?
+    echo "$code $(date +%s.%N) $beg" > "$logdir/$i.rc.tmp" && mv "$logdir/$i.rc.tmp" "$logdir/$i.rc"
+  ) &
+  running=$((running + 1))
+done <<<"$ordered"
+while [ "$running" -gt 0 ]; do reap; done
+wall=$(( $(date +%s) - t0 ))
+cpu1="$(awk '{ print $14 + $15 + $16 + $17 }' /proc/$$/stat)"
+ticks="$(getconf CLK_TCK)"
+cpu=$(( (cpu1 - cpu0) / ticks ))
 echo "== disk: $(df -h --output=avail "$target_dir" | tail -1 | tr -d ' ') free for $target_dir at the end; $(du -sh "$target_dir" 2>/dev/null | cut -f1) used by it"
-echo "== time per test binary (run time; whole run $(( $(date +%s) - t0 )) s)"
-awk '
-  function flush() { if (name != "" && !done) printf "%9s  %-7s %s\n", "-", "NO RESULT", name }
-  /^ *Running / {
-    flush(); done = 0
-    bin = $0; sub(/.*deps\//, "", bin); sub(/-[0-9a-f]+\)$/, "", bin)
-    src = $0; sub(/^ *Running /, "", src); sub(/ \(.*/, "", src)
-    name = bin "  " src
-  }
-  /^ *Doc-tests / { flush(); name = "doc-tests " $2; done = 0 }
-  /^test result: / {
-    status = ($3 == "ok.") ? "ok" : "FAILED"
-    t = $0; sub(/.*finished in /, "", t); sub(/s$/, "", t)
-    printf "%8.2fs  %-7s %s\n", t, status, name; done = 1
-  }
-  END { flush() }
-' "$log" | sort -rn
+echo "== time per test binary (wall time; whole run ${wall} s, ${cpu} s of CPU on $(nproc) cores)"
+sort -t$'\t' -k1,1nr "$logdir/table" | awk -F'\t' '{ printf "%8.2fs  %-9s %s  %s\n", $1, $2, $3, $4 }'
+# the order of the next run on this machine: longest first
+if [ "$rc" -eq 0 ] || [ ! -f "$times_file" ]; then
+  awk -F'\t' '{ print $4 "\t" $1 }' "$logdir/table" > "$times_file.tmp" 2>/dev/null \
+    && mv "$times_file.tmp" "$times_file"
+fi
 exit "$rc"
