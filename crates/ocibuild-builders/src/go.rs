@@ -26,6 +26,12 @@ pub(crate) struct Rules {
     pub backports_package: String,
     pub backports_path: String,
     pub cmd_dirs: Vec<String>,
+    /// Added to the build root when the app uses cgo.
+    pub cgo_packages: Vec<String>,
+    /// The runtime profile of a binary that links C code (glibc).
+    pub cgo_runtime: String,
+    /// Modules that need cgo: required in go.mod, they mean a cgo build.
+    pub cgo_modules: Vec<String>,
 }
 
 pub(crate) type GoSpec = Spec<Release, Rules>;
@@ -47,6 +53,8 @@ pub(crate) struct GoMod {
     pub toolchain_line_no: Option<usize>,
     /// Whether any module is required.
     pub requires: bool,
+    /// The required modules' paths, in go.mod's order.
+    pub modules: Vec<String>,
 }
 
 /// Parse go.mod (`path` names it in errors).
@@ -66,6 +74,9 @@ pub(crate) fn parse_go_mod(text: &str, path: &Path) -> Result<GoMod> {
                 block = None;
             } else if b == "require" {
                 m.requires = true;
+                if let Some(module) = line.split_whitespace().next() {
+                    m.modules.push(module.trim_matches('"').to_string());
+                }
             }
             continue;
         }
@@ -111,7 +122,12 @@ pub(crate) fn parse_go_mod(text: &str, path: &Path) -> Result<GoMod> {
                     m.toolchain_line_no = Some(line_no);
                 }
             }
-            "require" => m.requires = true,
+            "require" => {
+                m.requires = true;
+                if let Some(module) = rest.first() {
+                    m.modules.push(module.trim_matches('"').to_string());
+                }
+            }
             _ => {}
         }
     }
@@ -298,6 +314,157 @@ pub(crate) fn is_main_package(dir: &Path) -> Result<bool> {
     Ok(false)
 }
 
+/// Operating systems other than Linux, as file name suffixes (`x_windows.go`) and build tags.
+const OTHER_GOOS: &[&str] = &[
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "hurd",
+    "illumos",
+    "ios",
+    "js",
+    "netbsd",
+    "openbsd",
+    "plan9",
+    "solaris",
+    "wasip1",
+    "windows",
+    "zos",
+];
+
+/// Whether a non-test Go file imports "C" in a Linux build that has no pure-Go alternative:
+/// not `//go:build ignore`, not only for another OS (by name suffix or build tag), and not
+/// guarded by a `cgo` build tag (such a package has a `!cgo` variant that builds without C).
+pub(crate) fn imports_c(name: &str, text: &str) -> bool {
+    let stem = name.trim_end_matches(".go");
+    if stem.ends_with("_test")
+        || stem
+            .rsplit('_')
+            .take(2)
+            .any(|part| OTHER_GOOS.contains(&part))
+    {
+        return false;
+    }
+    if package_clause(text).is_none() {
+        return false;
+    }
+    let mut in_imports = false;
+    let mut in_comment = false;
+    for raw in text.lines() {
+        let line = raw.trim();
+        if in_comment {
+            if line.contains("*/") {
+                in_comment = false;
+            }
+            continue;
+        }
+        if let Some(expr) = line.strip_prefix("//go:build") {
+            let words: Vec<&str> = expr
+                .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '!'))
+                .filter(|w| !w.is_empty())
+                .collect();
+            if words.iter().any(|w| w.trim_start_matches('!') == "cgo") {
+                return false;
+            }
+            let positive: Vec<&str> = words
+                .iter()
+                .copied()
+                .filter(|w| !w.starts_with('!'))
+                .collect();
+            let other_os = positive.iter().any(|w| OTHER_GOOS.contains(w));
+            let linux = positive.iter().any(|w| *w == "linux" || *w == "unix");
+            if other_os && !linux {
+                return false;
+            }
+            continue;
+        }
+        if line.starts_with("/*") && !line.contains("*/") {
+            in_comment = true;
+            continue;
+        }
+        let code = line.split("//").next().unwrap_or("").trim();
+        if in_imports {
+            if code.starts_with(')') {
+                in_imports = false;
+            } else if code == "\"C\"" || code.ends_with(" \"C\"") && !code.contains('.') {
+                return true;
+            }
+            continue;
+        }
+        if let Some(rest) = code.strip_prefix("import") {
+            let rest = rest.trim();
+            if rest == "\"C\"" {
+                return true;
+            }
+            if rest.starts_with('(') {
+                in_imports = !rest.contains(')');
+                if rest.trim_start_matches('(').trim().starts_with("\"C\"") {
+                    return true;
+                }
+            }
+            continue;
+        }
+        if code.starts_with("func ") || code.starts_with("type ") || code.starts_with("var ") {
+            // imports come first
+            break;
+        }
+    }
+    false
+}
+
+/// Why the app needs cgo, if it does: a required module of `cgo_modules`, else the first
+/// non-test .go file of the module (vendor/ included; testdata, hidden and `_` directories and
+/// nested modules left out) that imports "C" (see [`imports_c`]).
+pub(crate) fn cgo_reason(
+    dir: &Path,
+    gomod: &GoMod,
+    cgo_modules: &[String],
+) -> Result<Option<String>> {
+    if let Some(m) = gomod
+        .modules
+        .iter()
+        .find(|m| cgo_modules.iter().any(|c| c == *m))
+    {
+        return Ok(Some(format!("go.mod requires {m}, which needs cgo")));
+    }
+    let walk = walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            if e.depth() == 0 || !e.file_type().is_dir() {
+                return true;
+            }
+            let name = e.file_name().to_string_lossy();
+            let in_vendor = e
+                .path()
+                .strip_prefix(dir)
+                .is_ok_and(|r| r.starts_with("vendor"));
+            !(name.starts_with('.')
+                || name.starts_with('_')
+                || name == "testdata"
+                || name == "node_modules"
+                || (!in_vendor && e.path().join("go.mod").is_file()))
+        });
+    for e in walk {
+        let e = e.map_err(|err| BuildersError::Io {
+            path: err.path().unwrap_or(dir).to_path_buf(),
+            source: err.into(),
+        })?;
+        let name = e.file_name().to_string_lossy();
+        if !e.file_type().is_file() || !name.ends_with(".go") {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path()).map_err(BuildersError::io(e.path()))?;
+        if imports_c(&name, &text) {
+            let rel = e.path().strip_prefix(dir).unwrap_or(e.path());
+            return Ok(Some(format!("{} imports \"C\"", rel.display())));
+        }
+    }
+    Ok(None)
+}
+
 /// The binary name `go build` would give the module root: its last path element, skipping a
 /// major version suffix (`example.com/app/v2` → `app`).
 pub(crate) fn module_binary_name(module: &str) -> String {
@@ -481,8 +648,29 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         ctx.reasons
             .push("go.mod requires no modules: the build needs no network".into());
     }
+    // cgo: ocibuild.toml's CGO_ENABLED decides; else code that imports "C" or a module that
+    // needs it. A cgo binary links glibc: gcc in the build root, the `cc` runtime, and the
+    // build runs for the target platform (no cross C compiler).
+    let cgo = match ctx.config.build_env.get("CGO_ENABLED").map(String::as_str) {
+        Some("0") => None,
+        Some(_) => Some("ocibuild.toml sets CGO_ENABLED".to_string()),
+        None => cgo_reason(ctx.dir, &gomod, &spec.rules.cgo_modules)?,
+    };
+    let mut toolchain = toolchain;
+    if let Some(why) = &cgo {
+        for p in &spec.rules.cgo_packages {
+            if !toolchain.packages.contains(p) {
+                toolchain.packages.push(p.clone());
+            }
+        }
+        ctx.reasons.push(format!(
+            "cgo: {why}: CGO_ENABLED=1, {} in the build root",
+            spec.rules.cgo_packages.join(", ")
+        ));
+    }
     let mut inp: Inputs = ctx.inputs();
     inp.fact("vendor", vendor)
+        .var("cgo_enabled", if cgo.is_some() { "1" } else { "0" })
         .fact("vendor_dir", vendor_dir)
         .fact("requires", gomod.requires)
         .fact("backports", toolchain.backports)
@@ -499,11 +687,19 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
 
     let entrypoint = spec.entrypoint("binary", &inp)?;
     let source_exclude = ctx.source_excludes(&spec.source.exclude)?;
-    let runtime_profile = spec.runtime.profile.clone();
-    ctx.reasons.push(format!(
-        "runtime {runtime_profile}: a static binary (CGO_ENABLED=0) for {}/{}",
-        ctx.opts.goos, ctx.opts.goarch
-    ));
+    let runtime_profile = if cgo.is_some() {
+        ctx.reasons.push(format!(
+            "runtime {}: the binary links glibc (cgo) for {}/{}",
+            spec.rules.cgo_runtime, ctx.opts.goos, ctx.opts.goarch
+        ));
+        spec.rules.cgo_runtime.clone()
+    } else {
+        ctx.reasons.push(format!(
+            "runtime {}: a static binary (CGO_ENABLED=0) for {}/{}",
+            spec.runtime.profile, ctx.opts.goos, ctx.opts.goarch
+        ));
+        spec.runtime.profile.clone()
+    };
     let parts = Parts {
         toolchain,
         runtime_profile,
@@ -515,7 +711,13 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         version: None,
         requirements: vec![requirement],
     };
-    finish(ctx, Lang::Go, &spec, parts)
+    let mut plan = finish(ctx, Lang::Go, &spec, parts)?;
+    if let Some(why) = cgo {
+        plan.arch_specific.push(format!(
+            "cgo ({why}): its C code is compiled for each platform"
+        ));
+    }
+    Ok(plan)
 }
 
 #[cfg(test)]

@@ -331,7 +331,7 @@ pub struct Plan {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<GeneratedFile>,
     /// What makes the app's layers depend on the build machine's architecture (native addons,
-    /// platform wheels, packages chosen by CPU), as the lockfiles and the app say before
+    /// platform wheels, packages chosen by CPU, Go's cgo), as the lockfiles and the app say before
     /// anything is built. Empty: the layers are taken to be architecture-independent (a build
     /// for another platform builds them on the build platform and checks the result for ELF
     /// files); else a build for another platform must run its steps on that platform.

@@ -365,3 +365,112 @@ fn broken_go_mod_names_file_and_line() {
     let msg = err.to_string();
     assert!(msg.contains("go.mod:3"), "{msg}");
 }
+
+/// cgo: code that imports "C" (the module's, or vendored), or a module known to need it, makes
+/// a CGO_ENABLED=1 build with gcc in the root, the glibc runtime, and a per-platform build; test
+/// files, other OSes' files, `cgo`-tagged files (a pure-Go variant exists), testdata, nested
+/// modules and ignored files do not; ocibuild.toml's CGO_ENABLED decides over all of it.
+#[test]
+fn cgo_is_detected_where_go_build_would_compile_c() {
+    const CGO: &str = "package sum\n\n// #include <stdint.h>\nimport \"C\"\n\nfunc F() {}\n";
+    let gomod = ("go.mod", "module example.com/v\n\ngo 1.22\n");
+    let cgo_plan = |files: &[(&str, &str)]| {
+        let mut all = vec![gomod, ("main.go", MAIN_GO)];
+        all.extend_from_slice(files);
+        let d = app(&all);
+        plan_ok(d.path(), &opts())
+    };
+    let is_cgo = |p: &ocibuild_builders::Plan| {
+        let s = step(p, "go-build");
+        let on = env_of(s, "CGO_ENABLED") == Some("1");
+        assert_eq!(on, p.runtime.profile == "cc", "{:?}", p.reasons);
+        assert_eq!(
+            on,
+            p.toolchain.packages == ["gcc", "libc6-dev"],
+            "{:?}",
+            p.reasons
+        );
+        assert_eq!(on, !p.arch_specific.is_empty(), "{:?}", p.reasons);
+        if !on {
+            assert_eq!(env_of(s, "CGO_ENABLED"), Some("0"));
+            assert_eq!(p.runtime.profile, "static");
+        }
+        on
+    };
+
+    let p = cgo_plan(&[("internal/sum/sum.go", CGO)]);
+    assert!(is_cgo(&p));
+    assert!(
+        p.reasons
+            .iter()
+            .any(|r| r.contains("cgo: internal/sum/sum.go imports \"C\"")),
+        "{:?}",
+        p.reasons
+    );
+    assert_eq!(p.runtime.variant, "nonroot");
+    // an import block holding "C", and a vendored module's cgo code
+    let block = "package sum\n\nimport (\n\t\"C\"\n\t\"fmt\"\n)\n";
+    assert!(is_cgo(&cgo_plan(&[("sum/sum.go", block)])));
+    let p = cgo_plan(&[(
+        "vendor/github.com/mattn/go-sqlite3/sqlite3.go",
+        &CGO.replace("package sum", "package sqlite3"),
+    )]);
+    assert!(is_cgo(&p));
+    // go.mod requires a module that needs cgo (its sources are downloaded by the build)
+    let d = app(&[
+        (
+            "go.mod",
+            "module example.com/v\n\ngo 1.22\n\nrequire (\n\tgithub.com/mattn/go-sqlite3 v1.14.22\n)\n",
+        ),
+        ("main.go", MAIN_GO),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert!(is_cgo(&p));
+    assert!(
+        p.reasons
+            .iter()
+            .any(|r| r.contains("go.mod requires github.com/mattn/go-sqlite3")),
+        "{:?}",
+        p.reasons
+    );
+
+    // where go build compiles no C for linux
+    for (name, text) in [
+        ("sum/sum_test.go", CGO.to_string()),
+        ("sum/sum_windows.go", CGO.to_string()),
+        ("sum/sum_darwin_arm64.go", CGO.to_string()),
+        ("sum/sum.go", format!("//go:build cgo\n\n{CGO}")),
+        (
+            "sum/sum.go",
+            format!("//go:build darwin || windows\n\n{CGO}"),
+        ),
+        ("sum/sum.go", format!("//go:build ignore\n\n{CGO}")),
+        ("testdata/x/x.go", CGO.to_string()),
+        ("_old/x.go", CGO.to_string()),
+        (
+            "sum/sum.go",
+            "package sum\n\n// import \"C\"\nimport \"fmt\"\n".to_string(),
+        ),
+    ] {
+        assert!(!is_cgo(&cgo_plan(&[(name, &text)])), "{name}: {text}");
+    }
+    // a linux build tag still compiles it
+    assert!(is_cgo(&cgo_plan(&[(
+        "sum/sum.go",
+        &format!("//go:build linux && !windows\n\n{CGO}")
+    )])));
+    // a nested module is another build
+    assert!(!is_cgo(&cgo_plan(&[
+        ("tools/go.mod", "module example.com/tools\n\ngo 1.22\n"),
+        ("tools/t.go", CGO),
+    ])));
+
+    // ocibuild.toml decides
+    let off = "[build]\nenv = { CGO_ENABLED = \"0\" }\n";
+    assert!(!is_cgo(&cgo_plan(&[
+        ("sum/sum.go", CGO),
+        ("ocibuild.toml", off)
+    ])));
+    let on = "[build]\nenv = { CGO_ENABLED = \"1\" }\n";
+    assert!(is_cgo(&cgo_plan(&[("ocibuild.toml", on)])));
+}

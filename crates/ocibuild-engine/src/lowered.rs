@@ -198,9 +198,9 @@ pub(crate) fn build(
             }
         });
     }
-    // Another architecture's image: on the build platform unless the plan already says its
-    // layers are native code.
-    if plan.lang == Lang::Go || plan.arch_specific.is_empty() {
+    // Another architecture's image: on the build platform (Go cross-compiles) unless the plan
+    // already says its layers are native code (addons, wheels, cgo).
+    if plan.arch_specific.is_empty() {
         match build_on(app, plan, o, warm_only, ev, BuildStage::BuildPlatform)? {
             Ok(built) => return Ok(built),
             Err(found) => {
@@ -452,12 +452,14 @@ fn build_on(
         })
         .collect();
 
-    // The shared libraries the image's native code needs that the runtime base lacks (not
+    // The shared libraries the image's native code needs that the runtime base lacks (a cgo Go
+    // binary's too; not
     // when the build stage ran on the build platform: native code there is the target's, and
     // the build root is not). Built on the build platform, the app's layers must hold no ELF
     // file of another machine.
-    let scan_libs =
-        matches!(plan.lang, Lang::Node | Lang::Python) && at != BuildStage::BuildPlatform;
+    let scan_libs = (matches!(plan.lang, Lang::Node | Lang::Python)
+        || (plan.lang == Lang::Go && !plan.arch_specific.is_empty()))
+        && at != BuildStage::BuildPlatform;
     let scan_foreign = at == BuildStage::BuildPlatform;
     if !warm_only && (scan_libs || scan_foreign) {
         let work = tempfile::Builder::new()

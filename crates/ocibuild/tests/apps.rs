@@ -1,4 +1,5 @@
-//! The server apps, built zero-config and served: a Go HTTP server, a TypeScript +
+//! The server apps, built zero-config and served: a Go HTTP server (and one with C code
+//! through cgo), a TypeScript +
 //! Express app (npm ci, tsc, production dependencies only) and a Flask app whose MarkupSafe C
 //! extension is compiled in the build root. Each is built, validated, started under runc and
 //! asked over HTTP from inside its own network namespace; the image must hold no compiler,
@@ -107,6 +108,42 @@ fn go_http_server_answers_and_is_tiny() {
     assert_clean(&rootfs, &["app/main.go", "app/go.mod"]);
     let body = runc_http_get(&bundle, &[("PORT", "8080")], 8080, "/");
     assert_eq!(body.trim(), "hello from go-http as uid 65532");
+}
+
+/// A Go service whose checksum code is C (cgo, as go-sqlite3 or librdkafka users are): built with
+/// CGO_ENABLED=1 and gcc in the build root, it runs on the glibc (`cc`) runtime, not `static`,
+/// whose missing libc made such binaries fail to start ("no such file or directory").
+#[test]
+fn go_cgo_server_links_glibc_and_answers() {
+    let ctx = TestContext::new();
+    let layout = ctx.path("layout");
+    let (digest, size, naive) = build(&ctx, "go-cgo-server", &layout, &[]);
+    assert!(size * 2 < naive, "≥ 50% smaller than the naive image");
+    let meta: Value =
+        serde_json::from_slice(&fs::read(ctx.path("go-cgo-server.json")).unwrap()).unwrap();
+    assert_eq!(
+        meta["ocibuild.frontend"]["facts"]["runtime"], "cc:nonroot",
+        "{meta}"
+    );
+    let bundle = ctx.path("bundle");
+    let rootfs = umoci_unpack(&layout, "go-cgo-server", &bundle);
+    assert_clean(&rootfs, &["app/main.go", "app/go.mod", "app/internal"]);
+    let bin = rootfs.join("app/server");
+    assert!(
+        !ocibuild_testkit::is_static_elf(&bin).unwrap(),
+        "a cgo binary links glibc dynamically"
+    );
+    assert!(rootfs.join("usr/lib/x86_64-linux-gnu/libc.so.6").exists());
+    let body = runc_http_get(&bundle, &[("PORT", "8080")], 8080, "/sum?text=Wikipedia");
+    assert_eq!(
+        body.trim(),
+        "adler32(\"Wikipedia\") = 11e60398 as uid 65532"
+    );
+    let body = runc_http_get(&bundle, &[("PORT", "8080")], 8080, "/libc");
+    assert!(body.starts_with("glibc 2."), "{body}");
+    // the C code compiles to the same bytes again
+    let (again, _, _) = build(&ctx, "go-cgo-server", &layout, &["--no-cache"]);
+    assert_eq!(digest, again, "a cgo build is reproducible");
 }
 
 #[test]

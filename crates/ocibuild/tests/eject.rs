@@ -410,8 +410,9 @@ fn family(all: &[&str], ci: &[&str], same_digest: &[&str]) {
 
 #[test]
 fn ejected_go_apps_build_the_same_files() {
-    let apps = ["go-hello", "go-http", "go-cmd", "go-new"];
-    family(&apps, &["go-http", "go-cmd"], &apps);
+    let apps = ["go-hello", "go-http", "go-cmd", "go-new", "go-cgo-server"];
+    // go-cgo-server: a main package under cmd/ and cgo (gcc in the root, the glibc runtime)
+    family(&apps, &["go-http", "go-cgo-server"], &apps);
 }
 
 #[test]
@@ -491,6 +492,7 @@ fn every_testdata_app_is_in_a_family() {
         "go-http",
         "go-cmd",
         "go-new",
+        "go-cgo-server",
         "node-app",
         "node-deps",
         "node-native",

@@ -364,7 +364,7 @@ fn eject(
         source_date_epoch: epoch,
         dir: Some(ctx.to_path_buf()),
         build_from: ocibuild_engine::eject::BuildFrom {
-            build_platform: foreign && (plan.lang == Lang::Go || plan.arch_specific.is_empty()),
+            build_platform: foreign && plan.arch_specific.is_empty(),
             host: false,
         },
     };

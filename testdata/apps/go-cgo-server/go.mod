@@ -1,0 +1,3 @@
+module example.com/checksum-api
+
+go 1.22
