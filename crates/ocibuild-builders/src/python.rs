@@ -33,6 +33,9 @@ pub(crate) struct Rules {
     pub factories: Vec<String>,
     pub server_port: String,
     pub build_leftovers: Vec<String>,
+    /// Source-only distributions that compile against a C library → the Debian packages
+    /// (headers, `pg_config`-style tools) their build needs.
+    pub build_packages: BTreeMap<String, Vec<String>>,
 }
 
 pub(crate) type PythonSpec = Spec<Release, Rules>;
@@ -815,6 +818,32 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     }
     if let Some(l) = &locked {
         deps.extend(l.pins.iter().map(|p| p.name.clone()));
+    }
+    // Dependencies PyPI has only as source for Linux, which compile against a C library: its
+    // headers join the build root; the library itself (libpq5, …) is shipped in the native-libs
+    // layer when the runtime lacks it.
+    let mut native_sources: Vec<&str> = Vec::new();
+    for (dep, pkgs) in &rules.build_packages {
+        if deps.iter().any(|d| d == dep) {
+            native_sources.push(dep);
+            for p in pkgs {
+                if !toolchain_packages.contains(p) {
+                    toolchain_packages.push(p.clone());
+                }
+            }
+        }
+    }
+    if !native_sources.is_empty() {
+        let what = native_sources.join(", ");
+        ctx.reasons.push(format!(
+            "{what}: built from source against a C library: {} in the build root",
+            native_sources
+                .iter()
+                .flat_map(|d| rules.build_packages[*d].iter().cloned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        arch_specific.push(format!("{what}: compiled from source (C extensions)"));
     }
     let mut inp: Inputs = ctx.inputs();
     inp.var("port", rules.server_port.clone());

@@ -410,7 +410,7 @@ fn lockfiles_pin_exactly_what_the_image_installs() {
     assert!(req.contains("\ndjango==5.2.19 \\\n"), "{req}");
     assert!(!req.contains("pytest"), "{req}");
     assert!(
-        reasons_contain(&p, "lockfile Pipfile.lock: 4 pinned packages"),
+        reasons_contain(&p, "lockfile Pipfile.lock: 5 pinned packages"),
         "{:?}",
         p.reasons
     );
@@ -618,4 +618,44 @@ fn platform_wheels_make_the_venv_architecture_specific() {
     let p = plan_ok(d.path(), &opts());
     assert_eq!(p.arch_specific.len(), 1, "{:?}", p.arch_specific);
     assert!(p.arch_specific[0].starts_with("requirements.txt: "));
+}
+
+/// Source-only dependencies that compile against a C library bring that library's Debian
+/// build packages into the build root and make the venv architecture-specific; their binary
+/// variants (`psycopg2-binary`) and pure packages do not.
+#[test]
+fn source_only_c_dependencies_bring_their_build_packages() {
+    let plan_for = |reqs: &str| {
+        let d = app(&[("app.py", "print(1)\n"), ("requirements.txt", reqs)]);
+        plan_ok(d.path(), &opts())
+    };
+    let p = plan_for("Django==5.2\nmysqlclient==2.2.7\nPsycopg2>=2.9 # postgres\n");
+    for pkg in ["libmariadb-dev", "pkg-config", "libpq-dev"] {
+        assert!(
+            p.toolchain.packages.iter().any(|p| p == pkg),
+            "{pkg}: {:?}",
+            p.toolchain.packages
+        );
+    }
+    assert!(
+        p.reasons.iter().any(|r| r.starts_with(
+            "mysqlclient, psycopg2: built from source against a C library: libmariadb-dev, pkg-config, libpq-dev"
+        )),
+        "{:?}",
+        p.reasons
+    );
+    assert!(
+        p.arch_specific
+            .iter()
+            .any(|w| w == "mysqlclient, psycopg2: compiled from source (C extensions)"),
+        "{:?}",
+        p.arch_specific
+    );
+    let p = plan_for("psycopg2-binary==2.9.10\nflask==3.1\n");
+    assert!(
+        p.toolchain.packages.is_empty(),
+        "{:?}",
+        p.toolchain.packages
+    );
+    assert!(p.arch_specific.is_empty(), "{:?}", p.arch_specific);
 }

@@ -209,7 +209,13 @@ fn django_project_from_a_pipfile_lock_answers_under_gunicorn() {
         "{explain}"
     );
     assert!(
-        explain.contains("lockfile Pipfile.lock: 4 pinned packages installed exactly"),
+        explain.contains("lockfile Pipfile.lock: 5 pinned packages installed exactly"),
+        "{explain}"
+    );
+    // psycopg2 is source-only for Linux: libpq's headers and pg_config in the build root, and
+    // libpq itself (which the python3 runtime lacks) shipped beside the venv
+    assert!(
+        explain.contains("psycopg2: built from source against a C library: libpq-dev"),
         "{explain}"
     );
     assert_eq!(
@@ -218,14 +224,17 @@ fn django_project_from_a_pipfile_lock_answers_under_gunicorn() {
             "asgiref==3.13.0",
             "django==5.2.19",
             "gunicorn==27.0.1",
+            "psycopg2==2.9.13",
             "sqlparse==0.6.1"
         ]
     );
     assert!(rootfs.join("app/guestbook/wsgi.py").is_file());
     let body = runc_http_get(&bundle, &[], 8000, "/");
-    assert_eq!(
-        body.trim(),
-        "guestbook on django 5.2.19 as uid 65532: 0 entries"
+    let body = body.trim();
+    assert!(
+        body.starts_with("guestbook on django 5.2.19 with libpq 1")
+            && body.ends_with(" as uid 65532: 0 entries"),
+        "{body}"
     );
 }
 

@@ -1,4 +1,4 @@
-"""Settings of the guestbook project (no database: entries live in memory)."""
+"""Settings of the guestbook project (entries live in memory; PostgreSQL through psycopg2 when POSTGRES_HOST is set)."""
 import os
 from pathlib import Path
 
@@ -11,4 +11,12 @@ MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
 ROOT_URLCONF = "guestbook.urls"
 WSGI_APPLICATION = "guestbook.wsgi.application"
 DATABASES = {}
+if os.environ.get("POSTGRES_HOST"):
+    DATABASES["default"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": os.environ["POSTGRES_HOST"],
+        "NAME": os.environ.get("POSTGRES_DB", "guestbook"),
+        "USER": os.environ.get("POSTGRES_USER", "guestbook"),
+        "PASSWORD": os.environ.get("POSTGRES_PASSWORD", ""),
+    }
 USE_TZ = True
