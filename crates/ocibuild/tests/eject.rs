@@ -233,8 +233,13 @@ fn a_base_lock_is_honoured() {
 /// shared libraries its addon needs that the runtime lacks (`native-libs`, found by an ELF scan
 /// after the build), which a Dockerfile written before the build cannot name — the ejected
 /// image lacks libsqlite3 and its addon fails to load. The lowering needs a step kind for it.
+/// python-django-pipenv: both — psycopg2's C extension (pip's build directory, as MarkupSafe's)
+/// and libpq, which the runtime lacks (`native-libs`, as node-native's libsqlite3).
 const KNOWN: &[(&str, &str)] = &[
     ("node-native", "/usr/lib/x86_64-linux-gnu/"),
+    ("python-django-pipenv", "/usr/lib/x86_64-linux-gnu/"),
+    ("python-django-pipenv", "/psycopg2/_psycopg."),
+    ("python-django-pipenv", "/psycopg2-2.9.13.dist-info/RECORD"),
     ("python-flask", "/markupsafe/_speedups."),
     ("python-flask", "/markupsafe-3.0.2.dist-info/RECORD"),
     ("node-next", "/app/.next/"),
@@ -467,7 +472,6 @@ fn ejected_python_apps_build_the_same_files() {
         &["python-app", "python-uv-fastapi"],
         &[
             "python-app",
-            "python-django-pipenv",
             "python-flit-scripts",
             "python-poetry-flask",
             "python-script",
