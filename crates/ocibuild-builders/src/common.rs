@@ -220,6 +220,20 @@ pub(crate) fn plan(dir: &Path, opts: &Options) -> Result<Plan> {
             std::fs::metadata(dir).map_err(BuildersError::io(dir))?;
             (l, vec![format!("language {l}: forced by --lang")])
         }
+        // a Go monorepo's root, with the module to build
+        None if opts
+            .workspace
+            .as_deref()
+            .is_some_and(|w| dir.join(w).join("go.mod").is_file()) =>
+        {
+            (
+                Lang::Go,
+                vec![format!(
+                    "go.mod found at {}/go.mod (--workspace)",
+                    opts.workspace.as_deref().unwrap_or_default()
+                )],
+            )
+        }
         None => {
             let d = detect(dir)?;
             (d.lang, d.reasons)
@@ -252,14 +266,15 @@ pub(crate) fn plan(dir: &Path, opts: &Options) -> Result<Plan> {
             ),
         });
     }
-    if lang != Lang::Node
+    if !matches!(lang, Lang::Node | Lang::Go)
         && let Some(w) = &opts.workspace
     {
         return Err(BuildersError::InvalidOption {
             option: "--workspace".into(),
             value: w.clone(),
             detail: format!(
-                "--workspace chooses the package of an npm workspaces monorepo; this is a {lang} app"
+                "--workspace chooses the package of an npm, pnpm or Yarn workspace or the module \
+                 of a Go monorepo; this is a {lang} app"
             ),
         });
     }

@@ -55,6 +55,8 @@ pub(crate) struct GoMod {
     pub requires: bool,
     /// The required modules' paths, in go.mod's order.
     pub modules: Vec<String>,
+    /// Local directories of `replace` directives (`../shared`), relative to the module.
+    pub replaces: Vec<String>,
 }
 
 /// Parse go.mod (`path` names it in errors).
@@ -77,6 +79,10 @@ pub(crate) fn parse_go_mod(text: &str, path: &Path) -> Result<GoMod> {
                 if let Some(module) = line.split_whitespace().next() {
                     m.modules.push(module.trim_matches('"').to_string());
                 }
+            } else if b == "replace"
+                && let Some(t) = crate::gows::local_replace_target(line)
+            {
+                m.replaces.push(t);
             }
             continue;
         }
@@ -126,6 +132,11 @@ pub(crate) fn parse_go_mod(text: &str, path: &Path) -> Result<GoMod> {
                 m.requires = true;
                 if let Some(module) = rest.first() {
                     m.modules.push(module.trim_matches('"').to_string());
+                }
+            }
+            "replace" => {
+                if let Some(t) = crate::gows::local_replace_target(&rest.join(" ")) {
+                    m.replaces.push(t);
                 }
             }
             _ => {}
@@ -574,7 +585,62 @@ pub(crate) fn main_package(
     }
 }
 
-pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
+pub(crate) fn plan(ctx: Ctx<'_>) -> Result<Plan> {
+    let Some(member) = ctx.opts.workspace.clone() else {
+        return plan_module(ctx, None);
+    };
+    // A module of a Go monorepo: the context is the root; the plan is the module's, with the
+    // root's copy limited to what the build reads.
+    let spec = spec()?;
+    let ws = crate::gows::layout(ctx.dir, &member)?;
+    let root = std::fs::canonicalize(ctx.dir).map_err(BuildersError::io(ctx.dir))?;
+    let mut source_exclude = ctx.source_excludes(&spec.source.exclude)?;
+    source_exclude.extend(ws.excludes(&root)?);
+    let member_dir = root.join(&ws.member);
+    let config = if member_dir.join("ocibuild.toml").is_file() {
+        crate::config::AppConfig::load(&member_dir)?
+    } else {
+        ctx.config
+    };
+    let mut reasons = ctx.reasons;
+    if let Some(p) = &config.path {
+        reasons.push(format!("{} read", p.display()));
+    }
+    reasons.push(format!(
+        "Go workspace: {} builds from {} ({}); copied: {}{}",
+        ws.member,
+        root.display(),
+        if ws.go_work {
+            "its go.work lists the module"
+        } else {
+            "the module's local replace targets are outside it"
+        },
+        ws.modules.join(", "),
+        if ws.manifests_only.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; only go.mod and go.sum of {}",
+                ws.manifests_only.join(", ")
+            )
+        }
+    ));
+    let mctx = Ctx {
+        dir: &member_dir,
+        opts: ctx.opts,
+        config,
+        dockerignore: None,
+        reasons,
+    };
+    plan_module(mctx, Some((ws, root, source_exclude)))
+}
+
+/// The plan of the module in `ctx.dir`; `ws`: it is a member of a Go workspace (its layout,
+/// the root and the root's source excludes).
+fn plan_module(
+    mut ctx: Ctx<'_>,
+    ws: Option<(crate::gows::GoWorkspace, std::path::PathBuf, Vec<String>)>,
+) -> Result<Plan> {
     let spec = spec()?;
     let gomod_path = ctx.path("go.mod");
     let text = ctx
@@ -639,14 +705,39 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     let (main, name, why) = main_package(&ctx, &spec, &gomod)?;
     ctx.reasons.push(why);
 
-    let vendor = ctx.is_file("vendor/modules.txt");
-    let vendor_dir = ctx.is_dir("vendor");
+    // the workspace's modules besides the app's (go.work mode vendors at the root)
+    let vendor_base = match &ws {
+        Some((w, root, _)) if w.go_work => root.clone(),
+        _ => ctx.dir.to_path_buf(),
+    };
+    let vendor = vendor_base.join("vendor/modules.txt").is_file();
+    let vendor_dir = vendor_base.join("vendor").is_dir();
+    let mut others: Vec<(std::path::PathBuf, GoMod)> = Vec::new();
+    if let Some((w, root, _)) = &ws {
+        for d in w.modules.iter().skip(1) {
+            let dir = root.join(d);
+            let path = dir.join("go.mod");
+            let text = std::fs::read_to_string(&path).map_err(BuildersError::io(&path))?;
+            others.push((dir, parse_go_mod(&text, &path)?));
+        }
+    }
+    // modules to download: required by the app or a copied local module, not local themselves
+    let external = match &ws {
+        Some((w, _, _)) => std::iter::once(&gomod)
+            .chain(others.iter().map(|(_, m)| m))
+            .flat_map(|m| m.modules.iter())
+            .any(|m| !w.local_paths.contains(m)),
+        None => gomod.requires,
+    };
     if vendor {
         ctx.reasons
             .push("vendor/modules.txt found: -mod=vendor, GOPROXY=off, no network".into());
-    } else if !gomod.requires {
-        ctx.reasons
-            .push("go.mod requires no modules: the build needs no network".into());
+    } else if !external {
+        ctx.reasons.push(if gomod.requires {
+            "go.mod requires only the workspace's own modules: the build needs no network".into()
+        } else {
+            "go.mod requires no modules: the build needs no network".into()
+        });
     }
     // cgo: ocibuild.toml's CGO_ENABLED decides; else code that imports "C" or a module that
     // needs it. A cgo binary links glibc: gcc in the build root, the `cc` runtime, and the
@@ -654,7 +745,20 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     let cgo = match ctx.config.build_env.get("CGO_ENABLED").map(String::as_str) {
         Some("0") => None,
         Some(_) => Some("ocibuild.toml sets CGO_ENABLED".to_string()),
-        None => cgo_reason(ctx.dir, &gomod, &spec.rules.cgo_modules)?,
+        None => match cgo_reason(ctx.dir, &gomod, &spec.rules.cgo_modules)? {
+            Some(why) => Some(why),
+            None => {
+                let mut found = None;
+                for (dir, m) in &others {
+                    if let Some(why) = cgo_reason(dir, m, &spec.rules.cgo_modules)? {
+                        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+                        found = Some(format!("{} ({why})", name.unwrap_or_default()));
+                        break;
+                    }
+                }
+                found
+            }
+        },
     };
     let mut toolchain = toolchain;
     if let Some(why) = &cgo {
@@ -672,7 +776,16 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     inp.fact("vendor", vendor)
         .var("cgo_enabled", if cgo.is_some() { "1" } else { "0" })
         .fact("vendor_dir", vendor_dir)
-        .fact("requires", gomod.requires)
+        .fact("requires", external)
+        .var(
+            "src_dir",
+            match &ws {
+                Some((w, _, _)) => {
+                    format!("{}/{}", spec.source.dir.trim_end_matches('/'), w.member)
+                }
+                None => spec.source.dir.clone(),
+            },
+        )
         .fact("backports", toolchain.backports)
         .var("name", name.clone())
         .var("main", main)
@@ -686,7 +799,10 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         );
 
     let entrypoint = spec.entrypoint("binary", &inp)?;
-    let source_exclude = ctx.source_excludes(&spec.source.exclude)?;
+    let source_exclude = match ws {
+        Some((_, _, ex)) => ex,
+        None => ctx.source_excludes(&spec.source.exclude)?,
+    };
     let runtime_profile = if cgo.is_some() {
         ctx.reasons.push(format!(
             "runtime {}: the binary links glibc (cgo) for {}/{}",

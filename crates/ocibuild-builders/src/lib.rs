@@ -22,6 +22,7 @@ pub mod plan;
 
 mod common;
 mod go;
+mod gows;
 mod java;
 mod markers;
 mod node;
@@ -41,7 +42,6 @@ pub use filter::{Filter, glob_filter, walk_filtered};
 pub use git::git_labels;
 pub use host::{HostVersion, ProbeOutcome, check_host_tool, parse_host_version};
 pub use ignore::DockerIgnore;
-pub use npmws::workspace_of;
 pub use plan::{
     CacheMount, Constraint, Detection, Distro, GeneratedFile, HostTool, ImageConfig, Lang,
     LayerSpec, Options, Plan, Requirement, Runtime, Step, Toolchain, Writable,
@@ -58,6 +58,19 @@ use error::Result;
 /// names them and suggests `--lang`.
 pub fn detect(dir: &Path) -> Result<Detection> {
     common::detect(dir)
+}
+
+/// Where a zero-config build of `dir` starts, when its context is a directory above it: for a
+/// package of an npm, pnpm or Yarn workspace with no lockfile of its own, the workspace root;
+/// for a Go module listed by a go.work above it, go.work's directory; for a Go module whose
+/// go.mod replaces modules with directories outside it, the common parent. Returns that root
+/// and `dir` relative to it (the build's `--workspace`); `None` for any other directory.
+pub fn workspace_of(dir: &Path) -> Result<Option<(std::path::PathBuf, String)>> {
+    if dir.join("go.mod").is_file() {
+        gows::workspace_of(dir)
+    } else {
+        npmws::workspace_of(dir)
+    }
 }
 
 /// The build plan for the app in `dir`.

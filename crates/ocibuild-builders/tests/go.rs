@@ -474,3 +474,94 @@ fn cgo_is_detected_where_go_build_would_compile_c() {
     let on = "[build]\nenv = { CGO_ENABLED = \"1\" }\n";
     assert!(is_cgo(&cgo_plan(&[("ocibuild.toml", on)])));
 }
+
+/// A Go monorepo: a service module listed by a go.work above it, or whose go.mod replaces a
+/// module with a directory beside it, builds from the common root with only what `go build`
+/// reads copied (its module, the local modules it needs; of go.work's other modules their
+/// go.mod), in its own directory, offline when every required module is local.
+#[test]
+fn go_monorepo_modules_build_from_their_root_with_only_what_they_read() {
+    let root = testdata("go-monorepo");
+    let (r, member) = ocibuild_builders::workspace_of(&root.join("services/api"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(r, std::fs::canonicalize(&root).unwrap());
+    assert_eq!(member, "services/api");
+    assert!(
+        ocibuild_builders::workspace_of(&root.join("libs/greeting"))
+            .unwrap()
+            .is_some()
+    );
+    let mut o = opts();
+    o.workspace = Some(member);
+    let p = plan_ok(&r, &o);
+    assert_eq!(p.lang.to_string(), "go");
+    let s = step(&p, "go-build");
+    assert_eq!(s.cwd, "/src/services/api");
+    assert_eq!(s.argv.last().map(String::as_str), Some("."));
+    assert!(s.argv.contains(&"/out/api".to_string()), "{:?}", s.argv);
+    assert!(!s.network, "every required module is the workspace's");
+    assert_eq!(
+        p.source_exclude,
+        [".git", "README.md", "docs", "services/worker/main.go"],
+        "the worker's go.mod stays (go.work loads it), its sources do not"
+    );
+    assert!(
+        p.reasons.iter().any(|r| r.contains(
+            "copied: services/api, libs/greeting; only go.mod and go.sum of services/worker"
+        )),
+        "{:?}",
+        p.reasons
+    );
+
+    // the same tree without go.work: the replace directive's target decides the root
+    let d = app(&[
+        (
+            "svc/api/go.mod",
+            "module example.com/api\n\ngo 1.22\n\nrequire (\n\texample.com/lib v0.0.0\n\tgolang.org/x/text v0.14.0\n)\n\nreplace (\n\texample.com/lib => ../../lib // local\n)\n",
+        ),
+        ("svc/api/main.go", MAIN_GO),
+        ("svc/web/go.mod", "module example.com/web\n\ngo 1.22\n"),
+        ("lib/go.mod", "module example.com/lib\n\ngo 1.22\n"),
+        (
+            "lib/sum.go",
+            "package lib\n\n// #include <stdint.h>\nimport \"C\"\n",
+        ),
+        ("notes.txt", "x"),
+    ]);
+    let (r, member) = ocibuild_builders::workspace_of(&d.path().join("svc/api"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(member, "svc/api");
+    let mut o = opts();
+    o.workspace = Some(member);
+    let p = plan_ok(&r, &o);
+    let s = step(&p, "go-build");
+    assert_eq!(s.cwd, "/src/svc/api");
+    assert!(s.network, "golang.org/x/text is downloaded");
+    assert_eq!(p.source_exclude, [".git", "notes.txt", "svc/web"]);
+    // the replaced module's C code is compiled too
+    assert_eq!(env_of(s, "CGO_ENABLED"), Some("1"), "{:?}", p.reasons);
+    // a module alone, or replacing inside itself, is its own context
+    let d = app(&[
+        (
+            "go.mod",
+            "module example.com/a\n\ngo 1.22\n\nrequire example.com/b v0.0.0\n\nreplace example.com/b => ./third_party/b\n",
+        ),
+        ("main.go", MAIN_GO),
+        ("third_party/b/go.mod", "module example.com/b\n\ngo 1.22\n"),
+    ]);
+    assert!(ocibuild_builders::workspace_of(d.path()).unwrap().is_none());
+    // a go.work that does not list the module is not its workspace
+    let d = app(&[
+        ("go.work", "go 1.22\n\nuse ./other\n"),
+        ("other/go.mod", "module example.com/other\n\ngo 1.22\n"),
+        ("app/go.mod", "module example.com/app\n\ngo 1.22\n"),
+        ("app/main.go", MAIN_GO),
+    ]);
+    assert!(
+        ocibuild_builders::workspace_of(&d.path().join("app"))
+            .unwrap()
+            .is_none()
+    );
+}

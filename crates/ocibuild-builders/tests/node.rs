@@ -922,8 +922,14 @@ fn npm_workspace_roots_name_what_is_wrong_and_the_fix() {
     let err = plan_err(&testdata("node-deps"), &ws("apps/api")).to_string();
     assert!(err.contains("not a workspace root"), "{err}");
     // --workspace on another language
+    let err = plan_err(&testdata("python-app"), &ws("apps/api")).to_string();
+    assert!(
+        err.contains("npm, pnpm or Yarn workspace or the module of a Go monorepo"),
+        "{err}"
+    );
+    // on a Go module: the directory must be a module
     let err = plan_err(&testdata("go-hello"), &ws("apps/api")).to_string();
-    assert!(err.contains("npm workspaces monorepo"), "{err}");
+    assert!(err.contains("holds no go.mod"), "{err}");
     // a root with no lockfile
     let mono = |extra: &[(&str, &str)]| {
         let mut files = vec![

@@ -642,8 +642,9 @@ pub struct BuildArgs {
     /// default the one with a main class
     #[arg(long, value_name = "NAME")]
     pub module: Option<String>,
-    /// npm workspaces monorepo: the workspace to build and run (its directory, as npm's -w
-    /// takes it, or its package name); the context is the workspace root. `ocibuild build
+    /// npm/pnpm/Yarn workspaces monorepo: the workspace to build and run (its directory, as
+    /// npm's -w takes it, or its package name); Go monorepo: the module's directory (go.work,
+    /// or local replace targets beside it). The context is the root. `ocibuild build
     /// ROOT/apps/api` does the same [default: the one workspace with a start script]
     #[arg(long, value_name = "DIR|NAME")]
     pub workspace: Option<String>,

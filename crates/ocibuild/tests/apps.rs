@@ -146,6 +146,77 @@ fn go_cgo_server_links_glibc_and_answers() {
     assert_eq!(digest, again, "a cgo build is reproducible");
 }
 
+/// A Go monorepo (go.work; two services share libs/greeting, each go.mod also replaces it with
+/// `../../libs/greeting`): `ocibuild build ROOT/services/api` builds from the root, copies only
+/// what the API's build reads, and answers; an edit elsewhere in the monorepo (the worker's
+/// code, the docs) leaves the build cached.
+#[test]
+fn go_monorepo_service_builds_from_its_workspace_root_and_answers() {
+    let ctx = TestContext::new();
+    let root = ctx.tmp_dir("acme");
+    let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/apps/go-monorepo");
+    ocibuild_testkit::run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(testdata.join("."))
+            .arg(&root),
+    );
+    let layout = ctx.path("layout");
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("ocibuild-build-tests-store")
+        .join("debian");
+    let build = |tag: &str| -> (String, Value, String) {
+        let meta = ctx.path(format!("{tag}.json"));
+        let out = ocibuild(&ctx)
+            .arg("build")
+            .arg(root.join("services/api"))
+            .arg("--cache-dir")
+            .arg(&cache)
+            .arg("--metadata-file")
+            .arg(&meta)
+            .arg("--output")
+            .arg(format!("oci:{}:{tag}", layout.display()))
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(out.status.success(), "{stdout}{stderr}");
+        let m: Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+        (stdout.lines().last().unwrap().to_string(), m, stderr)
+    };
+    let (a, _, log) = build("a");
+    assert!(
+        log.contains("is the workspace services/api of the Go (go.work) workspace root"),
+        "{log}"
+    );
+    let bundle = ctx.path("bundle");
+    let rootfs = umoci_unpack(&layout, "a", &bundle);
+    assert_clean(&rootfs, &["app/main.go", "app/go.mod", "app/libs"]);
+    let body = runc_http_get(&bundle, &[("PORT", "8080")], 8080, "/hello?name=ada");
+    assert_eq!(body.trim(), "hello ada, from the acme api (uid 65532)");
+
+    fs::write(
+        root.join("services/worker/main.go"),
+        "package main\n\nfunc main() {}\n",
+    )
+    .unwrap();
+    fs::write(root.join("docs/architecture.md"), "rewritten\n").unwrap();
+    let (b, m, _) = build("b");
+    assert_eq!(a, b);
+    assert_eq!(
+        m["ocibuild.steps.ran"], 0,
+        "nothing the API reads changed: {m}"
+    );
+    // an edit of the shared library rebuilds
+    let lib = root.join("libs/greeting/greeting.go");
+    let text = fs::read_to_string(&lib).unwrap().replace("hello", "hi");
+    fs::write(&lib, text).unwrap();
+    let (c, _, _) = build("c");
+    assert_ne!(a, c, "libs/greeting is part of the API's build");
+}
+
 #[test]
 fn typescript_express_app_answers_without_dev_dependencies() {
     let ctx = TestContext::new();

@@ -415,7 +415,14 @@ fn family(all: &[&str], ci: &[&str], same_digest: &[&str]) {
 
 #[test]
 fn ejected_go_apps_build_the_same_files() {
-    let apps = ["go-hello", "go-http", "go-cmd", "go-new", "go-cgo-server"];
+    let apps = [
+        "go-hello",
+        "go-http",
+        "go-cmd",
+        "go-new",
+        "go-cgo-server",
+        "go-monorepo/services/api",
+    ];
     // go-cgo-server: a main package under cmd/ and cgo (gcc in the root, the glibc runtime)
     family(&apps, &["go-http", "go-cgo-server"], &apps);
 }
@@ -497,6 +504,7 @@ fn every_testdata_app_is_in_a_family() {
         "go-cmd",
         "go-new",
         "go-cgo-server",
+        "go-monorepo",
         "node-app",
         "node-deps",
         "node-native",

@@ -71,18 +71,24 @@ pub(super) fn run_mode(g: &Global, a: &BuildArgs, warm_only: bool) -> Result<Exi
         None => workspace_context(a, ctx)?,
     };
     if let (Some(w), None) = (&workspace, &a.workspace) {
+        let kind = if ctx.join(w).join("go.mod").is_file() {
+            if ctx.join("go.work").is_file() {
+                "Go (go.work)"
+            } else {
+                "Go (the common parent of its local replace targets)"
+            }
+        } else if ctx.join("pnpm-workspace.yaml").is_file() {
+            "pnpm"
+        } else if ctx.join("yarn.lock").is_file() {
+            "yarn"
+        } else {
+            "npm"
+        };
         rep.event(
             &format!(
-                "{} is the workspace {w} of the {} workspace root {}: the build's context is the \
-                 root (as `--workspace {w}` there)",
+                "{} is the workspace {w} of the {kind} workspace root {}: the build's context is \
+                 the root (as `--workspace {w}` there)",
                 a.context.display(),
-                if ctx.join("pnpm-workspace.yaml").is_file() {
-                    "pnpm"
-                } else if ctx.join("yarn.lock").is_file() {
-                    "yarn"
-                } else {
-                    "npm"
-                },
                 ctx.display()
             ),
             json!({"event": "workspace", "root": ctx, "workspace": w}),
@@ -192,12 +198,12 @@ pub(super) enum FrontendFlags {
 
 /// The zero-config frontend's flags; `None`: `--dry-run` printed the plan or its Dockerfile.
 /// The build's context and workspace: `ocibuild build ROOT/apps/api`, a package of an npm
-/// workspace with no lockfile of its own, builds from the workspace root with `--workspace
-/// apps/api`.
+/// workspace with no lockfile of its own (or a Go module of a go.work, or with local replace
+/// targets outside it), builds from the workspace root with `--workspace apps/api`.
 fn workspace_context(a: &BuildArgs, ctx: PathBuf) -> Result<(PathBuf, Option<String>)> {
     if a.lang
         .as_deref()
-        .is_some_and(|l| !matches!(l.parse::<Lang>(), Ok(Lang::Node) | Err(_)))
+        .is_some_and(|l| !matches!(l.parse::<Lang>(), Ok(Lang::Node | Lang::Go) | Err(_)))
     {
         return Ok((ctx, a.workspace.clone()));
     }

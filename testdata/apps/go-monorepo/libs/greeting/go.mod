@@ -1,0 +1,3 @@
+module example.com/acme/libs/greeting
+
+go 1.22
