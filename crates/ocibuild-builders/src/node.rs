@@ -371,6 +371,25 @@ pub(crate) fn node_start(script: &str) -> Option<NodeStart> {
     Some((env, args))
 }
 
+/// The next CLI's script in node_modules (what `next` in a package.json script runs).
+pub(crate) const NEXT_CLI: &str = "node_modules/next/dist/bin/next";
+
+/// `[VAR=value …] next start [args…]`: the environment and the arguments after `start`.
+pub(crate) fn next_start(script: &str) -> Option<NodeStart> {
+    let words = shell_words(script)?;
+    let mut env = Vec::new();
+    let mut i = 0;
+    while let Some((k, v)) = words.get(i).and_then(|w| w.split_once('=')) {
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            break;
+        }
+        env.push((k.to_string(), v.to_string()));
+        i += 1;
+    }
+    (words.get(i)? == "next" && words.get(i + 1)? == "start")
+        .then(|| (env, words[i + 2..].to_vec()))
+}
+
 /// Remove `//` and `/* */` comments and trailing commas from JSONC (tsconfig.json).
 fn strip_jsonc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -525,6 +544,21 @@ pub(crate) fn entrypoint(
             e.found = Some(start);
             return Ok(e);
         }
+        // `next start` of a Next.js app without the standalone output: the next CLI (a
+        // production dependency) run by node, over the production node_modules and .next
+        if next_standalone.is_none()
+            && pj.deps.contains_key("next")
+            && let Some((env, args)) = next_start(script)
+        {
+            e.reasons.push(format!(
+                "scripts.{name} {script:?} runs the Next.js server: node runs the next CLI of \
+                 the production node_modules over the build's .next (its cache left out)"
+            ));
+            let mut argv = vec![NEXT_CLI.to_string(), "start".to_string()];
+            argv.extend(args);
+            e.found = Some((env, argv));
+            return Ok(e);
+        }
         e.reasons.push(format!(
             "scripts.{name} {script:?} is not a plain `node …` command: not used"
         ));
@@ -543,11 +577,12 @@ pub(crate) fn entrypoint(
     if let Some(cfg) = next_config_present(ctx) {
         return Err(BuildersError::Entrypoint {
             path: ctx.path(cfg),
-            detail: "a Next.js app without `output: \"standalone\"`: `next start` needs the next \
-                     CLI and the whole dependency tree at run time"
+            detail: "a Next.js app without `output: \"standalone\"` and without a \
+                     `\"start\": \"next start\"` script (with next among its dependencies)"
                 .into(),
-            hint: "add `output: \"standalone\"` to the Next.js config (the image then runs \
-                   .next/standalone/server.js with node), or pass --entrypoint"
+            hint: "add `\"start\": \"next start\"` to package.json's scripts, or `output: \
+                   \"standalone\"` to the Next.js config (a smaller image: \
+                   .next/standalone/server.js with the modules it traced), or pass --entrypoint"
                 .into(),
         });
     }
@@ -1446,6 +1481,11 @@ fn plan_app(
     };
     let app_build_script = pj.scripts.contains_key("build");
     let mut app_excludes = ctx.root_dotfiles()?;
+    if entry_args.first().is_some_and(|a| a == NEXT_CLI) {
+        // next build's own cache (webpack/turbopack, often hundreds of MB), never read by
+        // `next start`
+        app_excludes.push(".next/cache".into());
+    }
     let entry_file = entry_args.iter().find(|a| !a.starts_with('-'));
     let entry_is_ts = entry_file.is_some_and(|f| {
         [".ts", ".tsx", ".mts", ".cts"]

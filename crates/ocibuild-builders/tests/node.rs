@@ -1092,6 +1092,48 @@ fn framework_start_commands() {
     let msg = plan_err(d.path(), &opts()).to_string();
     assert!(msg.contains("output: \"standalone\""), "{msg}");
     assert!(msg.contains("next.config.js"), "{msg}");
+    // ... and with next among its dependencies (create-next-app's shape): `next start`, the
+    // next CLI run by node over the production node_modules and .next, without next's cache
+    let d = app(&[
+        (
+            "package.json",
+            r#"{"scripts":{"build":"next build","start":"NODE_OPTIONS=--max-old-space-size=512 next start -p 8080"},"dependencies":{"next":"15","react":"19"}}"#,
+        ),
+        (
+            "package-lock.json",
+            r#"{"lockfileVersion":3,"packages":{"":{},"node_modules/next":{"version":"15.0.0"}}}"#,
+        ),
+        (
+            "next.config.ts",
+            "export default { reactStrictMode: true };\n",
+        ),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert_eq!(
+        p.config.entrypoint,
+        [
+            "/usr/bin/node",
+            "node_modules/next/dist/bin/next",
+            "start",
+            "-p",
+            "8080"
+        ]
+    );
+    assert!(
+        p.config
+            .env
+            .contains(&"NODE_OPTIONS=--max-old-space-size=512".to_string()),
+        "{:?}",
+        p.config.env
+    );
+    assert_eq!(layer_names(&p), ["node_modules", "app"]);
+    let app_layer = p.layers.iter().find(|l| l.name == "app").unwrap();
+    assert!(
+        app_layer.exclude.iter().any(|e| e == ".next/cache"),
+        "{:?}",
+        app_layer.exclude
+    );
+    assert!(step_names(&p).iter().any(|s| s == "npm-run-build"));
     // nothing fits: the error lists what was tried
     let d = app(&[
         (
