@@ -182,6 +182,46 @@ fn factories(text: &str, names: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The settings file of a Django project (named by manage.py's `DJANGO_SETTINGS_MODULE`; a
+/// `settings/` package's modules too) that sets `STATIC_ROOT` with `django.contrib.staticfiles`
+/// installed: `manage.py collectstatic` then has somewhere to gather the static files.
+pub(crate) fn django_static_settings(dir: &Path) -> Option<String> {
+    let manage = std::fs::read_to_string(dir.join("manage.py")).ok()?;
+    let settings = manage
+        .split("DJANGO_SETTINGS_MODULE")
+        .nth(1)
+        .and_then(|r| r.split(['"', '\'']).nth(2))?;
+    let base = settings.replace('.', "/");
+    let mut candidates = vec![format!("{base}.py")];
+    // a settings package (`config/settings/production.py`): the module named and its siblings
+    if let Some((pkg, _)) = base.rsplit_once('/')
+        && let Ok(rd) = std::fs::read_dir(dir.join(pkg))
+        && dir.join(pkg).join("__init__.py").is_file()
+    {
+        let mut names: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".py"))
+            .map(|n| format!("{pkg}/{n}"))
+            .collect();
+        names.sort();
+        candidates.extend(names);
+    }
+    candidates.push(format!("{base}/__init__.py"));
+    let texts: Vec<(String, String)> = candidates
+        .into_iter()
+        .filter_map(|c| std::fs::read_to_string(dir.join(&c)).ok().map(|t| (c, t)))
+        .collect();
+    let staticfiles = texts
+        .iter()
+        .any(|(_, t)| t.contains("django.contrib.staticfiles"));
+    let root = texts.iter().find(|(_, t)| {
+        t.lines()
+            .any(|l| l.trim_start().starts_with("STATIC_ROOT") && l.contains('='))
+    })?;
+    staticfiles.then(|| root.0.clone())
+}
+
 /// Every web app object and factory in the app's sources, Django projects first.
 pub(crate) fn web_apps(dir: &Path, objects: &[String], factory_names: &[String]) -> Vec<WebApp> {
     let files = python_files(dir, 4);

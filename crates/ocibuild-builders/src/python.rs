@@ -876,6 +876,38 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         }
     }
 
+    // Django's static files, as Heroku's Python buildpack gathers them
+    let django_static = if deps.iter().any(|d| d == "django") {
+        match pyentry::django_static_settings(ctx.dir) {
+            Some(_)
+                if ctx
+                    .config
+                    .build_env
+                    .get("DISABLE_COLLECTSTATIC")
+                    .map(String::as_str)
+                    == Some("1") =>
+            {
+                ctx.reasons.push(
+                    "Django static files: not gathered (DISABLE_COLLECTSTATIC=1 in ocibuild.toml)"
+                        .into(),
+                );
+                false
+            }
+            Some(settings) => {
+                ctx.reasons.push(format!(
+                    "Django static files: {settings} sets STATIC_ROOT with \
+                     django.contrib.staticfiles installed: `manage.py collectstatic --noinput` \
+                     gathers them into the app (DISABLE_COLLECTSTATIC=1 in ocibuild.toml's \
+                     [build] env skips it)"
+                ));
+                true
+            }
+            None => false,
+        }
+    } else {
+        false
+    };
+    inp.fact("django_static", django_static);
     let mut app_excludes = ctx.root_dotfiles()?;
     if project {
         app_excludes.extend(rules.build_leftovers.iter().cloned());

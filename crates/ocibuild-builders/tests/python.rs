@@ -405,7 +405,10 @@ fn lockfiles_pin_exactly_what_the_image_installs() {
 
     // Pipfile.lock without any pyproject.toml: only the pins, keyed by the lock
     let p = plan_ok(&testdata("python-django-pipenv"), &o);
-    assert_eq!(step_names(&p), ["venv", "pip-install-locked"]);
+    assert_eq!(
+        step_names(&p),
+        ["venv", "pip-install-locked", "django-collectstatic"]
+    );
     let req = file_of(&p, "/out/ocibuild/locked.txt").unwrap();
     assert!(req.contains("\ndjango==5.2.19 \\\n"), "{req}");
     assert!(!req.contains("pytest"), "{req}");
@@ -658,4 +661,84 @@ fn source_only_c_dependencies_bring_their_build_packages() {
         p.toolchain.packages
     );
     assert!(p.arch_specific.is_empty(), "{:?}", p.arch_specific);
+}
+
+/// A Django project whose settings set STATIC_ROOT with django.contrib.staticfiles installed
+/// gathers its static files in the build (collectstatic), as Heroku's buildpack does; split
+/// settings packages count; DISABLE_COLLECTSTATIC=1 and projects without staticfiles do not.
+#[test]
+fn django_static_files_are_collected_when_the_settings_ask_for_them() {
+    const MANAGE: &str = "import os\nos.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", \"config.settings.production\")\n";
+    const WSGI: &str =
+        "from django.core.wsgi import get_wsgi_application\napplication = get_wsgi_application()\n";
+    let plan_with = |base: &str, extra: &[(&str, &str)]| {
+        let mut files = vec![
+            ("requirements.txt", "Django==5.2\ngunicorn==23.0.0\n"),
+            ("manage.py", MANAGE),
+            ("config/__init__.py", ""),
+            ("config/wsgi.py", WSGI),
+            ("config/settings/__init__.py", ""),
+            ("config/settings/base.py", base),
+            (
+                "config/settings/production.py",
+                "from .base import *  # noqa\nDEBUG = False\n",
+            ),
+        ];
+        files.extend_from_slice(extra);
+        let d = app(&files);
+        plan_ok(d.path(), &opts())
+    };
+    let base = "INSTALLED_APPS = [\n    \"django.contrib.admin\",\n    \"django.contrib.staticfiles\",\n]\nSTATIC_URL = \"static/\"\nSTATIC_ROOT = BASE_DIR / \"staticfiles\"\n";
+    let p = plan_with(base, &[]);
+    let s = step(&p, "django-collectstatic");
+    assert_eq!(
+        s.argv,
+        [
+            "/app/.venv/bin/python3",
+            "manage.py",
+            "collectstatic",
+            "--noinput"
+        ]
+    );
+    assert!(!s.network);
+    assert!(
+        p.reasons
+            .iter()
+            .any(|r| r.starts_with("Django static files: config/settings/base.py sets STATIC_ROOT")),
+        "{:?}",
+        p.reasons
+    );
+    // the steps install the venv first
+    let names = step_names(&p);
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("django-collectstatic")
+    );
+    // no STATIC_ROOT, or no staticfiles app: nothing to gather
+    for b in [
+        "INSTALLED_APPS = [\"django.contrib.staticfiles\"]\nSTATIC_URL = \"static/\"\n",
+        "INSTALLED_APPS = [\"entries\"]\nSTATIC_ROOT = \"/srv/static\"\n",
+    ] {
+        let p = plan_with(b, &[]);
+        assert!(
+            !step_names(&p).iter().any(|s| s == "django-collectstatic"),
+            "{b}"
+        );
+    }
+    // ocibuild.toml opts out
+    let p = plan_with(
+        base,
+        &[(
+            "ocibuild.toml",
+            "[build]\nenv = { DISABLE_COLLECTSTATIC = \"1\" }\n",
+        )],
+    );
+    assert!(!step_names(&p).iter().any(|s| s == "django-collectstatic"));
+    assert!(
+        p.reasons
+            .iter()
+            .any(|r| r.contains("DISABLE_COLLECTSTATIC=1 in ocibuild.toml")),
+        "{:?}",
+        p.reasons
+    );
 }

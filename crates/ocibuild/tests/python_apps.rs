@@ -229,6 +229,16 @@ fn django_project_from_a_pipfile_lock_answers_under_gunicorn() {
         ]
     );
     assert!(rootfs.join("app/guestbook/wsgi.py").is_file());
+    // STATIC_ROOT with django.contrib.staticfiles: collectstatic ran in the build
+    assert!(
+        explain.contains("Django static files: guestbook/settings.py sets STATIC_ROOT"),
+        "{explain}"
+    );
+    assert!(
+        rootfs
+            .join("app/staticfiles/entries/guestbook.css")
+            .is_file()
+    );
     let body = runc_http_get(&bundle, &[], 8000, "/");
     let body = body.trim();
     assert!(

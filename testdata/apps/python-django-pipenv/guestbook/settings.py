@@ -6,7 +6,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-test-key-only")
 DEBUG = os.environ.get("DJANGO_DEBUG") == "1"
 ALLOWED_HOSTS = ["*"]
-INSTALLED_APPS = ["entries"]
+INSTALLED_APPS = ["django.contrib.staticfiles", "entries"]
 MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
 ROOT_URLCONF = "guestbook.urls"
 WSGI_APPLICATION = "guestbook.wsgi.application"
@@ -20,3 +20,6 @@ if os.environ.get("POSTGRES_HOST"):
         "PASSWORD": os.environ.get("POSTGRES_PASSWORD", ""),
     }
 USE_TZ = True
+STATIC_URL = "static/"
+# `manage.py collectstatic` gathers every app's static/ here for the web server to serve
+STATIC_ROOT = BASE_DIR / "staticfiles"
