@@ -27,6 +27,7 @@ mod java;
 mod markers;
 mod node;
 mod npmws;
+mod procfile;
 mod pyentry;
 mod pylock;
 mod python;

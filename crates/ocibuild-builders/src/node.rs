@@ -534,6 +534,45 @@ pub(crate) fn entrypoint(
     next_standalone: Option<&str>,
 ) -> Result<Entry> {
     let mut e = Entry::default();
+    // the Procfile's web process (Heroku's, a buildpack's), when it runs node
+    let port = ctx
+        .config
+        .expose
+        .first()
+        .and_then(|p| p.split('/').next())
+        .unwrap_or("3000")
+        .to_string();
+    match crate::procfile::web_process(ctx.dir, &port)? {
+        crate::procfile::Web::Usable(w)
+            if matches!(w.argv[0].as_str(), "node" | "nodejs") && w.argv.len() > 1 =>
+        {
+            e.reasons.push(format!(
+                "{} web {:?} runs node{}",
+                w.at,
+                w.command,
+                if w.uses_port {
+                    format!(" ($PORT is {port}, the image's PORT)")
+                } else {
+                    String::new()
+                }
+            ));
+            let mut env = w.env;
+            if w.uses_port {
+                env.push(("PORT".into(), port));
+            }
+            e.found = Some((env, w.argv[1..].to_vec()));
+            return Ok(e);
+        }
+        crate::procfile::Web::Usable(w) => e.reasons.push(format!(
+            "{} web {:?} does not run node itself: the start scripts decide",
+            w.at, w.command
+        )),
+        crate::procfile::Web::Unusable(at, command, why) => {
+            e.reasons
+                .push(format!("{at} web {command:?}: {why}: not used"));
+        }
+        crate::procfile::Web::Absent => {}
+    }
     for name in start_scripts(rules) {
         let Some(script) = pj.scripts.get(name) else {
             continue;

@@ -374,6 +374,52 @@ fn detect_entrypoint(
     }
     let port = rules.server_port.clone();
 
+    // 0. The Procfile's web process (Heroku's, a buildpack's): the venv's python or a
+    //    dependency's program.
+    match crate::procfile::web_process(ctx.dir, &port)? {
+        crate::procfile::Web::Usable(w) => {
+            let prog = w.argv[0].as_str();
+            let resolved = if prog == "python" || prog == "python3" {
+                Some("/app/.venv/bin/python3".to_string())
+            } else if requirement_name(prog).is_some_and(|n| has(&n)) && !prog.contains('/') {
+                Some(format!("/app/.venv/bin/{prog}"))
+            } else {
+                None
+            };
+            if let Some(program) = resolved {
+                ctx.reasons.push(format!(
+                    "entrypoint: {} web {:?}{}",
+                    w.at,
+                    w.command,
+                    if w.uses_port {
+                        format!(" ($PORT is {port}, the image's PORT)")
+                    } else {
+                        String::new()
+                    }
+                ));
+                for (k, v) in w.env {
+                    ctx.config.env.entry(k).or_insert(v);
+                }
+                if w.uses_port {
+                    ctx.config.env.entry("PORT".into()).or_insert(port.clone());
+                    ports.push(format!("{port}/tcp"));
+                }
+                let mut argv = vec![program];
+                argv.extend(w.argv.into_iter().skip(1));
+                return Ok(argv);
+            }
+            ctx.reasons.push(format!(
+                "{} web {:?}: {prog} is neither python nor a dependency's program: not used",
+                w.at, w.command
+            ));
+        }
+        crate::procfile::Web::Unusable(at, command, why) => {
+            ctx.reasons
+                .push(format!("{at} web {command:?}: {why}: not used"));
+        }
+        crate::procfile::Web::Absent => {}
+    }
+
     // 1. A web app whose server is a dependency.
     if let Some(w) = web.iter().find(|w| has(w.framework.server())) {
         let server = w.framework.server();

@@ -1397,3 +1397,47 @@ fn an_npm_workspace_app_is_native_only_when_its_own_install_reaches_an_install_s
         p.arch_specific
     );
 }
+
+/// A Procfile whose web process runs node starts the image; `npm start` leaves it to the
+/// start scripts.
+#[test]
+fn a_procfile_web_process_running_node_starts_the_image() {
+    let plan_with = |procfile: &str| {
+        let d = app(&[
+            (
+                "package.json",
+                r#"{"scripts":{"start":"node index.js"},"dependencies":{}}"#,
+            ),
+            ("package-lock.json", LOCK_EMPTY),
+            ("index.js", "require('./server.js')\n"),
+            ("server.js", "console.log(1)\n"),
+            ("Procfile", procfile),
+        ]);
+        plan_ok(d.path(), &opts())
+    };
+    let p = plan_with("web: node --max-old-space-size=256 server.js --port $PORT\n");
+    assert_eq!(
+        p.config.entrypoint,
+        [
+            "/usr/bin/node",
+            "--max-old-space-size=256",
+            "server.js",
+            "--port",
+            "3000"
+        ]
+    );
+    assert!(
+        p.config.env.contains(&"PORT=3000".to_string()),
+        "{:?}",
+        p.config.env
+    );
+    let p = plan_with("web: npm start\n");
+    assert_eq!(p.config.entrypoint, ["/usr/bin/node", "index.js"]);
+    assert!(
+        p.reasons
+            .iter()
+            .any(|r| r.contains("does not run node itself: the start scripts decide")),
+        "{:?}",
+        p.reasons
+    );
+}

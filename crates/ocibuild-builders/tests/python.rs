@@ -742,3 +742,78 @@ fn django_static_files_are_collected_when_the_settings_ask_for_them() {
         p.reasons
     );
 }
+
+/// A Procfile's web process (Heroku's) is the entrypoint when the image can run it: the venv's
+/// python or a dependency's program, `$PORT` as the image's PORT; a line needing a shell, or a
+/// program the venv does not have, is named and left to the detection.
+#[test]
+fn a_procfile_web_process_is_the_entrypoint_when_the_image_can_run_it() {
+    let plan_with = |procfile: &str| {
+        let d = app(&[
+            ("requirements.txt", "flask==3.1\ngunicorn==23.0.0\n"),
+            ("shop/__init__.py", ""),
+            (
+                "shop/web.py",
+                "from flask import Flask\n\napplication = Flask(__name__)\n",
+            ),
+            ("Procfile", procfile),
+        ]);
+        plan_ok(d.path(), &opts())
+    };
+    let p = plan_with(
+        "release: python -m shop.migrate\nweb: gunicorn shop.web:application --bind 0.0.0.0:$PORT --workers 2\n",
+    );
+    assert_eq!(
+        p.config.entrypoint,
+        [
+            "/app/.venv/bin/gunicorn",
+            "shop.web:application",
+            "--bind",
+            "0.0.0.0:8000",
+            "--workers",
+            "2"
+        ]
+    );
+    assert!(
+        p.config.env.contains(&"PORT=8000".to_string()),
+        "{:?}",
+        p.config.env
+    );
+    assert!(
+        p.reasons
+            .iter()
+            .any(|r| r.starts_with("entrypoint: Procfile:2 web")),
+        "{:?}",
+        p.reasons
+    );
+    let p = plan_with("web: python -m shop.web\n");
+    assert_eq!(
+        p.config.entrypoint,
+        ["/app/.venv/bin/python3", "-m", "shop.web"]
+    );
+    // not runnable as written: named, and the detection decides (gunicorn serves the app)
+    for (procfile, why) in [
+        (
+            "web: bin/start-pgbouncer gunicorn shop.web:application\n",
+            "is neither python nor a dependency's program",
+        ),
+        (
+            "web: gunicorn shop.web:application -w $WEB_CONCURRENCY\n",
+            "the image has no shell",
+        ),
+    ] {
+        let p = plan_with(procfile);
+        assert_eq!(
+            p.config.entrypoint.first().map(String::as_str),
+            Some("/app/.venv/bin/gunicorn"),
+            "{procfile}"
+        );
+        assert!(
+            p.reasons
+                .iter()
+                .any(|r| r.contains(why) && r.ends_with("not used")),
+            "{procfile}: {:?}",
+            p.reasons
+        );
+    }
+}
