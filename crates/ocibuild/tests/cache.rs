@@ -1368,6 +1368,35 @@ fn a_cold_runner_keys_native_bases_by_their_lock_and_assembles_no_runtime_base()
     assert_ne!(b2.digest, a.digest);
 }
 
+/// `cp -al FROM TO` for a tree other processes write meanwhile (the shared package cache:
+/// other tests' builds fill temp directories and rename them into place): directories made,
+/// files and symlinks hard-linked, an entry that vanished under the walk skipped.
+fn link_tree(from: &Path, to: &Path) {
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    for entry in walkdir::WalkDir::new(from) {
+        let e = match entry {
+            Ok(e) => e,
+            Err(err) if err.io_error().is_some_and(gone) => continue,
+            Err(err) => panic!("walking {}: {err}", from.display()),
+        };
+        let dest = to.join(e.path().strip_prefix(from).unwrap());
+        let res = if e.file_type().is_dir() {
+            fs::create_dir_all(&dest)
+        } else {
+            fs::hard_link(e.path(), &dest)
+        };
+        match res {
+            Ok(()) => {}
+            Err(err) if gone(&err) => {}
+            Err(err) => panic!(
+                "linking {} to {}: {err}",
+                e.path().display(),
+                dest.display()
+            ),
+        }
+    }
+}
+
 /// Issue 20 (cold Go builds): a toolchain base assembled on this machine leaves its record
 /// (manifest and config) in the package cache (`--cache-dir`/`base-records`). A build with a
 /// fresh `--root` and that package cache then names the toolchain by the record and runs on
@@ -1380,7 +1409,7 @@ fn a_fresh_store_names_its_toolchain_by_the_package_cache_s_record_and_writes_no
     // a private package cache: the shared one's files hard-linked (no download), its records
     // left out so the first build assembles the toolchain's image
     let pkgs = ctx.path("pkgs");
-    run_ok(Command::new("cp").arg("-al").arg(cache()).arg(&pkgs));
+    link_tree(&cache(), &pkgs);
     let records = pkgs.join("base-records");
     if records.exists() {
         fs::remove_dir_all(&records).unwrap();
