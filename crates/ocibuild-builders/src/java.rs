@@ -51,6 +51,10 @@ pub(crate) struct Rules {
     pub main_class_properties: Vec<String>,
     pub release_properties: Vec<String>,
     pub test_dirs: Vec<String>,
+    /// The first JDK whose `java` has `-XX:+AutoCreateSharedArchive` (the `cds` fact).
+    pub cds_min_jdk: u32,
+    /// What the `cds` fact adds to `MAVEN_OPTS` (`{{jvm_cds}}`).
+    pub cds_opts: String,
 }
 
 pub(crate) type JavaSpec = Spec<Release, Rules>;
@@ -967,6 +971,13 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         .var("debian_repo", rules.debian_repo.clone())
         .var("dependency_plugin", debian_maven.dependency_plugin.clone());
     let java_home = spec.render_str(&rules.java_home, &inp)?;
+    let cds = jdk.jdk >= rules.cds_min_jdk;
+    let jvm_cds = if cds {
+        spec.render_str(&rules.cds_opts, &inp)?
+    } else {
+        String::new()
+    };
+    inp.fact("cds", cds).var("jvm_cds", jvm_cds);
     let mut path_prepend = vec![format!("{java_home}/bin")];
     inp.var("java_home", java_home)
         .var("release", release.to_string())

@@ -5,6 +5,13 @@ mod common;
 use common::*;
 use ocibuild_builders::{BuildersError, Distro, Options, glob_filter};
 
+/// What every Debian-JDK mvn step gets in MAVEN_OPTS.
+const OPTS: &str = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:-UsePerfData";
+/// What JDK 21 adds: Maven's classes in a class-data-sharing archive in the `jvm` cache mount.
+const CDS21: &str = " -XX:+AutoCreateSharedArchive \
+    -XX:SharedArchiveFile=/root/.cache/ocibuild-jvm/maven-jdk21.jsa -XX:+VerifySharedSpaces \
+    -Xlog:cds=off";
+
 fn pom(props: &str, rest: &str) -> String {
     format!(
         "<?xml version=\"1.0\"?>\n<project>\n  <modelVersion>4.0.0</modelVersion>\n  <groupId>g</groupId>\n  \
@@ -86,12 +93,13 @@ fn java_maven_plan() {
             .starts_with("/usr/lib/jvm/java-21-openjdk-")
     );
     // no ~/.m2 local repository; the JIT's first tier only (a short-lived mvn runs about
-    // twice as fast: what dominates a cold runner's rebuild after a source edit)
-    assert_eq!(
-        env_of(s, "MAVEN_OPTS"),
-        Some("-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
-    );
-    assert!(p.cache_mounts.is_empty(), "{:?}", p.cache_mounts);
+    // twice as fast: what dominates a cold runner's rebuild after a source edit); JDK 21 keeps
+    // Maven's classes in a class-data-sharing archive in the `jvm` cache mount, one per JDK,
+    // checked by the JVM before use
+    assert_eq!(env_of(s, "MAVEN_OPTS"), Some(&*format!("{OPTS}{CDS21}")));
+    assert_eq!(p.cache_mounts.len(), 1, "{:?}", p.cache_mounts);
+    assert_eq!(p.cache_mounts[0].name, "jvm");
+    assert_eq!(p.cache_mounts[0].target, "/root/.cache/ocibuild-jvm");
     assert!(reasons_contain(
         &p,
         "offline from Debian's Maven repository"
@@ -142,6 +150,9 @@ fn java_maven_plan() {
         "org.apache.maven.plugins:maven-dependency-plugin:3.5.0:copy-dependencies"
     );
     assert_eq!(p.toolchain.packages, want);
+    // JDK 17's java has no -XX:+AutoCreateSharedArchive: no archive, no `jvm` mount
+    assert_eq!(env_of(step(&p, "mvn-package"), "MAVEN_OPTS"), Some(OPTS));
+    assert!(p.cache_mounts.is_empty(), "{:?}", p.cache_mounts);
 }
 
 #[test]
@@ -163,12 +174,14 @@ fn java_maven_remote_by_default() {
         assert!(s.network);
         assert_eq!(
             env_of(s, "MAVEN_OPTS"),
-            Some(
-                "-Dmaven.repo.local=/root/.m2/repository -XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
-            )
+            Some(&*format!(
+                "-Dmaven.repo.local=/root/.m2/repository {OPTS}{CDS21}"
+            ))
         );
         assert_eq!(p.cache_mounts[0].name, "m2");
         assert_eq!(p.cache_mounts[0].target, "/root/.m2");
+        assert_eq!(p.cache_mounts[1].name, "jvm");
+        assert_eq!(p.cache_mounts.len(), 2);
         // no dependencies, no parent: no jar layers
         assert_eq!(layer_names(&p), ["resources", "classes"]);
         assert!(reasons_contain(&p, "Maven resolves remotely"));
@@ -502,6 +515,9 @@ fn host_toolchain_drops_java_home() {
     let p = plan_ok(&testdata("java-maven"), &o);
     assert_eq!(p.toolchain.profile, "host");
     assert_eq!(env_of(step(&p, "mvn-package"), "JAVA_HOME"), None);
+    // the host's java is unknown: no JVM flags, no class-data-sharing archive
+    assert_eq!(env_of(step(&p, "mvn-package"), "MAVEN_OPTS"), None);
+    assert!(p.cache_mounts.iter().all(|c| c.name != "jvm"));
 }
 
 /// A reactor pom (packaging pom) listing `modules`, resolving from Debian's repository.

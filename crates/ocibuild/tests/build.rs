@@ -392,7 +392,10 @@ fn java_maven_app_builds_offline_from_debians_repository() {
     for p in ["libmaven-dependency-plugin-java", "libcommons-lang3-java"] {
         assert!(packages.iter().any(|x| x == p), "{p}: {plan}");
     }
-    assert_eq!(plan["cache_mounts"].as_array().unwrap().len(), 0, "{plan}");
+    // no ~/.m2; the one cache mount holds the JVM's class-data-sharing archive of Maven
+    let mounts = plan["cache_mounts"].as_array().unwrap();
+    assert_eq!(mounts.len(), 1, "{plan}");
+    assert_eq!(mounts[0]["name"], "jvm", "{plan}");
 
     let layout = ctx.path("layout");
     build(&ctx, &app("java-maven"), &[], &layout, "mvn");
@@ -486,15 +489,70 @@ fn java_multi_module_reactor_builds_the_server_module_and_serves() {
     );
     let body = runc_http_get(&bundle, &[], 8080, "/quote?item=Pear&qty=3");
     assert_eq!(body.trim(), "java-multimodule shop: 3 x Pear = 1.80");
-    // the module jars are rebuilt byte for byte (outputTimestamp in the root pom)
-    let b = build(
-        &ctx,
-        &app("java-multimodule"),
-        &["--no-cache"],
-        &layout,
-        "shop2",
-    );
+    // mvn keeps Maven's classes in a class-data-sharing archive in the store's `jvm` cache mount
+    // (JDK 21: -XX:+AutoCreateSharedArchive). A corrupt one is refused by the JVM's checksum
+    // (-XX:+VerifySharedSpaces) with a warning in the step's output, and mvn runs without it.
+    let find_jsa = || {
+        fs::read_dir(shared_store(&ctx).join("engine/cache"))
+            .ok()?
+            .map(|e| e.unwrap().path().join("maven-jdk21.jsa"))
+            .find(|p| p.is_file())
+    };
+    // (None: this store's first build above was cached and ran no mvn, and the archive is
+    // gone; the rebuild below writes it)
+    let corrupted = find_jsa().map(|jsa| {
+        let good = fs::read(&jsa).unwrap();
+        let mut bytes = good.clone();
+        let mid = bytes.len() / 2;
+        for b in &mut bytes[mid..mid + 64] {
+            *b ^= 0xff;
+        }
+        let tmp = ctx.path("corrupt.jsa");
+        fs::write(&tmp, &bytes).unwrap();
+        fs::rename(&tmp, &jsa).unwrap();
+        (jsa, good, bytes)
+    });
+    // the module jars are rebuilt byte for byte (outputTimestamp in the root pom), with the
+    // archive unusable too
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+    c.arg("--root")
+        .arg(shared_store(&ctx))
+        .args(["--progress", "json", "build"])
+        .arg(app("java-multimodule"))
+        .args(["--no-cache", "--cache-dir"])
+        .arg(cache())
+        .arg("--output")
+        .arg(format!("oci:{}:shop2", layout.display()));
+    c.env_remove("SOURCE_DATE_EPOCH");
+    let o = ocibuild_testkit::run_ok(&mut c);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let b = out.lines().last().unwrap_or_default().to_string();
     assert_eq!(a, b);
+    match corrupted {
+        Some((jsa, good, bytes)) => {
+            // (another test's mvn in this shared store may have rewritten it meanwhile)
+            if fs::read(&jsa).is_ok_and(|now| now == bytes) {
+                let err = String::from_utf8_lossy(&o.stderr);
+                assert!(
+                    err.lines().any(|l| l.contains("\"step-output\"")
+                        && l.contains("Unable to use shared archive")),
+                    "the JVM names the archive it refused: {err}"
+                );
+            } else {
+                eprintln!(
+                    "another build rewrote the archive meanwhile: its refusal is not checked"
+                );
+            }
+            // the good archive back for the next build (the JVM does not rewrite a corrupt one)
+            let tmp = ctx.path("good.jsa");
+            fs::write(&tmp, &good).unwrap();
+            fs::rename(&tmp, &jsa).unwrap();
+        }
+        None => assert!(
+            find_jsa().is_some(),
+            "mvn wrote its class-data-sharing archive into the jvm cache mount"
+        ),
+    }
 }
 
 #[test]
