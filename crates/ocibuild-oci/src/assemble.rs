@@ -166,6 +166,9 @@ fn assemble_at(
     mut outputs: Vec<LayoutWriter>,
     started: SystemTime,
 ) -> Result<Assembled> {
+    for w in &mut outputs {
+        w.lock()?;
+    }
     let created = rfc3339(spec.source_date_epoch);
     let (mut config, mut layers) = match &spec.base {
         Some((src, img)) => {
@@ -751,6 +754,33 @@ mod tests {
         assert_eq!(d, *layer);
         assert!(store.has(layer));
         assert_eq!(store.du().unwrap().temp_files, 0);
+    }
+
+    /// A writer waiting for (or about to take) a layout's lock while another one that created
+    /// the directory fails and removes it makes the directory again and writes a whole layout.
+    #[test]
+    fn a_layout_removed_by_a_failed_writer_is_made_again_by_the_next() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(tmp.path().join("store")).unwrap();
+        let dir = tmp.path().join("src");
+        tree(&dir);
+        let out = tmp.path().join("out");
+        let first = LayoutWriter::open(&out).unwrap();
+        let mut next = LayoutWriter::create(&out).unwrap();
+        next.add_tag(Some("t"));
+        std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                next.lock().unwrap();
+                next
+            });
+            drop(first); // never committed: removes the directories it created
+            let next = h.join().unwrap();
+            assemble_at(&store, spec_for(&dir), vec![next], SystemTime::now()).unwrap();
+        });
+        let src = crate::layout::LayoutSource::open(&out, Some("t")).unwrap();
+        let img = crate::image::load_image(&src, None).unwrap();
+        assert_eq!(img.manifest.layers.len(), 1);
+        assert!(out.join("oci-layout").is_file());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -1249,31 +1250,21 @@ pub struct LayoutWriter {
 impl LayoutWriter {
     /// Create (when needed) and lock the layout directory `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
-        let blobs = dir.join("blobs/sha256");
-        let mut created = Vec::new();
-        for d in [dir.to_path_buf(), dir.join("blobs"), blobs.clone()] {
-            match fs::create_dir(&d) {
-                Ok(()) => created.push(d),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound && created.is_empty() => {
-                    // a missing parent: created (and kept), then the layout's own directory
-                    if let Some(parent) = d.parent() {
-                        fs::create_dir_all(parent).map_err(OciError::io("create", parent))?;
-                    }
-                    match fs::create_dir(&d) {
-                        Ok(()) => created.push(d),
-                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                        Err(e) => return Err(OciError::io("create", &d)(e)),
-                    }
-                }
-                Err(e) => return Err(OciError::io("create", &d)(e)),
-            }
-        }
+        let mut w = Self::create(dir)?;
+        w.lock()?;
+        Ok(w)
+    }
+
+    /// Create (when needed) the layout directory `dir`, not locked yet: [`LayoutWriter::lock`]
+    /// it before staging anything. (A process writing several layouts creates them all, then
+    /// locks them in one order — by canonical path — so that two processes never wait for each
+    /// other.)
+    pub fn create(dir: &Path) -> Result<Self> {
         let mut w = LayoutWriter {
             dir: dir.to_path_buf(),
-            blobs,
+            blobs: dir.join("blobs/sha256"),
             tags: Vec::new(),
-            created,
+            created: Vec::new(),
             lock: None,
             oci_layout: None,
             staged_blobs: Vec::new(),
@@ -1282,12 +1273,71 @@ impl LayoutWriter {
             index: None,
             committed: false,
         };
-        let lock = File::open(dir).map_err(OciError::io("open", dir))?;
-        lock.lock().map_err(OciError::io("lock", dir))?;
-        w.lock = Some(lock);
+        w.make_dirs()?;
+        Ok(w)
+    }
+
+    fn make_dirs(&mut self) -> Result<()> {
+        for d in [self.dir.clone(), self.dir.join("blobs"), self.blobs.clone()] {
+            match fs::create_dir(&d) {
+                Ok(()) => self.created.push(d),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound && d == self.dir => {
+                    // a missing parent: created (and kept), then the layout's own directory
+                    if let Some(parent) = d.parent() {
+                        fs::create_dir_all(parent).map_err(OciError::io("create", parent))?;
+                    }
+                    match fs::create_dir(&d) {
+                        Ok(()) => self.created.push(d),
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                        Err(e) => return Err(OciError::io("create", &d)(e)),
+                    }
+                }
+                Err(e) => return Err(OciError::io("create", &d)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Take the layout's lock (another writer of the directory waits for it), clear the temp
+    /// files an interrupted writer left, and stage `oci-layout` when it is missing.
+    pub fn lock(&mut self) -> Result<()> {
+        if self.lock.is_some() {
+            return Ok(());
+        }
+        let dir = self.dir.clone();
+        // A writer that failed removes the directories it created: one that was waiting for its
+        // lock then holds a directory no longer at `dir`, and makes it again.
+        let mut tries = 0;
+        let lock = loop {
+            let same = match File::open(&dir) {
+                Ok(lock) => {
+                    lock.lock().map_err(OciError::io("lock", &dir))?;
+                    let held = lock.metadata().map_err(OciError::io("stat", &dir))?;
+                    let same = fs::metadata(&self.blobs).is_ok()
+                        && fs::metadata(&dir)
+                            .is_ok_and(|m| (m.dev(), m.ino()) == (held.dev(), held.ino()));
+                    same.then_some(lock)
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(OciError::io("open", &dir)(e)),
+            };
+            if let Some(lock) = same {
+                break lock;
+            }
+            tries += 1;
+            if tries > 5 {
+                return Err(OciError::invalid(
+                    format!("layout directory {}", dir.display()),
+                    "it keeps being removed while this writer waits for it; run again when nothing else removes it",
+                ));
+            }
+            self.make_dirs()?;
+        };
+        self.lock = Some(lock);
         // Temp files an interrupted writer left behind (never under a blob's name): nobody else
         // writes while we hold the lock.
-        if let Ok(rd) = fs::read_dir(&w.blobs) {
+        if let Ok(rd) = fs::read_dir(&self.blobs) {
             for e in rd.flatten() {
                 if e.file_name().to_string_lossy().starts_with(".tmp-") {
                     let _ = fs::remove_file(e.path());
@@ -1295,14 +1345,25 @@ impl LayoutWriter {
             }
         }
         if !dir.join("oci-layout").exists() {
-            w.oci_layout = Some(temp_with(dir, OCI_LAYOUT_JSON)?);
+            self.oci_layout = Some(temp_with(&dir, OCI_LAYOUT_JSON)?);
         }
-        Ok(w)
+        Ok(())
     }
 
     /// The directory, as it was given.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Nothing is written into an unlocked layout: taking the lock clears temp files.
+    fn locked(&self) -> Result<()> {
+        match self.lock {
+            Some(_) => Ok(()),
+            None => Err(OciError::defect(
+                format!("layout {}", self.dir.display()),
+                "written before it was locked (LayoutWriter::lock)",
+            )),
+        }
     }
 
     /// Also name the image under `tag` in `index.json` (`None`: untagged) — for
@@ -1323,6 +1384,7 @@ impl LayoutWriter {
     /// A new temp file among the layout's blobs, for the caller to fill and hand to
     /// [`LayoutWriter::stage`] (dropped, it is removed).
     pub fn temp_blob(&self) -> Result<tempfile::NamedTempFile> {
+        self.locked()?;
         tempfile::Builder::new()
             .prefix(".tmp-")
             .tempfile_in(&self.blobs)
@@ -1348,6 +1410,7 @@ impl LayoutWriter {
         if self.has(d) {
             return Ok(());
         }
+        self.locked()?;
         let tmp = temp_with(&self.blobs, bytes)?;
         self.stage(d, tmp);
         Ok(())
@@ -1399,6 +1462,7 @@ impl LayoutWriter {
     /// Stage `index.json`: the current one (read under the lock) with `entries` added, each
     /// replacing the older image of its tag (an untagged entry replaces only itself).
     pub fn stage_index(&mut self, entries: &[Descriptor]) -> Result<()> {
+        self.locked()?;
         let ip = self.dir.join("index.json");
         let mut index = match fs::read(&ip) {
             Ok(b) => parse_top_index(&b, &format!("oci:{}", self.dir.display()))?,

@@ -218,32 +218,37 @@ pub fn run(g: &Global, a: AssembleArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One open, locked writer for each layout directory among `outputs`, with every tag it gets
-/// (two outputs naming the same directory, even by other paths, share one: a second lock on it
-/// would wait for the first forever).
+/// One locked writer for each layout directory among `outputs`, with every tag it gets (two
+/// outputs naming the same directory, even by other paths, share one: a second lock on it would
+/// wait for the first forever). They are locked in the order of their canonical paths, so two
+/// processes writing the same layouts never wait for each other.
 fn open_layouts(outputs: &[Location]) -> Result<Vec<LayoutWriter>> {
     let mut open: Vec<(PathBuf, LayoutWriter)> = Vec::new();
     for o in outputs {
         let Location::Layout { dir, tag } = o else {
             continue;
         };
-        let same = |d: &Path| std::fs::canonicalize(d).ok();
-        let found = match same(dir) {
-            Some(c) => open.iter_mut().find(|(p, _)| *p == c),
-            None => None,
-        };
-        match found {
-            Some((_, w)) => w.add_tag(tag.as_deref()),
+        let w = LayoutWriter::create(dir).with_context(|| format!("writing {o}"))?;
+        let c = std::fs::canonicalize(dir)
+            .with_context(|| format!("resolving the output directory {}", dir.display()))?;
+        match open.iter_mut().find(|(p, _)| *p == c) {
+            // the same directory again: `w` created nothing, dropping it removes nothing
+            Some((_, same)) => same.add_tag(tag.as_deref()),
             None => {
-                let mut w = LayoutWriter::open(dir).with_context(|| format!("writing {o}"))?;
+                let mut w = w;
                 w.add_tag(tag.as_deref());
-                let c = std::fs::canonicalize(dir)
-                    .with_context(|| format!("resolving the output directory {}", dir.display()))?;
                 open.push((c, w));
             }
         }
     }
-    Ok(open.into_iter().map(|(_, w)| w).collect())
+    open.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut writers = Vec::with_capacity(open.len());
+    for (c, mut w) in open {
+        w.lock()
+            .with_context(|| format!("locking the output directory {}", c.display()))?;
+        writers.push(w);
+    }
+    Ok(writers)
 }
 
 fn apply_tag(o: &mut Location, tag: Option<&Reference>) {
