@@ -2,7 +2,9 @@
 //! and config edits — what `crane append` / rules_oci do. The result lands in the content store.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value, json};
@@ -13,7 +15,7 @@ use crate::image::{
     Descriptor, Image, ImageSource, Platform, config_bytes, new_manifest, rfc3339, to_json_bytes,
 };
 use crate::layer::{LayerBuilder, LayerOptions};
-use crate::layout::{StoreSource, import_into_store};
+use crate::layout::{LayoutWriter, StoreSource, Writeback, import_into_store};
 use crate::media::{self, Compression};
 use crate::store::ContentStore;
 
@@ -121,15 +123,52 @@ pub fn compression_key(c: Compression, level: Option<u32>) -> String {
 const SETTLE: Duration = Duration::from_secs(2);
 
 pub fn assemble(store: &ContentStore, spec: AssembleSpec<'_>) -> Result<Assembled> {
-    assemble_at(store, spec, SystemTime::now())
+    assemble_at(store, spec, Vec::new(), SystemTime::now())
 }
 
-/// [`assemble`], with `started` the moment its inputs are read from (tests move it on).
+/// [`assemble`], also writing the image into the OCI layouts `outputs` (opened and locked by
+/// the caller, with their tags): each new layer goes into every layout's temp file as it is
+/// compressed (no copy afterwards), and the store's new files and the layouts' are made durable
+/// in one batch of concurrent fsyncs before any of them is named — the store's first, then each
+/// layout's, `index.json` last. On error no layout names anything.
+pub fn assemble_into(
+    store: &ContentStore,
+    spec: AssembleSpec<'_>,
+    outputs: Vec<LayoutWriter>,
+) -> Result<Assembled> {
+    assemble_at(store, spec, outputs, SystemTime::now())
+}
+
+/// The compressed layer on its way into several files at once (the store's temp file and each
+/// layout's): every write goes to each of them in turn, and each file's writeback is started
+/// every few MiB, so the fsync at the end waits for the tail only.
+struct Tee<'a>(Vec<(&'a File, &'a Path, Writeback)>);
+
+impl Write for Tee<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        for (f, p, wb) in &mut self.0 {
+            let mut out: &File = f;
+            out.write_all(buf)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
+            wb.wrote(f, buf.len());
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// [`assemble_into`], with `started` the moment its inputs are read from (tests move it on).
 fn assemble_at(
     store: &ContentStore,
     spec: AssembleSpec<'_>,
+    mut outputs: Vec<LayoutWriter>,
     started: SystemTime,
 ) -> Result<Assembled> {
+    for w in &mut outputs {
+        w.lock()?;
+    }
     let created = rfc3339(spec.source_date_epoch);
     let (mut config, mut layers) = match &spec.base {
         Some((src, img)) => {
@@ -222,9 +261,11 @@ fn assemble_at(
             layers.push(desc);
         };
     // New layers, written but neither fsynced nor named yet: they become durable together with
-    // the config and the manifest, in one batch of concurrent fsyncs (each fsync of its own
-    // waits for a journal commit: on a busy disk that, not the bytes, is the cost).
+    // the config, the manifest and the layouts' files, in one batch of concurrent fsyncs (each
+    // fsync of its own waits for a journal commit: on a busy disk that, not the bytes, is the
+    // cost).
     let mut written = Vec::new();
+    let mut pending = Vec::new();
     for input in &spec.layers {
         // One pass: the tar stream is hashed (diff_id), compressed and hashed again (digest) on
         // its way into the store. Reuse is decided from what is known before reading any file:
@@ -233,6 +274,8 @@ fn assemble_at(
         let mut b = LayerBuilder::new(opts());
         input.add_to(&mut b)?;
         b.follow_lower_links(&links)?;
+        // every file must be, once read, as the walk (the source key) saw it
+        b.check_stamps();
         let source = b.source_key();
         if let Some(sk) = &source
             && let Some((diff_id, d)) = store.lookup_source(&sk.key, &key)
@@ -242,20 +285,34 @@ fn assemble_at(
             finish_layer(input, desc, diff_id, true, true);
             continue;
         }
-        let w = store.writer()?;
-        let (w, info) = b.write(w)?;
-        let blob = w.into_pending()?;
-        if *blob.digest() != info.digest {
-            return Err(OciError::DigestMismatch {
-                what: format!("layer from {}", input.src.display()),
-                expected: info.digest,
-                actual: blob.digest().clone(),
-            });
-        }
+        // The layer writer hashes the compressed stream as it hands it on (`info.digest`); it
+        // goes through one buffer into the store's temp file and every layout's.
+        let tmp = store.temp_blob()?;
+        let tees = outputs
+            .iter()
+            .map(LayoutWriter::temp_blob)
+            .collect::<Result<Vec<_>>>()?;
+        let files: Vec<(&File, &Path, Writeback)> = std::iter::once(&tmp)
+            .chain(&tees)
+            .map(|t| (t.as_file(), t.path(), Writeback::every(4 << 20)))
+            .collect();
+        let (out, info) = b.write(io::BufWriter::with_capacity(256 * 1024, Tee(files)))?;
+        out.into_inner()
+            .map_err(|e| OciError::stream("writing the layer blob")(e.into_error()))?;
         let existed = store.has(&info.digest);
         let desc = Descriptor::new(info.media_type, info.digest.clone(), info.size);
+        for (w, t) in outputs.iter_mut().zip(tees) {
+            if !w.has(&desc) {
+                w.stage(&desc, t);
+            }
+        }
+        if existed {
+            store.touch(&info.digest);
+        } else {
+            pending.push(store.pending_verified(tmp, info.digest.clone()));
+        }
         finish_layer(input, desc, info.diff_id.clone(), existed, false);
-        written.push((input, source, info.diff_id, blob));
+        written.push((input, source, info.diff_id, info.digest));
     }
     if let Some(h) = &spec.history {
         let with_layer = h
@@ -282,41 +339,6 @@ fn assemble_at(
     let md = Digest::of_bytes(&manifest_bytes);
     let manifest_desc = Descriptor::new(media::OCI_MANIFEST, md, manifest_bytes.len() as u64);
 
-    // Layers first, then the config, the manifest last: a crash never leaves a manifest whose
-    // blobs are missing. The inputs are re-stamped while the fsyncs run: a file that changed
-    // while it was packed fails the assemble before any blob is named.
-    let mut pending = Vec::new();
-    let mut records = Vec::new();
-    let mut sources = Vec::new();
-    for (input, source, diff_id, blob) in written {
-        records.push((input, source.clone(), diff_id, blob.digest().clone()));
-        sources.push((input, source));
-        pending.push(blob);
-    }
-    pending.extend(store.pending_bytes(&cfg_bytes)?);
-    pending.extend(store.pending_bytes(&manifest_bytes)?);
-    crate::store::commit_pending(pending, || {
-        for (input, source) in &sources {
-            if source.as_ref().is_some_and(|sk| !sk.unchanged()) {
-                return Err(OciError::invalid(
-                    "layer input",
-                    format!(
-                        "{} changed while it was being packed; run again when nothing writes to it",
-                        input.src.display()
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    })?;
-    for (_, source, diff_id, digest) in records {
-        store.record_layer(&diff_id, &key, &digest)?;
-        if let Some(sk) = &source
-            && sk.settled_before(started, SETTLE)
-        {
-            store.record_source(&sk.key, &key, &diff_id, &digest)?;
-        }
-    }
     let image = Image {
         index: None,
         manifest_desc,
@@ -325,6 +347,30 @@ fn assemble_at(
         config_bytes: cfg_bytes,
         config,
     };
+    for w in &mut outputs {
+        w.stage_image(store, &image)?;
+    }
+
+    // Layers first, then the config, the manifest last: a crash never leaves a manifest whose
+    // blobs are missing. (Each input file was re-stamped as soon as it was read, see
+    // `check_stamps`: a file that changed since the walk failed the write, before any blob
+    // was named.)
+    pending.extend(store.pending_bytes(&image.config_bytes)?);
+    pending.extend(store.pending_bytes(&image.manifest_bytes)?);
+    let also: Vec<(&File, &Path)> = outputs.iter().flat_map(LayoutWriter::files).collect();
+    crate::store::commit_pending_with(pending, &also, || Ok(()))?;
+    drop(also);
+    for (_, source, diff_id, digest) in written {
+        store.record_layer(&diff_id, &key, &digest)?;
+        if let Some(sk) = &source
+            && sk.settled_before(started, SETTLE)
+        {
+            store.record_source(&sk.key, &key, &diff_id, &digest)?;
+        }
+    }
+    for w in outputs {
+        w.name_all()?;
+    }
     Ok(Assembled {
         image,
         new_layers,
@@ -581,10 +627,10 @@ mod tests {
         let dir = tmp.path().join("src");
         tree(&dir);
         let later = SystemTime::now() + Duration::from_secs(60);
-        let first = assemble_at(&store, spec_for(&dir), later).unwrap();
+        let first = assemble_at(&store, spec_for(&dir), Vec::new(), later).unwrap();
         assert_eq!(first.unread, vec![false]);
 
-        let second = assemble_at(&store, spec_for(&dir), later).unwrap();
+        let second = assemble_at(&store, spec_for(&dir), Vec::new(), later).unwrap();
         assert_eq!(second.unread, vec![true]);
         assert_eq!(second.image.manifest_desc, first.image.manifest_desc);
         assert_eq!(second.new_layers[0].1, first.new_layers[0].1);
@@ -593,29 +639,148 @@ mod tests {
         // keeps every stamp, which is why keys of files changed that recently are never kept)
         std::fs::write(dir.join("lib/util.js.new"), "module.exports = 2\n").unwrap();
         std::fs::rename(dir.join("lib/util.js.new"), dir.join("lib/util.js")).unwrap();
-        let third = assemble_at(&store, spec_for(&dir), later).unwrap();
+        let third = assemble_at(&store, spec_for(&dir), Vec::new(), later).unwrap();
         assert_eq!(third.unread, vec![false]);
         assert_ne!(third.new_layers[0].1, first.new_layers[0].1);
 
         // a new file
         std::fs::write(dir.join("lib/new.js"), "x").unwrap();
-        let fourth = assemble_at(&store, spec_for(&dir), later).unwrap();
+        let fourth = assemble_at(&store, spec_for(&dir), Vec::new(), later).unwrap();
         assert_eq!(fourth.unread, vec![false]);
         assert_ne!(fourth.new_layers[0].1, third.new_layers[0].1);
 
         // other options are another key
         let mut owned = spec_for(&dir);
         owned.owner = Some((1000, 1000));
-        let fifth = assemble_at(&store, owned, later).unwrap();
+        let fifth = assemble_at(&store, owned, Vec::new(), later).unwrap();
         assert_eq!(fifth.unread, vec![false]);
 
         // a pruned blob is never named: the layer is packed again
         let d = fourth.new_layers[0].0.digest.clone();
         std::fs::remove_file(store.blob_path(&d)).unwrap();
-        let sixth = assemble_at(&store, spec_for(&dir), later).unwrap();
+        let sixth = assemble_at(&store, spec_for(&dir), Vec::new(), later).unwrap();
         assert_eq!(sixth.unread, vec![false]);
         assert_eq!(sixth.new_layers[0].0.digest, d);
         assert!(store.has(&d));
+    }
+
+    /// Every name under `dir` (files and directories), relative, sorted.
+    fn names(dir: &std::path::Path) -> Vec<String> {
+        let mut v: Vec<String> = walkdir::WalkDir::new(dir)
+            .min_depth(1)
+            .into_iter()
+            .map(|e| {
+                let e = e.unwrap();
+                e.path()
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Layouts written by the assemble itself (the layer teed into them while it is
+    /// compressed, one batch of fsyncs with the store) hold what `write_layout` writes from the
+    /// store: the same blobs, and the image under every tag in `index.json`; an assemble that
+    /// fails after its layer was written names nothing in the layout and leaves no temp file
+    /// (nor the directories it created) behind, and nothing in the store.
+    #[test]
+    fn layouts_written_during_the_assemble_match_and_a_failed_one_names_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(tmp.path().join("store")).unwrap();
+        let dir = tmp.path().join("src");
+        tree(&dir);
+
+        // fails after the layer is written and teed: the history names no layer
+        std::fs::create_dir(tmp.path().join("out")).unwrap();
+        let out = tmp.path().join("out/new");
+        let w = LayoutWriter::open(&out).unwrap();
+        let mut bad = spec_for(&dir);
+        bad.history = Some(vec![json!({"created_by": "x", "empty_layer": true})]);
+        let e = assemble_at(&store, bad, vec![w], SystemTime::now())
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("history"), "{e}");
+        assert!(!out.exists(), "left behind: {:?}", names(&out));
+        assert!(
+            tmp.path().join("out").is_dir(),
+            "only what it created is removed"
+        );
+        assert!(names(&tmp.path().join("out")).is_empty());
+        assert_eq!(store.du().unwrap().blobs, 0);
+        assert_eq!(store.du().unwrap().temp_files, 0);
+
+        // an existing layout keeps its directories and gets no temp file either
+        std::fs::create_dir_all(&out).unwrap();
+        let mut bad = spec_for(&dir);
+        bad.history = Some(Vec::new());
+        let e = assemble_at(
+            &store,
+            bad,
+            vec![LayoutWriter::open(&out).unwrap()],
+            SystemTime::now(),
+        );
+        assert!(e.is_err());
+        assert_eq!(names(&out), Vec::<String>::new());
+
+        // written during the assemble, under two tags
+        let mut w = LayoutWriter::open(&out).unwrap();
+        w.add_tag(Some("a"));
+        w.add_tag(Some("b"));
+        let a = assemble_at(&store, spec_for(&dir), vec![w], SystemTime::now()).unwrap();
+        // written afterwards from the store
+        let copy = tmp.path().join("copy");
+        let src = a.source(&store);
+        crate::layout::write_layout(&copy, Some("a"), &src, &a.image).unwrap();
+        crate::layout::write_layout(&copy, Some("b"), &src, &a.image).unwrap();
+        assert_eq!(names(&out), names(&copy));
+        assert!(!names(&out).iter().any(|n| n.contains(".tmp-")));
+        for n in names(&out) {
+            let p = out.join(&n);
+            if p.is_file() {
+                assert_eq!(
+                    std::fs::read(&p).unwrap(),
+                    std::fs::read(copy.join(&n)).unwrap(),
+                    "{n}"
+                );
+            }
+        }
+        let layer = &a.new_layers[0].0.digest;
+        let (d, _) =
+            Digest::of_reader(std::fs::File::open(out.join(layer.layout_path())).unwrap()).unwrap();
+        assert_eq!(d, *layer);
+        assert!(store.has(layer));
+        assert_eq!(store.du().unwrap().temp_files, 0);
+    }
+
+    /// A writer waiting for (or about to take) a layout's lock while another one that created
+    /// the directory fails and removes it makes the directory again and writes a whole layout.
+    #[test]
+    fn a_layout_removed_by_a_failed_writer_is_made_again_by_the_next() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(tmp.path().join("store")).unwrap();
+        let dir = tmp.path().join("src");
+        tree(&dir);
+        let out = tmp.path().join("out");
+        let first = LayoutWriter::open(&out).unwrap();
+        let mut next = LayoutWriter::create(&out).unwrap();
+        next.add_tag(Some("t"));
+        std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                next.lock().unwrap();
+                next
+            });
+            drop(first); // never committed: removes the directories it created
+            let next = h.join().unwrap();
+            assemble_at(&store, spec_for(&dir), vec![next], SystemTime::now()).unwrap();
+        });
+        let src = crate::layout::LayoutSource::open(&out, Some("t")).unwrap();
+        let img = crate::image::load_image(&src, None).unwrap();
+        assert_eq!(img.manifest.layers.len(), 1);
+        assert!(out.join("oci-layout").is_file());
     }
 
     #[test]

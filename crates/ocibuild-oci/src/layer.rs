@@ -360,6 +360,7 @@ pub struct LayerBuilder {
     items: BTreeMap<String, Item>,
     walks: u32,
     threads: Option<usize>,
+    check_stamps: bool,
 }
 
 impl LayerBuilder {
@@ -369,7 +370,19 @@ impl LayerBuilder {
             items: BTreeMap::new(),
             walks: 0,
             threads: None,
+            check_stamps: false,
         }
+    }
+
+    /// Make [`LayerBuilder::write`] fail when a file found by [`LayerBuilder::add_dir`] is not,
+    /// once its contents have been read, as the walk saw it (device, inode, size, mtime and
+    /// ctime of the open file: any write changes its ctime). The layer then holds every such
+    /// file exactly as it was when walked — what its [`LayerBuilder::source_key`] says — and the
+    /// check costs one `fstat` per file on the tar thread, while the layer is compressed,
+    /// instead of a second pass over the paths afterwards.
+    pub fn check_stamps(&mut self) -> &mut Self {
+        self.check_stamps = true;
+        self
     }
 
     /// Number of compression threads (gzip deflate workers, zstd workers; default: the available
@@ -774,7 +787,7 @@ impl LayerBuilder {
                 (b'2', _) => EntryKind::Symlink(p.link),
                 (b'1', _) => EntryKind::Hardlink(p.link),
                 (b'6', _) => EntryKind::Fifo,
-                (_, Body::File(src)) => EntryKind::File(src),
+                (_, Body::File(src, _)) => EntryKind::File(src),
                 (_, Body::Bytes(b)) => EntryKind::Bytes(b),
                 (_, Body::Empty) => {
                     // Only whiteout markers are bodiless regular files.
@@ -824,6 +837,7 @@ impl LayerBuilder {
             ..
         } = self.opts;
         let mut items = self.items;
+        let check_stamps = self.check_stamps;
 
         // Missing parents; existing parents must be directories.
         let mut missing = BTreeSet::new();
@@ -873,7 +887,7 @@ impl LayerBuilder {
         // Bodies are moved out of `items` (a group's content entry sorts after its leader at
         // most once, and is itself written as a link), so `Bytes` are never copied.
         let take_body = |it: &mut Item| match std::mem::replace(&mut it.kind, Kind::Marker) {
-            Kind::File { src, .. } => Body::File(src),
+            Kind::File { src, stamp, .. } => Body::File(src, stamp.filter(|_| check_stamps)),
             Kind::Bytes(b) => Body::Bytes(b),
             _ => Body::Empty,
         };
@@ -1050,7 +1064,8 @@ impl Planned {
 enum Body {
     Empty,
     Bytes(Vec<u8>),
-    File(PathBuf),
+    /// A file, and the stamp it must still have once read ([`LayerBuilder::check_stamps`]).
+    File(PathBuf, Option<FileStamp>),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1341,24 +1356,37 @@ struct TarSink<'a> {
     fill: usize,
     hash: HashingWriter<io::Sink>,
     ship: &'a mut Ship<'a>,
+    /// Chunk buffers the consumer is done with, used again (no allocation, zeroing and page
+    /// faults for each MiB).
+    spare: Option<&'a Receiver<Vec<u8>>>,
 }
 
 impl<'a> TarSink<'a> {
-    fn new(ship: &'a mut Ship<'a>) -> Self {
+    fn new(ship: &'a mut Ship<'a>, spare: Option<&'a Receiver<Vec<u8>>>) -> Self {
         Self {
             buf: vec![0; GZIP_CHUNK_SIZE],
             fill: 0,
             hash: HashingWriter::new(io::sink()),
             ship,
+            spare,
         }
     }
 
+    /// A `GZIP_CHUNK_SIZE` buffer: a spare one (its old bytes are overwritten before they are
+    /// shipped: a chunk is cut to `fill`), else a new one.
+    fn next_buffer(&self) -> Vec<u8> {
+        if let Some(b) = self
+            .spare
+            .and_then(|rx| rx.try_recv().ok())
+            .filter(|b| b.len() == GZIP_CHUNK_SIZE)
+        {
+            return b;
+        }
+        vec![0; GZIP_CHUNK_SIZE]
+    }
+
     fn ship_chunk(&mut self, last: bool) -> Result<()> {
-        let next = if last {
-            Vec::new()
-        } else {
-            vec![0; GZIP_CHUNK_SIZE]
-        };
+        let next = if last { Vec::new() } else { self.next_buffer() };
         let mut chunk = std::mem::replace(&mut self.buf, next);
         chunk.truncate(self.fill);
         self.fill = 0;
@@ -1432,9 +1460,10 @@ fn produce(
     plan: Vec<Planned>,
     ship: &mut Ship<'_>,
     tap: Option<&mut (dyn Write + Send)>,
+    spare: Option<&Receiver<Vec<u8>>>,
 ) -> Result<(Digest, u64)> {
     let Some(tap) = tap else {
-        return produce_into(plan, ship);
+        return produce_into(plan, ship, spare);
     };
     let mut tap_err = None;
     let mut tapped = |chunk: Vec<u8>, last: bool| {
@@ -1450,15 +1479,19 @@ fn produce(
             }
         }
     };
-    let r = produce_into(plan, &mut tapped);
+    let r = produce_into(plan, &mut tapped, spare);
     match tap_err {
         Some(e) => Err(OciError::stream("copying the layer's tar stream")(e)),
         None => r,
     }
 }
 
-fn produce_into(plan: Vec<Planned>, ship: &mut Ship<'_>) -> Result<(Digest, u64)> {
-    let mut sink = TarSink::new(ship);
+fn produce_into(
+    plan: Vec<Planned>,
+    ship: &mut Ship<'_>,
+    spare: Option<&Receiver<Vec<u8>>>,
+) -> Result<(Digest, u64)> {
+    let mut sink = TarSink::new(ship, spare);
     let mut header = Vec::with_capacity(3 * BLOCK);
     for p in plan {
         header.clear();
@@ -1474,7 +1507,7 @@ fn produce_into(plan: Vec<Planned>, ship: &mut Ship<'_>) -> Result<(Digest, u64)
                 sink.write_bytes(b)?;
                 sink.pad(b.len() as u64)?;
             }
-            Body::File(src) => {
+            Body::File(src, stamp) => {
                 // O_NOFOLLOW: never read through a symlink swapped in after the walk;
                 // O_NONBLOCK: never hang on a fifo swapped in (refused below).
                 let mut f = OpenOptions::new()
@@ -1493,6 +1526,18 @@ fn produce_into(plan: Vec<Planned>, ship: &mut Ship<'_>) -> Result<(Digest, u64)
                 encode_header(&p, size, &mut header);
                 sink.write_bytes(&header)?;
                 sink.copy_file(&mut f, size, src)?;
+                if let Some(st) = stamp {
+                    let now = f.metadata().map_err(OciError::io("stat", src))?;
+                    if FileStamp::of(&now) != *st {
+                        return Err(OciError::invalid(
+                            "layer input",
+                            format!(
+                                "{} changed while it was being packed; run again when nothing writes to it",
+                                src.display()
+                            ),
+                        ));
+                    }
+                }
                 sink.pad(size)?;
             }
         }
@@ -1572,7 +1617,7 @@ where
         let (tx, rx) = mpsc::sync_channel::<(Vec<u8>, bool)>(4);
         let producer = spawn(s, "ocibuild-tar", move || {
             let mut ship = |chunk: Vec<u8>, last: bool| tx.send((chunk, last)).is_ok();
-            produce(plan, &mut ship, tap)
+            produce(plan, &mut ship, tap, None)
         })?;
         let consumed = consume(&rx);
         drop(rx);
@@ -1717,7 +1762,12 @@ fn deflate_chunk(level: u32, job: &DeflateJob) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-fn deflate_worker(jobs: Receiver<DeflateJob>, results: SyncSender<Result<Deflated>>, level: u32) {
+fn deflate_worker(
+    jobs: Receiver<DeflateJob>,
+    results: SyncSender<Result<Deflated>>,
+    spare: SyncSender<Vec<u8>>,
+    level: u32,
+) {
     for job in jobs {
         let r = deflate_chunk(level, &job).map(|data| {
             let mut crc = Crc::new();
@@ -1728,6 +1778,8 @@ fn deflate_worker(jobs: Receiver<DeflateJob>, results: SyncSender<Result<Deflate
                 last: job.last,
             }
         });
+        // the chunk's buffer back to the producer (dropped when it has enough)
+        let _ = spare.try_send(job.data);
         if results.send(r).is_err() {
             return;
         }
@@ -1748,11 +1800,15 @@ fn run_gzip<W: Write>(
         let mut job_txs = Vec::with_capacity(workers);
         let mut res_rxs = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
+        // as many spare buffers as can be in flight at once (2 queued per worker, 1 each being
+        // compressed, 1 being filled)
+        let (spare_tx, spare_rx) = mpsc::sync_channel::<Vec<u8>>(3 * workers + 1);
         for _ in 0..workers {
             let (jtx, jrx) = mpsc::sync_channel::<DeflateJob>(2);
             let (rtx, rrx) = mpsc::sync_channel::<Result<Deflated>>(2);
+            let spare_tx = spare_tx.clone();
             handles.push(spawn(s, "ocibuild-deflate", move || {
-                deflate_worker(jrx, rtx, level)
+                deflate_worker(jrx, rtx, spare_tx, level)
             })?);
             job_txs.push(jtx);
             res_rxs.push(rrx);
@@ -1771,8 +1827,9 @@ fn run_gzip<W: Write>(
                 seq += 1;
                 ok
             };
-            produce(plan, &mut ship, tap)
+            produce(plan, &mut ship, tap, Some(&spare_rx))
         })?;
+        drop(spare_tx);
         let consumed = consume_gzip(out, &res_rxs, level);
         drop(res_rxs);
         let produced = join_thread(producer)?;
@@ -2184,6 +2241,39 @@ mod tests {
         b.add_entry(entry("l", EntryKind::Hardlink("d".into())))
             .unwrap();
         assert!(b.write(Vec::new()).is_err());
+    }
+
+    /// With `check_stamps`, a file that is not as the walk saw it once it has been read (here:
+    /// rewritten between the walk and the write) fails the write, naming it; without, the
+    /// write packs what it reads.
+    #[test]
+    fn check_stamps_refuses_a_file_changed_since_the_walk() {
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("a.txt"), "one").unwrap();
+        fs::write(t.path().join("b.txt"), "two").unwrap();
+        let walked = |check: bool| {
+            let mut b = LayerBuilder::new(LayerOptions::default());
+            b.add_dir(t.path(), "app").unwrap();
+            if check {
+                b.check_stamps();
+            }
+            b
+        };
+        let (_, same) = walked(true).write(io::sink()).unwrap();
+        assert_eq!(
+            same.diff_id,
+            walked(false).write(io::sink()).unwrap().1.diff_id
+        );
+
+        let (checked, unchecked) = (walked(true), walked(false));
+        fs::write(t.path().join("b.txt"), "two, longer").unwrap();
+        let e = checked.write(io::sink()).unwrap_err().to_string();
+        assert!(
+            e.contains("b.txt") && e.contains("changed while it was being packed"),
+            "{e}"
+        );
+        let (_, info) = unchecked.write(io::sink()).unwrap();
+        assert_ne!(info.diff_id, same.diff_id);
     }
 
     #[test]

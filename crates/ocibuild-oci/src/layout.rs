@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -642,25 +643,30 @@ fn hash_all(r: &mut dyn Read) -> io::Result<Digest> {
 /// Starts the kernel's writeback of a blob's temp file every few MiB while it is being written, so
 /// the fsync before its rename waits only for the tail instead of the whole blob (the disk writes
 /// overlap the download). Advisory: a failure changes nothing but the timing.
-struct Writeback {
+pub(crate) struct Writeback {
     written: u64,
     kicked: u64,
+    step: u64,
 }
 
 impl Writeback {
-    const STEP: u64 = 8 << 20;
+    pub(crate) fn new() -> Self {
+        Self::every(8 << 20)
+    }
 
-    fn new() -> Self {
+    /// Kick the writeback every `step` bytes.
+    pub(crate) fn every(step: u64) -> Self {
         Self {
             written: 0,
             kicked: 0,
+            step,
         }
     }
 
-    fn wrote(&mut self, out: &File, n: usize) {
+    pub(crate) fn wrote(&mut self, out: &File, n: usize) {
         self.written += n as u64;
         let len = self.written - self.kicked;
-        if len >= Self::STEP {
+        if len >= self.step {
             // POSIX_FADV_DONTNEED starts asynchronous writeback of the dirty range (and drops
             // only pages that are already clean)
             let _ = rustix::fs::fadvise(
@@ -969,7 +975,6 @@ pub fn write_layout(
 ) -> Result<Descriptor> {
     write_layout_plan(
         dir,
-        tag,
         src,
         image_blobs(img),
         index_entry(img, tag),
@@ -1014,14 +1019,7 @@ pub fn write_layout_verified(
         layers,
         progress,
     };
-    write_layout_plan(
-        dir,
-        tag,
-        src,
-        image_blobs(img),
-        index_entry(img, tag),
-        &opts,
-    )
+    write_layout_plan(dir, src, image_blobs(img), index_entry(img, tag), &opts)
 }
 
 /// Everything reachable from a source's root, verified on the way: the blobs (configs and
@@ -1124,7 +1122,7 @@ pub fn write_layout_root_with(
     opts: &WriteOptions<'_>,
 ) -> Result<Descriptor> {
     let (blobs, entry) = plan_root(src, tag)?;
-    write_layout_plan(dir, tag, src, blobs, entry, opts)
+    write_layout_plan(dir, src, blobs, entry, opts)
 }
 
 /// Write the whole root of a source into an oci-archive.
@@ -1157,44 +1155,18 @@ impl Default for WriteOptions<'_> {
 
 fn write_layout_plan(
     dir: &Path,
-    tag: Option<&str>,
     src: &dyn ImageSource,
     plan: Vec<(Descriptor, &'static str)>,
     entry: Descriptor,
     opts: &WriteOptions<'_>,
 ) -> Result<Descriptor> {
-    let blobs = dir.join("blobs/sha256");
-    fs::create_dir_all(&blobs).map_err(OciError::io("create", &blobs))?;
-    let lock = File::open(dir).map_err(OciError::io("open", dir))?;
-    lock.lock().map_err(OciError::io("lock", dir))?;
-    // Temp files an interrupted writer left behind (never under a blob's name): nobody else
-    // writes while we hold the lock.
-    if let Ok(rd) = fs::read_dir(&blobs) {
-        for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with(".tmp-") {
-                let _ = fs::remove_file(e.path());
-            }
-        }
-    }
-    // Every file is written into a temp file first and all of them are fsynced at once (each
-    // fsync of its own waits for a journal commit: on a busy disk that, not the bytes, is the
-    // cost); then they are named in order — blobs, then manifests and indexes (children
-    // first), so a manifest is never in place before what it names, `index.json` last of all.
-    let ol = dir.join("oci-layout");
-    let layout_tmp = if ol.exists() {
-        None
-    } else {
-        Some(temp_with(dir, OCI_LAYOUT_JSON)?)
-    };
-    let write_one = |(d, what): &(Descriptor, &'static str)| -> Result<Option<(PathBuf, tempfile::NamedTempFile)>> {
-        let dest = dir.join(d.digest.layout_path());
-        if fs::metadata(&dest).is_ok_and(|m| m.len() == d.size) {
+    let mut w = LayoutWriter::open(dir)?;
+    let blobs = w.blobs.clone();
+    let write_one = |(d, what): &(Descriptor, &'static str)| -> Result<Option<(Descriptor, tempfile::NamedTempFile)>> {
+        if w.has(d) {
             return Ok(None);
         }
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(&blobs)
-            .map_err(OciError::io("create temp file in", &blobs))?;
+        let mut tmp = w.temp_blob()?;
         if let Some(p) = src.verified_blob_path(d) {
             // copy_file_range: no bytes through user space
             fs::copy(&p, tmp.path()).map_err(OciError::io("copy", &p))?;
@@ -1210,6 +1182,7 @@ fn write_layout_plan(
             tmp.as_file()
                 .sync_all()
                 .map_err(OciError::io("fsync", tmp.path()))?;
+            let dest = blobs.join(d.digest.hex());
             tmp.persist(&dest).map_err(|e| OciError::Io {
                 op: "rename into",
                 path: dest.clone(),
@@ -1217,7 +1190,7 @@ fn write_layout_plan(
             })?;
             return Ok(None);
         }
-        Ok(Some((dest, tmp)))
+        Ok(Some((d.clone(), tmp)))
     };
     let (manifests, others): (Vec<_>, Vec<_>) = plan
         .into_iter()
@@ -1234,57 +1207,346 @@ fn write_layout_plan(
         }
         Ok(())
     })?;
-    let mut written = written.into_inner().map_err(|_| OciError::Stream {
+    let written = written.into_inner().map_err(|_| OciError::Stream {
         what: "layout writer".into(),
         source: io::Error::other("a writer thread panicked"),
     })?;
-    let first_manifest = written.len();
+    let mut manifests_written = Vec::new();
     for m in &manifests {
-        written.extend(write_one(m)?);
+        manifests_written.extend(write_one(m)?);
     }
-    let ip = dir.join("index.json");
-    let mut index = match fs::read(&ip) {
-        Ok(b) => parse_top_index(&b, &format!("oci:{}", dir.display()))?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Index::new(),
-        Err(e) => {
-            return Err(OciError::Io {
-                op: "read",
-                path: ip,
-                source: e,
-            });
-        }
-    };
-    index.manifests.retain(|m| match tag {
-        Some(t) => m.ref_name() != Some(t),
-        None => !(m.ref_name().is_none() && m.digest == entry.digest),
-    });
-    index.manifests.push(entry.clone());
-    let index_tmp = temp_with(dir, &to_json_bytes(&index, "index.json")?)?;
-    let mut files: Vec<(&File, &Path)> = written
-        .iter()
-        .map(|(_, t)| (t.as_file(), t.path()))
-        .collect();
-    files.extend(layout_tmp.iter().map(|t| (t.as_file(), t.path())));
-    files.push((index_tmp.as_file(), index_tmp.path()));
-    crate::store::fsync_all(&files)?;
-    drop(files);
-    let rename = |tmp: tempfile::NamedTempFile, dest: &Path| {
-        tmp.persist(dest).map(|_| ()).map_err(|e| OciError::Io {
-            op: "rename into",
-            path: dest.to_path_buf(),
-            source: e.error,
-        })
-    };
-    if let Some(t) = layout_tmp {
-        rename(t, &ol)?;
+    for (d, tmp) in written.into_iter().chain(manifests_written) {
+        w.stage(&d, tmp);
     }
-    let manifests_written = written.split_off(first_manifest);
-    for (dest, tmp) in written.into_iter().chain(manifests_written) {
-        rename(tmp, &dest)?;
-    }
-    rename(index_tmp, &ip)?;
-    drop(lock);
+    w.stage_index(std::slice::from_ref(&entry))?;
+    w.commit()?;
     Ok(entry)
+}
+
+/// A layout directory open for writing one image (or one image under several tags): created
+/// and locked (other writers of the same directory wait), the temp files an interrupted writer
+/// left cleared. Every file is staged as a temp file (`.tmp-*`) and nothing is named before
+/// [`LayoutWriter::commit`] — or, for a caller that makes other files durable in the same
+/// batch, [`LayoutWriter::files`] fsynced and then [`LayoutWriter::name_all`]: blobs first,
+/// then `oci-layout`, manifests and indexes (children first), `index.json` last, so a name
+/// never points at bytes that are not on disk. Dropped before that, it leaves no temp file
+/// behind, and the directories it created (while they are empty).
+pub struct LayoutWriter {
+    dir: PathBuf,
+    blobs: PathBuf,
+    tags: Vec<Option<String>>,
+    /// Directories this writer created, the deepest last (removed again when nothing is named).
+    created: Vec<PathBuf>,
+    lock: Option<File>,
+    oci_layout: Option<tempfile::NamedTempFile>,
+    /// Layers and configs, then manifests and indexes, each in staging order.
+    staged_blobs: Vec<(PathBuf, tempfile::NamedTempFile)>,
+    staged_manifests: Vec<(PathBuf, tempfile::NamedTempFile)>,
+    staged: BTreeSet<Digest>,
+    index: Option<tempfile::NamedTempFile>,
+    committed: bool,
+}
+
+impl LayoutWriter {
+    /// Create (when needed) and lock the layout directory `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let mut w = Self::create(dir)?;
+        w.lock()?;
+        Ok(w)
+    }
+
+    /// Create (when needed) the layout directory `dir`, not locked yet: [`LayoutWriter::lock`]
+    /// it before staging anything. (A process writing several layouts creates them all, then
+    /// locks them in one order — by canonical path — so that two processes never wait for each
+    /// other.)
+    pub fn create(dir: &Path) -> Result<Self> {
+        let mut w = LayoutWriter {
+            dir: dir.to_path_buf(),
+            blobs: dir.join("blobs/sha256"),
+            tags: Vec::new(),
+            created: Vec::new(),
+            lock: None,
+            oci_layout: None,
+            staged_blobs: Vec::new(),
+            staged_manifests: Vec::new(),
+            staged: BTreeSet::new(),
+            index: None,
+            committed: false,
+        };
+        w.make_dirs()?;
+        Ok(w)
+    }
+
+    fn make_dirs(&mut self) -> Result<()> {
+        for d in [self.dir.clone(), self.dir.join("blobs"), self.blobs.clone()] {
+            match fs::create_dir(&d) {
+                Ok(()) => self.created.push(d),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound && d == self.dir => {
+                    // a missing parent: created (and kept), then the layout's own directory
+                    if let Some(parent) = d.parent() {
+                        fs::create_dir_all(parent).map_err(OciError::io("create", parent))?;
+                    }
+                    match fs::create_dir(&d) {
+                        Ok(()) => self.created.push(d),
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                        Err(e) => return Err(OciError::io("create", &d)(e)),
+                    }
+                }
+                Err(e) => return Err(OciError::io("create", &d)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Take the layout's lock (another writer of the directory waits for it), clear the temp
+    /// files an interrupted writer left, and stage `oci-layout` when it is missing.
+    pub fn lock(&mut self) -> Result<()> {
+        if self.lock.is_some() {
+            return Ok(());
+        }
+        let dir = self.dir.clone();
+        // A writer that failed removes the directories it created: one that was waiting for its
+        // lock then holds a directory no longer at `dir`, and makes it again.
+        let mut tries = 0;
+        let lock = loop {
+            let same = match File::open(&dir) {
+                Ok(lock) => {
+                    lock.lock().map_err(OciError::io("lock", &dir))?;
+                    let held = lock.metadata().map_err(OciError::io("stat", &dir))?;
+                    let same = fs::metadata(&self.blobs).is_ok()
+                        && fs::metadata(&dir)
+                            .is_ok_and(|m| (m.dev(), m.ino()) == (held.dev(), held.ino()));
+                    same.then_some(lock)
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(OciError::io("open", &dir)(e)),
+            };
+            if let Some(lock) = same {
+                break lock;
+            }
+            tries += 1;
+            if tries > 5 {
+                return Err(OciError::invalid(
+                    format!("layout directory {}", dir.display()),
+                    "it keeps being removed while this writer waits for it; run again when nothing else removes it",
+                ));
+            }
+            self.make_dirs()?;
+        };
+        self.lock = Some(lock);
+        // Temp files an interrupted writer left behind (never under a blob's name): nobody else
+        // writes while we hold the lock.
+        if let Ok(rd) = fs::read_dir(&self.blobs) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        if !dir.join("oci-layout").exists() {
+            self.oci_layout = Some(temp_with(&dir, OCI_LAYOUT_JSON)?);
+        }
+        Ok(())
+    }
+
+    /// The directory, as it was given.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Nothing is written into an unlocked layout: taking the lock clears temp files.
+    fn locked(&self) -> Result<()> {
+        match self.lock {
+            Some(_) => Ok(()),
+            None => Err(OciError::defect(
+                format!("layout {}", self.dir.display()),
+                "written before it was locked (LayoutWriter::lock)",
+            )),
+        }
+    }
+
+    /// Also name the image under `tag` in `index.json` (`None`: untagged) — for
+    /// [`LayoutWriter::stage_image`].
+    pub fn add_tag(&mut self, tag: Option<&str>) {
+        let t = tag.map(str::to_string);
+        if !self.tags.contains(&t) {
+            self.tags.push(t);
+        }
+    }
+
+    /// Whether the blob is in the layout already (with its size) or staged.
+    pub fn has(&self, d: &Descriptor) -> bool {
+        self.staged.contains(&d.digest)
+            || fs::metadata(self.blobs.join(d.digest.hex())).is_ok_and(|m| m.len() == d.size)
+    }
+
+    /// A new temp file among the layout's blobs, for the caller to fill and hand to
+    /// [`LayoutWriter::stage`] (dropped, it is removed).
+    pub fn temp_blob(&self) -> Result<tempfile::NamedTempFile> {
+        self.locked()?;
+        tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(&self.blobs)
+            .map_err(OciError::io("create temp file in", &self.blobs))
+    }
+
+    /// Stage `tmp` (holding exactly the blob `d`, which the caller has verified) under the
+    /// blob's name. A blob staged already is not staged twice (`tmp` is dropped).
+    pub fn stage(&mut self, d: &Descriptor, tmp: tempfile::NamedTempFile) {
+        if !self.staged.insert(d.digest.clone()) {
+            return;
+        }
+        let dest = self.blobs.join(d.digest.hex());
+        if media::is_manifest(&d.media_type) || media::is_index(&d.media_type) {
+            self.staged_manifests.push((dest, tmp));
+        } else {
+            self.staged_blobs.push((dest, tmp));
+        }
+    }
+
+    /// Stage a blob from its bytes, unless the layout has it.
+    pub fn stage_bytes(&mut self, d: &Descriptor, bytes: &[u8]) -> Result<()> {
+        if self.has(d) {
+            return Ok(());
+        }
+        self.locked()?;
+        let tmp = temp_with(&self.blobs, bytes)?;
+        self.stage(d, tmp);
+        Ok(())
+    }
+
+    /// Stage a copy of a verified local file holding the blob `d` (copy_file_range), unless the
+    /// layout has it.
+    pub fn stage_copy(&mut self, d: &Descriptor, from: &Path) -> Result<()> {
+        if self.has(d) {
+            return Ok(());
+        }
+        let tmp = self.temp_blob()?;
+        fs::copy(from, tmp.path()).map_err(OciError::io("copy", from))?;
+        self.stage(d, tmp);
+        Ok(())
+    }
+
+    /// Stage the whole of `img` (whose blobs are all in `store`: layers and config are copied
+    /// unless the layout has them, the manifest written from its bytes) and `index.json`
+    /// naming it under every tag of [`LayoutWriter::add_tag`] (untagged when none was added).
+    pub fn stage_image(&mut self, store: &ContentStore, img: &Image) -> Result<()> {
+        for (d, _) in image_blobs(img) {
+            if d.digest == img.manifest_desc.digest {
+                self.stage_bytes(&d, &img.manifest_bytes)?;
+            } else if d.digest == img.manifest.config.digest {
+                self.stage_bytes(&d, &img.config_bytes)?;
+            } else if !self.has(&d) {
+                if store.size(&d.digest) != Some(d.size) {
+                    return Err(OciError::BlobMissing {
+                        digest: d.digest.clone(),
+                        location: format!("the content store {}", store.root().display()),
+                    });
+                }
+                self.stage_copy(&d, &store.blob_path(&d.digest))?;
+            }
+        }
+        let tags = if self.tags.is_empty() {
+            vec![None]
+        } else {
+            self.tags.clone()
+        };
+        let entries: Vec<Descriptor> = tags
+            .iter()
+            .map(|t| index_entry(img, t.as_deref()))
+            .collect();
+        self.stage_index(&entries)
+    }
+
+    /// Stage `index.json`: the current one (read under the lock) with `entries` added, each
+    /// replacing the older image of its tag (an untagged entry replaces only itself).
+    pub fn stage_index(&mut self, entries: &[Descriptor]) -> Result<()> {
+        self.locked()?;
+        let ip = self.dir.join("index.json");
+        let mut index = match fs::read(&ip) {
+            Ok(b) => parse_top_index(&b, &format!("oci:{}", self.dir.display()))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Index::new(),
+            Err(e) => {
+                return Err(OciError::Io {
+                    op: "read",
+                    path: ip,
+                    source: e,
+                });
+            }
+        };
+        for entry in entries {
+            let tag = entry.ref_name().map(str::to_string);
+            index.manifests.retain(|m| match &tag {
+                Some(t) => m.ref_name() != Some(t.as_str()),
+                None => !(m.ref_name().is_none() && m.digest == entry.digest),
+            });
+            index.manifests.push(entry.clone());
+        }
+        self.index = Some(temp_with(&self.dir, &to_json_bytes(&index, "index.json")?)?);
+        Ok(())
+    }
+
+    /// Every staged file, for the caller's batch of fsyncs before [`LayoutWriter::name_all`].
+    pub fn files(&self) -> Vec<(&File, &Path)> {
+        self.staged_blobs
+            .iter()
+            .chain(&self.staged_manifests)
+            .map(|(_, t)| t)
+            .chain(&self.oci_layout)
+            .chain(&self.index)
+            .map(|t| (t.as_file(), t.path()))
+            .collect()
+    }
+
+    /// Name every staged file, in order (blobs, `oci-layout`, manifests, `index.json`); the
+    /// caller has made them durable ([`LayoutWriter::files`]).
+    pub fn name_all(mut self) -> Result<()> {
+        self.committed = true;
+        let rename = |tmp: tempfile::NamedTempFile, dest: &Path| {
+            tmp.persist(dest).map(|_| ()).map_err(|e| OciError::Io {
+                op: "rename into",
+                path: dest.to_path_buf(),
+                source: e.error,
+            })
+        };
+        for (dest, tmp) in std::mem::take(&mut self.staged_blobs) {
+            rename(tmp, &dest)?;
+        }
+        if let Some(t) = self.oci_layout.take() {
+            rename(t, &self.dir.join("oci-layout"))?;
+        }
+        for (dest, tmp) in std::mem::take(&mut self.staged_manifests) {
+            rename(tmp, &dest)?;
+        }
+        if let Some(t) = self.index.take() {
+            rename(t, &self.dir.join("index.json"))?;
+        }
+        Ok(())
+    }
+
+    /// fsync every staged file at once, then name them ([`LayoutWriter::name_all`]).
+    pub fn commit(self) -> Result<()> {
+        crate::store::fsync_all(&self.files())?;
+        self.name_all()
+    }
+}
+
+impl Drop for LayoutWriter {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        // the temp files first (their own drops would run after this), then the directories
+        // this writer created, while they are empty
+        self.staged_blobs.clear();
+        self.staged_manifests.clear();
+        self.oci_layout = None;
+        self.index = None;
+        for d in self.created.iter().rev() {
+            let _ = fs::remove_dir(d);
+        }
+    }
 }
 
 fn tar_header(path: &str, size: u64, dir: bool) -> Result<tar::Header> {

@@ -549,6 +549,16 @@ impl PendingBlob {
 }
 
 impl ContentStore {
+    /// A temp file from [`ContentStore::temp_blob`] that the caller filled with bytes it hashed
+    /// to `digest` on their way in, as a pending blob (no second read, no second hash).
+    pub fn pending_verified(&self, tmp: tempfile::NamedTempFile, digest: Digest) -> PendingBlob {
+        PendingBlob {
+            tmp,
+            digest,
+            store: self.clone(),
+        }
+    }
+
     /// `bytes` as a pending blob, or `None` when the store has it already (marked used).
     pub fn pending_bytes(&self, bytes: &[u8]) -> Result<Option<PendingBlob>> {
         let d = Digest::of_bytes(bytes);
@@ -596,12 +606,23 @@ pub fn commit_pending(
     pending: Vec<PendingBlob>,
     before_naming: impl FnOnce() -> Result<()> + Send,
 ) -> Result<Vec<Digest>> {
+    commit_pending_with(pending, &[], before_naming)
+}
+
+/// [`commit_pending`], with `also` (files the caller names afterwards, e.g. a layout's staged
+/// files) fsynced in the same batch: nothing is named unless all of them are durable.
+pub fn commit_pending_with(
+    pending: Vec<PendingBlob>,
+    also: &[(&File, &Path)],
+    before_naming: impl FnOnce() -> Result<()> + Send,
+) -> Result<Vec<Digest>> {
     let (synced, checked) = std::thread::scope(|s| {
         let check = s.spawn(before_naming);
-        let files: Vec<(&File, &Path)> = pending
+        let mut files: Vec<(&File, &Path)> = pending
             .iter()
             .map(|p| (p.tmp.as_file(), p.tmp.path()))
             .collect();
+        files.extend_from_slice(also);
         let synced = fsync_all(&files);
         let checked = check.join().unwrap_or_else(|_| {
             Err(OciError::Stream {

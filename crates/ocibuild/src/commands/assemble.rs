@@ -4,9 +4,9 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, anyhow, bail};
 use ocibuild_oci::Compression;
-use ocibuild_oci::assemble::{AssembleSpec, ConfigEdits, LayerInput, assemble};
+use ocibuild_oci::assemble::{AssembleSpec, ConfigEdits, LayerInput, assemble_into};
 use ocibuild_oci::image::{Platform, load_image, rfc3339};
-use ocibuild_oci::layout::write_location;
+use ocibuild_oci::layout::{LayoutWriter, write_location};
 use ocibuild_oci::reference::{Location, Reference};
 use serde_json::json;
 
@@ -112,7 +112,10 @@ pub fn run(g: &Global, a: AssembleArgs) -> Result<ExitCode> {
         keep_modes: a.keep_modes,
         history: None,
     };
-    let built = assemble(&store, spec)?;
+    // `oci:` outputs are written by the assemble itself: each new layer goes into the layout as
+    // it is compressed, and the layouts' files are made durable with the store's.
+    let layouts = open_layouts(&outputs)?;
+    let built = assemble_into(&store, spec, layouts)?;
     for (((d, diff_id, reused), unread), input) in
         built.new_layers.iter().zip(&built.unread).zip(&layers)
     {
@@ -171,7 +174,9 @@ pub fn run(g: &Global, a: AssembleArgs) -> Result<ExitCode> {
             );
             continue;
         }
-        write_location(o, &src, img).with_context(|| format!("writing {o}"))?;
+        if !matches!(o, Location::Layout { .. }) {
+            write_location(o, &src, img).with_context(|| format!("writing {o}"))?;
+        }
         rep.event(
             &format!("wrote {o}"),
             json!({"event": "output", "location": o.to_string()}),
@@ -211,6 +216,39 @@ pub fn run(g: &Global, a: AssembleArgs) -> Result<ExitCode> {
     }
     println!("{}", img.manifest_desc.digest);
     Ok(ExitCode::SUCCESS)
+}
+
+/// One locked writer for each layout directory among `outputs`, with every tag it gets (two
+/// outputs naming the same directory, even by other paths, share one: a second lock on it would
+/// wait for the first forever). They are locked in the order of their canonical paths, so two
+/// processes writing the same layouts never wait for each other.
+fn open_layouts(outputs: &[Location]) -> Result<Vec<LayoutWriter>> {
+    let mut open: Vec<(PathBuf, LayoutWriter)> = Vec::new();
+    for o in outputs {
+        let Location::Layout { dir, tag } = o else {
+            continue;
+        };
+        let w = LayoutWriter::create(dir).with_context(|| format!("writing {o}"))?;
+        let c = std::fs::canonicalize(dir)
+            .with_context(|| format!("resolving the output directory {}", dir.display()))?;
+        match open.iter_mut().find(|(p, _)| *p == c) {
+            // the same directory again: `w` created nothing, dropping it removes nothing
+            Some((_, same)) => same.add_tag(tag.as_deref()),
+            None => {
+                let mut w = w;
+                w.add_tag(tag.as_deref());
+                open.push((c, w));
+            }
+        }
+    }
+    open.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut writers = Vec::with_capacity(open.len());
+    for (c, mut w) in open {
+        w.lock()
+            .with_context(|| format!("locking the output directory {}", c.display()))?;
+        writers.push(w);
+    }
+    Ok(writers)
 }
 
 fn apply_tag(o: &mut Location, tag: Option<&Reference>) {
