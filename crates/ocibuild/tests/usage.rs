@@ -320,6 +320,8 @@ const FOREIGN_FLAGS: &[&str] = &[
     "--legacy",
     "--recursive",
     "--topological-dev",
+    // Django's collectstatic, which the Python builder runs
+    "--noinput",
     // `build`'s and `base build`'s package cache, which the `cache du` table accounts for
     "--cache-dir",
 ];
