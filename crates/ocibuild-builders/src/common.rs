@@ -295,7 +295,24 @@ pub(crate) struct Ctx<'a> {
     pub reasons: Vec<String>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The context of a workspace member at `dir` (below this context's root): its own
+    /// ocibuild.toml when it has one, else the root's; the reasons so far kept; the root's
+    /// `.dockerignore` already applied to the root's copy.
+    pub fn into_member<'b>(self, dir: &'b Path) -> Result<Ctx<'b>>
+    where
+        'a: 'b,
+    {
+        let own = AppConfig::load(dir)?;
+        Ok(Ctx {
+            dir,
+            opts: self.opts,
+            config: if own.path.is_some() { own } else { self.config },
+            dockerignore: None,
+            reasons: self.reasons,
+        })
+    }
+
     pub fn distro(&self) -> &'static str {
         self.opts.distro.as_str()
     }

@@ -585,7 +585,7 @@ pub(crate) fn main_package(
     }
 }
 
-pub(crate) fn plan(ctx: Ctx<'_>) -> Result<Plan> {
+pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
     let Some(member) = ctx.opts.workspace.clone() else {
         return plan_module(ctx, None);
     };
@@ -597,16 +597,7 @@ pub(crate) fn plan(ctx: Ctx<'_>) -> Result<Plan> {
     let mut source_exclude = ctx.source_excludes(&spec.source.exclude)?;
     source_exclude.extend(ws.excludes(&root)?);
     let member_dir = root.join(&ws.member);
-    let config = if member_dir.join("ocibuild.toml").is_file() {
-        crate::config::AppConfig::load(&member_dir)?
-    } else {
-        ctx.config
-    };
-    let mut reasons = ctx.reasons;
-    if let Some(p) = &config.path {
-        reasons.push(format!("{} read", p.display()));
-    }
-    reasons.push(format!(
+    ctx.reasons.push(format!(
         "Go workspace: {} builds from {} ({}); copied: {}{}",
         ws.member,
         root.display(),
@@ -625,13 +616,7 @@ pub(crate) fn plan(ctx: Ctx<'_>) -> Result<Plan> {
             )
         }
     ));
-    let mctx = Ctx {
-        dir: &member_dir,
-        opts: ctx.opts,
-        config,
-        dockerignore: None,
-        reasons,
-    };
+    let mctx = ctx.into_member(&member_dir)?;
     plan_module(mctx, Some((ws, root, source_exclude)))
 }
 
@@ -716,9 +701,8 @@ fn plan_module(
     if let Some((w, root, _)) = &ws {
         for d in w.modules.iter().skip(1) {
             let dir = root.join(d);
-            let path = dir.join("go.mod");
-            let text = std::fs::read_to_string(&path).map_err(BuildersError::io(&path))?;
-            others.push((dir, parse_go_mod(&text, &path)?));
+            let m = crate::gows::read_go_mod(&dir)?;
+            others.push((dir, m));
         }
     }
     // modules to download: required by the app or a copied local module, not local themselves

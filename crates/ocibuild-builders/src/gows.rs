@@ -98,7 +98,8 @@ fn normalize(p: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
-fn read_go_mod(dir: &Path) -> Result<GoMod> {
+/// The parsed `dir/go.mod`.
+pub(crate) fn read_go_mod(dir: &Path) -> Result<GoMod> {
     let path = dir.join("go.mod");
     let text = std::fs::read_to_string(&path).map_err(BuildersError::io(&path))?;
     parse_go_mod(&text, &path)

@@ -345,21 +345,7 @@ pub(crate) type NodeStart = (Vec<(String, String)>, Vec<String>);
 
 pub(crate) fn node_start(script: &str) -> Option<NodeStart> {
     let words = shell_words(script)?;
-    let mut env = Vec::new();
-    let mut i = 0;
-    while let Some(w) = words.get(i) {
-        match w.split_once('=') {
-            Some((k, v))
-                if !k.is_empty()
-                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    && !k.starts_with(|c: char| c.is_ascii_digit()) =>
-            {
-                env.push((k.to_string(), v.to_string()));
-                i += 1;
-            }
-            _ => break,
-        }
-    }
+    let (env, i) = leading_env(&words);
     let prog = words.get(i)?;
     if prog != "node" && prog != "nodejs" {
         return None;
@@ -371,21 +357,33 @@ pub(crate) fn node_start(script: &str) -> Option<NodeStart> {
     Some((env, args))
 }
 
+/// The `VAR=value` words a command starts with (as a shell takes them), and the index of the
+/// first word after them.
+pub(crate) fn leading_env(words: &[String]) -> (Vec<(String, String)>, usize) {
+    let mut env = Vec::new();
+    for w in words {
+        match w.split_once('=') {
+            Some((k, v))
+                if !k.is_empty()
+                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !k.starts_with(|c: char| c.is_ascii_digit()) =>
+            {
+                env.push((k.to_string(), v.to_string()));
+            }
+            _ => break,
+        }
+    }
+    let n = env.len();
+    (env, n)
+}
+
 /// The next CLI's script in node_modules (what `next` in a package.json script runs).
 pub(crate) const NEXT_CLI: &str = "node_modules/next/dist/bin/next";
 
 /// `[VAR=value …] next start [args…]`: the environment and the arguments after `start`.
 pub(crate) fn next_start(script: &str) -> Option<NodeStart> {
     let words = shell_words(script)?;
-    let mut env = Vec::new();
-    let mut i = 0;
-    while let Some((k, v)) = words.get(i).and_then(|w| w.split_once('=')) {
-        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            break;
-        }
-        env.push((k.to_string(), v.to_string()));
-        i += 1;
-    }
+    let (env, i) = leading_env(&words);
     (words.get(i)? == "next" && words.get(i + 1)? == "start")
         .then(|| (env, words[i + 2..].to_vec()))
 }
@@ -546,16 +544,8 @@ pub(crate) fn entrypoint(
         crate::procfile::Web::Usable(w)
             if matches!(w.argv[0].as_str(), "node" | "nodejs") && w.argv.len() > 1 =>
         {
-            e.reasons.push(format!(
-                "{} web {:?} runs node{}",
-                w.at,
-                w.command,
-                if w.uses_port {
-                    format!(" ($PORT is {port}, the image's PORT)")
-                } else {
-                    String::new()
-                }
-            ));
+            e.reasons
+                .push(format!("{} runs node{}", w.describe(), w.port_note(&port)));
             let mut env = w.env;
             if w.uses_port {
                 env.push(("PORT".into(), port));
@@ -564,8 +554,8 @@ pub(crate) fn entrypoint(
             return Ok(e);
         }
         crate::procfile::Web::Usable(w) => e.reasons.push(format!(
-            "{} web {:?} does not run node itself: the start scripts decide",
-            w.at, w.command
+            "{} does not run node itself: the start scripts decide",
+            w.describe()
         )),
         crate::procfile::Web::Unusable(at, command, why) => {
             e.reasons
@@ -1264,19 +1254,8 @@ fn plan_workspace(
         root: root.clone(),
     };
     let member_dir = root.join(&m.dir);
-    let member_config = crate::config::AppConfig::load(&member_dir)?;
-    let config = if member_config.path.is_some() {
-        member_config
-    } else {
-        ctx.config
-    };
-    let mctx = Ctx {
-        dir: &member_dir,
-        opts: ctx.opts,
-        config,
-        dockerignore: None,
-        reasons,
-    };
+    ctx.reasons = reasons;
+    let mctx = ctx.into_member(&member_dir)?;
     let pj_path = member_dir.join("package.json");
     let text = crate::common::read_opt(&pj_path)?.unwrap_or_default();
     plan_app(mctx, &spec, m.pj.clone(), &text, Some(ws))

@@ -8,6 +8,22 @@ use std::path::Path;
 use crate::error::{BuildersError, Result};
 use crate::node::shell_words;
 
+impl WebProcess {
+    /// `Procfile:N web "command"`, for the plan's reasons.
+    pub fn describe(&self) -> String {
+        format!("{} web {:?}", self.at, self.command)
+    }
+
+    /// ` ($PORT is P, the image's PORT)` when the command named `$PORT`.
+    pub fn port_note(&self, port: &str) -> String {
+        if self.uses_port {
+            format!(" ($PORT is {port}, the image's PORT)")
+        } else {
+            String::new()
+        }
+    }
+}
+
 /// The file name.
 pub(crate) const PROCFILE: &str = "Procfile";
 
@@ -66,18 +82,7 @@ pub(crate) fn web_process(dir: &Path, port: &str) -> Result<Web> {
                     .into(),
             ));
         };
-        let mut env = Vec::new();
-        let mut i = 0;
-        while let Some((k, v)) = words.get(i).and_then(|w| w.split_once('=')) {
-            if k.is_empty()
-                || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                || k.starts_with(|c: char| c.is_ascii_digit())
-            {
-                break;
-            }
-            env.push((k.to_string(), v.to_string()));
-            i += 1;
-        }
+        let (env, i) = crate::node::leading_env(&words);
         let argv = words[i..].to_vec();
         if argv.is_empty() {
             return Ok(Web::Unusable(at, command, "it names no program".into()));

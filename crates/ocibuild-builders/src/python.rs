@@ -388,14 +388,9 @@ fn detect_entrypoint(
             };
             if let Some(program) = resolved {
                 ctx.reasons.push(format!(
-                    "entrypoint: {} web {:?}{}",
-                    w.at,
-                    w.command,
-                    if w.uses_port {
-                        format!(" ($PORT is {port}, the image's PORT)")
-                    } else {
-                        String::new()
-                    }
+                    "entrypoint: {}{}",
+                    w.describe(),
+                    w.port_note(&port)
                 ));
                 for (k, v) in w.env {
                     ctx.config.env.entry(k).or_insert(v);
@@ -409,8 +404,8 @@ fn detect_entrypoint(
                 return Ok(argv);
             }
             ctx.reasons.push(format!(
-                "{} web {:?}: {prog} is neither python nor a dependency's program: not used",
-                w.at, w.command
+                "{}: {prog} is neither python nor a dependency's program: not used",
+                w.describe()
             ));
         }
         crate::procfile::Web::Unusable(at, command, why) => {
