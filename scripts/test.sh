@@ -51,7 +51,9 @@ if [ -n "$flips" ]; then
 fi
 
 echo "== cargo clippy"
+t0=$(date +%s)
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "clippy took $(( $(date +%s) - t0 )) s"
 
 # Build every test binary first (timed), then run them in lanes: cargo runs test binaries one after
 # another, and a binary whose last test runs alone leaves a core idle (most end-to-end binaries end
@@ -93,6 +95,16 @@ ordered="$(while IFS=$'\t' read -r name src dir exe; do
   printf '%s\t%s\t%s\t%s\t%s\n' "$(order_of "$name" "$src")" "$name" "$src" "$dir" "$exe"
 done <<<"$bins" | awk -F'\t' -v only="${OCIBUILD_TEST_ONLY:-}" 'only == "" || $2 ~ only' | sort -t$'\t' -k1,1nr | cut -f2-)
 doc-tests	(doc-tests)	.	cargo"
+
+# Each test's time (libtest's --report-time, unstable: allowed here by RUSTC_BOOTSTRAP for the test
+# binaries only, never for compiling); the slowest tests are listed at the end. Left out when this
+# toolchain's libtest refuses the flag. OCIBUILD_TEST_REPORT_TIME=0 turns it off.
+report_time=()
+first_exe="$(head -1 <<<"$ordered" | cut -f4)"
+if [ "${OCIBUILD_TEST_REPORT_TIME:-1}" != 0 ] && [ "$first_exe" != cargo ] &&
+   RUSTC_BOOTSTRAP=1 "$first_exe" -Z unstable-options --report-time --list >/dev/null 2>&1; then
+  report_time=(-Z unstable-options --report-time)
+fi
 
 echo "== cargo test ($(wc -l <<<"$bins") binaries, ${OCIBUILD_TEST_LANES:-2} at a time)"
 lanes="${OCIBUILD_TEST_LANES:-2}"
@@ -138,7 +150,7 @@ while IFS=$'\t' read -r name src dir exe; do
     if [ "$name" = doc-tests ]; then
       cargo test --workspace --locked --doc
     else
-      (cd "$dir" && exec "$exe")
+      (cd "$dir" && if [ "${#report_time[@]}" -gt 0 ]; then RUSTC_BOOTSTRAP=1 exec "$exe" "${report_time[@]}"; else exec "$exe"; fi)
     fi > "$logdir/$i.log" 2>&1
     code=$?
     echo "$code $(date +%s.%N) $beg" > "$logdir/$i.rc.tmp" && mv "$logdir/$i.rc.tmp" "$logdir/$i.rc"
@@ -153,6 +165,14 @@ cpu=$(( (cpu1 - cpu0) / ticks ))
 echo "== disk: $(df -h --output=avail "$target_dir" | tail -1 | tr -d ' ') free for $target_dir at the end; $(du -sh "$target_dir" 2>/dev/null | cut -f1) used by it"
 echo "== time per test binary (wall time; whole run ${wall} s, ${cpu} s of CPU on $(nproc) cores)"
 sort -t$'\t' -k1,1nr "$logdir/table" | awk -F'\t' '{ printf "%8.2fs  %-9s %s  %s\n", $1, $2, $3, $4 }'
+if [ "${#report_time[@]}" -gt 0 ]; then
+  echo "== slowest tests (wall time, --report-time)"
+  for f in "$logdir"/*.log; do
+    n="$(basename "$f" .log)"
+    bin="$(cut -f1 "$logdir/$n.what" 2>/dev/null)"
+    sed -n 's/^test \(.*\) \.\.\. \([a-zA-Z]*\) <\([0-9.]*\)s>$/\3\t\2\t\1/p' "$f" | sed "s|\t\([^\t]*\)\$|\t$bin::\1|"
+  done | sort -t$'\t' -k1,1nr | head -40 | awk -F'\t' '{ printf "%8.2fs  %-6s %s\n", $1, $2, $3 }'
+fi
 # the order of the next run on this machine: longest first
 if [ "$rc" -eq 0 ] || [ ! -f "$times_file" ]; then
   awk -F'\t' '{ print $4 "\t" $1 }' "$logdir/table" > "$times_file.tmp" 2>/dev/null \
