@@ -167,7 +167,7 @@ fn validators_fail_loudly_with_the_tools_output() {
         tk::umoci_unpack(&layout, "nope", &ctx.path("b"));
     });
     assert!(
-        msg.contains("umoci unpack") && msg.contains("nope"),
+        msg.contains("umoci raw unpack") && msg.contains("nope"),
         "{msg}"
     );
 
