@@ -248,46 +248,13 @@ fn template(name: &str, bases: &[(&str, PathBuf)]) -> Template {
     }
 }
 
-#[test]
-fn go_template_builds_from_scratch_with_ca_certs_and_serves_as_1000() {
-    let t = template("go", &[("BUILDER", base("go", &[]))]);
-    let c = &t.config["config"];
-    assert_eq!(c["User"], "1000:1000", "{}", t.config);
-    assert_eq!(c["Entrypoint"], serde_json::json!(["/app"]), "{}", t.config);
-    assert_eq!(c["ExposedPorts"]["8080/tcp"], serde_json::json!({}));
-    // FROM scratch: the binary and the CA bundle, nothing else
-    assert_eq!(
-        list_tree(&t.rootfs),
-        [
-            "app",
-            "etc",
-            "etc/ssl",
-            "etc/ssl/certs",
-            "etc/ssl/certs/ca-certificates.crt"
-        ],
-        "the final stage is FROM scratch"
-    );
-    assert!(ocibuild_testkit::is_static_elf(&t.rootfs.join("app")).unwrap());
-    let body = runc_http_get(&t.bundle, &[], 8080, "/");
-    let body = body.trim();
-    assert!(
-        body.starts_with("hello from the go template as uid 1000 with "),
-        "{body}"
-    );
-    let n: usize = body
-        .split_whitespace()
-        .rev()
-        .nth(2)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    assert!(n > 50, "the CA bundle copied from the builder: {body}");
-}
-
 /// The Go template as an amd64+arm64 index: its build stage (`FROM --platform=$BUILDPLATFORM`
 /// on an amd64 builder image) runs natively for both and cross-compiles; the scratch stage is
-/// each platform's.
+/// each platform's. The amd64 image is also the template's single-platform check (one Go
+/// build for both, the test suite's costliest): it validates with ocibuild and every peer, holds
+/// the binary and the CA bundle only (FROM scratch), and serves as uid 1000 under runc.
 #[test]
-fn go_template_builds_an_amd64_arm64_index() {
+fn go_template_builds_an_amd64_arm64_index_that_serves_as_1000() {
     let ctx = TestContext::new();
     let dir = testdata().join("templates").join("go");
     let layout = ctx.path("layout");
@@ -330,14 +297,50 @@ fn go_template_builds_an_amd64_arm64_index() {
             &format!("oci:{}:{TAG}", layout.display()),
             &format!("oci:{}:{arch}", one.display()),
         ]));
-        let rootfs = umoci_unpack(&one, arch, &ctx.path(format!("bundle-{arch}")));
+        let bundle = ctx.path(format!("bundle-{arch}"));
+        let rootfs = umoci_unpack(&one, arch, &bundle);
         let elf = fs::read(rootfs.join("app")).unwrap();
         assert_eq!(
             u16::from_le_bytes([elf[18], elf[19]]),
             machine,
             "{arch}: the app's ELF machine"
         );
-        assert!(rootfs.join("etc/ssl/certs/ca-certificates.crt").is_file());
+        assert!(ocibuild_testkit::is_static_elf(&rootfs.join("app")).unwrap());
+        // FROM scratch: the binary and the CA bundle, nothing else
+        assert_eq!(
+            list_tree(&rootfs),
+            [
+                "app",
+                "etc",
+                "etc/ssl",
+                "etc/ssl/certs",
+                "etc/ssl/certs/ca-certificates.crt"
+            ],
+            "{arch}: the final stage is FROM scratch"
+        );
+        let config = image_config(&one, arch);
+        let c = &config["config"];
+        assert_eq!(c["User"], "1000:1000", "{config}");
+        assert_eq!(c["Entrypoint"], serde_json::json!(["/app"]), "{config}");
+        assert_eq!(c["ExposedPorts"]["8080/tcp"], serde_json::json!({}));
+        if arch != "amd64" {
+            continue;
+        }
+        validate(&shared_store(), &one, arch);
+        validate_layout_with_peers(&ctx, &one, arch);
+        let body = runc_http_get(&bundle, &[], 8080, "/");
+        let body = body.trim();
+        assert!(
+            body.starts_with("hello from the go template as uid 1000 with "),
+            "{body}"
+        );
+        let n: usize = body
+            .split_whitespace()
+            .rev()
+            .nth(2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(n > 50, "the CA bundle copied from the builder: {body}");
     }
 }
 
