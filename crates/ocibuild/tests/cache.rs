@@ -1402,7 +1402,18 @@ fn link_tree(from: &Path, to: &Path) {
 /// fresh `--root` and that package cache then names the toolchain by the record and runs on
 /// the root hard-linked from the unpacked packages: none of the toolchain's layers is written,
 /// compressed or hashed, and the image is the same. A corrupt record is a note and a miss: the
-/// base is assembled, the image is the same again.
+/// base is assembled, the image is the same again. The toolchain here is `build-base` under a
+/// Dockerfile build stage (the path a zero-config Go build takes, `ocibuild:build-base+golang-go`,
+/// is the same native-base code; build-bench measures the Go case): the test assembles it twice,
+/// and the Go toolchain's 300 MB made it one of the suite's costliest.
+/// A build stage on a toolchain root (a native base whose image is never part of the output).
+const RECORD_DOCKERFILE: &str = "FROM ocibuild:build-base AS build
+COPY src.txt /src/
+RUN mkdir /out && sort /src/src.txt > /out/src && ls /usr/bin | wc -l > /out/tools
+FROM ocibuild:static:nonroot
+COPY --from=build /out/ /out/
+";
+
 #[test]
 fn a_fresh_store_names_its_toolchain_by_the_package_cache_s_record_and_writes_no_toolchain_layer() {
     let ctx = TestContext::new();
@@ -1414,9 +1425,12 @@ fn a_fresh_store_names_its_toolchain_by_the_package_cache_s_record_and_writes_no
     if records.exists() {
         fs::remove_dir_all(&records).unwrap();
     }
-    let app = go_app(&ctx, "app");
+    let app = ctx.tmp_dir("app");
+    fs::write(app.join("Dockerfile"), RECORD_DOCKERFILE).unwrap();
+    fs::write(app.join("src.txt"), "a source\n").unwrap();
     let zc = |root: &Path, out: &Path| build_in(root, &app, &[], out, &pkgs, &[]);
-    let toolchain = |n: &String| n.starts_with("ocibuild:build-base+golang-go");
+    let toolchain =
+        |n: &String| n.starts_with("ocibuild:build-base") && !n.starts_with("ocibuild:build-base+");
 
     // 1. assembled: the image is built, its record kept
     let a = zc(&ctx.tmp_dir("root-a"), &ctx.tmp_dir("out-a"));
