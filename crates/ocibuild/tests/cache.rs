@@ -1397,6 +1397,14 @@ fn link_tree(from: &Path, to: &Path) {
     }
 }
 
+/// A build stage on a toolchain root (a native base whose image is never part of the output).
+const RECORD_DOCKERFILE: &str = "FROM ocibuild:build-base AS build
+COPY src.txt /src/
+RUN mkdir /out && sort /src/src.txt > /out/src && ls /usr/bin | wc -l > /out/tools
+FROM ocibuild:static:nonroot
+COPY --from=build /out/ /out/
+";
+
 /// Issue 20 (cold Go builds): a toolchain base assembled on this machine leaves its record
 /// (manifest and config) in the package cache (`--cache-dir`/`base-records`). A build with a
 /// fresh `--root` and that package cache then names the toolchain by the record and runs on
@@ -1406,14 +1414,6 @@ fn link_tree(from: &Path, to: &Path) {
 /// Dockerfile build stage (the path a zero-config Go build takes, `ocibuild:build-base+golang-go`,
 /// is the same native-base code; build-bench measures the Go case): the test assembles it twice,
 /// and the Go toolchain's 300 MB made it one of the suite's costliest.
-/// A build stage on a toolchain root (a native base whose image is never part of the output).
-const RECORD_DOCKERFILE: &str = "FROM ocibuild:build-base AS build
-COPY src.txt /src/
-RUN mkdir /out && sort /src/src.txt > /out/src && ls /usr/bin | wc -l > /out/tools
-FROM ocibuild:static:nonroot
-COPY --from=build /out/ /out/
-";
-
 #[test]
 fn a_fresh_store_names_its_toolchain_by_the_package_cache_s_record_and_writes_no_toolchain_layer() {
     let ctx = TestContext::new();
