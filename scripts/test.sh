@@ -117,9 +117,9 @@ declare -A started=()
 running=0 i=0
 # print a finished binary's output and record its result line: "secs<TAB>status<TAB>name<TAB>src"
 finish() {
-  local n="$1" name src exe code end beg
+  local n="$1" name src exe code end beg cpu
   IFS=$'\t' read -r name src exe < "$logdir/$n.what"
-  read -r code end beg < "$logdir/$n.rc"
+  read -r code end beg cpu < "$logdir/$n.rc"
   printf '     Running %s (%s)\n' "$src" "$exe"
   cat "$logdir/$n.log"
   local status=ok
@@ -127,7 +127,7 @@ finish() {
     status=FAILED; rc=1
     grep -q '^test result: ' "$logdir/$n.log" || status="NO RESULT"
   fi
-  printf '%s\t%s\t%s\t%s\n' "$(awk -v a="$beg" -v b="$end" 'BEGIN { printf "%.2f", b - a }')" "$status" "$name" "$src" >> "$logdir/table"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$(awk -v a="$beg" -v b="$end" 'BEGIN { printf "%.2f", b - a }')" "$status" "$name" "$src" "${cpu:-?}" >> "$logdir/table"
   rm -f "$logdir/$n.rc"
   running=$((running - 1))
 }
@@ -159,7 +159,10 @@ while IFS=$'\t' read -r name src dir exe; do
       (cd "$dir" && if [ "${#report_time[@]}" -gt 0 ]; then RUSTC_BOOTSTRAP=1 exec "$exe" "${report_time[@]}"; else exec "$exe"; fi)
     fi > "$logdir/$i.log" 2>&1
     code=$?
-    echo "$code $(date +%s.%N) $beg" > "$logdir/$i.rc.tmp" && mv "$logdir/$i.rc.tmp" "$logdir/$i.rc"
+    # the CPU time of the binary and of every process it waited for (ocibuild, buildah, umoci…)
+    me=$BASHPID
+    cpu="$(awk -v t="$(getconf CLK_TCK)" '{ printf "%.0f", ($16 + $17) / t }' "/proc/$me/stat")"
+    echo "$code $(date +%s.%N) $beg $cpu" > "$logdir/$i.rc.tmp" && mv "$logdir/$i.rc.tmp" "$logdir/$i.rc"
   ) &
   running=$((running + 1))
 done <<<"$ordered"
@@ -169,8 +172,8 @@ cpu1="$(awk '{ print $14 + $15 + $16 + $17 }' /proc/$$/stat)"
 ticks="$(getconf CLK_TCK)"
 cpu=$(( (cpu1 - cpu0) / ticks ))
 echo "== disk: $(df -h --output=avail "$target_dir" | tail -1 | tr -d ' ') free for $target_dir at the end; $(du -sh "$target_dir" 2>/dev/null | cut -f1) used by it"
-echo "== time per test binary (wall time; whole run ${wall} s, ${cpu} s of CPU on $(nproc) cores)"
-sort -t$'\t' -k1,1nr "$logdir/table" | awk -F'\t' '{ printf "%8.2fs  %-9s %s  %s\n", $1, $2, $3, $4 }'
+echo "== time per test binary (wall time, then CPU time of the binary and the processes it ran; whole run ${wall} s, ${cpu} s of CPU on $(nproc) cores)"
+sort -t$'\t' -k1,1nr "$logdir/table" | awk -F'\t' '{ printf "%8.2fs %6ss cpu  %-9s %s  %s\n", $1, $5, $2, $3, $4 }'
 if [ "${#report_time[@]}" -gt 0 ]; then
   echo "== slowest tests (wall time, --report-time)"
   for f in "$logdir"/*.log; do

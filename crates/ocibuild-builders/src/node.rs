@@ -207,6 +207,121 @@ pub(crate) struct Lock {
     /// Packages for some CPUs only (`cpu`: prebuilt binaries npm picks by the machine's
     /// architecture), by lockfile path.
     pub cpu_specific: Vec<String>,
+    /// Packages built for another C library than glibc (`libc: ["musl"]`: sharp's and Next.js's
+    /// musl binaries), by lockfile path. npm before 9.4 (Debian's) installs them anyway; they
+    /// never load on the glibc runtime bases, so they stay out of the image.
+    pub other_libc: Vec<String>,
+    /// Packages with install scripts whose prebuilt binary for Linux and glibc is an optional
+    /// dependency present in the lockfile (sharp ≥ 0.33's `@img/sharp-linux-x64`, esbuild's
+    /// `@esbuild/linux-arm64`…): lockfile path → the npm CPUs (`x64`, `arm64`) it has one for.
+    /// On those CPUs the script only checks the binary: no compiler is needed.
+    pub prebuilt: BTreeMap<String, Vec<String>>,
+}
+
+/// Whether an npm `os`/`cpu`/`libc` list (names, or `!name` to exclude; absent or empty: any)
+/// admits `want`.
+fn admits(list: Option<&Value>, want: &str) -> bool {
+    let names: Vec<&str> = list
+        .and_then(Value::as_array)
+        .map(|l| l.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if names.iter().any(|n| n.strip_prefix('!') == Some(want)) {
+        return false;
+    }
+    let wanted: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| !n.starts_with('!'))
+        .collect();
+    wanted.is_empty() || wanted.contains(&want)
+}
+
+/// The lockfile entry Node's resolution finds for `name` required from the package at `from`
+/// (its own node_modules, then each enclosing one up to the root's).
+fn resolve_from<'a>(
+    pkgs: &'a serde_json::Map<String, Value>,
+    from: &str,
+    name: &str,
+) -> Option<&'a Value> {
+    let mut base = from.to_string();
+    loop {
+        let cand = if base.is_empty() {
+            format!("node_modules/{name}")
+        } else {
+            format!("{base}/node_modules/{name}")
+        };
+        if let Some(v) = pkgs.get(&cand) {
+            return Some(v);
+        }
+        if base.is_empty() {
+            return None;
+        }
+        base = match base.rfind("node_modules/") {
+            Some(i) => base[..i].trim_end_matches('/').to_string(),
+            None => String::new(),
+        };
+    }
+}
+
+/// The npm CPUs for which the package at `key` has a prebuilt Linux/glibc binary among its
+/// optional dependencies in the lockfile.
+fn prebuilt_cpus(pkgs: &serde_json::Map<String, Value>, key: &str, p: &Value) -> Vec<String> {
+    let mut cpus: Vec<String> = Vec::new();
+    let Some(opt) = p.get("optionalDependencies").and_then(Value::as_object) else {
+        return cpus;
+    };
+    for name in opt.keys() {
+        let Some(e) = resolve_from(pkgs, key, name) else {
+            continue;
+        };
+        // a platform package: it names the CPUs it is for
+        let Some(for_cpus) = e.get("cpu").and_then(Value::as_array) else {
+            continue;
+        };
+        if !admits(e.get("os"), "linux") || !admits(e.get("libc"), "glibc") {
+            continue;
+        }
+        for c in ["x64", "arm64"] {
+            if for_cpus.iter().any(|v| v.as_str() == Some(c)) && !cpus.iter().any(|x| x == c) {
+                cpus.push(c.to_string());
+            }
+        }
+    }
+    cpus.sort();
+    cpus
+}
+
+/// Whether a lockfile entry's `libc` list (as npm's `os`/`cpu`: names, or `!name` to exclude)
+/// leaves glibc out.
+fn excludes_glibc(libc: &[Value]) -> bool {
+    let names: Vec<&str> = libc.iter().filter_map(Value::as_str).collect();
+    if names.contains(&"!glibc") {
+        return true;
+    }
+    let wanted: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| !n.starts_with('!'))
+        .collect();
+    !wanted.is_empty() && !wanted.contains(&"glibc")
+}
+
+/// Layer exclude patterns for lockfile paths (`node_modules/@img/sharp-linuxmusl-x64`): the
+/// package under a layer rooted at `node_modules` and anywhere below (Next.js's standalone
+/// tree, nested installs, pnpm's `.pnpm/…/node_modules`).
+fn package_excludes(paths: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = paths
+        .iter()
+        .map(|k| k.rsplit("node_modules/").next().unwrap_or(k))
+        .filter(|n| !n.is_empty())
+        .flat_map(|n| {
+            let n = globset::escape(n);
+            [format!("**/node_modules/{n}"), n]
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 pub(crate) fn parse_lock(text: &str, path: &Path) -> Result<Lock> {
@@ -230,9 +345,19 @@ pub(crate) fn parse_lock(text: &str, path: &Path) -> Result<Lock> {
             }
             if flag("hasInstallScript") {
                 lock.install_scripts.push(k.clone());
+                let cpus = prebuilt_cpus(pkgs, k, p);
+                if !cpus.is_empty() {
+                    lock.prebuilt.insert(k.clone(), cpus);
+                }
             }
             if p.get("cpu").is_some() {
                 lock.cpu_specific.push(k.clone());
+            }
+            if p.get("libc")
+                .and_then(Value::as_array)
+                .is_some_and(|l| excludes_glibc(l))
+            {
+                lock.other_libc.push(k.clone());
             }
             if flag("link")
                 || p.get("resolved")
@@ -1366,6 +1491,8 @@ fn plan_app(
                 .unwrap_or_default(),
             v1: false,
             cpu_specific: Vec::new(),
+            other_libc: Vec::new(),
+            prebuilt: BTreeMap::new(),
         }
     };
 
@@ -1376,6 +1503,7 @@ fn plan_app(
     {
         lock.install_scripts.retain(|k| reach.contains(k));
         lock.cpu_specific.retain(|k| reach.contains(k));
+        lock.other_libc.retain(|k| reach.contains(k));
     }
 
     // Node.js version.
@@ -1598,6 +1726,30 @@ fn plan_app(
     // Install scripts (native addons: node-gyp, prebuild-install and node-pre-gyp fallbacks)
     // need a compiler, make and python3 in the build root; Node's headers come from the
     // release's libnode-dev (npm_config_nodedir), never from a download.
+    // a package whose install script only checks the prebuilt binary it has for this platform
+    // (sharp ≥ 0.33, esbuild…) needs no compiler
+    let npm_cpu = if ctx.opts.goarch == "arm64" {
+        "arm64"
+    } else {
+        "x64"
+    };
+    let (prebuilt, compiled): (Vec<String>, Vec<String>) =
+        std::mem::take(&mut lock.install_scripts)
+            .into_iter()
+            .partition(|k| {
+                lock.prebuilt
+                    .get(k)
+                    .is_some_and(|cpus| cpus.iter().any(|c| c == npm_cpu))
+            });
+    lock.install_scripts = compiled;
+    if !prebuilt.is_empty() {
+        ctx.reasons.push(format!(
+            "{lockfile}: {} with install scripts that find their prebuilt binary for linux/{} in the lockfile ({}): no compiler for them",
+            plural_packages(prebuilt.len()),
+            ctx.opts.goarch,
+            short_names(&prebuilt)
+        ));
+    }
     let native = lock.v1 || !lock.install_scripts.is_empty();
     let native_what = if lock.v1 {
         format!("{lockfile} (lockfileVersion 1) does not record install scripts")
@@ -1617,6 +1769,13 @@ fn plan_app(
         ctx.reasons.push(format!(
             "{native_what}: the build root gets {} for native addons",
             rules.native_packages.join(", ")
+        ));
+    }
+    if !lock.other_libc.is_empty() {
+        ctx.reasons.push(format!(
+            "{lockfile}: {} for another C library than glibc ({}): npm installs them, the image leaves them out (they never load on Debian)",
+            plural_packages(lock.other_libc.len()),
+            short_names(&lock.other_libc)
         ));
     }
 
@@ -1699,6 +1858,7 @@ fn plan_app(
         .var("lockfile", lockfile.clone())
         .list("prod_files", prod_files)
         .list("native_excludes", rules.native_excludes.clone())
+        .list("libc_excludes", package_excludes(&lock.other_libc))
         .list("lock_keys", lock_keys)
         .list("app_excludes", app_excludes)
         .list("args", entry_args.clone());

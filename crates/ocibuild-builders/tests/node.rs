@@ -1204,6 +1204,171 @@ fn install_scripts_bring_compilers_and_node_headers() {
     );
 }
 
+/// npm 9 (Debian's) installs the musl builds a lockfile marks `libc: ["musl"]` (sharp's,
+/// Next.js's SWC) beside the glibc ones: the node_modules layer and Next.js's standalone tree
+/// leave them out; a package for glibc, for any libc, or for "not musl" stays.
+#[test]
+fn packages_for_another_libc_stay_out_of_the_image() {
+    let lock = r#"{"lockfileVersion":3,"packages":{"":{"dependencies":{"sharp":"0.34.4"}},
+      "node_modules/sharp":{"version":"0.34.4","hasInstallScript":true},
+      "node_modules/@img/sharp-linux-x64":{"version":"0.34.4","cpu":["x64"],"os":["linux"],"libc":["glibc"],"optional":true},
+      "node_modules/@img/sharp-linuxmusl-x64":{"version":"0.34.4","cpu":["x64"],"os":["linux"],"libc":["musl"],"optional":true},
+      "node_modules/@img/sharp-libvips-linuxmusl-x64":{"version":"1.2.3","cpu":["x64"],"os":["linux"],"libc":["musl"],"optional":true},
+      "node_modules/other/node_modules/bin-notglibc":{"version":"1.0.0","libc":["!glibc"],"optional":true},
+      "node_modules/any-libc":{"version":"1.0.0","libc":[]},
+      "node_modules/not-musl":{"version":"1.0.0","libc":["!musl"]}
+    }}"#;
+    let d = app(&[
+        (
+            "package.json",
+            r#"{"name":"x","scripts":{"start":"node index.js"},"dependencies":{"sharp":"0.34.4"}}"#,
+        ),
+        ("package-lock.json", lock),
+        ("index.js", ""),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    let nm = p.layers.iter().find(|l| l.name == "node_modules").unwrap();
+    let f = glob_filter(&nm.include, &nm.exclude).unwrap();
+    for gone in [
+        "@img/sharp-linuxmusl-x64",
+        "@img/sharp-linuxmusl-x64/lib/sharp-linuxmusl-x64.node",
+        "@img/sharp-libvips-linuxmusl-x64/lib/libvips-cpp.so.8.17.2",
+        "other/node_modules/bin-notglibc/index.js",
+    ] {
+        assert!(
+            !f.matches(gone, false),
+            "{gone} is in the node_modules layer"
+        );
+    }
+    for kept in [
+        "@img/sharp-linux-x64/lib/sharp-linux-x64.node",
+        "sharp/lib/index.js",
+        "any-libc/index.js",
+        "not-musl/index.js",
+        // a name that only starts like an excluded one
+        "@img/sharp-linuxmusl-x64-extra/index.js",
+    ] {
+        assert!(f.matches(kept, false), "{kept} is left out");
+    }
+    assert!(
+        p.reasons
+            .iter()
+            .any(|r| r.contains("3 packages for another C library than glibc")),
+        "{:?}",
+        p.reasons
+    );
+
+    // Next.js standalone: the traced tree under .next/standalone leaves them out too
+    let d = app(&[
+        (
+            "package.json",
+            r#"{"name":"x","scripts":{"build":"next build","start":"next start"},"dependencies":{"next":"15.5.4","sharp":"0.34.4"}}"#,
+        ),
+        ("package-lock.json", lock),
+        (
+            "next.config.mjs",
+            "export default { output: 'standalone' };\n",
+        ),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    let sa = p
+        .layers
+        .iter()
+        .find(|l| l.name == "next-standalone")
+        .unwrap();
+    let f = glob_filter(&sa.include, &sa.exclude).unwrap();
+    assert!(!f.matches(
+        "node_modules/@img/sharp-libvips-linuxmusl-x64/lib/x.so",
+        false
+    ));
+    assert!(f.matches(
+        "node_modules/@img/sharp-linux-x64/lib/sharp-linux-x64.node",
+        false
+    ));
+    assert!(f.matches("server.js", false));
+}
+
+/// sharp ≥ 0.33 and esbuild have install scripts that only check the prebuilt binary an
+/// optional dependency brings: with that binary in the lockfile for the platform, the build root
+/// gets no compiler; for a platform the lockfile has no binary for (or a nested install script
+/// without one) it does.
+#[test]
+fn an_install_script_with_its_prebuilt_binary_in_the_lockfile_needs_no_compiler() {
+    let lock = r#"{"lockfileVersion":3,"packages":{"":{"dependencies":{"sharp":"0.34.4"}},
+      "node_modules/sharp":{"version":"0.34.4","hasInstallScript":true,"optionalDependencies":{
+        "@img/sharp-linux-x64":"0.34.4","@img/sharp-linuxmusl-x64":"0.34.4","@img/sharp-linuxmusl-arm64":"0.34.4","@img/sharp-darwin-arm64":"0.34.4"}},
+      "node_modules/@img/sharp-linux-x64":{"version":"0.34.4","cpu":["x64"],"os":["linux"],"libc":["glibc"],"optional":true},
+      "node_modules/@img/sharp-linuxmusl-x64":{"version":"0.34.4","cpu":["x64"],"os":["linux"],"libc":["musl"],"optional":true},
+      "node_modules/@img/sharp-linuxmusl-arm64":{"version":"0.34.4","cpu":["arm64"],"os":["linux"],"libc":["musl"],"optional":true},
+      "node_modules/@img/sharp-darwin-arm64":{"version":"0.34.4","cpu":["arm64"],"os":["darwin"],"optional":true}
+    }}"#;
+    let d = app(&[
+        (
+            "package.json",
+            r#"{"name":"x","scripts":{"start":"node index.js"},"dependencies":{"sharp":"0.34.4"}}"#,
+        ),
+        ("package-lock.json", lock),
+        ("index.js", ""),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert!(
+        p.toolchain.packages.is_empty(),
+        "{:?}",
+        p.toolchain.packages
+    );
+    assert!(
+        reasons_contain(
+            &p,
+            "1 package with install scripts that find their prebuilt binary for linux/amd64 in the lockfile (sharp)"
+        ),
+        "{:?}",
+        p.reasons
+    );
+    // still one node_modules per architecture
+    assert!(
+        p.arch_specific
+            .iter()
+            .any(|a| a.contains("chosen by the machine's CPU")),
+        "{:?}",
+        p.arch_specific
+    );
+    // arm64: only musl's and macOS's binaries are in the lockfile: compilers
+    let arm = Options {
+        goarch: "arm64".into(),
+        ..opts()
+    };
+    let p = plan_ok(d.path(), &arm);
+    assert_eq!(p.toolchain.packages, ["python3", "make", "g++"]);
+    // a nested copy resolves its binary from its own node_modules first, then the root's
+    let lock = r#"{"lockfileVersion":3,"packages":{"":{"dependencies":{"a":"1"}},
+      "node_modules/a":{"version":"1.0.0","dependencies":{"esbuild":"0.25.0"}},
+      "node_modules/a/node_modules/esbuild":{"version":"0.25.0","hasInstallScript":true,"optionalDependencies":{"@esbuild/linux-x64":"0.25.0"}},
+      "node_modules/@esbuild/linux-x64":{"version":"0.25.0","cpu":["x64"],"os":["linux"],"optional":true},
+      "node_modules/b":{"version":"1.0.0","hasInstallScript":true,"optionalDependencies":{"b-linux-x64":"1.0.0"}}
+    }}"#;
+    let d = app(&[
+        (
+            "package.json",
+            r#"{"name":"x","scripts":{"start":"node index.js"},"dependencies":{"a":"1","b":"1"}}"#,
+        ),
+        ("package-lock.json", lock),
+        ("index.js", ""),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    // b's binary is not in the lockfile: b's script may compile
+    assert_eq!(p.toolchain.packages, ["python3", "make", "g++"]);
+    assert!(
+        reasons_contain(&p, "1 package with install scripts (b)"),
+        "{:?}",
+        p.reasons
+    );
+    assert!(
+        reasons_contain(&p, "(esbuild): no compiler"),
+        "{:?}",
+        p.reasons
+    );
+}
+
 /// What makes a Node app's layers architecture-specific, from the lockfile and the app: a build
 /// for another platform builds the rest once, on the build platform.
 #[test]

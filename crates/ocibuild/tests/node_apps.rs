@@ -307,7 +307,7 @@ fn a_failed_step_keeps_its_log_and_shows_the_first_error() {
 #[test]
 fn next_standalone_app_serves_pages_static_files_and_public() {
     let ctx = TestContext::new();
-    let (rootfs, bundle, _) = build_and_unpack(&ctx, "node-next", &[]);
+    let (rootfs, bundle, out) = build_and_unpack(&ctx, "node-next", &[]);
     // the standalone server and the modules next build traced, its static assets and public
     assert!(rootfs.join("app/server.js").is_file());
     assert!(rootfs.join("app/.next/static").is_dir());
@@ -317,6 +317,15 @@ fn next_standalone_app_serves_pages_static_files_and_public() {
         !rootfs.join("app/.next/cache").exists(),
         "the build cache stays out"
     );
+    // npm 9 installs sharp's and SWC's musl builds beside the glibc ones (the lockfile marks
+    // them libc musl); next build traces sharp's: they stay out, glibc's stay
+    let img = rootfs.join("app/node_modules/@img");
+    assert!(img.join("sharp-linux-x64").is_dir(), "{out}");
+    assert!(img.join("sharp-libvips-linux-x64").is_dir(), "{out}");
+    for musl in ["sharp-linuxmusl-x64", "sharp-libvips-linuxmusl-x64"] {
+        assert!(!img.join(musl).exists(), "{musl} is in the image");
+    }
+    assert!(!out.contains("libc.musl"), "{out}");
     let body = runc_http_get(&bundle, &[("PORT", "3000")], 3000, "/");
     assert!(body.contains("hello from node-next"), "{body}");
     assert!(body.contains("16:40"), "{body}");
