@@ -65,11 +65,16 @@ fi
 export RUSTC_WORKSPACE_WRAPPER="$clippy_driver"
 export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 t0=$(date +%s)
-cargo test --workspace --all-targets --locked --no-run
+# cargo's default selection (libraries, binaries with tests, integration tests, examples), not
+# --all-targets: that one also builds a test harness for every binary marked `test = false`
+# (the benchmarks, the sandbox's exec helper: no tests), a second compile of each. Those binaries
+# are built once, plainly, for their lints.
+cargo test --workspace --locked --no-run
+cargo build --workspace --bins --locked
 echo "test binaries built and linted in $(( $(date +%s) - t0 )) s"
 
 # name, source (relative to the workspace), package dir and executable of every test binary
-bins="$(cargo test --workspace --all-targets --locked --no-run --message-format=json 2>/dev/null | jq -r --arg root "$PWD/" '
+bins="$(cargo test --workspace --locked --no-run --message-format=json 2>/dev/null | jq -r --arg root "$PWD/" '
   select(.reason == "compiler-artifact" and .profile.test and .executable != null)
   | (.manifest_path | sub("/Cargo.toml$"; "")) as $dir
   | [.target.name, (.target.src_path | ltrimstr($root)), $dir, .executable] | @tsv')"
