@@ -35,6 +35,9 @@ pub(crate) struct Rules {
     pub prod_extra_files: Vec<String>,
     pub native_packages: Vec<String>,
     pub native_excludes: Vec<String>,
+    /// Packages whose install scripts compile nothing (a funding message, a check): they
+    /// bring no compiler.
+    pub quiet_install_scripts: Vec<String>,
 }
 
 /// The pinned npm packages of the package managers, used when package.json has no
@@ -1741,7 +1744,18 @@ fn plan_app(
                     .get(k)
                     .is_some_and(|cpus| cpus.iter().any(|c| c == npm_cpu))
             });
+    let (quiet, compiled): (Vec<String>, Vec<String>) = compiled.into_iter().partition(|k| {
+        let name = k.rsplit("node_modules/").next().unwrap_or(k);
+        k.contains("node_modules/") && rules.quiet_install_scripts.iter().any(|q| q == name)
+    });
     lock.install_scripts = compiled;
+    if !quiet.is_empty() {
+        ctx.reasons.push(format!(
+            "{lockfile}: {} whose install scripts compile nothing ({}): no compiler for them",
+            plural_packages(quiet.len()),
+            short_names(&quiet)
+        ));
+    }
     if !prebuilt.is_empty() {
         ctx.reasons.push(format!(
             "{lockfile}: {} with install scripts that find their prebuilt binary for linux/{} in the lockfile ({}): no compiler for them",

@@ -1367,6 +1367,34 @@ fn an_install_script_with_its_prebuilt_binary_in_the_lockfile_needs_no_compiler(
         "{:?}",
         p.reasons
     );
+
+    // install scripts known to compile nothing (NestJS 10's funding message, core-js's notice)
+    let lock = r#"{"lockfileVersion":3,"packages":{"":{"dependencies":{"@nestjs/core":"10.4.22"}},
+      "node_modules/@nestjs/core":{"version":"10.4.22","hasInstallScript":true},
+      "node_modules/core-js":{"version":"3.40.0","hasInstallScript":true}
+    }}"#;
+    let d = app(&[
+        (
+            "package.json",
+            r#"{"name":"x","scripts":{"start":"node index.js"},"dependencies":{"@nestjs/core":"10.4.22"}}"#,
+        ),
+        ("package-lock.json", lock),
+        ("index.js", ""),
+    ]);
+    let p = plan_ok(d.path(), &opts());
+    assert!(
+        p.toolchain.packages.is_empty(),
+        "{:?}",
+        p.toolchain.packages
+    );
+    assert!(
+        reasons_contain(
+            &p,
+            "2 packages whose install scripts compile nothing (@nestjs/core, core-js)"
+        ),
+        "{:?}",
+        p.reasons
+    );
 }
 
 /// What makes a Node app's layers architecture-specific, from the lockfile and the app: a build
