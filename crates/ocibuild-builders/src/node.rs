@@ -239,33 +239,6 @@ fn admits(list: Option<&Value>, want: &str) -> bool {
     wanted.is_empty() || wanted.contains(&want)
 }
 
-/// The lockfile entry Node's resolution finds for `name` required from the package at `from`
-/// (its own node_modules, then each enclosing one up to the root's).
-fn resolve_from<'a>(
-    pkgs: &'a serde_json::Map<String, Value>,
-    from: &str,
-    name: &str,
-) -> Option<&'a Value> {
-    let mut base = from.to_string();
-    loop {
-        let cand = if base.is_empty() {
-            format!("node_modules/{name}")
-        } else {
-            format!("{base}/node_modules/{name}")
-        };
-        if let Some(v) = pkgs.get(&cand) {
-            return Some(v);
-        }
-        if base.is_empty() {
-            return None;
-        }
-        base = match base.rfind("node_modules/") {
-            Some(i) => base[..i].trim_end_matches('/').to_string(),
-            None => String::new(),
-        };
-    }
-}
-
 /// The npm CPUs for which the package at `key` has a prebuilt Linux/glibc binary among its
 /// optional dependencies in the lockfile.
 fn prebuilt_cpus(pkgs: &serde_json::Map<String, Value>, key: &str, p: &Value) -> Vec<String> {
@@ -274,7 +247,8 @@ fn prebuilt_cpus(pkgs: &serde_json::Map<String, Value>, key: &str, p: &Value) ->
         return cpus;
     };
     for name in opt.keys() {
-        let Some(e) = resolve_from(pkgs, key, name) else {
+        let Some(e) = crate::npmws::lock_resolve(pkgs, key, name).and_then(|at| pkgs.get(&at))
+        else {
             continue;
         };
         // a platform package: it names the CPUs it is for
@@ -294,19 +268,9 @@ fn prebuilt_cpus(pkgs: &serde_json::Map<String, Value>, key: &str, p: &Value) ->
     cpus
 }
 
-/// Whether a lockfile entry's `libc` list (as npm's `os`/`cpu`: names, or `!name` to exclude)
-/// leaves glibc out.
-fn excludes_glibc(libc: &[Value]) -> bool {
-    let names: Vec<&str> = libc.iter().filter_map(Value::as_str).collect();
-    if names.contains(&"!glibc") {
-        return true;
-    }
-    let wanted: Vec<&str> = names
-        .iter()
-        .copied()
-        .filter(|n| !n.starts_with('!'))
-        .collect();
-    !wanted.is_empty() && !wanted.contains(&"glibc")
+/// The package name of a lockfile path (`node_modules/a/node_modules/@s/b` → `@s/b`).
+fn package_name(path: &str) -> &str {
+    path.rsplit("node_modules/").next().unwrap_or(path)
 }
 
 /// Layer exclude patterns for lockfile paths (`node_modules/@img/sharp-linuxmusl-x64`): the
@@ -315,7 +279,7 @@ fn excludes_glibc(libc: &[Value]) -> bool {
 fn package_excludes(paths: &[String]) -> Vec<String> {
     let mut v: Vec<String> = paths
         .iter()
-        .map(|k| k.rsplit("node_modules/").next().unwrap_or(k))
+        .map(|k| package_name(k))
         .filter(|n| !n.is_empty())
         .flat_map(|n| {
             let n = globset::escape(n);
@@ -356,10 +320,7 @@ pub(crate) fn parse_lock(text: &str, path: &Path) -> Result<Lock> {
             if p.get("cpu").is_some() {
                 lock.cpu_specific.push(k.clone());
             }
-            if p.get("libc")
-                .and_then(Value::as_array)
-                .is_some_and(|l| excludes_glibc(l))
-            {
+            if !admits(p.get("libc"), "glibc") {
                 lock.other_libc.push(k.clone());
             }
             if flag("link")
@@ -1745,7 +1706,7 @@ fn plan_app(
                     .is_some_and(|cpus| cpus.iter().any(|c| c == npm_cpu))
             });
     let (quiet, compiled): (Vec<String>, Vec<String>) = compiled.into_iter().partition(|k| {
-        let name = k.rsplit("node_modules/").next().unwrap_or(k);
+        let name = package_name(k);
         k.contains("node_modules/") && rules.quiet_install_scripts.iter().any(|q| q == name)
     });
     lock.install_scripts = compiled;
@@ -2006,11 +1967,7 @@ fn plural_packages(n: usize) -> String {
 
 /// Up to five package names of lockfile paths (`node_modules/a/node_modules/b` → `b`).
 fn short_names(paths: &[String]) -> String {
-    let names: Vec<&str> = paths
-        .iter()
-        .take(5)
-        .map(|k| k.rsplit("node_modules/").next().unwrap_or(k))
-        .collect();
+    let names: Vec<&str> = paths.iter().take(5).map(|k| package_name(k)).collect();
     format!(
         "{}{}",
         names.join(", "),

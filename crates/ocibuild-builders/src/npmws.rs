@@ -266,6 +266,35 @@ pub fn workspace_of(dir: &Path) -> Result<Option<(PathBuf, String)>> {
 /// dependency as Node resolves it (the nearest `node_modules` up the tree) and workspace links;
 /// dev dependencies of the starts too (the full install has them). `None` when the lockfile
 /// has no `packages` map (lockfileVersion 1): then nothing can be left out.
+/// The lockfile path (`packages` key) where `name` required from the package at `loc` is
+/// installed, as Node's resolution finds it: the package's own node_modules, then each enclosing
+/// one up to the root's.
+pub(crate) fn lock_resolve(
+    pkgs: &serde_json::Map<String, serde_json::Value>,
+    loc: &str,
+    name: &str,
+) -> Option<String> {
+    let mut at = loc.to_string();
+    loop {
+        let cand = if at.is_empty() {
+            format!("node_modules/{name}")
+        } else {
+            format!("{at}/node_modules/{name}")
+        };
+        if pkgs.contains_key(&cand) {
+            return Some(cand);
+        }
+        if at.is_empty() {
+            return None;
+        }
+        // up one package: `x/node_modules/@s/n` → `x`; a workspace directory → the root
+        at = match at.rfind("node_modules/") {
+            Some(i) => at[..i].trim_end_matches('/').to_string(),
+            None => String::new(),
+        };
+    }
+}
+
 pub(crate) fn lock_reach(text: &str, starts: &[String]) -> Option<BTreeSet<String>> {
     let v: serde_json::Value = serde_json::from_str(text).ok()?;
     let pkgs = v.get("packages")?.as_object()?;
@@ -280,28 +309,7 @@ pub(crate) fn lock_reach(text: &str, starts: &[String]) -> Option<BTreeSet<Strin
             .flat_map(|o| o.keys().cloned())
             .collect()
     };
-    // where `name` required from the package at `loc` is installed
-    let resolve = |loc: &str, name: &str| -> Option<String> {
-        let mut at = loc.to_string();
-        loop {
-            let cand = if at.is_empty() {
-                format!("node_modules/{name}")
-            } else {
-                format!("{at}/node_modules/{name}")
-            };
-            if pkgs.contains_key(&cand) {
-                return Some(cand);
-            }
-            if at.is_empty() {
-                return None;
-            }
-            // up one package: `x/node_modules/@s/n` → `x`; a workspace directory → the root
-            at = match at.rfind("node_modules/") {
-                Some(i) => at[..i].trim_end_matches('/').to_string(),
-                None => String::new(),
-            };
-        }
-    };
+    let resolve = |loc: &str, name: &str| lock_resolve(pkgs, loc, name);
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut todo: Vec<(String, bool)> = starts.iter().map(|s| (s.clone(), true)).collect();
     while let Some((loc, dev)) = todo.pop() {

@@ -1204,6 +1204,19 @@ fn install_scripts_bring_compilers_and_node_headers() {
     );
 }
 
+/// An npm app that starts `index.js`, with `deps` (package.json's dependencies, as JSON members)
+/// and the lockfile `lock`.
+fn npm_app(deps: &str, lock: &str) -> tempfile::TempDir {
+    let pj = format!(
+        r#"{{"name":"x","scripts":{{"start":"node index.js"}},"dependencies":{{{deps}}}}}"#
+    );
+    app(&[
+        ("package.json", &pj),
+        ("package-lock.json", lock),
+        ("index.js", ""),
+    ])
+}
+
 /// npm 9 (Debian's) installs the musl builds a lockfile marks `libc: ["musl"]` (sharp's,
 /// Next.js's SWC) beside the glibc ones: the node_modules layer and Next.js's standalone tree
 /// leave them out; a package for glibc, for any libc, or for "not musl" stays.
@@ -1218,14 +1231,7 @@ fn packages_for_another_libc_stay_out_of_the_image() {
       "node_modules/any-libc":{"version":"1.0.0","libc":[]},
       "node_modules/not-musl":{"version":"1.0.0","libc":["!musl"]}
     }}"#;
-    let d = app(&[
-        (
-            "package.json",
-            r#"{"name":"x","scripts":{"start":"node index.js"},"dependencies":{"sharp":"0.34.4"}}"#,
-        ),
-        ("package-lock.json", lock),
-        ("index.js", ""),
-    ]);
+    let d = npm_app(r#""sharp":"0.34.4""#, lock);
     let p = plan_ok(d.path(), &opts());
     let nm = p.layers.iter().find(|l| l.name == "node_modules").unwrap();
     let f = glob_filter(&nm.include, &nm.exclude).unwrap();
@@ -1302,14 +1308,7 @@ fn an_install_script_with_its_prebuilt_binary_in_the_lockfile_needs_no_compiler(
       "node_modules/@img/sharp-linuxmusl-arm64":{"version":"0.34.4","cpu":["arm64"],"os":["linux"],"libc":["musl"],"optional":true},
       "node_modules/@img/sharp-darwin-arm64":{"version":"0.34.4","cpu":["arm64"],"os":["darwin"],"optional":true}
     }}"#;
-    let d = app(&[
-        (
-            "package.json",
-            r#"{"name":"x","scripts":{"start":"node index.js"},"dependencies":{"sharp":"0.34.4"}}"#,
-        ),
-        ("package-lock.json", lock),
-        ("index.js", ""),
-    ]);
+    let d = npm_app(r#""sharp":"0.34.4""#, lock);
     let p = plan_ok(d.path(), &opts());
     assert!(
         p.toolchain.packages.is_empty(),
@@ -1346,14 +1345,7 @@ fn an_install_script_with_its_prebuilt_binary_in_the_lockfile_needs_no_compiler(
       "node_modules/@esbuild/linux-x64":{"version":"0.25.0","cpu":["x64"],"os":["linux"],"optional":true},
       "node_modules/b":{"version":"1.0.0","hasInstallScript":true,"optionalDependencies":{"b-linux-x64":"1.0.0"}}
     }}"#;
-    let d = app(&[
-        (
-            "package.json",
-            r#"{"name":"x","scripts":{"start":"node index.js"},"dependencies":{"a":"1","b":"1"}}"#,
-        ),
-        ("package-lock.json", lock),
-        ("index.js", ""),
-    ]);
+    let d = npm_app(r#""a":"1","b":"1""#, lock);
     let p = plan_ok(d.path(), &opts());
     // b's binary is not in the lockfile: b's script may compile
     assert_eq!(p.toolchain.packages, ["python3", "make", "g++"]);
@@ -1373,14 +1365,7 @@ fn an_install_script_with_its_prebuilt_binary_in_the_lockfile_needs_no_compiler(
       "node_modules/@nestjs/core":{"version":"10.4.22","hasInstallScript":true},
       "node_modules/core-js":{"version":"3.40.0","hasInstallScript":true}
     }}"#;
-    let d = app(&[
-        (
-            "package.json",
-            r#"{"name":"x","scripts":{"start":"node index.js"},"dependencies":{"@nestjs/core":"10.4.22"}}"#,
-        ),
-        ("package-lock.json", lock),
-        ("index.js", ""),
-    ]);
+    let d = npm_app(r#""@nestjs/core":"10.4.22""#, lock);
     let p = plan_ok(d.path(), &opts());
     assert!(
         p.toolchain.packages.is_empty(),
