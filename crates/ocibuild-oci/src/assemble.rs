@@ -117,6 +117,59 @@ pub fn compression_key(c: Compression, level: Option<u32>) -> String {
     }
 }
 
+/// The compression a [`compression_key`] names (`None`: not such a key).
+pub fn compression_of_key(key: &str) -> Option<Compression> {
+    if key == "none" {
+        Some(Compression::None)
+    } else if key.starts_with("gzip-") && key.ends_with("-zlib-rs-chunked-v1") {
+        Some(Compression::Gzip)
+    } else if key.starts_with("zstd-") && key.ends_with("-mt-v1") {
+        Some(Compression::Zstd)
+    } else {
+        None
+    }
+}
+
+/// `layer` (with `diff_id`) as a blob compressed as `to` at `level` (None: the default), in the
+/// store: the layer itself when it was written so (recorded with [`ContentStore::record_layer`]
+/// under [`compression_key`]), one converted earlier, else it is converted now — decompressed
+/// and compressed again ([`crate::layer::recompress`]), giving the bytes a build writing it so
+/// in the first place gives — checked against `diff_id`, stored and recorded.
+pub fn layer_compressed_as(
+    store: &ContentStore,
+    layer: &Descriptor,
+    diff_id: &Digest,
+    to: Compression,
+    level: Option<u32>,
+) -> Result<Descriptor> {
+    let key = compression_key(to, level);
+    if let Some(d) = store.lookup_layer(diff_id, &key)
+        && let Some(size) = store.size(&d)
+    {
+        return Ok(Descriptor::new(to.oci_layer_media_type(), d, size));
+    }
+    let from = media::layer_compression(&layer.media_type).ok_or_else(|| {
+        OciError::invalid(
+            format!("layer {}", layer.digest),
+            format!("its media type {} is not a layer's", layer.media_type),
+        )
+    })?;
+    let blob = io::BufReader::new(store.open_blob(&layer.digest)?);
+    let (w, info) = crate::layer::recompress(blob, from, to, level, store.writer()?)?;
+    if info.diff_id != *diff_id {
+        return Err(OciError::invalid(
+            format!("layer {}", layer.digest),
+            format!(
+                "its tar stream is {}, but {diff_id} was recorded for it; the store is damaged: `ocibuild cache verify` lists what is broken, `ocibuild cache prune` (with no option) empties the store",
+                info.diff_id
+            ),
+        ));
+    }
+    let d = w.commit()?;
+    store.record_layer(diff_id, &key, &d)?;
+    Ok(Descriptor::new(info.media_type, d, info.size))
+}
+
 /// How long before the assemble started its files' last change must be for a source key to be
 /// remembered: longer than the filesystem clock's granularity (a coarse tick), so a file written
 /// again within the same tick (same stamp, other bytes) can never match a remembered key.

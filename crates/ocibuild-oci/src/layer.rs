@@ -738,33 +738,7 @@ impl LayerBuilder {
                 .unwrap_or(1)
         });
         let plan = self.plan()?;
-        let done = match compression {
-            Compression::None => run_serial(plan, tap, |rx| consume_plain(out, rx))?,
-            Compression::Gzip => run_gzip(plan, tap, out, level, threads)?,
-            Compression::Zstd => run_zstd(plan, tap, out, level, threads)?,
-        };
-        let Done {
-            out,
-            digest,
-            size,
-            diff_id,
-            uncompressed_size,
-        } = done;
-        let (digest, size) = match digest {
-            Some(d) => (d, size),
-            None => (diff_id.clone(), uncompressed_size),
-        };
-        Ok((
-            out,
-            LayerInfo {
-                digest,
-                diff_id,
-                size,
-                uncompressed_size,
-                media_type: compression.oci_layer_media_type(),
-                compression,
-            },
-        ))
+        run_pipeline(Source::Plan(plan), tap, out, compression, level, threads)
     }
 
     /// The entries exactly as [`LayerBuilder::write`] would emit them, in tar order, without
@@ -1449,21 +1423,35 @@ impl<'a> TarSink<'a> {
     /// The end-of-archive blocks, the last chunk; returns (diff_id, tar size).
     fn finish(mut self) -> Result<(Digest, u64)> {
         self.write_bytes(&[0u8; 2 * BLOCK])?;
+        self.finish_as_is()
+    }
+
+    /// The last chunk (what is buffered, possibly nothing); returns (diff_id, tar size).
+    fn finish_as_is(mut self) -> Result<(Digest, u64)> {
         self.ship_chunk(true)?;
         let (_, d, n) = self.hash.finish();
         Ok((d, n))
     }
 }
 
+/// Where a layer's tar stream comes from.
+enum Source<'a> {
+    /// The entries a [`LayerBuilder`] planned: the tar stream is written from them.
+    Plan(Vec<Planned>),
+    /// A layer blob compressed as the given [`Compression`]: its tar stream, decompressed on
+    /// the producer thread, is taken as it is.
+    Blob(Box<dyn Read + Send + 'a>, Compression),
+}
+
 /// Write the whole tar stream through `ship`.
 fn produce(
-    plan: Vec<Planned>,
+    src: Source<'_>,
     ship: &mut Ship<'_>,
     tap: Option<&mut (dyn Write + Send)>,
     spare: Option<&Receiver<Vec<u8>>>,
 ) -> Result<(Digest, u64)> {
     let Some(tap) = tap else {
-        return produce_into(plan, ship, spare);
+        return produce_from(src, ship, spare);
     };
     let mut tap_err = None;
     let mut tapped = |chunk: Vec<u8>, last: bool| {
@@ -1479,11 +1467,49 @@ fn produce(
             }
         }
     };
-    let r = produce_into(plan, &mut tapped, spare);
+    let r = produce_from(src, &mut tapped, spare);
     match tap_err {
         Some(e) => Err(OciError::stream("copying the layer's tar stream")(e)),
         None => r,
     }
+}
+
+fn produce_from(
+    src: Source<'_>,
+    ship: &mut Ship<'_>,
+    spare: Option<&Receiver<Vec<u8>>>,
+) -> Result<(Digest, u64)> {
+    match src {
+        Source::Plan(plan) => produce_into(plan, ship, spare),
+        Source::Blob(blob, c) => produce_from_blob(blob, c, ship, spare),
+    }
+}
+
+/// A blob's tar stream, decompressed, cut into the same chunks as a written one (so it is
+/// compressed to the same bytes); the tar stream is taken as it is (it already ends with its
+/// end-of-archive blocks).
+fn produce_from_blob(
+    blob: Box<dyn Read + Send + '_>,
+    c: Compression,
+    ship: &mut Ship<'_>,
+    spare: Option<&Receiver<Vec<u8>>>,
+) -> Result<(Digest, u64)> {
+    let mut r = crate::extract::decompress(blob, c)?;
+    let mut sink = TarSink::new(ship, spare);
+    loop {
+        let fill = sink.fill;
+        let n = match r.read(&mut sink.buf[fill..]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(OciError::stream("reading the stored layer blob")(e)),
+        };
+        sink.fill += n;
+        if sink.fill == GZIP_CHUNK_SIZE {
+            sink.ship_chunk(false)?;
+        }
+    }
+    sink.finish_as_is()
 }
 
 fn produce_into(
@@ -1604,9 +1630,75 @@ fn finish<W>(consumed: Consumed<W>, produced: Result<(Digest, u64)>) -> Result<D
     })
 }
 
+/// The tar stream of `src` through the compressor into `out`, hashed before (diff_id) and after
+/// (digest).
+fn run_pipeline<W: Write>(
+    src: Source<'_>,
+    tap: Option<&mut (dyn Write + Send)>,
+    out: W,
+    compression: Compression,
+    level: u32,
+    threads: usize,
+) -> Result<(W, LayerInfo)> {
+    let done = match compression {
+        Compression::None => run_serial(src, tap, |rx| consume_plain(out, rx))?,
+        Compression::Gzip => run_gzip(src, tap, out, level, threads)?,
+        Compression::Zstd => run_zstd(src, tap, out, level, threads)?,
+    };
+    let Done {
+        out,
+        digest,
+        size,
+        diff_id,
+        uncompressed_size,
+    } = done;
+    let (digest, size) = match digest {
+        Some(d) => (d, size),
+        None => (diff_id.clone(), uncompressed_size),
+    };
+    Ok((
+        out,
+        LayerInfo {
+            digest,
+            diff_id,
+            size,
+            uncompressed_size,
+            media_type: compression.oci_layer_media_type(),
+            compression,
+        },
+    ))
+}
+
+/// Compress a layer blob again: `blob` (compressed as `from`) is decompressed and its tar stream
+/// compressed as `to` at `level` (None: the default) into `out`. The bytes are those
+/// [`LayerBuilder::write`] gives for the same tar stream with the same compression and level,
+/// so a layer written once fast (a build stage's) and converted later is the layer a build
+/// that wrote it as asked made. The returned `diff_id` is the tar stream's: the caller checks
+/// it against what it expects of the blob.
+pub fn recompress<W: Write>(
+    blob: impl Read + Send,
+    from: Compression,
+    to: Compression,
+    level: Option<u32>,
+    out: W,
+) -> Result<(W, LayerInfo)> {
+    let level = resolve_level(to, level)?;
+    let threads = thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    run_pipeline(
+        Source::Blob(Box::new(blob), from),
+        None,
+        out,
+        to,
+        level,
+        threads,
+    )
+}
+
 /// Producer thread → channel of chunks → `consume` on the calling thread.
 fn run_serial<W, F>(
-    plan: Vec<Planned>,
+    src: Source<'_>,
     tap: Option<&mut (dyn Write + Send)>,
     consume: F,
 ) -> Result<Done<W>>
@@ -1617,7 +1709,7 @@ where
         let (tx, rx) = mpsc::sync_channel::<(Vec<u8>, bool)>(4);
         let producer = spawn(s, "ocibuild-tar", move || {
             let mut ship = |chunk: Vec<u8>, last: bool| tx.send((chunk, last)).is_ok();
-            produce(plan, &mut ship, tap, None)
+            produce(src, &mut ship, tap, None)
         })?;
         let consumed = consume(&rx);
         drop(rx);
@@ -1648,13 +1740,13 @@ fn consume_plain<W: Write>(mut out: W, rx: &Receiver<(Vec<u8>, bool)>) -> Consum
 
 #[cfg(feature = "zstd")]
 fn run_zstd<W: Write>(
-    plan: Vec<Planned>,
+    src: Source<'_>,
     tap: Option<&mut (dyn Write + Send)>,
     out: W,
     level: u32,
     threads: usize,
 ) -> Result<Done<W>> {
-    run_serial(plan, tap, |rx| {
+    run_serial(src, tap, |rx| {
         let zerr = OciError::stream("zstd compression");
         let level = i32::try_from(level).unwrap_or(3);
         let mut enc = zstd::stream::Encoder::new(HashingWriter::new(out), level).map_err(zerr)?;
@@ -1682,7 +1774,7 @@ fn run_zstd<W: Write>(
 
 #[cfg(not(feature = "zstd"))]
 fn run_zstd<W: Write>(
-    _plan: Vec<Planned>,
+    _src: Source<'_>,
     _tap: Option<&mut (dyn Write + Send)>,
     _out: W,
     _level: u32,
@@ -1789,7 +1881,7 @@ fn deflate_worker(
 /// Producer thread → `threads` deflate workers (chunk *i* goes to worker *i mod threads*) → the
 /// calling thread writes results in order.
 fn run_gzip<W: Write>(
-    plan: Vec<Planned>,
+    src: Source<'_>,
     tap: Option<&mut (dyn Write + Send)>,
     out: W,
     level: u32,
@@ -1827,7 +1919,7 @@ fn run_gzip<W: Write>(
                 seq += 1;
                 ok
             };
-            produce(plan, &mut ship, tap, Some(&spare_rx))
+            produce(src, &mut ship, tap, Some(&spare_rx))
         })?;
         drop(spare_tx);
         let consumed = consume_gzip(out, &res_rxs, level);

@@ -277,6 +277,21 @@ impl ContentStore {
         self.has(&d).then_some(d)
     }
 
+    /// The key (see [`ContentStore::record_layer`]) under which the blob `digest` was recorded
+    /// for `diff_id`, if any: how a stored layer was compressed.
+    pub fn layer_key_of(&self, diff_id: &Digest, digest: &Digest) -> Option<String> {
+        let dir = self.root.join("layers").join(diff_id.hex());
+        let want = digest.to_string();
+        fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            if name.starts_with("src-") || name.starts_with('.') {
+                return None;
+            }
+            let s = fs::read_to_string(e.path()).ok()?;
+            (s.trim() == want).then_some(name)
+        })
+    }
+
     /// Remember that the inputs named by `source` (a [`crate::layer::SourceKey`]) made the layer
     /// `diff_id`, stored compressed (`key`) as `digest`. Kept with the layer mappings (as
     /// `layers/<source>/src-<key>-<diff_id hex>`, holding `digest`), so it is counted, checked

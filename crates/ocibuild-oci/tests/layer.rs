@@ -643,3 +643,58 @@ fn add_entry_file_and_later_entries_win() {
         (0o755, 5)
     );
 }
+
+/// A layer compressed again (`recompress`, how a build stage's fast layer becomes an image's) is
+/// byte for byte the layer written with that compression and level in the first place, from
+/// every compression to every other; a tar stream of exactly N chunks (1 MiB each) too.
+#[test]
+fn a_recompressed_layer_is_the_layer_written_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("t");
+    big_tree(&root, 1);
+    // a tree whose tar stream is exactly 2 MiB: one file filling it up to the end blocks
+    let exact = tmp.path().join("exact");
+    fs::create_dir_all(&exact).unwrap();
+    // header of `f` (512) + contents + end blocks (1024) = 2 MiB
+    fs::write(exact.join("f"), vec![b'x'; (2 << 20) - 512 - 1024]).unwrap();
+    let all = [
+        (Compression::Gzip, None),
+        (Compression::Gzip, Some(1)),
+        (Compression::Zstd, Some(1)),
+        (Compression::Zstd, None),
+        (Compression::None, None),
+    ];
+    for tree in [&root, &exact] {
+        let written: Vec<_> = all
+            .iter()
+            .map(|&(c, level)| build(tree, "", LayerOptions { level, ..opts(c) }))
+            .collect();
+        assert_eq!(
+            written[0].1.diff_id, written[2].1.diff_id,
+            "the same tree, another compression"
+        );
+        if tree == &exact {
+            assert_eq!(written[4].1.uncompressed_size, 2 << 20);
+        }
+        for (from, (blob, _)) in all.iter().zip(&written) {
+            for (to, (want, want_info)) in all.iter().zip(&written) {
+                let (got, info) =
+                    ocibuild_oci::layer::recompress(&blob[..], from.0, to.0, to.1, Vec::new())
+                        .unwrap();
+                assert_eq!(&info, want_info, "{from:?} -> {to:?}");
+                assert!(&got == want, "{from:?} -> {to:?}: other bytes");
+            }
+        }
+    }
+    // a blob that is not what it claims to be is an error, not a layer
+    let (gz, _) = build(&root, "", opts(Compression::Gzip));
+    let err = ocibuild_oci::layer::recompress(
+        &gz[..gz.len() / 2],
+        Compression::Gzip,
+        Compression::Zstd,
+        None,
+        Vec::new(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("layer blob"), "{err}");
+}

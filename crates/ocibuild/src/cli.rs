@@ -382,12 +382,6 @@ pub enum CacheCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Remove what was not used recently, or the least recently used until the store fits a
-    /// budget, of every kind (with neither: everything, leaving the store's skeleton); never
-    /// what a running build uses
-    #[command(
-        after_help = "Examples:\n  ocibuild cache prune --older-than 7d\n  ocibuild cache prune --keep-storage 10GB"
-    )]
     /// Re-hash every blob and check that every layer mapping and record points to a stored,
     /// correct blob; exit 3 with the list when something is broken, 1 when it could not run
     #[command(
@@ -397,9 +391,16 @@ pub enum CacheCommand {
         /// Remove every broken blob, mapping and record (waits for running builds)
         #[arg(long)]
         repair: bool,
+        /// Machine-readable output
         #[arg(long)]
         json: bool,
     },
+    /// Remove what was not used recently, or the least recently used until the store fits a
+    /// budget, of every kind (with neither: everything, leaving the store's skeleton); never
+    /// what a running build uses
+    #[command(
+        after_help = "Examples:\n  ocibuild cache prune --older-than 7d\n  ocibuild cache prune --keep-storage 10GB"
+    )]
     Prune {
         /// Remove what was not used for this long: 30m, 12h, 7d, 2w
         #[arg(long, value_name = "AGE")]
@@ -1031,4 +1032,30 @@ pub struct SbomArgs {
     /// Also fail (exit 3) when a package's licence is unknown (none found, or not SPDX)
     #[arg(long)]
     pub license_fail_unknown: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command and subcommand says in `--help` what it does: a doc comment moved onto
+    /// the wrong variant leaves one without (and gives its neighbour two).
+    #[test]
+    fn every_command_says_what_it_does() {
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in c.get_subcommands() {
+                let p = format!("{path} {}", sub.get_name());
+                if sub.get_name() != "help" && sub.get_about().is_none() {
+                    missing.push(p.clone());
+                }
+                walk(sub, &p, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "ocibuild", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "commands without a description: {missing:?}"
+        );
+    }
 }

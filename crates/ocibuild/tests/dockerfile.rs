@@ -957,6 +957,62 @@ fn target_builds_only_the_stages_it_needs_and_reproduces() {
     assert_eq!(first.digest, third.digest, "a cached rebuild");
     validate(&root, &layout, "three");
 
+    // Layers of stages no image takes (`needed`, only copied from) are stored fast (zstd -1);
+    // an image that takes them has them as the build asks, the bytes a build writing them so
+    // gives: `--target needed` from those cached steps against the same every step run again;
+    // `--compression zstd` from steps cached as gzip likewise.
+    let layer_types = |tag: &str| -> Vec<String> {
+        let m = ocibuild_testkit::skopeo_inspect(&format!("oci:{}:{tag}", layout.display()));
+        m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["mediaType"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let fast_mappings = ocibuild_testkit::walk(&root.join("layers"))
+        .iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "zstd-1-mt-v1"))
+        .count();
+    assert!(
+        fast_mappings >= 1,
+        "no layer of stage `needed` (a build stage) was stored as zstd -1"
+    );
+    let mut common = build_arg("BASE", &archive_ref(&base_archive)).to_vec();
+    common.extend(["-t".into(), "target-test:v1".into()]);
+    for (extra, media) in [
+        (
+            ["--target", "needed"],
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+        ),
+        (
+            ["--compression", "zstd"],
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+        ),
+    ] {
+        let mut a = common.clone();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        if extra[0] != "--target" {
+            a.extend(["--target".into(), "app".into()]);
+        }
+        let cached = build(&root, &df, &dir, &a, &layout, "conv-cached");
+        a.push("--no-cache".into());
+        let fresh = build(&root, &df, &dir, &a, &layout, "conv-fresh");
+        assert_eq!(
+            cached.digest, fresh.digest,
+            "{extra:?}: the image from cached steps (their layers converted) is not the image \
+             of the same build run again:\n{}",
+            cached.stderr
+        );
+        let types = layer_types("conv-cached");
+        assert_eq!(
+            types.last().map(String::as_str),
+            Some(media),
+            "{extra:?}: {types:?}"
+        );
+        validate(&root, &layout, "conv-cached");
+    }
+
     // RUN output (the markers are made by arithmetic expansion, so they are in what the RUN
     // printed and not in its command text): on ocibuild's stderr with `--progress plain`, the
     // RUN's stderr and its stdout alike, never on ocibuild's stdout (whose last line is the

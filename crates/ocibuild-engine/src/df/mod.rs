@@ -1434,7 +1434,26 @@ impl Exec<'_> {
         let cfg = config_bytes(&config)?;
         let cd = self.o.store.put_bytes(&cfg)?;
         let cfg_desc = Descriptor::new(media::OCI_CONFIG, cd, cfg.len() as u64);
-        let layers: Vec<Descriptor> = chain.layers.iter().map(|(d, _)| d.clone()).collect();
+        // The steps' layers as the build asks them compressed: a cached step's layer may have
+        // been written for another build (a build stage's, fast; another --compression).
+        let mut layers = Vec::with_capacity(chain.layers.len());
+        for (i, (d, diff_id)) in chain.layers.iter().enumerate() {
+            let from_step = matches!(
+                chain.origins.get(i),
+                Some(ocibuild_record::LayerOrigin::Step { .. })
+            );
+            layers.push(if from_step {
+                ocibuild_oci::assemble::layer_compressed_as(
+                    &self.o.store,
+                    d,
+                    diff_id,
+                    self.o.compression,
+                    self.o.level,
+                )?
+            } else {
+                d.clone()
+            });
+        }
         let manifest = new_manifest(cfg_desc, layers, BTreeMap::new());
         let mb = to_json_bytes(&manifest, "manifest")?;
         let md = self.o.store.put_bytes(&mb)?;

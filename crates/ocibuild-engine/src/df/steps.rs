@@ -185,7 +185,20 @@ pub(crate) type CachedLayer = Option<(Descriptor, Digest)>;
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Record {
     layer: Option<(Descriptor, Digest)>,
+    /// How the layer was compressed ([`ocibuild_oci::assemble::compression_key`]): a build
+    /// stage's layers are written fast (zstd -1) and converted only when an image takes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    compressed_as: Option<String>,
 }
+
+/// How the layers of steps in a stage no image takes (a build stage's) are compressed: zstd at
+/// level 1, several times faster than gzip -6 at about its ratio. They only live in the store
+/// and in `--cache-to` caches; a stage that ends up in an image (another `--target`) has them
+/// converted to the build's compression when the image is written
+/// ([`ocibuild_oci::assemble::layer_compressed_as`]), giving the bytes a build writing them so
+/// gives.
+pub(crate) const BUILD_STAGE_COMPRESSION: (ocibuild_oci::Compression, Option<u32>) =
+    (ocibuild_oci::Compression::Zstd, Some(1));
 
 /// A `COPY --from=STAGE` step's second key: the stage by its chain key (what its steps' keys
 /// say it holds) instead of by the content of the paths copied, which needs the stage's root
@@ -827,8 +840,12 @@ impl Exec<'_> {
                             }
                         })?;
                     }
+                    let compressed_as = layer
+                        .as_ref()
+                        .and_then(|(d, diff_id)| self.o.store.layer_key_of(diff_id, &d.digest));
                     let bytes = serde_json::to_vec(&Record {
                         layer: layer.clone(),
+                        compressed_as,
                     })
                     .map_err(|e| EngineError::Invalid {
                         what: "step record".into(),
@@ -1214,6 +1231,22 @@ impl Exec<'_> {
 
     /// Turn a finished step's change dir into a layer, keep both in the cache, and take them
     /// into the stage.
+    /// How stage `i`'s step layers are compressed: as the build asks when the target's image
+    /// takes them (the target stage and the stages it is `FROM`), else
+    /// [`BUILD_STAGE_COMPRESSION`].
+    pub(crate) fn step_compression(&self, i: usize) -> (ocibuild_oci::Compression, Option<u32>) {
+        let mut t = self.plan.target;
+        loop {
+            if t == i {
+                return (self.o.compression, self.o.level);
+            }
+            match self.plan.stages.get(t).map(|s| &s.base) {
+                Some(ocibuild_dockerfile::plan::BaseRef::Stage(j)) if *j < t => t = *j,
+                _ => return BUILD_STAGE_COMPRESSION,
+            }
+        }
+    }
+
     pub(crate) fn commit_step(
         &self,
         st: &mut StageRun,
@@ -1221,13 +1254,15 @@ impl Exec<'_> {
         upper: PathBuf,
         created_by: &str,
     ) -> Result<()> {
+        let mut compressed_as = None;
         let layer = if fsops::is_empty_dir(&upper) {
             None
         } else {
             let entries = fsops::upper_entries(&upper)?;
+            let (compression, level) = self.step_compression(st.i);
             let mut b = LayerBuilder::new(LayerOptions {
-                compression: self.o.compression,
-                level: self.o.level,
+                compression,
+                level,
                 source_date_epoch: self.o.source_date_epoch,
                 owner: None,
                 normalize_modes: false,
@@ -1238,6 +1273,9 @@ impl Exec<'_> {
             let w = self.o.store.writer()?;
             let (w, info) = b.write(w)?;
             let digest = w.commit()?;
+            let key = ocibuild_oci::assemble::compression_key(compression, level);
+            self.o.store.record_layer(&info.diff_id, &key, &digest)?;
+            compressed_as = Some(key);
             (self.ev)(Event::Layer {
                 name: format!("{}/{}", st.name, st.step_no),
                 digest: digest.to_string(),
@@ -1263,6 +1301,7 @@ impl Exec<'_> {
         fs::rename(&upper, &dest).map_err(EngineError::io("keeping a step's changes", &dest))?;
         let rec = serde_json::to_vec(&Record {
             layer: layer.clone(),
+            compressed_as,
         })
         .map_err(|e| EngineError::Invalid {
             what: "step record".into(),
@@ -2096,6 +2135,13 @@ fn adopt_remote(
         ) {
             let _ = ocibuild_sandbox::mounts::remove_tree(&tmp);
             return Err(e.into());
+        }
+        // How it was compressed, when the record says so and its media type agrees: an image
+        // taking the layer then takes it as it is instead of converting it.
+        if let Some(k) = &rec.compressed_as
+            && ocibuild_oci::assemble::compression_of_key(k) == Some(c)
+        {
+            store.record_layer(diff_id, k, &d.digest)?;
         }
     }
     let dest = cache_dir.join(key);
