@@ -996,6 +996,11 @@ fn target_builds_only_the_stages_it_needs_and_reproduces() {
             a.extend(["--target".into(), "app".into()]);
         }
         let cached = build(&root, &df, &dir, &a, &layout, "conv-cached");
+        assert!(
+            cached.stderr.contains(") converted to "),
+            "{extra:?}: no layer was converted (the note) from the cached steps:\n{}",
+            cached.stderr
+        );
         a.push("--no-cache".into());
         let fresh = build(&root, &df, &dir, &a, &layout, "conv-fresh");
         assert_eq!(

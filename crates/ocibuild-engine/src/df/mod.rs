@@ -1442,17 +1442,34 @@ impl Exec<'_> {
                 chain.origins.get(i),
                 Some(ocibuild_record::LayerOrigin::Step { .. })
             );
-            layers.push(if from_step {
-                ocibuild_oci::assemble::layer_compressed_as(
-                    &self.o.store,
-                    d,
-                    diff_id,
-                    self.o.compression,
-                    self.o.level,
-                )?
-            } else {
-                d.clone()
-            });
+            if !from_step {
+                layers.push(d.clone());
+                continue;
+            }
+            let key = ocibuild_oci::assemble::compression_key(self.o.compression, self.o.level);
+            let t0 = std::time::Instant::now();
+            let converting = self.o.store.lookup_layer(diff_id, &key).is_none();
+            let l = ocibuild_oci::assemble::layer_compressed_as(
+                &self.o.store,
+                d,
+                diff_id,
+                self.o.compression,
+                self.o.level,
+            )?;
+            if converting {
+                let was = self
+                    .o
+                    .store
+                    .layer_key_of(diff_id, &d.digest)
+                    .unwrap_or_else(|| d.media_type.clone());
+                (self.ev)(Event::Note(format!(
+                    "layer {} (stored as {was}, by a build stage or an earlier --compression) converted to {key}: {} in {:.1} s",
+                    d.digest,
+                    l.digest,
+                    t0.elapsed().as_secs_f64()
+                )));
+            }
+            layers.push(l);
         }
         let manifest = new_manifest(cfg_desc, layers, BTreeMap::new());
         let mb = to_json_bytes(&manifest, "manifest")?;
