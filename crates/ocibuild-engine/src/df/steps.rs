@@ -1229,8 +1229,6 @@ impl Exec<'_> {
         Ok(t.keep())
     }
 
-    /// Turn a finished step's change dir into a layer, keep both in the cache, and take them
-    /// into the stage.
     /// How stage `i`'s step layers are compressed: as the build asks when the target's image
     /// takes them (the target stage and the stages it is `FROM`), else
     /// [`BUILD_STAGE_COMPRESSION`].
@@ -1247,6 +1245,8 @@ impl Exec<'_> {
         }
     }
 
+    /// Turn a finished step's change dir into a layer (compressed as
+    /// [`Exec::step_compression`] says), keep both in the cache, and take them into the stage.
     pub(crate) fn commit_step(
         &self,
         st: &mut StageRun,
