@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use ocibuild_builders::{BuildersError, Distro, Options, glob_filter};
+use ocibuild_builders::{BuildersError, Distro, Options, Plan, glob_filter};
 
 const LOCK_EMPTY: &str = r#"{"name":"x","version":"1.0.0","lockfileVersion":3,"requires":true,"packages":{"":{"name":"x","version":"1.0.0"}}}"#;
 
@@ -1294,6 +1294,16 @@ fn packages_for_another_libc_stay_out_of_the_image() {
     assert!(f.matches("server.js", false));
 }
 
+/// The plan brings no compiler into the build root, and its reasons say why (`why`).
+fn assert_no_compiler_because(p: &Plan, why: &str) {
+    assert!(
+        p.toolchain.packages.is_empty(),
+        "{:?}",
+        p.toolchain.packages
+    );
+    assert!(reasons_contain(p, why), "{:?}", p.reasons);
+}
+
 /// sharp ≥ 0.33 and esbuild have install scripts that only check the prebuilt binary an
 /// optional dependency brings: with that binary in the lockfile for the platform, the build root
 /// gets no compiler; for a platform the lockfile has no binary for (or a nested install script
@@ -1310,18 +1320,9 @@ fn an_install_script_with_its_prebuilt_binary_in_the_lockfile_needs_no_compiler(
     }}"#;
     let d = npm_app(r#""sharp":"0.34.4""#, lock);
     let p = plan_ok(d.path(), &opts());
-    assert!(
-        p.toolchain.packages.is_empty(),
-        "{:?}",
-        p.toolchain.packages
-    );
-    assert!(
-        reasons_contain(
-            &p,
-            "1 package with install scripts that find their prebuilt binary for linux/amd64 in the lockfile (sharp)"
-        ),
-        "{:?}",
-        p.reasons
+    assert_no_compiler_because(
+        &p,
+        "1 package with install scripts that find their prebuilt binary for linux/amd64 in the lockfile (sharp)",
     );
     // still one node_modules per architecture
     assert!(
@@ -1367,18 +1368,9 @@ fn an_install_script_with_its_prebuilt_binary_in_the_lockfile_needs_no_compiler(
     }}"#;
     let d = npm_app(r#""@nestjs/core":"10.4.22""#, lock);
     let p = plan_ok(d.path(), &opts());
-    assert!(
-        p.toolchain.packages.is_empty(),
-        "{:?}",
-        p.toolchain.packages
-    );
-    assert!(
-        reasons_contain(
-            &p,
-            "2 packages whose install scripts compile nothing (@nestjs/core, core-js)"
-        ),
-        "{:?}",
-        p.reasons
+    assert_no_compiler_because(
+        &p,
+        "2 packages whose install scripts compile nothing (@nestjs/core, core-js)",
     );
 }
 

@@ -134,19 +134,20 @@ pub fn compression_of_key(key: &str) -> Option<Compression> {
 /// store: the layer itself when it was written so (recorded with [`ContentStore::record_layer`]
 /// under [`compression_key`]), one converted earlier, else it is converted now — decompressed
 /// and compressed again ([`crate::layer::recompress`]), giving the bytes a build writing it so
-/// in the first place gives — checked against `diff_id`, stored and recorded.
+/// in the first place gives — checked against `diff_id`, stored and recorded. The flag says it
+/// was converted now.
 pub fn layer_compressed_as(
     store: &ContentStore,
     layer: &Descriptor,
     diff_id: &Digest,
     to: Compression,
     level: Option<u32>,
-) -> Result<Descriptor> {
+) -> Result<(Descriptor, bool)> {
     let key = compression_key(to, level);
     if let Some(d) = store.lookup_layer(diff_id, &key)
         && let Some(size) = store.size(&d)
     {
-        return Ok(Descriptor::new(to.oci_layer_media_type(), d, size));
+        return Ok((Descriptor::new(to.oci_layer_media_type(), d, size), false));
     }
     let from = media::layer_compression(&layer.media_type).ok_or_else(|| {
         OciError::invalid(
@@ -167,7 +168,7 @@ pub fn layer_compressed_as(
     }
     let d = w.commit()?;
     store.record_layer(diff_id, &key, &d)?;
-    Ok(Descriptor::new(info.media_type, d, info.size))
+    Ok((Descriptor::new(info.media_type, d, info.size), true))
 }
 
 /// How long before the assemble started its files' last change must be for a source key to be

@@ -732,11 +732,7 @@ impl LayerBuilder {
     ) -> Result<(W, LayerInfo)> {
         let compression = self.opts.compression;
         let level = resolve_level(compression, self.opts.level)?;
-        let threads = self.threads.unwrap_or_else(|| {
-            thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        });
+        let threads = self.threads.unwrap_or_else(default_threads);
         let plan = self.plan()?;
         run_pipeline(Source::Plan(plan), tap, out, compression, level, threads)
     }
@@ -1683,17 +1679,21 @@ pub fn recompress<W: Write>(
     out: W,
 ) -> Result<(W, LayerInfo)> {
     let level = resolve_level(to, level)?;
-    let threads = thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
     run_pipeline(
         Source::Blob(Box::new(blob), from),
         None,
         out,
         to,
         level,
-        threads,
+        default_threads(),
     )
+}
+
+/// Compression threads when none are set: the available parallelism.
+fn default_threads() -> usize {
+    thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// Producer thread → channel of chunks → `consume` on the calling thread.

@@ -1446,17 +1446,16 @@ impl Exec<'_> {
                 layers.push(d.clone());
                 continue;
             }
-            let key = ocibuild_oci::assemble::compression_key(self.o.compression, self.o.level);
             let t0 = std::time::Instant::now();
-            let converting = self.o.store.lookup_layer(diff_id, &key).is_none();
-            let l = ocibuild_oci::assemble::layer_compressed_as(
+            let (l, converted) = ocibuild_oci::assemble::layer_compressed_as(
                 &self.o.store,
                 d,
                 diff_id,
                 self.o.compression,
                 self.o.level,
             )?;
-            if converting {
+            if converted {
+                let key = ocibuild_oci::assemble::compression_key(self.o.compression, self.o.level);
                 let was = self
                     .o
                     .store
