@@ -116,6 +116,37 @@ fn native_bases_build_a_multi_stage_dockerfile_that_runs() {
     assert!(err.contains("0 steps ran"), "{err}");
 }
 
+/// An image on a toolchain profile (a debug image on `ocibuild:build-base`, whose layers the
+/// store keeps as zstd for build roots) has the layers the build asks for (gzip by default):
+/// umoci, which reads no zstd, unpacks it; a file copied into `/bin` of this merged-/usr base
+/// lands in `/usr/bin`, `/bin` stays the link.
+#[test]
+fn an_image_on_a_toolchain_profile_has_the_compression_asked_for() {
+    let ctx = TestContext::new();
+    let dir = ctx.tmp_dir("ctx");
+    fs::write(dir.join("healthcheck"), "#!/bin/sh\necho healthy\n").unwrap();
+    fs::write(
+        dir.join("Dockerfile"),
+        "FROM ocibuild:build-base\nCOPY --chmod=755 healthcheck /bin/healthcheck\n",
+    )
+    .unwrap();
+    let layout = ctx.path("layout");
+    build(&[dir.to_str().unwrap()], &layout, "debug");
+    let m = ocibuild_testkit::skopeo_inspect(&format!("oci:{}:debug", layout.display()));
+    for l in m["layers"].as_array().unwrap() {
+        assert_eq!(
+            l["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip",
+            "{m}"
+        );
+    }
+    let rootfs = umoci_unpack(&layout, "debug", &ctx.path("bundle"));
+    assert!(rootfs.join("usr/bin/healthcheck").is_file());
+    assert_eq!(
+        fs::read_link(rootfs.join("bin")).unwrap(),
+        Path::new("usr/bin")
+    );
+}
+
 #[test]
 fn an_unknown_profile_is_named_with_the_nearest_and_the_list_before_anything_runs() {
     let ctx = TestContext::new();

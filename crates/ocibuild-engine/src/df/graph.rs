@@ -62,7 +62,7 @@ pub(crate) fn digest(v: &Value) -> String {
 pub(crate) fn key(exec: &Exec<'_>, text: &str) -> Result<Option<String>> {
     let o = exec.o;
     let mut parts: Vec<Value> = vec![
-        json!("ocibuild-graph-v4"),
+        json!("ocibuild-graph-v5"),
         json!(env!("CARGO_PKG_VERSION")),
         json!(text),
         json!(o.target),

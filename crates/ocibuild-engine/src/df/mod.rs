@@ -1435,14 +1435,26 @@ impl Exec<'_> {
         let cd = self.o.store.put_bytes(&cfg)?;
         let cfg_desc = Descriptor::new(media::OCI_CONFIG, cd, cfg.len() as u64);
         // The steps' layers as the build asks them compressed: a cached step's layer may have
-        // been written for another build (a build stage's, fast; another --compression).
+        // been written for another build (a build stage's, fast; another --compression). So
+        // are a native base's (`FROM ocibuild:PROFILE`) when they are another compression: a
+        // toolchain profile's are stored zstd, and an image on it (a debug image on
+        // `ocibuild:build-base`) would ship zstd layers the build did not ask for. Other
+        // bases' layers are kept as they are (BuildKit's default).
+        let native_base = chain
+            .base_ref
+            .as_ref()
+            .is_some_and(|(_, r)| r.starts_with("ocibuild:"));
         let mut layers = Vec::with_capacity(chain.layers.len());
         for (i, (d, diff_id)) in chain.layers.iter().enumerate() {
-            let from_step = matches!(
-                chain.origins.get(i),
-                Some(ocibuild_record::LayerOrigin::Step { .. })
-            );
-            if !from_step {
+            let convert = match chain.origins.get(i) {
+                Some(ocibuild_record::LayerOrigin::Step { .. }) => true,
+                Some(ocibuild_record::LayerOrigin::Base { .. }) => {
+                    native_base
+                        && media::layer_compression(&d.media_type) != Some(self.o.compression)
+                }
+                _ => false,
+            };
+            if !convert {
                 layers.push(d.clone());
                 continue;
             }
@@ -1462,7 +1474,7 @@ impl Exec<'_> {
                     .layer_key_of(diff_id, &d.digest)
                     .unwrap_or_else(|| d.media_type.clone());
                 (self.ev)(Event::Note(format!(
-                    "layer {} (stored as {was}, by a build stage or an earlier --compression) converted to {key}: {} in {:.1} s",
+                    "layer {} (stored as {was}: a build stage's, a toolchain base's or an earlier --compression) converted to {key}: {} in {:.1} s",
                     d.digest,
                     l.digest,
                     t0.elapsed().as_secs_f64()
