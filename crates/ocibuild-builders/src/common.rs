@@ -638,16 +638,21 @@ pub(crate) fn finish<R, X>(
     }
 
     let cache_mounts = spec.cache_mounts(inp)?;
-    let mut env = spec.build_env(inp)?;
-    for c in &cache_mounts {
-        for (k, v) in &c.env {
+    // every step's environment: the builder's (rendered with the step's own vars), the cache
+    // mounts', then ocibuild.toml's [build] env
+    let base_env = |inp: &Inputs| -> Result<Vec<(String, String)>> {
+        let mut env = spec.build_env(inp)?;
+        for c in &cache_mounts {
+            for (k, v) in &c.env {
+                set_env(&mut env, k, v.clone());
+            }
+        }
+        for (k, v) in &config.build_env {
             set_env(&mut env, k, v.clone());
         }
-    }
-    for (k, v) in &config.build_env {
-        set_env(&mut env, k, v.clone());
-    }
-    let steps = spec.steps(inp, &env)?;
+        Ok(env)
+    };
+    let steps = spec.steps(inp, &base_env)?;
     let layers = spec.layers(inp)?;
     let mut toolchain = toolchain;
     if opts.toolchain_host {

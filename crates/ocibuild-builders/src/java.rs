@@ -55,6 +55,8 @@ pub(crate) struct Rules {
     pub cds_min_jdk: u32,
     /// What the `cds` fact adds to `MAVEN_OPTS` (`{{jvm_cds}}`).
     pub cds_opts: String,
+    /// The same, reading the archive but never writing it (`{{jvm_cds_deps}}`).
+    pub cds_use_opts: String,
 }
 
 pub(crate) type JavaSpec = Spec<Release, Rules>;
@@ -972,12 +974,18 @@ pub(crate) fn plan(mut ctx: Ctx<'_>) -> Result<Plan> {
         .var("dependency_plugin", debian_maven.dependency_plugin.clone());
     let java_home = spec.render_str(&rules.java_home, &inp)?;
     let cds = jdk.jdk >= rules.cds_min_jdk;
-    let jvm_cds = if cds {
-        spec.render_str(&rules.cds_opts, &inp)?
-    } else {
-        String::new()
-    };
-    inp.fact("cds", cds).var("jvm_cds", jvm_cds);
+    for (var, template) in [
+        ("jvm_cds", &rules.cds_opts),
+        ("jvm_cds_deps", &rules.cds_use_opts),
+    ] {
+        let opts = if cds {
+            spec.render_str(template, &inp)?
+        } else {
+            String::new()
+        };
+        inp.var(var, opts);
+    }
+    inp.fact("cds", cds);
     let mut path_prepend = vec![format!("{java_home}/bin")];
     inp.var("java_home", java_home)
         .var("release", release.to_string())

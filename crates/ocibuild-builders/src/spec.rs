@@ -153,6 +153,11 @@ pub(crate) struct StepSpec {
     pub inputs: Option<Vec<String>>,
     #[serde(default)]
     pub inputs_when: Cond,
+    /// Template variables of this step only, rendered with the builder's: they replace
+    /// variables the builder defines, in the step's argv and env and in the build environment
+    /// it gets (`vars = { jvm_cds = "{{jvm_cds_deps}}" }`).
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
 }
 
 fn no() -> Cond {
@@ -183,6 +188,9 @@ pub(crate) struct ImageSpec {
     #[serde(default)]
     pub env: Vec<String>,
 }
+
+/// The build environment a step gets, from the inputs it is rendered with.
+pub(crate) type BaseEnv<'a> = dyn Fn(&Inputs) -> Result<Vec<(String, String)>> + 'a;
 
 /// A template variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -352,14 +360,32 @@ impl<R, X> Spec<R, X> {
         Ok(out)
     }
 
-    /// Steps whose conditions hold, each with `base_env` + its own env.
-    pub fn steps(&self, inp: &Inputs, base_env: &[(String, String)]) -> Result<Vec<Step>> {
+    /// Steps whose conditions hold, each with the environment `base_env` gives for its inputs
+    /// (the builder's, with the step's own `vars`) + its own env.
+    pub fn steps(&self, inp: &Inputs, base_env: &BaseEnv<'_>) -> Result<Vec<Step>> {
         let mut out = Vec::new();
         for s in &self.steps {
             if !self.holds(&s.when, inp)? {
                 continue;
             }
-            let mut env = base_env.to_vec();
+            let own;
+            let inp = if s.vars.is_empty() {
+                inp
+            } else {
+                let mut i = inp.clone();
+                for (k, v) in &s.vars {
+                    let Some((&name, _)) = inp.vars.get_key_value(k.as_str()) else {
+                        return Err(self.err(format!(
+                            "step {} sets variable {k:?}, which the builder does not define",
+                            s.name
+                        )));
+                    };
+                    i.vars.insert(name, Var::Str(self.render_str(v, inp)?));
+                }
+                own = i;
+                &own
+            };
+            let mut env = base_env(inp)?;
             for (k, v) in &s.env {
                 set_env(&mut env, k, self.render_str(v, inp)?);
             }
@@ -476,7 +502,7 @@ when = "off"
             .list("args", vec!["-a".into(), "-b".into()]);
         let env = s.build_env(&inp).unwrap();
         assert_eq!(env, vec![("A".to_string(), "bin".to_string())]);
-        let steps = s.steps(&inp, &env).unwrap();
+        let steps = s.steps(&inp, &|i| s.build_env(i)).unwrap();
         assert_eq!(steps.len(), 2);
         assert_eq!(steps[0].argv, ["tool", "-a", "-b", "-o", "/out/bin"]);
         assert!(steps[0].network);
@@ -485,15 +511,52 @@ when = "off"
     }
 
     #[test]
+    fn a_steps_vars_replace_the_builders_for_that_step_and_its_environment() {
+        let s = spec(
+            r#"
+env = [{ name = "OPTS", value = "-x{{file}}" }]
+[[steps]]
+name = "deps"
+argv = ["t", "{{file}}"]
+cwd = "/src"
+vars = { file = "{{deps_file}}" }
+[[steps]]
+name = "build"
+argv = ["t", "{{file}}"]
+cwd = "/src"
+"#,
+        );
+        let mut inp = Inputs::default();
+        inp.var("file", "a").var("deps_file", "b");
+        let steps = s.steps(&inp, &|i| s.build_env(i)).unwrap();
+        assert_eq!(steps[0].argv, ["t", "b"]);
+        assert_eq!(steps[0].env, [("OPTS".to_string(), "-xb".to_string())]);
+        assert_eq!(steps[1].argv, ["t", "a"]);
+        assert_eq!(steps[1].env, [("OPTS".to_string(), "-xa".to_string())]);
+        // only the builder's variables can be replaced
+        let s =
+            spec("[[steps]]\nname = \"a\"\nargv = [\"x\"]\ncwd = \"/\"\nvars = { nope = \"1\" }\n");
+        let err = s.steps(&inp, &|_| Ok(Vec::new())).unwrap_err();
+        assert!(
+            err.to_string().contains("step a sets variable \"nope\""),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn unknown_names_are_errors() {
         let s = spec("[[steps]]\nname = \"a\"\nargv = [\"{{nope}}\"]\ncwd = \"/\"\n");
-        let err = s.steps(&Inputs::default(), &[]).unwrap_err();
+        let err = s
+            .steps(&Inputs::default(), &|_| Ok(Vec::new()))
+            .unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
         let s = spec("[[steps]]\nname = \"a\"\nargv = [\"x\"]\ncwd = \"/\"\nwhen = \"typo\"\n");
-        let err = s.steps(&Inputs::default(), &[]).unwrap_err();
+        let err = s
+            .steps(&Inputs::default(), &|_| Ok(Vec::new()))
+            .unwrap_err();
         assert!(err.to_string().contains("typo"), "{err}");
         let s = spec("[[steps]]\nname = \"a\"\nargv = [\"{{x\"]\ncwd = \"/\"\n");
-        assert!(s.steps(&Inputs::default(), &[]).is_err());
+        assert!(s.steps(&Inputs::default(), &|_| Ok(Vec::new())).is_err());
     }
 
     #[test]

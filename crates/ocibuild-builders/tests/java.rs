@@ -11,6 +11,10 @@ const OPTS: &str = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:-UsePerfData";
 const CDS21: &str = " -XX:+AutoCreateSharedArchive \
     -XX:SharedArchiveFile=/root/.cache/ocibuild-jvm/maven-jdk21.jsa -XX:+VerifySharedSpaces \
     -Xlog:cds=off";
+/// The dependency step reads the archive but never writes it (its JVM loads other classes than
+/// the compiler's, and writing costs seconds).
+const CDS21_DEPS: &str = " -XX:SharedArchiveFile=/root/.cache/ocibuild-jvm/maven-jdk21.jsa \
+    -XX:+VerifySharedSpaces -Xlog:cds=off";
 
 fn pom(props: &str, rest: &str) -> String {
     format!(
@@ -22,16 +26,26 @@ fn pom(props: &str, rest: &str) -> String {
 const APP: &str =
     "package com.example;\npublic class App { public static void main(String[] a) {} }\n";
 
-/// The argv of the remote (default) Maven step.
-const REMOTE_ARGV: &[&str] = &[
+/// The argv of the remote (default) Maven compile step of a single-module project.
+const REMOTE_ARGV: &[&str] = &["mvn", "-B", "-q", "process-classes"];
+
+/// The argv of the remote (default) Maven dependency step.
+const REMOTE_DEPS_ARGV: &[&str] = &[
     "mvn",
     "-B",
     "-q",
-    "package",
-    "-DskipTests",
     "dependency:copy-dependencies",
     "-DoutputDirectory=/out/libs",
     "-DincludeScope=runtime",
+];
+
+/// What a single-module project's dependency step reads: the pom and Maven's own config files
+/// (the app's settings too, when Maven resolves remotely).
+const DEPS_INPUTS: &[&str] = &[
+    "pom.xml",
+    ".mvn/maven.config",
+    ".mvn/jvm.config",
+    ".mvn/extensions.xml",
 ];
 
 /// The Debian packages of the plugins an air-gapped Maven build adds to the root.
@@ -69,8 +83,30 @@ fn java_maven_plan() {
             .contains(&"/usr/share/maven/bin".to_string())
     );
     assert_eq!(p.runtime.profile, "java");
-    assert_eq!(step_names(&p), ["mvn-package"]);
-    let s = step(&p, "mvn-package");
+    // the dependency jars from the pom alone (a source edit reuses the step), then the
+    // classes: the lifecycle up to process-classes, no test compilation, no jar
+    assert_eq!(step_names(&p), ["mvn-dependencies", "mvn-compile"]);
+    let dep = step(&p, "mvn-dependencies");
+    assert_eq!(
+        dep.argv,
+        strs(&[
+            "mvn",
+            "-B",
+            "-q",
+            "--offline",
+            "-Dmaven.repo.local=/usr/share/maven-repo",
+            "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies",
+            "-DoutputDirectory=/out/libs",
+            "-DincludeScope=runtime"
+        ])
+    );
+    assert_eq!(dep.inputs.as_deref(), Some(&strs(DEPS_INPUTS)[..]));
+    assert!(!dep.network, "nothing to download");
+    assert_eq!(
+        env_of(dep, "MAVEN_OPTS"),
+        Some(&*format!("{OPTS}{CDS21_DEPS}"))
+    );
+    let s = step(&p, "mvn-compile");
     assert_eq!(
         s.argv,
         strs(&[
@@ -79,13 +115,10 @@ fn java_maven_plan() {
             "-q",
             "--offline",
             "-Dmaven.repo.local=/usr/share/maven-repo",
-            "package",
-            "-DskipTests",
-            "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies",
-            "-DoutputDirectory=/out/libs",
-            "-DincludeScope=runtime"
+            "process-classes",
         ])
     );
+    assert_eq!(s.inputs, None, "the whole source");
     assert!(!s.network, "nothing to download");
     assert!(
         env_of(s, "JAVA_HOME")
@@ -146,12 +179,14 @@ fn java_maven_plan() {
     assert_eq!(p.toolchain.version, "JDK 17");
     assert_eq!(p.runtime.profile, "java");
     assert_eq!(
-        step(&p, "mvn-package").argv[7],
+        step(&p, "mvn-dependencies").argv[5],
         "org.apache.maven.plugins:maven-dependency-plugin:3.5.0:copy-dependencies"
     );
     assert_eq!(p.toolchain.packages, want);
     // JDK 17's java has no -XX:+AutoCreateSharedArchive: no archive, no `jvm` mount
-    assert_eq!(env_of(step(&p, "mvn-package"), "MAVEN_OPTS"), Some(OPTS));
+    for name in ["mvn-dependencies", "mvn-compile"] {
+        assert_eq!(env_of(step(&p, name), "MAVEN_OPTS"), Some(OPTS));
+    }
     assert!(p.cache_mounts.is_empty(), "{:?}", p.cache_mounts);
 }
 
@@ -169,7 +204,9 @@ fn java_maven_remote_by_default() {
         ]);
         let p = plan_ok(d.path(), &opts());
         assert!(p.toolchain.packages.is_empty(), "{props}");
-        let s = step(&p, "mvn-package");
+        // no dependencies, no parent: no dependency step
+        assert_eq!(step_names(&p), ["mvn-compile"], "{props}");
+        let s = step(&p, "mvn-compile");
         assert_eq!(s.argv, strs(REMOTE_ARGV), "{props}");
         assert!(s.network);
         assert_eq!(
@@ -215,7 +252,7 @@ fn java_maven_debian_repository_packages_and_errors() {
     let mut want = strs(PLUGIN_PACKAGES);
     want.extend(strs(&["libgson-java", "libcommons-lang3-java"]));
     assert_eq!(p.toolchain.packages, want);
-    assert!(!step(&p, "mvn-package").network);
+    assert!(!step(&p, "mvn-compile").network);
 
     // a newer JDK's package comes first
     let d = with(
@@ -232,7 +269,7 @@ fn java_maven_debian_repository_packages_and_errors() {
     o.toolchain_host = true;
     let p = plan_ok(d.path(), &o);
     assert!(p.toolchain.packages.is_empty());
-    let s = step(&p, "mvn-package");
+    let s = step(&p, "mvn-compile");
     assert!(s.argv.contains(&"--offline".to_string()));
     assert_eq!(env_of(s, "JAVA_HOME"), None);
 
@@ -358,8 +395,35 @@ fn settings_dependencies_and_main_from_sources() {
         ),
     ]);
     let p = plan_ok(d.path(), &opts());
-    let s = step(&p, "mvn-package");
-    assert_eq!(&s.argv[3..5], &strs(&["-s", "/src/.mvn/settings.xml"])[..]);
+    assert_eq!(step_names(&p), ["mvn-dependencies", "mvn-compile"]);
+    let dep = step(&p, "mvn-dependencies");
+    let mut want = strs(&REMOTE_DEPS_ARGV[..3]);
+    want.extend(strs(&["-s", "/src/.mvn/settings.xml"]));
+    want.extend(strs(&REMOTE_DEPS_ARGV[3..]));
+    assert_eq!(dep.argv, want);
+    // the settings are an input of the dependency step: a mirror change resolves again
+    let mut inputs = strs(&["pom.xml", ".mvn/settings.xml", "settings.xml"]);
+    inputs.extend(strs(&DEPS_INPUTS[1..]));
+    assert_eq!(dep.inputs.as_deref(), Some(&inputs[..]));
+    assert!(dep.network);
+    assert_eq!(
+        env_of(dep, "MAVEN_OPTS"),
+        Some(&*format!(
+            "-Dmaven.repo.local=/root/.m2/repository {OPTS}{CDS21_DEPS}"
+        ))
+    );
+    let s = step(&p, "mvn-compile");
+    assert_eq!(
+        s.argv,
+        strs(&[
+            "mvn",
+            "-B",
+            "-q",
+            "-s",
+            "/src/.mvn/settings.xml",
+            "process-classes"
+        ])
+    );
     // the app's settings (a corporate mirror, say) keep Maven remote
     assert!(s.network);
     assert!(p.toolchain.packages.is_empty());
@@ -514,9 +578,11 @@ fn host_toolchain_drops_java_home() {
     o.toolchain_host = true;
     let p = plan_ok(&testdata("java-maven"), &o);
     assert_eq!(p.toolchain.profile, "host");
-    assert_eq!(env_of(step(&p, "mvn-package"), "JAVA_HOME"), None);
     // the host's java is unknown: no JVM flags, no class-data-sharing archive
-    assert_eq!(env_of(step(&p, "mvn-package"), "MAVEN_OPTS"), None);
+    for name in ["mvn-dependencies", "mvn-compile"] {
+        assert_eq!(env_of(step(&p, name), "JAVA_HOME"), None);
+        assert_eq!(env_of(step(&p, name), "MAVEN_OPTS"), None);
+    }
     assert!(p.cache_mounts.iter().all(|c| c.name != "jvm"));
 }
 
@@ -559,13 +625,9 @@ fn multi_module_builds_the_module_with_a_main_class() {
         "{argv}"
     );
     assert!(!s.network);
-    assert!(
-        p.toolchain
-            .packages
-            .contains(&"libcommons-lang3-java".to_string()),
-        "{:?}",
-        p.toolchain.packages
-    );
+    let mut want = strs(PLUGIN_PACKAGES);
+    want.push("libcommons-lang3-java".into());
+    assert_eq!(p.toolchain.packages, want);
     assert_eq!(
         layer_names(&p),
         ["dependency-jars", "snapshot-jars", "resources", "classes"]

@@ -619,18 +619,25 @@ fn cache_mounts_and_zero_config_builds_are_shared_through_azure_blob() {
     assert_eq!(gw.digest, ga.digest);
 }
 
-/// A copy of the testdata app `name` (top-level files only).
+/// A copy of the testdata app `name` (its files and directories).
 fn testdata_app(ctx: &TestContext, name: &str, dir: &str) -> PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        for e in fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                fs::create_dir(to.join(e.file_name())).unwrap();
+                copy(&e.path(), &to.join(e.file_name()));
+            } else if t.is_file() {
+                fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../testdata/apps")
         .join(name);
     let d = ctx.tmp_dir(dir);
-    for e in fs::read_dir(&src).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            fs::copy(e.path(), d.join(e.file_name())).unwrap();
-        }
-    }
+    copy(&src, &d);
     d
 }
 
@@ -642,7 +649,8 @@ fn testdata_app(ctx: &TestContext, name: &str, dir: &str) -> PathBuf {
 fn a_cold_runner_reuses_the_dependency_step_after_a_source_edit() {
     let ctx = TestContext::new();
     let shared = ctx.tmp_dir("deps-shared");
-    // Node: npm ci --omit=dev from package-lock.json; Python: pip install -r requirements.txt
+    // Node: npm ci --omit=dev from package-lock.json; Python: pip install -r requirements.txt;
+    // Java: copy-dependencies from pom.xml (then process-classes over the whole source)
     let py = ctx.tmp_dir("py-src");
     fs::write(py.join("requirements.txt"), "six==1.16.0\n").unwrap();
     fs::write(
@@ -650,14 +658,26 @@ fn a_cold_runner_reuses_the_dependency_step_after_a_source_edit() {
         "import six\nprint('hello from python', six.__version__)\n",
     )
     .unwrap();
-    for (lang, app, edit, deps_step) in [
+    // (language, app, file edited, what the dependency step's label holds, its record's id
+    // when the name does not tell it)
+    for (lang, app, edit, deps_step, deps_id) in [
         (
             "node",
             "node-deps",
             "index.js",
             "RUN --mount=type=cache,id=npm",
+            None,
         ),
-        ("python", "", "main.py", "python3 -m pip"),
+        ("python", "", "main.py", "python3 -m pip", None),
+        // the step's label is cut before its argv: the dependency step is the stage's 4th
+        // (COPY pom.xml, mkdir, WORKDIR, then it)
+        (
+            "java",
+            "java-maven",
+            "src/main/java/com/example/App.java",
+            "[build 4/6] RUN",
+            Some("build/5"),
+        ),
     ] {
         let copy = |dir: &str| -> PathBuf {
             if app.is_empty() {
@@ -692,18 +712,14 @@ fn a_cold_runner_reuses_the_dependency_step_after_a_source_edit() {
         );
         let cold_app = copy(&format!("{lang}-cold"));
         let text = fs::read_to_string(cold_app.join(edit)).unwrap();
-        fs::write(
-            cold_app.join(edit),
-            format!("{text}\n// edited on the cold runner\n").replace(
-                "// edited",
-                if lang == "python" {
-                    "# edited"
-                } else {
-                    "// edited"
-                },
-            ),
-        )
-        .unwrap();
+        let edited = match lang {
+            "python" => format!("{text}\n# edited on the cold runner\n"),
+            // a comment leaves javac's classes as they were: change what the app prints
+            "java" => text.replace("\"java \"", "\"edited, java \""),
+            _ => format!("{text}\n// edited on the cold runner\n"),
+        };
+        assert_ne!(edited, text, "{lang}: the edit changes the file");
+        fs::write(cold_app.join(edit), edited).unwrap();
         let meta = ctx.path(format!("{lang}-cold.json"));
         let cold = zc_build(
             &ctx.tmp_dir(format!("{lang}-root-cold")),
@@ -733,9 +749,16 @@ fn a_cold_runner_reuses_the_dependency_step_after_a_source_edit() {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|s| s["name"].as_str().unwrap_or("").contains(deps_step))
+            .filter(|s| match deps_id {
+                Some(id) => s["id"] == id,
+                None => s["name"].as_str().unwrap_or("").contains(deps_step),
+            })
             .collect();
         assert_eq!(deps.len(), 1, "{lang}: {m:#}");
+        assert!(
+            deps[0]["name"].as_str().unwrap_or("").starts_with("RUN "),
+            "{lang}: {m:#}"
+        );
         assert_eq!(deps[0]["ran"], false, "{lang}: {m:#}");
         assert!(deps[0]["cached_from"].is_string(), "{lang}: {m:#}");
         assert_eq!(m["ocibuild.frontend"]["kind"], "zero_config");

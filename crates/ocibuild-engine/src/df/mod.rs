@@ -195,6 +195,8 @@ pub(crate) struct Exec<'a> {
     pub cache_dir: PathBuf,
     /// The sandbox tier and whether overlayfs is expected to work in it.
     pub tier: OnceLock<std::result::Result<(Tier, bool), String>>,
+    /// The sandbox probe, started early in the background ([`Exec::probe_soon`]).
+    pub tier_probe: Mutex<Option<std::thread::JoinHandle<ocibuild_sandbox::probe::Report>>>,
     pub stages: Vec<OnceLock<Arc<StageOut>>>,
     /// The context's files after `.dockerignore` (relative path, is_dir), listed once.
     pub context_files: OnceLock<std::result::Result<Vec<(String, bool)>, String>>,
@@ -578,6 +580,7 @@ fn new_exec<'a>(
         work,
         cache_dir,
         tier: OnceLock::new(),
+        tier_probe: Mutex::new(None),
         stages: (0..df.stages.len()).map(|_| OnceLock::new()).collect(),
         context_files: OnceLock::new(),
         hashes: Mutex::new(HashMap::new()),
@@ -665,10 +668,30 @@ impl Exec<'_> {
         format!("{}:{line}", self.o.dockerfile.display())
     }
 
-    /// The sandbox tier, probed once, when the first RUN misses the cache.
+    /// Start probing the sandbox in the background, when a step is about to run (a toolchain
+    /// root is being assembled for one): the probe's attempts (child processes that unshare
+    /// namespaces and mount overlayfs, about 0.3 s) then overlap that work instead of delaying
+    /// the step. Once per build; [`Exec::tier`] takes the result.
+    pub(crate) fn probe_soon(&self) {
+        if self.tier.get().is_some() {
+            return;
+        }
+        if let Ok(mut g) = self.tier_probe.lock()
+            && g.is_none()
+        {
+            *g = std::thread::Builder::new()
+                .name("sandbox-probe".into())
+                .spawn(probe)
+                .ok();
+        }
+    }
+
+    /// The sandbox tier, probed once, when the first RUN misses the cache (or taken from the
+    /// probe [`Exec::probe_soon`] started).
     pub(crate) fn tier(&self) -> Result<(Tier, bool)> {
         let r = self.tier.get_or_init(|| {
-            let report = probe();
+            let started = self.tier_probe.lock().ok().and_then(|mut g| g.take());
+            let report = started.and_then(|h| h.join().ok()).unwrap_or_else(probe);
             choose_tier(&report, self.o.isolation)
                 .map_err(|e| e.to_string())
                 .and_then(|t| {
@@ -1087,6 +1110,8 @@ impl Exec<'_> {
             && !self.has_layers(img)
             && let Some(nb) = &self.o.native
         {
+            // a step runs on it: the sandbox is probed while the root is put together
+            self.probe_soon();
             let _g = self.ensure_lock.lock().map_err(poison)?;
             let r = native::parse(n.reference.trim_start_matches(native::PREFIX))?;
             let (b, locked, _) = nb.locked_for_arch(&r, &n.arch)?;
