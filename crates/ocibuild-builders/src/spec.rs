@@ -9,7 +9,10 @@
 //! by the elements of a list variable (possibly none). Steps, layers and env entries may carry
 //! `when = "fact"` / `when = ["fact", "!other"]` (all must hold); a step's `network` is `true`,
 //! `false` or such a condition. Facts are booleans the language module computed; an unknown
-//! fact is an error.
+//! fact is an error. A step's `vars = { name = "template" }` replace variables the language
+//! module defined, for that step only: its argv, its env and the build environment it gets are
+//! rendered with them (Java's dependency step reads the JVM's class-data-sharing archive but
+//! never writes it).
 
 use std::collections::BTreeMap;
 
