@@ -185,6 +185,14 @@ pub(crate) struct StageOut {
     pub stopped: bool,
 }
 
+/// Where the sandbox probe of a build is: never started, running in the background, or taken
+/// by [`Exec::tier`] (which probes in place when it was not started).
+pub(crate) enum TierProbe {
+    NotStarted,
+    Running(std::thread::JoinHandle<ocibuild_sandbox::probe::Report>),
+    Taken,
+}
+
 pub(crate) struct Exec<'a> {
     pub o: &'a Options<'a>,
     pub df: &'a Dockerfile,
@@ -196,7 +204,7 @@ pub(crate) struct Exec<'a> {
     /// The sandbox tier and whether overlayfs is expected to work in it.
     pub tier: OnceLock<std::result::Result<(Tier, bool), String>>,
     /// The sandbox probe, started early in the background ([`Exec::probe_soon`]).
-    pub tier_probe: Mutex<Option<std::thread::JoinHandle<ocibuild_sandbox::probe::Report>>>,
+    pub tier_probe: Mutex<TierProbe>,
     pub stages: Vec<OnceLock<Arc<StageOut>>>,
     /// The context's files after `.dockerignore` (relative path, is_dir), listed once.
     pub context_files: OnceLock<std::result::Result<Vec<(String, bool)>, String>>,
@@ -580,7 +588,7 @@ fn new_exec<'a>(
         work,
         cache_dir,
         tier: OnceLock::new(),
-        tier_probe: Mutex::new(None),
+        tier_probe: Mutex::new(TierProbe::NotStarted),
         stages: (0..df.stages.len()).map(|_| OnceLock::new()).collect(),
         context_files: OnceLock::new(),
         hashes: Mutex::new(HashMap::new()),
@@ -673,16 +681,17 @@ impl Exec<'_> {
     /// namespaces and mount overlayfs, about 0.3 s) then overlap that work instead of delaying
     /// the step. Once per build; [`Exec::tier`] takes the result.
     pub(crate) fn probe_soon(&self) {
-        if self.tier.get().is_some() {
-            return;
-        }
         if let Ok(mut g) = self.tier_probe.lock()
-            && g.is_none()
+            && matches!(*g, TierProbe::NotStarted)
         {
-            *g = std::thread::Builder::new()
+            *g = match std::thread::Builder::new()
                 .name("sandbox-probe".into())
                 .spawn(probe)
-                .ok();
+            {
+                Ok(h) => TierProbe::Running(h),
+                // no thread: `tier` probes in place
+                Err(_) => TierProbe::Taken,
+            };
         }
     }
 
@@ -690,7 +699,12 @@ impl Exec<'_> {
     /// probe [`Exec::probe_soon`] started).
     pub(crate) fn tier(&self) -> Result<(Tier, bool)> {
         let r = self.tier.get_or_init(|| {
-            let started = self.tier_probe.lock().ok().and_then(|mut g| g.take());
+            let started = self.tier_probe.lock().ok().and_then(|mut g| {
+                match std::mem::replace(&mut *g, TierProbe::Taken) {
+                    TierProbe::Running(h) => Some(h),
+                    _ => None,
+                }
+            });
             let report = started.and_then(|h| h.join().ok()).unwrap_or_else(probe);
             choose_tier(&report, self.o.isolation)
                 .map_err(|e| e.to_string())
