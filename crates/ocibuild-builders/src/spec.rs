@@ -367,13 +367,19 @@ impl<R, X> Spec<R, X> {
     /// (the builder's, with the step's own `vars`) + its own env.
     pub fn steps(&self, inp: &Inputs, base_env: &BaseEnv<'_>) -> Result<Vec<Step>> {
         let mut out = Vec::new();
+        // the environment of the steps without vars of their own, made once
+        let mut shared: Option<Vec<(String, String)>> = None;
         for s in &self.steps {
             if !self.holds(&s.when, inp)? {
                 continue;
             }
             let own;
-            let inp = if s.vars.is_empty() {
-                inp
+            let (inp, mut env) = if s.vars.is_empty() {
+                let env = match &shared {
+                    Some(e) => e.clone(),
+                    None => shared.insert(base_env(inp)?).clone(),
+                };
+                (inp, env)
             } else {
                 let mut i = inp.clone();
                 for (k, v) in &s.vars {
@@ -386,9 +392,8 @@ impl<R, X> Spec<R, X> {
                     i.vars.insert(name, Var::Str(self.render_str(v, inp)?));
                 }
                 own = i;
-                &own
+                (&own, base_env(&own)?)
             };
-            let mut env = base_env(inp)?;
             for (k, v) in &s.env {
                 set_env(&mut env, k, self.render_str(v, inp)?);
             }
